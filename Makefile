@@ -1,0 +1,50 @@
+# Stratum developer commands. `make setup` then `make test` on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: setup test test-slow test-corpus bench lint fmt synth layers openapi demo clean
+
+setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; else echo "npm not found: skipping the optional CDK CLI"; fi
+	@$(BIN)/stratum --version
+
+test: ## the whole suite (slow benchmark-sized runs excluded; corpus tests run when ../shared/corpus exists)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS) || exit $$?
+
+test-slow:
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+bench: ## ingest + API benchmarks (figures go to bench/results/)
+	$(BIN)/python -m stratum.bench all
+
+lint:
+	$(BIN)/ruff check src tests functions infra
+	$(BIN)/ruff format --check src tests functions infra
+
+fmt:
+	$(BIN)/ruff format src tests functions infra
+	$(BIN)/ruff check --fix src tests functions infra
+
+synth: ## offline CDK synth into infra/cdk.out
+	cd infra && ../$(BIN)/python app.py
+
+layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker)
+	$(BIN)/python layers/build.py --all
+
+openapi: ## regenerate openapi.json from the app
+	$(BIN)/python -m stratum.api.openapi > openapi.json
+
+demo:
+	$(BIN)/stratum demo
+
+clean:
+	rm -rf $(VENV) node_modules infra/cdk.out layers/build .pytest_cache
