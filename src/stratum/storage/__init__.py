@@ -1,0 +1,1 @@
+"""Storage ports (object store, metadata store) and their adapters."""

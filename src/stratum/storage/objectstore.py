@@ -1,0 +1,105 @@
+"""Object store port: where raw uploads and the Parquet lake live.
+
+Adapters: ``LocalObjectStore`` (a directory; the embedded default) and ``S3ObjectStore`` (boto3 for
+object calls; pyarrow's S3 filesystem for streamed Parquet writes; DuckDB httpfs for reads).
+Keys are relative, ``/``-separated, never start with ``/`` and never contain ``..`` segments. The lake
+layout (keys) is identical on both adapters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+
+class ObjectNotFound(KeyError):
+    """No object under that key."""
+
+
+class InvalidKey(ValueError):
+    """A key that is absolute, empty, or escapes its root."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None = None
+    version_id: str | None = None
+    last_modified: datetime | None = None
+
+
+def check_key(key: str) -> str:
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidKey(f"invalid object key {key!r}")
+    if any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
+        raise InvalidKey(f"invalid object key {key!r}")
+    return key
+
+
+class ObjectStore(ABC):
+    """Port. All methods are thread-safe."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo: ...
+
+    @abstractmethod
+    def put_file(self, key: str, path: str) -> ObjectInfo:
+        """Upload a local file (streamed; multipart on S3)."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def open_read(self, key: str) -> IO[bytes]:
+        """A streaming binary reader; the caller closes it. Raises ObjectNotFound."""
+
+    @abstractmethod
+    def open_write(self, key: str) -> IO[bytes]:
+        """A streaming binary writer. The object becomes visible, whole, only when the writer is
+        closed without error (local: temp file + rename; S3: multipart completion). If the writer
+        is closed after an exception (``abort()`` is called, or the context manager exits with an
+        exception) nothing becomes visible."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (recursive), sorted by key; zero-byte ``dir/`` markers skipped."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete one object; deleting a missing key is not an error."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        n = 0
+        for info in list(self.list(prefix)):
+            self.delete(info.key)
+            n += 1
+        return n
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    # --- engines that do their own I/O -------------------------------------------------------
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where DuckDB (and people) find the object: an absolute local path or ``s3://bucket/key``."""
+
+    @abstractmethod
+    def root_uri(self, prefix: str = "") -> str:
+        """The URI of a prefix, ending with ``/`` (used for DuckDB ``allowed_directories``)."""
+
+    @abstractmethod
+    def configure_duckdb(self, con: Any) -> None:
+        """Prepare a DuckDB connection to read this store's URIs (S3: load httpfs by path, create the
+        secret with endpoint/credentials/session token). Must run before ``enable_external_access``
+        is switched off and the configuration is locked."""
+
+    @abstractmethod
+    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
+        """A presigned HTTP PUT URL for ``key``; ``None`` when the store has no such mechanism (local)."""
