@@ -1,0 +1,1 @@
+"""Analytics on the Parquet lake: statistics computed from SQL aggregates."""

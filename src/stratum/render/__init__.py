@@ -1,0 +1,1 @@
+"""Rendering of lake data to images (wafer maps) without plotting libraries."""
