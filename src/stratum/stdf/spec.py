@@ -45,10 +45,10 @@ def _f(spec: str) -> tuple[Field, ...]:
     for token in spec.split():
         name, typ = token.split(":")
         count = size = None
-        if "@" in typ:
-            typ, count = typ.split("@")
         if "#" in typ:
             typ, size = typ.split("#")
+        if "@" in typ:
+            typ, count = typ.split("@")
         out.append(Field(name, typ, count, size))
     return tuple(out)
 
