@@ -154,8 +154,14 @@ def decode_fields(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> dic
 
     Absent trailing fields are left out. Arrays whose count field is absent are absent too.
     """
+    return decode_counted(rt, body, be, offset)[0]
+
+
+def decode_counted(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> tuple[dict[str, Any], int]:
+    """``decode_fields`` plus the number of body bytes the fields used (less than the body when a
+    record carries bytes after its last field)."""
     if rt.name == "VUR":
-        return decode_vur(body, be, offset)
+        return decode_vur(body, be, offset), len(body)
     cur = _Cursor(body, be, rt.name, offset)
     out: dict[str, Any] = {}
     for f in rt.fields:
@@ -177,7 +183,7 @@ def decode_fields(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> dic
                 out[f.name] = [_scalar(cur, f.type, f.name, size) for _ in range(n)]
         else:
             out[f.name] = _scalar(cur, f.type, f.name, size)
-    return out
+    return out, cur.pos
 
 
 def decode_vur(body: bytes, be: bool, offset: int = 0) -> dict[str, Any]:

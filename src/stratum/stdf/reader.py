@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .columns import Masked, Ragged, Strings, gather_bytes
-from .decode import decode_fields, text
+from .decode import decode_counted, decode_fields, text
 from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, UnsupportedVersionError
 from .source import ByteSource
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
@@ -441,8 +441,11 @@ class _Parser:
                  "fields": json.dumps({"raw": bytes(buf[o + 4 : o + 4 + L]).hex()})}
             )
             return
-        d = decode_fields(rt, buf[o + 4 : o + 4 + L], self.be, off)
+        d, used = decode_counted(rt, buf[o + 4 : o + 4 + L], self.be, off)
         name = rt.name
+        if used < L:
+            self.warn("trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored",
+                      off)
         rows = self.low_rows
         if name == "MIR":
             if self.res.mir is None:

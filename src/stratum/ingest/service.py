@@ -1,0 +1,343 @@
+"""The ingest service: every file becomes a tracked job that publishes an immutable snapshot.
+
+One service for every entry point (CLI, local drop-folder watcher, API uploads, the S3/SQS Lambda):
+
+1. ``create_job`` registers a queued job, atomically with its idempotency claims (the stored object's
+   bucket/key/version, or the key an upload will land on);
+2. ``run_job`` moves it to running, streams the input through the reader into the job's own Parquet
+   files (invisible until complete), then publishes: the lot pointer, the job status and the content
+   claim change in one transaction. Any failure before that publishes nothing and removes what the
+   job wrote; the lot's previous snapshot keeps answering queries.
+
+Environment variables: none (everything comes from ``Settings``).
+Integrations: ``ObjectStore`` (lake), ``MetadataStore`` (via ``Catalog``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from stratum.catalog import Catalog
+from stratum.ids import new_job_id
+from stratum.lake import layout
+from stratum.lake.writer import LakeWriter, Manifest
+from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
+from stratum.settings import Settings
+from stratum.stdf.errors import StdfError
+from stratum.stdf.reader import ParseResult, ReaderOptions, parse
+from stratum.stdf.source import ByteSource
+from stratum.storage.metadata import ConditionFailed
+from stratum.storage.objectstore import ObjectNotFound, ObjectStore
+
+log = logging.getLogger("stratum.ingest")
+
+STALE_RUNNING = timedelta(minutes=20)  # longer than a Lambda can live (15 min)
+PROGRESS_EVERY_S = 2.0
+
+
+class HashingReader:
+    """Wraps the raw input: SHA-256 and byte count of everything read."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.sha.update(data)
+        self.n += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        close = getattr(self.raw, "close", None)
+        if close:
+            close()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def lot_id_from_name(file_name: str) -> str:
+    """Lot id for a file without MIR: the file name without directories and STDF/compression suffixes."""
+    name = Path(file_name).name
+    lower = name.lower()
+    for suffix in (".gz", ".bz2", ".zip"):
+        if lower.endswith(suffix):
+            name, lower = name[: -len(suffix)], lower[: -len(suffix)]
+    for suffix in (".stdf", ".std"):
+        if lower.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name or "UNKNOWN"
+
+
+@dataclass
+class InputHandle:
+    """How to open a job's input, and what is already known about it."""
+
+    open: Callable[[], IO[bytes]]
+    size: int | None = None
+    sha256: str | None = None
+
+
+class IngestService:
+    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+        self.catalog = catalog
+        self.lake = lake
+        self.settings = settings
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def default_options(self, **overrides: Any) -> JobOptions:
+        base = {"accept_truncated": self.settings.accept_truncated, "retest_policy": self.settings.retest_policy,
+                "test_key": self.settings.test_key}
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return JobOptions(**base)
+
+    def create_job(self, workspace: str, file_name: str, source: JobSource, *, size: int | None = None,
+                   options: JobOptions | None = None, claims: list[tuple[str, str]] = (),
+                   job_id: str | None = None) -> tuple[Job, bool]:
+        """A queued job; with claims, an existing job for the same claim is returned instead.
+        Returns (job, created)."""
+        layout.check_workspace(workspace)
+        job = Job(job_id=job_id or new_job_id(), workspace=workspace, file_num=self.catalog.next_file_num(workspace),
+                  file_name=file_name, source=source, size=size, options=options or self.default_options())
+        job, _, created = self.catalog.create_job(job, list(claims))
+        return job, created
+
+    def ingest_path(self, workspace: str, path: str | os.PathLike, *, options: JobOptions | None = None,
+                    progress: Callable[[Job], None] | None = None) -> Job:
+        """CLI: ingest a local file now."""
+        p = Path(path)
+        size = p.stat().st_size
+        job, _ = self.create_job(workspace, p.name, JobSource(kind="cli", path=str(p.resolve())), size=size,
+                                 options=options)
+        handle = InputHandle(open=lambda: open(p, "rb"), size=size, sha256=sha256_file(p))
+        return self.run_job(workspace, job.job_id, handle, progress=progress)
+
+    def ingest_bytes(self, workspace: str, data: bytes, file_name: str, *, source: JobSource | None = None,
+                     options: JobOptions | None = None) -> Job:
+        import io
+
+        job, _ = self.create_job(workspace, file_name, source or JobSource(kind="upload"), size=len(data),
+                                 options=options)
+        handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        return self.run_job(workspace, job.job_id, handle)
+
+    # -- running ----------------------------------------------------------------------------------
+    def run_job(self, workspace: str, job_id: str, handle: InputHandle,
+                progress: Callable[[Job], None] | None = None) -> Job:
+        job, version = self.catalog.get_job_v(workspace, job_id)
+        now = datetime.now(UTC)
+        if job.terminal:
+            return job
+        if job.status == "running" and job.started_at and now - job.started_at < STALE_RUNNING:
+            return job  # another worker has it
+        job.status = "running"
+        job.started_at = now
+        job.attempts += 1
+        job.size = handle.size if handle.size is not None else job.size
+        try:
+            version = self.catalog.save_job(job, version)
+        except ConditionFailed:
+            return self.catalog.get_job(workspace, job_id)  # someone else took it
+
+        t0 = time.perf_counter()
+        ctx = _Run(self, job, version, progress)
+        try:
+            if handle.sha256:
+                job.sha256 = handle.sha256
+                dup = self.catalog.find_claim(f"WS#{workspace}#SHA", handle.sha256)
+                if dup:
+                    return ctx.duplicate(dup)
+            return ctx.execute(handle, t0)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the job; details go to the log
+            log.exception("ingest job %s failed unexpectedly", job_id)
+            return ctx.fail(JobError(code="internal_error",
+                                     message=f"internal error while ingesting ({type(exc).__name__}); the lot's "
+                                             f"previous snapshot is unchanged; see the service log for job {job_id}"))
+
+
+class _Run:
+    """State of one job execution."""
+
+    def __init__(self, svc: IngestService, job: Job, version: int, progress: Callable[[Job], None] | None) -> None:
+        self.svc = svc
+        self.job = job
+        self.version = version
+        self.progress = progress
+        self.writer: LakeWriter | None = None
+        self.manifest: Manifest | None = None
+        self._last_progress = time.monotonic()
+
+    def _save(self) -> None:
+        self.version = self.svc.catalog.save_job(self.job, self.version)
+        if self.progress:
+            self.progress(self.job)
+
+    def _on_chunk(self, source: ByteSource, res: ParseResult) -> None:
+        self.job.bytes_read = source.compressed_read
+        self.job.records = res.records
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = now
+            self._save()
+        elif self.progress:
+            self.progress(self.job)
+
+    def execute(self, handle: InputHandle, t0: float) -> Job:
+        job, s = self.job, self.svc.settings
+        try:
+            raw = handle.open()
+        except (OSError, ObjectNotFound) as exc:
+            return self.fail(JobError(code="input_unreadable", message=f"cannot read the input file: {exc}"))
+        reader = HashingReader(raw)
+        self.writer = LakeWriter(self.svc.lake, job.workspace, job.job_id, job.file_num)
+        opts = ReaderOptions(chunk_bytes=s.chunk_bytes, accept_truncated=job.options.accept_truncated,
+                             test_key=job.options.test_key, fallback_lot_id=lot_id_from_name(job.file_name),
+                             progress=self._on_chunk)
+        try:
+            with ByteSource(reader, size=handle.size, block_size=min(s.chunk_bytes, 8 << 20)) as source:
+                res = parse(source, self.writer, opts)
+                # read to the end so the hash covers trailing bytes the reader did not need
+                while reader.read(1 << 20):
+                    pass
+            t_parse = time.perf_counter() - t0
+            job.sha256 = reader.sha.hexdigest()
+            job.size = reader.n
+            job.lot_id = res.header.lot_id if res.header else None
+            dup = self.svc.catalog.find_claim(f"WS#{job.workspace}#SHA", job.sha256)
+            if dup:
+                self.writer.abort()
+                return self.duplicate(dup)
+            self.manifest = self.writer.finish(
+                res, {"file_name": job.file_name, "sha256": job.sha256, "size": reader.n},
+                {"retest_policy": job.options.retest_policy, "test_key": job.options.test_key},
+            )
+        except StdfError as exc:
+            self.writer.abort()
+            return self.fail(JobError(**exc.to_dict()))
+        except BaseException:
+            self.writer.abort()
+            raise
+        finally:
+            reader.close()
+        t_write = time.perf_counter() - t0
+        return self.publish(res, t_parse, t_write, t0)
+
+    def publish(self, res: ParseResult, t_parse: float, t_write: float, t0: float) -> Job:
+        job, m = self.job, self.manifest
+        assert m is not None
+        job.stdf_bytes = res.bytes_decompressed
+        job.records = res.records
+        job.record_counts = res.record_counts
+        job.rows = m.rows()
+        job.parts = res.parts
+        job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
+        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings]
+        if res.truncated is not None:
+            job.warnings.insert(0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset))
+        mir = res.mir or {}
+        start = mir.get("START_T") or None
+        lot_meta = {
+            "part_type": (mir.get("PART_TYP") or "").strip() or None,
+            "program": (mir.get("JOB_NAM") or "").strip() or None,
+            "tester_type": (mir.get("TSTR_TYP") or "").strip() or None,
+            "node_name": (mir.get("NODE_NAM") or "").strip() or None,
+            "test_code": (mir.get("TEST_COD") or "").strip() or None,
+            "finish_time": (res.mrr or {}).get("FINISH_T") or None,
+        }
+        try:
+            self.svc.lake.put_bytes(layout.manifest_key(job.workspace, job.lot_id, job.job_id),
+                                    _manifest_json(m, job), content_type="application/json")
+            job.timings = {"parse_write_s": round(t_parse, 3), "finish_s": round(t_write - t_parse, 3)}
+            status = "partial" if res.partial else "succeeded"
+            t1 = time.perf_counter()
+            published, version, dup = self.svc.catalog.publish(job, self.version, start_time=start, lot_meta=lot_meta,
+                                                               status=status)
+        except BaseException:
+            self._remove_outputs()
+            raise
+        if dup:
+            self._remove_outputs()
+            return self.duplicate(dup)
+        published.timings["publish_s"] = round(time.perf_counter() - t1, 3)
+        published.timings["total_s"] = round(time.perf_counter() - t0, 3)
+        self.job, self.version = published, version
+        try:
+            self._save()
+        except ConditionFailed:
+            pass  # timings only
+        log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
+        return self.job
+
+    def _remove_outputs(self) -> None:
+        job = self.job
+        if job.lot_id is None:
+            return
+        for f in (self.manifest.tables.values() if self.manifest else ()):
+            try:
+                self.svc.lake.delete(f.key)
+            except Exception:  # noqa: BLE001 - best effort; unreferenced files are invisible anyway
+                log.warning("could not delete %s", f.key)
+        try:
+            self.svc.lake.delete(layout.manifest_key(job.workspace, job.lot_id, job.job_id))
+        except Exception:  # noqa: BLE001
+            pass
+
+    def fail(self, error: JobError) -> Job:
+        self.job.status = "failed"
+        self.job.error = error
+        self.job.finished_at = datetime.now(UTC)
+        self.job.outputs = {}
+        self._final_save()
+        log.info("job %s failed: %s", self.job.job_id, error.message)
+        return self.job
+
+    def duplicate(self, original: str) -> Job:
+        orig = self.svc.catalog.get_job(self.job.workspace, original)
+        self.job.status = "duplicate"
+        self.job.duplicate_of = original
+        self.job.lot_id = orig.lot_id
+        self.job.rows = {}
+        self.job.outputs = {}
+        self.job.finished_at = datetime.now(UTC)
+        self._final_save()
+        return self.job
+
+    def _final_save(self) -> None:
+        try:
+            self._save()
+        except ConditionFailed:
+            current, version = self.svc.catalog.get_job_v(self.job.workspace, self.job.job_id)
+            if current.terminal:
+                self.job = current
+                return
+            self.version = version
+            self._save()
+
+
+def _manifest_json(m: Manifest, job: Job) -> bytes:
+    import json
+
+    d = m.to_dict()
+    d["file_name"] = job.file_name
+    d["sha256"] = job.sha256
+    d["records"] = job.records
+    return json.dumps(d, indent=1).encode()

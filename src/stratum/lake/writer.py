@@ -1,0 +1,406 @@
+"""Streaming Parquet writer: the reader's sink for one ingest job.
+
+Each stored table of the job becomes one Parquet file (zstd, row groups of at least ``min_rows``
+rows except the last) written through ``ObjectStore.open_write``: nothing is visible until the file
+is complete, and ``abort()`` leaves nothing behind. Encoding and compression run on a background
+thread (pyarrow releases the GIL), overlapping with decoding; the queue between them is bounded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stratum import PARSER_VERSION
+from stratum.stdf.columns import Masked, Ragged, Strings
+from stratum.stdf.reader import FileHeader, ParseResult
+from stratum.storage.objectstore import ObjectStore
+
+from . import layout
+from .schema import READER_TABLES, SCHEMA_VERSION, TABLES, arrow_type
+
+MIN_ROWS = 262_144
+MAX_ROWS = 1_048_576
+DICT = pa.dictionary(pa.int32(), pa.string())
+
+
+def stored_schema(table: str) -> pa.Schema:
+    fields = []
+    for c in TABLES[table].cols:
+        t = DICT if c.name in ("lot_id", "job_id") else arrow_type(c.type)
+        fields.append(pa.field(c.name, t))
+    return pa.schema(fields)
+
+
+def _const(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string()))
+
+
+def _strings(s: Strings, t: pa.DataType) -> pa.Array:
+    n = len(s)
+    offsets = s.offsets.astype(np.int32) if s.offsets[-1] < 2**31 else None
+    if offsets is None:
+        raise ValueError("string column larger than 2 GiB in one batch")
+    validity = None
+    if s.valid is not None and not s.valid.all():
+        validity = pa.array(s.valid).buffers()[1]
+    arr = pa.BinaryArray.from_buffers(pa.binary(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(s.values)])
+    if t == pa.binary():
+        return arr
+    try:
+        return arr.cast(pa.string())
+    except pa.ArrowInvalid:  # not UTF-8: decode each value (Latin-1 fallback)
+        return pa.array(s.to_list(), pa.string())
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    """Big-endian gathers (from BE files) in native byte order: Arrow only takes native arrays."""
+    return a.astype(a.dtype.newbyteorder("=")) if a.dtype.byteorder == ">" else a
+
+
+def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
+    """One reader column (numpy, Masked, Ragged, Strings or a Python list) as an Arrow array of type t."""
+    if isinstance(col, np.ndarray):
+        col = _native(col)
+    elif isinstance(col, Masked):
+        col = Masked(_native(col.values), col.valid)
+    elif isinstance(col, Ragged) and not isinstance(col, Strings):
+        col = Ragged(col.offsets, _native(col.values), col.valid)
+    if col is None:
+        return pa.nulls(n, t)
+    if isinstance(col, Strings):
+        return _strings(col, t)
+    if isinstance(col, Ragged):
+        mask = None if col.valid is None else pa.array(~col.valid)
+        vt = t.value_type
+        return pa.ListArray.from_arrays(pa.array(col.offsets.astype(np.int32)), pa.array(col.values).cast(vt), mask=mask)
+    if isinstance(col, Masked):
+        vals = col.values
+        if t == pa.bool_():
+            vals = vals.astype(bool)
+        return pa.array(vals, mask=~col.valid).cast(t)
+    if isinstance(col, np.ndarray):
+        if t == pa.bool_() and col.dtype == np.int8:  # 1 pass, 0 fail, -1 unknown
+            return pa.array(col == 1, mask=col < 0)
+        if pa.types.is_floating(t) and col.dtype.kind == "f":
+            return pa.array(col, mask=np.isnan(col)).cast(t)
+        return pa.array(col).cast(t)
+    if isinstance(col, list):
+        if pa.types.is_timestamp(t):
+            return pa.array([None if not v else v for v in col], pa.int64()).cast(t)
+        if t == pa.string():
+            col = [v.hex() if isinstance(v, bytes) else v for v in col]
+        return pa.array(col, t)
+    raise TypeError(f"unsupported column {type(col)}")
+
+
+@dataclass
+class TableFile:
+    key: str
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Manifest:
+    workspace: str
+    lot_id: str
+    job_id: str
+    tables: dict[str, TableFile] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "workspace": self.workspace,
+            "lot_id": self.lot_id,
+            "job_id": self.job_id,
+            "tables": {k: {"files": [{"key": v.key, "rows": v.rows, "bytes": v.bytes}], "rows": v.rows}
+                       for k, v in sorted(self.tables.items())},
+        }
+
+    def rows(self) -> dict[str, int]:
+        return {k: v.rows for k, v in sorted(self.tables.items())}
+
+
+class _Out:
+    """One open Parquet file."""
+
+    def __init__(self, store: ObjectStore, key: str, schema: pa.Schema, compression: str, level: int | None):
+        self.key = key
+        self.stream = store.open_write(key)
+        self.counting = _Counting(self.stream)
+        self.writer = pq.ParquetWriter(
+            self.counting, schema, compression=compression, compression_level=level,
+            use_dictionary=True, write_statistics=True, data_page_size=1 << 20,
+        )
+        self.rows = 0
+
+
+class _Counting:
+    """File-like wrapper counting bytes written (pyarrow writes through it)."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.n = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.raw.write(data)
+        self.n += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def tell(self) -> int:
+        return self.n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LakeWriter:
+    """Reader sink writing one job's Parquet files. Call ``finish`` on success or ``abort`` on failure."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        workspace: str,
+        job_id: str,
+        file_num: int,
+        *,
+        min_rows: int = MIN_ROWS,
+        max_rows: int = MAX_ROWS,
+        compression: str = "zstd",
+        compression_level: int | None = 1,
+        background: bool = True,
+    ) -> None:
+        self.store = store
+        self.workspace = layout.check_workspace(workspace)
+        self.job_id = job_id
+        self.file_num = file_num
+        self.min_rows = min_rows
+        self.max_rows = max_rows
+        self.compression = compression
+        self.level = compression_level
+        self.header: FileHeader | None = None
+        self._buf: dict[str, list[pa.RecordBatch]] = {}
+        self._buf_rows: dict[str, int] = {}
+        self._outs: dict[str, _Out] = {}
+        self._schemas = {t: stored_schema(t) for t in TABLES}
+        self._error: BaseException | None = None
+        self._q: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._q = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._run, name="lake-writer", daemon=True)
+            self._thread.start()
+
+    @property
+    def lot_id(self) -> str:
+        assert self.header is not None
+        return self.header.lot_id
+
+    # -- sink protocol ---------------------------------------------------------------------------
+    def begin(self, header: FileHeader) -> None:
+        self.header = header
+
+    def rows(self, table: str, cols: dict[str, Any]) -> None:
+        table = READER_TABLES.get(table, table)
+        n = len(next(iter(cols.values())))
+        if n == 0:
+            return
+        self._add(table, self._batch(table, cols, n))
+
+    def _batch(self, table: str, cols: dict[str, Any], n: int) -> pa.RecordBatch:
+        schema = self._schemas[table]
+        arrays = []
+        for f in schema:
+            if f.name == "lot_id":
+                arrays.append(_const(self.lot_id, n))
+            elif f.name == "job_id":
+                arrays.append(_const(self.job_id, n))
+            elif f.name == "file_num":
+                arrays.append(pa.array(np.full(n, self.file_num, np.int64)))
+            else:
+                arrays.append(to_arrow(cols.get(f.name), f.type, n))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _add(self, table: str, batch: pa.RecordBatch) -> None:
+        self._check()
+        self._buf.setdefault(table, []).append(batch)
+        self._buf_rows[table] = self._buf_rows.get(table, 0) + batch.num_rows
+        if self._buf_rows[table] >= self.min_rows:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        batches = self._buf.pop(table, [])
+        self._buf_rows[table] = 0
+        if not batches:
+            return
+        t = pa.Table.from_batches(batches, schema=self._schemas[table])
+        if self._q is not None:
+            self._q.put((table, t))
+        else:
+            self._write(table, t)
+
+    def _write(self, table: str, t: pa.Table) -> None:
+        out = self._outs.get(table)
+        if out is None:
+            key = layout.data_key(self.workspace, table, self.lot_id, self.job_id)
+            out = self._outs[table] = _Out(self.store, key, self._schemas[table], self.compression, self.level)
+        out.writer.write_table(t, row_group_size=self.max_rows)
+        out.rows += t.num_rows
+
+    def _run(self) -> None:
+        assert self._q is not None
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - reported to the producer
+                self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        if self._q is not None and self._thread is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._q = None
+        self._check()
+
+    # -- end ------------------------------------------------------------------------------------
+    def finish(self, res: ParseResult, file_meta: dict[str, Any], settings_meta: dict[str, Any]) -> Manifest:
+        """Write the per-file tables, close every file (making them visible) and return the manifest."""
+        assert self.header is not None
+        self._write_tests(res)
+        self._write_wafers(res)
+        self._write_lot_file(res, file_meta, settings_meta)
+        for table in list(self._buf):
+            self._flush(table)
+        self._drain()
+        manifest = Manifest(self.workspace, self.lot_id, self.job_id)
+        try:
+            for table, out in self._outs.items():
+                out.writer.close()
+                out.stream.close()
+                manifest.tables[table] = TableFile(out.key, out.rows, out.counting.n)
+        except BaseException:
+            self.abort()
+            raise
+        self._outs = {}
+        return manifest
+
+    def abort(self) -> None:
+        """Discard everything written so far; nothing becomes visible."""
+        if self._q is not None and self._thread is not None:
+            self._error = self._error or RuntimeError("aborted")
+            try:
+                self._q.put_nowait(None)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=30)
+            self._q = None
+        for out in self._outs.values():
+            try:
+                abort = getattr(out.stream, "abort", None)
+                if abort is not None:
+                    abort()
+                else:
+                    out.stream.close()
+            except Exception:  # noqa: BLE001, S110 - best effort cleanup
+                pass
+        self._outs = {}
+        self._buf.clear()
+
+    def _write_tests(self, res: ParseResult) -> None:
+        tests = [t for t in res.tests if not (t.name == "" and t.exec_count == 0 and not t.has_defaults)]
+        if not tests:
+            return
+
+        def scale_mismatch(t) -> bool:
+            r = t.res_scal
+            return r is not None and any(s is not None and s != r for s in (t.llm_scal, t.hlm_scal))
+
+        cols = {
+            "test_idx": [t.idx for t in tests], "test_num": [t.num for t in tests], "test_name": [t.name for t in tests],
+            "test_type": [t.kind for t in tests], "units": [t.units for t in tests],
+            "lo_limit": [t.lo_limit for t in tests], "hi_limit": [t.hi_limit for t in tests],
+            "lo_spec": [t.lo_spec for t in tests], "hi_spec": [t.hi_spec for t in tests],
+            "res_scal": [t.res_scal for t in tests], "llm_scal": [t.llm_scal for t in tests],
+            "hlm_scal": [t.hlm_scal for t in tests], "c_resfmt": [t.c_resfmt for t in tests],
+            "c_llmfmt": [t.c_llmfmt for t in tests], "c_hlmfmt": [t.c_hlmfmt for t in tests],
+            "opt_flag": [t.opt_flag for t in tests], "units_in": [t.units_in for t in tests],
+            "start_in": [t.start_in for t in tests], "incr_in": [t.incr_in for t in tests],
+            "rtn_indx": [t.rtn_indx for t in tests], "exec_count": [t.exec_count for t in tests],
+            "scale_mismatch": [scale_mismatch(t) for t in tests], "first_rec_seq": [t.first_rec_seq for t in tests],
+        }
+        self.rows("tests", cols)
+
+    def _write_wafers(self, res: ParseResult) -> None:
+        ws = res.wafers
+        if not ws:
+            return
+        names = [c.name for c in TABLES["wafer_runs"].cols if c.name not in ("lot_id", "job_id")]
+        cols = {n: [w.get(n) for w in ws] for n in names}
+        cols["start_time"] = [w.get("start_t") for w in ws]
+        cols["finish_time"] = [w.get("finish_t") for w in ws]
+        self.rows("wafer_runs", cols)
+
+    def _write_lot_file(self, res: ParseResult, file_meta: dict, settings_meta: dict) -> None:
+        mir, mrr, wcr = res.mir or {}, res.mrr or {}, res.wcr or {}
+
+        def s(d: dict, k: str) -> str | None:
+            v = d.get(k)
+            if isinstance(v, str):
+                v = v.strip()
+            return v or None
+
+        def c1(d: dict, k: str) -> str | None:
+            v = d.get(k)
+            return v if isinstance(v, str) and v.strip() else None
+
+        row = {
+            "file_name": file_meta.get("file_name"), "file_sha256": file_meta.get("sha256"),
+            "file_size": file_meta.get("size"), "stdf_bytes": res.bytes_decompressed,
+            "byte_order": self.header.byte_order if self.header else None, "cpu_type": self.header.cpu_type if self.header else None,
+            "records": res.records, "partial": res.partial,
+            "setup_time": mir.get("SETUP_T"), "start_time": mir.get("START_T"), "finish_time": mrr.get("FINISH_T"),
+            "station": mir.get("STAT_NUM"), "mode_code": c1(mir, "MODE_COD"), "retest_code": c1(mir, "RTST_COD"),
+            "protection_code": c1(mir, "PROT_COD"), "burn_time": mir.get("BURN_TIM"),
+            "command_mode": c1(mir, "CMOD_COD"), "part_type": s(mir, "PART_TYP"), "program": s(mir, "JOB_NAM"),
+            "program_rev": s(mir, "JOB_REV"), "node_name": s(mir, "NODE_NAM"), "tester_type": s(mir, "TSTR_TYP"),
+            "sublot_id": s(mir, "SBLOT_ID"), "operator": s(mir, "OPER_NAM"), "exec_type": s(mir, "EXEC_TYP"),
+            "exec_ver": s(mir, "EXEC_VER"), "test_code": s(mir, "TEST_COD"), "test_temp": s(mir, "TST_TEMP"),
+            "user_text": s(mir, "USER_TXT"), "aux_file": s(mir, "AUX_FILE"), "package_type": s(mir, "PKG_TYP"),
+            "family_id": s(mir, "FAMLY_ID"), "date_code": s(mir, "DATE_COD"), "facility_id": s(mir, "FACIL_ID"),
+            "floor_id": s(mir, "FLOOR_ID"), "process_id": s(mir, "PROC_ID"), "oper_freq": s(mir, "OPER_FRQ"),
+            "spec_name": s(mir, "SPEC_NAM"), "spec_ver": s(mir, "SPEC_VER"), "flow_id": s(mir, "FLOW_ID"),
+            "setup_id": s(mir, "SETUP_ID"), "design_rev": s(mir, "DSGN_REV"), "engineering_id": s(mir, "ENG_ID"),
+            "rom_code": s(mir, "ROM_COD"), "serial_num": s(mir, "SERL_NUM"), "supervisor": s(mir, "SUPR_NAM"),
+            "disposition": c1(mrr, "DISP_COD"), "mrr_user_desc": s(mrr, "USR_DESC"), "mrr_exc_desc": s(mrr, "EXC_DESC"),
+            "wafer_size": wcr.get("WAFR_SIZ"), "die_height": wcr.get("DIE_HT"), "die_width": wcr.get("DIE_WID"),
+            "wafer_units": wcr.get("WF_UNITS"), "wafer_flat": c1(wcr, "WF_FLAT"),
+            "center_x": None if wcr.get("CENTER_X") in (None, -32768) else wcr.get("CENTER_X"),
+            "center_y": None if wcr.get("CENTER_Y") in (None, -32768) else wcr.get("CENTER_Y"),
+            "pos_x": c1(wcr, "POS_X"), "pos_y": c1(wcr, "POS_Y"),
+            "parser_version": PARSER_VERSION, "retest_policy": settings_meta.get("retest_policy"),
+            "test_key": settings_meta.get("test_key"),
+            "ingested_at": int(dt.datetime.now(dt.UTC).timestamp()),
+        }
+        self.rows("lot_files", {k: [v] for k, v in row.items()})

@@ -1,0 +1,198 @@
+"""DuckDB over the lake, one locked-down database per workspace.
+
+Each workspace gets its own in-memory DuckDB instance whose configuration is set once and locked
+before any query runs: extensions never auto-install or auto-load, the S3 secret/httpfs is prepared by
+the object store, ``allowed_directories`` holds only the workspace's lake root, then
+``enable_external_access=false`` and ``lock_configuration=true``. A session is a cursor on that
+instance with temp views (``stratum.query.views``) over one snapshot's files.
+
+On Lambda: one instance per workspace per container, created lazily, memory and threads derived from
+the function memory, spill files on the ephemeral storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import duckdb
+
+from stratum.catalog import Catalog
+from stratum.errors import NotFound
+from stratum.lake import layout
+from stratum.models import PUBLISHED, Lot, SnapshotMember
+from stratum.settings import Settings
+from stratum.storage.objectstore import ObjectStore
+
+from .views import Member, view_sql
+
+log = logging.getLogger("stratum.query")
+
+MAX_DATABASES = 4
+
+
+@dataclass
+class Scope:
+    lot_id: str | None = None
+    snapshot_job_id: str | None = None
+    wafer_ids: list[str] | None = None
+
+
+@dataclass
+class Resolved:
+    members: list[Member]
+    retest_policy: str
+    snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
+
+
+def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
+    ms = sorted(members, key=lambda m: (m.start_time or 0, m.publish_seq))
+    return [Member(lot_id, m.job_id, m.file_num, i, snapshot_job_id, tuple(m.tables)) for i, m in enumerate(ms)]
+
+
+class QueryEngine:
+    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+        self.catalog = catalog
+        self.lake = lake
+        self.settings = settings
+        self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- databases ------------------------------------------------------------------------------
+    def _config(self) -> dict:
+        s = self.settings
+        cfg: dict = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
+        if mem:
+            cfg["memory_limit"] = f"{mem}MB"
+        threads = s.duckdb_threads or (max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else 0)
+        if threads:
+            cfg["threads"] = threads
+        if s.backend == "aws" or s.lambda_memory_mb:
+            cfg["temp_directory"] = str(s.tmp_dir / "duckdb")
+        return cfg
+
+    def database(self, ws: str) -> duckdb.DuckDBPyConnection:
+        layout.check_workspace(ws)
+        with self._lock:
+            db = self._dbs.get(ws)
+            if db is not None:
+                self._dbs.move_to_end(ws)
+                return db
+            t0 = time.perf_counter()
+            db = duckdb.connect(":memory:", config=self._config())
+            t1 = time.perf_counter()
+            self.lake.configure_duckdb(db)
+            t2 = time.perf_counter()
+            root = self.lake.root_uri(layout.lake_root(ws))
+            db.execute("SET allowed_directories = [" + _lit(root) + "]")
+            db.execute("SET enable_external_access = false")
+            db.execute("SET lock_configuration = true")
+            log.info("duckdb for workspace %s ready: connect %.0f ms, storage %.0f ms, guardrails %.0f ms",
+                     ws, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
+            self._dbs[ws] = db
+            while len(self._dbs) > MAX_DATABASES:
+                _, old = self._dbs.popitem(last=False)
+                old.close()
+            return db
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def resolve(self, ws: str, scope: Scope) -> Resolved:
+        policy = self.settings.retest_policy
+        if scope.snapshot_job_id:
+            try:
+                job = self.catalog.get_job(ws, scope.snapshot_job_id)
+            except NotFound:
+                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} not found") from None
+            if job.status not in PUBLISHED or not job.snapshot or not job.lot_id:
+                raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
+            if scope.lot_id is not None and job.lot_id != scope.lot_id:
+                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
+            return Resolved(_ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy,
+                            {job.lot_id: job.job_id})
+        if scope.lot_id is not None:
+            lot = self.catalog.get_lot(ws, scope.lot_id)
+            return Resolved(_ordered(lot.lot_id, lot.active_job_id, lot.members), self._policy(ws, lot, policy),
+                            {lot.lot_id: lot.active_job_id})
+        members: list[Member] = []
+        snaps: dict[str, str] = {}
+        for lot in self.catalog.iter_lots(ws):
+            members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
+            snaps[lot.lot_id] = lot.active_job_id
+        return Resolved(members, policy, snaps)
+
+    def _policy(self, ws: str, lot: Lot, default: str) -> str:
+        try:
+            return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
+        except NotFound:
+            return default
+
+    def session_for_schema(self) -> Session:
+        return schema_session()
+
+    def session(self, ws: str, scope: Scope | None = None) -> Session:
+        scope = scope or Scope()
+        resolved = self.resolve(ws, scope)
+        db = self.database(ws)
+        cur = db.cursor()
+
+        def uri(table: str, m: Member) -> str:
+            return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
+
+        t0 = time.perf_counter()
+        for stmt in view_sql(resolved.members, uri, retest_policy=resolved.retest_policy, wafer_ids=scope.wafer_ids):
+            cur.execute(stmt)
+        log.debug("session views for %s (%d files) in %.1f ms", ws, len(resolved.members),
+                  (time.perf_counter() - t0) * 1e3)
+        return Session(cur, resolved, db)
+
+
+def schema_session() -> Session:
+    """The public views over no data, on a private in-memory database (schema discovery)."""
+    db = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    cur = db.cursor()
+    for stmt in view_sql([], lambda t, m: ""):
+        cur.execute(stmt)
+    return Session(cur, Resolved([], "last", {}), db)
+
+
+class Session:
+    """A cursor with the public views of one snapshot. Close it when done."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, resolved: Resolved, db: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+        self.resolved = resolved
+        self.db = db
+
+    def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
+        return self.cur.execute(sql, params or [])
+
+    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
+        return self.cur.execute(sql, params or []).fetchall()
+
+    def dicts(self, sql: str, params: list | None = None) -> list[dict]:
+        res = self.cur.execute(sql, params or [])
+        names = [d[0] for d in res.description]
+        return [dict(zip(names, r)) for r in res.fetchall()]
+
+    def interrupt(self) -> None:
+        self.cur.interrupt()
+
+    def close(self) -> None:
+        try:
+            self.cur.close()
+        except duckdb.Error:
+            pass
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"

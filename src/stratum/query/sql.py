@@ -1,0 +1,218 @@
+"""Read-only SQL over a workspace's lake, with guardrails.
+
+Layers of defence, each tested:
+
+1. the statement: DuckDB's own parser must find exactly one statement, of type SELECT (CTEs
+   included) or EXPLAIN of a SELECT; anything else (DDL, DML, COPY, ATTACH, INSTALL/LOAD, PRAGMA, SET,
+   CALL, several statements) is rejected before it runs — comments and string literals cannot hide a
+   second statement from the parser;
+2. the database: per workspace, external access is off, only the workspace's lake root is an allowed
+   directory, autoinstall/autoload are off and the configuration is locked (``QueryEngine.database``);
+3. the run: a timer interrupts the query at the time limit; results are paged (``limit``/``cursor``)
+   and capped at ``max_rows`` in total, after which ``truncated`` is true.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from stratum.errors import BadRequest, QueryRejected, QueryTimeout
+from stratum.settings import Settings
+
+from .engine import QueryEngine, Scope
+from .views import PUBLIC
+
+ALLOWED = {duckdb.StatementType.SELECT}
+_EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
+
+
+def check_query(query: str, max_chars: int = 100_000) -> str:
+    """Validate a user query; return the statement kind ('select' or 'explain')."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryRejected("the query is empty")
+    if len(query) > max_chars:
+        raise QueryRejected(f"the query is longer than {max_chars} characters")
+    try:
+        stmts = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
+    if len(stmts) != 1:
+        raise QueryRejected(f"exactly one statement is allowed per request, found {len(stmts)}")
+    st = stmts[0]
+    if st.type in ALLOWED:
+        return "select"
+    if st.type == duckdb.StatementType.EXPLAIN:
+        inner_text = _EXPLAIN_RE.sub("", st.query, count=1)
+        try:
+            inner = duckdb.extract_statements(inner_text)
+        except duckdb.Error as exc:
+            raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
+        if len(inner) == 1 and inner[0].type in ALLOWED:
+            return "explain"
+        raise QueryRejected("EXPLAIN is allowed only for a SELECT statement")
+    kind = str(st.type).split(".")[-1]
+    raise QueryRejected(f"only SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed, not {kind}")
+
+
+def _clean(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:500]
+
+
+def jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, decimal.Decimal):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+@dataclass
+class SqlResult:
+    columns: list[dict[str, str]]
+    rows: list[list[Any]]
+    next_cursor: str | None
+    row_count: int
+    truncated: bool
+    elapsed_ms: float
+    offset: int = 0
+    snapshot_jobs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "next_cursor": self.next_cursor,
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+        }
+
+
+def _fingerprint(query: str, scope: Scope) -> str:
+    raw = json.dumps([query, scope.lot_id, scope.snapshot_job_id, scope.wafer_ids], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def encode_cursor(offset: int, fp: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "q": fp}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, fp: str) -> int:
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        d = json.loads(base64.urlsafe_b64decode((cursor + pad).encode()))
+        offset = int(d["o"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest("invalid cursor") from exc
+    if d.get("q") != fp or offset < 0:
+        raise BadRequest("the cursor belongs to another query or context")
+    return offset
+
+
+class SqlService:
+    def __init__(self, engine: QueryEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def schema(self) -> list[dict[str, Any]]:
+        """The public tables with their columns, DuckDB types and descriptions."""
+        ses = self.engine.session_for_schema()
+        try:
+            out = []
+            for name, view in PUBLIC.items():
+                types = {r[0]: r[1] for r in ses.rows(f"DESCRIBE {name}")}
+                out.append({
+                    "name": name,
+                    "description": view.doc,
+                    "columns": [{"name": c, "type": types.get(c, "UNKNOWN"), "description": d} for c, d in view.cols],
+                })
+            return out
+        finally:
+            ses.close()
+
+    def run(self, workspace: str, query: str, *, scope: Scope | None = None, limit: int | None = None,
+            cursor: str | None = None, timeout: float | None = None) -> SqlResult:
+        s = self.settings.sql
+        check_query(query, s.max_query_chars)
+        scope = scope or Scope()
+        page = s.page_rows if limit is None else int(limit)
+        if page < 1 or page > s.max_rows:
+            raise BadRequest(f"limit must be between 1 and {s.max_rows}")
+        fp = _fingerprint(query, scope)
+        offset = decode_cursor(cursor, fp) if cursor else 0
+        if offset >= s.max_rows:
+            raise BadRequest(f"a query yields at most {s.max_rows} rows in total")
+        t0 = time.perf_counter()
+        ses = self.engine.session(workspace, scope)
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            ses.interrupt()
+
+        timer = threading.Timer(timeout if timeout is not None else s.timeout_seconds, on_timeout)
+        timer.daemon = True
+        timer.start()
+        try:
+            res = ses.execute(query)
+            columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
+            skipped = 0
+            while skipped < offset:
+                got = res.fetchmany(min(10_000, offset - skipped))
+                if not got:
+                    break
+                skipped += len(got)
+            want = min(page, s.max_rows - offset)
+            rows = res.fetchmany(want + 1) if skipped == offset else []
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit") from None
+        except duckdb.Error as exc:
+            if timed_out.is_set():
+                raise QueryTimeout(f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit") from None
+            raise BadRequest(f"query failed: {_clean(exc)}") from None
+        finally:
+            timer.cancel()
+            ses.close()
+        more = len(rows) > want
+        rows = rows[:want]
+        end = offset + len(rows)
+        truncated = more and end >= s.max_rows
+        next_cursor = encode_cursor(end, fp) if more and not truncated else None
+        return SqlResult(
+            columns=columns,
+            rows=[[jsonable(v) for v in r] for r in rows],
+            next_cursor=next_cursor,
+            row_count=len(rows),
+            truncated=truncated,
+            elapsed_ms=(time.perf_counter() - t0) * 1e3,
+            offset=offset,
+            snapshot_jobs=ses.resolved.snapshot_job_ids,
+        )
