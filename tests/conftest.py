@@ -14,6 +14,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 
 pytest_plugins = [
     "tests.fixtures.aws",
+    "tests.fixtures.runtime",
 ]
 
 
