@@ -151,10 +151,12 @@ class _Counting:
         self.raw = raw
         self.n = 0
         self.closed = False
+        self.discard = False  # after an abort: swallow what pyarrow still flushes
 
     def write(self, data) -> int:
-        self.raw.write(data)
-        self.n += len(data)
+        if not self.discard:
+            self.raw.write(data)
+            self.n += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -317,6 +319,11 @@ class LakeWriter:
             self._thread.join(timeout=30)
             self._q = None
         for out in self._outs.values():
+            out.counting.discard = True
+            try:
+                out.writer.close()
+            except Exception:  # noqa: BLE001, S110 - the file is being thrown away
+                pass
             try:
                 abort = getattr(out.stream, "abort", None)
                 if abort is not None:
