@@ -142,11 +142,17 @@ class IngestService:
 
     # -- running ----------------------------------------------------------------------------------
     def run_job(self, workspace: str, job_id: str, handle: InputHandle,
-                progress: Callable[[Job], None] | None = None) -> Job:
+                progress: Callable[[Job], None] | None = None, *, retry_failed: frozenset[str] = frozenset(),
+                max_attempts: int = 3) -> Job:
+        """Run a queued job (a running job whose worker died is taken over). With ``retry_failed``,
+        a job that failed with one of those error codes runs again, up to ``max_attempts``."""
         job, version = self.catalog.get_job_v(workspace, job_id)
         now = datetime.now(UTC)
-        if job.terminal:
+        retry = (job.status == "failed" and job.error is not None and job.error.code in retry_failed
+                 and job.attempts < max_attempts)
+        if job.terminal and not retry:
             return job
+        job.error = None
         if job.status == "running" and job.started_at and now - job.started_at < STALE_RUNNING:
             return job  # another worker has it
         job.status = "running"

@@ -1062,9 +1062,9 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     if len(tail) >= 4:
         ln = (tail[0] << 8 | tail[1]) if p.be else (tail[0] | tail[1] << 8)
         name = name_of(tail[2] << 8 | tail[3])
-        msg = (f"truncated file: the {name} record at byte offset {off} declares REC_LEN {ln} but only "
-               f"{len(tail) - 4} body bytes remain; {p.res.records} complete records precede it")
+        msg = (f"truncated file: the last record declares REC_LEN {ln} but only {len(tail) - 4} body bytes "
+               f"remain; {p.res.records} complete records precede it")
         return TruncatedError(msg, offset=off, record=name, records_before=p.res.records)
-    msg = (f"truncated file: {len(tail)} stray byte(s) at byte offset {off} are too short for a record header; "
+    msg = (f"truncated file: {len(tail)} trailing byte(s) are too short for a record header; "
            f"{p.res.records} complete records precede them")
     return TruncatedError(msg, offset=off, records_before=p.res.records)

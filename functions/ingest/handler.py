@@ -1,0 +1,75 @@
+"""Ingest Lambda: S3 ObjectCreated notifications on the drop bucket, delivered through SQS.
+
+Thin by design: it decodes the event and hands each object to ``stratum.ingest.drop.DropProcessor``,
+the same service the local watcher uses. Partial batch failures (Powertools ``BatchProcessor``) make
+SQS redeliver only the records that failed for a retryable reason; a bad STDF file is not retried,
+its job records the error.
+
+Environment (see ``stratum.settings``): STRATUM_BACKEND=aws, STRATUM_AWS__DROP_BUCKET,
+STRATUM_AWS__DROP_PREFIX, STRATUM_AWS__LAKE_BUCKET, STRATUM_AWS__METADATA_TABLE, POWERTOOLS_*.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from stratum.ingest.drop import DropObject, DropProcessor, event_key
+from stratum.runtime import Runtime
+from stratum.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+processor = BatchProcessor(event_type=EventType.SQS)
+_state: dict[str, Any] = {}
+
+
+def drop_processor() -> DropProcessor:
+    """One runtime per container, built on first use."""
+    if "drop" not in _state:
+        rt = Runtime.from_settings(get_settings())
+        _state["runtime"] = rt
+        _state["drop"] = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    return _state["drop"]
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    body = record.json_body
+    if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
+        logger.info("ignoring the S3 test event", extra={"bucket": body.get("Bucket")})
+        return
+    drop = drop_processor()
+    bucket_expected = get_settings().aws.drop_bucket
+    for r in S3Event(body).records:
+        if not r.event_name.startswith("ObjectCreated"):
+            logger.info("ignoring event %s", r.event_name)
+            continue
+        bucket = r.s3.bucket.name
+        if bucket_expected and bucket != bucket_expected:
+            logger.warning("ignoring an object of bucket %s (the drop bucket is %s)", bucket, bucket_expected)
+            continue
+        obj = r.s3.get_object
+        o = DropObject(bucket=bucket, key=event_key(obj.key), version_id=obj.version_id,
+                       etag=(obj.etag or "").strip('"') or None, size=obj.size)
+        job = drop.process(o)
+        if job is None:
+            continue
+        metrics.add_metric(name=f"Jobs{job.status.capitalize()}", unit=MetricUnit.Count, value=1)
+        if job.size:
+            metrics.add_metric(name="BytesIngested", unit=MetricUnit.Bytes, value=job.size)
+        logger.info("job finished", extra={"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id,
+                                           "key": o.key, "error": job.error.message if job.error else None})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: Any) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
