@@ -61,13 +61,173 @@ def _after_demo(rt, args) -> list[str]:
 _DEMO_HOOKS: list = []
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from stratum.api.app import create_app
+    from stratum.ingest.drop import DropProcessor
+    from stratum.ingest.watcher import DropWatcher
+
+    rt = _runtime(args)
+    if not args.verbose:
+        logging.getLogger("stratum").setLevel(logging.INFO)
+    app = create_app(rt)
+    watcher = None
+    if not args.no_watch:
+        def report(job) -> None:
+            detail = job.error.message if job.error else f"lot {job.lot_id}"
+            print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
+
+        watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix), interval=args.interval, on_job=report)
+        watcher.start()
+    incoming = rt.settings.data_dir / "incoming"
+    print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
+    if watcher:
+        print(f"Watching {incoming}/ : drop STDF files there (in <workspace>/ subfolders, or directly for 'default').")
+    print(f"API on http://{args.host}:{args.port}/v1/status  (docs: http://{args.host}:{args.port}/docs)")
+    keys = app.state.keys.list()
+    if not keys:
+        print("No API keys yet. Create one (shown once) with:")
+        print(f"  stratum keys create{'' if args.data_dir is None else ' --data-dir ' + args.data_dir} "
+              "--workspace default --scope full --name laptop")
+    print(f"Then: curl -H 'Authorization: Bearer <token>' http://{args.host}:{args.port}/v1/lots", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if watcher:
+            watcher.stop()
+        rt.close()
+    return 0
+
+
 @extra_command
 def _register(sub, add) -> None:
-    sp = add("demo", cmd_demo, "generate sample lots, ingest them locally and show a summary", workspace=False)
-    del sp
+    add("demo", cmd_demo, "generate sample lots, ingest them locally and show a summary", workspace=False)
+    sp = add("serve", cmd_serve, "run the local runtime: the HTTP API and the drop-folder watcher", workspace=False)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--no-watch", action="store_true", help="do not watch <data-dir>/incoming/")
+    sp.add_argument("--interval", type=float, default=1.0, help="drop folder scan interval in seconds")
 
 
 def main() -> int:  # pragma: no cover - convenience
     from stratum.cli import main as cli_main
 
     return cli_main(sys.argv[1:])
+
+
+# -- keys ----------------------------------------------------------------------------------------
+def _key_service(rt):
+    from stratum.auth.keys import KeyService
+
+    return KeyService(rt.meta, environment=rt.settings.environment)
+
+
+def _print_new_key(token: str, rec, args: argparse.Namespace, verb: str) -> None:
+    import json
+
+    if args.json:
+        print(json.dumps({"token": token, **rec.public()}))
+        print("stratum: store the token now, it will not be shown again", file=sys.stderr)
+        return
+    expires = rec.public()["expires_at"] or "never"
+    print(f"{verb} API key {rec.key_id} ({rec.name!r}) for workspace {rec.workspace}")
+    print(f"  scopes:  {', '.join(rec.scopes)}")
+    print(f"  expires: {expires}")
+    if rec.rotated_from:
+        print(f"  replaces {rec.rotated_from}, which is revoked as of now")
+    print()
+    print(f"  {token}")
+    print()
+    print("Store it now: it will not be shown again.")
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from stratum.auth.keys import parse_expires
+
+    expires_in = parse_expires(args.expires)  # before touching the store: a typo creates nothing
+    rt = _runtime(args)
+    try:
+        token, rec = _key_service(rt).create(args.workspace, args.scope, args.name, expires_in)
+    finally:
+        rt.close()
+    _print_new_key(token, rec, args, "Created")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    import json
+
+    rt = _runtime(args)
+    try:
+        records = _key_service(rt).list(args.workspace)
+    finally:
+        rt.close()
+    rows = [r.public() for r in records]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no API keys")
+        return 0
+    print(_table(["key_id", "workspace", "name", "scopes", "status", "created", "expires", "last used"],
+                 [[r["key_id"], r["workspace"], r["name"], ",".join(r["scopes"]), r["status"], r["created_at"],
+                   r["expires_at"] or "never", r["last_used_at"] or "-"] for r in rows], max_width=60))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    try:
+        rec = _key_service(rt).revoke(args.key_id)
+    finally:
+        rt.close()
+    print(f"revoked API key {rec.key_id} ({rec.name!r}, workspace {rec.workspace}) at {rec.public()['revoked_at']}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    try:
+        token, rec = _key_service(rt).rotate(args.key_id)
+    finally:
+        rt.close()
+    _print_new_key(token, rec, args, "Rotated: new")
+    return 0
+
+
+@extra_command
+def _register_keys(sub, add) -> None:
+    from stratum.auth.scopes import SCOPES
+
+    kp = sub.add_parser("keys", help="manage API keys (create, list, revoke, rotate)",
+                        description="Manage the bearer API keys of the HTTP API. Tokens are shown once, when "
+                        "created or rotated; only a hash is stored.")
+    ks = kp.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+
+    def leaf(name: str, fn, help_: str):
+        sp = ks.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--data-dir", help="data directory (default: $STRATUM_DATA_DIR or a per-user directory)")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = leaf("create", cmd_keys_create, "issue an API key (the workspace is created if new)")
+    sp.add_argument("--workspace", required=True, help="the workspace the key belongs to")
+    sp.add_argument("--scope", action="append", required=True, choices=SCOPES,
+                    help="a scope (repeatable): " + ", ".join(SCOPES))
+    sp.add_argument("--name", required=True, help="what the key is for, e.g. 'dashboard'")
+    sp.add_argument("--expires", default="never", help="lifetime: 90d, 12h, 30m or never (default: never)")
+    sp.add_argument("--json", action="store_true", help="print a JSON object (token included)")
+
+    sp = leaf("list", cmd_keys_list, "list API keys (never shows tokens or hashes)")
+    sp.add_argument("--workspace", help="only this workspace's keys (default: all)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = leaf("revoke", cmd_keys_revoke, "revoke an API key (takes effect at once)")
+    sp.add_argument("key_id")
+
+    sp = leaf("rotate", cmd_keys_rotate, "issue a replacement key (same workspace, scopes, name) and revoke the old")
+    sp.add_argument("key_id")
+    sp.add_argument("--json", action="store_true", help="print a JSON object (token included)")

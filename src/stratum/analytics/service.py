@@ -49,7 +49,7 @@ class MapData:
     lot_id: str
     wafer_id: str
     dies: dict[str, list]
-    bins: dict[int, dict[str, Any]]
+    bins: dict[str, dict[int, dict[str, Any]]]  # 'H'/'S' -> bin number -> name, pass_fail
     orientation: dict[str, Any]
     test: dict[str, Any] | None
     counts: dict[str, Any]
@@ -161,11 +161,12 @@ class AnalyticsService:
                                                                    "part_id", "site_num")}
         if values is not None:
             cols["value"] = [None if v is None or not math.isfinite(v) else v for v in values]
-        table = {(b["bin_type"], b["bin_num"]): b for b in bins}
+        table: dict[str, dict[int, dict[str, Any]]] = {"H": {}, "S": {}}
+        for b in bins:
+            table[b["bin_type"]][b["bin_num"]] = {"name": b["bin_name"], "pass_fail": b["pass_fail"]}
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
-        return MapData(lot_id, wafer_id, cols, {k[1]: {"name": v["bin_name"], "pass_fail": v["pass_fail"], "type": k[0]}
-                                                  for k, v in table.items()}, orientation, test, counts, job_id)
+        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
 
     def render_map(self, data: MapData, *, fmt: str, bin_type: str = "H") -> bytes:
         from stratum.render import wafermap as wm
@@ -186,7 +187,7 @@ class AnalyticsService:
                 pos_x=o["pos_x"], pos_y=o["pos_y"], flat=o["flat"], fmt=fmt)
         key = "hard_bin" if bin_type == "H" else "soft_bin"
         bins = np.array([b if b is not None else -1 for b in data.dies[key]], dtype=np.int64)
-        table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins.items() if b["type"] == bin_type}
+        table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins[bin_type].items()}
         return wm.render_bin_map(
             x, y, bins, table, title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
             subtitle=sub, legend_title="Hard bins" if bin_type == "H" else "Soft bins",

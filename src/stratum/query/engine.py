@@ -88,6 +88,7 @@ class QueryEngine:
             self.lake.configure_duckdb(db)
             t2 = time.perf_counter()
             root = self.lake.root_uri(layout.lake_root(ws))
+            db.execute("SET python_enable_replacements = false")
             db.execute("SET allowed_directories = [" + _lit(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")

@@ -37,6 +37,11 @@ from .views import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Table functions user SQL may call. File readers (read_parquet, read_csv, glob, ...) are not among
+# them: the public views are the only way to data, which also closes the S3 '..' traversal that
+# DuckDB's allowed_directories check misses (see docs/decisions.md).
+TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 
 
 def check_query(query: str, max_chars: int = 100_000) -> str:
@@ -53,6 +58,7 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
         raise QueryRejected(f"exactly one statement is allowed per request, found {len(stmts)}")
     st = stmts[0]
     if st.type in ALLOWED:
+        check_references(query)
         return "select"
     if st.type == duckdb.StatementType.EXPLAIN:
         inner_text = _EXPLAIN_RE.sub("", st.query, count=1)
@@ -61,10 +67,59 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
         except duckdb.Error as exc:
             raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
         if len(inner) == 1 and inner[0].type in ALLOWED:
+            check_references(inner_text)
             return "explain"
         raise QueryRejected("EXPLAIN is allowed only for a SELECT statement")
     kind = str(st.type).split(".")[-1]
     raise QueryRejected(f"only SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed, not {kind}")
+
+
+def check_references(query: str) -> None:
+    """Every table a query reads must be a public view or one of its own CTEs, named by a plain
+    identifier, and every table function must be on the allow-list."""
+    con = duckdb.connect(":memory:")
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    finally:
+        con.close()
+    if tree.get("error"):
+        raise QueryRejected("only plain SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed "
+                            "(PRAGMA and other statements that DuckDB rewrites are not)")
+    ctes: set[str] = set()
+    tables: list[dict] = []
+    funcs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            cm = node.get("cte_map")
+            if isinstance(cm, dict):
+                for entry in cm.get("map", []):
+                    ctes.add(str(entry.get("key", "")).lower())
+            t = node.get("type")
+            if t == "BASE_TABLE":
+                tables.append(node)
+            elif t == "TABLE_FUNCTION":
+                fn = node.get("function") or {}
+                funcs.append(str(fn.get("function_name", "")).lower())
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(tree.get("statements", []))
+    public = {name.lower() for name in PUBLIC}
+    for t in tables:
+        name = str(t.get("table_name", ""))
+        qualified = t.get("catalog_name") or t.get("schema_name")
+        if qualified or not _IDENT.match(name) or name.lower() not in (public | ctes):
+            shown = ".".join(x for x in (t.get("catalog_name"), t.get("schema_name"), name) if x)
+            raise QueryRejected(f"unknown table {shown!r}: queries read the public tables "
+                                f"({', '.join(sorted(PUBLIC))}) and their own CTEs")
+    for fn in funcs:
+        if fn not in TABLE_FUNCTIONS:
+            raise QueryRejected(f"table function {fn}() is not allowed; the public tables hold the data "
+                                f"(allowed table functions: {', '.join(sorted(TABLE_FUNCTIONS))})")
 
 
 def _clean(exc: BaseException) -> str:

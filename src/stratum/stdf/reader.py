@@ -1068,3 +1068,21 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     msg = (f"truncated file: {len(tail)} trailing byte(s) are too short for a record header; "
            f"{p.res.records} complete records precede them")
     return TruncatedError(msg, offset=off, records_before=p.res.records)
+
+
+def check_header(data: bytes) -> dict[str, Any]:
+    """Validate the start of an STDF input (container format, FAR, version) without reading it all.
+
+    Returns ``{"compression", "byte_order", "cpu_type"}``; raises the reader's precise error otherwise.
+    """
+    with ByteSource(data, block_size=64 * 1024) as src:
+        head = b""
+        for block in src.blocks():
+            head += block
+            if len(head) >= 6:
+                break
+        p = _Parser(None, ReaderOptions())
+        if not head:
+            raise NotStdfError("empty file: no STDF data", offset=0)
+        p.start(head)
+        return {"compression": src.format, "byte_order": "big" if p.be else "little", "cpu_type": p.cpu}

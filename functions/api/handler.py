@@ -1,0 +1,36 @@
+"""API Lambda: API Gateway (REST, proxy integration) → Mangum → the FastAPI app.
+
+The same app ``stratum serve`` runs with uvicorn. The app and its runtime (metadata store, S3 lake,
+one DuckDB database per workspace) are built once per container, on the first request; the REST API
+stage prefix comes from ``STRATUM_API_ROOT_PATH`` (settings.api_root_path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from mangum import Mangum
+
+from stratum.api.app import create_app
+from stratum.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+_state: dict[str, Any] = {}
+
+
+def asgi() -> Mangum:
+    if "mangum" not in _state:
+        settings = get_settings()
+        _state["mangum"] = Mangum(create_app(settings=settings), lifespan="off",
+                                  api_gateway_base_path=settings.api_root_path or "/")
+    return _state["mangum"]
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: Any) -> dict:
+    return asgi()(event, context)

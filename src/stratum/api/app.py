@@ -1,0 +1,69 @@
+"""The FastAPI application. ``create_app()`` serves uvicorn (``stratum serve``), Mangum (Lambda) and tests.
+
+Services come from one ``Runtime`` (settings → adapters → services); routes only map HTTP to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+from fastapi import FastAPI, Request
+
+from stratum import __version__
+from stratum.runtime import Runtime
+from stratum.settings import Settings, get_settings
+
+from . import problems
+from .routes import jobs, lots, sql, status, uploads
+
+log = logging.getLogger("stratum.api")
+
+DESCRIPTION = """\
+Semiconductor test data as a service: STDF uploads become ingest jobs that publish immutable lot
+snapshots in a Parquet lake; lots, wafers, tests, capability and bins are read from those snapshots
+(pin one with `snapshot_job_id`), and read-only SQL runs over the same tables.
+
+Authenticate with `Authorization: Bearer stm_live_...` (create keys with `stratum keys create`).
+Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit` and `cursor`.
+"""
+
+
+def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    rt = runtime or Runtime.from_settings(settings)
+    app = FastAPI(title="Stratum API", version=__version__, description=DESCRIPTION,
+                  root_path=settings.api_root_path or "", openapi_url="/openapi.json", docs_url="/docs",
+                  redoc_url=None)
+    from stratum.analytics.service import AnalyticsService
+    from stratum.auth.keys import KeyService
+    from stratum.auth.ratelimit import RateLimiter
+    from stratum.ingest.drop import DropProcessor
+
+    app.state.runtime = rt
+    app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
+    app.state.keys = KeyService(rt.meta, environment=settings.environment)
+    app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
+    app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+
+    @lru_cache(maxsize=1)
+    def schema_cache():
+        return rt.sql.schema()
+
+    app.state.schema_cache = schema_cache
+    problems.install(app)
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+        app.include_router(r)
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        ms = (time.perf_counter() - t0) * 1e3
+        response.headers["server-timing"] = f"app;dur={ms:.1f}"
+        log.info("%s %s -> %s in %.1f ms (key %s)", request.method, request.url.path, response.status_code, ms,
+                 getattr(request.state, "key_id", "-"))
+        return response
+
+    return app

@@ -1,0 +1,28 @@
+"""GET /v1/status: health and versions (no key needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+from fastapi import APIRouter, Request
+
+from stratum import PARSER_VERSION, __version__
+from stratum.lake.schema import SCHEMA_VERSION
+
+from ..schemas import Status
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/v1/status", response_model=Status, summary="Health and versions")
+def status(request: Request) -> Status:
+    rt = request.app.state.runtime
+    try:
+        rt.meta.get("WS", "default")
+        meta = "ok"
+    except Exception:  # noqa: BLE001 - reported, not raised
+        meta = "unavailable"
+    return Status(status="ok" if meta == "ok" else "degraded", version=__version__, parser_version=PARSER_VERSION,
+                  schema_version=SCHEMA_VERSION, backend=rt.settings.backend, duckdb=duckdb.__version__,
+                  metadata_store=meta, time=datetime.now(UTC).isoformat())

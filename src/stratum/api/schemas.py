@@ -1,0 +1,328 @@
+"""Request and response models of the API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Pass back as `cursor` for the next page; null on the last page")
+
+
+class Status(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    parser_version: str
+    schema_version: int
+    backend: str
+    duckdb: str
+    metadata_store: Literal["ok", "unavailable"]
+    time: str
+
+
+class JobWarningOut(BaseModel):
+    code: str
+    message: str
+    count: int = 1
+    offset: int | None = None
+
+
+class JobErrorOut(BaseModel):
+    code: str
+    message: str
+    offset: int | None = None
+    record: str | None = None
+    field: str | None = None
+    records_before: int | None = None
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    job_id: str
+    workspace: str
+    status: Literal["queued", "running", "succeeded", "partial", "failed", "duplicate"]
+    file_name: str
+    size: int | None = None
+    sha256: str | None = None
+    lot_id: str | None = None
+    bytes_read: int = 0
+    records: int | None = None
+    parts: int | None = None
+    rows: dict[str, int] = {}
+    record_counts: dict[str, int] = {}
+    warnings: list[JobWarningOut] = []
+    error: JobErrorOut | None = None
+    duplicate_of: str | None = None
+    snapshot_jobs: list[str] | None = Field(None, description="Jobs in the lot snapshot this job published")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    timings: dict[str, float] = {}
+
+
+class LotSummary(BaseModel):
+    lot_id: str
+    part_type: str | None = None
+    program: str | None = None
+    tester_type: str | None = None
+    node_name: str | None = None
+    test_code: str | None = None
+    start_time: str | None = None
+    finish_time: str | None = None
+    active_job_id: str
+    file_count: int
+    updated_at: str
+
+
+class WaferOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    lot_id: str
+    wafer_id: str | None = None
+    start_time: str | None = None
+    finish_time: str | None = None
+    part_count: int
+    good_count: int
+    yield_: float | None = Field(None, alias="yield")
+    first_pass_count: int
+    first_pass_good: int
+    first_pass_yield: float | None = None
+    retest_count: int
+    job_id: str | None = None
+
+
+class WaferList(BaseModel):
+    lot_id: str
+    items: list[WaferOut]
+
+
+class LotDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    lot_id: str
+    part_type: str | None = None
+    program: str | None = None
+    tester_type: str | None = None
+    node_name: str | None = None
+    start_time: str | None = None
+    finish_time: str | None = None
+    job_id: str = Field(description="Snapshot job of this view")
+    active_job_id: str
+    file_count: int | None = None
+    part_count: int
+    good_count: int
+    yield_: float | None = Field(None, alias="yield")
+    first_pass_yield: float | None = None
+    retest_count: int
+    wafers: list[WaferOut]
+    files: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+
+
+class Orientation(BaseModel):
+    pos_x: Literal["L", "R"]
+    pos_y: Literal["U", "D"]
+    orientation_assumed: bool
+    flat: Literal["U", "D", "L", "R"] | None = None
+    center_x: int | None = None
+    center_y: int | None = None
+    die_width: float | None = None
+    die_height: float | None = None
+    units: int | None = None
+
+
+class WaferMapOut(BaseModel):
+    lot_id: str
+    wafer_id: str
+    snapshot_job_id: str
+    view: Literal["final", "first_pass", "all"]
+    orientation: Orientation
+    counts: dict[str, Any]
+    bins: dict[str, dict[str, dict[str, Any]]] = Field(
+        description="'H' (hard) and 'S' (soft): bin number -> {name, pass_fail}")
+    test: dict[str, Any] | None = None
+    dies: dict[str, list[Any]] = Field(description="Columns: x, y, hard_bin, soft_bin, passed, part_id, site_num "
+                                                   "and value when test_num is given")
+
+
+class TestStat(BaseModel):
+    test_num: int
+    test_name: str | None = None
+    test_type: Literal["P", "M", "F"]
+    units: str | None = None
+    lo_limit: float | None = None
+    hi_limit: float | None = None
+    lo_spec: float | None = None
+    hi_spec: float | None = None
+    res_scal: int | None = None
+    scale_mismatch: bool | None = None
+    n: int
+    n_valid: int | None = None
+    mean: float | None = None
+    sigma: float | None = None
+    min: float | None = None
+    max: float | None = None
+    fails: int
+    fail_rate: float | None = None
+
+
+class TestList(BaseModel):
+    lot_id: str
+    wafer_id: str | None = None
+    view: str
+    items: list[TestStat]
+
+
+class ResultRow(BaseModel):
+    wafer_id: str | None = None
+    x: int | None = None
+    y: int | None = None
+    part_id: str | None = None
+    head_num: int
+    site_num: int
+    result: float | None = None
+    valid: bool
+    passed: bool | None = None
+    lo_limit: float | None = None
+    hi_limit: float | None = None
+    is_final: bool
+    is_retest: bool
+    hard_bin: int | None = None
+    soft_bin: int | None = None
+    job_id: str
+
+
+class ResultsPage(BaseModel):
+    lot_id: str
+    test: dict[str, Any]
+    items: list[ResultRow]
+    next_cursor: str | None = None
+
+
+class CapabilityRow(BaseModel):
+    test_num: int
+    test_name: str | None = None
+    units: str | None = None
+    source: Literal["exact", "tsr"]
+    n: int
+    mean: float | None = None
+    sigma_within: float | None = None
+    sigma_overall: float | None = None
+    sigma_within_source: str | None = None
+    cp: float | None = None
+    cpl: float | None = None
+    cpu: float | None = None
+    cpk: float | None = None
+    pp: float | None = None
+    ppl: float | None = None
+    ppu: float | None = None
+    ppk: float | None = None
+    lsl: float | None = None
+    usl: float | None = None
+    estimator: str
+    unbias: bool
+    subgroups: int | None = None
+
+
+class CapabilityOut(BaseModel):
+    lot_id: str
+    wafer_id: str | None = None
+    snapshot_job_id: str | None = None
+    limits: Literal["test", "spec"]
+    estimator: str
+    unbias: bool
+    source: Literal["exact", "auto"]
+    tests: list[CapabilityRow]
+
+
+class BinsOut(BaseModel):
+    lot_id: str
+    snapshot_job_id: str | None = None
+    by: Literal["lot", "wafer", "site"]
+    wafer_id: str | None = None
+    yield_: list[dict[str, Any]] = Field(alias="yield", description="Final and first-pass yield per group")
+    bins: list[dict[str, Any]]
+
+
+class SqlContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lot_id: str | None = None
+    snapshot_job_id: str | None = None
+    wafer_ids: list[str] | None = Field(None, max_length=10_000)
+
+
+class SqlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=100_000)
+    limit: int | None = Field(None, ge=1, le=100_000, description="Rows per page (default 1000)")
+    cursor: str | None = Field(None, max_length=2048)
+    context: SqlContext | None = None
+
+
+class SqlColumn(BaseModel):
+    name: str
+    type: str
+
+
+class SqlResponse(BaseModel):
+    columns: list[SqlColumn]
+    rows: list[list[Any]]
+    next_cursor: str | None = None
+    row_count: int
+    truncated: bool = Field(description="True when the query yields more rows than the 100,000-row cap")
+    elapsed_ms: float
+
+
+class SchemaColumn(BaseModel):
+    name: str
+    type: str
+    description: str
+
+
+class SchemaTable(BaseModel):
+    name: str
+    description: str
+    columns: list[SchemaColumn]
+
+
+class SqlSchema(BaseModel):
+    tables: list[SchemaTable]
+
+
+class PresignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str = Field(min_length=1, max_length=255)
+    size: int | None = Field(None, ge=0)
+
+
+class PresignOut(BaseModel):
+    upload_url: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str] = {}
+    expires_at: str
+    key: str
+    job: JobOut
+
+
+class InspectOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    valid: bool
+    file_name: str
+    compression: str | None = None
+    lot_id: str | None = None
+    records: int | None = None
+    problems: list[dict[str, Any]] = []

@@ -1,0 +1,76 @@
+"""Authentication, scopes and rate limits as FastAPI dependencies.
+
+Every route except ``GET /v1/status`` declares ``Depends(require(action, bucket))``: the bearer key is
+verified (401 with ``WWW-Authenticate`` otherwise), its scopes must allow the action (403), and the
+key's bucket counter in the metadata store must have room (429 with ``Retry-After``). The principal
+carries the key's workspace, which every service call is confined to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request, Response
+
+from stratum.auth.keys import AuthError, KeyService
+from stratum.auth.ratelimit import RateLimiter
+from stratum.auth.scopes import allows
+
+from .problems import ApiProblem
+
+BEARER = 'Bearer realm="stratum"'
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace: str
+    key_id: str
+    scopes: frozenset[str]
+
+
+def _unauthorized(detail: str, error: str = "invalid_token") -> ApiProblem:
+    return ApiProblem(401, "unauthorized", "Unauthorized", detail,
+                      headers={"WWW-Authenticate": f'{BEARER}, error="{error}"'})
+
+
+def authenticate(request: Request) -> Principal:
+    keys: KeyService = request.app.state.keys
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiProblem(401, "unauthorized", "Unauthorized",
+                         "missing API key: send 'Authorization: Bearer stm_live_...'",
+                         headers={"WWW-Authenticate": BEARER})
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("malformed Authorization header: expected 'Bearer <API key>'", "invalid_request")
+    try:
+        record = keys.verify(token.strip())
+    except AuthError as exc:
+        raise _unauthorized(exc.detail) from None
+    keys.touch(record)
+    return Principal(record.workspace, record.key_id, frozenset(record.scopes))
+
+
+def require(action: str, bucket: str | None = None):
+    """Dependency: an authenticated principal allowed to do ``action``, within its rate limit."""
+
+    def dep(request: Request, response: Response) -> Principal:
+        principal = authenticate(request)
+        request.state.key_id = principal.key_id
+        if not allows(principal.scopes, action):
+            raise ApiProblem(403, "forbidden", "Forbidden",
+                             f"this API key's scopes ({', '.join(sorted(principal.scopes))}) do not allow {action}")
+        if bucket is not None:
+            limiter: RateLimiter = request.app.state.limiter
+            decision = limiter.check(principal.key_id, bucket)
+            headers = decision.headers()
+            request.state.extra_headers = {k: v for k, v in headers.items() if k.lower() != "retry-after"}
+            for k, v in request.state.extra_headers.items():
+                response.headers[k] = v
+            if not decision.allowed:
+                raise ApiProblem(429, "rate_limited", "Too many requests",
+                                 f"rate limit of {decision.limit} {bucket} requests per window reached; retry in "
+                                 f"{decision.retry_after_seconds} s", headers=headers)
+        return principal
+
+    return dep
