@@ -15,6 +15,7 @@ CORPUS = ROOT.parent / "shared" / "corpus"
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.runtime",
+    "tests.fixtures.stack",
 ]
 
 

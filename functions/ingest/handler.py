@@ -26,7 +26,9 @@ from stratum.settings import get_settings
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported record by record (SQS redelivers them) rather than
+# raised: the retries are expected behaviour, not a function error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _state: dict[str, Any] = {}
 
 
@@ -41,6 +43,7 @@ def drop_processor() -> DropProcessor:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=1)
     body = record.json_body
     if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
         logger.info("ignoring the S3 test event", extra={"bucket": body.get("Bucket")})
