@@ -119,10 +119,24 @@ def main() -> int:  # pragma: no cover - convenience
 
 
 # -- keys ----------------------------------------------------------------------------------------
-def _key_service(rt):
-    from stratum.auth.keys import KeyService
+class _Keys:
+    """A KeyService on the configured metadata store only (SQLite locally, DynamoDB with backend=aws):
+    key management needs no object store, so no bucket settings are required."""
 
-    return KeyService(rt.meta, environment=rt.settings.environment)
+    def __init__(self, args: argparse.Namespace) -> None:
+        from stratum.auth.keys import KeyService
+        from stratum.cli import _settings
+        from stratum.storage.factory import build_metadata_store
+
+        settings = _settings(args)
+        self.meta = build_metadata_store(settings)
+        self.svc = KeyService(self.meta, environment=settings.environment)
+
+    def __enter__(self):
+        return self.svc
+
+    def __exit__(self, *exc) -> None:
+        self.meta.close()
 
 
 def _print_new_key(token: str, rec, args: argparse.Namespace, verb: str) -> None:
@@ -148,11 +162,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from stratum.auth.keys import parse_expires
 
     expires_in = parse_expires(args.expires)  # before touching the store: a typo creates nothing
-    rt = _runtime(args)
-    try:
-        token, rec = _key_service(rt).create(args.workspace, args.scope, args.name, expires_in)
-    finally:
-        rt.close()
+    with _Keys(args) as keys:
+        token, rec = keys.create(args.workspace, args.scope, args.name, expires_in)
     _print_new_key(token, rec, args, "Created")
     return 0
 
@@ -160,11 +171,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     import json
 
-    rt = _runtime(args)
-    try:
-        records = _key_service(rt).list(args.workspace)
-    finally:
-        rt.close()
+    with _Keys(args) as keys:
+        records = keys.list(args.workspace)
     rows = [r.public() for r in records]
     if args.json:
         print(json.dumps(rows))
@@ -179,21 +187,15 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
-    try:
-        rec = _key_service(rt).revoke(args.key_id)
-    finally:
-        rt.close()
+    with _Keys(args) as keys:
+        rec = keys.revoke(args.key_id)
     print(f"revoked API key {rec.key_id} ({rec.name!r}, workspace {rec.workspace}) at {rec.public()['revoked_at']}")
     return 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
-    try:
-        token, rec = _key_service(rt).rotate(args.key_id)
-    finally:
-        rt.close()
+    with _Keys(args) as keys:
+        token, rec = keys.rotate(args.key_id)
     _print_new_key(token, rec, args, "Rotated: new")
     return 0
 

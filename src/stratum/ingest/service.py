@@ -66,14 +66,6 @@ class HashingReader:
             close()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def lot_id_from_name(file_name: str) -> str:
     """Lot id for a file without MIR: the file name without directories and STDF/compression suffixes."""
     name = Path(file_name).name
@@ -128,7 +120,9 @@ class IngestService:
         size = p.stat().st_size
         job, _ = self.create_job(workspace, p.name, JobSource(kind="cli", path=str(p.resolve())), size=size,
                                  options=options)
-        handle = InputHandle(open=lambda: open(p, "rb"), size=size, sha256=sha256_file(p))
+        # no pre-hash: the reader hashes while it streams (in the decompression thread), and a duplicate
+        # is recognised before anything is published
+        handle = InputHandle(open=lambda: open(p, "rb"), size=size)
         return self.run_job(workspace, job.job_id, handle, progress=progress)
 
     def ingest_bytes(self, workspace: str, data: bytes, file_name: str, *, source: JobSource | None = None,

@@ -1,0 +1,85 @@
+"""API key scopes and the permission table.
+
+A key carries one or more scopes; a route names one *action*; ``allows(scopes, action)`` says whether
+any of the key's scopes grants it. The table is exact and closed: no scope implies another (``admin``
+does not imply ``full``, ``full`` does not imply ``admin``), and an action missing from the table is a
+programming error (``ValueError``), never a silent allow.
+
+=============  ==========================================================  =================
+action         what it covers                                              scopes
+=============  ==========================================================  =================
+upload         upload STDF, presign, inspect                               ingest, full
+job_status     check job status                                            ingest, read, full
+analytics      analytics and lots GET routes                               read, full
+sql_schema     SQL schema discovery                                        read, full
+sql_run        run SQL                                                     full
+classify       pattern classification                                      classify, full
+admin          monitor / webhook / key management of the key's workspace  admin
+=============  ==========================================================  =================
+
+Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
+that the request's workspace is the key's (``KeyRecord.workspace``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from stratum.errors import StratumError
+
+SCOPES: tuple[str, ...] = ("ingest", "read", "classify", "full", "admin")
+
+ACTIONS: tuple[str, ...] = ("upload", "job_status", "analytics", "sql_schema", "sql_run", "classify", "admin")
+
+#: action -> the scopes that allow it (read-only view; tests iterate it row by row)
+PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "upload": frozenset({"ingest", "full"}),
+        "job_status": frozenset({"ingest", "read", "full"}),
+        "analytics": frozenset({"read", "full"}),
+        "sql_schema": frozenset({"read", "full"}),
+        "sql_run": frozenset({"full"}),
+        "classify": frozenset({"classify", "full"}),
+        "admin": frozenset({"admin"}),
+    }
+)
+
+
+class PermissionDenied(StratumError):
+    """The key is valid but its scopes do not allow the action (HTTP 403)."""
+
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+def allows(scopes: Iterable[str], action: str) -> bool:
+    """True when one of ``scopes`` grants ``action``. Unknown scopes grant nothing; an unknown action
+    raises ``ValueError`` (a route wired to a misspelt action must fail loudly in tests)."""
+    try:
+        allowed = PERMISSIONS[action]
+    except KeyError:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ACTIONS)}") from None
+    if isinstance(scopes, str):  # a lone string would be iterated character by character
+        scopes = (scopes,)
+    return any(s in allowed for s in scopes)
+
+
+def require(scopes: Iterable[str], action: str) -> None:
+    """Raise ``PermissionDenied`` unless ``allows(scopes, action)``."""
+    if not allows(scopes, action):
+        need = " or ".join(sorted(PERMISSIONS[action]))
+        raise PermissionDenied(f"this API key may not perform {action!r} (needs scope {need})")
+
+
+def normalize_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Validate, de-duplicate and put scopes in canonical order. Raises ``ValueError``."""
+    if isinstance(scopes, str):
+        scopes = (scopes,)
+    given = set()
+    for s in scopes:
+        if s not in SCOPES:
+            raise ValueError(f"unknown scope {s!r}; known: {', '.join(SCOPES)}")
+        given.add(s)
+    if not given:
+        raise ValueError("an API key needs at least one scope")
+    return tuple(s for s in SCOPES if s in given)
