@@ -23,12 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from stratum.catalog import Catalog
 from stratum.ids import new_job_id
 from stratum.lake import layout
-from stratum.lake.writer import LakeWriter, Manifest
 from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
 from stratum.settings import Settings
 from stratum.stdf.errors import StdfError
@@ -36,6 +35,9 @@ from stratum.stdf.reader import ParseResult, ReaderOptions, parse
 from stratum.stdf.source import ByteSource
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:  # pyarrow stays out of processes that never write the lake (the API Lambda)
+    from stratum.lake.writer import LakeWriter, Manifest
 
 log = logging.getLogger("stratum.ingest")
 
@@ -207,6 +209,8 @@ class _Run:
             raw = handle.open()
         except (OSError, ObjectNotFound) as exc:
             return self.fail(JobError(code="input_unreadable", message=f"cannot read the input file: {exc}"))
+        from stratum.lake.writer import LakeWriter
+
         reader = HashingReader(raw)
         self.writer = LakeWriter(self.svc.lake, job.workspace, job.job_id, job.file_num)
         opts = ReaderOptions(chunk_bytes=s.chunk_bytes, accept_truncated=job.options.accept_truncated,

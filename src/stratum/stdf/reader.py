@@ -32,7 +32,7 @@ from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, 
 from .source import ByteSource
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .tests import TestRegistry
-from .walk import PAD, Views, ramp, walk_be, walk_le
+from .walk import PAD, Views, ramp, walk_fast
 
 DEFAULT_CHUNK = 32 * 1024 * 1024
 
@@ -228,11 +228,10 @@ class _Parser:
             self.sink.rows(table, cols)
 
     # -- chunk ---------------------------------------------------------------------------------
-    def chunk(self, buf: bytes, offs_list: list[int]) -> None:
-        n = len(offs_list)
+    def chunk(self, buf: bytes, offs: np.ndarray) -> None:
+        n = len(offs)
         if n == 0:
             return
-        offs = np.asarray(offs_list, dtype=np.int64)
         v = Views(buf, self.be)
         b = v.b
         rl = v.u2[offs].astype(np.int64)
@@ -1024,7 +1023,7 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
                 started = True
             end = len(data)
             padded = data + b"\x00" * PAD
-            offs, stop = (walk_be if p.be else walk_le)(padded, end)
+            offs, stop = walk_fast(padded, end, p.be)
             p.chunk(padded, offs)
             p.res.records += len(offs)
             pending = data[stop:]

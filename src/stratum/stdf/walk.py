@@ -41,6 +41,161 @@ def walk_be(buf: bytes, end: int) -> tuple[list[int], int]:
     return offs, o
 
 
+def _walk_n(buf: bytes, pos: int, end: int, n: int, be: bool) -> tuple[list[int], int]:
+    """Python walk of at most ``n`` complete records from ``pos``."""
+    offs: list[int] = []
+    ap = offs.append
+    o = pos
+    last = end - 4
+    if be:
+        while o <= last and n:
+            ap(o)
+            o += 4 + ((buf[o] << 8) | buf[o + 1])
+            n -= 1
+    else:
+        while o <= last and n:
+            ap(o)
+            o += 4 + (buf[o] | (buf[o + 1] << 8))
+            n -= 1
+    if o > end:
+        o = offs.pop()
+    return offs, o
+
+
+def _period(sig: np.ndarray, max_checks: int = 256, min_span: int = 4096) -> int:
+    """Smallest p such that the last max(2p, min_span) entries of ``sig`` repeat with period p (0: none).
+
+    The span guards against local patterns (a run of equal-length PTRs is not the file's period);
+    candidates are positions where the last four signatures recur."""
+    n = len(sig)
+    if n < 8:
+        return 0
+    m = np.ones(n - 4, bool)
+    for d in range(4):  # position j (< n-4) whose 4 signatures ending at j equal the last 4
+        m &= sig[3 - d : n - 1 - d] == sig[n - 1 - d]
+    cands = (np.flatnonzero(m) + 3)[::-1]
+    for j in cands[:max_checks].tolist():
+        p = n - 1 - j
+        span = max(2 * p, min(min_span, n))
+        if span > n:
+            break
+        if np.array_equal(sig[n - span : n - p], sig[n - span + p :]):
+            return p
+    return 0
+
+
+def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int = 1024) -> int:
+    """Where the template resumes: the index j such that the cyclic template ending just before j
+    equals the latest records. Only phases whose last entry matches are checked, over a window that
+    grows (16, 32, ... up to ``max_gram``) until exactly one fits; -1 when none does or it stays
+    ambiguous (long runs of equal records: the caller walks on and asks again)."""
+    p = len(tsig)
+    if p == 0 or len(recent) == 0:
+        return -1
+    cands = np.flatnonzero(tsig == recent[-1])  # template index aligned with the latest record
+    m = min(gram, len(recent))
+    while len(cands):
+        window = recent[-m:]
+        idx = (cands[:, None] - (m - 1) + np.arange(m)) % p
+        cands = cands[(tsig[idx] == window).all(axis=1)]
+        if len(cands) == 1:
+            return int((cands[0] + 1) % p)
+        if m >= len(recent) or m >= max_gram:
+            return -1
+        m = min(2 * m, len(recent), max_gram)
+    return -1
+
+
+def walk_fast(buf: bytes, end: int, be: bool, block: int = 4096, probe: int = 64, gram: int = 16) -> tuple[np.ndarray, int]:
+    """Offsets of the complete records in ``buf[:end]`` and where the incomplete tail starts.
+
+    Exact, and much faster than a per-record loop on the periodic files testers write (the same
+    touchdown of PIRs, test records and PRRs again and again). The period of the (REC_LEN, type)
+    sequence of a Python-walked block gives a template; the next period's offsets are predicted from
+    it and verified with one numpy gather of REC_LEN: if the REC_LEN at predicted offset i is the
+    template's, offset i+1 is necessarily right, so the matching prefix is accepted as is. At the first
+    mismatch a short Python probe walks on from that (correct) offset, and the template resumes at the
+    unique phase where the latest records fit it. When prediction does not pay (irregular files), the
+    rest of the chunk is walked record by record.
+    """
+    n = len(buf)
+    u2 = np.ndarray(shape=(max(n - 1, 0),), dtype=">u2" if be else "<u2", buffer=buf, offset=0, strides=(1,))
+    b = np.frombuffer(buf, dtype=np.uint8)
+    out: list[np.ndarray] = []
+    pos = 0
+    tsig = tl2 = rel2 = None  # template signatures; REC_LENs and offsets of the template repeated twice
+    p = span = phase = 0
+    history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
+    predicted = walked = probes = lost = 0
+
+    def use_template(sig: np.ndarray) -> None:
+        nonlocal tsig, tl2, rel2, p, span, phase
+        tsig, p, phase = sig, len(sig), 0
+        tl = sig >> 16
+        steps = np.concatenate([tl, tl]) + 4
+        rel2 = np.concatenate([[0], np.cumsum(steps)[:-1]])
+        tl2 = np.concatenate([tl, tl])
+        span = int(rel2[p])
+
+    while pos <= end - 4:
+        if tsig is not None:
+            k = 0
+            while True:
+                tl = tl2[phase : phase + p]
+                cand = rel2[phase : phase + p] + (pos - rel2[phase])
+                lim = int(np.searchsorted(cand + 4 + tl, end, side="right"))  # records wholly inside the data
+                if lim == 0:
+                    k = 0
+                    break
+                good = u2[cand[:lim]] == tl[:lim]
+                k = lim if bool(good.all()) else int(good.argmin())
+                if k:
+                    out.append(cand[:k])
+                    predicted += k
+                if k == p:
+                    pos += span
+                    continue
+                if k:
+                    pos = int(cand[k - 1] + 4 + tl[k - 1])
+                break
+            if k:
+                accepted = tsig[(phase + np.arange(max(0, k - gram), k)) % p]
+                history = accepted if k >= gram else np.concatenate([history, accepted])[-gram:]
+        offs, pos_next = _walk_n(buf, pos, end, probe if tsig is not None else block, be)
+        if not offs:
+            break
+        a = np.asarray(offs, dtype=np.int64)
+        out.append(a)
+        pos = pos_next
+        sig = (u2[a].astype(np.int64) << 16) | (b[a + 2].astype(np.int64) << 8) | b[a + 3]
+        if tsig is not None:
+            walked += len(a)
+            probes += 1
+            if probes >= 64 and predicted < 2 * walked:
+                # the file is not regular enough for prediction to pay: plain walk for the rest
+                rest, pos = _walk_n(buf, pos, end, 1 << 62, be)
+                if rest:
+                    out.append(np.asarray(rest, dtype=np.int64))
+                break
+            history = np.concatenate([history, sig])[-1024:]
+            j = _phase(tsig, history, gram)
+            if j >= 0:
+                phase, lost = j, 0
+                continue
+            lost += len(a)
+            if lost < 2 * p + block:
+                continue
+            tsig = None  # the file changed pattern: detect a new period
+        history = np.concatenate([history, sig])[-(1 << 16) :]
+        per = _period(history)
+        if per:
+            use_template(history[-per:].copy())
+            lost = 0
+    if not out:
+        return np.zeros(0, np.int64), pos
+    return np.concatenate(out), pos
+
+
 class Views:
     """Typed unaligned views over one padded chunk buffer, in the file's byte order."""
 

@@ -1,0 +1,105 @@
+"""``StratumStack``: the whole platform in one stack, one construct per capability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, CfnOutput, Stack
+
+from stratum.lake import schema as lake_schema
+from constructs import Construct
+
+from . import constants as C
+from .api import ApiConstruct
+from .assets import assemble_function_asset
+from .catalog import CatalogConstruct, glue_name
+from .ingest import IngestConstruct
+from .layers import StratumLayers
+from .monitors import MonitorsConstruct
+from .storage import StorageConstruct
+
+
+@dataclass(frozen=True)
+class StratumConfig:
+    """Where things come from. Tests point the build folders at a temp dir; ``app.py`` uses the defaults."""
+
+    project_root: Path = C.PROJECT_ROOT
+    asset_build_dir: Path = C.DEFAULT_ASSET_BUILD_DIR
+    layers_build_dir: Path = C.DEFAULT_LAYERS_BUILD_DIR
+    api_integration_timeout_seconds: int = C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS
+    monitors_enabled: bool = False
+    api_gateway_cloudwatch_role: bool = True  # create the region's API Gateway logging role (see ApiConstruct)
+
+
+class StratumStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StratumConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+
+        self.storage = StorageConstruct(self, "Storage")
+        self.catalog = CatalogConstruct(
+            self,
+            "Catalog",
+            lake_bucket=self.storage.lake_bucket,
+            results_bucket=self.storage.results_bucket,
+            name=glue_name(self.stack_name),
+        )
+        # Athena reads the same Parquet as DuckDB: one Glue table per stored lake table
+        self.catalog.add_lake_tables((name, lake_schema.glue_columns(name)) for name in lake_schema.TABLES)
+        self.layers = StratumLayers(
+            self, "Layers", layers_build_dir=config.layers_build_dir, placeholder_dir=config.asset_build_dir
+        )
+
+        environment = {
+            "STRATUM_BACKEND": "aws",
+            "STRATUM_ENVIRONMENT": "production",
+            "STRATUM_AWS__REGION": Aws.REGION,
+            "STRATUM_AWS__DROP_BUCKET": self.storage.drop_bucket.bucket_name,
+            "STRATUM_AWS__DROP_PREFIX": C.DROP_PREFIX,
+            "STRATUM_AWS__LAKE_BUCKET": self.storage.lake_bucket.bucket_name,
+            "STRATUM_AWS__LAKE_PREFIX": C.LAKE_PREFIX,
+            "STRATUM_AWS__METADATA_TABLE": self.storage.table.table_name,
+            "STRATUM_AWS__GLUE_DATABASE": self.catalog.database_name,
+            "STRATUM_AWS__ATHENA_WORKGROUP": self.catalog.workgroup_name,
+            "STRATUM_AWS__ATHENA_OUTPUT": self.catalog.output_location,
+        }
+
+        ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
+        api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
+
+        self.ingest = IngestConstruct(
+            self,
+            "Ingest",
+            storage=self.storage,
+            asset=ingest_asset,
+            layers=self.layers.for_function("ingest"),
+            environment=environment,
+        )
+        self.api = ApiConstruct(
+            self,
+            "Api",
+            storage=self.storage,
+            catalog=self.catalog,
+            asset=api_asset,
+            layers=self.layers.for_function("api"),
+            environment=environment,
+            integration_timeout_seconds=config.api_integration_timeout_seconds,
+            manage_account_logging_role=config.api_gateway_cloudwatch_role,
+        )
+        self.monitors = MonitorsConstruct(
+            self, "Monitors", enabled=config.monitors_enabled, project_root=config.project_root
+        )
+
+        for output_id, value, description in (
+            ("ApiUrl", self.api.rest_api.url, "Stratum API base URL (stage v1)"),
+            ("DropBucketName", self.storage.drop_bucket.bucket_name, "Upload raw STDF under incoming/<workspace>/"),
+            ("LakeBucketName", self.storage.lake_bucket.bucket_name, "Parquet lake (workspaces/...)"),
+            ("ResultsBucketName", self.storage.results_bucket.bucket_name, "Athena query results"),
+            ("MetadataTableName", self.storage.table.table_name, "Metadata table (jobs, lots, keys)"),
+            ("IngestQueueUrl", self.ingest.queue.queue_url, "Ingest queue"),
+            ("IngestDeadLetterQueueUrl", self.ingest.dead_letter_queue.queue_url, "Failed ingests (redrive)"),
+            ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
+            ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
+        ):
+            CfnOutput(self, output_id, value=value, description=description)

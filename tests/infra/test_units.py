@@ -1,0 +1,82 @@
+"""Fast unit tests of the infra helpers (no synth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from infra.stratum_infra import constants as C
+from infra.stratum_infra.assets import assemble_function_asset, layer_asset
+
+pytestmark = pytest.mark.infra
+
+
+def _fake_project(root: Path, with_handler: bool) -> Path:
+    pkg = root / "src" / "stratum"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "q.sql").write_text("select 1")
+    (pkg / "sub" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (pkg / "stale.pyc").write_bytes(b"\0")
+    fn = root / "functions" / "ingest"
+    fn.mkdir(parents=True)
+    (fn / "helpers.py").write_text("X = 1\n")
+    (fn / "README.md").write_text("not shipped")
+    if with_handler:
+        (fn / "handler.py").write_text("import stratum\n\ndef handler(event, context):\n    return {}\n")
+    return root
+
+
+def test_function_asset_has_handler_and_stratum_package_without_bytecode(tmp_path: Path) -> None:
+    root = _fake_project(tmp_path / "proj", with_handler=True)
+    asset = assemble_function_asset("ingest", root, tmp_path / "build")
+    files = {p.relative_to(asset.path).as_posix() for p in asset.path.rglob("*") if p.is_file()}
+    assert files == {
+        "handler.py",
+        "helpers.py",
+        "requirements.txt",
+        "stratum/__init__.py",
+        "stratum/sub/__init__.py",
+        "stratum/sub/q.sql",
+    }
+    assert asset.missing == ()
+
+
+def test_function_asset_reports_a_missing_handler_and_is_rebuilt_from_scratch(tmp_path: Path) -> None:
+    root = _fake_project(tmp_path / "proj", with_handler=False)
+    build = tmp_path / "build"
+    (build / "functions" / "ingest").mkdir(parents=True)
+    (build / "functions" / "ingest" / "old.py").write_text("stale")
+    asset = assemble_function_asset("ingest", root, build)
+    assert asset.missing == ("functions/ingest/handler.py",)
+    assert not (asset.path / "old.py").exists()
+
+
+def test_unbuilt_layer_uses_a_placeholder(tmp_path: Path) -> None:
+    asset = layer_asset("query", tmp_path / "nope", tmp_path / "build")
+    assert not asset.built and (asset.path / "python").is_dir()
+    (tmp_path / "layers" / "query" / "python").mkdir(parents=True)
+    (tmp_path / "layers" / "query" / "python" / "duckdb").mkdir()
+    assert layer_asset("query", tmp_path / "layers", tmp_path / "build").built
+
+
+def test_notification_filters_refuse_overlapping_suffixes() -> None:
+    from infra.stratum_infra.ingest import notification_filters
+
+    assert len(notification_filters("incoming/", C.STDF_SUFFIXES)) == len(C.STDF_SUFFIXES)
+    with pytest.raises(ValueError, match="overlap"):
+        notification_filters("incoming/", [".stdf.gz", ".gz"])
+
+
+def test_api_timeouts() -> None:
+    t = C.api_timeouts(C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS)
+    assert t.sql_seconds < t.lambda_seconds <= t.integration_seconds == 29
+    raised = C.api_timeouts(40)
+    assert raised.sql_seconds == C.SQL_TIMEOUT_SECONDS and raised.lambda_seconds > C.SQL_TIMEOUT_SECONDS
+    with pytest.raises(ValueError):
+        C.api_timeouts(5)
+
+
+def test_visibility_timeout_rule() -> None:
+    assert C.INGEST.timeout.to_seconds() * C.VISIBILITY_TIMEOUT_FACTOR <= 12 * 3600  # SQS maximum

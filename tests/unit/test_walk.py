@@ -1,0 +1,59 @@
+"""The speculative header walk must return exactly what the record-by-record walk returns."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stratum.stdf.walk import PAD, walk_be, walk_fast, walk_le
+
+
+def build(lengths: list[int], be: bool, cut: int | None = None) -> tuple[bytes, int]:
+    out = bytearray()
+    for i, ln in enumerate(lengths):
+        out += struct.pack(">HBB" if be else "<HBB", ln, 15, 10 + (i % 3))
+        out += bytes((i + j) % 251 for j in range(ln))
+    data = bytes(out if cut is None else out[:cut])
+    return data + b"\x00" * PAD, len(data)
+
+
+def check(data: bytes, end: int, be: bool) -> None:
+    ref, ref_stop = (walk_be if be else walk_le)(data, end)
+    got, stop = walk_fast(data, end, be, block=256, probe=16)
+    assert stop == ref_stop
+    assert np.array_equal(got, np.asarray(ref, np.int64))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    period=st.lists(st.integers(0, 60), min_size=1, max_size=40),
+    repeats=st.integers(1, 60),
+    noise=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 60)), max_size=12),
+    be=st.booleans(),
+    cut=st.integers(0, 40),
+)
+def test_periodic_streams_with_noise(period, repeats, noise, be, cut):
+    lengths = period * repeats
+    for pos, ln in noise:  # insertions break the pattern at random places
+        lengths.insert(pos % (len(lengths) + 1), ln)
+    data, end = build(lengths, be)
+    check(data, end, be)
+    check(data, max(0, end - cut), be)  # a tail cut inside the last record(s)
+
+
+def test_long_run_of_equal_records_then_pattern_change():
+    lengths = [20] * 5000 + [3, 7, 9, 30] * 800 + [12] * 3000 + [1, 2] * 2000
+    for be in (False, True):
+        data, end = build(lengths, be)
+        check(data, end, be)
+
+
+def test_tiny_and_empty():
+    for lengths in ([], [0], [5], [0, 0, 0]):
+        data, end = build(lengths, False)
+        check(data, end, False)
+    data, end = build([10, 10], False, cut=17)
+    check(data, end, False)
