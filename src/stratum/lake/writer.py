@@ -29,6 +29,9 @@ from .schema import READER_TABLES, SCHEMA_VERSION, TABLES, arrow_type
 MIN_ROWS = 262_144
 MAX_ROWS = 1_048_576
 DICT = pa.dictionary(pa.int32(), pa.string())
+# Monotonic integer columns: delta encoding is smaller and cheaper than a dictionary that cannot work
+DELTA = frozenset({"rec_seq", "part_seq", "byte_offset", "pir_rec_seq", "wir_rec_seq", "wrr_rec_seq", "first_rec_seq"})
+NO_DICT = DELTA | {"result"}  # distinct floats: a dictionary would be built and then abandoned
 
 
 def stored_schema(table: str) -> pa.Schema:
@@ -85,13 +88,13 @@ def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
         vals = col.values
         if t == pa.bool_():
             vals = vals.astype(bool)
-        return pa.array(vals, mask=~col.valid).cast(t)
+        arr = pa.array(vals, mask=~col.valid)
+        return arr if arr.type == t else arr.cast(t)
     if isinstance(col, np.ndarray):
         if t == pa.bool_() and col.dtype == np.int8:  # 1 pass, 0 fail, -1 unknown
             return pa.array(col == 1, mask=col < 0)
-        if pa.types.is_floating(t) and col.dtype.kind == "f":
-            return pa.array(col, mask=np.isnan(col)).cast(t)
-        return pa.array(col).cast(t)
+        arr = pa.array(col, mask=np.isnan(col)) if pa.types.is_floating(t) and col.dtype.kind == "f" else pa.array(col)
+        return arr if arr.type == t else arr.cast(t)
     if isinstance(col, list):
         if pa.types.is_timestamp(t):
             return pa.array([None if not v else v for v in col], pa.int64()).cast(t)
@@ -137,9 +140,11 @@ class _Out:
         self.key = key
         self.stream = store.open_write(key)
         self.counting = _Counting(self.stream)
+        delta = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name in DELTA}
         self.writer = pq.ParquetWriter(
             self.counting, schema, compression=compression, compression_level=level,
-            use_dictionary=True, write_statistics=True, data_page_size=1 << 20,
+            use_dictionary=[f.name for f in schema if f.name not in NO_DICT], column_encoding=delta or None,
+            write_statistics=True, data_page_size=1 << 20,
         )
         self.rows = 0
 
@@ -220,7 +225,11 @@ class LakeWriter:
         n = len(next(iter(cols.values())))
         if n == 0:
             return
-        self._add(table, self._batch(table, cols, n))
+        self._check()
+        if self._q is not None:  # Arrow conversion, buffering and encoding all happen on the writer thread
+            self._q.put(("rows", table, cols, n))
+        else:
+            self._add(table, self._batch(table, cols, n))
 
     def _batch(self, table: str, cols: dict[str, Any], n: int) -> pa.RecordBatch:
         schema = self._schemas[table]
@@ -237,7 +246,6 @@ class LakeWriter:
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _add(self, table: str, batch: pa.RecordBatch) -> None:
-        self._check()
         self._buf.setdefault(table, []).append(batch)
         self._buf_rows[table] = self._buf_rows.get(table, 0) + batch.num_rows
         if self._buf_rows[table] >= self.min_rows:
@@ -248,11 +256,7 @@ class LakeWriter:
         self._buf_rows[table] = 0
         if not batches:
             return
-        t = pa.Table.from_batches(batches, schema=self._schemas[table])
-        if self._q is not None:
-            self._q.put((table, t))
-        else:
-            self._write(table, t)
+        self._write(table, pa.Table.from_batches(batches, schema=self._schemas[table]))
 
     def _write(self, table: str, t: pa.Table) -> None:
         out = self._outs.get(table)
@@ -263,15 +267,21 @@ class LakeWriter:
         out.rows += t.num_rows
 
     def _run(self) -> None:
-        assert self._q is not None
+        q = self._q
+        assert q is not None
         while True:
-            item = self._q.get()
+            item = q.get()
             if item is None:
                 return
             if self._error is not None:
                 continue
             try:
-                self._write(*item)
+                if item[0] == "rows":
+                    _, table, cols, n = item
+                    self._add(table, self._batch(table, cols, n))
+                else:  # ("flush", None): write out every buffered table
+                    for table in list(self._buf):
+                        self._flush(table)
             except BaseException as exc:  # noqa: BLE001 - reported to the producer
                 self._error = exc
 
@@ -293,8 +303,11 @@ class LakeWriter:
         self._write_tests(res)
         self._write_wafers(res)
         self._write_lot_file(res, file_meta, settings_meta)
-        for table in list(self._buf):
-            self._flush(table)
+        if self._q is not None:
+            self._q.put(("flush", None))
+        else:
+            for table in list(self._buf):
+                self._flush(table)
         self._drain()
         manifest = Manifest(self.workspace, self.lot_id, self.job_id)
         try:
@@ -312,11 +325,13 @@ class LakeWriter:
         """Discard everything written so far; nothing becomes visible."""
         if self._q is not None and self._thread is not None:
             self._error = self._error or RuntimeError("aborted")
-            try:
-                self._q.put_nowait(None)
-            except queue.Full:
-                pass
-            self._thread.join(timeout=30)
+            while True:  # drop what is queued (the thread skips items once _error is set), then stop it
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+            self._q.put(None)
+            self._thread.join()
             self._q = None
         for out in self._outs.values():
             out.counting.discard = True

@@ -15,6 +15,12 @@ import tempfile
 import threading
 import zipfile
 import zlib
+
+try:  # ISA-L inflate: same stream API as zlib, ~2.5x faster on gzip (optional; zlib otherwise)
+    from isal import isal_zlib as _gzip_impl
+except ImportError:  # pragma: no cover - isal is a pinned dependency
+    _gzip_impl = zlib
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = tuple({zlib.error, getattr(_gzip_impl, "error", zlib.error)})
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -99,15 +105,14 @@ class ByteSource:
     def _stream(self, make: Callable[[], object], name: str) -> Iterator[bytes]:
         dec = make()
         out = bytearray()
+        produced = 0  # decompressed bytes so far (this runs in the producer thread)
         started = False
         for data in self._raw_chunks():
             while data:
                 try:
                     piece = dec.decompress(data)  # type: ignore[attr-defined]
-                except (zlib.error, OSError, EOFError, ValueError) as exc:
-                    raise CompressedStreamError(
-                        f"corrupt {name} stream: {exc}", offset=self.decompressed + len(out)
-                    ) from exc
+                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:
+                    raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + len(out)) from exc
                 out += piece
                 started = True
                 if dec.eof:  # type: ignore[attr-defined]
@@ -120,15 +125,15 @@ class ByteSource:
                 else:
                     data = b""
                 if len(out) >= self.block_size:
+                    produced += len(out)
                     yield bytes(out)
                     out.clear()
+        produced += len(out)
         if out:
             yield bytes(out)
         if started and not dec.eof:  # type: ignore[attr-defined]
-            raise TruncatedError(
-                f"the {name} stream ends before its end marker: the file is truncated",
-                offset=self.decompressed + len(out),
-            )
+            raise TruncatedError(f"the {name} stream ends before its end marker: the file is truncated",
+                                 offset=produced)
 
     def _zip(self) -> Iterator[bytes]:
         fh = self._fh
@@ -157,7 +162,7 @@ class ByteSource:
 
     def _blocks(self) -> Iterator[bytes]:
         if self.format == "gzip":
-            return self._stream(lambda: zlib.decompressobj(wbits=31), "gzip")
+            return self._stream(lambda: _gzip_impl.decompressobj(wbits=31), "gzip")
         if self.format == "bzip2":
             return self._stream(bz2.BZ2Decompressor, "bzip2")
         if self.format == "zip":

@@ -209,16 +209,17 @@ class TestRegistry:
         out = np.full(n, -1, np.int64)
         # 1. candidate: the first test registered with the record's number; verified byte for byte
         ok = self._candidates(kind, v, nums, name_start, L, out)
-        unknown = out < 0
-        if unknown.any():  # numbers never seen: register each one's first record, then check again
-            rows = np.flatnonzero(unknown)
-            _, first = np.unique(nums[rows], return_index=True)
-            for r in rows[first].tolist():
+        rows = np.flatnonzero(out < 0)
+        while len(rows):  # numbers never seen: register the first record of each, then check again
+            window = rows[:65536]  # a touchdown or two holds every test: no need to sort the whole chunk
+            _, first = np.unique(nums[window], return_index=True)
+            for r in window[first].tolist():
                 s, ln = int(name_start[r]), int(L[r])
                 self.get_or_add(kind, int(nums[r]), bytes(v.b[s : s + ln]), int(rec_seq[r]))
             sub = np.full(len(rows), -1, np.int64)
             ok[rows] = self._candidates(kind, v, nums[rows], name_start[rows], L[rows], sub)
             out[rows] = sub
+            rows = rows[sub < 0]
         rest = np.flatnonzero(~ok)
         # 2. the others (new tests, reused numbers) by name hash, verified again
         if len(rest):
@@ -300,13 +301,15 @@ class TestRegistry:
                 out[tgt[keep]] = f[keep]
         # remember, per number, the test of the last named record (for later chunks)
         named_rows = np.flatnonzero(~empty)
-        if len(named_rows):
-            last_pos = np.full(len(self.tests), -1, np.int64)
-            np.maximum.at(last_pos, out[named_rows], named_rows)
-            best: dict[int, tuple[int, int]] = {}
-            for i in np.flatnonzero(last_pos >= 0):
-                num, p = int(self.key_num[i]), int(last_pos[i])
-                if num not in best or p > best[num][0]:
-                    best[num] = (p, int(i))
-            for num, (_, i) in best.items():
-                self._last_named[(kind, num)] = i
+        if len(named_rows) == 0:
+            return
+        present = np.flatnonzero(np.bincount(out[named_rows], minlength=len(self.tests)))
+        by_num: dict[int, list[int]] = {}
+        for i in present.tolist():
+            by_num.setdefault(int(self.key_num[i]), []).append(i)
+        for num, idxs in by_num.items():
+            if len(idxs) == 1:
+                self._last_named[(kind, num)] = idxs[0]
+            else:  # a reused number (P13): the key of its latest named record
+                sel = named_rows[np.isin(out[named_rows], idxs)]
+                self._last_named[(kind, num)] = int(out[sel[-1]])
