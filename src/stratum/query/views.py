@@ -243,101 +243,120 @@ def scan(table: str, uris: list[str]) -> str:
     return f"read_parquet([{files}])"
 
 
-def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, retest_policy: str = "last",
-             wafer_ids: list[str] | None = None) -> list[str]:
-    """CREATE TEMP VIEW statements for a snapshot (members of one or more lots)."""
-    stmts: list[str] = []
+@dataclass(frozen=True)
+class Dialect:
+    """The few spellings that differ between DuckDB and Athena (Trino)."""
 
-    def raw(table: str) -> str:
-        return scan(table, [uri_of(table, m) for m in members if table in m.tables])
+    name: str
+    arg_max: str  # arg_max / max_by
+    any_value: str  # any_value / arbitrary
+
+    def argmax(self, x: str, y: str) -> str:
+        return f"{self.arg_max}({x}, {y})"
+
+
+DUCKDB = Dialect("duckdb", "arg_max", "any_value")
+TRINO = Dialect("trino", "max_by", "arbitrary")
+
+
+def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], str], *, retest_policy: str = "last",
+                wafer_ids: list[str] | None = None, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
+    """(name, SELECT) for every view of a snapshot, in dependency order.
+
+    ``raw_scan(table, members)`` returns the relation of a stored table's rows for those members (DuckDB:
+    ``read_parquet`` of their files; Athena: the Glue table filtered on its partitions). The SQL stays in
+    the subset both engines read alike: explicit casts and GROUP BY lists, inline windows, DOUBLE division.
+    """
+    d = dialect
+    out: list[tuple[str, str]] = []
+
+    def add(name: str, body: str) -> None:
+        out.append((name, body))
 
     if members:
-        rows = ", ".join(f"({_lit(m.lot_id)}, {_lit(m.job_id)}, {int(m.file_num)}::BIGINT, {int(m.order)}, "
+        rows = ", ".join(f"({_lit(m.lot_id)}, {_lit(m.job_id)}, CAST({int(m.file_num)} AS BIGINT), {int(m.order)}, "
                          f"{_lit(m.snapshot_job_id)})" for m in members)
-        stmts.append(f"CREATE TEMP VIEW _members AS SELECT * FROM (VALUES {rows}) "
-                     "AS m(lot_id, job_id, file_num, file_order, snapshot_job_id)")
+        add("_members", f"SELECT * FROM (VALUES {rows}) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id)")
     else:
-        stmts.append("CREATE TEMP VIEW _members AS SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS "
-                     "job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, "
-                     "CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false")
+        add("_members", "SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, "
+            "CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, "
+            "CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false")
     for t in TABLES:
-        stmts.append(f"CREATE TEMP VIEW _raw_{t} AS SELECT * FROM {raw(t)}")
+        add(f"_raw_{t}", f"SELECT * FROM {raw_scan(t, [m for m in members if t in m.tables])}")
 
     wafer_filter = ""
     if wafer_ids is not None:
-        wafer_filter = "WHERE wafer_id IN (" + (", ".join(_lit(w) for w in wafer_ids) or "NULL") + ")"
-
-    final_order = ("p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC" if retest_policy == "highest_bin"
-                   else "p.file_order DESC, p.part_seq DESC")
-    stmts.append(f"""CREATE TEMP VIEW lot_files AS
-        SELECT f.*, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num""")
-    stmts.append("""CREATE TEMP VIEW _bin_names AS
+        wafer_filter = "WHERE x.wafer_id IN (" + (", ".join(_lit(w) for w in wafer_ids) or "NULL") + ")"
+    die = "p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key"
+    first_w = f"(PARTITION BY {die} ORDER BY p.file_order, p.part_seq)"
+    final_w = (f"(PARTITION BY {die} ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC)"
+               if retest_policy == "highest_bin" else f"(PARTITION BY {die} ORDER BY p.file_order DESC, p.part_seq DESC)")
+    lf_cols = ", ".join(f"f.{c}" for c in TABLES["lot_files"].names)
+    add("lot_files", f"SELECT {lf_cols}, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num")
+    rank = "CAST(head_num = 255 AS INTEGER) * 2 + CAST({} IS NOT NULL AS INTEGER)"
+    add("_bin_names", f"""
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
-               arg_max(bin_name, (head_num = 255)::INT * 2 + (bin_name IS NOT NULL)::INT) AS bin_name,
-               arg_max(pass_fail, (head_num = 255)::INT * 2 + (pass_fail IS NOT NULL)::INT) AS pass_fail
-        FROM _raw_bin_records GROUP BY ALL""")
-    stmts.append(f"""CREATE TEMP VIEW _parts_x AS
+               {d.argmax("bin_name", rank.format("bin_name"))} AS bin_name,
+               {d.argmax("pass_fail", rank.format("pass_fail"))} AS pass_fail
+        FROM _raw_bin_records GROUP BY lot_id, job_id, file_num, bin_type, bin_num""")
+    parts_cols = ", ".join(f"p.{c}" for c in TABLES["parts"].names)
+    add("_parts_x", f"""
         SELECT * FROM (
-          SELECT p.*, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
+          SELECT {parts_cols}, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
-                        THEN 'W' || coalesce(w.wafer_id, '') || '|' || p.x || '|' || p.y
+                        THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR) || '|' || CAST(p.y AS VARCHAR)
                       WHEN p.part_id IS NOT NULL THEN 'P' || p.part_id
-                      ELSE 'J' || p.job_id || '|' || p.part_seq END AS die_key,
+                      ELSE 'J' || p.job_id || '|' || CAST(p.part_seq AS VARCHAR) END AS die_key,
                  coalesce(p.passed, hb.pass_fail = 'P') AS passed_any
           FROM _raw_parts p
           JOIN _members m ON m.file_num = p.file_num
           LEFT JOIN _raw_wafer_runs w ON w.file_num = p.file_num AND w.wafer_seq = p.wafer_seq
           LEFT JOIN _raw_lot_files f ON f.file_num = p.file_num
           LEFT JOIN _bin_names hb ON hb.file_num = p.file_num AND hb.bin_type = 'H' AND hb.bin_num = p.hard_bin
-        ) {wafer_filter}""")
-    stmts.append(f"""CREATE TEMP VIEW parts AS
+        ) x {wafer_filter}""")
+    add("parts", f"""
         SELECT p.lot_id, p.wafer_id, p.head_num, p.site_num, p.part_id, p.x, p.y, p.hard_bin, p.soft_bin,
                p.passed_any AS passed, p.num_test AS test_count, p.test_time_ms,
-               row_number() OVER first_w > 1 AS is_retest,
-               row_number() OVER final_w = 1 AS is_final,
-               p.job_id, p.part_seq, row_number() OVER first_w - 1 AS retest_ordinal, p.abort, p.part_txt,
+               row_number() OVER {first_w} > 1 AS is_retest,
+               row_number() OVER {final_w} = 1 AS is_final,
+               p.job_id, p.part_seq, row_number() OVER {first_w} - 1 AS retest_ordinal, p.abort, p.part_txt,
                p.sublot_id, p.test_code, p.rec_seq, p.file_num
-        FROM _parts_x p
-        WINDOW first_w AS (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key
-                           ORDER BY p.file_order, p.part_seq),
-               final_w AS (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key
-                           ORDER BY {final_order})""")
-    stmts.append("""CREATE TEMP VIEW _tests_x AS
-        SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num""")
-    stmts.append("""CREATE TEMP VIEW tests AS
-        SELECT lot_id, test_num, test_name, test_type,
-               arg_max(units, file_order) AS units, arg_max(lo_limit, file_order) AS lo_limit,
-               arg_max(hi_limit, file_order) AS hi_limit, arg_max(job_id, file_order) AS job_id,
-               arg_max(lo_spec, file_order) AS lo_spec, arg_max(hi_spec, file_order) AS hi_spec,
-               arg_max(res_scal, file_order) AS res_scal, arg_max(llm_scal, file_order) AS llm_scal,
-               arg_max(hlm_scal, file_order) AS hlm_scal, bool_or(scale_mismatch) AS scale_mismatch,
+        FROM _parts_x p""")
+    add("_tests_x", "SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num")
+    latest = {c: d.argmax(c, "file_order") for c in ("units", "lo_limit", "hi_limit", "job_id", "lo_spec", "hi_spec",
+                                                     "res_scal", "llm_scal", "hlm_scal")}
+    add("tests", f"""
+        SELECT lot_id, test_num, test_name, test_type, {latest["units"]} AS units, {latest["lo_limit"]} AS lo_limit,
+               {latest["hi_limit"]} AS hi_limit, {latest["job_id"]} AS job_id, {latest["lo_spec"]} AS lo_spec,
+               {latest["hi_spec"]} AS hi_spec, {latest["res_scal"]} AS res_scal, {latest["llm_scal"]} AS llm_scal,
+               {latest["hlm_scal"]} AS hlm_scal, bool_or(scale_mismatch) AS scale_mismatch,
                sum(exec_count) AS exec_count
         FROM _tests_x GROUP BY lot_id, test_num, test_name, test_type""")
-    stmts.append("""CREATE TEMP VIEW results AS
+    add("results", """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
                r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""")
-    stmts.append("""CREATE TEMP VIEW mpr_results AS
+    add("mpr_results", f"""
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.pin_seq, r.pmr_index, coalesce(pm.log_nam, pm.chan_nam) AS pin_name, r.result, r.rtn_stat,
                r.valid, r.passed, p.is_final, r.job_id, r.lo_limit, r.hi_limit, t.units
         FROM _raw_mpr_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx
-        LEFT JOIN (SELECT file_num, pmr_indx, any_value(log_nam) AS log_nam, any_value(chan_nam) AS chan_nam
-                   FROM _raw_pins GROUP BY ALL) pm
+        LEFT JOIN (SELECT file_num, pmr_indx, {d.any_value}(log_nam) AS log_nam, {d.any_value}(chan_nam) AS chan_nam
+                   FROM _raw_pins GROUP BY file_num, pmr_indx) pm
                ON pm.file_num = r.file_num AND pm.pmr_indx = r.pmr_index""")
-    stmts.append("""CREATE TEMP VIEW ftr_results AS
+    add("ftr_results", """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.passed, p.is_final, r.job_id, r.num_fail, r.cycl_cnt, r.vect_nam, r.rslt_txt, r.test_flg
         FROM _raw_ftr_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""")
-    stmts.append("""CREATE TEMP VIEW _snap AS SELECT DISTINCT lot_id, snapshot_job_id FROM _members""")
-    stmts.append("""CREATE TEMP VIEW bins AS
+    add("_snap", "SELECT DISTINCT lot_id, snapshot_job_id FROM _members")
+    add("bins", f"""
         WITH lot_total AS (SELECT lot_id, count(*) FILTER (WHERE is_final) AS n FROM parts GROUP BY lot_id),
         counted AS (
             SELECT lot_id, 'H' AS bin_type, hard_bin AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
@@ -349,31 +368,32 @@ def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, ret
                    bool_and(passed), bool_or(passed)
             FROM parts WHERE soft_bin IS NOT NULL GROUP BY lot_id, soft_bin),
         named AS (
-            SELECT b.lot_id, b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
-                   arg_max(b.pass_fail, m.file_order) AS pass_fail
-            FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL),
+            SELECT b.lot_id, b.bin_type, b.bin_num, {d.argmax("b.bin_name", "m.file_order")} AS bin_name,
+                   {d.argmax("b.pass_fail", "m.file_order")} AS pass_fail
+            FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY b.lot_id, b.bin_type, b.bin_num),
         summary AS (
             SELECT r.lot_id, r.bin_type, r.bin_num,
                    CASE WHEN bool_or(r.head_num = 255) THEN sum(r.bin_count) FILTER (WHERE r.head_num = 255)
                         ELSE sum(r.bin_count) END AS summary_count
-            FROM _raw_bin_records r JOIN _members m ON m.file_num = r.file_num GROUP BY ALL)
+            FROM _raw_bin_records r JOIN _members m ON m.file_num = r.file_num GROUP BY r.lot_id, r.bin_type, r.bin_num)
         SELECT c.lot_id, c.bin_type, c.bin_num, n.bin_name,
                coalesce(n.pass_fail, CASE WHEN c.all_pass THEN 'P' WHEN NOT c.any_pass THEN 'F' END) AS pass_fail,
                c.part_count, s.snapshot_job_id AS job_id,
-               round(100.0 * c.part_count / nullif(t.n, 0), 4) AS percent, c.first_pass_count, sm.summary_count
+               round(100.0 * CAST(c.part_count AS DOUBLE) / nullif(t.n, 0), 4) AS percent, c.first_pass_count,
+               sm.summary_count
         FROM counted c
-        JOIN _snap s USING (lot_id)
-        LEFT JOIN lot_total t USING (lot_id)
+        JOIN _snap s ON s.lot_id = c.lot_id
+        LEFT JOIN lot_total t ON t.lot_id = c.lot_id
         LEFT JOIN named n ON n.lot_id = c.lot_id AND n.bin_type = c.bin_type AND n.bin_num = c.bin_num
         LEFT JOIN summary sm ON sm.lot_id = c.lot_id AND sm.bin_type = c.bin_type AND sm.bin_num = c.bin_num""")
-    stmts.append(f"""CREATE TEMP VIEW wafers AS
+    add("wafers", f"""
         WITH w AS (
-            SELECT lot_id, wafer_id, min(start_time) AS start_time, max(finish_time) AS finish_time,
-                   arg_max(job_id, file_order) AS job_id, count(DISTINCT job_id) AS file_count,
-                   sum(part_cnt) AS wrr_part_count, sum(good_cnt) AS wrr_good_count
-            FROM (SELECT r.*, m.file_order FROM _raw_wafer_runs r JOIN _members m ON m.file_num = r.file_num)
+            SELECT x.lot_id, x.wafer_id, min(x.start_time) AS start_time, max(x.finish_time) AS finish_time,
+                   {d.argmax("x.job_id", "x.file_order")} AS job_id, count(DISTINCT x.job_id) AS file_count,
+                   sum(x.part_cnt) AS wrr_part_count, sum(x.good_cnt) AS wrr_good_count
+            FROM (SELECT r.*, m.file_order FROM _raw_wafer_runs r JOIN _members m ON m.file_num = r.file_num) x
             {wafer_filter}
-            GROUP BY lot_id, wafer_id),
+            GROUP BY x.lot_id, x.wafer_id),
         p AS (
             SELECT lot_id, wafer_id, count(*) FILTER (WHERE is_final) AS part_count,
                    count(*) FILTER (WHERE is_final AND passed) AS good_count,
@@ -383,15 +403,17 @@ def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, ret
             FROM parts WHERE wafer_id IS NOT NULL GROUP BY lot_id, wafer_id)
         SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
                coalesce(p.good_count, 0) AS good_count, w.job_id,
-               p.good_count / nullif(p.part_count, 0) AS yield, coalesce(p.first_pass_count, 0) AS first_pass_count,
-               coalesce(p.first_pass_good, 0) AS first_pass_good,
-               p.first_pass_good / nullif(p.first_pass_count, 0) AS first_pass_yield,
+               CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
+               coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
+               CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
                coalesce(p.retest_count, 0) AS retest_count, w.file_count, w.wrr_part_count, w.wrr_good_count
         FROM w LEFT JOIN p ON p.lot_id = w.lot_id AND p.wafer_id IS NOT DISTINCT FROM w.wafer_id""")
-    stmts.append("""CREATE TEMP VIEW lots AS
+    add("lots", f"""
         WITH f AS (
-            SELECT lot_id, arg_max(part_type, file_order) AS part_type, arg_max(program, file_order) AS program,
-                   arg_max(tester_type, file_order) AS tester_type, arg_max(node_name, file_order) AS node_name,
+            SELECT lot_id, {d.argmax("part_type", "file_order")} AS part_type,
+                   {d.argmax("program", "file_order")} AS program,
+                   {d.argmax("tester_type", "file_order")} AS tester_type,
+                   {d.argmax("node_name", "file_order")} AS node_name,
                    min(start_time) AS start_time, max(finish_time) AS finish_time, count(*) AS file_count
             FROM lot_files GROUP BY lot_id),
         p AS (
@@ -404,12 +426,23 @@ def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, ret
             FROM parts GROUP BY lot_id)
         SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
                s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,
-               coalesce(p.good_count, 0) AS good_count, p.good_count / nullif(p.part_count, 0) AS yield,
+               coalesce(p.good_count, 0) AS good_count, CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
                coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
-               p.first_pass_good / nullif(p.first_pass_count, 0) AS first_pass_yield,
+               CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
                coalesce(p.retest_count, 0) AS retest_count, coalesce(p.wafer_count, 0) AS wafer_count
-        FROM _snap s LEFT JOIN f USING (lot_id) LEFT JOIN p USING (lot_id)""")
+        FROM _snap s LEFT JOIN f ON f.lot_id = s.lot_id LEFT JOIN p ON p.lot_id = s.lot_id""")
     for t in RAW_PASSTHROUGH:
         cols = ", ".join(f"r.{c}" for c in TABLES[t].names)
-        stmts.append(f"CREATE TEMP VIEW {t} AS SELECT {cols} FROM _raw_{t} r JOIN _members m ON m.file_num = r.file_num")
-    return stmts
+        add(t, f"SELECT {cols} FROM _raw_{t} r JOIN _members m ON m.file_num = r.file_num")
+    return out
+
+
+def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, retest_policy: str = "last",
+             wafer_ids: list[str] | None = None) -> list[str]:
+    """DuckDB: CREATE TEMP VIEW statements for a snapshot (members of one or more lots)."""
+
+    def raw_scan(table: str, ms: list[Member]) -> str:
+        return scan(table, [uri_of(table, m) for m in ms])
+
+    return [f"CREATE TEMP VIEW {name} AS {body}"
+            for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)]

@@ -20,6 +20,8 @@ float32 limits, exactly as a reader sees them.
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import math
 import time
@@ -706,7 +708,8 @@ class _LotWriter:
         s = self.spec
         ext = {None: "", "gzip": ".gz", "bzip2": ".bz2"}[s.compression]
         tag = f"{index + 1:02d}" + ("_retest" if retest_file else "")
-        return self.dir / f"{s.lot_id}_{s.test_code}_{tag}.stdf{ext}"
+        safe_lot = re.sub(r"[^A-Za-z0-9._-]", "_", s.lot_id)  # lot ids may hold '/' or spaces
+        return self.dir / f"{safe_lot}_{s.test_code}_{tag}.stdf{ext}"
 
     def _write_file(self, index: int, group: np.ndarray | None) -> None:
         """Write one file: the dies of ``group``, or (``None``) the retest file."""
