@@ -32,6 +32,7 @@ from .views import Member, view_sql
 log = logging.getLogger("stratum.query")
 
 MAX_DATABASES = 4
+MAX_SESSIONS = 16
 
 
 @dataclass
@@ -59,12 +60,15 @@ class QueryEngine:
         self.lake = lake
         self.settings = settings
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
-        self._lock = threading.Lock()
+        self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
+        self._lock = threading.RLock()
 
     # -- databases ------------------------------------------------------------------------------
     def _config(self) -> dict:
         s = self.settings
-        cfg: dict = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        # the object cache keeps Parquet footers between queries: snapshots are immutable files
+        cfg: dict = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                     "enable_object_cache": True}
         mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
         if mem:
             cfg["memory_limit"] = f"{mem}MB"
@@ -96,7 +100,9 @@ class QueryEngine:
                      ws, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
             self._dbs[ws] = db
             while len(self._dbs) > MAX_DATABASES:
-                _, old = self._dbs.popitem(last=False)
+                old_ws, old = self._dbs.popitem(last=False)
+                for k in [k for k in self._sessions if k[0] == old_ws]:
+                    del self._sessions[k]  # their cursors die with the database
                 old.close()
             return db
 
@@ -135,8 +141,17 @@ class QueryEngine:
         return schema_session()
 
     def session(self, ws: str, scope: Scope | None = None) -> Session:
+        """A cursor with the views of the scope's snapshot. Snapshots are immutable, so sessions are cached
+        (LRU, per workspace and snapshot) and lent to one request at a time; a busy one is not waited for."""
         scope = scope or Scope()
         resolved = self.resolve(ws, scope)
+        key = (ws, tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
+               resolved.retest_policy, None if scope.wafer_ids is None else tuple(scope.wafer_ids))
+        with self._lock:
+            cached = self._sessions.get(key)
+            if cached is not None and cached.lock.acquire(blocking=False):
+                self._sessions.move_to_end(key)
+                return Session(cached.cur, resolved, self, key, cached)
         db = self.database(ws)
         cur = db.cursor()
 
@@ -148,7 +163,32 @@ class QueryEngine:
             cur.execute(stmt)
         log.debug("session views for %s (%d files) in %.1f ms", ws, len(resolved.members),
                   (time.perf_counter() - t0) * 1e3)
-        return Session(cur, resolved, db)
+        entry = _Cached(cur, threading.Lock())
+        entry.lock.acquire()
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = entry
+                while len(self._sessions) > MAX_SESSIONS:
+                    old_key, old = next(iter(self._sessions.items()))
+                    if not old.lock.acquire(blocking=False):
+                        break  # in use: it goes when released
+                    del self._sessions[old_key]
+                    old.cur.close()
+                return Session(cur, resolved, self, key, entry)
+        return Session(cur, resolved, self, None, entry)
+
+    def _release(self, key, entry: _Cached, broken: bool) -> None:
+        with self._lock:
+            cached = self._sessions.get(key) if key is not None else None
+            if cached is entry and not broken:
+                entry.lock.release()
+                return
+            if cached is entry:
+                del self._sessions[key]
+        try:
+            entry.cur.close()
+        except duckdb.Error:
+            pass
 
 
 def schema_session() -> Session:
@@ -157,16 +197,26 @@ def schema_session() -> Session:
     cur = db.cursor()
     for stmt in view_sql([], lambda t, m: ""):
         cur.execute(stmt)
-    return Session(cur, Resolved([], "last", {}), db)
+    return Session(cur, Resolved([], "last", {}))
+
+
+@dataclass
+class _Cached:
+    cur: duckdb.DuckDBPyConnection
+    lock: threading.Lock
 
 
 class Session:
-    """A cursor with the public views of one snapshot. Close it when done."""
+    """A cursor with the public views of one snapshot. Close it when done (it goes back to the cache)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, resolved: Resolved, db: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, resolved: Resolved, engine: QueryEngine | None = None,
+                 key=None, entry: _Cached | None = None) -> None:
         self.cur = cur
         self.resolved = resolved
-        self.db = db
+        self._engine = engine
+        self._key = key
+        self._entry = entry
+        self.broken = False
 
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         return self.cur.execute(sql, params or [])
@@ -180,9 +230,14 @@ class Session:
         return [dict(zip(names, r)) for r in res.fetchall()]
 
     def interrupt(self) -> None:
+        self.broken = True  # an interrupted cursor is not lent again
         self.cur.interrupt()
 
     def close(self) -> None:
+        if self._engine is not None and self._entry is not None:
+            engine, self._engine = self._engine, None
+            engine._release(self._key, self._entry, self.broken)
+            return
         try:
             self.cur.close()
         except duckdb.Error:

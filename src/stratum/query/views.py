@@ -437,12 +437,16 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
     return out
 
 
+MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
+
+
 def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, retest_policy: str = "last",
              wafer_ids: list[str] | None = None) -> list[str]:
-    """DuckDB: CREATE TEMP VIEW statements for a snapshot (members of one or more lots)."""
+    """DuckDB statements for a snapshot (members of one or more lots): TEMP VIEWs, except ``parts`` (the
+    retest window every lot-level query needs), which is materialised as a TEMP TABLE."""
 
     def raw_scan(table: str, ms: list[Member]) -> str:
         return scan(table, [uri_of(table, m) for m in ms])
 
-    return [f"CREATE TEMP VIEW {name} AS {body}"
+    return [f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
             for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)]
