@@ -30,6 +30,23 @@ def _view_filter(view: View, alias: str = "") -> str:
     return {"final": f"{a}is_final", "first_pass": f"NOT {a}is_retest", "all": "true"}[view]
 
 
+def _mpr_ftr_rows(table: str, view: View) -> str:
+    """Rows of ``mpr_results`` or ``ftr_results`` in ``view``. Those views have ``is_final`` but no
+    ``is_retest``, so the first-pass view joins their stored rows to ``parts`` the way the views do."""
+    if view != "first_pass":
+        return f"(SELECT * FROM {table} WHERE {_view_filter(view)})"
+    return (f"(SELECT r.*, t.test_name FROM _raw_{table} r "
+            "JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq "
+            "JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx WHERE NOT p.is_retest)")
+
+
+def check_wafer_ids(wafer_ids: list[str] | None) -> None:
+    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
+    it: a 500). No real wafer id has one; refuse it as a bad request."""
+    if wafer_ids and any("\x00" in w for w in wafer_ids):
+        raise BadRequest("wafer ids must not contain NUL characters")
+
+
 def _num(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -63,6 +80,7 @@ class AnalyticsService:
 
     def _session(self, ws: str, lot_id: str, snapshot_job_id: str | None = None,
                  wafer_ids: list[str] | None = None) -> Session:
+        check_wafer_ids(wafer_ids)
         return self.engine.session(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id, wafer_ids=wafer_ids))
 
     # -- lots ----------------------------------------------------------------------------------
@@ -127,13 +145,15 @@ class AnalyticsService:
                   test_num: int | None = None, test_name: str | None = None, view: View = "final") -> MapData:
         self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id, wafer_ids=[wafer_id]) as s:
-            exists = s.rows("SELECT count(*) FROM wafers")[0][0]
-            if not exists:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
             dies = s.dicts(f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
                                FROM parts WHERE {_view_filter(view)} AND x IS NOT NULL AND y IS NOT NULL
                                ORDER BY y, x""")
-            bins = s.dicts("SELECT bin_type, bin_num, bin_name, pass_fail FROM bins")
+            if not dies and not s.rows("SELECT count(*) FROM wafer_runs WHERE wafer_id = ?", [wafer_id])[0][0]:
+                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+            # names and pass/fail for the legend: the bin records of the files, newest file first
+            bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
+                                     arg_max(b.pass_fail, m.file_order) AS pass_fail
+                              FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
             ori = s.dicts("SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
                           "FROM lot_files ORDER BY file_order DESC LIMIT 1")
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
@@ -231,7 +251,7 @@ class AnalyticsService:
                            avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
                            min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
                            count(*) FILTER (WHERE passed = false) AS fails
-                    FROM mpr_results WHERE {_view_filter(view)} GROUP BY ALL) s USING (test_num, test_name)
+                    FROM {_mpr_ftr_rows('mpr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
                 WHERE t.test_type = 'M'""")
             ftr = s.dicts(f"""
                 SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
@@ -239,7 +259,7 @@ class AnalyticsService:
                        NULL AS n_valid, NULL AS mean, NULL AS sigma, NULL AS min, NULL AS max, s.fails
                 FROM tests t JOIN (
                     SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
-                    FROM ftr_results WHERE {_view_filter(view)} GROUP BY ALL) s USING (test_num, test_name)
+                    FROM {_mpr_ftr_rows('ftr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
                 WHERE t.test_type = 'F'""")
         out = []
         for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):

@@ -58,6 +58,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
+def _check_stdf_name(name: str) -> None:
+    if not is_stdf_like(name):
+        raise BadRequest("filename must end in .stdf or .std (optionally .gz, .bz2 or .zip) so the drop folder "
+                         "ingests it")
+
+
 def _validate_stdf(data: bytes) -> None:
     try:
         check_header(data)
@@ -95,6 +101,7 @@ async def upload(request: Request, response: Response, background: BackgroundTas
                  principal: Principal = Depends(require("upload", "uploads"))) -> JobOut:
     rt = request.app.state.runtime
     name = safe_name(filename)
+    _check_stdf_name(name)  # the drop processor ignores other names: the job would stay queued forever
     data = await read_body(request, rt.settings.max_upload_bytes)
     _validate_stdf(data)
     ws = principal.workspace
@@ -105,7 +112,8 @@ async def upload(request: Request, response: Response, background: BackgroundTas
     rt.drop.put_bytes(key, data, content_type="application/octet-stream")
     if rt.settings.backend == "local":
         background.add_task(_process_local, request, ws, key)
-    response.headers["Location"] = f"/v1/jobs/{job.job_id}"
+    # behind API Gateway the app is mounted under the stage prefix (root_path): the link must carry it
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/jobs/{job.job_id}"
     return _job_out(job)
 
 
@@ -131,9 +139,7 @@ def presign(request: Request, body: PresignRequest,
             principal: Principal = Depends(require("upload", "uploads"))) -> PresignOut:
     rt = request.app.state.runtime
     name = safe_name(body.filename)
-    if not is_stdf_like(name):
-        raise BadRequest("filename must end in .stdf or .std (optionally .gz, .bz2 or .zip) so the drop folder "
-                         "ingests it")
+    _check_stdf_name(name)
     ws = principal.workspace
     job_id = new_job_id()
     key = _drop_key(rt, ws, job_id, name)
@@ -160,7 +166,8 @@ async def presigned_content(request: Request, background: BackgroundTasks, job_i
     rt = request.app.state.runtime
     if rt.settings.backend != "local":
         raise NotFound("not found")
-    if not hmac.compare_digest(_sign(_local_secret(rt), workspace, job_id, expires), signature):
+    # compare bytes: compare_digest raises TypeError on non-ASCII str (a forged URL must be a 403, not a 500)
+    if not hmac.compare_digest(_sign(_local_secret(rt), workspace, job_id, expires).encode(), signature.encode()):
         raise ApiProblem(403, "forbidden", "Forbidden", "invalid upload URL signature")
     if expires < time.time():
         raise ApiProblem(403, "forbidden", "Forbidden", "this upload URL has expired; request a new one")
