@@ -59,4 +59,6 @@ class Runtime:
         return SqlService(self.engine, self.settings)
 
     def close(self) -> None:
+        if "engine" in self.__dict__:  # only if it was built
+            self.engine.close()
         self.meta.close()

@@ -260,9 +260,6 @@ def test_tests(seeded, view):
         (i["test_num"], i["test_name"]) for i in body["items"])
 
 
-@pytest.mark.xfail(strict=True, reason="stratum.stdf.reader _Parser._mpr: mpr_results.passed repeats the record's "
-                                       "TEST_FLG on every pin instead of the pin's own pass/fail (lake schema: "
-                                       "'Pass/fail of this pin')")
 def test_mpr_fails_count_failing_pins(seeded):
     truth = seeded.wafer_lot
     t = truth.test_index(5000)

@@ -118,9 +118,6 @@ def test_bad_context(seeded, context, status):
     assert r.headers["content-type"] == "application/problem+json"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "stratum.query.views: ids are embedded with _lit(), which cannot carry a NUL; an STDF file whose LOT_ID holds "
-    "one ingests fine, then every workspace-wide view build fails (500 on all unscoped SQL)"))
 def test_a_lot_id_with_nul_does_not_break_the_workspace(make_app, tmp_path):
     app, client, tokens = make_app()
     truth = write_lot(LotSpec(lot_id="BAD\x00LOT", wafers=("W1",), die_diameter=4, seed=1,
@@ -346,10 +343,6 @@ def test_rejected_without_running(seeded, sessions, tmp_path, name):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "stratum.query.sql.check_query: duckdb.extract_statements() runs on DuckDB's default connection (no "
-    "guardrails) and IMPORT DATABASE makes it read <dir>/schema.sql at parse time; its parser error quotes the "
-    "file's content"))
 def test_import_database_reads_no_file(seeded, sessions, tmp_path):
     (tmp_path / "schema.sql").write_text("canary7f3a9c is not sql\n")
     (tmp_path / "load.sql").write_text("canary7f3a9c\n")

@@ -31,13 +31,8 @@ def _view_filter(view: View, alias: str = "") -> str:
 
 
 def _mpr_ftr_rows(table: str, view: View) -> str:
-    """Rows of ``mpr_results`` or ``ftr_results`` in ``view``. Those views have ``is_final`` but no
-    ``is_retest``, so the first-pass view joins their stored rows to ``parts`` the way the views do."""
-    if view != "first_pass":
-        return f"(SELECT * FROM {table} WHERE {_view_filter(view)})"
-    return (f"(SELECT r.*, t.test_name FROM _raw_{table} r "
-            "JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq "
-            "JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx WHERE NOT p.is_retest)")
+    """Rows of ``mpr_results`` or ``ftr_results`` in ``view``."""
+    return f"(SELECT * FROM {table} WHERE {_view_filter(view)})"
 
 
 def check_wafer_ids(wafer_ids: list[str] | None) -> None:

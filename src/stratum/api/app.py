@@ -33,9 +33,8 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
-    app = FastAPI(title="Stratum API", version=__version__, description=DESCRIPTION,
-                  root_path=settings.api_root_path or "", openapi_url="/openapi.json", docs_url="/docs",
-                  redoc_url=None)
+    app = FastAPI(title="Stratum API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
+                  docs_url="/docs", redoc_url=None)
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
@@ -56,8 +55,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
         app.include_router(r)
 
+    root = settings.api_root_path.rstrip("/")
+
     @app.middleware("http")
     async def _timing(request: Request, call_next):
+        if root and not request.scope.get("root_path"):
+            request.scope["root_path"] = root  # the API Gateway stage prefix (links, OpenAPI servers)
         t0 = time.perf_counter()
         response = await call_next(request)
         ms = (time.perf_counter() - t0) * 1e3

@@ -38,7 +38,7 @@ def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise ApiProblem(401, "unauthorized", "Unauthorized",
-                         "missing API key: send 'Authorization: Bearer stm_live_...'",
+                         "missing API key: send 'Authorization: Bearer <key>' (keys start with stm_live_ or stm_test_)",
                          headers={"WWW-Authenticate": BEARER})
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

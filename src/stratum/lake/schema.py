@@ -215,7 +215,7 @@ parm_flg uint8 | MPR.PARM_FLG
 lo_limit float32 | Low limit in effect
 hi_limit float32 | High limit in effect
 valid bool | Record flags valid and a finite result
-passed bool | Pass/fail of this pin (null if unknown)
+passed bool | Pass/fail of this pin: its result against the limits, else the record's TEST_FLG (null if unknown)
 rec_seq int64 | Record number of the MPR
 """)
 

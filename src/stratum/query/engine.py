@@ -12,9 +12,11 @@ the function memory, spill files on the ephemeral storage.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -30,6 +32,17 @@ from stratum.storage.objectstore import ObjectStore
 from .views import Member, view_sql
 
 log = logging.getLogger("stratum.query")
+
+_ENGINES: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close DuckDB before the interpreter finalises: a DuckDB call still running on a daemon thread at
+    finalisation aborts the process (std::terminate on thread teardown)."""
+    for engine in list(_ENGINES):
+        engine.close()
+
 
 MAX_DATABASES = 4
 MAX_SESSIONS = 16
@@ -62,6 +75,23 @@ class QueryEngine:
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
         self._lock = threading.RLock()
+        _ENGINES.add(self)
+
+    def close(self) -> None:
+        """Close every cached session and database (idempotent)."""
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), OrderedDict()
+            dbs, self._dbs = list(self._dbs.values()), OrderedDict()
+        for entry in sessions:
+            try:
+                entry.cur.close()
+            except duckdb.Error:
+                pass
+        for db in dbs:
+            try:
+                db.close()
+            except duckdb.Error:
+                pass
 
     # -- databases ------------------------------------------------------------------------------
     def _config(self) -> dict:

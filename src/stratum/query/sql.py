@@ -14,7 +14,9 @@ Layers of defence, each tested:
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import hashlib
@@ -44,6 +46,35 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 
 
+NOT_SELECT = "only SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed"
+_PARSER: duckdb.DuckDBPyConnection | None = None
+_PARSER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _parser():
+    """A private connection for parsing user SQL: no file or network access even at parse time (DuckDB
+    reads files while parsing some statements, e.g. IMPORT DATABASE reads <dir>/schema.sql). One per
+    process behind a lock (parsing takes well under a millisecond); never in a thread-local, whose
+    teardown at interpreter exit would destroy a DuckDB connection on a dying thread."""
+    global _PARSER
+    with _PARSER_LOCK:
+        if _PARSER is None:
+            _PARSER = duckdb.connect(":memory:", config={"enable_external_access": False, "lock_configuration": True,
+                                                         "autoinstall_known_extensions": False,
+                                                         "autoload_known_extensions": False})
+        yield _PARSER
+
+
+@atexit.register
+def _close_parser() -> None:
+    global _PARSER
+    with _PARSER_LOCK:
+        if _PARSER is not None:
+            _PARSER.close()
+            _PARSER = None
+
+
 def check_query(query: str, max_chars: int = 100_000) -> str:
     """Validate a user query; return the statement kind ('select' or 'explain')."""
     if not isinstance(query, str) or not query.strip():
@@ -51,7 +82,10 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
     if len(query) > max_chars:
         raise QueryRejected(f"the query is longer than {max_chars} characters")
     try:
-        stmts = duckdb.extract_statements(query)
+        with _parser() as con:
+            stmts = con.extract_statements(query)
+    except duckdb.PermissionException:  # a statement that reads files just to be parsed (IMPORT DATABASE)
+        raise QueryRejected(NOT_SELECT) from None
     except duckdb.Error as exc:
         raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
     if len(stmts) != 1:
@@ -63,7 +97,8 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
     if st.type == duckdb.StatementType.EXPLAIN:
         inner_text = _EXPLAIN_RE.sub("", st.query, count=1)
         try:
-            inner = duckdb.extract_statements(inner_text)
+            with _parser() as con:
+                inner = con.extract_statements(inner_text)
         except duckdb.Error as exc:
             raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
         if len(inner) == 1 and inner[0].type in ALLOWED:
@@ -71,17 +106,14 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
             return "explain"
         raise QueryRejected("EXPLAIN is allowed only for a SELECT statement")
     kind = str(st.type).split(".")[-1]
-    raise QueryRejected(f"only SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed, not {kind}")
+    raise QueryRejected(f"{NOT_SELECT}, not {kind}")
 
 
 def check_references(query: str) -> None:
     """Every table a query reads must be a public view or one of its own CTEs, named by a plain
     identifier, and every table function must be on the allow-list."""
-    con = duckdb.connect(":memory:")
-    try:
+    with _parser() as con:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
-    finally:
-        con.close()
     if tree.get("error"):
         raise QueryRejected("only plain SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed "
                             "(PRAGMA and other statements that DuckDB rewrites are not)")
@@ -98,6 +130,9 @@ def check_references(query: str) -> None:
             t = node.get("type")
             if t == "BASE_TABLE":
                 tables.append(node)
+            elif t == "SHOW_REF" and node.get("table_name"):
+                # SHOW TABLES & co. list the session's internal objects; DESCRIBE/SUMMARIZE of a query are fine
+                raise QueryRejected("SHOW statements are not allowed; GET /v1/sql/schema lists the public tables")
             elif t == "TABLE_FUNCTION":
                 fn = node.get("function") or {}
                 funcs.append(str(fn.get("function_name", "")).lower())

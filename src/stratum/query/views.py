@@ -166,6 +166,7 @@ job_id | Job (file)
 lo_limit | Low limit in effect
 hi_limit | High limit in effect
 units | Test units
+is_retest | The part's execution is a retest
 """),
     _v("ftr_results", "One row per functional test (FTR) inside a part.", """
 lot_id | Lot id
@@ -185,6 +186,7 @@ cycl_cnt | CYCL_CNT
 vect_nam | VECT_NAM
 rslt_txt | RSLT_TXT
 test_flg | FTR.TEST_FLG
+is_retest | The part's execution is a retest
 """),
     _v("bins", "Bin summary per lot: counts from PRRs (final and first pass), names and pass/fail from HBR/SBR.", """
 lot_id | Lot id
@@ -228,6 +230,8 @@ class Member:
 def _lit(s: str | None) -> str:
     if s is None:
         return "NULL"
+    if "\x00" in s:  # SQL string literals cannot carry NUL; ingest strips it from identifiers
+        raise ValueError("identifier contains a NUL character")
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -342,7 +346,7 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
     add("mpr_results", f"""
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.pin_seq, r.pmr_index, coalesce(pm.log_nam, pm.chan_nam) AS pin_name, r.result, r.rtn_stat,
-               r.valid, r.passed, p.is_final, r.job_id, r.lo_limit, r.hi_limit, t.units
+               r.valid, r.passed, p.is_final, r.job_id, r.lo_limit, r.hi_limit, t.units, p.is_retest
         FROM _raw_mpr_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx
@@ -351,7 +355,7 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
                ON pm.file_num = r.file_num AND pm.pmr_indx = r.pmr_index""")
     add("ftr_results", """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
-               r.passed, p.is_final, r.job_id, r.num_fail, r.cycl_cnt, r.vect_nam, r.rslt_txt, r.test_flg
+               r.passed, p.is_final, r.job_id, r.num_fail, r.cycl_cnt, r.vect_nam, r.rslt_txt, r.test_flg, p.is_retest
         FROM _raw_ftr_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""")

@@ -19,6 +19,7 @@ Semantics follow ../shared/docs/stdf-semantics.md; deviations and choices are in
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,12 +201,11 @@ class _Parser:
         if self.header is not None:
             return
         mir = self.res.mir
-        lot = (mir or {}).get("LOT_ID") or ""
-        lot = lot.strip()
+        lot = _clean_id((mir or {}).get("LOT_ID") or "")
         if lot:
             src = "MIR"
         else:
-            lot = self.opts.fallback_lot_id
+            lot = _clean_id(self.opts.fallback_lot_id) or "UNKNOWN"
             src = "file name"
             self.warn(
                 "no_lot_id",
@@ -377,7 +377,7 @@ class _Parser:
             "head_num": head,
             "site_grp": d.get("SITE_GRP"),
             "start_t": d.get("START_T"),
-            "wir_wafer_id": (d.get("WAFER_ID") or "").strip() or None,
+            "wir_wafer_id": _clean_id(d.get("WAFER_ID") or "") or None,
             "wir_rec_seq": self.seq_base + i,
         }
         self.next_wafer += 1
@@ -402,7 +402,7 @@ class _Parser:
             x = (d or {}).get(k)
             return None if x is None or x == MISSING_U4 else x
 
-        wrr_id = ((d or {}).get("WAFER_ID") or "").strip() or None
+        wrr_id = _clean_id((d or {}).get("WAFER_ID") or "") or None
         w.update(
             wafer_id=wrr_id or w["wir_wafer_id"],
             finish_t=(d or {}).get("FINISH_T"),
@@ -639,6 +639,17 @@ class _Parser:
         cmp = np.where(valid & has_lim, np.where(lo_ok & hi_ok, 1, 0), -1).astype(np.int8)
         return np.where(indicated, flag_pass, cmp).astype(np.int8)
 
+    @staticmethod
+    def _passed_pin(tf, pf, res, valid, lo, hi) -> np.ndarray:
+        """Pass/fail of one MPR pin: its result against the limits when it has a valid result and a limit;
+        otherwise the record's own indication (TEST_FLG), which covers every pin of the record."""
+        with np.errstate(invalid="ignore"):
+            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & 0x40) != 0))
+            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & 0x80) != 0))
+        by_limits = valid & ~(np.isnan(lo) & np.isnan(hi))
+        record = np.where((tf & 0x40) == 0, np.where((tf & 0x80) == 0, 1, 0), -1)
+        return np.where(by_limits, np.where(lo_ok & hi_ok, 1, 0), record).astype(np.int8)
+
     def _split_outside(self, kind: str, part: np.ndarray, tf: np.ndarray | None = None, pf: np.ndarray | None = None):
         inside = part >= 0
         n_out = int((~inside).sum())
@@ -776,7 +787,7 @@ class _Parser:
             vals[ok] = dflt_vals[dflt_off[kk[ok]] + k[need][ok]]
             pmr[need] = vals
         valid = rec_ok[rec] & has_r & np.isfinite(res)
-        passed = self._passed(tf[rec], pf[rec], res, valid, lo[rec], hi[rec])
+        passed = self._passed_pin(tf[rec], pf[rec], res, valid, lo[rec], hi[rec])
         keep_rec = self._split_outside("M", part, tf, pf)
         cols = {
             "part_seq": part[rec], "test_idx": keys[rec], "test_num": nums[rec], "head_num": head[rec],
@@ -983,6 +994,14 @@ class _Parser:
         res.record_counts = counts
         res.warnings = list(self._warn.values())
         return res
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _clean_id(s: str) -> str:
+    """Identifiers (lot ids, wafer ids) without control characters: some testers pad Cn fields with NULs."""
+    return _CONTROL.sub("", s).strip()
 
 
 def _json(d: Any) -> str:
