@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.runtime",
     "tests.fixtures.stack",
+    "tests.fixtures.keyscan",
 ]
 
 
