@@ -30,9 +30,13 @@ def _view_filter(view: View, alias: str = "") -> str:
     return {"final": f"{a}is_final", "first_pass": f"NOT {a}is_retest", "all": "true"}[view]
 
 
+# an optional wafer filter with the named parameter $wafer (NULL = every wafer)
+_WAFER = "($wafer::VARCHAR IS NULL OR wafer_id = $wafer)"
+
+
 def _mpr_ftr_rows(table: str, view: View) -> str:
-    """Rows of ``mpr_results`` or ``ftr_results`` in ``view``."""
-    return f"(SELECT * FROM {table} WHERE {_view_filter(view)})"
+    """Rows of ``mpr_results`` or ``ftr_results`` in ``view`` (and the ``$wafer`` filter)."""
+    return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
 def check_wafer_ids(wafer_ids: list[str] | None) -> None:
@@ -73,10 +77,16 @@ class AnalyticsService:
         self.engine = engine
         self.catalog = catalog
 
-    def _session(self, ws: str, lot_id: str, snapshot_job_id: str | None = None,
-                 wafer_ids: list[str] | None = None) -> Session:
-        check_wafer_ids(wafer_ids)
-        return self.engine.session(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id, wafer_ids=wafer_ids))
+    def _session(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> Session:
+        """The lot's snapshot session (cached by the engine). Wafer filters go into the queries, so every
+        wafer of a lot shares one session instead of each building its own."""
+        return self.engine.session(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id))
+
+    @staticmethod
+    def _check_wafer(s: Session, lot_id: str, wafer_id: str | None) -> None:
+        check_wafer_ids([wafer_id] if wafer_id else None)
+        if wafer_id is not None and not s.rows("SELECT count(*) FROM wafer_runs WHERE wafer_id = ?", [wafer_id])[0][0]:
+            raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
 
     # -- lots ----------------------------------------------------------------------------------
     def list_lots(self, ws: str, *, q: str | None = None, part_type: str | None = None, program: str | None = None,
@@ -139,12 +149,13 @@ class AnalyticsService:
     def wafer_map(self, ws: str, lot_id: str, wafer_id: str, *, snapshot_job_id: str | None = None,
                   test_num: int | None = None, test_name: str | None = None, view: View = "final") -> MapData:
         self.catalog.get_lot(ws, lot_id)
-        with self._session(ws, lot_id, snapshot_job_id, wafer_ids=[wafer_id]) as s:
+        check_wafer_ids([wafer_id])
+        with self._session(ws, lot_id, snapshot_job_id) as s:
             dies = s.dicts(f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
-                               FROM parts WHERE {_view_filter(view)} AND x IS NOT NULL AND y IS NOT NULL
-                               ORDER BY y, x""")
-            if not dies and not s.rows("SELECT count(*) FROM wafer_runs WHERE wafer_id = ?", [wafer_id])[0][0]:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+                               FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
+                               AND y IS NOT NULL ORDER BY y, x""", [wafer_id])
+            if not dies:
+                self._check_wafer(s, lot_id, wafer_id)
             # names and pass/fail for the legend: the bin records of the files, newest file first
             bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
                                      arg_max(b.pass_fail, m.file_order) AS pass_fail
@@ -156,9 +167,9 @@ class AnalyticsService:
             values = None
             if test_num is not None:
                 test = self._pick_test(s, test_num, test_name, types=("P",))
-                vals = s.rows(f"""SELECT x, y, result FROM results
-                                  WHERE test_num = ? AND test_name = ? AND valid AND {_view_filter(view)}""",
-                              [test_num, test["test_name"]])
+                vals = s.rows(f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
+                                  AND test_name = ? AND valid AND {_view_filter(view)}""",
+                              [wafer_id, test_num, test["test_name"]])
                 by_xy = {(x, y): r for x, y, r in vals}
                 values = [by_xy.get((d["x"], d["y"])) for d in dies]
         o = ori[0] if ori else {}
@@ -224,10 +235,9 @@ class AnalyticsService:
     def tests(self, ws: str, lot_id: str, *, snapshot_job_id: str | None = None, wafer_id: str | None = None,
               view: View = "final") -> list[dict[str, Any]]:
         self.catalog.get_lot(ws, lot_id)
-        wafers = [wafer_id] if wafer_id else None
-        with self._session(ws, lot_id, snapshot_job_id, wafers) as s:
-            if wafer_id and not s.rows("SELECT count(*) FROM wafers")[0][0]:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+        w = {"wafer": wafer_id}
+        with self._session(ws, lot_id, snapshot_job_id) as s:
+            self._check_wafer(s, lot_id, wafer_id)
             ptr = s.dicts(f"""
                 SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
                        t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
@@ -236,8 +246,8 @@ class AnalyticsService:
                            avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
                            min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
                            count(*) FILTER (WHERE passed = false) AS fails
-                    FROM results WHERE {_view_filter(view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'P'""")
+                    FROM results WHERE {_view_filter(view)} AND {_WAFER} GROUP BY ALL) s USING (test_num, test_name)
+                WHERE t.test_type = 'P'""", w)
             mpr = s.dicts(f"""
                 SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
                        t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
@@ -247,7 +257,7 @@ class AnalyticsService:
                            min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
                            count(*) FILTER (WHERE passed = false) AS fails
                     FROM {_mpr_ftr_rows('mpr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'M'""")
+                WHERE t.test_type = 'M'""", w)
             ftr = s.dicts(f"""
                 SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
                        NULL AS lo_spec, NULL AS hi_spec, NULL AS res_scal, false AS scale_mismatch, s.n,
@@ -255,7 +265,7 @@ class AnalyticsService:
                 FROM tests t JOIN (
                     SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
                     FROM {_mpr_ftr_rows('ftr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'F'""")
+                WHERE t.test_type = 'F'""", w)
         out = []
         for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):
             r = {k: jsonable(_num(v)) for k, v in r.items()}
@@ -269,17 +279,17 @@ class AnalyticsService:
                      snapshot_job_id: str | None = None, wafer_id: str | None = None, site_num: int | None = None,
                      view: View = "final", limit: int = 1000, offset: int = 0) -> tuple[dict, list[dict], bool]:
         self.catalog.get_lot(ws, lot_id)
-        with self._session(ws, lot_id, snapshot_job_id, [wafer_id] if wafer_id else None) as s:
-            if wafer_id and not s.rows("SELECT count(*) FROM wafers")[0][0]:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+        with self._session(ws, lot_id, snapshot_job_id) as s:
+            self._check_wafer(s, lot_id, wafer_id)
             test = self._pick_test(s, test_num, test_name, types=("P",))
             rows = s.dicts(f"""
                 SELECT wafer_id, x, y, part_id, head_num, site_num, result, valid, passed, lo_limit, hi_limit,
                        is_final, is_retest, hard_bin, soft_bin, job_id
-                FROM results WHERE test_num = ? AND test_name = ? AND {_view_filter(view)}
-                  AND (? IS NULL OR site_num = ?)
-                ORDER BY job_id, part_seq LIMIT ? OFFSET ?""",
-                           [test_num, test["test_name"], site_num, site_num, limit + 1, offset])
+                FROM results WHERE test_num = $num AND test_name = $name AND {_view_filter(view)} AND {_WAFER}
+                  AND ($site::INTEGER IS NULL OR site_num = $site)
+                ORDER BY job_id, part_seq LIMIT $limit OFFSET $offset""",
+                           {"num": test_num, "name": test["test_name"], "wafer": wafer_id, "site": site_num,
+                            "limit": limit + 1, "offset": offset})
         more = len(rows) > limit
         return test, [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows[:limit]], more
 
@@ -290,12 +300,11 @@ class AnalyticsService:
         if estimator not in cap.ESTIMATORS:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
         self.catalog.get_lot(ws, lot_id)
-        with self._session(ws, lot_id, snapshot_job_id, [wafer_id] if wafer_id else None) as s:
-            if wafer_id and not s.rows("SELECT count(*) FROM wafers")[0][0]:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+        with self._session(ws, lot_id, snapshot_job_id) as s:
+            self._check_wafer(s, lot_id, wafer_id)
             lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
-            where_test = "AND test_num = ?" if test_num is not None else ""
-            params = [test_num] if test_num is not None else []
+            where_test = "AND test_num = $num" if test_num is not None else ""
+            params = {"num": test_num} if test_num is not None else {}
             tests = s.rows(f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
                            f"{where_test} ORDER BY test_num, test_name", params)
             if test_num is not None and not tests:
@@ -303,10 +312,12 @@ class AnalyticsService:
             sub = s.rows(f"""
                 SELECT test_num, test_name, coalesce(wafer_id, ''), count(*), avg(result::DOUBLE),
                        var_samp(result::DOUBLE), min(result), max(result)
-                FROM results WHERE is_final AND valid {where_test} GROUP BY ALL""", params)
+                FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
+                         {**params, "wafer": wafer_id})
             tot = s.rows(f"""
                 SELECT test_num, test_name, count(*), avg(result::DOUBLE), var_samp(result::DOUBLE)
-                FROM results WHERE is_final AND valid {where_test} GROUP BY ALL""", params)
+                FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
+                         {**params, "wafer": wafer_id})
             tsr = None
             if source == "auto" and wafer_id is None:
                 tsr = self._tsr_stats(s)
@@ -392,9 +403,9 @@ class AnalyticsService:
         self.catalog.get_lot(ws, lot_id)
         group = {"lot": "", "wafer": "wafer_id", "site": "head_num, site_num"}[by]
         gsel = f"{group}, " if group else ""
-        with self._session(ws, lot_id, snapshot_job_id, [wafer_id] if wafer_id else None) as s:
-            if wafer_id and not s.rows("SELECT count(*) FROM wafers")[0][0]:
-                raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
+        w = {"wafer": wafer_id}
+        with self._session(ws, lot_id, snapshot_job_id) as s:
+            self._check_wafer(s, lot_id, wafer_id)
             types = [bin_type] if bin_type else ["H", "S"]
             counts = []
             for bt in types:
@@ -402,22 +413,22 @@ class AnalyticsService:
                 counts += s.dicts(f"""
                     WITH g AS (SELECT {gsel} count(*) FILTER (WHERE is_final) AS total,
                                       count(*) FILTER (WHERE NOT is_retest) AS total_first
-                               FROM parts {"GROUP BY " + group if group else ""}),
+                               FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}),
                     c AS (SELECT {gsel} {col} AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
                                  count(*) FILTER (WHERE NOT is_retest) AS first_pass_count
-                          FROM parts WHERE {col} IS NOT NULL GROUP BY ALL)
+                          FROM parts WHERE {col} IS NOT NULL AND {_WAFER} GROUP BY ALL)
                     SELECT '{bt}' AS bin_type, c.*, round(100.0 * c.part_count / nullif(g.total, 0), 4) AS percent,
                            round(100.0 * c.first_pass_count / nullif(g.total_first, 0), 4) AS first_pass_percent
                     FROM c {"JOIN g USING (" + group + ")" if group else "CROSS JOIN g"}
-                    ORDER BY {gsel} part_count DESC, bin_num""")
+                    ORDER BY {gsel} part_count DESC, bin_num""", w)
             names = {(r["bin_type"], r["bin_num"]): r for r in s.dicts("SELECT * FROM bins")}
             y = s.dicts(f"""SELECT {gsel} count(*) FILTER (WHERE is_final) AS parts,
                                    count(*) FILTER (WHERE is_final AND passed) AS good,
                                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_parts,
                                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                                    count(*) FILTER (WHERE is_retest) AS retests
-                            FROM parts {"GROUP BY " + group if group else ""}
-                            {"ORDER BY " + group if group else ""}""")
+                            FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}
+                            {"ORDER BY " + group if group else ""}""", w)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
         for r in counts:
             nm = names.get((r["bin_type"], r["bin_num"]), {})

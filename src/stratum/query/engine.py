@@ -248,13 +248,13 @@ class Session:
         self._entry = entry
         self.broken = False
 
-    def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
+    def execute(self, sql: str, params: list | dict | None = None) -> duckdb.DuckDBPyConnection:
         return self.cur.execute(sql, params or [])
 
-    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
+    def rows(self, sql: str, params: list | dict | None = None) -> list[tuple]:
         return self.cur.execute(sql, params or []).fetchall()
 
-    def dicts(self, sql: str, params: list | None = None) -> list[dict]:
+    def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
         res = self.cur.execute(sql, params or [])
         names = [d[0] for d in res.description]
         return [dict(zip(names, r)) for r in res.fetchall()]
