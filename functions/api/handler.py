@@ -24,10 +24,12 @@ _state: dict[str, Any] = {}
 def asgi() -> Mangum:
     if "mangum" not in _state:
         settings = get_settings()
-        _state["mangum"] = Mangum(create_app(settings=settings), lifespan="off",
-                                  api_gateway_base_path=settings.api_root_path or "/",
-                                  text_mime_types=["application/json", "application/problem+json", "image/svg+xml",
-                                                   "text/"])
+        _state["mangum"] = Mangum(
+            create_app(settings=settings),
+            lifespan="off",
+            api_gateway_base_path=settings.api_root_path or "/",
+            text_mime_types=["application/json", "application/problem+json", "image/svg+xml", "text/"],
+        )
     return _state["mangum"]
 
 

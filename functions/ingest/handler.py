@@ -59,16 +59,29 @@ def record_handler(record: SQSRecord) -> None:
             logger.warning("ignoring an object of bucket %s (the drop bucket is %s)", bucket, bucket_expected)
             continue
         obj = r.s3.get_object
-        o = DropObject(bucket=bucket, key=event_key(obj.key), version_id=obj.version_id,
-                       etag=(obj.etag or "").strip('"') or None, size=obj.size)
+        o = DropObject(
+            bucket=bucket,
+            key=event_key(obj.key),
+            version_id=obj.version_id,
+            etag=(obj.etag or "").strip('"') or None,
+            size=obj.size,
+        )
         job = drop.process(o)
         if job is None:
             continue
         metrics.add_metric(name=f"Jobs{job.status.capitalize()}", unit=MetricUnit.Count, value=1)
         if job.size:
             metrics.add_metric(name="BytesIngested", unit=MetricUnit.Bytes, value=job.size)
-        logger.info("job finished", extra={"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id,
-                                           "key": o.key, "error": job.error.message if job.error else None})
+        logger.info(
+            "job finished",
+            extra={
+                "job_id": job.job_id,
+                "status": job.status,
+                "lot_id": job.lot_id,
+                "key": o.key,
+                "error": job.error.message if job.error else None,
+            },
+        )
 
 
 @logger.inject_lambda_context

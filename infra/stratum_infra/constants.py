@@ -147,4 +147,5 @@ def layers_config() -> dict:
     """layers/layers.json: the layer list and which function gets which layers (shared with layers/build.py)."""
     return json.loads(LAYERS_CONFIG_PATH.read_text())
 
+
 API_MAX_UPLOAD_BYTES = 4_000_000  # raw bytes; base64 makes ~5.3 MB of the 6 MB Lambda payload

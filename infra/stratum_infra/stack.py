@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, CfnOutput, Stack
+from constructs import Construct
 
 from stratum.lake import schema as lake_schema
-from constructs import Construct
 
 from . import constants as C
 from .api import ApiConstruct

@@ -48,8 +48,14 @@ def case_stratum(path: str) -> dict:
         el = time.perf_counter() - t0
         out_bytes = sum(o.bytes for o in job.outputs.values())
         assert job.status == "succeeded", job.error
-        return {"seconds": el, "stdf_bytes": job.stdf_bytes, "parquet_bytes": out_bytes, "records": job.records,
-                "rss_mb": _peak_rss_mb(), "timings": job.timings}
+        return {
+            "seconds": el,
+            "stdf_bytes": job.stdf_bytes,
+            "parquet_bytes": out_bytes,
+            "records": job.records,
+            "rss_mb": _peak_rss_mb(),
+            "timings": job.timings,
+        }
 
 
 def case_reference(path: str) -> dict:
@@ -67,13 +73,23 @@ def case_reference(path: str) -> dict:
             out += p.stat().st_size
         el = time.perf_counter() - t0
         records = sum(t.num_rows for t in tables.values())
-        return {"seconds": el, "read_seconds": t1 - t0, "parquet_bytes": out, "records": records,
-                "rss_mb": _peak_rss_mb()}
+        return {
+            "seconds": el,
+            "read_seconds": t1 - t0,
+            "parquet_bytes": out,
+            "records": records,
+            "rss_mb": _peak_rss_mb(),
+        }
 
 
 def _run_case(kind: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "stratum.bench", "_case", kind, str(path)], capture_output=True,
-                         text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = subprocess.run(
+        [sys.executable, "-m", "stratum.bench", "_case", kind, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} on {path.name} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -108,20 +124,31 @@ def bench_ingest(runs: int, big_mb: int) -> dict:
             for kind, sink in pair:
                 r = _run_case(kind, f)
                 sink.append(r)
-                print(f"  {f.name:42s} {kind:9s} run {i + 1}: {r['seconds']:6.2f} s, peak RSS {r['rss_mb']:6.0f} MB",
-                      flush=True)
+                print(
+                    f"  {f.name:42s} {kind:9s} run {i + 1}: {r['seconds']:6.2f} s, peak RSS {r['rss_mb']:6.0f} MB",
+                    flush=True,
+                )
         stdf_mb = ours[0]["stdf_bytes"] / 1e6
         med = statistics.median(r["seconds"] for r in ours)
         med_ref = statistics.median(r["seconds"] for r in ref)
         case = {
-            "file": f.name, "stdf_mb": round(stdf_mb, 1), "records": ours[0]["records"],
-            "stratum": {"median_s": round(med, 3), "mb_per_s": round(stdf_mb / med, 1),
-                        "peak_rss_mb": round(max(r["rss_mb"] for r in ours)),
-                        "parquet_mb": round(ours[0]["parquet_bytes"] / 1e6, 1), "all_s": [round(r["seconds"], 3) for r in ours]},
-            "stdf_convert": {"median_s": round(med_ref, 3), "mb_per_s": round(stdf_mb / med_ref, 1),
-                             "peak_rss_mb": round(max(r["rss_mb"] for r in ref)),
-                             "parquet_mb": round(ref[0]["parquet_bytes"] / 1e6, 1),
-                             "all_s": [round(r["seconds"], 3) for r in ref]},
+            "file": f.name,
+            "stdf_mb": round(stdf_mb, 1),
+            "records": ours[0]["records"],
+            "stratum": {
+                "median_s": round(med, 3),
+                "mb_per_s": round(stdf_mb / med, 1),
+                "peak_rss_mb": round(max(r["rss_mb"] for r in ours)),
+                "parquet_mb": round(ours[0]["parquet_bytes"] / 1e6, 1),
+                "all_s": [round(r["seconds"], 3) for r in ours],
+            },
+            "stdf_convert": {
+                "median_s": round(med_ref, 3),
+                "mb_per_s": round(stdf_mb / med_ref, 1),
+                "peak_rss_mb": round(max(r["rss_mb"] for r in ref)),
+                "parquet_mb": round(ref[0]["parquet_bytes"] / 1e6, 1),
+                "all_s": [round(r["seconds"], 3) for r in ref],
+            },
             "speed_ratio": round(med_ref / med, 2),
         }
         report["cases"].append(case)
@@ -129,13 +156,20 @@ def bench_ingest(runs: int, big_mb: int) -> dict:
 
 
 def print_ingest(rep: dict) -> None:
-    print(f"\nIngest (median of {rep['runs']} runs; ratio = stdf-convert time / Stratum time, > 1 means Stratum is faster)")
-    print(f"{'file':42s} {'MB':>7s} {'Stratum s':>10s} {'MB/s':>7s} {'RSS MB':>7s} {'ref s':>8s} {'MB/s':>7s} "
-          f"{'RSS MB':>7s} {'ratio':>6s}")
+    print(
+        f"\nIngest (median of {rep['runs']} runs; ratio = stdf-convert time / Stratum time, "
+        "> 1 means Stratum is faster)"
+    )
+    print(
+        f"{'file':42s} {'MB':>7s} {'Stratum s':>10s} {'MB/s':>7s} {'RSS MB':>7s} {'ref s':>8s} {'MB/s':>7s} "
+        f"{'RSS MB':>7s} {'ratio':>6s}"
+    )
     for c in rep["cases"]:
         s, r = c["stratum"], c["stdf_convert"]
-        print(f"{c['file']:42s} {c['stdf_mb']:7.1f} {s['median_s']:10.2f} {s['mb_per_s']:7.1f} {s['peak_rss_mb']:7d} "
-              f"{r['median_s']:8.2f} {r['mb_per_s']:7.1f} {r['peak_rss_mb']:7d} {c['speed_ratio']:6.2f}")
+        print(
+            f"{c['file']:42s} {c['stdf_mb']:7.1f} {s['median_s']:10.2f} {s['mb_per_s']:7.1f} {s['peak_rss_mb']:7d} "
+            f"{r['median_s']:8.2f} {r['mb_per_s']:7.1f} {r['peak_rss_mb']:7d} {c['speed_ratio']:6.2f}"
+        )
 
 
 # -- entry point -------------------------------------------------------------------------------------

@@ -32,10 +32,18 @@ def build_lake(wafers: int) -> Path:
     rt = Runtime.from_settings(settings_for(LAKE / "data", backend="local"))
     per_lot = -(-wafers // LOTS)
     for i in range(LOTS):
-        spec = LotSpec(lot_id=f"BENCH-{i:02d}", wafers=tuple(f"W{w:02d}" for w in range(1, per_lot + 1)),
-                       die_diameter=30, sites=4, files=2, retest_file=True, retest_fraction=0.3,
-                       tests=tuple(default_tests(16, n_mpr=1, n_ftr=2)), seed=100 + i,
-                       start_time=1_795_000_000 + i * 86_400)
+        spec = LotSpec(
+            lot_id=f"BENCH-{i:02d}",
+            wafers=tuple(f"W{w:02d}" for w in range(1, per_lot + 1)),
+            die_diameter=30,
+            sites=4,
+            files=2,
+            retest_file=True,
+            retest_fraction=0.3,
+            tests=tuple(default_tests(16, n_mpr=1, n_ftr=2)),
+            seed=100 + i,
+            start_time=1_795_000_000 + i * 86_400,
+        )
         truth = write_lot(spec, LAKE / "stdf" / spec.lot_id)
         for p in truth.paths:
             job = rt.ingest.ingest_path("default", p)
@@ -66,21 +74,25 @@ def _files(rt, lot: str, table: str) -> str:
 
 def hand_written(rt, lot: str, wafer: str) -> dict[str, str]:
     """The same answers, written by hand against the files (what an engineer would type in duckdb)."""
-    parts, runs, results, tests, bins, files = (_files(rt, lot, t) for t in
-                                                ("parts", "wafer_runs", "results", "tests", "bin_records", "lot_files"))
+    parts, runs, results, tests, bins, files = (
+        _files(rt, lot, t) for t in ("parts", "wafer_runs", "results", "tests", "bin_records", "lot_files")
+    )
     final = f"""
         WITH f AS (SELECT file_num, coalesce(sublot_id,'') s, coalesce(test_code,'') c,
                           row_number() OVER (ORDER BY start_time, job_id) o FROM read_parquet({files})),
         p AS (SELECT p.*, w.wafer_id, f.o, f.s, f.c FROM read_parquet({parts}) p
               JOIN f USING (file_num)
               LEFT JOIN read_parquet({runs}) w ON w.file_num = p.file_num AND w.wafer_seq = p.wafer_seq),
-        fin AS (SELECT *, row_number() OVER (PARTITION BY s, c, wafer_id, x, y ORDER BY o DESC, part_seq DESC) = 1 AS fin,
+        fin AS (SELECT *,
+                       row_number() OVER (PARTITION BY s, c, wafer_id, x, y ORDER BY o DESC, part_seq DESC) = 1 AS fin,
                        row_number() OVER (PARTITION BY s, c, wafer_id, x, y ORDER BY o, part_seq) = 1 AS first
                 FROM p)"""
     return {
-        "wafer_map": final + f"""
+        "wafer_map": final
+        + f"""
             SELECT x, y, hard_bin, soft_bin, passed FROM fin WHERE fin AND wafer_id = '{wafer}' ORDER BY y, x""",
-        "capability": final + f""",
+        "capability": final
+        + f""",
             r AS (SELECT r.test_num, t.test_name, fin.wafer_id, r.result::DOUBLE v
                   FROM read_parquet({results}) r
                   JOIN fin ON fin.file_num = r.file_num AND fin.part_seq = r.part_seq AND fin.fin
@@ -96,7 +108,8 @@ def hand_written(rt, lot: str, wafer: str) -> dict[str, str]:
                    (usl - lsl) / (6 * pw.sw) cp, least(m - lsl, usl - m) / (3 * pw.sw) cpk,
                    (usl - lsl) / (6 * so) pp, least(m - lsl, usl - m) / (3 * so) ppk
             FROM o JOIN pw USING (test_num, test_name) JOIN lim USING (test_num, test_name)""",
-        "bins": final + f""",
+        "bins": final
+        + f""",
             names AS (SELECT bin_type, bin_num, arg_max(bin_name, head_num = 255) bin_name,
                              arg_max(pass_fail, head_num = 255) pf FROM read_parquet({bins}) GROUP BY ALL),
             c AS (SELECT 'H' bt, hard_bin b, count(*) FILTER (WHERE fin) n, count(*) FILTER (WHERE first) n1
@@ -105,7 +118,8 @@ def hand_written(rt, lot: str, wafer: str) -> dict[str, str]:
                   FROM fin GROUP BY ALL)
             SELECT c.*, names.bin_name, names.pf, 100.0 * n / sum(n) OVER (PARTITION BY bt) pct
             FROM c LEFT JOIN names ON names.bin_type = c.bt AND names.bin_num = c.b""",
-        "sql_aggregate": final + f"""
+        "sql_aggregate": final
+        + f"""
             SELECT fin.wafer_id, count(*), avg(r.result), stddev_samp(r.result)
             FROM read_parquet({results}) r
             JOIN fin ON fin.file_num = r.file_num AND fin.part_seq = r.part_seq AND fin.fin
@@ -113,8 +127,10 @@ def hand_written(rt, lot: str, wafer: str) -> dict[str, str]:
     }
 
 
-SQL_AGGREGATE = ("SELECT wafer_id, count(*), avg(result), stddev_samp(result) FROM results "
-                 "WHERE test_num = 1000 AND is_final AND valid GROUP BY 1 ORDER BY 1")
+SQL_AGGREGATE = (
+    "SELECT wafer_id, count(*), avg(result), stddev_samp(result) FROM results "
+    "WHERE test_num = 1000 AND is_final AND valid GROUP BY 1 ORDER BY 1"
+)
 
 
 def bench_api(runs: int = 7, wafers: int = 200) -> dict:
@@ -126,9 +142,11 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
     from stratum.settings import settings_for
 
     build_lake(wafers)
-    settings = settings_for(LAKE / "data", backend="local",
-                            rate_limits={"analytics_per_window": 10**9, "sql_per_window": 10**9,
-                                         "uploads_per_window": 10**9})
+    settings = settings_for(
+        LAKE / "data",
+        backend="local",
+        rate_limits={"analytics_per_window": 10**9, "sql_per_window": 10**9, "uploads_per_window": 10**9},
+    )
     rt = Runtime.from_settings(settings)
     app = create_app(rt)
     token, _ = app.state.keys.create("default", ["full"], "bench")
@@ -144,6 +162,7 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
             r = client.get(path, headers=h)
             assert r.status_code == 200, r.text
             return r.content
+
         return call
 
     def sql():
@@ -162,17 +181,25 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
     for name, fn in routes.items():
         api_ms, _ = _median_ms(fn, runs)
         con = duckdb.connect()
-        ref_ms, _ = _median_ms(lambda q=refs[name]: con.execute(q).fetchall(), runs)
+        ref_ms, _ = _median_ms(lambda q=refs[name], c=con: c.execute(q).fetchall(), runs)
         con.close()
-        report["routes"].append({"route": name, "api_ms": round(api_ms, 1), "hand_written_ms": round(ref_ms, 1),
-                                 "ratio": round(api_ms / ref_ms, 2)})
+        report["routes"].append(
+            {
+                "route": name,
+                "api_ms": round(api_ms, 1),
+                "hand_written_ms": round(ref_ms, 1),
+                "ratio": round(api_ms / ref_ms, 2),
+            }
+        )
     rt.close()
     return report
 
 
 def print_api(rep: dict) -> None:
-    print(f"\nAPI (warm median of {rep['runs']} calls; lake of {rep['wafers']} wafers, {rep['results_rows']:,} "
-          "results; ratio = API / hand-written DuckDB on the same files)")
+    print(
+        f"\nAPI (warm median of {rep['runs']} calls; lake of {rep['wafers']} wafers, {rep['results_rows']:,} "
+        "results; ratio = API / hand-written DuckDB on the same files)"
+    )
     print(f"{'route':16s} {'API ms':>8s} {'hand ms':>8s} {'ratio':>6s}")
     for r in rep["routes"]:
         print(f"{r['route']:16s} {r['api_ms']:8.1f} {r['hand_written_ms']:8.1f} {r['ratio']:6.2f}")

@@ -71,8 +71,9 @@ class Catalog:
         }
 
     def job_put(self, job: Job, *, expect: Any) -> Put:
-        return Put(_job_pk(job.workspace), job.job_id, job.model_dump(mode="json"), expect=expect,
-                   **self._job_indexes(job))
+        return Put(
+            _job_pk(job.workspace), job.job_id, job.model_dump(mode="json"), expect=expect, **self._job_indexes(job)
+        )
 
     def create_job(self, job: Job, claims: list[tuple[str, str]] = ()) -> tuple[Job, int, bool]:
         """Create a queued job, atomically with its idempotency claims. When a claim already exists,
@@ -112,7 +113,12 @@ class Catalog:
         return self.meta.put(p.pk, p.sk, p.data, expect=p.expect, gsi1=p.gsi1, gsi2=p.gsi2).version
 
     def list_jobs(
-        self, ws: str, *, status: str | None = None, lot_id: str | None = None, limit: int = 50,
+        self,
+        ws: str,
+        *,
+        status: str | None = None,
+        lot_id: str | None = None,
+        limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
         if lot_id is not None:
@@ -124,8 +130,16 @@ class Catalog:
         want = (lambda j: j.status == status) if (lot_id is not None and status is not None) else None
         return self._page(pk, index, limit, cursor, Job.model_validate, want)
 
-    def _page(self, pk: str, index: str, limit: int, cursor: str | None, build: Callable[[dict], Any],
-              want: Callable[[Any], bool] | None = None, descending: bool = True) -> tuple[list, str | None]:
+    def _page(
+        self,
+        pk: str,
+        index: str,
+        limit: int,
+        cursor: str | None,
+        build: Callable[[dict], Any],
+        want: Callable[[Any], bool] | None = None,
+        descending: bool = True,
+    ) -> tuple[list, str | None]:
         """One page of ``build(item.data)`` for items passing ``want``. The cursor names the sort key of
         the last item returned, so filtering never skips or repeats an item."""
         after = _decode_cursor(cursor)
@@ -133,8 +147,13 @@ class Catalog:
         last_sk = None
         while True:
             rng = {"end": after} if descending else {"start": after}
-            page = self.meta.query(pk, index=index, descending=descending, limit=limit + 1,  # type: ignore[arg-type]
-                                   **(rng if after is not None else {}))
+            page = self.meta.query(
+                pk,
+                index=index,
+                descending=descending,
+                limit=limit + 1,  # type: ignore[arg-type]
+                **(rng if after is not None else {}),
+            )
             items = [it for it in page.items if _sort_key(it, index) != after]
             for it in items:
                 obj = build(it.data)
@@ -174,12 +193,21 @@ class Catalog:
             if cursor is None:
                 return
 
-    def list_lots(self, ws: str, *, limit: int = 50, cursor: str | None = None,
-                  want: Callable[[Lot], bool] | None = None) -> tuple[list[Lot], str | None]:
+    def list_lots(
+        self, ws: str, *, limit: int = 50, cursor: str | None = None, want: Callable[[Lot], bool] | None = None
+    ) -> tuple[list[Lot], str | None]:
         return self._page(_lot_pk(ws), "table", limit, cursor, Lot.model_validate, want, descending=False)
 
-    def publish(self, job: Job, job_version: int, *, start_time: int | None, lot_meta: dict[str, Any],
-                status: str, max_attempts: int = 50) -> tuple[Job, int, str | None]:
+    def publish(
+        self,
+        job: Job,
+        job_version: int,
+        *,
+        start_time: int | None,
+        lot_meta: dict[str, Any],
+        status: str,
+        max_attempts: int = 50,
+    ) -> tuple[Job, int, str | None]:
         """Atomically add ``job`` to its lot's snapshot and mark it ``status``.
 
         Returns (job, version, duplicate_of). When a byte-identical file was published meanwhile,
@@ -189,28 +217,44 @@ class Catalog:
         assert job.lot_id is not None
         for _ in range(max_attempts):
             got = self.get_lot_v(ws, job.lot_id)
-            lot, expect = (got if got else (None, ABSENT))
+            lot, expect = got if got else (None, ABSENT)
             seq = lot.next_publish_seq if lot else 1
-            member = SnapshotMember(job_id=job.job_id, file_num=job.file_num, publish_seq=seq, start_time=start_time, file_name=job.file_name,
-                                    tables=sorted(job.outputs))
+            member = SnapshotMember(
+                job_id=job.job_id,
+                file_num=job.file_num,
+                publish_seq=seq,
+                start_time=start_time,
+                file_name=job.file_name,
+                tables=sorted(job.outputs),
+            )
             members = (lot.members if lot else []) + [member]
             newest = max(members, key=lambda m: (m.start_time or 0, m.publish_seq))
-            meta = dict(lot_meta) if newest.job_id == job.job_id or lot is None else {
-                k: getattr(lot, k) for k in ("part_type", "program", "tester_type", "node_name", "test_code")}
+            meta = (
+                dict(lot_meta)
+                if newest.job_id == job.job_id or lot is None
+                else {k: getattr(lot, k) for k in ("part_type", "program", "tester_type", "node_name", "test_code")}
+            )
             starts = [m.start_time for m in members if m.start_time]
             finishes = [x for x in ((lot.finish_time if lot else None), lot_meta.get("finish_time")) if x]
             new_lot = Lot(
-                workspace=ws, lot_id=job.lot_id, active_job_id=job.job_id, members=members,
-                start_time=min(starts) if starts else None, finish_time=max(finishes) if finishes else None,
-                next_publish_seq=seq + 1, **{k: v for k, v in meta.items() if k != "finish_time"},
+                workspace=ws,
+                lot_id=job.lot_id,
+                active_job_id=job.job_id,
+                members=members,
+                start_time=min(starts) if starts else None,
+                finish_time=max(finishes) if finishes else None,
+                next_publish_seq=seq + 1,
+                **{k: v for k, v in meta.items() if k != "finish_time"},
             )
             j = job.model_copy(deep=True)
             j.status = status  # type: ignore[assignment]
             j.snapshot = members
             j.publish_seq = seq
             j.finished_at = datetime.now(UTC)
-            ops: list = [Put(_lot_pk(ws), job.lot_id, new_lot.model_dump(mode="json"), expect=expect),
-                         self.job_put(j, expect=job_version)]
+            ops: list = [
+                Put(_lot_pk(ws), job.lot_id, new_lot.model_dump(mode="json"), expect=expect),
+                self.job_put(j, expect=job_version),
+            ]
             if job.sha256:
                 ops.append(Put(f"WS#{ws}#SHA", job.sha256, {"job_id": job.job_id}, expect=ABSENT))
             try:

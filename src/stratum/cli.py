@@ -86,8 +86,9 @@ class _Progress:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     rt = _runtime(args)
-    opts = rt.ingest.default_options(accept_truncated=args.accept_truncated or None,
-                                     retest_policy=args.retest_policy, test_key=args.test_key)
+    opts = rt.ingest.default_options(
+        accept_truncated=args.accept_truncated or None, retest_policy=args.retest_policy, test_key=args.test_key
+    )
     failed = 0
     for raw in args.paths:
         path = Path(raw)
@@ -112,10 +113,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def _job_summary(job) -> dict[str, Any]:
     return {
-        "job_id": job.job_id, "status": job.status, "file": job.file_name, "lot_id": job.lot_id,
-        "rows": job.rows, "records": job.records, "parts": job.parts, "duplicate_of": job.duplicate_of,
+        "job_id": job.job_id,
+        "status": job.status,
+        "file": job.file_name,
+        "lot_id": job.lot_id,
+        "rows": job.rows,
+        "records": job.records,
+        "parts": job.parts,
+        "duplicate_of": job.duplicate_of,
         "warnings": [w.model_dump() for w in job.warnings],
-        "error": job.error.model_dump() if job.error else None, "timings": job.timings,
+        "error": job.error.model_dump() if job.error else None,
+        "timings": job.timings,
     }
 
 
@@ -123,8 +131,10 @@ def _print_job_line(job, name: str) -> None:
     if job.status in ("succeeded", "partial"):
         secs = job.timings.get("total_s")
         extra = f", {len(job.warnings)} warning(s)" if job.warnings else ""
-        print(f"{job.status:9s} {name}: lot {job.lot_id}, {job.parts} parts, {job.rows.get('results', 0)} results"
-              f"{f' in {secs:.2f}s' if secs else ''}{extra} (job {job.job_id})")
+        print(
+            f"{job.status:9s} {name}: lot {job.lot_id}, {job.parts} parts, {job.rows.get('results', 0)} results"
+            f"{f' in {secs:.2f}s' if secs else ''}{extra} (job {job.job_id})"
+        )
     elif job.status == "duplicate":
         print(f"duplicate {name}: byte-identical to job {job.duplicate_of} (lot {job.lot_id}); nothing added")
     else:
@@ -136,8 +146,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from stratum.query.engine import Scope
 
     query = sys.stdin.read() if args.query == "-" else args.query
-    scope = Scope(lot_id=args.lot, snapshot_job_id=args.snapshot_job_id,
-                  wafer_ids=args.wafer if args.wafer else None)
+    scope = Scope(lot_id=args.lot, snapshot_job_id=args.snapshot_job_id, wafer_ids=args.wafer if args.wafer else None)
     rt = _runtime(args)
     if args.engine == "athena":
         from stratum.query.athena import AthenaSql
@@ -169,8 +178,8 @@ def _table(names: list[str], rows: list[list[Any]], max_width: int = 40) -> str:
     cells = [[cell(v) for v in r] for r in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     line = "+".join("-" * (w + 2) for w in widths)
-    out = [" | ".join(n.ljust(w) for n, w in zip(names, widths)), line]
-    out += [" | ".join(c.rjust(w) if _num(c) else c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    out = [" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=False)), line]
+    out += [" | ".join(c.rjust(w) if _num(c) else c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in cells]
     return "\n".join(out)
 
 
@@ -194,9 +203,20 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for j in jobs:
-        detail = j.error.message if j.error else (f"duplicate of {j.duplicate_of}" if j.duplicate_of else
-                                                   f"{j.parts} parts, {sum(j.rows.values())} rows" if j.rows else "")
-        rows.append([j.job_id, j.status, j.lot_id or "", j.file_name, j.created_at.strftime("%Y-%m-%d %H:%M:%S"), detail])
+        detail = (
+            j.error.message
+            if j.error
+            else (
+                f"duplicate of {j.duplicate_of}"
+                if j.duplicate_of
+                else f"{j.parts} parts, {sum(j.rows.values())} rows"
+                if j.rows
+                else ""
+            )
+        )
+        rows.append(
+            [j.job_id, j.status, j.lot_id or "", j.file_name, j.created_at.strftime("%Y-%m-%d %H:%M:%S"), detail]
+        )
     print(_table(["job_id", "status", "lot", "file", "created (UTC)", "detail"], rows, max_width=120))
     return 0
 
@@ -210,13 +230,16 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_lots(args: argparse.Namespace) -> int:
     rt = _runtime(args)
-    res = rt.sql.run(args.workspace, "SELECT lot_id, part_type, program, file_count, wafer_count, part_count, "
-                     "good_count, round(100 * yield, 2) AS yield_pct, round(100 * first_pass_yield, 2) AS "
-                     "first_pass_pct, job_id FROM lots ORDER BY start_time DESC NULLS LAST, lot_id",
-                     limit=rt.settings.sql.max_rows)
+    res = rt.sql.run(
+        args.workspace,
+        "SELECT lot_id, part_type, program, file_count, wafer_count, part_count, "
+        "good_count, round(100 * yield, 2) AS yield_pct, round(100 * first_pass_yield, 2) AS "
+        "first_pass_pct, job_id FROM lots ORDER BY start_time DESC NULLS LAST, lot_id",
+        limit=rt.settings.sql.max_rows,
+    )
     if args.json:
         names = [c["name"] for c in res.columns]
-        print(json.dumps([dict(zip(names, r)) for r in res.rows]))
+        print(json.dumps([dict(zip(names, r, strict=False)) for r in res.rows]))
     else:
         print(_table([c["name"] for c in res.columns], res.rows) if res.rows else "no lots")
     return 0
@@ -258,8 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ingest", cmd_ingest, "convert STDF files (plain, .gz, .bz2, .zip) into the local lake")
     sp.add_argument("paths", nargs="+", metavar="PATH")
     sp.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    sp.add_argument("--accept-truncated", action="store_true",
-                    help="keep the complete parts of a truncated file (the job is marked partial)")
+    sp.add_argument(
+        "--accept-truncated",
+        action="store_true",
+        help="keep the complete parts of a truncated file (the job is marked partial)",
+    )
     sp.add_argument("--retest-policy", choices=["last", "highest_bin"], help="which execution of a die is final")
     sp.add_argument("--test-key", choices=["number_and_name", "number"], help="test identity key")
 
@@ -270,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--snapshot-job-id", help="pin the lot's snapshot published by this job")
     sp.add_argument("--wafer", action="append", help="scope to these wafer ids (repeatable)")
     sp.add_argument("--limit", type=int, help="maximum rows (default and cap: 100000)")
-    sp.add_argument("--engine", choices=["duckdb", "athena"], default="duckdb",
-                    help="athena: submit the same guarded query to Amazon Athena (AWS backend)")
+    sp.add_argument(
+        "--engine",
+        choices=["duckdb", "athena"],
+        default="duckdb",
+        help="athena: submit the same guarded query to Amazon Athena (AWS backend)",
+    )
 
     sp = add("jobs", cmd_jobs, "list ingest jobs with their status and errors")
     sp.add_argument("--json", action="store_true")
@@ -308,8 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE

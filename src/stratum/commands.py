@@ -19,21 +19,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Generating sample lots into {rt.settings.data_dir / 'incoming'} and ingesting them ...")
     res = run_demo(rt)
     print()
-    rows = [[lot["lot_id"], lot["part_type"], lot["file_count"], lot["wafer_count"], lot["part_count"],
-             lot["good_count"], _pct(lot["yield"]), _pct(lot["first_pass_yield"]), lot["retest_count"]]
-            for lot in res.lots]
-    print(_table(["lot", "product", "files", "wafers", "dies/parts", "good", "final yield", "first-pass yield",
-                  "retests"], rows))
+    rows = [
+        [
+            lot["lot_id"],
+            lot["part_type"],
+            lot["file_count"],
+            lot["wafer_count"],
+            lot["part_count"],
+            lot["good_count"],
+            _pct(lot["yield"]),
+            _pct(lot["first_pass_yield"]),
+            lot["retest_count"],
+        ]
+        for lot in res.lots
+    ]
+    print(
+        _table(
+            ["lot", "product", "files", "wafers", "dies/parts", "good", "final yield", "first-pass yield", "retests"],
+            rows,
+        )
+    )
     ws = [lot for lot in res.lots if lot["wafer_count"]]
     if ws:
-        w = rt.sql.run("default", "SELECT wafer_id, part_count, good_count, yield, first_pass_yield FROM wafers "
-                       f"WHERE lot_id = '{ws[0]['lot_id']}' ORDER BY wafer_id", limit=100)
+        w = rt.sql.run(
+            "default",
+            "SELECT wafer_id, part_count, good_count, yield, first_pass_yield FROM wafers "
+            f"WHERE lot_id = '{ws[0]['lot_id']}' ORDER BY wafer_id",
+            limit=100,
+        )
         print(f"\nWafers of {ws[0]['lot_id']}:")
-        print(_table(["wafer", "dies", "good", "final yield", "first-pass yield"],
-                     [[r[0], r[1], r[2], _pct(r[3]), _pct(r[4])] for r in w.rows]))
-    print(f"\n{len(res.jobs)} jobs: " + ", ".join(
-        f"{sum(1 for j in res.jobs if j.status == s)} {s}" for s in ("succeeded", "partial", "duplicate", "failed")
-        if any(j.status == s for j in res.jobs)))
+        print(
+            _table(
+                ["wafer", "dies", "good", "final yield", "first-pass yield"],
+                [[r[0], r[1], r[2], _pct(r[3]), _pct(r[4])] for r in w.rows],
+            )
+        )
+    print(
+        f"\n{len(res.jobs)} jobs: "
+        + ", ".join(
+            f"{sum(1 for j in res.jobs if j.status == s)} {s}"
+            for s in ("succeeded", "partial", "duplicate", "failed")
+            if any(j.status == s for j in res.jobs)
+        )
+    )
     for j in res.failed:
         print(f"  failed  {j.file_name}: {j.error.message if j.error else '?'}")
     for line in _after_demo(rt, args):
@@ -76,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(rt)
     watcher = None
     if not args.no_watch:
+
         def report(job) -> None:
             detail = job.error.message if job.error else f"lot {job.lot_id}"
             print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
@@ -90,8 +119,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     keys = app.state.keys.list()
     if not keys:
         print("No API keys yet. Create one (shown once) with:")
-        print(f"  stratum keys create{'' if args.data_dir is None else ' --data-dir ' + args.data_dir} "
-              "--workspace default --scope full --name laptop")
+        print(
+            f"  stratum keys create{'' if args.data_dir is None else ' --data-dir ' + args.data_dir} "
+            "--workspace default --scope full --name laptop"
+        )
     print(f"Then: curl -H 'Authorization: Bearer <token>' http://{args.host}:{args.port}/v1/lots", flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -180,9 +211,25 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no API keys")
         return 0
-    print(_table(["key_id", "workspace", "name", "scopes", "status", "created", "expires", "last used"],
-                 [[r["key_id"], r["workspace"], r["name"], ",".join(r["scopes"]), r["status"], r["created_at"],
-                   r["expires_at"] or "never", r["last_used_at"] or "-"] for r in rows], max_width=60))
+    print(
+        _table(
+            ["key_id", "workspace", "name", "scopes", "status", "created", "expires", "last used"],
+            [
+                [
+                    r["key_id"],
+                    r["workspace"],
+                    r["name"],
+                    ",".join(r["scopes"]),
+                    r["status"],
+                    r["created_at"],
+                    r["expires_at"] or "never",
+                    r["last_used_at"] or "-",
+                ]
+                for r in rows
+            ],
+            max_width=60,
+        )
+    )
     return 0
 
 
@@ -204,9 +251,12 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 def _register_keys(sub, add) -> None:
     from stratum.auth.scopes import SCOPES
 
-    kp = sub.add_parser("keys", help="manage API keys (create, list, revoke, rotate)",
-                        description="Manage the bearer API keys of the HTTP API. Tokens are shown once, when "
-                        "created or rotated; only a hash is stored.")
+    kp = sub.add_parser(
+        "keys",
+        help="manage API keys (create, list, revoke, rotate)",
+        description="Manage the bearer API keys of the HTTP API. Tokens are shown once, when "
+        "created or rotated; only a hash is stored.",
+    )
     ks = kp.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     def leaf(name: str, fn, help_: str):
@@ -217,8 +267,9 @@ def _register_keys(sub, add) -> None:
 
     sp = leaf("create", cmd_keys_create, "issue an API key (the workspace is created if new)")
     sp.add_argument("--workspace", required=True, help="the workspace the key belongs to")
-    sp.add_argument("--scope", action="append", required=True, choices=SCOPES,
-                    help="a scope (repeatable): " + ", ".join(SCOPES))
+    sp.add_argument(
+        "--scope", action="append", required=True, choices=SCOPES, help="a scope (repeatable): " + ", ".join(SCOPES)
+    )
     sp.add_argument("--name", required=True, help="what the key is for, e.g. 'dashboard'")
     sp.add_argument("--expires", default="never", help="lifetime: 90d, 12h, 30m or never (default: never)")
     sp.add_argument("--json", action="store_true", help="print a JSON object (token included)")

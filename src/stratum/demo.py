@@ -32,16 +32,50 @@ class DemoResult:
 
 def demo_specs(start: int = 1_795_000_000) -> list[LotSpec]:
     return [
-        LotSpec(lot_id="DEMO-WS-1042", sublot_id="1042.1", part_type="XC7-200", program="XC7_WS_SORT", job_rev="3.2",
-                tester_type="SIM-93K", node_name="sort-tester-04", test_code="WS1",
-                wafers=("W01", "W02", "W03", "W04", "W05", "W06"), die_diameter=30, sites=4, head=1, files=2,
-                cluster=(-6.0, 5.0, 3.5), retest_fraction=0.4, retest_file=True, retest_file_fraction=0.6,
-                tests=tuple(default_tests(16, n_mpr=1, n_ftr=2)), start_time=start, seed=11),
-        LotSpec(lot_id="DEMO-FT-2203", sublot_id="2203.A", part_type="XC7-200-PKG", program="XC7_FT_HOT",
-                job_rev="1.7", tester_type="SIM-IGXL", node_name="ft-handler-02", test_code="FT1", wafers=(),
-                parts=640, sites=8, site_base=0, head=0, stop_on_fail=True, retest_fraction=0.5,
-                byte_order="big", compression="gzip", tests=tuple(default_tests(12, n_mpr=0, n_ftr=1)),
-                start_time=start + 86_400, seed=23),
+        LotSpec(
+            lot_id="DEMO-WS-1042",
+            sublot_id="1042.1",
+            part_type="XC7-200",
+            program="XC7_WS_SORT",
+            job_rev="3.2",
+            tester_type="SIM-93K",
+            node_name="sort-tester-04",
+            test_code="WS1",
+            wafers=("W01", "W02", "W03", "W04", "W05", "W06"),
+            die_diameter=30,
+            sites=4,
+            head=1,
+            files=2,
+            cluster=(-6.0, 5.0, 3.5),
+            retest_fraction=0.4,
+            retest_file=True,
+            retest_file_fraction=0.6,
+            tests=tuple(default_tests(16, n_mpr=1, n_ftr=2)),
+            start_time=start,
+            seed=11,
+        ),
+        LotSpec(
+            lot_id="DEMO-FT-2203",
+            sublot_id="2203.A",
+            part_type="XC7-200-PKG",
+            program="XC7_FT_HOT",
+            job_rev="1.7",
+            tester_type="SIM-IGXL",
+            node_name="ft-handler-02",
+            test_code="FT1",
+            wafers=(),
+            parts=640,
+            sites=8,
+            site_base=0,
+            head=0,
+            stop_on_fail=True,
+            retest_fraction=0.5,
+            byte_order="big",
+            compression="gzip",
+            tests=tuple(default_tests(12, n_mpr=0, n_ftr=1)),
+            start_time=start + 86_400,
+            seed=23,
+        ),
     ]
 
 
@@ -69,8 +103,12 @@ def run_demo(rt: Runtime, workdir: Path | None = None) -> DemoResult:
     watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix))
     out.jobs = watcher.run_until_idle()
     out.failed = [j for j in out.jobs if j.status == "failed"]
-    res = rt.sql.run(DEMO_WORKSPACE, "SELECT lot_id, part_type, file_count, wafer_count, part_count, good_count, "
-                     "yield, first_pass_yield, retest_count, job_id FROM lots ORDER BY lot_id", limit=1000)
+    res = rt.sql.run(
+        DEMO_WORKSPACE,
+        "SELECT lot_id, part_type, file_count, wafer_count, part_count, good_count, "
+        "yield, first_pass_yield, retest_count, job_id FROM lots ORDER BY lot_id",
+        limit=1000,
+    )
     names = [c["name"] for c in res.columns]
-    out.lots = [dict(zip(names, r)) for r in res.rows]
+    out.lots = [dict(zip(names, r, strict=False)) for r in res.rows]
     return out

@@ -28,8 +28,12 @@ class Runtime:
         if settings.backend == "local":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             (settings.data_dir / "incoming").mkdir(exist_ok=True)
-        return cls(settings, build_metadata_store(settings), build_object_store(settings, area="lake"),
-                   build_object_store(settings, area="drop"))
+        return cls(
+            settings,
+            build_metadata_store(settings),
+            build_object_store(settings, area="lake"),
+            build_object_store(settings, area="drop"),
+        )
 
     @property
     def drop_prefix(self) -> str:

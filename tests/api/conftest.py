@@ -109,15 +109,34 @@ class Seeded:
 
 
 def wafer_spec() -> LotSpec:
-    return LotSpec(lot_id=WS_LOT, wafers=("W01", "W02", "W03"), files=2, die_diameter=12, sites=4,
-                   retest_fraction=0.5, retest_file=True, tests=tuple(default_tests(10, n_mpr=1, n_ftr=2)),
-                   seed=11)
+    return LotSpec(
+        lot_id=WS_LOT,
+        wafers=("W01", "W02", "W03"),
+        files=2,
+        die_diameter=12,
+        sites=4,
+        retest_fraction=0.5,
+        retest_file=True,
+        tests=tuple(default_tests(10, n_mpr=1, n_ftr=2)),
+        seed=11,
+    )
 
 
 def ft_spec() -> LotSpec:
-    return LotSpec(lot_id=FT_LOT, wafers=(), parts=120, sites=2, part_type="FT-DEV", program="FT_PROG",
-                   test_code="FT1", start_time=1_710_000_000, summaries="none", retest_fraction=0.5,
-                   tests=tuple(default_tests(4, n_mpr=0, n_ftr=1)), seed=3)
+    return LotSpec(
+        lot_id=FT_LOT,
+        wafers=(),
+        parts=120,
+        sites=2,
+        part_type="FT-DEV",
+        program="FT_PROG",
+        test_code="FT1",
+        start_time=1_710_000_000,
+        summaries="none",
+        retest_fraction=0.5,
+        tests=tuple(default_tests(4, n_mpr=0, n_ftr=1)),
+        seed=3,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,22 @@ from .conftest import FT_LOT, PINNED_PATHS, WS_LOT, assert_same, final_mask, fir
 
 PIN_FIRST_SNAPSHOT = True  # conftest records the first file's snapshot answers for this module
 
-CAP_FIELDS = ("n", "mean", "sigma_within", "sigma_overall", "cp", "cpl", "cpu", "cpk", "pp", "ppl", "ppu", "ppk",
-              "lsl", "usl")
+CAP_FIELDS = (
+    "n",
+    "mean",
+    "sigma_within",
+    "sigma_overall",
+    "cp",
+    "cpl",
+    "cpu",
+    "cpk",
+    "pp",
+    "ppl",
+    "ppu",
+    "ppk",
+    "lsl",
+    "usl",
+)
 
 
 def lot_path(suffix: str = "", lot: str = WS_LOT) -> str:
@@ -43,14 +57,27 @@ def _wafer_truth(truth, rows: np.ndarray | None = None) -> dict[str, tuple]:
     out = {}
     for w in sorted(set(p.wafer_id[rows].tolist())):
         m = p.wafer_id == w
-        out[w] = (int((m & final).sum()), int((m & final & p.passed).sum()), int((m & first).sum()),
-                  int((m & first & p.passed).sum()), int((m & rows & ~first).sum()))
+        out[w] = (
+            int((m & final).sum()),
+            int((m & final & p.passed).sum()),
+            int((m & first).sum()),
+            int((m & first & p.passed).sum()),
+            int((m & rows & ~first).sum()),
+        )
     return out
 
 
 def _wafer_rows(body) -> dict[str, tuple]:
-    return {w["wafer_id"]: (w["part_count"], w["good_count"], w["first_pass_count"], w["first_pass_good"],
-                            w["retest_count"]) for w in body["items"]}
+    return {
+        w["wafer_id"]: (
+            w["part_count"],
+            w["good_count"],
+            w["first_pass_count"],
+            w["first_pass_good"],
+            w["retest_count"],
+        )
+        for w in body["items"]
+    }
 
 
 def test_wafers(seeded):
@@ -77,8 +104,10 @@ def test_wafers_pinned_on_the_first_file(seeded):
 def _die_truth(truth, wafer: str, mask: np.ndarray) -> list[tuple]:
     p = truth.parts
     idx = np.flatnonzero(mask & (p.wafer_id == wafer))
-    rows = [(int(p.x[i]), int(p.y[i]), int(p.hard_bin[i]), int(p.soft_bin[i]), bool(p.passed[i]), int(p.site[i]))
-            for i in idx]
+    rows = [
+        (int(p.x[i]), int(p.y[i]), int(p.hard_bin[i]), int(p.soft_bin[i]), bool(p.passed[i]), int(p.site[i]))
+        for i in idx
+    ]
     return sorted(rows, key=lambda r: (r[1], r[0]))
 
 
@@ -97,10 +126,17 @@ def test_wafer_map_json_final(seeded, wafer):
     assert body["snapshot_job_id"] == seeded.wafer_jobs[-1].job_id
     good = sum(1 for d in exp if d[4])
     assert body["counts"] == {"dies": len(exp), "good": good, "yield": pytest.approx(good / len(exp)), "view": "final"}
-    assert body["orientation"] == {"pos_x": "R", "pos_y": "U", "orientation_assumed": False, "flat": "D",
-                                   "center_x": body["orientation"]["center_x"],
-                                   "center_y": body["orientation"]["center_y"],
-                                   "die_width": 5.0, "die_height": 5.0, "units": 3}
+    assert body["orientation"] == {
+        "pos_x": "R",
+        "pos_y": "U",
+        "orientation_assumed": False,
+        "flat": "D",
+        "center_x": body["orientation"]["center_x"],
+        "center_y": body["orientation"]["center_y"],
+        "die_width": 5.0,
+        "die_height": 5.0,
+        "units": 3,
+    }
     assert isinstance(body["orientation"]["center_x"], int)
     assert body["bins"]["H"]["1"] == {"name": "PASS", "pass_fail": "P"}
     for b, (name, pf) in truth.hard_bins.items():
@@ -142,8 +178,16 @@ def test_wafer_map_of_a_non_parametric_test_is_404(seeded):
     assert r.status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/wafers/W%00X/map", "/tests?wafer_id=W%00X", "/tests/1000/results?wafer_id=W%00",
-                                  "/capability?wafer_id=%00", "/bins?wafer_id=W01%00"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/wafers/W%00X/map",
+        "/tests?wafer_id=W%00X",
+        "/tests/1000/results?wafer_id=W%00",
+        "/capability?wafer_id=%00",
+        "/bins?wafer_id=W01%00",
+    ],
+)
 def test_nul_in_a_wafer_id_is_400(seeded, path):
     """Found by schemathesis: a NUL character used to end the SQL literal of the wafer filter (a 500)."""
     r = seeded.get(lot_path(path))
@@ -195,8 +239,15 @@ def oriented(seeded):
     rt = seeded.app.state.runtime
     out = {}
     for lot_id, px, py in (("ORI-LD", "L", "D"), ("ORI-NONE", " ", " ")):
-        spec = LotSpec(lot_id=lot_id, wafers=("W1",), die_diameter=5, pos_x=px, pos_y=py, seed=5,
-                       tests=tuple(default_tests(2, n_mpr=0, n_ftr=0)))
+        spec = LotSpec(
+            lot_id=lot_id,
+            wafers=("W1",),
+            die_diameter=5,
+            pos_x=px,
+            pos_y=py,
+            seed=5,
+            tests=tuple(default_tests(2, n_mpr=0, n_ftr=0)),
+        )
         truth = write_lot(spec, seeded.data_dir.parent / lot_id)
         assert rt.ingest.ingest_path("default", truth.paths[0]).status == "succeeded"
         out[lot_id] = truth
@@ -207,8 +258,11 @@ def test_wafer_map_orientation(seeded, oriented):
     ld = seeded.json("/v1/lots/ORI-LD/wafers/W1/map")["orientation"]
     assert (ld["pos_x"], ld["pos_y"], ld["orientation_assumed"]) == ("L", "D", False)
     none = seeded.json("/v1/lots/ORI-NONE/wafers/W1/map")
-    assert (none["orientation"]["pos_x"], none["orientation"]["pos_y"], none["orientation"]["orientation_assumed"]) \
-        == ("R", "U", True)
+    assert (none["orientation"]["pos_x"], none["orientation"]["pos_y"], none["orientation"]["orientation_assumed"]) == (
+        "R",
+        "U",
+        True,
+    )
     svg = seeded.get("/v1/lots/ORI-NONE/wafers/W1/map", params={"format": "svg"}).content
     assert b"orientation assumed" in svg
 
@@ -224,14 +278,26 @@ def _test_truth(truth, rows: np.ndarray) -> dict[tuple, dict]:
             ok = ex & valid_mask(truth, t)
             x = truth.results[ok, t].astype(np.float64)
             out[(td.num, td.name)] = {
-                "test_type": "P", "units": td.units, "n": int(ex.sum()), "n_valid": int(ok.sum()),
-                "mean": float(x.mean()), "sigma": float(x.std(ddof=1)), "min": _f32(x.min()), "max": _f32(x.max()),
-                "fails": int((ex & truth.failed[:, t]).sum()), "lo_limit": _f32(td.lo), "hi_limit": _f32(td.hi)}
+                "test_type": "P",
+                "units": td.units,
+                "n": int(ex.sum()),
+                "n_valid": int(ok.sum()),
+                "mean": float(x.mean()),
+                "sigma": float(x.std(ddof=1)),
+                "min": _f32(x.min()),
+                "max": _f32(x.max()),
+                "fails": int((ex & truth.failed[:, t]).sum()),
+                "lo_limit": _f32(td.lo),
+                "hi_limit": _f32(td.hi),
+            }
         elif td.kind == "M":  # one row per pin; fails: see test_mpr_fails_count_failing_pins
             out[(td.num, td.name)] = {"test_type": "M", "n": int(ex.sum()) * td.pins}
         else:
-            out[(td.num, td.name)] = {"test_type": "F", "n": int(ex.sum()),
-                                      "fails": int((ex & truth.failed[:, t]).sum())}
+            out[(td.num, td.name)] = {
+                "test_type": "F",
+                "n": int(ex.sum()),
+                "fails": int((ex & truth.failed[:, t]).sum()),
+            }
     return out
 
 
@@ -251,13 +317,15 @@ def _check_tests(items: list[dict], exp: dict[tuple, dict]) -> None:
 @pytest.mark.parametrize("view", ["final", "first_pass", "all"])
 def test_tests(seeded, view):
     truth = seeded.wafer_lot
-    rows = {"final": final_mask(truth), "first_pass": first_pass_mask(truth),
-            "all": np.ones(len(truth.parts), bool)}[view]
+    rows = {"final": final_mask(truth), "first_pass": first_pass_mask(truth), "all": np.ones(len(truth.parts), bool)}[
+        view
+    ]
     body = seeded.json(lot_path("/tests"), params={"view": view})
     assert (body["lot_id"], body["view"], body["wafer_id"]) == (WS_LOT, view, None)
     _check_tests(body["items"], _test_truth(truth, rows))
     assert [(i["test_num"], i["test_name"]) for i in body["items"]] == sorted(
-        (i["test_num"], i["test_name"]) for i in body["items"])
+        (i["test_num"], i["test_name"]) for i in body["items"]
+    )
 
 
 def test_mpr_fails_count_failing_pins(seeded):
@@ -293,14 +361,26 @@ def test_tests_unknown_wafer_is_404(seeded):
 def _results_truth(truth, t: int, mask: np.ndarray) -> list[tuple]:
     p = truth.parts
     valid = valid_mask(truth, t)
-    return sorted((str(p.wafer_id[i]), int(p.x[i]), int(p.y[i]), int(p.site[i]),
-                   float(truth.results[i, t]) if truth.executed[i, t] else None, bool(valid[i]),
-                   not bool(truth.failed[i, t]), int(p.hard_bin[i])) for i in np.flatnonzero(mask))
+    return sorted(
+        (
+            str(p.wafer_id[i]),
+            int(p.x[i]),
+            int(p.y[i]),
+            int(p.site[i]),
+            float(truth.results[i, t]) if truth.executed[i, t] else None,
+            bool(valid[i]),
+            not bool(truth.failed[i, t]),
+            int(p.hard_bin[i]),
+        )
+        for i in np.flatnonzero(mask)
+    )
 
 
 def _results_rows(items) -> list[tuple]:
-    return sorted((r["wafer_id"], r["x"], r["y"], r["site_num"], r["result"], r["valid"], r["passed"], r["hard_bin"])
-                  for r in items)
+    return sorted(
+        (r["wafer_id"], r["x"], r["y"], r["site_num"], r["result"], r["valid"], r["passed"], r["hard_bin"])
+        for r in items
+    )
 
 
 def _all_pages(seeded, path: str, **params) -> list[dict]:
@@ -314,14 +394,15 @@ def _all_pages(seeded, path: str, **params) -> list[dict]:
             return items
 
 
-@pytest.mark.parametrize(("wafer", "site", "view"), [("W02", 3, "final"), ("W01", None, "all"), (None, 1, "first_pass"),
-                                                     (None, None, "final")])
+@pytest.mark.parametrize(
+    ("wafer", "site", "view"),
+    [("W02", 3, "final"), ("W01", None, "all"), (None, 1, "first_pass"), (None, None, "final")],
+)
 def test_results_filtered_and_paginated(seeded, wafer, site, view):
     truth = seeded.wafer_lot
     t = truth.test_index(1030)
     p = truth.parts
-    mask = {"final": final_mask(truth), "first_pass": first_pass_mask(truth),
-            "all": np.ones(len(p), bool)}[view]
+    mask = {"final": final_mask(truth), "first_pass": first_pass_mask(truth), "all": np.ones(len(p), bool)}[view]
     if wafer:
         mask = mask & (p.wafer_id == wafer)
     if site:
@@ -381,7 +462,12 @@ def test_capability_exact_matches_the_formula_on_the_truth(seeded):
     r = seeded.get(lot_path("/capability"))
     body = strict_json(r.text)
     assert (body["source"], body["limits"], body["estimator"], body["unbias"], body["wafer_id"]) == (
-        "exact", "test", "pooled", False, None)
+        "exact",
+        "test",
+        "pooled",
+        False,
+        None,
+    )
     assert body["snapshot_job_id"] == seeded.wafer_jobs[-1].job_id
     assert _check_cap(body["tests"], _cap_truth(seeded.wafer_lot)) >= 8
     assert {t["source"] for t in body["tests"]} == {"exact"}
@@ -449,8 +535,9 @@ def test_capability_auto_falls_back_to_exact_without_tsr(seeded):
     for t in exact["tests"]:
         i = truth.test_index(t["test_num"], t["test_name"])
         ok = final & valid_mask(truth, i)
-        e = cap.compute_capability(cap.from_values(truth.results[ok, i].astype(np.float64)),
-                                   _f32(truth.tests[i].lo), _f32(truth.tests[i].hi))
+        e = cap.compute_capability(
+            cap.from_values(truth.results[ok, i].astype(np.float64)), _f32(truth.tests[i].lo), _f32(truth.tests[i].hi)
+        )
         assert t["n"] == e.n
         assert t["ppk"] == pytest.approx(e.ppk, rel=1e-9) if e.ppk is not None else t["ppk"] is None
 
@@ -465,8 +552,16 @@ def test_capability_bad_params_are_400(seeded, params):
 def test_capability_never_nan(seeded):
     """A test with fewer than two values has no sigma: nulls, never NaN or Infinity."""
     rt = seeded.app.state.runtime
-    spec = LotSpec(lot_id="CAP-TINY", wafers=("W1", "W2"), dies=((0, 0), (1, 0), (0, 1)), sites=1, seed=2,
-                   tests=tuple(default_tests(3, n_mpr=0, n_ftr=0)), edge_ring=0.0, random_fail_rate=0.0)
+    spec = LotSpec(
+        lot_id="CAP-TINY",
+        wafers=("W1", "W2"),
+        dies=((0, 0), (1, 0), (0, 1)),
+        sites=1,
+        seed=2,
+        tests=tuple(default_tests(3, n_mpr=0, n_ftr=0)),
+        edge_ring=0.0,
+        random_fail_rate=0.0,
+    )
     truth = write_lot(spec, seeded.data_dir.parent / "cap-tiny")
     assert rt.ingest.ingest_path("default", truth.paths[0]).status == "succeeded"
     for params in ({}, {"wafer_id": "W1"}, {"source": "auto"}, {"unbias": "true"}):
@@ -483,10 +578,15 @@ def test_capability_never_nan(seeded):
 def _yield_truth(truth, mask: np.ndarray) -> dict:
     final, first = final_mask(truth) & mask, first_pass_mask(truth) & mask
     p = truth.parts
-    return {"parts": int(final.sum()), "good": int((final & p.passed).sum()), "first_pass_parts": int(first.sum()),
-            "first_pass_good": int((first & p.passed).sum()), "retests": int((mask & ~first_pass_mask(truth)).sum()),
-            "yield": pytest.approx(p.passed[final].mean(), rel=1e-12),
-            "first_pass_yield": pytest.approx(p.passed[first].mean(), rel=1e-12)}
+    return {
+        "parts": int(final.sum()),
+        "good": int((final & p.passed).sum()),
+        "first_pass_parts": int(first.sum()),
+        "first_pass_good": int((first & p.passed).sum()),
+        "retests": int((mask & ~first_pass_mask(truth)).sum()),
+        "yield": pytest.approx(p.passed[final].mean(), rel=1e-12),
+        "first_pass_yield": pytest.approx(p.passed[first].mean(), rel=1e-12),
+    }
 
 
 def _bin_truth(truth, mask: np.ndarray, kind: str) -> dict[int, tuple[int, int]]:
@@ -505,9 +605,11 @@ def test_bins(seeded, by):
     p = truth.parts
     body = seeded.json(lot_path("/bins"), params={"by": by})
     assert (body["by"], body["snapshot_job_id"]) == (by, seeded.wafer_jobs[-1].job_id)
-    groups = {"lot": {None: np.ones(len(p), bool)},
-              "wafer": {w: p.wafer_id == w for w in ("W01", "W02", "W03")},
-              "site": {(1, s): p.site == s for s in (1, 2, 3, 4)}}[by]
+    groups = {
+        "lot": {None: np.ones(len(p), bool)},
+        "wafer": {w: p.wafer_id == w for w in ("W01", "W02", "W03")},
+        "site": {(1, s): p.site == s for s in (1, 2, 3, 4)},
+    }[by]
     yields = {_group_key(r, by): r for r in body["yield"]}
     assert set(yields) == set(groups)
     for g, mask in groups.items():
@@ -515,8 +617,11 @@ def test_bins(seeded, by):
         assert y == _yield_truth(truth, mask), g
         for bt, kind in (("H", "hard"), ("S", "soft")):
             # a bin seen only on middle executions (neither first pass nor final) is listed with zeros
-            got = {r["bin_num"]: (r["part_count"], r["first_pass_count"]) for r in body["bins"]
-                   if r["bin_type"] == bt and _group_key(r, by) == g and (r["part_count"] or r["first_pass_count"])}
+            got = {
+                r["bin_num"]: (r["part_count"], r["first_pass_count"])
+                for r in body["bins"]
+                if r["bin_type"] == bt and _group_key(r, by) == g and (r["part_count"] or r["first_pass_count"])
+            }
             assert got == _bin_truth(truth, mask, kind), (g, bt)
     for r in body["bins"]:
         names = truth.hard_bins if r["bin_type"] == "H" else truth.soft_bins
@@ -585,15 +690,21 @@ def test_pinned_snapshot_numbers_are_the_first_files(seeded):
     for t in caps["tests"]:
         i = truth.test_index(t["test_num"], t["test_name"])
         ok = final & valid_mask(truth, i)
-        e = cap.compute_capability(cap.from_values(truth.results[ok, i].astype(np.float64), truth.parts.wafer_id[ok]),
-                                   _f32(truth.tests[i].lo), _f32(truth.tests[i].hi))
+        e = cap.compute_capability(
+            cap.from_values(truth.results[ok, i].astype(np.float64), truth.parts.wafer_id[ok]),
+            _f32(truth.tests[i].lo),
+            _f32(truth.tests[i].hi),
+        )
         assert t["n"] == e.n
         for k in ("mean", "sigma_within", "cpk", "ppk"):
             ev = getattr(e, k)
             assert (t[k] is None) if ev is None else (t[k] == pytest.approx(ev, rel=1e-9)), (t["test_name"], k)
     mid = seeded.wafer_jobs[1].job_id
     assert [w["wafer_id"] for w in seeded.json(lot_path("/wafers"), params={"snapshot_job_id": mid})["items"]] == [
-        "W01", "W02", "W03"]
+        "W01",
+        "W02",
+        "W03",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["png", "svg"])
@@ -610,8 +721,9 @@ def test_rendered_maps_are_pinned_too(seeded, fmt):
     assert again.content == pinned.content
 
 
-@pytest.mark.parametrize("path", ["", "/wafers", "/tests", "/capability", "/bins", "/wafers/W01/map",
-                                  "/tests/1000/results"])
+@pytest.mark.parametrize(
+    "path", ["", "/wafers", "/tests", "/capability", "/bins", "/wafers/W01/map", "/tests/1000/results"]
+)
 def test_snapshot_of_another_lot_or_unknown_is_404(seeded, path):
     for job_id in (seeded.ft_job.job_id, "job_01ZZZZZZZZZZZZZZZZZZZZZZZZ"):
         r = seeded.get(lot_path(path), params={"snapshot_job_id": job_id})

@@ -71,7 +71,11 @@ def test_status_without_key(client):
     assert body["metadata_store"] == "ok"
     assert body["backend"] == "local"
     assert (body["version"], body["parser_version"], body["schema_version"], body["duckdb"]) == (
-        __version__, PARSER_VERSION, SCHEMA_VERSION, duckdb.__version__)
+        __version__,
+        PARSER_VERSION,
+        SCHEMA_VERSION,
+        duckdb.__version__,
+    )
     assert "server-timing" in r.headers
 
 
@@ -88,12 +92,16 @@ def test_401_without_key(client, method, path, action):
     assert "Authorization: Bearer" in body["detail"]
 
 
-@pytest.mark.parametrize(("header", "error"), [
-    ("Bearer stm_test_notakey", "invalid_token"),
-    ("Bearer " + "stm_test_abcdefghijkl_" + "x" * 43, "invalid_token"),
-    ("Basic dXNlcjpwYXNz", "invalid_request"),
-    ("Bearer ", "invalid_request"),
-], ids=["malformed", "unknown", "basic", "empty"])
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        ("Bearer stm_test_notakey", "invalid_token"),
+        ("Bearer " + "stm_test_abcdefghijkl_" + "x" * 43, "invalid_token"),
+        ("Basic dXNlcjpwYXNz", "invalid_request"),
+        ("Bearer ", "invalid_request"),
+    ],
+    ids=["malformed", "unknown", "basic", "empty"],
+)
 def test_401_bad_key(client, header, error):
     r = client.get("/v1/lots", headers={"Authorization": header})
     assert r.status_code == 401
@@ -127,8 +135,11 @@ def test_scopes(seeded, scope, method, path, action):
 
 
 def test_presigned_content_route_needs_no_key_but_a_signature(client):
-    r = client.put("/v1/uploads/job_nope/content", params={"workspace": "default", "expires": 9999999999,
-                                                           "signature": "0" * 64}, content=b"x")
+    r = client.put(
+        "/v1/uploads/job_nope/content",
+        params={"workspace": "default", "expires": 9999999999, "signature": "0" * 64},
+        content=b"x",
+    )
     assert r.status_code == 403
     assert strict_json(r.text)["detail"] == "invalid upload URL signature"
     assert "www-authenticate" not in r.headers

@@ -14,8 +14,11 @@ from .conftest import WS_LOT, strict_json
 
 SHAPE = {"type", "title", "status", "detail", "instance", "code"}
 EXTRAS = {"errors", "error"}  # validation details (400) and the reader's error (422)
-LEAKS = re.compile(r"Traceback|File \"|\.py\b|site-packages|/work/|/home/|/root/|/tmp/|\\\\|duckdb\.|_duckdb|"
-                   r"Exception\b|\bline \d+", re.IGNORECASE)
+LEAKS = re.compile(
+    r"Traceback|File \"|\.py\b|site-packages|/work/|/home/|/root/|/tmp/|\\\\|duckdb\.|_duckdb|"
+    r"Exception\b|\bline \d+",
+    re.IGNORECASE,
+)
 
 
 def check_problem(r, status: int, code: str, path: str, *, data_dir=None) -> dict:
@@ -40,42 +43,103 @@ def _h(seeded, scope="full"):
 
 
 CASES = {
-    "400-malformed-json": (lambda s: s.client.post("/v1/sql", content=b'{"query": "SELECT 1",', headers={
-        **_h(s), "content-type": "application/json"}), 400, "bad_request", "/v1/sql"),
-    "400-json-not-an-object": (lambda s: s.client.post("/v1/sql", json=["SELECT 1"], headers=_h(s)), 400,
-                               "bad_request", "/v1/sql"),
-    "400-wrong-content-type": (lambda s: s.client.post("/v1/sql", content=b"SELECT 1", headers={
-        **_h(s), "content-type": "text/plain"}), 400, "bad_request", "/v1/sql"),
-    "400-bad-query-param": (lambda s: s.client.get("/v1/lots", params={"limit": "abc"}, headers=_h(s)), 400,
-                            "bad_request", "/v1/lots"),
-    "400-bad-enum": (lambda s: s.client.get(f"/v1/lots/{WS_LOT}/bins", params={"by": "die"}, headers=_h(s)), 400,
-                     "bad_request", f"/v1/lots/{WS_LOT}/bins"),
-    "400-bad-path-int": (lambda s: s.client.get(f"/v1/lots/{WS_LOT}/tests/abc/results", headers=_h(s)), 400,
-                         "bad_request", f"/v1/lots/{WS_LOT}/tests/abc/results"),
-    "400-bad-date": (lambda s: s.client.get("/v1/lots", params={"start_from": "soon"}, headers=_h(s)), 400,
-                     "bad_request", "/v1/lots"),
-    "400-sql-rejected": (lambda s: s.client.post("/v1/sql", json={"query": "DROP VIEW lots"}, headers=_h(s)), 400,
-                         "query_rejected", "/v1/sql"),
-    "400-sql-fails": (lambda s: s.client.post("/v1/sql", json={"query": "SELECT no_such_column FROM lots"},
-                                              headers=_h(s)), 400, "bad_request", "/v1/sql"),
-    "400-sql-conversion": (lambda s: s.client.post("/v1/sql", json={"query": "SELECT lot_id::INT FROM lots"},
-                                                   headers=_h(s)), 400, "bad_request", "/v1/sql"),
-    "400-bad-cursor": (lambda s: s.client.get(f"/v1/lots/{WS_LOT}/tests/1000/results",
-                                                  params={"cursor": "%%%"}, headers=_h(s)), 400, "bad_request",
-                           f"/v1/lots/{WS_LOT}/tests/1000/results"),
+    "400-malformed-json": (
+        lambda s: s.client.post(
+            "/v1/sql", content=b'{"query": "SELECT 1",', headers={**_h(s), "content-type": "application/json"}
+        ),
+        400,
+        "bad_request",
+        "/v1/sql",
+    ),
+    "400-json-not-an-object": (
+        lambda s: s.client.post("/v1/sql", json=["SELECT 1"], headers=_h(s)),
+        400,
+        "bad_request",
+        "/v1/sql",
+    ),
+    "400-wrong-content-type": (
+        lambda s: s.client.post("/v1/sql", content=b"SELECT 1", headers={**_h(s), "content-type": "text/plain"}),
+        400,
+        "bad_request",
+        "/v1/sql",
+    ),
+    "400-bad-query-param": (
+        lambda s: s.client.get("/v1/lots", params={"limit": "abc"}, headers=_h(s)),
+        400,
+        "bad_request",
+        "/v1/lots",
+    ),
+    "400-bad-enum": (
+        lambda s: s.client.get(f"/v1/lots/{WS_LOT}/bins", params={"by": "die"}, headers=_h(s)),
+        400,
+        "bad_request",
+        f"/v1/lots/{WS_LOT}/bins",
+    ),
+    "400-bad-path-int": (
+        lambda s: s.client.get(f"/v1/lots/{WS_LOT}/tests/abc/results", headers=_h(s)),
+        400,
+        "bad_request",
+        f"/v1/lots/{WS_LOT}/tests/abc/results",
+    ),
+    "400-bad-date": (
+        lambda s: s.client.get("/v1/lots", params={"start_from": "soon"}, headers=_h(s)),
+        400,
+        "bad_request",
+        "/v1/lots",
+    ),
+    "400-sql-rejected": (
+        lambda s: s.client.post("/v1/sql", json={"query": "DROP VIEW lots"}, headers=_h(s)),
+        400,
+        "query_rejected",
+        "/v1/sql",
+    ),
+    "400-sql-fails": (
+        lambda s: s.client.post("/v1/sql", json={"query": "SELECT no_such_column FROM lots"}, headers=_h(s)),
+        400,
+        "bad_request",
+        "/v1/sql",
+    ),
+    "400-sql-conversion": (
+        lambda s: s.client.post("/v1/sql", json={"query": "SELECT lot_id::INT FROM lots"}, headers=_h(s)),
+        400,
+        "bad_request",
+        "/v1/sql",
+    ),
+    "400-bad-cursor": (
+        lambda s: s.client.get(f"/v1/lots/{WS_LOT}/tests/1000/results", params={"cursor": "%%%"}, headers=_h(s)),
+        400,
+        "bad_request",
+        f"/v1/lots/{WS_LOT}/tests/1000/results",
+    ),
     "401-no-key": (lambda s: s.client.get("/v1/jobs"), 401, "unauthorized", "/v1/jobs"),
-    "401-bad-key": (lambda s: s.client.get("/v1/jobs", headers={"Authorization": "Bearer stm_test_x"}), 401,
-                    "unauthorized", "/v1/jobs"),
-    "403-scope": (lambda s: s.client.post("/v1/sql", json={"query": "SELECT 1"}, headers=_h(s, "read")), 403,
-                  "forbidden", "/v1/sql"),
+    "401-bad-key": (
+        lambda s: s.client.get("/v1/jobs", headers={"Authorization": "Bearer stm_test_x"}),
+        401,
+        "unauthorized",
+        "/v1/jobs",
+    ),
+    "403-scope": (
+        lambda s: s.client.post("/v1/sql", json={"query": "SELECT 1"}, headers=_h(s, "read")),
+        403,
+        "forbidden",
+        "/v1/sql",
+    ),
     "404-lot": (lambda s: s.client.get("/v1/lots/NOPE", headers=_h(s)), 404, "not_found", "/v1/lots/NOPE"),
     "404-job": (lambda s: s.client.get("/v1/jobs/job_nope", headers=_h(s)), 404, "not_found", "/v1/jobs/job_nope"),
     "404-route": (lambda s: s.client.get("/v1/nothing-here", headers=_h(s)), 404, "not_found", "/v1/nothing-here"),
-    "404-wafer": (lambda s: s.client.get(f"/v1/lots/{WS_LOT}/wafers/W9/map", headers=_h(s)), 404, "not_found",
-                  f"/v1/lots/{WS_LOT}/wafers/W9/map"),
+    "404-wafer": (
+        lambda s: s.client.get(f"/v1/lots/{WS_LOT}/wafers/W9/map", headers=_h(s)),
+        404,
+        "not_found",
+        f"/v1/lots/{WS_LOT}/wafers/W9/map",
+    ),
     "405-method": (lambda s: s.client.delete("/v1/lots", headers=_h(s)), 405, "method_not_allowed", "/v1/lots"),
-    "422-not-stdf": (lambda s: s.client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"not stdf",
-                                             headers=_h(s)), 422, "unprocessable", "/v1/uploads"),
+    "422-not-stdf": (
+        lambda s: s.client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"not stdf", headers=_h(s)),
+        422,
+        "unprocessable",
+        "/v1/uploads",
+    ),
 }
 
 
@@ -91,8 +155,9 @@ def test_401_has_www_authenticate(seeded):
 
 
 def test_validation_errors_list_each_field(seeded):
-    r = seeded.client.get(f"/v1/lots/{WS_LOT}/tests/1000/results", params={"limit": 0, "site_num": 999},
-                          headers=_h(seeded))
+    r = seeded.client.get(
+        f"/v1/lots/{WS_LOT}/tests/1000/results", params={"limit": 0, "site_num": 999}, headers=_h(seeded)
+    )
     body = check_problem(r, 400, "bad_request", f"/v1/lots/{WS_LOT}/tests/1000/results")
     assert sorted(tuple(e["loc"]) for e in body["errors"]) == [("query", "limit"), ("query", "site_num")]
     assert "query.limit" in body["detail"] and "query.site_num" in body["detail"]
@@ -109,26 +174,37 @@ def test_409_presign_reused(seeded):
 
 def test_413(make_app):
     app, client, tokens = make_app(max_upload_bytes=10)
-    r = client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"0123456789A",
-                    headers={"Authorization": f"Bearer {tokens['full']}"})
+    r = client.post(
+        "/v1/uploads",
+        params={"filename": "x.stdf"},
+        content=b"0123456789A",
+        headers={"Authorization": f"Bearer {tokens['full']}"},
+    )
     check_problem(r, 413, "payload_too_large", "/v1/uploads")
 
 
 def test_422_timeout(make_app):
     app, client, tokens = make_app(sql={"timeout_seconds": 0.5})
-    r = client.post("/v1/sql", json={"query": "SELECT count(*) FROM range(100000000000)"},
-                    headers={"Authorization": f"Bearer {tokens['full']}"})
+    r = client.post(
+        "/v1/sql",
+        json={"query": "SELECT count(*) FROM range(100000000000)"},
+        headers={"Authorization": f"Bearer {tokens['full']}"},
+    )
     check_problem(r, 422, "query_timeout", "/v1/sql")
 
 
-@pytest.mark.parametrize(("bucket", "call"), [
-    ("analytics", lambda c, h: c.get("/v1/lots", headers=h)),
-    ("sql", lambda c, h: c.post("/v1/sql", json={"query": "SELECT 1"}, headers=h)),
-    ("uploads", lambda c, h: c.post("/v1/uploads/inspect", content=b"x", headers=h)),
-])
+@pytest.mark.parametrize(
+    ("bucket", "call"),
+    [
+        ("analytics", lambda c, h: c.get("/v1/lots", headers=h)),
+        ("sql", lambda c, h: c.post("/v1/sql", json={"query": "SELECT 1"}, headers=h)),
+        ("uploads", lambda c, h: c.post("/v1/uploads/inspect", content=b"x", headers=h)),
+    ],
+)
 def test_429_with_retry_after(make_app, bucket, call):
-    app, client, tokens = make_app(rate_limits={"analytics_per_window": 2, "sql_per_window": 2,
-                                                "uploads_per_window": 2, "window_seconds": 60})
+    app, client, tokens = make_app(
+        rate_limits={"analytics_per_window": 2, "sql_per_window": 2, "uploads_per_window": 2, "window_seconds": 60}
+    )
     h = {"Authorization": f"Bearer {tokens['full']}"}
     first, second = call(client, h), call(client, h)
     assert first.status_code != 429 and second.status_code != 429

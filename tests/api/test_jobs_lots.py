@@ -41,7 +41,11 @@ def test_get_job(seeded, failed_job):
     j0 = seeded.wafer_jobs[0]
     job = seeded.json(f"/v1/jobs/{j0.job_id}")
     assert (job["job_id"], job["status"], job["lot_id"], job["workspace"]) == (
-        j0.job_id, "succeeded", WS_LOT, "default")
+        j0.job_id,
+        "succeeded",
+        WS_LOT,
+        "default",
+    )
     truth = seeded.wafer_lot
     assert job["record_counts"] == truth.files[0].records
     assert job["parts"] == truth.files[0].parts.stop - truth.files[0].parts.start
@@ -77,26 +81,29 @@ def _lots(seeded, **params) -> list[str]:
     return [lot["lot_id"] for lot in seeded.json("/v1/lots", params=params)["items"]]
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({}, [WS_LOT, FT_LOT]),
-    ({"q": "api"}, [WS_LOT]),
-    ({"q": "-LOT"}, [WS_LOT, FT_LOT]),
-    ({"q": "ft-l"}, [FT_LOT]),
-    ({"q": "zzz"}, []),
-    ({"part_type": "FT-DEV"}, [FT_LOT]),
-    ({"part_type": "STRATUM-DEV1"}, [WS_LOT]),
-    ({"part_type": "ft-dev"}, []),  # exact match
-    ({"program": "STRATUM_PROG"}, [WS_LOT]),
-    ({"program": "FT_PROG", "part_type": "FT-DEV"}, [FT_LOT]),
-    ({"program": "FT_PROG", "part_type": "STRATUM-DEV1"}, []),
-    ({"start_from": "2024-01-01"}, [FT_LOT]),
-    ({"start_to": "2024-01-01"}, [WS_LOT]),
-    ({"start_from": "2023-11-14T22:13:20Z", "start_to": "2023-11-14T22:13:20Z"}, [WS_LOT]),  # bounds inclusive
-    ({"start_from": "2023-11-14T22:13:21Z"}, [FT_LOT]),
-    ({"start_from": "2023-11-14T23:13:20+01:00", "start_to": "2024-03-09T16:00:00+00:00"}, [WS_LOT, FT_LOT]),
-    ({"start_from": "2025-01-01"}, []),
-    ({"q": "lot", "start_to": "2024-03-09T15:59:59Z"}, [WS_LOT]),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, [WS_LOT, FT_LOT]),
+        ({"q": "api"}, [WS_LOT]),
+        ({"q": "-LOT"}, [WS_LOT, FT_LOT]),
+        ({"q": "ft-l"}, [FT_LOT]),
+        ({"q": "zzz"}, []),
+        ({"part_type": "FT-DEV"}, [FT_LOT]),
+        ({"part_type": "STRATUM-DEV1"}, [WS_LOT]),
+        ({"part_type": "ft-dev"}, []),  # exact match
+        ({"program": "STRATUM_PROG"}, [WS_LOT]),
+        ({"program": "FT_PROG", "part_type": "FT-DEV"}, [FT_LOT]),
+        ({"program": "FT_PROG", "part_type": "STRATUM-DEV1"}, []),
+        ({"start_from": "2024-01-01"}, [FT_LOT]),
+        ({"start_to": "2024-01-01"}, [WS_LOT]),
+        ({"start_from": "2023-11-14T22:13:20Z", "start_to": "2023-11-14T22:13:20Z"}, [WS_LOT]),  # bounds inclusive
+        ({"start_from": "2023-11-14T22:13:21Z"}, [FT_LOT]),
+        ({"start_from": "2023-11-14T23:13:20+01:00", "start_to": "2024-03-09T16:00:00+00:00"}, [WS_LOT, FT_LOT]),
+        ({"start_from": "2025-01-01"}, []),
+        ({"q": "lot", "start_to": "2024-03-09T15:59:59Z"}, [WS_LOT]),
+    ],
+)
 def test_search_lots(seeded, params, expected):
     assert _lots(seeded, **params) == expected
 
@@ -111,14 +118,27 @@ def test_search_lots_bad_params_are_400(seeded, params):
 def test_lot_summary_fields(seeded):
     ws, ft = seeded.json("/v1/lots")["items"]
     assert ws == {
-        "lot_id": WS_LOT, "part_type": "STRATUM-DEV1", "program": "STRATUM_PROG", "tester_type": "SIM-9000",
-        "node_name": "tester01", "test_code": "WS1", "start_time": "2023-11-14T22:13:20",
-        "finish_time": ws["finish_time"], "active_job_id": seeded.wafer_jobs[-1].job_id, "file_count": 3,
+        "lot_id": WS_LOT,
+        "part_type": "STRATUM-DEV1",
+        "program": "STRATUM_PROG",
+        "tester_type": "SIM-9000",
+        "node_name": "tester01",
+        "test_code": "WS1",
+        "start_time": "2023-11-14T22:13:20",
+        "finish_time": ws["finish_time"],
+        "active_job_id": seeded.wafer_jobs[-1].job_id,
+        "file_count": 3,
         "updated_at": ws["updated_at"],
     }
     assert ws["finish_time"] > ws["start_time"]
     assert (ft["lot_id"], ft["part_type"], ft["program"], ft["test_code"], ft["file_count"], ft["active_job_id"]) == (
-        FT_LOT, "FT-DEV", "FT_PROG", "FT1", 1, seeded.ft_job.job_id)
+        FT_LOT,
+        "FT-DEV",
+        "FT_PROG",
+        "FT1",
+        1,
+        seeded.ft_job.job_id,
+    )
 
 
 def test_lot_detail(seeded):
@@ -127,7 +147,12 @@ def test_lot_detail(seeded):
     final, first = final_mask(truth), first_pass_mask(truth)
     d = seeded.json(f"/v1/lots/{WS_LOT}")
     assert (d["lot_id"], d["part_type"], d["program"], d["tester_type"], d["node_name"]) == (
-        WS_LOT, "STRATUM-DEV1", "STRATUM_PROG", "SIM-9000", "tester01")
+        WS_LOT,
+        "STRATUM-DEV1",
+        "STRATUM_PROG",
+        "SIM-9000",
+        "tester01",
+    )
     active = seeded.wafer_jobs[-1].job_id
     assert d["active_job_id"] == d["job_id"] == d["snapshot_job_id"] == active
     assert d["file_count"] == 3
@@ -140,8 +165,12 @@ def test_lot_detail(seeded):
     for w in d["wafers"]:
         m = p.wafer_id == w["wafer_id"]
         assert (w["part_count"], w["good_count"], w["first_pass_count"], w["first_pass_good"], w["retest_count"]) == (
-            int((m & final).sum()), int((m & final & p.passed).sum()), int((m & first).sum()),
-            int((m & first & p.passed).sum()), int((m & ~first).sum())), w["wafer_id"]
+            int((m & final).sum()),
+            int((m & final & p.passed).sum()),
+            int((m & first).sum()),
+            int((m & first & p.passed).sum()),
+            int((m & ~first).sum()),
+        ), w["wafer_id"]
         assert w["yield"] == pytest.approx(p.passed[m & final].mean(), rel=1e-12)
     assert [f["job_id"] for f in d["files"]] == [j.job_id for j in seeded.wafer_jobs]
     assert [f["file_name"] for f in d["files"]] == [path.name for path in truth.paths]

@@ -28,7 +28,8 @@ def test_committed_openapi_json_matches_the_app():
     current = dumps(generate())
     assert committed == current, (
         "openapi.json is out of date with the API: run `make openapi` (python -m stratum.api.openapi > openapi.json) "
-        "and commit the result")
+        "and commit the result"
+    )
 
 
 def test_every_protected_operation_documents_its_errors():
@@ -41,7 +42,8 @@ def test_every_protected_operation_documents_its_errors():
             need = {"400", "403", "429"} if path != "/v1/uploads/{job_id}/content" else {"400", "403"}
             assert need <= codes, (method, path, codes)
             assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/Problem"}
+                "$ref": "#/components/schemas/Problem"
+            }
 
 
 def _real_ids(case) -> None:
@@ -57,8 +59,14 @@ def _fuzz(op, mode: GenerationMode, headers: dict[str, str], failures: list[str]
     calls = 0
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 10,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=EXAMPLES <= 10,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     def run(case):
         nonlocal calls
         for aim in (False, True):
@@ -83,9 +91,11 @@ def test_no_server_errors(seeded):
     schema = schemathesis.openapi.from_asgi("/openapi.json", seeded.app)
     failures: list[str] = []
     t0 = time.monotonic()
-    calls = sum(_fuzz(result.ok(), mode, seeded.headers("full"), failures)
-                for result in schema.get_all_operations()
-                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
+    calls = sum(
+        _fuzz(result.ok(), mode, seeded.headers("full"), failures)
+        for result in schema.get_all_operations()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    )
     assert not failures, "server errors:\n" + "\n".join(failures[:20])
     assert calls > 100
     assert EXAMPLES > 10 or time.monotonic() - t0 < 60

@@ -38,15 +38,19 @@ def _result_key(r):
     return (r["job_id"], r["wafer_id"], r["x"], r["y"], r["site_num"], r["result"], r["is_retest"])
 
 
-@pytest.mark.parametrize(("path", "params", "key", "limits", "big"), [
-    ("/v1/jobs", {}, _job_key, (1, 2, 3), 500),
-    ("/v1/jobs", {"status": "succeeded"}, _job_key, (1, 3), 500),
-    ("/v1/jobs", {"lot_id": WS_LOT}, _job_key, (1, 2), 500),
-    ("/v1/lots", {}, lambda lot: lot["lot_id"], (1,), 500),
-    ("/v1/lots", {"q": "lot"}, lambda lot: lot["lot_id"], (1,), 500),
-    (RESULTS, {}, _result_key, (100, 336), 10000),
-    (RESULTS, {"view": "all", "wafer_id": "W01", "site_num": 2}, _result_key, (9,), 10000),
-], ids=["jobs", "jobs-status", "jobs-lot", "lots", "lots-q", "results", "results-all-W01"])
+@pytest.mark.parametrize(
+    ("path", "params", "key", "limits", "big"),
+    [
+        ("/v1/jobs", {}, _job_key, (1, 2, 3), 500),
+        ("/v1/jobs", {"status": "succeeded"}, _job_key, (1, 3), 500),
+        ("/v1/jobs", {"lot_id": WS_LOT}, _job_key, (1, 2), 500),
+        ("/v1/lots", {}, lambda lot: lot["lot_id"], (1,), 500),
+        ("/v1/lots", {"q": "lot"}, lambda lot: lot["lot_id"], (1,), 500),
+        (RESULTS, {}, _result_key, (100, 336), 10000),
+        (RESULTS, {"view": "all", "wafer_id": "W01", "site_num": 2}, _result_key, (9,), 10000),
+    ],
+    ids=["jobs", "jobs-status", "jobs-lot", "lots", "lots-q", "results", "results-all-W01"],
+)
 def test_pages_concatenate_to_the_full_set(seeded, path, params, key, limits, big):
     full = _pages(seeded, path, big, key, **params)
     assert len(full) == 1, "the whole set fits one page of the maximum size"
@@ -63,8 +67,9 @@ def test_pages_concatenate_to_the_full_set(seeded, path, params, key, limits, bi
 
 def test_counts_of_the_seeded_sets(seeded):
     jobs = seeded.json("/v1/jobs", params={"limit": 500})["items"]
-    assert [j["job_id"] for j in jobs] == [j.job_id for j in reversed(seeded.wafer_jobs + [seeded.ft_job])], \
+    assert [j["job_id"] for j in jobs] == [j.job_id for j in reversed(seeded.wafer_jobs + [seeded.ft_job])], (
         "jobs are listed newest first"
+    )
     lots = seeded.json("/v1/lots")["items"]
     assert [lot["lot_id"] for lot in lots] == ["API-LOT", "FT-LOT"]
     final = seeded.wafer_lot.final()
@@ -86,11 +91,37 @@ def _b64(d) -> str:
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/lots", RESULTS])
-@pytest.mark.parametrize("cursor", [
-    "zzz", "!!!", _b64([1, 2]), _b64({"o": -1}), _b64({"nothing": 1}), "e30", _b64({"o": 10**30}), _b64({"o": 2**63}),
-    _b64({"o": 1e300}), _b64({"o": True}), _b64({"o": "5"}), _b64({"o": 5.5}),
-], ids=["garbage", "not-base64", "list", "negative", "no-field", "empty-object", "huge", "int64-overflow", "float-huge",
-        "bool", "string", "float"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "zzz",
+        "!!!",
+        _b64([1, 2]),
+        _b64({"o": -1}),
+        _b64({"nothing": 1}),
+        "e30",
+        _b64({"o": 10**30}),
+        _b64({"o": 2**63}),
+        _b64({"o": 1e300}),
+        _b64({"o": True}),
+        _b64({"o": "5"}),
+        _b64({"o": 5.5}),
+    ],
+    ids=[
+        "garbage",
+        "not-base64",
+        "list",
+        "negative",
+        "no-field",
+        "empty-object",
+        "huge",
+        "int64-overflow",
+        "float-huge",
+        "bool",
+        "string",
+        "float",
+    ],
+)
 def test_invalid_cursor_is_400(seeded, path, cursor):
     r = seeded.get(path, params={"cursor": cursor})
     assert r.status_code == 400, r.text

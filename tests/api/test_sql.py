@@ -85,8 +85,11 @@ def test_context_lot(seeded):
 def test_context_snapshot(seeded):
     truth = seeded.wafer_lot
     first = seeded.wafer_jobs[0].job_id
-    body = ok(seeded, "SELECT lot_id, job_id, file_count, part_count FROM lots",
-              context={"lot_id": WS_LOT, "snapshot_job_id": first})
+    body = ok(
+        seeded,
+        "SELECT lot_id, job_id, file_count, part_count FROM lots",
+        context={"lot_id": WS_LOT, "snapshot_job_id": first},
+    )
     assert body["rows"] == [[WS_LOT, first, 1, int(final_mask(truth, truth.parts.file == 0).sum())]]
     # without lot_id: the snapshot names its lot
     body = ok(seeded, "SELECT lot_id, job_id FROM lots", context={"snapshot_job_id": first})
@@ -95,21 +98,27 @@ def test_context_snapshot(seeded):
 
 def test_context_wafers(seeded):
     truth = seeded.wafer_lot
-    body = ok(seeded, "SELECT wafer_id, count(*) FILTER (WHERE is_final) FROM parts GROUP BY 1 ORDER BY 1",
-              context={"lot_id": WS_LOT, "wafer_ids": ["W03", "W01"]})
+    body = ok(
+        seeded,
+        "SELECT wafer_id, count(*) FILTER (WHERE is_final) FROM parts GROUP BY 1 ORDER BY 1",
+        context={"lot_id": WS_LOT, "wafer_ids": ["W03", "W01"]},
+    )
     final = truth.final()
     assert body["rows"] == [[w, int((final & (truth.parts.wafer_id == w)).sum())] for w in ("W01", "W03")]
     assert ok(seeded, "SELECT count(*) FROM results", context={"lot_id": WS_LOT, "wafer_ids": []})["rows"] == [[0]]
 
 
-@pytest.mark.parametrize(("context", "status"), [
-    ({"lot_id": "NO-SUCH-LOT"}, 404),
-    ({"snapshot_job_id": "job_01ZZZZZZZZZZZZZZZZZZZZZZZZ"}, 404),
-    ({"lot_id": WS_LOT, "snapshot_job_id": "FT"}, 404),
-    ({"lot": WS_LOT}, 400),
-    ({"wafer_ids": "W01"}, 400),
-    ({"lot_id": WS_LOT, "wafer_ids": ["W01", "W\x00"]}, 400),  # would end the SQL literal of the wafer filter
-])
+@pytest.mark.parametrize(
+    ("context", "status"),
+    [
+        ({"lot_id": "NO-SUCH-LOT"}, 404),
+        ({"snapshot_job_id": "job_01ZZZZZZZZZZZZZZZZZZZZZZZZ"}, 404),
+        ({"lot_id": WS_LOT, "snapshot_job_id": "FT"}, 404),
+        ({"lot": WS_LOT}, 400),
+        ({"wafer_ids": "W01"}, 400),
+        ({"lot_id": WS_LOT, "wafer_ids": ["W01", "W\x00"]}, 400),  # would end the SQL literal of the wafer filter
+    ],
+)
 def test_bad_context(seeded, context, status):
     if context.get("snapshot_job_id") == "FT":
         context = {**context, "snapshot_job_id": seeded.ft_job.job_id}
@@ -120,12 +129,17 @@ def test_bad_context(seeded, context, status):
 
 def test_a_lot_id_with_nul_does_not_break_the_workspace(make_app, tmp_path):
     app, client, tokens = make_app()
-    truth = write_lot(LotSpec(lot_id="BAD\x00LOT", wafers=("W1",), die_diameter=4, seed=1,
-                              tests=tuple(default_tests(1, n_mpr=0, n_ftr=0))), tmp_path / "nul")
+    truth = write_lot(
+        LotSpec(
+            lot_id="BAD\x00LOT", wafers=("W1",), die_diameter=4, seed=1, tests=tuple(default_tests(1, n_mpr=0, n_ftr=0))
+        ),
+        tmp_path / "nul",
+    )
     app.state.runtime.ingest.ingest_path("default", truth.paths[0])
     client = TestClient(app, raise_server_exceptions=False)
-    r = client.post("/v1/sql", json={"query": "SELECT count(*) FROM lots"},
-                    headers={"Authorization": f"Bearer {tokens['full']}"})
+    r = client.post(
+        "/v1/sql", json={"query": "SELECT count(*) FROM lots"}, headers={"Authorization": f"Bearer {tokens['full']}"}
+    )
     assert r.status_code == 200, r.text
 
 
@@ -169,8 +183,10 @@ def test_paging_to_the_end(seeded):
 
 def test_cursor_is_bound_to_its_query_and_context(seeded):
     cursor = ok(seeded, "SELECT * FROM range(2000)")["next_cursor"]
-    for other in ({"query": "SELECT * FROM range(3000)"},
-                  {"query": "SELECT * FROM range(2000)", "context": {"lot_id": WS_LOT}}):
+    for other in (
+        {"query": "SELECT * FROM range(3000)"},
+        {"query": "SELECT * FROM range(2000)", "context": {"lot_id": WS_LOT}},
+    ):
         r = seeded.client.post("/v1/sql", json={**other, "cursor": cursor}, headers=seeded.headers())
         assert r.status_code == 400
         assert "another query" in strict_json(r.text)["detail"]
@@ -199,20 +215,41 @@ def test_limit_out_of_range_is_400(seeded, limit):
 
 
 def test_values_are_json(seeded):
-    body = ok(seeded, "SELECT TIMESTAMP '2024-01-02 03:04:05' AS ts, DATE '2024-01-02' AS d, "
-                      "1.25::DECIMAL(5,2) AS dec, "
-                      "'\\x01\\xff'::BLOB AS b, [1, 2] AS l, {'a': 1} AS s, 'nan'::DOUBLE AS nan, "
-                      "'inf'::DOUBLE AS inf, -0.5::FLOAT AS f, NULL AS n, true AS t, 12345678901234::HUGEINT AS h")
-    assert body["rows"] == [["2024-01-02T03:04:05", "2024-01-02", 1.25, body["rows"][0][3], [1, 2], {"a": 1},
-                             None, None, -0.5, None, True, 12345678901234]]
+    body = ok(
+        seeded,
+        "SELECT TIMESTAMP '2024-01-02 03:04:05' AS ts, DATE '2024-01-02' AS d, "
+        "1.25::DECIMAL(5,2) AS dec, "
+        "'\\x01\\xff'::BLOB AS b, [1, 2] AS l, {'a': 1} AS s, 'nan'::DOUBLE AS nan, "
+        "'inf'::DOUBLE AS inf, -0.5::FLOAT AS f, NULL AS n, true AS t, 12345678901234::HUGEINT AS h",
+    )
+    assert body["rows"] == [
+        [
+            "2024-01-02T03:04:05",
+            "2024-01-02",
+            1.25,
+            body["rows"][0][3],
+            [1, 2],
+            {"a": 1},
+            None,
+            None,
+            -0.5,
+            None,
+            True,
+            12345678901234,
+        ]
+    ]
     assert [c["name"] for c in body["columns"]] == ["ts", "d", "dec", "b", "l", "s", "nan", "inf", "f", "n", "t", "h"]
 
 
 def test_results_match_the_truth(seeded):
     truth = seeded.wafer_lot
     t = truth.test_index(1000)
-    body = ok(seeded, "SELECT result FROM results WHERE test_num = 1000 AND is_final AND valid ORDER BY result",
-              context={"lot_id": WS_LOT}, limit=100000)
+    body = ok(
+        seeded,
+        "SELECT result FROM results WHERE test_num = 1000 AND is_final AND valid ORDER BY result",
+        context={"lot_id": WS_LOT},
+        limit=100000,
+    )
     final = truth.final()
     valid = truth.executed[:, t] & ((truth.test_flg[:, t] & 0x3F) == 0) & ((truth.parm_flg[:, t] & 0x07) == 0)
     exp = np.sort(truth.results[final & valid, t])
@@ -226,8 +263,7 @@ def test_timeout_interrupts_the_query(make_app, generated):
     app, client, tokens = make_app(sql={"timeout_seconds": 1})
     app.state.runtime.ingest.ingest_path("default", generated.ft_lot.paths[0])
     h = {"Authorization": f"Bearer {tokens['full']}"}
-    for q in ("SELECT count(*) FROM range(100000000000) a",
-              "SELECT count(*) FROM parts a, range(1000000000) b"):
+    for q in ("SELECT count(*) FROM range(100000000000) a", "SELECT count(*) FROM parts a, range(1000000000) b"):
         t0 = time.monotonic()
         r = client.post("/v1/sql", json={"query": q}, headers=h)
         elapsed = time.monotonic() - t0
@@ -308,12 +344,18 @@ REJECTED = {
     "qualified-table": ("SELECT * FROM main.lots", UNKNOWN_TABLE + " 'main.lots'"),
     "system-catalog": ("SELECT * FROM information_schema.tables", UNKNOWN_TABLE),
     "internal-view": ("SELECT * FROM _members", UNKNOWN_TABLE + " '_members'"),
-    "cte-wrapping-a-file": ("WITH x AS (SELECT * FROM read_csv('/etc/passwd')) SELECT * FROM x",
-                            TABLE_FN.format("read_csv")),
-    "lateral-file": ("SELECT * FROM lots, LATERAL (SELECT * FROM read_text('/etc/passwd'))",
-                     TABLE_FN.format("read_text")),
-    "union-file": ("SELECT lot_id FROM lots UNION ALL SELECT * FROM read_csv('/etc/passwd')",
-                   TABLE_FN.format("read_csv")),
+    "cte-wrapping-a-file": (
+        "WITH x AS (SELECT * FROM read_csv('/etc/passwd')) SELECT * FROM x",
+        TABLE_FN.format("read_csv"),
+    ),
+    "lateral-file": (
+        "SELECT * FROM lots, LATERAL (SELECT * FROM read_text('/etc/passwd'))",
+        TABLE_FN.format("read_text"),
+    ),
+    "union-file": (
+        "SELECT lot_id FROM lots UNION ALL SELECT * FROM read_csv('/etc/passwd')",
+        TABLE_FN.format("read_csv"),
+    ),
     "summarize-file": ("SUMMARIZE SELECT * FROM read_csv('/etc/passwd')", TABLE_FN.format("read_csv")),
     "describe-file": ("DESCRIBE SELECT * FROM read_text('/etc/passwd')", TABLE_FN.format("read_text")),
     "explain-delete": ("EXPLAIN DELETE FROM lots", "EXPLAIN is allowed only for a SELECT statement"),
@@ -353,22 +395,27 @@ def test_import_database_reads_no_file(seeded, sessions, tmp_path):
     assert NOT_SELECT in r.json()["detail"]
 
 
-@pytest.mark.parametrize(("query", "rows"), [
-    ("SELECT 1 /* ; DROP VIEW lots */", [[1]]),
-    ("SELECT 1 -- ; DROP VIEW lots", [[1]]),
-    ("SELECT 1 -- ; DROP VIEW lots\n", [[1]]),
-    ("SELECT ';DROP TABLE lots'", [[";DROP TABLE lots"]]),
-    ("SELECT '; DROP VIEW lots; --' AS s, \"lot_id\" FROM lots WHERE lot_id = 'FT-LOT'",
-     [["; DROP VIEW lots; --", FT_LOT]]),
-    ("SELECT $$;DROP TABLE lots$$", [[";DROP TABLE lots"]]),
-    ("SELECT 'read_csv(''/etc/passwd'')'", [["read_csv('/etc/passwd')"]]),
-    ("WITH t AS (SELECT lot_id FROM lots) SELECT count(*) FROM t", [[2]]),
-    ("FROM lots SELECT count(*)", [[2]]),
-    ("SELECT count(*) FROM generate_series(1, 5)", [[5]]),
-    ("SELECT 1;;", [[1]]),  # empty statements are no statements
-    ("SELECT unnest([1, 2])", [[1], [2]]),
-    ("SELECT current_setting('threads') > 0", [[True]]),
-])
+@pytest.mark.parametrize(
+    ("query", "rows"),
+    [
+        ("SELECT 1 /* ; DROP VIEW lots */", [[1]]),
+        ("SELECT 1 -- ; DROP VIEW lots", [[1]]),
+        ("SELECT 1 -- ; DROP VIEW lots\n", [[1]]),
+        ("SELECT ';DROP TABLE lots'", [[";DROP TABLE lots"]]),
+        (
+            "SELECT '; DROP VIEW lots; --' AS s, \"lot_id\" FROM lots WHERE lot_id = 'FT-LOT'",
+            [["; DROP VIEW lots; --", FT_LOT]],
+        ),
+        ("SELECT $$;DROP TABLE lots$$", [[";DROP TABLE lots"]]),
+        ("SELECT 'read_csv(''/etc/passwd'')'", [["read_csv('/etc/passwd')"]]),
+        ("WITH t AS (SELECT lot_id FROM lots) SELECT count(*) FROM t", [[2]]),
+        ("FROM lots SELECT count(*)", [[2]]),
+        ("SELECT count(*) FROM generate_series(1, 5)", [[5]]),
+        ("SELECT 1;;", [[1]]),  # empty statements are no statements
+        ("SELECT unnest([1, 2])", [[1], [2]]),
+        ("SELECT current_setting('threads') > 0", [[True]]),
+    ],
+)
 def test_allowed(seeded, query, rows):
     assert ok(seeded, query)["rows"] == rows
 
@@ -378,8 +425,14 @@ def test_views_are_intact_after_the_attempts(seeded):
     assert body["rows"] == [[WS_LOT, 3], [FT_LOT, 1]]
 
 
-@pytest.mark.parametrize("query", ["EXPLAIN SELECT * FROM lots", "EXPLAIN ANALYZE SELECT count(*) FROM parts",
-                                   "explain analyze with t as (select 1) select * from t"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "EXPLAIN SELECT * FROM lots",
+        "EXPLAIN ANALYZE SELECT count(*) FROM parts",
+        "explain analyze with t as (select 1) select * from t",
+    ],
+)
 def test_explain_of_a_select_is_allowed(seeded, query):
     body = ok(seeded, query)
     assert body["rows"] and isinstance(body["rows"][0][-1], str)
@@ -402,8 +455,11 @@ def test_scalar_functions_cannot_reach_files_or_secrets(seeded, sessions, monkey
     sessions.clear()
     r = sql(seeded, "SELECT * FROM duckdb_secrets()")
     assert r.status_code == 400 and sessions == []
-    for q in ("SELECT read_blob('/etc/passwd')", "SELECT file_exists('/etc/passwd')",
-              "SELECT current_setting('s3_secret_access_key')"):
+    for q in (
+        "SELECT read_blob('/etc/passwd')",
+        "SELECT file_exists('/etc/passwd')",
+        "SELECT current_setting('s3_secret_access_key')",
+    ):
         r = sql(seeded, q)
         assert r.status_code == 400, (q, r.text)
         assert "root:" not in r.text
@@ -416,8 +472,9 @@ def test_sql_needs_the_full_scope(seeded):
     assert seeded.get("/v1/sql/schema", "read").status_code == 200
 
 
-@pytest.mark.parametrize("body", [{}, {"query": ""}, {"query": "SELECT 1", "extra": 1}, {"query": 1},
-                                  {"query": "x" * 100_001}])
+@pytest.mark.parametrize(
+    "body", [{}, {"query": ""}, {"query": "SELECT 1", "extra": 1}, {"query": 1}, {"query": "x" * 100_001}]
+)
 def test_bad_body_is_400(seeded, body):
     r = seeded.client.post("/v1/sql", json=body, headers=seeded.headers())
     assert r.status_code == 400

@@ -31,8 +31,14 @@ def up(tmp_path_factory):
     app, client, tokens = new_app(d / "data", max_upload_bytes=LIMIT)
 
     def make(lot_id: str, **kw) -> GeneratedLot:
-        spec = LotSpec(lot_id=lot_id, wafers=("W01",), die_diameter=6, tests=tuple(default_tests(3, n_mpr=0, n_ftr=1)),
-                       seed=len(lot_id), **kw)
+        spec = LotSpec(
+            lot_id=lot_id,
+            wafers=("W01",),
+            die_diameter=6,
+            tests=tuple(default_tests(3, n_mpr=0, n_ftr=1)),
+            seed=len(lot_id),
+            **kw,
+        )
         return write_lot(spec, d / "stdf" / lot_id)
 
     class Up:
@@ -68,18 +74,26 @@ def _assert_ingested(up, r, lot: GeneratedLot, file_name: str) -> dict:
     return job
 
 
-@pytest.mark.parametrize(("compress", "suffix"), [
-    (lambda b: b, ".stdf"),
-    (gzip.compress, ".stdf.gz"),
-    (bz2.compress, ".stdf.bz2"),
-    (lambda b: b, ".std"),
-    (gzip.compress, ".stdf"),  # the container is recognised by its magic bytes, not by the name
-], ids=["plain", "gzip", "bzip2", "std", "gzip-named-stdf"])
+@pytest.mark.parametrize(
+    ("compress", "suffix"),
+    [
+        (lambda b: b, ".stdf"),
+        (gzip.compress, ".stdf.gz"),
+        (bz2.compress, ".stdf.bz2"),
+        (lambda b: b, ".std"),
+        (gzip.compress, ".stdf"),  # the container is recognised by its magic bytes, not by the name
+    ],
+    ids=["plain", "gzip", "bzip2", "std", "gzip-named-stdf"],
+)
 def test_upload(up, compress, suffix):
     lot = up.make(f"UP-{len(_jobs(up))}")
     body = compress(lot.paths[0].read_bytes())
-    r = up.client.post("/v1/uploads", params={"filename": f"{lot.spec.lot_id}{suffix}"}, content=body,
-                       headers={**up.ingest_h, "Content-Type": "application/octet-stream"})
+    r = up.client.post(
+        "/v1/uploads",
+        params={"filename": f"{lot.spec.lot_id}{suffix}"},
+        content=body,
+        headers={**up.ingest_h, "Content-Type": "application/octet-stream"},
+    )
     job = _assert_ingested(up, r, lot, f"{lot.spec.lot_id}{suffix}")
     assert job["size"] == len(body)
 
@@ -95,8 +109,9 @@ def test_upload_zip(up):
 
 def test_upload_file_name_is_sanitised(up):
     lot = up.make("UP-NAME")
-    r = up.client.post("/v1/uploads", params={"filename": "../../etc/x y;$(id).stdf"},
-                       content=lot.paths[0].read_bytes(), headers=up.h)
+    r = up.client.post(
+        "/v1/uploads", params={"filename": "../../etc/x y;$(id).stdf"}, content=lot.paths[0].read_bytes(), headers=up.h
+    )
     job = _assert_ingested(up, r, lot, "x y___id_.stdf")
     assert ".." not in job["source"]["key"]
 
@@ -125,7 +140,7 @@ def _problem(r, status: int, code: str) -> dict:
 def test_over_the_limit_is_413_and_creates_no_job(up, streamed):
     before = len(_jobs(up))
     data = b"\0" * (LIMIT + 1)
-    content = (data[i:i + 8192] for i in range(0, len(data), 8192)) if streamed else data
+    content = (data[i : i + 8192] for i in range(0, len(data), 8192)) if streamed else data
     r = up.client.post("/v1/uploads", params={"filename": "big.stdf"}, content=content, headers=up.h)
     body = _problem(r, 413, "payload_too_large")
     assert f"limit of {LIMIT} bytes" in body["detail"]
@@ -138,14 +153,18 @@ def test_at_the_limit_is_not_413(up):
     assert r.status_code == 422  # read in full, then refused as not STDF
 
 
-@pytest.mark.parametrize("body", [
-    b"hello, this is not an STDF file",
-    b"\x02\x00\x00\x0a\x02\x03",  # the FAR of an STDF V3 file
-    b"abc",
-    gzip.compress(b"plain text, gzipped"),
-    b"\x1f\x8b\x08\x00garbage-after-gzip-magic",
-    b"BZh9 not really bzip2",
-], ids=["text", "stdf-v3", "too-short", "gzip-of-text", "corrupt-gzip", "corrupt-bzip2"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"hello, this is not an STDF file",
+        b"\x02\x00\x00\x0a\x02\x03",  # the FAR of an STDF V3 file
+        b"abc",
+        gzip.compress(b"plain text, gzipped"),
+        b"\x1f\x8b\x08\x00garbage-after-gzip-magic",
+        b"BZh9 not really bzip2",
+    ],
+    ids=["text", "stdf-v3", "too-short", "gzip-of-text", "corrupt-gzip", "corrupt-bzip2"],
+)
 def test_non_stdf_is_422_with_the_readers_error(up, body):
     with pytest.raises(StdfError) as info:
         check_header(body)
@@ -160,8 +179,9 @@ def test_non_stdf_is_422_with_the_readers_error(up, body):
 
 
 def test_empty_body_is_400(up):
-    body = _problem(up.client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"", headers=up.h),
-                    400, "bad_request")
+    body = _problem(
+        up.client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"", headers=up.h), 400, "bad_request"
+    )
     assert "body is empty" in body["detail"]
 
 
@@ -260,13 +280,17 @@ def test_presign_expired_url_is_403(up, monkeypatch):
 def test_presign_url_of_an_upload_job_is_404(up):
     """A signed URL only writes presign jobs: not a job created by POST /v1/uploads."""
     lot = up.make("UP-NOTPRESIGN")
-    job_id = up.client.post("/v1/uploads", params={"filename": "n.stdf"}, content=lot.paths[0].read_bytes(),
-                            headers=up.h).json()["job_id"]
+    job_id = up.client.post(
+        "/v1/uploads", params={"filename": "n.stdf"}, content=lot.paths[0].read_bytes(), headers=up.h
+    ).json()["job_id"]
     secret = uploads_route._local_secret(up.app.state.runtime)
     expires = int(uploads_route.time.time()) + 60
     sig = uploads_route._sign(secret, "default", job_id, expires)
-    r = up.client.put(f"/v1/uploads/{job_id}/content", params={"workspace": "default", "expires": expires,
-                                                              "signature": sig}, content=b"x")
+    r = up.client.put(
+        f"/v1/uploads/{job_id}/content",
+        params={"workspace": "default", "expires": expires, "signature": sig},
+        content=b"x",
+    )
     _problem(r, 404, "not_found")
 
 
@@ -294,7 +318,11 @@ def test_inspect(up):
     assert info["valid"] is True
     assert info["problems"] == []
     assert (info["lot_id"], info["part_type"], info["program"], info["tester_type"]) == (
-        "UP-INSPECT", "PT-X", "PROG-Y", "TESTER-Z")
+        "UP-INSPECT",
+        "PT-X",
+        "PROG-Y",
+        "TESTER-Z",
+    )
     assert info["compression"] == "plain"
     assert info["record_counts"] == lot.files[0].records
     assert info["records"] == sum(lot.files[0].records.values())
@@ -305,11 +333,15 @@ def test_inspect(up):
     assert len(_jobs(up)) == before, "inspect ingests nothing"
     assert up.client.get("/v1/lots/UP-INSPECT", headers=up.h).status_code == 404
 
-    gz = strict_json(up.client.post("/v1/uploads/inspect", params={"filename": "i.stdf.gz"},
-                                    content=gzip.compress(data), headers=up.h).text)
+    gz = strict_json(
+        up.client.post(
+            "/v1/uploads/inspect", params={"filename": "i.stdf.gz"}, content=gzip.compress(data), headers=up.h
+        ).text
+    )
     assert gz["compression"] == "gzip"
-    assert {k: v for k, v in gz.items() if k not in ("compression", "file_name")} == \
-        {k: v for k, v in info.items() if k not in ("compression", "file_name")}
+    assert {k: v for k, v in gz.items() if k not in ("compression", "file_name")} == {
+        k: v for k, v in info.items() if k not in ("compression", "file_name")
+    }
 
 
 def test_inspect_truncated_file_is_200_with_a_problem(up):
@@ -336,12 +368,12 @@ def test_inspect_non_stdf_is_422(up, body):
 
 def test_inspect_limits(up):
     _problem(up.client.post("/v1/uploads/inspect", content=b"", headers=up.h), 400, "bad_request")
-    _problem(up.client.post("/v1/uploads/inspect", content=b"\0" * (LIMIT + 1), headers=up.h), 413,
-             "payload_too_large")
+    _problem(up.client.post("/v1/uploads/inspect", content=b"\0" * (LIMIT + 1), headers=up.h), 413, "payload_too_large")
 
 
 def test_uploads_need_the_upload_action(up):
     read_key = up.app.state.keys.create("default", ["read"], "reader")[0]
-    r = up.client.post("/v1/uploads", params={"filename": "x.stdf"}, content=b"x",
-                       headers={"Authorization": f"Bearer {read_key}"})
+    r = up.client.post(
+        "/v1/uploads", params={"filename": "x.stdf"}, content=b"x", headers={"Authorization": f"Bearer {read_key}"}
+    )
     _problem(r, 403, "forbidden")

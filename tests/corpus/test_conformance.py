@@ -171,9 +171,16 @@ def test_part_bracketing_matches_asof_join(parsed, name):
     for rec, kind in (("PIR", 1), ("PRR", 2)):
         if rec in oracle:
             t = oracle[rec]
-            ev.append(np.stack([_col(t, "sequence_number").astype(np.int64),
-                                _col(t, "HEAD_NUM").astype(np.int64) * 256 + _col(t, "SITE_NUM"),
-                                np.full(t.num_rows, kind)], 1))
+            ev.append(
+                np.stack(
+                    [
+                        _col(t, "sequence_number").astype(np.int64),
+                        _col(t, "HEAD_NUM").astype(np.int64) * 256 + _col(t, "SITE_NUM"),
+                        np.full(t.num_rows, kind),
+                    ],
+                    1,
+                )
+            )
     ev = np.concatenate(ev) if ev else np.zeros((0, 3), np.int64)
     p = oracle["PTR"]
     pseq = _col(p, "sequence_number").astype(np.int64)
@@ -193,7 +200,7 @@ def test_part_bracketing_matches_asof_join(parsed, name):
     expected_with_tests = len(np.unique(owner[owner >= 0]))
     got = len(np.unique(ours["part_seq"])) if ours else 0
     # parts that have a PRR (parts without one are not published)
-    pir_of = dict(zip(parts["part_seq"].tolist(), parts["pir_rec_seq"].values.tolist())) if parts else {}
+    pir_of = dict(zip(parts["part_seq"].tolist(), parts["pir_rec_seq"].values.tolist(), strict=False)) if parts else {}
     closed_owner = set(pir_of.values())
     expected_with_tests = len({o_ for o_ in owner[owner >= 0].tolist() if o_ in closed_owner})
     got = len({s for s in np.unique(ours["part_seq"]).tolist() if s in pir_of}) if ours else 0
@@ -202,15 +209,42 @@ def test_part_bracketing_matches_asof_join(parsed, name):
         assert (got, len(parts["part_seq"])) == PARTS_WITH_TESTS[name]
     # row-level: each result's part is the one opened by the owning PIR
     if ours:
-        seq_to_owner = dict(zip(pseq.tolist(), owner.tolist()))
+        seq_to_owner = dict(zip(pseq.tolist(), owner.tolist(), strict=False))
         pir = np.array([pir_of.get(s, -2) for s in ours["part_seq"].tolist()])
         own = np.array([seq_to_owner[s] for s in ours["rec_seq"].tolist()])
         closed = np.isin(ours["part_seq"], parts["part_seq"])
         assert np.array_equal(pir[closed], own[closed])
 
 
-LOW_VOLUME = ("FAR", "ATR", "VUR", "MIR", "MRR", "PCR", "HBR", "SBR", "PMR", "PGR", "PLR", "RDR", "SDR", "PSR", "NMR",
-              "CNR", "SSR", "CDR", "WIR", "WRR", "WCR", "TSR", "STR", "BPS", "EPS", "GDR", "DTR")
+LOW_VOLUME = (
+    "FAR",
+    "ATR",
+    "VUR",
+    "MIR",
+    "MRR",
+    "PCR",
+    "HBR",
+    "SBR",
+    "PMR",
+    "PGR",
+    "PLR",
+    "RDR",
+    "SDR",
+    "PSR",
+    "NMR",
+    "CNR",
+    "SSR",
+    "CDR",
+    "WIR",
+    "WRR",
+    "WCR",
+    "TSR",
+    "STR",
+    "BPS",
+    "EPS",
+    "GDR",
+    "DTR",
+)
 
 
 def _norm(v):

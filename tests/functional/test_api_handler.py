@@ -127,8 +127,16 @@ def test_sample_events_are_api_gateway_rest_proxy_events():
     for path in sorted(EVENTS.glob("*.json")):
         ev = json.loads(path.read_text())
         assert ev["resource"] == "/{proxy+}", path.name
-        assert {"path", "httpMethod", "headers", "multiValueHeaders", "queryStringParameters", "requestContext",
-                "body", "isBase64Encoded"} <= set(ev), path.name
+        assert {
+            "path",
+            "httpMethod",
+            "headers",
+            "multiValueHeaders",
+            "queryStringParameters",
+            "requestContext",
+            "body",
+            "isBase64Encoded",
+        } <= set(ev), path.name
         rc = ev["requestContext"]
         assert rc["path"] == f"/{rc['stage']}{ev['path']}", path.name
         assert rc["httpMethod"] == ev["httpMethod"] and rc["requestId"] and rc["identity"]["sourceIp"]
@@ -175,8 +183,16 @@ def test_upload_base64_body_then_list_lots(lam):
     sink = CollectSink()
     expected_parts = parse(io.BytesIO(raw), sink).parts
     # the local runtime ingests in a background task that Mangum runs before the invocation returns
-    got = _json(lam(event("get_status.json", path=f"/v1/jobs/{job['job_id']}", headers={
-        "Authorization": f"Bearer {token}", "Host": "x"}, multiValueHeaders={})))
+    got = _json(
+        lam(
+            event(
+                "get_status.json",
+                path=f"/v1/jobs/{job['job_id']}",
+                headers={"Authorization": f"Bearer {token}", "Host": "x"},
+                multiValueHeaders={},
+            )
+        )
+    )
     assert (got["status"], got["lot_id"], got["parts"]) == ("succeeded", "EVT-LOT", expected_parts)
     lots = _json(lam(event("get_lots.json", token)))
     assert [lot["lot_id"] for lot in lots["items"]] == ["EVT-LOT"]
@@ -204,8 +220,13 @@ def test_query_parameters_reach_the_app(lam):
 def test_binary_response_is_base64(lam):
     token = lam.key()
     _upload(lam, token)
-    ev = event("get_lots.json", token, path="/v1/lots/EVT-LOT/wafers/W01/map",
-               queryStringParameters={"format": "png"}, multiValueQueryStringParameters={"format": ["png"]})
+    ev = event(
+        "get_lots.json",
+        token,
+        path="/v1/lots/EVT-LOT/wafers/W01/map",
+        queryStringParameters={"format": "png"},
+        multiValueQueryStringParameters={"format": ["png"]},
+    )
     out = lam(ev)
     assert out["statusCode"] == 200
     assert out["headers"]["content-type"] == "image/png"
@@ -237,9 +258,15 @@ def test_stage_prefix_links(staged):
     assert out["statusCode"] == 202
     job_id = _json(out)["job_id"]
     assert out["headers"]["location"] == f"/prod/v1/jobs/{job_id}"
-    ev = event("get_lots.json", token, path="/v1/uploads/presign", httpMethod="POST",
-               body=json.dumps({"filename": "big.stdf"}), queryStringParameters=None,
-               multiValueQueryStringParameters=None)
+    ev = event(
+        "get_lots.json",
+        token,
+        path="/v1/uploads/presign",
+        httpMethod="POST",
+        body=json.dumps({"filename": "big.stdf"}),
+        queryStringParameters=None,
+        multiValueQueryStringParameters=None,
+    )
     ev["headers"]["Content-Type"] = "application/json"
     ev["multiValueHeaders"]["Content-Type"] = ["application/json"]
     out = staged(ev)

@@ -11,8 +11,8 @@ import sys
 import textwrap
 
 import pytest
-
 from infra.stratum_infra import assets as infra_assets
+
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.aws]
@@ -41,20 +41,35 @@ def _run(asset, event: dict, env: dict, tmp_path) -> dict:
     ev.write_text(json.dumps(event))
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_")}
     full_env.update(env)
-    full_env.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "test",
-                     "POWERTOOLS_METRICS_NAMESPACE": "Stratum"})
-    out = subprocess.run([sys.executable, "-c", RUNNER, str(asset), str(ev)], capture_output=True, text=True,
-                         env=full_env, timeout=120, check=False)
+    full_env.update(
+        {
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "test",
+            "POWERTOOLS_METRICS_NAMESPACE": "Stratum",
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(asset), str(ev)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_ingest_handler_as_packaged(aws_stack, boto_session, tmp_path):
     from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
-    truth = write_lot(LotSpec(lot_id="PKG-LOT", wafers=("W1",), die_diameter=8, seed=3,
-                              tests=tuple(default_tests(4, n_mpr=0, n_ftr=0))), tmp_path / "stdf")
+    truth = write_lot(
+        LotSpec(
+            lot_id="PKG-LOT", wafers=("W1",), die_diameter=8, seed=3, tests=tuple(default_tests(4, n_mpr=0, n_ftr=0))
+        ),
+        tmp_path / "stdf",
+    )
     s3 = aws_stack.s3(boto_session)
     key = "incoming/default/LOT A+B wafer 01.stdf"
     s3.put_object(Bucket=aws_stack.drop_bucket, Key=key, Body=truth.paths[0].read_bytes())
@@ -63,8 +78,9 @@ def test_ingest_handler_as_packaged(aws_stack, boto_session, tmp_path):
     body = json.loads(event["Records"][0]["body"])
     obj = body["Records"][0]["s3"]
     obj["bucket"]["name"] = aws_stack.drop_bucket
-    obj["object"].update({"eTag": head["ETag"].strip('"'), "size": head["ContentLength"],
-                          "versionId": head["VersionId"]})
+    obj["object"].update(
+        {"eTag": head["ETag"].strip('"'), "size": head["ContentLength"], "versionId": head["VersionId"]}
+    )
     event["Records"][0]["body"] = json.dumps(body)
     res = _run(_asset("ingest", tmp_path), event, aws_stack.env(), tmp_path)
     assert res == {"batchItemFailures": []}

@@ -34,8 +34,14 @@ def _lake_keys(rt):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("stdf")
-    spec = LotSpec(lot_id="FLT-LOT", wafers=("W01", "W02"), files=2, die_diameter=12, seed=3,
-                   tests=tuple(default_tests(8, n_mpr=1, n_ftr=1)))
+    spec = LotSpec(
+        lot_id="FLT-LOT",
+        wafers=("W01", "W02"),
+        files=2,
+        die_diameter=12,
+        seed=3,
+        tests=tuple(default_tests(8, n_mpr=1, n_ftr=1)),
+    )
     truth = write_lot(spec, d)
     return truth.paths
 
@@ -85,8 +91,12 @@ def test_bad_input_fails_cleanly(base, files, tmp_path, case):
     job = rt.ingest.ingest_path("default", p)
     assert job.status == "failed"
     assert job.error is not None
-    expected = {"truncated": "truncated", "not_stdf": "not_stdf", "empty": "not_stdf",
-                "bad_version": "unsupported_version"}[case]
+    expected = {
+        "truncated": "truncated",
+        "not_stdf": "not_stdf",
+        "empty": "not_stdf",
+        "bad_version": "unsupported_version",
+    }[case]
     assert job.error.code == expected
     if case == "truncated":
         assert job.error.offset and job.error.offset > 0
@@ -108,8 +118,9 @@ def test_truncated_accepted_is_partial(base, files, tmp_path):
     # the complete parts are published: every part row has its PRR, no partial part leaks in
     with rt.engine.session("default", Scope(lot_id="FLT-LOT")) as s:
         n = s.rows("SELECT count(*) FROM parts WHERE job_id = ?", [job.job_id])[0][0]
-        orphans = s.rows("SELECT count(*) FROM results WHERE job_id = ? AND part_id IS NULL AND x IS NULL",
-                         [job.job_id])[0][0]
+        orphans = s.rows(
+            "SELECT count(*) FROM results WHERE job_id = ? AND part_id IS NULL AND x IS NULL", [job.job_id]
+        )[0][0]
     assert n == job.parts and orphans == 0
 
 

@@ -19,8 +19,16 @@ from tests.fixtures.runtime import make_runtime
 @pytest.fixture(scope="module")
 def lot(tmp_path_factory):
     d = tmp_path_factory.mktemp("lot")
-    spec = LotSpec(lot_id="SEM-LOT", wafers=("W01", "W02", "W03", "W04"), files=2, die_diameter=14,
-                   retest_fraction=0.5, retest_file=True, seed=7, sites=4)
+    spec = LotSpec(
+        lot_id="SEM-LOT",
+        wafers=("W01", "W02", "W03", "W04"),
+        files=2,
+        die_diameter=14,
+        retest_fraction=0.5,
+        retest_file=True,
+        seed=7,
+        sites=4,
+    )
     truth = write_lot(spec, d / "stdf")
     rt = make_runtime(d / "data")
     jobs = [rt.ingest.ingest_path("default", p) for p in truth.paths]
@@ -44,10 +52,20 @@ def test_files_and_retests_are_in_the_truth(lot):
 def test_lot_final_and_first_pass_counts(lot):
     truth, rt, _ = lot
     final, first = truth.final(), truth.first_pass()
-    (row,) = _q(rt, "SELECT part_count, good_count, first_pass_count, first_pass_good, retest_count, file_count, "
-                    "wafer_count FROM lots")
-    assert row == (int(final.sum()), int(truth.parts.passed[final].sum()), int(first.sum()),
-                   int(truth.parts.passed[first].sum()), int((~first).sum()), 3, 4)
+    (row,) = _q(
+        rt,
+        "SELECT part_count, good_count, first_pass_count, first_pass_good, retest_count, file_count, "
+        "wafer_count FROM lots",
+    )
+    assert row == (
+        int(final.sum()),
+        int(truth.parts.passed[final].sum()),
+        int(first.sum()),
+        int(truth.parts.passed[first].sum()),
+        int((~first).sum()),
+        3,
+        4,
+    )
 
 
 def test_is_final_matches_truth_per_execution(lot):
@@ -64,12 +82,20 @@ def test_is_final_matches_truth_per_execution(lot):
 def test_wafer_counts(lot):
     truth, rt, _ = lot
     final, first = truth.final(), truth.first_pass()
-    rows = {w: (n, g, fn, fg) for w, n, g, fn, fg in _q(
-        rt, "SELECT wafer_id, part_count, good_count, first_pass_count, first_pass_good FROM wafers")}
+    rows = {
+        w: (n, g, fn, fg)
+        for w, n, g, fn, fg in _q(
+            rt, "SELECT wafer_id, part_count, good_count, first_pass_count, first_pass_good FROM wafers"
+        )
+    }
     for w in ("W01", "W02", "W03", "W04"):
         m = truth.parts.wafer_id == w
-        assert rows[w] == (int((m & final).sum()), int((m & final & truth.parts.passed).sum()),
-                           int((m & first).sum()), int((m & first & truth.parts.passed).sum()))
+        assert rows[w] == (
+            int((m & final).sum()),
+            int((m & final & truth.parts.passed).sum()),
+            int((m & first).sum()),
+            int((m & first & truth.parts.passed).sum()),
+        )
 
 
 def test_bins_final_and_first_pass(lot):
@@ -95,9 +121,17 @@ def test_results_exact_values(lot):
     vals = truth.results[:, t]
     valid = truth.executed[:, t] & ((truth.test_flg[:, t] & 0x3F) == 0) & ((truth.parm_flg[:, t] & 0x07) == 0)
     exp = np.sort(vals[final & valid].astype(np.float32))
-    got = np.array([r[0] for r in _q(rt, f"SELECT result FROM results WHERE test_num = {td.num} AND "
-                                         f"test_name = '{td.name}' AND is_final AND valid ORDER BY result")],
-                   dtype=np.float32)
+    got = np.array(
+        [
+            r[0]
+            for r in _q(
+                rt,
+                f"SELECT result FROM results WHERE test_num = {td.num} AND "
+                f"test_name = '{td.name}' AND is_final AND valid ORDER BY result",
+            )
+        ],
+        dtype=np.float32,
+    )
     assert np.array_equal(got.view(np.uint32), exp.view(np.uint32))
 
 
@@ -111,7 +145,9 @@ def test_capability_matches_formula_on_truth(lot):
     for i, td in enumerate(truth.tests):
         if td.kind != "P":
             continue
-        valid = final & truth.executed[:, i] & ((truth.test_flg[:, i] & 0x3F) == 0) & ((truth.parm_flg[:, i] & 0x07) == 0)
+        valid = (
+            final & truth.executed[:, i] & ((truth.test_flg[:, i] & 0x3F) == 0) & ((truth.parm_flg[:, i] & 0x07) == 0)
+        )
         x = truth.results[valid, i].astype(np.float64)
         stats = cap.from_values(x, truth.parts.wafer_id[valid])
         # limits as the file stores them (R4)
@@ -134,7 +170,7 @@ def test_snapshot_pinning_is_reproducible(lot):
     first_job = jobs[0]
     (n_first,) = _q(rt, "SELECT part_count FROM lots", Scope(lot_id="SEM-LOT", snapshot_job_id=first_job.job_id))[0]
     m = truth.parts.file == 0
-    keys = {k for k, f in zip(truth.die_keys(), m) if f}
+    keys = {k for k, f in zip(truth.die_keys(), m, strict=False) if f}
     assert n_first == len(keys)
     assert first_job.snapshot and [s.job_id for s in first_job.snapshot] == [first_job.job_id]
     latest = rt.catalog.get_lot("default", "SEM-LOT")

@@ -10,11 +10,40 @@ from tests.conftest import ROOT
 REQUIRED = {
     "lots": ["lot_id", "part_type", "program", "tester_type", "node_name", "start_time", "finish_time", "job_id"],
     "wafers": ["lot_id", "wafer_id", "start_time", "finish_time", "part_count", "good_count", "job_id"],
-    "parts": ["lot_id", "wafer_id", "head_num", "site_num", "part_id", "x", "y", "hard_bin", "soft_bin", "passed",
-              "test_count", "test_time_ms", "is_retest", "is_final", "job_id"],
+    "parts": [
+        "lot_id",
+        "wafer_id",
+        "head_num",
+        "site_num",
+        "part_id",
+        "x",
+        "y",
+        "hard_bin",
+        "soft_bin",
+        "passed",
+        "test_count",
+        "test_time_ms",
+        "is_retest",
+        "is_final",
+        "job_id",
+    ],
     "tests": ["lot_id", "test_num", "test_name", "test_type", "units", "lo_limit", "hi_limit", "job_id"],
-    "results": ["lot_id", "wafer_id", "head_num", "site_num", "part_id", "x", "y", "test_num", "test_name", "result",
-                "valid", "passed", "is_final", "job_id"],
+    "results": [
+        "lot_id",
+        "wafer_id",
+        "head_num",
+        "site_num",
+        "part_id",
+        "x",
+        "y",
+        "test_num",
+        "test_name",
+        "result",
+        "valid",
+        "passed",
+        "is_final",
+        "job_id",
+    ],
     "bins": ["lot_id", "bin_type", "bin_num", "bin_name", "pass_fail", "part_count", "job_id"],
 }
 
@@ -37,5 +66,6 @@ def test_required_columns_keep_their_names():
 
 
 def test_docs_schema_md_is_current():
-    assert (ROOT / "docs" / "schema.md").read_text() == render(), "docs/schema.md is stale: run " \
-        "`.venv/bin/python -m stratum.query.schema_doc > docs/schema.md`"
+    assert (ROOT / "docs" / "schema.md").read_text() == render(), (
+        "docs/schema.md is stale: run `.venv/bin/python -m stratum.query.schema_doc > docs/schema.md`"
+    )

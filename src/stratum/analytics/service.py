@@ -89,9 +89,18 @@ class AnalyticsService:
             raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
 
     # -- lots ----------------------------------------------------------------------------------
-    def list_lots(self, ws: str, *, q: str | None = None, part_type: str | None = None, program: str | None = None,
-                  start_from: int | None = None, start_to: int | None = None, limit: int = 50,
-                  cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def list_lots(
+        self,
+        ws: str,
+        *,
+        q: str | None = None,
+        part_type: str | None = None,
+        program: str | None = None,
+        start_from: int | None = None,
+        start_to: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Lot metadata from the catalog (no lake scan), filtered and paginated."""
         ql = q.lower() if q else None
 
@@ -112,10 +121,16 @@ class AnalyticsService:
     @staticmethod
     def _lot_summary(lot) -> dict[str, Any]:
         return {
-            "lot_id": lot.lot_id, "part_type": lot.part_type, "program": lot.program,
-            "tester_type": lot.tester_type, "node_name": lot.node_name, "test_code": lot.test_code,
-            "start_time": _epoch(lot.start_time), "finish_time": _epoch(lot.finish_time),
-            "active_job_id": lot.active_job_id, "file_count": len(lot.members),
+            "lot_id": lot.lot_id,
+            "part_type": lot.part_type,
+            "program": lot.program,
+            "tester_type": lot.tester_type,
+            "node_name": lot.node_name,
+            "test_code": lot.test_code,
+            "start_time": _epoch(lot.start_time),
+            "finish_time": _epoch(lot.finish_time),
+            "active_job_id": lot.active_job_id,
+            "file_count": len(lot.members),
             "updated_at": lot.updated_at.isoformat(),
         }
 
@@ -124,19 +139,31 @@ class AnalyticsService:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             row = s.dicts("SELECT * FROM lots")[0]
             wafers = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
-            files = s.dicts("SELECT job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, "
-                            "records, partial FROM lot_files ORDER BY file_order")
+            files = s.dicts(
+                "SELECT job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, "
+                "records, partial FROM lot_files ORDER BY file_order"
+            )
         jobs, _ = self.catalog.list_jobs(ws, lot_id=lot_id, limit=200)
         out = {k: jsonable(_num(v)) for k, v in row.items()}
-        out.update({
-            "active_job_id": lot.active_job_id,
-            "snapshot_job_id": row["job_id"],
-            "wafers": [{k: jsonable(_num(v)) for k, v in w.items()} for w in wafers],
-            "files": [{k: jsonable(v) for k, v in f.items()} for f in files],
-            "jobs": [{"job_id": j.job_id, "status": j.status, "file_name": j.file_name,
-                      "created_at": j.created_at.isoformat(), "duplicate_of": j.duplicate_of,
-                      "error": j.error.message if j.error else None} for j in jobs],
-        })
+        out.update(
+            {
+                "active_job_id": lot.active_job_id,
+                "snapshot_job_id": row["job_id"],
+                "wafers": [{k: jsonable(_num(v)) for k, v in w.items()} for w in wafers],
+                "files": [{k: jsonable(v) for k, v in f.items()} for f in files],
+                "jobs": [
+                    {
+                        "job_id": j.job_id,
+                        "status": j.status,
+                        "file_name": j.file_name,
+                        "created_at": j.created_at.isoformat(),
+                        "duplicate_of": j.duplicate_of,
+                        "error": j.error.message if j.error else None,
+                    }
+                    for j in jobs
+                ],
+            }
+        )
         return out
 
     # -- wafers ---------------------------------------------------------------------------------
@@ -146,30 +173,46 @@ class AnalyticsService:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
         return [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows]
 
-    def wafer_map(self, ws: str, lot_id: str, wafer_id: str, *, snapshot_job_id: str | None = None,
-                  test_num: int | None = None, test_name: str | None = None, view: View = "final") -> MapData:
+    def wafer_map(
+        self,
+        ws: str,
+        lot_id: str,
+        wafer_id: str,
+        *,
+        snapshot_job_id: str | None = None,
+        test_num: int | None = None,
+        test_name: str | None = None,
+        view: View = "final",
+    ) -> MapData:
         self.catalog.get_lot(ws, lot_id)
         check_wafer_ids([wafer_id])
         with self._session(ws, lot_id, snapshot_job_id) as s:
-            dies = s.dicts(f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
+            dies = s.dicts(
+                f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
                                FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
-                               AND y IS NOT NULL ORDER BY y, x""", [wafer_id])
+                               AND y IS NOT NULL ORDER BY y, x""",
+                [wafer_id],
+            )
             if not dies:
                 self._check_wafer(s, lot_id, wafer_id)
             # names and pass/fail for the legend: the bin records of the files, newest file first
             bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
                                      arg_max(b.pass_fail, m.file_order) AS pass_fail
                               FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
-            ori = s.dicts("SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
-                          "FROM lot_files ORDER BY file_order DESC LIMIT 1")
+            ori = s.dicts(
+                "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
+                "FROM lot_files ORDER BY file_order DESC LIMIT 1"
+            )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
             test = None
             values = None
             if test_num is not None:
                 test = self._pick_test(s, test_num, test_name, types=("P",))
-                vals = s.rows(f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
+                vals = s.rows(
+                    f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
                                   AND test_name = ? AND valid AND {_view_filter(view)}""",
-                              [wafer_id, test_num, test["test_name"]])
+                    [wafer_id, test_num, test["test_name"]],
+                )
                 by_xy = {(x, y): r for x, y, r in vals}
                 values = [by_xy.get((d["x"], d["y"])) for d in dies]
         o = ori[0] if ori else {}
@@ -179,12 +222,15 @@ class AnalyticsService:
             "pos_y": pos_y if pos_y in ("U", "D") else "U",
             "orientation_assumed": pos_x not in ("L", "R") or pos_y not in ("U", "D"),
             "flat": o.get("wafer_flat") if o.get("wafer_flat") in ("U", "D", "L", "R") else None,
-            "center_x": o.get("center_x"), "center_y": o.get("center_y"),
-            "die_width": _num(o.get("die_width")), "die_height": _num(o.get("die_height")),
+            "center_x": o.get("center_x"),
+            "center_y": o.get("center_y"),
+            "die_width": _num(o.get("die_width")),
+            "die_height": _num(o.get("die_height")),
             "units": o.get("wafer_units"),
         }
-        cols: dict[str, list] = {k: [d[k] for d in dies] for k in ("x", "y", "hard_bin", "soft_bin", "passed",
-                                                                   "part_id", "site_num")}
+        cols: dict[str, list] = {
+            k: [d[k] for d in dies] for k in ("x", "y", "hard_bin", "soft_bin", "passed", "part_id", "site_num")
+        }
         if values is not None:
             cols["value"] = [None if v is None or not math.isfinite(v) else v for v in values]
         table: dict[str, dict[int, dict[str, Any]]] = {"H": {}, "S": {}}
@@ -201,29 +247,53 @@ class AnalyticsService:
         y = np.array(data.dies["y"], dtype=np.int64)
         o = data.orientation
         yield_txt = f"yield {data.counts['yield'] * 100:.1f}%" if data.counts["yield"] is not None else ""
-        sub = [f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
-               f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else "")]
+        sub = [
+            f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
+            f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
+        ]
         if data.test is not None:
             t = data.test
             vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)
             return wm.render_value_map(
-                x, y, vals, title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {t['test_name']}",
-                subtitle=[f"Test {t['test_num']} {t['test_name']}"] + sub, label=t["test_name"],
-                units=t.get("units") or "", lo=t.get("lo_limit"), hi=t.get("hi_limit"), robust=True,
-                pos_x=o["pos_x"], pos_y=o["pos_y"], flat=o["flat"], fmt=fmt)
+                x,
+                y,
+                vals,
+                title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {t['test_name']}",
+                subtitle=[f"Test {t['test_num']} {t['test_name']}"] + sub,
+                label=t["test_name"],
+                units=t.get("units") or "",
+                lo=t.get("lo_limit"),
+                hi=t.get("hi_limit"),
+                robust=True,
+                pos_x=o["pos_x"],
+                pos_y=o["pos_y"],
+                flat=o["flat"],
+                fmt=fmt,
+            )
         key = "hard_bin" if bin_type == "H" else "soft_bin"
         bins = np.array([b if b is not None else -1 for b in data.dies[key]], dtype=np.int64)
         table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins[bin_type].items()}
         return wm.render_bin_map(
-            x, y, bins, table, title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
-            subtitle=sub, legend_title="Hard bins" if bin_type == "H" else "Soft bins",
-            pos_x=o["pos_x"], pos_y=o["pos_y"], flat=o["flat"], fmt=fmt)
+            x,
+            y,
+            bins,
+            table,
+            title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
+            subtitle=sub,
+            legend_title="Hard bins" if bin_type == "H" else "Soft bins",
+            pos_x=o["pos_x"],
+            pos_y=o["pos_y"],
+            flat=o["flat"],
+            fmt=fmt,
+        )
 
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod
     def _pick_test(s: Session, test_num: int, test_name: str | None, types: tuple[str, ...] = ("P", "M", "F")) -> dict:
-        rows = s.dicts("SELECT * FROM tests WHERE test_num = ? AND (? IS NULL OR test_name = ?) ORDER BY test_type",
-                       [test_num, test_name, test_name])
+        rows = s.dicts(
+            "SELECT * FROM tests WHERE test_num = ? AND (? IS NULL OR test_name = ?) ORDER BY test_type",
+            [test_num, test_name, test_name],
+        )
         rows = [r for r in rows if r["test_type"] in types]
         if not rows:
             raise NotFound(f"test {test_num}{f' {test_name!r}' if test_name else ''} not found")
@@ -232,13 +302,21 @@ class AnalyticsService:
             raise BadRequest(f"test number {test_num} names several tests ({names}); pass test_name to choose one")
         return {k: jsonable(_num(v)) for k, v in rows[0].items()}
 
-    def tests(self, ws: str, lot_id: str, *, snapshot_job_id: str | None = None, wafer_id: str | None = None,
-              view: View = "final") -> list[dict[str, Any]]:
+    def tests(
+        self,
+        ws: str,
+        lot_id: str,
+        *,
+        snapshot_job_id: str | None = None,
+        wafer_id: str | None = None,
+        view: View = "final",
+    ) -> list[dict[str, Any]]:
         self.catalog.get_lot(ws, lot_id)
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            ptr = s.dicts(f"""
+            ptr = s.dicts(
+                f"""
                 SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
                        t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
                 FROM tests t LEFT JOIN (
@@ -247,8 +325,11 @@ class AnalyticsService:
                            min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
                            count(*) FILTER (WHERE passed = false) AS fails
                     FROM results WHERE {_view_filter(view)} AND {_WAFER} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'P'""", w)
-            mpr = s.dicts(f"""
+                WHERE t.test_type = 'P'""",
+                w,
+            )
+            mpr = s.dicts(
+                f"""
                 SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
                        t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
                 FROM tests t JOIN (
@@ -256,16 +337,21 @@ class AnalyticsService:
                            avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
                            min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
                            count(*) FILTER (WHERE passed = false) AS fails
-                    FROM {_mpr_ftr_rows('mpr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'M'""", w)
-            ftr = s.dicts(f"""
+                    FROM {_mpr_ftr_rows("mpr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
+                WHERE t.test_type = 'M'""",
+                w,
+            )
+            ftr = s.dicts(
+                f"""
                 SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
                        NULL AS lo_spec, NULL AS hi_spec, NULL AS res_scal, false AS scale_mismatch, s.n,
                        NULL AS n_valid, NULL AS mean, NULL AS sigma, NULL AS min, NULL AS max, s.fails
                 FROM tests t JOIN (
                     SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
-                    FROM {_mpr_ftr_rows('ftr_results', view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'F'""", w)
+                    FROM {_mpr_ftr_rows("ftr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
+                WHERE t.test_type = 'F'""",
+                w,
+            )
         out = []
         for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):
             r = {k: jsonable(_num(v)) for k, v in r.items()}
@@ -275,28 +361,57 @@ class AnalyticsService:
             out.append(r)
         return out
 
-    def test_results(self, ws: str, lot_id: str, test_num: int, *, test_name: str | None = None,
-                     snapshot_job_id: str | None = None, wafer_id: str | None = None, site_num: int | None = None,
-                     view: View = "final", limit: int = 1000, offset: int = 0) -> tuple[dict, list[dict], bool]:
+    def test_results(
+        self,
+        ws: str,
+        lot_id: str,
+        test_num: int,
+        *,
+        test_name: str | None = None,
+        snapshot_job_id: str | None = None,
+        wafer_id: str | None = None,
+        site_num: int | None = None,
+        view: View = "final",
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> tuple[dict, list[dict], bool]:
         self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
             test = self._pick_test(s, test_num, test_name, types=("P",))
-            rows = s.dicts(f"""
+            rows = s.dicts(
+                f"""
                 SELECT wafer_id, x, y, part_id, head_num, site_num, result, valid, passed, lo_limit, hi_limit,
                        is_final, is_retest, hard_bin, soft_bin, job_id
                 FROM results WHERE test_num = $num AND test_name = $name AND {_view_filter(view)} AND {_WAFER}
                   AND ($site::INTEGER IS NULL OR site_num = $site)
                 ORDER BY job_id, part_seq LIMIT $limit OFFSET $offset""",
-                           {"num": test_num, "name": test["test_name"], "wafer": wafer_id, "site": site_num,
-                            "limit": limit + 1, "offset": offset})
+                {
+                    "num": test_num,
+                    "name": test["test_name"],
+                    "wafer": wafer_id,
+                    "site": site_num,
+                    "limit": limit + 1,
+                    "offset": offset,
+                },
+            )
         more = len(rows) > limit
         return test, [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows[:limit]], more
 
     # -- capability -----------------------------------------------------------------------------
-    def capability(self, ws: str, lot_id: str, *, snapshot_job_id: str | None = None, wafer_id: str | None = None,
-                   source: Literal["exact", "auto"] = "exact", limits: Literal["test", "spec"] = "test",
-                   unbias: bool = False, estimator: str = "pooled", test_num: int | None = None) -> dict[str, Any]:
+    def capability(
+        self,
+        ws: str,
+        lot_id: str,
+        *,
+        snapshot_job_id: str | None = None,
+        wafer_id: str | None = None,
+        source: Literal["exact", "auto"] = "exact",
+        limits: Literal["test", "spec"] = "test",
+        unbias: bool = False,
+        estimator: str = "pooled",
+        test_num: int | None = None,
+    ) -> dict[str, Any]:
         if estimator not in cap.ESTIMATORS:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
         self.catalog.get_lot(ws, lot_id)
@@ -305,19 +420,26 @@ class AnalyticsService:
             lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
             where_test = "AND test_num = $num" if test_num is not None else ""
             params = {"num": test_num} if test_num is not None else {}
-            tests = s.rows(f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
-                           f"{where_test} ORDER BY test_num, test_name", params)
+            tests = s.rows(
+                f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
+                f"{where_test} ORDER BY test_num, test_name",
+                params,
+            )
             if test_num is not None and not tests:
                 raise NotFound(f"test {test_num} not found")
-            sub = s.rows(f"""
+            sub = s.rows(
+                f"""
                 SELECT test_num, test_name, coalesce(wafer_id, ''), count(*), avg(result::DOUBLE),
                        var_samp(result::DOUBLE), min(result), max(result)
                 FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
-                         {**params, "wafer": wafer_id})
-            tot = s.rows(f"""
+                {**params, "wafer": wafer_id},
+            )
+            tot = s.rows(
+                f"""
                 SELECT test_num, test_name, count(*), avg(result::DOUBLE), var_samp(result::DOUBLE)
                 FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
-                         {**params, "wafer": wafer_id})
+                {**params, "wafer": wafer_id},
+            )
             tsr = None
             if source == "auto" and wafer_id is None:
                 tsr = self._tsr_stats(s)
@@ -348,23 +470,35 @@ class AnalyticsService:
                 if i is not None and tn_ >= 2:
                     n[i], mean[i], var[i] = tn_, tm, tv
                     used[i] = "tsr"
-        subgroups = cap.SubgroupStats.from_long(rows_i, rows_n, rows_v, rows_m, rows_min, rows_max, n_rows=n_t) \
-            if n_t else None
+        subgroups = (
+            cap.SubgroupStats.from_long(rows_i, rows_n, rows_v, rows_m, rows_min, rows_max, n_rows=n_t) if n_t else None
+        )
         if subgroups is not None:
             for i, u in enumerate(used):  # TSR gives no per-wafer statistics: within sigma falls back
                 if u == "tsr":
                     subgroups.n[i, :] = 0
         lsl = np.array([np.nan if t[3] is None else t[3] for t in tests], dtype=np.float64)
         usl = np.array([np.nan if t[4] is None else t[4] for t in tests], dtype=np.float64)
-        batch = cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator) \
-            if n_t else None
+        batch = (
+            cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
+            if n_t
+            else None
+        )
         results = []
         for i, t in enumerate(tests):
             d = batch[i].to_dict() if batch is not None else {}
             d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
             results.append({k: jsonable(_num(v)) for k, v in d.items()})
-        return {"lot_id": lot_id, "wafer_id": wafer_id, "snapshot_job_id": job_id, "limits": limits,
-                "estimator": estimator, "unbias": unbias, "source": source, "tests": results}
+        return {
+            "lot_id": lot_id,
+            "wafer_id": wafer_id,
+            "snapshot_job_id": job_id,
+            "limits": limits,
+            "estimator": estimator,
+            "unbias": unbias,
+            "source": source,
+            "tests": results,
+        }
 
     @staticmethod
     def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float]]:
@@ -384,7 +518,8 @@ class AnalyticsService:
                             ELSE sum(test_sum_squares) END AS sxx
                 FROM t GROUP BY ALL)
             SELECT p.test_num, k.test_name, sum(p.n), sum(p.sx), sum(p.sxx), count(DISTINCT p.file_num)
-            FROM per_file p JOIN (SELECT DISTINCT test_num, test_name FROM tests WHERE test_type = 'P') k USING (test_num)
+            FROM per_file p
+            JOIN (SELECT DISTINCT test_num, test_name FROM tests WHERE test_type = 'P') k USING (test_num)
             GROUP BY ALL""")
         files = s.rows("SELECT count(*) FROM lot_files")[0][0]
         out = {}
@@ -397,9 +532,16 @@ class AnalyticsService:
         return out
 
     # -- bins -----------------------------------------------------------------------------------
-    def bins(self, ws: str, lot_id: str, *, snapshot_job_id: str | None = None,
-             by: Literal["lot", "wafer", "site"] = "lot", bin_type: Literal["H", "S"] | None = None,
-             wafer_id: str | None = None) -> dict[str, Any]:
+    def bins(
+        self,
+        ws: str,
+        lot_id: str,
+        *,
+        snapshot_job_id: str | None = None,
+        by: Literal["lot", "wafer", "site"] = "lot",
+        bin_type: Literal["H", "S"] | None = None,
+        wafer_id: str | None = None,
+    ) -> dict[str, Any]:
         self.catalog.get_lot(ws, lot_id)
         group = {"lot": "", "wafer": "wafer_id", "site": "head_num, site_num"}[by]
         gsel = f"{group}, " if group else ""
@@ -410,7 +552,8 @@ class AnalyticsService:
             counts = []
             for bt in types:
                 col = "hard_bin" if bt == "H" else "soft_bin"
-                counts += s.dicts(f"""
+                counts += s.dicts(
+                    f"""
                     WITH g AS (SELECT {gsel} count(*) FILTER (WHERE is_final) AS total,
                                       count(*) FILTER (WHERE NOT is_retest) AS total_first
                                FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}),
@@ -420,15 +563,20 @@ class AnalyticsService:
                     SELECT '{bt}' AS bin_type, c.*, round(100.0 * c.part_count / nullif(g.total, 0), 4) AS percent,
                            round(100.0 * c.first_pass_count / nullif(g.total_first, 0), 4) AS first_pass_percent
                     FROM c {"JOIN g USING (" + group + ")" if group else "CROSS JOIN g"}
-                    ORDER BY {gsel} part_count DESC, bin_num""", w)
+                    ORDER BY {gsel} part_count DESC, bin_num""",
+                    w,
+                )
             names = {(r["bin_type"], r["bin_num"]): r for r in s.dicts("SELECT * FROM bins")}
-            y = s.dicts(f"""SELECT {gsel} count(*) FILTER (WHERE is_final) AS parts,
+            y = s.dicts(
+                f"""SELECT {gsel} count(*) FILTER (WHERE is_final) AS parts,
                                    count(*) FILTER (WHERE is_final AND passed) AS good,
                                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_parts,
                                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                                    count(*) FILTER (WHERE is_retest) AS retests
                             FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}
-                            {"ORDER BY " + group if group else ""}""", w)
+                            {"ORDER BY " + group if group else ""}""",
+                w,
+            )
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
         for r in counts:
             nm = names.get((r["bin_type"], r["bin_num"]), {})
@@ -441,5 +589,11 @@ class AnalyticsService:
             r["yield"] = r["good"] / r["parts"] if r["parts"] else None
             r["first_pass_yield"] = r["first_pass_good"] / r["first_pass_parts"] if r["first_pass_parts"] else None
             yields.append({k: jsonable(v) for k, v in r.items()})
-        return {"lot_id": lot_id, "snapshot_job_id": job_id, "by": by, "wafer_id": wafer_id,
-                "yield": yields, "bins": [{k: jsonable(_num(v)) for k, v in r.items()} for r in counts]}
+        return {
+            "lot_id": lot_id,
+            "snapshot_job_id": job_id,
+            "by": by,
+            "wafer_id": wafer_id,
+            "yield": yields,
+            "bins": [{k: jsonable(_num(v)) for k, v in r.items()} for r in counts],
+        }

@@ -33,8 +33,14 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
-    app = FastAPI(title="Stratum API", version=__version__, description=DESCRIPTION, openapi_url="/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="Stratum API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
@@ -65,8 +71,14 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         response = await call_next(request)
         ms = (time.perf_counter() - t0) * 1e3
         response.headers["server-timing"] = f"app;dur={ms:.1f}"
-        log.info("%s %s -> %s in %.1f ms (key %s)", request.method, request.url.path, response.status_code, ms,
-                 getattr(request.state, "key_id", "-"))
+        log.info(
+            "%s %s -> %s in %.1f ms (key %s)",
+            request.method,
+            request.url.path,
+            response.status_code,
+            ms,
+            getattr(request.state, "key_id", "-"),
+        )
         return response
 
     return app

@@ -153,10 +153,12 @@ class WaferMapOut(BaseModel):
     orientation: Orientation
     counts: dict[str, Any]
     bins: dict[str, dict[str, dict[str, Any]]] = Field(
-        description="'H' (hard) and 'S' (soft): bin number -> {name, pass_fail}")
+        description="'H' (hard) and 'S' (soft): bin number -> {name, pass_fail}"
+    )
     test: dict[str, Any] | None = None
-    dies: dict[str, list[Any]] = Field(description="Columns: x, y, hard_bin, soft_bin, passed, part_id, site_num "
-                                                   "and value when test_num is given")
+    dies: dict[str, list[Any]] = Field(
+        description="Columns: x, y, hard_bin, soft_bin, passed, part_id, site_num and value when test_num is given"
+    )
 
 
 class TestStat(BaseModel):

@@ -29,17 +29,22 @@ class Principal:
 
 
 def _unauthorized(detail: str, error: str = "invalid_token") -> ApiProblem:
-    return ApiProblem(401, "unauthorized", "Unauthorized", detail,
-                      headers={"WWW-Authenticate": f'{BEARER}, error="{error}"'})
+    return ApiProblem(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": f'{BEARER}, error="{error}"'}
+    )
 
 
 def authenticate(request: Request) -> Principal:
     keys: KeyService = request.app.state.keys
     header = request.headers.get("authorization")
     if not header:
-        raise ApiProblem(401, "unauthorized", "Unauthorized",
-                         "missing API key: send 'Authorization: Bearer <key>' (keys start with stm_live_ or stm_test_)",
-                         headers={"WWW-Authenticate": BEARER})
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "missing API key: send 'Authorization: Bearer <key>' (keys start with stm_live_ or stm_test_)",
+            headers={"WWW-Authenticate": BEARER},
+        )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("malformed Authorization header: expected 'Bearer <API key>'", "invalid_request")
@@ -58,8 +63,12 @@ def require(action: str, bucket: str | None = None):
         principal = authenticate(request)
         request.state.key_id = principal.key_id
         if not allows(principal.scopes, action):
-            raise ApiProblem(403, "forbidden", "Forbidden",
-                             f"this API key's scopes ({', '.join(sorted(principal.scopes))}) do not allow {action}")
+            raise ApiProblem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"this API key's scopes ({', '.join(sorted(principal.scopes))}) do not allow {action}",
+            )
         if bucket is not None:
             limiter: RateLimiter = request.app.state.limiter
             decision = limiter.check(principal.key_id, bucket)
@@ -68,9 +77,14 @@ def require(action: str, bucket: str | None = None):
             for k, v in request.state.extra_headers.items():
                 response.headers[k] = v
             if not decision.allowed:
-                raise ApiProblem(429, "rate_limited", "Too many requests",
-                                 f"rate limit of {decision.limit} {bucket} requests per window reached; retry in "
-                                 f"{decision.retry_after_seconds} s", headers=headers)
+                raise ApiProblem(
+                    429,
+                    "rate_limited",
+                    "Too many requests",
+                    f"rate limit of {decision.limit} {bucket} requests per window reached; retry in "
+                    f"{decision.retry_after_seconds} s",
+                    headers=headers,
+                )
         return principal
 
     return dep

@@ -7,15 +7,17 @@ object written by an API upload already has a queued job (claimed by key), which
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from stratum.lake.layout import InvalidWorkspace, check_workspace
 from stratum.models import Job, JobSource
+from stratum.storage.metadata import ABSENT, ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
-from .service import InputHandle, IngestService
+from .service import IngestService, InputHandle
 
 log = logging.getLogger("stratum.ingest.drop")
 
@@ -71,7 +73,7 @@ class DropProcessor:
         prefix goes to ``default``. None when the key is outside the prefix or names no valid workspace."""
         if not key.startswith(self.prefix):
             return None
-        rest = key[len(self.prefix):]
+        rest = key[len(self.prefix) :]
         if "/" not in rest:
             return "default"
         ws = rest.split("/", 1)[0]
@@ -112,10 +114,8 @@ class DropProcessor:
             name = o.key.rsplit("/", 1)[-1]
             if pre is not None:
                 # an API upload or presigned upload created the job before the object existed
-                try:
-                    catalog.meta.put(claim[0], claim[1], {"job_id": pre}, expect="absent")
-                except Exception:  # noqa: BLE001 - another delivery won the claim: same job either way
-                    pass
+                with contextlib.suppress(ConditionFailed):  # another delivery won the claim: same job either way
+                    catalog.meta.put(claim[0], claim[1], {"job_id": pre}, expect=ABSENT)
                 job_id = pre
             else:
                 job, _ = self.ingest.create_job(ws, name, source, size=o.size, claims=[claim])

@@ -27,13 +27,15 @@ class _Summary:
     def rows(self, table: str, cols: dict) -> None:
         self.row_counts[table] = self.row_counts.get(table, 0) + len(next(iter(cols.values())))
         if table == "parts":
-            self.sites.update(zip(cols["head_num"].tolist(), cols["site_num"].tolist()))
+            self.sites.update(zip(cols["head_num"].tolist(), cols["site_num"].tolist(), strict=False))
             p = cols["passed"]
             self.passed += int((p.values & p.valid).sum())
             self.failed += int((~p.values & p.valid).sum())
 
 
-def inspect_input(src: bytes | IO[bytes] | str, file_name: str = "upload.stdf", *, size: int | None = None) -> dict[str, Any]:
+def inspect_input(
+    src: bytes | IO[bytes] | str, file_name: str = "upload.stdf", *, size: int | None = None
+) -> dict[str, Any]:
     """Summary of an STDF input. Bad input is reported in ``problems``, never raised."""
     sink = _Summary()
     problems: list[dict[str, Any]] = []
@@ -50,8 +52,14 @@ def inspect_input(src: bytes | IO[bytes] | str, file_name: str = "upload.stdf", 
         problems.append({"code": w.code, "message": w.message, "count": w.count, "offset": w.offset})
     mir = res.mir or {}
     wafers = [
-        {"wafer_id": w.get("wafer_id"), "head_num": w.get("head_num"), "part_count": w.get("part_cnt"),
-         "good_count": w.get("good_cnt"), "start_time": w.get("start_t"), "finish_time": w.get("finish_t")}
+        {
+            "wafer_id": w.get("wafer_id"),
+            "head_num": w.get("head_num"),
+            "part_count": w.get("part_cnt"),
+            "good_count": w.get("good_cnt"),
+            "start_time": w.get("start_t"),
+            "finish_time": w.get("finish_t"),
+        }
         for w in res.wafers
     ]
     h = res.header

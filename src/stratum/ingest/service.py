@@ -99,53 +99,97 @@ class IngestService:
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
-        base = {"accept_truncated": self.settings.accept_truncated, "retest_policy": self.settings.retest_policy,
-                "test_key": self.settings.test_key}
+        base = {
+            "accept_truncated": self.settings.accept_truncated,
+            "retest_policy": self.settings.retest_policy,
+            "test_key": self.settings.test_key,
+        }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return JobOptions(**base)
 
-    def create_job(self, workspace: str, file_name: str, source: JobSource, *, size: int | None = None,
-                   options: JobOptions | None = None, claims: list[tuple[str, str]] = (),
-                   job_id: str | None = None) -> tuple[Job, bool]:
+    def create_job(
+        self,
+        workspace: str,
+        file_name: str,
+        source: JobSource,
+        *,
+        size: int | None = None,
+        options: JobOptions | None = None,
+        claims: list[tuple[str, str]] = (),
+        job_id: str | None = None,
+    ) -> tuple[Job, bool]:
         """A queued job; with claims, an existing job for the same claim is returned instead.
         Returns (job, created)."""
         layout.check_workspace(workspace)
-        job = Job(job_id=job_id or new_job_id(), workspace=workspace, file_num=self.catalog.next_file_num(workspace),
-                  file_name=file_name, source=source, size=size, options=options or self.default_options())
+        job = Job(
+            job_id=job_id or new_job_id(),
+            workspace=workspace,
+            file_num=self.catalog.next_file_num(workspace),
+            file_name=file_name,
+            source=source,
+            size=size,
+            options=options or self.default_options(),
+        )
         job, _, created = self.catalog.create_job(job, list(claims))
         return job, created
 
-    def ingest_path(self, workspace: str, path: str | os.PathLike, *, options: JobOptions | None = None,
-                    progress: Callable[[Job], None] | None = None) -> Job:
+    def ingest_path(
+        self,
+        workspace: str,
+        path: str | os.PathLike,
+        *,
+        options: JobOptions | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> Job:
         """CLI: ingest a local file now."""
         p = Path(path)
         size = p.stat().st_size
-        job, _ = self.create_job(workspace, p.name, JobSource(kind="cli", path=str(p.resolve())), size=size,
-                                 options=options)
+        job, _ = self.create_job(
+            workspace, p.name, JobSource(kind="cli", path=str(p.resolve())), size=size, options=options
+        )
         # no pre-hash: the reader hashes while it streams (in the decompression thread), and a duplicate
         # is recognised before anything is published
         handle = InputHandle(open=lambda: open(p, "rb"), size=size)
         return self.run_job(workspace, job.job_id, handle, progress=progress)
 
-    def ingest_bytes(self, workspace: str, data: bytes, file_name: str, *, source: JobSource | None = None,
-                     options: JobOptions | None = None) -> Job:
+    def ingest_bytes(
+        self,
+        workspace: str,
+        data: bytes,
+        file_name: str,
+        *,
+        source: JobSource | None = None,
+        options: JobOptions | None = None,
+    ) -> Job:
         import io
 
-        job, _ = self.create_job(workspace, file_name, source or JobSource(kind="upload"), size=len(data),
-                                 options=options)
+        job, _ = self.create_job(
+            workspace, file_name, source or JobSource(kind="upload"), size=len(data), options=options
+        )
         handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
         return self.run_job(workspace, job.job_id, handle)
 
     # -- running ----------------------------------------------------------------------------------
-    def run_job(self, workspace: str, job_id: str, handle: InputHandle,
-                progress: Callable[[Job], None] | None = None, *, retry_failed: frozenset[str] = frozenset(),
-                max_attempts: int = 3) -> Job:
+    def run_job(
+        self,
+        workspace: str,
+        job_id: str,
+        handle: InputHandle,
+        progress: Callable[[Job], None] | None = None,
+        *,
+        retry_failed: frozenset[str] = frozenset(),
+        max_attempts: int = 3,
+    ) -> Job:
         """Run a queued job (a running job whose worker died is taken over). With ``retry_failed``,
         a job that failed with one of those error codes runs again, up to ``max_attempts``."""
         job, version = self.catalog.get_job_v(workspace, job_id)
         now = datetime.now(UTC)
-        retry = (job.status == "failed" and job.error is not None and job.error.code in retry_failed
-                 and job.attempts < max_attempts)
+        retry = (
+            job.status == "failed"
+            and job.error is not None
+            and job.error.code in retry_failed
+            and job.attempts < max_attempts
+        )
         if job.terminal and not retry:
             return job
         job.error = None
@@ -171,9 +215,13 @@ class IngestService:
             return ctx.execute(handle, t0)
         except Exception as exc:  # noqa: BLE001 - every failure ends the job; details go to the log
             log.exception("ingest job %s failed unexpectedly", job_id)
-            return ctx.fail(JobError(code="internal_error",
-                                     message=f"internal error while ingesting ({type(exc).__name__}); the lot's "
-                                             f"previous snapshot is unchanged; see the service log for job {job_id}"))
+            return ctx.fail(
+                JobError(
+                    code="internal_error",
+                    message=f"internal error while ingesting ({type(exc).__name__}); the lot's "
+                    f"previous snapshot is unchanged; see the service log for job {job_id}",
+                )
+            )
 
 
 class _Run:
@@ -213,9 +261,13 @@ class _Run:
 
         reader = HashingReader(raw)
         self.writer = LakeWriter(self.svc.lake, job.workspace, job.job_id, job.file_num)
-        opts = ReaderOptions(chunk_bytes=s.chunk_bytes, accept_truncated=job.options.accept_truncated,
-                             test_key=job.options.test_key, fallback_lot_id=lot_id_from_name(job.file_name),
-                             progress=self._on_chunk)
+        opts = ReaderOptions(
+            chunk_bytes=s.chunk_bytes,
+            accept_truncated=job.options.accept_truncated,
+            test_key=job.options.test_key,
+            fallback_lot_id=lot_id_from_name(job.file_name),
+            progress=self._on_chunk,
+        )
         try:
             with ByteSource(reader, size=handle.size, block_size=min(s.chunk_bytes, 8 << 20)) as source:
                 res = parse(source, self.writer, opts)
@@ -231,7 +283,8 @@ class _Run:
                 self.writer.abort()
                 return self.duplicate(dup)
             self.manifest = self.writer.finish(
-                res, {"file_name": job.file_name, "sha256": job.sha256, "size": reader.n},
+                res,
+                {"file_name": job.file_name, "sha256": job.sha256, "size": reader.n},
                 {"retest_policy": job.options.retest_policy, "test_key": job.options.test_key},
             )
         except StdfError as exc:
@@ -256,7 +309,9 @@ class _Run:
         job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
         job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings]
         if res.truncated is not None:
-            job.warnings.insert(0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset))
+            job.warnings.insert(
+                0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset)
+            )
         mir = res.mir or {}
         start = mir.get("START_T") or None
         lot_meta = {
@@ -268,13 +323,17 @@ class _Run:
             "finish_time": (res.mrr or {}).get("FINISH_T") or None,
         }
         try:
-            self.svc.lake.put_bytes(layout.manifest_key(job.workspace, job.lot_id, job.job_id),
-                                    _manifest_json(m, job), content_type="application/json")
+            self.svc.lake.put_bytes(
+                layout.manifest_key(job.workspace, job.lot_id, job.job_id),
+                _manifest_json(m, job),
+                content_type="application/json",
+            )
             job.timings = {"parse_write_s": round(t_parse, 3), "finish_s": round(t_write - t_parse, 3)}
             status = "partial" if res.partial else "succeeded"
             t1 = time.perf_counter()
-            published, version, dup = self.svc.catalog.publish(job, self.version, start_time=start, lot_meta=lot_meta,
-                                                               status=status)
+            published, version, dup = self.svc.catalog.publish(
+                job, self.version, start_time=start, lot_meta=lot_meta, status=status
+            )
         except BaseException:
             self._remove_outputs()
             raise
@@ -295,15 +354,15 @@ class _Run:
         job = self.job
         if job.lot_id is None:
             return
-        for f in (self.manifest.tables.values() if self.manifest else ()):
+        for f in self.manifest.tables.values() if self.manifest else ():
             try:
                 self.svc.lake.delete(f.key)
             except Exception:  # noqa: BLE001 - best effort; unreferenced files are invisible anyway
                 log.warning("could not delete %s", f.key)
         try:
             self.svc.lake.delete(layout.manifest_key(job.workspace, job.lot_id, job.job_id))
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 - best effort, as above
+            log.warning("could not delete the manifest of job %s", job.job_id)
 
     def fail(self, error: JobError) -> Job:
         self.job.status = "failed"

@@ -21,8 +21,9 @@ LOCAL_BUCKET = "local"
 
 
 class DropWatcher:
-    def __init__(self, processor: DropProcessor, *, interval: float = 1.0,
-                 on_job: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self, processor: DropProcessor, *, interval: float = 1.0, on_job: Callable[[Job], None] | None = None
+    ) -> None:
         self.processor = processor
         self.interval = interval
         self.on_job = on_job
@@ -42,8 +43,9 @@ class DropWatcher:
             mark = (info.key, info.etag)
             if mark in self._done:
                 continue
-            o = DropObject(bucket=LOCAL_BUCKET, key=info.key, etag=info.etag, version_id=info.version_id,
-                           size=info.size)
+            o = DropObject(
+                bucket=LOCAL_BUCKET, key=info.key, etag=info.etag, version_id=info.version_id, size=info.size
+            )
             try:
                 job = self.processor.process(o)
             except RetryableIngestError as exc:

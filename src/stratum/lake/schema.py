@@ -18,7 +18,9 @@ SCHEMA_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class Col:
     name: str
-    type: str  # timestamps are UTC, stored without a zone; string bool int8..int64 uint8..uint64 float32 float64 timestamp binary json list<uint8> list<uint16>
+    # string bool int8..int64 uint8..uint64 float32 float64 timestamp binary json list<uint8> list<uint16>;
+    # timestamps are UTC, stored without a zone
+    type: str
     doc: str = ""
 
 
@@ -34,9 +36,11 @@ class Table:
 
 
 def _t(name: str, doc: str, spec: str) -> Table:
-    cols = [Col("lot_id", "string", "Lot id (MIR.LOT_ID, or the file name when the file has no MIR)"),
-            Col("job_id", "string", "Ingest job that wrote the row"),
-            Col("file_num", "int64", "Workspace-wide number of the file (job): the integer join key of its rows")]
+    cols = [
+        Col("lot_id", "string", "Lot id (MIR.LOT_ID, or the file name when the file has no MIR)"),
+        Col("job_id", "string", "Ingest job that wrote the row"),
+        Col("file_num", "int64", "Workspace-wide number of the file (job): the integer join key of its rows"),
+    ]
     for line in spec.strip().splitlines():
         line = line.strip()
         if not line:
@@ -47,7 +51,10 @@ def _t(name: str, doc: str, spec: str) -> Table:
     return Table(name, doc, tuple(cols))
 
 
-LOT_FILES = _t("lot_files", "One row per ingested file (job): MIR, MRR, FAR, WCR and parse facts.", """
+LOT_FILES = _t(
+    "lot_files",
+    "One row per ingested file (job): MIR, MRR, FAR, WCR and parse facts.",
+    """
 file_name string | Name of the ingested file
 file_sha256 string | SHA-256 of the file as received
 file_size int64 | Size in bytes as received (compressed size for .gz/.bz2/.zip)
@@ -110,9 +117,13 @@ parser_version string | Reader version that produced the rows
 retest_policy string | Retest policy recorded for this snapshot ('last' or 'highest_bin')
 test_key string | Test identity key ('number_and_name' or 'number')
 ingested_at timestamp | When the job finished writing
-""")
+""",
+)
 
-WAFER_RUNS = _t("wafer_runs", "One row per WIR/WRR pair (one wafer on one head) in one file.", """
+WAFER_RUNS = _t(
+    "wafer_runs",
+    "One row per WIR/WRR pair (one wafer on one head) in one file.",
+    """
 wafer_seq int32 | Order of the wafer in the file
 wafer_id string | WRR.WAFER_ID, else WIR.WAFER_ID
 head_num uint8 | Head the wafer was tested on
@@ -132,9 +143,13 @@ exc_desc string | WRR.EXC_DESC
 closed bool | False when the wafer had no WRR
 wir_rec_seq int64 | Record number of the WIR
 wrr_rec_seq int64 | Record number of the WRR
-""")
+""",
+)
 
-PARTS = _t("parts", "One row per PRR (every execution, retests included).", """
+PARTS = _t(
+    "parts",
+    "One row per PRR (every execution, retests included).",
+    """
 part_seq int64 | Part number within the file (order of its PIR)
 wafer_seq int32 | Wafer (wafer_runs.wafer_seq) the part belongs to; null for final test
 head_num uint8 | PRR.HEAD_NUM
@@ -156,9 +171,13 @@ test_time_ms uint32 | PRR.TEST_T in ms (null when 0)
 pir_rec_seq int64 | Record number of the PIR (null for a PRR without PIR)
 rec_seq int64 | Record number of the PRR
 byte_offset int64 | Byte offset of the PRR in the decompressed file
-""")
+""",
+)
 
-TESTS = _t("tests", "One row per test key (record type, TEST_NUM, TEST_TXT) with its default data.", """
+TESTS = _t(
+    "tests",
+    "One row per test key (record type, TEST_NUM, TEST_TXT) with its default data.",
+    """
 test_idx int32 | Test index within the file
 test_num uint32 | TEST_NUM
 test_name string | TEST_TXT
@@ -182,9 +201,13 @@ rtn_indx list<uint16> | MPR default RTN_INDX (PMR indexes of the pins)
 exec_count int64 | Executions inside parts
 scale_mismatch bool | RES_SCAL differs from LLM_SCAL/HLM_SCAL
 first_rec_seq int64 | Record number of the first record of the test
-""")
+""",
+)
 
-RESULTS = _t("results", "One row per PTR inside a part.", """
+RESULTS = _t(
+    "results",
+    "One row per PTR inside a part.",
+    """
 part_seq int64 | Part (parts.part_seq) the result belongs to
 test_idx int32 | Test (tests.test_idx)
 test_num uint32 | PTR.TEST_NUM
@@ -198,9 +221,13 @@ parm_flg uint8 | PTR.PARM_FLG
 lo_limit float32 | Low limit in effect for this record (default data or the record's own)
 hi_limit float32 | High limit in effect for this record
 rec_seq int64 | Record number of the PTR
-""")
+""",
+)
 
-MPR_RESULTS = _t("mpr_results", "One row per (MPR inside a part, pin index).", """
+MPR_RESULTS = _t(
+    "mpr_results",
+    "One row per (MPR inside a part, pin index).",
+    """
 part_seq int64 | Part the result belongs to
 test_idx int32 | Test (tests.test_idx)
 test_num uint32 | MPR.TEST_NUM
@@ -217,9 +244,13 @@ hi_limit float32 | High limit in effect
 valid bool | Record flags valid and a finite result
 passed bool | Pass/fail of this pin: its result against the limits, else the record's TEST_FLG (null if unknown)
 rec_seq int64 | Record number of the MPR
-""")
+""",
+)
 
-FTR_RESULTS = _t("ftr_results", "One row per FTR inside a part (functional tests: pass/fail only).", """
+FTR_RESULTS = _t(
+    "ftr_results",
+    "One row per FTR inside a part (functional tests: pass/fail only).",
+    """
 part_seq int64 | Part the result belongs to
 test_idx int32 | Test (tests.test_idx)
 test_num uint32 | FTR.TEST_NUM
@@ -249,9 +280,13 @@ rslt_txt string | RSLT_TXT
 patg_num uint8 | PATG_NUM
 spin_map binary | SPIN_MAP bitmap
 rec_seq int64 | Record number of the FTR
-""")
+""",
+)
 
-BIN_DEFS = _t("bin_records", "HBR and SBR records as written (summaries; names and pass/fail).", """
+BIN_DEFS = _t(
+    "bin_records",
+    "HBR and SBR records as written (summaries; names and pass/fail).",
+    """
 rec_seq int64 | Record number
 bin_type string | 'H' (HBR) or 'S' (SBR)
 head_num uint8 | HEAD_NUM (255 = summary over all sites)
@@ -260,9 +295,13 @@ bin_num uint16 | Bin number
 bin_count uint32 | Bin count as written (null if missing)
 pass_fail string | 'P', 'F' or null (unknown)
 bin_name string | Bin name
-""")
+""",
+)
 
-PART_COUNTS = _t("part_counts", "PCR records (per site and HEAD_NUM 255 summaries).", """
+PART_COUNTS = _t(
+    "part_counts",
+    "PCR records (per site and HEAD_NUM 255 summaries).",
+    """
 rec_seq int64 | Record number
 head_num uint8 | HEAD_NUM (255 = all sites)
 site_num uint8 | SITE_NUM
@@ -271,9 +310,13 @@ rtst_cnt uint32 | RTST_CNT
 abrt_cnt uint32 | ABRT_CNT
 good_cnt uint32 | GOOD_CNT
 func_cnt uint32 | FUNC_CNT
-""")
+""",
+)
 
-TEST_SUMMARIES = _t("test_summaries", "TSR records (per site and HEAD_NUM 255 summaries).", """
+TEST_SUMMARIES = _t(
+    "test_summaries",
+    "TSR records (per site and HEAD_NUM 255 summaries).",
+    """
 rec_seq int64 | Record number
 head_num uint8 | HEAD_NUM (255 = all sites)
 site_num uint8 | SITE_NUM
@@ -291,9 +334,13 @@ test_min float32 | TEST_MIN
 test_max float32 | TEST_MAX
 test_sum float32 | TST_SUMS
 test_sum_squares float32 | TST_SQRS
-""")
+""",
+)
 
-SITES = _t("sites", "SDR records: equipment per site group (prober/handler, probe card, load board...).", """
+SITES = _t(
+    "sites",
+    "SDR records: equipment per site group (prober/handler, probe card, load board...).",
+    """
 rec_seq int64 | Record number
 head_num uint8 | HEAD_NUM
 site_grp uint8 | SITE_GRP
@@ -315,9 +362,13 @@ lasr_typ string | Laser type
 lasr_id string | Laser id
 extr_typ string | Extra equipment type
 extr_id string | Extra equipment id
-""")
+""",
+)
 
-PINS = _t("pins", "PMR records: pin map.", """
+PINS = _t(
+    "pins",
+    "PMR records: pin map.",
+    """
 rec_seq int64 | Record number
 pmr_indx uint16 | PMR index
 chan_typ uint16 | Channel type
@@ -326,45 +377,95 @@ phy_nam string | Physical pin name
 log_nam string | Logical pin name
 head_num uint8 | HEAD_NUM
 site_num uint8 | SITE_NUM
-""")
+""",
+)
 
-TEXTS = _t("texts", "DTR text and GDR generic data (as JSON) in file order.", """
+TEXTS = _t(
+    "texts",
+    "DTR text and GDR generic data (as JSON) in file order.",
+    """
 rec_seq int64 | Record number
 byte_offset int64 | Byte offset in the decompressed file
 rec_type string | 'DTR' or 'GDR'
 text string | DTR.TEXT_DAT, or the GDR fields as JSON
-""")
+""",
+)
 
-RECORDS = _t("records", "Every other record, decoded, as JSON (FAR, ATR, VUR, MIR, MRR, PGR, PLR, RDR, "
-             "PSR, NMR, CNR, SSR, CDR, STR, BPS, EPS, WIR, WRR, WCR, HBR, SBR, PCR, TSR, SDR, PMR; "
-             "unknown types as raw hex).", """
+RECORDS = _t(
+    "records",
+    "Every other record, decoded, as JSON (FAR, ATR, VUR, MIR, MRR, PGR, PLR, RDR, "
+    "PSR, NMR, CNR, SSR, CDR, STR, BPS, EPS, WIR, WRR, WCR, HBR, SBR, PCR, TSR, SDR, PMR; "
+    "unknown types as raw hex).",
+    """
 rec_seq int64 | Record number
 byte_offset int64 | Byte offset in the decompressed file
 rec_type string | Record name, or UNKNOWN
 rec_typ uint8 | REC_TYP
 rec_sub uint8 | REC_SUB
 fields json | Decoded fields as a JSON object (absent trailing fields are left out)
-""")
+""",
+)
 
-TABLES: dict[str, Table] = {t.name: t for t in (
-    LOT_FILES, WAFER_RUNS, PARTS, TESTS, RESULTS, MPR_RESULTS, FTR_RESULTS, BIN_DEFS, PART_COUNTS,
-    TEST_SUMMARIES, SITES, PINS, TEXTS, RECORDS,
-)}
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        LOT_FILES,
+        WAFER_RUNS,
+        PARTS,
+        TESTS,
+        RESULTS,
+        MPR_RESULTS,
+        FTR_RESULTS,
+        BIN_DEFS,
+        PART_COUNTS,
+        TEST_SUMMARIES,
+        SITES,
+        PINS,
+        TEXTS,
+        RECORDS,
+    )
+}
 
 # reader table name -> stored table name
 READER_TABLES = {"bins": "bin_records"}
 
 _DUCK = {
-    "string": "VARCHAR", "json": "VARCHAR", "bool": "BOOLEAN", "int8": "TINYINT", "int16": "SMALLINT",
-    "int32": "INTEGER", "int64": "BIGINT", "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER",
-    "uint64": "UBIGINT", "float32": "FLOAT", "float64": "DOUBLE", "timestamp": "TIMESTAMP",
-    "binary": "BLOB", "list<uint8>": "UTINYINT[]", "list<uint16>": "USMALLINT[]",
+    "string": "VARCHAR",
+    "json": "VARCHAR",
+    "bool": "BOOLEAN",
+    "int8": "TINYINT",
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "uint8": "UTINYINT",
+    "uint16": "USMALLINT",
+    "uint32": "UINTEGER",
+    "uint64": "UBIGINT",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "timestamp": "TIMESTAMP",
+    "binary": "BLOB",
+    "list<uint8>": "UTINYINT[]",
+    "list<uint16>": "USMALLINT[]",
 }
 _GLUE = {
-    "string": "string", "json": "string", "bool": "boolean", "int8": "tinyint", "int16": "smallint",
-    "int32": "int", "int64": "bigint", "uint8": "smallint", "uint16": "int", "uint32": "bigint",
-    "uint64": "decimal(20,0)", "float32": "float", "float64": "double", "timestamp": "timestamp",
-    "binary": "binary", "list<uint8>": "array<smallint>", "list<uint16>": "array<int>",
+    "string": "string",
+    "json": "string",
+    "bool": "boolean",
+    "int8": "tinyint",
+    "int16": "smallint",
+    "int32": "int",
+    "int64": "bigint",
+    "uint8": "smallint",
+    "uint16": "int",
+    "uint32": "bigint",
+    "uint64": "decimal(20,0)",
+    "float32": "float",
+    "float64": "double",
+    "timestamp": "timestamp",
+    "binary": "binary",
+    "list<uint8>": "array<smallint>",
+    "list<uint16>": "array<int>",
 }
 
 
@@ -380,10 +481,22 @@ def arrow_type(t: str):
     import pyarrow as pa
 
     return {
-        "string": pa.string(), "json": pa.string(), "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(),
-        "int32": pa.int32(), "int64": pa.int64(), "uint8": pa.uint8(), "uint16": pa.uint16(),
-        "uint32": pa.uint32(), "uint64": pa.uint64(), "float32": pa.float32(), "float64": pa.float64(),
-        "timestamp": pa.timestamp("s"), "binary": pa.binary(), "list<uint8>": pa.list_(pa.uint8()),
+        "string": pa.string(),
+        "json": pa.string(),
+        "bool": pa.bool_(),
+        "int8": pa.int8(),
+        "int16": pa.int16(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "uint8": pa.uint8(),
+        "uint16": pa.uint16(),
+        "uint32": pa.uint32(),
+        "uint64": pa.uint64(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "timestamp": pa.timestamp("s"),
+        "binary": pa.binary(),
+        "list<uint8>": pa.list_(pa.uint8()),
         "list<uint16>": pa.list_(pa.uint16()),
     }[t]
 

@@ -83,7 +83,9 @@ def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
     if isinstance(col, Ragged):
         mask = None if col.valid is None else pa.array(~col.valid)
         vt = t.value_type
-        return pa.ListArray.from_arrays(pa.array(col.offsets.astype(np.int32)), pa.array(col.values).cast(vt), mask=mask)
+        return pa.ListArray.from_arrays(
+            pa.array(col.offsets.astype(np.int32)), pa.array(col.values).cast(vt), mask=mask
+        )
     if isinstance(col, Masked):
         vals = col.values
         if t == pa.bool_():
@@ -125,8 +127,10 @@ class Manifest:
             "workspace": self.workspace,
             "lot_id": self.lot_id,
             "job_id": self.job_id,
-            "tables": {k: {"files": [{"key": v.key, "rows": v.rows, "bytes": v.bytes}], "rows": v.rows}
-                       for k, v in sorted(self.tables.items())},
+            "tables": {
+                k: {"files": [{"key": v.key, "rows": v.rows, "bytes": v.bytes}], "rows": v.rows}
+                for k, v in sorted(self.tables.items())
+            },
         }
 
     def rows(self) -> dict[str, int]:
@@ -142,9 +146,14 @@ class _Out:
         self.counting = _Counting(self.stream)
         delta = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name in DELTA}
         self.writer = pq.ParquetWriter(
-            self.counting, schema, compression=compression, compression_level=level,
-            use_dictionary=[f.name for f in schema if f.name not in NO_DICT], column_encoding=delta or None,
-            write_statistics=True, data_page_size=1 << 20,
+            self.counting,
+            schema,
+            compression=compression,
+            compression_level=level,
+            use_dictionary=[f.name for f in schema if f.name not in NO_DICT],
+            column_encoding=delta or None,
+            write_statistics=True,
+            data_page_size=1 << 20,
         )
         self.rows = 0
 
@@ -360,17 +369,29 @@ class LakeWriter:
             return r is not None and any(s is not None and s != r for s in (t.llm_scal, t.hlm_scal))
 
         cols = {
-            "test_idx": [t.idx for t in tests], "test_num": [t.num for t in tests], "test_name": [t.name for t in tests],
-            "test_type": [t.kind for t in tests], "units": [t.units for t in tests],
-            "lo_limit": [t.lo_limit for t in tests], "hi_limit": [t.hi_limit for t in tests],
-            "lo_spec": [t.lo_spec for t in tests], "hi_spec": [t.hi_spec for t in tests],
-            "res_scal": [t.res_scal for t in tests], "llm_scal": [t.llm_scal for t in tests],
-            "hlm_scal": [t.hlm_scal for t in tests], "c_resfmt": [t.c_resfmt for t in tests],
-            "c_llmfmt": [t.c_llmfmt for t in tests], "c_hlmfmt": [t.c_hlmfmt for t in tests],
-            "opt_flag": [t.opt_flag for t in tests], "units_in": [t.units_in for t in tests],
-            "start_in": [t.start_in for t in tests], "incr_in": [t.incr_in for t in tests],
-            "rtn_indx": [t.rtn_indx for t in tests], "exec_count": [t.exec_count for t in tests],
-            "scale_mismatch": [scale_mismatch(t) for t in tests], "first_rec_seq": [t.first_rec_seq for t in tests],
+            "test_idx": [t.idx for t in tests],
+            "test_num": [t.num for t in tests],
+            "test_name": [t.name for t in tests],
+            "test_type": [t.kind for t in tests],
+            "units": [t.units for t in tests],
+            "lo_limit": [t.lo_limit for t in tests],
+            "hi_limit": [t.hi_limit for t in tests],
+            "lo_spec": [t.lo_spec for t in tests],
+            "hi_spec": [t.hi_spec for t in tests],
+            "res_scal": [t.res_scal for t in tests],
+            "llm_scal": [t.llm_scal for t in tests],
+            "hlm_scal": [t.hlm_scal for t in tests],
+            "c_resfmt": [t.c_resfmt for t in tests],
+            "c_llmfmt": [t.c_llmfmt for t in tests],
+            "c_hlmfmt": [t.c_hlmfmt for t in tests],
+            "opt_flag": [t.opt_flag for t in tests],
+            "units_in": [t.units_in for t in tests],
+            "start_in": [t.start_in for t in tests],
+            "incr_in": [t.incr_in for t in tests],
+            "rtn_indx": [t.rtn_indx for t in tests],
+            "exec_count": [t.exec_count for t in tests],
+            "scale_mismatch": [scale_mismatch(t) for t in tests],
+            "first_rec_seq": [t.first_rec_seq for t in tests],
         }
         self.rows("tests", cols)
 
@@ -398,30 +419,66 @@ class LakeWriter:
             return v if isinstance(v, str) and v.strip() else None
 
         row = {
-            "file_name": file_meta.get("file_name"), "file_sha256": file_meta.get("sha256"),
-            "file_size": file_meta.get("size"), "stdf_bytes": res.bytes_decompressed,
-            "byte_order": self.header.byte_order if self.header else None, "cpu_type": self.header.cpu_type if self.header else None,
-            "records": res.records, "partial": res.partial,
-            "setup_time": mir.get("SETUP_T"), "start_time": mir.get("START_T"), "finish_time": mrr.get("FINISH_T"),
-            "station": mir.get("STAT_NUM"), "mode_code": c1(mir, "MODE_COD"), "retest_code": c1(mir, "RTST_COD"),
-            "protection_code": c1(mir, "PROT_COD"), "burn_time": mir.get("BURN_TIM"),
-            "command_mode": c1(mir, "CMOD_COD"), "part_type": s(mir, "PART_TYP"), "program": s(mir, "JOB_NAM"),
-            "program_rev": s(mir, "JOB_REV"), "node_name": s(mir, "NODE_NAM"), "tester_type": s(mir, "TSTR_TYP"),
-            "sublot_id": s(mir, "SBLOT_ID"), "operator": s(mir, "OPER_NAM"), "exec_type": s(mir, "EXEC_TYP"),
-            "exec_ver": s(mir, "EXEC_VER"), "test_code": s(mir, "TEST_COD"), "test_temp": s(mir, "TST_TEMP"),
-            "user_text": s(mir, "USER_TXT"), "aux_file": s(mir, "AUX_FILE"), "package_type": s(mir, "PKG_TYP"),
-            "family_id": s(mir, "FAMLY_ID"), "date_code": s(mir, "DATE_COD"), "facility_id": s(mir, "FACIL_ID"),
-            "floor_id": s(mir, "FLOOR_ID"), "process_id": s(mir, "PROC_ID"), "oper_freq": s(mir, "OPER_FRQ"),
-            "spec_name": s(mir, "SPEC_NAM"), "spec_ver": s(mir, "SPEC_VER"), "flow_id": s(mir, "FLOW_ID"),
-            "setup_id": s(mir, "SETUP_ID"), "design_rev": s(mir, "DSGN_REV"), "engineering_id": s(mir, "ENG_ID"),
-            "rom_code": s(mir, "ROM_COD"), "serial_num": s(mir, "SERL_NUM"), "supervisor": s(mir, "SUPR_NAM"),
-            "disposition": c1(mrr, "DISP_COD"), "mrr_user_desc": s(mrr, "USR_DESC"), "mrr_exc_desc": s(mrr, "EXC_DESC"),
-            "wafer_size": wcr.get("WAFR_SIZ"), "die_height": wcr.get("DIE_HT"), "die_width": wcr.get("DIE_WID"),
-            "wafer_units": wcr.get("WF_UNITS"), "wafer_flat": c1(wcr, "WF_FLAT"),
+            "file_name": file_meta.get("file_name"),
+            "file_sha256": file_meta.get("sha256"),
+            "file_size": file_meta.get("size"),
+            "stdf_bytes": res.bytes_decompressed,
+            "byte_order": self.header.byte_order if self.header else None,
+            "cpu_type": self.header.cpu_type if self.header else None,
+            "records": res.records,
+            "partial": res.partial,
+            "setup_time": mir.get("SETUP_T"),
+            "start_time": mir.get("START_T"),
+            "finish_time": mrr.get("FINISH_T"),
+            "station": mir.get("STAT_NUM"),
+            "mode_code": c1(mir, "MODE_COD"),
+            "retest_code": c1(mir, "RTST_COD"),
+            "protection_code": c1(mir, "PROT_COD"),
+            "burn_time": mir.get("BURN_TIM"),
+            "command_mode": c1(mir, "CMOD_COD"),
+            "part_type": s(mir, "PART_TYP"),
+            "program": s(mir, "JOB_NAM"),
+            "program_rev": s(mir, "JOB_REV"),
+            "node_name": s(mir, "NODE_NAM"),
+            "tester_type": s(mir, "TSTR_TYP"),
+            "sublot_id": s(mir, "SBLOT_ID"),
+            "operator": s(mir, "OPER_NAM"),
+            "exec_type": s(mir, "EXEC_TYP"),
+            "exec_ver": s(mir, "EXEC_VER"),
+            "test_code": s(mir, "TEST_COD"),
+            "test_temp": s(mir, "TST_TEMP"),
+            "user_text": s(mir, "USER_TXT"),
+            "aux_file": s(mir, "AUX_FILE"),
+            "package_type": s(mir, "PKG_TYP"),
+            "family_id": s(mir, "FAMLY_ID"),
+            "date_code": s(mir, "DATE_COD"),
+            "facility_id": s(mir, "FACIL_ID"),
+            "floor_id": s(mir, "FLOOR_ID"),
+            "process_id": s(mir, "PROC_ID"),
+            "oper_freq": s(mir, "OPER_FRQ"),
+            "spec_name": s(mir, "SPEC_NAM"),
+            "spec_ver": s(mir, "SPEC_VER"),
+            "flow_id": s(mir, "FLOW_ID"),
+            "setup_id": s(mir, "SETUP_ID"),
+            "design_rev": s(mir, "DSGN_REV"),
+            "engineering_id": s(mir, "ENG_ID"),
+            "rom_code": s(mir, "ROM_COD"),
+            "serial_num": s(mir, "SERL_NUM"),
+            "supervisor": s(mir, "SUPR_NAM"),
+            "disposition": c1(mrr, "DISP_COD"),
+            "mrr_user_desc": s(mrr, "USR_DESC"),
+            "mrr_exc_desc": s(mrr, "EXC_DESC"),
+            "wafer_size": wcr.get("WAFR_SIZ"),
+            "die_height": wcr.get("DIE_HT"),
+            "die_width": wcr.get("DIE_WID"),
+            "wafer_units": wcr.get("WF_UNITS"),
+            "wafer_flat": c1(wcr, "WF_FLAT"),
             "center_x": None if wcr.get("CENTER_X") in (None, -32768) else wcr.get("CENTER_X"),
             "center_y": None if wcr.get("CENTER_Y") in (None, -32768) else wcr.get("CENTER_Y"),
-            "pos_x": c1(wcr, "POS_X"), "pos_y": c1(wcr, "POS_Y"),
-            "parser_version": PARSER_VERSION, "retest_policy": settings_meta.get("retest_policy"),
+            "pos_x": c1(wcr, "POS_X"),
+            "pos_y": c1(wcr, "POS_Y"),
+            "parser_version": PARSER_VERSION,
+            "retest_policy": settings_meta.get("retest_policy"),
             "test_key": settings_meta.get("test_key"),
             "ingested_at": int(dt.datetime.now(dt.UTC).timestamp()),
         }

@@ -29,8 +29,16 @@ from .views import TRINO, Member, view_bodies
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _WITH = re.compile(r"^WITH(\s+RECURSIVE)?\s", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
-_NUMERIC = {"tinyint": int, "smallint": int, "integer": int, "bigint": int, "double": float, "float": float,
-            "real": float, "decimal": float}
+_NUMERIC = {
+    "tinyint": int,
+    "smallint": int,
+    "integer": int,
+    "bigint": int,
+    "double": float,
+    "float": float,
+    "real": float,
+    "decimal": float,
+}
 
 
 def _q(s: str) -> str:
@@ -55,8 +63,10 @@ class AthenaSql:
     def from_runtime(cls, rt) -> AthenaSql:
         s = rt.settings
         if s.backend != "aws" or not s.aws.glue_database or not s.aws.athena_workgroup:
-            raise BadRequest("--engine athena needs the AWS backend with STRATUM_AWS__GLUE_DATABASE and "
-                             "STRATUM_AWS__ATHENA_WORKGROUP set (the stack exports both)")
+            raise BadRequest(
+                "--engine athena needs the AWS backend with STRATUM_AWS__GLUE_DATABASE and "
+                "STRATUM_AWS__ATHENA_WORKGROUP set (the stack exports both)"
+            )
         import boto3
 
         client = boto3.client("athena", region_name=s.aws.region, endpoint_url=s.aws.endpoint_url or None)
@@ -67,8 +77,10 @@ class AthenaSql:
         cols = ", ".join(_ident(c) for c in TABLES[table].names)
         lots = sorted({layout.encode_lot(m.lot_id) for m in members}) or ["%00"]
         jobs = sorted({m.job_id for m in members}) or ["none"]
-        where = (f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
-                 f"AND job IN ({', '.join(_q(x) for x in jobs)})")
+        where = (
+            f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
+            f"AND job IN ({', '.join(_q(x) for x in jobs)})"
+        )
         body = f"SELECT {cols} FROM {_ident(self.database)}.{_ident(table)} WHERE {where}"
         return f"({body}{'' if members else ' AND false'})"
 
@@ -76,19 +88,24 @@ class AthenaSql:
         """The Athena statement for a user query: the snapshot's views as CTEs, then the query."""
         kind = check_query(query)
         resolved = self.engine.resolve(ws, scope or Scope())
-        ctes = view_bodies(resolved.members, lambda t, ms: self._scan(ws, t, ms), retest_policy=resolved.retest_policy,
-                           wafer_ids=(scope or Scope()).wafer_ids, dialect=TRINO)
+        ctes = view_bodies(
+            resolved.members,
+            lambda t, ms: self._scan(ws, t, ms),
+            retest_policy=resolved.retest_policy,
+            wafer_ids=(scope or Scope()).wafer_ids,
+            dialect=TRINO,
+        )
         prefix = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
         user = _LEADING.sub("", query).rstrip().rstrip(";")
         explain = ""
         if kind == "explain":
             m = _EXPLAIN.match(user)
-            explain, user = (m.group(0), user[m.end():]) if m else ("EXPLAIN ", user)
+            explain, user = (m.group(0), user[m.end() :]) if m else ("EXPLAIN ", user)
             user = _LEADING.sub("", user)
         w = _WITH.match(user)
         if w:  # merge with the user's own WITH list
             recursive = "RECURSIVE " if w.group(1) else ""
-            return f"{explain}WITH {recursive}{prefix},\n{user[w.end():]}"
+            return f"{explain}WITH {recursive}{prefix},\n{user[w.end() :]}"
         return f"{explain}WITH {prefix}\n{user}"
 
     # -- execution ------------------------------------------------------------------------------------
@@ -96,8 +113,9 @@ class AthenaSql:
         t0 = time.perf_counter()
         sql = self.build(ws, query, scope)
         want = min(limit or self.max_rows, self.max_rows)
-        qid = self.client.start_query_execution(QueryString=sql, WorkGroup=self.workgroup,
-                                                QueryExecutionContext={"Database": self.database})["QueryExecutionId"]
+        qid = self.client.start_query_execution(
+            QueryString=sql, WorkGroup=self.workgroup, QueryExecutionContext={"Database": self.database}
+        )["QueryExecutionId"]
         deadline = time.monotonic() + self.timeout_seconds
         while True:
             st = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
@@ -125,21 +143,36 @@ class AthenaSql:
                 raise Unavailable(f"could not read the results of Athena query {qid}: {exc}") from None
             rs = page["ResultSet"]
             if not columns:
-                columns = [{"name": c["Name"], "type": c.get("Type", "varchar")}
-                           for c in rs.get("ResultSetMetadata", {}).get("ColumnInfo", [])]
+                columns = [
+                    {"name": c["Name"], "type": c.get("Type", "varchar")}
+                    for c in rs.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                ]
             data = rs.get("Rows", [])
-            if token is None and data and [d.get("VarCharValue") for d in data[0]["Data"]] == [c["name"] for c in columns]:
+            if (
+                token is None
+                and data
+                and [d.get("VarCharValue") for d in data[0]["Data"]] == [c["name"] for c in columns]
+            ):
                 data = data[1:]  # Athena's header row
             room = want - len(rows)
-            rows += [[_convert(d.get("VarCharValue"), c["type"]) for d, c in zip(r["Data"], columns)] for r in data[:room]]
+            rows += [
+                [_convert(d.get("VarCharValue"), c["type"]) for d, c in zip(r["Data"], columns, strict=False)]
+                for r in data[:room]
+            ]
             token = page.get("NextToken")
             if len(data) > room or (len(rows) == want and token):
                 more = True
                 break
             if not token:
                 break
-        return SqlResult(columns=columns, rows=rows, next_cursor=None, row_count=len(rows),
-                         truncated=more and want == self.max_rows, elapsed_ms=(time.perf_counter() - t0) * 1e3)
+        return SqlResult(
+            columns=columns,
+            rows=rows,
+            next_cursor=None,
+            row_count=len(rows),
+            truncated=more and want == self.max_rows,
+            elapsed_ms=(time.perf_counter() - t0) * 1e3,
+        )
 
 
 def _convert(v: str | None, typ: str) -> Any:

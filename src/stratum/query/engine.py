@@ -97,8 +97,11 @@ class QueryEngine:
     def _config(self) -> dict:
         s = self.settings
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
-        cfg: dict = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                     "enable_object_cache": True}
+        cfg: dict = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "enable_object_cache": True,
+        }
         mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
         if mem:
             cfg["memory_limit"] = f"{mem}MB"
@@ -126,8 +129,13 @@ class QueryEngine:
             db.execute("SET allowed_directories = [" + _lit(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
-            log.info("duckdb for workspace %s ready: connect %.0f ms, storage %.0f ms, guardrails %.0f ms",
-                     ws, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
+            log.info(
+                "duckdb for workspace %s ready: connect %.0f ms, storage %.0f ms, guardrails %.0f ms",
+                ws,
+                (t1 - t0) * 1e3,
+                (t2 - t1) * 1e3,
+                (time.perf_counter() - t2) * 1e3,
+            )
             self._dbs[ws] = db
             while len(self._dbs) > MAX_DATABASES:
                 old_ws, old = self._dbs.popitem(last=False)
@@ -148,12 +156,16 @@ class QueryEngine:
                 raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
             if scope.lot_id is not None and job.lot_id != scope.lot_id:
                 raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
-            return Resolved(_ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy,
-                            {job.lot_id: job.job_id})
+            return Resolved(
+                _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+            )
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
-            return Resolved(_ordered(lot.lot_id, lot.active_job_id, lot.members), self._policy(ws, lot, policy),
-                            {lot.lot_id: lot.active_job_id})
+            return Resolved(
+                _ordered(lot.lot_id, lot.active_job_id, lot.members),
+                self._policy(ws, lot, policy),
+                {lot.lot_id: lot.active_job_id},
+            )
         members: list[Member] = []
         snaps: dict[str, str] = {}
         for lot in self.catalog.iter_lots(ws):
@@ -175,8 +187,12 @@ class QueryEngine:
         (LRU, per workspace and snapshot) and lent to one request at a time; a busy one is not waited for."""
         scope = scope or Scope()
         resolved = self.resolve(ws, scope)
-        key = (ws, tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
-               resolved.retest_policy, None if scope.wafer_ids is None else tuple(scope.wafer_ids))
+        key = (
+            ws,
+            tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
+            resolved.retest_policy,
+            None if scope.wafer_ids is None else tuple(scope.wafer_ids),
+        )
         with self._lock:
             cached = self._sessions.get(key)
             if cached is not None and cached.lock.acquire(blocking=False):
@@ -191,8 +207,9 @@ class QueryEngine:
         t0 = time.perf_counter()
         for stmt in view_sql(resolved.members, uri, retest_policy=resolved.retest_policy, wafer_ids=scope.wafer_ids):
             cur.execute(stmt)
-        log.debug("session views for %s (%d files) in %.1f ms", ws, len(resolved.members),
-                  (time.perf_counter() - t0) * 1e3)
+        log.debug(
+            "session views for %s (%d files) in %.1f ms", ws, len(resolved.members), (time.perf_counter() - t0) * 1e3
+        )
         entry = _Cached(cur, threading.Lock())
         entry.lock.acquire()
         with self._lock:
@@ -239,8 +256,14 @@ class _Cached:
 class Session:
     """A cursor with the public views of one snapshot. Close it when done (it goes back to the cache)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, resolved: Resolved, engine: QueryEngine | None = None,
-                 key=None, entry: _Cached | None = None) -> None:
+    def __init__(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        resolved: Resolved,
+        engine: QueryEngine | None = None,
+        key=None,
+        entry: _Cached | None = None,
+    ) -> None:
         self.cur = cur
         self.resolved = resolved
         self._engine = engine
@@ -257,7 +280,7 @@ class Session:
     def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
         res = self.cur.execute(sql, params or [])
         names = [d[0] for d in res.description]
-        return [dict(zip(names, r)) for r in res.fetchall()]
+        return [dict(zip(names, r, strict=False)) for r in res.fetchall()]
 
     def interrupt(self) -> None:
         self.broken = True  # an interrupted cursor is not lent again

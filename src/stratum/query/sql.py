@@ -60,9 +60,15 @@ def _parser():
     global _PARSER
     with _PARSER_LOCK:
         if _PARSER is None:
-            _PARSER = duckdb.connect(":memory:", config={"enable_external_access": False, "lock_configuration": True,
-                                                         "autoinstall_known_extensions": False,
-                                                         "autoload_known_extensions": False})
+            _PARSER = duckdb.connect(
+                ":memory:",
+                config={
+                    "enable_external_access": False,
+                    "lock_configuration": True,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                },
+            )
         yield _PARSER
 
 
@@ -115,8 +121,10 @@ def check_references(query: str) -> None:
     with _parser() as con:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
     if tree.get("error"):
-        raise QueryRejected("only plain SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed "
-                            "(PRAGMA and other statements that DuckDB rewrites are not)")
+        raise QueryRejected(
+            "only plain SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed "
+            "(PRAGMA and other statements that DuckDB rewrites are not)"
+        )
     ctes: set[str] = set()
     tables: list[dict] = []
     funcs: list[str] = []
@@ -149,12 +157,16 @@ def check_references(query: str) -> None:
         qualified = t.get("catalog_name") or t.get("schema_name")
         if qualified or not _IDENT.match(name) or name.lower() not in (public | ctes):
             shown = ".".join(x for x in (t.get("catalog_name"), t.get("schema_name"), name) if x)
-            raise QueryRejected(f"unknown table {shown!r}: queries read the public tables "
-                                f"({', '.join(sorted(PUBLIC))}) and their own CTEs")
+            raise QueryRejected(
+                f"unknown table {shown!r}: queries read the public tables "
+                f"({', '.join(sorted(PUBLIC))}) and their own CTEs"
+            )
     for fn in funcs:
         if fn not in TABLE_FUNCTIONS:
-            raise QueryRejected(f"table function {fn}() is not allowed; the public tables hold the data "
-                                f"(allowed table functions: {', '.join(sorted(TABLE_FUNCTIONS))})")
+            raise QueryRejected(
+                f"table function {fn}() is not allowed; the public tables hold the data "
+                f"(allowed table functions: {', '.join(sorted(TABLE_FUNCTIONS))})"
+            )
 
 
 def _clean(exc: BaseException) -> str:
@@ -239,17 +251,29 @@ class SqlService:
             out = []
             for name, view in PUBLIC.items():
                 types = {r[0]: r[1] for r in ses.rows(f"DESCRIBE {name}")}
-                out.append({
-                    "name": name,
-                    "description": view.doc,
-                    "columns": [{"name": c, "type": types.get(c, "UNKNOWN"), "description": d} for c, d in view.cols],
-                })
+                out.append(
+                    {
+                        "name": name,
+                        "description": view.doc,
+                        "columns": [
+                            {"name": c, "type": types.get(c, "UNKNOWN"), "description": d} for c, d in view.cols
+                        ],
+                    }
+                )
             return out
         finally:
             ses.close()
 
-    def run(self, workspace: str, query: str, *, scope: Scope | None = None, limit: int | None = None,
-            cursor: str | None = None, timeout: float | None = None) -> SqlResult:
+    def run(
+        self,
+        workspace: str,
+        query: str,
+        *,
+        scope: Scope | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        timeout: float | None = None,
+    ) -> SqlResult:
         s = self.settings.sql
         check_query(query, s.max_query_chars)
         scope = scope or Scope()
@@ -283,10 +307,14 @@ class SqlService:
             want = min(page, s.max_rows - offset)
             rows = res.fetchmany(want + 1) if skipped == offset else []
         except duckdb.InterruptException:
-            raise QueryTimeout(f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit") from None
+            raise QueryTimeout(
+                f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit"
+            ) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
-                raise QueryTimeout(f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit") from None
+                raise QueryTimeout(
+                    f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit"
+                ) from None
             raise BadRequest(f"query failed: {_clean(exc)}") from None
         finally:
             timer.cancel()

@@ -37,8 +37,13 @@ def _v(name: str, doc: str, spec: str) -> View:
     return View(name, doc, tuple(cols))
 
 
-PUBLIC: dict[str, View] = {v.name: v for v in (
-    _v("lots", "One row per lot (its snapshot: the active one, or the pinned snapshot_job_id).", """
+PUBLIC: dict[str, View] = {
+    v.name: v
+    for v in (
+        _v(
+            "lots",
+            "One row per lot (its snapshot: the active one, or the pinned snapshot_job_id).",
+            """
 lot_id | Lot id
 part_type | Product (MIR.PART_TYP) of the newest file
 program | Test program (MIR.JOB_NAM) of the newest file
@@ -56,11 +61,19 @@ first_pass_good | Dies/parts passing at their first execution
 first_pass_yield | first_pass_good / first_pass_count
 retest_count | Executions that are retests
 wafer_count | Distinct wafers
-"""),
-    _v("lot_files", "One row per file (job) in the snapshot, with its MIR/MRR/WCR fields.", "\n".join(
-        f"{c.name} | {c.doc}" for c in TABLES["lot_files"].cols) + "\nfile_order | Order of the file in the lot "
-        "(MIR.START_T, then publish order); retests follow this order"),
-    _v("wafers", "One row per wafer of a lot (all its executions merged; counts from PRRs).", """
+""",
+        ),
+        _v(
+            "lot_files",
+            "One row per file (job) in the snapshot, with its MIR/MRR/WCR fields.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["lot_files"].cols)
+            + "\nfile_order | Order of the file in the lot "
+            "(MIR.START_T, then publish order); retests follow this order",
+        ),
+        _v(
+            "wafers",
+            "One row per wafer of a lot (all its executions merged; counts from PRRs).",
+            """
 lot_id | Lot id
 wafer_id | Wafer id (WRR.WAFER_ID, else WIR.WAFER_ID)
 start_time | First WIR.START_T of the wafer
@@ -76,8 +89,12 @@ retest_count | Die executions that are retests
 file_count | Files holding the wafer
 wrr_part_count | Sum of WRR.PART_CNT (summary records; cross-check only)
 wrr_good_count | Sum of WRR.GOOD_CNT (summary records; cross-check only)
-"""),
-    _v("parts", "One row per PRR: every execution of every die/part, with retest flags.", """
+""",
+        ),
+        _v(
+            "parts",
+            "One row per PRR: every execution of every die/part, with retest flags.",
+            """
 lot_id | Lot id
 wafer_id | Wafer id (null for final test)
 head_num | Test head
@@ -101,8 +118,12 @@ sublot_id | MIR.SBLOT_ID of the file
 test_code | MIR.TEST_COD of the file
 rec_seq | Record number of the PRR in its file
 file_num | Workspace-wide number of the file (integer join key)
-"""),
-    _v("tests", "One row per test of a lot (key: number, name, type), limits from the newest file.", """
+""",
+        ),
+        _v(
+            "tests",
+            "One row per test of a lot (key: number, name, type), limits from the newest file.",
+            """
 lot_id | Lot id
 test_num | Test number
 test_name | Test name (TEST_TXT)
@@ -118,8 +139,12 @@ llm_scal | Low limit display exponent
 hlm_scal | High limit display exponent
 scale_mismatch | RES_SCAL differs from the limit scales
 exec_count | Executions in the snapshot (all files)
-"""),
-    _v("results", "One row per PTR result inside a part (all executions; filter is_final for the final view).", """
+""",
+        ),
+        _v(
+            "results",
+            "One row per PTR result inside a part (all executions; filter is_final for the final view).",
+            """
 lot_id | Lot id
 wafer_id | Wafer id (null for final test)
 head_num | Test head
@@ -143,8 +168,12 @@ test_flg | PTR.TEST_FLG
 parm_flg | PTR.PARM_FLG
 hard_bin | Hard bin of the part
 soft_bin | Soft bin of the part
-"""),
-    _v("mpr_results", "One row per pin result of an MPR inside a part.", """
+""",
+        ),
+        _v(
+            "mpr_results",
+            "One row per pin result of an MPR inside a part.",
+            """
 lot_id | Lot id
 wafer_id | Wafer id
 head_num | Test head
@@ -167,8 +196,12 @@ lo_limit | Low limit in effect
 hi_limit | High limit in effect
 units | Test units
 is_retest | The part's execution is a retest
-"""),
-    _v("ftr_results", "One row per functional test (FTR) inside a part.", """
+""",
+        ),
+        _v(
+            "ftr_results",
+            "One row per functional test (FTR) inside a part.",
+            """
 lot_id | Lot id
 wafer_id | Wafer id
 head_num | Test head
@@ -187,8 +220,12 @@ vect_nam | VECT_NAM
 rslt_txt | RSLT_TXT
 test_flg | FTR.TEST_FLG
 is_retest | The part's execution is a retest
-"""),
-    _v("bins", "Bin summary per lot: counts from PRRs (final and first pass), names and pass/fail from HBR/SBR.", """
+""",
+        ),
+        _v(
+            "bins",
+            "Bin summary per lot: counts from PRRs (final and first pass), names and pass/fail from HBR/SBR.",
+            """
 lot_id | Lot id
 bin_type | 'H' hard bin or 'S' soft bin
 bin_num | Bin number
@@ -199,20 +236,42 @@ job_id | Snapshot job
 percent | part_count as a percentage of the lot's dies/parts after retests
 first_pass_count | Dies/parts in the bin at their first execution
 summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the per-site sum); cross-check only
-"""),
-    _v("wafer_runs", "One row per WIR/WRR (a wafer tested in one file).",
-       "\n".join(f"{c.name} | {c.doc}" for c in TABLES["wafer_runs"].cols)),
-    _v("test_summaries", "TSR records of the snapshot's files.",
-       "\n".join(f"{c.name} | {c.doc}" for c in TABLES["test_summaries"].cols)),
-    _v("part_counts", "PCR records of the snapshot's files.",
-       "\n".join(f"{c.name} | {c.doc}" for c in TABLES["part_counts"].cols)),
-    _v("bin_records", "HBR/SBR records of the snapshot's files, as written.",
-       "\n".join(f"{c.name} | {c.doc}" for c in TABLES["bin_records"].cols)),
-    _v("sites", "SDR records: equipment per site group.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["sites"].cols)),
-    _v("pins", "PMR records: pin map.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["pins"].cols)),
-    _v("texts", "DTR/GDR records.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["texts"].cols)),
-    _v("records", "Every other record, decoded, as JSON.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["records"].cols)),
-)}
+""",
+        ),
+        _v(
+            "wafer_runs",
+            "One row per WIR/WRR (a wafer tested in one file).",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["wafer_runs"].cols),
+        ),
+        _v(
+            "test_summaries",
+            "TSR records of the snapshot's files.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["test_summaries"].cols),
+        ),
+        _v(
+            "part_counts",
+            "PCR records of the snapshot's files.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["part_counts"].cols),
+        ),
+        _v(
+            "bin_records",
+            "HBR/SBR records of the snapshot's files, as written.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["bin_records"].cols),
+        ),
+        _v(
+            "sites",
+            "SDR records: equipment per site group.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["sites"].cols),
+        ),
+        _v("pins", "PMR records: pin map.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["pins"].cols)),
+        _v("texts", "DTR/GDR records.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["texts"].cols)),
+        _v(
+            "records",
+            "Every other record, decoded, as JSON.",
+            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["records"].cols),
+        ),
+    )
+}
 
 RAW_PASSTHROUGH = ("wafer_runs", "test_summaries", "part_counts", "bin_records", "sites", "pins", "texts", "records")
 
@@ -263,8 +322,14 @@ DUCKDB = Dialect("duckdb", "arg_max", "any_value")
 TRINO = Dialect("trino", "max_by", "arbitrary")
 
 
-def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], str], *, retest_policy: str = "last",
-                wafer_ids: list[str] | None = None, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
+def view_bodies(
+    members: list[Member],
+    raw_scan: Callable[[str, list[Member]], str],
+    *,
+    retest_policy: str = "last",
+    wafer_ids: list[str] | None = None,
+    dialect: Dialect = DUCKDB,
+) -> list[tuple[str, str]]:
     """(name, SELECT) for every view of a snapshot, in dependency order.
 
     ``raw_scan(table, members)`` returns the relation of a stored table's rows for those members (DuckDB:
@@ -278,13 +343,19 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
         out.append((name, body))
 
     if members:
-        rows = ", ".join(f"({_lit(m.lot_id)}, {_lit(m.job_id)}, CAST({int(m.file_num)} AS BIGINT), {int(m.order)}, "
-                         f"{_lit(m.snapshot_job_id)})" for m in members)
+        rows = ", ".join(
+            f"({_lit(m.lot_id)}, {_lit(m.job_id)}, CAST({int(m.file_num)} AS BIGINT), {int(m.order)}, "
+            f"{_lit(m.snapshot_job_id)})"
+            for m in members
+        )
         add("_members", f"SELECT * FROM (VALUES {rows}) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id)")
     else:
-        add("_members", "SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, "
+        add(
+            "_members",
+            "SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, "
             "CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, "
-            "CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false")
+            "CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false",
+        )
     for t in TABLES:
         add(f"_raw_{t}", f"SELECT * FROM {raw_scan(t, [m for m in members if t in m.tables])}")
 
@@ -293,22 +364,31 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
         wafer_filter = "WHERE x.wafer_id IN (" + (", ".join(_lit(w) for w in wafer_ids) or "NULL") + ")"
     die = "p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key"
     first_w = f"(PARTITION BY {die} ORDER BY p.file_order, p.part_seq)"
-    final_w = (f"(PARTITION BY {die} ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC)"
-               if retest_policy == "highest_bin" else f"(PARTITION BY {die} ORDER BY p.file_order DESC, p.part_seq DESC)")
+    final_w = (
+        f"(PARTITION BY {die} ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC)"
+        if retest_policy == "highest_bin"
+        else f"(PARTITION BY {die} ORDER BY p.file_order DESC, p.part_seq DESC)"
+    )
     lf_cols = ", ".join(f"f.{c}" for c in TABLES["lot_files"].names)
     add("lot_files", f"SELECT {lf_cols}, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num")
     rank = "CAST(head_num = 255 AS INTEGER) * 2 + CAST({} IS NOT NULL AS INTEGER)"
-    add("_bin_names", f"""
+    add(
+        "_bin_names",
+        f"""
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
                {d.argmax("bin_name", rank.format("bin_name"))} AS bin_name,
                {d.argmax("pass_fail", rank.format("pass_fail"))} AS pass_fail
-        FROM _raw_bin_records GROUP BY lot_id, job_id, file_num, bin_type, bin_num""")
+        FROM _raw_bin_records GROUP BY lot_id, job_id, file_num, bin_type, bin_num""",
+    )
     parts_cols = ", ".join(f"p.{c}" for c in TABLES["parts"].names)
-    add("_parts_x", f"""
+    add(
+        "_parts_x",
+        f"""
         SELECT * FROM (
           SELECT {parts_cols}, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
-                        THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR) || '|' || CAST(p.y AS VARCHAR)
+                        THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
+                             || '|' || CAST(p.y AS VARCHAR)
                       WHEN p.part_id IS NOT NULL THEN 'P' || p.part_id
                       ELSE 'J' || p.job_id || '|' || CAST(p.part_seq AS VARCHAR) END AS die_key,
                  coalesce(p.passed, hb.pass_fail = 'P') AS passed_any
@@ -317,33 +397,47 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
           LEFT JOIN _raw_wafer_runs w ON w.file_num = p.file_num AND w.wafer_seq = p.wafer_seq
           LEFT JOIN _raw_lot_files f ON f.file_num = p.file_num
           LEFT JOIN _bin_names hb ON hb.file_num = p.file_num AND hb.bin_type = 'H' AND hb.bin_num = p.hard_bin
-        ) x {wafer_filter}""")
-    add("parts", f"""
+        ) x {wafer_filter}""",
+    )
+    add(
+        "parts",
+        f"""
         SELECT p.lot_id, p.wafer_id, p.head_num, p.site_num, p.part_id, p.x, p.y, p.hard_bin, p.soft_bin,
                p.passed_any AS passed, p.num_test AS test_count, p.test_time_ms,
                row_number() OVER {first_w} > 1 AS is_retest,
                row_number() OVER {final_w} = 1 AS is_final,
                p.job_id, p.part_seq, row_number() OVER {first_w} - 1 AS retest_ordinal, p.abort, p.part_txt,
                p.sublot_id, p.test_code, p.rec_seq, p.file_num
-        FROM _parts_x p""")
+        FROM _parts_x p""",
+    )
     add("_tests_x", "SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num")
-    latest = {c: d.argmax(c, "file_order") for c in ("units", "lo_limit", "hi_limit", "job_id", "lo_spec", "hi_spec",
-                                                     "res_scal", "llm_scal", "hlm_scal")}
-    add("tests", f"""
+    latest = {
+        c: d.argmax(c, "file_order")
+        for c in ("units", "lo_limit", "hi_limit", "job_id", "lo_spec", "hi_spec", "res_scal", "llm_scal", "hlm_scal")
+    }
+    add(
+        "tests",
+        f"""
         SELECT lot_id, test_num, test_name, test_type, {latest["units"]} AS units, {latest["lo_limit"]} AS lo_limit,
                {latest["hi_limit"]} AS hi_limit, {latest["job_id"]} AS job_id, {latest["lo_spec"]} AS lo_spec,
                {latest["hi_spec"]} AS hi_spec, {latest["res_scal"]} AS res_scal, {latest["llm_scal"]} AS llm_scal,
                {latest["hlm_scal"]} AS hlm_scal, bool_or(scale_mismatch) AS scale_mismatch,
                sum(exec_count) AS exec_count
-        FROM _tests_x GROUP BY lot_id, test_num, test_name, test_type""")
-    add("results", """
+        FROM _tests_x GROUP BY lot_id, test_num, test_name, test_type""",
+    )
+    add(
+        "results",
+        """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
                r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
-        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""")
-    add("mpr_results", f"""
+        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""",
+    )
+    add(
+        "mpr_results",
+        f"""
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.pin_seq, r.pmr_index, coalesce(pm.log_nam, pm.chan_nam) AS pin_name, r.result, r.rtn_stat,
                r.valid, r.passed, p.is_final, r.job_id, r.lo_limit, r.hi_limit, t.units, p.is_retest
@@ -352,15 +446,21 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx
         LEFT JOIN (SELECT file_num, pmr_indx, {d.any_value}(log_nam) AS log_nam, {d.any_value}(chan_nam) AS chan_nam
                    FROM _raw_pins GROUP BY file_num, pmr_indx) pm
-               ON pm.file_num = r.file_num AND pm.pmr_indx = r.pmr_index""")
-    add("ftr_results", """
+               ON pm.file_num = r.file_num AND pm.pmr_indx = r.pmr_index""",
+    )
+    add(
+        "ftr_results",
+        """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.passed, p.is_final, r.job_id, r.num_fail, r.cycl_cnt, r.vect_nam, r.rslt_txt, r.test_flg, p.is_retest
         FROM _raw_ftr_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
-        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""")
+        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""",
+    )
     add("_snap", "SELECT DISTINCT lot_id, snapshot_job_id FROM _members")
-    add("bins", f"""
+    add(
+        "bins",
+        f"""
         WITH lot_total AS (SELECT lot_id, count(*) FILTER (WHERE is_final) AS n FROM parts GROUP BY lot_id),
         counted AS (
             SELECT lot_id, 'H' AS bin_type, hard_bin AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
@@ -389,8 +489,11 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
         JOIN _snap s ON s.lot_id = c.lot_id
         LEFT JOIN lot_total t ON t.lot_id = c.lot_id
         LEFT JOIN named n ON n.lot_id = c.lot_id AND n.bin_type = c.bin_type AND n.bin_num = c.bin_num
-        LEFT JOIN summary sm ON sm.lot_id = c.lot_id AND sm.bin_type = c.bin_type AND sm.bin_num = c.bin_num""")
-    add("wafers", f"""
+        LEFT JOIN summary sm ON sm.lot_id = c.lot_id AND sm.bin_type = c.bin_type AND sm.bin_num = c.bin_num""",
+    )
+    add(
+        "wafers",
+        f"""
         WITH w AS (
             SELECT x.lot_id, x.wafer_id, min(x.start_time) AS start_time, max(x.finish_time) AS finish_time,
                    {d.argmax("x.job_id", "x.file_order")} AS job_id, count(DISTINCT x.job_id) AS file_count,
@@ -411,8 +514,11 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
                coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
                CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
                coalesce(p.retest_count, 0) AS retest_count, w.file_count, w.wrr_part_count, w.wrr_good_count
-        FROM w LEFT JOIN p ON p.lot_id = w.lot_id AND p.wafer_id IS NOT DISTINCT FROM w.wafer_id""")
-    add("lots", f"""
+        FROM w LEFT JOIN p ON p.lot_id = w.lot_id AND p.wafer_id IS NOT DISTINCT FROM w.wafer_id""",
+    )
+    add(
+        "lots",
+        f"""
         WITH f AS (
             SELECT lot_id, {d.argmax("part_type", "file_order")} AS part_type,
                    {d.argmax("program", "file_order")} AS program,
@@ -434,7 +540,8 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
                coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
                CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
                coalesce(p.retest_count, 0) AS retest_count, coalesce(p.wafer_count, 0) AS wafer_count
-        FROM _snap s LEFT JOIN f ON f.lot_id = s.lot_id LEFT JOIN p ON p.lot_id = s.lot_id""")
+        FROM _snap s LEFT JOIN f ON f.lot_id = s.lot_id LEFT JOIN p ON p.lot_id = s.lot_id""",
+    )
     for t in RAW_PASSTHROUGH:
         cols = ", ".join(f"r.{c}" for c in TABLES[t].names)
         add(t, f"SELECT {cols} FROM _raw_{t} r JOIN _members m ON m.file_num = r.file_num")
@@ -444,13 +551,20 @@ def view_bodies(members: list[Member], raw_scan: Callable[[str, list[Member]], s
 MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
 
 
-def view_sql(members: list[Member], uri_of: Callable[[str, Member], str], *, retest_policy: str = "last",
-             wafer_ids: list[str] | None = None) -> list[str]:
+def view_sql(
+    members: list[Member],
+    uri_of: Callable[[str, Member], str],
+    *,
+    retest_policy: str = "last",
+    wafer_ids: list[str] | None = None,
+) -> list[str]:
     """DuckDB statements for a snapshot (members of one or more lots): TEMP VIEWs, except ``parts`` (the
     retest window every lot-level query needs), which is materialised as a TEMP TABLE."""
 
     def raw_scan(table: str, ms: list[Member]) -> str:
         return scan(table, [uri_of(table, m) for m in ms])
 
-    return [f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
-            for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)]
+    return [
+        f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
+        for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)
+    ]

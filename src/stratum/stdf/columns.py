@@ -87,7 +87,9 @@ def take_column(col, idx: np.ndarray):
     return col.take(idx)
 
 
-def gather_bytes(b: np.ndarray, start: np.ndarray, length: np.ndarray, present: np.ndarray | None = None, binary=False) -> Strings:
+def gather_bytes(
+    b: np.ndarray, start: np.ndarray, length: np.ndarray, present: np.ndarray | None = None, binary=False
+) -> Strings:
     """Strings ``b[start[i]:start[i]+length[i]]`` for every row, vectorised."""
     length = np.asarray(length, np.int64)
     if present is not None:

@@ -20,10 +20,9 @@ float32 limits, exactly as a reader sees them.
 
 from __future__ import annotations
 
-import re
-
 import hashlib
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence

@@ -276,7 +276,9 @@ class _Parser:
         self.low_rows = {}
 
     def _err_at(self, cls, msg: str, off: int, rec: str, fld: str | None = None, i: int | None = None) -> StdfError:
-        return cls(msg, offset=self.base + off, record=rec, field=fld, records_before=None if i is None else self.seq_base + i)
+        return cls(
+            msg, offset=self.base + off, record=rec, field=fld, records_before=None if i is None else self.seq_base + i
+        )
 
     # -- structural records (ordered Python pass) --------------------------------------------------
     def _structural(self, buf, offs, rl, code, other, mk_pos, mk_g, mk_part, parts_rows) -> None:
@@ -288,12 +290,23 @@ class _Parser:
             L = int(rl[i])
             if c == PIR:
                 if L < 2:
-                    raise self._err_at(RecordFormatError, f"impossible REC_LEN {L} for PIR (needs HEAD_NUM, SITE_NUM)", o, "PIR", "REC_LEN", i)
+                    raise self._err_at(
+                        RecordFormatError,
+                        f"impossible REC_LEN {L} for PIR (needs HEAD_NUM, SITE_NUM)",
+                        o,
+                        "PIR",
+                        "REC_LEN",
+                        i,
+                    )
                 head, site = buf[o + 4], buf[o + 5]
                 g = head << 8 | site
                 if g in self.open_parts:
-                    self.warn("pir_without_prr", "a PIR opened a part on a (head, site) whose previous part had no PRR; "
-                              "that part's results are dropped", self.base + o)
+                    self.warn(
+                        "pir_without_prr",
+                        "a PIR opened a part on a (head, site) whose previous part had no PRR; "
+                        "that part's results are dropped",
+                        self.base + o,
+                    )
                 seq = self.next_part
                 self.next_part += 1
                 self.open_parts[g] = seq
@@ -303,7 +316,14 @@ class _Parser:
                 mk_part.append(seq)
             elif c == PRR:
                 if L < 2:
-                    raise self._err_at(RecordFormatError, f"impossible REC_LEN {L} for PRR (needs HEAD_NUM, SITE_NUM)", o, "PRR", "REC_LEN", i)
+                    raise self._err_at(
+                        RecordFormatError,
+                        f"impossible REC_LEN {L} for PRR (needs HEAD_NUM, SITE_NUM)",
+                        o,
+                        "PRR",
+                        "REC_LEN",
+                        i,
+                    )
                 body = buf[o + 4 : o + 4 + L]
                 if L >= 17:
                     head, site, flg, ntest, hbin, sbin, x, y, tt = prr_struct.unpack_from(buf, o + 4)
@@ -319,8 +339,11 @@ class _Parser:
                 g = head << 8 | site
                 seq = self.open_parts.pop(g, None)
                 if seq is None:
-                    self.warn("prr_without_pir", "a PRR closed a part that no PIR opened; it still counts as a part "
-                              "(with no test results)", self.base + o)
+                    self.warn(
+                        "prr_without_pir",
+                        "a PRR closed a part that no PIR opened; it still counts as a part (with no test results)",
+                        self.base + o,
+                    )
                     seq = self.next_part
                     self.next_part += 1
                     info = {"pir_seq": None, "wafer": self._wafer_for(head)}
@@ -329,8 +352,25 @@ class _Parser:
                 mk_pos.append(i)
                 mk_g.append(g)
                 mk_part.append(-1)
-                parts_rows.append((seq, head, site, flg, ntest, hbin, sbin, x, y, tt, *rest,
-                                   info["wafer"], info["pir_seq"], self.seq_base + i, self.base + o))
+                parts_rows.append(
+                    (
+                        seq,
+                        head,
+                        site,
+                        flg,
+                        ntest,
+                        hbin,
+                        sbin,
+                        x,
+                        y,
+                        tt,
+                        *rest,
+                        info["wafer"],
+                        info["pir_seq"],
+                        self.seq_base + i,
+                        self.base + o,
+                    )
+                )
             elif c == WIR:
                 d = decode_fields(BY_NAME["WIR"], buf[o + 4 : o + 4 + L], be, self.base + o)
                 self._wir(d, i, o)
@@ -352,8 +392,14 @@ class _Parser:
                 continue
             n = body[pos]
             if pos + 1 + n > L:
-                raise self._err_at(RecordFormatError, f"field runs past the end of the record (length {n} at body "
-                                   f"position {pos}, REC_LEN is {L})", o, "PRR", fld, i)
+                raise self._err_at(
+                    RecordFormatError,
+                    f"field runs past the end of the record (length {n} at body position {pos}, REC_LEN is {L})",
+                    o,
+                    "PRR",
+                    fld,
+                    i,
+                )
             raw = body[pos + 1 : pos + 1 + n]
             out.append(bytes(raw) if fld == "PART_FIX" else text(raw))
             pos += 1 + n
@@ -369,8 +415,9 @@ class _Parser:
         head = d.get("HEAD_NUM", 0)
         prev = self.open_wafers.pop(head, None)
         if prev is not None:
-            self.warn("wir_without_wrr", "a WIR started a wafer on a head whose previous wafer had no WRR",
-                      self.base + o)
+            self.warn(
+                "wir_without_wrr", "a WIR started a wafer on a head whose previous wafer had no WRR", self.base + o
+            )
             self._close_wafer(prev, None)
         w = {
             "wafer_seq": self.next_wafer,
@@ -390,8 +437,14 @@ class _Parser:
             w = self.open_wafers.pop(next(iter(self.open_wafers)))
         if w is None:
             self.warn("wrr_without_wir", "a WRR closed a wafer that no WIR started", self.base + o)
-            w = {"wafer_seq": self.next_wafer, "head_num": head, "site_grp": d.get("SITE_GRP"), "start_t": None,
-                 "wir_wafer_id": None, "wir_rec_seq": None}
+            w = {
+                "wafer_seq": self.next_wafer,
+                "head_num": head,
+                "site_grp": d.get("SITE_GRP"),
+                "start_t": None,
+                "wir_wafer_id": None,
+                "wir_rec_seq": None,
+            }
             self.next_wafer += 1
         d = dict(d)
         d["_rec_seq"] = self.seq_base + i
@@ -423,8 +476,14 @@ class _Parser:
 
     def _keep_record(self, name: str, c: int, d: dict, i: int, o: int) -> None:
         self.low_rows.setdefault("records", []).append(
-            {"rec_seq": self.seq_base + i, "byte_offset": self.base + o, "rec_type": name,
-             "rec_typ": c >> 8, "rec_sub": c & 0xFF, "fields": _json(d)}
+            {
+                "rec_seq": self.seq_base + i,
+                "byte_offset": self.base + o,
+                "rec_type": name,
+                "rec_typ": c >> 8,
+                "rec_sub": c & 0xFF,
+                "fields": _json(d),
+            }
         )
 
     def _low(self, buf: bytes, c: int, o: int, L: int, i: int) -> None:
@@ -436,22 +495,28 @@ class _Parser:
             self.res.unknown_counts[key] = self.res.unknown_counts.get(key, 0) + 1
             self.warn("unknown_record", "records of unknown type were counted and kept as raw bytes", off)
             self.low_rows.setdefault("records", []).append(
-                {"rec_seq": seq, "byte_offset": off, "rec_type": "UNKNOWN", "rec_typ": c >> 8, "rec_sub": c & 0xFF,
-                 "fields": json.dumps({"raw": bytes(buf[o + 4 : o + 4 + L]).hex()})}
+                {
+                    "rec_seq": seq,
+                    "byte_offset": off,
+                    "rec_type": "UNKNOWN",
+                    "rec_typ": c >> 8,
+                    "rec_sub": c & 0xFF,
+                    "fields": json.dumps({"raw": bytes(buf[o + 4 : o + 4 + L]).hex()}),
+                }
             )
             return
         d, used = decode_counted(rt, buf[o + 4 : o + 4 + L], self.be, off)
         name = rt.name
         if used < L:
-            self.warn("trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored",
-                      off)
+            self.warn("trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored", off)
         rows = self.low_rows
         if name == "MIR":
             if self.res.mir is None:
                 self.res.mir = d
                 if self.header is not None:
-                    self.warn("mir_after_data", "the MIR comes after part data; the lot id was taken from the file "
-                              "name", off)
+                    self.warn(
+                        "mir_after_data", "the MIR comes after part data; the lot id was taken from the file name", off
+                    )
             else:
                 self.warn("extra_mir", "more than one MIR; the first one was used", off)
         elif name == "MRR":
@@ -463,15 +528,28 @@ class _Parser:
         elif name in ("HBR", "SBR"):
             cnt = d.get(f"{name[0]}BIN_CNT")
             pf = d.get(f"{name[0]}BIN_PF")
-            rows.setdefault("bins", []).append({
-                "rec_seq": seq, "bin_type": name[0], "head_num": d.get("HEAD_NUM"), "site_num": d.get("SITE_NUM"),
-                "bin_num": d.get(f"{name[0]}BIN_NUM"), "bin_count": None if cnt in (None, MISSING_U4) else cnt,
-                "pass_fail": pf if pf in ("P", "F") else None, "bin_name": d.get(f"{name[0]}BIN_NAM") or None,
-            })
+            rows.setdefault("bins", []).append(
+                {
+                    "rec_seq": seq,
+                    "bin_type": name[0],
+                    "head_num": d.get("HEAD_NUM"),
+                    "site_num": d.get("SITE_NUM"),
+                    "bin_num": d.get(f"{name[0]}BIN_NUM"),
+                    "bin_count": None if cnt in (None, MISSING_U4) else cnt,
+                    "pass_fail": pf if pf in ("P", "F") else None,
+                    "bin_name": d.get(f"{name[0]}BIN_NAM") or None,
+                }
+            )
         elif name == "PCR":
-            rows.setdefault("part_counts", []).append({"rec_seq": seq, **{
-                k.lower(): (None if d.get(k) in (None, MISSING_U4) else d.get(k))
-                for k in ("HEAD_NUM", "SITE_NUM", "PART_CNT", "RTST_CNT", "ABRT_CNT", "GOOD_CNT", "FUNC_CNT")}})
+            rows.setdefault("part_counts", []).append(
+                {
+                    "rec_seq": seq,
+                    **{
+                        k.lower(): (None if d.get(k) in (None, MISSING_U4) else d.get(k))
+                        for k in ("HEAD_NUM", "SITE_NUM", "PART_CNT", "RTST_CNT", "ABRT_CNT", "GOOD_CNT", "FUNC_CNT")
+                    },
+                }
+            )
         elif name == "TSR":
             opt = d.get("OPT_FLAG")
             opt = opt if isinstance(opt, int) else None
@@ -486,15 +564,27 @@ class _Parser:
                 x = d.get(k)
                 return None if x in (None, MISSING_U4) else x
 
-            rows.setdefault("test_summaries", []).append({
-                "rec_seq": seq, "head_num": d.get("HEAD_NUM"), "site_num": d.get("SITE_NUM"),
-                "test_type": (d.get("TEST_TYP") or "").strip() or None, "test_num": d.get("TEST_NUM"),
-                "exec_count": u4("EXEC_CNT"), "fail_count": u4("FAIL_CNT"), "alarm_count": u4("ALRM_CNT"),
-                "test_name": d.get("TEST_NAM") or None, "seq_name": d.get("SEQ_NAME") or None,
-                "test_label": d.get("TEST_LBL") or None, "opt_flag": opt,
-                "test_time": opt_ok(2, "TEST_TIM"), "test_min": opt_ok(0, "TEST_MIN"), "test_max": opt_ok(1, "TEST_MAX"),
-                "test_sum": opt_ok(4, "TST_SUMS"), "test_sum_squares": opt_ok(5, "TST_SQRS"),
-            })
+            rows.setdefault("test_summaries", []).append(
+                {
+                    "rec_seq": seq,
+                    "head_num": d.get("HEAD_NUM"),
+                    "site_num": d.get("SITE_NUM"),
+                    "test_type": (d.get("TEST_TYP") or "").strip() or None,
+                    "test_num": d.get("TEST_NUM"),
+                    "exec_count": u4("EXEC_CNT"),
+                    "fail_count": u4("FAIL_CNT"),
+                    "alarm_count": u4("ALRM_CNT"),
+                    "test_name": d.get("TEST_NAM") or None,
+                    "seq_name": d.get("SEQ_NAME") or None,
+                    "test_label": d.get("TEST_LBL") or None,
+                    "opt_flag": opt,
+                    "test_time": opt_ok(2, "TEST_TIM"),
+                    "test_min": opt_ok(0, "TEST_MIN"),
+                    "test_max": opt_ok(1, "TEST_MAX"),
+                    "test_sum": opt_ok(4, "TST_SUMS"),
+                    "test_sum_squares": opt_ok(5, "TST_SQRS"),
+                }
+            )
         elif name == "SDR":
             rows.setdefault("sites", []).append({"rec_seq": seq, **{k.lower(): v for k, v in d.items()}})
         elif name == "PMR":
@@ -517,7 +607,7 @@ class _Parser:
         bounds = np.flatnonzero(np.diff(sg)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(sg)]])
-        for a, z in zip(starts.tolist(), ends.tolist()):
+        for a, z in zip(starts.tolist(), ends.tolist(), strict=False):
             gv = int(sg[a])
             rows = order[a:z]
             sel = mk_g == gv
@@ -539,18 +629,29 @@ class _Parser:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             i = int(idx[k])
-            raise self._err_at(RecordFormatError,
-                               f"field runs past the end of the record (needs {int(need[k])} body bytes, REC_LEN is "
-                               f"{int(rl[k])})", int(offs[i]), rec, fld, i)
+            raise self._err_at(
+                RecordFormatError,
+                f"field runs past the end of the record (needs {int(need[k])} body bytes, REC_LEN is {int(rl[k])})",
+                int(offs[i]),
+                rec,
+                fld,
+                i,
+            )
 
     def _min_len(self, rl, offs, idx, minimum: int, rec: str) -> None:
         short = rl < minimum
         if short.any():
             k = int(np.flatnonzero(short)[0])
             i = int(idx[k])
-            raise self._err_at(RecordFormatError,
-                               f"impossible REC_LEN {int(rl[k])} for {rec}: shorter than its identifying fields "
-                               f"(TEST_NUM, HEAD_NUM, SITE_NUM need {minimum} bytes)", int(offs[i]), rec, "REC_LEN", i)
+            raise self._err_at(
+                RecordFormatError,
+                f"impossible REC_LEN {int(rl[k])} for {rec}: shorter than its identifying fields "
+                f"(TEST_NUM, HEAD_NUM, SITE_NUM need {minimum} bytes)",
+                int(offs[i]),
+                rec,
+                "REC_LEN",
+                i,
+            )
 
     def _limits(self, keys, has_opt, optp, rl_body_opt, v, first_def_row, rowidx):
         """Per-record limits from the default table and the record's own OPT_FLAG/limits."""
@@ -591,7 +692,7 @@ class _Parser:
         uk, first = np.unique(keys[need], return_index=True)
         first_def_row = np.full(len(self.reg.tests), -1, np.int64)
         rt = BY_NAME[rec_name]
-        for key, r in zip(uk.tolist(), need[first].tolist()):
+        for key, r in zip(uk.tolist(), need[first].tolist(), strict=False):
             o = int(offs[r])
             L = int(rl[r])
             d = decode_fields(rt, bytes(v.b[o + 4 : o + 4 + L]), self.be, self.base + o)
@@ -682,7 +783,9 @@ class _Parser:
         alarm_body = 13 + L1
         has_alarm = rl > alarm_body
         L2 = np.where(has_alarm, b[offs + 4 + alarm_body], 0).astype(np.int64)
-        self._check_overrun(has_alarm & (alarm_body + 1 + L2 > rl), offs, idx, "PTR", "ALARM_ID", alarm_body + 1 + L2, rl)
+        self._check_overrun(
+            has_alarm & (alarm_body + 1 + L2 > rl), offs, idx, "PTR", "ALARM_ID", alarm_body + 1 + L2, rl
+        )
         opt_body = alarm_body + 1 + L2
         has_opt = rl > opt_body
 
@@ -698,9 +801,19 @@ class _Parser:
         self._count_exec(keys, part)
         keep = self._split_outside("P", part, tf, pf)
         cols = {
-            "part_seq": part, "test_idx": keys, "test_num": nums, "head_num": head, "site_num": site,
-            "test_flg": tf, "parm_flg": pf, "result": Masked(res, has_res), "lo_limit": lo, "hi_limit": hi,
-            "valid": valid, "passed": passed, "rec_seq": seqs,
+            "part_seq": part,
+            "test_idx": keys,
+            "test_num": nums,
+            "head_num": head,
+            "site_num": site,
+            "test_flg": tf,
+            "parm_flg": pf,
+            "result": Masked(res, has_res),
+            "lo_limit": lo,
+            "hi_limit": hi,
+            "valid": valid,
+            "passed": passed,
+            "rec_seq": seqs,
         }
         self._emit_tests("results", cols, keep)
 
@@ -735,11 +848,21 @@ class _Parser:
         stat_bytes = (icnt + 1) // 2
         # arrays are present when the record reaches them; a record cut inside them is corrupt
         stat_present = rl > 12
-        self._check_overrun(stat_present & (icnt > 0) & (12 + stat_bytes > rl), offs, idx, "MPR", "RTN_STAT", 12 + stat_bytes, rl)
+        self._check_overrun(
+            stat_present & (icnt > 0) & (12 + stat_bytes > rl), offs, idx, "MPR", "RTN_STAT", 12 + stat_bytes, rl
+        )
         icnt_eff = np.where(stat_present, icnt, 0)
         rslt_body = 12 + np.where(stat_present, stat_bytes, 0)
         rslt_present = rl > rslt_body
-        self._check_overrun(rslt_present & (rcnt > 0) & (rslt_body + 4 * rcnt > rl), offs, idx, "MPR", "RTN_RSLT", rslt_body + 4 * rcnt, rl)
+        self._check_overrun(
+            rslt_present & (rcnt > 0) & (rslt_body + 4 * rcnt > rl),
+            offs,
+            idx,
+            "MPR",
+            "RTN_RSLT",
+            rslt_body + 4 * rcnt,
+            rl,
+        )
         rcnt_eff = np.where(rslt_present | (rcnt == 0), rcnt, 0)
         txt_body = rslt_body + 4 * rcnt_eff
         has_txt = rl > txt_body
@@ -748,7 +871,9 @@ class _Parser:
         alarm_body = txt_body + 1 + L1
         has_alarm = rl > alarm_body
         L2 = np.where(has_alarm, b[offs + 4 + np.minimum(alarm_body, rl - 1)], 0).astype(np.int64)
-        self._check_overrun(has_alarm & (alarm_body + 1 + L2 > rl), offs, idx, "MPR", "ALARM_ID", alarm_body + 1 + L2, rl)
+        self._check_overrun(
+            has_alarm & (alarm_body + 1 + L2 > rl), offs, idx, "MPR", "ALARM_ID", alarm_body + 1 + L2, rl
+        )
         opt_body = alarm_body + 1 + L2
         has_opt = rl > opt_body
 
@@ -790,10 +915,22 @@ class _Parser:
         passed = self._passed_pin(tf[rec], pf[rec], res, valid, lo[rec], hi[rec])
         keep_rec = self._split_outside("M", part, tf, pf)
         cols = {
-            "part_seq": part[rec], "test_idx": keys[rec], "test_num": nums[rec], "head_num": head[rec],
-            "site_num": site[rec], "pin_seq": k.astype(np.int32), "pmr_index": Masked(pmr, pmr >= 0),
-            "result": Masked(res, has_r), "rtn_stat": Masked(stat, has_s), "test_flg": tf[rec], "parm_flg": pf[rec],
-            "lo_limit": lo[rec], "hi_limit": hi[rec], "valid": valid, "passed": passed, "rec_seq": seqs[rec],
+            "part_seq": part[rec],
+            "test_idx": keys[rec],
+            "test_num": nums[rec],
+            "head_num": head[rec],
+            "site_num": site[rec],
+            "pin_seq": k.astype(np.int32),
+            "pmr_index": Masked(pmr, pmr >= 0),
+            "result": Masked(res, has_r),
+            "rtn_stat": Masked(stat, has_s),
+            "test_flg": tf[rec],
+            "parm_flg": pf[rec],
+            "lo_limit": lo[rec],
+            "hi_limit": hi[rec],
+            "valid": valid,
+            "passed": passed,
+            "rec_seq": seqs[rec],
         }
         keep = None if keep_rec is None else np.flatnonzero(part[rec] >= 0)
         self._emit_tests("mpr_results", cols, keep)
@@ -919,15 +1056,35 @@ class _Parser:
             return Ragged(off, vals, present & (cnt > 0))
 
         cols = {
-            "part_seq": part, "test_idx": keys, "test_num": nums, "head_num": head, "site_num": site,
-            "test_flg": tf, "opt_flag": Masked(opt, has_opt), "passed": passed,
-            "cycl_cnt": cycl, "rel_vadr": rel_vadr, "rept_cnt": rept, "num_fail": nfail,
-            "xfail_ad": xfail, "yfail_ad": yfail, "vect_off": voff,
-            "rtn_indx": u2_list(rtn_indx_s, rtn_indx_p, j), "rtn_stat": nib_list(rtn_stat_s, rtn_stat_p, j),
-            "pgm_indx": u2_list(pgm_indx_s, pgm_indx_p, kc), "pgm_stat": nib_list(pgm_stat_s, pgm_stat_p, kc),
-            "fail_pin": fail_pin, "vect_nam": vect_nam, "time_set": time_set, "op_code": op_code,
-            "alarm_id": alarm_id, "prog_txt": prog_txt, "rslt_txt": rslt_txt, "patg_num": patg,
-            "spin_map": spin_map, "rec_seq": seqs,
+            "part_seq": part,
+            "test_idx": keys,
+            "test_num": nums,
+            "head_num": head,
+            "site_num": site,
+            "test_flg": tf,
+            "opt_flag": Masked(opt, has_opt),
+            "passed": passed,
+            "cycl_cnt": cycl,
+            "rel_vadr": rel_vadr,
+            "rept_cnt": rept,
+            "num_fail": nfail,
+            "xfail_ad": xfail,
+            "yfail_ad": yfail,
+            "vect_off": voff,
+            "rtn_indx": u2_list(rtn_indx_s, rtn_indx_p, j),
+            "rtn_stat": nib_list(rtn_stat_s, rtn_stat_p, j),
+            "pgm_indx": u2_list(pgm_indx_s, pgm_indx_p, kc),
+            "pgm_stat": nib_list(pgm_stat_s, pgm_stat_p, kc),
+            "fail_pin": fail_pin,
+            "vect_nam": vect_nam,
+            "time_set": time_set,
+            "op_code": op_code,
+            "alarm_id": alarm_id,
+            "prog_txt": prog_txt,
+            "rslt_txt": rslt_txt,
+            "patg_num": patg,
+            "spin_map": spin_map,
+            "rec_seq": seqs,
         }
         del test_txt
         keep = self._split_outside("F", part, tf, None)
@@ -935,7 +1092,9 @@ class _Parser:
 
     # -- parts ---------------------------------------------------------------------------------------
     def _emit_parts(self, rows: list[tuple]) -> None:
-        (seq, head, site, flg, ntest, hbin, sbin, x, y, tt, pid, ptxt, pfix, wafer, pir_seq, rec_seq, boff) = zip(*rows)
+        (seq, head, site, flg, ntest, hbin, sbin, x, y, tt, pid, ptxt, pfix, wafer, pir_seq, rec_seq, boff) = zip(
+            *rows, strict=False
+        )
         n = len(rows)
 
         def col(vals, dtype, missing=None) -> Masked:
@@ -948,15 +1107,27 @@ class _Parser:
         passed = Masked(((flg_a & 0x08) == 0), ~no_ind)
         self.res.parts += n
         cols = {
-            "part_seq": np.array(seq, np.int64), "head_num": np.array(head, np.uint8), "site_num": np.array(site, np.uint8),
-            "part_flg": flg_a, "num_test": col(ntest, np.uint16), "hard_bin": col(hbin, np.uint16),
-            "soft_bin": col(sbin, np.uint16, MISSING_SOFT_BIN), "x": col(x, np.int16, MISSING_XY),
-            "y": col(y, np.int16, MISSING_XY), "test_time_ms": col(tt, np.uint32, 0),
-            "part_id": [p or None for p in pid], "part_txt": [p or None for p in ptxt],
-            "part_fix": [p or None for p in pfix], "wafer_seq": col(wafer, np.int32),
-            "passed": passed, "abort": (flg_a & 0x04) != 0, "supersedes_id": (flg_a & 0x01) != 0,
-            "supersedes_xy": (flg_a & 0x02) != 0, "pir_rec_seq": col(pir_seq, np.int64),
-            "rec_seq": np.array(rec_seq, np.int64), "byte_offset": np.array(boff, np.int64),
+            "part_seq": np.array(seq, np.int64),
+            "head_num": np.array(head, np.uint8),
+            "site_num": np.array(site, np.uint8),
+            "part_flg": flg_a,
+            "num_test": col(ntest, np.uint16),
+            "hard_bin": col(hbin, np.uint16),
+            "soft_bin": col(sbin, np.uint16, MISSING_SOFT_BIN),
+            "x": col(x, np.int16, MISSING_XY),
+            "y": col(y, np.int16, MISSING_XY),
+            "test_time_ms": col(tt, np.uint32, 0),
+            "part_id": [p or None for p in pid],
+            "part_txt": [p or None for p in ptxt],
+            "part_fix": [p or None for p in pfix],
+            "wafer_seq": col(wafer, np.int32),
+            "passed": passed,
+            "abort": (flg_a & 0x04) != 0,
+            "supersedes_id": (flg_a & 0x01) != 0,
+            "supersedes_xy": (flg_a & 0x02) != 0,
+            "pir_rec_seq": col(pir_seq, np.int64),
+            "rec_seq": np.array(rec_seq, np.int64),
+            "byte_offset": np.array(boff, np.int64),
         }
         if self.header is None:
             self._pending_rows.append(("parts", cols))
@@ -970,8 +1141,11 @@ class _Parser:
             self.ensure_header()
         if self.open_parts:
             n = len(self.open_parts)
-            self.warn("pir_without_prr_at_end", f"{n} part(s) opened by a PIR had no PRR at the end of the file; "
-                      "their results are dropped", count=n)
+            self.warn(
+                "pir_without_prr_at_end",
+                f"{n} part(s) opened by a PIR had no PRR at the end of the file; their results are dropped",
+                count=n,
+            )
         for head in list(self.open_wafers):
             w = self.open_wafers.pop(head)
             self.warn("wir_without_wrr", "a wafer started by a WIR had no WRR")
@@ -981,8 +1155,11 @@ class _Parser:
         for kind, n in self.outside_counts.items():
             if n:
                 rec = {"P": "PTR", "M": "MPR", "F": "FTR"}[kind]
-                self.warn(f"{rec.lower()}_outside_part", f"{n} {rec} record(s) outside any PIR/PRR part are not "
-                          "results", count=n)
+                self.warn(
+                    f"{rec.lower()}_outside_part",
+                    f"{n} {rec} record(s) outside any PIR/PRR part are not results",
+                    count=n,
+                )
         self.flush_low()
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
         res.tests = self.reg.tests
@@ -1050,7 +1227,7 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
             p.res.bytes_decompressed = p.base
             if opts.progress is not None:
                 opts.progress(source, p.res)
-    except TruncatedError as exc:  # truncated compressed stream
+    except TruncatedError:  # truncated compressed stream
         if not started:
             raise
         if pending:
@@ -1080,11 +1257,15 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     if len(tail) >= 4:
         ln = (tail[0] << 8 | tail[1]) if p.be else (tail[0] | tail[1] << 8)
         name = name_of(tail[2] << 8 | tail[3])
-        msg = (f"truncated file: the last record declares REC_LEN {ln} but only {len(tail) - 4} body bytes "
-               f"remain; {p.res.records} complete records precede it")
+        msg = (
+            f"truncated file: the last record declares REC_LEN {ln} but only {len(tail) - 4} body bytes "
+            f"remain; {p.res.records} complete records precede it"
+        )
         return TruncatedError(msg, offset=off, record=name, records_before=p.res.records)
-    msg = (f"truncated file: {len(tail)} trailing byte(s) are too short for a record header; "
-           f"{p.res.records} complete records precede them")
+    msg = (
+        f"truncated file: {len(tail)} trailing byte(s) are too short for a record header; "
+        f"{p.res.records} complete records precede them"
+    )
     return TruncatedError(msg, offset=off, records_before=p.res.records)
 
 

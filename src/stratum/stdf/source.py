@@ -15,17 +15,17 @@ import tempfile
 import threading
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import CompressedStreamError, NotStdfError, TruncatedError
 
 try:  # ISA-L inflate: same stream API as zlib, ~2.5x faster on gzip (optional; zlib otherwise)
     from isal import isal_zlib as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a pinned dependency
     _gzip_impl = zlib
 _INFLATE_ERRORS: tuple[type[BaseException], ...] = tuple({zlib.error, getattr(_gzip_impl, "error", zlib.error)})
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import IO
-
-from .errors import CompressedStreamError, NotStdfError, TruncatedError
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -57,7 +57,9 @@ class ByteSource:
         Size of the input in bytes when known (for progress reporting).
     """
 
-    def __init__(self, src: str | os.PathLike | bytes | IO[bytes], *, size: int | None = None, block_size: int = 8 << 20):
+    def __init__(
+        self, src: str | os.PathLike | bytes | IO[bytes], *, size: int | None = None, block_size: int = 8 << 20
+    ):
         self._owned: IO[bytes] | None = None
         if isinstance(src, (bytes, bytearray, memoryview)):
             self._fh: IO[bytes] = io.BytesIO(bytes(src))
@@ -132,8 +134,9 @@ class ByteSource:
         if out:
             yield bytes(out)
         if started and not dec.eof:  # type: ignore[attr-defined]
-            raise TruncatedError(f"the {name} stream ends before its end marker: the file is truncated",
-                                 offset=produced)
+            raise TruncatedError(
+                f"the {name} stream ends before its end marker: the file is truncated", offset=produced
+            )
 
     def _zip(self) -> Iterator[bytes]:
         fh = self._fh
@@ -215,4 +218,3 @@ class ByteSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

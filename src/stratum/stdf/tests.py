@@ -57,7 +57,7 @@ def word_groups(length: np.ndarray):
     order = np.argsort(k, kind="stable")
     sk = k[order]
     cuts = np.flatnonzero(np.diff(sk)) + 1
-    for a, z in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(sk)]]).tolist()):
+    for a, z in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(sk)]]).tolist(), strict=False):
         kk = int(sk[a]) if z > a else 0
         if kk:
             yield order[a:z], kk
@@ -256,7 +256,11 @@ class TestRegistry:
                 new_idx[j] = self.get_or_add(kind, int(nums[r]), bytes(v.b[s : s + ln]), int(rec_seq[r]))
             self._remember(kind, uh, new_idx)
             out[miss] = new_idx[np.searchsorted(uh, h[miss])]
-        ok = self._verified(v, out, name_start, L) & (self.key_num[out] == nums) & (self.key_kind[out] == KIND_CODES[kind])
+        ok = (
+            self._verified(v, out, name_start, L)
+            & (self.key_num[out] == nums)
+            & (self.key_kind[out] == KIND_CODES[kind])
+        )
         for r in np.flatnonzero(~ok).tolist():  # a hash collision: exact slow path
             s, ln = int(name_start[r]), int(L[r])
             out[r] = self.get_or_add(kind, int(nums[r]), bytes(v.b[s : s + ln]), int(rec_seq[r]))

@@ -106,7 +106,9 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
     return -1
 
 
-def walk_fast(buf: bytes, end: int, be: bool, block: int = 4096, probe: int = 64, gram: int = 16) -> tuple[np.ndarray, int]:
+def walk_fast(
+    buf: bytes, end: int, be: bool, block: int = 4096, probe: int = 64, gram: int = 16
+) -> tuple[np.ndarray, int]:
     """Offsets of the complete records in ``buf[:end]`` and where the incomplete tail starts.
 
     Exact, and much faster than a per-record loop on the periodic files testers write (the same

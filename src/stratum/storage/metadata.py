@@ -122,7 +122,9 @@ class MetadataStore(ABC):
         """All or nothing. Raises ConditionFailed (nothing written) when any expectation fails."""
 
     @abstractmethod
-    def increment(self, pk: str, sk: str, *, amount: int = 1, ceiling: int | None = None, ttl: int | None = None) -> int | None:
+    def increment(
+        self, pk: str, sk: str, *, amount: int = 1, ceiling: int | None = None, ttl: int | None = None
+    ) -> int | None:
         """Atomically add ``amount`` to the item's counter (created at 0) and return the new value.
         With a ``ceiling``, the add happens only if the result stays <= ceiling; otherwise nothing
         changes and ``None`` is returned. Counters live beside, not inside, ``data``."""

@@ -10,23 +10,33 @@ from ..schemas import JobOut, Page, Problem
 from ..security import Principal, require
 
 router = APIRouter(tags=["jobs"])
-ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
-          429: {"model": Problem}}
+ERRORS = {
+    400: {"model": Problem},
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    429: {"model": Problem},
+}
 Status = Literal["queued", "running", "succeeded", "partial", "failed", "duplicate"]
 
 
 @router.get("/v1/jobs", response_model=Page[JobOut], responses=ERRORS, summary="List jobs, newest first")
-def list_jobs(request: Request, status: Status | None = None,
-              lot_id: str | None = Query(None, max_length=255),
-              limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=1024),
-              principal: Principal = Depends(require("job_status", "analytics"))) -> Page[JobOut]:
+def list_jobs(
+    request: Request,
+    status: Status | None = None,
+    lot_id: str | None = Query(None, max_length=255),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None, max_length=1024),
+    principal: Principal = Depends(require("job_status", "analytics")),
+) -> Page[JobOut]:
     rt = request.app.state.runtime
     jobs, nxt = rt.catalog.list_jobs(principal.workspace, status=status, lot_id=lot_id, limit=limit, cursor=cursor)
     return Page[JobOut](items=[JobOut.model_validate(j.public()) for j in jobs], next_cursor=nxt)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="One job")
-def get_job(request: Request, job_id: str,
-            principal: Principal = Depends(require("job_status", "analytics"))) -> JobOut:
+def get_job(
+    request: Request, job_id: str, principal: Principal = Depends(require("job_status", "analytics"))
+) -> JobOut:
     job = request.app.state.runtime.catalog.get_job(principal.workspace, job_id)
     return JobOut.model_validate(job.public())

@@ -12,13 +12,28 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from stratum.analytics.capability import ESTIMATORS
 from stratum.errors import BadRequest
 
-from ..schemas import (BinsOut, CapabilityOut, LotDetail, LotSummary, Page, Problem, ResultsPage, TestList,
-                       WaferList, WaferMapOut)
+from ..schemas import (
+    BinsOut,
+    CapabilityOut,
+    LotDetail,
+    LotSummary,
+    Page,
+    Problem,
+    ResultsPage,
+    TestList,
+    WaferList,
+    WaferMapOut,
+)
 from ..security import Principal, require
 
 router = APIRouter(tags=["lots"])
-ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
-          429: {"model": Problem}}
+ERRORS = {
+    400: {"model": Problem},
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    429: {"model": Problem},
+}
 View = Literal["final", "first_pass", "all"]
 SNAP = Query(None, max_length=64, description="Pin the lot snapshot published by this job (reproducible numbers)")
 ANALYTICS = require("analytics", "analytics")
@@ -33,65 +48,124 @@ def _epoch(v: str | None, name: str) -> int | None:
         raise BadRequest(f"{name} must be an ISO 8601 date or date-time") from None
 
 
-@router.get("/v1/lots", response_model=Page[LotSummary], responses=ERRORS,
-            summary="Search lots by id, part type, program and start date")
-def list_lots(request: Request, q: str | None = Query(None, max_length=255, description="Substring of the lot id"),
-              part_type: str | None = Query(None, max_length=255), program: str | None = Query(None, max_length=255),
-              start_from: str | None = Query(None, description="ISO date: lots started at or after"),
-              start_to: str | None = Query(None, description="ISO date: lots started at or before"),
-              limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=1024),
-              principal: Principal = Depends(ANALYTICS)) -> Page[LotSummary]:
+@router.get(
+    "/v1/lots",
+    response_model=Page[LotSummary],
+    responses=ERRORS,
+    summary="Search lots by id, part type, program and start date",
+)
+def list_lots(
+    request: Request,
+    q: str | None = Query(None, max_length=255, description="Substring of the lot id"),
+    part_type: str | None = Query(None, max_length=255),
+    program: str | None = Query(None, max_length=255),
+    start_from: str | None = Query(None, description="ISO date: lots started at or after"),
+    start_to: str | None = Query(None, description="ISO date: lots started at or before"),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None, max_length=1024),
+    principal: Principal = Depends(ANALYTICS),
+) -> Page[LotSummary]:
     svc = request.app.state.analytics
-    items, nxt = svc.list_lots(principal.workspace, q=q, part_type=part_type, program=program,
-                               start_from=_epoch(start_from, "start_from"), start_to=_epoch(start_to, "start_to"),
-                               limit=limit, cursor=cursor)
+    items, nxt = svc.list_lots(
+        principal.workspace,
+        q=q,
+        part_type=part_type,
+        program=program,
+        start_from=_epoch(start_from, "start_from"),
+        start_to=_epoch(start_to, "start_to"),
+        limit=limit,
+        cursor=cursor,
+    )
     return Page[LotSummary](items=[LotSummary(**i) for i in items], next_cursor=nxt)
 
 
-@router.get("/v1/lots/{lot_id}", response_model=LotDetail, responses=ERRORS,
-            summary="Lot metadata, wafers with yields, the active job and all jobs")
-def get_lot(request: Request, lot_id: str, snapshot_job_id: str | None = SNAP,
-            principal: Principal = Depends(ANALYTICS)):
+@router.get(
+    "/v1/lots/{lot_id}",
+    response_model=LotDetail,
+    responses=ERRORS,
+    summary="Lot metadata, wafers with yields, the active job and all jobs",
+)
+def get_lot(
+    request: Request, lot_id: str, snapshot_job_id: str | None = SNAP, principal: Principal = Depends(ANALYTICS)
+):
     return request.app.state.analytics.lot(principal.workspace, lot_id, snapshot_job_id)
 
 
 @router.get("/v1/lots/{lot_id}/wafers", response_model=WaferList, responses=ERRORS, summary="Wafers with yields")
-def wafers(request: Request, lot_id: str, snapshot_job_id: str | None = SNAP,
-           principal: Principal = Depends(ANALYTICS)):
+def wafers(
+    request: Request, lot_id: str, snapshot_job_id: str | None = SNAP, principal: Principal = Depends(ANALYTICS)
+):
     return {"lot_id": lot_id, "items": request.app.state.analytics.wafers(principal.workspace, lot_id, snapshot_job_id)}
 
 
-@router.get("/v1/lots/{lot_id}/wafers/{wafer_id}/map", response_model=WaferMapOut, responses={
-    **ERRORS, 200: {"content": {"application/json": {}, "image/png": {}, "image/svg+xml": {}},
-                    "description": "The die map as JSON, or rendered as PNG/SVG"}},
-    summary="Die map: x, y, bins, pass/fail and optionally a parametric value per die; JSON, PNG or SVG")
-def wafer_map(request: Request, lot_id: str, wafer_id: str, snapshot_job_id: str | None = SNAP,
-              test_num: int | None = Query(None, ge=0, le=4294967295,
-                                           description="Add this test's result per die (heat map)"),
-              test_name: str | None = Query(None, max_length=255, description="Disambiguates a reused test number"),
-              view: View = "final", bin_type: Literal["H", "S"] = "H",
-              format: Literal["json", "png", "svg"] = "json",
-              principal: Principal = Depends(ANALYTICS)):
+@router.get(
+    "/v1/lots/{lot_id}/wafers/{wafer_id}/map",
+    response_model=WaferMapOut,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"application/json": {}, "image/png": {}, "image/svg+xml": {}},
+            "description": "The die map as JSON, or rendered as PNG/SVG",
+        },
+    },
+    summary="Die map: x, y, bins, pass/fail and optionally a parametric value per die; JSON, PNG or SVG",
+)
+def wafer_map(
+    request: Request,
+    lot_id: str,
+    wafer_id: str,
+    snapshot_job_id: str | None = SNAP,
+    test_num: int | None = Query(None, ge=0, le=4294967295, description="Add this test's result per die (heat map)"),
+    test_name: str | None = Query(None, max_length=255, description="Disambiguates a reused test number"),
+    view: View = "final",
+    bin_type: Literal["H", "S"] = "H",
+    format: Literal["json", "png", "svg"] = "json",
+    principal: Principal = Depends(ANALYTICS),
+):
     svc = request.app.state.analytics
-    data = svc.wafer_map(principal.workspace, lot_id, wafer_id, snapshot_job_id=snapshot_job_id, test_num=test_num,
-                         test_name=test_name, view=view)
+    data = svc.wafer_map(
+        principal.workspace,
+        lot_id,
+        wafer_id,
+        snapshot_job_id=snapshot_job_id,
+        test_num=test_num,
+        test_name=test_name,
+        view=view,
+    )
     if format in ("png", "svg"):
         body = svc.render_map(data, fmt=format, bin_type=bin_type)
         media = "image/png" if format == "png" else "image/svg+xml"
         return Response(body, media_type=media, headers=dict(getattr(request.state, "extra_headers", {}) or {}))
-    return {"lot_id": data.lot_id, "wafer_id": data.wafer_id, "snapshot_job_id": data.job_id, "view": view,
-            "orientation": data.orientation, "counts": data.counts,
-            "bins": {t: {str(n): b for n, b in table.items()} for t, table in data.bins.items()},
-            "test": data.test, "dies": data.dies}
+    return {
+        "lot_id": data.lot_id,
+        "wafer_id": data.wafer_id,
+        "snapshot_job_id": data.job_id,
+        "view": view,
+        "orientation": data.orientation,
+        "counts": data.counts,
+        "bins": {t: {str(n): b for n, b in table.items()} for t, table in data.bins.items()},
+        "test": data.test,
+        "dies": data.dies,
+    }
 
 
-@router.get("/v1/lots/{lot_id}/tests", response_model=TestList, responses=ERRORS,
-            summary="Tests with units, limits, counts, mean, sigma and fail counts")
-def tests(request: Request, lot_id: str, snapshot_job_id: str | None = SNAP,
-          wafer_id: str | None = Query(None, max_length=255), view: View = "final",
-          principal: Principal = Depends(ANALYTICS)):
-    items = request.app.state.analytics.tests(principal.workspace, lot_id, snapshot_job_id=snapshot_job_id,
-                                              wafer_id=wafer_id, view=view)
+@router.get(
+    "/v1/lots/{lot_id}/tests",
+    response_model=TestList,
+    responses=ERRORS,
+    summary="Tests with units, limits, counts, mean, sigma and fail counts",
+)
+def tests(
+    request: Request,
+    lot_id: str,
+    snapshot_job_id: str | None = SNAP,
+    wafer_id: str | None = Query(None, max_length=255),
+    view: View = "final",
+    principal: Principal = Depends(ANALYTICS),
+):
+    items = request.app.state.analytics.tests(
+        principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, wafer_id=wafer_id, view=view
+    )
     return {"lot_id": lot_id, "wafer_id": wafer_id, "view": view, "items": items}
 
 
@@ -112,39 +186,89 @@ def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
 
 
-@router.get("/v1/lots/{lot_id}/tests/{test_num}/results", response_model=ResultsPage, responses=ERRORS,
-            summary="Per-die results of one test, filterable by wafer and site")
-def test_results(request: Request, lot_id: str, test_num: int, snapshot_job_id: str | None = SNAP,
-                 test_name: str | None = Query(None, max_length=255), wafer_id: str | None = Query(None, max_length=255),
-                 site_num: int | None = Query(None, ge=0, le=255), view: View = "final",
-                 limit: int = Query(1000, ge=1, le=10000), cursor: str | None = Query(None, max_length=1024),
-                 principal: Principal = Depends(ANALYTICS)):
+@router.get(
+    "/v1/lots/{lot_id}/tests/{test_num}/results",
+    response_model=ResultsPage,
+    responses=ERRORS,
+    summary="Per-die results of one test, filterable by wafer and site",
+)
+def test_results(
+    request: Request,
+    lot_id: str,
+    test_num: int,
+    snapshot_job_id: str | None = SNAP,
+    test_name: str | None = Query(None, max_length=255),
+    wafer_id: str | None = Query(None, max_length=255),
+    site_num: int | None = Query(None, ge=0, le=255),
+    view: View = "final",
+    limit: int = Query(1000, ge=1, le=10000),
+    cursor: str | None = Query(None, max_length=1024),
+    principal: Principal = Depends(ANALYTICS),
+):
     if not 0 <= test_num <= 4294967295:
         raise BadRequest("test_num must be between 0 and 4294967295")
     off = _offset(cursor)
     test, rows, more = request.app.state.analytics.test_results(
-        principal.workspace, lot_id, test_num, test_name=test_name, snapshot_job_id=snapshot_job_id,
-        wafer_id=wafer_id, site_num=site_num, view=view, limit=limit, offset=off)
+        principal.workspace,
+        lot_id,
+        test_num,
+        test_name=test_name,
+        snapshot_job_id=snapshot_job_id,
+        wafer_id=wafer_id,
+        site_num=site_num,
+        view=view,
+        limit=limit,
+        offset=off,
+    )
     return {"lot_id": lot_id, "test": test, "items": rows, "next_cursor": _cursor(off + len(rows)) if more else None}
 
 
-@router.get("/v1/lots/{lot_id}/capability", response_model=CapabilityOut, responses=ERRORS,
-            summary="Cp, Cpk, Cpl, Cpu, Pp, Ppk per test for the stacked lot (subgroup = wafer) or one wafer")
-def capability(request: Request, lot_id: str, snapshot_job_id: str | None = SNAP,
-               wafer_id: str | None = Query(None, max_length=255), test_num: int | None = Query(None, ge=0, le=4294967295),
-               source: Literal["exact", "auto"] = Query("exact", description="auto may use TSR summaries and says so"),
-               limits: Literal["test", "spec"] = "test", unbias: bool = False,
-               estimator: Literal[ESTIMATORS] = "pooled",  # type: ignore[valid-type]
-               principal: Principal = Depends(ANALYTICS)):
+@router.get(
+    "/v1/lots/{lot_id}/capability",
+    response_model=CapabilityOut,
+    responses=ERRORS,
+    summary="Cp, Cpk, Cpl, Cpu, Pp, Ppk per test for the stacked lot (subgroup = wafer) or one wafer",
+)
+def capability(
+    request: Request,
+    lot_id: str,
+    snapshot_job_id: str | None = SNAP,
+    wafer_id: str | None = Query(None, max_length=255),
+    test_num: int | None = Query(None, ge=0, le=4294967295),
+    source: Literal["exact", "auto"] = Query("exact", description="auto may use TSR summaries and says so"),
+    limits: Literal["test", "spec"] = "test",
+    unbias: bool = False,
+    estimator: Literal[ESTIMATORS] = "pooled",  # type: ignore[valid-type]
+    principal: Principal = Depends(ANALYTICS),
+):
     return request.app.state.analytics.capability(
-        principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, wafer_id=wafer_id, source=source,
-        limits=limits, unbias=unbias, estimator=estimator, test_num=test_num)
+        principal.workspace,
+        lot_id,
+        snapshot_job_id=snapshot_job_id,
+        wafer_id=wafer_id,
+        source=source,
+        limits=limits,
+        unbias=unbias,
+        estimator=estimator,
+        test_num=test_num,
+    )
 
 
-@router.get("/v1/lots/{lot_id}/bins", response_model=BinsOut, responses=ERRORS,
-            summary="Hard and soft bin summary by lot, wafer or site, with first-pass and final yield")
-def bins(request: Request, lot_id: str, snapshot_job_id: str | None = SNAP,
-         by: Literal["lot", "wafer", "site"] = "lot", bin_type: Literal["H", "S"] | None = None,
-         wafer_id: str | None = Query(None, max_length=255), principal: Principal = Depends(ANALYTICS)):
-    return request.app.state.analytics.bins(principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, by=by,
-                                            bin_type=bin_type, wafer_id=wafer_id)
+@router.get(
+    "/v1/lots/{lot_id}/bins",
+    response_model=BinsOut,
+    responses=ERRORS,
+    summary="Hard and soft bin summary by lot, wafer or site, with first-pass and final yield",
+)
+def bins(
+    request: Request,
+    lot_id: str,
+    snapshot_job_id: str | None = SNAP,
+    by: Literal["lot", "wafer", "site"] = "lot",
+    bin_type: Literal["H", "S"] | None = None,
+    wafer_id: str | None = Query(None, max_length=255),
+    principal: Principal = Depends(ANALYTICS),
+):
+    return request.app.state.analytics.bins(
+        principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, by=by, bin_type=bin_type, wafer_id=wafer_id
+    )

@@ -11,23 +11,38 @@ from ..schemas import Problem, SqlRequest, SqlResponse, SqlSchema
 from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
-ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
-          422: {"model": Problem}, 429: {"model": Problem}}
+ERRORS = {
+    400: {"model": Problem},
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    422: {"model": Problem},
+    429: {"model": Problem},
+}
 
 
-@router.get("/v1/sql/schema", response_model=SqlSchema, responses=ERRORS,
-            summary="Tables, columns, types and descriptions of the public SQL schema")
+@router.get(
+    "/v1/sql/schema",
+    response_model=SqlSchema,
+    responses=ERRORS,
+    summary="Tables, columns, types and descriptions of the public SQL schema",
+)
 def schema(request: Request, principal: Principal = Depends(require("sql_schema", "analytics"))) -> SqlSchema:
     del principal
     return SqlSchema(tables=request.app.state.schema_cache())
 
 
-@router.post("/v1/sql", response_model=SqlResponse, responses=ERRORS,
-             summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total")
+@router.post(
+    "/v1/sql",
+    response_model=SqlResponse,
+    responses=ERRORS,
+    summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
+)
 def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
     check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
-    res = request.app.state.runtime.sql.run(principal.workspace, body.query, scope=scope, limit=body.limit,
-                                            cursor=body.cursor)
+    res = request.app.state.runtime.sql.run(
+        principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor
+    )
     return res.to_dict()

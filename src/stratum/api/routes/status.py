@@ -23,6 +23,13 @@ def status(request: Request) -> Status:
         meta = "ok"
     except Exception:  # noqa: BLE001 - reported, not raised
         meta = "unavailable"
-    return Status(status="ok" if meta == "ok" else "degraded", version=__version__, parser_version=PARSER_VERSION,
-                  schema_version=SCHEMA_VERSION, backend=rt.settings.backend, duckdb=duckdb.__version__,
-                  metadata_store=meta, time=datetime.now(UTC).isoformat())
+    return Status(
+        status="ok" if meta == "ok" else "degraded",
+        version=__version__,
+        parser_version=PARSER_VERSION,
+        schema_version=SCHEMA_VERSION,
+        backend=rt.settings.backend,
+        duckdb=duckdb.__version__,
+        metadata_store=meta,
+        time=datetime.now(UTC).isoformat(),
+    )

@@ -30,8 +30,14 @@ router = APIRouter(tags=["uploads"])
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+\- ]")
 PRESIGN_SECONDS = 3600
-ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 413: {"model": Problem},
-          422: {"model": Problem}, 429: {"model": Problem}}
+ERRORS = {
+    400: {"model": Problem},
+    401: {"model": Problem},
+    403: {"model": Problem},
+    413: {"model": Problem},
+    422: {"model": Problem},
+    429: {"model": Problem},
+}
 
 
 def safe_name(name: str) -> str:
@@ -45,14 +51,17 @@ def safe_name(name: str) -> str:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes; use "
-                              "POST /v1/uploads/presign for large files")
+        raise PayloadTooLarge(
+            f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes; use "
+            "POST /v1/uploads/presign for large files"
+        )
     buf = bytearray()
     async for chunk in request.stream():
         buf += chunk
         if len(buf) > limit:
-            raise PayloadTooLarge(f"upload exceeds the limit of {limit} bytes; use POST /v1/uploads/presign "
-                                  "for large files")
+            raise PayloadTooLarge(
+                f"upload exceeds the limit of {limit} bytes; use POST /v1/uploads/presign for large files"
+            )
     if not buf:
         raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
     return bytes(buf)
@@ -60,8 +69,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _check_stdf_name(name: str) -> None:
     if not is_stdf_like(name):
-        raise BadRequest("filename must end in .stdf or .std (optionally .gz, .bz2 or .zip) so the drop folder "
-                         "ingests it")
+        raise BadRequest(
+            "filename must end in .stdf or .std (optionally .gz, .bz2 or .zip) so the drop folder ingests it"
+        )
 
 
 def _validate_stdf(data: bytes) -> None:
@@ -84,21 +94,35 @@ def _process_local(request: Request, ws: str, key: str) -> None:
     drop = request.app.state.drop
     info = request.app.state.runtime.drop.head(key)
     if info is not None:
-        drop.process(DropObject(bucket=LOCAL_BUCKET, key=key, etag=info.etag, version_id=info.version_id,
-                                size=info.size))
+        drop.process(
+            DropObject(bucket=LOCAL_BUCKET, key=key, etag=info.etag, version_id=info.version_id, size=info.size)
+        )
 
 
 def _job_out(job) -> JobOut:
     return JobOut.model_validate(job.public())
 
 
-@router.post("/v1/uploads", status_code=202, response_model=JobOut, responses=ERRORS,
-             summary="Upload an STDF file (raw body; plain, gzip or bzip2) and start its ingest job",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                 "schema": {"type": "string", "format": "binary"}}}}})
-async def upload(request: Request, response: Response, background: BackgroundTasks,
-                 filename: str = Query(..., min_length=1, max_length=255, description="Original file name"),
-                 principal: Principal = Depends(require("upload", "uploads"))) -> JobOut:
+@router.post(
+    "/v1/uploads",
+    status_code=202,
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Upload an STDF file (raw body; plain, gzip or bzip2) and start its ingest job",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def upload(
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    filename: str = Query(..., min_length=1, max_length=255, description="Original file name"),
+    principal: Principal = Depends(require("upload", "uploads")),
+) -> JobOut:
     rt = request.app.state.runtime
     name = safe_name(filename)
     _check_stdf_name(name)  # the drop processor ignores other names: the job would stay queued forever
@@ -107,8 +131,14 @@ async def upload(request: Request, response: Response, background: BackgroundTas
     ws = principal.workspace
     job_id = new_job_id()
     key = _drop_key(rt, ws, job_id, name)
-    job, _ = rt.ingest.create_job(ws, name, JobSource(kind="upload", bucket=_bucket(rt), key=key), size=len(data),
-                                  claims=[key_claim(ws, _bucket(rt), key)], job_id=job_id)
+    job, _ = rt.ingest.create_job(
+        ws,
+        name,
+        JobSource(kind="upload", bucket=_bucket(rt), key=key),
+        size=len(data),
+        claims=[key_claim(ws, _bucket(rt), key)],
+        job_id=job_id,
+    )
     rt.drop.put_bytes(key, data, content_type="application/octet-stream")
     if rt.settings.backend == "local":
         background.add_task(_process_local, request, ws, key)
@@ -132,19 +162,30 @@ def _sign(secret: bytes, ws: str, job_id: str, expires: int) -> str:
     return hmac.new(secret, f"{ws}:{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-@router.post("/v1/uploads/presign", response_model=PresignOut, responses=ERRORS,
-             summary="A URL to PUT a large STDF file to (S3 presigned URL; on the local runtime an equivalent "
-                     "signed upload URL); its ingest job is created now and runs when the file lands")
-def presign(request: Request, body: PresignRequest,
-            principal: Principal = Depends(require("upload", "uploads"))) -> PresignOut:
+@router.post(
+    "/v1/uploads/presign",
+    response_model=PresignOut,
+    responses=ERRORS,
+    summary="A URL to PUT a large STDF file to (S3 presigned URL; on the local runtime an equivalent "
+    "signed upload URL); its ingest job is created now and runs when the file lands",
+)
+def presign(
+    request: Request, body: PresignRequest, principal: Principal = Depends(require("upload", "uploads"))
+) -> PresignOut:
     rt = request.app.state.runtime
     name = safe_name(body.filename)
     _check_stdf_name(name)
     ws = principal.workspace
     job_id = new_job_id()
     key = _drop_key(rt, ws, job_id, name)
-    job, _ = rt.ingest.create_job(ws, name, JobSource(kind="presign", bucket=_bucket(rt), key=key), size=body.size,
-                                  claims=[key_claim(ws, _bucket(rt), key)], job_id=job_id)
+    job, _ = rt.ingest.create_job(
+        ws,
+        name,
+        JobSource(kind="presign", bucket=_bucket(rt), key=key),
+        size=body.size,
+        claims=[key_claim(ws, _bucket(rt), key)],
+        job_id=job_id,
+    )
     expires = int(time.time()) + PRESIGN_SECONDS
     url = rt.drop.presign_put(key, expires_seconds=PRESIGN_SECONDS, content_type="application/octet-stream")
     headers = {"Content-Type": "application/octet-stream"}
@@ -152,17 +193,36 @@ def presign(request: Request, body: PresignRequest,
         base = (rt.settings.public_base_url or str(request.base_url)).rstrip("/")
         sig = _sign(_local_secret(rt), ws, job.job_id, expires)
         url = f"{base}/v1/uploads/{job.job_id}/content?workspace={ws}&expires={expires}&signature={sig}"
-    return PresignOut(upload_url=url, headers=headers, key=key,
-                      expires_at=datetime.fromtimestamp(expires, UTC).isoformat(), job=_job_out(job))
+    return PresignOut(
+        upload_url=url,
+        headers=headers,
+        key=key,
+        expires_at=datetime.fromtimestamp(expires, UTC).isoformat(),
+        job=_job_out(job),
+    )
 
 
-@router.put("/v1/uploads/{job_id}/content", status_code=202, response_model=JobOut, responses=ERRORS,
-            summary="Local runtime only: the target of a presigned upload URL (authorised by its signature)",
-            openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"}}}}})
-async def presigned_content(request: Request, background: BackgroundTasks, job_id: str,
-                            workspace: str = Query(..., max_length=63), expires: int = Query(...),
-                            signature: str = Query(..., max_length=128)) -> JobOut:
+@router.put(
+    "/v1/uploads/{job_id}/content",
+    status_code=202,
+    response_model=JobOut,
+    responses=ERRORS,
+    summary="Local runtime only: the target of a presigned upload URL (authorised by its signature)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def presigned_content(
+    request: Request,
+    background: BackgroundTasks,
+    job_id: str,
+    workspace: str = Query(..., max_length=63),
+    expires: int = Query(...),
+    signature: str = Query(..., max_length=128),
+) -> JobOut:
     rt = request.app.state.runtime
     if rt.settings.backend != "local":
         raise NotFound("not found")
@@ -182,18 +242,31 @@ async def presigned_content(request: Request, background: BackgroundTasks, job_i
     return _job_out(job)
 
 
-@router.post("/v1/uploads/inspect", response_model=InspectOut, responses=ERRORS,
-             summary="What an STDF file holds (lot, part type, tester, record counts, wafers, problems), "
-                     "without ingesting it",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-                 "schema": {"type": "string", "format": "binary"}}}}})
-async def inspect(request: Request, filename: str = Query("upload.stdf", min_length=1, max_length=255),
-                  principal: Principal = Depends(require("upload", "uploads"))):
+@router.post(
+    "/v1/uploads/inspect",
+    response_model=InspectOut,
+    responses=ERRORS,
+    summary="What an STDF file holds (lot, part type, tester, record counts, wafers, problems), without ingesting it",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def inspect(
+    request: Request,
+    filename: str = Query("upload.stdf", min_length=1, max_length=255),
+    principal: Principal = Depends(require("upload", "uploads")),
+):
     rt = request.app.state.runtime
     data = await read_body(request, rt.settings.max_upload_bytes)
     info = inspect_input(data, safe_name(filename), size=len(data))
-    if not info["valid"] and info.get("problems") and info["problems"][0].get("code") in (
-            "not_stdf", "unsupported_version", "bad_compression", "bad_record"):
+    if (
+        not info["valid"]
+        and info.get("problems")
+        and info["problems"][0].get("code") in ("not_stdf", "unsupported_version", "bad_compression", "bad_record")
+    ):
         first = info["problems"][0]
         raise Unprocessable(first["message"], error=first)
     del principal
