@@ -41,9 +41,11 @@ def test_every_protected_operation_documents_its_errors():
             codes = set(op["responses"])
             need = {"400", "403", "429"} if path != "/v1/uploads/{job_id}/content" else {"400", "403"}
             assert need <= codes, (method, path, codes)
-            assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
+            assert op["responses"]["400"]["content"]["application/problem+json"]["schema"] == {
                 "$ref": "#/components/schemas/Problem"
             }
+            if path != "/v1/uploads/{job_id}/content":  # authorised by its signature, not by a key
+                assert op.get("security") == [{"ApiKey": []}], (method, path)
 
 
 def _real_ids(case) -> None:

@@ -58,6 +58,22 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     app.state.schema_cache = schema_cache
     problems.install(app)
+    base_openapi = app.openapi
+
+    def openapi() -> dict:
+        """The generated document, with error bodies declared as application/problem+json."""
+        if app.openapi_schema is None:
+            doc = base_openapi()
+            for path in doc.get("paths", {}).values():
+                for op in path.values():
+                    for code, resp in op.get("responses", {}).items():
+                        content = resp.get("content", {})
+                        if code[:1] in ("4", "5") and "application/json" in content:
+                            resp["content"] = {"application/problem+json": content.pop("application/json"), **content}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi
     for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
         app.include_router(r)
 

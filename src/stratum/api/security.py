@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request, Response
+from fastapi import Request, Response, Security
+from fastapi.security import HTTPBearer
 
 from stratum.auth.keys import AuthError, KeyService
 from stratum.auth.ratelimit import RateLimiter
@@ -19,6 +20,9 @@ from stratum.auth.scopes import allows
 from .problems import ApiProblem
 
 BEARER = 'Bearer realm="stratum"'
+# declared for OpenAPI (security scheme on every protected operation); verification is ours, below
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                           description="API key: `Authorization: Bearer stm_live_...` (or `stm_test_...`)")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def authenticate(request: Request) -> Principal:
 def require(action: str, bucket: str | None = None):
     """Dependency: an authenticated principal allowed to do ``action``, within its rate limit."""
 
-    def dep(request: Request, response: Response) -> Principal:
+    def dep(request: Request, response: Response, _declared=Security(bearer_scheme)) -> Principal:
         principal = authenticate(request)
         request.state.key_id = principal.key_id
         if not allows(principal.scopes, action):
