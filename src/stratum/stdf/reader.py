@@ -103,10 +103,6 @@ _PRR_FIXED = struct.Struct("<BBBHHHhhI")
 _PRR_FIXED_BE = struct.Struct(">BBBHHHhhI")
 
 
-def _nulls(x: np.ndarray, valid: np.ndarray) -> Masked:
-    return Masked(x, valid)
-
-
 class _Parser:
     def __init__(self, sink: Sink | None, opts: ReaderOptions) -> None:
         self.sink = sink
@@ -620,10 +616,6 @@ class _Parser:
             parts = mk_part[sel]
             out[rows] = np.where(j >= 0, parts[np.maximum(j, 0)], before)
         return out
-
-    def _keys(self, kind, v, nums, name_start, name_len, seqs) -> np.ndarray:
-        keys = self.reg.resolve(kind, v, nums, name_start, name_len, seqs)
-        return keys
 
     def _check_overrun(self, bad: np.ndarray, offs, idx, rec: str, fld: str, need: np.ndarray, rl: np.ndarray) -> None:
         if bad.any():
