@@ -619,12 +619,12 @@ class _Parser:
 
     def _check_overrun(self, bad: np.ndarray, offs, idx, rec: str, fld: str, need: np.ndarray, rl: np.ndarray) -> None:
         if bad.any():
-            k = int(np.flatnonzero(bad)[0])
+            k = int(np.flatnonzero(bad)[0])  # offs, need and rl are per record of this type; idx maps to the chunk
             i = int(idx[k])
             raise self._err_at(
                 RecordFormatError,
                 f"field runs past the end of the record (needs {int(need[k])} body bytes, REC_LEN is {int(rl[k])})",
-                int(offs[i]),
+                int(offs[k]),
                 rec,
                 fld,
                 i,
@@ -639,7 +639,7 @@ class _Parser:
                 RecordFormatError,
                 f"impossible REC_LEN {int(rl[k])} for {rec}: shorter than its identifying fields "
                 f"(TEST_NUM, HEAD_NUM, SITE_NUM need {minimum} bytes)",
-                int(offs[i]),
+                int(offs[k]),
                 rec,
                 "REC_LEN",
                 i,
@@ -647,14 +647,15 @@ class _Parser:
 
     def _limits(self, keys, has_opt, optp, rl_body_opt, v, first_def_row, rowidx):
         """Per-record limits from the default table and the record's own OPT_FLAG/limits."""
-        lo = self.reg.d_lo[keys].copy()
-        hi = self.reg.d_hi[keys].copy()
+        lo = self.reg.d_lo[keys]  # fancy indexing: fresh arrays
+        hi = self.reg.d_hi[keys]
         if first_def_row is not None:
             before = first_def_row[keys] > rowidx
             lo[before] = np.nan
             hi[before] = np.nan
-        full = np.flatnonzero(has_opt)
-        if len(full):
+        # every record carrying OPT_FLAG is the common case: work on whole arrays, no gather/scatter
+        full = slice(None) if has_opt.all() else np.flatnonzero(has_opt)
+        if isinstance(full, slice) or len(full):
             p = optp[full]
             avail = rl_body_opt[full]  # body bytes available from OPT_FLAG on
             opt = v.b[p]
@@ -675,10 +676,11 @@ class _Parser:
     def _establish_defaults(self, kind, keys, has_opt, offs, idx, rl, v, rec_name) -> np.ndarray | None:
         """The first record carrying default data (OPT_FLAG present) sets a test's defaults. Returns,
         per test index, the chunk row where defaults were set in this chunk (rows before it had none)."""
-        full = np.flatnonzero(has_opt)
-        if len(full) == 0:
-            return None
-        need = full[~self.reg.d_has[keys[full]]]
+        if has_opt.all():
+            need = np.flatnonzero(~self.reg.d_has[keys])
+        else:
+            full = np.flatnonzero(has_opt)
+            need = full[~self.reg.d_has[keys[full]]]
         if len(need) == 0:
             return None
         uk, first = np.unique(keys[need], return_index=True)
@@ -966,8 +968,8 @@ class _Parser:
         xfail = fixed(v.i4, 24, 4, 4)
         yfail = fixed(v.i4, 28, 4, 4)
         voff = fixed(v.i2, 32, 2, 5)
-        j = np.where(rl >= 36, v.u2[base + 34], 0).astype(np.int64)
-        kc = np.where(rl >= 38, v.u2[base + 36], 0).astype(np.int64)
+        j = np.where(rl >= 36, v.u2[np.where(rl >= 36, base + 34, 0)], 0).astype(np.int64)
+        kc = np.where(rl >= 38, v.u2[np.where(rl >= 38, base + 36, 0)], 0).astype(np.int64)
 
         pos = np.full(n, 38, np.int64)
         pos = np.minimum(pos, rl)
@@ -1016,7 +1018,8 @@ class _Parser:
         prog_txt = take_cn("PROG_TXT")
         rslt_txt = take_cn("RSLT_TXT")
         patg_p = pos < rl
-        patg = Masked(b[base + np.minimum(pos, rl - 1)].astype(np.uint8), patg_p)
+        patg_v = b[base + np.minimum(pos, rl - 1)].astype(np.uint8)
+        patg = Masked(patg_v, patg_p & (patg_v != 255))  # 255: no pattern generator (the spec's missing value)
         pos = pos + patg_p
         spin_map = take_dn("SPIN_MAP")
 
@@ -1188,6 +1191,9 @@ def _json(d: Any) -> str:
     return json.dumps(conv(d), ensure_ascii=False, allow_nan=False, default=str) if d is not None else "null"
 
 
+_ZPAD = bytes(PAD)
+
+
 def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = None) -> ParseResult:
     """Parse an STDF input (path, bytes, file object or ByteSource) into ``sink``.
 
@@ -1202,28 +1208,28 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
     started = False
     try:
         for block in source.blocks():
-            data = pending + block if pending else block
             if not started:
-                if len(data) < 6:
-                    pending = data
+                if len(pending) + len(block) < 6:
+                    pending = bytes(pending) + bytes(block)
                     continue
-                p.start(data)
+                p.start(bytes(pending) + bytes(block[:6]))
                 started = True
-            end = len(data)
-            padded = data + b"\x00" * PAD
+            end = len(pending) + len(block)
+            padded = b"".join((pending, block, _ZPAD))  # the one copy of the chunk
+            del block
             offs, stop = walk_fast(padded, end, p.be)
             p.chunk(padded, offs)
             p.res.records += len(offs)
-            pending = data[stop:]
+            pending = padded[stop:end]
             p.base += stop
             p.res.bytes_decompressed = p.base
             if opts.progress is not None:
                 opts.progress(source, p.res)
-    except TruncatedError:  # truncated compressed stream
+    except TruncatedError as stream_end:  # truncated compressed stream
         if not started:
             raise
-        if pending:
-            exc = _truncation(p, pending)
+        # the record cut by the stream's end, if one was: its offset is more useful than the stream's
+        exc = _truncation(p, pending) if pending else stream_end
         if not opts.accept_truncated:
             raise exc from None
         p.res.truncated = exc

@@ -94,17 +94,18 @@ class ByteSource:
             yield data
 
     # -- decompressors ----------------------------------------------------------------------
-    def _plain(self) -> Iterator[bytes]:
+    # Blocks are handed over as fresh bytearrays (the producer never touches one again): no copy.
+    def _plain(self) -> Iterator[bytearray]:
         buf = bytearray()
         for data in self._raw_chunks():
             buf += data
             if len(buf) >= self.block_size:
-                yield bytes(buf)
-                buf.clear()
+                yield buf
+                buf = bytearray()
         if buf:
-            yield bytes(buf)
+            yield buf
 
-    def _stream(self, make: Callable[[], object], name: str) -> Iterator[bytes]:
+    def _stream(self, make: Callable[[], object], name: str) -> Iterator[bytearray]:
         dec = make()
         out = bytearray()
         produced = 0  # decompressed bytes so far (this runs in the producer thread)
@@ -128,11 +129,11 @@ class ByteSource:
                     data = b""
                 if len(out) >= self.block_size:
                     produced += len(out)
-                    yield bytes(out)
-                    out.clear()
+                    yield out
+                    out = bytearray()
         produced += len(out)
         if out:
-            yield bytes(out)
+            yield out
         if started and not dec.eof:  # type: ignore[attr-defined]
             raise TruncatedError(
                 f"the {name} stream ends before its end marker: the file is truncated", offset=produced

@@ -27,6 +27,7 @@ _S29 = np.uint64(29)
 _S32 = np.uint64(32)
 
 KIND_CODES = {"P": 1, "M": 2, "F": 3}
+LUT_MAX = 1 << 20  # largest TEST_NUM looked up through a dense table (8 MB); larger ones use a binary search
 
 
 def _masks() -> np.ndarray:
@@ -125,6 +126,7 @@ class TestRegistry:
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._last_named: dict[tuple[str, int], int] = {}
         self._by_num: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per kind: sorted nums, first test
+        self._num_lut: dict[str, np.ndarray] = {}  # per kind: dense TEST_NUM -> first test (-1 none), if small
         self._cap = 0
         self.d_lo = np.zeros(0, np.float32)  # default limits, NaN = none
         self.d_hi = np.zeros(0, np.float32)
@@ -180,6 +182,7 @@ class TestRegistry:
         p = int(np.searchsorted(nums, num))
         if p == len(nums) or nums[p] != num:
             self._by_num[kind] = (np.insert(nums, p, num), np.insert(idxs, p, idx))
+            self._num_lut.pop(kind, None)
         return idx
 
     def _remember(self, kind: str, hashes: np.ndarray, idxs: np.ndarray) -> None:
@@ -234,10 +237,25 @@ class TestRegistry:
         known_n, known_i = self._by_num.get(kind, (None, None))
         if known_n is None or not len(known_n):
             return np.zeros(len(nums), bool)
-        pos = np.minimum(np.searchsorted(known_n, nums), len(known_n) - 1)
-        hit = known_n[pos] == nums
-        out[hit] = known_i[pos[hit]]
+        lut = self._lut(kind, known_n, known_i)
+        if lut is not None:  # one gather instead of a binary search per record
+            cand = lut[np.minimum(nums, len(lut) - 1)]  # numbers past the table land on its -1 slot
+            hit = cand >= 0
+            out[hit] = cand[hit]
+        else:
+            pos = np.minimum(np.searchsorted(known_n, nums), len(known_n) - 1)
+            hit = known_n[pos] == nums
+            out[hit] = known_i[pos[hit]]
         return self._verified(v, out, name_start, L) & hit
+
+    def _lut(self, kind: str, known_n: np.ndarray, known_i: np.ndarray) -> np.ndarray | None:
+        """Dense TEST_NUM lookup table when the numbers are small (the usual case), else None."""
+        lut = self._num_lut.get(kind)
+        if lut is None and int(known_n[-1]) < LUT_MAX:
+            lut = np.full(int(known_n[-1]) + 2, -1, np.int64)  # the last slot stays -1: out of range
+            lut[known_n] = known_i
+            self._num_lut[kind] = lut
+        return lut
 
     def _resolve_by_hash(self, kind, v, nums, name_start, L, rec_seq) -> np.ndarray:
         h = hash_names(v.w8, name_start, L) ^ (nums.astype(np.uint64) * _C1)

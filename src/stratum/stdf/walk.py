@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-PAD = 8  # zero bytes appended to every chunk so 8-byte word reads near the end stay in bounds
+# Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
+# early: the furthest read is HI_LIMIT (bytes 8..11 after OPT_FLAG) of a PTR/MPR ending at its OPT_FLAG,
+# 11 bytes past the record; 8-byte name words need 7.
+PAD = 16
 
 
 def walk_le(buf: bytes, end: int) -> tuple[list[int], int]:
