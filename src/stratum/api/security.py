@@ -21,8 +21,11 @@ from .problems import ApiProblem
 
 BEARER = 'Bearer realm="stratum"'
 # declared for OpenAPI (security scheme on every protected operation); verification is ours, below
-bearer_scheme = HTTPBearer(auto_error=False, scheme_name="ApiKey",
-                           description="API key: `Authorization: Bearer stm_live_...` (or `stm_test_...`)")
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="API key: `Authorization: Bearer stm_live_...` (or `stm_test_...`)",
+)
 
 
 @dataclass(frozen=True)
