@@ -23,8 +23,9 @@ test: ## the whole suite (slow benchmark-sized runs excluded; corpus tests run w
 test-slow:
 	$(BIN)/python -m pytest -q -m slow $(ARGS)
 
-bench: ## ingest + API benchmarks (figures go to bench/results/)
-	$(BIN)/python -m stratum.bench all
+BENCH_RUNS ?= 5
+bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to bench/results/)
+	$(BIN)/python -m stratum.bench all --runs $(BENCH_RUNS)
 
 lint:
 	$(BIN)/ruff check src tests functions infra
