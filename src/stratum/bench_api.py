@@ -134,8 +134,10 @@ SQL_AGGREGATE = (
 
 
 def bench_api(runs: int = 7, wafers: int = 200) -> dict:
+    import asyncio
+
     import duckdb
-    from fastapi.testclient import TestClient
+    import httpx
 
     from stratum.api.app import create_app
     from stratum.runtime import Runtime
@@ -150,7 +152,9 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
     rt = Runtime.from_settings(settings)
     app = create_app(rt)
     token, _ = app.state.keys.create("default", ["full"], "bench")
-    client = TestClient(app)
+    # the app over ASGI on one event loop, as uvicorn runs it (TestClient would start a thread per request)
+    loop = asyncio.Runner()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
     h = {"Authorization": f"Bearer {token}"}
     lot, wafer = "BENCH-03", "W12"
     with rt.engine.session("default") as s:
@@ -159,14 +163,15 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
 
     def get(path: str):
         def call():
-            r = client.get(path, headers=h)
+            r = loop.run(client.get(path, headers=h))
             assert r.status_code == 200, r.text
             return r.content
 
         return call
 
     def sql():
-        r = client.post("/v1/sql", headers=h, json={"query": SQL_AGGREGATE, "context": {"lot_id": lot}})
+        body = {"query": SQL_AGGREGATE, "context": {"lot_id": lot}}
+        r = loop.run(client.post("/v1/sql", headers=h, json=body))
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -191,6 +196,8 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
                 "ratio": round(api_ms / ref_ms, 2),
             }
         )
+    loop.run(client.aclose())
+    loop.close()
     rt.close()
     return report
 
