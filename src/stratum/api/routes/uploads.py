@@ -99,6 +99,15 @@ def _process_local(request: Request, ws: str, key: str) -> None:
         )
 
 
+# the raw STDF request body, documented for OpenAPI (FastAPI reads it from the Request, not a model)
+_BINARY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
 def _job_out(job) -> JobOut:
     return JobOut.model_validate(job.public())
 
@@ -109,12 +118,7 @@ def _job_out(job) -> JobOut:
     response_model=JobOut,
     responses=ERRORS,
     summary="Upload an STDF file (raw body; plain, gzip or bzip2) and start its ingest job",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=_BINARY_BODY,
 )
 async def upload(
     request: Request,
@@ -208,12 +212,7 @@ def presign(
     response_model=JobOut,
     responses=ERRORS,
     summary="Local runtime only: the target of a presigned upload URL (authorised by its signature)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=_BINARY_BODY,
 )
 async def presigned_content(
     request: Request,
@@ -247,12 +246,7 @@ async def presigned_content(
     response_model=InspectOut,
     responses=ERRORS,
     summary="What an STDF file holds (lot, part type, tester, record counts, wafers, problems), without ingesting it",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=_BINARY_BODY,
 )
 async def inspect(
     request: Request,
