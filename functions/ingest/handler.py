@@ -11,6 +11,7 @@ STRATUM_AWS__DROP_PREFIX, STRATUM_AWS__LAKE_BUCKET, STRATUM_AWS__METADATA_TABLE,
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -30,6 +31,9 @@ tracer = Tracer()
 # raised: the retries are expected behaviour, not a function error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _state: dict[str, Any] = {}
+# Stop reading this long before the function's end: aborting (deleting what the job wrote) and
+# recording the failed job must finish before Lambda kills the process.
+RESERVE_S = 60.0
 
 
 def drop_processor() -> DropProcessor:
@@ -66,7 +70,7 @@ def record_handler(record: SQSRecord) -> None:
             etag=(obj.etag or "").strip('"') or None,
             size=obj.size,
         )
-        job = drop.process(o)
+        job = drop.process(o, deadline=_state.get("deadline"))
         if job is None:
             continue
         metrics.add_metric(name=f"Jobs{job.status.capitalize()}", unit=MetricUnit.Count, value=1)
@@ -88,4 +92,6 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: Any) -> dict:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    _state["deadline"] = time.monotonic() + remaining() / 1000 - RESERVE_S if remaining else None
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -26,6 +26,10 @@ class FakeContext:
     memory_limit_in_mb: int = 3008
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:stratum-ingest"
     aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 900_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def load_handler(name: str):
@@ -160,6 +164,19 @@ def test_bad_stdf_fails_its_job_without_retry(deployed):
     assert fn.handler(ev, FakeContext()) == {"batchItemFailures": []}
     (job,), _ = fn.drop_processor().ingest.catalog.list_jobs("default")
     assert job.status == "failed" and job.error.code == "not_stdf"
+
+
+def test_too_little_time_left_fails_the_job_cleanly(deployed, stdf_files):
+    """Less time left than the cleanup reserve: the job fails with ingest_timeout (not retried: it would
+    time out again), nothing reaches the lake, and the function returns normally."""
+    stack, fn, s3 = deployed
+    head = put(s3, stack.drop_bucket, "incoming/default/slow.stdf", stdf_files.paths[0].read_bytes())
+    ev = event_for("s3_put_via_sqs.json", stack.drop_bucket, "incoming/default/slow.stdf", head)
+    assert fn.handler(ev, FakeContext(remaining_ms=30_000)) == {"batchItemFailures": []}
+    (job,), _ = fn.drop_processor().ingest.catalog.list_jobs("default")
+    assert job.status == "failed" and job.error.code == "ingest_timeout"
+    listed = s3.list_objects_v2(Bucket=stack.lake_bucket).get("Contents", [])
+    assert [o["Key"] for o in listed if o["Key"].endswith(".parquet")] == []
 
 
 def test_transient_failure_is_reported_for_redelivery(deployed, stdf_files, monkeypatch):

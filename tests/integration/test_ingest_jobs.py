@@ -169,6 +169,27 @@ def test_fault_midway_through_writing_publishes_nothing(base, files, table):
     assert rt.catalog.get_lot("default", "FLT-LOT").active_job_id == ok.job_id
 
 
+def test_deadline_fails_the_job_and_publishes_nothing(base, files):
+    """A worker whose time runs out (a Lambda near its limit) fails the job with ingest_timeout; a later
+    run of the same job (e.g. where time is not limited) does not get the half-read file."""
+    import time
+
+    from stratum.ingest.service import InputHandle
+
+    rt, first = base
+    before = (_answers(rt), _lake_keys(rt), first.job_id)
+    p = files[1]
+    job, _ = rt.ingest.create_job("default", p.name, JobSource(kind="cli", path=str(p)), size=p.stat().st_size)
+    handle = InputHandle(open=lambda: open(p, "rb"), size=p.stat().st_size)
+    failed = rt.ingest.run_job("default", job.job_id, handle, deadline=time.monotonic() - 1)
+    assert failed.status == "failed" and failed.error.code == "ingest_timeout"
+    assert "nothing was published" in failed.error.message and "MB" in failed.error.message
+    assert failed.outputs == {} and failed.rows == {}
+    _assert_untouched(rt, *before)
+    retried = rt.ingest.run_job("default", job.job_id, handle, retry_failed=frozenset({"ingest_timeout"}))
+    assert retried.status == "succeeded" and retried.attempts == 2
+
+
 def test_fault_during_publish_removes_files(base, files, monkeypatch):
     rt, first = base
     before = (_answers(rt), _lake_keys(rt), first.job_id)

@@ -95,7 +95,8 @@ class DropProcessor:
             log.info("skipping %s: outside the drop prefix %r or no valid workspace", o.key, self.prefix)
         return ws
 
-    def process(self, o: DropObject) -> Job | None:
+    def process(self, o: DropObject, deadline: float | None = None) -> Job | None:
+        """Ingest one dropped object (``deadline``: see ``IngestService.run_job``)."""
         ws = self.accepts(o)
         if ws is None:
             return None
@@ -121,7 +122,9 @@ class DropProcessor:
                 job, _ = self.ingest.create_job(ws, name, source, size=o.size, claims=[claim])
                 job_id = job.job_id
         handle = InputHandle(open=lambda: self.drop.open_read(o.key), size=o.size)
-        job = self.ingest.run_job(ws, job_id, handle, retry_failed=RETRYABLE, max_attempts=MAX_ATTEMPTS)
+        job = self.ingest.run_job(
+            ws, job_id, handle, retry_failed=RETRYABLE, max_attempts=MAX_ATTEMPTS, deadline=deadline
+        )
         if job.status == "failed" and job.error and job.error.code in RETRYABLE and job.attempts < MAX_ATTEMPTS:
             raise RetryableIngestError(f"job {job.job_id} failed with {job.error.code}; will be retried")
         return job

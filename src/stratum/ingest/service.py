@@ -45,6 +45,10 @@ STALE_RUNNING = timedelta(minutes=20)  # longer than a Lambda can live (15 min)
 PROGRESS_EVERY_S = 2.0
 
 
+class IngestDeadline(Exception):
+    """The worker's time is nearly up (``run_job(deadline=...)``): stop reading, publish nothing."""
+
+
 class HashingReader:
     """Wraps the raw input: SHA-256 and byte count of everything read."""
 
@@ -179,9 +183,14 @@ class IngestService:
         *,
         retry_failed: frozenset[str] = frozenset(),
         max_attempts: int = 3,
+        deadline: float | None = None,
     ) -> Job:
         """Run a queued job (a running job whose worker died is taken over). With ``retry_failed``,
-        a job that failed with one of those error codes runs again, up to ``max_attempts``."""
+        a job that failed with one of those error codes runs again, up to ``max_attempts``.
+
+        ``deadline`` (a ``time.monotonic()`` value) is when the worker must stop reading: a Lambda
+        passes its own end minus a reserve for cleanup, so a file too large for one invocation fails
+        its job with ``ingest_timeout`` instead of leaving it running when the function is killed."""
         job, version = self.catalog.get_job_v(workspace, job_id)
         now = datetime.now(UTC)
         retry = (
@@ -205,7 +214,7 @@ class IngestService:
             return self.catalog.get_job(workspace, job_id)  # someone else took it
 
         t0 = time.perf_counter()
-        ctx = _Run(self, job, version, progress)
+        ctx = _Run(self, job, version, progress, deadline)
         try:
             if handle.sha256:
                 job.sha256 = handle.sha256
@@ -227,11 +236,19 @@ class IngestService:
 class _Run:
     """State of one job execution."""
 
-    def __init__(self, svc: IngestService, job: Job, version: int, progress: Callable[[Job], None] | None) -> None:
+    def __init__(
+        self,
+        svc: IngestService,
+        job: Job,
+        version: int,
+        progress: Callable[[Job], None] | None,
+        deadline: float | None = None,
+    ) -> None:
         self.svc = svc
         self.job = job
         self.version = version
         self.progress = progress
+        self.deadline = deadline
         self.writer: LakeWriter | None = None
         self.manifest: Manifest | None = None
         self._last_progress = time.monotonic()
@@ -245,6 +262,8 @@ class _Run:
         self.job.bytes_read = source.compressed_read
         self.job.records = res.records
         now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            raise IngestDeadline
         if now - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = now
             self._save()
@@ -290,6 +309,17 @@ class _Run:
         except StdfError as exc:
             self.writer.abort()
             return self.fail(JobError(**exc.to_dict()))
+        except IngestDeadline:
+            self.writer.abort()
+            size = f" of {job.size / 1e6:.0f} MB" if job.size else ""
+            return self.fail(
+                JobError(
+                    code="ingest_timeout",
+                    message=f"the worker's time limit was reached after reading {reader.n / 1e6:.0f} MB{size} "
+                    f"({time.perf_counter() - t0:.0f} s); nothing was published. Ingest this file where time "
+                    "is not limited (stratum ingest) or split it",
+                )
+            )
         except BaseException:
             self.writer.abort()
             raise
