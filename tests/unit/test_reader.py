@@ -220,9 +220,10 @@ def test_ftr_every_short_form(opt: int, be: bool, position: str) -> None:
         for col, fld in [("rtn_indx", "RTN_INDX"), ("rtn_stat", "RTN_STAT"), ("pgm_indx", "PGM_INDX")]:
             assert got[col] == [p.get(fld) or None], (where, col)
         assert got["pgm_stat"] == [p.get("PGM_STAT") or None], where
-        for col, fld in FTR_TEXT:
-            assert got[col] == [p.get(fld)], (where, col)
+        for col, fld in FTR_TEXT:  # zero-length strings are missing values (P11)
+            assert got[col] == [p.get(fld) or None], (where, col)
         assert got["fail_pin"] == [p["FAIL_PIN"]["bit_data"] if "FAIL_PIN" in p else None], where
+        assert got["spin_map"] == [None], where  # SPIN_MAP has zero bits: missing
         assert got["patg_num"] == [p.get("PATG_NUM")], where
         assert res.tests[got["test_idx"][0]].name == p.get("TEST_TXT", ""), where
 

@@ -988,7 +988,7 @@ class _Parser:
             present = pos < rl
             ln = np.where(present, b[base + np.minimum(pos, rl - 1)], 0).astype(np.int64)
             self._check_overrun(present & (pos + 1 + ln > rl), offs, idx, "FTR", fld, pos + 1 + ln, rl)
-            s = gather_bytes(b, base + pos + 1, ln, present)
+            s = gather_bytes(b, base + pos + 1, ln, present & (ln > 0))  # empty = missing (P11)
             pos = pos + np.where(present, 1 + ln, 0)
             return s
 
@@ -999,7 +999,7 @@ class _Parser:
             bits = np.where(present, v.u2[base + np.minimum(pos, rl - 2)], 0).astype(np.int64)
             nbytes = (bits + 7) // 8
             self._check_overrun(present & (pos + 2 + nbytes > rl), offs, idx, "FTR", fld, pos + 2 + nbytes, rl)
-            s = gather_bytes(b, base + pos + 2, nbytes, present, binary=True)
+            s = gather_bytes(b, base + pos + 2, nbytes, present & (bits > 0), binary=True)
             pos = pos + np.where(present, 2 + nbytes, 0)
             return s
 
