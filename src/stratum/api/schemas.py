@@ -20,6 +20,11 @@ class Problem(BaseModel):
     code: str
 
 
+def problem_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` for routes: each status answers a :class:`Problem`."""
+    return {status: {"model": Problem} for status in statuses}
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(None, description="Pass back as `cursor` for the next page; null on the last page")

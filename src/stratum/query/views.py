@@ -37,6 +37,11 @@ def _v(name: str, doc: str, spec: str) -> View:
     return View(name, doc, tuple(cols))
 
 
+def _stored(name: str, doc: str, *extra: tuple[str, str]) -> View:
+    """A view exposing a stored table's columns with their documented meaning, plus ``extra`` columns."""
+    return View(name, doc, tuple((c.name, c.doc.strip()) for c in TABLES[name].cols) + extra)
+
+
 PUBLIC: dict[str, View] = {
     v.name: v
     for v in (
@@ -63,12 +68,10 @@ retest_count | Executions that are retests
 wafer_count | Distinct wafers
 """,
         ),
-        _v(
+        _stored(
             "lot_files",
             "One row per file (job) in the snapshot, with its MIR/MRR/WCR fields.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["lot_files"].cols)
-            + "\nfile_order | Order of the file in the lot "
-            "(MIR.START_T, then publish order); retests follow this order",
+            ("file_order", "Order of the file in the lot (MIR.START_T, then publish order); retests follow this order"),
         ),
         _v(
             "wafers",
@@ -238,38 +241,14 @@ first_pass_count | Dies/parts in the bin at their first execution
 summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the per-site sum); cross-check only
 """,
         ),
-        _v(
-            "wafer_runs",
-            "One row per WIR/WRR (a wafer tested in one file).",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["wafer_runs"].cols),
-        ),
-        _v(
-            "test_summaries",
-            "TSR records of the snapshot's files.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["test_summaries"].cols),
-        ),
-        _v(
-            "part_counts",
-            "PCR records of the snapshot's files.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["part_counts"].cols),
-        ),
-        _v(
-            "bin_records",
-            "HBR/SBR records of the snapshot's files, as written.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["bin_records"].cols),
-        ),
-        _v(
-            "sites",
-            "SDR records: equipment per site group.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["sites"].cols),
-        ),
-        _v("pins", "PMR records: pin map.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["pins"].cols)),
-        _v("texts", "DTR/GDR records.", "\n".join(f"{c.name} | {c.doc}" for c in TABLES["texts"].cols)),
-        _v(
-            "records",
-            "Every other record, decoded, as JSON.",
-            "\n".join(f"{c.name} | {c.doc}" for c in TABLES["records"].cols),
-        ),
+        _stored("wafer_runs", "One row per WIR/WRR (a wafer tested in one file)."),
+        _stored("test_summaries", "TSR records of the snapshot's files."),
+        _stored("part_counts", "PCR records of the snapshot's files."),
+        _stored("bin_records", "HBR/SBR records of the snapshot's files, as written."),
+        _stored("sites", "SDR records: equipment per site group."),
+        _stored("pins", "PMR records: pin map."),
+        _stored("texts", "DTR/GDR records."),
+        _stored("records", "Every other record, decoded, as JSON."),
     )
 }
 

@@ -757,18 +757,21 @@ class _Parser:
             self.outside_counts[kind] += n_out
         return np.flatnonzero(inside) if n_out or not inside.all() else None
 
-    # -- PTR -----------------------------------------------------------------------------------------
-    def _ptr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _test_fields(self, v: Views, offs_all, rl_all, idx, rec: str) -> tuple:
+        """The fields PTR, MPR and FTR share: offsets, REC_LENs and record numbers of the records of this
+        type; TEST_NUM, HEAD_NUM, SITE_NUM, TEST_FLG and the next U1 (PARM_FLG, or FTR's OPT_FLAG), 0 when absent."""
         b = v.b
         offs = offs_all[idx]
         rl = rl_all[idx]
-        self._min_len(rl, offs, idx, 6, "PTR")
-        seqs = self.seq_base + idx
-        nums = v.u4[offs + 4]
-        head = b[offs + 8]
-        site = b[offs + 9]
-        tf = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
-        pf = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8)
+        self._min_len(rl, offs, idx, 6, rec)
+        flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
+        flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8)
+        return offs, rl, self.seq_base + idx, v.u4[offs + 4], b[offs + 8], b[offs + 9], flg, flg2
+
+    # -- PTR -----------------------------------------------------------------------------------------
+    def _ptr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+        b = v.b
+        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "PTR")
         has_res = rl >= 12
         res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
         has_txt = rl >= 13
@@ -828,15 +831,7 @@ class _Parser:
     # -- MPR -----------------------------------------------------------------------------------------
     def _mpr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs = offs_all[idx]
-        rl = rl_all[idx]
-        self._min_len(rl, offs, idx, 6, "MPR")
-        seqs = self.seq_base + idx
-        nums = v.u4[offs + 4]
-        head = b[offs + 8]
-        site = b[offs + 9]
-        tf = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
-        pf = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8)
+        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "MPR")
         icnt = np.where(rl >= 10, v.u2[offs + 12], 0).astype(np.int64)
         rcnt = np.where(rl >= 12, v.u2[offs + 14], 0).astype(np.int64)
         stat_bytes = (icnt + 1) // 2
@@ -941,17 +936,9 @@ class _Parser:
     # -- FTR -----------------------------------------------------------------------------------------
     def _ftr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs = offs_all[idx]
-        rl = rl_all[idx]
-        self._min_len(rl, offs, idx, 6, "FTR")
+        offs, rl, seqs, nums, head, site, tf, opt = self._test_fields(v, offs_all, rl_all, idx, "FTR")
         n = len(idx)
-        seqs = self.seq_base + idx
-        nums = v.u4[offs + 4]
-        head = b[offs + 8]
-        site = b[offs + 9]
-        tf = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
         has_opt = rl >= 8
-        opt = np.where(has_opt, b[offs + 11], 0).astype(np.uint8)
         base = offs + 4
 
         def fixed(view, body_pos: int, width: int, bit: int | None) -> Masked:

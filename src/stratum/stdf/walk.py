@@ -17,33 +17,6 @@ import numpy as np
 PAD = 16
 
 
-def walk_le(buf: bytes, end: int) -> tuple[list[int], int]:
-    """Offsets of the complete records in ``buf[:end]`` and where the incomplete tail starts."""
-    offs: list[int] = []
-    ap = offs.append
-    o = 0
-    last = end - 4
-    while o <= last:
-        ap(o)
-        o += 4 + (buf[o] | (buf[o + 1] << 8))
-    if o > end:  # the last record's body runs past the data
-        o = offs.pop()
-    return offs, o
-
-
-def walk_be(buf: bytes, end: int) -> tuple[list[int], int]:
-    offs: list[int] = []
-    ap = offs.append
-    o = 0
-    last = end - 4
-    while o <= last:
-        ap(o)
-        o += 4 + ((buf[o] << 8) | buf[o + 1])
-    if o > end:
-        o = offs.pop()
-    return offs, o
-
-
 def _walk_n(buf: bytes, pos: int, end: int, n: int, be: bool) -> tuple[list[int], int]:
     """Python walk of at most ``n`` complete records from ``pos``."""
     offs: list[int] = []

@@ -193,20 +193,25 @@ def _scalar(name: str, enc: Callable[[Any], bytes]) -> _Step:
     return step
 
 
+def _put_array(d: Mapping[str, Any], out: list, name: str, count: str, enc: Callable[[Any, int], bytes]) -> int:
+    """Step result of an array field: its count must be given; a zero-length array may be left out."""
+    n = d.get(count)
+    if n is None:
+        return ~0
+    if name not in d:
+        return 0 if n == 0 else ~0
+    values = d[name]
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} elements but {count} is {n}")
+    out.append(enc(values, n))
+    return 1
+
+
 def _array(name: str, count: str, enc: Callable[[Any, int], bytes]) -> _Step:
-    """An array field; ``enc(values, n)`` returns its bytes. A zero-length array may be left out."""
+    """An array field; ``enc(values, n)`` returns its bytes."""
 
     def step(d: Mapping[str, Any], out: list) -> int:
-        n = d.get(count)
-        if n is None:
-            return ~0
-        if name not in d:
-            return 0 if n == 0 else ~0
-        values = d[name]
-        if len(values) != n:
-            raise ValueError(f"{name} has {len(values)} elements but {count} is {n}")
-        out.append(enc(values, n))
-        return 1
+        return _put_array(d, out, name, count, enc)
 
     return step
 
@@ -223,16 +228,7 @@ def _sized(name: str, size: str, enc: Callable[[Any, int], bytes], count: str | 
                 return ~0
             out.append(enc(d[name], width))
             return 1
-        n = d.get(count)
-        if n is None:
-            return ~0
-        if name not in d:
-            return 0 if n == 0 else ~0
-        values = d[name]
-        if len(values) != n:
-            raise ValueError(f"{name} has {len(values)} elements but {count} is {n}")
-        out.append(b"".join(enc(v, width) for v in values))
-        return 1
+        return _put_array(d, out, name, count, lambda values, _n: b"".join(enc(v, width) for v in values))
 
     return step
 

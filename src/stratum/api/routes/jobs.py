@@ -6,17 +6,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ..schemas import JobOut, Page, Problem
+from ..schemas import JobOut, Page, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["jobs"])
-ERRORS = {
-    400: {"model": Problem},
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    429: {"model": Problem},
-}
+ERRORS = problem_responses(400, 401, 403, 404, 429)
 Status = Literal["queued", "running", "succeeded", "partial", "failed", "duplicate"]
 
 

@@ -18,22 +18,16 @@ from ..schemas import (
     LotDetail,
     LotSummary,
     Page,
-    Problem,
     ResultsPage,
     TestList,
     WaferList,
     WaferMapOut,
+    problem_responses,
 )
 from ..security import Principal, require
 
 router = APIRouter(tags=["lots"])
-ERRORS = {
-    400: {"model": Problem},
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    429: {"model": Problem},
-}
+ERRORS = problem_responses(400, 401, 403, 404, 429)
 View = Literal["final", "first_pass", "all"]
 SNAP = Query(None, max_length=64, description="Pin the lot snapshot published by this job (reproducible numbers)")
 ANALYTICS = require("analytics", "analytics")

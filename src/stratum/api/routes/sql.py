@@ -7,18 +7,11 @@ from fastapi import APIRouter, Depends, Request
 from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
 
-from ..schemas import Problem, SqlRequest, SqlResponse, SqlSchema
+from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
-ERRORS = {
-    400: {"model": Problem},
-    401: {"model": Problem},
-    403: {"model": Problem},
-    404: {"model": Problem},
-    422: {"model": Problem},
-    429: {"model": Problem},
-}
+ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 
 
 @router.get(

@@ -23,21 +23,14 @@ from stratum.stdf.errors import StdfError
 from stratum.stdf.reader import check_header
 
 from ..problems import ApiProblem
-from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, Problem
+from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["uploads"])
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+\- ]")
 PRESIGN_SECONDS = 3600
-ERRORS = {
-    400: {"model": Problem},
-    401: {"model": Problem},
-    403: {"model": Problem},
-    413: {"model": Problem},
-    422: {"model": Problem},
-    429: {"model": Problem},
-}
+ERRORS = problem_responses(400, 401, 403, 413, 422, 429)
 
 
 def safe_name(name: str) -> str:
