@@ -30,10 +30,21 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings_for(getattr(args, "data_dir", None), **overrides)
 
 
+_RUNTIMES: list = []  # closed by main() before it returns
+
+
 def _runtime(args: argparse.Namespace):
     from stratum.runtime import Runtime
 
-    return Runtime.from_settings(_settings(args))
+    rt = Runtime.from_settings(_settings(args))
+    _RUNTIMES.append(rt)
+    return rt
+
+
+def _close_runtimes() -> None:
+    """Close DuckDB and the metadata store on the main thread before the interpreter finalises."""
+    while _RUNTIMES:
+        _RUNTIMES.pop().close()
 
 
 def _err(msg: str) -> None:
@@ -357,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         _err(str(exc))
         return EXIT_FAIL
+    finally:
+        _close_runtimes()
 
 
 if __name__ == "__main__":
