@@ -58,7 +58,7 @@ class Scope:
 @dataclass
 class Resolved:
     members: list[Member]
-    retest_policy: str
+    retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
 
 
@@ -146,7 +146,8 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
-        policy = self.settings.retest_policy
+        """The snapshot members of the scope, each lot with the retest policy its snapshot was published with,
+        whatever the scope: a lot's yield is the same in a lot-scoped query and in one over every lot."""
         if scope.snapshot_job_id:
             try:
                 job = self.catalog.get_job(ws, scope.snapshot_job_id)
@@ -157,27 +158,27 @@ class QueryEngine:
             if scope.lot_id is not None and job.lot_id != scope.lot_id:
                 raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
             return Resolved(
-                _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+                _ordered(job.lot_id, job.job_id, job.snapshot),
+                {job.lot_id: job.options.retest_policy},
+                {job.lot_id: job.job_id},
             )
-        if scope.lot_id is not None:
-            lot = self.catalog.get_lot(ws, scope.lot_id)
-            return Resolved(
-                _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                self._policy(ws, lot, policy),
-                {lot.lot_id: lot.active_job_id},
-            )
+        lots = [self.catalog.get_lot(ws, scope.lot_id)] if scope.lot_id is not None else self.catalog.iter_lots(ws)
         members: list[Member] = []
         snaps: dict[str, str] = {}
-        for lot in self.catalog.iter_lots(ws):
+        policies: dict[str, str] = {}
+        for lot in lots:
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
-        return Resolved(members, policy, snaps)
+            policies[lot.lot_id] = self._policy(ws, lot)
+        return Resolved(members, policies, snaps)
 
-    def _policy(self, ws: str, lot: Lot, default: str) -> str:
-        try:
+    def _policy(self, ws: str, lot: Lot) -> str:
+        if lot.retest_policy is not None:
+            return lot.retest_policy
+        try:  # lot records written before the lot carried its policy
             return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
         except NotFound:
-            return default
+            return self.settings.retest_policy
 
     def session_for_schema(self) -> Session:
         return schema_session()
@@ -190,7 +191,7 @@ class QueryEngine:
         key = (
             ws,
             tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
-            resolved.retest_policy,
+            tuple(sorted(resolved.retest_policy.items())),
             None if scope.wafer_ids is None else tuple(scope.wafer_ids),
         )
         with self._lock:
@@ -244,7 +245,7 @@ def schema_session() -> Session:
     cur = db.cursor()
     for stmt in view_sql([], lambda t, m: ""):
         cur.execute(stmt)
-    return Session(cur, Resolved([], "last", {}))
+    return Session(cur, Resolved([], {}, {}))
 
 
 @dataclass
