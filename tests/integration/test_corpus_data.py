@@ -23,6 +23,7 @@ from stratum.query.engine import Scope
 from tests.conftest import corpus_file
 from tests.fixtures.runtime import make_runtime
 from tests.functional.test_cli_process import run as run_cli
+from tests.support import read_all
 
 A530 = "GAL-LOT"
 MPR_LOT = "1"
@@ -179,3 +180,66 @@ def test_final_test_lot_within_sigma_is_the_overall_fallback(corpus):
     for t in tests:
         assert t["sigma_within"] == t["sigma_overall"]
         assert t["cpk"] == t["ppk"]
+
+
+# -- 1. default data belongs to the test number --------------------------------------------------------
+def _number_defaults(res) -> tuple[list, dict]:
+    """Tests without default data of their own that follow a test of their number which has some."""
+    holder: dict[tuple[str, int], object] = {}
+    for t in sorted(res.tests, key=lambda t: t.first_rec_seq):
+        if t.has_defaults:
+            holder.setdefault((t.kind, t.num), t)
+    inherited = [
+        t
+        for t in res.tests
+        if not t.has_defaults and (t.kind, t.num) in holder and holder[(t.kind, t.num)].first_rec_seq < t.first_rec_seq
+    ]
+    return inherited, holder
+
+
+def test_short_ptrs_take_their_numbers_default_data_advantest_ws_mpr():
+    res, sink = read_all(corpus_file("advantest_93k_ws_mpr.stdf"))
+    inherited, holder = _number_defaults(res)
+    ptr = [t for t in inherited if t.kind == "P"]
+    assert (len(ptr), sum(t.exec_count for t in ptr)) == (35, 4515)
+    for t in inherited:
+        d = holder[(t.kind, t.num)]
+        assert (t.units, t.lo_limit, t.hi_limit, t.res_scal) == (d.units, d.lo_limit, d.hi_limit, d.res_scal), t.name
+    (vopp,) = [t for t in res.tests if t.num == 3251 and t.name == "MGC1_Vopp_CH1:Vopp@RF_OUT1N[1]"]
+    assert (vopp.kind, vopp.has_defaults, vopp.units, vopp.lo_limit, vopp.hi_limit) == ("P", False, "V", 0.0, 3.5)
+    r = sink.table("results")
+    rows = r["test_idx"] == vopp.idx
+    assert int(rows.sum()) == 129
+    assert set(np.asarray(r["lo_limit"])[rows].tolist()) == {0.0}
+    assert set(np.asarray(r["hi_limit"])[rows].tolist()) == {3.5}
+    # every result of the 35 tests has the limits of its number (before: null)
+    idx = np.isin(r["test_idx"], [t.idx for t in ptr])
+    assert int(idx.sum()) == 4515
+    lo = np.asarray(r["lo_limit"])[idx]
+    want = np.array([holder[("P", int(n))].lo_limit for n in np.asarray(r["test_num"])[idx]], dtype=np.float64)
+    assert np.array_equal(np.isnan(lo), np.isnan(want)) and np.allclose(lo[~np.isnan(lo)], want[~np.isnan(want)])
+
+
+def test_test_3110_variants_take_the_numbers_limits_advantest_ft_dtr(corpus):
+    rows = _sql(
+        corpus,
+        "SELECT test_name, units, lo_limit, hi_limit FROM tests WHERE test_num = 3110 ORDER BY test_name",
+        ws="dtr",
+    )
+    assert len(rows) == 15
+    assert {u for _, u, _, _ in rows} == {"V"}
+    named = {n.split(":")[1].split("_Vulp")[0]: (lo, hi) for n, _, lo, hi in rows}
+    f32 = float(np.float32(0.8)), float(np.float32(1.2))
+    for m in (
+        "M1",
+        "M2",
+        "M6",
+        "M7",
+        "M8",
+        "M9",
+        "M10",
+    ):  # M1 sets the number's defaults; M2, M6-M10 only have short PTRs
+        assert named[m] == f32, m
+    for m in ("M3", "M4", "M5", "M11", "M12", "M13", "M14", "M15"):  # their own default data
+        assert named[m] == (float(np.float32(0.5)), float(np.float32(0.9))), m
+    assert _sql(corpus, "SELECT count(*) FROM results WHERE test_num = 3110 AND lo_limit IS NULL", ws="dtr") == [[0]]
