@@ -13,7 +13,7 @@ def _pct(v) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stratum.demo import run_demo
+    from stratum.devtools.demo import run_demo
 
     rt = _runtime(args)
     print(f"Generating sample lots into {rt.settings.data_dir / 'incoming'} and ingesting them ...")
