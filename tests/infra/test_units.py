@@ -63,7 +63,7 @@ def test_function_assets_leave_out_the_dev_tools(tmp_path: Path, function: str) 
     naming = sorted(
         f for f in files if f.endswith(".py") and "stratum.devtools" in (asset.path / f).read_text(encoding="utf-8")
     )
-    assert naming == ["stratum/commands.py"]
+    assert naming == ["stratum/cli/local.py"]
 
 
 def test_function_asset_reports_a_missing_handler_and_is_rebuilt_from_scratch(tmp_path: Path) -> None:
