@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
-from stratum.query.views import PUBLIC
+from stratum.query.public_schema import PUBLIC
 
 from .conftest import FT_LOT, WS_LOT, final_mask, strict_json
 
