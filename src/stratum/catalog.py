@@ -16,12 +16,11 @@ failed or concurrent publish never leaves a half-updated lot.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest, NotFound
 from stratum.lake.layout import check_workspace
 from stratum.models import Job, Lot, SnapshotMember, utcnow
@@ -281,15 +280,16 @@ def _sort_key(item: Item, index: str) -> str:
 
 
 def _encode_cursor(sk: str | None) -> str | None:
-    if sk is None:
-        return None
-    return base64.urlsafe_b64encode(json.dumps({"after": sk}).encode()).decode()
+    return None if sk is None else encode_cursor({"after": sk})
 
 
 def _decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
-    except (ValueError, KeyError, TypeError) as exc:
+        after = decode_cursor(cursor)["after"]
+    except (InvalidCursor, KeyError) as exc:
         raise BadRequest("invalid cursor") from exc
+    if not isinstance(after, str):
+        raise BadRequest("invalid cursor")
+    return after

@@ -9,7 +9,6 @@ valid results only for statistics, test limits (not spec limits) for capability.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,8 +16,9 @@ import numpy as np
 
 from stratum.catalog import Catalog
 from stratum.errors import BadRequest, NotFound
-from stratum.query.engine import QueryEngine, Scope, Session
+from stratum.query.engine import QueryEngine, Scope, Session, check_wafer_ids
 from stratum.query.sql import jsonable
+from stratum.render.diemap import MapData
 
 from . import capability as cap
 
@@ -39,13 +39,6 @@ def _mpr_ftr_rows(table: str, view: View) -> str:
     return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
-def check_wafer_ids(wafer_ids: list[str] | None) -> None:
-    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
-    it: a 500). No real wafer id has one; refuse it as a bad request."""
-    if wafer_ids and any("\x00" in w for w in wafer_ids):
-        raise BadRequest("wafer ids must not contain NUL characters")
-
-
 def _num(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -58,18 +51,6 @@ def _epoch(v: Any) -> str | None:
     if isinstance(v, datetime):
         return v.isoformat()
     return datetime.fromtimestamp(int(v), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") if v else None
-
-
-@dataclass
-class MapData:
-    lot_id: str
-    wafer_id: str
-    dies: dict[str, list]
-    bins: dict[str, dict[int, dict[str, Any]]]  # 'H'/'S' -> bin number -> name, pass_fail
-    orientation: dict[str, Any]
-    test: dict[str, Any] | None
-    counts: dict[str, Any]
-    job_id: str
 
 
 class AnalyticsService:
@@ -239,53 +220,6 @@ class AnalyticsService:
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
-
-    def render_map(self, data: MapData, *, fmt: str, bin_type: str = "H") -> bytes:
-        from stratum.render import wafermap as wm
-
-        x = np.array(data.dies["x"], dtype=np.int64)
-        y = np.array(data.dies["y"], dtype=np.int64)
-        o = data.orientation
-        yield_txt = f"yield {data.counts['yield'] * 100:.1f}%" if data.counts["yield"] is not None else ""
-        sub = [
-            f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
-            f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
-        ]
-        if data.test is not None:
-            t = data.test
-            vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)
-            return wm.render_value_map(
-                x,
-                y,
-                vals,
-                title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {t['test_name']}",
-                subtitle=[f"Test {t['test_num']} {t['test_name']}"] + sub,
-                label=t["test_name"],
-                units=t.get("units") or "",
-                lo=t.get("lo_limit"),
-                hi=t.get("hi_limit"),
-                robust=True,
-                pos_x=o["pos_x"],
-                pos_y=o["pos_y"],
-                flat=o["flat"],
-                fmt=fmt,
-            )
-        key = "hard_bin" if bin_type == "H" else "soft_bin"
-        bins = np.array([b if b is not None else -1 for b in data.dies[key]], dtype=np.int64)
-        table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins[bin_type].items()}
-        return wm.render_bin_map(
-            x,
-            y,
-            bins,
-            table,
-            title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
-            subtitle=sub,
-            legend_title="Hard bins" if bin_type == "H" else "Soft bins",
-            pos_x=o["pos_x"],
-            pos_y=o["pos_y"],
-            flat=o["flat"],
-            fmt=fmt,
-        )
 
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod

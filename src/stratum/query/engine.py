@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import duckdb
 
 from stratum.catalog import Catalog
-from stratum.errors import NotFound
+from stratum.errors import BadRequest, NotFound
 from stratum.lake import layout
 from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
@@ -54,6 +54,13 @@ class Scope:
     lot_id: str | None = None
     snapshot_job_id: str | None = None
     wafer_ids: list[str] | None = None
+
+
+def check_wafer_ids(wafer_ids: list[str] | None) -> None:
+    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
+    it: a 500). No real wafer id has one; refuse it as a bad request."""
+    if wafer_ids and any("\x00" in w for w in wafer_ids):
+        raise BadRequest("wafer ids must not contain NUL characters")
 
 
 @dataclass
