@@ -97,10 +97,6 @@ class Settings(BaseSettings):
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
 
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -156,24 +156,6 @@ class IngestService:
         handle = InputHandle(open=lambda: open(p, "rb"), size=size)
         return self.run_job(workspace, job.job_id, handle, progress=progress)
 
-    def ingest_bytes(
-        self,
-        workspace: str,
-        data: bytes,
-        file_name: str,
-        *,
-        source: JobSource | None = None,
-        options: JobOptions | None = None,
-    ) -> Job:
-        import io
-
-        job, _ = self.create_job(
-            workspace, file_name, source or JobSource(kind="upload"), size=len(data), options=options
-        )
-        handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        return self.run_job(workspace, job.job_id, handle)
-
-    # -- running ----------------------------------------------------------------------------------
     def run_job(
         self,
         workspace: str,
@@ -218,7 +200,7 @@ class IngestService:
         try:
             if handle.sha256:
                 job.sha256 = handle.sha256
-                dup = self.catalog.find_claim(f"WS#{workspace}#SHA", handle.sha256)
+                dup = self.catalog.find_content(workspace, handle.sha256)
                 if dup:
                     return ctx.duplicate(dup)
             return ctx.execute(handle, t0)
@@ -297,7 +279,7 @@ class _Run:
             job.sha256 = reader.sha.hexdigest()
             job.size = reader.n
             job.lot_id = res.header.lot_id if res.header else None
-            dup = self.svc.catalog.find_claim(f"WS#{job.workspace}#SHA", job.sha256)
+            dup = self.svc.catalog.find_content(job.workspace, job.sha256)
             if dup:
                 self.writer.abort()
                 return self.duplicate(dup)

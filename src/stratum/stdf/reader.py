@@ -86,9 +86,6 @@ class ParseResult:
     truncated: TruncatedError | None = None
     partial: bool = False
 
-    def warnings_dicts(self) -> list[dict]:
-        return [w.to_dict() for w in self.warnings]
-
 
 @dataclass
 class ReaderOptions:
