@@ -266,6 +266,7 @@ class Catalog:
                 start_time=min(starts) if starts else None,
                 finish_time=max(finishes) if finishes else None,
                 next_publish_seq=seq + 1,
+                retest_policy=job.options.retest_policy,
                 **{k: v for k, v in meta.items() if k != "finish_time"},
             )
             j = job.model_copy(deep=True)

@@ -116,8 +116,8 @@ class AnalyticsService:
         }
 
     def lot(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> dict[str, Any]:
-        lot = self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
+            lot = s.resolved.lot or self.catalog.get_lot(ws, lot_id)  # a pinned snapshot did not read the lot
             row = s.dicts("SELECT * FROM lots")[0]
             wafers = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
             files = s.dicts(
@@ -149,7 +149,6 @@ class AnalyticsService:
 
     # -- wafers ---------------------------------------------------------------------------------
     def wafers(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> list[dict[str, Any]]:
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
         return [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows]
@@ -165,9 +164,8 @@ class AnalyticsService:
         test_name: str | None = None,
         view: View = "final",
     ) -> MapData:
-        self.catalog.get_lot(ws, lot_id)
-        check_wafer_ids([wafer_id])
         with self._session(ws, lot_id, snapshot_job_id) as s:
+            check_wafer_ids([wafer_id])
             dies = s.dicts(
                 f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
                                FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
@@ -245,7 +243,6 @@ class AnalyticsService:
         wafer_id: str | None = None,
         view: View = "final",
     ) -> list[dict[str, Any]]:
-        self.catalog.get_lot(ws, lot_id)
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
@@ -309,7 +306,6 @@ class AnalyticsService:
         limit: int = 1000,
         offset: int = 0,
     ) -> tuple[dict, list[dict], bool]:
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
             test = self._pick_test(s, test_num, test_name, types=("P",))
@@ -348,7 +344,6 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         if estimator not in cap.ESTIMATORS:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
             lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
@@ -476,7 +471,6 @@ class AnalyticsService:
         bin_type: Literal["H", "S"] | None = None,
         wafer_id: str | None = None,
     ) -> dict[str, Any]:
-        self.catalog.get_lot(ws, lot_id)
         group = {"lot": "", "wafer": "wafer_id", "site": "head_num, site_num"}[by]
         gsel = f"{group}, " if group else ""
         w = {"wafer": wafer_id}

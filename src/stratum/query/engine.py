@@ -68,6 +68,7 @@ class Resolved:
     members: list[Member]
     retest_policy: str
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
+    lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
 
 def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
@@ -154,25 +155,18 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
+        """The scope's snapshot members, with one metadata read for a lot or a pinned snapshot (the lot's
+        item carries its retest policy; only lots published before it did cost a read of their job)."""
         policy = self.settings.retest_policy
         if scope.snapshot_job_id:
-            try:
-                job = self.catalog.get_job(ws, scope.snapshot_job_id)
-            except NotFound:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} not found") from None
-            if job.status not in PUBLISHED or not job.snapshot or not job.lot_id:
-                raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
-            if scope.lot_id is not None and job.lot_id != scope.lot_id:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
-            return Resolved(
-                _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
-            )
+            return self._resolve_pinned(ws, scope)
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
                 _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                self._policy(ws, lot, policy),
+                lot.retest_policy or self._policy(ws, lot, policy),
                 {lot.lot_id: lot.active_job_id},
+                lot,
             )
         members: list[Member] = []
         snaps: dict[str, str] = {}
@@ -180,6 +174,26 @@ class QueryEngine:
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
         return Resolved(members, policy, snaps)
+
+    def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
+        assert scope.snapshot_job_id is not None
+        try:
+            job = self.catalog.get_job(ws, scope.snapshot_job_id)
+            problem = None
+        except NotFound:
+            job, problem = None, f"snapshot job {scope.snapshot_job_id!r} not found"
+        if job is not None and (job.status not in PUBLISHED or not job.snapshot or not job.lot_id):
+            problem = f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})"
+        elif job is not None and scope.lot_id is not None and job.lot_id != scope.lot_id:
+            problem = f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}"
+        if problem is not None:
+            if scope.lot_id is not None:
+                self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
+            raise NotFound(problem)
+        assert job is not None and job.lot_id is not None
+        return Resolved(
+            _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+        )
 
     def _policy(self, ws: str, lot: Lot, default: str) -> str:
         try:
