@@ -39,13 +39,13 @@ def _mpr_ftr_rows(table: str, view: View) -> str:
     return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
-def _num(v: Any) -> Any:
+def _finite_or_none(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
 
 
-def _epoch(v: Any) -> str | None:
+def _iso_time(v: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, datetime):
@@ -108,8 +108,8 @@ class AnalyticsService:
             "tester_type": lot.tester_type,
             "node_name": lot.node_name,
             "test_code": lot.test_code,
-            "start_time": _epoch(lot.start_time),
-            "finish_time": _epoch(lot.finish_time),
+            "start_time": _iso_time(lot.start_time),
+            "finish_time": _iso_time(lot.finish_time),
             "active_job_id": lot.active_job_id,
             "file_count": len(lot.members),
             "updated_at": lot.updated_at.isoformat(),
@@ -125,12 +125,12 @@ class AnalyticsService:
                 "records, partial FROM lot_files ORDER BY file_order"
             )
         jobs, _ = self.catalog.list_jobs(ws, lot_id=lot_id, limit=200)
-        out = {k: jsonable(_num(v)) for k, v in row.items()}
+        out = {k: jsonable(_finite_or_none(v)) for k, v in row.items()}
         out.update(
             {
                 "active_job_id": lot.active_job_id,
                 "snapshot_job_id": row["job_id"],
-                "wafers": [{k: jsonable(_num(v)) for k, v in w.items()} for w in wafers],
+                "wafers": [{k: jsonable(_finite_or_none(v)) for k, v in w.items()} for w in wafers],
                 "files": [{k: jsonable(v) for k, v in f.items()} for f in files],
                 "jobs": [
                     {
@@ -151,7 +151,7 @@ class AnalyticsService:
     def wafers(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> list[dict[str, Any]]:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
-        return [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows]
+        return [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows]
 
     def wafer_map(
         self,
@@ -203,8 +203,8 @@ class AnalyticsService:
             "flat": o.get("wafer_flat") if o.get("wafer_flat") in ("U", "D", "L", "R") else None,
             "center_x": o.get("center_x"),
             "center_y": o.get("center_y"),
-            "die_width": _num(o.get("die_width")),
-            "die_height": _num(o.get("die_height")),
+            "die_width": _finite_or_none(o.get("die_width")),
+            "die_height": _finite_or_none(o.get("die_height")),
             "units": o.get("wafer_units"),
         }
         cols: dict[str, list] = {
@@ -232,7 +232,7 @@ class AnalyticsService:
         if len(rows) > 1:
             names = ", ".join(repr(r["test_name"]) for r in rows)
             raise BadRequest(f"test number {test_num} names several tests ({names}); pass test_name to choose one")
-        return {k: jsonable(_num(v)) for k, v in rows[0].items()}
+        return {k: jsonable(_finite_or_none(v)) for k, v in rows[0].items()}
 
     def tests(
         self,
@@ -285,7 +285,7 @@ class AnalyticsService:
             )
         out = []
         for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):
-            r = {k: jsonable(_num(v)) for k, v in r.items()}
+            r = {k: jsonable(_finite_or_none(v)) for k, v in r.items()}
             r["n"] = r["n"] or 0
             r["fails"] = r["fails"] or 0
             r["fail_rate"] = (r["fails"] / r["n"]) if r["n"] else None
@@ -326,7 +326,7 @@ class AnalyticsService:
                 },
             )
         more = len(rows) > limit
-        return test, [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows[:limit]], more
+        return test, [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows[:limit]], more
 
     # -- capability -----------------------------------------------------------------------------
     def capability(
@@ -417,7 +417,7 @@ class AnalyticsService:
         for i, t in enumerate(tests):
             d = batch[i].to_dict() if batch is not None else {}
             d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            results.append({k: jsonable(_num(v)) for k, v in d.items()})
+            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -523,5 +523,5 @@ class AnalyticsService:
             "by": by,
             "wafer_id": wafer_id,
             "yield": yields,
-            "bins": [{k: jsonable(_num(v)) for k, v in r.items()} for r in counts],
+            "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }

@@ -30,7 +30,7 @@ from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql
-from .views import Member
+from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
 
@@ -135,7 +135,7 @@ class QueryEngine:
             t2 = time.perf_counter()
             root = self.lake.root_uri(layout.lake_root(ws))
             db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + _lit(root) + "]")
+            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
             log.info(
@@ -323,7 +323,3 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"

@@ -33,7 +33,7 @@ SNAP = Query(None, max_length=64, description="Pin the lot snapshot published by
 ANALYTICS = require("analytics", "analytics")
 
 
-def _epoch(v: str | None, name: str) -> int | None:
+def _iso_to_epoch(v: str | None, name: str) -> int | None:
     if v is None:
         return None
     try:
@@ -65,8 +65,8 @@ def list_lots(
         q=q,
         part_type=part_type,
         program=program,
-        start_from=_epoch(start_from, "start_from"),
-        start_to=_epoch(start_to, "start_to"),
+        start_from=_iso_to_epoch(start_from, "start_from"),
+        start_to=_iso_to_epoch(start_to, "start_to"),
         limit=limit,
         cursor=cursor,
     )
