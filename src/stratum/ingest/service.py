@@ -97,7 +97,9 @@ class InputHandle:
 
 
 class IngestService:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+    ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings

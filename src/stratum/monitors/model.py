@@ -87,9 +87,7 @@ class RuleSpec(BaseModel):
         try:
             self.params = rule.params_model.model_validate(self.params).model_dump(mode="json")
         except ValidationError as exc:
-            where = "; ".join(
-                f"rule.params.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-            )
+            where = "; ".join(f"rule.params.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
             raise ValueError(where) from None
         return self
 

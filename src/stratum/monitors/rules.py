@@ -225,7 +225,9 @@ def cpk_below(ctx: LotContext, p: CpkBelow) -> list[Outcome]:
     from stratum.errors import NotFound
 
     try:
-        res = ctx.lake.analytics.capability(ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num)
+        res = ctx.lake.analytics.capability(
+            ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num
+        )
     except NotFound:
         return [Outcome({"lot_id": ctx.lot_id, "test_num": p.test_num}, None, {}, "test not in this lot")]
     out = []
@@ -329,7 +331,11 @@ def _points(ctx: LotContext, p: RunRules, lot_id: str, snap: str) -> list[tuple[
         return [({"lot_id": lot_id, key: k} if key == "wafer_id" else {"lot_id": lot_id}, float(m)) for k, m in rows]
     st = ctx.lake.lot_stats(ctx.ws, lot_id, snap)
     view = "first_pass" if p.metric == "first_pass_yield" else "final"
-    rows = [({"lot_id": lot_id}, st)] if p.level == "lot" else [({"lot_id": lot_id, "wafer_id": w["wafer_id"]}, w) for w in st["wafers"]]
+    rows = (
+        [({"lot_id": lot_id}, st)]
+        if p.level == "lot"
+        else [({"lot_id": lot_id, "wafer_id": w["wafer_id"]}, w) for w in st["wafers"]]
+    )
     out = []
     for subj, r in rows:
         y, _ = _yield_of(r, view)
@@ -347,9 +353,7 @@ def run_rules(ctx: LotContext, p: RunRules) -> list[Outcome]:
         base += [v for _, v in _points(ctx, p, lot.lot_id, lot.active_job_id)]
     cur = _points(ctx, p, ctx.lot_id, ctx.snapshot_job_id)
     if len(base) < p.min_baseline_points:
-        return [
-            Outcome(s, None, {"value": v, "baseline_points": len(base)}, "insufficient baseline") for s, v in cur
-        ]
+        return [Outcome(s, None, {"value": v, "baseline_points": len(base)}, "insufficient baseline") for s, v in cur]
     mean = statistics.fmean(base)
     sigma = statistics.stdev(base)
     if sigma <= 0:
@@ -401,7 +405,9 @@ def site_delta(ctx: LotContext, p: SiteDelta) -> list[Outcome]:
     shifts: dict[tuple[int, int], tuple[float, float]] = {}
     sigma_w = None
     if p.test_num is not None:
-        cap = ctx.lake.analytics.capability(ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num)
+        cap = ctx.lake.analytics.capability(
+            ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num
+        )
         t = [x for x in cap["tests"] if p.test_name is None or x["test_name"] == p.test_name]
         sigma_w = t[0]["sigma_within"] if t else None
         with ctx.session() as s:

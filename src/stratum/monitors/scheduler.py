@@ -88,7 +88,9 @@ class LocalScheduler(SchedulerPort):
     """Fire times come from the monitors themselves (the store is the truth), so upsert/delete only wake
     the loop. ``tick(now)`` runs every monitor whose next fire time after its last check has come."""
 
-    def __init__(self, list_monitors: Callable[[], list[Monitor]], fire: Callable[[str, str], Any], tick_seconds: float):
+    def __init__(
+        self, list_monitors: Callable[[], list[Monitor]], fire: Callable[[str, str], Any], tick_seconds: float
+    ):
         self.list_monitors = list_monitors
         self.fire = fire
         self.tick_seconds = tick_seconds

@@ -133,7 +133,11 @@ class MonitorService:
         m = self.store.get_monitor(ws, monitor_id)
         t0 = time.perf_counter()
         run = RunRecord(
-            run_id=f"run_{ulid()}", monitor_id=m.monitor_id, trigger=trigger, rule=m.rule.kind, rule_version=m.rule_version
+            run_id=f"run_{ulid()}",
+            monitor_id=m.monitor_id,
+            trigger=trigger,
+            rule=m.rule.kind,
+            rule_version=m.rule_version,
         )
         preview: list[dict[str, Any]] = []
         if m.state == "paused" and trigger != "manual":
@@ -195,7 +199,9 @@ class MonitorService:
                 new.append(f)
                 run.findings += 1
             if len(preview) < self.limits.preview_findings:
-                preview.append({"finding_id": f.finding_id, "subject": o.subject, "values": o.values, "message": o.message})
+                preview.append(
+                    {"finding_id": f.finding_id, "subject": o.subject, "values": o.values, "message": o.message}
+                )
         for subj in self.store.firing_subjects(ws, m.monitor_id, lot.lot_id):
             k = subject_key(subj)
             if k in fired or k in unknown:
@@ -243,6 +249,10 @@ class MonitorService:
         self.store.get_monitor(ws, monitor_id)
         return self.store.list_runs(ws, monitor_id, status=status, limit=limit, cursor=cursor)
 
+    def findings(self, ws: str, monitor_id: str, *, limit: int = 50, cursor: str | None = None):
+        self.store.get_monitor(ws, monitor_id)
+        return self.store.list_findings(ws, monitor_id, limit=limit, cursor=cursor)
+
     def get_run(self, ws: str, run_id: str) -> RunRecord:
         return self.store.get_run(ws, run_id)
 
@@ -270,6 +280,7 @@ class MonitorService:
     # -- backtest -------------------------------------------------------------------------------------
     def backtest(self, ws: str, monitor_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         """Evaluate the rule on every snapshot published in [start, end] without recording or notifying."""
+        start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
         if end <= start:
             raise BadRequest("'to' must be after 'from'")
         m = self.store.get_monitor(ws, monitor_id)

@@ -6,7 +6,8 @@
 - ``WS#<ws>#MONRUN`` / ``<run_id>``: run; gsi1 ``WS#<ws>#MON#<id>#RUN`` / run_id, gsi2
   ``WS#<ws>#MON#<id>#RUNST#<status>`` / run_id;
 - ``WS#<ws>#MONFIND`` / ``<finding_id>``: finding (the id is derived from monitor, kind, snapshot and
-  subject, and written only if absent: the idempotency claim); gsi1 ``WS#<ws>#MON#<id>#FIND`` / ``<created>#<finding_id>``,
+  subject, and written only if absent: the idempotency claim); gsi1 ``WS#<ws>#MON#<id>#FIND`` /
+  ``<created>#<finding_id>``,
   gsi2 ``WS#<ws>#FINDINGS`` / ``<created>#<finding_id>``;
 - ``WS#<ws>#MONSTATE#<id>`` / ``<lot_id>#<subject key>``: a subject currently firing (deleted when it
   recovers);
