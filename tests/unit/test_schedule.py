@@ -125,3 +125,30 @@ def test_invalid_expressions_say_what_is_wrong(expr, why) -> None:
 def test_unknown_timezone() -> None:
     with pytest.raises(ScheduleError, match="unknown time zone 'Mars/Olympus'"):
         parse("rate(1 hour)", "Mars/Olympus")
+
+
+def test_local_scheduler_fires_due_monitors(tmp_path) -> None:
+    from stratum.monitors.model import MonitorIn
+    from tests.fixtures.runtime import make_runtime
+
+    rt = make_runtime(tmp_path / "d")
+    try:
+        svc = rt.monitors
+        body = {
+            "label": "s",
+            "rule": {"kind": "yield_below", "params": {"limit": 0.5}},
+            "trigger": {"schedule": {"expression": "cron(0/5 * * * ? *)"}},
+        }
+        m = svc.create("default", MonitorIn.model_validate(body))
+        sched = svc.scheduler
+        t = datetime(2026, 3, 2, 10, 1, tzinfo=UTC)
+        assert sched.tick(t) == []  # first sight: nothing is caught up
+        assert sched.tick(t.replace(minute=4)) == []
+        assert sched.tick(t.replace(minute=5, second=3)) == [("default", m.monitor_id)]
+        assert sched.tick(t.replace(minute=6)) == []
+        svc.set_state("default", m.monitor_id, "paused")
+        assert sched.tick(t.replace(minute=11)) == []
+        runs, _ = svc.runs("default", m.monitor_id)
+        assert [(r.trigger, r.status) for r in runs] == [("schedule", "ok")]  # an empty workspace
+    finally:
+        rt.close()
