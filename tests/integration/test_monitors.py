@@ -17,7 +17,7 @@ import pytest
 
 from stratum.monitors.model import MonitorIn
 from stratum.monitors.rules import chi2_2x2_p, run_rule_hits
-from stratum.stdf.generate import LotSpec, TestDef, write_lot
+from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from tests.fixtures.runtime import make_runtime
 
 WS = "default"
