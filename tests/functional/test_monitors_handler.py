@@ -10,10 +10,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from stratum.monitors.model import MonitorIn, MonitorPatch
 from stratum.monitors.scheduler import EventBridgeScheduler, schedule_name
 from stratum.settings import get_settings, settings_for
-from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from tests.conftest import ROOT
 from tests.fixtures.runtime import make_runtime
 from tests.functional.test_ingest_handler import FakeContext, load_handler

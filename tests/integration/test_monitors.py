@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from stratum.monitors.model import MonitorIn
 from stratum.monitors.rules import chi2_2x2_p, run_rule_hits
-from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from tests.fixtures.runtime import make_runtime
 
 WS = "default"
