@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import duckdb
 
 from stratum.catalog import Catalog
-from stratum.errors import NotFound
+from stratum.errors import BadRequest, NotFound
 from stratum.lake import layout
 from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
-from .views import Member, view_sql
+from .duckdb_views import view_sql
+from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
 
@@ -55,11 +56,19 @@ class Scope:
     wafer_ids: list[str] | None = None
 
 
+def check_wafer_ids(wafer_ids: list[str] | None) -> None:
+    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
+    it: a 500). No real wafer id has one; refuse it as a bad request."""
+    if wafer_ids and any("\x00" in w for w in wafer_ids):
+        raise BadRequest("wafer ids must not contain NUL characters")
+
+
 @dataclass
 class Resolved:
     members: list[Member]
     retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
+    lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
 
 def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
@@ -126,7 +135,7 @@ class QueryEngine:
             t2 = time.perf_counter()
             root = self.lake.root_uri(layout.lake_root(ws))
             db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + _lit(root) + "]")
+            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
             log.info(
@@ -146,36 +155,54 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
-        """The snapshot members of the scope, each lot with the retest policy its snapshot was published with,
-        whatever the scope: a lot's yield is the same in a lot-scoped query and in one over every lot."""
+        """The scope's snapshot members, each lot with the retest policy of its snapshot whatever the scope (one
+        snapshot, one yield), with one metadata read for a lot or a pinned snapshot (the lot's item carries its
+        retest policy; only lots published before it did cost a read of their job)."""
         if scope.snapshot_job_id:
-            try:
-                job = self.catalog.get_job(ws, scope.snapshot_job_id)
-            except NotFound:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} not found") from None
-            if job.status not in PUBLISHED or not job.snapshot or not job.lot_id:
-                raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
-            if scope.lot_id is not None and job.lot_id != scope.lot_id:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
+            return self._resolve_pinned(ws, scope)
+        if scope.lot_id is not None:
+            lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
-                _ordered(job.lot_id, job.job_id, job.snapshot),
-                {job.lot_id: job.options.retest_policy},
-                {job.lot_id: job.job_id},
+                _ordered(lot.lot_id, lot.active_job_id, lot.members),
+                {lot.lot_id: self._policy(ws, lot)},
+                {lot.lot_id: lot.active_job_id},
+                lot,
             )
-        lots = [self.catalog.get_lot(ws, scope.lot_id)] if scope.lot_id is not None else self.catalog.iter_lots(ws)
         members: list[Member] = []
         snaps: dict[str, str] = {}
         policies: dict[str, str] = {}
-        for lot in lots:
+        for lot in self.catalog.iter_lots(ws):
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
             policies[lot.lot_id] = self._policy(ws, lot)
         return Resolved(members, policies, snaps)
 
+    def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
+        assert scope.snapshot_job_id is not None
+        try:
+            job = self.catalog.get_job(ws, scope.snapshot_job_id)
+            problem = None
+        except NotFound:
+            job, problem = None, f"snapshot job {scope.snapshot_job_id!r} not found"
+        if job is not None and (job.status not in PUBLISHED or not job.snapshot or not job.lot_id):
+            problem = f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})"
+        elif job is not None and scope.lot_id is not None and job.lot_id != scope.lot_id:
+            problem = f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}"
+        if problem is not None:
+            if scope.lot_id is not None:
+                self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
+            raise NotFound(problem)
+        assert job is not None and job.lot_id is not None
+        return Resolved(
+            _ordered(job.lot_id, job.job_id, job.snapshot),
+            {job.lot_id: job.options.retest_policy},
+            {job.lot_id: job.job_id},
+        )
+
     def _policy(self, ws: str, lot: Lot) -> str:
         if lot.retest_policy is not None:
             return lot.retest_policy
-        try:  # lot records written before the lot carried its policy
+        try:  # lots published before the lot item carried its policy
             return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
         except NotFound:
             return self.settings.retest_policy
@@ -302,7 +329,3 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
