@@ -9,7 +9,12 @@ Layers of defence, each tested:
 2. the database: per workspace, external access is off, only the workspace's lake root is an allowed
    directory, autoinstall/autoload are off and the configuration is locked (``QueryEngine.database``);
 3. the run: a timer interrupts the query at the time limit; results are paged (``limit``/``cursor``)
-   and capped at ``max_rows`` in total, after which ``truncated`` is true.
+   and capped at ``max_rows`` in total, after which ``truncated`` is true, and a page's JSON at
+   ``max_bytes``; DuckDB's memory and spill are bounded per database (``engine.resources``) and a server runs
+   user SQL in memory-capped worker processes (``workers``).
+
+The reference check resolves CTE names by scope and refuses functions that bind SQL of their own or read
+the catalog (``check_references``).
 """
 
 from __future__ import annotations
@@ -313,7 +318,7 @@ class SqlService:
         self.settings = settings
 
     @staticmethod
-    def _fetch(res: duckdb.DuckDBPyConnection, n: int, max_bytes: int) -> list[list[Any]]:
+    def _fetch(res: duckdb.DuckDBPyConnection, n: int, max_bytes: int | None) -> list[list[Any]]:
         """Up to ``n`` rows as JSON values, refused once their JSON passes ``max_bytes``. Rows come in small
         batches (one at first) so a page of huge values stops at the first batch past the cap."""
         out: list[list[Any]] = []
@@ -323,6 +328,10 @@ class SqlService:
             if not got:
                 break
             rows = [[jsonable(v) for v in r] for r in got]
+            if max_bytes is None:
+                out += rows
+                batch = min(batch * 4, 2048)
+                continue
             size += sum(len(json.dumps(r, separators=(",", ":"), allow_nan=False)) + 1 for r in rows)
             if size > max_bytes:
                 raise QueryResources(
@@ -376,7 +385,10 @@ class SqlService:
         limit: int | None = None,
         cursor: str | None = None,
         timeout: float | None = None,
+        max_bytes: int | None = None,
     ) -> SqlResult:
+        """One page of a query's rows; ``max_bytes`` caps the page's JSON (servers pass
+        ``sql.max_response_bytes``; the CLI prints what it gets)."""
         s = self.settings.sql
         check_query(query, s.max_query_chars)
         scope = scope or Scope()
@@ -409,7 +421,7 @@ class SqlService:
                     break
                 skipped += len(got)
             want = min(page, s.max_rows - offset)
-            rows = self._fetch(res, want + 1, s.max_response_bytes) if skipped == offset else []
+            rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
         except duckdb.OutOfMemoryException as exc:

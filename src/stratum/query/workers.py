@@ -94,11 +94,13 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
     try:
         while True:
             try:
-                ws, query, scope, limit, cursor, timeout = _recv(inp)
+                ws, query, scope, limit, cursor, timeout, max_bytes = _recv(inp)
             except (EOFError, OSError):
                 return
             try:
-                res = rt.sql.run(ws, query, scope=Scope(**scope), limit=limit, cursor=cursor, timeout=timeout)
+                res = rt.sql.run(
+                    ws, query, scope=Scope(**scope), limit=limit, cursor=cursor, timeout=timeout, max_bytes=max_bytes
+                )
                 reply: tuple = ("ok", asdict(res))
             except errors.StratumError as exc:
                 reply = ("err", type(exc).__name__, exc.detail, exc.extra)
@@ -182,6 +184,7 @@ class SqlWorkers:
         limit: int | None = None,
         cursor: str | None = None,
         timeout: float | None = None,
+        max_bytes: int | None = None,
     ) -> SqlResult:
         s = self.settings.sql
         check_query(query, s.max_query_chars)  # rejected queries never reach a worker
@@ -190,7 +193,8 @@ class SqlWorkers:
         w = self._take()
         t0 = time.perf_counter()
         try:
-            reply = w.ask((workspace, query, asdict(scope), limit, cursor, timeout), limit_s + s.kill_after_seconds)
+            msg = (workspace, query, asdict(scope), limit, cursor, timeout, max_bytes)
+            reply = w.ask(msg, limit_s + s.kill_after_seconds)
         except (EOFError, OSError):
             w.stop()
             log.warning("sql worker %s died (exit %s) running a query", w.pid, w.proc.returncode)

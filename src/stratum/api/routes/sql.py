@@ -50,5 +50,6 @@ async def run_sql(request: Request, body: SqlRequest, principal: Principal = Dep
         scope=scope,
         limit=body.limit,
         cursor=body.cursor,
+        max_bytes=request.app.state.runtime.settings.sql.max_response_bytes,
     )
     return (await request.app.state.sql_gate.run(run)).to_dict()
