@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from stratum.query.views import PUBLIC
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.query.public_schema import PUBLIC
 
 from .conftest import FT_LOT, WS_LOT, final_mask, strict_json
 

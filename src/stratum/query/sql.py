@@ -40,7 +40,7 @@ from stratum.errors import BadRequest, QueryRejected, QueryResources, QueryTimeo
 from stratum.settings import Settings
 
 from .engine import QueryEngine, Scope, resources
-from .views import PUBLIC
+from .public_schema import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
