@@ -31,6 +31,7 @@ from .engine import Scope, resources
 from .sql import SqlResult, check_query
 
 log = logging.getLogger("stratum.query")
+STARTUP_SECONDS = 60.0  # a worker imports DuckDB and builds its runtime (well under 1 s on Lambda)
 
 _ERRORS = {
     cls.__name__: cls
@@ -91,6 +92,7 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
     from stratum.runtime import Runtime
 
     rt = Runtime.from_settings(settings)
+    _send(out, ("ready", _vm("VmData")))
     try:
         while True:
             try:
@@ -123,13 +125,24 @@ class _Worker:
             [sys.executable, "-m", "stratum.query.workers"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         self.pid = self.proc.pid
+        self._ready = False
         _send(self.proc.stdin, settings_json)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def ready(self) -> bool:
+        """Wait for the worker to have imported and built its runtime (the query's time starts after)."""
+        if not self._ready:
+            if not select.select([self.proc.stdout], [], [], STARTUP_SECONDS)[0]:
+                return False
+            self._ready = _recv(self.proc.stdout)[0] == "ready"
+        return self._ready
+
     def ask(self, msg: Any, wait: float) -> Any | None:
         """Send a query; its reply, or None when none came within ``wait`` seconds."""
+        if not self.ready():
+            raise EOFError("the worker did not start")
         _send(self.proc.stdin, msg)
         ready, _, _ = select.select([self.proc.stdout], [], [], wait)
         return _recv(self.proc.stdout) if ready else None
@@ -173,7 +186,18 @@ class SqlWorkers:
 
     def warm(self) -> None:
         """Start one worker now (a server's first query then skips the process start)."""
-        self._give(self._take())
+        w = self._take()
+        if w.ready():
+            self._give(w)
+        else:
+            w.stop()
+
+    def _replace(self) -> None:
+        """Start a worker in the background when none is idle, so the next query does not wait for one."""
+        with self._lock:
+            if self._idle or self._closed:
+                return
+        threading.Thread(target=self.warm, name="stratum-sql-warm", daemon=True).start()
 
     def run(
         self,
@@ -197,16 +221,19 @@ class SqlWorkers:
             reply = w.ask(msg, limit_s + s.kill_after_seconds)
         except (EOFError, OSError):
             w.stop()
+            self._replace()
             log.warning("sql worker %s died (exit %s) running a query", w.pid, w.proc.returncode)
             raise self._too_big() from None
         if reply is None:
             w.stop()
+            self._replace()
             log.warning("sql worker %s killed: no answer %.0f s past the time limit", w.pid, s.kill_after_seconds)
             raise errors.QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit")
         kind, vm_data = reply[0], reply[-1]
         cap = resources(self.settings).worker_memory_mb
         if kind in ("oom", "crash") or vm_data > cap // 2:
             w.stop()  # its allocator keeps the address space the cap counts: a fresh worker starts clean
+            self._replace()
         else:
             self._give(w)
         if kind == "ok":
