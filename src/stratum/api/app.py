@@ -17,7 +17,7 @@ from stratum.settings import Settings, get_settings
 
 from . import problems
 from .gate import Gate
-from .routes import jobs, lots, sql, status, uploads
+from .routes import jobs, lots, monitors, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 
@@ -42,16 +42,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
-    from stratum.analytics.service import AnalyticsService
-    from stratum.auth.keys import KeyService
-    from stratum.auth.ratelimit import RateLimiter
-    from stratum.ingest.drop import DropProcessor
-
+    # The services come from the runtime (built there, once); app.state names the ones routes use.
     app.state.runtime = rt
-    app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
-    app.state.keys = KeyService(rt.meta, environment=settings.environment)
-    app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
-    app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    app.state.analytics = rt.analytics
+    app.state.keys = rt.keys
+    app.state.limiter = rt.limiter
+    app.state.drop = rt.drop_processor  # the upload route's name for it, until the upload service lands
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -76,7 +72,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

@@ -89,7 +89,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from stratum.api.app import create_app
-    from stratum.ingest.drop import DropProcessor
     from stratum.ingest.watcher import DropWatcher
 
     rt = runtime_from(args)
@@ -103,8 +102,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             detail = job.error.message if job.error else f"lot {job.lot_id}"
             print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
 
-        watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix), interval=args.interval, on_job=report)
+        watcher = DropWatcher(rt.drop_processor, interval=args.interval, on_job=report)
         watcher.start()
+    scheduler = rt.monitors.scheduler
+    if hasattr(scheduler, "start"):
+        scheduler.start()  # scheduled monitors fire in-process (EventBridge Scheduler's role on AWS)
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:

@@ -6,7 +6,6 @@ import functools
 
 from fastapi import APIRouter, Depends, Request
 
-from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
 
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
@@ -41,7 +40,6 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
 )
 async def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
-    check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
     run = functools.partial(
         request.app.state.runtime.sql_runner.run,
