@@ -43,5 +43,10 @@ class QueryTimeout(StratumError):
     status, code, title = 422, "query_timeout", "Query timed out"
 
 
+class QueryResources(StratumError):
+    # 422 like the time limit: understood and run, but past a memory, spill or response-size bound
+    status, code, title = 422, "query_resources", "Query exceeds a resource limit"
+
+
 class QueryRejected(BadRequest):
     code, title = "query_rejected", "Query rejected"

@@ -105,6 +105,15 @@ class Runtime:
         return SqlService(self.engine, self.settings)
 
     @cached_property
+    def sql_runner(self):
+        """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
+        if not self.settings.sql.isolate:
+            return self.sql
+        from stratum.query.workers import SqlWorkers
+
+        return SqlWorkers(self.settings)
+
+    @cached_property
     def analytics(self) -> AnalyticsService:
         from stratum.analytics.service import AnalyticsService
 
@@ -145,6 +154,8 @@ class Runtime:
     def close(self) -> None:
         if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):
             self.monitors.scheduler.stop()
+        if "sql_runner" in self.__dict__ and self.sql_runner is not self.__dict__.get("sql"):
+            self.sql_runner.close()
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()

@@ -44,6 +44,18 @@ class SqlLimits(BaseModel):
     max_rows: int = 100_000
     page_rows: int = 1_000
     max_query_chars: int = 100_000
+    # A page of rows is refused (422 query_resources) when its JSON would exceed this many bytes; the Lambda's
+    # synchronous response payload is at most 6 MB, so 5 MB leaves room for headers and the envelope.
+    max_response_bytes: int = 5_000_000
+    # A server runs user queries in worker processes (stratum.query.workers), at most max_concurrent at once;
+    # more wait up to queue_seconds, then 503. A worker's data memory is capped (RLIMIT_DATA) at
+    # worker_memory_mb (0 = half the Lambda's memory, else 1536); one that has not answered
+    # kill_after_seconds past the time limit is killed and replaced.
+    isolate: bool = True
+    max_concurrent: int = 2
+    queue_seconds: float = 10.0
+    worker_memory_mb: int = 0
+    kill_after_seconds: float = 5.0
 
 
 class MonitorSettings(BaseModel):
@@ -94,9 +106,11 @@ class Settings(BaseSettings):
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
 
-    # query engine (DuckDB)
-    duckdb_memory_mb: int = 0  # 0 = derived from the Lambda memory (or DuckDB's default locally)
-    duckdb_threads: int = 0
+    # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
+    # (stratum.query.engine.resources)
+    duckdb_memory_mb: int = 0  # memory_limit per workspace database; 0 = 40% of sql.worker_memory_mb
+    duckdb_temp_mb: int = 512  # max_temp_directory_size (spill) per workspace database, on tmp_dir
+    duckdb_threads: int = 0  # 0 = 1 per GB of Lambda memory (1-8), else min(4, CPUs)
     lambda_memory_mb: int = Field(default=0, validation_alias="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     tmp_dir: Path = Path("/tmp")  # noqa: S108 - Lambda's only writable storage
 

@@ -16,6 +16,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
+from .gate import Gate
 from .routes import jobs, lots, monitors, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return rt.sql.schema()
 
     app.state.schema_cache = schema_cache
+    app.state.sql_gate = Gate("SQL queries", settings.sql.max_concurrent, settings.sql.queue_seconds)
     problems.install(app)
     base_openapi = app.openapi
 
