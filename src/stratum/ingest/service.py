@@ -288,7 +288,12 @@ class _Run:
             progress=self._on_chunk,
         )
         try:
-            with ByteSource(reader, size=handle.size, block_size=min(s.chunk_bytes, 8 << 20)) as source:
+            with ByteSource(
+                reader,
+                size=handle.size,
+                block_size=min(s.chunk_bytes, 8 << 20),
+                limits=s.input_limits.decompression(),
+            ) as source:
                 res = parse(source, self.writer, opts)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):

@@ -30,7 +30,7 @@ import numpy as np
 from .columns import Masked, Ragged, Strings, gather_bytes
 from .decode import decode_counted, decode_fields, text
 from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, UnsupportedVersionError
-from .source import ByteSource
+from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .tests import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
@@ -1254,12 +1254,12 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     return TruncatedError(msg, offset=off, records_before=p.res.records)
 
 
-def check_header(data: bytes) -> dict[str, Any]:
+def check_header(data: Any, limits: DecompressionLimits | None = None) -> dict[str, Any]:
     """Validate the start of an STDF input (container format, FAR, version) without reading it all.
 
     Returns ``{"compression", "byte_order", "cpu_type"}``; raises the reader's precise error otherwise.
     """
-    with ByteSource(data, block_size=64 * 1024) as src:
+    with ByteSource(data, block_size=64 * 1024, limits=limits) as src:
         head = b""
         for block in src.blocks():
             head += block
