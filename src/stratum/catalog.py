@@ -25,7 +25,7 @@ from typing import Any
 from stratum.errors import BadRequest, NotFound
 from stratum.lake.layout import check_workspace
 from stratum.models import Job, Lot, SnapshotMember, utcnow
-from stratum.storage.metadata import ABSENT, ConditionFailed, Item, MetadataStore, Put
+from stratum.storage.metadata import ABSENT, ConditionFailed, Delete, Item, MetadataStore, Put
 
 
 def _job_pk(ws: str) -> str:
@@ -92,6 +92,12 @@ class Catalog:
                     return existing, version, False
             raise
         return job, res.versions.get((_job_pk(job.workspace), job.job_id), 1), True
+
+    def discard_job(self, job: Job, claims: list[tuple[str, str]] = ()) -> None:
+        """Remove a queued job and its claims (its input could not be stored: nothing to wait for)."""
+        ops: list = [Delete(_job_pk(job.workspace), job.job_id)]
+        ops += [Delete(pk, sk) for pk, sk in claims]
+        self.meta.transact(ops)
 
     def next_file_num(self, ws: str) -> int:
         n = self.meta.increment(f"WS#{ws}#COUNTER", "file_num")

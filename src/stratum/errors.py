@@ -34,6 +34,10 @@ class Unprocessable(StratumError):
     status, code, title = 422, "unprocessable", "Unprocessable STDF"
 
 
+class InsufficientStorage(StratumError):
+    status, code, title = 507, "insufficient_storage", "Insufficient storage"
+
+
 class Unavailable(StratumError):
     status, code, title = 503, "unavailable", "Service unavailable"
 

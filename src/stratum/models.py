@@ -92,6 +92,8 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     attempts: int = 0
+    expires_at: datetime | None = None  # presigned uploads: when the URL (and the waiting job) expires
+    received_at: datetime | None = None  # presigned uploads: when the one PUT the URL allows began
 
     @property
     def terminal(self) -> bool:

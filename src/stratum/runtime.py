@@ -51,6 +51,18 @@ class Runtime:
         return IngestService(self.catalog, self.lake, self.settings)
 
     @cached_property
+    def drop_processor(self):
+        from stratum.ingest.drop import DropProcessor
+
+        return DropProcessor(self.ingest, self.drop, self.drop_prefix)
+
+    @cached_property
+    def uploads(self):
+        from stratum.ingest.uploads import UploadService
+
+        return UploadService(self.settings, self.ingest, self.drop, self.drop_prefix, self.drop_processor)
+
+    @cached_property
     def engine(self):
         from stratum.query.engine import QueryEngine
 

@@ -44,13 +44,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
-    from stratum.ingest.drop import DropProcessor
 
     app.state.runtime = rt
     app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
     app.state.keys = KeyService(rt.meta, environment=settings.environment)
     app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
-    app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    app.state.drop = rt.drop_processor
 
     @lru_cache(maxsize=1)
     def schema_cache():

@@ -121,6 +121,7 @@ class IngestService:
         options: JobOptions | None = None,
         claims: list[tuple[str, str]] = (),
         job_id: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Job, bool]:
         """A queued job; with claims, an existing job for the same claim is returned instead.
         Returns (job, created)."""
@@ -133,6 +134,7 @@ class IngestService:
             source=source,
             size=size,
             options=options or self.default_options(),
+            expires_at=expires_at,
         )
         job, _, created = self.catalog.create_job(job, list(claims))
         return job, created
