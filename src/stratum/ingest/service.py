@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from stratum.catalog import Catalog
+from stratum.errors import no_space
 from stratum.ids import new_job_id
 from stratum.lake import layout
 from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
@@ -225,6 +226,15 @@ class IngestService:
                     return ctx.duplicate(dup)
             return ctx.execute(handle, t0)
         except Exception as exc:  # noqa: BLE001 - every failure ends the job; details go to the log
+            if no_space(exc):
+                log.error("ingest job %s failed: no space left on device (%s)", job_id, exc)
+                return ctx.fail(
+                    JobError(
+                        code="no_space",
+                        message="no space left on device while writing the lake; nothing was published and "
+                        "the lot's previous snapshot is unchanged. Free disk space and ingest the file again",
+                    )
+                )
             log.exception("ingest job %s failed unexpectedly", job_id)
             return ctx.fail(
                 JobError(

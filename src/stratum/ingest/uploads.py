@@ -17,7 +17,6 @@ stand-in for S3 presigned PUTs), and what happens when storage fails: a full dis
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import logging
@@ -30,7 +29,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from stratum.errors import BadRequest, Conflict, InsufficientStorage, NotFound, PayloadTooLarge, Unprocessable
+from stratum.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    no_space,
+)
 from stratum.ids import new_job_id
 from stratum.models import Job, JobError, JobSource
 from stratum.settings import Settings
@@ -46,18 +53,6 @@ from .watcher import LOCAL_BUCKET
 log = logging.getLogger("stratum.ingest.uploads")
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+\- ]")
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def no_space(exc: BaseException | None) -> bool:
-    """True when ``exc`` (or what caused it) is a full disk or an exhausted quota."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
 
 
 def full(where: str) -> InsufficientStorage:
