@@ -31,6 +31,9 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
     app = FastAPI(
