@@ -335,7 +335,6 @@ def extra_command(fn: Callable) -> Callable:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from stratum import commands  # noqa: F401 - registers demo/serve/keys
-
     from stratum.auth.redact import install as redact_keys_in_logs
 
     redact_keys_in_logs()
