@@ -250,13 +250,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     out = []
     bad = 0
+    limits = _settings(args).input_limits.decompression()
     for raw in args.paths:
         p = Path(raw)
         if not p.is_file():
             _err(f"{raw}: no such file")
             bad += 1
             continue
-        info = inspect_input(str(p), p.name, size=p.stat().st_size)
+        info = inspect_input(str(p), p.name, size=p.stat().st_size, limits=limits)
         bad += 0 if info["valid"] else 1
         out.append(info)
     print(json.dumps(out if len(out) != 1 else out[0], indent=None if args.json else 2, default=str))

@@ -94,6 +94,7 @@ class Job(BaseModel):
     attempts: int = 0
     expires_at: datetime | None = None  # presigned uploads: when the URL (and the waiting job) expires
     received_at: datetime | None = None  # presigned uploads: when the one PUT the URL allows began
+    owner: str | None = None  # the process running the job: "<host>/<boot id>/<pid>/<process start>"
 
     @property
     def terminal(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,46 @@ log = logging.getLogger("stratum.ingest")
 
 STALE_RUNNING = timedelta(minutes=20)  # longer than a Lambda can live (15 min)
 PROGRESS_EVERY_S = 2.0
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not mistaken."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_owner(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{_start_ticks(pid)}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process that owns a job still runs: None when it ran on another host (unknowable)."""
+    try:
+        host, boot, pid_s, ticks = owner.split("/")
+        pid = int(pid_s)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    if boot != _boot_id():
+        return False  # the machine rebooted since
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _start_ticks(pid) == ticks
 
 
 class IngestDeadline(Exception):
@@ -176,6 +217,41 @@ class IngestService:
         handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
         return self.run_job(workspace, job.job_id, handle)
 
+    def reclaim(self, workspaces: list[str]) -> list[Job]:
+        """Jobs left ``running`` by a process that died (SIGKILL, power loss) fail with ``worker_died``,
+        a retryable code: the drop folder re-runs dropped and uploaded files; nothing was published,
+        so each lot keeps its previous snapshot. Jobs of live processes or other hosts are left alone."""
+        out = []
+        for ws in workspaces:
+            cursor = None
+            while True:
+                jobs, cursor = self.catalog.list_jobs(ws, status="running", limit=200, cursor=cursor)
+                for job in jobs:
+                    if job.owner is not None and owner_alive(job.owner) is False:
+                        out.append(self._fail_dead(job))
+                if cursor is None:
+                    break
+        return out
+
+    def _fail_dead(self, job: Job) -> Job:
+        current, version = self.catalog.get_job_v(job.workspace, job.job_id)
+        if current.status != "running" or current.owner != job.owner:
+            return current
+        current.status = "failed"
+        current.finished_at = datetime.now(UTC)
+        current.error = JobError(
+            code="worker_died",
+            message="the process ingesting this file stopped before it finished (killed or crashed); nothing "
+            "was published and the lot's previous snapshot is unchanged"
+            + ("; the drop folder runs it again" if current.source.kind in ("drop", "upload", "presign") else ""),
+        )
+        try:
+            self.catalog.save_job(current, version)
+        except ConditionFailed:
+            return self.catalog.get_job(job.workspace, job.job_id)
+        log.warning("job %s: its worker died; marked failed (worker_died)", job.job_id)
+        return current
+
     # -- running ----------------------------------------------------------------------------------
     def run_job(
         self,
@@ -209,6 +285,7 @@ class IngestService:
             return job  # another worker has it
         job.status = "running"
         job.started_at = now
+        job.owner = process_owner()
         job.attempts += 1
         job.size = handle.size if handle.size is not None else job.size
         try:
