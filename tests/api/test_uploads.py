@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from stratum.devtools.stdf.lots import GeneratedLot, LotSpec, default_tests, write_lot
 from stratum.ingest import uploads as uploads_service
 from stratum.stdf.errors import StdfError
-from stratum.stdf.generate import GeneratedLot, LotSpec, default_tests, write_lot
 from stratum.stdf.reader import check_header
 
 from .conftest import new_app, strict_json

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.runtime import Runtime
 from stratum.settings import settings_for
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "import sys; from stratum.cli import main; sys.exit(main(sys.argv[1:]))"]
