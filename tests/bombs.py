@@ -33,11 +33,14 @@ def bzip2_bomb(total: int, member: int = 64 << 20) -> bytes:
     return bz2.compress(bytes(member), 9) * (total // member)
 
 
-def zip_bomb(total: int, chunk: int = 16 << 20, name: str = "bomb.stdf") -> bytes:
-    """A zip archive with one deflated member of ``total`` zero bytes (streamed into the compressor)."""
+def zip_bomb(total: int, chunk: int = 16 << 20, name: str = "bomb.stdf", prefix: bytes = b"") -> bytes:
+    """A zip archive with one deflated member: ``prefix`` then zeros, ``total`` bytes (streamed into the
+    compressor)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         with zf.open(name, "w", force_zip64=True) as m:
+            m.write(prefix)
+            total -= len(prefix)
             zero = bytes(chunk)
             left = total
             while left:

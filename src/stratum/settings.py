@@ -49,7 +49,7 @@ class InputLimits(BaseModel):
     # past ratio_floor_bytes of output, more than this many decompressed bytes per compressed byte is
     # refused as a decompression bomb (real STDF compresses 5-30x; a 4 GiB gzip bomb is ~1000x)
     max_compression_ratio: float = 200.0
-    ratio_floor_bytes: int = 256 << 20
+    ratio_floor_bytes: int = 64 << 20
     # largest size a presigned upload may declare (5 GiB: an S3 single PUT's maximum)
     max_presign_bytes: int = 5 << 30
     # how long a presigned upload URL is valid; the upload's job expires with it

@@ -45,6 +45,8 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 READ_SIZE = 4 * 1024 * 1024
 PIECE = 1 << 20  # most bytes one decompress call may return
+COMPRESSED_READ = 1 << 20  # compressed input is read in smaller steps: the ratio guard sees it sooner
+HEAD_READ = 64 << 10  # enough to recognise the container
 
 # zip methods zipfile reads (stored, deflate, bzip2, lzma); the names of common others for error messages
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -57,7 +59,7 @@ class DecompressionLimits:
 
     max_bytes: int = 64 << 30
     max_ratio: float = 200.0
-    ratio_floor_bytes: int = 256 << 20
+    ratio_floor_bytes: int = 64 << 20
 
     def check(self, produced: int, compressed: int, fmt: str) -> None:
         if produced > self.max_bytes:
@@ -122,7 +124,7 @@ class ByteSource:
         self.limits = limits or DecompressionLimits()
         self.compressed_read = 0  # bytes consumed from the input (progress)
         self.decompressed = 0
-        self._head = self._read_raw(READ_SIZE)
+        self._head = self._read_raw(HEAD_READ)
         self.format = sniff(self._head)
         self._tmp: IO[bytes] | None = None
 
@@ -132,12 +134,12 @@ class ByteSource:
         self.compressed_read += len(data)
         return data
 
-    def _raw_chunks(self) -> Iterator[bytes]:
+    def _raw_chunks(self, size: int = 0) -> Iterator[bytes]:
         if self._head:
             yield self._head
             self._head = b""
         while True:
-            data = self._read_raw(READ_SIZE)
+            data = self._read_raw(size or READ_SIZE)
             if not data:
                 return
             yield data
@@ -174,7 +176,7 @@ class ByteSource:
         produced = 0  # decompressed bytes so far (this runs in the producer thread)
         started = False
         limits = self.limits
-        for data in self._raw_chunks():
+        for data in self._raw_chunks(COMPRESSED_READ):
             while data:
                 try:
                     for piece in self._pieces(dec, data):
