@@ -102,7 +102,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The job as shown to users (API, CLI --json): no internal storage keys."""
-        d = self.model_dump(mode="json", exclude={"outputs", "snapshot"})
+        d = self.model_dump(mode="json", exclude={"outputs", "snapshot", "owner"})
         d["source"].pop("path", None)  # a server-side path (CLI ingests) is not the API's business
         d["snapshot_jobs"] = [m.job_id for m in self.snapshot] if self.snapshot else None
         return d
