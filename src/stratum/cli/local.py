@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from stratum.cli.common import runtime_from, table
 
@@ -98,12 +99,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for job in rt.ingest.reclaim(rt.catalog.list_workspaces()):
         print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
 
-    def expire_uploads() -> None:
+    def expire_uploads(orphans_before: datetime | None = None) -> None:
         for ws in rt.catalog.list_workspaces():
-            for job_id in rt.uploads.expire_uploads(ws):
-                print(f"[uploads] job {job_id}: its upload URL expired with nothing uploaded", flush=True)
+            for job_id in rt.uploads.expire_uploads(ws, orphans_before=orphans_before):
+                print(f"[uploads] job {job_id}: its upload never arrived; failed", flush=True)
 
-    expire_uploads()
+    expire_uploads(orphans_before=datetime.now(UTC))
     watcher = None
     if not args.no_watch:
 

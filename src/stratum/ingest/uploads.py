@@ -269,11 +269,26 @@ class UploadService:
         except ConditionFailed:
             log.info("job %s changed while failing it; left as is", job_id)
 
-    def expire_uploads(self, ws: str, now: datetime | None = None) -> list[str]:
-        """Fail the presigned jobs of ``ws`` whose URL expired with nothing uploaded."""
+    def expire_uploads(self, ws: str, now: datetime | None = None, orphans_before: datetime | None = None) -> list[str]:
+        """Fail the presigned jobs of ``ws`` whose URL expired with nothing uploaded; with
+        ``orphans_before`` (a server's start), also direct uploads created before it whose object was
+        never stored (the process died while receiving it)."""
         now = now or datetime.now(UTC)
         out = []
         for job in self._queued(ws):
+            if job.source.kind == "upload" and orphans_before is not None and job.created_at < orphans_before:
+                if job.source.key and not self.drop.exists(job.source.key):
+                    self.fail(
+                        ws,
+                        job.job_id,
+                        JobError(
+                            code="upload_interrupted",
+                            message="the server stopped while receiving this upload; nothing was stored: "
+                            "upload the file again",
+                        ),
+                    )
+                    out.append(job.job_id)
+                continue
             if job.source.kind != "presign" or job.expires_at is None or job.expires_at > now:
                 continue
             if job.received_at is not None or (job.source.key and self.drop.exists(job.source.key)):
