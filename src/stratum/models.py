@@ -122,3 +122,4 @@ class Lot(BaseModel):
     finish_time: int | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     next_publish_seq: int = 1
+    retest_policy: str | None = None  # the active job's; None on lots published before it was stored

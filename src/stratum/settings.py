@@ -72,6 +72,22 @@ class SqlLimits(BaseModel):
     max_query_chars: int = 100_000
 
 
+class MonitorSettings(BaseModel):
+    """Bounds of monitor runs (defaults documented here)."""
+
+    max_lots_per_run: int = 20  # a scheduled / manual run evaluates the most recently updated lots of its scope
+    preview_findings: int = 20  # findings returned inline by run-now
+    preview_max_count: int = 50  # cron-preview: most fire times per request
+    backtest_max_snapshots: int = 500  # snapshots one backtest may evaluate
+    tick_seconds: float = 20.0  # local scheduler loop: how often it looks for due schedules
+    schedule_group: str = "stratum-monitors"  # EventBridge Scheduler group of the stack
+    function_arn: str = ""  # AWS: the monitors Lambda the schedules invoke
+    scheduler_role_arn: str = ""  # AWS: the role EventBridge Scheduler assumes to invoke it
+    dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
+    retry_attempts: int = 3  # AWS: schedule target retry policy
+    retry_max_age_seconds: int = 3600
+
+
 class AwsSettings(BaseModel):
     region: str = "us-east-1"
     drop_bucket: str = ""
@@ -112,6 +128,7 @@ class Settings(BaseSettings):
 
     sql: SqlLimits = SqlLimits()
     input_limits: InputLimits = InputLimits()
+    monitors: MonitorSettings = MonitorSettings()
     rate_limits: RateLimits = RateLimits()
     aws: AwsSettings = AwsSettings()
 
@@ -123,10 +140,6 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
-
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
 
 
 @lru_cache(maxsize=1)

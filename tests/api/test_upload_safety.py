@@ -155,7 +155,7 @@ def test_presigned_put_is_streamed_to_disk(app3, monkeypatch):
         tracemalloc.stop()
     assert r.status_code == 202, r.text
     assert peak < 12 * MB, peak
-    info = app.state.runtime.drop.head(p["key"])
+    info = app.state.runtime.drop_store.head(p["key"])
     assert info.size == 32 * MB + len(FAR)
 
 
@@ -164,7 +164,7 @@ def test_presigned_put_over_the_declared_size_is_413_and_keeps_nothing(app3):
     p = _presign(client, h, size=10)
     r = client.put(_path(p["upload_url"]), content=(b"\0" * MB for _ in range(5)))
     _problem(r, 413, "payload_too_large")
-    assert not app.state.runtime.drop.exists(p["key"])
+    assert not app.state.runtime.drop_store.exists(p["key"])
     assert _leftovers(app) == []
 
 
@@ -199,7 +199,7 @@ def test_upload_on_a_full_disk_is_507_and_leaves_nothing(app3, full_disk):
     assert body["detail"].startswith("no space left on the server's storage while storing the upload")
     assert _jobs(client, h) == []
     assert _leftovers(app) == []
-    assert list(app.state.runtime.drop.list("")) == []
+    assert list(app.state.runtime.drop_store.list("")) == []
 
 
 def test_presigned_put_on_a_full_disk_is_507_and_fails_its_job(app3, full_disk):

@@ -16,7 +16,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import jobs, lots, sql, status, uploads
+from .routes import jobs, lots, monitors, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 
@@ -44,14 +44,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
-    from stratum.analytics.service import AnalyticsService
-    from stratum.auth.keys import KeyService
-    from stratum.auth.ratelimit import RateLimiter
-
+    # The services come from the runtime (built there, once); app.state names the ones routes use.
     app.state.runtime = rt
-    app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
-    app.state.keys = KeyService(rt.meta, environment=settings.environment)
-    app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
+    app.state.analytics = rt.analytics
+    app.state.keys = rt.keys
+    app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
 
     @lru_cache(maxsize=1)
@@ -76,7 +73,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from stratum.catalog import Catalog
 from stratum.errors import no_space
+from stratum.events.port import EventPort
 from stratum.ids import new_job_id
 from stratum.lake import layout
 from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
@@ -138,10 +139,37 @@ class InputHandle:
 
 
 class IngestService:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+    def __init__(
+        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+    ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
+        self.events = events
+
+    def emit(self, job: Job) -> None:
+        """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
+        derived from the job and its attempt, so a redelivered file never emits the same fact twice."""
+        if self.events is None or job.status not in ("succeeded", "partial", "failed"):
+            return
+        from stratum.events import new_event
+
+        subject = {"job_id": job.job_id, **({"lot_id": job.lot_id} if job.lot_id else {})}
+        data = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
+        if job.error:
+            data["error"] = {"code": job.error.code, "message": job.error.message}
+        try:
+            self.events.publish(
+                new_event(
+                    f"job.{job.status}",
+                    job.workspace,
+                    subject=subject,
+                    data=data,
+                    event_id=f"evt_{job.job_id}_{job.attempts}_{job.status}",
+                )
+            )
+        except Exception:  # noqa: BLE001 - the job is done either way; the event port logs and may replay
+            log.exception("could not publish the %s event of job %s", job.status, job.job_id)
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
@@ -199,23 +227,6 @@ class IngestService:
         # is recognised before anything is published
         handle = InputHandle(open=lambda: open(p, "rb"), size=size)
         return self.run_job(workspace, job.job_id, handle, progress=progress)
-
-    def ingest_bytes(
-        self,
-        workspace: str,
-        data: bytes,
-        file_name: str,
-        *,
-        source: JobSource | None = None,
-        options: JobOptions | None = None,
-    ) -> Job:
-        import io
-
-        job, _ = self.create_job(
-            workspace, file_name, source or JobSource(kind="upload"), size=len(data), options=options
-        )
-        handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        return self.run_job(workspace, job.job_id, handle)
 
     def reclaim(self, workspaces: list[str]) -> list[Job]:
         """Jobs left ``running`` by a process that died (SIGKILL, power loss) fail with ``worker_died``,
@@ -298,7 +309,7 @@ class IngestService:
         try:
             if handle.sha256:
                 job.sha256 = handle.sha256
-                dup = self.catalog.find_claim(f"WS#{workspace}#SHA", handle.sha256)
+                dup = self.catalog.find_content(workspace, handle.sha256)
                 if dup:
                     return ctx.duplicate(dup)
             return ctx.execute(handle, t0)
@@ -391,7 +402,7 @@ class _Run:
             job.sha256 = reader.sha.hexdigest()
             job.size = reader.n
             job.lot_id = res.header.lot_id if res.header else None
-            dup = self.svc.catalog.find_claim(f"WS#{job.workspace}#SHA", job.sha256)
+            dup = self.svc.catalog.find_content(job.workspace, job.sha256)
             if dup:
                 self.writer.abort()
                 return self.duplicate(dup)
@@ -472,6 +483,7 @@ class _Run:
         except ConditionFailed:
             pass  # timings only
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
+        self.svc.emit(self.job)
         return self.job
 
     def _remove_outputs(self) -> None:
@@ -495,6 +507,7 @@ class _Run:
         self.job.outputs = {}
         self._final_save()
         log.info("job %s failed: %s", self.job.job_id, error.message)
+        self.svc.emit(self.job)
         return self.job
 
     def duplicate(self, original: str) -> Job:

@@ -24,7 +24,7 @@ from stratum.lake.schema import TABLES
 
 from .engine import QueryEngine, Scope
 from .sql import SqlResult, check_query, jsonable
-from .views import TRINO, Member, view_bodies
+from .views import TRINO, Member, sql_literal, view_bodies
 
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _WITH = re.compile(r"^WITH(\s+RECURSIVE)?\s", re.IGNORECASE)
@@ -41,10 +41,6 @@ _NUMERIC = {
 }
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
@@ -55,8 +51,8 @@ def _scan(database: str, ws: str, table: str, members: list[Member]) -> str:
     lots = sorted({layout.encode_lot(m.lot_id) for m in members}) or ["%00"]
     jobs = sorted({m.job_id for m in members}) or ["none"]
     where = (
-        f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
-        f"AND job IN ({', '.join(_q(x) for x in jobs)})"
+        f"workspace = {sql_literal(ws)} AND lot IN ({', '.join(sql_literal(x) for x in lots)}) "
+        f"AND job IN ({', '.join(sql_literal(x) for x in jobs)})"
     )
     body = f"SELECT {cols} FROM {_ident(database)}.{_ident(table)} WHERE {where}"
     return f"({body}{'' if members else ' AND false'})"

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 import duckdb
 
 from stratum.catalog import Catalog
-from stratum.errors import NotFound
+from stratum.errors import BadRequest, NotFound
 from stratum.lake import layout
 from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql
-from .views import Member
+from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
 
@@ -56,11 +56,19 @@ class Scope:
     wafer_ids: list[str] | None = None
 
 
+def check_wafer_ids(wafer_ids: list[str] | None) -> None:
+    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
+    it: a 500). No real wafer id has one; refuse it as a bad request."""
+    if wafer_ids and any("\x00" in w for w in wafer_ids):
+        raise BadRequest("wafer ids must not contain NUL characters")
+
+
 @dataclass
 class Resolved:
     members: list[Member]
     retest_policy: str
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
+    lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
 
 def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
@@ -127,7 +135,7 @@ class QueryEngine:
             t2 = time.perf_counter()
             root = self.lake.root_uri(layout.lake_root(ws))
             db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + _lit(root) + "]")
+            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
             log.info(
@@ -147,25 +155,18 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
+        """The scope's snapshot members, with one metadata read for a lot or a pinned snapshot (the lot's
+        item carries its retest policy; only lots published before it did cost a read of their job)."""
         policy = self.settings.retest_policy
         if scope.snapshot_job_id:
-            try:
-                job = self.catalog.get_job(ws, scope.snapshot_job_id)
-            except NotFound:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} not found") from None
-            if job.status not in PUBLISHED or not job.snapshot or not job.lot_id:
-                raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
-            if scope.lot_id is not None and job.lot_id != scope.lot_id:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
-            return Resolved(
-                _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
-            )
+            return self._resolve_pinned(ws, scope)
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
                 _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                self._policy(ws, lot, policy),
+                lot.retest_policy or self._policy(ws, lot, policy),
                 {lot.lot_id: lot.active_job_id},
+                lot,
             )
         members: list[Member] = []
         snaps: dict[str, str] = {}
@@ -173,6 +174,26 @@ class QueryEngine:
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
         return Resolved(members, policy, snaps)
+
+    def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
+        assert scope.snapshot_job_id is not None
+        try:
+            job = self.catalog.get_job(ws, scope.snapshot_job_id)
+            problem = None
+        except NotFound:
+            job, problem = None, f"snapshot job {scope.snapshot_job_id!r} not found"
+        if job is not None and (job.status not in PUBLISHED or not job.snapshot or not job.lot_id):
+            problem = f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})"
+        elif job is not None and scope.lot_id is not None and job.lot_id != scope.lot_id:
+            problem = f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}"
+        if problem is not None:
+            if scope.lot_id is not None:
+                self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
+            raise NotFound(problem)
+        assert job is not None and job.lot_id is not None
+        return Resolved(
+            _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+        )
 
     def _policy(self, ws: str, lot: Lot, default: str) -> str:
         try:
@@ -302,7 +323,3 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"

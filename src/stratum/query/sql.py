@@ -15,7 +15,6 @@ Layers of defence, each tested:
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import datetime as dt
 import decimal
@@ -31,10 +30,11 @@ from typing import Any
 
 import duckdb
 
+from stratum.cursor import decode_cursor, encode_cursor
 from stratum.errors import BadRequest, QueryRejected, QueryTimeout
 from stratum.settings import Settings
 
-from .engine import QueryEngine, Scope
+from .engine import QueryEngine, Scope, check_wafer_ids
 from .public_schema import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
@@ -291,14 +291,13 @@ def _fingerprint(query: str, scope: Scope) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def encode_cursor(offset: int, fp: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset, "q": fp}).encode()).decode().rstrip("=")
+def encode_result_cursor(offset: int, fp: str) -> str:
+    return encode_cursor({"o": offset, "q": fp})
 
 
-def decode_cursor(cursor: str, fp: str) -> int:
+def decode_result_cursor(cursor: str, fp: str) -> int:
     try:
-        pad = "=" * (-len(cursor) % 4)
-        d = json.loads(base64.urlsafe_b64decode((cursor + pad).encode()))
+        d = decode_cursor(cursor)
         offset = int(d["o"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("invalid cursor") from exc
@@ -343,13 +342,14 @@ class SqlService:
         timeout: float | None = None,
     ) -> SqlResult:
         s = self.settings.sql
-        check_query(query, s.max_query_chars)
         scope = scope or Scope()
+        check_wafer_ids(scope.wafer_ids)
+        check_query(query, s.max_query_chars)
         page = s.page_rows if limit is None else int(limit)
         if page < 1 or page > s.max_rows:
             raise BadRequest(f"limit must be between 1 and {s.max_rows}")
         fp = _fingerprint(query, scope)
-        offset = decode_cursor(cursor, fp) if cursor else 0
+        offset = decode_result_cursor(cursor, fp) if cursor else 0
         if offset >= s.max_rows:
             raise BadRequest(f"a query yields at most {s.max_rows} rows in total")
         t0 = time.perf_counter()
@@ -391,7 +391,7 @@ class SqlService:
         rows = rows[:want]
         end = offset + len(rows)
         truncated = more and end >= s.max_rows
-        next_cursor = encode_cursor(end, fp) if more and not truncated else None
+        next_cursor = encode_result_cursor(end, fp) if more and not truncated else None
         return SqlResult(
             columns=columns,
             rows=[[jsonable(v) for v in r] for r in rows],

@@ -30,9 +30,33 @@ import numpy as np
 from .columns import Masked, Ragged, Strings, gather_bytes
 from .decode import decode_counted, decode_fields, text
 from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, UnsupportedVersionError
+from .flags import (
+    OPT_HI_LIMIT_DEFAULT,
+    OPT_HI_LIMIT_UNUSABLE,
+    OPT_LO_LIMIT_DEFAULT,
+    OPT_LO_LIMIT_UNUSABLE,
+    OPT_NO_HI_LIMIT,
+    OPT_NO_HI_SPEC,
+    OPT_NO_LO_LIMIT,
+    OPT_NO_LO_SPEC,
+    OPT_NO_RES_SCAL,
+    OPT_NO_START_INCR,
+    PARM_HI_EQ_PASS,
+    PARM_INVALIDATING,
+    PARM_LO_EQ_PASS,
+    PART_ABNORMAL_END,
+    PART_FAILED,
+    PART_NO_PASS_FAIL,
+    PART_SUPERSEDES_ID,
+    PART_SUPERSEDES_XY,
+    TEST_FAILED,
+    TEST_INVALIDATING,
+    TEST_NO_PASS_FAIL,
+    TEST_NOT_EXECUTED,
+)
 from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
-from .tests import TestRegistry
+from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
 
 DEFAULT_CHUNK = 32 * 1024 * 1024
@@ -85,9 +109,6 @@ class ParseResult:
     tests: list[Any] = field(default_factory=list)
     truncated: TruncatedError | None = None
     partial: bool = False
-
-    def warnings_dicts(self) -> list[dict]:
-        return [w.to_dict() for w in self.warnings]
 
 
 @dataclass
@@ -689,12 +710,12 @@ class _Parser:
             hi_present = avail >= 12
             lo_val = v.f4[p + 4]
             hi_val = v.f4[p + 8]
-            lo_own = lo_present & ((opt & 0x10) == 0)
-            hi_own = hi_present & ((opt & 0x20) == 0)
+            lo_own = lo_present & ((opt & OPT_LO_LIMIT_DEFAULT) == 0)
+            hi_own = hi_present & ((opt & OPT_HI_LIMIT_DEFAULT) == 0)
             lo_f = np.where(lo_own, lo_val, lo[full])
             hi_f = np.where(hi_own, hi_val, hi[full])
-            lo_f = np.where((opt & 0x40) != 0, np.nan, lo_f)
-            hi_f = np.where((opt & 0x80) != 0, np.nan, hi_f)
+            lo_f = np.where((opt & OPT_NO_LO_LIMIT) != 0, np.nan, lo_f)
+            hi_f = np.where((opt & OPT_NO_HI_LIMIT) != 0, np.nan, hi_f)
             lo[full] = lo_f
             hi[full] = hi_f
         return lo, hi
@@ -725,24 +746,24 @@ class _Parser:
         opt = opt if isinstance(opt, int) else 0
         t.has_defaults = True
         t.opt_flag = opt
-        t.res_scal = None if opt & 0x01 else d.get("RES_SCAL")
-        t.llm_scal = None if opt & 0x50 else d.get("LLM_SCAL")
-        t.hlm_scal = None if opt & 0xA0 else d.get("HLM_SCAL")
+        t.res_scal = None if opt & OPT_NO_RES_SCAL else d.get("RES_SCAL")
+        t.llm_scal = None if opt & OPT_LO_LIMIT_UNUSABLE else d.get("LLM_SCAL")
+        t.hlm_scal = None if opt & OPT_HI_LIMIT_UNUSABLE else d.get("HLM_SCAL")
         lo = d.get("LO_LIMIT")
         hi = d.get("HI_LIMIT")
-        t.lo_limit = None if (opt & 0x40 or opt & 0x10 or lo is None or lo != lo) else lo
-        t.hi_limit = None if (opt & 0x80 or opt & 0x20 or hi is None or hi != hi) else hi
+        t.lo_limit = None if (opt & OPT_LO_LIMIT_UNUSABLE or lo is None or lo != lo) else lo
+        t.hi_limit = None if (opt & OPT_HI_LIMIT_UNUSABLE or hi is None or hi != hi) else hi
         ls, hs = d.get("LO_SPEC"), d.get("HI_SPEC")
-        t.lo_spec = None if (opt & 0x04 or ls is None or ls != ls) else ls
-        t.hi_spec = None if (opt & 0x08 or hs is None or hs != hs) else hs
+        t.lo_spec = None if (opt & OPT_NO_LO_SPEC or ls is None or ls != ls) else ls
+        t.hi_spec = None if (opt & OPT_NO_HI_SPEC or hs is None or hs != hs) else hs
         t.units = d.get("UNITS") or None
         t.c_resfmt = d.get("C_RESFMT") or None
         t.c_llmfmt = d.get("C_LLMFMT") or None
         t.c_hlmfmt = d.get("C_HLMFMT") or None
         if kind == "M":
             t.units_in = d.get("UNITS_IN") or None
-            t.start_in = None if opt & 0x02 else d.get("START_IN")
-            t.incr_in = None if opt & 0x02 else d.get("INCR_IN")
+            t.start_in = None if opt & OPT_NO_START_INCR else d.get("START_IN")
+            t.incr_in = None if opt & OPT_NO_START_INCR else d.get("INCR_IN")
             t.rtn_indx = d.get("RTN_INDX")
         self.reg.d_has[t.idx] = True
         self.reg.d_lo[t.idx] = np.nan if t.lo_limit is None else t.lo_limit
@@ -751,11 +772,11 @@ class _Parser:
     @staticmethod
     def _passed(tf, pf, res, valid, lo, hi) -> np.ndarray:
         """1 pass, 0 fail, -1 unknown (stdf-semantics §4)."""
-        indicated = (tf & 0x40) == 0
-        flag_pass = np.where((tf & 0x80) == 0, 1, 0).astype(np.int8)
+        indicated = (tf & TEST_NO_PASS_FAIL) == 0
+        flag_pass = np.where((tf & TEST_FAILED) == 0, 1, 0).astype(np.int8)
         with np.errstate(invalid="ignore"):
-            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & 0x40) != 0))
-            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & 0x80) != 0))
+            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
+            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
         has_lim = ~(np.isnan(lo) & np.isnan(hi))
         cmp = np.where(valid & has_lim, np.where(lo_ok & hi_ok, 1, 0), -1).astype(np.int8)
         return np.where(indicated, flag_pass, cmp).astype(np.int8)
@@ -765,10 +786,10 @@ class _Parser:
         """Pass/fail of one MPR pin: its result against the limits when it has a valid result and a limit;
         otherwise the record's own indication (TEST_FLG), which covers every pin of the record."""
         with np.errstate(invalid="ignore"):
-            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & 0x40) != 0))
-            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & 0x80) != 0))
+            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
+            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
         by_limits = valid & ~(np.isnan(lo) & np.isnan(hi))
-        record = np.where((tf & 0x40) == 0, np.where((tf & 0x80) == 0, 1, 0), -1)
+        record = np.where((tf & TEST_NO_PASS_FAIL) == 0, np.where((tf & TEST_FAILED) == 0, 1, 0), -1)
         return np.where(by_limits, np.where(lo_ok & hi_ok, 1, 0), record).astype(np.int8)
 
     def _split_outside(self, kind: str, part: np.ndarray, tf: np.ndarray | None = None, pf: np.ndarray | None = None):
@@ -776,7 +797,7 @@ class _Parser:
         n_out = int((~inside).sum())
         if n_out:
             if tf is not None and pf is not None:
-                default_only = (~inside) & ((tf & 0x10) != 0) & (pf == 0)
+                default_only = (~inside) & ((tf & TEST_NOT_EXECUTED) != 0) & (pf == 0)
                 nd = int(default_only.sum())
                 self.default_only_outside += nd
                 n_out -= nd
@@ -816,7 +837,7 @@ class _Parser:
         rowidx = np.arange(len(idx))
         first_def = self._establish_defaults("P", keys, has_opt, offs, idx, rl, v, "PTR")
         lo, hi = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
-        valid = ((tf & 0x3F) == 0) & ((pf & 0x07) == 0) & has_res & np.isfinite(res)
+        valid = ((tf & TEST_INVALIDATING) == 0) & ((pf & PARM_INVALIDATING) == 0) & has_res & np.isfinite(res)
         passed = self._passed(tf, pf, res, valid, lo, hi)
 
         g = (head.astype(np.uint16) << 8) | site
@@ -899,7 +920,7 @@ class _Parser:
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
         self._count_exec(keys, part)
-        rec_ok = ((tf & 0x3F) == 0) & ((pf & 0x07) == 0)
+        rec_ok = ((tf & TEST_INVALIDATING) == 0) & ((pf & PARM_INVALIDATING) == 0)
 
         # one row per (record, pin index k)
         npins = np.maximum(icnt_eff, rcnt_eff)
@@ -1041,7 +1062,7 @@ class _Parser:
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
         self._count_exec(keys, part)
-        passed = np.where((tf & 0x40) == 0, np.where((tf & 0x80) == 0, 1, 0), -1).astype(np.int8)
+        passed = np.where((tf & TEST_NO_PASS_FAIL) == 0, np.where((tf & TEST_FAILED) == 0, 1, 0), -1).astype(np.int8)
 
         def u2_list(start, present, cnt) -> Ragged:
             c = np.where(present, cnt, 0)
@@ -1111,8 +1132,8 @@ class _Parser:
             return Masked(arr, ok)
 
         flg_a = np.array([f if f is not None else 0 for f in flg], np.uint8)
-        no_ind = (flg_a & 0x10) != 0
-        passed = Masked(((flg_a & 0x08) == 0), ~no_ind)
+        no_ind = (flg_a & PART_NO_PASS_FAIL) != 0
+        passed = Masked(((flg_a & PART_FAILED) == 0), ~no_ind)
         self.res.parts += n
         cols = {
             "part_seq": np.array(seq, np.int64),
@@ -1130,9 +1151,9 @@ class _Parser:
             "part_fix": [p or None for p in pfix],
             "wafer_seq": col(wafer, np.int32),
             "passed": passed,
-            "abort": (flg_a & 0x04) != 0,
-            "supersedes_id": (flg_a & 0x01) != 0,
-            "supersedes_xy": (flg_a & 0x02) != 0,
+            "abort": (flg_a & PART_ABNORMAL_END) != 0,
+            "supersedes_id": (flg_a & PART_SUPERSEDES_ID) != 0,
+            "supersedes_xy": (flg_a & PART_SUPERSEDES_XY) != 0,
             "pir_rec_seq": col(pir_seq, np.int64),
             "rec_seq": np.array(rec_seq, np.int64),
             "byte_offset": np.array(boff, np.int64),

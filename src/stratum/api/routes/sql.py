@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
 
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
@@ -33,7 +32,6 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
 )
 def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
-    check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
     res = request.app.state.runtime.sql.run(
         principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor
