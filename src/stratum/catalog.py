@@ -65,6 +65,15 @@ class Catalog:
             except ConditionFailed:
                 pass
 
+    def list_workspaces(self) -> list[str]:
+        out, cursor = [], None
+        while True:
+            page = self.meta.query("WS", limit=200, cursor=cursor)
+            out += [i.sk for i in page.items]
+            cursor = page.cursor
+            if cursor is None:
+                return out
+
     def reachable(self) -> bool:
         """Whether the metadata store answers a read (the status route's health probe)."""
         try:
@@ -105,7 +114,7 @@ class Catalog:
             raise
         return job, res.versions.get((_job_pk(job.workspace), job.job_id), 1), True
 
-    def discard_job(self, job: Job, claims: list[tuple[str, str]] = ()) -> None:
+    def discard_job(self, job: Job, claims: Sequence[Claim] = ()) -> None:
         """Remove a queued job and its claims (its input could not be stored: nothing to wait for)."""
         ops: list = [Delete(_job_pk(job.workspace), job.job_id)]
         ops += [Delete(pk, sk) for pk, sk in claims]

@@ -71,9 +71,11 @@ def _jobs(data: Path) -> list[dict]:
     return json.loads(p.stdout)
 
 
-def _wait(data: Path, file_name: str, want, timeout: float = 90) -> dict:
+def _wait(data: Path, file_name: str, want, timeout: float = 90, server: subprocess.Popen | None = None) -> dict:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if server is not None and server.poll() is not None:
+            raise AssertionError(f"the server exited ({server.returncode}): {_stop(server)}")
         for j in _jobs(data):
             if j["file_name"] == file_name and want(j):
                 return j
@@ -114,7 +116,7 @@ def test_sigkill_during_ingest_then_restart(tmp_path):
         incoming.mkdir(parents=True, exist_ok=True)
         shutil.copy(v2.paths[0], tmp_path / "late.stdf")
         os.replace(tmp_path / "late.stdf", incoming / "late.stdf")
-        running = _wait(data, "late.stdf", lambda j: j["status"] == "running")
+        running = _wait(data, "late.stdf", lambda j: j["status"] == "running", server=server)
         server.send_signal(signal.SIGKILL)
         server.wait(10)
     finally:
@@ -128,7 +130,7 @@ def test_sigkill_during_ingest_then_restart(tmp_path):
 
     server = _serve(data, slow=False)
     try:
-        done = _wait(data, "late.stdf", lambda j: j["status"] == "succeeded")
+        done = _wait(data, "late.stdf", lambda j: j["status"] == "succeeded", server=server)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nserver output:\n{_stop(server)}") from None
     finally:

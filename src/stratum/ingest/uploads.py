@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from stratum.catalog import key_claim
 from stratum.errors import (
     BadRequest,
     Conflict,
@@ -46,7 +47,7 @@ from stratum.stdf.reader import check_header
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
-from .drop import DropObject, DropProcessor, is_stdf_like, key_claim
+from .drop import DropObject, DropProcessor, is_stdf_like
 from .service import IngestService
 from .watcher import LOCAL_BUCKET
 
