@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,7 +103,7 @@ class IngestService:
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
-        base = {
+        base: dict[str, Any] = {
             "accept_truncated": self.settings.accept_truncated,
             "retest_policy": self.settings.retest_policy,
             "test_key": self.settings.test_key,
@@ -119,7 +119,7 @@ class IngestService:
         *,
         size: int | None = None,
         options: JobOptions | None = None,
-        claims: list[tuple[str, str]] = (),
+        claims: Sequence[tuple[str, str]] = (),
         job_id: str | None = None,
     ) -> tuple[Job, bool]:
         """A queued job; with claims, an existing job for the same claim is returned instead.
@@ -270,7 +270,8 @@ class _Run:
             progress=self._on_chunk,
         )
         try:
-            with ByteSource(reader, size=handle.size, block_size=min(s.chunk_bytes, 8 << 20)) as source:
+            block = min(s.chunk_bytes, 8 << 20)
+            with ByteSource(reader, size=handle.size, block_size=block) as source:  # type: ignore[arg-type]
                 res = parse(source, self.writer, opts)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
@@ -334,6 +335,7 @@ class _Run:
             "test_code": (mir.get("TEST_COD") or "").strip() or None,
             "finish_time": (res.mrr or {}).get("FINISH_T") or None,
         }
+        assert job.lot_id is not None  # set from the MIR (or the fallback) before anything is written
         try:
             self.svc.lake.put_bytes(
                 layout.manifest_key(job.workspace, job.lot_id, job.job_id),

@@ -190,7 +190,7 @@ class QueryEngine:
             if scope.lot_id is not None:
                 self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
             raise NotFound(problem)
-        assert job is not None and job.lot_id is not None
+        assert job is not None and job.lot_id is not None and job.snapshot is not None
         return Resolved(
             _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
         )

@@ -17,10 +17,12 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from .errors import CompressedStreamError, NotStdfError, TruncatedError
 
+_gzip_impl: ModuleType
 try:  # ISA-L inflate: same stream API as zlib, ~2.5x faster on gzip (optional; zlib otherwise)
     from isal import isal_zlib as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a pinned dependency
@@ -69,7 +71,7 @@ class ByteSource:
             self.size = Path(src).stat().st_size
         else:
             self._fh = src
-            self.size = size
+            self.size = size  # type: ignore[assignment]  # None: unknown (a stream)
         self.block_size = block_size
         self.compressed_read = 0  # bytes consumed from the input (progress)
         self.decompressed = 0
@@ -114,7 +116,7 @@ class ByteSource:
             while data:
                 try:
                     piece = dec.decompress(data)  # type: ignore[attr-defined]
-                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:
+                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:  # type: ignore[misc]
                     raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + len(out)) from exc
                 out += piece
                 started = True
@@ -164,7 +166,7 @@ class ByteSource:
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise CompressedStreamError(f"corrupt zip archive: {exc}", offset=0) from exc
 
-    def _blocks(self) -> Iterator[bytes]:
+    def _blocks(self) -> Iterator[bytes | bytearray]:
         if self.format == "gzip":
             return self._stream(lambda: _gzip_impl.decompressobj(wbits=31), "gzip")
         if self.format == "bzip2":
