@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.events.port import EventPort
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
+    from stratum.monitors.service import MonitorService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
 
@@ -70,7 +71,10 @@ class Runtime:
         if self.settings.backend == "local":
             from stratum.events.local import InProcessBus
 
-            return InProcessBus()
+            bus = InProcessBus()
+            # on_ingest monitors run for each published snapshot (on AWS an EventBridge rule does this)
+            bus.subscribe(lambda e: self.monitors.handle_event(e), kinds=("job.succeeded", "job.partial"))
+            return bus
         from stratum.events.eventbridge import EventBridgeBus
 
         aws = self.settings.aws
@@ -80,7 +84,7 @@ class Runtime:
     def ingest(self) -> IngestService:
         from stratum.ingest.service import IngestService
 
-        return IngestService(self.catalog, self.lake, self.settings)
+        return IngestService(self.catalog, self.lake, self.settings, events=self.events)
 
     @cached_property
     def drop_processor(self) -> DropProcessor:
@@ -118,7 +122,29 @@ class Runtime:
 
         return RateLimiter(self.meta, self.settings.rate_limits)
 
+    @cached_property
+    def monitors(self) -> MonitorService:
+        """The monitor service with this runtime's scheduler: the in-process loop locally (started by
+        ``stratum serve``), EventBridge Scheduler on AWS when the monitors function is configured."""
+        from stratum.monitors.rules import Lake
+        from stratum.monitors.scheduler import EventBridgeScheduler, LocalScheduler
+        from stratum.monitors.service import MonitorService
+        from stratum.monitors.store import MonitorStore
+
+        store = MonitorStore(self.meta)
+        svc = MonitorService(
+            store, Lake(self.analytics, self.engine, self.sql, self.catalog, store), self.settings, events=self.events
+        )
+        cfg = self.settings.monitors
+        if self.settings.backend == "local":
+            svc.scheduler = LocalScheduler(store.scheduled_monitors, svc.fire, cfg.tick_seconds)
+        elif cfg.function_arn:
+            svc.scheduler = EventBridgeScheduler(self.settings)
+        return svc
+
     def close(self) -> None:
+        if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):
+            self.monitors.scheduler.stop()
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()

@@ -46,6 +46,22 @@ class SqlLimits(BaseModel):
     max_query_chars: int = 100_000
 
 
+class MonitorSettings(BaseModel):
+    """Bounds of monitor runs (defaults documented here)."""
+
+    max_lots_per_run: int = 20  # a scheduled / manual run evaluates the most recently updated lots of its scope
+    preview_findings: int = 20  # findings returned inline by run-now
+    preview_max_count: int = 50  # cron-preview: most fire times per request
+    backtest_max_snapshots: int = 500  # snapshots one backtest may evaluate
+    tick_seconds: float = 20.0  # local scheduler loop: how often it looks for due schedules
+    schedule_group: str = "stratum-monitors"  # EventBridge Scheduler group of the stack
+    function_arn: str = ""  # AWS: the monitors Lambda the schedules invoke
+    scheduler_role_arn: str = ""  # AWS: the role EventBridge Scheduler assumes to invoke it
+    dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
+    retry_attempts: int = 3  # AWS: schedule target retry policy
+    retry_max_age_seconds: int = 3600
+
+
 class AwsSettings(BaseModel):
     region: str = "us-east-1"
     drop_bucket: str = ""
@@ -85,6 +101,7 @@ class Settings(BaseSettings):
     tmp_dir: Path = Path("/tmp")  # noqa: S108 - Lambda's only writable storage
 
     sql: SqlLimits = SqlLimits()
+    monitors: MonitorSettings = MonitorSettings()
     rate_limits: RateLimits = RateLimits()
     aws: AwsSettings = AwsSettings()
 

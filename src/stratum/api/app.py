@@ -16,7 +16,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import jobs, lots, sql, status, uploads
+from .routes import jobs, lots, monitors, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 
@@ -70,7 +70,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

@@ -6,7 +6,8 @@ non-zero exit status; no tracebacks.
 
 One module per command group, each with a ``register(add)`` (or ``register(sub, add)``) that adds its
 subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.local` (demo, serve),
-:mod:`.keys` (keys create/list/revoke/rotate). Shared helpers live in :mod:`.common`; this module only
+:mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors list/create/get/pause/resume/
+delete/run/runs). Shared helpers live in :mod:`.common`; this module only
 builds the parser and runs a command.
 """
 
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stratum import __version__
-from stratum.cli import data, keys, local
+from stratum.cli import data, keys, local, monitors
 from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, err
 from stratum.errors import StratumError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(add)
     local.register(add)
     keys.register(sub)
+    monitors.register(sub)
     return p
 
 

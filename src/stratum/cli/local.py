@@ -111,6 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         watcher = DropWatcher(rt.drop_processor, interval=args.interval, on_job=report)
         watcher.start()
+    scheduler = rt.monitors.scheduler
+    if hasattr(scheduler, "start"):
+        scheduler.start()  # scheduled monitors fire in-process (EventBridge Scheduler's role on AWS)
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:

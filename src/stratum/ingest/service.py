@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from stratum.catalog import Catalog
+from stratum.events.port import EventPort
 from stratum.ids import new_job_id
 from stratum.lake import layout
 from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
@@ -96,10 +97,37 @@ class InputHandle:
 
 
 class IngestService:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+    def __init__(
+        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+    ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
+        self.events = events
+
+    def emit(self, job: Job) -> None:
+        """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
+        derived from the job and its attempt, so a redelivered file never emits the same fact twice."""
+        if self.events is None or job.status not in ("succeeded", "partial", "failed"):
+            return
+        from stratum.events import new_event
+
+        subject = {"job_id": job.job_id, **({"lot_id": job.lot_id} if job.lot_id else {})}
+        data = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
+        if job.error:
+            data["error"] = {"code": job.error.code, "message": job.error.message}
+        try:
+            self.events.publish(
+                new_event(
+                    f"job.{job.status}",
+                    job.workspace,
+                    subject=subject,
+                    data=data,
+                    event_id=f"evt_{job.job_id}_{job.attempts}_{job.status}",
+                )
+            )
+        except Exception:  # noqa: BLE001 - the job is done either way; the event port logs and may replay
+            log.exception("could not publish the %s event of job %s", job.status, job.job_id)
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
@@ -362,6 +390,7 @@ class _Run:
         except ConditionFailed:
             pass  # timings only
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
+        self.svc.emit(self.job)
         return self.job
 
     def _remove_outputs(self) -> None:
@@ -385,6 +414,7 @@ class _Run:
         self.job.outputs = {}
         self._final_save()
         log.info("job %s failed: %s", self.job.job_id, error.message)
+        self.svc.emit(self.job)
         return self.job
 
     def duplicate(self, original: str) -> Job:
