@@ -113,7 +113,7 @@ class IngestService:
         from stratum.events import new_event
 
         subject = {"job_id": job.job_id, **({"lot_id": job.lot_id} if job.lot_id else {})}
-        data = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
+        data: dict[str, Any] = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
         if job.error:
             data["error"] = {"code": job.error.code, "message": job.error.message}
         try:

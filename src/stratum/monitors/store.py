@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from stratum.catalog import Catalog
 from stratum.errors import NotFound
@@ -53,8 +53,10 @@ class MonitorStore:
         }
 
     def put_monitor(self, m: Monitor, *, expect: Any = ABSENT) -> int:
+        idx = self._indexes(m)
+        data = m.model_dump(mode="json")
         return self.meta.put(
-            f"WS#{m.workspace}#MON", m.monitor_id, m.model_dump(mode="json"), expect=expect, **self._indexes(m)
+            f"WS#{m.workspace}#MON", m.monitor_id, data, expect=expect, gsi1=idx["gsi1"], gsi2=idx["gsi2"]
         ).version
 
     def get_monitor_v(self, ws: str, monitor_id: str) -> tuple[Monitor, int]:
@@ -120,6 +122,7 @@ class MonitorStore:
     def list_runs(
         self, ws: str, monitor_id: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[RunRecord], str | None]:
+        index: Literal["gsi1", "gsi2"]
         if status is None:
             pk, index = f"WS#{ws}#MON#{monitor_id}#RUN", "gsi1"
         else:
