@@ -18,13 +18,13 @@ from stratum.storage.objectstore import ObjectStore
 
 from .service import IngestService, InputHandle
 
-__all__ = ["DropObject", "DropProcessor", "RetryableIngestError", "event_key", "is_stdf_like", "key_claim"]
+__all__ = ["DropObject", "DropProcessor", "RetryableIngestError", "event_key", "is_stdf_like"]
 
 log = logging.getLogger("stratum.ingest.drop")
 
 STDF_SUFFIXES = (".stdf", ".std")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip")
-RETRYABLE = frozenset({"internal_error", "input_unreadable"})
+RETRYABLE = frozenset({"internal_error", "input_unreadable", "worker_died"})
 MAX_ATTEMPTS = 3
 
 

@@ -6,14 +6,16 @@ the object store, ``allowed_directories`` holds only the workspace's lake root, 
 ``enable_external_access=false`` and ``lock_configuration=true``. A session is a cursor on that
 instance with temp views (``stratum.query.views``) over one snapshot's files.
 
-On Lambda: one instance per workspace per container, created lazily, memory and threads derived from
-the function memory, spill files on the ephemeral storage.
+Every instance has a memory_limit, a bounded spill directory of its own (``temp_directory``,
+``max_temp_directory_size``) and a thread count (``resources``); on Lambda they are derived from the
+function memory and spill goes to the ephemeral storage.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -49,6 +51,26 @@ MAX_DATABASES = 4
 MAX_SESSIONS = 16
 
 
+@dataclass(frozen=True)
+class Resources:
+    worker_memory_mb: int
+    duckdb_memory_mb: int
+    duckdb_temp_mb: int
+    threads: int
+
+
+def resources(s: Settings) -> Resources:
+    """The memory, spill and thread bounds of the query engine, derived where a setting is 0: a SQL worker's
+    data memory (``stratum.query.workers``) is half the Lambda's memory (else 1536 MB), DuckDB's memory_limit
+    40 % of that, leaving room for values DuckDB does not count (function results, the Python rows)."""
+    worker = s.sql.worker_memory_mb or (s.lambda_memory_mb // 2 if s.lambda_memory_mb else 1536)
+    memory = s.duckdb_memory_mb or max(64, int(worker * 0.4))
+    threads = s.duckdb_threads or (
+        max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else min(4, os.cpu_count() or 1)
+    )
+    return Resources(worker, memory, s.duckdb_temp_mb, threads)
+
+
 @dataclass
 class Scope:
     lot_id: str | None = None
@@ -66,7 +88,7 @@ def check_wafer_ids(wafer_ids: list[str] | None) -> None:
 @dataclass
 class Resolved:
     members: list[Member]
-    retest_policy: str
+    retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
     lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
@@ -103,23 +125,20 @@ class QueryEngine:
                 pass
 
     # -- databases ------------------------------------------------------------------------------
-    def _config(self) -> dict:
-        s = self.settings
+    def _config(self, ws: str) -> dict:
+        r = resources(self.settings)
+        spill = self.settings.tmp_dir / f"stratum-duckdb-{os.getuid()}" / ws
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
-        cfg: dict = {
+        return {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "enable_object_cache": True,
+            "memory_limit": f"{r.duckdb_memory_mb}MB",
+            "max_temp_directory_size": f"{r.duckdb_temp_mb}MB",
+            "temp_directory": str(spill),
+            "threads": r.threads,
         }
-        mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
-        if mem:
-            cfg["memory_limit"] = f"{mem}MB"
-        threads = s.duckdb_threads or (max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else 0)
-        if threads:
-            cfg["threads"] = threads
-        if s.backend == "aws" or s.lambda_memory_mb:
-            cfg["temp_directory"] = str(s.tmp_dir / "duckdb")
-        return cfg
 
     def database(self, ws: str) -> duckdb.DuckDBPyConnection:
         layout.check_workspace(ws)
@@ -129,7 +148,7 @@ class QueryEngine:
                 self._dbs.move_to_end(ws)
                 return db
             t0 = time.perf_counter()
-            db = duckdb.connect(":memory:", config=self._config())
+            db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
             self.lake.configure_duckdb(db)
             t2 = time.perf_counter()
@@ -155,25 +174,27 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
-        """The scope's snapshot members, with one metadata read for a lot or a pinned snapshot (the lot's
-        item carries its retest policy; only lots published before it did cost a read of their job)."""
-        policy = self.settings.retest_policy
+        """The scope's snapshot members, each lot with the retest policy of its snapshot whatever the scope (one
+        snapshot, one yield), with one metadata read for a lot or a pinned snapshot (the lot's item carries its
+        retest policy; only lots published before it did cost a read of their job)."""
         if scope.snapshot_job_id:
             return self._resolve_pinned(ws, scope)
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
                 _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                lot.retest_policy or self._policy(ws, lot, policy),
+                {lot.lot_id: self._policy(ws, lot)},
                 {lot.lot_id: lot.active_job_id},
                 lot,
             )
         members: list[Member] = []
         snaps: dict[str, str] = {}
+        policies: dict[str, str] = {}
         for lot in self.catalog.iter_lots(ws):
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
-        return Resolved(members, policy, snaps)
+            policies[lot.lot_id] = self._policy(ws, lot)
+        return Resolved(members, policies, snaps)
 
     def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
         assert scope.snapshot_job_id is not None
@@ -192,14 +213,18 @@ class QueryEngine:
             raise NotFound(problem)
         assert job is not None and job.lot_id is not None and job.snapshot is not None
         return Resolved(
-            _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+            _ordered(job.lot_id, job.job_id, job.snapshot),
+            {job.lot_id: job.options.retest_policy},
+            {job.lot_id: job.job_id},
         )
 
-    def _policy(self, ws: str, lot: Lot, default: str) -> str:
-        try:
+    def _policy(self, ws: str, lot: Lot) -> str:
+        if lot.retest_policy is not None:
+            return lot.retest_policy
+        try:  # lots published before the lot item carried its policy
             return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
         except NotFound:
-            return default
+            return self.settings.retest_policy
 
     def session_for_schema(self) -> Session:
         return schema_session()
@@ -212,7 +237,7 @@ class QueryEngine:
         key = (
             ws,
             tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
-            resolved.retest_policy,
+            tuple(sorted(resolved.retest_policy.items())),
             None if scope.wafer_ids is None else tuple(scope.wafer_ids),
         )
         with self._lock:
@@ -266,7 +291,7 @@ def schema_session() -> Session:
     cur = db.cursor()
     for stmt in view_sql([], lambda t, m: ""):
         cur.execute(stmt)
-    return Session(cur, Resolved([], "last", {}))
+    return Session(cur, Resolved([], {}, {}))
 
 
 @dataclass
