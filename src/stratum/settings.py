@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
+    max_summary_warnings: int = Field(default=100, ge=0)
 
     # query engine (DuckDB)
     duckdb_memory_mb: int = 0  # 0 = derived from the Lambda memory (or DuckDB's default locally)
