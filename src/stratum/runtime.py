@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.events.port import EventPort
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
+    from stratum.ingest.uploads import UploadService
     from stratum.monitors.service import MonitorService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
@@ -50,11 +51,6 @@ class Runtime:
             build_object_store(settings, area="lake"),
             build_object_store(settings, area="drop"),
         )
-
-    @property
-    def drop(self) -> ObjectStore:
-        """Old name of ``drop_store``, kept only until the upload route moves into the ingest upload service."""
-        return self.drop_store
 
     @property
     def drop_prefix(self) -> str:
@@ -93,6 +89,12 @@ class Runtime:
         return DropProcessor(self.ingest, self.drop_store, self.drop_prefix)
 
     @cached_property
+    def uploads(self) -> UploadService:
+        from stratum.ingest.uploads import UploadService
+
+        return UploadService(self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor)
+
+    @cached_property
     def engine(self) -> QueryEngine:
         from stratum.query.engine import QueryEngine
 
@@ -103,6 +105,15 @@ class Runtime:
         from stratum.query.sql import SqlService
 
         return SqlService(self.engine, self.settings)
+
+    @cached_property
+    def sql_runner(self):
+        """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
+        if not self.settings.sql.isolate:
+            return self.sql
+        from stratum.query.workers import SqlWorkers
+
+        return SqlWorkers(self.settings)
 
     @cached_property
     def analytics(self) -> AnalyticsService:
@@ -145,6 +156,8 @@ class Runtime:
     def close(self) -> None:
         if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):
             self.monitors.scheduler.stop()
+        if "sql_runner" in self.__dict__ and self.sql_runner is not self.__dict__.get("sql"):
+            self.sql_runner.close()
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

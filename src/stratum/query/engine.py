@@ -6,14 +6,16 @@ the object store, ``allowed_directories`` holds only the workspace's lake root, 
 ``enable_external_access=false`` and ``lock_configuration=true``. A session is a cursor on that
 instance with temp views (``stratum.query.views``) over one snapshot's files.
 
-On Lambda: one instance per workspace per container, created lazily, memory and threads derived from
-the function memory, spill files on the ephemeral storage.
+Every instance has a memory_limit, a bounded spill directory of its own (``temp_directory``,
+``max_temp_directory_size``) and a thread count (``resources``); on Lambda they are derived from the
+function memory and spill goes to the ephemeral storage.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -47,6 +49,26 @@ def _close_all() -> None:
 
 MAX_DATABASES = 4
 MAX_SESSIONS = 16
+
+
+@dataclass(frozen=True)
+class Resources:
+    worker_memory_mb: int
+    duckdb_memory_mb: int
+    duckdb_temp_mb: int
+    threads: int
+
+
+def resources(s: Settings) -> Resources:
+    """The memory, spill and thread bounds of the query engine, derived where a setting is 0: a SQL worker's
+    data memory (``stratum.query.workers``) is half the Lambda's memory (else 1536 MB), DuckDB's memory_limit
+    40 % of that, leaving room for values DuckDB does not count (function results, the Python rows)."""
+    worker = s.sql.worker_memory_mb or (s.lambda_memory_mb // 2 if s.lambda_memory_mb else 1536)
+    memory = s.duckdb_memory_mb or max(64, int(worker * 0.4))
+    threads = s.duckdb_threads or (
+        max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else min(4, os.cpu_count() or 1)
+    )
+    return Resources(worker, memory, s.duckdb_temp_mb, threads)
 
 
 @dataclass
@@ -103,23 +125,20 @@ class QueryEngine:
                 pass
 
     # -- databases ------------------------------------------------------------------------------
-    def _config(self) -> dict:
-        s = self.settings
+    def _config(self, ws: str) -> dict:
+        r = resources(self.settings)
+        spill = self.settings.tmp_dir / f"stratum-duckdb-{os.getuid()}" / ws
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
-        cfg: dict = {
+        return {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "enable_object_cache": True,
+            "memory_limit": f"{r.duckdb_memory_mb}MB",
+            "max_temp_directory_size": f"{r.duckdb_temp_mb}MB",
+            "temp_directory": str(spill),
+            "threads": r.threads,
         }
-        mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
-        if mem:
-            cfg["memory_limit"] = f"{mem}MB"
-        threads = s.duckdb_threads or (max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else 0)
-        if threads:
-            cfg["threads"] = threads
-        if s.backend == "aws" or s.lambda_memory_mb:
-            cfg["temp_directory"] = str(s.tmp_dir / "duckdb")
-        return cfg
 
     def database(self, ws: str) -> duckdb.DuckDBPyConnection:
         layout.check_workspace(ws)
@@ -129,7 +148,7 @@ class QueryEngine:
                 self._dbs.move_to_end(ws)
                 return db
             t0 = time.perf_counter()
-            db = duckdb.connect(":memory:", config=self._config())
+            db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
             self.lake.configure_duckdb(db)
             t2 = time.perf_counter()

@@ -54,7 +54,7 @@ from .flags import (
     TEST_NO_PASS_FAIL,
     TEST_NOT_EXECUTED,
 )
-from .source import ByteSource
+from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
@@ -120,6 +120,8 @@ class ReaderOptions:
     progress: Callable[[ByteSource, ParseResult], None] | None = None
 
 
+# empty records still decoded one by one: their presence means something (EPS never has a field)
+_KEEP_EMPTY = np.array(sorted({PIR, PRR, WIR, WRR, *(BY_NAME[n].code for n in ("FAR", "MIR", "MRR", "BPS", "EPS"))}))
 _PRR_FIXED = struct.Struct("<BBBHHHhhI")
 _PRR_FIXED_BE = struct.Struct(">BBBHHHhhI")
 
@@ -258,6 +260,7 @@ class _Parser:
         is_mpr = code == MPR
         is_ftr = code == FTR
         other = np.flatnonzero(~(is_ptr | is_mpr | is_ftr))
+        other = self._skip_empty(offs, rl, code, other)
 
         carry = dict(self.open_parts)  # parts open when this chunk starts
         mk_pos: list[int] = []
@@ -281,6 +284,29 @@ class _Parser:
         if self.header is not None:
             self.flush_low()
         self.seq_base += n
+
+    def _skip_empty(self, offs: np.ndarray, rl: np.ndarray, code: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """Records with REC_LEN 0 carry no field: they are counted (vectorised) instead of decoded one by
+        one, so a file of empty records reads at header-walk speed. The records whose mere presence
+        means something (``_KEEP_EMPTY``) still take the ordered pass."""
+        if not len(other):
+            return other
+        empty = (rl[other] == 0) & ~np.isin(code[other], _KEEP_EMPTY)
+        if not empty.any():
+            return other
+        skipped = other[empty]
+        codes, first, counts = np.unique(code[skipped], return_index=True, return_counts=True)
+        for c, i, n in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
+            off = self.base + int(offs[skipped[i]])
+            if c not in BY_CODE:
+                key = f"{c >> 8}/{c & 0xFF}"
+                self.res.unknown_counts[key] = self.res.unknown_counts.get(key, 0) + n
+                self.warn("unknown_record", "records of unknown type were counted and kept as raw bytes", off, n)
+            else:
+                self.warn(
+                    "empty_records", "records with REC_LEN 0 (no fields) were counted and otherwise ignored", off, n
+                )
+        return other[~empty]
 
     def flush_low(self) -> None:
         """Emit the low-volume rows collected so far (as column lists)."""
@@ -1290,12 +1316,12 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     return TruncatedError(msg, offset=off, records_before=p.res.records)
 
 
-def check_header(data: bytes) -> dict[str, Any]:
+def check_header(data: Any, limits: DecompressionLimits | None = None) -> dict[str, Any]:
     """Validate the start of an STDF input (container format, FAR, version) without reading it all.
 
     Returns ``{"compression", "byte_order", "cpu_type"}``; raises the reader's precise error otherwise.
     """
-    with ByteSource(data, block_size=64 * 1024) as src:
+    with ByteSource(data, block_size=64 * 1024, limits=limits) as src:
         head = b""
         for block in src.blocks():
             head += block
