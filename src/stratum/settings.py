@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
+    max_summary_warnings: int = Field(default=100, ge=0)
 
     # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
     # (stratum.query.engine.resources)

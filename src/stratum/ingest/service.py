@@ -39,6 +39,8 @@ from stratum.stdf.source import ByteSource
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectNotFound, ObjectStore
 
+from .reconcile import SummaryCheck
+
 if TYPE_CHECKING:  # pyarrow stays out of processes that never write the lake (the API Lambda)
     from stratum.lake.writer import LakeWriter, Manifest
 
@@ -351,6 +353,7 @@ class _Run:
         self.deadline = deadline
         self.writer: LakeWriter | None = None
         self.manifest: Manifest | None = None
+        self.check: SummaryCheck | None = None
         self._last_progress = time.monotonic()
 
     def _save(self) -> None:
@@ -394,7 +397,8 @@ class _Run:
                 block_size=min(s.chunk_bytes, 8 << 20),
                 limits=s.input_limits.decompression(),
             ) as source:
-                res = parse(source, self.writer, opts)
+                self.check = SummaryCheck(self.writer)
+                res = parse(source, self.check, opts)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
                     pass
@@ -442,7 +446,7 @@ class _Run:
         job.rows = m.rows()
         job.parts = res.parts
         job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
-        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings]
+        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings] + self._summary_warnings(res)
         if res.truncated is not None:
             job.warnings.insert(
                 0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset)
@@ -486,6 +490,28 @@ class _Run:
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
         self.svc.emit(self.job)
         return self.job
+
+    def _summary_warnings(self, res: ParseResult) -> list[JobWarning]:
+        """One warning per summary count (HBR/SBR/PCR/WRR) that disagrees with the raw records, with both numbers,
+        up to ``max_summary_warnings``; a cross-check never fails the ingest."""
+        if self.check is None:
+            return []
+        try:
+            found = self.check.mismatches(res.wafers, self.job.options.retest_policy)
+        except Exception:  # noqa: BLE001 - a cross-check must not lose the file
+            log.exception("summary cross-check failed for job %s", self.job.job_id)
+            return [JobWarning(code="summary_check_failed", message="the summary records could not be cross-checked")]
+        cap = self.svc.settings.max_summary_warnings
+        out = [JobWarning(**m.to_warning()) for m in found[:cap]]
+        if len(found) > cap:
+            out.append(
+                JobWarning(
+                    code="summary_mismatch",
+                    message=f"{len(found) - cap} more summary counts disagree with the raw records (not listed)",
+                    count=len(found) - cap,
+                )
+            )
+        return out
 
     def _remove_outputs(self) -> None:
         job = self.job
