@@ -25,7 +25,7 @@ from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest, NotFound
 from stratum.lake.layout import check_workspace
 from stratum.models import Job, Lot, SnapshotMember, utcnow
-from stratum.storage.metadata import ABSENT, ConditionFailed, Item, MetadataStore, Put
+from stratum.storage.metadata import ABSENT, ConditionFailed, Delete, Item, MetadataStore, Put
 
 Claim = tuple[str, str]  # (pk, sk) of an idempotency claim item; built only by the functions below
 
@@ -64,6 +64,15 @@ class Catalog:
                 self.meta.put("WS", ws, {"name": ws, "created_at": utcnow().isoformat()}, expect=ABSENT)
             except ConditionFailed:
                 pass
+
+    def list_workspaces(self) -> list[str]:
+        out, cursor = [], None
+        while True:
+            page = self.meta.query("WS", limit=200, cursor=cursor)
+            out += [i.sk for i in page.items]
+            cursor = page.cursor
+            if cursor is None:
+                return out
 
     def reachable(self) -> bool:
         """Whether the metadata store answers a read (the status route's health probe)."""
@@ -104,6 +113,12 @@ class Catalog:
                     return existing, version, False
             raise
         return job, res.versions.get((_job_pk(job.workspace), job.job_id), 1), True
+
+    def discard_job(self, job: Job, claims: Sequence[Claim] = ()) -> None:
+        """Remove a queued job and its claims (its input could not be stored: nothing to wait for)."""
+        ops: list = [Delete(_job_pk(job.workspace), job.job_id)]
+        ops += [Delete(pk, sk) for pk, sk in claims]
+        self.meta.transact(ops)
 
     def next_file_num(self, ws: str) -> int:
         n = self.meta.increment(f"WS#{ws}#COUNTER", "file_num")

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def no_space(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is a full disk or an exhausted quota."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
 
 class StratumError(Exception):
     status = 500
@@ -32,6 +47,10 @@ class PayloadTooLarge(StratumError):
 
 class Unprocessable(StratumError):
     status, code, title = 422, "unprocessable", "Unprocessable STDF"
+
+
+class InsufficientStorage(StratumError):
+    status, code, title = 507, "insufficient_storage", "Insufficient storage"
 
 
 class Unavailable(StratumError):

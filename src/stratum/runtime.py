@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.events.port import EventPort
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
+    from stratum.ingest.uploads import UploadService
     from stratum.monitors.service import MonitorService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
@@ -50,11 +51,6 @@ class Runtime:
             build_object_store(settings, area="lake"),
             build_object_store(settings, area="drop"),
         )
-
-    @property
-    def drop(self) -> ObjectStore:
-        """Old name of ``drop_store``, kept only until the upload route moves into the ingest upload service."""
-        return self.drop_store
 
     @property
     def drop_prefix(self) -> str:
@@ -91,6 +87,12 @@ class Runtime:
         from stratum.ingest.drop import DropProcessor
 
         return DropProcessor(self.ingest, self.drop_store, self.drop_prefix)
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        from stratum.ingest.uploads import UploadService
+
+        return UploadService(self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor)
 
     @cached_property
     def engine(self) -> QueryEngine:

@@ -37,6 +37,32 @@ class RateLimits(BaseModel):
     analytics_per_window: int = 60
     sql_per_window: int = 30
     uploads_per_window: int = 10
+    # failed authentications per client address per window (then 429 with Retry-After for that address)
+    auth_failures_per_window: int = 20
+
+
+class InputLimits(BaseModel):
+    """Bounds on uploaded and dropped input (every path: upload, presigned PUT, inspect, drop folder, CLI)."""
+
+    # largest decompressed STDF stream accepted (64 GiB)
+    max_decompressed_bytes: int = 64 << 30
+    # past ratio_floor_bytes of output, more than this many decompressed bytes per compressed byte is
+    # refused as a decompression bomb (real STDF compresses 5-30x; a 4 GiB gzip bomb is ~1000x)
+    max_compression_ratio: float = 200.0
+    ratio_floor_bytes: int = 64 << 20
+    # largest size a presigned upload may declare (5 GiB: an S3 single PUT's maximum)
+    max_presign_bytes: int = 5 << 30
+    # how long a presigned upload URL is valid; the upload's job expires with it
+    presign_seconds: int = 3600
+
+    def decompression(self):
+        from stratum.stdf.source import DecompressionLimits
+
+        return DecompressionLimits(
+            max_bytes=self.max_decompressed_bytes,
+            max_ratio=self.max_compression_ratio,
+            ratio_floor_bytes=self.ratio_floor_bytes,
+        )
 
 
 class SqlLimits(BaseModel):
@@ -115,6 +141,7 @@ class Settings(BaseSettings):
     tmp_dir: Path = Path("/tmp")  # noqa: S108 - Lambda's only writable storage
 
     sql: SqlLimits = SqlLimits()
+    input_limits: InputLimits = InputLimits()
     monitors: MonitorSettings = MonitorSettings()
     rate_limits: RateLimits = RateLimits()
     aws: AwsSettings = AwsSettings()

@@ -39,6 +39,24 @@ def _mpr_ftr_rows(table: str, view: View) -> str:
     return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
+# TST_SUMS and TST_SQRS are R*4: each carries a relative rounding error up to 2**-24, so Σx² − (Σx)²/n is
+# noise once it falls within a few such errors of Σx² (float32 sums of nearly equal values cancel).
+_TSR_CANCELLATION = 4 * 2.0**-24
+
+
+def tsr_moments(n: float, sx: float, sxx: float) -> tuple[float, float, float | None]:
+    """(n, mean, sample variance) from TSR sums, in float64. The variance is None, never 0, when the sums cannot
+    give one: n < 2, a non-finite sum, or a numerator at or below the float32 rounding of the sums."""
+    n, sx, sxx = float(n), float(sx), float(sxx)
+    mean = sx / n
+    if n < 2 or not (math.isfinite(sx) and math.isfinite(sxx)):
+        return n, mean, None
+    num = sxx - sx * sx / n
+    if not math.isfinite(num) or num <= _TSR_CANCELLATION * abs(sxx):
+        return n, mean, None
+    return n, mean, num / (n - 1)
+
+
 def _finite_or_none(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -356,11 +374,12 @@ class AnalyticsService:
             )
             if test_num is not None and not tests:
                 raise NotFound(f"test {test_num} not found")
+            # subgroups are wafers (an empty WAFER_ID is one null-id wafer); final-test parts form none
             sub = s.rows(
                 f"""
-                SELECT test_num, test_name, coalesce(wafer_id, ''), count(*), avg(result::DOUBLE),
+                SELECT test_num, test_name, wafer_id, count(*), avg(result::DOUBLE),
                        var_samp(result::DOUBLE), min(result), max(result)
-                FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
+                FROM results WHERE is_final AND valid AND on_wafer AND {_WAFER} {where_test} GROUP BY ALL""",
                 {**params, "wafer": wafer_id},
             )
             tot = s.rows(
@@ -393,11 +412,11 @@ class AnalyticsService:
                 rows_v.append(np.nan if v is None else v)
                 rows_min.append(np.nan if lo is None else lo)
                 rows_max.append(np.nan if hi is None else hi)
-        if tsr:
+        if tsr:  # only for tests without raw results in scope: raw results, when present, are exact
             for key, (tn_, tm, tv) in tsr.items():
                 i = index.get(key)
-                if i is not None and tn_ >= 2:
-                    n[i], mean[i], var[i] = tn_, tm, tv
+                if i is not None and tn_ >= 2 and n[i] == 0:
+                    n[i], mean[i], var[i] = tn_, tm, (np.nan if tv is None else tv)
                     used[i] = "tsr"
         subgroups = (
             cap.SubgroupStats.from_long(rows_i, rows_n, rows_v, rows_m, rows_min, rows_max, n_rows=n_t) if n_t else None
@@ -430,8 +449,9 @@ class AnalyticsService:
         }
 
     @staticmethod
-    def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float]]:
-        """(n, mean, variance) per test from TSR sums, only when every file of the snapshot has them."""
+    def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float | None]]:
+        """(n, mean, variance) per test from TSR sums, only when every file of the snapshot has them. The R*4
+        sums are added and used in float64; the variance is None when they cannot give one (see tsr_moments)."""
         rows = s.rows("""
             WITH t AS (
                 SELECT ts.*, count(*) OVER (PARTITION BY ts.test_num) AS recs FROM test_summaries ts
@@ -441,12 +461,13 @@ class AnalyticsService:
                 SELECT file_num, test_num,
                        CASE WHEN bool_or(head_num = 255) THEN sum(exec_count) FILTER (WHERE head_num = 255)
                             ELSE sum(exec_count) END AS n,
-                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum) FILTER (WHERE head_num = 255)
-                            ELSE sum(test_sum) END AS sx,
-                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum_squares) FILTER (WHERE head_num = 255)
-                            ELSE sum(test_sum_squares) END AS sxx
+                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum::DOUBLE) FILTER (WHERE head_num = 255)
+                            ELSE sum(test_sum::DOUBLE) END AS sx,
+                       CASE WHEN bool_or(head_num = 255)
+                            THEN sum(test_sum_squares::DOUBLE) FILTER (WHERE head_num = 255)
+                            ELSE sum(test_sum_squares::DOUBLE) END AS sxx
                 FROM t GROUP BY ALL)
-            SELECT p.test_num, k.test_name, sum(p.n), sum(p.sx), sum(p.sxx), count(DISTINCT p.file_num)
+            SELECT p.test_num, k.test_name, sum(p.n)::DOUBLE, sum(p.sx), sum(p.sxx), count(DISTINCT p.file_num)
             FROM per_file p
             JOIN (SELECT DISTINCT test_num, test_name FROM tests WHERE test_type = 'P') k USING (test_num)
             GROUP BY ALL""")
@@ -455,9 +476,7 @@ class AnalyticsService:
         for tn, name, n, sx, sxx, nf in rows:
             if nf != files or not n or n < 2:
                 continue
-            mean = sx / n
-            v = (sxx - sx * sx / n) / (n - 1)
-            out[(tn, name)] = (float(n), float(mean), max(float(v), 0.0))
+            out[(tn, name)] = tsr_moments(n, sx, sxx)
         return out
 
     # -- bins -----------------------------------------------------------------------------------
@@ -473,6 +492,13 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         group = {"lot": "", "wafer": "wafer_id", "site": "head_num, site_num"}[by]
         gsel = f"{group}, " if group else ""
+        # wafers group null-safely (an empty WAFER_ID is a null wafer id, still a wafer); only parts on a wafer
+        join_g = {
+            "lot": "CROSS JOIN g",
+            "wafer": "JOIN g ON g.wafer_id IS NOT DISTINCT FROM c.wafer_id",
+            "site": "JOIN g USING (head_num, site_num)",
+        }[by]
+        on = f"{_WAFER} AND on_wafer" if by == "wafer" else _WAFER
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
@@ -484,13 +510,13 @@ class AnalyticsService:
                     f"""
                     WITH g AS (SELECT {gsel} count(*) FILTER (WHERE is_final) AS total,
                                       count(*) FILTER (WHERE NOT is_retest) AS total_first
-                               FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}),
+                               FROM parts WHERE {on} {"GROUP BY " + group if group else ""}),
                     c AS (SELECT {gsel} {col} AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
                                  count(*) FILTER (WHERE NOT is_retest) AS first_pass_count
-                          FROM parts WHERE {col} IS NOT NULL AND {_WAFER} GROUP BY ALL)
+                          FROM parts WHERE {col} IS NOT NULL AND {on} GROUP BY ALL)
                     SELECT '{bt}' AS bin_type, c.*, round(100.0 * c.part_count / nullif(g.total, 0), 4) AS percent,
                            round(100.0 * c.first_pass_count / nullif(g.total_first, 0), 4) AS first_pass_percent
-                    FROM c {"JOIN g USING (" + group + ")" if group else "CROSS JOIN g"}
+                    FROM c {join_g}
                     ORDER BY {gsel} part_count DESC, bin_num""",
                     w,
                 )
@@ -501,7 +527,7 @@ class AnalyticsService:
                                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_parts,
                                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                                    count(*) FILTER (WHERE is_retest) AS retests
-                            FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}
+                            FROM parts WHERE {on} {"GROUP BY " + group if group else ""}
                             {"ORDER BY " + group if group else ""}""",
                 w,
             )

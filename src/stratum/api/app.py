@@ -32,6 +32,9 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
     app = FastAPI(
@@ -47,7 +50,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.analytics = rt.analytics
     app.state.keys = rt.keys
     app.state.limiter = rt.limiter
-    app.state.drop = rt.drop_processor  # the upload route's name for it, until the upload service lands
+    app.state.drop = rt.drop_processor
 
     @lru_cache(maxsize=1)
     def schema_cache():

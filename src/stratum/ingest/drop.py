@@ -24,7 +24,7 @@ log = logging.getLogger("stratum.ingest.drop")
 
 STDF_SUFFIXES = (".stdf", ".std")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip")
-RETRYABLE = frozenset({"internal_error", "input_unreadable"})
+RETRYABLE = frozenset({"internal_error", "input_unreadable", "worker_died"})
 MAX_ATTEMPTS = 3
 
 

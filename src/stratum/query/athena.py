@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,12 @@ def _scan(database: str, ws: str, table: str, members: list[Member]) -> str:
 
 
 def snapshot_ctes(
-    database: str, ws: str, members: list[Member], *, retest_policy: str = "last", wafer_ids: list[str] | None = None
+    database: str,
+    ws: str,
+    members: list[Member],
+    *,
+    retest_policy: str | Mapping[str, str] = "last",
+    wafer_ids: list[str] | None = None,
 ) -> str:
     """The snapshot's public views as a Trino WITH list (without the WITH)."""
     ctes = view_bodies(

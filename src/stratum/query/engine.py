@@ -88,7 +88,7 @@ def check_wafer_ids(wafer_ids: list[str] | None) -> None:
 @dataclass
 class Resolved:
     members: list[Member]
-    retest_policy: str
+    retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
     lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
@@ -174,25 +174,27 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
-        """The scope's snapshot members, with one metadata read for a lot or a pinned snapshot (the lot's
-        item carries its retest policy; only lots published before it did cost a read of their job)."""
-        policy = self.settings.retest_policy
+        """The scope's snapshot members, each lot with the retest policy of its snapshot whatever the scope (one
+        snapshot, one yield), with one metadata read for a lot or a pinned snapshot (the lot's item carries its
+        retest policy; only lots published before it did cost a read of their job)."""
         if scope.snapshot_job_id:
             return self._resolve_pinned(ws, scope)
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
                 _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                lot.retest_policy or self._policy(ws, lot, policy),
+                {lot.lot_id: self._policy(ws, lot)},
                 {lot.lot_id: lot.active_job_id},
                 lot,
             )
         members: list[Member] = []
         snaps: dict[str, str] = {}
+        policies: dict[str, str] = {}
         for lot in self.catalog.iter_lots(ws):
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
-        return Resolved(members, policy, snaps)
+            policies[lot.lot_id] = self._policy(ws, lot)
+        return Resolved(members, policies, snaps)
 
     def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
         assert scope.snapshot_job_id is not None
@@ -211,14 +213,18 @@ class QueryEngine:
             raise NotFound(problem)
         assert job is not None and job.lot_id is not None
         return Resolved(
-            _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
+            _ordered(job.lot_id, job.job_id, job.snapshot),
+            {job.lot_id: job.options.retest_policy},
+            {job.lot_id: job.job_id},
         )
 
-    def _policy(self, ws: str, lot: Lot, default: str) -> str:
-        try:
+    def _policy(self, ws: str, lot: Lot) -> str:
+        if lot.retest_policy is not None:
+            return lot.retest_policy
+        try:  # lots published before the lot item carried its policy
             return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
         except NotFound:
-            return default
+            return self.settings.retest_policy
 
     def session_for_schema(self) -> Session:
         return schema_session()
@@ -231,7 +237,7 @@ class QueryEngine:
         key = (
             ws,
             tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
-            resolved.retest_policy,
+            tuple(sorted(resolved.retest_policy.items())),
             None if scope.wafer_ids is None else tuple(scope.wafer_ids),
         )
         with self._lock:
@@ -285,7 +291,7 @@ def schema_session() -> Session:
     cur = db.cursor()
     for stmt in view_sql([], lambda t, m: ""):
         cur.execute(stmt)
-    return Session(cur, Resolved([], "last", {}))
+    return Session(cur, Resolved([], {}, {}))
 
 
 @dataclass

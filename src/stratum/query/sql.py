@@ -436,6 +436,10 @@ class SqlService:
             raise BadRequest(f"query failed: {_clean(exc)}") from None
         finally:
             timer.cancel()
+            # Join, never leave it to finish on its own: the timer's closure holds the session, and a daemon
+            # thread dropping the last reference to a DuckDB cursor while the interpreter finalises aborts
+            # the process (the cursor's destructor re-takes the GIL: pthread_exit through C++ -> terminate).
+            timer.join()
             ses.close()
         more = len(rows) > want
         rows = rows[:want]

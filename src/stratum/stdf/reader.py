@@ -54,7 +54,7 @@ from .flags import (
     TEST_NO_PASS_FAIL,
     TEST_NOT_EXECUTED,
 )
-from .source import ByteSource
+from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
@@ -120,6 +120,8 @@ class ReaderOptions:
     progress: Callable[[ByteSource, ParseResult], None] | None = None
 
 
+# empty records still decoded one by one: their presence means something (EPS never has a field)
+_KEEP_EMPTY = np.array(sorted({PIR, PRR, WIR, WRR, *(BY_NAME[n].code for n in ("FAR", "MIR", "MRR", "BPS", "EPS"))}))
 _PRR_FIXED = struct.Struct("<BBBHHHhhI")
 _PRR_FIXED_BE = struct.Struct(">BBBHHHhhI")
 
@@ -258,6 +260,7 @@ class _Parser:
         is_mpr = code == MPR
         is_ftr = code == FTR
         other = np.flatnonzero(~(is_ptr | is_mpr | is_ftr))
+        other = self._skip_empty(offs, rl, code, other)
 
         carry = dict(self.open_parts)  # parts open when this chunk starts
         mk_pos: list[int] = []
@@ -281,6 +284,29 @@ class _Parser:
         if self.header is not None:
             self.flush_low()
         self.seq_base += n
+
+    def _skip_empty(self, offs: np.ndarray, rl: np.ndarray, code: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """Records with REC_LEN 0 carry no field: they are counted (vectorised) instead of decoded one by
+        one, so a file of empty records reads at header-walk speed. The records whose mere presence
+        means something (``_KEEP_EMPTY``) still take the ordered pass."""
+        if not len(other):
+            return other
+        empty = (rl[other] == 0) & ~np.isin(code[other], _KEEP_EMPTY)
+        if not empty.any():
+            return other
+        skipped = other[empty]
+        codes, first, counts = np.unique(code[skipped], return_index=True, return_counts=True)
+        for c, i, n in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
+            off = self.base + int(offs[skipped[i]])
+            if c not in BY_CODE:
+                key = f"{c >> 8}/{c & 0xFF}"
+                self.res.unknown_counts[key] = self.res.unknown_counts.get(key, 0) + n
+                self.warn("unknown_record", "records of unknown type were counted and kept as raw bytes", off, n)
+            else:
+                self.warn(
+                    "empty_records", "records with REC_LEN 0 (no fields) were counted and otherwise ignored", off, n
+                )
+        return other[~empty]
 
     def flush_low(self) -> None:
         """Emit the low-volume rows collected so far (as column lists)."""
@@ -666,14 +692,25 @@ class _Parser:
                 i,
             )
 
+    def _default_source(self, keys, first_def_row, rowidx) -> np.ndarray:
+        """Per record, the test whose default data applies: the record's own test once it has defaults, else
+        the test holding its number's defaults once those are set (§5), else -1."""
+        reg = self.reg
+        own = reg.d_has[keys]
+        num = reg.d_num[keys]
+        has_num = num >= 0
+        if first_def_row is not None:  # defaults set in this chunk apply from their record on
+            own &= ~(first_def_row[keys] > rowidx)
+            has_num &= ~(first_def_row[np.maximum(num, 0)] > rowidx)
+        return np.where(own, keys, np.where(has_num, num, -1))
+
     def _limits(self, keys, has_opt, optp, rl_body_opt, v, first_def_row, rowidx):
-        """Per-record limits from the default table and the record's own OPT_FLAG/limits."""
-        lo = self.reg.d_lo[keys]  # fancy indexing: fresh arrays
-        hi = self.reg.d_hi[keys]
-        if first_def_row is not None:
-            before = first_def_row[keys] > rowidx
-            lo[before] = np.nan
-            hi[before] = np.nan
+        """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
+        default data the record uses (-1: none)."""
+        src = self._default_source(keys, first_def_row, rowidx)
+        safe = np.maximum(src, 0)
+        lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
+        hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
         # every record carrying OPT_FLAG is the common case: work on whole arrays, no gather/scatter
         full = slice(None) if has_opt.all() else np.flatnonzero(has_opt)
         if isinstance(full, slice) or len(full):
@@ -692,7 +729,7 @@ class _Parser:
             hi_f = np.where((opt & OPT_NO_HI_LIMIT) != 0, np.nan, hi_f)
             lo[full] = lo_f
             hi[full] = hi_f
-        return lo, hi
+        return lo, hi, src
 
     def _establish_defaults(self, kind, keys, has_opt, offs, idx, rl, v, rec_name) -> np.ndarray | None:
         """The first record carrying default data (OPT_FLAG present) sets a test's defaults. Returns,
@@ -707,11 +744,14 @@ class _Parser:
         uk, first = np.unique(keys[need], return_index=True)
         first_def_row = np.full(len(self.reg.tests), -1, np.int64)
         rt = BY_NAME[rec_name]
-        for key, r in zip(uk.tolist(), need[first].tolist(), strict=False):
+        rows = need[first]
+        order = np.argsort(rows, kind="stable")  # file order: the first test of a number to get defaults holds them
+        for key, r in zip(uk[order].tolist(), rows[order].tolist(), strict=False):
             o = int(offs[r])
             L = int(rl[r])
             d = decode_fields(rt, bytes(v.b[o + 4 : o + 4 + L]), self.be, self.base + o)
             self._set_defaults(self.reg.tests[key], d, kind)
+            self.reg.defaults_set(key)
             first_def_row[key] = r
         return first_def_row
 
@@ -810,7 +850,7 @@ class _Parser:
         keys = self.reg.resolve("P", v, nums, offs + 17, L1, seqs)
         rowidx = np.arange(len(idx))
         first_def = self._establish_defaults("P", keys, has_opt, offs, idx, rl, v, "PTR")
-        lo, hi = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
+        lo, hi, _ = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
         valid = ((tf & TEST_INVALIDATING) == 0) & ((pf & PARM_INVALIDATING) == 0) & has_res & np.isfinite(res)
         passed = self._passed(tf, pf, res, valid, lo, hi)
 
@@ -890,7 +930,7 @@ class _Parser:
         keys = self.reg.resolve("M", v, nums, offs + 4 + txt_body + 1, L1, seqs)
         rowidx = np.arange(len(idx))
         first_def = self._establish_defaults("M", keys, has_opt, offs, idx, rl, v, "MPR")
-        lo, hi = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
+        lo, hi, dsrc = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
         self._count_exec(keys, part)
@@ -916,7 +956,7 @@ class _Parser:
         need = (pmr < 0) & has_s
         if need.any():
             dflt_off, dflt_len, dflt_vals = self._mpr_default_pins()
-            kk = keys[rec[need]]
+            kk = np.where(dsrc >= 0, dsrc, keys)[rec[need]]
             ok = k[need] < dflt_len[kk]
             vals = np.full(int(need.sum()), -1, np.int64)
             vals[ok] = dflt_vals[dflt_off[kk[ok]] + k[need][ok]]
@@ -1165,6 +1205,7 @@ class _Parser:
                 )
         self.flush_low()
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
+        self.reg.inherit_number_defaults()
         res.tests = self.reg.tests
         counts = {}
         for c in np.flatnonzero(self.record_counts).tolist():
@@ -1275,12 +1316,12 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     return TruncatedError(msg, offset=off, records_before=p.res.records)
 
 
-def check_header(data: bytes) -> dict[str, Any]:
+def check_header(data: Any, limits: DecompressionLimits | None = None) -> dict[str, Any]:
     """Validate the start of an STDF input (container format, FAR, version) without reading it all.
 
     Returns ``{"compression", "byte_order", "cpu_type"}``; raises the reader's precise error otherwise.
     """
-    with ByteSource(data, block_size=64 * 1024) as src:
+    with ByteSource(data, block_size=64 * 1024, limits=limits) as src:
         head = b""
         for block in src.blocks():
             head += block
