@@ -242,9 +242,7 @@ def cpk_below(ctx: LotContext, p: CpkBelow) -> list[Outcome]:
     from stratum.errors import NotFound
 
     try:
-        res = ctx.lake.analytics.capability(
-            ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num
-        )
+        res = ctx.lake.capability(ctx.ws, ctx.lot_id, ctx.snapshot_job_id, p.test_num)
     except NotFound:
         return [Outcome({"lot_id": ctx.lot_id, "test_num": p.test_num}, None, {}, "test not in this lot")]
     out = []
