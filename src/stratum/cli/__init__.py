@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from stratum import __version__
 from stratum.cli import data, keys, local, monitors
-from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, err
+from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, close_runtimes, err
 from stratum.errors import StratumError
 
 
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -67,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         err(str(exc))
         return EXIT_FAIL
+    finally:
+        close_runtimes()
 
 
 if __name__ == "__main__":
