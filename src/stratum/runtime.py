@@ -101,9 +101,14 @@ class Runtime:
 
     @cached_property
     def engine(self) -> QueryEngine:
+        from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
-        return QueryEngine(self.catalog, self.lake, self.settings)
+        engine = QueryEngine(self.catalog, self.lake, self.settings)
+        findings = MonitorStore(self.meta)
+        limit = self.settings.monitors.sql_findings_max
+        engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
+        return engine
 
     @cached_property
     def sql(self) -> SqlService:

@@ -98,6 +98,7 @@ class MonitorSettings(BaseModel):
     dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
     retry_attempts: int = 3  # AWS: schedule target retry policy
     retry_max_age_seconds: int = 3600
+    sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
 class AwsSettings(BaseModel):
