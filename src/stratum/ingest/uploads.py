@@ -154,7 +154,7 @@ class UploadService:
         job, _ = self.ingest.create_job(
             ws,
             name,
-            JobSource(kind=kind, bucket=self.bucket, key=key),
+            JobSource(kind=kind, bucket=self.bucket, key=key),  # type: ignore[arg-type]  # 'upload' or 'presign'
             size=size,
             claims=[key_claim(ws, self.bucket, key)],
             job_id=job_id,

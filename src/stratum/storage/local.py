@@ -24,6 +24,7 @@ never yields them.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import os
@@ -210,7 +211,7 @@ class LocalObjectStore(ObjectStore):
                 continue
             yield info
 
-    def _walk(self, directory: Path, rel: str, prefix: str, out: list[tuple[str, Path]]) -> None:
+    def _walk(self, directory: Path, rel: str, prefix: str, out: builtins.list[tuple[str, Path]]) -> None:
         rel = "" if rel == "." else rel + "/"
         try:
             entries = list(os.scandir(directory))
