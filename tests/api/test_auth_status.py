@@ -30,6 +30,19 @@ PROTECTED = [
     ("get", "/v1/lots/{lot_id}/bins", "analytics"),
     ("get", "/v1/sql/schema", "sql_schema"),
     ("post", "/v1/sql", "sql_run"),
+    ("get", "/v1/monitors", "monitor_read"),
+    ("post", "/v1/monitors", "admin"),
+    ("get", "/v1/monitors/cron-preview", "monitor_read"),
+    ("get", "/v1/monitors/runs/{run_id}", "monitor_read"),
+    ("get", "/v1/monitors/{monitor_id}", "monitor_read"),
+    ("patch", "/v1/monitors/{monitor_id}", "admin"),
+    ("delete", "/v1/monitors/{monitor_id}", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/pause", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/resume", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/run", "monitor_run"),
+    ("get", "/v1/monitors/{monitor_id}/runs", "monitor_read"),
+    ("get", "/v1/monitors/{monitor_id}/findings", "monitor_read"),
+    ("post", "/v1/monitors/{monitor_id}/backtest", "monitor_run"),
 ]
 OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
@@ -38,11 +51,16 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "analytics": {"read", "full"},
     "sql_schema": {"read", "full"},
     "sql_run": {"full"},
+    "admin": {"admin"},
+    "monitor_read": {"read", "full", "admin"},
+    "monitor_run": {"full", "admin"},
 }
 
 
 def _url(path: str) -> str:
-    return path.format(job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000)
+    return path.format(
+        job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000, monitor_id="mon_nope", run_id="run_nope"
+    )
 
 
 def _call(client, method: str, path: str, headers: dict | None = None):

@@ -195,6 +195,8 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
 -- retest_policy=highest_bin, wafers W01 and W'02
 CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', true)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
@@ -391,6 +393,8 @@ CREATE TEMP VIEW pins AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr
 CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 
 -- retest_policy per lot (LOT-A highest_bin, LOT'B last)
 CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', false)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
@@ -589,6 +593,8 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
 -- no members (schema discovery)
 CREATE TEMP VIEW _members AS SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, CAST(NULL AS VARCHAR) AS snapshot_job_id, CAST(NULL AS BOOLEAN) AS highest_bin WHERE false;
 
@@ -785,4 +791,6 @@ CREATE TEMP VIEW pins AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr
 CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 

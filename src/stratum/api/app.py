@@ -74,7 +74,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             app.openapi_schema = doc
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]
     for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
         app.include_router(r)
 
