@@ -1,0 +1,1 @@
+"""Developer tools (generators, evaluation, fitting scripts). Not shipped in Lambda assets."""
