@@ -101,11 +101,29 @@ def report(name: str, r: dict, out=sys.stdout) -> None:
         w(f"{f:<16}{p:7.3f}{rc:8.3f}{f1:7.3f}{s:9d}\n")
     w(f"family macro-F1: {r['macro_f1']:.4f}\n")
     w(f"exact family set: {r['exact_set']:.4f}\n")
-    w(f"single-pattern maps: family recall {r['single_recall']:.4f}, location accuracy {r['loc_acc']:.4f}, "
-      f"severity accuracy {r['sev_acc']:.4f} (on maps whose family was found)\n")
+    w(
+        f"single-pattern maps: family recall {r['single_recall']:.4f}, location accuracy {r['loc_acc']:.4f}, "
+        f"severity accuracy {r['sev_acc']:.4f} (on maps whose family was found)\n"
+    )
     w(f"ECE (10 bins, family correctness): {r['ece']:.4f}\n")
-    ab = ["none", "rand", "cent", "donu", "ering", "eloc", "loc", "scr", "nfull", "gross", "grad", "row", "col",
-          "retic", "site", "(no)"]
+    ab = [
+        "none",
+        "rand",
+        "cent",
+        "donu",
+        "ering",
+        "eloc",
+        "loc",
+        "scr",
+        "nfull",
+        "gross",
+        "grad",
+        "row",
+        "col",
+        "retic",
+        "site",
+        "(no)",
+    ]
     w("confusion (rows: true family of single-pattern maps; cols: top reported family)\n")
     w(" " * 7 + "".join(f"{a:>6}" for a in ab) + "\n")
     for i, row in enumerate(r["confusion"]):

@@ -121,7 +121,9 @@ class _Wafer:
 def _intensity(rng, profile: str) -> float:
     # spread over low/med/high severities
     lo = 0.1 if profile == "A" else 0.12
-    return float(rng.choice([rng.uniform(lo, 0.2), rng.uniform(0.22, 0.45), rng.uniform(0.45, 0.8), rng.uniform(0.8, 1.0)]))
+    return float(
+        rng.choice([rng.uniform(lo, 0.2), rng.uniform(0.22, 0.45), rng.uniform(0.45, 0.8), rng.uniform(0.8, 1.0)])
+    )
 
 
 def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray, str | None]:

@@ -73,6 +73,7 @@ class _Ctx:
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         self.dets: list[Detection] = []
+        self.dry = False
         g = self.g
         self.xd = g.u * g.rx  # die units, pitch-corrected
         self.yd = g.v * g.rx
@@ -95,14 +96,15 @@ class _Ctx:
             loc = tx.location_of(tuple(float(c) for c in counts))
         sev = tx.severity_of(dens, self.th.severity_splits)
         d = Detection(family, loc, sev, refinement, round(score, 6), region, dens, feats, summary)
-        self.dets.append(d)
+        if not self.dry:
+            self.dets.append(d)
         return d
 
 
 # --------------------------------------------------------------------------------------------------
 
 
-def _site(c: _Ctx) -> None:
+def _site(c: _Ctx) -> Detection | None:
     site = c.dm.site
     if site is None:
         return
@@ -133,38 +135,38 @@ def _site(c: _Ctx) -> None:
         {"site": float(codes[b]), "site_fail_rate": float(rates[b]), "other_sites_rate": float(rest), "z": z},
         f"site {int(codes[b])} fails {rates[b]:.0%} of its dies against {rest:.0%} on the other sites",
     )
-    c.active &= ~d.region
+    if not c.dry:
+        c.active &= ~d.region
+    return d
 
 
-def _best_period(pos: NDArray[np.intp], f: NDArray[np.bool_]) -> tuple[int, float]:
-    best = (0, 0.0)
-    for k in range(2, 9):
-        res = pos % k
-        nr = np.bincount(res, minlength=k)
-        kr = np.bincount(res, weights=f, minlength=k)
-        rates = kr / np.maximum(nr, 1)
-        mean = kr.sum() / max(nr.sum(), 1)
-        pm = max(mean, 0.01)
-        z = (rates.max() - mean) / math.sqrt(pm * (1 - pm) / max(nr.min(), 1))
-        if z > best[1] * 1.15:
-            best = (k, float(z))
-    return best
-
-
-def _reticle(c: _Ctx) -> None:
+def _reticle(c: _Ctx) -> Detection | None:
     act = c.active
     if act.sum() < 60:
         return
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
-    kx, zx = _best_period(ix, f)
-    ky, zy = _best_period(iy, f)
-    if min(zx, zy) < 4:
-        return
-    off = (ix % kx) + kx * (iy % ky)
+    mean = float(f.mean())
+    pm = max(mean, 0.01)
+    L = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
+    hn = np.bincount((iy % L) * L + (ix % L), minlength=L * L).reshape(L, L)
+    hk = np.bincount((iy % L) * L + (ix % L), weights=f, minlength=L * L).reshape(L, L)
+    best = None
+    for ky in range(2, 7):
+        fn_ = hn.reshape(L // ky, ky, L).sum(0)
+        fk_ = hk.reshape(L // ky, ky, L).sum(0)
+        for kx in range(2, 7):
+            no = fn_.reshape(ky, L // kx, kx).sum(1).ravel()
+            ko = fk_.reshape(ky, L // kx, kx).sum(1).ravel()
+            rates = ko / np.maximum(no, 1)
+            z = (rates.max() - np.median(rates)) / math.sqrt(pm * (1 - pm) / max(no.min(), 1))
+            if best is None or z > best[0] * 1.1:
+                best = (float(z), kx, ky, None, no, ko, rates)
+    z, kx, ky, _, no, ko, rates = best
     m = kx * ky
-    no = np.bincount(off, minlength=m)
-    ko = np.bincount(off, weights=f, minlength=m)
-    rates = ko / np.maximum(no, 1)
+    off = (iy % ky) * kx + (ix % kx)
+    if z < 6:
+        return
+    zx = zy = z
     top = float(rates.max())
     base = float(np.median(rates))
     hot = rates >= max(0.5 * top, base + 0.2)
@@ -183,17 +185,25 @@ def _reticle(c: _Ctx) -> None:
         return
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
-    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (min(zx, zy) - 4) / 4)
+    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
     d = c.detect(
         "reticle_repeat",
         region,
         _squash(mgn + 0.3),
-        {"pitch_x": kx, "pitch_y": ky, "hot_offsets": int(hot.sum()), "hot_rate": hot_rate, "base_rate": base,
-         "quadrant_spread": spread},
+        {
+            "pitch_x": kx,
+            "pitch_y": ky,
+            "hot_offsets": int(hot.sum()),
+            "hot_rate": hot_rate,
+            "base_rate": base,
+            "quadrant_spread": spread,
+        },
         f"{int(hot.sum())} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
         f"(others {base:.0%})",
     )
-    c.active &= ~d.region
+    if not c.dry:
+        c.active &= ~d.region
+    return d
 
 
 def _stripes(c: _Ctx, axis: int) -> None:
@@ -252,8 +262,12 @@ def _stripes(c: _Ctx, axis: int) -> None:
         fam,
         region,
         _squash((best - 0.25) / 0.2 + 0.3),
-        {"lines": int(len(line)), "line_fail_rate": float(k_row[sel].sum() / max(n_row[sel].sum(), 1)),
-         "flank_rate": float(flank[seed].min()), "contrast": best},
+        {
+            "lines": int(len(line)),
+            "line_fail_rate": float(k_row[sel].sum() / max(n_row[sel].sum(), 1)),
+            "flank_rate": float(flank[seed].min()),
+            "contrast": best,
+        },
         f"{len(line)} whole {what} fail {k_row[sel].sum() / max(n_row[sel].sum(), 1):.0%} against "
         f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
     )
@@ -268,7 +282,8 @@ def _radial(c: _Ctx) -> None:
         return
     nb = int(np.clip(na // 80, 6, 20))
     ns = 8
-    band = np.minimum((g.r[act] ** 2 * nb).astype(int), nb - 1)
+    rmax = float(g.r[act].max())
+    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
     sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
     cell = band * ns + sec
     fa = c.f[act]
@@ -282,8 +297,14 @@ def _radial(c: _Ctx) -> None:
     bg = float(np.quantile(cr[cn > 0], 0.25))
     per = max(float(np.median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
-    ring = (ringlvl >= thr) & (brate >= bg + 0.12)
-    edges = np.sqrt(np.arange(nb + 1) / nb)
+    bg = max(bg, float(np.median(brate)) if nb >= 8 else bg)
+    bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
+    lift = brate - bg
+    cover8 = (cr >= (bg + 0.4 * lift)[:, None]).mean(1)
+    outer = np.arange(nb) >= nb - 2
+    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.75, 0.875))
+    ring &= ringlvl >= bg + 0.05
+    edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(brate.min()), float(brate.max())
     span = hi - lo
@@ -300,8 +321,12 @@ def _radial(c: _Ctx) -> None:
                 "radial_gradient",
                 region,
                 _squash(min((abs(corr) - 0.85) / 0.05, (tw - 0.3) / 0.1, (span - 0.2) / 0.1) + 0.3),
-                {"radial_corr": corr, "transition_width": tw, "inner_rate": float(brate[0]),
-                 "outer_rate": float(brate[-1])},
+                {
+                    "radial_corr": corr,
+                    "transition_width": tw,
+                    "inner_rate": float(brate[0]),
+                    "outer_rate": float(brate[-1]),
+                },
                 f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
                 f"{brate[-1]:.0%} at the edge",
                 "rising" if rising else "falling",
@@ -324,16 +349,20 @@ def _radial(c: _Ctx) -> None:
         if b0 == 0:
             fam = "center"
             text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        elif b1 == nb - 1:
+        elif b1 >= nb - 2 or r_out >= 0.93 * rmax:
             fam = "edge_ring"
             text = f"ring of fails at {r_in:.2f}-1.0 R, {lvl:.0%} failing, on {cover:.0%} of the edge sectors"
         else:
             fam = "donut"
             text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        mgn = min(float(ringlvl[run].mean() - thr) / 0.1, (lvl - bg - 0.12) / 0.1)
-        d = c.detect(fam, region, _squash(mgn + 0.3),
-                     {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg,
-                      "sector_coverage": cover}, text)
+        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
+        d = c.detect(
+            fam,
+            region,
+            _squash(mgn + 0.3),
+            {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg, "sector_coverage": cover},
+            text,
+        )
         c.active &= ~d.region
 
 
@@ -359,7 +388,7 @@ def _one_scratch(c: _Ctx) -> bool:
     Hp = np.pad(H, ((0, 0), (3, 3)))
     flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
     contrast = H - flank
-    order = np.argsort(-contrast, axis=None, kind="stable")[:4]
+    order = np.argsort(-contrast, axis=None, kind="stable")[:3]
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
@@ -393,12 +422,25 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     on = act & (np.abs(dist) <= 1.0)
     hit = on & c.f
     t0, t1, cnt = runs_longest(t, hit, 3.2)
-    min_len = max(5.0, 0.12 * c.dia)
-    if t1 - t0 < min_len or cnt < 5:
+    min_len = max(7.0, 0.1 * c.dia)
+    if t1 - t0 < min_len or cnt < 6:
         return None
-    seg = on & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
+        return None  # a blob, not a line
+    if (c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85).mean() >= 0.7:
+        mid = hit & (t >= t0) & (t <= t1)
+        radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
+        if radial.mean() < 0.5:
+            return None  # runs along the edge: an edge arc, left to the blob stage
+    core = act & (np.abs(dist) <= 0.6) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    seg = core.copy()
+    for side in (1, -1):
+        band2 = act & (side * dist > 0.6) & (side * dist <= 1.4) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+        if band2.sum() >= 3 and c.f[band2].mean() >= 0.45:
+            seg |= band2
     fill = float(c.f[seg].mean())
-    fl = act & (np.abs(dist) >= 2.5) & (np.abs(dist) <= 4.5) & (t >= t0) & (t <= t1)
+    fl = act & (np.abs(dist) >= 2.0) & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
     fl_a = fl & (dist > 0)
     fl_b = fl & (dist < 0)
     if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
@@ -417,7 +459,7 @@ def _blobs(c: _Ctx) -> None:
     act = c.active
     if act.sum() < 20:
         return
-    k = int(np.clip(round(c.dia / 14) * 2 + 1, 3, 9))
+    k = 3 if c.dia < 40 else 5
     V = c.raster(act)
     F = c.raster(c.f & act)
     sv = box_sum(V, k)
@@ -425,7 +467,7 @@ def _blobs(c: _Ctx) -> None:
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
     bg = float(np.quantile(dv[act], 0.4))
-    thr = bg + max(0.12, 3.5 * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
+    thr = bg + max(0.1, 3.5 * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
     hot = V & (dens >= thr)
     lab, nlab = components(hot)
     if nlab == 0:
@@ -446,7 +488,7 @@ def _blobs(c: _Ctx) -> None:
         kk = float(c.f[region].sum())
         exp = bg * region.sum()
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
-        if z < 4:
+        if z < 5:
             continue
         rr, tt = g.r[region], g.theta[region]
         area = float(region.sum() / c.n)
@@ -459,29 +501,57 @@ def _blobs(c: _Ctx) -> None:
         cov = np.cov(np.vstack([xs, ys])) if region.sum() > 2 else np.eye(2)
         ev = np.sort(np.linalg.eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
-        feats = {"area_share": area, "edge_share": edge_share, "sector_coverage": cover16, "elongation": elong,
-                 "fail_rate": float(c.f[region].mean()), "background_rate": bg, "z": z,
-                 "r_min": float(rr.min()), "r_max": float(rr.max())}
+        feats = {
+            "area_share": area,
+            "edge_share": edge_share,
+            "sector_coverage": cover16,
+            "elongation": elong,
+            "fail_rate": float(c.f[region].mean()),
+            "background_rate": bg,
+            "z": z,
+            "r_min": float(rr.min()),
+            "r_max": float(rr.max()),
+        }
         octant = tx.octant_of(ang)
+        fm = region & c.f
+        if fm.sum() >= 4:
+            fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
+            fl = np.sort(fev[0])
+            felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
+            line_like = felong >= 4 and fl[0] < 0.8 and fm.sum() >= 6
+        else:
+            fev, felong, line_like = None, 0.0, False
+        r05, r95 = float(np.quantile(rr, 0.05)), float(np.quantile(rr, 0.95))
+        depth = r95 - r05
+        dth = np.angle(np.exp(1j * (tt - ang)))
+        arc = float((np.quantile(dth, 0.95) - np.quantile(dth, 0.05)) * rr.mean())
+        feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
         if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
             side_q = cover16 <= 0.45
             k8 = int(math.floor((ang % (2 * math.pi)) / (math.pi / 2)))
-            side = ("ne", "nw", "sw", "se")[k8] if side_q else ("e", "n", "w", "s")[
-                int(math.floor((ang % (2 * math.pi)) / (math.pi / 2) + 0.5)) % 4]
+            side = (
+                ("ne", "nw", "sw", "se")[k8]
+                if side_q
+                else ("e", "n", "w", "s")[int(math.floor((ang % (2 * math.pi)) / (math.pi / 2) + 0.5)) % 4]
+            )
             fam, ref = "gross_region", side
             text = f"{'quadrant' if side_q else 'half'} of the wafer ({side.upper()}) fails, {area:.0%} of dies"
-        elif elong >= 5 and ev[0] < 1.2:
-            fam, ref = "scratch", tx.orientation_of(math.atan2(*np.linalg.eigh(cov)[1][:, 1][::-1]))
-            text = f"thin elongated cluster of {int(region.sum())} dies (elongation {elong:.1f})"
-        elif edge_share >= 0.6 and rr.max() > 0.9:
+        elif line_like:
+            fam, ref = "scratch", tx.orientation_of(math.atan2(*fev[1][:, 1][::-1]))
+            text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
+        elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
             fam, ref = "edge_loc", octant
-            text = (f"arc of fails along the {octant.upper()} edge, {edge_share:.0%} of it beyond 0.85 R, "
-                    f"{feats['fail_rate']:.0%} failing")
+            text = (
+                f"arc of fails along the {octant.upper()} edge, {edge_share:.0%} of it beyond 0.85 R, "
+                f"{feats['fail_rate']:.0%} failing"
+            )
         else:
             fam, ref = "loc", octant
-            text = (f"cluster of {int(region.sum())} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
-                    f"{feats['fail_rate']:.0%} failing")
-        score = _squash((z - 4) / 4 + 0.3)
+            text = (
+                f"cluster of {int(region.sum())} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
+                f"{feats['fail_rate']:.0%} failing"
+            )
+        score = _squash((z - 5) / 4 + 0.3)
         if fam in found and found[fam][0] >= score:
             continue
         if fam in found:
@@ -494,11 +564,30 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
     c = _Ctx(dm, th or Thresholds())
     p = float(c.f.mean())
     if p >= c.th.near_full:
-        c.detect("near_full", np.ones(c.n, bool), _squash((p - c.th.near_full) / 0.05 + 0.3),
-                 {"fail_ratio": p}, f"{p:.0%} of all dies fail")
+        c.detect(
+            "near_full",
+            np.ones(c.n, bool),
+            _squash((p - c.th.near_full) / 0.05 + 0.3),
+            {"fail_ratio": p},
+            f"{p:.0%} of all dies fail",
+        )
         return c.dets, c.g
-    _site(c)
-    _reticle(c)
+    # a periodic pattern that follows SITE_NUM is a site pattern; otherwise the reticle explains it first
+    c.dry = True
+    ret, site = _reticle(c), _site(c)
+    c.dry = False
+    if ret is not None and site is not None:
+        inter = float((ret.region & site.region).sum())
+        union = float((ret.region | site.region).sum())
+        if inter / union >= 0.5:
+            ret = None
+    if ret is not None:
+        c.dets.append(ret)
+        c.active &= ~ret.region
+        site = _site(c)
+    elif site is not None:
+        c.dets.append(site)
+        c.active &= ~site.region
     _stripes(c, 1)
     _stripes(c, 0)
     _radial(c)
@@ -507,9 +596,19 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
     if not c.dets:
         rest = float(c.f.mean())
         if rest >= c.th.random_min:
-            c.detect("random", np.ones(c.n, bool), _squash((rest - c.th.random_min) / 0.03),
-                     {"fail_ratio": rest}, f"{rest:.0%} of dies fail with no spatial structure")
+            c.detect(
+                "random",
+                np.ones(c.n, bool),
+                _squash((rest - c.th.random_min) / 0.03),
+                {"fail_ratio": rest},
+                f"{rest:.0%} of dies fail with no spatial structure",
+            )
         else:
-            c.detect("none", np.ones(c.n, bool), _squash((c.th.random_min - rest) / 0.03),
-                     {"fail_ratio": rest}, f"{rest:.0%} of dies fail with no spatial structure")
+            c.detect(
+                "none",
+                np.ones(c.n, bool),
+                _squash((c.th.random_min - rest) / 0.03),
+                {"fail_ratio": rest},
+                f"{rest:.0%} of dies fail with no spatial structure",
+            )
     return c.dets, c.g

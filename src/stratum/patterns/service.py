@@ -46,11 +46,21 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
     }
 
 
-def classify_diemap(dm: DieMap, *, wafer_id: str | None = None, thresholds: Thresholds | None = None) -> dict:
+#: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)
+MIN_CONFIDENCE = 0.4
+
+
+def classify_diemap(
+    dm: DieMap,
+    *,
+    wafer_id: str | None = None,
+    thresholds: Thresholds | None = None,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> dict:
     dets, g = analyse(dm, thresholds)
     out = []
     for d in dets:
-        if d.family == "none":
+        if d.family == "none" or calibration.confidence(d.family, d.score) < min_confidence:
             continue
         out.append(
             {
