@@ -342,6 +342,17 @@ def _radial(c: _Ctx) -> None:
         b0, b1 = int(run[0]), int(run[-1])
         if b0 == 0 and b1 == nb - 1:
             continue  # whole wafer: random / near-full territory
+        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        # no hole inside: a centre blob whose core band fell short of the coverage test
+        inner = float(bk[:b0].sum() / max(bn[:b0].sum(), 1)) if b0 else 0.0
+        if 0 < b0 <= nb // 3 and inner >= bg + 0.7 * (lvl - bg):
+            b0 = 0
+        # the fading rim of the pattern belongs to it (soft edges)
+        soft = (lift >= np.maximum(0.5 * (lvl - bg), bsig)) & (cover8 >= 0.6)
+        while b0 > 0 and soft[b0 - 1] and not (b0 - 1 == 0 and b1 >= nb - 2):
+            b0 -= 1
+        while b1 < nb - 1 and soft[b1 + 1] and not (b0 == 0 and b1 + 1 == nb - 1):
+            b1 += 1
         r_in, r_out = float(edges[b0]), float(edges[b1 + 1])
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
@@ -404,7 +415,7 @@ def _one_scratch(c: _Ctx) -> bool:
     c.detect(
         "scratch",
         region,
-        _squash(min((feats["fill"] - feats["flank_fill"] - 0.35) / 0.15, (length - feats["min_len"]) / 4) + 0.3),
+        _squash(min((feats["fill"] - feats["flank_fill"] - 0.42) / 0.15, (length - feats["min_len"]) / 4) + 0.3),
         feats,
         f"line of fails {length:.0f} dies long at {math.degrees(ang) % 180:.0f} deg, {feats['fill']:.0%} filled, "
         f"{feats['flank_fill']:.0%} beside it",
@@ -446,7 +457,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
         return None
     ffill = float(max(c.f[fl_a].mean(), c.f[fl_b].mean()))
-    if fill < 0.5 or fill - ffill < 0.35:
+    if fill < 0.55 or fill - ffill < 0.42:
         return None
     region = seg
     ang = (_ANG[a] + math.pi / 2) % math.pi
@@ -478,7 +489,7 @@ def _blobs(c: _Ctx) -> None:
     found: dict[str, tuple[float, Detection]] = {}
     for comp in np.argsort(-sizes[1:], kind="stable")[:6] + 1:
         size = int(sizes[comp])
-        if size < max(4, 0.004 * c.n):
+        if size < max(5, 0.004 * c.n):
             continue
         member = dl == comp
         # the region: component dies whose local density is at least halfway to the component's level
