@@ -79,6 +79,13 @@ class _Ctx:
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
 
+    def explain(self, region: NDArray[np.bool_], margin: int) -> None:
+        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
+        if margin:
+            grown = box_sum(self.raster(region), 2 * margin + 1) > 0
+            region = region | grown[self.g.iy, self.g.ix]
+        self.active &= ~region
+
     def raster(self, vals: NDArray) -> NDArray:
         a = np.zeros(self.g.shape, dtype=vals.dtype)
         a[self.g.iy, self.g.ix] = vals
@@ -227,7 +234,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
         ff = Fp[D + s : D + s + h] & V
         sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
     flank = np.maximum(sides[0][0], sides[1][0])
-    flank_ok = (sides[0][1] >= 0.5 * n_row) & (sides[1][1] >= 0.5 * n_row)
+    flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -271,7 +278,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
         f"{len(line)} whole {what} fail {k_row[sel].sum() / max(n_row[sel].sum(), 1):.0%} against "
         f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
     )
-    c.active &= ~d.region
+    c.explain(d.region, 1)
 
 
 def _radial(c: _Ctx) -> None:
@@ -300,10 +307,13 @@ def _radial(c: _Ctx) -> None:
     bg = max(bg, float(np.median(brate)) if nb >= 8 else bg)
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
-    cover8 = (cr >= (bg + 0.4 * lift)[:, None]).mean(1)
+    # a sector belongs to the ring when its fails are likelier under the band's rate than under background
+    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    p0 = min(max(bg, 1e-3), 1 - 1e-3)
+    llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
+    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
     outer = np.arange(nb) >= nb - 2
-    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.75, 0.875))
-    ring &= ringlvl >= bg + 0.05
+    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(brate.min()), float(brate.max())
@@ -354,10 +364,13 @@ def _radial(c: _Ctx) -> None:
         while b1 < nb - 1 and soft[b1 + 1] and not (b0 == 0 and b1 + 1 == nb - 1):
             b1 += 1
         r_in, r_out = float(edges[b0]), float(edges[b1 + 1])
-        region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        if b0 == 0 and b1 < nb - 2:
+            r_in = _hole(c, r_out, bg, lvl)
+        region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
+        lvl = float(c.f[region].mean()) if region.any() else lvl
         cover = float((cr[b0 : b1 + 1] >= thr).mean())
-        if b0 == 0:
+        if r_in == 0.0:
             fam = "center"
             text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
         elif b1 >= nb - 2 or r_out >= 0.93 * rmax:
@@ -374,7 +387,29 @@ def _radial(c: _Ctx) -> None:
             {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg, "sector_coverage": cover},
             text,
         )
-        c.active &= ~d.region
+        c.explain(d.region, 1)
+
+
+def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
+    """Inner radius of a ring whose hole is smaller than the innermost radial band (0.0: no hole)."""
+    act = c.active
+    step = 1.0 / c.g.rx  # one die
+    nbin = max(int(r_out / step), 1)
+    rb = np.minimum((c.g.r[act] / step).astype(int), nbin)
+    inside = rb < nbin
+    hn = np.bincount(rb[inside], minlength=nbin)
+    hk = np.bincount(rb[inside], weights=c.f[act][inside], minlength=nbin)
+    cn, ck = np.cumsum(hn), np.cumsum(hk)
+    mid = bg + 0.4 * (lvl - bg)
+    # the largest disk (>= 8 dies) that stays below the midpoint is the hole
+    ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
+    if not ok.any():
+        return 0.0
+    j = int(np.flatnonzero(ok)[-1])
+    rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
+    above = np.flatnonzero(rate_next >= mid)
+    j2 = j + 1 + (int(above[0]) if len(above) else 0)
+    return float(j2 * step)
 
 
 def _scratch(c: _Ctx) -> None:
@@ -421,7 +456,7 @@ def _one_scratch(c: _Ctx) -> bool:
         f"{feats['flank_fill']:.0%} beside it",
         ori,
     )
-    c.active &= ~region
+    c.explain(region, 1)
     return True
 
 
@@ -429,12 +464,15 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     act = c.active
     cs, sn = _COS[a], _SIN[a]
     dist = c.xd * cs + c.yd * sn - rho0
+    near0 = act & c.f & (np.abs(dist) <= 1.0)
+    if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
+        dist = dist - float(np.median(dist[near0]))
     t = -c.xd * sn + c.yd * cs
     on = act & (np.abs(dist) <= 1.0)
     hit = on & c.f
     t0, t1, cnt = runs_longest(t, hit, 3.2)
-    min_len = max(7.0, 0.1 * c.dia)
-    if t1 - t0 < min_len or cnt < 6:
+    min_len = max(5.5, 0.08 * c.dia)
+    if t1 - t0 < min_len or cnt < 5:
         return None
     near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
     if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
@@ -547,7 +585,9 @@ def _blobs(c: _Ctx) -> None:
             )
             fam, ref = "gross_region", side
             text = f"{'quadrant' if side_q else 'half'} of the wafer ({side.upper()}) fails, {area:.0%} of dies"
-        elif line_like:
+        elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
+            continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
+        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
             fam, ref = "scratch", tx.orientation_of(math.atan2(*fev[1][:, 1][::-1]))
             text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
