@@ -30,6 +30,11 @@ PROTECTED = [
     ("get", "/v1/lots/{lot_id}/bins", "analytics"),
     ("get", "/v1/sql/schema", "sql_schema"),
     ("post", "/v1/sql", "sql_run"),
+    ("post", "/v1/classify", "classify"),
+    ("post", "/v1/batch", "batch"),
+    ("get", "/v1/patterns", "read_patterns"),
+    ("get", "/v1/patterns/{class_id}", "read_patterns"),
+    ("get", "/v1/patterns/{class_id}/example.png", "read_patterns"),
 ]
 OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
@@ -38,11 +43,16 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "analytics": {"read", "full"},
     "sql_schema": {"read", "full"},
     "sql_run": {"full"},
+    "classify": {"classify", "full"},
+    "batch": {"batch", "full"},
+    "read_patterns": {"read:patterns", "read", "full"},
 }
 
 
 def _url(path: str) -> str:
-    return path.format(job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000)
+    return path.format(
+        job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000, class_id="none/global/low"
+    )
 
 
 def _call(client, method: str, path: str, headers: dict | None = None):

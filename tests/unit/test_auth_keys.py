@@ -452,12 +452,16 @@ EXPECTED = {
     "sql_schema": {"read", "full"},
     "sql_run": {"full"},
     "classify": {"classify", "full"},
+    "batch": {"batch", "full"},
+    "read_patterns": {"read:patterns", "read", "full"},
+    "manage": {"manage"},
     "admin": {"admin"},
 }
+ALL_SCOPES = ["ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin"]
 
 
 def test_permission_table_is_exactly_the_spec() -> None:
-    assert set(SCOPES) == {"ingest", "read", "classify", "full", "admin"}
+    assert set(SCOPES) == set(ALL_SCOPES)
     assert set(ACTIONS) == set(PERMISSIONS) == set(EXPECTED)
     assert {a: set(s) for a, s in PERMISSIONS.items()} == EXPECTED
     with pytest.raises(TypeError):
@@ -465,7 +469,7 @@ def test_permission_table_is_exactly_the_spec() -> None:
 
 
 @pytest.mark.parametrize("action", sorted(EXPECTED))
-@pytest.mark.parametrize("scope", ["ingest", "read", "classify", "full", "admin"])
+@pytest.mark.parametrize("scope", ALL_SCOPES)
 def test_permission_row(action: str, scope: str) -> None:
     want = scope in EXPECTED[action]
     assert allows([scope], action) is want

@@ -1,6 +1,6 @@
 """Per-key rate limits: a fixed window counter per (key, bucket) in the metadata store.
 
-- Buckets: ``analytics``, ``sql``, ``uploads`` (limits ``Settings.rate_limits.<bucket>_per_window``).
+- Buckets: ``analytics``, ``sql``, ``uploads``, ``classify`` (limits ``Settings.rate_limits.<bucket>_per_window``).
   The caller maps routes to buckets (uploads, presign and inspect share ``uploads``).
 - Window: fixed, ``window_seconds`` long, aligned on the epoch: ``window_start = floor(now / w) * w``.
 - Counter: ``meta.increment(pk="RL#<key_id>#<bucket>", sk=str(window_start), ceiling=limit,
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from stratum.settings import RateLimits
 from stratum.storage.metadata import MetadataStore
 
-BUCKETS: tuple[str, ...] = ("analytics", "sql", "uploads")
+BUCKETS: tuple[str, ...] = ("analytics", "sql", "uploads", "classify")
 TTL_GRACE_SECONDS = 60
 
 

@@ -118,7 +118,12 @@ class _Wafer:
         return Label(family, loc, tx.severity_of(dens), refinement, dens, region)
 
 
+_Q_RANGE: tuple[float, float] | None = None
+
+
 def _intensity(rng, profile: str) -> float:
+    if _Q_RANGE is not None:
+        return float(rng.uniform(*_Q_RANGE))
     # spread over low/med/high severities
     lo = 0.1 if profile == "A" else 0.12
     return float(
@@ -170,7 +175,7 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         ref = tx.octant_of(math.atan2(cyp, cxp))
     elif fam == "scratch":
         reg, ref = _scratch(w, B)
-        p[reg] = rng.uniform(0.75, 1.0)
+        p[reg] = rng.uniform(0.75, 1.0) if _Q_RANGE is None else q
         gaps = rng.random(w.n) < rng.uniform(0.0, 0.25)
         p[reg & gaps] = 0.0
     elif fam == "near_full":
@@ -183,7 +188,7 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         half = math.pi / 4 if k < 4 else math.pi / 2
         d = np.angle(np.exp(1j * (th - ang)))
         reg = np.abs(d) < half
-        p[reg] = max(q, 0.5)
+        p[reg] = max(q, 0.5) if _Q_RANGE is None else q
     elif fam == "radial_gradient":
         lo, hi = rng.uniform(0.0, 0.08), rng.uniform(0.35, 1.0)
         k = rng.uniform(1.0, 2.5) if not B else rng.uniform(0.8, 3.0)
@@ -202,7 +207,7 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         else:
             sel = rng.choice(vals[len(vals) // 10 : -len(vals) // 10 or None], nsel, replace=False)
         reg = np.isin(coord, sel)
-        p[reg] = max(q, 0.4)
+        p[reg] = max(q, 0.4) if _Q_RANGE is None else q
     elif fam == "reticle_repeat":
         kx, ky = int(rng.integers(2, 6)), int(rng.integers(2, 6))
         nfo = int(rng.integers(1, 3))
@@ -276,8 +281,19 @@ def generate(
     mixed_rate: float = 0.3,
     diameter: int | tuple[int, int] = (24, 80),
     n_sites: int | None = None,
+    q_range: tuple[float, float] | None = None,
 ) -> Sample:
-    """One labelled map. ``family`` forces a single-pattern map of that family."""
+    """One labelled map. ``family`` forces a single-pattern map of that family; ``q_range`` forces the
+    pattern's fail probability range (used to draw examples of every severity)."""
+    global _Q_RANGE
+    _Q_RANGE = q_range
+    try:
+        return _generate(seed, profile, family, mixed_rate, diameter, n_sites)
+    finally:
+        _Q_RANGE = None
+
+
+def _generate(seed, profile, family, mixed_rate, diameter, n_sites) -> Sample:
     rng = np.random.Generator(np.random.PCG64([seed, 0 if profile == "A" else 1]))
     dia = diameter if isinstance(diameter, int) else int(rng.integers(diameter[0], diameter[1] + 1))
     if family is None:

@@ -173,7 +173,6 @@ def _reticle(c: _Ctx) -> Detection | None:
     off = (iy % ky) * kx + (ix % kx)
     if z < 6:
         return
-    zx = zy = z
     top = float(rates.max())
     base = float(np.median(rates))
     hot = rates >= max(0.5 * top, base + 0.2)
@@ -300,7 +299,6 @@ def _radial(c: _Ctx) -> None:
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
     srt = np.sort(cr, axis=1)
-    ringlvl = srt[:, 1]  # second-lowest sector
     bg = float(np.quantile(cr[cn > 0], 0.25))
     per = max(float(np.median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
@@ -644,6 +642,12 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
     _radial(c)
     _scratch(c)
     _blobs(c)
+    # one detection per family: the strongest
+    best: dict[str, Detection] = {}
+    for d in c.dets:
+        if d.family not in best or d.score > best[d.family].score:
+            best[d.family] = d
+    c.dets = [d for d in c.dets if best[d.family] is d]
     if not c.dets:
         rest = float(c.f.mean())
         if rest >= c.th.random_min:
