@@ -25,7 +25,7 @@ test-slow:
 
 BENCH_RUNS ?= 5
 bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to bench/results/)
-	$(BIN)/python -m stratum.bench all --runs $(BENCH_RUNS)
+	$(BIN)/python -m stratum.devtools.bench all --runs $(BENCH_RUNS)
 
 EVAL_MAPS ?= 1500
 eval: ## pattern classifier on held-out synthetic maps: per-family P/R/F1, macro-F1, location/severity, ECE, maps/s

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stratum.patterns.geometry import DieMap, geometry
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
 from .conftest import WS_LOT, strict_json
 
