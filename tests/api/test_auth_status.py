@@ -35,6 +35,8 @@ PROTECTED = [
     ("get", "/v1/patterns", "read_patterns"),
     ("get", "/v1/patterns/{class_id}", "read_patterns"),
     ("get", "/v1/patterns/{class_id}/example.png", "read_patterns"),
+    ("get", "/v1/usage", "manage"),
+    ("get", "/v1/usage/export.csv", "manage"),
 ]
 OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
@@ -46,6 +48,7 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "classify": {"classify", "full"},
     "batch": {"batch", "full"},
     "read_patterns": {"read:patterns", "read", "full"},
+    "manage": {"manage"},
 }
 
 

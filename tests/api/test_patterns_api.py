@@ -143,7 +143,7 @@ def test_patterns_listing(seeded):
         seen += [i["class_id"] for i in body["items"]]
     assert len(seen) == 24 == len(set(seen))
     total = seeded.json("/v1/patterns?limit=500")
-    assert len(total["items"]) == 224 and total["next_cursor"] is None
+    assert len(total["items"]) == 219 and total["next_cursor"] is None
     one = seeded.json("/v1/patterns/edge_loc/edge/high/ne", scope="read:patterns")
     assert (
         one["parent"] == "edge_loc/edge/high" and one["example_url"] == "/v1/patterns/edge_loc/edge/high/ne/example.png"
@@ -153,3 +153,41 @@ def test_patterns_listing(seeded):
     png = seeded.get("/v1/patterns/edge_loc/edge/high/ne/example.png", scope="read")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiers_batch_size_rate_and_quota(seeded):
+    keys = seeded.app.state.keys
+    pilot, _ = keys.create("default", ["classify", "batch"], "pilot", tier="pilot")
+    h = {"Authorization": f"Bearer {pilot}"}
+    small = {"wafer_id": "s", "dies": RING}
+    r = seeded.client.post("/v1/batch", json={"maps": [small] * 11}, headers=h)
+    assert r.status_code == 413 and "at most 10 for this key" in strict_json(r.text)["detail"]
+    r = seeded.client.post("/v1/batch", json={"maps": [small] * 3}, headers=h)
+    assert r.status_code == 200
+    codes = [seeded.client.post("/v1/classify", json=small, headers=h).status_code for _ in range(10)]
+    # 10 requests per minute on the classify bucket: 2 batch calls + 8 classify calls fit, then 429
+    assert codes == [200] * 8 + [429] * 2
+    # quota: a production key with a per-key quota of 4 classifications this month
+    prod, rec = keys.create("default", ["classify", "batch"], "prod", tier="production", quotas={"classifications": 4})
+    hp = {"Authorization": f"Bearer {prod}"}
+    assert seeded.client.post("/v1/batch", json={"maps": [small] * 3}, headers=hp).status_code == 200
+    assert seeded.client.post("/v1/classify", json=small, headers=hp).status_code == 200
+    r = seeded.client.post("/v1/classify", json=small, headers=hp)
+    assert r.status_code == 429
+    body = strict_json(r.text)
+    assert body["code"] == "quota_exceeded" and body["quota"] == "classifications"
+    assert body["detail"].startswith("monthly quota 'classifications' of 4 reached (4 used, 1 more asked")
+    assert body["resets_at"].endswith("-01T00:00:00Z") and int(r.headers["retry-after"]) >= 1
+    # usage (manage scope): this key's requests and classifications, with its quota
+    mg, _ = keys.create("default", ["manage"], "ops")
+    u = seeded.client.get("/v1/usage?group_by=key", headers={"Authorization": f"Bearer {mg}"})
+    assert u.status_code == 200, u.text
+    rows = {x["key_id"]: x for x in strict_json(u.text)["items"]}
+    assert (rows[rec.key_id]["requests"], rows[rec.key_id]["classifications"]) == (3, 4)
+    q = {x["key_id"]: x for x in strict_json(u.text)["quotas"]}[rec.key_id]
+    assert (q["limit"], q["used"], q["remaining"]) == (4, 4, 0)
+    csv = seeded.client.get("/v1/usage/export.csv", headers={"Authorization": f"Bearer {mg}"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0] == "day,key_id,route,requests,classifications"
+    assert any(line.endswith(f",{rec.key_id},/v1/batch,1,3") for line in csv.text.splitlines())
+    assert seeded.client.get("/v1/usage", headers=hp).status_code == 403

@@ -31,8 +31,8 @@ LIMITS = PatternSettings()
 # --- taxonomy --------------------------------------------------------------------------------------
 def test_taxonomy_size_ids_and_fields() -> None:
     cls = tx.classes()
-    assert len(cls) == 224
-    assert len({c.class_id for c in cls}) == 224
+    assert len(cls) == 219
+    assert len({c.class_id for c in cls}) == 219
     assert {c.family for c in cls} == set(tx.FAMILIES) and len(tx.FAMILIES) == 15
     for c in cls:
         parts = c.class_id.split("/")
@@ -43,6 +43,7 @@ def test_taxonomy_size_ids_and_fields() -> None:
     ids = {c.class_id for c in cls}
     assert "edge_loc/edge/high/ne" in ids and "near_full/global/high" in ids
     assert "edge_ring/center/high" not in ids and "near_full/global/low" not in ids
+    assert "gross_region/global/high/ne" not in ids and "gross_region/global/high/n" in ids
 
 
 def test_location_and_severity_rules() -> None:

@@ -129,6 +129,9 @@ def test_only_a_hash_is_stored(svc: KeyService, meta, tmp_path: Path, caplog) ->
         "revoked_at",
         "last_used_at",
         "rotated_from",
+        "tier",
+        "rate_limits",
+        "quotas",
     }
     assert item.gsi1 == ("WS#acme#KEYS", rec.key_id) and item.ttl is None
     dump = json.dumps([[i.pk, i.sk, i.data, i.gsi1, i.gsi2] for i in all_items(meta)])

@@ -53,7 +53,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
     from stratum.patterns.service import PatternService, lake_adapters
 
-    app.state.patterns = PatternService(settings.patterns, **lake_adapters(app.state.analytics))
+    from stratum.auth.usage import UsageMeter, UsageReport
+
+    app.state.usage = UsageMeter(rt.meta)
+    app.state.usage_service = UsageReport(app.state.usage, app.state.keys)
+    app.state.patterns = PatternService(settings.patterns, meter=app.state.usage, **lake_adapters(app.state.analytics))
 
     @lru_cache(maxsize=1)
     def schema_cache():

@@ -396,3 +396,18 @@ class PatternClassOut(BaseModel):
     description: str
     likely_causes: list[str]
     example_url: str
+
+
+class QuotaOut(BaseModel):
+    key_id: str
+    quota: str
+    limit: int | None = Field(description="per calendar month (UTC); null: no quota")
+    used: int
+    remaining: int | None
+    resets_at: str
+
+
+class UsageOut(BaseModel):
+    group_by: Literal["day", "route", "key"]
+    items: list[dict[str, Any]] = Field(description="one row per group: the group value, requests, classifications")
+    quotas: list[QuotaOut] = Field(description="classification quota of every key of the workspace")

@@ -68,9 +68,12 @@ class RateLimiter:
             raise ValueError(f"unknown rate limit bucket {bucket!r}; known: {', '.join(BUCKETS)}")
         return int(getattr(self.limits, f"{bucket}_per_window"))
 
-    def check(self, key_id: str, bucket: str, now: float | None = None) -> Decision:
-        """Count one request of ``key_id`` in ``bucket`` if the window still has room."""
+    def check(self, key_id: str, bucket: str, now: float | None = None, *, per_minute: float | None = None) -> Decision:
+        """Count one request of ``key_id`` in ``bucket`` if the window still has room. ``per_minute``
+        overrides the deployment's limit for this key (its tier or a per-key limit), scaled to the window."""
         limit = self.limit_for(bucket)
+        if per_minute is not None:
+            limit = max(1, math.floor(per_minute * self.limits.window_seconds / 60 + 1e-9))
         if not isinstance(key_id, str) or not key_id or "#" in key_id:
             raise ValueError(f"invalid key id {key_id!r}")
         t = self._clock() if now is None else now

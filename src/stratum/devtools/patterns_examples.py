@@ -17,7 +17,7 @@ from stratum.patterns.service import classify_diemap
 Q = {"low": (0.06, 0.17), "med": (0.25, 0.45), "high": (0.6, 1.0)}
 
 
-def find(cls: tx.PatternClass, tries: int = 1500):
+def find(cls: tx.PatternClass, tries: int = 3000):
     fallback = None
     for s in range(tries):
         smp = generate(
@@ -25,7 +25,9 @@ def find(cls: tx.PatternClass, tries: int = 1500):
             family=cls.family,
             diameter=(36, 48),
             n_sites=4 if cls.family == "site_pattern" else None,
-            q_range=None if cls.family in ("none", "random", "near_full") else Q[cls.severity],
+            q_range=None
+            if cls.family in ("none", "random", "near_full", "gross_region", "radial_gradient")
+            else Q[cls.severity],
         )
         lab = smp.labels[0]
         if (lab.location, lab.severity, lab.refinement) != (cls.location, cls.severity, cls.refinement):

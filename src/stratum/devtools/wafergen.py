@@ -141,6 +141,8 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
     B = profile == "B"
     if fam == "center":
         r0 = rng.uniform(0.18, 0.5) if not B else rng.uniform(0.25, 0.6)
+        if rng.random() < 0.08:
+            r0 = rng.uniform(0.8, 0.92)  # a centre blob so wide that it covers every third (global)
         reg = r < r0
         if B or rng.random() < 0.5:
             p[reg] = q * np.exp(-0.5 * (r[reg] / (0.6 * r0)) ** 2) ** 0.5
@@ -164,7 +166,7 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         p[reg] = q
         ref = tx.octant_of(t0)
     elif fam == "loc":
-        rc = math.sqrt(rng.uniform(0.0, 0.6)) if not B else math.sqrt(rng.uniform(0.02, 0.65))
+        rc = math.sqrt(rng.uniform(0.0, 0.72)) if not B else math.sqrt(rng.uniform(0.02, 0.65))
         tc = rng.uniform(-math.pi, math.pi)
         s = rng.uniform(0.08, 0.2) if not B else rng.uniform(0.1, 0.22)
         ex = rng.uniform(0.7, 1.4)

@@ -332,8 +332,10 @@ class PatternService:
         lake_map: Callable[[str, str, str, str | None], tuple[DieMap, str]] | None = None,
         lake_wafers: Callable[[str, str, str | None], list[str]] | None = None,
         store: Callable[[str, str, str, str, dict], None] | None = None,
+        meter: Any = None,
     ) -> None:
         self.settings = settings or PatternSettings()
+        self.meter = meter  # stratum.auth.usage.UsageMeter: quotas and classification counts
         self.lake_map = lake_map
         self.lake_wafers = lake_wafers
         self.store = store
@@ -344,9 +346,19 @@ class PatternService:
             dm, wafer_id=wafer_id, thresholds=self.thresholds, min_confidence=self.settings.min_confidence
         )
 
-    def classify(self, ws: str, body: Any, *, key_id: str | None = None) -> dict:
+    def _charge(self, ws: str, key: Any, n: int, route: str) -> None:
+        """Take ``n`` classifications from the key's monthly quota (QuotaExceeded: nothing taken) and count them."""
+        if self.meter is None or key is None:
+            return
+        self.meter.consume(key.key_id, key.limits, n)
+        self.meter.record(ws, key.key_id, route, "classifications", n)
+
+    def classify(self, ws: str, body: Any, *, key: Any = None, _charged: bool = False) -> dict:
+        """``key``: the caller's principal (key_id, limits) for quotas and usage; None: not metered."""
         t0 = time.perf_counter()
         req = parse_body(body, self.settings)
+        if not _charged:
+            self._charge(ws, key, 1, "/v1/classify")
         if req.lake is not None:
             if self.lake_map is None:
                 raise BadRequest("lake wafers cannot be classified here (no lake configured)")
@@ -361,8 +373,8 @@ class PatternService:
         out["latency_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         return out
 
-    def batch(self, ws: str, body: Any, *, key_id: str | None = None, max_maps: int | None = None) -> dict:
-        limit = min(max_maps or self.settings.max_batch, self.settings.max_batch)
+    def batch(self, ws: str, body: Any, *, key: Any = None) -> dict:
+        limit = key.limits.batch_max(self.settings.max_batch) if key is not None else self.settings.max_batch
         if not isinstance(body, Mapping):
             raise BadRequest("the body must be a JSON object with maps (a list) or lot_id")
         if "lot_id" in body and "maps" not in body:
@@ -378,11 +390,12 @@ class PatternService:
                 raise BadRequest("maps must be a non-empty list of classify bodies")
         if len(maps) > limit:
             raise PayloadTooLarge(f"{len(maps)} maps in one batch; at most {limit} for this key")
+        self._charge(ws, key, len(maps), "/v1/batch")  # the whole batch, up front: all or nothing
         results = []
         for i, item in enumerate(maps):
             wid = item.get("wafer_id") if isinstance(item, Mapping) else None
             try:
-                results.append(self.classify(ws, item, key_id=key_id))
+                results.append(self.classify(ws, item, key=key, _charged=True))
             except StratumError as exc:
                 prob = problem_of(exc, f"/v1/batch#/maps/{i}")
                 results.append({"wafer_id": wid if isinstance(wid, str) else None, "error": prob})

@@ -128,6 +128,13 @@ REACHABLE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...] | N
 }
 
 
+#: combinations that cannot occur: a quadrant is at most a quarter of the wafer (whole-wafer density < 50 %);
+#: a density falling with radius averages below a third of its peak
+IMPOSSIBLE: frozenset[tuple[str, str, str | None]] = frozenset(
+    {("gross_region", "high", q) for q in ("ne", "nw", "sw", "se")} | {("radial_gradient", "high", "falling")}
+)
+
+
 @dataclass(frozen=True)
 class PatternClass:
     class_id: str
@@ -174,6 +181,8 @@ def _build() -> tuple[PatternClass, ...]:
         for loc in locs:
             for sev in sevs:
                 for ref in refs or (None,):
+                    if (fam, sev, ref) in IMPOSSIBLE:
+                        continue
                     parent = class_id(fam, loc, sev) if ref else f"{fam}/{loc}"
                     out.append(
                         PatternClass(

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
-from ..schemas import BatchOut, ClassifyOut, Page, PatternClassOut, problem_responses
+from ..schemas import BatchOut, ClassifyOut, Page, PatternClassOut, UsageOut, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["patterns"])
@@ -40,7 +40,7 @@ def classify(
     body: dict[str, Any] = Body(..., openapi_examples=CLASSIFY_EXAMPLES),
     principal: Principal = Depends(require("classify", "classify")),
 ) -> dict:
-    return request.app.state.patterns.classify(principal.workspace, body, key_id=principal.key_id)
+    return request.app.state.patterns.classify(principal.workspace, body, key=principal)
 
 
 @router.post(
@@ -60,7 +60,7 @@ def batch(
     ),
     principal: Principal = Depends(require("batch", "classify")),
 ) -> dict:
-    return request.app.state.patterns.batch(principal.workspace, body, key_id=principal.key_id)
+    return request.app.state.patterns.batch(principal.workspace, body, key=principal)
 
 
 @router.get(
@@ -106,3 +106,33 @@ def get_pattern(
     request: Request, class_id: str = CLASS_ID, _: Principal = Depends(require("read_patterns", "analytics"))
 ) -> PatternClassOut:
     return PatternClassOut(**request.app.state.patterns.get_pattern(class_id))
+
+
+@router.get("/v1/usage", response_model=UsageOut, responses=ERRORS, summary="Requests and classifications, with quota")
+def usage(
+    request: Request,
+    from_: str | None = Query(None, alias="from", max_length=10, description="first day, YYYY-MM-DD (UTC)"),
+    to: str | None = Query(None, max_length=10, description="last day, YYYY-MM-DD (UTC)"),
+    group_by: str = Query("day", pattern="^(day|route|key)$"),
+    principal: Principal = Depends(require("manage", "analytics")),
+) -> UsageOut:
+    return UsageOut(**request.app.state.usage_service.report(principal.workspace, from_, to, group_by))
+
+
+@router.get(
+    "/v1/usage/export.csv",
+    responses={
+        **ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "day,key_id,route,requests,classifications"},
+    },
+    response_class=Response,
+    summary="Usage per day, key and route as CSV",
+)
+def usage_csv(
+    request: Request,
+    from_: str | None = Query(None, alias="from", max_length=10),
+    to: str | None = Query(None, max_length=10),
+    principal: Principal = Depends(require("manage", "analytics")),
+) -> Response:
+    text = request.app.state.usage_service.csv(principal.workspace, from_, to)
+    return Response(text, media_type="text/csv", headers={"content-disposition": 'attachment; filename="usage.csv"'})
