@@ -8,8 +8,8 @@ import gzip
 import numpy as np
 import pytest
 
-from stratum.patterns.geometry import DieMap, geometry
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.patterns.geometry import DieMap, geometry
 
 from .conftest import WS_LOT, strict_json
 

@@ -51,9 +51,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = KeyService(rt.meta, environment=settings.environment)
     app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
     app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
-    from stratum.patterns.service import PatternService, lake_adapters
-
     from stratum.auth.usage import UsageMeter, UsageReport
+    from stratum.patterns.service import PatternService, lake_adapters
 
     app.state.usage = UsageMeter(rt.meta)
     app.state.usage_service = UsageReport(app.state.usage, app.state.keys)

@@ -52,7 +52,6 @@ def _print_new_key(token: str, rec, args: argparse.Namespace, verb: str) -> None
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from stratum.auth.keys import parse_expires
-
     from stratum.auth.tiers import parse_limit, parse_quota
 
     expires_in = parse_expires(args.expires)  # before touching the store: a typo creates nothing
