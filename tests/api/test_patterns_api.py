@@ -143,7 +143,7 @@ def test_patterns_listing(seeded):
         seen += [i["class_id"] for i in body["items"]]
     assert len(seen) == 24 == len(set(seen))
     total = seeded.json("/v1/patterns?limit=500")
-    assert len(total["items"]) == 219 and total["next_cursor"] is None
+    assert len(total["items"]) == 194 and total["next_cursor"] is None
     one = seeded.json("/v1/patterns/edge_loc/edge/high/ne", scope="read:patterns")
     assert (
         one["parent"] == "edge_loc/edge/high" and one["example_url"] == "/v1/patterns/edge_loc/edge/high/ne/example.png"

@@ -9,7 +9,7 @@ valid results only for statistics, test limits (not spec limits) for capability.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -70,6 +70,7 @@ class MapData:
     test: dict[str, Any] | None
     counts: dict[str, Any]
     job_id: str
+    patterns: list[dict[str, Any]] = field(default_factory=list)  # wafer_patterns rows, by rank
 
 
 class AnalyticsService:
@@ -204,6 +205,10 @@ class AnalyticsService:
                 "FROM lot_files ORDER BY file_order DESC LIMIT 1"
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
+            patterns = s.dicts(
+                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+                [wafer_id],
+            )
             test = None
             values = None
             if test_num is not None:
@@ -238,7 +243,7 @@ class AnalyticsService:
             table[b["bin_type"]][b["bin_num"]] = {"name": b["bin_name"], "pass_fail": b["pass_fail"]}
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
-        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
+        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
     def render_map(self, data: MapData, *, fmt: str, bin_type: str = "H") -> bytes:
         from stratum.render import wafermap as wm
@@ -251,6 +256,8 @@ class AnalyticsService:
             f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
             f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
         ]
+        if data.patterns:
+            sub.append("patterns: " + ", ".join(f"{p['class_id']} ({p['confidence']:.2f})" for p in data.patterns[:3]))
         if data.test is not None:
             t = data.test
             vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)

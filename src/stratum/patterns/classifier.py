@@ -101,7 +101,13 @@ class _Ctx:
         else:
             counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
             loc = tx.location_of(tuple(float(c) for c in counts))
+            locs = tx.REACHABLE[family][0]
+            if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
+                inner = [(counts[i], name) for i, name in enumerate(("center", "mid", "edge")) if name in locs]
+                loc = max(inner)[1] if inner else "global"
         sev = tx.severity_of(dens, self.th.severity_splits)
+        if (family, sev, refinement) in tx.IMPOSSIBLE:
+            sev = "med"  # the nearest producible severity (low lines and quadrants at 'high' cannot occur)
         d = Detection(family, loc, sev, refinement, round(score, 6), region, dens, feats, summary)
         if not self.dry:
             self.dets.append(d)

@@ -200,21 +200,25 @@ def _decode_b64(data: Any, limits: PatternSettings) -> bytes:
 def stdf_wafers(raw: bytes, limits: PatternSettings) -> list[tuple[str, DieMap, str]]:
     """Every wafer of an STDF byte string (plain or gzip/bz2/zip), as (id, DieMap). ``id`` is the
     WAFER_ID; the lot-qualified ``LOT_WAFER`` also selects it."""
+    from stratum.patterns.prr import die_columns as _die_columns
     from stratum.stdf.errors import StdfError
     from stratum.stdf.reader import ReaderOptions, parse
 
     class _Parts:
         def __init__(self):
-            self.cols: dict[str, list] = {k: [] for k in ("x", "y", "passed", "hard_bin", "site_num", "wafer_seq")}
+            self.cols: list[dict] = []
+            self.hbin_pass: dict[int, bool] = {}
 
         def begin(self, header):
             pass
 
         def rows(self, table, cols):
             if table == "parts":
-                for k in self.cols:
-                    v = cols[k]
-                    self.cols[k].append(np.asarray(v.values if hasattr(v, "values") else v))
+                self.cols.append(_die_columns(cols, len(next(iter(cols.values())))))
+            elif table == "bins":
+                for t, b, pf in zip(cols["bin_type"], cols["bin_num"], cols["pass_fail"], strict=True):
+                    if t == "H" and pf in ("P", "F") and b is not None:
+                        self.hbin_pass[int(b)] = pf == "P"
 
     sink = _Parts()
     try:
@@ -223,9 +227,12 @@ def stdf_wafers(raw: bytes, limits: PatternSettings) -> list[tuple[str, DieMap, 
         raise MapDataError(f"map_data: {exc}") from None
     if res.bytes_decompressed > limits.max_map_bytes:
         raise PayloadTooLarge(f"map_data: {res.bytes_decompressed} bytes of STDF; at most {limits.max_map_bytes}")
-    if not sink.cols["x"]:
+    if not sink.cols:
         raise MapDataError("map_data: the STDF holds no parts (PRR records)")
-    c = {k: np.concatenate(v) for k, v in sink.cols.items()}
+    c = {k: np.concatenate([b[k] for b in sink.cols]) for k in sink.cols[0]}
+    unknown = ~c.pop("passed_known")
+    if unknown.any():
+        c["passed"][unknown] = [sink.hbin_pass.get(int(b), int(b) == 1) for b in c["hard_bin"][unknown]]
     lot = (res.mir or {}).get("LOT_ID") or ""
     out = []
     valid = (c["x"] != -32768) & (c["y"] != -32768)
@@ -472,3 +479,75 @@ def lake_adapters(analytics) -> dict:
         return [w["wafer_id"] for w in analytics.wafers(ws, lot, snap) if w.get("wafer_id")]
 
     return {"lake_map": lake_map, "lake_wafers": lake_wafers}
+
+
+def wafer_pattern_rows(wafers: list[dict], dies: dict[str, np.ndarray], min_dies: int = 20) -> dict[str, list]:
+    """``wafer_patterns`` rows for the wafers of one STDF file (ingest). ``dies``: x, y, wafer_seq,
+    site_num, hard_bin, passed per PRR. A wafer with fewer than ``min_dies`` located dies is skipped; a
+    wafer without a pattern gets one 'none' row."""
+    limits = PatternSettings()
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "wafer_seq",
+            "wafer_id",
+            "rank",
+            "class_id",
+            "family",
+            "location",
+            "severity",
+            "refinement",
+            "confidence",
+            "die_count",
+            "summary",
+            "classifier_version",
+            "wafer_dies",
+        )
+    }
+    version = classifier_version()
+    ok = (dies["x"] != -32768) & (dies["y"] != -32768)
+    for w in wafers:
+        m = ok & (dies["wafer_seq"] == w["wafer_seq"])
+        if int(m.sum()) < min_dies:
+            continue
+        try:
+            dm = _dies_from_arrays(
+                dies["x"][m],
+                dies["y"][m],
+                ~dies["passed"][m],
+                dies["site_num"][m],
+                dies["hard_bin"][m],
+                limits=limits,
+                where=f"wafer {w.get('wafer_id')}",
+            )
+        except StratumError:
+            continue
+        if len(np.unique(dm.site)) < 2:
+            dm = DieMap(dm.x, dm.y, dm.fail, None, dm.hard_bin)
+        found = classify_diemap(dm, min_confidence=limits.min_confidence)["pattern_classes"]
+        rows = [
+            (
+                p["class_id"],
+                p["family"],
+                p["location"],
+                p["severity"],
+                p["refinement"],
+                p["confidence"],
+                p["explanation"]["region"]["die_count"],
+                p["explanation"]["summary"],
+            )
+            for p in found
+        ] or [("none/global/low", "none", "global", "low", None, None, len(dm.x), "no spatial pattern")]
+        for rank, r in enumerate(rows, 1):
+            for k, v in zip(
+                ("class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary"),
+                r,
+                strict=True,
+            ):
+                cols[k].append(v)
+            cols["wafer_seq"].append(w["wafer_seq"])
+            cols["wafer_id"].append(w.get("wafer_id"))
+            cols["rank"].append(rank)
+            cols["classifier_version"].append(version)
+            cols["wafer_dies"].append(len(dm.x))
+    return cols

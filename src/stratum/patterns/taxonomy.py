@@ -128,10 +128,14 @@ REACHABLE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...] | N
 }
 
 
-#: combinations that cannot occur: a quadrant is at most a quarter of the wafer (whole-wafer density < 50 %);
-#: a density falling with radius averages below a third of its peak
+#: combinations that cannot be produced: a quadrant is at most a quarter of the wafer (whole-wafer density
+#: < 50 %); a density falling with radius averages below a third of its peak; a line (scratch, stripe) or
+#: reticle position is only told from noise when at least ~25-55 % of its dies fail, so never 'low'
 IMPOSSIBLE: frozenset[tuple[str, str, str | None]] = frozenset(
-    {("gross_region", "high", q) for q in ("ne", "nw", "sw", "se")} | {("radial_gradient", "high", "falling")}
+    {("gross_region", "high", q) for q in ("ne", "nw", "sw", "se")}
+    | {("radial_gradient", "high", "falling")}
+    | {("scratch", "low", o) for o in ORIENTATIONS}
+    | {("row_stripe", "low", None), ("column_stripe", "low", None), ("reticle_repeat", "low", None)}
 )
 
 
