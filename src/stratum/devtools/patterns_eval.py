@@ -141,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     for prof, name in (("A", "held-out seeds, profile A"), ("B", "different parameterisation, profile B")):
         report(name, evaluate(prof, a.n))
     cpu, wall = throughput(a.speed_maps)
-    print(f"\nthroughput (50 dies across, classify incl. calibration): {cpu:.0f} maps per CPU-second on one core "
-          f"({wall:.0f} maps/s wall clock on this machine now)")
+    print(
+        f"\nthroughput (50 dies across, classify incl. calibration): {cpu:.0f} maps per CPU-second on one core "
+        f"({wall:.0f} maps/s wall clock on this machine now)"
+    )
     return 0
 
 

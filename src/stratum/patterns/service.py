@@ -48,7 +48,7 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
             "r_max": _num(r.max()) if len(idx) else 0.0,
             "theta_deg_mean": _num(math.degrees(math.atan2(np.sin(th).mean(), np.cos(th).mean()))) if len(idx) else 0.0,
             "octant": sector,
-            "dies": [[int(a), int(b)] for a, b in zip(dm.x[idx], dm.y[idx], strict=True)],
+            "dies": np.column_stack((dm.x[idx], dm.y[idx])).astype(np.int64).tolist(),
         },
         "orientation_assumed": True,
     }
