@@ -459,6 +459,8 @@ EXPECTED = {
     "read_patterns": {"read:patterns", "read", "full"},
     "manage": {"manage"},
     "admin": {"admin"},
+    "monitor_read": {"read", "full", "admin"},
+    "monitor_run": {"full", "admin"},
 }
 ALL_SCOPES = ["ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin"]
 

@@ -18,6 +18,8 @@ batch          POST /v1/batch (up to 100 maps, or a lot)                   batch
 read_patterns  GET /v1/patterns, /v1/patterns/{class_id}[/example.png]     read:patterns, read, full
 manage         usage statistics and export (webhook configuration later)  manage
 admin          monitor / webhook / key management of the key's workspace  admin
+monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
+monitor_run    run a monitor now, backtest it                              full, admin
 =============  ==========================================================  =================
 
 Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
@@ -44,6 +46,8 @@ ACTIONS: tuple[str, ...] = (
     "read_patterns",
     "manage",
     "admin",
+    "monitor_read",
+    "monitor_run",
 )
 
 #: action -> the scopes that allow it (read-only view; tests iterate it row by row)
@@ -59,6 +63,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "read_patterns": frozenset({"read:patterns", "read", "full"}),
         "manage": frozenset({"manage"}),
         "admin": frozenset({"admin"}),
+        "monitor_read": frozenset({"read", "full", "admin"}),
+        "monitor_run": frozenset({"full", "admin"}),
     }
 )
 
