@@ -37,6 +37,19 @@ PROTECTED = [
     ("get", "/v1/patterns/{class_id}/example.png", "read_patterns"),
     ("get", "/v1/usage", "manage"),
     ("get", "/v1/usage/export.csv", "manage"),
+    ("get", "/v1/monitors", "monitor_read"),
+    ("post", "/v1/monitors", "admin"),
+    ("get", "/v1/monitors/cron-preview", "monitor_read"),
+    ("get", "/v1/monitors/runs/{run_id}", "monitor_read"),
+    ("get", "/v1/monitors/{monitor_id}", "monitor_read"),
+    ("patch", "/v1/monitors/{monitor_id}", "admin"),
+    ("delete", "/v1/monitors/{monitor_id}", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/pause", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/resume", "admin"),
+    ("post", "/v1/monitors/{monitor_id}/run", "monitor_run"),
+    ("get", "/v1/monitors/{monitor_id}/runs", "monitor_read"),
+    ("get", "/v1/monitors/{monitor_id}/findings", "monitor_read"),
+    ("post", "/v1/monitors/{monitor_id}/backtest", "monitor_run"),
 ]
 OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
@@ -49,12 +62,21 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "batch": {"batch", "full"},
     "read_patterns": {"read:patterns", "read", "full"},
     "manage": {"manage"},
+    "admin": {"admin"},
+    "monitor_read": {"read", "full", "admin"},
+    "monitor_run": {"full", "admin"},
 }
 
 
 def _url(path: str) -> str:
     return path.format(
-        job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000, class_id="none/global/low"
+        job_id="job_nope",
+        lot_id="NO-SUCH-LOT",
+        wafer_id="W01",
+        test_num=1000,
+        class_id="none/global/low",
+        run_id="run_nope",
+        monitor_id="mon_nope",
     )
 
 
