@@ -99,6 +99,7 @@ class MonitorSettings(BaseModel):
     dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
     retry_attempts: int = 3  # AWS: schedule target retry policy
     retry_max_age_seconds: int = 3600
+    sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
 class AwsSettings(BaseModel):
@@ -144,6 +145,8 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
+    max_summary_warnings: int = Field(default=100, ge=0)
 
     # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
     # (stratum.query.engine.resources)

@@ -142,7 +142,17 @@ class AnalyticsService:
                 "SELECT job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, "
                 "records, partial FROM lot_files ORDER BY file_order"
             )
+            members = [m.job_id for m in s.resolved.members]
         jobs, _ = self.catalog.list_jobs(ws, lot_id=lot_id, limit=200)
+        by_id = {j.job_id: j for j in jobs}
+        for job_id in members:  # the snapshot's files, even beyond the listed page
+            if job_id not in by_id:
+                by_id[job_id] = self.catalog.get_job(ws, job_id)
+        warnings = [
+            {"job_id": job_id, "file_name": by_id[job_id].file_name, **w.model_dump()}
+            for job_id in members
+            for w in by_id[job_id].warnings
+        ]
         out = {k: jsonable(_finite_or_none(v)) for k, v in row.items()}
         out.update(
             {
@@ -161,6 +171,7 @@ class AnalyticsService:
                     }
                     for j in jobs
                 ],
+                "warnings": warnings,
             }
         )
         return out

@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -106,6 +107,9 @@ class QueryEngine:
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
         self._lock = threading.RLock()
+        # name -> rows(workspace, lot_ids or None) for the relations kept in the metadata store
+        # (public_schema.METADATA_RELATIONS); their owners register them (Runtime wires the monitors' findings)
+        self.row_sources: dict[str, Callable[[str, set[str] | None], list[tuple]]] = {}
         _ENGINES.add(self)
 
     def close(self) -> None:
@@ -211,7 +215,7 @@ class QueryEngine:
             if scope.lot_id is not None:
                 self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
             raise NotFound(problem)
-        assert job is not None and job.lot_id is not None
+        assert job is not None and job.lot_id is not None and job.snapshot is not None
         return Resolved(
             _ordered(job.lot_id, job.job_id, job.snapshot),
             {job.lot_id: job.options.retest_policy},
@@ -270,6 +274,20 @@ class QueryEngine:
                     old.cur.close()
                 return Session(cur, resolved, self, key, entry)
         return Session(cur, resolved, self, None, entry)
+
+    def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
+        """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
+        low = query.lower()
+        for name, rows_of in self.row_sources.items():
+            if name not in low:
+                continue
+            rows = rows_of(ws, set(ses.resolved.snapshot_job_ids) if lot_scoped else None)
+            ses.execute(f"DELETE FROM {name}")
+            for i in range(0, len(rows), 200):
+                chunk = rows[i : i + 200]
+                width = len(chunk[0])
+                marks = ", ".join("(" + ", ".join("?" * width) + ")" for _ in chunk)
+                ses.execute(f"INSERT INTO {name} VALUES {marks}", [v for r in chunk for v in r])
 
     def _release(self, key, entry: _Cached, broken: bool) -> None:
         with self._lock:

@@ -134,7 +134,7 @@ class _Worker:
     def ready(self) -> bool:
         """Wait for the worker to have imported and built its runtime (the query's time starts after)."""
         if not self._ready:
-            if not select.select([self.proc.stdout], [], [], STARTUP_SECONDS)[0]:
+            if not select.select([self.proc.stdout], [], [], STARTUP_SECONDS)[0]:  # type: ignore[type-var]
                 return False
             self._ready = _recv(self.proc.stdout)[0] == "ready"
         return self._ready
@@ -144,13 +144,13 @@ class _Worker:
         if not self.ready():
             raise EOFError("the worker did not start")
         _send(self.proc.stdin, msg)
-        ready, _, _ = select.select([self.proc.stdout], [], [], wait)
+        ready, _, _ = select.select([self.proc.stdout], [], [], wait)  # type: ignore[type-var]
         return _recv(self.proc.stdout) if ready else None
 
     def stop(self) -> None:
         for f in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):
-                f.close()
+                f.close()  # type: ignore[union-attr]  # both are pipes
         if self.proc.poll() is None:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
