@@ -37,6 +37,7 @@ class RateLimits(BaseModel):
     analytics_per_window: int = 60
     sql_per_window: int = 30
     uploads_per_window: int = 10
+    classify_per_window: int = 100  # POST /v1/classify and /v1/batch (the production tier's rate)
     # failed authentications per client address per window (then 429 with Retry-After for that address)
     auth_failures_per_window: int = 20
 
@@ -116,6 +117,18 @@ class AwsSettings(BaseModel):
     event_bus_name: str = ""  # EventBridge bus for the event port (empty: the account's default bus)
 
 
+class PatternSettings(BaseModel):
+    """Wafer-map pattern classification bounds (POST /v1/classify, /v1/batch)."""
+
+    max_batch: int = 100  # maps per /v1/batch request (a key's tier may allow fewer)
+    max_dies: int = 200_000  # dies per map (300 across is ~71k)
+    max_span: int = 4096  # largest x or y extent of a map, in dies
+    max_map_bytes: int = 50 * 1024 * 1024  # decoded (decompressed) STDF per map
+    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    severity_low_max: float = 0.20  # severity: low < this <= med
+    severity_med_max: float = 0.50  # med < this <= high
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATUM_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -147,6 +160,7 @@ class Settings(BaseSettings):
     input_limits: InputLimits = InputLimits()
     monitors: MonitorSettings = MonitorSettings()
     rate_limits: RateLimits = RateLimits()
+    patterns: PatternSettings = PatternSettings()
     aws: AwsSettings = AwsSettings()
 
     # API

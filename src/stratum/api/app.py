@@ -17,7 +17,7 @@ from stratum.settings import Settings, get_settings
 
 from . import problems
 from .gate import Gate
-from .routes import jobs, lots, monitors, sql, status, uploads
+from .routes import jobs, lots, monitors, patterns, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 
@@ -51,6 +51,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = rt.keys
     app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
+    from stratum.auth.usage import UsageMeter, UsageReport
+    from stratum.patterns.service import PatternService, lake_adapters
+
+    app.state.usage = UsageMeter(rt.meta)
+    app.state.usage_service = UsageReport(app.state.usage, app.state.keys)
+    app.state.patterns = PatternService(settings.patterns, meter=app.state.usage, **lake_adapters(app.state.analytics))
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -74,8 +80,13 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             app.openapi_schema = doc
         return app.openapi_schema
 
+<<<<<<< HEAD
+    app.openapi = openapi
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router, patterns.router):
+=======
     app.openapi = openapi  # type: ignore[method-assign]
     for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
+>>>>>>> main
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")
