@@ -84,8 +84,11 @@ class Runtime:
     @cached_property
     def ingest(self) -> IngestService:
         from stratum.ingest.service import IngestService
+        from stratum.patterns.service import wafer_pattern_rows
 
-        return IngestService(self.catalog, self.lake, self.settings, events=self.events)
+        return IngestService(
+            self.catalog, self.lake, self.settings, events=self.events, wafer_classifier=wafer_pattern_rows
+        )
 
     @cached_property
     def drop_processor(self) -> DropProcessor:

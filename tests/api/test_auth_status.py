@@ -30,7 +30,6 @@ PROTECTED = [
     ("get", "/v1/lots/{lot_id}/bins", "analytics"),
     ("get", "/v1/sql/schema", "sql_schema"),
     ("post", "/v1/sql", "sql_run"),
-<<<<<<< HEAD
     ("post", "/v1/classify", "classify"),
     ("post", "/v1/batch", "batch"),
     ("get", "/v1/patterns", "read_patterns"),
@@ -38,8 +37,6 @@ PROTECTED = [
     ("get", "/v1/patterns/{class_id}/example.png", "read_patterns"),
     ("get", "/v1/usage", "manage"),
     ("get", "/v1/usage/export.csv", "manage"),
-=======
->>>>>>> main
     ("get", "/v1/monitors", "monitor_read"),
     ("post", "/v1/monitors", "admin"),
     ("get", "/v1/monitors/cron-preview", "monitor_read"),
@@ -61,13 +58,10 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "analytics": {"read", "full"},
     "sql_schema": {"read", "full"},
     "sql_run": {"full"},
-<<<<<<< HEAD
     "classify": {"classify", "full"},
     "batch": {"batch", "full"},
     "read_patterns": {"read:patterns", "read", "full"},
     "manage": {"manage"},
-=======
->>>>>>> main
     "admin": {"admin"},
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
@@ -76,7 +70,6 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
 
 def _url(path: str) -> str:
     return path.format(
-<<<<<<< HEAD
         job_id="job_nope",
         lot_id="NO-SUCH-LOT",
         wafer_id="W01",
@@ -84,9 +77,6 @@ def _url(path: str) -> str:
         class_id="none/global/low",
         run_id="run_nope",
         monitor_id="mon_nope",
-=======
-        job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000, monitor_id="mon_nope", run_id="run_nope"
->>>>>>> main
     )
 
 

@@ -263,3 +263,10 @@ def test_every_reported_class_is_in_the_taxonomy() -> None:
     for s in range(150):
         for p in classify_diemap(generate(40_000 + s, mixed_rate=0.4).dies)["pattern_classes"]:
             assert p["class_id"] in ids, p["class_id"]
+
+
+def test_batch_problem_type_matches_the_api() -> None:
+    from stratum.api.problems import TYPE_BASE
+    from stratum.patterns.service import PROBLEM_TYPE_BASE
+
+    assert PROBLEM_TYPE_BASE == TYPE_BASE

@@ -80,13 +80,16 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             app.openapi_schema = doc
         return app.openapi_schema
 
-<<<<<<< HEAD
-    app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router, patterns.router):
-=======
     app.openapi = openapi  # type: ignore[method-assign]
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, monitors.router):
->>>>>>> main
+    for r in (
+        status.router,
+        uploads.router,
+        jobs.router,
+        lots.router,
+        sql.router,
+        monitors.router,
+        patterns.router,
+    ):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stratum import PARSER_VERSION
-from stratum.patterns.prr import die_columns as _die_columns
 from stratum.stdf.columns import Masked, Ragged, Strings
+from stratum.stdf.dies import die_columns as _die_columns
 from stratum.stdf.reader import FileHeader, ParseResult
 from stratum.storage.objectstore import ObjectStore
 
@@ -199,10 +199,12 @@ class LakeWriter:
         compression: str = "zstd",
         compression_level: int | None = 1,
         background: bool = True,
-        classify_wafers: bool = True,
+        wafer_classifier: Any = None,
     ) -> None:
         self.store = store
-        self.classify_wafers = classify_wafers
+        # (wafers, dies) -> wafer_patterns columns; injected by the runtime (the lake does not classify)
+        self.wafer_classifier = wafer_classifier
+        self.classify_wafers = wafer_classifier is not None
         self._dies: list[dict[str, np.ndarray]] = []
         self._hbin_pass: dict[int, bool] = {}  # HBR pass/fail: a part without a PRR pass/fail indication
         self.workspace = layout.check_workspace(workspace)
@@ -422,8 +424,6 @@ class LakeWriter:
         coordinate) into ``wafer_patterns``."""
         if not self.classify_wafers or not res.wafers or not self._dies:
             return
-        from stratum.patterns.service import wafer_pattern_rows
-
         d = {k: np.concatenate([c[k] for c in self._dies]) for k in self._dies[0]}
         self._dies = []
         # as the parts view: PRR pass/fail, else the hard bin's HBR pass/fail (else bin 1 passes)
@@ -431,7 +431,7 @@ class LakeWriter:
         if unknown.any():
             hb = d["hard_bin"][unknown]
             d["passed"][unknown] = [self._hbin_pass.get(int(b), int(b) == 1) for b in hb]
-        cols = wafer_pattern_rows(res.wafers, d)
+        cols = self.wafer_classifier(res.wafers, d)
         if cols["wafer_id"]:
             self.rows("wafer_patterns", cols)
 

@@ -1,5 +1,5 @@
 """Calibrated confidences: per-family isotonic maps from the raw detector score to P(family is right),
-fitted offline on synthetic maps (``python -m stratum.devtools.patterns_calibrate``) and stored with the
+fitted offline on synthetic maps (the dev tool ``patterns_calibrate`` in the devtools wing) and stored with the
 classifier version in ``calibration.json``. Location and severity confidences are the measured accuracy
 of that level for the family on the calibration set."""
 

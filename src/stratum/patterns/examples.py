@@ -1,5 +1,5 @@
 """Example maps of every taxonomy class, drawn offline by the dev generator
-(``python -m stratum.devtools.patterns_examples``) and stored as bit-packed rasters in examples.json."""
+(the dev tool ``patterns_examples`` in the devtools wing) and stored as bit-packed rasters in examples.json."""
 
 from __future__ import annotations
 

@@ -200,7 +200,7 @@ def _decode_b64(data: Any, limits: PatternSettings) -> bytes:
 def stdf_wafers(raw: bytes, limits: PatternSettings) -> list[tuple[str, DieMap, str]]:
     """Every wafer of an STDF byte string (plain or gzip/bz2/zip), as (id, DieMap). ``id`` is the
     WAFER_ID; the lot-qualified ``LOT_WAFER`` also selects it."""
-    from stratum.patterns.prr import die_columns as _die_columns
+    from stratum.stdf.dies import die_columns as _die_columns
     from stratum.stdf.errors import StdfError
     from stratum.stdf.reader import ReaderOptions, parse
 
@@ -315,11 +315,12 @@ def parse_body(body: Any, limits: PatternSettings) -> ClassifyRequest:
 # --------------------------------------------------------------------------------------------------
 
 
-def problem_of(exc: StratumError, instance: str) -> dict:
-    from stratum.api.problems import TYPE_BASE  # the problem type URIs are the API's
+PROBLEM_TYPE_BASE = "https://stratum.dev/problems/"  # equals stratum.api.problems.TYPE_BASE (test)
 
+
+def problem_of(exc: StratumError, instance: str) -> dict:
     return {
-        "type": TYPE_BASE + exc.code,
+        "type": PROBLEM_TYPE_BASE + exc.code,
         "title": exc.title,
         "status": exc.status,
         "detail": exc.detail,

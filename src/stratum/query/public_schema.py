@@ -241,10 +241,9 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
         _stored("texts", "DTR/GDR records."),
         _stored("records", "Every other record, decoded, as JSON."),
         _v(
-<<<<<<< HEAD
             "wafer_patterns",
             "Spatial fail patterns per wafer (classified at ingest; GET /v1/patterns describes each class). "
-            "A wafer's rows come from the newest file of the snapshot that tested it.",
+            "A wafer's rows come from the snapshot file that tested most of it (newest on a tie).",
             """
 lot_id | Lot id
 wafer_id | Wafer id
@@ -259,7 +258,9 @@ refinement | Octant, orientation, side or direction where the family has one
 rank | 1 = the most confident pattern of the wafer
 die_count | Dies in the detected region
 summary | One-line explanation
-=======
+""",
+        ),
+        _v(
             "monitor_findings",
             "Findings of the workspace's monitors (newest first; from the metadata store, not the lake; DuckDB only).",
             """
@@ -277,7 +278,6 @@ values | The aggregates that triggered it, as JSON
 message | Human-readable summary
 snapshot_job_ids | JSON list of the snapshot jobs read (to reproduce the numbers)
 created_at | When it was recorded
->>>>>>> main
 """,
         ),
     )
