@@ -15,7 +15,7 @@ from stratum import __version__
 from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
-from . import problems
+from . import docs_ui, problems
 from .gate import Gate
 from .routes import jobs, lots, monitors, patterns, sql, status, uploads
 
@@ -42,7 +42,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc serve local assets (docs_ui)
         redoc_url=None,
     )
     # The services come from the runtime (built there, once); app.state names the ones routes use.
@@ -89,6 +89,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         sql.router,
         monitors.router,
         patterns.router,
+        docs_ui.router,
     ):
         app.include_router(r)
 
