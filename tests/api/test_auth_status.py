@@ -165,8 +165,21 @@ def test_scopes(seeded, scope, method, path, action):
         assert r.status_code == 403, r.text
         body = strict_json(r.text)
         assert (body["code"], body["title"]) == ("forbidden", "Forbidden")
-        assert action in body["detail"] and scope in body["detail"]
+        need = [s for s in SCOPES if s in ALLOWED[action]]
+        assert body["required_scopes"] == need
+        assert body["detail"].startswith(f"this API key (scopes: {scope}) may not ")
+        assert body["detail"].endswith(" or ".join(repr(s) for s in need))
+        if "_" in action:  # an internal action name (sql_run, read_patterns, ...) is never shown
+            assert action not in body["detail"], body["detail"]
         assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_403_names_the_needed_scope(seeded):
+    r = seeded.client.post("/v1/sql", json={"query": "SELECT 1"}, headers=seeded.headers("read"))
+    assert r.status_code == 403
+    body = strict_json(r.text)
+    assert body["detail"] == "this API key (scopes: read) may not run SQL queries: that needs the scope 'full'"
+    assert body["required_scopes"] == ["full"]
 
 
 def test_presigned_content_route_needs_no_key_but_a_signature(client):

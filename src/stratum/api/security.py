@@ -15,7 +15,7 @@ from fastapi.security import HTTPBearer
 
 from stratum.auth.keys import AuthError, KeyService
 from stratum.auth.ratelimit import RateLimiter
-from stratum.auth.scopes import allows
+from stratum.auth.scopes import allows, denied, needed_scopes
 from stratum.auth.tiers import KeyLimits
 
 from .problems import ApiProblem
@@ -101,7 +101,8 @@ def require(action: str, bucket: str | None = None):
                 403,
                 "forbidden",
                 "Forbidden",
-                f"this API key's scopes ({', '.join(sorted(principal.scopes))}) do not allow {action}",
+                denied(principal.scopes, action),
+                required_scopes=needed_scopes(action),
             )
         if bucket is not None:
             limiter: RateLimiter = request.app.state.limiter

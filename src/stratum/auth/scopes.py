@@ -69,6 +69,38 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
 )
 
 
+#: action -> what it lets a caller do, as 403 messages say it (a user knows scopes, not action names)
+DOES: Mapping[str, str] = MappingProxyType(
+    {
+        "upload": "upload or inspect STDF files",
+        "job_status": "read ingest jobs",
+        "analytics": "read lots, wafers, tests and analytics",
+        "sql_schema": "read the SQL schema",
+        "sql_run": "run SQL queries",
+        "classify": "classify wafer maps",
+        "batch": "classify wafer maps in batches",
+        "read_patterns": "read the pattern catalogue",
+        "manage": "read usage statistics",
+        "admin": "manage monitors, webhooks and keys",
+        "monitor_read": "read monitors, their runs and findings",
+        "monitor_run": "run or backtest monitors",
+    }
+)
+
+
+def needed_scopes(action: str) -> list[str]:
+    """The scopes that allow ``action``, in the canonical order of ``SCOPES``."""
+    return [s for s in SCOPES if s in PERMISSIONS[action]]
+
+
+def denied(scopes: Iterable[str], action: str) -> str:
+    """The 403 message: what the key may not do, the scopes it has and the scopes that would allow it."""
+    have = ", ".join(s for s in SCOPES if s in set(scopes)) or "none"
+    need = " or ".join(repr(s) for s in needed_scopes(action))
+    many = "one of the scopes" if len(needed_scopes(action)) > 1 else "the scope"
+    return f"this API key (scopes: {have}) may not {DOES[action]}: that needs {many} {need}"
+
+
 class PermissionDenied(StratumError):
     """The key is valid but its scopes do not allow the action (HTTP 403)."""
 
@@ -90,8 +122,7 @@ def allows(scopes: Iterable[str], action: str) -> bool:
 def require(scopes: Iterable[str], action: str) -> None:
     """Raise ``PermissionDenied`` unless ``allows(scopes, action)``."""
     if not allows(scopes, action):
-        need = " or ".join(sorted(PERMISSIONS[action]))
-        raise PermissionDenied(f"this API key may not perform {action!r} (needs scope {need})")
+        raise PermissionDenied(denied(scopes, action), required_scopes=needed_scopes(action))
 
 
 def normalize_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
