@@ -185,13 +185,56 @@ def test_empty_body_is_400(up):
     assert "body is empty" in body["detail"]
 
 
-@pytest.mark.parametrize("filename", ["data.bin", "noext", "x.zip", "x.txt.gz"])
-def test_upload_of_a_name_the_drop_folder_ignores_is_400(up, filename):
-    """Such a job would never run (the drop processor only takes .stdf/.std names): refused up front."""
-    lot = up.make("UP-BADNAME")
+@pytest.mark.parametrize(
+    ("filename", "container", "stored"),
+    [
+        ("data.bin", None, "data.bin.stdf"),
+        ("noext", "gzip", "noext.stdf.gz"),
+        ("x.zip", "zip", "x.stdf.zip"),
+        ("x.zip", None, "x.stdf"),
+        ("x.txt.gz", "bzip2", "x.txt.stdf.bz2"),
+        ("lot.stdf", "zip", "lot.stdf"),  # the reader sniffs the container of an STDF-named file
+    ],
+)
+def test_upload_container_is_read_from_the_content_not_the_name(up, filename, container, stored):
+    """A name that does not say STDF (or names another container) is stored under one the drop processor
+    ingests: the content decides, so ``lot.zip`` is a zipped STDF file."""
+    lot = up.make(f"UP-C{len(_jobs(up))}")
+    raw = lot.paths[0].read_bytes()
+    if container == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("inner.stdf", raw)
+        raw = buf.getvalue()
+    elif container:
+        raw = {"gzip": gzip.compress, "bzip2": bz2.compress}[container](raw)
+    r = up.client.post("/v1/uploads", params={"filename": filename}, content=raw, headers=up.h)
+    _assert_ingested(up, r, lot, stored)
+
+
+def test_multipart_form_upload(up):
+    """``curl -F file=@lot.stdf``: the form's file part is the STDF file, its name the file name."""
+    lot = up.make("UP-FORM")
+    files = {"file": ("UP-FORM.stdf", lot.paths[0].read_bytes(), "application/octet-stream")}
+    r = up.client.post("/v1/uploads", files=files, headers=up.ingest_h)
+    job = _assert_ingested(up, r, lot, "UP-FORM.stdf")
+    assert job["size"] == lot.paths[0].stat().st_size
+    lot2 = up.make("UP-FORM2")
+    gz = gzip.compress(lot2.paths[0].read_bytes())
+    r = up.client.post("/v1/uploads", params={"filename": "renamed.stdf.gz"}, files={"file": ("a", gz)}, headers=up.h)
+    _assert_ingested(up, r, lot2, "renamed.stdf.gz")
+    r = up.client.post("/v1/uploads/inspect", files={"file": ("w.stdf", lot2.paths[0].read_bytes())}, headers=up.h)
+    assert r.status_code == 200 and strict_json(r.text)["lot_id"] == "UP-FORM2"
+
+
+def test_multipart_form_without_a_file_part_is_400(up):
     before = len(_jobs(up))
-    r = up.client.post("/v1/uploads", params={"filename": filename}, content=lot.paths[0].read_bytes(), headers=up.h)
-    assert ".stdf" in _problem(r, 400, "bad_request")["detail"]
+    r = up.client.post("/v1/uploads", data={"other": "x"}, files={"upload": ("x.stdf", b"abc")}, headers=up.h)
+    detail = _problem(r, 400, "bad_request")["detail"]
+    assert (
+        detail
+        == "multipart/form-data upload needs a file part named 'file' (curl -F file=@lot.stdf); got other, upload"
+    )
     assert len(_jobs(up)) == before
 
 

@@ -47,7 +47,7 @@ from stratum.stdf.reader import check_header
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
-from .drop import DropObject, DropProcessor, is_stdf_like
+from .drop import COMPRESSED_SUFFIXES, STDF_SUFFIXES, DropObject, DropProcessor, is_stdf_like
 from .service import IngestService
 from .watcher import LOCAL_BUCKET
 
@@ -78,6 +78,25 @@ def check_stdf_name(name: str) -> None:
         raise BadRequest(
             "filename must end in .stdf or .std (optionally .gz, .bz2 or .zip) so the drop folder ingests it"
         )
+
+
+CONTAINER_SUFFIX = {"gzip": ".gz", "bzip2": ".bz2", "zip": ".zip"}
+
+
+def stdf_name(name: str, container: str | None) -> str:
+    """``name`` when the drop processor takes it (the reader sniffs the container itself); else
+    ``<name>.stdf`` plus the content's container suffix (a ``.gz``/``.bz2``/``.zip`` ending is replaced)."""
+    if is_stdf_like(name):
+        return name
+    suffix = CONTAINER_SUFFIX.get(container or "", "")
+    stem = name
+    for c in COMPRESSED_SUFFIXES:
+        if stem.lower().endswith(c):
+            stem = stem[: -len(c)]
+            break
+    if not stem.lower().endswith(STDF_SUFFIXES):
+        stem += ".stdf"
+    return stem + suffix
 
 
 class Received:
@@ -164,16 +183,20 @@ class UploadService:
 
     # -- direct uploads ---------------------------------------------------------------------------
     def upload(self, ws: str, filename: str, body: IO[bytes], size: int) -> Job:
-        """Store a spooled request body as a drop object with its queued job. Validates first (422)."""
+        """Store a spooled request body as a drop object with its queued job. Validates first (422).
+
+        The container (plain, gzip, bzip2, zip) is read from the content, not the name: a name that does
+        not say it (``lot.zip``, ``wafer.dat``) is stored as ``<name>.stdf[.<container>]`` so the drop
+        processor picks it up."""
         name = safe_name(filename)
-        check_stdf_name(name)
         if size == 0:
             raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
         try:
-            check_header(body, self.settings.input_limits.decompression())
+            header = check_header(body, self.settings.input_limits.decompression())
         except StdfError as exc:
             raise Unprocessable(str(exc), error=exc.to_dict()) from None
         body.seek(0)
+        name = stdf_name(name, header["compression"])
         job = self._new_job(ws, name, "upload", size)
         key = job.source.key or ""
         try:

@@ -57,11 +57,65 @@ async def spool_body(request: Request, limit: int) -> tuple[IO[bytes], int]:
     return spool, n
 
 
-# the raw STDF request body, documented for OpenAPI (FastAPI reads it from the Request, not a model)
-_BINARY_BODY = {
+async def form_file(request: Request, spool: IO[bytes]) -> tuple[IO[bytes], int, str | None]:
+    """The ``file`` part of a spooled multipart/form-data body: (file, size, its filename)."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def chunks():
+        while chunk := await run_in_threadpool(spool.read, 1 << 20):
+            yield chunk
+
+    try:
+        form = await MultiPartParser(request.headers, chunks(), max_files=1, max_fields=8).parse()
+    except MultiPartException as exc:
+        raise BadRequest(f"multipart/form-data body: {exc.message}") from None
+    part = form.get("file")
+    if not isinstance(part, UploadFile):
+        fields = ", ".join(sorted(form.keys())) or "none"
+        raise BadRequest(
+            f"multipart/form-data upload needs a file part named 'file' (curl -F file=@lot.stdf); got {fields}"
+        )
+    part.file.seek(0, 2)
+    size = part.file.tell()
+    part.file.seek(0)
+    return part.file, size, part.filename
+
+
+async def upload_body(
+    request: Request, limit: int, filename: str | None, default: str | None = None
+) -> tuple[IO[bytes], int, str]:
+    """The uploaded file and its name, from a raw body (``?filename=``) or a multipart form's ``file`` part."""
+    body, size = await spool_body(request, limit)
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        with body:
+            body, size, part_name = await form_file(request, body)
+        filename = filename or part_name
+    filename = filename or default
+    if not filename:
+        body.close()
+        raise BadRequest("filename is required: pass ?filename= (or upload a multipart form's file part with a name)")
+    return body, size, filename
+
+
+# the STDF request body, documented for OpenAPI (FastAPI reads it from the Request, not a model)
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
+_UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {
+            "application/octet-stream": _BINARY,
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {**_BINARY["schema"], "description": "The STDF file (curl -F file=@lot.stdf)"}
+                    },
+                }
+            },
+        },
     }
 }
 
@@ -75,18 +129,23 @@ def _job_out(job) -> JobOut:
     status_code=202,
     response_model=JobOut,
     responses=ERRORS,
-    summary="Upload an STDF file (raw body; plain, gzip or bzip2) and start its ingest job",
-    openapi_extra=_BINARY_BODY,
+    summary="Upload an STDF file (raw body or multipart form; plain, gzip, bzip2 or zip) and start its ingest job",
+    openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
     request: Request,
     response: Response,
     background: BackgroundTasks,
-    filename: str = Query(..., min_length=1, max_length=255, description="Original file name"),
+    filename: str | None = Query(
+        None,
+        min_length=1,
+        max_length=255,
+        description="Original file name; required for a raw body, defaults to the form part's file name",
+    ),
     principal: Principal = Depends(require("upload", "uploads")),
 ) -> JobOut:
     rt = request.app.state.runtime
-    body, size = await spool_body(request, rt.settings.max_upload_bytes)
+    body, size, filename = await upload_body(request, rt.settings.max_upload_bytes, filename)
     with body:
         job = await run_in_threadpool(rt.uploads.upload, principal.workspace, filename, body, size)
     background.add_task(rt.uploads.after_store, principal.workspace, job.source.key)
@@ -154,15 +213,17 @@ async def presigned_content(
     response_model=InspectOut,
     responses=ERRORS,
     summary="What an STDF file holds (lot, part type, tester, record counts, wafers, problems), without ingesting it",
-    openapi_extra=_BINARY_BODY,
+    openapi_extra=_UPLOAD_BODY,
 )
 async def inspect(
     request: Request,
-    filename: str = Query("upload.stdf", min_length=1, max_length=255),
+    filename: str | None = Query(
+        None, min_length=1, max_length=255, description="File name (default: the form part's, else upload.stdf)"
+    ),
     principal: Principal = Depends(require("upload", "uploads")),
 ):
     rt = request.app.state.runtime
-    body, size = await spool_body(request, rt.settings.max_upload_bytes)
+    body, size, filename = await upload_body(request, rt.settings.max_upload_bytes, filename, "upload.stdf")
     if size == 0:
         body.close()
         raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
