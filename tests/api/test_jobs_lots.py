@@ -91,7 +91,10 @@ def _lots(seeded, **params) -> list[str]:
         ({"q": "zzz"}, []),
         ({"part_type": "FT-DEV"}, [FT_LOT]),
         ({"part_type": "STRATUM-DEV1"}, [WS_LOT]),
-        ({"part_type": "ft-dev"}, []),  # exact match
+        ({"part_type": "ft-dev"}, [FT_LOT]),  # case-insensitive substring, like q
+        ({"part_type": "dev"}, [WS_LOT, FT_LOT]),
+        ({"program": "stratum_"}, [WS_LOT]),
+        ({"program": "prog", "part_type": "DEV1"}, [WS_LOT]),
         ({"program": "STRATUM_PROG"}, [WS_LOT]),
         ({"program": "FT_PROG", "part_type": "FT-DEV"}, [FT_LOT]),
         ({"program": "FT_PROG", "part_type": "STRATUM-DEV1"}, []),
@@ -116,6 +119,8 @@ def test_search_lots_bad_params_are_400(seeded, params):
 
 
 def test_lot_summary_fields(seeded):
+    truth = seeded.wafer_lot
+    p, final = truth.parts, final_mask(truth)
     ws, ft = seeded.json("/v1/lots")["items"]
     assert ws == {
         "lot_id": WS_LOT,
@@ -129,7 +134,18 @@ def test_lot_summary_fields(seeded):
         "active_job_id": seeded.wafer_jobs[-1].job_id,
         "file_count": 3,
         "updated_at": ws["updated_at"],
+        "wafer_count": 3,
+        "part_count": int(final.sum()),
+        "good_count": int(p.passed[final].sum()),
+        "yield": ws["yield"],
+        "first_pass_yield": ws["first_pass_yield"],
     }
+    assert ws["yield"] == pytest.approx(p.passed[final].mean(), rel=1e-12)
+    assert ws["first_pass_yield"] == pytest.approx(p.passed[first_pass_mask(truth)].mean(), rel=1e-12)
+    ft_truth = seeded.ft_lot
+    ft_final = final_mask(ft_truth)
+    assert (ft["wafer_count"], ft["part_count"]) == (0, int(ft_final.sum()))
+    assert ft["yield"] == pytest.approx(ft_truth.parts.passed[ft_final].mean(), rel=1e-12)
     assert ws["finish_time"] > ws["start_time"]
     assert (ft["lot_id"], ft["part_type"], ft["program"], ft["test_code"], ft["file_count"], ft["active_job_id"]) == (
         FT_LOT,

@@ -100,22 +100,27 @@ class AnalyticsService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Lot metadata from the catalog (no lake scan), filtered and paginated."""
-        ql = q.lower() if q else None
+        """Lots from the catalog, filtered (``q``, ``part_type``, ``program``: case-insensitive substrings)
+        and paginated; each with its counts and yields from its active snapshot's ``lots`` row."""
+
+        def has(text: str | None, sub: str | None) -> bool:
+            return not sub or sub.lower() in (text or "").lower()
 
         def want(lot) -> bool:
-            if ql and ql not in lot.lot_id.lower():
-                return False
-            if part_type and (lot.part_type or "") != part_type:
-                return False
-            if program and (lot.program or "") != program:
+            if not (has(lot.lot_id, q) and has(lot.part_type, part_type) and has(lot.program, program)):
                 return False
             if start_from is not None and (lot.start_time is None or lot.start_time < start_from):
                 return False
             return not (start_to is not None and (lot.start_time is None or lot.start_time > start_to))
 
         lots, nxt = self.catalog.list_lots(ws, limit=limit, cursor=cursor, want=want)
-        return [self._lot_summary(lot) for lot in lots], nxt
+        return [{**self._lot_summary(lot), **self._lot_counts(ws, lot.lot_id)} for lot in lots], nxt
+
+    def _lot_counts(self, ws: str, lot_id: str) -> dict[str, Any]:
+        """Wafer and part counts, final and first-pass yield (0-1) of the lot's active snapshot."""
+        with self._session(ws, lot_id) as s:
+            row = s.dicts("SELECT wafer_count, part_count, good_count, yield, first_pass_yield FROM lots")
+        return {k: _finite_or_none(v) for k, v in row[0].items()} if row else {}
 
     @staticmethod
     def _lot_summary(lot) -> dict[str, Any]:

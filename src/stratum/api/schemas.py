@@ -100,6 +100,13 @@ class LotSummary(BaseModel):
     active_job_id: str
     file_count: int
     updated_at: str
+    wafer_count: int | None = Field(None, description="Distinct wafers (0 for final test)")
+    part_count: int | None = Field(None, description="Dies/parts after retests (final view)")
+    good_count: int | None = Field(None, description="Passing dies/parts in the final view")
+    yield_: float | None = Field(
+        None, alias="yield", description="Final yield, a ratio 0-1: good_count / part_count (retests resolved)"
+    )
+    first_pass_yield: float | None = Field(None, description="First-pass yield, a ratio 0-1 (before any retest)")
 
 
 class WaferOut(BaseModel):

@@ -50,9 +50,9 @@ def _iso_to_epoch(v: str | None, name: str) -> int | None:
 )
 def list_lots(
     request: Request,
-    q: str | None = Query(None, max_length=255, description="Substring of the lot id"),
-    part_type: str | None = Query(None, max_length=255),
-    program: str | None = Query(None, max_length=255),
+    q: str | None = Query(None, max_length=255, description="Substring of the lot id (case-insensitive)"),
+    part_type: str | None = Query(None, max_length=255, description="Substring of the part type (case-insensitive)"),
+    program: str | None = Query(None, max_length=255, description="Substring of the test program (case-insensitive)"),
     start_from: str | None = Query(None, description="ISO date: lots started at or after"),
     start_to: str | None = Query(None, description="ISO date: lots started at or before"),
     limit: int = Query(50, ge=1, le=500),
