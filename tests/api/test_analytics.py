@@ -171,9 +171,7 @@ def test_wafer_map_heat_map_values(seeded):
     assert any(v is not None for v in got.values())
 
 
-def test_wafer_map_of_a_non_parametric_test_is_404(seeded):
-    r = seeded.get(lot_path("/wafers/W01/map"), params={"test_num": 9000})  # an FTR: no value to map
-    assert r.status_code == 404
+def test_wafer_map_of_an_unknown_test_is_404(seeded):
     r = seeded.get(lot_path("/wafers/W01/map"), params={"test_num": 4242})
     assert r.status_code == 404
 
@@ -423,7 +421,6 @@ def test_results_filtered_and_paginated(seeded, wafer, site, view):
 def test_results_of_an_unknown_test_or_wafer_is_404(seeded):
     assert seeded.get(lot_path("/tests/4242/results")).status_code == 404
     assert seeded.get(lot_path("/tests/1000/results"), params={"wafer_id": "W99"}).status_code == 404
-    assert seeded.get(lot_path("/tests/9000/results")).status_code == 404  # results are PTR values
 
 
 # -- capability -------------------------------------------------------------------------------------
@@ -729,3 +726,44 @@ def test_snapshot_of_another_lot_or_unknown_is_404(seeded, path):
         body = strict_json(r.text)
         assert body["code"] == "not_found"
         assert job_id in body["detail"]
+
+
+def test_functional_test_results_and_pass_fail_map(seeded):
+    """FTR tests listed by /tests have results (one row per part, pass/fail) and a pass/fail map."""
+    truth = seeded.wafer_lot
+    t = truth.test_index(9000)
+    ex = final_mask(truth) & truth.executed[:, t]
+    body = seeded.json(lot_path("/tests/9000/results"), params={"limit": 10000})
+    assert body["test"]["test_type"] == "F" and body["test"]["test_name"] == truth.tests[t].name
+    rows = body["items"]
+    assert len(rows) == int(ex.sum())
+    assert sum(1 for r in rows if r["passed"] is False) == int((ex & truth.failed[:, t]).sum())
+    assert all(r["result"] is None and r["is_final"] and r["valid"] for r in rows)
+    w3 = ex & (truth.parts.wafer_id == "W03")
+    m = seeded.json(lot_path("/wafers/W03/map"), params={"test_num": 9000})
+    assert m["test"]["test_type"] == "F"
+    failing = {
+        (int(x), int(y))
+        for x, y in zip(truth.parts.x[w3 & truth.failed[:, t]], truth.parts.y[w3 & truth.failed[:, t]], strict=True)
+    }
+    passing = {
+        (int(x), int(y))
+        for x, y in zip(truth.parts.x[w3 & ~truth.failed[:, t]], truth.parts.y[w3 & ~truth.failed[:, t]], strict=True)
+    }
+    got = {(x, y): v for x, y, v in zip(m["dies"]["x"], m["dies"]["y"], m["dies"]["value"], strict=True)}
+    assert {k for k, v in got.items() if v == 0.0} == failing
+    assert {k for k, v in got.items() if v == 1.0} == passing
+    png = seeded.get(lot_path("/wafers/W03/map"), params={"test_num": 9000, "format": "png"})
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+
+def test_mpr_results_one_row_per_pin(seeded):
+    truth = seeded.wafer_lot
+    t = truth.test_index(5000)
+    ex = final_mask(truth) & truth.executed[:, t]
+    rows = seeded.json(lot_path("/tests/5000/results"), params={"limit": 10000})["items"]
+    assert len(rows) == int(ex.sum()) * truth.tests[t].pins
+    assert sum(1 for r in rows if r["passed"] is False) == int((truth.pin_stat[t][ex] != 1).sum())
+    assert sorted({r["pin_seq"] for r in rows}) == list(range(truth.tests[t].pins))
+    page = seeded.json(lot_path("/tests/5000/results"), params={"limit": 7})
+    assert len(page["items"]) == 7 and page["items"] == rows[:7] and page["next_cursor"]

@@ -224,12 +224,16 @@ class AnalyticsService:
             test = None
             values = None
             if test_num is not None:
-                test = self._pick_test(s, test_num, test_name, types=("P",))
-                vals = s.rows(
-                    f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
-                                  AND test_name = ? AND valid AND {_view_filter(view)}""",
-                    [wafer_id, test_num, test["test_name"]],
-                )
+                test = self._pick_test(s, test_num, test_name)
+                if test["test_type"] == "P":
+                    sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
+                              AND test_name = ? AND valid AND {_view_filter(view)}"""
+                else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
+                    table = "ftr_results" if test["test_type"] == "F" else "mpr_results"
+                    sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {table}
+                              WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
+                                AND {_view_filter(view)} GROUP BY x, y"""
+                vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
                 by_xy = {(x, y): r for x, y, r in vals}
                 values = [by_xy.get((d["x"], d["y"])) for d in dies]
         o = ori[0] if ori else {}
@@ -346,7 +350,11 @@ class AnalyticsService:
     ) -> tuple[dict, list[dict], bool]:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            test = self._pick_test(s, test_num, test_name, types=("P",))
+            test = self._pick_test(s, test_num, test_name)
+            if test["test_type"] != "P":
+                rows = self._pin_or_functional_results(s, test, wafer_id, site_num, view, limit, offset)
+                more = len(rows) > limit
+                return test, [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows[:limit]], more
             rows = s.dicts(
                 f"""
                 SELECT wafer_id, x, y, part_id, head_num, site_num, result, valid, passed, lo_limit, hi_limit,
@@ -365,6 +373,35 @@ class AnalyticsService:
             )
         more = len(rows) > limit
         return test, [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows[:limit]], more
+
+    @staticmethod
+    def _pin_or_functional_results(
+        s: Session, test: dict, wafer_id: str | None, site_num: int | None, view: View, limit: int, offset: int
+    ) -> list[dict]:
+        """Rows of an FTR (one per part) or MPR (one per pin and part) test, shaped like PTR result rows."""
+        if test["test_type"] == "F":
+            cols = """NULL::DOUBLE AS result, passed IS NOT NULL AS valid, NULL::DOUBLE AS lo_limit,
+                      NULL::DOUBLE AS hi_limit, num_fail, cycl_cnt, vect_nam, rslt_txt, test_flg"""
+            table, order = "ftr_results", ""
+        else:
+            cols = "result, valid, lo_limit, hi_limit, pin_seq, pin_name, rtn_stat"
+            table, order = "mpr_results", ", pin_seq"
+        return s.dicts(
+            f"""
+            SELECT wafer_id, x, y, part_id, head_num, site_num, passed, is_final, is_retest, job_id, {cols}
+            FROM {table} WHERE test_num = $num AND test_name = $name AND {_view_filter(view)} AND {_WAFER}
+              AND ($site::INTEGER IS NULL OR site_num = $site)
+            ORDER BY job_id, wafer_id NULLS FIRST, y, x, part_id, site_num, is_retest{order}
+            LIMIT $limit OFFSET $offset""",
+            {
+                "num": test["test_num"],
+                "name": test["test_name"],
+                "wafer": wafer_id,
+                "site": site_num,
+                "limit": limit + 1,
+                "offset": offset,
+            },
+        )
 
     # -- capability -----------------------------------------------------------------------------
     def capability(

@@ -228,6 +228,14 @@ class ResultRow(BaseModel):
     hard_bin: int | None = None
     soft_bin: int | None = None
     job_id: str
+    pin_seq: int | None = Field(None, description="MPR only: position of the pin in the record")
+    pin_name: str | None = Field(None, description="MPR only: logical pin name (PMR.LOG_NAM, else CHAN_NAM)")
+    rtn_stat: int | None = Field(None, description="MPR only: the pin's return state nibble")
+    num_fail: int | None = Field(None, description="FTR only: NUM_FAIL, failing pins")
+    cycl_cnt: int | None = Field(None, description="FTR only: CYCL_CNT, cycle count of the vector")
+    vect_nam: str | None = Field(None, description="FTR only: VECT_NAM, vector pattern name")
+    rslt_txt: str | None = Field(None, description="FTR only: RSLT_TXT")
+    test_flg: int | None = Field(None, description="FTR only: TEST_FLG")
 
 
 class ResultsPage(BaseModel):

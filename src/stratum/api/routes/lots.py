@@ -109,7 +109,13 @@ def wafer_map(
     lot_id: str,
     wafer_id: str,
     snapshot_job_id: str | None = SNAP,
-    test_num: int | None = Query(None, ge=0, le=4294967295, description="Add this test's result per die (heat map)"),
+    test_num: int | None = Query(
+        None,
+        ge=0,
+        le=4294967295,
+        description="Add this test's result per die as `value` (heat map); for a functional (FTR) or "
+        "multi-pin (MPR) test, 1 when the die passed it (every pin) and 0 when it failed (pass/fail map)",
+    ),
     test_name: str | None = Query(None, max_length=255, description="Disambiguates a reused test number"),
     view: View = "final",
     bin_type: Literal["H", "S"] = "H",
@@ -184,7 +190,8 @@ def _cursor(offset: int) -> str:
     "/v1/lots/{lot_id}/tests/{test_num}/results",
     response_model=ResultsPage,
     responses=ERRORS,
-    summary="Per-die results of one test, filterable by wafer and site",
+    summary="Per-die results of one test, filterable by wafer and site: parametric (PTR) values, functional "
+    "(FTR) pass/fail with its vector fields, multi-pin (MPR) one row per pin",
 )
 def test_results(
     request: Request,
