@@ -94,6 +94,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")
+    from .caching import CachingMiddleware
+
+    app.add_middleware(CachingMiddleware)
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):
