@@ -12,6 +12,7 @@ from PIL import Image
 
 from stratum.analytics import capability as cap
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.query.floats import float32_value
 
 from .conftest import FT_LOT, PINNED_PATHS, WS_LOT, assert_same, final_mask, first_pass_mask, strict_json, valid_mask
 
@@ -40,6 +41,12 @@ def lot_path(suffix: str = "", lot: str = WS_LOT) -> str:
 
 
 def _f32(v) -> float | None:
+    """A float32 value as the API presents it: the shortest decimal of the same float32 (1e-05)."""
+    return None if v is None else float32_value(float(np.float32(v)))
+
+
+def _f32x(v) -> float | None:
+    """The exact float32 value (what computations such as capability use)."""
     return None if v is None else float(np.float32(v))
 
 
@@ -365,7 +372,7 @@ def _results_truth(truth, t: int, mask: np.ndarray) -> list[tuple]:
             int(p.x[i]),
             int(p.y[i]),
             int(p.site[i]),
-            float(truth.results[i, t]) if truth.executed[i, t] else None,
+            _f32(truth.results[i, t]) if truth.executed[i, t] else None,
             bool(valid[i]),
             not bool(truth.failed[i, t]),
             int(p.hard_bin[i]),
@@ -437,7 +444,7 @@ def _cap_truth(truth, wafer: str | None = None, limits: str = "test") -> dict[tu
         ok = final & valid_mask(truth, t)
         stats = cap.from_values(truth.results[ok, t].astype(np.float64), truth.parts.wafer_id[ok])
         lo, hi = (td.lo, td.hi) if limits == "test" else (td.lo_spec, td.hi_spec)
-        out[(td.num, td.name)] = cap.compute_capability(stats, _f32(lo), _f32(hi))
+        out[(td.num, td.name)] = cap.compute_capability(stats, _f32x(lo), _f32x(hi))
     return out
 
 
@@ -448,6 +455,8 @@ def _check_cap(rows: list[dict], exp: dict[tuple, cap.CapabilityResult]) -> int:
         g = got[key]
         for k in CAP_FIELDS:
             ev = getattr(e, k)
+            if k in ("lsl", "usl") and ev is not None:
+                ev = float32_value(ev)  # the file's R*4 limits, shown at float32 precision
             if ev is None:
                 assert g[k] is None, (key, k, g[k])
             else:
@@ -531,7 +540,7 @@ def test_capability_auto_falls_back_to_exact_without_tsr(seeded):
         i = truth.test_index(t["test_num"], t["test_name"])
         ok = final & valid_mask(truth, i)
         e = cap.compute_capability(
-            cap.from_values(truth.results[ok, i].astype(np.float64)), _f32(truth.tests[i].lo), _f32(truth.tests[i].hi)
+            cap.from_values(truth.results[ok, i].astype(np.float64)), _f32x(truth.tests[i].lo), _f32x(truth.tests[i].hi)
         )
         assert t["n"] == e.n
         assert t["ppk"] == pytest.approx(e.ppk, rel=1e-9) if e.ppk is not None else t["ppk"] is None
@@ -687,8 +696,8 @@ def test_pinned_snapshot_numbers_are_the_first_files(seeded):
         ok = final & valid_mask(truth, i)
         e = cap.compute_capability(
             cap.from_values(truth.results[ok, i].astype(np.float64), truth.parts.wafer_id[ok]),
-            _f32(truth.tests[i].lo),
-            _f32(truth.tests[i].hi),
+            _f32x(truth.tests[i].lo),
+            _f32x(truth.tests[i].hi),
         )
         assert t["n"] == e.n
         for k in ("mean", "sigma_within", "cpk", "ppk"):
@@ -767,3 +776,21 @@ def test_mpr_results_one_row_per_pin(seeded):
     assert sorted({r["pin_seq"] for r in rows}) == list(range(truth.tests[t].pins))
     page = seeded.json(lot_path("/tests/5000/results"), params={"limit": 7})
     assert len(page["items"]) == 7 and page["items"] == rows[:7] and page["next_cursor"]
+
+
+def test_float32_values_are_presented_at_float32_precision(seeded):
+    """STDF R*4 values (results, limits) are shown as the shortest decimal of the float32, not its float64
+    expansion: 1e-05, not 9.999999747378752e-06."""
+    rows = seeded.json(lot_path("/tests/1030/results"), params={"limit": 50})["items"]
+    for r in rows:
+        for k in ("result", "lo_limit", "hi_limit"):
+            v = r[k]
+            if v is not None:
+                assert repr(v) == repr(float32_value(v)) and len(repr(v).lstrip("-").replace(".", "")) <= 12, (k, v)
+    assert any(len(repr(r["result"])) < 12 for r in rows if r["result"] is not None)
+    r = seeded.client.post(
+        "/v1/sql",
+        json={"query": "SELECT 1e-5::FLOAT AS f, [1e-5::FLOAT] AS l, 0.1::DOUBLE AS d"},
+        headers=seeded.headers(),
+    )
+    assert r.json()["rows"] == [[1e-05, [1e-05], 0.1]]

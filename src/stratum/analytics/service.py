@@ -17,6 +17,7 @@ import numpy as np
 from stratum.catalog import Catalog
 from stratum.errors import BadRequest, NotFound
 from stratum.query.engine import QueryEngine, Scope, Session, check_wafer_ids
+from stratum.query.floats import float32_value
 from stratum.query.sql import jsonable
 from stratum.render.diemap import MapData
 
@@ -493,6 +494,8 @@ class AnalyticsService:
         for i, t in enumerate(tests):
             d = batch[i].to_dict() if batch is not None else {}
             d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
+            for k in ("lsl", "usl"):  # the limits are the file's R*4 values: shown at float32 precision
+                d[k] = float32_value(d.get(k))
             results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
         return {
             "lot_id": lot_id,

@@ -35,6 +35,7 @@ from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql
+from .floats import float32_columns, float32_value
 from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
@@ -354,7 +355,11 @@ class Session:
     def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
         res = self.cur.execute(sql, params or [])
         names = [d[0] for d in res.description]
-        return [dict(zip(names, r, strict=False)) for r in res.fetchall()]
+        f32 = set(float32_columns(res.description))  # presented at float32 precision (1e-05)
+        return [
+            {n: float32_value(v) if i in f32 else v for i, (n, v) in enumerate(zip(names, r, strict=False))}
+            for r in res.fetchall()
+        ]
 
     def interrupt(self) -> None:
         self.broken = True  # an interrupted cursor is not lent again

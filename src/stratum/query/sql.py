@@ -40,6 +40,7 @@ from stratum.errors import BadRequest, QueryRejected, QueryResources, QueryTimeo
 from stratum.settings import Settings
 
 from .engine import QueryEngine, Scope, check_wafer_ids, resources
+from .floats import float32_columns, float32_value
 from .public_schema import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
@@ -326,7 +327,8 @@ class SqlService:
             got = res.fetchmany(min(batch, n - len(out)))
             if not got:
                 break
-            rows = [[jsonable(v) for v in r] for r in got]
+            f32 = float32_columns(res.description)
+            rows = [[jsonable(float32_value(v) if i in f32 else v) for i, v in enumerate(r)] for r in got]
             if max_bytes is None:
                 out += rows
                 batch = min(batch * 4, 2048)
