@@ -111,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix), interval=args.interval, on_job=report)
         watcher.start()
+    rt.delivery.start_worker()  # outbound webhooks and email digests, from the metadata store
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:

@@ -57,6 +57,38 @@ class Runtime:
         return EventBridgeBus(aws.event_bus_name or "default", aws.region, endpoint_url=aws.endpoint_url or None)
 
     @cached_property
+    def delivery(self):
+        """Inbox, webhooks, inbound hooks and email. Locally it subscribes to the in-process bus; on AWS
+        the delivery function feeds it EventBridge events from its queue."""
+        from stratum.delivery.service import DeliveryService
+
+        svc = DeliveryService(
+            self.meta, self.settings, self.events, ingest_key=self._ingest_drop_key, annotate_lot=self._annotate_lot
+        )
+        subscribe = getattr(self.events, "subscribe", None)
+        if subscribe is not None:
+            subscribe(svc.handle)
+        return svc
+
+    def _ingest_drop_key(self, ws: str, key: str) -> dict:
+        from stratum.errors import NotFound
+        from stratum.ingest.drop import DropObject, DropProcessor
+
+        full = f"{self.drop_prefix}{ws}/{key}"
+        if self.drop.head(full) is None:
+            raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
+        from stratum.ingest.watcher import LOCAL_BUCKET
+
+        bucket = self.settings.aws.drop_bucket if self.settings.backend == "aws" else LOCAL_BUCKET
+        job = DropProcessor(self.ingest, self.drop, self.drop_prefix).process(DropObject(bucket, full))
+        if job is None:
+            return {"job_id": None, "status": "skipped", "reason": "not an STDF file name"}
+        return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id}
+
+    def _annotate_lot(self, ws: str, lot_id: str, note: dict) -> dict:
+        return self.catalog.add_lot_note(ws, lot_id, note)
+
+    @cached_property
     def ingest(self):
         from stratum.ingest.service import IngestService
 
@@ -75,6 +107,8 @@ class Runtime:
         return SqlService(self.engine, self.settings)
 
     def close(self) -> None:
+        if "delivery" in self.__dict__:
+            self.delivery.stop_worker()
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()

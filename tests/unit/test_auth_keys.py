@@ -453,6 +453,8 @@ EXPECTED = {
     "sql_run": {"full"},
     "classify": {"classify", "full"},
     "admin": {"admin"},
+    "notifications": {"read", "full", "admin"},
+    "webhooks": {"admin"},
 }
 
 

@@ -16,7 +16,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import jobs, lots, sql, status, uploads
+from .routes import jobs, lots, notifications, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
 
@@ -51,6 +51,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = KeyService(rt.meta, environment=settings.environment)
     app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
     app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -74,7 +75,15 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+    for r in (
+        status.router,
+        uploads.router,
+        jobs.router,
+        lots.router,
+        sql.router,
+        notifications.router,
+        webhooks.router,
+    ):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")
