@@ -64,8 +64,8 @@ class SesEmail(EmailPort):
         self._ses = (session or boto3).client("ses", region_name=region, endpoint_url=endpoint_url)
 
     def send(self, msg: EmailMessage) -> str:
-        to = [a.strip() for a in str(msg["To"]).split(",")]
-        out = self._ses.send_raw_email(Source=str(msg["From"]), Destinations=to, RawMessage={"Data": bytes(msg)})
+        # recipients come from the To header (SES reads them when Destinations is omitted)
+        out = self._ses.send_raw_email(Source=str(msg["From"]), RawMessage={"Data": bytes(msg)})
         return out["MessageId"]
 
 
