@@ -14,6 +14,7 @@ Environment: STRATUM_BACKEND=aws, STRATUM_AWS__METADATA_TABLE, STRATUM_AWS__DELI
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -30,6 +31,13 @@ metrics = Metrics()
 tracer = Tracer()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _state: dict[str, Any] = {}
+RESERVE_S = 15.0
+
+
+def deadline(context: Any) -> float:
+    """Stop claiming attempts when one more (at most the total timeout) could outlast the function."""
+    left = context.get_remaining_time_in_millis() / 1000 if hasattr(context, "get_remaining_time_in_millis") else 60
+    return time.monotonic() + left - get_settings().delivery.total_timeout_seconds - RESERVE_S
 
 
 def runtime() -> Runtime:
@@ -50,10 +58,10 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
-        attempted = runtime().delivery.run_due()
+        attempted = runtime().delivery.run_due(deadline(context))
         metrics.add_metric(name="AttemptsMade", unit=MetricUnit.Count, value=attempted)
         return {"attempted": attempted}
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    attempted = runtime().delivery.webhooks.run_due()
+    attempted = runtime().delivery.webhooks.run_due(deadline=deadline(context))
     metrics.add_metric(name="AttemptsMade", unit=MetricUnit.Count, value=attempted)
     return result

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_events as events
 from constructs import Construct
 
 from stratum.lake import schema as lake_schema
@@ -14,6 +15,7 @@ from . import constants as C
 from .api import ApiConstruct
 from .assets import assemble_function_asset
 from .catalog import CatalogConstruct, glue_name
+from .delivery import DeliveryConstruct
 from .ingest import IngestConstruct
 from .layers import StratumLayers
 from .monitors import MonitorsConstruct
@@ -51,6 +53,8 @@ class StratumStack(Stack):
             self, "Layers", layers_build_dir=config.layers_build_dir, placeholder_dir=config.asset_build_dir
         )
 
+        # the event port's bus (stratum.events.eventbridge): producers PutEvents, rules route kinds to consumers
+        self.event_bus = events.EventBus(self, "EventBus", description="Stratum events (source 'stratum')")
         environment = {
             "STRATUM_BACKEND": "aws",
             "STRATUM_ENVIRONMENT": "production",
@@ -63,10 +67,22 @@ class StratumStack(Stack):
             "STRATUM_AWS__GLUE_DATABASE": self.catalog.database_name,
             "STRATUM_AWS__ATHENA_WORKGROUP": self.catalog.workgroup_name,
             "STRATUM_AWS__ATHENA_OUTPUT": self.catalog.output_location,
+            "STRATUM_AWS__EVENT_BUS_NAME": self.event_bus.event_bus_name,
         }
 
         ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
         api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
+        delivery_asset = assemble_function_asset("delivery", config.project_root, config.asset_build_dir)
+        self.delivery = DeliveryConstruct(
+            self,
+            "Delivery",
+            storage=self.storage,
+            bus=self.event_bus,
+            asset=delivery_asset,
+            layers=self.layers.for_function("delivery"),
+            environment=environment,
+        )
+        environment = {**environment, "STRATUM_AWS__DELIVERY_KMS_KEY_ID": self.delivery.secrets_key.key_arn}
 
         self.ingest = IngestConstruct(
             self,
@@ -87,6 +103,7 @@ class StratumStack(Stack):
             integration_timeout_seconds=config.api_integration_timeout_seconds,
             manage_account_logging_role=config.api_gateway_cloudwatch_role,
         )
+        self.delivery.grant_api(self.api.function_.role, self.event_bus)
         self.monitors = MonitorsConstruct(
             self, "Monitors", enabled=config.monitors_enabled, project_root=config.project_root
         )
@@ -99,6 +116,13 @@ class StratumStack(Stack):
             ("MetadataTableName", self.storage.table.table_name, "Metadata table (jobs, lots, keys)"),
             ("IngestQueueUrl", self.ingest.queue.queue_url, "Ingest queue"),
             ("IngestDeadLetterQueueUrl", self.ingest.dead_letter_queue.queue_url, "Failed ingests (redrive)"),
+            ("EventBusName", self.event_bus.event_bus_name, "Stratum event bus"),
+            ("DeliveryQueueUrl", self.delivery.queue.queue_url, "Delivery queue (events for webhooks, inbox, email)"),
+            (
+                "DeliveryDeadLetterQueueUrl",
+                self.delivery.dead_letter_queue.queue_url,
+                "Events delivery could not record",
+            ),
             ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
             ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
         ):

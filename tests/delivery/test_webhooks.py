@@ -250,3 +250,15 @@ def test_deleted_or_disabled_endpoint_cancels_pending(tmp_path, receiver: Receiv
     assert d.status == "cancelled" and d.attempts[0].error == "webhook disabled (None)"
     assert receiver.received == []
     json.dumps(d.model_dump(mode="json"))
+
+
+def test_run_due_stops_claiming_at_the_deadline(tmp_path, receiver: Receiver, clock) -> None:
+    import time
+
+    svc, bus = make_delivery(tmp_path, clock)
+    hook(svc, receiver.url)
+    for _ in range(3):
+        bus.publish(new_event("monitor.fired", "ws1"))
+    assert svc.webhooks.run_due(deadline=time.monotonic() - 1) == 0
+    assert len(svc.webhooks.due()) == 3  # nothing claimed: all still due
+    assert svc.webhooks.run_due(deadline=time.monotonic() + 60) == 3

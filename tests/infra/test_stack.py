@@ -28,6 +28,7 @@ EXPECTED_ENV = {
     "STRATUM_AWS__GLUE_DATABASE",
     "STRATUM_AWS__ATHENA_WORKGROUP",
     "STRATUM_AWS__ATHENA_OUTPUT",
+    "STRATUM_AWS__EVENT_BUS_NAME",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -42,7 +43,11 @@ def logical_id(synth: Synth, construct) -> str:
 
 
 def function(synth: Synth, name: str) -> dict:
-    construct = {"ingest": synth.stack.ingest.function, "api": synth.stack.api.function}[name]
+    construct = {
+        "ingest": synth.stack.ingest.function,
+        "api": synth.stack.api.function,
+        "delivery": synth.stack.delivery.function,
+    }[name]
     return synth.resources[logical_id(synth, construct)]
 
 
@@ -91,19 +96,22 @@ def test_must_exist_resource_counts(synth: Synth) -> None:
     t = synth.template
     t.resource_count_is("AWS::S3::Bucket", 4)  # drop, lake, athena results, access logs
     t.resource_count_is("AWS::DynamoDB::Table", 1)
-    t.resource_count_is("AWS::SQS::Queue", 2)  # ingest queue + DLQ
-    t.resource_count_is("AWS::Lambda::Function", 3)  # ingest, api + CDK's BucketNotificationsHandler
+    t.resource_count_is("AWS::SQS::Queue", 4)  # ingest queue + DLQ, delivery queue + DLQ
+    t.resource_count_is("AWS::Lambda::Function", 4)  # ingest, api, delivery + CDK's BucketNotificationsHandler
     t.resource_count_is("AWS::Lambda::LayerVersion", 3)
-    t.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    t.resource_count_is("AWS::Lambda::EventSourceMapping", 2)
     t.resource_count_is("AWS::ApiGateway::RestApi", 1)
     t.resource_count_is("AWS::ApiGateway::Stage", 1)
-    t.resource_count_is("AWS::CloudWatch::Alarm", 1)
+    t.resource_count_is("AWS::CloudWatch::Alarm", 2)  # the two DLQs
     t.resource_count_is("AWS::Athena::WorkGroup", 1)
     t.resource_count_is("AWS::Glue::Database", 1)
     t.resource_count_is("Custom::S3BucketNotifications", 1)
-    # no Cognito, no authorizer, no schedule yet (monitors placeholder)
+    t.resource_count_is("AWS::Events::EventBus", 1)
+    t.resource_count_is("AWS::Events::Rule", 2)  # delivery: event kinds -> queue, one-minute tick
+    t.resource_count_is("AWS::KMS::Key", 1)  # webhook secrets
+    # no Cognito, no authorizer
     t.resource_count_is("AWS::ApiGateway::Account", 1)  # region-wide logging role (retained; see ApiConstruct)
-    for absent in ("AWS::Cognito::UserPool", "AWS::ApiGateway::Authorizer", "AWS::Events::Rule"):
+    for absent in ("AWS::Cognito::UserPool", "AWS::ApiGateway::Authorizer"):
         t.resource_count_is(absent, 0)
 
 
@@ -216,17 +224,24 @@ def test_ingest_queue_visibility_dlq_and_event_source(synth: Synth) -> None:
             st["Effect"] == "Deny" and st["Condition"]["Bool"]["aws:SecureTransport"] == "false"
             for st in policy["Properties"]["PolicyDocument"]["Statement"]
         )
-    (esm,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
-    p = esm["Properties"]
-    assert p["FunctionName"] == {"Ref": logical_id(synth, synth.stack.ingest.function)}
+    ingest_fn = {"Ref": logical_id(synth, synth.stack.ingest.function)}
+    (p,) = [
+        e["Properties"]
+        for e in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if e["Properties"]["FunctionName"] == ingest_fn
+    ]
     assert 1 <= p["BatchSize"] <= 5
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_dlq_alarm(synth: Synth) -> None:
-    dlq_id = logical_id(synth, synth.stack.ingest.dead_letter_queue)
-    (alarm,) = synth.of_type("AWS::CloudWatch::Alarm").values()
-    p = alarm["Properties"]
+@pytest.mark.parametrize("capability", ["ingest", "delivery"])
+def test_dlq_alarm(synth: Synth, capability: str) -> None:
+    dlq_id = logical_id(synth, getattr(synth.stack, capability).dead_letter_queue)
+    (p,) = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+    ]
     assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert p["Namespace"] == "AWS/SQS"
     assert p["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
@@ -267,7 +282,7 @@ def test_api_timeouts_fit_the_integration_timeout(synth: Synth) -> None:
     assert C.api_timeouts(40) == C.ApiTimeouts(integration_seconds=40, lambda_seconds=35, sql_seconds=30)
 
 
-@pytest.mark.parametrize("name", ["ingest", "api"])
+@pytest.mark.parametrize("name", ["ingest", "api", "delivery"])
 def test_environment_variables(synth: Synth, name: str) -> None:
     env = function(synth, name)["Properties"]["Environment"]["Variables"]
     assert EXPECTED_ENV <= set(env), EXPECTED_ENV - set(env)
@@ -319,7 +334,7 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
         # Only the lead's handler modules may be missing (work in progress): name them.
         sources = [
             f"functions/{n}/handler.py"
-            for n in ("ingest", "api")
+            for n in ("ingest", "api", "delivery")
             if not (ROOT / "functions" / n / "handler.py").is_file()
         ]
         assert sources, f"handler modules missing from assets although the sources exist: {missing}"
@@ -327,7 +342,7 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
 
 
 def test_function_assets_ship_the_stratum_package_as_is(synth: Synth) -> None:
-    for name in ("ingest", "api"):
+    for name in ("ingest", "api", "delivery"):
         asset = synth.build_dir / "functions" / name
         shipped = {p.relative_to(asset / "stratum") for p in (asset / "stratum").rglob("*") if p.is_file()}
         source = {

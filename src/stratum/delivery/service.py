@@ -92,9 +92,9 @@ class DeliveryService:
     def flush_email(self) -> list[str]:
         return self.digests.flush()
 
-    def run_due(self) -> int:
+    def run_due(self, deadline: float | None = None) -> int:
         """One pass of due attempts and email (the AWS delivery function's scheduled run)."""
-        n = self.webhooks.run_due()
+        n = self.webhooks.run_due(deadline=deadline)
         self.flush_email()
         return n
 

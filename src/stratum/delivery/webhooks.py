@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -414,9 +415,13 @@ class WebhookService:
         claimed = self._claim(item)
         return None if claimed is None else self._attempt(claimed)
 
-    def run_due(self, limit: int | None = None) -> int:
+    def run_due(self, limit: int | None = None, *, deadline: float | None = None) -> int:
+        """Attempt what is due, one after the other; stop claiming once ``time.monotonic()`` passes
+        ``deadline`` (a Lambda's budget): what is left stays due for the next run."""
         n = 0
         for ws, dlv_id in self.due(limit):
+            if deadline is not None and time.monotonic() > deadline:
+                break
             if self.run_one(ws, dlv_id) is not None:
                 n += 1
         return n
