@@ -15,7 +15,7 @@ from stratum.delivery.signing import secret_key as key_of
 from stratum.delivery.signing import signature
 from stratum.events import new_event
 from stratum.settings import settings_for
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
 from .receiver import Receiver
 
