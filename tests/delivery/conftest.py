@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stratum.delivery.service import DeliveryService
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.events.local import InProcessBus
 from stratum.settings import settings_for
 from stratum.storage.sqlite import SqliteMetadataStore
-
-from .receiver import Receiver
 
 
 class Clock:

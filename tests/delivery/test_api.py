@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from stratum.api.app import create_app
 from stratum.delivery.signing import secret_key as key_of
 from stratum.delivery.signing import signature
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.events import new_event
 from stratum.settings import settings_for
-from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
-
-from .receiver import Receiver
 
 LIMITS = {"analytics_per_window": 10**6, "sql_per_window": 10**6, "uploads_per_window": 10**6}
 

@@ -14,11 +14,11 @@ from stratum.delivery.email import SesEmail, build_message
 from stratum.delivery.inbox import MuteHours, Prefs
 from stratum.delivery.sealing import KmsSecretBox, LocalSecretBox
 from stratum.delivery.webhooks import WebhookIn
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.events import new_event
 from tests.fixtures.aws import REGION
 
 from .conftest import make_delivery
-from .receiver import Receiver
 
 
 def mails(svc) -> list[email.message.EmailMessage]:

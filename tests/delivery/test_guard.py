@@ -14,10 +14,10 @@ import pytest
 
 from stratum.delivery.guard import Guard, TargetRefused, parse_cidrs, send
 from stratum.delivery.webhooks import WebhookIn
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.events import new_event
 
 from .conftest import make_delivery
-from .receiver import Receiver
 
 REFUSED = {
     "loopback v4": "127.0.0.1",

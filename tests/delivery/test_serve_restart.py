@@ -19,9 +19,8 @@ import httpx
 import standardwebhooks
 
 from stratum.auth.keys import KeyService
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.storage.sqlite import SqliteMetadataStore
-
-from .receiver import Receiver
 
 
 def free_port() -> int:

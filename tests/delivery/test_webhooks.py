@@ -14,11 +14,11 @@ import standardwebhooks
 
 from stratum.delivery.signing import secret_key
 from stratum.delivery.webhooks import WebhookIn, WebhookPatch
+from stratum.devtools.webhook_receiver import Receiver
 from stratum.errors import NotFound
 from stratum.events import new_event
 
 from .conftest import make_delivery
-from .receiver import Receiver
 
 NO_JITTER = {"delivery": {"jitter_fraction": 0.0}}
 

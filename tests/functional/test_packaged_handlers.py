@@ -106,8 +106,8 @@ def test_delivery_handler_as_packaged(aws_stack, boto_session, tmp_path):
     import standardwebhooks
 
     from stratum.delivery.webhooks import WebhookIn
+    from stratum.devtools.webhook_receiver import Receiver
     from stratum.runtime import Runtime
-    from tests.delivery.receiver import Receiver
     from tests.fixtures.aws import REGION
 
     key_id = boto_session.client("kms", region_name=REGION, endpoint_url=aws_stack.endpoint).create_key()[

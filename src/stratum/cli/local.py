@@ -130,7 +130,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register(add) -> None:
     add("demo", cmd_demo, "generate sample lots, ingest them locally and show a summary", workspace=False)
-    sp = add("serve", cmd_serve, "run the local runtime: the HTTP API, the drop-folder watcher and the delivery worker", workspace=False)
+    sp = add(
+        "serve",
+        cmd_serve,
+        "run the local runtime: the HTTP API, the drop-folder watcher and the delivery worker",
+        workspace=False,
+    )
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--no-watch", action="store_true", help="do not watch <data-dir>/incoming/")

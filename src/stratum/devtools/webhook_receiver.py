@@ -1,4 +1,4 @@
-"""A scriptable loopback webhook receiver (127.0.0.1, random port) for delivery tests and the bench."""
+"""A scriptable loopback webhook receiver (127.0.0.1, random port) for the delivery tests and benchmark."""
 
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ class Receiver:
             def log_message(self, *a) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default backlog (5) drops concurrent connects: 1 s SYN retries
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
