@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from stratum.errors import Unavailable
+
 
 class SecretBox(ABC):
     @abstractmethod
@@ -76,12 +78,16 @@ class KmsSecretBox(SecretBox):
     def __init__(self, key_id: str, region: str, *, endpoint_url: str | None = None, session: Any = None) -> None:
         import boto3
 
-        if not key_id:
-            raise ValueError("STRATUM_AWS__DELIVERY_KMS_KEY_ID is required to seal webhook secrets on AWS")
         self.key_id = key_id
         self._kms = (session or boto3).client("kms", region_name=region, endpoint_url=endpoint_url)
 
+    def _key(self) -> str:
+        if not self.key_id:  # checked on use: the rest of the API works without delivery configured
+            raise Unavailable("webhook secrets cannot be sealed: STRATUM_AWS__DELIVERY_KMS_KEY_ID is not set")
+        return self.key_id
+
     def seal(self, plaintext: str, context: dict[str, str]) -> str:
+        self._key()
         out = self._kms.encrypt(KeyId=self.key_id, Plaintext=plaintext.encode(), EncryptionContext=context)
         return "kms:" + base64.b64encode(out["CiphertextBlob"]).decode()
 
@@ -89,5 +95,6 @@ class KmsSecretBox(SecretBox):
         scheme, _, body = sealed.partition(":")
         if scheme != "kms":
             raise ValueError(f"sealed with {scheme!r}, this box opens kms")
+        self._key()
         out = self._kms.decrypt(CiphertextBlob=base64.b64decode(body), EncryptionContext=context)
         return out["Plaintext"].decode()
