@@ -262,3 +262,34 @@ def test_run_due_stops_claiming_at_the_deadline(tmp_path, receiver: Receiver, cl
     assert svc.webhooks.run_due(deadline=time.monotonic() - 1) == 0
     assert len(svc.webhooks.due()) == 3  # nothing claimed: all still due
     assert svc.webhooks.run_due(deadline=time.monotonic() + 60) == 3
+
+
+@pytest.mark.aws
+def test_durable_delivery_on_dynamodb(tmp_path, receiver: Receiver, clock, dynamo_store) -> None:
+    """The same record -> due index -> claim -> attempt -> retry flow on the DynamoDB adapter."""
+    receiver.script = lambda n, r: (500, {}) if n == 1 else (200, {})
+    svc, bus = make_delivery(tmp_path, clock, meta=dynamo_store, **NO_JITTER)
+    wh, secret = hook(svc, receiver.url)
+    ev = new_event("monitor.fired", "ws1")
+    bus.publish(ev)
+    bus.publish(ev)  # recorded once
+    assert svc.webhooks.run_due() == 1
+    clock.advance(seconds=5)
+    assert svc.webhooks.run_due() == 1
+    (d,), _ = svc.webhooks.list_deliveries("ws1", webhook_id=wh.id)
+    assert [a.status_code for a in d.attempts] == [500, 200] and d.status == "succeeded"
+    assert svc.webhooks.due() == []
+    verify(secret, receiver.received[0])
+
+
+def test_a_failing_inbox_does_not_cost_the_webhooks_their_delivery(tmp_path, receiver: Receiver) -> None:
+    svc, bus = make_delivery(tmp_path)
+    hook(svc, receiver.url)
+
+    def broken(event):
+        raise RuntimeError("inbox store down")
+
+    svc.inbox.on_event = broken
+    with pytest.raises(RuntimeError, match="inbox store down"):
+        svc.handle(new_event("monitor.fired", "ws1"))
+    assert len(svc.webhooks.due()) == 1

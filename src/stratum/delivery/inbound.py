@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from stratum.catalog import keyset_page
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError
 from stratum.ids import ulid
-from stratum.storage.metadata import ABSENT, MetadataStore, Put
+from stratum.storage.metadata import ABSENT, Delete, MetadataStore, Put
 
 from .inbox import Inbox
 from .sealing import SecretBox
@@ -153,10 +153,7 @@ class InboundService:
     def delete(self, ws: str, inh_id: str) -> None:
         item = self._load(ws, inh_id)
         self.meta.transact(
-            [
-                Put(f"WS#{ws}#INHOOK", inh_id, item.data, expect=item.version, ttl=1),  # gone at once
-                Put("INHOOK#SLUG", item.data["slug"], {}, ttl=1),
-            ]
+            [Delete(f"WS#{ws}#INHOOK", inh_id, expect=item.version), Delete("INHOOK#SLUG", item.data["slug"])]
         )
 
     def calls(self, ws: str, inh_id: str, *, limit: int = 50, cursor: str | None = None):
@@ -167,8 +164,8 @@ class InboundService:
 
     # -- calls -----------------------------------------------------------------------------------
     def authenticate(self, slug: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-        ref = self.meta.get("INHOOK#SLUG", slug) if slug else None
-        hook = self.meta.get(f"WS#{ref.data['workspace']}#INHOOK", ref.data["hook_id"]) if ref and ref.data else None
+        ref = self.meta.get("INHOOK#SLUG", slug) if slug and len(slug) <= 64 else None
+        hook = self.meta.get(f"WS#{ref.data['workspace']}#INHOOK", ref.data["hook_id"]) if ref else None
         h = {k.lower(): v for k, v in headers.items()}
         auth = h.get("authorization", "")
         scheme, _, token = auth.partition(" ")

@@ -85,9 +85,16 @@ class DeliveryService:
     def handle(self, event: Event) -> None:
         """Every event of the port: a notification when the workspace wants one, then a delivery per
         subscribed webhook. Idempotent per event id (at-least-once sources deliver twice)."""
+        failed: Exception | None = None
         if event.kind not in ("notification.new", "ping"):
-            self.inbox.on_event(event)
+            try:
+                self.inbox.on_event(event)
+            except Exception as exc:  # the webhooks still get their deliveries; the caller sees the error
+                log.exception("inbox could not record %s %s", event.kind, event.id)
+                failed = exc
         self.webhooks.on_event(event)
+        if failed is not None:
+            raise failed
 
     def flush_email(self) -> list[str]:
         return self.digests.flush()
