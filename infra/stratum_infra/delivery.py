@@ -150,7 +150,7 @@ class DeliveryConstruct(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
-    def grant_api(self, role: iam.IRole, bus: events.IEventBus) -> None:
-        """The API seals secrets (create/rotate), verifies inbound signatures and publishes notification.new."""
+    def grant_api(self, role: iam.IRole) -> None:
+        """The API seals secrets (create/rotate) and opens inbound ones to verify signatures (it publishes
+        notification.new with the bus's own grant)."""
         role.add_to_principal_policy(kms_use(self.secrets_key))
-        role.add_to_principal_policy(put_events(bus))

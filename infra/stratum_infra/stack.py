@@ -30,7 +30,7 @@ class StratumConfig:
     asset_build_dir: Path = C.DEFAULT_ASSET_BUILD_DIR
     layers_build_dir: Path = C.DEFAULT_LAYERS_BUILD_DIR
     api_integration_timeout_seconds: int = C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS
-    monitors_enabled: bool = False
+    monitors_enabled: bool = True
     api_gateway_cloudwatch_role: bool = True  # create the region's API Gateway logging role (see ApiConstruct)
 
 
@@ -53,8 +53,6 @@ class StratumStack(Stack):
             self, "Layers", layers_build_dir=config.layers_build_dir, placeholder_dir=config.asset_build_dir
         )
 
-        # the event port's bus (stratum.events.eventbridge): producers PutEvents, rules route kinds to consumers
-        self.event_bus = events.EventBus(self, "EventBus", description="Stratum events (source 'stratum')")
         environment = {
             "STRATUM_BACKEND": "aws",
             "STRATUM_ENVIRONMENT": "production",
@@ -67,8 +65,11 @@ class StratumStack(Stack):
             "STRATUM_AWS__GLUE_DATABASE": self.catalog.database_name,
             "STRATUM_AWS__ATHENA_WORKGROUP": self.catalog.workgroup_name,
             "STRATUM_AWS__ATHENA_OUTPUT": self.catalog.output_location,
-            "STRATUM_AWS__EVENT_BUS_NAME": self.event_bus.event_bus_name,
         }
+
+        # the event port's bus: ingest publishes job.*, monitors publish monitor.*; rules route kinds to consumers
+        self.bus = events.EventBus(self, "Bus", description="Stratum events (job.*, monitor.*)")
+        environment["STRATUM_AWS__EVENT_BUS_NAME"] = self.bus.event_bus_name
 
         ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
         api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
@@ -77,7 +78,7 @@ class StratumStack(Stack):
             self,
             "Delivery",
             storage=self.storage,
-            bus=self.event_bus,
+            bus=self.bus,
             asset=delivery_asset,
             layers=self.layers.for_function("delivery"),
             environment=environment,
@@ -103,10 +104,23 @@ class StratumStack(Stack):
             integration_timeout_seconds=config.api_integration_timeout_seconds,
             manage_account_logging_role=config.api_gateway_cloudwatch_role,
         )
-        self.delivery.grant_api(self.api.function_.role, self.event_bus)
-        self.monitors = MonitorsConstruct(
-            self, "Monitors", enabled=config.monitors_enabled, project_root=config.project_root
-        )
+        self.bus.grant_put_events_to(self.ingest.function)
+        self.bus.grant_put_events_to(self.api.function)
+        self.delivery.grant_api(self.api.function_.role)
+        self.monitors = None
+        if config.monitors_enabled:
+            self.monitors = MonitorsConstruct(
+                self,
+                "Monitors",
+                storage=self.storage,
+                bus=self.bus,
+                asset=assemble_function_asset("monitors", config.project_root, config.asset_build_dir),
+                layers=self.layers.for_function("monitors"),
+                environment=environment,
+            )
+            for k, v in self.monitors.settings_environment.items():
+                self.api.function.add_environment(k, v)
+            self.monitors.grant_manage_schedules(self.api.function_.role)
 
         for output_id, value, description in (
             ("ApiUrl", self.api.rest_api.url, "Stratum API base URL (stage v1)"),
@@ -116,7 +130,6 @@ class StratumStack(Stack):
             ("MetadataTableName", self.storage.table.table_name, "Metadata table (jobs, lots, keys)"),
             ("IngestQueueUrl", self.ingest.queue.queue_url, "Ingest queue"),
             ("IngestDeadLetterQueueUrl", self.ingest.dead_letter_queue.queue_url, "Failed ingests (redrive)"),
-            ("EventBusName", self.event_bus.event_bus_name, "Stratum event bus"),
             ("DeliveryQueueUrl", self.delivery.queue.queue_url, "Delivery queue (events for webhooks, inbox, email)"),
             (
                 "DeliveryDeadLetterQueueUrl",
@@ -125,5 +138,6 @@ class StratumStack(Stack):
             ),
             ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
             ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
+            ("EventBusName", self.bus.event_bus_name, "Stratum events (job.*, monitor.*)"),
         ):
             CfnOutput(self, output_id, value=value, description=description)

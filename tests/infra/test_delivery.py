@@ -17,7 +17,7 @@ pytestmark = pytest.mark.infra
 def test_rule_routes_every_delivered_kind_from_the_bus_to_the_queue(synth: Synth) -> None:
     d = synth.stack.delivery
     rule = synth.resources[logical_id(synth, d.rule)]["Properties"]
-    assert rule["EventBusName"] == {"Ref": logical_id(synth, synth.stack.event_bus)}
+    assert rule["EventBusName"] == {"Ref": logical_id(synth, synth.stack.bus)}
     assert rule["EventPattern"] == {"source": ["stratum"], "detail-type": list(C.DELIVERY_EVENT_KINDS)}
     assert set(C.DELIVERY_EVENT_KINDS) == set(EVENT_KINDS) - {"ping"}
     (target,) = rule["Targets"]
@@ -53,7 +53,7 @@ def test_queue_dlq_event_source_and_function(synth: Synth) -> None:
 def test_least_privilege(synth: Synth) -> None:
     d = synth.stack.delivery
     key = logical_id(synth, d.secrets_key)
-    bus = logical_id(synth, synth.stack.event_bus)
+    bus = logical_id(synth, synth.stack.bus)
     st = role_statements(synth, "delivery")
     assert actions_on(st, rf"<{key}\.Arn>") == {"kms:Encrypt", "kms:Decrypt"}
     assert actions_on(st, rf"<{bus}\.Arn>") == {"events:PutEvents"}

@@ -16,7 +16,8 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import jobs, lots, notifications, sql, status, uploads, webhooks
+from .gate import Gate
+from .routes import jobs, lots, monitors, notifications, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
 
@@ -31,6 +32,9 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
     app = FastAPI(
@@ -41,16 +45,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
-    from stratum.analytics.service import AnalyticsService
-    from stratum.auth.keys import KeyService
-    from stratum.auth.ratelimit import RateLimiter
-    from stratum.ingest.drop import DropProcessor
-
+    # The services come from the runtime (built there, once); app.state names the ones routes use.
     app.state.runtime = rt
-    app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
-    app.state.keys = KeyService(rt.meta, environment=settings.environment)
-    app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
-    app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    app.state.analytics = rt.analytics
+    app.state.keys = rt.keys
+    app.state.limiter = rt.limiter
+    app.state.drop = rt.drop_processor
     rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
 
     @lru_cache(maxsize=1)
@@ -58,6 +58,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return rt.sql.schema()
 
     app.state.schema_cache = schema_cache
+    app.state.sql_gate = Gate("SQL queries", settings.sql.max_concurrent, settings.sql.queue_seconds)
     problems.install(app)
     base_openapi = app.openapi
 
@@ -81,6 +82,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         jobs.router,
         lots.router,
         sql.router,
+        monitors.router,
         notifications.router,
         webhooks.router,
     ):

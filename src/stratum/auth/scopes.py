@@ -15,6 +15,8 @@ sql_schema     SQL schema discovery                                        read,
 sql_run        run SQL                                                     full
 classify       pattern classification                                      classify, full
 admin          monitor / webhook / key management of the key's workspace  admin
+monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
+monitor_run    run a monitor now, backtest it                              full, admin
 notifications  read, mark read, dismiss notifications; inbox preferences   read, full, admin
 webhooks       manage outbound/inbound webhooks, deliveries, redeliver     admin
 =============  ==========================================================  =================
@@ -40,6 +42,8 @@ ACTIONS: tuple[str, ...] = (
     "sql_run",
     "classify",
     "admin",
+    "monitor_read",
+    "monitor_run",
     "notifications",
     "webhooks",
 )
@@ -54,6 +58,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "sql_run": frozenset({"full"}),
         "classify": frozenset({"classify", "full"}),
         "admin": frozenset({"admin"}),
+        "monitor_read": frozenset({"read", "full", "admin"}),
+        "monitor_run": frozenset({"full", "admin"}),
         "notifications": frozenset({"read", "full", "admin"}),
         "webhooks": frozenset({"admin"}),
     }

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stratum.cli.common import EXIT_FAIL, err, human_bytes, runtime_from, table
+from stratum.cli.common import EXIT_FAIL, err, human_bytes, runtime_from, settings_from, table
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -195,13 +195,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     out = []
     bad = 0
+    limits = settings_from(args).input_limits.decompression()
     for raw in args.paths:
         p = Path(raw)
         if not p.is_file():
             err(f"{raw}: no such file")
             bad += 1
             continue
-        info = inspect_input(str(p), p.name, size=p.stat().st_size)
+        info = inspect_input(str(p), p.name, size=p.stat().st_size, limits=limits)
         bad += 0 if info["valid"] else 1
         out.append(info)
     print(json.dumps(out if len(out) != 1 else out[0], indent=None if args.json else 2, default=str))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from stratum.query.views import Member, scan, view_bodies
 
@@ -13,7 +13,7 @@ def view_sql(
     members: list[Member],
     uri_of: Callable[[str, Member], str],
     *,
-    retest_policy: str = "last",
+    retest_policy: str | Mapping[str, str] = "last",
     wafer_ids: list[str] | None = None,
 ) -> list[str]:
     """DuckDB statements for a snapshot (members of one or more lots): a TEMP TABLE for each name in

@@ -110,6 +110,7 @@ sublot_id | MIR.SBLOT_ID of the file
 test_code | MIR.TEST_COD of the file
 rec_seq | Record number of the PRR in its file
 file_num | Workspace-wide number of the file (integer join key)
+on_wafer | Tested on a wafer (between a WIR and its WRR); wafer_id is null when the file leaves WAFER_ID empty
 """,
         ),
         _v(
@@ -160,6 +161,7 @@ test_flg | PTR.TEST_FLG
 parm_flg | PTR.PARM_FLG
 hard_bin | Hard bin of the part
 soft_bin | Soft bin of the part
+on_wafer | The part was tested on a wafer (wafer_id may still be null: an empty WAFER_ID)
 """,
         ),
         _v(

@@ -35,8 +35,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stratum.storage.local import AtomicWriter
-from stratum.storage.objectstore import InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
+from stratum.storage.objectstore import AtomicWriter, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
 
 if TYPE_CHECKING:
     from pyarrow.fs import S3FileSystem

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Depends, Request
 
-from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
 
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
@@ -12,6 +13,7 @@ from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
+RUN_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
 
 
 @router.get(
@@ -28,14 +30,24 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
 @router.post(
     "/v1/sql",
     response_model=SqlResponse,
-    responses=ERRORS,
+    responses=RUN_ERRORS,
     summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
+    description=(
+        "Bounds (server settings): the time limit (422 `query_timeout`); DuckDB working memory, spill and the "
+        "server's memory, and 5,000,000 bytes of JSON rows per page (422 `query_resources`, naming the bound); "
+        "2 queries at once per server, others wait up to 10 s (then 503)."
+    ),
 )
-def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
+async def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
-    check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
-    res = request.app.state.runtime.sql.run(
-        principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor
+    run = functools.partial(
+        request.app.state.runtime.sql_runner.run,
+        principal.workspace,
+        body.query,
+        scope=scope,
+        limit=body.limit,
+        cursor=body.cursor,
+        max_bytes=request.app.state.runtime.settings.sql.max_response_bytes,
     )
-    return res.to_dict()
+    return (await request.app.state.sql_gate.run(run)).to_dict()
