@@ -198,13 +198,14 @@ def test_inbound_hooks(api, tmp_path) -> None:
         {"title": "third"},
     ]
     assert c.get(f"/v1/webhooks/inbound/{hook['id']}/calls", headers=h("beta")).status_code == 404
-    # run_monitor: wired to the monitors service when it exists; until then a clear 501
+    # run_monitor: runs the workspace's monitor through the monitors service
     r = c.post(
-        "/v1/webhooks/inbound", json={"name": "m", "action": "run_monitor", "action_target": "mon_1"}, headers=h()
+        "/v1/webhooks/inbound", json={"name": "m", "action": "run_monitor", "action_target": "mon_x"}, headers=h()
     )
     mon = r.json()
     r = c.post(mon["url"], json={}, headers={"Authorization": f"Bearer {mon['token']}"})
-    assert r.status_code == 501 and "monitors service" in r.json()["detail"]
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert c.post("/v1/webhooks/inbound", json={"name": "m", "action": "run_monitor"}, headers=h()).status_code == 400
     assert c.delete(f"/v1/webhooks/inbound/{hook['id']}", headers=h()).status_code == 204
     assert c.post(url, json={}, headers=bearer).status_code == 401
 
@@ -236,3 +237,58 @@ def test_inbound_ingest_and_lot_annotation(api, tmp_path) -> None:
     (note,) = detail["annotations"]
     assert note["payload"] == {"lot_id": "MES-LOT", "note": "lot complete at MES", "operator": "op7"}
     assert note["source"] == "notes"
+
+
+def test_monitor_fires_end_to_end(api, receiver: Receiver, tmp_path) -> None:
+    """Done-when with the real monitors service: a lot is ingested, a monitor runs through an inbound hook and
+    fires -> an inbox notification, a webhook verified with standardwebhooks, an email file."""
+    app, c, h = api
+    rt = app.state.runtime
+    truth = write_lot(
+        LotSpec(lot_id="MON-LOT", wafers=("W1",), die_diameter=6, seed=5, tests=tuple(default_tests(3))),
+        tmp_path / "gen",
+    )
+    (src,) = truth.paths
+    dest = rt.settings.data_dir / "incoming" / "alpha" / src.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(src.read_bytes())
+    ing = c.post("/v1/webhooks/inbound", json={"name": "mes", "action": "ingest"}, headers=h()).json()
+    r = c.post(ing["url"], json={"key": src.name}, headers={"Authorization": f"Bearer {ing['token']}"})
+    assert r.json()["result"]["status"] == "succeeded", r.text
+    assert (
+        c.put(
+            "/v1/notifications/prefs", json={"digest": "immediate", "email_to": ["qa@example.com"]}, headers=h()
+        ).status_code
+        == 200
+    )
+    wh = c.post(
+        "/v1/webhooks/outbound",
+        json={"name": "r", "target_url": receiver.url, "events": ["monitor.fired"]},
+        headers=h(),
+    ).json()
+    mon = c.post(
+        "/v1/monitors",
+        json={
+            "label": "wafer yield below 100%",
+            "rule": {"kind": "yield_below", "params": {"limit": 1.0, "level": "wafer"}},
+            "trigger": {"on_ingest": True},
+            "notify": ["inbox:default"],
+        },
+        headers=h(),
+    )
+    assert mon.status_code == 201, mon.text
+    mid = mon.json()["monitor_id"]
+    run_hook = c.post(
+        "/v1/webhooks/inbound", json={"name": "run", "action": "run_monitor", "action_target": mid}, headers=h()
+    ).json()
+    r = c.post(run_hook["url"], json={"lot_id": "MON-LOT"}, headers={"Authorization": f"Bearer {run_hook['token']}"})
+    assert r.status_code == 200 and r.json()["result"]["status"] == "fired", r.text
+    notes = c.get("/v1/notifications?kind=monitor.fired", headers=h()).json()["items"]
+    assert notes and notes[0]["title"].startswith("Monitor fired: wafer yield below 100% (monitor_id ")
+    assert rt.delivery.webhooks.run_due() >= 1
+    got = receiver.wait_for(1)[0]
+    body = standardwebhooks.Webhook(wh["secret"]).verify(got.body, got.headers)
+    assert body["type"] == "monitor.fired" and body["data"]["subject"]["monitor_id"] == mid
+    rt.delivery.flush_email()
+    emls = sorted((rt.settings.data_dir / "outbox").glob("*.eml"))
+    assert emls and b"wafer yield below 100%" in emls[0].read_bytes()

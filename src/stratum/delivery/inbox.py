@@ -122,9 +122,20 @@ def describe(event: Event) -> tuple[str, str]:
         "job.partial": "Ingest partially succeeded",
         "job.failed": "Ingest failed",
     }
-    title = f"{titles.get(event.kind, event.kind)}: {what}"
+    label = event.data.get("label")
+    title = (
+        f"{titles.get(event.kind, event.kind)}: {label} ({what})"
+        if label
+        else f"{titles.get(event.kind, event.kind)}: {what}"
+    )
     msg = event.data.get("message") or event.data.get("reason") or event.data.get("error") or ""
     return title, str(msg) if not isinstance(msg, dict) else str(msg.get("message", msg))
+
+
+def channel_refs(event: Event) -> list[str]:
+    """The ``kind:id`` channel refs an event names (monitors put their ``notify`` list in ``data``)."""
+    refs = event.data.get("notify")
+    return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
 
 
 class Inbox:
@@ -198,8 +209,14 @@ class Inbox:
         return n
 
     def on_event(self, event: Event) -> Notification | None:
-        """Consumer of the event port: events of the kinds the workspace chose become notifications."""
-        if event.kind not in self.prefs(event.workspace).kinds:
+        """Consumer of the event port: events of the kinds the workspace chose become notifications. An
+        event naming its channels (a monitor's ``notify`` refs) reaches the inbox only with an ``inbox:``
+        ref, whatever the kinds."""
+        refs = channel_refs(event)
+        if refs:
+            if not any(r.startswith("inbox:") for r in refs):
+                return None
+        elif event.kind not in self.prefs(event.workspace).kinds:
             return None
         title, body = describe(event)
         return self.post(event.workspace, event.kind, title, body, subject=event.subject, event_id=event.id)

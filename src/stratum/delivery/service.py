@@ -59,7 +59,7 @@ class DeliveryService:
         self.events = events
         self.box = box or build_secret_box(settings)
         self.inbox = Inbox(meta, events.publish, max_chars=ds.max_notification_chars, clock=clock)
-        self.guard = Guard(settings.is_production, parse_cidrs(settings.webhook_allow_cidrs), resolver)
+        self.guard = Guard(settings.environment == "production", parse_cidrs(settings.webhook_allow_cidrs), resolver)
         self.webhooks = WebhookService(
             meta,
             self.box,

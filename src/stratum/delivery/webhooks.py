@@ -37,6 +37,7 @@ from stratum.settings import DeliverySettings
 from stratum.storage.metadata import ABSENT, ConditionFailed, Item, MetadataStore, Put
 
 from .guard import Guard, Response, TargetRefused, send
+from .inbox import channel_refs
 from .sealing import SecretBox
 from .signing import new_secret, sign_headers
 
@@ -273,9 +274,13 @@ class WebhookService:
 
     # -- recording events --------------------------------------------------------------------
     def on_event(self, event: Event) -> list[str]:
-        """Consumer of the event port: record one delivery per subscribed, enabled endpoint (before any
-        attempt), then wake the worker. Returns the new delivery ids (none for a repeated event)."""
-        hooks = [h for h in self._all(event.workspace) if h["enabled"] and event.kind in h["events"]]
+        """Consumer of the event port: record one delivery per subscribed (or, for a monitor's ``notify``
+        ref ``webhook:<id>``, named) enabled endpoint before any attempt, then wake the worker. Returns the
+        new delivery ids (none for a repeated event)."""
+        named = {r.split(":", 1)[1] for r in channel_refs(event) if r.startswith("webhook:")}
+        hooks = [
+            h for h in self._all(event.workspace) if h["enabled"] and (event.kind in h["events"] or h["id"] in named)
+        ]
         ids = []
         for h in hooks:
             d = self._record(event, h["id"])
