@@ -546,7 +546,11 @@ def test_monitors_schedule_group_role_rule_and_dlq(synth: Synth) -> None:
         ("sqs:SendMessage", f"<{dlq_id}.Arn>"),
     ]
     # the ingest rule: job.succeeded|partial on the stack's bus -> the function, with retries and the DLQ
-    (rule,) = synth.of_type("AWS::Events::Rule").values()
+    (rule,) = [
+        r
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    ]
     assert rule["Properties"]["EventPattern"] == {
         "source": ["stratum"],
         "detail-type": ["job.succeeded", "job.partial"],
