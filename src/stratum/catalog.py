@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest, NotFound
@@ -92,9 +92,9 @@ class Catalog:
         }
 
     def job_put(self, job: Job, *, expect: Any) -> Put:
-        return Put(
-            _job_pk(job.workspace), job.job_id, job.model_dump(mode="json"), expect=expect, **self._job_indexes(job)
-        )
+        idx = self._job_indexes(job)
+        pk, data = _job_pk(job.workspace), job.model_dump(mode="json")
+        return Put(pk, job.job_id, data, expect=expect, gsi1=idx["gsi1"], gsi2=idx["gsi2"])
 
     def create_job(self, job: Job, claims: Sequence[Claim] = ()) -> tuple[Job, int, bool]:
         """Create a queued job, atomically with its idempotency claims. When a claim already exists,
@@ -148,6 +148,7 @@ class Catalog:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
+        index: Literal["table", "gsi1", "gsi2"]
         if lot_id is not None:
             pk, index = f"WS#{ws}#LOTJOBS#{lot_id}", "gsi2"
         elif status is not None:
@@ -160,7 +161,7 @@ class Catalog:
     def _page(
         self,
         pk: str,
-        index: str,
+        index: Literal["table", "gsi1", "gsi2"],
         limit: int,
         cursor: str | None,
         build: Callable[[dict], Any],
@@ -173,13 +174,13 @@ class Catalog:
         out: list = []
         last_sk = None
         while True:
-            rng = {"end": after} if descending else {"start": after}
             page = self.meta.query(
                 pk,
                 index=index,
                 descending=descending,
-                limit=limit + 1,  # type: ignore[arg-type]
-                **(rng if after is not None else {}),
+                limit=limit + 1,
+                start=None if descending else after,
+                end=after if descending else None,
             )
             items = [it for it in page.items if _sort_key(it, index) != after]
             for it in items:

@@ -1,4 +1,4 @@
-"""Domain errors. The API maps each to one HTTP status in one place (stratum.api.errors)."""
+"""Domain errors. The API maps each to one HTTP status in one place (stratum.api.problems)."""
 
 from __future__ import annotations
 

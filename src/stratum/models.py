@@ -39,6 +39,8 @@ class JobWarning(BaseModel):
     message: str
     count: int = 1
     offset: int | None = None
+    summary_count: int | None = None  # summary_mismatch: the file's summary record says this ...
+    record_count: int | None = None  # ... and its raw records this
 
 
 class TableOutput(BaseModel):

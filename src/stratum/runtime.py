@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
     from stratum.delivery.service import DeliveryService
+    from stratum.events.model import Event
     from stratum.events.port import EventPort
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
@@ -69,8 +70,12 @@ class Runtime:
             from stratum.events.local import InProcessBus
 
             bus = InProcessBus()
+
             # on_ingest monitors run for each published snapshot (on AWS an EventBridge rule does this)
-            bus.subscribe(lambda e: self.monitors.handle_event(e), kinds=("job.succeeded", "job.partial"))
+            def run_monitors(e: Event) -> None:
+                self.monitors.handle_event(e)
+
+            bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
             return bus
         from stratum.events.eventbridge import EventBridgeBus
 
@@ -80,8 +85,11 @@ class Runtime:
     @cached_property
     def ingest(self) -> IngestService:
         from stratum.ingest.service import IngestService
+        from stratum.patterns.service import wafer_pattern_rows
 
-        return IngestService(self.catalog, self.lake, self.settings, events=self.events)
+        return IngestService(
+            self.catalog, self.lake, self.settings, events=self.events, wafer_classifier=wafer_pattern_rows
+        )
 
     @cached_property
     def drop_processor(self) -> DropProcessor:
@@ -97,9 +105,14 @@ class Runtime:
 
     @cached_property
     def engine(self) -> QueryEngine:
+        from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
-        return QueryEngine(self.catalog, self.lake, self.settings)
+        engine = QueryEngine(self.catalog, self.lake, self.settings)
+        findings = MonitorStore(self.meta)
+        limit = self.settings.monitors.sql_findings_max
+        engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
+        return engine
 
     @cached_property
     def sql(self) -> SqlService:

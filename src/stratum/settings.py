@@ -37,6 +37,7 @@ class RateLimits(BaseModel):
     analytics_per_window: int = 60
     sql_per_window: int = 30
     uploads_per_window: int = 10
+    classify_per_window: int = 100  # POST /v1/classify and /v1/batch (the production tier's rate)
     # failed authentications per client address per window (then 429 with Retry-After for that address)
     auth_failures_per_window: int = 20
 
@@ -98,6 +99,7 @@ class MonitorSettings(BaseModel):
     dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
     retry_attempts: int = 3  # AWS: schedule target retry policy
     retry_max_age_seconds: int = 3600
+    sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
 class DeliverySettings(BaseModel):
@@ -141,6 +143,18 @@ class AwsSettings(BaseModel):
     ses_region: str = ""  # SES region (empty: ``region``)
 
 
+class PatternSettings(BaseModel):
+    """Wafer-map pattern classification bounds (POST /v1/classify, /v1/batch)."""
+
+    max_batch: int = 100  # maps per /v1/batch request (a key's tier may allow fewer)
+    max_dies: int = 200_000  # dies per map (300 across is ~71k)
+    max_span: int = 4096  # largest x or y extent of a map, in dies
+    max_map_bytes: int = 50 * 1024 * 1024  # decoded (decompressed) STDF per map
+    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    severity_low_max: float = 0.20  # severity: low < this <= med
+    severity_med_max: float = 0.50  # med < this <= high
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STRATUM_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -157,6 +171,8 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
+    max_summary_warnings: int = Field(default=100, ge=0)
 
     # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
     # (stratum.query.engine.resources)
@@ -170,6 +186,7 @@ class Settings(BaseSettings):
     input_limits: InputLimits = InputLimits()
     monitors: MonitorSettings = MonitorSettings()
     rate_limits: RateLimits = RateLimits()
+    patterns: PatternSettings = PatternSettings()
     aws: AwsSettings = AwsSettings()
     delivery: DeliverySettings = DeliverySettings()
     # comma-separated CIDRs of non-global webhook targets allowed outside production (e.g. 127.0.0.1/32)

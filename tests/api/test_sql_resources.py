@@ -226,10 +226,11 @@ def test_engine_settings_per_workspace(tmp_path):
             ).fetchone()
         for ws, (mem, temp, tdir, threads) in got.items():
             assert (mem, temp, threads) == ("95.3 MiB", "61.0 MiB", 3)  # DuckDB shows MB as MiB
-            assert Path(tdir).name == ws and Path(tdir).is_dir()
+            assert Path(tdir).name.startswith(f"stratum-duckdb-{ws}-") and Path(tdir).is_dir()
         assert got["default"][2] != got["other"][2]  # one spill directory per workspace database
     finally:
         rt.close()
+    assert not any(Path(t).exists() for *_, t, _ in got.values())  # removed with their databases
 
 
 @pytest.mark.parametrize(
@@ -285,3 +286,46 @@ def test_queries_past_the_concurrency_bound_wait_then_503(make_app):
     assert client.get("/v1/status").status_code == 200  # other routes are answered meanwhile
     t.join()
     assert results[0].status_code == 422 and results[0].json()["code"] == "query_timeout"
+
+
+def _busy_worker(app):
+    workers = app.state.runtime.sql_runner
+    assert len(workers._idle) == 1
+    return workers._idle[0]
+
+
+def test_a_worker_that_stops_answering_is_killed_and_replaced(make_app):
+    """A worker past its time limit by kill_after_seconds (here: stopped by SIGSTOP, as a query stuck in a
+    function that never checks for the interrupt) is killed; the next query gets a fresh worker."""
+    import signal
+
+    app, client, tokens = make_app(sql={"timeout_seconds": 1, "kill_after_seconds": 1})
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    assert client.post("/v1/sql", json={"query": "SELECT 1"}, headers=h).status_code == 200
+    w = _busy_worker(app)
+    os.kill(w.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    r = client.post("/v1/sql", json={"query": "SELECT 2"}, headers=h)
+    assert r.status_code == 422 and r.json()["code"] == "query_timeout", r.text
+    assert 1.9 < time.monotonic() - t0 < 5
+    assert w.proc.poll() is not None  # killed
+    r = client.post("/v1/sql", json={"query": "SELECT 3 AS n"}, headers=h)
+    assert (r.status_code, r.json()["rows"]) == (200, [[3]])
+
+
+def test_a_worker_killed_mid_query_is_a_422_and_replaced(make_app):
+    """The kernel's OOM killer (or Lambda's) ending a worker: the query is a 422 naming the bounds, the server
+    carries on with a new worker."""
+    import signal
+
+    app, client, tokens = make_app()
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    assert client.post("/v1/sql", json={"query": "SELECT 1"}, headers=h).status_code == 200
+    w = _busy_worker(app)
+    threading.Timer(1.0, os.kill, (w.pid, signal.SIGKILL)).start()
+    r = client.post("/v1/sql", json={"query": "SELECT count(*) FROM range(100000000000)"}, headers=h)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["code"] == "query_resources" and body["worker_memory_mb"] == 1536
+    r = client.post("/v1/sql", json={"query": "SELECT 4 AS n"}, headers=h)
+    assert (r.status_code, r.json()["rows"]) == (200, [[4]])

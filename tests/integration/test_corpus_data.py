@@ -5,7 +5,8 @@ Workspaces of one data directory:
 - ``default``: ``teradyne_a530_ws_be_lot3`` ingested with ``--retest-policy highest_bin`` (lot GAL-LOT) and
   ``advantest_93k_ws_mpr`` with the default ``last`` (lot 1: one wafer whose WAFER_ID is empty);
 - ``ft``: ``advantest_93k_ft_8site`` (final test, lot 826969.501, TSR summaries per site and HEAD 255);
-- ``dtr``: ``advantest_93k_ft_4site_dtr`` (final test; test 3110 under several names).
+- ``dtr``: ``advantest_93k_ft_4site_dtr`` (final test; test 3110 under several names);
+- ``a530last``: ``teradyne_a530_ws_be_lot3`` with the default retest policy (summary cross-check).
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ def corpus(tmp_path_factory):
         "mpr": rt.ingest.ingest_path("default", corpus_file("advantest_93k_ws_mpr.stdf")),
         "ft": rt.ingest.ingest_path("ft", corpus_file("advantest_93k_ft_8site.std.gz")),
         "dtr": rt.ingest.ingest_path("dtr", corpus_file("advantest_93k_ft_4site_dtr.stdf")),
+        "a530_last": rt.ingest.ingest_path("a530last", corpus_file("teradyne_a530_ws_be_lot3.stdf.gz")),
     }
     assert {k: j.status for k, j in jobs.items()} == dict.fromkeys(jobs, "succeeded")
     rt.close()
     app = create_app(settings=make_runtime(d).settings)
     token = app.state.keys.create("default", ["full"], "corpus")[0]
     ft_token = app.state.keys.create("ft", ["full"], "corpus-ft")[0]
+    last_token = app.state.keys.create("a530last", ["full"], "corpus-a530")[0]
     client = TestClient(app)
     yield {
         "dir": d,
@@ -55,6 +58,7 @@ def corpus(tmp_path_factory):
         "client": client,
         "h": {"Authorization": f"Bearer {token}"},
         "h_ft": {"Authorization": f"Bearer {ft_token}"},
+        "h_last": {"Authorization": f"Bearer {last_token}"},
         "jobs": jobs,
     }
     app.state.runtime.close()
@@ -243,3 +247,99 @@ def test_test_3110_variants_take_the_numbers_limits_advantest_ft_dtr(corpus):
     for m in ("M3", "M4", "M5", "M11", "M12", "M13", "M14", "M15"):  # their own default data
         assert named[m] == (float(np.float32(0.5)), float(np.float32(0.9))), m
     assert _sql(corpus, "SELECT count(*) FROM results WHERE test_num = 3110 AND lo_limit IS NULL", ws="dtr") == [[0]]
+
+
+# -- 6. summaries that disagree with the raw records --------------------------------------------------
+A530_MISMATCHES = {  # (summary, raw) per summary count of teradyne_a530_ws_be_lot3 (retest policy last)
+    **{
+        f"{rec} {kind} bin {b}": v
+        for rec, kind in (("HBR", "hard"), ("SBR", "soft"))
+        for b, v in {
+            1: (1378, 1377),
+            2: (58, 30),
+            4: (8, 4),
+            5: (16, 8),
+            7: (2, 1),
+            8: (71, 19),
+            10: (20, 10),
+            16: (2, 1),
+            17: (8, 4),
+            20: (55, 1),
+        }.items()
+    },
+    "PCR PART_CNT": (1619, 1456),
+    "PCR RTST_CNT": (0, 163),
+    "WRR of wafer GAL-LOT-03 PART_CNT": (1619, 1456),
+    "WRR of wafer GAL-LOT-03 RTST_CNT": (0, 163),
+}
+
+
+def _mismatches(warnings) -> dict[str, tuple[int, int]]:
+    out = {}
+    for w in warnings:
+        w = w if isinstance(w, dict) else w.model_dump()
+        if w["code"] == "summary_mismatch":
+            out[w["message"].split(":")[0]] = (w["summary_count"], w["record_count"])
+    return out
+
+
+def test_summary_records_that_disagree_become_job_warnings(corpus):
+    job = corpus["jobs"]["a530_last"]
+    assert _mismatches(job.warnings) == A530_MISMATCHES
+    (bin8,) = [w for w in job.warnings if w.message.startswith("HBR hard bin 8:")]
+    assert bin8.message == (
+        "HBR hard bin 8: 71 in the summary (HEAD 255), 19 dies in the PRRs after retests "
+        "(52 at first pass, 71 executions)"
+    )
+    (rtst,) = [w for w in job.warnings if w.message.startswith("PCR RTST_CNT")]
+    assert rtst.message == "PCR RTST_CNT: 0 in the summary (HEAD 255), 163 retests in the PRRs"
+    # files whose summaries agree with their PRRs (PCR/WRR 140 parts, 32 good, 0 retests): no warning
+    assert _mismatches(corpus["jobs"]["mpr"].warnings) == {}
+    assert _mismatches(corpus["jobs"]["ft"].warnings) == {}
+
+
+def test_summary_mismatches_follow_the_retest_policy(corpus):
+    """Under highest_bin the raw side is the file's final view under that policy: what the bins view reports."""
+    got = _mismatches(corpus["jobs"]["a530"].warnings)
+    bins = _sql(corpus, "SELECT bin_type, bin_num, part_count FROM bins WHERE lot_id = 'GAL-LOT'")
+    raw = {f"{'HBR hard' if t == 'H' else 'SBR soft'} bin {b}": n for t, b, n in bins}
+    binned = {k: v for k, v in got.items() if k.startswith(("HBR", "SBR"))}
+    assert binned and all(raw[k] == rec for k, (_, rec) in binned.items())
+    assert got["HBR hard bin 8"] != A530_MISMATCHES["HBR hard bin 8"]  # the policy changes the final dies
+    assert got["PCR RTST_CNT"] == (0, 163)
+
+
+def test_lot_detail_shows_the_summary_mismatches(corpus):
+    r = corpus["client"].get(f"/v1/lots/{A530}", headers=corpus["h_last"])
+    assert r.status_code == 200, r.text
+    ws = r.json()["warnings"]
+    job = corpus["jobs"]["a530_last"]
+    assert {(w["job_id"], w["file_name"]) for w in ws} == {(job.job_id, "teradyne_a530_ws_be_lot3.stdf.gz")}
+    assert _mismatches(ws) == A530_MISMATCHES
+    p = run_cli(corpus["dir"], "lot", "--workspace", "a530last", A530)
+    assert p.returncode == 0, p.stderr
+    assert "24 warning(s):" in p.stdout
+    assert (
+        "[summary_mismatch] teradyne_a530_ws_be_lot3.stdf.gz: HBR hard bin 8: 71 in the summary (HEAD 255), "
+        "19 dies in the PRRs after retests (52 at first pass, 71 executions)"
+    ) in p.stdout
+    p = run_cli(corpus["dir"], "lot", "--workspace", "a530last", "--json", A530)
+    assert p.returncode == 0, p.stderr
+    assert _mismatches(json.loads(p.stdout)["warnings"]) == A530_MISMATCHES
+    assert run_cli(corpus["dir"], "lot", "--workspace", "a530last", "NO-SUCH-LOT").returncode == 1
+
+
+def test_summary_warnings_are_capped_by_the_setting(tmp_path):
+    rt = make_runtime(tmp_path / "data", max_summary_warnings=5)
+    try:
+        job = rt.ingest.ingest_path("default", corpus_file("teradyne_a530_ws_be_lot3.stdf.gz"))
+    finally:
+        rt.close()
+    ws = [w for w in job.warnings if w.code == "summary_mismatch"]
+    assert len(ws) == 6
+    assert [w.summary_count for w in ws[:5]] == [1378, 58, 8, 16, 2]
+    assert (ws[5].count, ws[5].summary_count, ws[5].message) == (
+        19,
+        None,
+        "19 more summary counts disagree with the raw records (not listed)",
+    )

@@ -18,6 +18,7 @@ import pytest
 from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
 from stratum.monitors.model import MonitorIn
 from stratum.monitors.rules import chi2_2x2_p, run_rule_hits
+from stratum.query.engine import Scope
 from tests.fixtures.runtime import make_runtime
 
 WS = "default"
@@ -410,3 +411,22 @@ def test_backtest(lake) -> None:
         ]
         == 0
     )
+
+
+def test_findings_are_readable_in_sql(lake) -> None:
+    rt, gens = lake
+    m = create(rt, "yield_below", {"limit": 0.85, "level": "wafer"}, scope={"lot_id": "BAD"})
+    run, _ = rt.monitors.run(WS, m.monitor_id)
+    res = rt.sql.run(
+        WS,
+        f"SELECT wafer_id, kind, rule, rule_version, json_extract(\"values\", '$.yield')::DOUBLE AS y, "
+        f"json_extract_string(snapshot_job_ids, '$[0]') AS snap FROM monitor_findings "
+        f"WHERE monitor_id = '{m.monitor_id}' ORDER BY wafer_id",
+    )
+    truth = wafer_truth(gens["BAD"])
+    snap = rt.catalog.get_lot(WS, "BAD").active_job_id
+    assert res.rows == [[w, "fired", "yield_below", 1, g / n, snap] for w, (g, n) in sorted(truth.items())]
+    # lot-scoped SQL sees only that lot's findings; another workspace sees none
+    scoped = rt.sql.run(WS, "SELECT DISTINCT lot_id FROM monitor_findings", scope=Scope(lot_id="GOOD"))
+    assert scoped.rows == []
+    assert rt.sql.run("other", "SELECT count(*) FROM monitor_findings").rows == [[0]]

@@ -170,8 +170,8 @@ def _range_grid() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     m = int(round(4 * _GRID_L / _GRID_H))
     x = -_GRID_L + _GRID_H * np.arange(m + 1, dtype=np.float64)
     erfc = np.frompyfunc(math.erfc, 1, 1)
-    phi_cdf = erfc(-x / math.sqrt(2.0)).astype(np.float64) / 2.0
-    q = erfc(x / math.sqrt(2.0)).astype(np.float64) / 2.0
+    phi_cdf = np.asarray(erfc(-x / math.sqrt(2.0))).astype(np.float64) / 2.0
+    q = np.asarray(erfc(x / math.sqrt(2.0))).astype(np.float64) / 2.0
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     return x, phi_cdf, q, pdf
 

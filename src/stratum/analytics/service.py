@@ -142,7 +142,17 @@ class AnalyticsService:
                 "SELECT job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, "
                 "records, partial FROM lot_files ORDER BY file_order"
             )
+            members = [m.job_id for m in s.resolved.members]
         jobs, _ = self.catalog.list_jobs(ws, lot_id=lot_id, limit=200)
+        by_id = {j.job_id: j for j in jobs}
+        for job_id in members:  # the snapshot's files, even beyond the listed page
+            if job_id not in by_id:
+                by_id[job_id] = self.catalog.get_job(ws, job_id)
+        warnings = [
+            {"job_id": job_id, "file_name": by_id[job_id].file_name, **w.model_dump()}
+            for job_id in members
+            for w in by_id[job_id].warnings
+        ]
         out = {k: jsonable(_finite_or_none(v)) for k, v in row.items()}
         out.update(
             {
@@ -162,6 +172,7 @@ class AnalyticsService:
                     for j in jobs
                 ],
                 "annotations": self.catalog.lot_notes(ws, lot_id),
+                "warnings": warnings,
             }
         )
         return out
@@ -202,6 +213,10 @@ class AnalyticsService:
                 "FROM lot_files ORDER BY file_order DESC LIMIT 1"
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
+            patterns = s.dicts(
+                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+                [wafer_id],
+            )
             test = None
             values = None
             if test_num is not None:
@@ -236,7 +251,7 @@ class AnalyticsService:
             table[b["bin_type"]][b["bin_num"]] = {"name": b["bin_name"], "pass_fail": b["pass_fail"]}
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
-        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
+        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod

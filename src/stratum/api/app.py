@@ -17,7 +17,7 @@ from stratum.settings import Settings, get_settings
 
 from . import problems
 from .gate import Gate
-from .routes import jobs, lots, monitors, notifications, sql, status, uploads, webhooks
+from .routes import jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
 
@@ -52,6 +52,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
     rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
+    from stratum.auth.usage import UsageMeter, UsageReport
+    from stratum.patterns.service import PatternService, lake_adapters
+
+    app.state.usage = UsageMeter(rt.meta)
+    app.state.usage_service = UsageReport(app.state.usage, app.state.keys)
+    app.state.patterns = PatternService(settings.patterns, meter=app.state.usage, **lake_adapters(app.state.analytics))
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -75,7 +81,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             app.openapi_schema = doc
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]
     for r in (
         status.router,
         uploads.router,
@@ -85,6 +91,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         monitors.router,
         notifications.router,
         webhooks.router,
+        patterns.router,
     ):
         app.include_router(r)
 

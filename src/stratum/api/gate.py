@@ -20,7 +20,9 @@ class Gate:
         self.what = what
         self.concurrent = concurrent
         self.queue_seconds = queue_seconds
-        self._limiter: anyio.CapacityLimiter | None = None  # made on the event loop that uses it
+        # made on first use, inside an event loop; one limiter per process (uvicorn runs one loop; Mangum on
+        # Lambda serves one request at a time, so nothing ever waits across loops there)
+        self._limiter: anyio.CapacityLimiter | None = None
 
     async def run(self, fn: Callable[[], T]) -> T:
         if self._limiter is None:

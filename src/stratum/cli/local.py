@@ -13,9 +13,16 @@ def _pct(v) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    rt = runtime_from(args)
+    try:
+        return _demo(rt, args)
+    finally:
+        rt.close()  # DuckDB's threads stop before the interpreter exits
+
+
+def _demo(rt, args: argparse.Namespace) -> int:
     from stratum.devtools.demo import run_demo
 
-    rt = runtime_from(args)
     print(f"Generating sample lots into {rt.settings.data_dir / 'incoming'} and ingesting them ...")
     res = run_demo(rt)
     print()

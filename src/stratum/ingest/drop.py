@@ -18,7 +18,7 @@ from stratum.storage.objectstore import ObjectStore
 
 from .service import IngestService, InputHandle
 
-__all__ = ["DropObject", "DropProcessor", "RetryableIngestError", "event_key", "is_stdf_like", "key_claim"]
+__all__ = ["DropObject", "DropProcessor", "RetryableIngestError", "event_key", "is_stdf_like"]
 
 log = logging.getLogger("stratum.ingest.drop")
 

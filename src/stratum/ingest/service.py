@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,8 @@ from stratum.stdf.reader import ParseResult, ReaderOptions, parse
 from stratum.stdf.source import ByteSource
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectNotFound, ObjectStore
+
+from .reconcile import SummaryCheck
 
 if TYPE_CHECKING:  # pyarrow stays out of processes that never write the lake (the API Lambda)
     from stratum.lake.writer import LakeWriter, Manifest
@@ -140,12 +142,20 @@ class InputHandle:
 
 class IngestService:
     def __init__(
-        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+        self,
+        catalog: Catalog,
+        lake: ObjectStore,
+        settings: Settings,
+        *,
+        events: EventPort | None = None,
+        wafer_classifier: Any = None,
     ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
         self.events = events
+        # (wafers, dies) -> wafer_patterns rows for each ingested file (stratum.patterns, wired by the runtime)
+        self.wafer_classifier = wafer_classifier
 
     def emit(self, job: Job) -> None:
         """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
@@ -155,7 +165,7 @@ class IngestService:
         from stratum.events import new_event
 
         subject = {"job_id": job.job_id, **({"lot_id": job.lot_id} if job.lot_id else {})}
-        data = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
+        data: dict[str, Any] = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
         if job.error:
             data["error"] = {"code": job.error.code, "message": job.error.message}
         try:
@@ -173,7 +183,7 @@ class IngestService:
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
-        base = {
+        base: dict[str, Any] = {
             "accept_truncated": self.settings.accept_truncated,
             "retest_policy": self.settings.retest_policy,
             "test_key": self.settings.test_key,
@@ -189,7 +199,7 @@ class IngestService:
         *,
         size: int | None = None,
         options: JobOptions | None = None,
-        claims: list[tuple[str, str]] = (),
+        claims: Sequence[tuple[str, str]] = (),
         job_id: str | None = None,
         expires_at: datetime | None = None,
     ) -> tuple[Job, bool]:
@@ -351,6 +361,7 @@ class _Run:
         self.deadline = deadline
         self.writer: LakeWriter | None = None
         self.manifest: Manifest | None = None
+        self.check: SummaryCheck | None = None
         self._last_progress = time.monotonic()
 
     def _save(self) -> None:
@@ -379,7 +390,9 @@ class _Run:
         from stratum.lake.writer import LakeWriter
 
         reader = HashingReader(raw)
-        self.writer = LakeWriter(self.svc.lake, job.workspace, job.job_id, job.file_num)
+        self.writer = LakeWriter(
+            self.svc.lake, job.workspace, job.job_id, job.file_num, wafer_classifier=self.svc.wafer_classifier
+        )
         opts = ReaderOptions(
             chunk_bytes=s.chunk_bytes,
             accept_truncated=job.options.accept_truncated,
@@ -389,12 +402,13 @@ class _Run:
         )
         try:
             with ByteSource(
-                reader,
+                reader,  # type: ignore[arg-type]  # a file-like reader
                 size=handle.size,
                 block_size=min(s.chunk_bytes, 8 << 20),
                 limits=s.input_limits.decompression(),
             ) as source:
-                res = parse(source, self.writer, opts)
+                self.check = SummaryCheck(self.writer)
+                res = parse(source, self.check, opts)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
                     pass
@@ -442,7 +456,7 @@ class _Run:
         job.rows = m.rows()
         job.parts = res.parts
         job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
-        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings]
+        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings] + self._summary_warnings(res)
         if res.truncated is not None:
             job.warnings.insert(
                 0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset)
@@ -457,6 +471,7 @@ class _Run:
             "test_code": (mir.get("TEST_COD") or "").strip() or None,
             "finish_time": (res.mrr or {}).get("FINISH_T") or None,
         }
+        assert job.lot_id is not None  # set from the MIR (or the fallback) before anything is written
         try:
             self.svc.lake.put_bytes(
                 layout.manifest_key(job.workspace, job.lot_id, job.job_id),
@@ -485,6 +500,28 @@ class _Run:
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
         self.svc.emit(self.job)
         return self.job
+
+    def _summary_warnings(self, res: ParseResult) -> list[JobWarning]:
+        """One warning per summary count (HBR/SBR/PCR/WRR) that disagrees with the raw records, with both numbers,
+        up to ``max_summary_warnings``; a cross-check never fails the ingest."""
+        if self.check is None:
+            return []
+        try:
+            found = self.check.mismatches(res.wafers, self.job.options.retest_policy)
+        except Exception:  # noqa: BLE001 - a cross-check must not lose the file
+            log.exception("summary cross-check failed for job %s", self.job.job_id)
+            return [JobWarning(code="summary_check_failed", message="the summary records could not be cross-checked")]
+        cap = self.svc.settings.max_summary_warnings
+        out = [JobWarning(**m.to_warning()) for m in found[:cap]]
+        if len(found) > cap:
+            out.append(
+                JobWarning(
+                    code="summary_mismatch",
+                    message=f"{len(found) - cap} more summary counts disagree with the raw records (not listed)",
+                    count=len(found) - cap,
+                )
+            )
+        return out
 
     def _remove_outputs(self) -> None:
         job = self.job

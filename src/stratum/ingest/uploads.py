@@ -154,7 +154,7 @@ class UploadService:
         job, _ = self.ingest.create_job(
             ws,
             name,
-            JobSource(kind=kind, bucket=self.bucket, key=key),
+            JobSource(kind=kind, bucket=self.bucket, key=key),  # type: ignore[arg-type]  # 'upload' or 'presign'
             size=size,
             claims=[key_claim(ws, self.bucket, key)],
             job_id=job_id,
@@ -209,7 +209,9 @@ class UploadService:
         expires = int(time.time()) + seconds
         job = self._new_job(ws, name, "presign", size, datetime.fromtimestamp(expires, UTC))
         key = job.source.key or ""
-        url = self.drop.presign_put(key, expires_seconds=seconds, content_type="application/octet-stream")
+        url = self.drop.presign_put(
+            key, expires_seconds=seconds, content_type="application/octet-stream", content_length=size
+        )
         if url is None:  # local runtime: our own signed upload route
             sig = self._sign(ws, job.job_id, expires)
             url = f"{base_url}/v1/uploads/{job.job_id}/content?workspace={ws}&expires={expires}&signature={sig}"

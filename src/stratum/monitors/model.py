@@ -107,7 +107,7 @@ class MonitorIn(BaseModel):
     label: str = Field(..., min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     rule: RuleSpec
-    scope: MonitorScope = Field(default_factory=MonitorScope)
+    scope: MonitorScope = Field(default_factory=MonitorScope)  # type: ignore[arg-type]
     trigger: Trigger
     notify: list[str] = Field(default_factory=list, max_length=20, description="Channel refs, e.g. 'inbox:default'")
     state: MonitorState = "active"

@@ -67,6 +67,23 @@ class Lake:
         self.catalog = catalog
         self.cache = cache  # MonitorStore: get_lot_stats / put_lot_stats
 
+    def cached(self, ws: str, snapshot_job_id: str, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per (snapshot, key): a snapshot never changes, so neither do its aggregates."""
+        got = self.cache.get_lot_stats(ws, f"{snapshot_job_id}#{key}")
+        if got is not None:
+            return got["v"]
+        value = compute()
+        self.cache.put_lot_stats(ws, f"{snapshot_job_id}#{key}", {"v": value})
+        return value
+
+    def capability(self, ws: str, lot_id: str, snapshot_job_id: str, test_num: int) -> dict[str, Any]:
+        return self.cached(
+            ws,
+            snapshot_job_id,
+            f"capability#{test_num}",
+            lambda: self.analytics.capability(ws, lot_id, snapshot_job_id=snapshot_job_id, test_num=test_num),
+        )
+
     def lot_stats(self, ws: str, lot_id: str, snapshot_job_id: str) -> dict[str, Any]:
         """Yields and bin counts of a lot snapshot, per lot and per wafer (from the analytics service)."""
         got = self.cache.get_lot_stats(ws, snapshot_job_id)
@@ -225,9 +242,7 @@ def cpk_below(ctx: LotContext, p: CpkBelow) -> list[Outcome]:
     from stratum.errors import NotFound
 
     try:
-        res = ctx.lake.analytics.capability(
-            ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num
-        )
+        res = ctx.lake.capability(ctx.ws, ctx.lot_id, ctx.snapshot_job_id, p.test_num)
     except NotFound:
         return [Outcome({"lot_id": ctx.lot_id, "test_num": p.test_num}, None, {}, "test not in this lot")]
     out = []
@@ -399,23 +414,28 @@ def chi2_2x2_p(a: int, b: int, c: int, d: int) -> float:
 @rule("site_delta", 1, SiteDelta)
 def site_delta(ctx: LotContext, p: SiteDelta) -> list[Outcome]:
     """Per-site yield vs the other sites (Δyield or chi-square), optionally per-site mean shift in σ_w."""
-    rows = ctx.lake.analytics.bins(ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, by="site")["yield"]
+    lake, ws, snap = ctx.lake, ctx.ws, ctx.snapshot_job_id
+    rows = lake.cached(
+        ws, snap, "sites", lambda: lake.analytics.bins(ws, ctx.lot_id, snapshot_job_id=snap, by="site")["yield"]
+    )
     tot_n = sum(r["parts"] for r in rows)
     tot_g = sum(r["good"] for r in rows)
     shifts: dict[tuple[int, int], tuple[float, float]] = {}
     sigma_w = None
     if p.test_num is not None:
-        cap = ctx.lake.analytics.capability(
-            ctx.ws, ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, test_num=p.test_num
-        )
+        cap = lake.capability(ws, ctx.lot_id, snap, p.test_num)
         t = [x for x in cap["tests"] if p.test_name is None or x["test_name"] == p.test_name]
         sigma_w = t[0]["sigma_within"] if t else None
-        with ctx.session() as s:
-            per = s.rows(
-                """SELECT head_num, site_num, sum(result), count(*) FROM results WHERE is_final AND valid
-                   AND test_num = ? AND (?::VARCHAR IS NULL OR test_name = ?) GROUP BY ALL""",
-                [p.test_num, p.test_name, p.test_name],
-            )
+
+        def site_sums() -> list:
+            with ctx.session() as s:
+                return s.rows(
+                    """SELECT head_num, site_num, sum(result), count(*) FROM results WHERE is_final AND valid
+                       AND test_num = ? AND (?::VARCHAR IS NULL OR test_name = ?) GROUP BY ALL""",
+                    [p.test_num, p.test_name, p.test_name],
+                )
+
+        per = lake.cached(ws, snap, f"site_sums#{p.test_num}#{p.test_name or ''}", site_sums)
         all_s, all_n = sum(r[2] for r in per), sum(r[3] for r in per)
         for h, st, sm, n in per:
             if n and all_n - n:

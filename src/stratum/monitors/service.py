@@ -13,6 +13,7 @@ event port, the scheduler port.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ class MonitorService:
     def get(self, ws: str, monitor_id: str) -> Monitor:
         return self.store.get_monitor(ws, monitor_id)
 
-    def list(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Monitor], str | None]:
+    def list(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> tuple[builtins.list[Monitor], str | None]:
         return self.store.list_monitors(ws, limit=limit, cursor=cursor)
 
     def patch(self, ws: str, monitor_id: str, body: MonitorPatch) -> Monitor:
@@ -110,17 +111,19 @@ class MonitorService:
             self.scheduler.delete(m.workspace, m.monitor_id)
 
     # -- runs -----------------------------------------------------------------------------------------
-    def _scope_lots(self, m: Monitor) -> list[Lot]:
+    def _scope_lots(self, m: Monitor) -> builtins.list[Lot]:
         return sorted((lot for lot in self.catalog.iter_lots(m.workspace) if m.scope.matches(lot)), key=_lot_order)
 
-    def _context(self, m: Monitor, lot: Lot, snapshot_job_id: str, scope_lots: list[Lot]) -> LotContext:
-        def history(n: int) -> list[Lot]:
+    def _context(self, m: Monitor, lot: Lot, snapshot_job_id: str, scope_lots: builtins.list[Lot]) -> LotContext:
+        def history(n: int) -> builtins.list[Lot]:
             before = [x for x in scope_lots if _lot_order(x) < _lot_order(lot) and x.lot_id != lot.lot_id]
             return before[-n:] if n > 0 else []
 
         return LotContext(m.workspace, lot, snapshot_job_id, self.lake, history)
 
-    def evaluate(self, m: Monitor, lot: Lot, snapshot_job_id: str, scope_lots: list[Lot]) -> tuple[list[Outcome], set]:
+    def evaluate(
+        self, m: Monitor, lot: Lot, snapshot_job_id: str, scope_lots: builtins.list[Lot]
+    ) -> tuple[builtins.list[Outcome], set]:
         kind = REGISTRY[m.rule.kind]
         ctx = self._context(m, lot, snapshot_job_id, scope_lots)
         params = kind.params_model.model_validate(m.rule.params)
@@ -128,18 +131,18 @@ class MonitorService:
 
     def run(
         self, ws: str, monitor_id: str, *, trigger: str = "manual", lot_id: str | None = None
-    ) -> tuple[RunRecord, list[dict[str, Any]]]:
+    ) -> tuple[RunRecord, builtins.list[dict[str, Any]]]:
         """Run the monitor now; returns the run record and a preview of the firing subjects."""
         m = self.store.get_monitor(ws, monitor_id)
         t0 = time.perf_counter()
         run = RunRecord(
             run_id=f"run_{ulid()}",
             monitor_id=m.monitor_id,
-            trigger=trigger,
+            trigger=trigger,  # type: ignore[arg-type]  # one of RunRecord's triggers
             rule=m.rule.kind,
             rule_version=m.rule_version,
         )
-        preview: list[dict[str, Any]] = []
+        preview: builtins.list[dict[str, Any]] = []
         if m.state == "paused" and trigger != "manual":
             run.status = "skipped"
             run.error = "monitor is paused"
@@ -164,7 +167,7 @@ class MonitorService:
             )
         return run, preview
 
-    def _run_lots(self, m: Monitor, run: RunRecord, preview: list, lot_id: str | None) -> None:
+    def _run_lots(self, m: Monitor, run: RunRecord, preview: builtins.list, lot_id: str | None) -> None:
         scope_lots = self._scope_lots(m)
         if lot_id is not None:
             targets = [x for x in scope_lots if x.lot_id == lot_id]
@@ -185,14 +188,14 @@ class MonitorService:
         run: RunRecord,
         lot: Lot,
         snap: str,
-        outcomes: list[Outcome],
-        reads: list[str],
-        preview: list,
+        outcomes: builtins.list[Outcome],
+        reads: builtins.list[str],
+        preview: builtins.list,
     ) -> None:
         ws = m.workspace
         fired = {subject_key(o.subject): o for o in outcomes if o.fired}
         unknown = {subject_key(o.subject) for o in outcomes if o.fired is None}
-        new: list[Finding] = []
+        new: builtins.list[Finding] = []
         for o in fired.values():
             f = self._finding(m, run, "fired", snap, o.subject, o.values, o.message, reads)
             if self.store.record_finding(ws, f, lot.lot_id):
@@ -206,7 +209,7 @@ class MonitorService:
             k = subject_key(subj)
             if k in fired or k in unknown:
                 continue
-            o = next((x for x in outcomes if subject_key(x.subject) == k), None)
+            o = next((x for x in outcomes if subject_key(x.subject) == k), None)  # type: ignore[assignment]
             vals = o.values if o else {}
             f = self._finding(m, run, "recovered", snap, subj, vals, o.message if o else "no longer reported", reads)
             if self.store.record_finding(ws, f, lot.lot_id):
@@ -265,13 +268,13 @@ class MonitorService:
             log.info("schedule fired for monitor %s of %s, which no longer exists", monitor_id, ws)
             return None
 
-    def on_ingest(self, ws: str, job_status: str, lot_id: str | None) -> list[RunRecord]:
+    def on_ingest(self, ws: str, job_status: str, lot_id: str | None) -> builtins.list[RunRecord]:
         """A published snapshot: run the workspace's on_ingest monitors for that lot."""
         if job_status not in PUBLISHED or not lot_id:
             return []
         return [self.run(ws, m.monitor_id, trigger="ingest", lot_id=lot_id)[0] for m in self.store.ingest_monitors(ws)]
 
-    def handle_event(self, event) -> list[RunRecord]:
+    def handle_event(self, event) -> builtins.list[RunRecord]:
         """Event-port subscriber for ``job.*`` events."""
         if not event.kind.startswith("job."):
             return []
@@ -303,7 +306,9 @@ class MonitorService:
                 f"the window holds {len(snaps)} published snapshots; a backtest evaluates at most "
                 f"{self.limits.backtest_max_snapshots}: narrow 'from'/'to'"
             )
-        items, fired_snaps, by_lot = [], 0, {}
+        items: builtins.list[dict[str, Any]] = []
+        fired_snaps = 0
+        by_lot: dict[str, Any] = {}
         for j in snaps:
             outcomes, _ = self.evaluate(m, lots[j.lot_id], j.job_id, scope_lots)
             hits = [o for o in outcomes if o.fired]

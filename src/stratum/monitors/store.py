@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from stratum.catalog import Catalog
 from stratum.errors import NotFound
@@ -53,8 +53,10 @@ class MonitorStore:
         }
 
     def put_monitor(self, m: Monitor, *, expect: Any = ABSENT) -> int:
+        idx = self._indexes(m)
+        data = m.model_dump(mode="json")
         return self.meta.put(
-            f"WS#{m.workspace}#MON", m.monitor_id, m.model_dump(mode="json"), expect=expect, **self._indexes(m)
+            f"WS#{m.workspace}#MON", m.monitor_id, data, expect=expect, gsi1=idx["gsi1"], gsi2=idx["gsi2"]
         ).version
 
     def get_monitor_v(self, ws: str, monitor_id: str) -> tuple[Monitor, int]:
@@ -120,6 +122,7 @@ class MonitorStore:
     def list_runs(
         self, ws: str, monitor_id: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[RunRecord], str | None]:
+        index: Literal["gsi1", "gsi2"]
         if status is None:
             pk, index = f"WS#{ws}#MON#{monitor_id}#RUN", "gsi1"
         else:
@@ -171,6 +174,40 @@ class MonitorStore:
         if monitor_id is None:
             return self._pages._page(f"WS#{ws}#FINDINGS", "gsi2", limit, cursor, Finding.model_validate)
         return self._pages._page(f"WS#{ws}#MON#{monitor_id}#FIND", "gsi1", limit, cursor, Finding.model_validate)
+
+    def finding_rows(self, ws: str, lot_ids: set[str] | None = None, limit: int = 10_000) -> list[tuple]:
+        """Rows of the SQL relation ``monitor_findings`` (public_schema), newest first, at most ``limit``."""
+        out: list[tuple] = []
+        cursor = None
+        while len(out) < limit:
+            page = self.meta.query(f"WS#{ws}#FINDINGS", index="gsi2", descending=True, limit=500, cursor=cursor)
+            for it in page.items:
+                f = Finding.model_validate(it.data)
+                lot = f.subject.get("lot_id")
+                if lot_ids is not None and lot not in lot_ids:
+                    continue
+                out.append(
+                    (
+                        f.finding_id,
+                        f.monitor_id,
+                        f.run_id,
+                        f.kind,
+                        f.rule,
+                        f.rule_version,
+                        lot,
+                        f.subject.get("wafer_id"),
+                        json.dumps(f.subject, default=str),
+                        json.dumps(f.params, default=str),
+                        json.dumps(f.values, default=str),
+                        f.message,
+                        json.dumps(f.snapshot_job_ids),
+                        f.created_at,
+                    )
+                )
+            cursor = page.cursor
+            if cursor is None:
+                break
+        return out[:limit]
 
     def clear_monitor_state(self, ws: str, monitor_id: str) -> None:
         cursor = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from stratum.query.public_schema import METADATA_RELATIONS
 from stratum.query.views import Member, scan, view_bodies
 
 MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
@@ -27,4 +28,4 @@ def view_sql(
     return [
         f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
         for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)
-    ]
+    ] + [f"CREATE TEMP TABLE {name} ({cols})" for name, cols in METADATA_RELATIONS.items()]

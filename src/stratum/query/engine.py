@@ -16,10 +16,13 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -104,8 +107,12 @@ class QueryEngine:
         self.lake = lake
         self.settings = settings
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
+        self._spill: dict[str, str] = {}
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
         self._lock = threading.RLock()
+        # name -> rows(workspace, lot_ids or None) for the relations kept in the metadata store
+        # (public_schema.METADATA_RELATIONS); their owners register them (Runtime wires the monitors' findings)
+        self.row_sources: dict[str, Callable[[str, set[str] | None], list[tuple]]] = {}
         _ENGINES.add(self)
 
     def close(self) -> None:
@@ -123,12 +130,17 @@ class QueryEngine:
                 db.close()
             except duckdb.Error:
                 pass
+        for path in self._spill.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._spill.clear()
 
     # -- databases ------------------------------------------------------------------------------
     def _config(self, ws: str) -> dict:
         r = resources(self.settings)
-        spill = self.settings.tmp_dir / f"stratum-duckdb-{os.getuid()}" / ws
-        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # private to this database: processes (CLI runs, SQL workers) never share or remove each other's spill
+        self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        spill = tempfile.mkdtemp(prefix=f"stratum-duckdb-{ws}-", dir=self.settings.tmp_dir)
+        self._spill[ws] = spill
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
         return {
             "autoinstall_known_extensions": False,
@@ -136,7 +148,7 @@ class QueryEngine:
             "enable_object_cache": True,
             "memory_limit": f"{r.duckdb_memory_mb}MB",
             "max_temp_directory_size": f"{r.duckdb_temp_mb}MB",
-            "temp_directory": str(spill),
+            "temp_directory": spill,
             "threads": r.threads,
         }
 
@@ -170,6 +182,7 @@ class QueryEngine:
                 for k in [k for k in self._sessions if k[0] == old_ws]:
                     del self._sessions[k]  # their cursors die with the database
                 old.close()
+                shutil.rmtree(self._spill.pop(old_ws, ""), ignore_errors=True)
             return db
 
     # -- snapshots ------------------------------------------------------------------------------
@@ -211,7 +224,7 @@ class QueryEngine:
             if scope.lot_id is not None:
                 self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
             raise NotFound(problem)
-        assert job is not None and job.lot_id is not None
+        assert job is not None and job.lot_id is not None and job.snapshot is not None
         return Resolved(
             _ordered(job.lot_id, job.job_id, job.snapshot),
             {job.lot_id: job.options.retest_policy},
@@ -270,6 +283,20 @@ class QueryEngine:
                     old.cur.close()
                 return Session(cur, resolved, self, key, entry)
         return Session(cur, resolved, self, None, entry)
+
+    def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
+        """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
+        low = query.lower()
+        for name, rows_of in self.row_sources.items():
+            if name not in low:
+                continue
+            rows = rows_of(ws, set(ses.resolved.snapshot_job_ids) if lot_scoped else None)
+            ses.execute(f"DELETE FROM {name}")
+            for i in range(0, len(rows), 200):
+                chunk = rows[i : i + 200]
+                width = len(chunk[0])
+                marks = ", ".join("(" + ", ".join("?" * width) + ")" for _ in chunk)
+                ses.execute(f"INSERT INTO {name} VALUES {marks}", [v for r in chunk for v in r])
 
     def _release(self, key, entry: _Cached, broken: bool) -> None:
         with self._lock:

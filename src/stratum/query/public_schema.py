@@ -240,5 +240,54 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
         _stored("pins", "PMR records: pin map."),
         _stored("texts", "DTR/GDR records."),
         _stored("records", "Every other record, decoded, as JSON."),
+        _v(
+            "wafer_patterns",
+            "Spatial fail patterns per wafer (classified at ingest; GET /v1/patterns describes each class). "
+            "A wafer's rows come from the snapshot file that tested most of it (newest on a tie).",
+            """
+lot_id | Lot id
+wafer_id | Wafer id
+job_id | Ingest job (file) whose dies were classified
+class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
+family | Pattern family ('none' when the wafer shows no pattern)
+location | global, center, mid or edge
+severity | low, med or high
+confidence | Calibrated confidence of the family (null for 'none')
+classifier_version | Classifier rules and calibration version
+refinement | Octant, orientation, side or direction where the family has one
+rank | 1 = the most confident pattern of the wafer
+die_count | Dies in the detected region
+summary | One-line explanation
+""",
+        ),
+        _v(
+            "monitor_findings",
+            "Findings of the workspace's monitors (newest first; from the metadata store, not the lake; DuckDB only).",
+            """
+finding_id | Finding id (one per monitor, fired/recovered, snapshot and subject)
+monitor_id | Monitor
+run_id | Run that recorded it
+kind | 'fired' or 'recovered'
+rule | Rule kind
+rule_version | Version of the monitor's rule when it was evaluated
+lot_id | Lot of the subject
+wafer_id | Wafer of the subject (null when the subject is not a wafer)
+subject | The subject as JSON (lot, wafer, site, test, metric, ...)
+params | Rule parameters as JSON
+values | The aggregates that triggered it, as JSON
+message | Human-readable summary
+snapshot_job_ids | JSON list of the snapshot jobs read (to reproduce the numbers)
+created_at | When it was recorded
+""",
+        ),
     )
+}
+
+#: relations whose rows come from the metadata store (filled per query by ``QueryEngine.row_sources``)
+METADATA_RELATIONS = {
+    "monitor_findings": (
+        "finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, "
+        'lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, '
+        "snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ"
+    ),
 }

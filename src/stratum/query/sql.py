@@ -401,6 +401,13 @@ class SqlService:
             raise BadRequest(f"a query yields at most {s.max_rows} rows in total")
         t0 = time.perf_counter()
         ses = self.engine.session(workspace, scope)
+        try:
+            self.engine.fill_rows(
+                ses, workspace, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id)
+            )
+        except BaseException:
+            ses.close()
+            raise
         timed_out = threading.Event()
 
         def on_timeout() -> None:

@@ -380,7 +380,7 @@ class _Parser:
                     x, y, tt = d.get("X_COORD"), d.get("Y_COORD"), d.get("TEST_T")
                     rest = (None, None, None)
                 g = head << 8 | site
-                seq = self.open_parts.pop(g, None)
+                seq = self.open_parts.pop(g, None)  # type: ignore[arg-type]
                 if seq is None:
                     self.warn(
                         "prr_without_pir",

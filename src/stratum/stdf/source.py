@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from .errors import (
@@ -33,6 +34,7 @@ from .errors import (
     UnsupportedContainerError,
 )
 
+_gzip_impl: ModuleType
 try:  # ISA-L inflate: same stream API as zlib, ~2.5x faster on gzip (optional; zlib otherwise)
     from isal import isal_zlib as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a pinned dependency
@@ -119,7 +121,7 @@ class ByteSource:
             self.size = Path(src).stat().st_size
         else:
             self._fh = src
-            self.size = size
+            self.size = size  # type: ignore[assignment]  # None: unknown (a stream)
         self.block_size = block_size
         self.limits = limits or DecompressionLimits()
         self.compressed_read = 0  # bytes consumed from the input (progress)
@@ -187,7 +189,7 @@ class ByteSource:
                             produced += len(out)
                             yield out
                             out = bytearray()
-                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:
+                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:  # type: ignore[misc]
                     raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + len(out)) from exc
                 if dec.eof:  # type: ignore[attr-defined]
                     data = dec.unused_data  # type: ignore[attr-defined]
@@ -238,7 +240,7 @@ class ByteSource:
             )
         return info
 
-    def _zip(self) -> Iterator[bytes]:
+    def _zip(self) -> Iterator[bytes | bytearray]:
         fh = self._fh
         if not (hasattr(fh, "seekable") and fh.seekable()):
             self._tmp = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
@@ -274,7 +276,7 @@ class ByteSource:
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             raise CompressedStreamError(f"corrupt zip archive: {exc}", offset=0) from exc
 
-    def _blocks(self) -> Iterator[bytes]:
+    def _blocks(self) -> Iterator[bytes | bytearray]:
         if self.format == "gzip":
             return self._stream(lambda: _gzip_impl.decompressobj(wbits=31), "gzip")
         if self.format == "bzip2":

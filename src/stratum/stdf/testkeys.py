@@ -285,9 +285,10 @@ class TestRegistry:
     def _candidates(self, kind, v, nums, name_start, L, out) -> np.ndarray:
         """Fill ``out`` with the first test registered under each record's number; True where the
         record's name matches it exactly."""
-        known_n, known_i = self._by_num.get(kind, (None, None))
-        if known_n is None or not len(known_n):
+        known = self._by_num.get(kind)
+        if known is None or not len(known[0]):
             return np.zeros(len(nums), bool)
+        known_n, known_i = known
         lut = self._lut(kind, known_n, known_i)
         if lut is not None:  # one gather instead of a binary search per record
             cand = lut[np.minimum(nums, len(lut) - 1)]  # numbers past the table land on its -1 slot
@@ -311,8 +312,9 @@ class TestRegistry:
     def _resolve_by_hash(self, kind, v, nums, name_start, L, rec_seq) -> np.ndarray:
         h = hash_names(v.w8, name_start, L) ^ (nums.astype(np.uint64) * _C1)
         out = np.full(len(nums), -1, np.int64)
-        known_h, known_i = self._known.get(kind, (None, None))
-        if known_h is not None and len(known_h):
+        known = self._known.get(kind)
+        if known is not None and len(known[0]):
+            known_h, known_i = known
             pos = np.minimum(np.searchsorted(known_h, h), len(known_h) - 1)
             hit = known_h[pos] == h
             out[hit] = known_i[pos[hit]]

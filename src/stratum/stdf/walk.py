@@ -9,6 +9,8 @@ index reads a field of every record at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
@@ -102,7 +104,9 @@ def walk_fast(
     b = np.frombuffer(buf, dtype=np.uint8)
     out: list[np.ndarray] = []
     pos = 0
-    tsig = tl2 = rel2 = None  # template signatures; REC_LENs and offsets of the template repeated twice
+    tsig: np.ndarray | None = None  # template signatures; REC_LENs and offsets of the template repeated twice
+    tl2: Any = None
+    rel2: Any = None
     p = pp = span = phase = 0  # period, predicted length (a multiple of p), its bytes, template phase
     history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
     predicted = walked = probes = lost = 0

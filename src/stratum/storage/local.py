@@ -24,6 +24,7 @@ never yields them.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import os
@@ -210,7 +211,7 @@ class LocalObjectStore(ObjectStore):
                 continue
             yield info
 
-    def _walk(self, directory: Path, rel: str, prefix: str, out: list[tuple[str, Path]]) -> None:
+    def _walk(self, directory: Path, rel: str, prefix: str, out: builtins.list[tuple[str, Path]]) -> None:
         rel = "" if rel == "." else rel + "/"
         try:
             entries = list(os.scandir(directory))
@@ -275,5 +276,12 @@ class LocalObjectStore(ObjectStore):
     def configure_duckdb(self, con: Any) -> None:
         """Nothing to do: DuckDB reads local paths natively."""
 
-    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_seconds: int = 3600,
+        content_type: str | None = None,
+        content_length: int | None = None,
+    ) -> str | None:
         return None

@@ -21,6 +21,7 @@ secret. Call it before ``SET enable_external_access=false`` / ``SET lock_configu
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import importlib.util
@@ -293,7 +294,7 @@ class S3ObjectStore(ObjectStore):
             self._delete_batch(batch)
         return n
 
-    def _delete_batch(self, batch: list[dict[str, str]]) -> None:
+    def _delete_batch(self, batch: builtins.list[dict[str, str]]) -> None:
         resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = resp.get("Errors") or []
         if errors:
@@ -361,12 +362,21 @@ class S3ObjectStore(ObjectStore):
             kw.update(endpoint_override=endpoint[0], scheme="https" if endpoint[1] else "http")
         return fs.S3FileSystem(**kw)
 
-    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_seconds: int = 3600,
+        content_type: str | None = None,
+        content_length: int | None = None,
+    ) -> str | None:
         """A SigV4 presigned PUT URL; when ``content_type`` is given the uploader must send that exact
         ``Content-Type`` header."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
         if content_type:
             params["ContentType"] = content_type
+        if content_length is not None:
+            params["ContentLength"] = content_length  # signed: S3 refuses any other body size
         return self.client.generate_presigned_url(
             "put_object", Params=params, ExpiresIn=expires_seconds, HttpMethod="PUT"
         )

@@ -362,7 +362,7 @@ class SqliteMetadataStore(MetadataStore):
             now = now_epoch()
             row = con.execute("SELECT n, ttl FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
             live = row is not None and (row[1] is None or row[1] >= now)
-            value = ((row[0] or 0) if live else 0) + amount  # type: ignore[index]
+            value = ((row[0] or 0) if live else 0) + amount
             if ceiling is not None and value > ceiling:
                 return None
             if live:
