@@ -38,6 +38,7 @@ def start(data: Path, port: int, log: Path) -> subprocess.Popen:
         "STRATUM_DELIVERY__RETRY_SCHEDULE_SECONDS": "[0, 2, 2, 2]",
         "STRATUM_DELIVERY__JITTER_FRACTION": "0",
         "STRATUM_DELIVERY__POLL_INTERVAL_SECONDS": "0.2",
+        "STRATUM_DELIVERY__LEASE_SECONDS": "3",  # an attempt cut off by the kill is retried after this
     }
     proc = subprocess.Popen(
         [
@@ -88,6 +89,12 @@ def test_restart_mid_retry_loses_nothing(tmp_path: Path) -> None:
         )
         assert r.status_code == 200, r.text
         receiver.wait_for(1)
+        end = time.monotonic() + 10  # the first attempt's outcome is recorded: a retry is pending
+        while time.monotonic() < end:
+            items = httpx.get(f"{base}/v1/webhooks/deliveries", headers=auth).json()["items"]
+            if items and len(items[0]["attempts"]) == 1:
+                break
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)  # a crash, not a clean stop
         proc.wait(10)
         time.sleep(2.5)
