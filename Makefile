@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test test-slow test-corpus bench lint fmt synth layers openapi demo clean
+.PHONY: setup test test-slow test-corpus bench lint fmt synth layers openapi sdk sdk-models demo clean
 
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,12 +28,12 @@ bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to benc
 	$(BIN)/python -m stratum.bench all --runs $(BENCH_RUNS)
 
 lint:
-	$(BIN)/ruff check src tests functions infra
-	$(BIN)/ruff format --check src tests functions infra
+	$(BIN)/ruff check src tests functions infra sdk/python
+	$(BIN)/ruff format --check src tests functions infra sdk/python
 
 fmt:
-	$(BIN)/ruff format src tests functions infra
-	$(BIN)/ruff check --fix src tests functions infra
+	$(BIN)/ruff format src tests functions infra sdk/python
+	$(BIN)/ruff check --fix src tests functions infra sdk/python
 
 synth: ## offline CDK synth into infra/cdk.out
 	cd infra && ../$(BIN)/python app.py
@@ -41,8 +41,15 @@ synth: ## offline CDK synth into infra/cdk.out
 layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker)
 	$(BIN)/python layers/build.py --all
 
-openapi: ## regenerate openapi.json from the app
+openapi: ## regenerate openapi.json from the app, then the SDK's models from it
 	$(BIN)/python -m stratum.api.openapi > openapi.json
+	$(BIN)/python sdk/python/generate_models.py
+
+sdk-models: ## regenerate sdk/python's models from openapi.json (a test fails on drift)
+	$(BIN)/python sdk/python/generate_models.py
+
+sdk: ## build the stratum-client wheel into sdk/python/dist/
+	$(BIN)/python -m build --wheel --no-isolation --outdir sdk/python/dist sdk/python
 
 demo:
 	$(BIN)/stratum demo

@@ -6,12 +6,14 @@ Services come from one ``Runtime`` (settings → adapters → services); routes 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from functools import lru_cache
 
 from fastapi import FastAPI, Request
 
 from stratum import __version__
+from stratum.ids import ulid
 from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
@@ -19,6 +21,8 @@ from . import problems
 from .routes import jobs, lots, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
+# a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 DESCRIPTION = """\
 Semiconductor test data as a service: STDF uploads become ingest jobs that publish immutable lot
@@ -84,11 +88,16 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         if root and not request.scope.get("root_path"):
             request.scope["root_path"] = root  # the API Gateway stage prefix (links, OpenAPI servers)
         t0 = time.perf_counter()
+        rid = request.headers.get("x-request-id", "")
+        rid = rid if _REQUEST_ID.match(rid) else f"req_{ulid()}"
+        request.state.request_id = rid
         response = await call_next(request)
         ms = (time.perf_counter() - t0) * 1e3
         response.headers["server-timing"] = f"app;dur={ms:.1f}"
+        response.headers["x-request-id"] = rid
         log.info(
-            "%s %s -> %s in %.1f ms (key %s)",
+            "%s %s %s -> %s in %.1f ms (key %s)",
+            rid,
             request.method,
             request.url.path,
             response.status_code,

@@ -18,6 +18,7 @@ class Problem(BaseModel):
     detail: str
     instance: str
     code: str
+    request_id: str | None = Field(None, description="Also in the X-Request-Id response header; quote it in reports")
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
