@@ -45,6 +45,18 @@ class Runtime:
         return Catalog(self.meta)
 
     @cached_property
+    def events(self):
+        """The event port: in-process bus locally, EventBridge on AWS."""
+        if self.settings.backend == "local":
+            from stratum.events.local import InProcessBus
+
+            return InProcessBus()
+        from stratum.events.eventbridge import EventBridgeBus
+
+        aws = self.settings.aws
+        return EventBridgeBus(aws.event_bus_name or "default", aws.region, endpoint_url=aws.endpoint_url or None)
+
+    @cached_property
     def ingest(self):
         from stratum.ingest.service import IngestService
 

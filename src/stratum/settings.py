@@ -58,6 +58,7 @@ class AwsSettings(BaseModel):
     athena_workgroup: str = ""
     glue_database: str = ""
     athena_output: str = ""
+    event_bus_name: str = ""  # EventBridge bus for the event port (empty: the account's default bus)
 
 
 class Settings(BaseSettings):
