@@ -335,6 +335,7 @@ def extra_command(fn: Callable) -> Callable:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from stratum import commands  # noqa: F401 - registers demo/serve/keys
+    from stratum.exports import cli as _export_cli  # noqa: F401 - registers export
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -74,6 +74,12 @@ class Runtime:
 
         return SqlService(self.engine, self.settings)
 
+    @cached_property
+    def exports(self):
+        from stratum.exports.service import ExportService
+
+        return ExportService(self.engine, self.meta, self.lake, self.settings)
+
     def close(self) -> None:
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()

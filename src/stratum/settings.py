@@ -46,6 +46,16 @@ class SqlLimits(BaseModel):
     max_query_chars: int = 100_000
 
 
+class ExportLimits(BaseModel):
+    """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
+
+    timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (and per Parquet row group at least)
+    row_group_rows: int = 1_048_576  # rows per Parquet row group
+    url_seconds: int = 3600  # lifetime of a download URL
+    retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
+
+
 class AwsSettings(BaseModel):
     region: str = "us-east-1"
     drop_bucket: str = ""
@@ -85,6 +95,7 @@ class Settings(BaseSettings):
     tmp_dir: Path = Path("/tmp")  # noqa: S108 - Lambda's only writable storage
 
     sql: SqlLimits = SqlLimits()
+    exports: ExportLimits = ExportLimits()
     rate_limits: RateLimits = RateLimits()
     aws: AwsSettings = AwsSettings()
 

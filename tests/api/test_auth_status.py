@@ -30,8 +30,11 @@ PROTECTED = [
     ("get", "/v1/lots/{lot_id}/bins", "analytics"),
     ("get", "/v1/sql/schema", "sql_schema"),
     ("post", "/v1/sql", "sql_run"),
+    ("post", "/v1/exports", "sql_run"),
+    ("get", "/v1/exports/{export_id}", "sql_run"),
 ]
-OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
+# the signed-URL targets are authorised by their signature instead of a key
+OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content"), ("get", "/v1/exports/{export_id}/content")]
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "upload": {"ingest", "full"},
     "job_status": {"ingest", "read", "full"},
@@ -42,12 +45,12 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
 
 
 def _url(path: str) -> str:
-    return path.format(job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000)
+    return path.format(job_id="job_nope", lot_id="NO-SUCH-LOT", wafer_id="W01", test_num=1000, export_id="exp_nope")
 
 
 def _call(client, method: str, path: str, headers: dict | None = None):
     kw: dict = {"headers": headers or {}}
-    if path == "/v1/sql":
+    if path in ("/v1/sql", "/v1/exports"):
         kw["json"] = {"query": "SELECT 1"}
     elif path == "/v1/uploads/presign":
         kw["json"] = {"filename": "x.stdf"}

@@ -18,7 +18,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import jobs, lots, sql, status, uploads
+from .routes import exports, jobs, lots, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
@@ -78,7 +78,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router):
+    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, exports.router):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

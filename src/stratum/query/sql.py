@@ -206,6 +206,16 @@ class SqlResult:
     elapsed_ms: float
     offset: int = 0
     snapshot_jobs: dict[str, str] = field(default_factory=dict)
+    table: Any = None  # the page as a pyarrow.Table (run(..., arrow=True)); rows is then empty
+
+    def arrow_stream(self) -> bytes:
+        """The page (``run(..., arrow=True)``) as an Arrow IPC stream."""
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, self.table.schema) as w:
+            w.write_table(self.table)
+        return sink.getvalue().to_pybytes()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,6 +247,25 @@ def decode_cursor(cursor: str, fp: str) -> int:
     if d.get("q") != fp or offset < 0:
         raise BadRequest("the cursor belongs to another query or context")
     return offset
+
+
+def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
+    """Rows ``offset`` to ``offset + n`` of a result as one pyarrow.Table (with its schema even when
+    empty), and how many rows were skipped."""
+    import pyarrow as pa
+
+    reader = res.to_arrow_reader(122_880)
+    batches, seen = [], 0
+    while seen < offset + n:
+        try:
+            b = reader.read_next_batch()
+        except StopIteration:
+            break
+        if seen + b.num_rows > offset:
+            batches.append(b.slice(max(0, offset - seen)))
+        seen += b.num_rows
+    skipped = min(seen, offset)
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n), skipped
 
 
 class SqlService:
@@ -273,6 +302,7 @@ class SqlService:
         limit: int | None = None,
         cursor: str | None = None,
         timeout: float | None = None,
+        arrow: bool = False,
     ) -> SqlResult:
         s = self.settings.sql
         check_query(query, s.max_query_chars)
@@ -299,13 +329,18 @@ class SqlService:
             res = ses.execute(query)
             columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
             skipped = 0
+            if arrow:  # skipped inside _arrow_page: fetchmany and Arrow batches must not be mixed
+                table, skipped = _arrow_page(res, offset, min(page, s.max_rows - offset) + 1)
             while skipped < offset:
                 got = res.fetchmany(min(10_000, offset - skipped))
                 if not got:
                     break
                 skipped += len(got)
             want = min(page, s.max_rows - offset)
-            rows = res.fetchmany(want + 1) if skipped == offset else []
+            if arrow:
+                rows = range(table.num_rows) if skipped == offset else []  # only the length counts below
+            else:
+                rows = res.fetchmany(want + 1) if skipped == offset else []
         except duckdb.InterruptException:
             raise QueryTimeout(
                 f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit"
@@ -326,7 +361,8 @@ class SqlService:
         next_cursor = encode_cursor(end, fp) if more and not truncated else None
         return SqlResult(
             columns=columns,
-            rows=[[jsonable(v) for v in r] for r in rows],
+            rows=[] if arrow else [[jsonable(v) for v in r] for r in rows],
+            table=table.slice(0, len(rows)) if arrow else None,
             next_cursor=next_cursor,
             row_count=len(rows),
             truncated=truncated,

@@ -103,3 +103,8 @@ class ObjectStore(ABC):
     @abstractmethod
     def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
         """A presigned HTTP PUT URL for ``key``; ``None`` when the store has no such mechanism (local)."""
+
+    def presign_get(self, key: str, *, expires_seconds: int = 3600, filename: str | None = None) -> str | None:
+        """A presigned HTTP GET URL for ``key`` (downloads); ``None`` when the store has no such mechanism
+        (local: the API signs its own download URL)."""
+        return None

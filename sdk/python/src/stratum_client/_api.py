@@ -228,7 +228,9 @@ def sql_page(
             "/v1/sql",
             json=body,
             headers={"Accept": ARROW_STREAM},
-            parse=lambda r: SqlPage.from_arrow(r.content, r.headers.get("x-next-cursor") or None),
+            parse=lambda r: SqlPage.from_arrow(
+                r.content, r.headers.get("x-next-cursor") or None, r.headers.get("x-truncated") == "true"
+            ),
         )
     return Call("POST", "/v1/sql", json=body, parse=lambda r: SqlPage.from_json(r.json()))
 

@@ -51,6 +51,72 @@ class CapabilityRow(BaseModel):
     usl: Annotated[float | None, Field(title='Usl')] = None
 
 
+class ExportColumn(BaseModel):
+    name: Annotated[str, Field(title='Name')]
+    type: Annotated[str, Field(title='Type')]
+
+
+class ExportError(BaseModel):
+    code: Annotated[str, Field(title='Code')]
+    message: Annotated[str, Field(title='Message')]
+
+
+class ExportOut(BaseModel):
+    bytes: Annotated[int | None, Field(title='Bytes')] = None
+    columns: Annotated[list[ExportColumn] | None, Field(title='Columns')] = None
+    context: Annotated[dict[str, Any], Field(title='Context')]
+    created_at: Annotated[str, Field(title='Created At')]
+    download_url: Annotated[
+        str | None,
+        Field(
+            description='When succeeded: an expiring URL of the file (no API key)',
+            title='Download Url',
+        ),
+    ] = None
+    elapsed_ms: Annotated[float | None, Field(title='Elapsed Ms')] = None
+    error: ExportError | None = None
+    expires_at: Annotated[
+        str | None,
+        Field(description='When the download URL stops working', title='Expires At'),
+    ] = None
+    export_id: Annotated[str, Field(title='Export Id')]
+    finished_at: Annotated[str | None, Field(title='Finished At')] = None
+    format: Annotated[Literal['parquet', 'csv', 'arrow'], Field(title='Format')]
+    query: Annotated[str, Field(title='Query')]
+    rows: Annotated[int | None, Field(title='Rows')] = None
+    sha256: Annotated[
+        str | None, Field(description='SHA-256 of the file', title='Sha256')
+    ] = None
+    started_at: Annotated[str | None, Field(title='Started At')] = None
+    status: Annotated[
+        Literal['queued', 'running', 'succeeded', 'failed'], Field(title='Status')
+    ]
+    table: Annotated[str | None, Field(title='Table')] = None
+
+
+class Query(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='One read-only SELECT',
+            max_length=100000,
+            min_length=1,
+            title='Query',
+        ),
+    ]
+
+
+class Table(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='A public table, exported for context.lot_id',
+            max_length=64,
+            title='Table',
+        ),
+    ]
+
+
 class InspectOut(BaseModel):
     model_config = ConfigDict(
         extra='allow',
@@ -337,6 +403,30 @@ class CapabilityOut(BaseModel):
     tests: Annotated[list[CapabilityRow], Field(title='Tests')]
     unbias: Annotated[bool, Field(title='Unbias')]
     wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    context: SqlContext | None = None
+    filters: Annotated[
+        dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None,
+        Field(
+            description='With table: column -> value (equality), list of values (IN) or null (IS NULL)',
+            title='Filters',
+        ),
+    ] = None
+    format: Annotated[
+        Literal['parquet', 'csv', 'arrow'] | None, Field(title='Format')
+    ] = 'parquet'
+    query: Annotated[
+        Query | None, Field(description='One read-only SELECT', title='Query')
+    ] = None
+    table: Annotated[
+        Table | None,
+        Field(description='A public table, exported for context.lot_id', title='Table'),
+    ] = None
 
 
 class HTTPValidationError(BaseModel):

@@ -31,11 +31,11 @@ class SqlPage:
         return cls(r.columns, r.rows, r.next_cursor, r.truncated)
 
     @classmethod
-    def from_arrow(cls, data: bytes, next_cursor: str | None) -> SqlPage:
+    def from_arrow(cls, data: bytes, next_cursor: str | None, truncated: bool = False) -> SqlPage:
         pa = _pyarrow()
         table = pa.ipc.open_stream(data).read_all()
         cols = [m.SqlColumn(name=f.name, type=str(f.type)) for f in table.schema]
-        return cls(cols, None, next_cursor, False, table)
+        return cls(cols, None, next_cursor, truncated, table)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
@@ -12,6 +12,7 @@ from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 @router.get(
@@ -28,14 +29,31 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
 @router.post(
     "/v1/sql",
     response_model=SqlResponse,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {
+            "content": {"application/json": {}, ARROW_STREAM: {}},
+            "description": "The page as JSON, or with `Accept: application/vnd.apache.arrow.stream` as an Arrow "
+            "IPC stream (next cursor, row count and truncation in X-Next-Cursor, X-Row-Count, X-Truncated)",
+        },
+    },
     summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
 )
 def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
     check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
+    arrow = ARROW_STREAM in request.headers.get("accept", "")
     res = request.app.state.runtime.sql.run(
-        principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor
+        principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor, arrow=arrow
     )
+    if arrow:
+        headers = {
+            **(getattr(request.state, "extra_headers", {}) or {}),
+            "X-Row-Count": str(res.row_count),
+            "X-Truncated": "true" if res.truncated else "false",
+        }
+        if res.next_cursor:
+            headers["X-Next-Cursor"] = res.next_cursor
+        return Response(res.arrow_stream(), media_type=ARROW_STREAM, headers=headers)
     return res.to_dict()
