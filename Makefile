@@ -25,7 +25,7 @@ test-slow:
 
 BENCH_RUNS ?= 5
 bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to bench/results/)
-	$(BIN)/python -m stratum.bench all --runs $(BENCH_RUNS)
+	$(BIN)/python -m stratum.devtools.bench all --runs $(BENCH_RUNS)
 
 lint:
 	$(BIN)/ruff check src tests functions infra sdk/python

@@ -563,12 +563,20 @@ def top_level_modules(site: Path) -> list[str]:
     return sorted(names)
 
 
+def _infra_assets():
+    """infra/stratum_infra/assets.py (standard library only), loaded by path: it decides what an asset holds."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_stratum_assets", ROOT / "infra" / "stratum_infra" / "assets.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def function_asset_bytes(function: str) -> int:
-    """Unzipped size of the function asset: src/stratum (without bytecode) + functions/<name>/*.py."""
-    total = 0
-    for p in (ROOT / "src" / "stratum").rglob("*"):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"):
-            total += p.stat().st_size
+    """Unzipped size of the function asset: src/stratum (without bytecode and dev tools) + functions/<name>/*.py."""
+    total = sum(p.stat().st_size for p in _infra_assets().shipped_package_files(ROOT / "src" / "stratum"))
     for p in (ROOT / "functions" / function).glob("*.py"):
         total += p.stat().st_size
     return total

@@ -1,6 +1,7 @@
 """Docker-free Lambda assets.
 
-Function code: a plain pre-synth assembly step copies ``src/stratum/`` (the whole package, without bytecode) and
+Function code: a plain pre-synth assembly step copies ``src/stratum/`` (the package without bytecode and without
+the development tools in ``stratum/devtools/``) and
 ``functions/<name>/*.py`` into ``<build dir>/functions/<name>/``; the function asset is that folder. On Lambda
 the code directory is on ``sys.path``, so ``handler.py`` sits at the top level and ``import stratum`` resolves to
 the shipped package, exactly as it does in the editable dev install. No sys.path edits, no Docker.
@@ -18,6 +19,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EXCLUDED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
+# Subpackages of stratum that never ship: benchmarks, the demo, the synthetic STDF generators.
+DEV_ONLY_PACKAGES = ("devtools",)
+
+
+def package_ignore(package: Path):
+    """The copytree ``ignore`` callable for the stratum package at ``package``."""
+    top = str(package)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = set(EXCLUDED(directory, names))
+        if directory == top:
+            skip.update(n for n in names if n in DEV_ONLY_PACKAGES)
+        return skip
+
+    return ignore
+
+
+def shipped_package_files(package: Path) -> list[Path]:
+    """The files of the stratum package that a function asset holds (what ``package_ignore`` keeps)."""
+    dev = {package / name for name in DEV_ONLY_PACKAGES}
+    return sorted(
+        p
+        for p in package.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo")
+        and p.name != ".DS_Store"
+        and not any(p.is_relative_to(d) for d in dev)
+    )
 
 
 @dataclass(frozen=True)
@@ -43,7 +73,7 @@ def assemble_function_asset(
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copytree(package, dest / "stratum", ignore=EXCLUDED)
+    shutil.copytree(package, dest / "stratum", ignore=package_ignore(package))
     for src in sorted(fn_dir.glob("*.py")):
         if src.stem == "stratum":
             raise ValueError(f"{src} would shadow the stratum package inside the asset")

@@ -26,9 +26,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from stratum.api.app import create_app
+from stratum.devtools.stdf.lots import GeneratedLot, LotSpec, default_tests, write_lot
 from stratum.models import Job
 from stratum.settings import settings_for
-from stratum.stdf.generate import GeneratedLot, LotSpec, default_tests, write_lot
 
 WS_LOT = "API-LOT"
 FT_LOT = "FT-LOT"

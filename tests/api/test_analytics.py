@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stratum.analytics import capability as cap
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
 from .conftest import FT_LOT, PINNED_PATHS, WS_LOT, assert_same, final_mask, first_pass_mask, strict_json, valid_mask
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stratum.auth import signed_urls
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
 from .conftest import new_app, strict_json
 

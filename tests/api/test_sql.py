@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from stratum.query.views import PUBLIC
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.query.public_schema import PUBLIC
 
 from .conftest import FT_LOT, WS_LOT, final_mask, strict_json
 
@@ -444,9 +444,14 @@ def test_scalar_functions_cannot_reach_files_or_secrets(seeded, sessions, monkey
     r = sql(seeded, "SELECT getenv('STRATUM_CANARY_SECRET')")
     assert r.status_code == 400  # no such function in this DuckDB build (or refused): never the value
     assert "canary-7f3a9c" not in r.text
-    r = sql(seeded, "SELECT current_setting('allowed_directories')")
-    assert r.status_code == 200
-    dirs = r.json()["rows"][0][0]
+    r = sql(seeded, "SELECT current_setting('allowed_directories')")  # server paths stay private
+    assert r.status_code == 400
+    assert str(seeded.data_dir) not in r.text
+    dirs = (
+        seeded.app.state.runtime.engine.database("default")
+        .execute("SELECT current_setting('allowed_directories')")
+        .fetchone()[0]
+    )
     lake_root = str(seeded.data_dir / "lake")
     assert any(d.startswith(lake_root) for d in dirs)
     assert not any(d in ("/", "/etc", "/etc/") for d in dirs)

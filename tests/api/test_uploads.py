@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from stratum.api.routes import uploads as uploads_route
+from stratum.devtools.stdf.lots import GeneratedLot, LotSpec, default_tests, write_lot
 from stratum.stdf.errors import StdfError
-from stratum.stdf.generate import GeneratedLot, LotSpec, default_tests, write_lot
 from stratum.stdf.reader import check_header
 
 from .conftest import new_app, strict_json

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stratum.api.app import create_app
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.query.engine import Scope
 from stratum.settings import settings_for
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
 SHARED = "SHARED-LOT"
 LIMITS = {"analytics_per_window": 10**6, "sql_per_window": 10**6, "uploads_per_window": 10**6}

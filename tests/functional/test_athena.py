@@ -8,11 +8,11 @@ import urllib.request
 
 import pytest
 
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.errors import QueryRejected
 from stratum.query.athena import AthenaSql
 from stratum.query.engine import Scope
 from stratum.query.views import TRINO, view_bodies
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 from tests.fixtures.aws import unique_name
 
 pytestmark = pytest.mark.aws

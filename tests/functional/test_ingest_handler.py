@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.query.engine import Scope
 from stratum.settings import get_settings
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.aws

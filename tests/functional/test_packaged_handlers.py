@@ -62,7 +62,7 @@ def _run(asset, event: dict, env: dict, tmp_path) -> dict:
 
 
 def test_ingest_handler_as_packaged(aws_stack, boto_session, tmp_path):
-    from stratum.stdf.generate import LotSpec, default_tests, write_lot
+    from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 
     truth = write_lot(
         LotSpec(

@@ -43,6 +43,29 @@ def test_function_asset_has_handler_and_stratum_package_without_bytecode(tmp_pat
     assert asset.missing == ()
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("function", ["ingest", "api"])
+def test_function_assets_leave_out_the_dev_tools(tmp_path: Path, function: str) -> None:
+    from infra.stratum_infra.assets import shipped_package_files
+
+    asset = assemble_function_asset(function, ROOT, tmp_path / "build")
+    files = {p.relative_to(asset.path).as_posix() for p in asset.path.rglob("*") if p.is_file()}
+    package = ROOT / "src" / "stratum"
+    expected = {"stratum/" + p.relative_to(package).as_posix() for p in shipped_package_files(package)}
+    assert {f for f in files if f.startswith("stratum/")} == expected
+    assert not [f for f in files if f.startswith("stratum/devtools")]
+    assert (package / "devtools" / "stdf" / "lots.py").is_file()  # the wing exists; it is only left out
+    for must in ("stratum/stdf/reader.py", "stratum/stdf/flags.py", "stratum/api/app.py", "handler.py"):
+        assert must in files
+    # only the CLI's `stratum demo` names the dev tools, and it imports them lazily
+    naming = sorted(
+        f for f in files if f.endswith(".py") and "stratum.devtools" in (asset.path / f).read_text(encoding="utf-8")
+    )
+    assert naming == ["stratum/cli/local.py"]
+
+
 def test_function_asset_reports_a_missing_handler_and_is_rebuilt_from_scratch(tmp_path: Path) -> None:
     root = _fake_project(tmp_path / "proj", with_handler=False)
     build = tmp_path / "build"

@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.models import JobSource
 from stratum.query.engine import Scope
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
 QUERIES = [
     "SELECT part_count, good_count, first_pass_count, retest_count FROM lots",

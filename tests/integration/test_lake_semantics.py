@@ -11,8 +11,8 @@ import pytest
 
 from stratum.analytics import capability as cap
 from stratum.analytics.service import AnalyticsService
+from stratum.devtools.stdf.lots import LotSpec, write_lot
 from stratum.query.engine import Scope
-from stratum.stdf.generate import LotSpec, write_lot
 from tests.fixtures.runtime import make_runtime
 
 

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stratum.stdf.generate import (
+from stratum.devtools.stdf.benchfile import write_bench_file
+from stratum.devtools.stdf.lots import (
     GeneratedLot,
     LotSpec,
     TestDef,
     default_bins,
     default_tests,
     die_map,
-    write_bench_file,
     write_lot,
 )
 

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stratum.devtools.stdf.writer import StdfWriter, encode_body, encode_record
 from stratum.stdf.columns import Masked, Ragged, Strings
 from stratum.stdf.errors import (
     CompressedStreamError,
@@ -28,7 +29,6 @@ from stratum.stdf.errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from stratum.stdf.writer import StdfWriter, encode_body, encode_record
 from tests.support import read_all
 from tests.unit.test_writer import SAMPLES
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from stratum.query.engine import schema_session
+from stratum.query.public_schema import PUBLIC
 from stratum.query.schema_doc import render
-from stratum.query.views import PUBLIC
 from tests.conftest import ROOT
 
 REQUIRED = {

@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stratum.render.palette import ABOVE_HI, BELOW_LO, CANVAS, FAIL_COLORS, NO_VALUE, PASS_COLORS, WAFER_FILL
 from stratum.render.wafermap import (
-    ABOVE_HI,
-    BELOW_LO,
-    CANVAS,
-    FAIL_COLORS,
-    NO_VALUE,
-    PASS_COLORS,
-    WAFER_FILL,
     BinDef,
     WaferMap,
     bin_color,

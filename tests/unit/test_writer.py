@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from stratum.devtools.stdf.writer import StdfWriter, encode_body, encode_record
 from stratum.stdf.decode import decode_fields
 from stratum.stdf.spec import BY_NAME, RECORDS, Field, RecordType
-from stratum.stdf.writer import StdfWriter, encode_body, encode_record
 
 # One representative, fully populated record of every type. R4 values are exact in float32; arrays are
 # non-empty; N1 arrays have odd counts; every GDR V1 type appears.

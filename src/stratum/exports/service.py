@@ -32,8 +32,8 @@ from stratum.errors import BadRequest, NotFound, QueryTimeout, StratumError
 from stratum.ids import ulid
 from stratum.lake import layout
 from stratum.query.engine import QueryEngine, Scope
+from stratum.query.public_schema import PUBLIC
 from stratum.query.sql import check_query
-from stratum.query.views import PUBLIC
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
 from stratum.storage.objectstore import ObjectStore

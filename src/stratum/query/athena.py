@@ -49,6 +49,33 @@ def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
+def _scan(database: str, ws: str, table: str, members: list[Member]) -> str:
+    """A stored table's rows for the members: the Glue table filtered on its partitions."""
+    cols = ", ".join(_ident(c) for c in TABLES[table].names)
+    lots = sorted({layout.encode_lot(m.lot_id) for m in members}) or ["%00"]
+    jobs = sorted({m.job_id for m in members}) or ["none"]
+    where = (
+        f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
+        f"AND job IN ({', '.join(_q(x) for x in jobs)})"
+    )
+    body = f"SELECT {cols} FROM {_ident(database)}.{_ident(table)} WHERE {where}"
+    return f"({body}{'' if members else ' AND false'})"
+
+
+def snapshot_ctes(
+    database: str, ws: str, members: list[Member], *, retest_policy: str = "last", wafer_ids: list[str] | None = None
+) -> str:
+    """The snapshot's public views as a Trino WITH list (without the WITH)."""
+    ctes = view_bodies(
+        members,
+        lambda t, ms: _scan(database, ws, t, ms),
+        retest_policy=retest_policy,
+        wafer_ids=wafer_ids,
+        dialect=TRINO,
+    )
+    return ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+
+
 @dataclass
 class AthenaSql:
     engine: QueryEngine
@@ -73,29 +100,17 @@ class AthenaSql:
         return cls(rt.engine, s.aws.glue_database, s.aws.athena_workgroup, client, max_rows=s.sql.max_rows)
 
     # -- SQL ------------------------------------------------------------------------------------------
-    def _scan(self, ws: str, table: str, members: list[Member]) -> str:
-        cols = ", ".join(_ident(c) for c in TABLES[table].names)
-        lots = sorted({layout.encode_lot(m.lot_id) for m in members}) or ["%00"]
-        jobs = sorted({m.job_id for m in members}) or ["none"]
-        where = (
-            f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
-            f"AND job IN ({', '.join(_q(x) for x in jobs)})"
-        )
-        body = f"SELECT {cols} FROM {_ident(self.database)}.{_ident(table)} WHERE {where}"
-        return f"({body}{'' if members else ' AND false'})"
-
     def build(self, ws: str, query: str, scope: Scope | None = None) -> str:
         """The Athena statement for a user query: the snapshot's views as CTEs, then the query."""
         kind = check_query(query)
         resolved = self.engine.resolve(ws, scope or Scope())
-        ctes = view_bodies(
+        prefix = snapshot_ctes(
+            self.database,
+            ws,
             resolved.members,
-            lambda t, ms: self._scan(ws, t, ms),
             retest_policy=resolved.retest_policy,
             wafer_ids=(scope or Scope()).wafer_ids,
-            dialect=TRINO,
         )
-        prefix = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
         user = _LEADING.sub("", query).rstrip().rstrip(";")
         explain = ""
         if kind == "explain":

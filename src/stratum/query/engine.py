@@ -29,7 +29,8 @@ from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
-from .views import Member, view_sql
+from .duckdb_views import view_sql
+from .views import Member
 
 log = logging.getLogger("stratum.query")
 

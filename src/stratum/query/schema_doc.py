@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .engine import schema_session
-from .views import PUBLIC
+from .public_schema import PUBLIC
 
 HEADER = """# SQL schema
 
@@ -24,7 +24,7 @@ Parquet lake: every query sees one snapshot per lot (the lot's active snapshot, 
 - Stored files: `workspaces/<ws>/lake/<table>/lot=<lot>/job=<job>/part-00000.parquet` (zstd), one
   dataset per stored table; see `stratum.lake.schema`.
 
-Generated from `stratum.query.views` by `python -m stratum.query.schema_doc`; a test keeps it current.
+Generated from `stratum.query.public_schema` by `python -m stratum.query.schema_doc`; a test keeps it current.
 """
 
 

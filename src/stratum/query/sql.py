@@ -35,7 +35,7 @@ from stratum.errors import BadRequest, QueryRejected, QueryTimeout
 from stratum.settings import Settings
 
 from .engine import QueryEngine, Scope
-from .views import PUBLIC
+from .public_schema import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
 _EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
@@ -44,6 +44,28 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # them: the public views are the only way to data, which also closes the S3 '..' traversal that
 # DuckDB's allowed_directories check misses (see docs/decisions.md).
 TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+# Scalar functions that bind SQL of their own (and so reach any table function or catalog view), and the
+# built-in macros whose bodies read the catalog (pg_get_viewdef returns view SQL with absolute lake paths).
+# The macro list is completed from the DuckDB in use (_catalog_macros), so a newer version cannot add one
+# silently.
+_DENIED_FUNCTIONS = {"json_serialize_plan", "json_execute_serialized_sql", "getvariable", "which_secret"}
+# current_setting() may read these; the rest name server paths (allowed_directories, temp_directory,
+# home_directory, extension_directory, secret_directory, ...) or credentials.
+SAFE_SETTINGS = frozenset(
+    {
+        "threads",
+        "memory_limit",
+        "max_temp_directory_size",
+        "timezone",
+        "calendar",
+        "enable_external_access",
+        "lock_configuration",
+        "default_order",
+        "default_null_order",
+        "preserve_insertion_order",
+        "max_expression_depth",
+    }
+)
 
 
 NOT_SELECT = "only SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed"
@@ -69,7 +91,16 @@ def _parser():
                     "autoload_known_extensions": False,
                 },
             )
+            _DENIED_FUNCTIONS.update(_catalog_macros(_PARSER))
         yield _PARSER
+
+
+def _catalog_macros(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+        "WHERE function_type IN ('macro', 'table_macro') AND macro_definition ILIKE '%FROM%'"
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 @atexit.register
@@ -116,56 +147,93 @@ def check_query(query: str, max_chars: int = 100_000) -> str:
 
 
 def check_references(query: str) -> None:
-    """Every table a query reads must be a public view or one of its own CTEs, named by a plain
-    identifier, and every table function must be on the allow-list."""
+    """Every table a query reads must be a public view or a CTE in scope where it is read, named by a plain
+    identifier; every table function must be on the allow-list; no function may bind SQL of its own
+    (``json_serialize_plan``, catalog macros) or read server settings other than ``SAFE_SETTINGS``."""
     with _parser() as con:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+        try:
+            text = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
+        except duckdb.Error as exc:
+            raise QueryRejected(f"the query does not parse: {_clean(exc)}") from None
+    try:
+        tree = json.loads(text)
+    except RecursionError:
+        raise QueryRejected(
+            "the query nests expressions or subqueries too deeply to be checked; flatten it (e.g. sum a list, "
+            "join instead of nesting subqueries)"
+        ) from None
     if tree.get("error"):
+        if tree.get("error_type") == "parser" and tree.get("error_message"):
+            raise QueryRejected(f"the query does not parse: {str(tree['error_message'])[:500]}")
         raise QueryRejected(
             "only plain SELECT (including WITH ... SELECT) and EXPLAIN statements are allowed "
             "(PRAGMA and other statements that DuckDB rewrites are not)"
         )
-    ctes: set[str] = set()
-    tables: list[dict] = []
-    funcs: list[str] = []
+    public = frozenset(name.lower() for name in PUBLIC)
+    # An explicit stack, not recursion: a deeply nested query must not exhaust the Python stack. Each entry
+    # carries the CTE names in scope there: a CTE covers its own query node (and what is nested in it) and the
+    # CTEs defined after it in the same WITH; never a sibling or an enclosing query, and never its own body
+    # unless it is recursive (DuckDB binds those names to the catalog: pg_settings, duckdb_views, ...).
+    stack: list[tuple[Any, frozenset[str]]] = [(tree.get("statements", []), frozenset())]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, list):
+            stack.extend((v, scope) for v in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        cm = node.get("cte_map")
+        entries = cm.get("map", []) if isinstance(cm, dict) else []
+        if entries:
+            names = [str(e.get("key", "")).lower() for e in entries]
+            for i, e in enumerate(entries):
+                stack.append((e.get("value"), scope | frozenset(names[:i])))
+            scope = scope | frozenset(names)
+        t = node.get("type")
+        if t == "BASE_TABLE":
+            _check_table(node, public | scope)
+        elif t == "SHOW_REF" and node.get("table_name"):
+            # SHOW TABLES & co. list the session's internal objects; DESCRIBE/SUMMARIZE of a query are fine
+            raise QueryRejected("SHOW statements are not allowed; GET /v1/sql/schema lists the public tables")
+        elif t == "TABLE_FUNCTION":
+            fn = node.get("function") or {}
+            name = str(fn.get("function_name", "")).lower()
+            if name not in TABLE_FUNCTIONS or fn.get("schema") or fn.get("catalog"):
+                raise QueryRejected(
+                    f"table function {name}() is not allowed; the public tables hold the data "
+                    f"(allowed table functions: {', '.join(sorted(TABLE_FUNCTIONS))})"
+                )
+        elif node.get("class") == "FUNCTION":
+            _check_function(node)
+        elif t == "RECURSIVE_CTE_NODE" and node.get("cte_name"):
+            stack.append((node.get("right"), scope | {str(node["cte_name"]).lower()}))
+            node = {k: v for k, v in node.items() if k != "right"}
+        stack.extend((v, scope) for k, v in node.items() if k != "cte_map" and isinstance(v, (dict, list)))
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            cm = node.get("cte_map")
-            if isinstance(cm, dict):
-                for entry in cm.get("map", []):
-                    ctes.add(str(entry.get("key", "")).lower())
-            t = node.get("type")
-            if t == "BASE_TABLE":
-                tables.append(node)
-            elif t == "SHOW_REF" and node.get("table_name"):
-                # SHOW TABLES & co. list the session's internal objects; DESCRIBE/SUMMARIZE of a query are fine
-                raise QueryRejected("SHOW statements are not allowed; GET /v1/sql/schema lists the public tables")
-            elif t == "TABLE_FUNCTION":
-                fn = node.get("function") or {}
-                funcs.append(str(fn.get("function_name", "")).lower())
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
 
-    walk(tree.get("statements", []))
-    public = {name.lower() for name in PUBLIC}
-    for t in tables:
-        name = str(t.get("table_name", ""))
-        qualified = t.get("catalog_name") or t.get("schema_name")
-        if qualified or not _IDENT.match(name) or name.lower() not in (public | ctes):
-            shown = ".".join(x for x in (t.get("catalog_name"), t.get("schema_name"), name) if x)
+def _check_table(node: dict, allowed: frozenset[str]) -> None:
+    name = str(node.get("table_name", ""))
+    qualified = node.get("catalog_name") or node.get("schema_name")
+    if qualified or not _IDENT.match(name) or name.lower() not in allowed:
+        shown = ".".join(x for x in (node.get("catalog_name"), node.get("schema_name"), name) if x)
+        raise QueryRejected(
+            f"unknown table {shown!r}: queries read the public tables ({', '.join(sorted(PUBLIC))}) and their "
+            "own CTEs (a CTE is visible in the query that defines it and in what is nested there)"
+        )
+
+
+def _check_function(node: dict) -> None:
+    name = str(node.get("function_name", "")).lower()
+    if name in _DENIED_FUNCTIONS:
+        raise QueryRejected(f"function {name}() is not allowed: it reads the database catalog or binds SQL")
+    if name == "current_setting":
+        args = node.get("children") or []
+        arg = args[0] if len(args) == 1 else {}
+        value = (arg.get("value") or {}).get("value") if arg.get("class") == "CONSTANT" else None
+        if not isinstance(value, str) or value.lower() not in SAFE_SETTINGS:
             raise QueryRejected(
-                f"unknown table {shown!r}: queries read the public tables "
-                f"({', '.join(sorted(PUBLIC))}) and their own CTEs"
-            )
-    for fn in funcs:
-        if fn not in TABLE_FUNCTIONS:
-            raise QueryRejected(
-                f"table function {fn}() is not allowed; the public tables hold the data "
-                f"(allowed table functions: {', '.join(sorted(TABLE_FUNCTIONS))})"
+                "current_setting() reads only these settings, named by a string literal: "
+                + ", ".join(sorted(SAFE_SETTINGS))
             )
 
 

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
-from .spec import BY_NAME, GDR_TYPES, Field, RecordType
+from stratum.stdf.spec import BY_NAME, GDR_TYPES, Field, RecordType
 
 __all__ = ["MAX_BODY", "StdfWriter", "encode_body", "encode_record"]
 

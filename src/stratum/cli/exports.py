@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from stratum.cli import _runtime, extra_command
+from stratum.cli.common import EXIT_USAGE, err, runtime_from
 
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
 
@@ -19,14 +19,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.output)
     fmt = args.format or SUFFIXES.get(out.suffix.lower())
     if fmt is None:
-        print(
-            f"stratum: cannot tell the format of {out}: name it .parquet, .csv or .arrow, or pass --format",
-            file=sys.stderr,
-        )
-        return 2
+        err(f"cannot tell the format of {out}: name it .parquet, .csv or .arrow, or pass --format")
+        return EXIT_USAGE
     query = sys.stdin.read() if args.query == "-" else args.query
     scope = Scope(lot_id=args.lot, snapshot_job_id=args.snapshot_job_id, wafer_ids=args.wafer or None)
-    rt = _runtime(args)
+    rt = runtime_from(args)
     tmp = out.with_name(f".{out.name}.part")
     try:
         with open(tmp, "wb") as f:
@@ -40,8 +37,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-@extra_command
-def _register(sub, add) -> None:
+def register(add) -> None:
     sp = add("export", cmd_export, "write a query's whole result (no row cap) to a Parquet, CSV or Arrow file")
     sp.add_argument("query", help="a SELECT statement; '-' reads it from stdin")
     sp.add_argument("-o", "--output", required=True, help="FILE.parquet, FILE.csv or FILE.arrow")

@@ -1,19 +1,7 @@
-"""Benchmarks (``make bench``): ingest throughput against stdf-convert, and API latency against
-hand-written DuckDB queries, each measured in the same run. Figures are written to
-``bench/results/<name>.json`` and printed as a table.
-
-    python -m stratum.bench ingest [--runs 3] [--big-mb 520]
-    python -m stratum.bench api [--runs 7] [--wafers 200]
-    python -m stratum.bench all
-
-Every ingest case runs in a fresh subprocess so its peak RSS is its own. stdf-convert (a dev
-dependency, the oracle) is the reference: it reads every record type into Arrow tables, which are
-then written as zstd Parquet.
-"""
+"""Ingest throughput against stdf-convert (each case in a fresh subprocess, so its peak RSS is its own)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -24,11 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus"
-D10 = CORPUS / "ltx_diamond_d10_ws_4site_95mb.std.gz"
-RESULTS = ROOT / "bench" / "results"
-DATA = ROOT / "bench" / "data"
+from stratum.devtools.bench import D10, DATA
 
 
 def _peak_rss_mb() -> float:
@@ -42,7 +26,7 @@ WARMUP = DATA / "warmup_2mb.stdf"
 
 
 def warmup_file() -> Path:
-    from stratum.stdf.generate import write_bench_file
+    from stratum.devtools.stdf.benchfile import write_bench_file
 
     DATA.mkdir(parents=True, exist_ok=True)
     if not WARMUP.exists():
@@ -101,7 +85,7 @@ def case_reference(path: str) -> dict:
 
 def _run_case(kind: str, path: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "stratum.bench", "_case", kind, str(path)],
+        [sys.executable, "-m", "stratum.devtools.bench", "_case", kind, str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -114,7 +98,7 @@ def _run_case(kind: str, path: Path) -> dict:
 
 # -- ingest benchmark ------------------------------------------------------------------------------
 def big_file(mb: int) -> Path:
-    from stratum.stdf.generate import write_bench_file
+    from stratum.devtools.stdf.benchfile import write_bench_file
 
     DATA.mkdir(parents=True, exist_ok=True)
     p = DATA / f"bench_{mb}mb.stdf"
@@ -188,44 +172,3 @@ def print_ingest(rep: dict) -> None:
             f"{c['file']:42s} {c['stdf_mb']:7.1f} {s['median_s']:10.2f} {s['mb_per_s']:7.1f} {s['peak_rss_mb']:7d} "
             f"{r['median_s']:8.2f} {r['mb_per_s']:7.1f} {r['peak_rss_mb']:7d} {c['speed_ratio']:6.2f}"
         )
-
-
-# -- entry point -------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stratum.bench")
-    sub = ap.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("ingest")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--big-mb", type=int, default=520)
-    p = sub.add_parser("api")
-    p.add_argument("--runs", type=int, default=7)
-    p.add_argument("--wafers", type=int, default=200)
-    p = sub.add_parser("all")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--big-mb", type=int, default=520)
-    p.add_argument("--wafers", type=int, default=200)
-    p = sub.add_parser("_case")
-    p.add_argument("kind", choices=["stratum", "reference"])
-    p.add_argument("path")
-    args = ap.parse_args(argv)
-    if args.what == "_case":
-        res = case_stratum(args.path) if args.kind == "stratum" else case_reference(args.path)
-        print(json.dumps(res))
-        return 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.what in ("ingest", "all"):
-        rep = bench_ingest(args.runs, args.big_mb)
-        (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
-        print_ingest(rep)
-    if args.what in ("api", "all"):
-        from stratum.bench_api import bench_api, print_api
-
-        # calls take milliseconds: many more of them than ingest runs for a stable median
-        rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)
-        (RESULTS / "api.json").write_text(json.dumps(rep, indent=2))
-        print_api(rep)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,16 +12,16 @@ import statistics
 import time
 from pathlib import Path
 
-from stratum.bench import DATA
+from stratum.devtools.bench import DATA
 
 LAKE = DATA / "api_lake"
 LOTS = 8
 
 
 def build_lake(wafers: int) -> Path:
+    from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
     from stratum.runtime import Runtime
     from stratum.settings import settings_for
-    from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
     marker = LAKE / f".complete-{wafers}"
     if marker.exists():

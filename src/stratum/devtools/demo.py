@@ -13,11 +13,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.ingest.drop import DropProcessor
 from stratum.ingest.watcher import DropWatcher
 from stratum.models import Job
 from stratum.runtime import Runtime
-from stratum.stdf.generate import LotSpec, default_tests, write_lot
 
 DEMO_WORKSPACE = "default"
 

@@ -1,0 +1,7 @@
+"""``python -m stratum.cli``."""
+
+import sys
+
+from stratum.cli import main
+
+sys.exit(main())

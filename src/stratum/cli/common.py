@@ -1,0 +1,58 @@
+"""What every command module shares: settings and runtime from the arguments, one-line errors, tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from stratum.settings import Settings, settings_for
+
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+DATA_DIR_HELP = "data directory (default: $STRATUM_DATA_DIR or a per-user directory)"
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return settings_for(getattr(args, "data_dir", None), **overrides)
+
+
+def runtime_from(args: argparse.Namespace):
+    from stratum.runtime import Runtime
+
+    return Runtime.from_settings(settings_from(args))
+
+
+def err(msg: str) -> None:
+    print(f"stratum: {msg}", file=sys.stderr)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def table(names: list[str], rows: list[list[Any]], max_width: int = 40) -> str:
+    def cell(v: Any) -> str:
+        s = "NULL" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    cells = [[cell(v) for v in r] for r in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=False)), line]
+    out += [
+        " | ".join(c.rjust(w) if _is_number(c) else c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in cells
+    ]
+    return "\n".join(out)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,136 @@
+"""Commands that run Stratum on this machine: ``demo`` (sample lots end to end) and ``serve`` (API + drop folder)."""
+
+from __future__ import annotations
+
+import argparse
+
+from stratum.cli.common import runtime_from, table
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stratum.devtools.demo import run_demo
+
+    rt = runtime_from(args)
+    print(f"Generating sample lots into {rt.settings.data_dir / 'incoming'} and ingesting them ...")
+    res = run_demo(rt)
+    print()
+    rows = [
+        [
+            lot["lot_id"],
+            lot["part_type"],
+            lot["file_count"],
+            lot["wafer_count"],
+            lot["part_count"],
+            lot["good_count"],
+            _pct(lot["yield"]),
+            _pct(lot["first_pass_yield"]),
+            lot["retest_count"],
+        ]
+        for lot in res.lots
+    ]
+    print(
+        table(
+            ["lot", "product", "files", "wafers", "dies/parts", "good", "final yield", "first-pass yield", "retests"],
+            rows,
+        )
+    )
+    ws = [lot for lot in res.lots if lot["wafer_count"]]
+    if ws:
+        w = rt.sql.run(
+            "default",
+            "SELECT wafer_id, part_count, good_count, yield, first_pass_yield FROM wafers "
+            f"WHERE lot_id = '{ws[0]['lot_id']}' ORDER BY wafer_id",
+            limit=100,
+        )
+        print(f"\nWafers of {ws[0]['lot_id']}:")
+        print(
+            table(
+                ["wafer", "dies", "good", "final yield", "first-pass yield"],
+                [[r[0], r[1], r[2], _pct(r[3]), _pct(r[4])] for r in w.rows],
+            )
+        )
+    print(
+        f"\n{len(res.jobs)} jobs: "
+        + ", ".join(
+            f"{sum(1 for j in res.jobs if j.status == s)} {s}"
+            for s in ("succeeded", "partial", "duplicate", "failed")
+            if any(j.status == s for j in res.jobs)
+        )
+    )
+    for j in res.failed:
+        print(f"  failed  {j.file_name}: {j.error.message if j.error else '?'}")
+    for line in _after_demo(rt, args):
+        print(line)
+    return 0
+
+
+def _after_demo(rt, args) -> list[str]:
+    dd = "" if args.data_dir is None else f" --data-dir {args.data_dir}"
+    lot = "DEMO-WS-1042"
+    out = [
+        "",
+        "Next:",
+        f"  stratum lots{dd}",
+        f"  stratum jobs{dd}",
+        f"  stratum sql{dd} \"SELECT wafer_id, round(100*yield,1) AS yield_pct FROM wafers WHERE lot_id = '{lot}'\"",
+        f"  stratum sql{dd} \"SELECT bin_num, bin_name, part_count, percent FROM bins WHERE lot_id = '{lot}' "
+        "AND bin_type = 'H' ORDER BY part_count DESC\"",
+    ]
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from stratum.api.app import create_app
+    from stratum.ingest.drop import DropProcessor
+    from stratum.ingest.watcher import DropWatcher
+
+    rt = runtime_from(args)
+    if not args.verbose:
+        logging.getLogger("stratum").setLevel(logging.INFO)
+    app = create_app(rt)
+    watcher = None
+    if not args.no_watch:
+
+        def report(job) -> None:
+            detail = job.error.message if job.error else f"lot {job.lot_id}"
+            print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
+
+        watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix), interval=args.interval, on_job=report)
+        watcher.start()
+    incoming = rt.settings.data_dir / "incoming"
+    print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
+    if watcher:
+        print(f"Watching {incoming}/ : drop STDF files there (in <workspace>/ subfolders, or directly for 'default').")
+    print(f"API on http://{args.host}:{args.port}/v1/status  (docs: http://{args.host}:{args.port}/docs)")
+    keys = app.state.keys.list()
+    if not keys:
+        print("No API keys yet. Create one (shown once) with:")
+        print(
+            f"  stratum keys create{'' if args.data_dir is None else ' --data-dir ' + args.data_dir} "
+            "--workspace default --scope full --name laptop"
+        )
+    print(f"Then: curl -H 'Authorization: Bearer <token>' http://{args.host}:{args.port}/v1/lots", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if watcher:
+            watcher.stop()
+        rt.close()
+    return 0
+
+
+def register(add) -> None:
+    add("demo", cmd_demo, "generate sample lots, ingest them locally and show a summary", workspace=False)
+    sp = add("serve", cmd_serve, "run the local runtime: the HTTP API and the drop-folder watcher", workspace=False)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--no-watch", action="store_true", help="do not watch <data-dir>/incoming/")
+    sp.add_argument("--interval", type=float, default=1.0, help="drop folder scan interval in seconds")

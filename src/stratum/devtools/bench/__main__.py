@@ -1,0 +1,49 @@
+"""``python -m stratum.devtools.bench {ingest,api,all}`` (``make bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from stratum.devtools.bench import RESULTS
+from stratum.devtools.bench.api import bench_api, print_api
+from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m stratum.devtools.bench")
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("ingest")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--big-mb", type=int, default=520)
+    p = sub.add_parser("api")
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("all")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--big-mb", type=int, default=520)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("_case")
+    p.add_argument("kind", choices=["stratum", "reference"])
+    p.add_argument("path")
+    args = ap.parse_args(argv)
+    if args.what == "_case":
+        res = case_stratum(args.path) if args.kind == "stratum" else case_reference(args.path)
+        print(json.dumps(res))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.what in ("ingest", "all"):
+        rep = bench_ingest(args.runs, args.big_mb)
+        (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
+        print_ingest(rep)
+    if args.what in ("api", "all"):
+        # calls take milliseconds: many more of them than ingest runs for a stable median
+        rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)
+        (RESULTS / "api.json").write_text(json.dumps(rep, indent=2))
+        print_api(rep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Synthetic STDF: the record writer, the realistic lot generator and the benchmark-file writer."""

@@ -1,0 +1,30 @@
+"""The DuckDB statements that set up a snapshot's public views on a session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stratum.query.views import Member, scan, view_bodies
+
+MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
+
+
+def view_sql(
+    members: list[Member],
+    uri_of: Callable[[str, Member], str],
+    *,
+    retest_policy: str = "last",
+    wafer_ids: list[str] | None = None,
+) -> list[str]:
+    """DuckDB statements for a snapshot (members of one or more lots): a TEMP TABLE for each name in
+    ``MATERIALIZED`` (``lot_files``, ``_bin_names``, ``parts`` with the retest window every lot-level query
+    needs, and ``tests``; the snapshot is immutable, so they are computed once per session), a TEMP VIEW for
+    every other view."""
+
+    def raw_scan(table: str, ms: list[Member]) -> str:
+        return scan(table, [uri_of(table, m) for m in ms])
+
+    return [
+        f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
+        for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)
+    ]

@@ -1,0 +1,242 @@
+"""The public SQL schema as documentation: every view and column with its meaning (``PUBLIC``).
+
+``docs/schema.md`` is generated from this table (``python -m stratum.query.schema_doc``) and a test keeps the
+DuckDB views (``stratum.query.views``), this table and the document in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stratum.lake.schema import TABLES
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    doc: str
+    cols: tuple[tuple[str, str], ...]  # (column, description)
+
+
+def _v(name: str, doc: str, spec: str) -> View:
+    cols = []
+    for line in spec.strip().splitlines():
+        n, _, d = line.strip().partition("|")
+        cols.append((n.strip(), d.strip()))
+    return View(name, doc, tuple(cols))
+
+
+def _stored(name: str, doc: str, *extra: tuple[str, str]) -> View:
+    """A view exposing a stored table's columns with their documented meaning, plus ``extra`` columns."""
+    return View(name, doc, tuple((c.name, c.doc.strip()) for c in TABLES[name].cols) + extra)
+
+
+PUBLIC: dict[str, View] = {
+    v.name: v
+    for v in (
+        _v(
+            "lots",
+            "One row per lot (its snapshot: the active one, or the pinned snapshot_job_id).",
+            """
+lot_id | Lot id
+part_type | Product (MIR.PART_TYP) of the newest file
+program | Test program (MIR.JOB_NAM) of the newest file
+tester_type | Tester type (MIR.TSTR_TYP) of the newest file
+node_name | Tester host (MIR.NODE_NAM) of the newest file
+start_time | Earliest MIR.START_T of the lot's files
+finish_time | Latest MRR.FINISH_T of the lot's files
+job_id | Snapshot job: the job whose publish produced this view of the lot
+file_count | Files (jobs) in the snapshot
+part_count | Dies/parts after retests (final view)
+good_count | Passing dies/parts after retests
+yield | good_count / part_count
+first_pass_count | Dies/parts at their first execution
+first_pass_good | Dies/parts passing at their first execution
+first_pass_yield | first_pass_good / first_pass_count
+retest_count | Executions that are retests
+wafer_count | Distinct wafers
+""",
+        ),
+        _stored(
+            "lot_files",
+            "One row per file (job) in the snapshot, with its MIR/MRR/WCR fields.",
+            ("file_order", "Order of the file in the lot (MIR.START_T, then publish order); retests follow this order"),
+        ),
+        _v(
+            "wafers",
+            "One row per wafer of a lot (all its executions merged; counts from PRRs).",
+            """
+lot_id | Lot id
+wafer_id | Wafer id (WRR.WAFER_ID, else WIR.WAFER_ID)
+start_time | First WIR.START_T of the wafer
+finish_time | Last WRR.FINISH_T of the wafer
+part_count | Dies after retests
+good_count | Passing dies after retests
+job_id | Newest job (file) holding the wafer
+yield | good_count / part_count
+first_pass_count | Dies at their first execution
+first_pass_good | Dies passing at their first execution
+first_pass_yield | first_pass_good / first_pass_count
+retest_count | Die executions that are retests
+file_count | Files holding the wafer
+wrr_part_count | Sum of WRR.PART_CNT (summary records; cross-check only)
+wrr_good_count | Sum of WRR.GOOD_CNT (summary records; cross-check only)
+""",
+        ),
+        _v(
+            "parts",
+            "One row per PRR: every execution of every die/part, with retest flags.",
+            """
+lot_id | Lot id
+wafer_id | Wafer id (null for final test)
+head_num | Test head
+site_num | Test site
+part_id | PRR.PART_ID
+x | Die X (PRR.X_COORD, raw; null when missing)
+y | Die Y (PRR.Y_COORD, raw; null when missing)
+hard_bin | Hard bin
+soft_bin | Soft bin (null when missing)
+passed | Pass/fail (PRR PART_FLG, else the hard bin's HBR pass/fail)
+test_count | Tests executed (PRR.NUM_TEST)
+test_time_ms | Test time in ms
+is_retest | Not the first execution of this die/part
+is_final | The execution the retest policy keeps
+job_id | Job (file) of the execution
+part_seq | Part number within its file
+retest_ordinal | 0 for the first execution of the die, 1 for the first retest, ...
+abort | Abnormal end of testing (PART_FLG bit 2)
+part_txt | PRR.PART_TXT
+sublot_id | MIR.SBLOT_ID of the file
+test_code | MIR.TEST_COD of the file
+rec_seq | Record number of the PRR in its file
+file_num | Workspace-wide number of the file (integer join key)
+""",
+        ),
+        _v(
+            "tests",
+            "One row per test of a lot (key: number, name, type), limits from the newest file.",
+            """
+lot_id | Lot id
+test_num | Test number
+test_name | Test name (TEST_TXT)
+test_type | 'P' parametric (PTR), 'M' multi-pin (MPR), 'F' functional (FTR)
+units | Units (base units; results are stored unscaled)
+lo_limit | Default low limit (null: none)
+hi_limit | Default high limit (null: none)
+job_id | Newest job (file) holding the test
+lo_spec | Low specification limit
+hi_spec | High specification limit
+res_scal | Result display exponent (RES_SCAL)
+llm_scal | Low limit display exponent
+hlm_scal | High limit display exponent
+scale_mismatch | RES_SCAL differs from the limit scales
+exec_count | Executions in the snapshot (all files)
+""",
+        ),
+        _v(
+            "results",
+            "One row per PTR result inside a part (all executions; filter is_final for the final view).",
+            """
+lot_id | Lot id
+wafer_id | Wafer id (null for final test)
+head_num | Test head
+site_num | Test site
+part_id | PRR.PART_ID of the part
+x | Die X
+y | Die Y
+test_num | Test number
+test_name | Test name
+result | Result in base units
+valid | Usable for statistics (flags valid, finite value)
+passed | Pass/fail of this result (null if unknown)
+is_final | The part's execution is the final one of its die
+job_id | Job (file) of the execution
+is_retest | The part's execution is a retest
+part_seq | Part number within its file
+units | Test units
+lo_limit | Low limit in effect for this result
+hi_limit | High limit in effect for this result
+test_flg | PTR.TEST_FLG
+parm_flg | PTR.PARM_FLG
+hard_bin | Hard bin of the part
+soft_bin | Soft bin of the part
+""",
+        ),
+        _v(
+            "mpr_results",
+            "One row per pin result of an MPR inside a part.",
+            """
+lot_id | Lot id
+wafer_id | Wafer id
+head_num | Test head
+site_num | Test site
+part_id | PRR.PART_ID
+x | Die X
+y | Die Y
+test_num | Test number
+test_name | Test name
+pin_seq | Position of the pin in the record
+pmr_index | PMR index of the pin
+pin_name | Logical pin name (PMR.LOG_NAM, else CHAN_NAM)
+result | Result in base units
+rtn_stat | Return state nibble
+valid | Usable for statistics
+passed | Pass/fail (null if unknown)
+is_final | The part's execution is the final one of its die
+job_id | Job (file)
+lo_limit | Low limit in effect
+hi_limit | High limit in effect
+units | Test units
+is_retest | The part's execution is a retest
+""",
+        ),
+        _v(
+            "ftr_results",
+            "One row per functional test (FTR) inside a part.",
+            """
+lot_id | Lot id
+wafer_id | Wafer id
+head_num | Test head
+site_num | Test site
+part_id | PRR.PART_ID
+x | Die X
+y | Die Y
+test_num | Test number
+test_name | Test name
+passed | Pass/fail (null when no indication)
+is_final | The part's execution is the final one of its die
+job_id | Job (file)
+num_fail | NUM_FAIL
+cycl_cnt | CYCL_CNT
+vect_nam | VECT_NAM
+rslt_txt | RSLT_TXT
+test_flg | FTR.TEST_FLG
+is_retest | The part's execution is a retest
+""",
+        ),
+        _v(
+            "bins",
+            "Bin summary per lot: counts from PRRs (final and first pass), names and pass/fail from HBR/SBR.",
+            """
+lot_id | Lot id
+bin_type | 'H' hard bin or 'S' soft bin
+bin_num | Bin number
+bin_name | Bin name (HBR/SBR)
+pass_fail | 'P', 'F' or null (HBR/SBR; else derived from the parts)
+part_count | Dies/parts in the bin after retests
+job_id | Snapshot job
+percent | part_count as a percentage of the lot's dies/parts after retests
+first_pass_count | Dies/parts in the bin at their first execution
+summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the per-site sum); cross-check only
+""",
+        ),
+        _stored("wafer_runs", "One row per WIR/WRR (a wafer tested in one file)."),
+        _stored("test_summaries", "TSR records of the snapshot's files."),
+        _stored("part_counts", "PCR records of the snapshot's files."),
+        _stored("bin_records", "HBR/SBR records of the snapshot's files, as written."),
+        _stored("sites", "SDR records: equipment per site group."),
+        _stored("pins", "PMR records: pin map."),
+        _stored("texts", "DTR/GDR records."),
+        _stored("records", "Every other record, decoded, as JSON."),
+    )
+}
