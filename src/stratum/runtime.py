@@ -75,6 +75,12 @@ class Runtime:
         return SqlService(self.engine, self.settings)
 
     @cached_property
+    def idempotency(self):
+        from stratum.ingest.idempotency import Idempotency
+
+        return Idempotency(self.meta, self.settings.idempotency_ttl_seconds)
+
+    @cached_property
     def exports(self):
         from stratum.exports.service import ExportService
 

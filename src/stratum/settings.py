@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    idempotency_ttl_seconds: int = 86_400  # how long an upload's Idempotency-Key is remembered
 
     # query engine (DuckDB)
     duckdb_memory_mb: int = 0  # 0 = derived from the Lambda memory (or DuckDB's default locally)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable
 from stratum.ids import new_job_id
 from stratum.ingest.drop import DropObject, is_stdf_like, key_claim
+from stratum.ingest.idempotency import fingerprint, in_progress
 from stratum.ingest.inspect import inspect_input
 from stratum.ingest.watcher import LOCAL_BUCKET
 from stratum.models import JobSource
@@ -105,6 +106,16 @@ def _job_out(job) -> JobOut:
     return JobOut.model_validate(job.public())
 
 
+def _first_job(request: Request, ws: str, job_id: str, key: str, response: Response):
+    """The job of the earlier request with this Idempotency-Key (a replay)."""
+    try:
+        job = request.app.state.runtime.catalog.get_job(ws, job_id)
+    except NotFound:
+        raise in_progress(key) from None
+    response.headers["Idempotent-Replayed"] = "true"
+    return job
+
+
 @router.post(
     "/v1/uploads",
     status_code=202,
@@ -127,18 +138,28 @@ async def upload(
     _validate_stdf(data)
     ws = principal.workspace
     job_id = new_job_id()
-    key = _drop_key(rt, ws, job_id, name)
-    job, _ = rt.ingest.create_job(
-        ws,
-        name,
-        JobSource(kind="upload", bucket=_bucket(rt), key=key),
-        size=len(data),
-        claims=[key_claim(ws, _bucket(rt), key)],
-        job_id=job_id,
-    )
-    rt.drop.put_bytes(key, data, content_type="application/octet-stream")
-    if rt.settings.backend == "local":
-        background.add_task(_process_local, request, ws, key)
+    idem = request.headers.get("idempotency-key")
+    first = idem and rt.idempotency.claim(ws, principal.key_id, "upload", idem, fingerprint(name, len(data)), job_id)
+    if first:
+        job = _first_job(request, ws, first, idem, response)
+    else:
+        key = _drop_key(rt, ws, job_id, name)
+        try:
+            job, _ = rt.ingest.create_job(
+                ws,
+                name,
+                JobSource(kind="upload", bucket=_bucket(rt), key=key),
+                size=len(data),
+                claims=[key_claim(ws, _bucket(rt), key)],
+                job_id=job_id,
+            )
+            rt.drop.put_bytes(key, data, content_type="application/octet-stream")
+        except BaseException:
+            if idem:
+                rt.idempotency.release(ws, principal.key_id, "upload", idem)
+            raise
+        if rt.settings.backend == "local":
+            background.add_task(_process_local, request, ws, key)
     # behind API Gateway the app is mounted under the stage prefix (root_path): the link must carry it
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/jobs/{job.job_id}"
     return _job_out(job)
@@ -167,22 +188,36 @@ def _sign(secret: bytes, ws: str, job_id: str, expires: int) -> str:
     "signed upload URL); its ingest job is created now and runs when the file lands",
 )
 def presign(
-    request: Request, body: PresignRequest, principal: Principal = Depends(require("upload", "uploads"))
+    request: Request,
+    response: Response,
+    body: PresignRequest,
+    principal: Principal = Depends(require("upload", "uploads")),
 ) -> PresignOut:
     rt = request.app.state.runtime
     name = safe_name(body.filename)
     _check_stdf_name(name)
     ws = principal.workspace
     job_id = new_job_id()
-    key = _drop_key(rt, ws, job_id, name)
-    job, _ = rt.ingest.create_job(
-        ws,
-        name,
-        JobSource(kind="presign", bucket=_bucket(rt), key=key),
-        size=body.size,
-        claims=[key_claim(ws, _bucket(rt), key)],
-        job_id=job_id,
-    )
+    idem = request.headers.get("idempotency-key")
+    first = idem and rt.idempotency.claim(ws, principal.key_id, "presign", idem, fingerprint(name, body.size), job_id)
+    if first:  # the same upload URL again (a new expiry) for the first request's job
+        job = _first_job(request, ws, first, idem, response)
+        key = job.source.key
+    else:
+        key = _drop_key(rt, ws, job_id, name)
+        try:
+            job, _ = rt.ingest.create_job(
+                ws,
+                name,
+                JobSource(kind="presign", bucket=_bucket(rt), key=key),
+                size=body.size,
+                claims=[key_claim(ws, _bucket(rt), key)],
+                job_id=job_id,
+            )
+        except BaseException:
+            if idem:
+                rt.idempotency.release(ws, principal.key_id, "presign", idem)
+            raise
     expires = int(time.time()) + PRESIGN_SECONDS
     url = rt.drop.presign_put(key, expires_seconds=PRESIGN_SECONDS, content_type="application/octet-stream")
     headers = {"Content-Type": "application/octet-stream"}
