@@ -18,7 +18,7 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import exports, jobs, lots, sql, status, uploads
+from .routes import charts, exports, jobs, lots, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
@@ -45,6 +45,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
+    from stratum.analytics.charts import ChartService
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     app.state.runtime = rt
     app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
+    app.state.charts = ChartService(app.state.analytics)
     app.state.keys = KeyService(rt.meta, environment=settings.environment)
     app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
     app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
@@ -78,7 +80,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return app.openapi_schema
 
     app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, sql.router, exports.router):
+    for r in (status.router, uploads.router, jobs.router, lots.router, charts.router, sql.router, exports.router):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")
