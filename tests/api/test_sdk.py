@@ -396,3 +396,26 @@ def test_readme_quickstart_runs(live_server, sdk_venv, generated, tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "results.parquet").stat().st_size > 0
+
+
+def test_charts(seeded, client, sc):
+    assert client.pareto(WS_LOT) == raw(seeded, f"/v1/lots/{WS_LOT}/bins/pareto")
+    assert client.histogram(WS_LOT, 1000, by="site") == raw(
+        seeded, f"/v1/lots/{WS_LOT}/tests/1000/histogram", by="site"
+    )
+    assert client.stacked_map(WS_LOT, wafer_ids=["W01", "W02"]) == raw(
+        seeded, f"/v1/lots/{WS_LOT}/stacked-map", wafer_ids=["W01", "W02"]
+    )
+    assert client.trend(1000, part_type="FT-DEV")["points"][0]["lot_id"] == FT_LOT
+    assert client.boxplot(WS_LOT, 1000, format="svg").startswith(b"<?xml")
+    assert client.gallery(WS_LOT, format="png")[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(sc.BadRequestError):
+        client.stacked_map(WS_LOT, metric="bin")
+
+    async def go():
+        async with sc.AsyncClient(
+            api_key=seeded.tokens["full"], base_url="http://asgi", transport=httpx.ASGITransport(seeded.app)
+        ) as c:
+            return await c.pareto(WS_LOT, bin_type="S")
+
+    assert asyncio.run(go()) == raw(seeded, f"/v1/lots/{WS_LOT}/bins/pareto", bin_type="S")

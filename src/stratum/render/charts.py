@@ -62,6 +62,11 @@ class _Axes:
         return self.y1 - (v - self.lo) / (self.hi - self.lo) * (self.y1 - self.y0)
 
 
+def _bar(x0: float, top: float, x1: float, bottom: float, fill: str, outline: str | None = None) -> Rect:
+    """A bar at least one pixel wide and tall (a small count still shows, and Pillow needs y0 <= y1)."""
+    return Rect(x0, min(top, bottom - 1), max(x1, x0 + 1), bottom, fill, outline)
+
+
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
@@ -145,7 +150,7 @@ def pareto(
         cx = x0 + slot * (i + 0.5)
         centers.append(cx)
         color = bin_color(int(r["bin_num"]), r.get("pass_fail") == "P" if r.get("pass_fail") else None)
-        prims.append(Rect(cx - slot * 0.38, ax.y(r["count"]), cx + slot * 0.38, ax.y1, color))
+        prims.append(_bar(cx - slot * 0.38, ax.y(r["count"]), cx + slot * 0.38, ax.y1, color))
         pts.append((cx, pct.y(r["cumulative_percent"])))
     _box(ax, prims)
     if pts:
@@ -196,7 +201,7 @@ def histogram(
                 continue
             a, b = X(edges[i]), X(edges[i + 1])
             if single:
-                prims.append(Rect(a, ax.y(c), max(b - 1, a + 1), y1, color))
+                prims.append(_bar(a, ax.y(c), b - 1, y1, color))
             else:
                 prims.append(Line(((a, ax.y(c)), (b, ax.y(c))), color, 2))
     _box(ax, prims)
@@ -240,7 +245,7 @@ def boxplot(
         w = min(slot * 0.3, 40 * s)
         prims.append(Line(((cx, ax.y(g["min"])), (cx, ax.y(g["q1"]))), TEXT))
         prims.append(Line(((cx, ax.y(g["q3"])), (cx, ax.y(g["max"]))), TEXT))
-        prims.append(Rect(cx - w, ax.y(g["q3"]), cx + w, ax.y(g["q1"]) + 1, "#c6dbef", BAR))
+        prims.append(_bar(cx - w, ax.y(g["q3"]), cx + w, ax.y(g["q1"]) + 1, "#c6dbef", BAR))
         prims.append(Line(((cx - w, ax.y(g["median"])), (cx + w, ax.y(g["median"]))), CENTER, 2))
         for k in ("min", "max"):
             prims.append(Line(((cx - w / 2, ax.y(g[k])), (cx + w / 2, ax.y(g[k]))), TEXT))

@@ -204,6 +204,24 @@ def bins(lot_id: str, params: dict[str, Any]) -> Call:
     return Call("GET", f"/v1/lots/{_q(lot_id)}/bins", params=params, parse=_model(m.BinsOut))
 
 
+CHART_PATHS = {
+    "stacked_map": "/v1/lots/{lot_id}/stacked-map",
+    "pareto": "/v1/lots/{lot_id}/bins/pareto",
+    "histogram": "/v1/lots/{lot_id}/tests/{test_num}/histogram",
+    "boxplot": "/v1/lots/{lot_id}/tests/{test_num}/boxplot",
+    "trend": "/v1/tests/{test_num}/trend",
+    "gallery": "/v1/lots/{lot_id}/gallery",
+}
+
+
+def named_chart(name: str, fmt: str, **kw: Any) -> Call:
+    """One of the chart routes: path arguments ``lot_id`` / ``test_num`` filled in, the rest as query."""
+    template = CHART_PATHS[name]
+    path_args = {k: kw.pop(k) for k in ("lot_id", "test_num") if "{" + k + "}" in template}
+    path = template.format(**{k: _q(str(v)) for k, v in path_args.items()})
+    return chart(path, kw, fmt)
+
+
 def chart(path: str, params: dict[str, Any], fmt: str) -> Call:
     params = {**params, "format": fmt}
     if fmt == "json":

@@ -241,6 +241,25 @@ class Client(_Base):
         """Any chart route (``/v1/lots/L1/bins/pareto`` ...): its JSON, or PNG/SVG bytes."""
         return self._send(_api.chart(path, params, format))
 
+    def stacked_map(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        """Fail rate (``metric="fail"``), a bin's share or a test's median per die position over wafers/lots."""
+        return self._send(_api.named_chart("stacked_map", format, lot_id=lot_id, **params))
+
+    def pareto(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return self._send(_api.named_chart("pareto", format, lot_id=lot_id, **params))
+
+    def histogram(self, lot_id: str, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return self._send(_api.named_chart("histogram", format, lot_id=lot_id, test_num=test_num, **params))
+
+    def boxplot(self, lot_id: str, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return self._send(_api.named_chart("boxplot", format, lot_id=lot_id, test_num=test_num, **params))
+
+    def trend(self, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return self._send(_api.named_chart("trend", format, test_num=test_num, **params))
+
+    def gallery(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return self._send(_api.named_chart("gallery", format, lot_id=lot_id, **params))
+
     # -- SQL and exports ---------------------------------------------------------------------------
     def sql(
         self,
@@ -470,7 +489,27 @@ class AsyncClient(_Base):
         return await self._send(_api.bins(lot_id, params))
 
     async def chart(self, path: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        """Any chart route (``/v1/lots/L1/bins/pareto`` ...): its JSON, or PNG/SVG bytes."""
         return await self._send(_api.chart(path, params, format))
+
+    async def stacked_map(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        """Fail rate (``metric="fail"``), a bin's share or a test's median per die position over wafers/lots."""
+        return await self._send(_api.named_chart("stacked_map", format, lot_id=lot_id, **params))
+
+    async def pareto(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return await self._send(_api.named_chart("pareto", format, lot_id=lot_id, **params))
+
+    async def histogram(self, lot_id: str, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return await self._send(_api.named_chart("histogram", format, lot_id=lot_id, test_num=test_num, **params))
+
+    async def boxplot(self, lot_id: str, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return await self._send(_api.named_chart("boxplot", format, lot_id=lot_id, test_num=test_num, **params))
+
+    async def trend(self, test_num: int, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return await self._send(_api.named_chart("trend", format, test_num=test_num, **params))
+
+    async def gallery(self, lot_id: str, *, format: str = "json", **params: Any) -> Any:  # noqa: A002
+        return await self._send(_api.named_chart("gallery", format, lot_id=lot_id, **params))
 
     async def sql(
         self,

@@ -27,8 +27,12 @@ class SqlPage:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> SqlPage:
-        r = m.SqlResponse.model_validate(body)
-        return cls(r.columns, r.rows, r.next_cursor, r.truncated)
+        # the rows are plain JSON values: validating each cell with pydantic would cost more than the request
+        cols = [m.SqlColumn.model_validate(c) for c in body["columns"]]
+        rows = body["rows"]
+        if not isinstance(rows, list):
+            raise TypeError("malformed SQL answer: rows is not a list")
+        return cls(cols, rows, body.get("next_cursor"), bool(body.get("truncated")))
 
     @classmethod
     def from_arrow(cls, data: bytes, next_cursor: str | None, truncated: bool = False) -> SqlPage:
@@ -81,8 +85,9 @@ class SqlResult:
         if self.pages and all(p.table is not None for p in self.pages):
             return pa.concat_tables([p.table for p in self.pages])
         names = self.columns
-        cols = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in names]
-        return pa.table({n: pa.array(list(c)) for n, c in zip(names, cols, strict=True)})
+        rows = self.rows
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        return pa.Table.from_arrays([pa.array(c) for c in cols], names=names)
 
     def to_pandas(self):
         return self.to_arrow().to_pandas()
