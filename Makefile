@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test test-slow test-corpus bench lint fmt synth layers openapi sdk sdk-models demo clean
+.PHONY: setup test test-slow test-corpus bench lint contracts fmt synth layers openapi sdk sdk-models demo clean
 
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,7 @@ setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinn
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; else echo "npm not found: skipping the optional CDK CLI"; fi
 	@$(BIN)/stratum --version
 
-test: ## the whole suite (slow benchmark-sized runs excluded; corpus tests run when ../shared/corpus exists)
+test: contracts ## the import and type contracts, then the whole suite (slow runs excluded; corpus tests run when ../shared/corpus exists)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS) || exit $$?
 
 test-slow:
@@ -27,9 +27,14 @@ BENCH_RUNS ?= 5
 bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to bench/results/)
 	$(BIN)/python -m stratum.devtools.bench all --runs $(BENCH_RUNS)
 
-lint:
+lint: contracts ## ruff, plus the import and type contracts
 	$(BIN)/ruff check src tests functions infra sdk/python
 	$(BIN)/ruff format --check src tests functions infra sdk/python
+
+contracts: ## import-linter layers/cycles/adapters (pyproject [tool.importlinter]) and mypy on src/ and functions/
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy src/stratum
+	for f in functions/*/handler.py; do $(BIN)/mypy $$f || exit 1; done  # one call each: every module is named handler
 
 fmt:
 	$(BIN)/ruff format src tests functions infra sdk/python

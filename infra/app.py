@@ -6,7 +6,7 @@ Context (``-c key=value`` on the CDK CLI, or infra/cdk.json):
 
 - ``stratum:stackName`` (default ``Stratum``);
 - ``stratum:apiIntegrationTimeoutSeconds`` (default 29; above 29 needs the API Gateway quota increase);
-- ``stratum:monitors`` (default false; the scheduled monitors are not implemented yet).
+- ``stratum:monitors`` (default true; the monitors function, schedule group and ingest-event rule).
 """
 
 import sys

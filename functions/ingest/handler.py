@@ -12,13 +12,16 @@ STRATUM_AWS__DROP_PREFIX, STRATUM_AWS__LAKE_BUCKET, STRATUM_AWS__METADATA_TABLE,
 from __future__ import annotations
 
 import time
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stratum.ingest.drop import DropObject, DropProcessor, event_key
 from stratum.runtime import Runtime
@@ -30,23 +33,26 @@ tracer = Tracer()
 # A batch whose every record failed is reported record by record (SQS redelivers them) rather than
 # raised: the retries are expected behaviour, not a function error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_state: dict[str, Any] = {}
 # Stop reading this long before the function's end: aborting (deleting what the job wrote) and
 # recording the failed job must finish before Lambda kills the process.
 RESERVE_S = 60.0
 
 
+@cache
 def drop_processor() -> DropProcessor:
     """One runtime per container, built on first use."""
-    if "drop" not in _state:
-        rt = Runtime.from_settings(get_settings())
-        _state["runtime"] = rt
-        _state["drop"] = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
-    return _state["drop"]
+    return Runtime.from_settings(get_settings()).drop_processor
+
+
+def deadline_of(lambda_context: LambdaContext | None) -> float | None:
+    """When reading must stop (``time.monotonic()`` clock): the invocation's end less ``RESERVE_S``."""
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    return time.monotonic() + remaining() / 1000 - RESERVE_S if remaining else None
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    """One SQS message. Powertools passes ``lambda_context`` because this signature declares it."""
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=1)
     body = record.json_body
     if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
@@ -70,7 +76,7 @@ def record_handler(record: SQSRecord) -> None:
             etag=(obj.etag or "").strip('"') or None,
             size=obj.size,
         )
-        job = drop.process(o, deadline=_state.get("deadline"))
+        job = drop.process(o, deadline=deadline_of(lambda_context))
         if job is None:
             continue
         metrics.add_metric(name=f"Jobs{job.status.capitalize()}", unit=MetricUnit.Count, value=1)
@@ -91,7 +97,5 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def handler(event: dict, context: Any) -> dict:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    _state["deadline"] = time.monotonic() + remaining() / 1000 - RESERVE_S if remaining else None
+def handler(event: dict, context: Any) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -58,7 +58,7 @@ def create_app(
                 app.node.try_get_context("stratum:apiIntegrationTimeoutSeconds")
                 or C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS
             ),
-            monitors_enabled=_context_bool(app, "stratum:monitors", False),
+            monitors_enabled=_context_bool(app, "stratum:monitors", True),
             api_gateway_cloudwatch_role=_context_bool(app, "stratum:apiGatewayCloudWatchRole", True),
         )
     stack_name = app.node.try_get_context("stratum:stackName") or STACK_ID

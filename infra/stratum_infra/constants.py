@@ -60,6 +60,19 @@ INGEST = FunctionSpec(
     service_name="stratum-ingest",
 )
 
+# monitors: a run reads a few lot snapshots through DuckDB (as the API does) and writes findings to the metadata
+# table; 2048 MB gives DuckDB ~1.2 GB. Five minutes bounds a scheduled run over `monitors.max_lots_per_run` lots.
+MONITORS = FunctionSpec(
+    name="monitors",
+    description="Stratum monitors: scheduled and on-ingest rule runs over the lake -> findings + events",
+    memory_mb=2048,
+    timeout=Duration.minutes(5),
+    ephemeral_storage=Size.mebibytes(1024),
+    service_name="stratum-monitors",
+)
+MONITORS_RETRY_ATTEMPTS = 3  # schedule targets and the ingest-event rule target (stratum.settings.MonitorSettings)
+MONITORS_MAX_EVENT_AGE_SECONDS = 3600
+
 # api: DuckDB's memory_limit and threads are derived from the function memory (settings.lambda_memory_mb);
 # 2048 MB gives DuckDB ~1.5 GB and ~1.2 vCPU. The timeout is derived from the API Gateway integration timeout
 # (see api_timeouts below). /tmp holds DuckDB's temp_directory (spill) and its external file cache.

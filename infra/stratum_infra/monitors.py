@@ -1,38 +1,193 @@
-"""``MonitorsConstruct``: the place for the scheduled monitors (EventBridge). Creates nothing yet.
+"""``MonitorsConstruct``: the monitors function, its EventBridge Scheduler group and invoke role, the ingest
+event rule, retry policies and a dead-letter queue.
 
-The monitor rules (docs/monitor-rules.md) will run in a ``monitors`` function (``functions/monitors/
-handler.py``) on an EventBridge schedule, reading the lake and the metadata table. Until that handler exists
-the construct is a no-op: enabling it (``-c stratum:monitors=true``) fails the synth with a clear message
-rather than deploying a function without code.
-
-When the function lands, this construct will:
-
-- build it with ``StratumFunction`` (asset ``functions/monitors`` + stratum, the ``ingest`` or a dedicated
-  layer) and read-only lake/metadata permissions;
-- add an ``events.Rule`` with ``Schedule.rate(...)`` targeting it, so the handler receives the classic
-  ``{"detail-type": "Scheduled Event", "source": "aws.events", ...}`` envelope that the tests use;
-- add an alarm on the function's errors.
+- Each scheduled monitor owns one schedule in ``<stack>-monitors`` (created, updated, disabled and deleted by
+  the API function through ``stratum.monitors.scheduler.EventBridgeScheduler``); it invokes the function with
+  ``{workspace, monitor_id}`` using the scheduler role, which may invoke only this function and send only to
+  this DLQ. Retry policy and DLQ are set per schedule (settings ``monitors.retry_*`` / ``dlq_arn``).
+- The stack's event bus carries ``job.*`` events from ingest; a rule sends ``job.succeeded|partial`` to the
+  function (async invoke: 2 retries, 1 h maximum age, same DLQ), which runs the on_ingest monitors.
+- The DLQ is alarmed: a message there is a monitor run that failed to start.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-MONITORS_HANDLER = Path("functions") / "monitors" / "handler.py"
+from . import constants as C
+from . import permissions
+from .assets import FunctionAsset
+from .function import StratumFunction
+from .nag import resource_regex, suppress
+from .storage import StorageConstruct
 
 
 class MonitorsConstruct(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, enabled: bool, project_root: Path) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: StorageConstruct,
+        bus: events.IEventBus,
+        asset: FunctionAsset,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.enabled = enabled
-        if not enabled:
-            return
-        handler = project_root / MONITORS_HANDLER
-        if not handler.is_file():
-            raise ValueError(f"stratum:monitors is enabled but {MONITORS_HANDLER} does not exist yet")
-        raise NotImplementedError(
-            "the scheduled monitors are not wired yet: add the function and its EventBridge schedule in "
-            "infra/stratum_infra/monitors.py"
+        spec = C.MONITORS
+        stack = Stack.of(self)
+        self.group_name = f"{stack.stack_name}-monitors"
+        self.group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=self.group_name)
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=C.DLQ_RETENTION,
+        )
+        suppress(
+            self.dead_letter_queue,
+            "SQS3",
+            "This queue is itself the dead-letter queue of the monitor schedules and the ingest-event rule "
+            "(targets, not an SQS redrive source, so cdk-nag does not recognise it); it is alarmed instead.",
+        )
+
+        self.function_ = StratumFunction(
+            self,
+            "Monitors",
+            asset=asset,
+            description=spec.description,
+            memory_mb=spec.memory_mb,
+            timeout=spec.timeout,
+            ephemeral_storage=spec.ephemeral_storage,
+            service_name=spec.service_name,
+            environment=environment,
+            layers=layers,
+        )
+        self.function = self.function_.function
+
+        # EventBridge Scheduler assumes this role to invoke the function (only this account's schedules).
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+            ),
+            description="EventBridge Scheduler: invoke the Stratum monitors function, dead-letter to its DLQ",
+        )
+        self.scheduler_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeMonitors", actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
+            )
+        )
+        self.scheduler_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeadLetter", actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]
+            )
+        )
+
+        # Ingest events -> on_ingest monitors.
+        self.ingest_rule = events.Rule(
+            self,
+            "IngestEvents",
+            event_bus=bus,
+            description="Stratum: published snapshots run the workspace's on_ingest monitors",
+            event_pattern=events.EventPattern(source=["stratum"], detail_type=["job.succeeded", "job.partial"]),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    retry_attempts=C.MONITORS_RETRY_ATTEMPTS,
+                    max_event_age=Duration.seconds(C.MONITORS_MAX_EVENT_AGE_SECONDS),
+                    dead_letter_queue=self.dead_letter_queue,
+                )
+            ],
+        )
+
+        role = self.function_.role
+        lake_prefix = C.LAKE_WORKSPACES_PREFIX
+        for statement in (
+            permissions.objects("ReadLake", storage.lake_bucket, lake_prefix, ["s3:GetObject"]),
+            permissions.list_prefix("ListLake", storage.lake_bucket, lake_prefix),
+            *permissions.metadata_read_write(storage.table, storage.index_names),
+            iam.PolicyStatement(sid="PublishEvents", actions=["events:PutEvents"], resources=[bus.event_bus_arn]),
+        ):
+            role.add_to_principal_policy(statement)
+        suppress(
+            role,
+            "IAM5",
+            "Lake objects are read under the workspaces/ prefix of the lake bucket, whose keys "
+            "(workspaces/<workspace>/lake/<table>/lot=<lot>/job=<job>/part-<n>.parquet) are not known in advance.",
+            applies_to=[resource_regex("StorageLakeBucket", f"/{lake_prefix}*")],
+        )
+
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLetterAlarm",
+            alarm_description="Stratum monitors: a scheduled or ingest-triggered monitor run could not be delivered",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    @property
+    def settings_environment(self) -> dict[str, str]:
+        """What the API function needs to manage schedules (``stratum.settings.MonitorSettings``)."""
+        return {
+            "STRATUM_MONITORS__SCHEDULE_GROUP": self.group_name,
+            "STRATUM_MONITORS__FUNCTION_ARN": self.function.function_arn,
+            "STRATUM_MONITORS__SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            "STRATUM_MONITORS__DLQ_ARN": self.dead_letter_queue.queue_arn,
+            "STRATUM_MONITORS__RETRY_ATTEMPTS": str(C.MONITORS_RETRY_ATTEMPTS),
+            "STRATUM_MONITORS__RETRY_MAX_AGE_SECONDS": str(C.MONITORS_MAX_EVENT_AGE_SECONDS),
+        }
+
+    def grant_manage_schedules(self, role: iam.IRole) -> None:
+        """Let ``role`` (the API function's) create, update and delete schedules in the group and hand the
+        scheduler role to EventBridge Scheduler (and nothing else)."""
+        stack = Stack.of(self)
+        schedules = stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{self.group_name}/*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ManageMonitorSchedules",
+                actions=[
+                    "scheduler:CreateSchedule",
+                    "scheduler:UpdateSchedule",
+                    "scheduler:DeleteSchedule",
+                    "scheduler:GetSchedule",
+                ],
+                resources=[schedules],
+            )
+        )
+        suppress(
+            role,
+            "IAM5",
+            "Monitor schedules are created at run time, one per monitor (named after the monitor id), so the API "
+            "may manage any schedule, but only inside this stack's schedule group.",
+            applies_to=[
+                f"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{self.group_name}/*"
+            ],
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassSchedulerRole",
+                actions=["iam:PassRole"],
+                resources=[self.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_events as events
 from constructs import Construct
 
 from stratum.lake import schema as lake_schema
@@ -28,7 +29,7 @@ class StratumConfig:
     asset_build_dir: Path = C.DEFAULT_ASSET_BUILD_DIR
     layers_build_dir: Path = C.DEFAULT_LAYERS_BUILD_DIR
     api_integration_timeout_seconds: int = C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS
-    monitors_enabled: bool = False
+    monitors_enabled: bool = True
     api_gateway_cloudwatch_role: bool = True  # create the region's API Gateway logging role (see ApiConstruct)
 
 
@@ -65,6 +66,10 @@ class StratumStack(Stack):
             "STRATUM_AWS__ATHENA_OUTPUT": self.catalog.output_location,
         }
 
+        # the event port's bus: ingest publishes job.*, monitors publish monitor.*; rules route kinds to consumers
+        self.bus = events.EventBus(self, "Bus", description="Stratum events (job.*, monitor.*)")
+        environment["STRATUM_AWS__EVENT_BUS_NAME"] = self.bus.event_bus_name
+
         ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
         api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
 
@@ -87,9 +92,22 @@ class StratumStack(Stack):
             integration_timeout_seconds=config.api_integration_timeout_seconds,
             manage_account_logging_role=config.api_gateway_cloudwatch_role,
         )
-        self.monitors = MonitorsConstruct(
-            self, "Monitors", enabled=config.monitors_enabled, project_root=config.project_root
-        )
+        self.bus.grant_put_events_to(self.ingest.function)
+        self.bus.grant_put_events_to(self.api.function)
+        self.monitors = None
+        if config.monitors_enabled:
+            self.monitors = MonitorsConstruct(
+                self,
+                "Monitors",
+                storage=self.storage,
+                bus=self.bus,
+                asset=assemble_function_asset("monitors", config.project_root, config.asset_build_dir),
+                layers=self.layers.for_function("monitors"),
+                environment=environment,
+            )
+            for k, v in self.monitors.settings_environment.items():
+                self.api.function.add_environment(k, v)
+            self.monitors.grant_manage_schedules(self.api.function_.role)
 
         for output_id, value, description in (
             ("ApiUrl", self.api.rest_api.url, "Stratum API base URL (stage v1)"),
@@ -101,5 +119,6 @@ class StratumStack(Stack):
             ("IngestDeadLetterQueueUrl", self.ingest.dead_letter_queue.queue_url, "Failed ingests (redrive)"),
             ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
             ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
+            ("EventBusName", self.bus.event_bus_name, "Stratum events (job.*, monitor.*)"),
         ):
             CfnOutput(self, output_id, value=value, description=description)

@@ -24,6 +24,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stratum.storage import dynamodb_layout as table_layout
+
 from . import constants as C
 
 ACCESS_LOGS_FLAG = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
@@ -115,22 +117,23 @@ class StorageConstruct(Construct):
         self.table = dynamodb.Table(
             self,
             "MetadataTable",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=table_layout.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=table_layout.SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            time_to_live_attribute="ttl",
+            time_to_live_attribute=table_layout.TTL_ATTRIBUTE,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for index in ("gsi1", "gsi2"):
+        for index in table_layout.INDEXES:
+            gsi_pk, gsi_sk = table_layout.index_keys(index)
             self.table.add_global_secondary_index(
                 index_name=index,
-                partition_key=dynamodb.Attribute(name=f"{index}pk", type=dynamodb.AttributeType.STRING),
-                sort_key=dynamodb.Attribute(name=f"{index}sk", type=dynamodb.AttributeType.STRING),
+                partition_key=dynamodb.Attribute(name=gsi_pk, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=gsi_sk, type=dynamodb.AttributeType.STRING),
                 projection_type=dynamodb.ProjectionType.ALL,
             )
-        self.index_names = ("gsi1", "gsi2")
+        self.index_names = table_layout.INDEXES

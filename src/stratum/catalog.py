@@ -16,16 +16,18 @@ failed or concurrent publish never leaves a half-updated lot.
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest, NotFound
 from stratum.lake.layout import check_workspace
 from stratum.models import Job, Lot, SnapshotMember, utcnow
-from stratum.storage.metadata import ABSENT, ConditionFailed, Item, MetadataStore, Put
+from stratum.storage.metadata import ABSENT, ConditionFailed, Delete, Item, MetadataStore, Put
+
+Claim = tuple[str, str]  # (pk, sk) of an idempotency claim item; built only by the functions below
 
 
 def _job_pk(ws: str) -> str:
@@ -34,6 +36,20 @@ def _job_pk(ws: str) -> str:
 
 def _lot_pk(ws: str) -> str:
     return f"WS#{ws}#LOT"
+
+
+def object_claim(ws: str, bucket: str, key: str, version: str) -> Claim:
+    """The claim of one stored object (``version``: its version id, else its ETag): one job per delivery."""
+    return f"WS#{ws}#OBJ", f"{bucket}/{key}#{version}"
+
+
+def key_claim(ws: str, bucket: str, key: str) -> Claim:
+    """The claim of a key whose job exists before its object does (API uploads, presigned uploads)."""
+    return f"WS#{ws}#OBJKEY", f"{bucket}/{key}"
+
+
+def _content_claim(ws: str, sha256: str) -> Claim:
+    return f"WS#{ws}#SHA", sha256
 
 
 class Catalog:
@@ -49,9 +65,6 @@ class Catalog:
             except ConditionFailed:
                 pass
 
-    def workspace_exists(self, ws: str) -> bool:
-        return self.meta.get("WS", ws) is not None
-
     def list_workspaces(self) -> list[str]:
         out, cursor = [], None
         while True:
@@ -60,6 +73,14 @@ class Catalog:
             cursor = page.cursor
             if cursor is None:
                 return out
+
+    def reachable(self) -> bool:
+        """Whether the metadata store answers a read (the status route's health probe)."""
+        try:
+            self.meta.get("WS", "default")
+        except Exception:  # noqa: BLE001 - any failure means unavailable; reported, not raised
+            return False
+        return True
 
     # -- jobs --------------------------------------------------------------------------------
     @staticmethod
@@ -71,11 +92,11 @@ class Catalog:
         }
 
     def job_put(self, job: Job, *, expect: Any) -> Put:
-        return Put(
-            _job_pk(job.workspace), job.job_id, job.model_dump(mode="json"), expect=expect, **self._job_indexes(job)
-        )
+        idx = self._job_indexes(job)
+        pk, data = _job_pk(job.workspace), job.model_dump(mode="json")
+        return Put(pk, job.job_id, data, expect=expect, gsi1=idx["gsi1"], gsi2=idx["gsi2"])
 
-    def create_job(self, job: Job, claims: list[tuple[str, str]] = ()) -> tuple[Job, int, bool]:
+    def create_job(self, job: Job, claims: Sequence[Claim] = ()) -> tuple[Job, int, bool]:
         """Create a queued job, atomically with its idempotency claims. When a claim already exists,
         nothing is created and the claimed job is returned instead. Returns (job, version, created)."""
         self.ensure_workspace(job.workspace)
@@ -92,6 +113,12 @@ class Catalog:
                     return existing, version, False
             raise
         return job, res.versions.get((_job_pk(job.workspace), job.job_id), 1), True
+
+    def discard_job(self, job: Job, claims: Sequence[Claim] = ()) -> None:
+        """Remove a queued job and its claims (its input could not be stored: nothing to wait for)."""
+        ops: list = [Delete(_job_pk(job.workspace), job.job_id)]
+        ops += [Delete(pk, sk) for pk, sk in claims]
+        self.meta.transact(ops)
 
     def next_file_num(self, ws: str) -> int:
         n = self.meta.increment(f"WS#{ws}#COUNTER", "file_num")
@@ -121,6 +148,7 @@ class Catalog:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[Job], str | None]:
+        index: Literal["table", "gsi1", "gsi2"]
         if lot_id is not None:
             pk, index = f"WS#{ws}#LOTJOBS#{lot_id}", "gsi2"
         elif status is not None:
@@ -133,7 +161,7 @@ class Catalog:
     def _page(
         self,
         pk: str,
-        index: str,
+        index: Literal["table", "gsi1", "gsi2"],
         limit: int,
         cursor: str | None,
         build: Callable[[dict], Any],
@@ -146,13 +174,13 @@ class Catalog:
         out: list = []
         last_sk = None
         while True:
-            rng = {"end": after} if descending else {"start": after}
             page = self.meta.query(
                 pk,
                 index=index,
                 descending=descending,
-                limit=limit + 1,  # type: ignore[arg-type]
-                **(rng if after is not None else {}),
+                limit=limit + 1,
+                start=None if descending else after,
+                end=after if descending else None,
             )
             items = [it for it in page.items if _sort_key(it, index) != after]
             for it in items:
@@ -167,8 +195,18 @@ class Catalog:
             after = _sort_key(items[-1], index)
 
     def find_claim(self, pk: str, sk: str) -> str | None:
+        """The job holding a claim made by :func:`object_claim` / :func:`key_claim`, if any."""
         item = self.meta.get(pk, sk)
         return None if item is None else item.data["job_id"]
+
+    def add_claim(self, claim: Claim, job_id: str) -> None:
+        """Point ``claim`` at an existing job; a claim already made (by a concurrent delivery) stays as it is."""
+        with contextlib.suppress(ConditionFailed):
+            self.meta.put(claim[0], claim[1], {"job_id": job_id}, expect=ABSENT)
+
+    def find_content(self, ws: str, sha256: str) -> str | None:
+        """The published job holding a byte-identical file, if any."""
+        return self.find_claim(*_content_claim(ws, sha256))
 
     # -- lots --------------------------------------------------------------------------------
     def get_lot_v(self, ws: str, lot_id: str) -> tuple[Lot, int] | None:
@@ -244,6 +282,7 @@ class Catalog:
                 start_time=min(starts) if starts else None,
                 finish_time=max(finishes) if finishes else None,
                 next_publish_seq=seq + 1,
+                retest_policy=job.options.retest_policy,
                 **{k: v for k, v in meta.items() if k != "finish_time"},
             )
             j = job.model_copy(deep=True)
@@ -256,13 +295,13 @@ class Catalog:
                 self.job_put(j, expect=job_version),
             ]
             if job.sha256:
-                ops.append(Put(f"WS#{ws}#SHA", job.sha256, {"job_id": job.job_id}, expect=ABSENT))
+                ops.append(Put(*_content_claim(ws, job.sha256), {"job_id": job.job_id}, expect=ABSENT))
             try:
                 res = self.meta.transact(ops)
                 return j, res.versions.get((_job_pk(ws), job.job_id), job_version + 1), None
             except ConditionFailed:
                 if job.sha256:
-                    other = self.find_claim(f"WS#{ws}#SHA", job.sha256)
+                    other = self.find_content(ws, job.sha256)
                     if other and other != job.job_id:
                         return job, job_version, other
                 current = self.meta.get(_job_pk(ws), job.job_id)
@@ -281,15 +320,16 @@ def _sort_key(item: Item, index: str) -> str:
 
 
 def _encode_cursor(sk: str | None) -> str | None:
-    if sk is None:
-        return None
-    return base64.urlsafe_b64encode(json.dumps({"after": sk}).encode()).decode()
+    return None if sk is None else encode_cursor({"after": sk})
 
 
 def _decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
-    except (ValueError, KeyError, TypeError) as exc:
+        after = decode_cursor(cursor)["after"]
+    except (InvalidCursor, KeyError) as exc:
         raise BadRequest("invalid cursor") from exc
+    if not isinstance(after, str):
+        raise BadRequest("invalid cursor")
+    return after

@@ -1,6 +1,21 @@
-"""Domain errors. The API maps each to one HTTP status in one place (stratum.api.errors)."""
+"""Domain errors. The API maps each to one HTTP status in one place (stratum.api.problems)."""
 
 from __future__ import annotations
+
+import errno
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def no_space(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is a full disk or an exhausted quota."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 class StratumError(Exception):
@@ -34,6 +49,10 @@ class Unprocessable(StratumError):
     status, code, title = 422, "unprocessable", "Unprocessable STDF"
 
 
+class InsufficientStorage(StratumError):
+    status, code, title = 507, "insufficient_storage", "Insufficient storage"
+
+
 class Unavailable(StratumError):
     status, code, title = 503, "unavailable", "Service unavailable"
 
@@ -41,6 +60,11 @@ class Unavailable(StratumError):
 class QueryTimeout(StratumError):
     # 422, not 408/504: the request was understood and ran, but exceeded the platform's time limit
     status, code, title = 422, "query_timeout", "Query timed out"
+
+
+class QueryResources(StratumError):
+    # 422 like the time limit: understood and run, but past a memory, spill or response-size bound
+    status, code, title = 422, "query_resources", "Query exceeds a resource limit"
 
 
 class QueryRejected(BadRequest):

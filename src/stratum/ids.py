@@ -20,7 +20,3 @@ def ulid(now_ms: int | None = None) -> str:
 
 def new_job_id() -> str:
     return f"job_{ulid()}"
-
-
-def new_upload_id() -> str:
-    return f"upl_{ulid()}"

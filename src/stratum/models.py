@@ -39,6 +39,8 @@ class JobWarning(BaseModel):
     message: str
     count: int = 1
     offset: int | None = None
+    summary_count: int | None = None  # summary_mismatch: the file's summary record says this ...
+    record_count: int | None = None  # ... and its raw records this
 
 
 class TableOutput(BaseModel):
@@ -92,6 +94,9 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     attempts: int = 0
+    expires_at: datetime | None = None  # presigned uploads: when the URL (and the waiting job) expires
+    received_at: datetime | None = None  # presigned uploads: when the one PUT the URL allows began
+    owner: str | None = None  # the process running the job: "<host>/<boot id>/<pid>/<process start>"
 
     @property
     def terminal(self) -> bool:
@@ -99,7 +104,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The job as shown to users (API, CLI --json): no internal storage keys."""
-        d = self.model_dump(mode="json", exclude={"outputs", "snapshot"})
+        d = self.model_dump(mode="json", exclude={"outputs", "snapshot", "owner"})
         d["source"].pop("path", None)  # a server-side path (CLI ingests) is not the API's business
         d["snapshot_jobs"] = [m.job_id for m in self.snapshot] if self.snapshot else None
         return d
@@ -119,3 +124,4 @@ class Lot(BaseModel):
     finish_time: int | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     next_publish_seq: int = 1
+    retest_policy: str | None = None  # the active job's; None on lots published before it was stored

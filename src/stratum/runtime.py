@@ -1,13 +1,18 @@
 """Wiring: settings → adapters → services. One ``Runtime`` per process (per Lambda container).
 
-The CLI, the local server, the Lambda handlers and the tests all build their services here, so the
-same code runs everywhere; only the adapters differ (local directory + SQLite, or S3 + DynamoDB).
+The CLI, the local server, the Lambda handlers and the tests all build their services here, and only
+here, so the same code runs everywhere; only the adapters differ (local directory + SQLite, or S3 +
+DynamoDB). Services are built on first use (a Lambda imports only what it touches) and once per runtime.
+
+Naming: ``drop_store`` is the object store uploads land in; ``drop_processor`` is the service that turns
+a dropped object into an ingest job (the ingest Lambda, the drop-folder watcher and the upload route use it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from stratum.catalog import Catalog
 from stratum.settings import Settings
@@ -15,13 +20,26 @@ from stratum.storage.factory import build_metadata_store, build_object_store
 from stratum.storage.metadata import MetadataStore
 from stratum.storage.objectstore import ObjectStore
 
+if TYPE_CHECKING:  # imported lazily below: each service costs import time only when used
+    from stratum.analytics.service import AnalyticsService
+    from stratum.auth.keys import KeyService
+    from stratum.auth.ratelimit import RateLimiter
+    from stratum.events.model import Event
+    from stratum.events.port import EventPort
+    from stratum.ingest.drop import DropProcessor
+    from stratum.ingest.service import IngestService
+    from stratum.ingest.uploads import UploadService
+    from stratum.monitors.service import MonitorService
+    from stratum.query.engine import QueryEngine
+    from stratum.query.sql import SqlService
+
 
 @dataclass
 class Runtime:
     settings: Settings
     meta: MetadataStore
     lake: ObjectStore
-    drop: ObjectStore
+    drop_store: ObjectStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -45,34 +63,107 @@ class Runtime:
         return Catalog(self.meta)
 
     @cached_property
-    def events(self):
+    def events(self) -> EventPort:
         """The event port: in-process bus locally, EventBridge on AWS."""
         if self.settings.backend == "local":
             from stratum.events.local import InProcessBus
 
-            return InProcessBus()
+            bus = InProcessBus()
+
+            # on_ingest monitors run for each published snapshot (on AWS an EventBridge rule does this)
+            def run_monitors(e: Event) -> None:
+                self.monitors.handle_event(e)
+
+            bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
+            return bus
         from stratum.events.eventbridge import EventBridgeBus
 
         aws = self.settings.aws
         return EventBridgeBus(aws.event_bus_name or "default", aws.region, endpoint_url=aws.endpoint_url or None)
 
     @cached_property
-    def ingest(self):
+    def ingest(self) -> IngestService:
         from stratum.ingest.service import IngestService
 
-        return IngestService(self.catalog, self.lake, self.settings)
+        return IngestService(self.catalog, self.lake, self.settings, events=self.events)
 
     @cached_property
-    def engine(self):
+    def drop_processor(self) -> DropProcessor:
+        from stratum.ingest.drop import DropProcessor
+
+        return DropProcessor(self.ingest, self.drop_store, self.drop_prefix)
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        from stratum.ingest.uploads import UploadService
+
+        return UploadService(
+            self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor, self.idempotency
+        )
+
+    @cached_property
+    def engine(self) -> QueryEngine:
+        from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
-        return QueryEngine(self.catalog, self.lake, self.settings)
+        engine = QueryEngine(self.catalog, self.lake, self.settings)
+        findings = MonitorStore(self.meta)
+        limit = self.settings.monitors.sql_findings_max
+        engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
+        return engine
 
     @cached_property
-    def sql(self):
+    def sql(self) -> SqlService:
         from stratum.query.sql import SqlService
 
         return SqlService(self.engine, self.settings)
+
+    @cached_property
+    def sql_runner(self):
+        """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
+        if not self.settings.sql.isolate:
+            return self.sql
+        from stratum.query.workers import SqlWorkers
+
+        return SqlWorkers(self.settings)
+
+    @cached_property
+    def analytics(self) -> AnalyticsService:
+        from stratum.analytics.service import AnalyticsService
+
+        return AnalyticsService(self.engine, self.catalog)
+
+    @cached_property
+    def keys(self) -> KeyService:
+        from stratum.auth.keys import KeyService
+
+        return KeyService(self.meta, environment=self.settings.environment)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        from stratum.auth.ratelimit import RateLimiter
+
+        return RateLimiter(self.meta, self.settings.rate_limits)
+
+    @cached_property
+    def monitors(self) -> MonitorService:
+        """The monitor service with this runtime's scheduler: the in-process loop locally (started by
+        ``stratum serve``), EventBridge Scheduler on AWS when the monitors function is configured."""
+        from stratum.monitors.rules import Lake
+        from stratum.monitors.scheduler import EventBridgeScheduler, LocalScheduler
+        from stratum.monitors.service import MonitorService
+        from stratum.monitors.store import MonitorStore
+
+        store = MonitorStore(self.meta)
+        svc = MonitorService(
+            store, Lake(self.analytics, self.engine, self.sql, self.catalog, store), self.settings, events=self.events
+        )
+        cfg = self.settings.monitors
+        if self.settings.backend == "local":
+            svc.scheduler = LocalScheduler(store.scheduled_monitors, svc.fire, cfg.tick_seconds)
+        elif cfg.function_arn:
+            svc.scheduler = EventBridgeScheduler(self.settings)
+        return svc
 
     @cached_property
     def idempotency(self):
@@ -87,6 +178,10 @@ class Runtime:
         return ExportService(self.engine, self.meta, self.lake, self.settings)
 
     def close(self) -> None:
+        if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):
+            self.monitors.scheduler.stop()
+        if "sql_runner" in self.__dict__ and self.sql_runner is not self.__dict__.get("sql"):
+            self.sql_runner.close()
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()

@@ -37,6 +37,32 @@ class RateLimits(BaseModel):
     analytics_per_window: int = 60
     sql_per_window: int = 30
     uploads_per_window: int = 10
+    # failed authentications per client address per window (then 429 with Retry-After for that address)
+    auth_failures_per_window: int = 20
+
+
+class InputLimits(BaseModel):
+    """Bounds on uploaded and dropped input (every path: upload, presigned PUT, inspect, drop folder, CLI)."""
+
+    # largest decompressed STDF stream accepted (64 GiB)
+    max_decompressed_bytes: int = 64 << 30
+    # past ratio_floor_bytes of output, more than this many decompressed bytes per compressed byte is
+    # refused as a decompression bomb (real STDF compresses 5-30x; a 4 GiB gzip bomb is ~1000x)
+    max_compression_ratio: float = 200.0
+    ratio_floor_bytes: int = 64 << 20
+    # largest size a presigned upload may declare (5 GiB: an S3 single PUT's maximum)
+    max_presign_bytes: int = 5 << 30
+    # how long a presigned upload URL is valid; the upload's job expires with it
+    presign_seconds: int = 3600
+
+    def decompression(self):
+        from stratum.stdf.source import DecompressionLimits
+
+        return DecompressionLimits(
+            max_bytes=self.max_decompressed_bytes,
+            max_ratio=self.max_compression_ratio,
+            ratio_floor_bytes=self.ratio_floor_bytes,
+        )
 
 
 class SqlLimits(BaseModel):
@@ -44,6 +70,35 @@ class SqlLimits(BaseModel):
     max_rows: int = 100_000
     page_rows: int = 1_000
     max_query_chars: int = 100_000
+    # A page of rows is refused (422 query_resources) when its JSON would exceed this many bytes; the Lambda's
+    # synchronous response payload is at most 6 MB, so 5 MB leaves room for headers and the envelope.
+    max_response_bytes: int = 5_000_000
+    # A server runs user queries in worker processes (stratum.query.workers), at most max_concurrent at once;
+    # more wait up to queue_seconds, then 503. A worker's data memory is capped (RLIMIT_DATA) at
+    # worker_memory_mb (0 = half the Lambda's memory, else 1536); one that has not answered
+    # kill_after_seconds past the time limit is killed and replaced.
+    isolate: bool = True
+    max_concurrent: int = 2
+    queue_seconds: float = 10.0
+    worker_memory_mb: int = 0
+    kill_after_seconds: float = 5.0
+
+
+class MonitorSettings(BaseModel):
+    """Bounds of monitor runs (defaults documented here)."""
+
+    max_lots_per_run: int = 20  # a scheduled / manual run evaluates the most recently updated lots of its scope
+    preview_findings: int = 20  # findings returned inline by run-now
+    preview_max_count: int = 50  # cron-preview: most fire times per request
+    backtest_max_snapshots: int = 500  # snapshots one backtest may evaluate
+    tick_seconds: float = 20.0  # local scheduler loop: how often it looks for due schedules
+    schedule_group: str = "stratum-monitors"  # EventBridge Scheduler group of the stack
+    function_arn: str = ""  # AWS: the monitors Lambda the schedules invoke
+    scheduler_role_arn: str = ""  # AWS: the role EventBridge Scheduler assumes to invoke it
+    dlq_arn: str = ""  # AWS: dead-letter queue of the schedules' target
+    retry_attempts: int = 3  # AWS: schedule target retry policy
+    retry_max_age_seconds: int = 3600
+    sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
 class ExportLimits(BaseModel):
@@ -87,15 +142,21 @@ class Settings(BaseSettings):
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
+    # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
+    max_summary_warnings: int = Field(default=100, ge=0)
     idempotency_ttl_seconds: int = 86_400  # how long an upload's Idempotency-Key is remembered
 
-    # query engine (DuckDB)
-    duckdb_memory_mb: int = 0  # 0 = derived from the Lambda memory (or DuckDB's default locally)
-    duckdb_threads: int = 0
+    # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
+    # (stratum.query.engine.resources)
+    duckdb_memory_mb: int = 0  # memory_limit per workspace database; 0 = 40% of sql.worker_memory_mb
+    duckdb_temp_mb: int = 512  # max_temp_directory_size (spill) per workspace database, on tmp_dir
+    duckdb_threads: int = 0  # 0 = 1 per GB of Lambda memory (1-8), else min(4, CPUs)
     lambda_memory_mb: int = Field(default=0, validation_alias="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     tmp_dir: Path = Path("/tmp")  # noqa: S108 - Lambda's only writable storage
 
     sql: SqlLimits = SqlLimits()
+    input_limits: InputLimits = InputLimits()
+    monitors: MonitorSettings = MonitorSettings()
     exports: ExportLimits = ExportLimits()
     rate_limits: RateLimits = RateLimits()
     aws: AwsSettings = AwsSettings()
@@ -108,10 +169,6 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
-
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
 
 
 @lru_cache(maxsize=1)

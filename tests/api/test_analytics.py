@@ -511,17 +511,15 @@ def test_capability_one_test(seeded):
     assert seeded.get(lot_path("/capability"), params={"test_num": 4242}).status_code == 404
 
 
-def test_capability_auto_uses_tsr_when_every_file_has_it(seeded):
-    truth = seeded.wafer_lot
+def test_capability_auto_uses_raw_results_even_when_every_file_has_tsr(seeded):
+    """Issue 9: ``auto`` took the TSR summaries although raw results exist; raw results win whenever present."""
     body = seeded.json(lot_path("/capability"), params={"source": "auto"})
     assert body["source"] == "auto"
-    for t in body["tests"]:
-        assert t["source"] == "tsr", t
-        i = truth.test_index(t["test_num"], t["test_name"])
-        assert t["n"] == int(truth.executed[:, i].sum())  # TSR counts every execution, retests included
-        assert t["sigma_within_source"] == "overall_fallback"  # TSR has no per-wafer statistics
+    exact = seeded.json(lot_path("/capability"))
+    assert {t["source"] for t in body["tests"]} == {"exact"}
+    assert_same(body["tests"], exact["tests"])
     one = seeded.json(lot_path("/capability"), params={"source": "auto", "wafer_id": "W01"})
-    assert {t["source"] for t in one["tests"]} == {"exact"}  # TSR is per file, not per wafer
+    assert {t["source"] for t in one["tests"]} == {"exact"}
     assert_same(one["tests"], seeded.json(lot_path("/capability"), params={"wafer_id": "W01"})["tests"])
 
 

@@ -17,16 +17,20 @@ from .conftest import FT_LOT, WS_LOT, final_mask, strict_json
 
 @pytest.fixture
 def sessions(seeded, monkeypatch):
-    """Counts the DuckDB sessions opened (every executed query opens one)."""
-    engine = seeded.app.state.runtime.engine
+    """Counts the DuckDB sessions opened (every executed query opens one) and the queries handed to a SQL
+    worker process (where the sessions of a server's queries open)."""
+    rt = seeded.app.state.runtime
     opened: list = []
-    real = engine.session
+    for obj, name in ((rt.engine, "session"), (rt.sql_runner, "_take")):
+        real = getattr(obj, name, None)
+        if real is None:
+            continue
 
-    def spy(*a, **kw):
-        opened.append(a)
-        return real(*a, **kw)
+        def spy(*a, _real=real, **kw):
+            opened.append(a)
+            return _real(*a, **kw)
 
-    monkeypatch.setattr(engine, "session", spy)
+        monkeypatch.setattr(obj, name, spy)
     return opened
 
 

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from stratum.api.routes import uploads as uploads_route
 from stratum.devtools.stdf.lots import GeneratedLot, LotSpec, default_tests, write_lot
+from stratum.ingest import uploads as uploads_service
 from stratum.stdf.errors import StdfError
 from stratum.stdf.reader import check_header
 
@@ -271,8 +271,9 @@ def test_presign_tampered_url_is_403(up, tamper):
 
 def test_presign_expired_url_is_403(up, monkeypatch):
     p = _presign(up, "late.stdf")
-    real = uploads_route.time.time
-    monkeypatch.setattr(uploads_route.time, "time", lambda: real() + uploads_route.PRESIGN_SECONDS + 1)
+    real = uploads_service.time.time
+    seconds = up.app.state.runtime.settings.input_limits.presign_seconds
+    monkeypatch.setattr(uploads_service.time, "time", lambda: real() + seconds + 1)
     r = up.client.put(_path(p["upload_url"]), content=b"x")
     assert "expired" in _problem(r, 403, "forbidden")["detail"]
 
@@ -283,9 +284,8 @@ def test_presign_url_of_an_upload_job_is_404(up):
     job_id = up.client.post(
         "/v1/uploads", params={"filename": "n.stdf"}, content=lot.paths[0].read_bytes(), headers=up.h
     ).json()["job_id"]
-    secret = uploads_route._local_secret(up.app.state.runtime)
-    expires = int(uploads_route.time.time()) + 60
-    sig = uploads_route._sign(secret, "default", job_id, expires)
+    expires = int(uploads_service.time.time()) + 60
+    sig = up.app.state.runtime.uploads._sign("default", job_id, expires)
     r = up.client.put(
         f"/v1/uploads/{job_id}/content",
         params={"workspace": "default", "expires": expires, "signature": sig},

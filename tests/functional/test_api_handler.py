@@ -273,3 +273,44 @@ def test_stage_prefix_links(staged):
     assert out["statusCode"] == 200, out["body"]
     url = _json(out)["upload_url"]
     assert url.startswith(f"https://{ev['headers']['Host']}/prod/v1/uploads/"), url
+
+
+def _sql_event(token: str, query: str, **body) -> dict:
+    h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Host": "x"}
+    return event(
+        "get_lots.json",
+        token,
+        headers=h,
+        multiValueHeaders={k: [v] for k, v in h.items()},
+        httpMethod="POST",
+        path="/v1/sql",
+        body=json.dumps({"query": query, **body}),
+        isBase64Encoded=False,
+        queryStringParameters=None,
+        multiValueQueryStringParameters=None,
+    )
+
+
+def test_sql_runs_in_a_worker_within_the_function_memory(monkeypatch, tmp_path):
+    """On Lambda (AWS_LAMBDA_FUNCTION_MEMORY_SIZE set) user SQL runs in a worker process capped at half the
+    function memory: a bomb is a 422 naming the bounds, and the next query is answered."""
+    _configure(monkeypatch, tmp_path, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="2048")
+    mod = load_handler()
+    mod._state.clear()
+    lam = Lambda(mod, tmp_path / "data")
+    try:
+        token = lam.key()
+        out = lam(_sql_event(token, "SELECT string_agg(repeat('x', 1000), ',') FROM range(10000000)"))
+        assert out["statusCode"] == 422, out["body"]
+        body = _json(out)
+        assert (body["code"], body["memory_limit_mb"]) == ("query_resources", 409)
+        out = lam(_sql_event(token, "SELECT 6 * 7 AS answer"))
+        assert out["statusCode"] == 200, out["body"]
+        assert _json(out)["rows"] == [[42]]
+        runner = lam.app.state.runtime.sql_runner
+        assert runner._idle and runner._idle[0].alive()  # the worker process stays warm between invocations
+    finally:
+        if "mangum" in mod._state:
+            mod._state["mangum"].app.state.runtime.close()
+        mod._state.clear()
+        get_settings.cache_clear()

@@ -1,5 +1,5 @@
 -- retest_policy=last, no wafer scope
-CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B'), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B'), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A')) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id);
+CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', false), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', false), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', false)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
 
@@ -39,7 +39,7 @@ CREATE TEMP TABLE _bin_names AS
 
 CREATE TEMP VIEW _parts_x AS 
         SELECT * FROM (
-          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
+          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id, m.highest_bin,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
                         THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
                              || '|' || CAST(p.y AS VARCHAR)
@@ -59,7 +59,7 @@ CREATE TEMP TABLE parts AS
                row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) > 1 AS is_retest,
                row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order DESC, p.part_seq DESC) = 1 AS is_final,
                p.job_id, p.part_seq, row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) - 1 AS retest_ordinal, p.abort, p.part_txt,
-               p.sublot_id, p.test_code, p.rec_seq, p.file_num
+               p.sublot_id, p.test_code, p.rec_seq, p.file_num, p.wafer_seq IS NOT NULL AS on_wafer
         FROM _parts_x p;
 
 CREATE TEMP VIEW _tests_x AS SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num;
@@ -75,7 +75,7 @@ CREATE TEMP TABLE tests AS
 CREATE TEMP VIEW results AS 
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
-               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
+               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin, p.on_wafer
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx;
@@ -145,7 +145,7 @@ CREATE TEMP VIEW wafers AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count
-            FROM parts WHERE wafer_id IS NOT NULL GROUP BY lot_id, wafer_id)
+            FROM parts WHERE on_wafer GROUP BY lot_id, wafer_id)
         SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
                coalesce(p.good_count, 0) AS good_count, w.job_id,
                CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
@@ -168,7 +168,8 @@ CREATE TEMP VIEW lots AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count,
-                   count(DISTINCT wafer_id) AS wafer_count
+                   count(DISTINCT wafer_id)
+                     + max(CASE WHEN on_wafer AND wafer_id IS NULL THEN 1 ELSE 0 END) AS wafer_count
             FROM parts GROUP BY lot_id)
         SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
                s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,
@@ -194,8 +195,10 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
 -- retest_policy=highest_bin, wafers W01 and W'02
-CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B'), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B'), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A')) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id);
+CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', true)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
 
@@ -235,7 +238,7 @@ CREATE TEMP TABLE _bin_names AS
 
 CREATE TEMP VIEW _parts_x AS 
         SELECT * FROM (
-          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
+          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id, m.highest_bin,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
                         THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
                              || '|' || CAST(p.y AS VARCHAR)
@@ -255,7 +258,7 @@ CREATE TEMP TABLE parts AS
                row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) > 1 AS is_retest,
                row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC) = 1 AS is_final,
                p.job_id, p.part_seq, row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) - 1 AS retest_ordinal, p.abort, p.part_txt,
-               p.sublot_id, p.test_code, p.rec_seq, p.file_num
+               p.sublot_id, p.test_code, p.rec_seq, p.file_num, p.wafer_seq IS NOT NULL AS on_wafer
         FROM _parts_x p;
 
 CREATE TEMP VIEW _tests_x AS SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num;
@@ -271,7 +274,7 @@ CREATE TEMP TABLE tests AS
 CREATE TEMP VIEW results AS 
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
-               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
+               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin, p.on_wafer
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx;
@@ -341,7 +344,7 @@ CREATE TEMP VIEW wafers AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count
-            FROM parts WHERE wafer_id IS NOT NULL GROUP BY lot_id, wafer_id)
+            FROM parts WHERE on_wafer GROUP BY lot_id, wafer_id)
         SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
                coalesce(p.good_count, 0) AS good_count, w.job_id,
                CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
@@ -364,7 +367,8 @@ CREATE TEMP VIEW lots AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count,
-                   count(DISTINCT wafer_id) AS wafer_count
+                   count(DISTINCT wafer_id)
+                     + max(CASE WHEN on_wafer AND wafer_id IS NULL THEN 1 ELSE 0 END) AS wafer_count
             FROM parts GROUP BY lot_id)
         SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
                s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,
@@ -390,18 +394,20 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
--- no members (schema discovery)
-CREATE TEMP VIEW _members AS SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false;
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+-- retest_policy per lot (LOT-A highest_bin, LOT'B last)
+CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', false)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
 
 CREATE TEMP VIEW _raw_wafer_runs AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_grp, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UINTEGER) AS part_cnt, CAST(NULL AS UINTEGER) AS rtst_cnt, CAST(NULL AS UINTEGER) AS abrt_cnt, CAST(NULL AS UINTEGER) AS good_cnt, CAST(NULL AS UINTEGER) AS func_cnt, CAST(NULL AS VARCHAR) AS fabwf_id, CAST(NULL AS VARCHAR) AS frame_id, CAST(NULL AS VARCHAR) AS mask_id, CAST(NULL AS VARCHAR) AS usr_desc, CAST(NULL AS VARCHAR) AS exc_desc, CAST(NULL AS BOOLEAN) AS closed, CAST(NULL AS BIGINT) AS wir_rec_seq, CAST(NULL AS BIGINT) AS wrr_rec_seq WHERE false);
 
-CREATE TEMP VIEW _raw_parts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS VARCHAR) AS part_id, CAST(NULL AS VARCHAR) AS part_txt, CAST(NULL AS BLOB) AS part_fix, CAST(NULL AS SMALLINT) AS x, CAST(NULL AS SMALLINT) AS y, CAST(NULL AS USMALLINT) AS hard_bin, CAST(NULL AS USMALLINT) AS soft_bin, CAST(NULL AS UTINYINT) AS part_flg, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS BOOLEAN) AS abort, CAST(NULL AS BOOLEAN) AS supersedes_id, CAST(NULL AS BOOLEAN) AS supersedes_xy, CAST(NULL AS USMALLINT) AS num_test, CAST(NULL AS UINTEGER) AS test_time_ms, CAST(NULL AS BIGINT) AS pir_rec_seq, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset WHERE false);
+CREATE TEMP VIEW _raw_parts AS SELECT * FROM read_parquet(['s3://lake/workspaces/acme/lake/parts/lot=LOT-A/job=job_01A/part-00000.parquet', 's3://lake/workspaces/acme/lake/parts/lot=LOT-A/job=job_01B/part-00000.parquet', 's3://lake/workspaces/acme/lake/parts/lot=LOT%27B/job=job_02A/part-00000.parquet']);
 
 CREATE TEMP VIEW _raw_tests AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS VARCHAR) AS test_name, CAST(NULL AS VARCHAR) AS test_type, CAST(NULL AS VARCHAR) AS units, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS FLOAT) AS lo_spec, CAST(NULL AS FLOAT) AS hi_spec, CAST(NULL AS TINYINT) AS res_scal, CAST(NULL AS TINYINT) AS llm_scal, CAST(NULL AS TINYINT) AS hlm_scal, CAST(NULL AS VARCHAR) AS c_resfmt, CAST(NULL AS VARCHAR) AS c_llmfmt, CAST(NULL AS VARCHAR) AS c_hlmfmt, CAST(NULL AS UTINYINT) AS opt_flag, CAST(NULL AS VARCHAR) AS units_in, CAST(NULL AS FLOAT) AS start_in, CAST(NULL AS FLOAT) AS incr_in, CAST(NULL AS USMALLINT[]) AS rtn_indx, CAST(NULL AS BIGINT) AS exec_count, CAST(NULL AS BOOLEAN) AS scale_mismatch, CAST(NULL AS BIGINT) AS first_rec_seq WHERE false);
 
-CREATE TEMP VIEW _raw_results AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS FLOAT) AS result, CAST(NULL AS BOOLEAN) AS valid, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS UTINYINT) AS test_flg, CAST(NULL AS UTINYINT) AS parm_flg, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS BIGINT) AS rec_seq WHERE false);
+CREATE TEMP VIEW _raw_results AS SELECT * FROM read_parquet(['s3://lake/workspaces/acme/lake/results/lot=LOT-A/job=job_01A/part-00000.parquet', 's3://lake/workspaces/acme/lake/results/lot=LOT-A/job=job_01B/part-00000.parquet']);
 
 CREATE TEMP VIEW _raw_mpr_results AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS INTEGER) AS pin_seq, CAST(NULL AS USMALLINT) AS pmr_index, CAST(NULL AS FLOAT) AS result, CAST(NULL AS UTINYINT) AS rtn_stat, CAST(NULL AS UTINYINT) AS test_flg, CAST(NULL AS UTINYINT) AS parm_flg, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS BOOLEAN) AS valid, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS BIGINT) AS rec_seq WHERE false);
 
@@ -431,7 +437,7 @@ CREATE TEMP TABLE _bin_names AS
 
 CREATE TEMP VIEW _parts_x AS 
         SELECT * FROM (
-          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
+          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id, m.highest_bin,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
                         THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
                              || '|' || CAST(p.y AS VARCHAR)
@@ -449,9 +455,9 @@ CREATE TEMP TABLE parts AS
         SELECT p.lot_id, p.wafer_id, p.head_num, p.site_num, p.part_id, p.x, p.y, p.hard_bin, p.soft_bin,
                p.passed_any AS passed, p.num_test AS test_count, p.test_time_ms,
                row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) > 1 AS is_retest,
-               row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order DESC, p.part_seq DESC) = 1 AS is_final,
+               row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY CASE WHEN p.highest_bin THEN p.hard_bin END DESC NULLS LAST, p.file_order DESC, p.part_seq DESC) = 1 AS is_final,
                p.job_id, p.part_seq, row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) - 1 AS retest_ordinal, p.abort, p.part_txt,
-               p.sublot_id, p.test_code, p.rec_seq, p.file_num
+               p.sublot_id, p.test_code, p.rec_seq, p.file_num, p.wafer_seq IS NOT NULL AS on_wafer
         FROM _parts_x p;
 
 CREATE TEMP VIEW _tests_x AS SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num;
@@ -467,7 +473,7 @@ CREATE TEMP TABLE tests AS
 CREATE TEMP VIEW results AS 
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
-               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
+               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin, p.on_wafer
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx;
@@ -537,7 +543,7 @@ CREATE TEMP VIEW wafers AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count
-            FROM parts WHERE wafer_id IS NOT NULL GROUP BY lot_id, wafer_id)
+            FROM parts WHERE on_wafer GROUP BY lot_id, wafer_id)
         SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
                coalesce(p.good_count, 0) AS good_count, w.job_id,
                CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
@@ -560,7 +566,8 @@ CREATE TEMP VIEW lots AS
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count,
-                   count(DISTINCT wafer_id) AS wafer_count
+                   count(DISTINCT wafer_id)
+                     + max(CASE WHEN on_wafer AND wafer_id IS NULL THEN 1 ELSE 0 END) AS wafer_count
             FROM parts GROUP BY lot_id)
         SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
                s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,
@@ -585,4 +592,205 @@ CREATE TEMP VIEW pins AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr
 CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+-- no members (schema discovery)
+CREATE TEMP VIEW _members AS SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, CAST(NULL AS VARCHAR) AS snapshot_job_id, CAST(NULL AS BOOLEAN) AS highest_bin WHERE false;
+
+CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
+
+CREATE TEMP VIEW _raw_wafer_runs AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_grp, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UINTEGER) AS part_cnt, CAST(NULL AS UINTEGER) AS rtst_cnt, CAST(NULL AS UINTEGER) AS abrt_cnt, CAST(NULL AS UINTEGER) AS good_cnt, CAST(NULL AS UINTEGER) AS func_cnt, CAST(NULL AS VARCHAR) AS fabwf_id, CAST(NULL AS VARCHAR) AS frame_id, CAST(NULL AS VARCHAR) AS mask_id, CAST(NULL AS VARCHAR) AS usr_desc, CAST(NULL AS VARCHAR) AS exc_desc, CAST(NULL AS BOOLEAN) AS closed, CAST(NULL AS BIGINT) AS wir_rec_seq, CAST(NULL AS BIGINT) AS wrr_rec_seq WHERE false);
+
+CREATE TEMP VIEW _raw_parts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS VARCHAR) AS part_id, CAST(NULL AS VARCHAR) AS part_txt, CAST(NULL AS BLOB) AS part_fix, CAST(NULL AS SMALLINT) AS x, CAST(NULL AS SMALLINT) AS y, CAST(NULL AS USMALLINT) AS hard_bin, CAST(NULL AS USMALLINT) AS soft_bin, CAST(NULL AS UTINYINT) AS part_flg, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS BOOLEAN) AS abort, CAST(NULL AS BOOLEAN) AS supersedes_id, CAST(NULL AS BOOLEAN) AS supersedes_xy, CAST(NULL AS USMALLINT) AS num_test, CAST(NULL AS UINTEGER) AS test_time_ms, CAST(NULL AS BIGINT) AS pir_rec_seq, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset WHERE false);
+
+CREATE TEMP VIEW _raw_tests AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS VARCHAR) AS test_name, CAST(NULL AS VARCHAR) AS test_type, CAST(NULL AS VARCHAR) AS units, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS FLOAT) AS lo_spec, CAST(NULL AS FLOAT) AS hi_spec, CAST(NULL AS TINYINT) AS res_scal, CAST(NULL AS TINYINT) AS llm_scal, CAST(NULL AS TINYINT) AS hlm_scal, CAST(NULL AS VARCHAR) AS c_resfmt, CAST(NULL AS VARCHAR) AS c_llmfmt, CAST(NULL AS VARCHAR) AS c_hlmfmt, CAST(NULL AS UTINYINT) AS opt_flag, CAST(NULL AS VARCHAR) AS units_in, CAST(NULL AS FLOAT) AS start_in, CAST(NULL AS FLOAT) AS incr_in, CAST(NULL AS USMALLINT[]) AS rtn_indx, CAST(NULL AS BIGINT) AS exec_count, CAST(NULL AS BOOLEAN) AS scale_mismatch, CAST(NULL AS BIGINT) AS first_rec_seq WHERE false);
+
+CREATE TEMP VIEW _raw_results AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS FLOAT) AS result, CAST(NULL AS BOOLEAN) AS valid, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS UTINYINT) AS test_flg, CAST(NULL AS UTINYINT) AS parm_flg, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS BIGINT) AS rec_seq WHERE false);
+
+CREATE TEMP VIEW _raw_mpr_results AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS INTEGER) AS pin_seq, CAST(NULL AS USMALLINT) AS pmr_index, CAST(NULL AS FLOAT) AS result, CAST(NULL AS UTINYINT) AS rtn_stat, CAST(NULL AS UTINYINT) AS test_flg, CAST(NULL AS UTINYINT) AS parm_flg, CAST(NULL AS FLOAT) AS lo_limit, CAST(NULL AS FLOAT) AS hi_limit, CAST(NULL AS BOOLEAN) AS valid, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS BIGINT) AS rec_seq WHERE false);
+
+CREATE TEMP VIEW _raw_ftr_results AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS part_seq, CAST(NULL AS INTEGER) AS test_idx, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS UTINYINT) AS test_flg, CAST(NULL AS UTINYINT) AS opt_flag, CAST(NULL AS BOOLEAN) AS passed, CAST(NULL AS UINTEGER) AS cycl_cnt, CAST(NULL AS UINTEGER) AS rel_vadr, CAST(NULL AS UINTEGER) AS rept_cnt, CAST(NULL AS UINTEGER) AS num_fail, CAST(NULL AS INTEGER) AS xfail_ad, CAST(NULL AS INTEGER) AS yfail_ad, CAST(NULL AS SMALLINT) AS vect_off, CAST(NULL AS USMALLINT[]) AS rtn_indx, CAST(NULL AS UTINYINT[]) AS rtn_stat, CAST(NULL AS USMALLINT[]) AS pgm_indx, CAST(NULL AS UTINYINT[]) AS pgm_stat, CAST(NULL AS BLOB) AS fail_pin, CAST(NULL AS VARCHAR) AS vect_nam, CAST(NULL AS VARCHAR) AS time_set, CAST(NULL AS VARCHAR) AS op_code, CAST(NULL AS VARCHAR) AS alarm_id, CAST(NULL AS VARCHAR) AS prog_txt, CAST(NULL AS VARCHAR) AS rslt_txt, CAST(NULL AS UTINYINT) AS patg_num, CAST(NULL AS BLOB) AS spin_map, CAST(NULL AS BIGINT) AS rec_seq WHERE false);
+
+CREATE TEMP VIEW _raw_bin_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS VARCHAR) AS bin_type, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS USMALLINT) AS bin_num, CAST(NULL AS UINTEGER) AS bin_count, CAST(NULL AS VARCHAR) AS pass_fail, CAST(NULL AS VARCHAR) AS bin_name WHERE false);
+
+CREATE TEMP VIEW _raw_part_counts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS UINTEGER) AS part_cnt, CAST(NULL AS UINTEGER) AS rtst_cnt, CAST(NULL AS UINTEGER) AS abrt_cnt, CAST(NULL AS UINTEGER) AS good_cnt, CAST(NULL AS UINTEGER) AS func_cnt WHERE false);
+
+CREATE TEMP VIEW _raw_test_summaries AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num, CAST(NULL AS VARCHAR) AS test_type, CAST(NULL AS UINTEGER) AS test_num, CAST(NULL AS UINTEGER) AS exec_count, CAST(NULL AS UINTEGER) AS fail_count, CAST(NULL AS UINTEGER) AS alarm_count, CAST(NULL AS VARCHAR) AS test_name, CAST(NULL AS VARCHAR) AS seq_name, CAST(NULL AS VARCHAR) AS test_label, CAST(NULL AS UTINYINT) AS opt_flag, CAST(NULL AS FLOAT) AS test_time, CAST(NULL AS FLOAT) AS test_min, CAST(NULL AS FLOAT) AS test_max, CAST(NULL AS FLOAT) AS test_sum, CAST(NULL AS FLOAT) AS test_sum_squares WHERE false);
+
+CREATE TEMP VIEW _raw_sites AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_grp, CAST(NULL AS UTINYINT) AS site_cnt, CAST(NULL AS UTINYINT[]) AS site_num, CAST(NULL AS VARCHAR) AS hand_typ, CAST(NULL AS VARCHAR) AS hand_id, CAST(NULL AS VARCHAR) AS card_typ, CAST(NULL AS VARCHAR) AS card_id, CAST(NULL AS VARCHAR) AS load_typ, CAST(NULL AS VARCHAR) AS load_id, CAST(NULL AS VARCHAR) AS dib_typ, CAST(NULL AS VARCHAR) AS dib_id, CAST(NULL AS VARCHAR) AS cabl_typ, CAST(NULL AS VARCHAR) AS cabl_id, CAST(NULL AS VARCHAR) AS cont_typ, CAST(NULL AS VARCHAR) AS cont_id, CAST(NULL AS VARCHAR) AS lasr_typ, CAST(NULL AS VARCHAR) AS lasr_id, CAST(NULL AS VARCHAR) AS extr_typ, CAST(NULL AS VARCHAR) AS extr_id WHERE false);
+
+CREATE TEMP VIEW _raw_pins AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS USMALLINT) AS pmr_indx, CAST(NULL AS USMALLINT) AS chan_typ, CAST(NULL AS VARCHAR) AS chan_nam, CAST(NULL AS VARCHAR) AS phy_nam, CAST(NULL AS VARCHAR) AS log_nam, CAST(NULL AS UTINYINT) AS head_num, CAST(NULL AS UTINYINT) AS site_num WHERE false);
+
+CREATE TEMP VIEW _raw_texts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS VARCHAR) AS text WHERE false);
+
+CREATE TEMP VIEW _raw_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS UTINYINT) AS rec_typ, CAST(NULL AS UTINYINT) AS rec_sub, CAST(NULL AS VARCHAR) AS fields WHERE false);
+
+CREATE TEMP TABLE lot_files AS SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num;
+
+CREATE TEMP TABLE _bin_names AS 
+        SELECT lot_id, job_id, file_num, bin_type, bin_num,
+               arg_max(bin_name, CAST(head_num = 255 AS INTEGER) * 2 + CAST(bin_name IS NOT NULL AS INTEGER)) AS bin_name,
+               arg_max(pass_fail, CAST(head_num = 255 AS INTEGER) * 2 + CAST(pass_fail IS NOT NULL AS INTEGER)) AS pass_fail
+        FROM _raw_bin_records GROUP BY lot_id, job_id, file_num, bin_type, bin_num;
+
+CREATE TEMP VIEW _parts_x AS 
+        SELECT * FROM (
+          SELECT p.lot_id, p.job_id, p.file_num, p.part_seq, p.wafer_seq, p.head_num, p.site_num, p.part_id, p.part_txt, p.part_fix, p.x, p.y, p.hard_bin, p.soft_bin, p.part_flg, p.passed, p.abort, p.supersedes_id, p.supersedes_xy, p.num_test, p.test_time_ms, p.pir_rec_seq, p.rec_seq, p.byte_offset, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id, m.highest_bin,
+                 CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
+                        THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
+                             || '|' || CAST(p.y AS VARCHAR)
+                      WHEN p.part_id IS NOT NULL THEN 'P' || p.part_id
+                      ELSE 'J' || p.job_id || '|' || CAST(p.part_seq AS VARCHAR) END AS die_key,
+                 coalesce(p.passed, hb.pass_fail = 'P') AS passed_any
+          FROM _raw_parts p
+          JOIN _members m ON m.file_num = p.file_num
+          LEFT JOIN _raw_wafer_runs w ON w.file_num = p.file_num AND w.wafer_seq = p.wafer_seq
+          LEFT JOIN _raw_lot_files f ON f.file_num = p.file_num
+          LEFT JOIN _bin_names hb ON hb.file_num = p.file_num AND hb.bin_type = 'H' AND hb.bin_num = p.hard_bin
+        ) x ;
+
+CREATE TEMP TABLE parts AS 
+        SELECT p.lot_id, p.wafer_id, p.head_num, p.site_num, p.part_id, p.x, p.y, p.hard_bin, p.soft_bin,
+               p.passed_any AS passed, p.num_test AS test_count, p.test_time_ms,
+               row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) > 1 AS is_retest,
+               row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order DESC, p.part_seq DESC) = 1 AS is_final,
+               p.job_id, p.part_seq, row_number() OVER (PARTITION BY p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key ORDER BY p.file_order, p.part_seq) - 1 AS retest_ordinal, p.abort, p.part_txt,
+               p.sublot_id, p.test_code, p.rec_seq, p.file_num, p.wafer_seq IS NOT NULL AS on_wafer
+        FROM _parts_x p;
+
+CREATE TEMP VIEW _tests_x AS SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num;
+
+CREATE TEMP TABLE tests AS 
+        SELECT lot_id, test_num, test_name, test_type, arg_max(units, file_order) AS units, arg_max(lo_limit, file_order) AS lo_limit,
+               arg_max(hi_limit, file_order) AS hi_limit, arg_max(job_id, file_order) AS job_id, arg_max(lo_spec, file_order) AS lo_spec,
+               arg_max(hi_spec, file_order) AS hi_spec, arg_max(res_scal, file_order) AS res_scal, arg_max(llm_scal, file_order) AS llm_scal,
+               arg_max(hlm_scal, file_order) AS hlm_scal, bool_or(scale_mismatch) AS scale_mismatch,
+               sum(exec_count) AS exec_count
+        FROM _tests_x GROUP BY lot_id, test_num, test_name, test_type;
+
+CREATE TEMP VIEW results AS 
+        SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
+               r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
+               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin, p.on_wafer
+        FROM _raw_results r
+        JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
+        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx;
+
+CREATE TEMP VIEW mpr_results AS 
+        SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
+               r.pin_seq, r.pmr_index, coalesce(pm.log_nam, pm.chan_nam) AS pin_name, r.result, r.rtn_stat,
+               r.valid, r.passed, p.is_final, r.job_id, r.lo_limit, r.hi_limit, t.units, p.is_retest
+        FROM _raw_mpr_results r
+        JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
+        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx
+        LEFT JOIN (SELECT file_num, pmr_indx, any_value(log_nam) AS log_nam, any_value(chan_nam) AS chan_nam
+                   FROM _raw_pins GROUP BY file_num, pmr_indx) pm
+               ON pm.file_num = r.file_num AND pm.pmr_indx = r.pmr_index;
+
+CREATE TEMP VIEW ftr_results AS 
+        SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
+               r.passed, p.is_final, r.job_id, r.num_fail, r.cycl_cnt, r.vect_nam, r.rslt_txt, r.test_flg, p.is_retest
+        FROM _raw_ftr_results r
+        JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
+        JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx;
+
+CREATE TEMP VIEW _snap AS SELECT DISTINCT lot_id, snapshot_job_id FROM _members;
+
+CREATE TEMP VIEW bins AS 
+        WITH lot_total AS (SELECT lot_id, count(*) FILTER (WHERE is_final) AS n FROM parts GROUP BY lot_id),
+        counted AS (
+            SELECT lot_id, 'H' AS bin_type, hard_bin AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
+                   count(*) FILTER (WHERE NOT is_retest) AS first_pass_count, bool_and(passed) AS all_pass,
+                   bool_or(passed) AS any_pass
+            FROM parts WHERE hard_bin IS NOT NULL GROUP BY lot_id, hard_bin
+            UNION ALL
+            SELECT lot_id, 'S', soft_bin, count(*) FILTER (WHERE is_final), count(*) FILTER (WHERE NOT is_retest),
+                   bool_and(passed), bool_or(passed)
+            FROM parts WHERE soft_bin IS NOT NULL GROUP BY lot_id, soft_bin),
+        named AS (
+            SELECT b.lot_id, b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
+                   arg_max(b.pass_fail, m.file_order) AS pass_fail
+            FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY b.lot_id, b.bin_type, b.bin_num),
+        summary AS (
+            SELECT r.lot_id, r.bin_type, r.bin_num,
+                   CASE WHEN bool_or(r.head_num = 255) THEN sum(r.bin_count) FILTER (WHERE r.head_num = 255)
+                        ELSE sum(r.bin_count) END AS summary_count
+            FROM _raw_bin_records r JOIN _members m ON m.file_num = r.file_num GROUP BY r.lot_id, r.bin_type, r.bin_num)
+        SELECT c.lot_id, c.bin_type, c.bin_num, n.bin_name,
+               coalesce(n.pass_fail, CASE WHEN c.all_pass THEN 'P' WHEN NOT c.any_pass THEN 'F' END) AS pass_fail,
+               c.part_count, s.snapshot_job_id AS job_id,
+               round(100.0 * CAST(c.part_count AS DOUBLE) / nullif(t.n, 0), 4) AS percent, c.first_pass_count,
+               sm.summary_count
+        FROM counted c
+        JOIN _snap s ON s.lot_id = c.lot_id
+        LEFT JOIN lot_total t ON t.lot_id = c.lot_id
+        LEFT JOIN named n ON n.lot_id = c.lot_id AND n.bin_type = c.bin_type AND n.bin_num = c.bin_num
+        LEFT JOIN summary sm ON sm.lot_id = c.lot_id AND sm.bin_type = c.bin_type AND sm.bin_num = c.bin_num;
+
+CREATE TEMP VIEW wafers AS 
+        WITH w AS (
+            SELECT x.lot_id, x.wafer_id, min(x.start_time) AS start_time, max(x.finish_time) AS finish_time,
+                   arg_max(x.job_id, x.file_order) AS job_id, count(DISTINCT x.job_id) AS file_count,
+                   sum(x.part_cnt) AS wrr_part_count, sum(x.good_cnt) AS wrr_good_count
+            FROM (SELECT r.*, m.file_order FROM _raw_wafer_runs r JOIN _members m ON m.file_num = r.file_num) x
+            
+            GROUP BY x.lot_id, x.wafer_id),
+        p AS (
+            SELECT lot_id, wafer_id, count(*) FILTER (WHERE is_final) AS part_count,
+                   count(*) FILTER (WHERE is_final AND passed) AS good_count,
+                   count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
+                   count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
+                   count(*) FILTER (WHERE is_retest) AS retest_count
+            FROM parts WHERE on_wafer GROUP BY lot_id, wafer_id)
+        SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
+               coalesce(p.good_count, 0) AS good_count, w.job_id,
+               CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
+               coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
+               CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
+               coalesce(p.retest_count, 0) AS retest_count, w.file_count, w.wrr_part_count, w.wrr_good_count
+        FROM w LEFT JOIN p ON p.lot_id = w.lot_id AND p.wafer_id IS NOT DISTINCT FROM w.wafer_id;
+
+CREATE TEMP VIEW lots AS 
+        WITH f AS (
+            SELECT lot_id, arg_max(part_type, file_order) AS part_type,
+                   arg_max(program, file_order) AS program,
+                   arg_max(tester_type, file_order) AS tester_type,
+                   arg_max(node_name, file_order) AS node_name,
+                   min(start_time) AS start_time, max(finish_time) AS finish_time, count(*) AS file_count
+            FROM lot_files GROUP BY lot_id),
+        p AS (
+            SELECT lot_id, count(*) FILTER (WHERE is_final) AS part_count,
+                   count(*) FILTER (WHERE is_final AND passed) AS good_count,
+                   count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
+                   count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
+                   count(*) FILTER (WHERE is_retest) AS retest_count,
+                   count(DISTINCT wafer_id)
+                     + max(CASE WHEN on_wafer AND wafer_id IS NULL THEN 1 ELSE 0 END) AS wafer_count
+            FROM parts GROUP BY lot_id)
+        SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
+               s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,
+               coalesce(p.good_count, 0) AS good_count, CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
+               coalesce(p.first_pass_count, 0) AS first_pass_count, coalesce(p.first_pass_good, 0) AS first_pass_good,
+               CAST(p.first_pass_good AS DOUBLE) / nullif(p.first_pass_count, 0) AS first_pass_yield,
+               coalesce(p.retest_count, 0) AS retest_count, coalesce(p.wafer_count, 0) AS wafer_count
+        FROM _snap s LEFT JOIN f ON f.lot_id = s.lot_id LEFT JOIN p ON p.lot_id = s.lot_id;
+
+CREATE TEMP VIEW wafer_runs AS SELECT r.lot_id, r.job_id, r.file_num, r.wafer_seq, r.wafer_id, r.head_num, r.site_grp, r.start_time, r.finish_time, r.part_cnt, r.rtst_cnt, r.abrt_cnt, r.good_cnt, r.func_cnt, r.fabwf_id, r.frame_id, r.mask_id, r.usr_desc, r.exc_desc, r.closed, r.wir_rec_seq, r.wrr_rec_seq FROM _raw_wafer_runs r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW test_summaries AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_num, r.test_type, r.test_num, r.exec_count, r.fail_count, r.alarm_count, r.test_name, r.seq_name, r.test_label, r.opt_flag, r.test_time, r.test_min, r.test_max, r.test_sum, r.test_sum_squares FROM _raw_test_summaries r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW part_counts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_num, r.part_cnt, r.rtst_cnt, r.abrt_cnt, r.good_cnt, r.func_cnt FROM _raw_part_counts r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW bin_records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.bin_type, r.head_num, r.site_num, r.bin_num, r.bin_count, r.pass_fail, r.bin_name FROM _raw_bin_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW sites AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_grp, r.site_cnt, r.site_num, r.hand_typ, r.hand_id, r.card_typ, r.card_id, r.load_typ, r.load_id, r.dib_typ, r.dib_id, r.cabl_typ, r.cabl_id, r.cont_typ, r.cont_id, r.lasr_typ, r.lasr_id, r.extr_typ, r.extr_id FROM _raw_sites r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW pins AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 

@@ -42,7 +42,11 @@ def logical_id(synth: Synth, construct) -> str:
 
 
 def function(synth: Synth, name: str) -> dict:
-    construct = {"ingest": synth.stack.ingest.function, "api": synth.stack.api.function}[name]
+    construct = {
+        "ingest": synth.stack.ingest.function,
+        "api": synth.stack.api.function,
+        "monitors": synth.stack.monitors.function,
+    }[name]
     return synth.resources[logical_id(synth, construct)]
 
 
@@ -91,19 +95,23 @@ def test_must_exist_resource_counts(synth: Synth) -> None:
     t = synth.template
     t.resource_count_is("AWS::S3::Bucket", 4)  # drop, lake, athena results, access logs
     t.resource_count_is("AWS::DynamoDB::Table", 1)
-    t.resource_count_is("AWS::SQS::Queue", 2)  # ingest queue + DLQ
-    t.resource_count_is("AWS::Lambda::Function", 3)  # ingest, api + CDK's BucketNotificationsHandler
+    t.resource_count_is("AWS::SQS::Queue", 3)  # ingest queue + DLQ, monitors DLQ
+    t.resource_count_is("AWS::Lambda::Function", 4)  # ingest, api, monitors + CDK's BucketNotificationsHandler
     t.resource_count_is("AWS::Lambda::LayerVersion", 3)
     t.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
     t.resource_count_is("AWS::ApiGateway::RestApi", 1)
     t.resource_count_is("AWS::ApiGateway::Stage", 1)
-    t.resource_count_is("AWS::CloudWatch::Alarm", 1)
+    t.resource_count_is("AWS::CloudWatch::Alarm", 2)  # ingest DLQ, monitors DLQ
     t.resource_count_is("AWS::Athena::WorkGroup", 1)
     t.resource_count_is("AWS::Glue::Database", 1)
     t.resource_count_is("Custom::S3BucketNotifications", 1)
-    # no Cognito, no authorizer, no schedule yet (monitors placeholder)
+    t.resource_count_is("AWS::Events::EventBus", 1)
+    t.resource_count_is("AWS::Events::Rule", 1)  # job.succeeded|partial -> monitors
+    t.resource_count_is("AWS::Scheduler::ScheduleGroup", 1)  # schedules themselves are created per monitor
+    t.resource_count_is("AWS::Scheduler::Schedule", 0)
+    # no Cognito, no authorizer
     t.resource_count_is("AWS::ApiGateway::Account", 1)  # region-wide logging role (retained; see ApiConstruct)
-    for absent in ("AWS::Cognito::UserPool", "AWS::ApiGateway::Authorizer", "AWS::Events::Rule"):
+    for absent in ("AWS::Cognito::UserPool", "AWS::ApiGateway::Authorizer"):
         t.resource_count_is(absent, 0)
 
 
@@ -146,25 +154,22 @@ def test_versioning_access_logs_and_lifecycle(synth: Synth) -> None:
 
 
 def test_metadata_table(synth: Synth) -> None:
+    from stratum.storage.dynamodb_layout import TTL_ATTRIBUTE, table_definition
+
+    expected = table_definition("any")
     table = synth.resources[logical_id(synth, synth.stack.storage.table)]
     p = table["Properties"]
     assert table["DeletionPolicy"] == "Retain"
-    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == expected["KeySchema"]
+    assert p["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
     assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert p["SSESpecification"]["SSEEnabled"] is True
-    assert p["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert p["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert p["DeletionProtectionEnabled"] is True
     gsis = {g["IndexName"]: g for g in p["GlobalSecondaryIndexes"]}
-    assert set(gsis) == {"gsi1", "gsi2"}
-    for name, g in gsis.items():
-        assert g["KeySchema"] == [
-            {"AttributeName": f"{name}pk", "KeyType": "HASH"},
-            {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
-        ]
-        assert g["Projection"] == {"ProjectionType": "ALL"}
+    assert gsis == {g["IndexName"]: g for g in expected["GlobalSecondaryIndexes"]}
     attrs = {a["AttributeName"]: a["AttributeType"] for a in p["AttributeDefinitions"]}
-    assert attrs == {k: "S" for k in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")}
+    assert attrs == {a["AttributeName"]: a["AttributeType"] for a in expected["AttributeDefinitions"]}
 
 
 # ------------------------------------------------------------------------------------------------- ingest
@@ -223,9 +228,14 @@ def test_ingest_queue_visibility_dlq_and_event_source(synth: Synth) -> None:
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_dlq_alarm(synth: Synth) -> None:
-    dlq_id = logical_id(synth, synth.stack.ingest.dead_letter_queue)
-    (alarm,) = synth.of_type("AWS::CloudWatch::Alarm").values()
+@pytest.mark.parametrize("owner", ["ingest", "monitors"])
+def test_dlq_alarm(synth: Synth, owner: str) -> None:
+    dlq_id = logical_id(synth, getattr(synth.stack, owner).dead_letter_queue)
+    (alarm,) = [
+        a
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_id, "QueueName"]}
+    ]
     p = alarm["Properties"]
     assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert p["Namespace"] == "AWS/SQS"
@@ -238,7 +248,7 @@ def test_dlq_alarm(synth: Synth) -> None:
 
 @pytest.mark.parametrize(
     ("name", "memory", "timeout", "tmp_mb"),
-    [("ingest", 3008, 900, 4096), ("api", C.API_MEMORY_MB, None, 2048)],
+    [("ingest", 3008, 900, 4096), ("api", C.API_MEMORY_MB, None, 2048), ("monitors", 2048, 300, 1024)],
 )
 def test_lambda_configuration(synth: Synth, name: str, memory: int, timeout: int | None, tmp_mb: int) -> None:
     p = function(synth, name)["Properties"]
@@ -267,7 +277,7 @@ def test_api_timeouts_fit_the_integration_timeout(synth: Synth) -> None:
     assert C.api_timeouts(40) == C.ApiTimeouts(integration_seconds=40, lambda_seconds=35, sql_seconds=30)
 
 
-@pytest.mark.parametrize("name", ["ingest", "api"])
+@pytest.mark.parametrize("name", ["ingest", "api", "monitors"])
 def test_environment_variables(synth: Synth, name: str) -> None:
     env = function(synth, name)["Properties"]["Environment"]["Variables"]
     assert EXPECTED_ENV <= set(env), EXPECTED_ENV - set(env)
@@ -327,14 +337,13 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
 
 
 def test_function_assets_ship_the_stratum_package_as_is(synth: Synth) -> None:
-    for name in ("ingest", "api"):
+    for name in ("ingest", "api", "monitors"):
         asset = synth.build_dir / "functions" / name
         shipped = {p.relative_to(asset / "stratum") for p in (asset / "stratum").rglob("*") if p.is_file()}
-        source = {
-            p.relative_to(ROOT / "src" / "stratum")
-            for p in (ROOT / "src" / "stratum").rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-        }
+        from infra.stratum_infra.assets import shipped_package_files
+
+        source = {p.relative_to(ROOT / "src" / "stratum") for p in shipped_package_files(ROOT / "src" / "stratum")}
+        assert not {p for p in source if p.parts[0] == "devtools"}
         assert shipped == source
         assert not list(asset.rglob("__pycache__"))
 
@@ -505,3 +514,54 @@ def test_cfn_lint_passes(synth: Synth) -> None:
         [str(cfn_lint), "--ignore-checks", "W3005", "--", *templates], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------- monitors
+
+
+def test_monitors_schedule_group_role_rule_and_dlq(synth: Synth) -> None:
+    mon = synth.stack.monitors
+    (group,) = synth.of_type("AWS::Scheduler::ScheduleGroup").values()
+    assert group["Properties"]["Name"] == "Stratum-monitors"
+    fn_id = logical_id(synth, mon.function)
+    dlq_id = logical_id(synth, mon.dead_letter_queue)
+    # the scheduler role: assumed by EventBridge Scheduler of this account only; invoke this function, DLQ only
+    role = synth.resources[logical_id(synth, mon.scheduler_role)]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    stmts = []
+    role_id = logical_id(synth, mon.scheduler_role)
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            stmts += policy["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted((as_list(s["Action"])[0], render(s["Resource"])) for s in stmts) == [
+        ("lambda:InvokeFunction", f"<{fn_id}.Arn>"),
+        ("sqs:SendMessage", f"<{dlq_id}.Arn>"),
+    ]
+    # the ingest rule: job.succeeded|partial on the stack's bus -> the function, with retries and the DLQ
+    (rule,) = synth.of_type("AWS::Events::Rule").values()
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["stratum"],
+        "detail-type": ["job.succeeded", "job.partial"],
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert render(target["Arn"]) == f"<{fn_id}.Arn>"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
+    assert render(target["DeadLetterConfig"]["Arn"]) == f"<{dlq_id}.Arn>"
+    # the API manages schedules: its environment names them, its role may touch only the group's schedules
+    env = function(synth, "api")["Properties"]["Environment"]["Variables"]
+    assert render(env["STRATUM_MONITORS__FUNCTION_ARN"]) == f"<{fn_id}.Arn>"
+    assert env["STRATUM_MONITORS__SCHEDULE_GROUP"] == "Stratum-monitors"
+    api = role_statements(synth, "api")
+    sched = [s for s in api if s.get("Sid") == "ManageMonitorSchedules"]
+    assert len(sched) == 1 and "schedule/Stratum-monitors/*" in render(sched[0]["Resource"])
+    (passrole,) = [s for s in api if s.get("Sid") == "PassSchedulerRole"]
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    # the monitors function reads the lake, never writes it; publishes events on the bus
+    mon_stmts = role_statements(synth, "monitors")
+    lake = bucket_ids(synth)["lake"]
+    assert actions_on(mon_stmts, rf"<{lake}\.Arn>/workspaces/\*") == {"s3:GetObject"}
+    assert any(s.get("Sid") == "PublishEvents" for s in mon_stmts)
+    for name in ("ingest", "api"):
+        assert "events:PutEvents" in {a for s in role_statements(synth, name) for a in as_list(s["Action"])}, name

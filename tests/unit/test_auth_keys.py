@@ -453,6 +453,8 @@ EXPECTED = {
     "sql_run": {"full"},
     "classify": {"classify", "full"},
     "admin": {"admin"},
+    "monitor_read": {"read", "full", "admin"},
+    "monitor_run": {"full", "admin"},
 }
 
 

@@ -28,6 +28,7 @@ MEMBERS = [
 CASES = [
     ("retest_policy=last, no wafer scope", "last", None),
     ("retest_policy=highest_bin, wafers W01 and W'02", "highest_bin", ["W01", "W'02"]),
+    ("retest_policy per lot (LOT-A highest_bin, LOT'B last)", {"LOT-A": "highest_bin", "LOT'B": "last"}, None),
 ]
 
 

@@ -1,6 +1,6 @@
 """Process capability: Cp, Cpl, Cpu, Cpk (within sigma) and Pp, Ppl, Ppu, Ppk (overall sigma).
 
-Implements ``docs/capability.md``. §3 "Platform semantics" is the default (``estimator="pooled"``):
+The default (``estimator="pooled"``) is the platform's own convention:
 
 * x̄ is the grand mean of all valid results (not the mean of the wafer means);
 * σ_o is the overall sample SD (N−1), divided by c4(N) when ``unbias``;
@@ -19,7 +19,8 @@ statistics and a :class:`SubgroupStats` of shape ``(T, G)`` (subgroups padded wi
 ``compute_capability`` is the one-test wrapper around the same code, so both paths agree exactly.
 
 Compatibility estimators (``jmp_ranges``, ``jmp_sbar``, ``minitab_rbar``, ``minitab_sbar``,
-``minitab_default``) follow the table in §2 of the doc. They use the classic 3-decimal d2/d3 table
+``minitab_default``) reproduce JMP's and Minitab's within-sigma estimators (ranges or standard deviations of
+the subgroups, pooled or averaged, each with its bias constant). They use the classic 3-decimal d2/d3 table
 (n = 2..50; n > 50 uses the n = 50 values, as JMP does) unless ``exact_constants=True``, which uses
 d2/d3 from numerical integration of the normal range distribution for every n.
 """
@@ -169,8 +170,8 @@ def _range_grid() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     m = int(round(4 * _GRID_L / _GRID_H))
     x = -_GRID_L + _GRID_H * np.arange(m + 1, dtype=np.float64)
     erfc = np.frompyfunc(math.erfc, 1, 1)
-    phi_cdf = erfc(-x / math.sqrt(2.0)).astype(np.float64) / 2.0
-    q = erfc(x / math.sqrt(2.0)).astype(np.float64) / 2.0
+    phi_cdf = np.asarray(erfc(-x / math.sqrt(2.0))).astype(np.float64) / 2.0
+    q = np.asarray(erfc(x / math.sqrt(2.0))).astype(np.float64) / 2.0
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     return x, phi_cdf, q, pdf
 

@@ -10,10 +10,11 @@ from typing import Any, Literal
 import numpy as np
 
 from stratum.errors import BadRequest, NotFound
-from stratum.query.engine import Scope
+from stratum.query.engine import Scope, check_wafer_ids
 from stratum.query.sql import jsonable
 
-from .service import AnalyticsService, View, _num, _view_filter, check_wafer_ids
+from .service import AnalyticsService, View, _view_filter
+from .service import _finite_or_none as _num
 
 Fmt = Literal["png", "svg"]
 MAX_LOTS = 50
@@ -70,7 +71,7 @@ class ChartService:
         test = None
         base = dict(params)
         with self.a.engine.session(ws, scope) as s:
-            if metric == "median":
+            if metric == "median" and test_num is not None:
                 test = self.a._pick_test(s, test_num, test_name, types=("P",))
                 params |= {"t": test_num, "tn": test["test_name"]}
                 sql = f"""SELECT x, y, count(*) AS n, median(result) AS value, count(DISTINCT (lot_id, wafer_id)) AS w
@@ -371,8 +372,8 @@ class ChartService:
             ],
             "center": center,
             "sigma": sigma,
-            "ucl": center + 3 * sigma if sigma is not None else None,
-            "lcl": center - 3 * sigma if sigma is not None else None,
+            "ucl": center + 3 * sigma if center is not None and sigma is not None else None,
+            "lcl": center - 3 * sigma if center is not None and sigma is not None else None,
         }
 
     def render_trend(self, d: dict[str, Any], fmt: Fmt) -> bytes:

@@ -9,7 +9,6 @@ valid results only for statistics, test limits (not spec limits) for capability.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,8 +16,9 @@ import numpy as np
 
 from stratum.catalog import Catalog
 from stratum.errors import BadRequest, NotFound
-from stratum.query.engine import QueryEngine, Scope, Session
+from stratum.query.engine import QueryEngine, Scope, Session, check_wafer_ids
 from stratum.query.sql import jsonable
+from stratum.render.diemap import MapData
 
 from . import capability as cap
 
@@ -39,37 +39,36 @@ def _mpr_ftr_rows(table: str, view: View) -> str:
     return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
-def check_wafer_ids(wafer_ids: list[str] | None) -> None:
-    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
-    it: a 500). No real wafer id has one; refuse it as a bad request."""
-    if wafer_ids and any("\x00" in w for w in wafer_ids):
-        raise BadRequest("wafer ids must not contain NUL characters")
+# TST_SUMS and TST_SQRS are R*4: each carries a relative rounding error up to 2**-24, so Σx² − (Σx)²/n is
+# noise once it falls within a few such errors of Σx² (float32 sums of nearly equal values cancel).
+_TSR_CANCELLATION = 4 * 2.0**-24
 
 
-def _num(v: Any) -> Any:
+def tsr_moments(n: float, sx: float, sxx: float) -> tuple[float, float, float | None]:
+    """(n, mean, sample variance) from TSR sums, in float64. The variance is None, never 0, when the sums cannot
+    give one: n < 2, a non-finite sum, or a numerator at or below the float32 rounding of the sums."""
+    n, sx, sxx = float(n), float(sx), float(sxx)
+    mean = sx / n
+    if n < 2 or not (math.isfinite(sx) and math.isfinite(sxx)):
+        return n, mean, None
+    num = sxx - sx * sx / n
+    if not math.isfinite(num) or num <= _TSR_CANCELLATION * abs(sxx):
+        return n, mean, None
+    return n, mean, num / (n - 1)
+
+
+def _finite_or_none(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
 
 
-def _epoch(v: Any) -> str | None:
+def _iso_time(v: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, datetime):
         return v.isoformat()
     return datetime.fromtimestamp(int(v), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") if v else None
-
-
-@dataclass
-class MapData:
-    lot_id: str
-    wafer_id: str
-    dies: dict[str, list]
-    bins: dict[str, dict[int, dict[str, Any]]]  # 'H'/'S' -> bin number -> name, pass_fail
-    orientation: dict[str, Any]
-    test: dict[str, Any] | None
-    counts: dict[str, Any]
-    job_id: str
 
 
 class AnalyticsService:
@@ -127,29 +126,39 @@ class AnalyticsService:
             "tester_type": lot.tester_type,
             "node_name": lot.node_name,
             "test_code": lot.test_code,
-            "start_time": _epoch(lot.start_time),
-            "finish_time": _epoch(lot.finish_time),
+            "start_time": _iso_time(lot.start_time),
+            "finish_time": _iso_time(lot.finish_time),
             "active_job_id": lot.active_job_id,
             "file_count": len(lot.members),
             "updated_at": lot.updated_at.isoformat(),
         }
 
     def lot(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> dict[str, Any]:
-        lot = self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
+            lot = s.resolved.lot or self.catalog.get_lot(ws, lot_id)  # a pinned snapshot did not read the lot
             row = s.dicts("SELECT * FROM lots")[0]
             wafers = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
             files = s.dicts(
                 "SELECT job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, "
                 "records, partial FROM lot_files ORDER BY file_order"
             )
+            members = [m.job_id for m in s.resolved.members]
         jobs, _ = self.catalog.list_jobs(ws, lot_id=lot_id, limit=200)
-        out = {k: jsonable(_num(v)) for k, v in row.items()}
+        by_id = {j.job_id: j for j in jobs}
+        for job_id in members:  # the snapshot's files, even beyond the listed page
+            if job_id not in by_id:
+                by_id[job_id] = self.catalog.get_job(ws, job_id)
+        warnings = [
+            {"job_id": job_id, "file_name": by_id[job_id].file_name, **w.model_dump()}
+            for job_id in members
+            for w in by_id[job_id].warnings
+        ]
+        out = {k: jsonable(_finite_or_none(v)) for k, v in row.items()}
         out.update(
             {
                 "active_job_id": lot.active_job_id,
                 "snapshot_job_id": row["job_id"],
-                "wafers": [{k: jsonable(_num(v)) for k, v in w.items()} for w in wafers],
+                "wafers": [{k: jsonable(_finite_or_none(v)) for k, v in w.items()} for w in wafers],
                 "files": [{k: jsonable(v) for k, v in f.items()} for f in files],
                 "jobs": [
                     {
@@ -162,16 +171,16 @@ class AnalyticsService:
                     }
                     for j in jobs
                 ],
+                "warnings": warnings,
             }
         )
         return out
 
     # -- wafers ---------------------------------------------------------------------------------
     def wafers(self, ws: str, lot_id: str, snapshot_job_id: str | None = None) -> list[dict[str, Any]]:
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
-        return [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows]
+        return [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows]
 
     def wafer_map(
         self,
@@ -184,9 +193,8 @@ class AnalyticsService:
         test_name: str | None = None,
         view: View = "final",
     ) -> MapData:
-        self.catalog.get_lot(ws, lot_id)
-        check_wafer_ids([wafer_id])
         with self._session(ws, lot_id, snapshot_job_id) as s:
+            check_wafer_ids([wafer_id])
             dies = s.dicts(
                 f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
                                FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
@@ -224,8 +232,8 @@ class AnalyticsService:
             "flat": o.get("wafer_flat") if o.get("wafer_flat") in ("U", "D", "L", "R") else None,
             "center_x": o.get("center_x"),
             "center_y": o.get("center_y"),
-            "die_width": _num(o.get("die_width")),
-            "die_height": _num(o.get("die_height")),
+            "die_width": _finite_or_none(o.get("die_width")),
+            "die_height": _finite_or_none(o.get("die_height")),
             "units": o.get("wafer_units"),
         }
         cols: dict[str, list] = {
@@ -240,53 +248,6 @@ class AnalyticsService:
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
 
-    def render_map(self, data: MapData, *, fmt: str, bin_type: str = "H") -> bytes:
-        from stratum.render import wafermap as wm
-
-        x = np.array(data.dies["x"], dtype=np.int64)
-        y = np.array(data.dies["y"], dtype=np.int64)
-        o = data.orientation
-        yield_txt = f"yield {data.counts['yield'] * 100:.1f}%" if data.counts["yield"] is not None else ""
-        sub = [
-            f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
-            f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
-        ]
-        if data.test is not None:
-            t = data.test
-            vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)
-            return wm.render_value_map(
-                x,
-                y,
-                vals,
-                title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {t['test_name']}",
-                subtitle=[f"Test {t['test_num']} {t['test_name']}"] + sub,
-                label=t["test_name"],
-                units=t.get("units") or "",
-                lo=t.get("lo_limit"),
-                hi=t.get("hi_limit"),
-                robust=True,
-                pos_x=o["pos_x"],
-                pos_y=o["pos_y"],
-                flat=o["flat"],
-                fmt=fmt,
-            )
-        key = "hard_bin" if bin_type == "H" else "soft_bin"
-        bins = np.array([b if b is not None else -1 for b in data.dies[key]], dtype=np.int64)
-        table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins[bin_type].items()}
-        return wm.render_bin_map(
-            x,
-            y,
-            bins,
-            table,
-            title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
-            subtitle=sub,
-            legend_title="Hard bins" if bin_type == "H" else "Soft bins",
-            pos_x=o["pos_x"],
-            pos_y=o["pos_y"],
-            flat=o["flat"],
-            fmt=fmt,
-        )
-
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod
     def _pick_test(s: Session, test_num: int, test_name: str | None, types: tuple[str, ...] = ("P", "M", "F")) -> dict:
@@ -300,7 +261,7 @@ class AnalyticsService:
         if len(rows) > 1:
             names = ", ".join(repr(r["test_name"]) for r in rows)
             raise BadRequest(f"test number {test_num} names several tests ({names}); pass test_name to choose one")
-        return {k: jsonable(_num(v)) for k, v in rows[0].items()}
+        return {k: jsonable(_finite_or_none(v)) for k, v in rows[0].items()}
 
     def tests(
         self,
@@ -311,7 +272,6 @@ class AnalyticsService:
         wafer_id: str | None = None,
         view: View = "final",
     ) -> list[dict[str, Any]]:
-        self.catalog.get_lot(ws, lot_id)
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
@@ -354,7 +314,7 @@ class AnalyticsService:
             )
         out = []
         for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):
-            r = {k: jsonable(_num(v)) for k, v in r.items()}
+            r = {k: jsonable(_finite_or_none(v)) for k, v in r.items()}
             r["n"] = r["n"] or 0
             r["fails"] = r["fails"] or 0
             r["fail_rate"] = (r["fails"] / r["n"]) if r["n"] else None
@@ -375,7 +335,6 @@ class AnalyticsService:
         limit: int = 1000,
         offset: int = 0,
     ) -> tuple[dict, list[dict], bool]:
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
             test = self._pick_test(s, test_num, test_name, types=("P",))
@@ -396,7 +355,7 @@ class AnalyticsService:
                 },
             )
         more = len(rows) > limit
-        return test, [{k: jsonable(_num(v)) for k, v in r.items()} for r in rows[:limit]], more
+        return test, [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows[:limit]], more
 
     # -- capability -----------------------------------------------------------------------------
     def capability(
@@ -414,7 +373,6 @@ class AnalyticsService:
     ) -> dict[str, Any]:
         if estimator not in cap.ESTIMATORS:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
-        self.catalog.get_lot(ws, lot_id)
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
             lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
@@ -427,11 +385,12 @@ class AnalyticsService:
             )
             if test_num is not None and not tests:
                 raise NotFound(f"test {test_num} not found")
+            # subgroups are wafers (an empty WAFER_ID is one null-id wafer); final-test parts form none
             sub = s.rows(
                 f"""
-                SELECT test_num, test_name, coalesce(wafer_id, ''), count(*), avg(result::DOUBLE),
+                SELECT test_num, test_name, wafer_id, count(*), avg(result::DOUBLE),
                        var_samp(result::DOUBLE), min(result), max(result)
-                FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
+                FROM results WHERE is_final AND valid AND on_wafer AND {_WAFER} {where_test} GROUP BY ALL""",
                 {**params, "wafer": wafer_id},
             )
             tot = s.rows(
@@ -464,11 +423,11 @@ class AnalyticsService:
                 rows_v.append(np.nan if v is None else v)
                 rows_min.append(np.nan if lo is None else lo)
                 rows_max.append(np.nan if hi is None else hi)
-        if tsr:
+        if tsr:  # only for tests without raw results in scope: raw results, when present, are exact
             for key, (tn_, tm, tv) in tsr.items():
                 i = index.get(key)
-                if i is not None and tn_ >= 2:
-                    n[i], mean[i], var[i] = tn_, tm, tv
+                if i is not None and tn_ >= 2 and n[i] == 0:
+                    n[i], mean[i], var[i] = tn_, tm, (np.nan if tv is None else tv)
                     used[i] = "tsr"
         subgroups = (
             cap.SubgroupStats.from_long(rows_i, rows_n, rows_v, rows_m, rows_min, rows_max, n_rows=n_t) if n_t else None
@@ -488,7 +447,7 @@ class AnalyticsService:
         for i, t in enumerate(tests):
             d = batch[i].to_dict() if batch is not None else {}
             d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            results.append({k: jsonable(_num(v)) for k, v in d.items()})
+            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -501,8 +460,9 @@ class AnalyticsService:
         }
 
     @staticmethod
-    def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float]]:
-        """(n, mean, variance) per test from TSR sums, only when every file of the snapshot has them."""
+    def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float | None]]:
+        """(n, mean, variance) per test from TSR sums, only when every file of the snapshot has them. The R*4
+        sums are added and used in float64; the variance is None when they cannot give one (see tsr_moments)."""
         rows = s.rows("""
             WITH t AS (
                 SELECT ts.*, count(*) OVER (PARTITION BY ts.test_num) AS recs FROM test_summaries ts
@@ -512,12 +472,13 @@ class AnalyticsService:
                 SELECT file_num, test_num,
                        CASE WHEN bool_or(head_num = 255) THEN sum(exec_count) FILTER (WHERE head_num = 255)
                             ELSE sum(exec_count) END AS n,
-                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum) FILTER (WHERE head_num = 255)
-                            ELSE sum(test_sum) END AS sx,
-                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum_squares) FILTER (WHERE head_num = 255)
-                            ELSE sum(test_sum_squares) END AS sxx
+                       CASE WHEN bool_or(head_num = 255) THEN sum(test_sum::DOUBLE) FILTER (WHERE head_num = 255)
+                            ELSE sum(test_sum::DOUBLE) END AS sx,
+                       CASE WHEN bool_or(head_num = 255)
+                            THEN sum(test_sum_squares::DOUBLE) FILTER (WHERE head_num = 255)
+                            ELSE sum(test_sum_squares::DOUBLE) END AS sxx
                 FROM t GROUP BY ALL)
-            SELECT p.test_num, k.test_name, sum(p.n), sum(p.sx), sum(p.sxx), count(DISTINCT p.file_num)
+            SELECT p.test_num, k.test_name, sum(p.n)::DOUBLE, sum(p.sx), sum(p.sxx), count(DISTINCT p.file_num)
             FROM per_file p
             JOIN (SELECT DISTINCT test_num, test_name FROM tests WHERE test_type = 'P') k USING (test_num)
             GROUP BY ALL""")
@@ -526,9 +487,7 @@ class AnalyticsService:
         for tn, name, n, sx, sxx, nf in rows:
             if nf != files or not n or n < 2:
                 continue
-            mean = sx / n
-            v = (sxx - sx * sx / n) / (n - 1)
-            out[(tn, name)] = (float(n), float(mean), max(float(v), 0.0))
+            out[(tn, name)] = tsr_moments(n, sx, sxx)
         return out
 
     # -- bins -----------------------------------------------------------------------------------
@@ -542,9 +501,15 @@ class AnalyticsService:
         bin_type: Literal["H", "S"] | None = None,
         wafer_id: str | None = None,
     ) -> dict[str, Any]:
-        self.catalog.get_lot(ws, lot_id)
         group = {"lot": "", "wafer": "wafer_id", "site": "head_num, site_num"}[by]
         gsel = f"{group}, " if group else ""
+        # wafers group null-safely (an empty WAFER_ID is a null wafer id, still a wafer); only parts on a wafer
+        join_g = {
+            "lot": "CROSS JOIN g",
+            "wafer": "JOIN g ON g.wafer_id IS NOT DISTINCT FROM c.wafer_id",
+            "site": "JOIN g USING (head_num, site_num)",
+        }[by]
+        on = f"{_WAFER} AND on_wafer" if by == "wafer" else _WAFER
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
@@ -556,13 +521,13 @@ class AnalyticsService:
                     f"""
                     WITH g AS (SELECT {gsel} count(*) FILTER (WHERE is_final) AS total,
                                       count(*) FILTER (WHERE NOT is_retest) AS total_first
-                               FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}),
+                               FROM parts WHERE {on} {"GROUP BY " + group if group else ""}),
                     c AS (SELECT {gsel} {col} AS bin_num, count(*) FILTER (WHERE is_final) AS part_count,
                                  count(*) FILTER (WHERE NOT is_retest) AS first_pass_count
-                          FROM parts WHERE {col} IS NOT NULL AND {_WAFER} GROUP BY ALL)
+                          FROM parts WHERE {col} IS NOT NULL AND {on} GROUP BY ALL)
                     SELECT '{bt}' AS bin_type, c.*, round(100.0 * c.part_count / nullif(g.total, 0), 4) AS percent,
                            round(100.0 * c.first_pass_count / nullif(g.total_first, 0), 4) AS first_pass_percent
-                    FROM c {"JOIN g USING (" + group + ")" if group else "CROSS JOIN g"}
+                    FROM c {join_g}
                     ORDER BY {gsel} part_count DESC, bin_num""",
                     w,
                 )
@@ -573,7 +538,7 @@ class AnalyticsService:
                                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_parts,
                                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                                    count(*) FILTER (WHERE is_retest) AS retests
-                            FROM parts WHERE {_WAFER} {"GROUP BY " + group if group else ""}
+                            FROM parts WHERE {on} {"GROUP BY " + group if group else ""}
                             {"ORDER BY " + group if group else ""}""",
                 w,
             )
@@ -595,5 +560,5 @@ class AnalyticsService:
             "by": by,
             "wafer_id": wafer_id,
             "yield": yields,
-            "bins": [{k: jsonable(_num(v)) for k, v in r.items()} for r in counts],
+            "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }

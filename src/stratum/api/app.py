@@ -18,7 +18,8 @@ from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import problems
-from .routes import charts, exports, jobs, lots, sql, status, uploads
+from .gate import Gate
+from .routes import charts, exports, jobs, lots, monitors, sql, status, uploads
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
@@ -35,6 +36,9 @@ Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     settings = settings or (runtime.settings if runtime else get_settings())
     rt = runtime or Runtime.from_settings(settings)
     app = FastAPI(
@@ -45,24 +49,22 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
-    from stratum.analytics.charts import ChartService
-    from stratum.analytics.service import AnalyticsService
-    from stratum.auth.keys import KeyService
-    from stratum.auth.ratelimit import RateLimiter
-    from stratum.ingest.drop import DropProcessor
-
+    # The services come from the runtime (built there, once); app.state names the ones routes use.
     app.state.runtime = rt
-    app.state.analytics = AnalyticsService(rt.engine, rt.catalog)
-    app.state.charts = ChartService(app.state.analytics)
-    app.state.keys = KeyService(rt.meta, environment=settings.environment)
-    app.state.limiter = RateLimiter(rt.meta, settings.rate_limits)
-    app.state.drop = DropProcessor(rt.ingest, rt.drop, rt.drop_prefix)
+    app.state.analytics = rt.analytics
+    app.state.keys = rt.keys
+    app.state.limiter = rt.limiter
+    app.state.drop = rt.drop_processor
+    from stratum.analytics.charts import ChartService
+
+    app.state.charts = ChartService(rt.analytics)
 
     @lru_cache(maxsize=1)
     def schema_cache():
         return rt.sql.schema()
 
     app.state.schema_cache = schema_cache
+    app.state.sql_gate = Gate("SQL queries", settings.sql.max_concurrent, settings.sql.queue_seconds)
     problems.install(app)
     base_openapi = app.openapi
 
@@ -79,8 +81,17 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             app.openapi_schema = doc
         return app.openapi_schema
 
-    app.openapi = openapi
-    for r in (status.router, uploads.router, jobs.router, lots.router, charts.router, sql.router, exports.router):
+    app.openapi = openapi  # type: ignore[method-assign]
+    for r in (
+        status.router,
+        uploads.router,
+        jobs.router,
+        lots.router,
+        charts.router,
+        sql.router,
+        exports.router,
+        monitors.router,
+    ):
         app.include_router(r)
 
     root = settings.api_root_path.rstrip("/")

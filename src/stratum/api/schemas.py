@@ -47,6 +47,13 @@ class JobWarningOut(BaseModel):
     message: str
     count: int = 1
     offset: int | None = None
+    summary_count: int | None = Field(None, description="summary_mismatch: the count in the file's summary record")
+    record_count: int | None = Field(None, description="summary_mismatch: the same count from the raw records")
+
+
+class LotWarning(JobWarningOut):
+    job_id: str
+    file_name: str
 
 
 class JobErrorOut(BaseModel):
@@ -137,6 +144,9 @@ class LotDetail(BaseModel):
     wafers: list[WaferOut]
     files: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    warnings: list[LotWarning] = Field(
+        [], description="Warnings of the snapshot's files, among them summary records that disagree with the raw ones"
+    )
 
 
 class Orientation(BaseModel):

@@ -41,7 +41,32 @@ def _unauthorized(detail: str, error: str = "invalid_token") -> ApiProblem:
     )
 
 
+def _count_failure(request: Request) -> None:
+    """One failed authentication from this client address; past the limit the answer is 429."""
+    limiter: RateLimiter = request.app.state.limiter
+    addr = (request.client.host if request.client else "") or "unknown"
+    decision = limiter.check("addr:" + addr.replace("#", "_"), "auth_failures")
+    if not decision.allowed:
+        raise ApiProblem(
+            429,
+            "rate_limited",
+            "Too many requests",
+            f"too many failed authentications from this address ({decision.limit} per window); retry in "
+            f"{decision.retry_after_seconds} s",
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+
+
 def authenticate(request: Request) -> Principal:
+    try:
+        return _authenticate(request)
+    except ApiProblem as exc:
+        if exc.status == 401 and request.headers.get("authorization"):  # a key was tried and failed
+            _count_failure(request)
+        raise
+
+
+def _authenticate(request: Request) -> Principal:
     keys: KeyService = request.app.state.keys
     header = request.headers.get("authorization")
     if not header:

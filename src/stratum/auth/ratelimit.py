@@ -32,6 +32,8 @@ from stratum.settings import RateLimits
 from stratum.storage.metadata import MetadataStore
 
 BUCKETS: tuple[str, ...] = ("analytics", "sql", "uploads")
+# counted per client address, not per key: failed authentications (``auth_failures_per_window``)
+ADDRESS_BUCKETS: tuple[str, ...] = ("auth_failures",)
 TTL_GRACE_SECONDS = 60
 
 
@@ -64,8 +66,8 @@ class RateLimiter:
         self._clock = clock
 
     def limit_for(self, bucket: str) -> int:
-        if bucket not in BUCKETS:
-            raise ValueError(f"unknown rate limit bucket {bucket!r}; known: {', '.join(BUCKETS)}")
+        if bucket not in BUCKETS + ADDRESS_BUCKETS:
+            raise ValueError(f"unknown rate limit bucket {bucket!r}; known: {', '.join(BUCKETS + ADDRESS_BUCKETS)}")
         return int(getattr(self.limits, f"{bucket}_per_window"))
 
     def check(self, key_id: str, bucket: str, now: float | None = None) -> Decision:

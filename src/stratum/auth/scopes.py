@@ -15,6 +15,8 @@ sql_schema     SQL schema discovery                                        read,
 sql_run        run SQL                                                     full
 classify       pattern classification                                      classify, full
 admin          monitor / webhook / key management of the key's workspace  admin
+monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
+monitor_run    run a monitor now, backtest it                              full, admin
 =============  ==========================================================  =================
 
 Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
@@ -30,7 +32,17 @@ from stratum.errors import StratumError
 
 SCOPES: tuple[str, ...] = ("ingest", "read", "classify", "full", "admin")
 
-ACTIONS: tuple[str, ...] = ("upload", "job_status", "analytics", "sql_schema", "sql_run", "classify", "admin")
+ACTIONS: tuple[str, ...] = (
+    "upload",
+    "job_status",
+    "analytics",
+    "sql_schema",
+    "sql_run",
+    "classify",
+    "admin",
+    "monitor_read",
+    "monitor_run",
+)
 
 #: action -> the scopes that allow it (read-only view; tests iterate it row by row)
 PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
@@ -42,6 +54,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "sql_run": frozenset({"full"}),
         "classify": frozenset({"classify", "full"}),
         "admin": frozenset({"admin"}),
+        "monitor_read": frozenset({"read", "full", "admin"}),
+        "monitor_run": frozenset({"full", "admin"}),
     }
 )
 

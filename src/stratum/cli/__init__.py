@@ -6,8 +6,9 @@ non-zero exit status; no tracebacks.
 
 One module per command group, each with a ``register(add)`` (or ``register(sub, add)``) that adds its
 subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.exports` (export),
-:mod:`.local` (demo, serve), :mod:`.keys` (keys create/list/revoke/rotate). Shared helpers live in
-:mod:`.common`; this module only builds the parser and runs a command.
+:mod:`.local` (demo, serve), :mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors
+list/create/get/pause/resume/delete/run/runs). Shared helpers live in :mod:`.common`; this module only
+builds the parser and runs a command.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stratum import __version__
-from stratum.cli import data, exports, keys, local
-from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, err
+from stratum.cli import data, exports, keys, local, monitors
+from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, close_runtimes, err
 from stratum.errors import StratumError
 
 
@@ -41,10 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     exports.register(add)
     local.register(add)
     keys.register(sub)
+    monitors.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from stratum.auth.redact import install as redact_keys_in_logs
+
+    redact_keys_in_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -66,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         err(str(exc))
         return EXIT_FAIL
+    finally:
+        close_runtimes()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,22 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings_for(getattr(args, "data_dir", None), **overrides)
 
 
+_RUNTIMES: list = []  # closed by close_runtimes() (cli.main) before the process exits
+
+
 def runtime_from(args: argparse.Namespace):
     from stratum.runtime import Runtime
 
-    return Runtime.from_settings(settings_from(args))
+    rt = Runtime.from_settings(settings_from(args))
+    _RUNTIMES.append(rt)
+    return rt
+
+
+def close_runtimes() -> None:
+    """Close DuckDB and the metadata store on the main thread, deterministically, before the interpreter
+    finalises (closing is idempotent: commands that close their runtime themselves are fine)."""
+    while _RUNTIMES:
+        _RUNTIMES.pop().close()
 
 
 def err(msg: str) -> None:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stratum.cli.common import EXIT_FAIL, err, human_bytes, runtime_from, table
+from stratum.cli.common import EXIT_FAIL, err, human_bytes, runtime_from, settings_from, table
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -173,6 +173,33 @@ def cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lot(args: argparse.Namespace) -> int:
+    """One lot: yields, wafers, files and the warnings of its files (summary records that disagree with the raw
+    records among them) - what GET /v1/lots/{lot_id} answers."""
+    rt = runtime_from(args)
+    d = rt.analytics.lot(args.workspace, args.lot_id, args.snapshot_job_id)
+    if args.json:
+        print(json.dumps(d, default=str))
+        return 0
+
+    def pct(v) -> str:
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    print(
+        f"lot {d['lot_id']} (snapshot {d['snapshot_job_id']}): {d['file_count']} file(s), {d['part_count']} parts, "
+        f"{d['good_count']} good, yield {pct(d['yield'])}, first-pass {pct(d['first_pass_yield'])}, "
+        f"{d['retest_count']} retests, {d['wafer_count']} wafer(s)"
+    )
+    if d["wafers"]:
+        rows = [[w["wafer_id"], w["part_count"], w["good_count"], pct(w["yield"])] for w in d["wafers"]]
+        print(table(["wafer", "parts", "good", "yield"], rows))
+    if d["warnings"]:
+        print(f"{len(d['warnings'])} warning(s):")
+        for w in d["warnings"]:
+            print(f"  [{w['code']}] {w['file_name']}: {w['message']}")
+    return 0
+
+
 def cmd_lots(args: argparse.Namespace) -> int:
     rt = runtime_from(args)
     res = rt.sql.run(
@@ -195,13 +222,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     out = []
     bad = 0
+    limits = settings_from(args).input_limits.decompression()
     for raw in args.paths:
         p = Path(raw)
         if not p.is_file():
             err(f"{raw}: no such file")
             bad += 1
             continue
-        info = inspect_input(str(p), p.name, size=p.stat().st_size)
+        info = inspect_input(str(p), p.name, size=p.stat().st_size, limits=limits)
         bad += 0 if info["valid"] else 1
         out.append(info)
     print(json.dumps(out if len(out) != 1 else out[0], indent=None if args.json else 2, default=str))
@@ -245,6 +273,11 @@ def register(add) -> None:
 
     sp = add("lots", cmd_lots, "list lots with yields")
     sp.add_argument("--json", action="store_true")
+
+    sp = add("lot", cmd_lot, "one lot: yields, wafers and its files' warnings (summary mismatches)")
+    sp.add_argument("lot_id")
+    sp.add_argument("--snapshot-job-id", help="the lot's snapshot published by this job")
+    sp.add_argument("--json", action="store_true", help="the lot detail as JSON (as GET /v1/lots/{lot_id})")
 
     sp = add("inspect", cmd_inspect, "show what STDF files hold, without ingesting them", workspace=False)
     sp.add_argument("paths", nargs="+", metavar="PATH")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from stratum.cli.common import runtime_from, table
 
@@ -12,9 +13,16 @@ def _pct(v) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    rt = runtime_from(args)
+    try:
+        return _demo(rt, args)
+    finally:
+        rt.close()  # DuckDB's threads stop before the interpreter exits
+
+
+def _demo(rt, args: argparse.Namespace) -> int:
     from stratum.devtools.demo import run_demo
 
-    rt = runtime_from(args)
     print(f"Generating sample lots into {rt.settings.data_dir / 'incoming'} and ingesting them ...")
     res = run_demo(rt)
     print()
@@ -89,13 +97,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from stratum.api.app import create_app
-    from stratum.ingest.drop import DropProcessor
     from stratum.ingest.watcher import DropWatcher
 
     rt = runtime_from(args)
     if not args.verbose:
         logging.getLogger("stratum").setLevel(logging.INFO)
     app = create_app(rt)
+    for job in rt.ingest.reclaim(rt.catalog.list_workspaces()):
+        print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
+
+    def expire_uploads(orphans_before: datetime | None = None) -> None:
+        for ws in rt.catalog.list_workspaces():
+            for job_id in rt.uploads.expire_uploads(ws, orphans_before=orphans_before):
+                print(f"[uploads] job {job_id}: its upload never arrived; failed", flush=True)
+
+    expire_uploads(orphans_before=datetime.now(UTC))
     watcher = None
     if not args.no_watch:
 
@@ -103,8 +119,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             detail = job.error.message if job.error else f"lot {job.lot_id}"
             print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
 
-        watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix), interval=args.interval, on_job=report)
+        watcher = DropWatcher(rt.drop_processor, interval=args.interval, on_job=report, housekeeping=expire_uploads)
         watcher.start()
+    scheduler = rt.monitors.scheduler
+    if hasattr(scheduler, "start"):
+        scheduler.start()  # scheduled monitors fire in-process (EventBridge Scheduler's role on AWS)
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
-from stratum.ingest.drop import DropProcessor
 from stratum.ingest.watcher import DropWatcher
 from stratum.models import Job
 from stratum.runtime import Runtime
@@ -100,7 +99,7 @@ def run_demo(rt: Runtime, workdir: Path | None = None) -> DemoResult:
     finally:
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    watcher = DropWatcher(DropProcessor(rt.ingest, rt.drop, rt.drop_prefix))
+    watcher = DropWatcher(rt.drop_processor)
     out.jobs = watcher.run_until_idle()
     out.failed = [j for j in out.jobs if j.status == "failed"]
     res = rt.sql.run(

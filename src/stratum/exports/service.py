@@ -211,6 +211,7 @@ class ExportService:
             query = table_query(table, filters)
         elif filters:
             raise BadRequest("filters apply to a table export; put conditions of a query in its WHERE clause")
+        assert query is not None
         check_query(query, self.settings.sql.max_query_chars)
         self.engine.resolve(ws, scope)  # an unknown lot or snapshot is a 404 now, not a failed job later
         export_id = f"exp_{ulid()}"

@@ -7,23 +7,24 @@ object written by an API upload already has a queued job (claimed by key), which
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from stratum.catalog import key_claim, object_claim
 from stratum.lake.layout import InvalidWorkspace, check_workspace
 from stratum.models import Job, JobSource
-from stratum.storage.metadata import ABSENT, ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
 from .service import IngestService, InputHandle
+
+__all__ = ["DropObject", "DropProcessor", "RetryableIngestError", "event_key", "is_stdf_like"]
 
 log = logging.getLogger("stratum.ingest.drop")
 
 STDF_SUFFIXES = (".stdf", ".std")
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip")
-RETRYABLE = frozenset({"internal_error", "input_unreadable"})
+RETRYABLE = frozenset({"internal_error", "input_unreadable", "worker_died"})
 MAX_ATTEMPTS = 3
 
 
@@ -52,14 +53,6 @@ class DropObject:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
-
-
-def obj_claim(ws: str, o: DropObject) -> tuple[str, str]:
-    return f"WS#{ws}#OBJ", f"{o.bucket}/{o.key}#{o.version_id or o.etag or ''}"
-
-
-def key_claim(ws: str, bucket: str, key: str) -> tuple[str, str]:
-    return f"WS#{ws}#OBJKEY", f"{bucket}/{key}"
 
 
 class DropProcessor:
@@ -107,7 +100,7 @@ class DropProcessor:
                 return None
             o.etag, o.version_id, o.size = info.etag, info.version_id, info.size
         catalog = self.ingest.catalog
-        claim = obj_claim(ws, o)
+        claim = object_claim(ws, o.bucket, o.key, o.version_id or o.etag or "")
         job_id = catalog.find_claim(*claim)
         if job_id is None:
             pre = catalog.find_claim(*key_claim(ws, o.bucket, o.key))
@@ -115,8 +108,7 @@ class DropProcessor:
             name = o.key.rsplit("/", 1)[-1]
             if pre is not None:
                 # an API upload or presigned upload created the job before the object existed
-                with contextlib.suppress(ConditionFailed):  # another delivery won the claim: same job either way
-                    catalog.meta.put(claim[0], claim[1], {"job_id": pre}, expect=ABSENT)
+                catalog.add_claim(claim, pre)  # another delivery may have won it: the same job either way
                 job_id = pre
             else:
                 job, _ = self.ingest.create_job(ws, name, source, size=o.size, claims=[claim])

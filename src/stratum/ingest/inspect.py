@@ -6,7 +6,7 @@ from typing import IO, Any
 
 from stratum.stdf.errors import StdfError
 from stratum.stdf.reader import FileHeader, ReaderOptions, parse
-from stratum.stdf.source import ByteSource
+from stratum.stdf.source import ByteSource, DecompressionLimits
 
 from .service import lot_id_from_name
 
@@ -34,14 +34,18 @@ class _Summary:
 
 
 def inspect_input(
-    src: bytes | IO[bytes] | str, file_name: str = "upload.stdf", *, size: int | None = None
+    src: bytes | IO[bytes] | str,
+    file_name: str = "upload.stdf",
+    *,
+    size: int | None = None,
+    limits: DecompressionLimits | None = None,
 ) -> dict[str, Any]:
     """Summary of an STDF input. Bad input is reported in ``problems``, never raised."""
     sink = _Summary()
     problems: list[dict[str, Any]] = []
     fmt = None
     try:
-        with ByteSource(src, size=size) as source:
+        with ByteSource(src, size=size, limits=limits) as source:
             fmt = source.format
             res = parse(source, sink, ReaderOptions(fallback_lot_id=lot_id_from_name(file_name), accept_truncated=True))
     except StdfError as exc:

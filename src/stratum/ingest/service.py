@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from stratum.catalog import Catalog
+from stratum.errors import no_space
+from stratum.events.port import EventPort
 from stratum.ids import new_job_id
 from stratum.lake import layout
 from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, TableOutput
@@ -36,6 +39,8 @@ from stratum.stdf.source import ByteSource
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectNotFound, ObjectStore
 
+from .reconcile import SummaryCheck
+
 if TYPE_CHECKING:  # pyarrow stays out of processes that never write the lake (the API Lambda)
     from stratum.lake.writer import LakeWriter, Manifest
 
@@ -43,6 +48,46 @@ log = logging.getLogger("stratum.ingest")
 
 STALE_RUNNING = timedelta(minutes=20)  # longer than a Lambda can live (15 min)
 PROGRESS_EVERY_S = 2.0
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not mistaken."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_owner(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{_start_ticks(pid)}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process that owns a job still runs: None when it ran on another host (unknowable)."""
+    try:
+        host, boot, pid_s, ticks = owner.split("/")
+        pid = int(pid_s)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    if boot != _boot_id():
+        return False  # the machine rebooted since
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _start_ticks(pid) == ticks
 
 
 class IngestDeadline(Exception):
@@ -96,14 +141,41 @@ class InputHandle:
 
 
 class IngestService:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+    def __init__(
+        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+    ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
+        self.events = events
+
+    def emit(self, job: Job) -> None:
+        """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
+        derived from the job and its attempt, so a redelivered file never emits the same fact twice."""
+        if self.events is None or job.status not in ("succeeded", "partial", "failed"):
+            return
+        from stratum.events import new_event
+
+        subject = {"job_id": job.job_id, **({"lot_id": job.lot_id} if job.lot_id else {})}
+        data: dict[str, Any] = {"file_name": job.file_name, "status": job.status, "parts": job.parts}
+        if job.error:
+            data["error"] = {"code": job.error.code, "message": job.error.message}
+        try:
+            self.events.publish(
+                new_event(
+                    f"job.{job.status}",
+                    job.workspace,
+                    subject=subject,
+                    data=data,
+                    event_id=f"evt_{job.job_id}_{job.attempts}_{job.status}",
+                )
+            )
+        except Exception:  # noqa: BLE001 - the job is done either way; the event port logs and may replay
+            log.exception("could not publish the %s event of job %s", job.status, job.job_id)
 
     # -- jobs -------------------------------------------------------------------------------------
     def default_options(self, **overrides: Any) -> JobOptions:
-        base = {
+        base: dict[str, Any] = {
             "accept_truncated": self.settings.accept_truncated,
             "retest_policy": self.settings.retest_policy,
             "test_key": self.settings.test_key,
@@ -119,8 +191,9 @@ class IngestService:
         *,
         size: int | None = None,
         options: JobOptions | None = None,
-        claims: list[tuple[str, str]] = (),
+        claims: Sequence[tuple[str, str]] = (),
         job_id: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Job, bool]:
         """A queued job; with claims, an existing job for the same claim is returned instead.
         Returns (job, created)."""
@@ -133,6 +206,7 @@ class IngestService:
             source=source,
             size=size,
             options=options or self.default_options(),
+            expires_at=expires_at,
         )
         job, _, created = self.catalog.create_job(job, list(claims))
         return job, created
@@ -156,22 +230,40 @@ class IngestService:
         handle = InputHandle(open=lambda: open(p, "rb"), size=size)
         return self.run_job(workspace, job.job_id, handle, progress=progress)
 
-    def ingest_bytes(
-        self,
-        workspace: str,
-        data: bytes,
-        file_name: str,
-        *,
-        source: JobSource | None = None,
-        options: JobOptions | None = None,
-    ) -> Job:
-        import io
+    def reclaim(self, workspaces: list[str]) -> list[Job]:
+        """Jobs left ``running`` by a process that died (SIGKILL, power loss) fail with ``worker_died``,
+        a retryable code: the drop folder re-runs dropped and uploaded files; nothing was published,
+        so each lot keeps its previous snapshot. Jobs of live processes or other hosts are left alone."""
+        out = []
+        for ws in workspaces:
+            cursor = None
+            while True:
+                jobs, cursor = self.catalog.list_jobs(ws, status="running", limit=200, cursor=cursor)
+                for job in jobs:
+                    if job.owner is not None and owner_alive(job.owner) is False:
+                        out.append(self._fail_dead(job))
+                if cursor is None:
+                    break
+        return out
 
-        job, _ = self.create_job(
-            workspace, file_name, source or JobSource(kind="upload"), size=len(data), options=options
+    def _fail_dead(self, job: Job) -> Job:
+        current, version = self.catalog.get_job_v(job.workspace, job.job_id)
+        if current.status != "running" or current.owner != job.owner:
+            return current
+        current.status = "failed"
+        current.finished_at = datetime.now(UTC)
+        current.error = JobError(
+            code="worker_died",
+            message="the process ingesting this file stopped before it finished (killed or crashed); nothing "
+            "was published and the lot's previous snapshot is unchanged"
+            + ("; the drop folder runs it again" if current.source.kind in ("drop", "upload", "presign") else ""),
         )
-        handle = InputHandle(open=lambda: io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        return self.run_job(workspace, job.job_id, handle)
+        try:
+            self.catalog.save_job(current, version)
+        except ConditionFailed:
+            return self.catalog.get_job(job.workspace, job.job_id)
+        log.warning("job %s: its worker died; marked failed (worker_died)", job.job_id)
+        return current
 
     # -- running ----------------------------------------------------------------------------------
     def run_job(
@@ -206,6 +298,7 @@ class IngestService:
             return job  # another worker has it
         job.status = "running"
         job.started_at = now
+        job.owner = process_owner()
         job.attempts += 1
         job.size = handle.size if handle.size is not None else job.size
         try:
@@ -218,11 +311,20 @@ class IngestService:
         try:
             if handle.sha256:
                 job.sha256 = handle.sha256
-                dup = self.catalog.find_claim(f"WS#{workspace}#SHA", handle.sha256)
+                dup = self.catalog.find_content(workspace, handle.sha256)
                 if dup:
                     return ctx.duplicate(dup)
             return ctx.execute(handle, t0)
         except Exception as exc:  # noqa: BLE001 - every failure ends the job; details go to the log
+            if no_space(exc):
+                log.error("ingest job %s failed: no space left on device (%s)", job_id, exc)
+                return ctx.fail(
+                    JobError(
+                        code="no_space",
+                        message="no space left on device while writing the lake; nothing was published and "
+                        "the lot's previous snapshot is unchanged. Free disk space and ingest the file again",
+                    )
+                )
             log.exception("ingest job %s failed unexpectedly", job_id)
             return ctx.fail(
                 JobError(
@@ -251,6 +353,7 @@ class _Run:
         self.deadline = deadline
         self.writer: LakeWriter | None = None
         self.manifest: Manifest | None = None
+        self.check: SummaryCheck | None = None
         self._last_progress = time.monotonic()
 
     def _save(self) -> None:
@@ -288,8 +391,14 @@ class _Run:
             progress=self._on_chunk,
         )
         try:
-            with ByteSource(reader, size=handle.size, block_size=min(s.chunk_bytes, 8 << 20)) as source:
-                res = parse(source, self.writer, opts)
+            with ByteSource(
+                reader,  # type: ignore[arg-type]  # a file-like reader
+                size=handle.size,
+                block_size=min(s.chunk_bytes, 8 << 20),
+                limits=s.input_limits.decompression(),
+            ) as source:
+                self.check = SummaryCheck(self.writer)
+                res = parse(source, self.check, opts)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
                     pass
@@ -297,7 +406,7 @@ class _Run:
             job.sha256 = reader.sha.hexdigest()
             job.size = reader.n
             job.lot_id = res.header.lot_id if res.header else None
-            dup = self.svc.catalog.find_claim(f"WS#{job.workspace}#SHA", job.sha256)
+            dup = self.svc.catalog.find_content(job.workspace, job.sha256)
             if dup:
                 self.writer.abort()
                 return self.duplicate(dup)
@@ -337,7 +446,7 @@ class _Run:
         job.rows = m.rows()
         job.parts = res.parts
         job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
-        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings]
+        job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings] + self._summary_warnings(res)
         if res.truncated is not None:
             job.warnings.insert(
                 0, JobWarning(code="truncated", message=str(res.truncated), offset=res.truncated.offset)
@@ -352,6 +461,7 @@ class _Run:
             "test_code": (mir.get("TEST_COD") or "").strip() or None,
             "finish_time": (res.mrr or {}).get("FINISH_T") or None,
         }
+        assert job.lot_id is not None  # set from the MIR (or the fallback) before anything is written
         try:
             self.svc.lake.put_bytes(
                 layout.manifest_key(job.workspace, job.lot_id, job.job_id),
@@ -378,7 +488,30 @@ class _Run:
         except ConditionFailed:
             pass  # timings only
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
+        self.svc.emit(self.job)
         return self.job
+
+    def _summary_warnings(self, res: ParseResult) -> list[JobWarning]:
+        """One warning per summary count (HBR/SBR/PCR/WRR) that disagrees with the raw records, with both numbers,
+        up to ``max_summary_warnings``; a cross-check never fails the ingest."""
+        if self.check is None:
+            return []
+        try:
+            found = self.check.mismatches(res.wafers, self.job.options.retest_policy)
+        except Exception:  # noqa: BLE001 - a cross-check must not lose the file
+            log.exception("summary cross-check failed for job %s", self.job.job_id)
+            return [JobWarning(code="summary_check_failed", message="the summary records could not be cross-checked")]
+        cap = self.svc.settings.max_summary_warnings
+        out = [JobWarning(**m.to_warning()) for m in found[:cap]]
+        if len(found) > cap:
+            out.append(
+                JobWarning(
+                    code="summary_mismatch",
+                    message=f"{len(found) - cap} more summary counts disagree with the raw records (not listed)",
+                    count=len(found) - cap,
+                )
+            )
+        return out
 
     def _remove_outputs(self) -> None:
         job = self.job
@@ -401,6 +534,7 @@ class _Run:
         self.job.outputs = {}
         self._final_save()
         log.info("job %s failed: %s", self.job.job_id, error.message)
+        self.svc.emit(self.job)
         return self.job
 
     def duplicate(self, original: str) -> Job:

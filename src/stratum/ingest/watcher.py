@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from stratum.models import Job
@@ -22,9 +23,17 @@ LOCAL_BUCKET = "local"
 
 class DropWatcher:
     def __init__(
-        self, processor: DropProcessor, *, interval: float = 1.0, on_job: Callable[[Job], None] | None = None
+        self,
+        processor: DropProcessor,
+        *,
+        interval: float = 1.0,
+        on_job: Callable[[Job], None] | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_every: float = 60.0,
     ) -> None:
         self.processor = processor
+        self.housekeeping = housekeeping  # e.g. expiring presigned uploads, run every housekeeping_every s
+        self.housekeeping_every = housekeeping_every
         self.interval = interval
         self.on_job = on_job
         self._sizes: dict[str, int] = {}
@@ -76,11 +85,18 @@ class DropWatcher:
 
     def start(self) -> None:
         def loop() -> None:
+            last = time.monotonic()
             while not self._stop.is_set():
                 try:
                     self.scan_once()
                 except Exception:  # noqa: BLE001
                     log.exception("drop folder scan failed")
+                if self.housekeeping is not None and time.monotonic() - last >= self.housekeeping_every:
+                    last = time.monotonic()
+                    try:
+                        self.housekeeping()
+                    except Exception:  # noqa: BLE001
+                        log.exception("drop folder housekeeping failed")
                 self._stop.wait(self.interval)
 
         self._thread = threading.Thread(target=loop, name="stratum-drop-watcher", daemon=True)

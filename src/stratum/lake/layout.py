@@ -11,7 +11,7 @@ so any lot id maps to one safe path segment and back.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 WORKSPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -34,10 +34,6 @@ def encode_lot(lot_id: str) -> str:
     if enc.startswith("."):
         enc = "%2E" + enc[1:]
     return enc or "%00"
-
-
-def decode_lot(seg: str) -> str:
-    return "" if seg == "%00" else unquote(seg)
 
 
 def workspace_root(ws: str) -> str:

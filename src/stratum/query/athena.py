@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from stratum.lake.schema import TABLES
 
 from .engine import QueryEngine, Scope
 from .sql import SqlResult, check_query, jsonable
-from .views import TRINO, Member, view_bodies
+from .views import TRINO, Member, sql_literal, view_bodies
 
 _LEADING = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 _WITH = re.compile(r"^WITH(\s+RECURSIVE)?\s", re.IGNORECASE)
@@ -41,10 +42,6 @@ _NUMERIC = {
 }
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
@@ -55,15 +52,20 @@ def _scan(database: str, ws: str, table: str, members: list[Member]) -> str:
     lots = sorted({layout.encode_lot(m.lot_id) for m in members}) or ["%00"]
     jobs = sorted({m.job_id for m in members}) or ["none"]
     where = (
-        f"workspace = {_q(ws)} AND lot IN ({', '.join(_q(x) for x in lots)}) "
-        f"AND job IN ({', '.join(_q(x) for x in jobs)})"
+        f"workspace = {sql_literal(ws)} AND lot IN ({', '.join(sql_literal(x) for x in lots)}) "
+        f"AND job IN ({', '.join(sql_literal(x) for x in jobs)})"
     )
     body = f"SELECT {cols} FROM {_ident(database)}.{_ident(table)} WHERE {where}"
     return f"({body}{'' if members else ' AND false'})"
 
 
 def snapshot_ctes(
-    database: str, ws: str, members: list[Member], *, retest_policy: str = "last", wafer_ids: list[str] | None = None
+    database: str,
+    ws: str,
+    members: list[Member],
+    *,
+    retest_policy: str | Mapping[str, str] = "last",
+    wafer_ids: list[str] | None = None,
 ) -> str:
     """The snapshot's public views as a Trino WITH list (without the WITH)."""
     ctes = view_bodies(

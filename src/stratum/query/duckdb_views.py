@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from stratum.query.public_schema import METADATA_RELATIONS
 from stratum.query.views import Member, scan, view_bodies
 
 MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
@@ -13,7 +14,7 @@ def view_sql(
     members: list[Member],
     uri_of: Callable[[str, Member], str],
     *,
-    retest_policy: str = "last",
+    retest_policy: str | Mapping[str, str] = "last",
     wafer_ids: list[str] | None = None,
 ) -> list[str]:
     """DuckDB statements for a snapshot (members of one or more lots): a TEMP TABLE for each name in
@@ -27,4 +28,4 @@ def view_sql(
     return [
         f"CREATE TEMP {'TABLE' if name in MATERIALIZED else 'VIEW'} {name} AS {body}"
         for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)
-    ]
+    ] + [f"CREATE TEMP TABLE {name} ({cols})" for name, cols in METADATA_RELATIONS.items()]

@@ -6,31 +6,34 @@ the object store, ``allowed_directories`` holds only the workspace's lake root, 
 ``enable_external_access=false`` and ``lock_configuration=true``. A session is a cursor on that
 instance with temp views (``stratum.query.views``) over one snapshot's files.
 
-On Lambda: one instance per workspace per container, created lazily, memory and threads derived from
-the function memory, spill files on the ephemeral storage.
+Every instance has a memory_limit, a bounded spill directory of its own (``temp_directory``,
+``max_temp_directory_size``) and a thread count (``resources``); on Lambda they are derived from the
+function memory and spill goes to the ephemeral storage.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
 
 from stratum.catalog import Catalog
-from stratum.errors import NotFound
+from stratum.errors import BadRequest, NotFound
 from stratum.lake import layout
 from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql
-from .views import Member
+from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
 
@@ -49,6 +52,26 @@ MAX_DATABASES = 4
 MAX_SESSIONS = 16
 
 
+@dataclass(frozen=True)
+class Resources:
+    worker_memory_mb: int
+    duckdb_memory_mb: int
+    duckdb_temp_mb: int
+    threads: int
+
+
+def resources(s: Settings) -> Resources:
+    """The memory, spill and thread bounds of the query engine, derived where a setting is 0: a SQL worker's
+    data memory (``stratum.query.workers``) is half the Lambda's memory (else 1536 MB), DuckDB's memory_limit
+    40 % of that, leaving room for values DuckDB does not count (function results, the Python rows)."""
+    worker = s.sql.worker_memory_mb or (s.lambda_memory_mb // 2 if s.lambda_memory_mb else 1536)
+    memory = s.duckdb_memory_mb or max(64, int(worker * 0.4))
+    threads = s.duckdb_threads or (
+        max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else min(4, os.cpu_count() or 1)
+    )
+    return Resources(worker, memory, s.duckdb_temp_mb, threads)
+
+
 @dataclass
 class Scope:
     lot_id: str | None = None
@@ -56,11 +79,19 @@ class Scope:
     wafer_ids: list[str] | None = None
 
 
+def check_wafer_ids(wafer_ids: list[str] | None) -> None:
+    """The views quote wafer ids as SQL literals, which cannot hold a NUL character (DuckDB's parser stops at
+    it: a 500). No real wafer id has one; refuse it as a bad request."""
+    if wafer_ids and any("\x00" in w for w in wafer_ids):
+        raise BadRequest("wafer ids must not contain NUL characters")
+
+
 @dataclass
 class Resolved:
     members: list[Member]
-    retest_policy: str
+    retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
+    lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
 
 
 def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
@@ -76,6 +107,9 @@ class QueryEngine:
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
         self._lock = threading.RLock()
+        # name -> rows(workspace, lot_ids or None) for the relations kept in the metadata store
+        # (public_schema.METADATA_RELATIONS); their owners register them (Runtime wires the monitors' findings)
+        self.row_sources: dict[str, Callable[[str, set[str] | None], list[tuple]]] = {}
         _ENGINES.add(self)
 
     def close(self) -> None:
@@ -95,23 +129,20 @@ class QueryEngine:
                 pass
 
     # -- databases ------------------------------------------------------------------------------
-    def _config(self) -> dict:
-        s = self.settings
+    def _config(self, ws: str) -> dict:
+        r = resources(self.settings)
+        spill = self.settings.tmp_dir / f"stratum-duckdb-{os.getuid()}" / ws
+        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
-        cfg: dict = {
+        return {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "enable_object_cache": True,
+            "memory_limit": f"{r.duckdb_memory_mb}MB",
+            "max_temp_directory_size": f"{r.duckdb_temp_mb}MB",
+            "temp_directory": str(spill),
+            "threads": r.threads,
         }
-        mem = s.duckdb_memory_mb or (int(s.lambda_memory_mb * 0.6) if s.lambda_memory_mb else 0)
-        if mem:
-            cfg["memory_limit"] = f"{mem}MB"
-        threads = s.duckdb_threads or (max(1, min(8, s.lambda_memory_mb // 1024)) if s.lambda_memory_mb else 0)
-        if threads:
-            cfg["threads"] = threads
-        if s.backend == "aws" or s.lambda_memory_mb:
-            cfg["temp_directory"] = str(s.tmp_dir / "duckdb")
-        return cfg
 
     def database(self, ws: str) -> duckdb.DuckDBPyConnection:
         layout.check_workspace(ws)
@@ -121,13 +152,13 @@ class QueryEngine:
                 self._dbs.move_to_end(ws)
                 return db
             t0 = time.perf_counter()
-            db = duckdb.connect(":memory:", config=self._config())
+            db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
             self.lake.configure_duckdb(db)
             t2 = time.perf_counter()
             root = self.lake.root_uri(layout.lake_root(ws))
             db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + _lit(root) + "]")
+            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
             db.execute("SET enable_external_access = false")
             db.execute("SET lock_configuration = true")
             log.info(
@@ -147,38 +178,57 @@ class QueryEngine:
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
-        policy = self.settings.retest_policy
+        """The scope's snapshot members, each lot with the retest policy of its snapshot whatever the scope (one
+        snapshot, one yield), with one metadata read for a lot or a pinned snapshot (the lot's item carries its
+        retest policy; only lots published before it did cost a read of their job)."""
         if scope.snapshot_job_id:
-            try:
-                job = self.catalog.get_job(ws, scope.snapshot_job_id)
-            except NotFound:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} not found") from None
-            if job.status not in PUBLISHED or not job.snapshot or not job.lot_id:
-                raise NotFound(f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})")
-            if scope.lot_id is not None and job.lot_id != scope.lot_id:
-                raise NotFound(f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}")
-            return Resolved(
-                _ordered(job.lot_id, job.job_id, job.snapshot), job.options.retest_policy, {job.lot_id: job.job_id}
-            )
+            return self._resolve_pinned(ws, scope)
         if scope.lot_id is not None:
             lot = self.catalog.get_lot(ws, scope.lot_id)
             return Resolved(
                 _ordered(lot.lot_id, lot.active_job_id, lot.members),
-                self._policy(ws, lot, policy),
+                {lot.lot_id: self._policy(ws, lot)},
                 {lot.lot_id: lot.active_job_id},
+                lot,
             )
         members: list[Member] = []
         snaps: dict[str, str] = {}
+        policies: dict[str, str] = {}
         for lot in self.catalog.iter_lots(ws):
             members += _ordered(lot.lot_id, lot.active_job_id, lot.members)
             snaps[lot.lot_id] = lot.active_job_id
-        return Resolved(members, policy, snaps)
+            policies[lot.lot_id] = self._policy(ws, lot)
+        return Resolved(members, policies, snaps)
 
-    def _policy(self, ws: str, lot: Lot, default: str) -> str:
+    def _resolve_pinned(self, ws: str, scope: Scope) -> Resolved:
+        assert scope.snapshot_job_id is not None
         try:
+            job = self.catalog.get_job(ws, scope.snapshot_job_id)
+            problem = None
+        except NotFound:
+            job, problem = None, f"snapshot job {scope.snapshot_job_id!r} not found"
+        if job is not None and (job.status not in PUBLISHED or not job.snapshot or not job.lot_id):
+            problem = f"job {scope.snapshot_job_id!r} did not publish a snapshot (status {job.status})"
+        elif job is not None and scope.lot_id is not None and job.lot_id != scope.lot_id:
+            problem = f"snapshot job {scope.snapshot_job_id!r} is not a snapshot of lot {scope.lot_id!r}"
+        if problem is not None:
+            if scope.lot_id is not None:
+                self.catalog.get_lot(ws, scope.lot_id)  # an unknown lot is the first thing to report
+            raise NotFound(problem)
+        assert job is not None and job.lot_id is not None and job.snapshot is not None
+        return Resolved(
+            _ordered(job.lot_id, job.job_id, job.snapshot),
+            {job.lot_id: job.options.retest_policy},
+            {job.lot_id: job.job_id},
+        )
+
+    def _policy(self, ws: str, lot: Lot) -> str:
+        if lot.retest_policy is not None:
+            return lot.retest_policy
+        try:  # lots published before the lot item carried its policy
             return self.catalog.get_job(ws, lot.active_job_id).options.retest_policy
         except NotFound:
-            return default
+            return self.settings.retest_policy
 
     def session_for_schema(self) -> Session:
         return schema_session()
@@ -191,7 +241,7 @@ class QueryEngine:
         key = (
             ws,
             tuple((m.file_num, m.order, m.snapshot_job_id) for m in resolved.members),
-            resolved.retest_policy,
+            tuple(sorted(resolved.retest_policy.items())),
             None if scope.wafer_ids is None else tuple(scope.wafer_ids),
         )
         with self._lock:
@@ -225,6 +275,20 @@ class QueryEngine:
                 return Session(cur, resolved, self, key, entry)
         return Session(cur, resolved, self, None, entry)
 
+    def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
+        """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
+        low = query.lower()
+        for name, rows_of in self.row_sources.items():
+            if name not in low:
+                continue
+            rows = rows_of(ws, set(ses.resolved.snapshot_job_ids) if lot_scoped else None)
+            ses.execute(f"DELETE FROM {name}")
+            for i in range(0, len(rows), 200):
+                chunk = rows[i : i + 200]
+                width = len(chunk[0])
+                marks = ", ".join("(" + ", ".join("?" * width) + ")" for _ in chunk)
+                ses.execute(f"INSERT INTO {name} VALUES {marks}", [v for r in chunk for v in r])
+
     def _release(self, key, entry: _Cached, broken: bool) -> None:
         with self._lock:
             cached = self._sessions.get(key) if key is not None else None
@@ -245,7 +309,7 @@ def schema_session() -> Session:
     cur = db.cursor()
     for stmt in view_sql([], lambda t, m: ""):
         cur.execute(stmt)
-    return Session(cur, Resolved([], "last", {}))
+    return Session(cur, Resolved([], {}, {}))
 
 
 @dataclass
@@ -302,7 +366,3 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"

@@ -110,6 +110,7 @@ sublot_id | MIR.SBLOT_ID of the file
 test_code | MIR.TEST_COD of the file
 rec_seq | Record number of the PRR in its file
 file_num | Workspace-wide number of the file (integer join key)
+on_wafer | Tested on a wafer (between a WIR and its WRR); wafer_id is null when the file leaves WAFER_ID empty
 """,
         ),
         _v(
@@ -160,6 +161,7 @@ test_flg | PTR.TEST_FLG
 parm_flg | PTR.PARM_FLG
 hard_bin | Hard bin of the part
 soft_bin | Soft bin of the part
+on_wafer | The part was tested on a wafer (wafer_id may still be null: an empty WAFER_ID)
 """,
         ),
         _v(
@@ -238,5 +240,34 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
         _stored("pins", "PMR records: pin map."),
         _stored("texts", "DTR/GDR records."),
         _stored("records", "Every other record, decoded, as JSON."),
+        _v(
+            "monitor_findings",
+            "Findings of the workspace's monitors (newest first; from the metadata store, not the lake; DuckDB only).",
+            """
+finding_id | Finding id (one per monitor, fired/recovered, snapshot and subject)
+monitor_id | Monitor
+run_id | Run that recorded it
+kind | 'fired' or 'recovered'
+rule | Rule kind
+rule_version | Version of the monitor's rule when it was evaluated
+lot_id | Lot of the subject
+wafer_id | Wafer of the subject (null when the subject is not a wafer)
+subject | The subject as JSON (lot, wafer, site, test, metric, ...)
+params | Rule parameters as JSON
+values | The aggregates that triggered it, as JSON
+message | Human-readable summary
+snapshot_job_ids | JSON list of the snapshot jobs read (to reproduce the numbers)
+created_at | When it was recorded
+""",
+        ),
     )
+}
+
+#: relations whose rows come from the metadata store (filled per query by ``QueryEngine.row_sources``)
+METADATA_RELATIONS = {
+    "monitor_findings": (
+        "finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, "
+        'lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, '
+        "snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ"
+    ),
 }

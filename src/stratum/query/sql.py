@@ -9,13 +9,17 @@ Layers of defence, each tested:
 2. the database: per workspace, external access is off, only the workspace's lake root is an allowed
    directory, autoinstall/autoload are off and the configuration is locked (``QueryEngine.database``);
 3. the run: a timer interrupts the query at the time limit; results are paged (``limit``/``cursor``)
-   and capped at ``max_rows`` in total, after which ``truncated`` is true.
+   and capped at ``max_rows`` in total, after which ``truncated`` is true, and a page's JSON at
+   ``max_bytes``; DuckDB's memory and spill are bounded per database (``engine.resources``) and a server runs
+   user SQL in memory-capped worker processes (``workers``).
+
+The reference check resolves CTE names by scope and refuses functions that bind SQL of their own or read
+the catalog (``check_references``).
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import datetime as dt
 import decimal
@@ -31,10 +35,11 @@ from typing import Any
 
 import duckdb
 
-from stratum.errors import BadRequest, QueryRejected, QueryTimeout
+from stratum.cursor import decode_cursor, encode_cursor
+from stratum.errors import BadRequest, QueryRejected, QueryResources, QueryTimeout
 from stratum.settings import Settings
 
-from .engine import QueryEngine, Scope
+from .engine import QueryEngine, Scope, check_wafer_ids, resources
 from .public_schema import PUBLIC
 
 ALLOWED = {duckdb.StatementType.SELECT}
@@ -274,16 +279,7 @@ class SqlResult:
     elapsed_ms: float
     offset: int = 0
     snapshot_jobs: dict[str, str] = field(default_factory=dict)
-    table: Any = None  # the page as a pyarrow.Table (run(..., arrow=True)); rows is then empty
-
-    def arrow_stream(self) -> bytes:
-        """The page (``run(..., arrow=True)``) as an Arrow IPC stream."""
-        import pyarrow as pa
-
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, self.table.schema) as w:
-            w.write_table(self.table)
-        return sink.getvalue().to_pybytes()
+    arrow: bytes | None = None  # the page as an Arrow IPC stream (run(..., arrow=True)); rows is then empty
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -301,20 +297,28 @@ def _fingerprint(query: str, scope: Scope) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def encode_cursor(offset: int, fp: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset, "q": fp}).encode()).decode().rstrip("=")
+def encode_result_cursor(offset: int, fp: str) -> str:
+    return encode_cursor({"o": offset, "q": fp})
 
 
-def decode_cursor(cursor: str, fp: str) -> int:
+def decode_result_cursor(cursor: str, fp: str) -> int:
     try:
-        pad = "=" * (-len(cursor) % 4)
-        d = json.loads(base64.urlsafe_b64decode((cursor + pad).encode()))
+        d = decode_cursor(cursor)
         offset = int(d["o"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("invalid cursor") from exc
     if d.get("q") != fp or offset < 0:
         raise BadRequest("the cursor belongs to another query or context")
     return offset
+
+
+def _ipc(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
@@ -340,6 +344,45 @@ class SqlService:
     def __init__(self, engine: QueryEngine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+
+    @staticmethod
+    def _fetch(res: duckdb.DuckDBPyConnection, n: int, max_bytes: int | None) -> list[list[Any]]:
+        """Up to ``n`` rows as JSON values, refused once their JSON passes ``max_bytes``. Rows come in small
+        batches (one at first) so a page of huge values stops at the first batch past the cap."""
+        out: list[list[Any]] = []
+        size, batch = 2, 1
+        while len(out) < n:
+            got = res.fetchmany(min(batch, n - len(out)))
+            if not got:
+                break
+            rows = [[jsonable(v) for v in r] for r in got]
+            if max_bytes is None:
+                out += rows
+                batch = min(batch * 4, 2048)
+                continue
+            size += sum(len(json.dumps(r, separators=(",", ":"), allow_nan=False)) + 1 for r in rows)
+            if size > max_bytes:
+                raise QueryResources(
+                    f"the result page is larger than the {max_bytes:,}-byte response cap after "
+                    f"{len(out) + len(rows)} rows; ask for fewer rows per request (limit) and follow "
+                    "next_cursor, or select fewer or shorter columns",
+                    max_response_bytes=max_bytes,
+                )
+            out += rows
+            batch = min(batch * 4, 2048)
+        return out
+
+    def _too_big(self, exc: BaseException | None) -> QueryResources:
+        r = resources(self.settings)
+        why = f" ({_clean(exc).split(' (', 1)[0]})" if exc is not None else ""
+        return QueryResources(
+            f"the query needs more memory than a query may use: {r.duckdb_memory_mb} MB of working memory, "
+            f"{r.duckdb_temp_mb} MB of spill, {r.worker_memory_mb} MB in all{why}; aggregate or filter more, "
+            "or ask for fewer rows",
+            memory_limit_mb=r.duckdb_memory_mb,
+            max_temp_directory_mb=r.duckdb_temp_mb,
+            worker_memory_mb=r.worker_memory_mb,
+        )
 
     def schema(self) -> list[dict[str, Any]]:
         """The public tables with their columns, DuckDB types and descriptions."""
@@ -370,20 +413,31 @@ class SqlService:
         limit: int | None = None,
         cursor: str | None = None,
         timeout: float | None = None,
+        max_bytes: int | None = None,
         arrow: bool = False,
     ) -> SqlResult:
+        """One page of a query's rows; ``max_bytes`` caps the page's JSON (servers pass
+        ``sql.max_response_bytes``; the CLI prints what it gets)."""
         s = self.settings.sql
-        check_query(query, s.max_query_chars)
         scope = scope or Scope()
+        check_wafer_ids(scope.wafer_ids)
+        check_query(query, s.max_query_chars)
         page = s.page_rows if limit is None else int(limit)
         if page < 1 or page > s.max_rows:
             raise BadRequest(f"limit must be between 1 and {s.max_rows}")
         fp = _fingerprint(query, scope)
-        offset = decode_cursor(cursor, fp) if cursor else 0
+        offset = decode_result_cursor(cursor, fp) if cursor else 0
         if offset >= s.max_rows:
             raise BadRequest(f"a query yields at most {s.max_rows} rows in total")
         t0 = time.perf_counter()
         ses = self.engine.session(workspace, scope)
+        try:
+            self.engine.fill_rows(
+                ses, workspace, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id)
+            )
+        except BaseException:
+            ses.close()
+            raise
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -393,6 +447,7 @@ class SqlService:
         timer = threading.Timer(timeout if timeout is not None else s.timeout_seconds, on_timeout)
         timer.daemon = True
         timer.start()
+        limit_s = timeout if timeout is not None else s.timeout_seconds
         try:
             res = ses.execute(query)
             columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
@@ -405,32 +460,39 @@ class SqlService:
                     break
                 skipped += len(got)
             want = min(page, s.max_rows - offset)
+            rows: list[list[Any]]
             if arrow:
-                rows = range(table.num_rows) if skipped == offset else []  # only the length counts below
+                rows = [[]] * table.num_rows if skipped == offset else []  # only the length counts below
             else:
-                rows = res.fetchmany(want + 1) if skipped == offset else []
+                rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
         except duckdb.InterruptException:
-            raise QueryTimeout(
-                f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit"
-            ) from None
+            raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
+        except duckdb.OutOfMemoryException as exc:
+            ses.broken = True
+            raise self._too_big(exc) from None
+        except MemoryError:
+            ses.broken = True
+            raise self._too_big(None) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
-                raise QueryTimeout(
-                    f"the query was stopped after the {timeout or s.timeout_seconds:g} s time limit"
-                ) from None
+                raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
             raise BadRequest(f"query failed: {_clean(exc)}") from None
         finally:
             timer.cancel()
+            # Join, never leave it to finish on its own: the timer's closure holds the session, and a daemon
+            # thread dropping the last reference to a DuckDB cursor while the interpreter finalises aborts
+            # the process (the cursor's destructor re-takes the GIL: pthread_exit through C++ -> terminate).
+            timer.join()
             ses.close()
         more = len(rows) > want
         rows = rows[:want]
         end = offset + len(rows)
         truncated = more and end >= s.max_rows
-        next_cursor = encode_cursor(end, fp) if more and not truncated else None
+        next_cursor = encode_result_cursor(end, fp) if more and not truncated else None
         return SqlResult(
             columns=columns,
-            rows=[] if arrow else [[jsonable(v) for v in r] for r in rows],
-            table=table.slice(0, len(rows)) if arrow else None,
+            rows=[] if arrow else rows,
+            arrow=_ipc(table.slice(0, len(rows))) if arrow else None,
             next_cursor=next_cursor,
             row_count=len(rows),
             truncated=truncated,

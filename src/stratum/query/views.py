@@ -17,7 +17,7 @@ bodies into DuckDB statements. Golden files (``tests/golden/``) show any change 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from stratum.lake.schema import TABLES, duckdb_type
@@ -76,7 +76,7 @@ def view_bodies(
     members: list[Member],
     raw_scan: Callable[[str, list[Member]], str],
     *,
-    retest_policy: str = "last",
+    retest_policy: str | Mapping[str, str] = "last",
     wafer_ids: list[str] | None = None,
     dialect: Dialect = DUCKDB,
 ) -> list[tuple[str, str]]:
@@ -89,22 +89,30 @@ def view_bodies(
     d = dialect
     out: list[tuple[str, str]] = []
 
+    def policy(lot_id: str) -> str:  # one policy for every lot, or one per lot (a lot's snapshot has one)
+        return retest_policy if isinstance(retest_policy, str) else retest_policy.get(lot_id, "last")
+
+    policies = {policy(m.lot_id) for m in members} or {policy("")}
+
     def add(name: str, body: str) -> None:
         out.append((name, body))
 
     if members:
         rows = ", ".join(
             f"({sql_literal(m.lot_id)}, {sql_literal(m.job_id)}, CAST({int(m.file_num)} AS BIGINT), {int(m.order)}, "
-            f"{sql_literal(m.snapshot_job_id)})"
+            f"{sql_literal(m.snapshot_job_id)}, {'true' if policy(m.lot_id) == 'highest_bin' else 'false'})"
             for m in members
         )
-        add("_members", f"SELECT * FROM (VALUES {rows}) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id)")
+        add(
+            "_members",
+            f"SELECT * FROM (VALUES {rows}) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin)",
+        )
     else:
         add(
             "_members",
             "SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, "
             "CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, "
-            "CAST(NULL AS VARCHAR) AS snapshot_job_id WHERE false",
+            "CAST(NULL AS VARCHAR) AS snapshot_job_id, CAST(NULL AS BOOLEAN) AS highest_bin WHERE false",
         )
     for t in TABLES:
         add(f"_raw_{t}", f"SELECT * FROM {raw_scan(t, [m for m in members if t in m.tables])}")
@@ -114,11 +122,15 @@ def view_bodies(
         wafer_filter = "WHERE x.wafer_id IN (" + (", ".join(sql_literal(w) for w in wafer_ids) or "NULL") + ")"
     die = "p.lot_id, coalesce(p.sublot_id, ''), coalesce(p.test_code, ''), p.die_key"
     first_w = f"(PARTITION BY {die} ORDER BY p.file_order, p.part_seq)"
-    final_w = (
-        f"(PARTITION BY {die} ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC)"
-        if retest_policy == "highest_bin"
-        else f"(PARTITION BY {die} ORDER BY p.file_order DESC, p.part_seq DESC)"
-    )
+    if policies == {"highest_bin"}:
+        final_w = f"(PARTITION BY {die} ORDER BY p.hard_bin DESC NULLS LAST, p.file_order DESC, p.part_seq DESC)"
+    elif policies == {"last"}:
+        final_w = f"(PARTITION BY {die} ORDER BY p.file_order DESC, p.part_seq DESC)"
+    else:  # lots with different policies: a die never spans lots, so each partition has one policy
+        final_w = (
+            f"(PARTITION BY {die} ORDER BY CASE WHEN p.highest_bin THEN p.hard_bin END DESC NULLS LAST, "
+            "p.file_order DESC, p.part_seq DESC)"
+        )
     lf_cols = ", ".join(f"f.{c}" for c in TABLES["lot_files"].names)
     add("lot_files", f"SELECT {lf_cols}, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num")
     rank = "CAST(head_num = 255 AS INTEGER) * 2 + CAST({} IS NOT NULL AS INTEGER)"
@@ -135,7 +147,7 @@ def view_bodies(
         "_parts_x",
         f"""
         SELECT * FROM (
-          SELECT {parts_cols}, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id,
+          SELECT {parts_cols}, w.wafer_id, f.sublot_id, f.test_code, m.file_order, m.snapshot_job_id, m.highest_bin,
                  CASE WHEN p.wafer_seq IS NOT NULL AND p.x IS NOT NULL AND p.y IS NOT NULL
                         THEN 'W' || coalesce(w.wafer_id, '') || '|' || CAST(p.x AS VARCHAR)
                              || '|' || CAST(p.y AS VARCHAR)
@@ -157,7 +169,7 @@ def view_bodies(
                row_number() OVER {first_w} > 1 AS is_retest,
                row_number() OVER {final_w} = 1 AS is_final,
                p.job_id, p.part_seq, row_number() OVER {first_w} - 1 AS retest_ordinal, p.abort, p.part_txt,
-               p.sublot_id, p.test_code, p.rec_seq, p.file_num
+               p.sublot_id, p.test_code, p.rec_seq, p.file_num, p.wafer_seq IS NOT NULL AS on_wafer
         FROM _parts_x p""",
     )
     add("_tests_x", "SELECT t.*, m.file_order FROM _raw_tests t JOIN _members m ON m.file_num = t.file_num")
@@ -180,7 +192,7 @@ def view_bodies(
         """
         SELECT r.lot_id, p.wafer_id, r.head_num, r.site_num, p.part_id, p.x, p.y, r.test_num, t.test_name,
                r.result, r.valid, r.passed, p.is_final, r.job_id, p.is_retest, r.part_seq, t.units,
-               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin
+               r.lo_limit, r.hi_limit, r.test_flg, r.parm_flg, p.hard_bin, p.soft_bin, p.on_wafer
         FROM _raw_results r
         JOIN parts p ON p.file_num = r.file_num AND p.part_seq = r.part_seq
         JOIN _raw_tests t ON t.file_num = r.file_num AND t.test_idx = r.test_idx""",
@@ -257,7 +269,7 @@ def view_bodies(
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count
-            FROM parts WHERE wafer_id IS NOT NULL GROUP BY lot_id, wafer_id)
+            FROM parts WHERE on_wafer GROUP BY lot_id, wafer_id)
         SELECT w.lot_id, w.wafer_id, w.start_time, w.finish_time, coalesce(p.part_count, 0) AS part_count,
                coalesce(p.good_count, 0) AS good_count, w.job_id,
                CAST(p.good_count AS DOUBLE) / nullif(p.part_count, 0) AS yield,
@@ -282,7 +294,8 @@ def view_bodies(
                    count(*) FILTER (WHERE NOT is_retest) AS first_pass_count,
                    count(*) FILTER (WHERE NOT is_retest AND passed) AS first_pass_good,
                    count(*) FILTER (WHERE is_retest) AS retest_count,
-                   count(DISTINCT wafer_id) AS wafer_count
+                   count(DISTINCT wafer_id)
+                     + max(CASE WHEN on_wafer AND wafer_id IS NULL THEN 1 ELSE 0 END) AS wafer_count
             FROM parts GROUP BY lot_id)
         SELECT s.lot_id, f.part_type, f.program, f.tester_type, f.node_name, f.start_time, f.finish_time,
                s.snapshot_job_id AS job_id, f.file_count, coalesce(p.part_count, 0) AS part_count,

@@ -131,7 +131,7 @@ def place_dies(
     outline: tuple[tuple[float, float], ...] = ()
     if direction is not None:
         outline = _outline_polygon(cx, cy, rpx, direction, flat_kind)
-    return Placement(col_edges, row_edges, gap, cx, cy, rpx, outline, box)
+    return Placement(col_edges.astype(np.float64), row_edges.astype(np.float64), gap, cx, cy, rpx, outline, box)
 
 
 def _outline_polygon(

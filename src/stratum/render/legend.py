@@ -182,7 +182,7 @@ def add_color_bar(
     tick_x = bar_x0 + bar_w + 1
     tl = max(3, int(round(5 * s)))
     min_gap = asc + desc + 2
-    ends = [(cmax, bar_y0), (cmin, bar_y1)]
+    ends: list[tuple[float, float]] = [(cmax, bar_y0), (cmin, bar_y1)]
     for v, yy in ends:
         prims.append(Line(((tick_x, yy), (tick_x + tl, yy)), OUTLINE))
         prims.append(Text(tick_x + tl + 4, yy, fmt_v(v, 1), fs, TEXT, "lm"))

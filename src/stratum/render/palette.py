@@ -103,7 +103,7 @@ def shade(hex_color: str, f: float) -> str:
     """Darker (f < 1) or lighter (f > 1: mix towards white) variant of a colour."""
     rgb = np.array(hex_to_rgb(hex_color), dtype=np.float64)
     out = rgb * f if f < 1 else rgb + (255.0 - rgb) * (f - 1.0)
-    return rgb_to_hex(np.clip(np.rint(out), 0, 255))
+    return rgb_to_hex(np.clip(np.rint(out), 0, 255).astype(int).tolist())
 
 
 # Extra colours used only when one map has more bins of a kind than its base palette holds.

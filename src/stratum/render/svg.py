@@ -95,7 +95,7 @@ def _svg_die_paths(
     ys = np.round(re_[row[starts]], 2)
     hs = np.round(re_[row[starts] + 1] - re_[row[starts]] - g, 2)
     run_color = colr[starts]
-    bin_of_color = {}
+    bin_of_color: dict[str, int] = {}
     for b, hx in colors.items():
         bin_of_color.setdefault(hx, b)
     out = []

@@ -327,7 +327,7 @@ def value_map(
     hi_f = float(hi) if hi is not None and math.isfinite(float(hi)) else None
 
     if robust:
-        pct = (1.0, 99.0) if robust is True else (float(robust[0]), float(robust[1]))
+        pct = (1.0, 99.0) if robust is True else (float(robust[0]), float(robust[1]))  # type: ignore[index]
         dmin, dmax = np.percentile(vals, pct).tolist() if vals.size else (math.nan, math.nan)
     else:
         dmin, dmax = (float(vals.min()), float(vals.max())) if vals.size else (math.nan, math.nan)

@@ -79,14 +79,6 @@ class Strings(Ragged):
         return out
 
 
-def take_column(col, idx: np.ndarray):
-    if isinstance(col, np.ndarray):
-        return col[idx]
-    if isinstance(col, list):
-        return [col[i] for i in idx]
-    return col.take(idx)
-
-
 def gather_bytes(
     b: np.ndarray, start: np.ndarray, length: np.ndarray, present: np.ndarray | None = None, binary=False
 ) -> Strings:

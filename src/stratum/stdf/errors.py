@@ -78,3 +78,16 @@ class CompressedStreamError(StdfError):
     """The gzip/bzip2/zip container itself is corrupt."""
 
     code = "bad_compression"
+
+
+class DecompressionLimitError(StdfError):
+    """The input inflates past the configured size, or at a ratio only a decompression bomb reaches."""
+
+    code = "decompression_limit"
+
+
+class UnsupportedContainerError(StdfError):
+    """A container the reader cannot open: an encrypted zip member, an unsupported zip method, an
+    archive with several STDF files."""
+
+    code = "unsupported_compression"

@@ -30,9 +30,33 @@ import numpy as np
 from .columns import Masked, Ragged, Strings, gather_bytes
 from .decode import decode_counted, decode_fields, text
 from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, UnsupportedVersionError
-from .source import ByteSource
+from .flags import (
+    OPT_HI_LIMIT_DEFAULT,
+    OPT_HI_LIMIT_UNUSABLE,
+    OPT_LO_LIMIT_DEFAULT,
+    OPT_LO_LIMIT_UNUSABLE,
+    OPT_NO_HI_LIMIT,
+    OPT_NO_HI_SPEC,
+    OPT_NO_LO_LIMIT,
+    OPT_NO_LO_SPEC,
+    OPT_NO_RES_SCAL,
+    OPT_NO_START_INCR,
+    PARM_HI_EQ_PASS,
+    PARM_INVALIDATING,
+    PARM_LO_EQ_PASS,
+    PART_ABNORMAL_END,
+    PART_FAILED,
+    PART_NO_PASS_FAIL,
+    PART_SUPERSEDES_ID,
+    PART_SUPERSEDES_XY,
+    TEST_FAILED,
+    TEST_INVALIDATING,
+    TEST_NO_PASS_FAIL,
+    TEST_NOT_EXECUTED,
+)
+from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
-from .tests import TestRegistry
+from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
 
 DEFAULT_CHUNK = 32 * 1024 * 1024
@@ -86,9 +110,6 @@ class ParseResult:
     truncated: TruncatedError | None = None
     partial: bool = False
 
-    def warnings_dicts(self) -> list[dict]:
-        return [w.to_dict() for w in self.warnings]
-
 
 @dataclass
 class ReaderOptions:
@@ -99,6 +120,8 @@ class ReaderOptions:
     progress: Callable[[ByteSource, ParseResult], None] | None = None
 
 
+# empty records still decoded one by one: their presence means something (EPS never has a field)
+_KEEP_EMPTY = np.array(sorted({PIR, PRR, WIR, WRR, *(BY_NAME[n].code for n in ("FAR", "MIR", "MRR", "BPS", "EPS"))}))
 _PRR_FIXED = struct.Struct("<BBBHHHhhI")
 _PRR_FIXED_BE = struct.Struct(">BBBHHHhhI")
 
@@ -237,6 +260,7 @@ class _Parser:
         is_mpr = code == MPR
         is_ftr = code == FTR
         other = np.flatnonzero(~(is_ptr | is_mpr | is_ftr))
+        other = self._skip_empty(offs, rl, code, other)
 
         carry = dict(self.open_parts)  # parts open when this chunk starts
         mk_pos: list[int] = []
@@ -260,6 +284,29 @@ class _Parser:
         if self.header is not None:
             self.flush_low()
         self.seq_base += n
+
+    def _skip_empty(self, offs: np.ndarray, rl: np.ndarray, code: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """Records with REC_LEN 0 carry no field: they are counted (vectorised) instead of decoded one by
+        one, so a file of empty records reads at header-walk speed. The records whose mere presence
+        means something (``_KEEP_EMPTY``) still take the ordered pass."""
+        if not len(other):
+            return other
+        empty = (rl[other] == 0) & ~np.isin(code[other], _KEEP_EMPTY)
+        if not empty.any():
+            return other
+        skipped = other[empty]
+        codes, first, counts = np.unique(code[skipped], return_index=True, return_counts=True)
+        for c, i, n in zip(codes.tolist(), first.tolist(), counts.tolist(), strict=True):
+            off = self.base + int(offs[skipped[i]])
+            if c not in BY_CODE:
+                key = f"{c >> 8}/{c & 0xFF}"
+                self.res.unknown_counts[key] = self.res.unknown_counts.get(key, 0) + n
+                self.warn("unknown_record", "records of unknown type were counted and kept as raw bytes", off, n)
+            else:
+                self.warn(
+                    "empty_records", "records with REC_LEN 0 (no fields) were counted and otherwise ignored", off, n
+                )
+        return other[~empty]
 
     def flush_low(self) -> None:
         """Emit the low-volume rows collected so far (as column lists)."""
@@ -333,7 +380,7 @@ class _Parser:
                     x, y, tt = d.get("X_COORD"), d.get("Y_COORD"), d.get("TEST_T")
                     rest = (None, None, None)
                 g = head << 8 | site
-                seq = self.open_parts.pop(g, None)
+                seq = self.open_parts.pop(g, None)  # type: ignore[arg-type]
                 if seq is None:
                     self.warn(
                         "prr_without_pir",
@@ -645,14 +692,25 @@ class _Parser:
                 i,
             )
 
+    def _default_source(self, keys, first_def_row, rowidx) -> np.ndarray:
+        """Per record, the test whose default data applies: the record's own test once it has defaults, else
+        the test holding its number's defaults once those are set (§5), else -1."""
+        reg = self.reg
+        own = reg.d_has[keys]
+        num = reg.d_num[keys]
+        has_num = num >= 0
+        if first_def_row is not None:  # defaults set in this chunk apply from their record on
+            own &= ~(first_def_row[keys] > rowidx)
+            has_num &= ~(first_def_row[np.maximum(num, 0)] > rowidx)
+        return np.where(own, keys, np.where(has_num, num, -1))
+
     def _limits(self, keys, has_opt, optp, rl_body_opt, v, first_def_row, rowidx):
-        """Per-record limits from the default table and the record's own OPT_FLAG/limits."""
-        lo = self.reg.d_lo[keys]  # fancy indexing: fresh arrays
-        hi = self.reg.d_hi[keys]
-        if first_def_row is not None:
-            before = first_def_row[keys] > rowidx
-            lo[before] = np.nan
-            hi[before] = np.nan
+        """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
+        default data the record uses (-1: none)."""
+        src = self._default_source(keys, first_def_row, rowidx)
+        safe = np.maximum(src, 0)
+        lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
+        hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
         # every record carrying OPT_FLAG is the common case: work on whole arrays, no gather/scatter
         full = slice(None) if has_opt.all() else np.flatnonzero(has_opt)
         if isinstance(full, slice) or len(full):
@@ -663,15 +721,15 @@ class _Parser:
             hi_present = avail >= 12
             lo_val = v.f4[p + 4]
             hi_val = v.f4[p + 8]
-            lo_own = lo_present & ((opt & 0x10) == 0)
-            hi_own = hi_present & ((opt & 0x20) == 0)
+            lo_own = lo_present & ((opt & OPT_LO_LIMIT_DEFAULT) == 0)
+            hi_own = hi_present & ((opt & OPT_HI_LIMIT_DEFAULT) == 0)
             lo_f = np.where(lo_own, lo_val, lo[full])
             hi_f = np.where(hi_own, hi_val, hi[full])
-            lo_f = np.where((opt & 0x40) != 0, np.nan, lo_f)
-            hi_f = np.where((opt & 0x80) != 0, np.nan, hi_f)
+            lo_f = np.where((opt & OPT_NO_LO_LIMIT) != 0, np.nan, lo_f)
+            hi_f = np.where((opt & OPT_NO_HI_LIMIT) != 0, np.nan, hi_f)
             lo[full] = lo_f
             hi[full] = hi_f
-        return lo, hi
+        return lo, hi, src
 
     def _establish_defaults(self, kind, keys, has_opt, offs, idx, rl, v, rec_name) -> np.ndarray | None:
         """The first record carrying default data (OPT_FLAG present) sets a test's defaults. Returns,
@@ -686,11 +744,14 @@ class _Parser:
         uk, first = np.unique(keys[need], return_index=True)
         first_def_row = np.full(len(self.reg.tests), -1, np.int64)
         rt = BY_NAME[rec_name]
-        for key, r in zip(uk.tolist(), need[first].tolist(), strict=False):
+        rows = need[first]
+        order = np.argsort(rows, kind="stable")  # file order: the first test of a number to get defaults holds them
+        for key, r in zip(uk[order].tolist(), rows[order].tolist(), strict=False):
             o = int(offs[r])
             L = int(rl[r])
             d = decode_fields(rt, bytes(v.b[o + 4 : o + 4 + L]), self.be, self.base + o)
             self._set_defaults(self.reg.tests[key], d, kind)
+            self.reg.defaults_set(key)
             first_def_row[key] = r
         return first_def_row
 
@@ -699,24 +760,24 @@ class _Parser:
         opt = opt if isinstance(opt, int) else 0
         t.has_defaults = True
         t.opt_flag = opt
-        t.res_scal = None if opt & 0x01 else d.get("RES_SCAL")
-        t.llm_scal = None if opt & 0x50 else d.get("LLM_SCAL")
-        t.hlm_scal = None if opt & 0xA0 else d.get("HLM_SCAL")
+        t.res_scal = None if opt & OPT_NO_RES_SCAL else d.get("RES_SCAL")
+        t.llm_scal = None if opt & OPT_LO_LIMIT_UNUSABLE else d.get("LLM_SCAL")
+        t.hlm_scal = None if opt & OPT_HI_LIMIT_UNUSABLE else d.get("HLM_SCAL")
         lo = d.get("LO_LIMIT")
         hi = d.get("HI_LIMIT")
-        t.lo_limit = None if (opt & 0x40 or opt & 0x10 or lo is None or lo != lo) else lo
-        t.hi_limit = None if (opt & 0x80 or opt & 0x20 or hi is None or hi != hi) else hi
+        t.lo_limit = None if (opt & OPT_LO_LIMIT_UNUSABLE or lo is None or lo != lo) else lo
+        t.hi_limit = None if (opt & OPT_HI_LIMIT_UNUSABLE or hi is None or hi != hi) else hi
         ls, hs = d.get("LO_SPEC"), d.get("HI_SPEC")
-        t.lo_spec = None if (opt & 0x04 or ls is None or ls != ls) else ls
-        t.hi_spec = None if (opt & 0x08 or hs is None or hs != hs) else hs
+        t.lo_spec = None if (opt & OPT_NO_LO_SPEC or ls is None or ls != ls) else ls
+        t.hi_spec = None if (opt & OPT_NO_HI_SPEC or hs is None or hs != hs) else hs
         t.units = d.get("UNITS") or None
         t.c_resfmt = d.get("C_RESFMT") or None
         t.c_llmfmt = d.get("C_LLMFMT") or None
         t.c_hlmfmt = d.get("C_HLMFMT") or None
         if kind == "M":
             t.units_in = d.get("UNITS_IN") or None
-            t.start_in = None if opt & 0x02 else d.get("START_IN")
-            t.incr_in = None if opt & 0x02 else d.get("INCR_IN")
+            t.start_in = None if opt & OPT_NO_START_INCR else d.get("START_IN")
+            t.incr_in = None if opt & OPT_NO_START_INCR else d.get("INCR_IN")
             t.rtn_indx = d.get("RTN_INDX")
         self.reg.d_has[t.idx] = True
         self.reg.d_lo[t.idx] = np.nan if t.lo_limit is None else t.lo_limit
@@ -725,11 +786,11 @@ class _Parser:
     @staticmethod
     def _passed(tf, pf, res, valid, lo, hi) -> np.ndarray:
         """1 pass, 0 fail, -1 unknown (stdf-semantics §4)."""
-        indicated = (tf & 0x40) == 0
-        flag_pass = np.where((tf & 0x80) == 0, 1, 0).astype(np.int8)
+        indicated = (tf & TEST_NO_PASS_FAIL) == 0
+        flag_pass = np.where((tf & TEST_FAILED) == 0, 1, 0).astype(np.int8)
         with np.errstate(invalid="ignore"):
-            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & 0x40) != 0))
-            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & 0x80) != 0))
+            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
+            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
         has_lim = ~(np.isnan(lo) & np.isnan(hi))
         cmp = np.where(valid & has_lim, np.where(lo_ok & hi_ok, 1, 0), -1).astype(np.int8)
         return np.where(indicated, flag_pass, cmp).astype(np.int8)
@@ -739,10 +800,10 @@ class _Parser:
         """Pass/fail of one MPR pin: its result against the limits when it has a valid result and a limit;
         otherwise the record's own indication (TEST_FLG), which covers every pin of the record."""
         with np.errstate(invalid="ignore"):
-            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & 0x40) != 0))
-            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & 0x80) != 0))
+            lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
+            hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
         by_limits = valid & ~(np.isnan(lo) & np.isnan(hi))
-        record = np.where((tf & 0x40) == 0, np.where((tf & 0x80) == 0, 1, 0), -1)
+        record = np.where((tf & TEST_NO_PASS_FAIL) == 0, np.where((tf & TEST_FAILED) == 0, 1, 0), -1)
         return np.where(by_limits, np.where(lo_ok & hi_ok, 1, 0), record).astype(np.int8)
 
     def _split_outside(self, kind: str, part: np.ndarray, tf: np.ndarray | None = None, pf: np.ndarray | None = None):
@@ -750,7 +811,7 @@ class _Parser:
         n_out = int((~inside).sum())
         if n_out:
             if tf is not None and pf is not None:
-                default_only = (~inside) & ((tf & 0x10) != 0) & (pf == 0)
+                default_only = (~inside) & ((tf & TEST_NOT_EXECUTED) != 0) & (pf == 0)
                 nd = int(default_only.sum())
                 self.default_only_outside += nd
                 n_out -= nd
@@ -789,8 +850,8 @@ class _Parser:
         keys = self.reg.resolve("P", v, nums, offs + 17, L1, seqs)
         rowidx = np.arange(len(idx))
         first_def = self._establish_defaults("P", keys, has_opt, offs, idx, rl, v, "PTR")
-        lo, hi = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
-        valid = ((tf & 0x3F) == 0) & ((pf & 0x07) == 0) & has_res & np.isfinite(res)
+        lo, hi, _ = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
+        valid = ((tf & TEST_INVALIDATING) == 0) & ((pf & PARM_INVALIDATING) == 0) & has_res & np.isfinite(res)
         passed = self._passed(tf, pf, res, valid, lo, hi)
 
         g = (head.astype(np.uint16) << 8) | site
@@ -869,11 +930,11 @@ class _Parser:
         keys = self.reg.resolve("M", v, nums, offs + 4 + txt_body + 1, L1, seqs)
         rowidx = np.arange(len(idx))
         first_def = self._establish_defaults("M", keys, has_opt, offs, idx, rl, v, "MPR")
-        lo, hi = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
+        lo, hi, dsrc = self._limits(keys, has_opt, offs + 4 + opt_body, rl - opt_body, v, first_def, rowidx)
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
         self._count_exec(keys, part)
-        rec_ok = ((tf & 0x3F) == 0) & ((pf & 0x07) == 0)
+        rec_ok = ((tf & TEST_INVALIDATING) == 0) & ((pf & PARM_INVALIDATING) == 0)
 
         # one row per (record, pin index k)
         npins = np.maximum(icnt_eff, rcnt_eff)
@@ -895,7 +956,7 @@ class _Parser:
         need = (pmr < 0) & has_s
         if need.any():
             dflt_off, dflt_len, dflt_vals = self._mpr_default_pins()
-            kk = keys[rec[need]]
+            kk = np.where(dsrc >= 0, dsrc, keys)[rec[need]]
             ok = k[need] < dflt_len[kk]
             vals = np.full(int(need.sum()), -1, np.int64)
             vals[ok] = dflt_vals[dflt_off[kk[ok]] + k[need][ok]]
@@ -1015,7 +1076,7 @@ class _Parser:
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
         self._count_exec(keys, part)
-        passed = np.where((tf & 0x40) == 0, np.where((tf & 0x80) == 0, 1, 0), -1).astype(np.int8)
+        passed = np.where((tf & TEST_NO_PASS_FAIL) == 0, np.where((tf & TEST_FAILED) == 0, 1, 0), -1).astype(np.int8)
 
         def u2_list(start, present, cnt) -> Ragged:
             c = np.where(present, cnt, 0)
@@ -1085,8 +1146,8 @@ class _Parser:
             return Masked(arr, ok)
 
         flg_a = np.array([f if f is not None else 0 for f in flg], np.uint8)
-        no_ind = (flg_a & 0x10) != 0
-        passed = Masked(((flg_a & 0x08) == 0), ~no_ind)
+        no_ind = (flg_a & PART_NO_PASS_FAIL) != 0
+        passed = Masked(((flg_a & PART_FAILED) == 0), ~no_ind)
         self.res.parts += n
         cols = {
             "part_seq": np.array(seq, np.int64),
@@ -1104,9 +1165,9 @@ class _Parser:
             "part_fix": [p or None for p in pfix],
             "wafer_seq": col(wafer, np.int32),
             "passed": passed,
-            "abort": (flg_a & 0x04) != 0,
-            "supersedes_id": (flg_a & 0x01) != 0,
-            "supersedes_xy": (flg_a & 0x02) != 0,
+            "abort": (flg_a & PART_ABNORMAL_END) != 0,
+            "supersedes_id": (flg_a & PART_SUPERSEDES_ID) != 0,
+            "supersedes_xy": (flg_a & PART_SUPERSEDES_XY) != 0,
             "pir_rec_seq": col(pir_seq, np.int64),
             "rec_seq": np.array(rec_seq, np.int64),
             "byte_offset": np.array(boff, np.int64),
@@ -1144,6 +1205,7 @@ class _Parser:
                 )
         self.flush_low()
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
+        self.reg.inherit_number_defaults()
         res.tests = self.reg.tests
         counts = {}
         for c in np.flatnonzero(self.record_counts).tolist():
@@ -1254,12 +1316,12 @@ def _truncation(p: _Parser, tail: bytes) -> TruncatedError:
     return TruncatedError(msg, offset=off, records_before=p.res.records)
 
 
-def check_header(data: bytes) -> dict[str, Any]:
+def check_header(data: Any, limits: DecompressionLimits | None = None) -> dict[str, Any]:
     """Validate the start of an STDF input (container format, FAR, version) without reading it all.
 
     Returns ``{"compression", "byte_order", "cpu_type"}``; raises the reader's precise error otherwise.
     """
-    with ByteSource(data, block_size=64 * 1024) as src:
+    with ByteSource(data, block_size=64 * 1024, limits=limits) as src:
         head = b""
         for block in src.blocks():
             head += block

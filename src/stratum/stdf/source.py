@@ -3,6 +3,11 @@
 A ``ByteSource`` yields decompressed blocks. Decompression runs in a background thread (zlib and bz2
 release the GIL), so inflating overlaps with decoding on a multi-core machine; the queue between them
 is bounded, so memory stays bounded.
+
+Decompression bombs: no single decompress call returns more than ``PIECE`` bytes (zlib ``max_length``,
+bz2 ``max_length``, zip members read piecewise), and the total output is checked against
+``DecompressionLimits`` as it grows: past ``max_bytes``, or past ``ratio_floor_bytes`` at more than
+``max_ratio`` times the compressed bytes read so far, the stream stops with ``DecompressionLimitError``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,20 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
-from .errors import CompressedStreamError, NotStdfError, TruncatedError
+from .errors import (
+    CompressedStreamError,
+    DecompressionLimitError,
+    NotStdfError,
+    TruncatedError,
+    UnsupportedContainerError,
+)
 
+_gzip_impl: ModuleType
 try:  # ISA-L inflate: same stream API as zlib, ~2.5x faster on gzip (optional; zlib otherwise)
     from isal import isal_zlib as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a pinned dependency
@@ -32,6 +46,37 @@ BZIP2_MAGIC = b"BZh"
 ZIP_MAGIC = b"PK\x03\x04"
 
 READ_SIZE = 4 * 1024 * 1024
+PIECE = 1 << 20  # most bytes one decompress call may return
+COMPRESSED_READ = 1 << 20  # compressed input is read in smaller steps: the ratio guard sees it sooner
+HEAD_READ = 64 << 10  # enough to recognise the container
+
+# zip methods zipfile reads (stored, deflate, bzip2, lzma); the names of common others for error messages
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_ZIP_METHOD_NAMES = {9: "deflate64", 99: "AES encryption (WinZip AE-x)", 93: "zstd", 95: "xz", 98: "PPMd"}
+
+
+@dataclass(frozen=True)
+class DecompressionLimits:
+    """Bounds on what a compressed input may inflate to (``Settings.input_limits`` in the services)."""
+
+    max_bytes: int = 64 << 30
+    max_ratio: float = 200.0
+    ratio_floor_bytes: int = 64 << 20
+
+    def check(self, produced: int, compressed: int, fmt: str) -> None:
+        if produced > self.max_bytes:
+            raise DecompressionLimitError(
+                f"the {fmt} input inflates past the limit of {self.max_bytes} bytes "
+                f"(STRATUM_INPUT_LIMITS__MAX_DECOMPRESSED_BYTES)",
+                offset=produced,
+            )
+        if produced > self.ratio_floor_bytes and produced > self.max_ratio * max(compressed, 1):
+            raise DecompressionLimitError(
+                f"the {fmt} input inflates more than {self.max_ratio:g} times ({produced} bytes from "
+                f"{compressed} compressed bytes): refused as a decompression bomb "
+                "(STRATUM_INPUT_LIMITS__MAX_COMPRESSION_RATIO)",
+                offset=produced,
+            )
 
 
 def sniff(head: bytes) -> str:
@@ -55,10 +100,17 @@ class ByteSource:
         be seekable except for zip input, which is spooled to a temporary file first.
     size:
         Size of the input in bytes when known (for progress reporting).
+    limits:
+        Decompression bounds (``DecompressionLimits()`` defaults when omitted).
     """
 
     def __init__(
-        self, src: str | os.PathLike | bytes | IO[bytes], *, size: int | None = None, block_size: int = 8 << 20
+        self,
+        src: str | os.PathLike | bytes | IO[bytes],
+        *,
+        size: int | None = None,
+        block_size: int = 8 << 20,
+        limits: DecompressionLimits | None = None,
     ):
         self._owned: IO[bytes] | None = None
         if isinstance(src, (bytes, bytearray, memoryview)):
@@ -69,11 +121,12 @@ class ByteSource:
             self.size = Path(src).stat().st_size
         else:
             self._fh = src
-            self.size = size
+            self.size = size  # type: ignore[assignment]  # None: unknown (a stream)
         self.block_size = block_size
+        self.limits = limits or DecompressionLimits()
         self.compressed_read = 0  # bytes consumed from the input (progress)
         self.decompressed = 0
-        self._head = self._read_raw(READ_SIZE)
+        self._head = self._read_raw(HEAD_READ)
         self.format = sniff(self._head)
         self._tmp: IO[bytes] | None = None
 
@@ -83,12 +136,12 @@ class ByteSource:
         self.compressed_read += len(data)
         return data
 
-    def _raw_chunks(self) -> Iterator[bytes]:
+    def _raw_chunks(self, size: int = 0) -> Iterator[bytes]:
         if self._head:
             yield self._head
             self._head = b""
         while True:
-            data = self._read_raw(READ_SIZE)
+            data = self._read_raw(size or READ_SIZE)
             if not data:
                 return
             yield data
@@ -105,19 +158,39 @@ class ByteSource:
         if buf:
             yield buf
 
+    @staticmethod
+    def _pieces(dec: object, data: bytes) -> Iterator[bytes]:
+        """Decompress ``data`` in pieces of at most ``PIECE`` bytes (zlib-style and bz2 objects)."""
+        if isinstance(dec, bz2.BZ2Decompressor):
+            yield dec.decompress(data, PIECE)
+            while not dec.eof and not dec.needs_input:
+                yield dec.decompress(b"", PIECE)
+            return
+        piece = dec.decompress(data, PIECE)  # type: ignore[attr-defined]
+        yield piece
+        while not dec.eof and (dec.unconsumed_tail or len(piece) == PIECE):  # type: ignore[attr-defined]
+            piece = dec.decompress(dec.unconsumed_tail, PIECE)  # type: ignore[attr-defined]
+            yield piece
+
     def _stream(self, make: Callable[[], object], name: str) -> Iterator[bytearray]:
         dec = make()
         out = bytearray()
         produced = 0  # decompressed bytes so far (this runs in the producer thread)
         started = False
-        for data in self._raw_chunks():
+        limits = self.limits
+        for data in self._raw_chunks(COMPRESSED_READ):
             while data:
                 try:
-                    piece = dec.decompress(data)  # type: ignore[attr-defined]
-                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:
+                    for piece in self._pieces(dec, data):
+                        out += piece
+                        started = True
+                        limits.check(produced + len(out), self.compressed_read, name)
+                        if len(out) >= self.block_size:
+                            produced += len(out)
+                            yield out
+                            out = bytearray()
+                except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:  # type: ignore[misc]
                     raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + len(out)) from exc
-                out += piece
-                started = True
                 if dec.eof:  # type: ignore[attr-defined]
                     data = dec.unused_data  # type: ignore[attr-defined]
                     if data.strip(b"\x00"):
@@ -127,10 +200,6 @@ class ByteSource:
                         data = b""
                 else:
                     data = b""
-                if len(out) >= self.block_size:
-                    produced += len(out)
-                    yield out
-                    out = bytearray()
         produced += len(out)
         if out:
             yield out
@@ -139,7 +208,39 @@ class ByteSource:
                 f"the {name} stream ends before its end marker: the file is truncated", offset=produced
             )
 
-    def _zip(self) -> Iterator[bytes]:
+    @staticmethod
+    def _zip_member(zf: zipfile.ZipFile) -> zipfile.ZipInfo:
+        """The one STDF file of an archive (see docs/decisions.md: one STDF file per archive)."""
+        files = [i for i in zf.infolist() if not i.is_dir()]
+        if not files:
+            raise NotStdfError("zip archive holds no file", offset=0)
+        stdf = [i for i in files if i.filename.lower().endswith((".stdf", ".std"))]
+        if len(stdf) > 1:
+            names = ", ".join(i.filename for i in stdf[:5]) + (", ..." if len(stdf) > 5 else "")
+            raise UnsupportedContainerError(
+                f"zip archive holds {len(stdf)} STDF files ({names}); upload one STDF file per archive "
+                "(or the files themselves) so each becomes its own job",
+                offset=0,
+            )
+        info = stdf[0] if stdf else files[0]
+        if len(files) > 1 and not stdf:
+            raise UnsupportedContainerError(
+                f"zip archive holds {len(files)} files and none is named .stdf or .std", offset=0
+            )
+        if info.flag_bits & 0x1:
+            raise UnsupportedContainerError(
+                f"zip member {info.filename!r} is encrypted; upload it unencrypted", offset=0
+            )
+        if info.compress_type not in _ZIP_METHODS:
+            what = _ZIP_METHOD_NAMES.get(info.compress_type, "an unsupported method")
+            raise UnsupportedContainerError(
+                f"zip member {info.filename!r} uses compression method {info.compress_type} ({what}); "
+                "use deflate, bzip2 or lzma, or upload the file as .gz",
+                offset=0,
+            )
+        return info
+
+    def _zip(self) -> Iterator[bytes | bytearray]:
         fh = self._fh
         if not (hasattr(fh, "seekable") and fh.seekable()):
             self._tmp = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
@@ -149,22 +250,33 @@ class ByteSource:
             fh = self._tmp
         else:
             fh.seek(0)
+        limits = self.limits
         try:
             zf = zipfile.ZipFile(fh)
-            members = [i for i in zf.infolist() if not i.is_dir()]
-            if not members:
-                raise NotStdfError("zip archive holds no file", offset=0)
-            with zf.open(members[0]) as member:
+            info = self._zip_member(zf)
+            # the declared size first (zipfile never reads past it), then what actually comes out
+            limits.check(info.file_size, info.compress_size, "zip")
+            produced = 0
+            with zf.open(info) as member:
+                out = bytearray()
                 while True:
-                    block = member.read(self.block_size)
-                    if not block:
+                    piece = member.read(PIECE)
+                    if not piece:
                         break
-                    self.compressed_read = min(self.size or 0, self.compressed_read + len(block))
-                    yield block
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    out += piece
+                    limits.check(produced + len(out), info.compress_size, "zip")
+                    if len(out) >= self.block_size:
+                        produced += len(out)
+                        # progress: the compressed share of what came out so far
+                        self.compressed_read = info.compress_size * produced // max(info.file_size, 1)
+                        yield out
+                        out = bytearray()
+                if out:
+                    yield out
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             raise CompressedStreamError(f"corrupt zip archive: {exc}", offset=0) from exc
 
-    def _blocks(self) -> Iterator[bytes]:
+    def _blocks(self) -> Iterator[bytes | bytearray]:
         if self.format == "gzip":
             return self._stream(lambda: _gzip_impl.decompressobj(wbits=31), "gzip")
         if self.format == "bzip2":

@@ -9,12 +9,15 @@ index reads a field of every record at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
 # early: the furthest read is HI_LIMIT (bytes 8..11 after OPT_FLAG) of a PTR/MPR ending at its OPT_FLAG,
 # 11 bytes past the record; 8-byte name words need 7.
 PAD = 16
+MIN_PREDICT = 4096  # records predicted per verification step, at least
 
 
 def _walk_n(buf: bytes, pos: int, end: int, n: int, be: bool) -> tuple[list[int], int]:
@@ -101,26 +104,30 @@ def walk_fast(
     b = np.frombuffer(buf, dtype=np.uint8)
     out: list[np.ndarray] = []
     pos = 0
-    tsig = tl2 = rel2 = None  # template signatures; REC_LENs and offsets of the template repeated twice
-    p = span = phase = 0
+    tsig: np.ndarray | None = None  # template signatures; REC_LENs and offsets of the template repeated twice
+    tl2: Any = None
+    rel2: Any = None
+    p = pp = span = phase = 0  # period, predicted length (a multiple of p), its bytes, template phase
     history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
     predicted = walked = probes = lost = 0
 
     def use_template(sig: np.ndarray) -> None:
-        nonlocal tsig, tl2, rel2, p, span, phase
+        nonlocal tsig, tl2, rel2, p, pp, span, phase
         tsig, p, phase = sig, len(sig), 0
-        tl = sig >> 16
+        # predict whole multiples of a short period at once (a file of empty records has period 1)
+        pp = p * max(1, -(-MIN_PREDICT // p))
+        tl = np.tile(sig >> 16, pp // p)
         steps = np.concatenate([tl, tl]) + 4
         rel2 = np.concatenate([[0], np.cumsum(steps)[:-1]])
         tl2 = np.concatenate([tl, tl])
-        span = int(rel2[p])
+        span = int(rel2[pp])
 
     while pos <= end - 4:
         if tsig is not None:
             k = 0
             while True:
-                tl = tl2[phase : phase + p]
-                cand = rel2[phase : phase + p] + (pos - rel2[phase])
+                tl = tl2[phase : phase + pp]
+                cand = rel2[phase : phase + pp] + (pos - rel2[phase])
                 lim = int(np.searchsorted(cand + 4 + tl, end, side="right"))  # records wholly inside the data
                 if lim == 0:
                     k = 0
@@ -130,7 +137,7 @@ def walk_fast(
                 if k:
                     out.append(cand[:k])
                     predicted += k
-                if k == p:
+                if k == pp:
                     pos += span
                     continue
                 if k:

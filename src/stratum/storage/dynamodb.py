@@ -1,6 +1,6 @@
 """Metadata store on DynamoDB (production).
 
-Table layout (``table_definition`` is the single source; the CDK stack must define the same):
+Table layout (defined once in ``stratum.storage.dynamodb_layout``, which the CDK stack and its tests use too):
 
 - key ``pk`` (S, HASH) + ``sk`` (S, RANGE), ``PAY_PER_REQUEST``;
 - GSIs ``gsi1`` (``gsi1pk``/``gsi1sk``) and ``gsi2`` (``gsi2pk``/``gsi2sk``), projection ALL;
@@ -38,6 +38,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stratum.storage.dynamodb_layout import INDEXES, TTL_ATTRIBUTE, index_keys, table_definition
+from stratum.storage.dynamodb_layout import PARTITION_KEY as PK
+from stratum.storage.dynamodb_layout import SORT_KEY as SK
 from stratum.storage.metadata import (
     ABSENT,
     ANY,
@@ -51,46 +54,19 @@ from stratum.storage.metadata import (
     Page,
     Put,
     TransactResult,
-)
-from stratum.storage.sqlite import (
     check_item_args,
     check_ops,
-    decode_cursor,
-    encode_cursor,
+    decode_query_cursor,
     encode_data,
+    encode_query_cursor,
     now_epoch,
     prefix_successor,
 )
 
-TTL_ATTRIBUTE = "ttl"
 MAX_ATTEMPTS = 50  # optimistic retries for ANY/PRESENT puts and expired-counter resets
 
 _LIVE = "(attribute_not_exists(#ttl) OR #ttl >= :now)"
 _GONE = "(attribute_not_exists(#pk) OR #ttl < :now)"
-
-
-def table_definition(table_name: str) -> dict[str, Any]:
-    """``create_table`` arguments; the CDK stack must define exactly this (plus TTL on ``ttl``)."""
-
-    def gsi(name: str) -> dict[str, Any]:
-        return {
-            "IndexName": name,
-            "KeySchema": [
-                {"AttributeName": f"{name}pk", "KeyType": "HASH"},
-                {"AttributeName": f"{name}sk", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-
-    return {
-        "TableName": table_name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
-        ],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        "GlobalSecondaryIndexes": [gsi("gsi1"), gsi("gsi2")],
-    }
 
 
 def _code(e: ClientError) -> str:
@@ -121,9 +97,9 @@ def _expect_condition(expect: Expect, now: int) -> _Cond:
     if expect == ANY:
         return _Cond()
     if expect == ABSENT:
-        return _Cond(_GONE, {"#pk": "pk", "#ttl": TTL_ATTRIBUTE}, nowv)
+        return _Cond(_GONE, {"#pk": PK, "#ttl": TTL_ATTRIBUTE}, nowv)
     if expect == PRESENT:
-        return _Cond(f"attribute_exists(#pk) AND {_LIVE}", {"#pk": "pk", "#ttl": TTL_ATTRIBUTE}, nowv)
+        return _Cond(f"attribute_exists(#pk) AND {_LIVE}", {"#pk": PK, "#ttl": TTL_ATTRIBUTE}, nowv)
     return _Cond(f"#v = :v AND {_LIVE}", {"#v": "version", "#ttl": TTL_ATTRIBUTE}, {":v": {"N": str(expect)}, **nowv})
 
 
@@ -178,22 +154,23 @@ class DynamoMetadataStore(MetadataStore):
     # --- encoding ----------------------------------------------------------------------------
     @staticmethod
     def _key(pk: str, sk: str) -> dict[str, Any]:
-        return {"pk": {"S": pk}, "sk": {"S": sk}}
+        return {PK: {"S": pk}, SK: {"S": sk}}
 
     @staticmethod
     def _raw_item(op: Put, text: str, version: int) -> dict[str, Any]:
         raw: dict[str, Any] = {
-            "pk": {"S": op.pk},
-            "sk": {"S": op.sk},
+            PK: {"S": op.pk},
+            SK: {"S": op.sk},
             "data": {"S": text},
             "version": {"N": str(version)},
         }
         if op.ttl is not None:
             raw[TTL_ATTRIBUTE] = {"N": str(op.ttl)}
-        for name, g in (("gsi1", op.gsi1), ("gsi2", op.gsi2)):
+        for name, g in zip(INDEXES, (op.gsi1, op.gsi2), strict=True):
             if g is not None:
-                raw[f"{name}pk"] = {"S": g[0]}
-                raw[f"{name}sk"] = {"S": g[1]}
+                gpk, gsk = index_keys(name)
+                raw[gpk] = {"S": g[0]}
+                raw[gsk] = {"S": g[1]}
         return raw
 
     @staticmethod
@@ -205,10 +182,11 @@ class DynamoMetadataStore(MetadataStore):
         def s(name: str) -> str | None:
             return raw[name]["S"] if name in raw else None
 
-        g1p, g1s, g2p, g2s = s("gsi1pk"), s("gsi1sk"), s("gsi2pk"), s("gsi2sk")
+        g1p, g1s = map(s, index_keys(INDEXES[0]))
+        g2p, g2s = map(s, index_keys(INDEXES[1]))
         return Item(
-            pk=raw["pk"]["S"],
-            sk=raw["sk"]["S"],
+            pk=raw[PK]["S"],
+            sk=raw[SK]["S"],
             data=json.loads(raw["data"]["S"]) if "data" in raw else {},
             version=int(raw["version"]["N"]) if "version" in raw else 0,
             ttl=int(raw[TTL_ATTRIBUTE]["N"]) if TTL_ATTRIBUTE in raw else None,
@@ -301,7 +279,7 @@ class DynamoMetadataStore(MetadataStore):
             raise ValueError(f"unknown index {index!r}")
         if limit < 1:
             raise ValueError("limit must be >= 1")
-        pcol, scol = ("pk", "sk") if index == "table" else (f"{index}pk", f"{index}sk")
+        pcol, scol = (PK, SK) if index == "table" else index_keys(index)
         start = start or None
         if end == "" or not pk:
             return Page(items=[])
@@ -340,7 +318,7 @@ class DynamoMetadataStore(MetadataStore):
         else:
             kwargs["IndexName"] = index
         if cursor:
-            last = decode_cursor(cursor, index=index, pk=pk, descending=descending)
+            last = decode_query_cursor(cursor, index=index, pk=pk, descending=descending)
             want = 1 if index == "table" else 3
             if not isinstance(last, list) or len(last) != want or not all(isinstance(x, str) and x for x in last):
                 raise ValueError("invalid cursor")
@@ -380,11 +358,9 @@ class DynamoMetadataStore(MetadataStore):
         if len(found) > limit:
             last_raw = found[limit - 1]
             pos = (
-                [last_raw["sk"]["S"]]
-                if index == "table"
-                else [last_raw[scol]["S"], last_raw["pk"]["S"], last_raw["sk"]["S"]]
+                [last_raw[SK]["S"]] if index == "table" else [last_raw[scol]["S"], last_raw[PK]["S"], last_raw[SK]["S"]]
             )
-            next_cursor = encode_cursor({"i": index, "p": pk, "d": descending, "k": pos})
+            next_cursor = encode_query_cursor(index, pk, descending, pos)
         return Page(items=items, cursor=next_cursor)
 
     def transact(self, ops: list[Put | Delete | Check]) -> TransactResult:

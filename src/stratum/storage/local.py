@@ -24,9 +24,9 @@ never yields them.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
-import io
 import os
 import secrets
 import shutil
@@ -36,114 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from stratum.storage.objectstore import InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
+from stratum.storage.objectstore import AtomicWriter, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
 
 TMP_PREFIX = ".~stratum-tmp."
 _XATTR = "user.stratum.md5"
 _CHUNK = 1024 * 1024
-
-
-class AtomicWriter(io.RawIOBase):
-    """A write-only binary stream that publishes its content only on a clean ``close()``.
-
-    ``abort()`` (or leaving a ``with`` block with an exception, or the writer being garbage collected
-    unclosed) discards everything. Subclasses implement ``_write``, ``_commit`` and ``_abort``.
-    Not thread-safe (like any file object).
-    """
-
-    def __init__(self, key: str) -> None:
-        super().__init__()
-        self.key = key
-        self._pos = 0
-        self._done = False
-        self._failed = False
-        self.info: ObjectInfo | None = None  # set by a successful close()
-
-    # --- file protocol -----------------------------------------------------------------------
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        return self._pos
-
-    def write(self, b: Any) -> int:
-        if self.closed or self._done:
-            raise ValueError("write to a closed writer")
-        view = memoryview(b).cast("B")
-        n = view.nbytes
-        if n:
-            try:
-                self._write(view)
-            except BaseException:
-                self._failed = True
-                raise
-            self._pos += n
-        return n
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            if not self._done:
-                self._done = True
-                if self._failed:
-                    self._abort()
-                    raise OSError(f"an earlier write to {self.key!r} failed; nothing was written")
-                try:
-                    self.info = self._commit()
-                except BaseException:
-                    self._abort()
-                    raise
-        finally:
-            super().close()
-
-    def abort(self) -> None:
-        """Discard everything written; nothing becomes visible. Idempotent."""
-        if self.closed:
-            return
-        try:
-            if not self._done:
-                self._done = True
-                self._abort()
-        finally:
-            super().close()
-
-    def __enter__(self) -> AtomicWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
-
-    def __del__(self) -> None:
-        # IOBase.__del__ would call close() and publish a partial object: abort instead.
-        if not self.closed:
-            with contextlib.suppress(Exception):
-                self.abort()
-
-    def result(self) -> ObjectInfo:
-        """The published object's info (after a successful ``close()``)."""
-        if self.info is None:
-            raise RuntimeError(f"writer for {self.key!r} was not committed")
-        return self.info
-
-    # --- adapter hooks -----------------------------------------------------------------------
-    def _write(self, data: memoryview) -> None:
-        raise NotImplementedError
-
-    def _commit(self) -> ObjectInfo:
-        raise NotImplementedError
-
-    def _abort(self) -> None:
-        raise NotImplementedError
 
 
 class _LocalWriter(AtomicWriter):
@@ -314,7 +211,7 @@ class LocalObjectStore(ObjectStore):
                 continue
             yield info
 
-    def _walk(self, directory: Path, rel: str, prefix: str, out: list[tuple[str, Path]]) -> None:
+    def _walk(self, directory: Path, rel: str, prefix: str, out: builtins.list[tuple[str, Path]]) -> None:
         rel = "" if rel == "." else rel + "/"
         try:
             entries = list(os.scandir(directory))

@@ -21,6 +21,7 @@ secret. Call it before ``SET enable_external_access=false`` / ``SET lock_configu
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import importlib.util
@@ -35,8 +36,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stratum.storage.local import AtomicWriter
-from stratum.storage.objectstore import InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
+from stratum.storage.objectstore import AtomicWriter, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
 
 if TYPE_CHECKING:
     from pyarrow.fs import S3FileSystem
@@ -294,7 +294,7 @@ class S3ObjectStore(ObjectStore):
             self._delete_batch(batch)
         return n
 
-    def _delete_batch(self, batch: list[dict[str, str]]) -> None:
+    def _delete_batch(self, batch: builtins.list[dict[str, str]]) -> None:
         resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = resp.get("Errors") or []
         if errors:

@@ -26,14 +26,11 @@ with indexes on ``(gsi1pk, gsi1sk)``, ``(gsi2pk, gsi2sk)`` and ``ttl``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,10 +49,15 @@ from stratum.storage.metadata import (
     Page,
     Put,
     TransactResult,
+    check_item_args,
+    check_ops,
+    decode_query_cursor,
+    encode_data,
+    encode_query_cursor,
+    now_epoch,
+    prefix_successor,
 )
 
-MAX_DATA_BYTES = 350_000  # DynamoDB's item limit is 400 KB; keep both adapters to the same budget
-MAX_TRANSACT_OPS = 100
 PURGE_INTERVAL_SECONDS = 60
 
 _SCHEMA = """
@@ -78,85 +80,6 @@ CREATE INDEX IF NOT EXISTS items_ttl ON items (ttl) WHERE ttl IS NOT NULL;
 """
 
 _COLS = "pk, sk, data, version, ttl, gsi1pk, gsi1sk, gsi2pk, gsi2sk"
-
-
-# --- validation and helpers shared in spirit with the DynamoDB adapter ---------------------------
-def now_epoch() -> int:
-    return int(time.time())
-
-
-def check_expect(expect: Expect) -> None:
-    if isinstance(expect, bool) or not (expect in (ANY, ABSENT, PRESENT) or isinstance(expect, int)):
-        raise ValueError(f"invalid expect={expect!r}: use ANY, ABSENT, PRESENT or a version number")
-
-
-def check_item_args(pk: str, sk: str, ttl: int | None = None, gsi1: Any = None, gsi2: Any = None) -> None:
-    for name, v in (("pk", pk), ("sk", sk)):
-        if not isinstance(v, str) or not v:
-            raise ValueError(f"{name} must be a non-empty string, got {v!r}")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int)):
-        raise ValueError(f"ttl must be epoch seconds (int), got {ttl!r}")
-    for name, g in (("gsi1", gsi1), ("gsi2", gsi2)):
-        if g is not None and (len(g) != 2 or not all(isinstance(x, str) and x for x in g)):
-            raise ValueError(f"{name} must be a (pk, sk) pair of non-empty strings, got {g!r}")
-
-
-def encode_data(data: dict[str, Any]) -> str:
-    if not isinstance(data, dict):
-        raise TypeError(f"data must be a dict, got {type(data).__name__}")
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if len(text.encode()) > MAX_DATA_BYTES:
-        raise ValueError(f"item data is {len(text.encode())} bytes encoded; the limit is {MAX_DATA_BYTES}")
-    return text
-
-
-def check_ops(ops: list[Put | Delete | Check]) -> None:
-    if len(ops) > MAX_TRANSACT_OPS:
-        raise ValueError(f"a transaction holds at most {MAX_TRANSACT_OPS} operations, got {len(ops)}")
-    seen: set[tuple[str, str]] = set()
-    for op in ops:
-        if not isinstance(op, Put | Delete | Check):
-            raise TypeError(f"not a transaction operation: {op!r}")
-        if isinstance(op, Put):
-            check_item_args(op.pk, op.sk, op.ttl, op.gsi1, op.gsi2)
-        else:
-            check_item_args(op.pk, op.sk)
-        check_expect(op.expect)
-        if (op.pk, op.sk) in seen:
-            raise ValueError(f"a transaction may touch ({op.pk!r}, {op.sk!r}) only once")
-        seen.add((op.pk, op.sk))
-
-
-def prefix_successor(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix`` (code point order), or
-    None when there is none."""
-    p = prefix
-    while p:
-        c = ord(p[-1])
-        if c < 0x10FFFF:
-            c += 1
-            if 0xD800 <= c <= 0xDFFF:  # surrogates never occur in valid text
-                c = 0xE000
-            return p[:-1] + chr(c)
-        p = p[:-1]
-    return None
-
-
-def encode_cursor(payload: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, *, index: str, pk: str, descending: bool) -> Any:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json.loads(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
-        raise ValueError("invalid cursor") from e
-    if not isinstance(payload, dict) or payload.get("i") != index or payload.get("p") != pk:
-        raise ValueError("cursor does not belong to this query")
-    if bool(payload.get("d")) != descending:
-        raise ValueError("cursor does not belong to this query (direction)")
-    return payload.get("k")
 
 
 class _Connection(sqlite3.Connection):
@@ -379,7 +302,7 @@ class SqliteMetadataStore(MetadataStore):
             where.append(f"{scol} <= ?")
             args.append(end)
         if cursor:
-            last = decode_cursor(cursor, index=index, pk=pk, descending=descending)
+            last = decode_query_cursor(cursor, index=index, pk=pk, descending=descending)
             if not isinstance(last, list) or len(last) != len(order_cols) or not all(isinstance(x, str) for x in last):
                 raise ValueError("invalid cursor")
             op = "<" if descending else ">"
@@ -403,7 +326,7 @@ class SqliteMetadataStore(MetadataStore):
                 g = it.gsi1 if index == "gsi1" else it.gsi2
                 assert g is not None
                 pos = [g[1], it.pk, it.sk]
-            next_cursor = encode_cursor({"i": index, "p": pk, "d": descending, "k": pos})
+            next_cursor = encode_query_cursor(index, pk, descending, pos)
         return Page(items=items, cursor=next_cursor)
 
     def transact(self, ops: list[Put | Delete | Check]) -> TransactResult:
@@ -439,7 +362,7 @@ class SqliteMetadataStore(MetadataStore):
             now = now_epoch()
             row = con.execute("SELECT n, ttl FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
             live = row is not None and (row[1] is None or row[1] >= now)
-            value = ((row[0] or 0) if live else 0) + amount  # type: ignore[index]
+            value = ((row[0] or 0) if live else 0) + amount
             if ceiling is not None and value > ceiling:
                 return None
             if live:

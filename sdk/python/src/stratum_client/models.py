@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 
 class BinsOut(BaseModel):
@@ -49,6 +49,14 @@ class CapabilityRow(BaseModel):
     unbias: Annotated[bool, Field(title='Unbias')]
     units: Annotated[str | None, Field(title='Units')] = None
     usl: Annotated[float | None, Field(title='Usl')] = None
+
+
+class CronPreview(BaseModel):
+    next: Annotated[
+        list[str],
+        Field(description='ISO 8601 fire times with their UTC offset', title='Next'),
+    ]
+    valid: Annotated[bool, Field(title='Valid')]
 
 
 class ExportColumn(BaseModel):
@@ -117,6 +125,21 @@ class Table(RootModel[str]):
     ]
 
 
+class Finding(BaseModel):
+    created_at: Annotated[AwareDatetime | None, Field(title='Created At')] = None
+    finding_id: Annotated[str, Field(title='Finding Id')]
+    kind: Annotated[Literal['fired', 'recovered'] | None, Field(title='Kind')] = 'fired'
+    message: Annotated[str, Field(title='Message')]
+    monitor_id: Annotated[str, Field(title='Monitor Id')]
+    params: Annotated[dict[str, Any], Field(title='Params')]
+    rule: Annotated[str, Field(title='Rule')]
+    rule_version: Annotated[int, Field(title='Rule Version')]
+    run_id: Annotated[str, Field(title='Run Id')]
+    snapshot_job_ids: Annotated[list[str], Field(title='Snapshot Job Ids')]
+    subject: Annotated[dict[str, Any], Field(title='Subject')]
+    values: Annotated[dict[str, Any], Field(title='Values')]
+
+
 class InspectOut(BaseModel):
     model_config = ConfigDict(
         extra='allow',
@@ -143,6 +166,20 @@ class JobWarningOut(BaseModel):
     count: Annotated[int | None, Field(title='Count')] = 1
     message: Annotated[str, Field(title='Message')]
     offset: Annotated[int | None, Field(title='Offset')] = None
+    record_count: Annotated[
+        int | None,
+        Field(
+            description='summary_mismatch: the same count from the raw records',
+            title='Record Count',
+        ),
+    ] = None
+    summary_count: Annotated[
+        int | None,
+        Field(
+            description="summary_mismatch: the count in the file's summary record",
+            title='Summary Count',
+        ),
+    ] = None
 
 
 class LotSummary(BaseModel):
@@ -159,6 +196,78 @@ class LotSummary(BaseModel):
     updated_at: Annotated[str, Field(title='Updated At')]
 
 
+class LotWarning(BaseModel):
+    code: Annotated[str, Field(title='Code')]
+    count: Annotated[int | None, Field(title='Count')] = 1
+    file_name: Annotated[str, Field(title='File Name')]
+    job_id: Annotated[str, Field(title='Job Id')]
+    message: Annotated[str, Field(title='Message')]
+    offset: Annotated[int | None, Field(title='Offset')] = None
+    record_count: Annotated[
+        int | None,
+        Field(
+            description='summary_mismatch: the same count from the raw records',
+            title='Record Count',
+        ),
+    ] = None
+    summary_count: Annotated[
+        int | None,
+        Field(
+            description="summary_mismatch: the count in the file's summary record",
+            title='Summary Count',
+        ),
+    ] = None
+
+
+class Description(RootModel[str]):
+    root: Annotated[str, Field(max_length=2000, title='Description')]
+
+
+class Label(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, min_length=1, title='Label')]
+
+
+class Notify(RootModel[list[str]]):
+    root: Annotated[list[str], Field(max_length=20, title='Notify')]
+
+
+class LotId(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, min_length=1, title='Lot Id')]
+
+
+class PartType(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, min_length=1, title='Part Type')]
+
+
+class Program(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, min_length=1, title='Program')]
+
+
+class Tester(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='Tester host (MIR.NODE_NAM) or type',
+            max_length=255,
+            min_length=1,
+            title='Tester',
+        ),
+    ]
+
+
+class MonitorScope(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    lot_id: Annotated[LotId | None, Field(title='Lot Id')] = None
+    part_type: Annotated[PartType | None, Field(title='Part Type')] = None
+    program: Annotated[Program | None, Field(title='Program')] = None
+    tester: Annotated[
+        Tester | None,
+        Field(description='Tester host (MIR.NODE_NAM) or type', title='Tester'),
+    ] = None
+
+
 class Orientation(BaseModel):
     center_x: Annotated[int | None, Field(title='Center X')] = None
     center_y: Annotated[int | None, Field(title='Center Y')] = None
@@ -169,6 +278,17 @@ class Orientation(BaseModel):
     pos_x: Annotated[Literal['L', 'R'], Field(title='Pos X')]
     pos_y: Annotated[Literal['U', 'D'], Field(title='Pos Y')]
     units: Annotated[int | None, Field(title='Units')] = None
+
+
+class PageFinding(BaseModel):
+    items: Annotated[list[Finding], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
 
 
 class PageLotSummary(BaseModel):
@@ -234,6 +354,74 @@ class ResultsPage(BaseModel):
     lot_id: Annotated[str, Field(title='Lot Id')]
     next_cursor: Annotated[str | None, Field(title='Next Cursor')] = None
     test: Annotated[dict[str, Any], Field(title='Test')]
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    kind: Annotated[str, Field(max_length=64, title='Kind')]
+    params: Annotated[dict[str, Any] | None, Field(title='Params')] = None
+
+
+class RunNow(BaseModel):
+    error: Annotated[str | None, Field(title='Error')] = None
+    findings: Annotated[
+        int,
+        Field(
+            description='New findings recorded by this run (already-recorded ones are not repeated)',
+            title='Findings',
+        ),
+    ]
+    findings_preview: Annotated[list[dict[str, Any]], Field(title='Findings Preview')]
+    latency_ms: Annotated[float, Field(title='Latency Ms')]
+    recoveries: Annotated[int, Field(title='Recoveries')]
+    run_id: Annotated[str, Field(title='Run Id')]
+    status: Annotated[
+        Literal['ok', 'fired', 'failed', 'skipped'], Field(title='Status')
+    ]
+
+
+class RunRecord(BaseModel):
+    error: Annotated[str | None, Field(title='Error')] = None
+    finding_ids: Annotated[list[str] | None, Field(title='Finding Ids')] = None
+    findings: Annotated[int | None, Field(title='Findings')] = 0
+    finished_at: Annotated[AwareDatetime | None, Field(title='Finished At')] = None
+    latency_ms: Annotated[float | None, Field(title='Latency Ms')] = None
+    lots: Annotated[list[str] | None, Field(title='Lots')] = None
+    monitor_id: Annotated[str, Field(title='Monitor Id')]
+    recoveries: Annotated[int | None, Field(title='Recoveries')] = 0
+    rule: Annotated[str, Field(title='Rule')]
+    rule_version: Annotated[int, Field(title='Rule Version')]
+    run_id: Annotated[str, Field(title='Run Id')]
+    snapshot_job_ids: Annotated[list[str] | None, Field(title='Snapshot Job Ids')] = (
+        None
+    )
+    started_at: Annotated[AwareDatetime | None, Field(title='Started At')] = None
+    status: Annotated[
+        Literal['ok', 'fired', 'failed', 'skipped'] | None, Field(title='Status')
+    ] = 'ok'
+    trigger: Annotated[
+        Literal['manual', 'schedule', 'ingest', 'backtest'] | None,
+        Field(title='Trigger'),
+    ] = 'manual'
+
+
+class ScheduleSpec(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    expression: Annotated[
+        str,
+        Field(
+            examples=['cron(0 6 ? * MON-FRI *)', 'rate(1 hour)'],
+            max_length=256,
+            title='Expression',
+        ),
+    ]
+    timezone: Annotated[
+        str | None, Field(description='IANA time zone', max_length=64, title='Timezone')
+    ] = 'UTC'
 
 
 class SchemaColumn(BaseModel):
@@ -342,6 +530,14 @@ class TestStat(BaseModel):
     test_num: Annotated[int, Field(title='Test Num')]
     test_type: Annotated[Literal['P', 'M', 'F'], Field(title='Test Type')]
     units: Annotated[str | None, Field(title='Units')] = None
+
+
+class Trigger(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    on_ingest: Annotated[bool | None, Field(title='On Ingest')] = False
+    schedule: ScheduleSpec | None = None
 
 
 class ValidationError(BaseModel):
@@ -493,11 +689,90 @@ class LotDetail(BaseModel):
     start_time: Annotated[str | None, Field(title='Start Time')] = None
     tester_type: Annotated[str | None, Field(title='Tester Type')] = None
     wafers: Annotated[list[WaferOut], Field(title='Wafers')]
+    warnings: Annotated[
+        list[LotWarning] | None,
+        Field(
+            description="Warnings of the snapshot's files, among them summary records that disagree with the raw ones",
+            title='Warnings',
+            validate_default=True,
+        ),
+    ] = []
     yield_: Annotated[float | None, Field(alias='yield', title='Yield')] = None
+
+
+class MonitorIn(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    description: Annotated[Description | None, Field(title='Description')] = None
+    label: Annotated[str, Field(max_length=200, min_length=1, title='Label')]
+    notify: Annotated[
+        list[str] | None,
+        Field(
+            description="Channel refs, e.g. 'inbox:default'",
+            max_length=20,
+            title='Notify',
+        ),
+    ] = None
+    rule: RuleSpec
+    scope: MonitorScope | None = None
+    state: Annotated[Literal['active', 'paused'] | None, Field(title='State')] = (
+        'active'
+    )
+    trigger: Trigger
+
+
+class MonitorOut(BaseModel):
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    description: Annotated[str | None, Field(title='Description')]
+    label: Annotated[str, Field(title='Label')]
+    monitor_id: Annotated[str, Field(title='Monitor Id')]
+    notify: Annotated[list[str], Field(title='Notify')]
+    rule: RuleSpec
+    rule_version: Annotated[int, Field(title='Rule Version')]
+    scope: MonitorScope
+    state: Annotated[Literal['active', 'paused'], Field(title='State')]
+    trigger: Trigger
+    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
+
+
+class MonitorPatch(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    description: Annotated[Description | None, Field(title='Description')] = None
+    label: Annotated[Label | None, Field(title='Label')] = None
+    notify: Annotated[Notify | None, Field(title='Notify')] = None
+    rule: RuleSpec | None = None
+    scope: MonitorScope | None = None
+    state: Annotated[Literal['active', 'paused'] | None, Field(title='State')] = None
+    trigger: Trigger | None = None
 
 
 class PageJobOut(BaseModel):
     items: Annotated[list[JobOut], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PageMonitorOut(BaseModel):
+    items: Annotated[list[MonitorOut], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PageRunRecord(BaseModel):
+    items: Annotated[list[RunRecord], Field(title='Items')]
     next_cursor: Annotated[
         str | None,
         Field(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from stratum.analytics.service import check_wafer_ids
 from stratum.errors import NotFound
 from stratum.exports.service import FORMATS
-from stratum.query.engine import Scope
+from stratum.query.engine import Scope, check_wafer_ids
 
 from ..schemas import ExportOut, ExportRequest, problem_responses
 from ..security import Principal, require

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from stratum.analytics.capability import ESTIMATORS
+from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest
+from stratum.render.diemap import render_die_map
 
 from ..schemas import (
     BinsOut,
@@ -33,7 +33,7 @@ SNAP = Query(None, max_length=64, description="Pin the lot snapshot published by
 ANALYTICS = require("analytics", "analytics")
 
 
-def _epoch(v: str | None, name: str) -> int | None:
+def _iso_to_epoch(v: str | None, name: str) -> int | None:
     if v is None:
         return None
     try:
@@ -65,8 +65,8 @@ def list_lots(
         q=q,
         part_type=part_type,
         program=program,
-        start_from=_epoch(start_from, "start_from"),
-        start_to=_epoch(start_to, "start_to"),
+        start_from=_iso_to_epoch(start_from, "start_from"),
+        start_to=_iso_to_epoch(start_to, "start_to"),
         limit=limit,
         cursor=cursor,
     )
@@ -127,7 +127,7 @@ def wafer_map(
         view=view,
     )
     if format in ("png", "svg"):
-        body = svc.render_map(data, fmt=format, bin_type=bin_type)
+        body = render_die_map(data, fmt=format, bin_type=bin_type)
         media = "image/png" if format == "png" else "image/svg+xml"
         return Response(body, media_type=media, headers=dict(getattr(request.state, "extra_headers", {}) or {}))
     return {
@@ -167,8 +167,8 @@ def _offset(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:
-        off = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))["o"]
-    except (ValueError, KeyError, TypeError):
+        off = decode_cursor(cursor)["o"]
+    except (InvalidCursor, KeyError):
         raise BadRequest("invalid cursor") from None
     # only the integers _cursor() makes: a forged huge offset would overflow DuckDB's OFFSET (a 500)
     if type(off) is not int or not 0 <= off < 2**62:
@@ -177,7 +177,7 @@ def _offset(cursor: str | None) -> int:
 
 
 def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+    return encode_cursor({"o": offset})
 
 
 @router.get(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Depends, Request, Response
 
-from stratum.analytics.service import check_wafer_ids
 from stratum.query.engine import Scope
 
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
@@ -12,6 +13,7 @@ from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
+RUN_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
@@ -30,7 +32,7 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
     "/v1/sql",
     response_model=SqlResponse,
     responses={
-        **ERRORS,
+        **RUN_ERRORS,
         200: {
             "content": {"application/json": {}, ARROW_STREAM: {}},
             "description": "The page as JSON, or with `Accept: application/vnd.apache.arrow.stream` as an Arrow "
@@ -38,15 +40,27 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
         },
     },
     summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
+    description=(
+        "Bounds (server settings): the time limit (422 `query_timeout`); DuckDB working memory, spill and the "
+        "server's memory, and 5,000,000 bytes of JSON rows per page (422 `query_resources`, naming the bound); "
+        "2 queries at once per server, others wait up to 10 s (then 503)."
+    ),
 )
-def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
+async def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
     ctx = body.context
-    check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
     arrow = ARROW_STREAM in request.headers.get("accept", "")
-    res = request.app.state.runtime.sql.run(
-        principal.workspace, body.query, scope=scope, limit=body.limit, cursor=body.cursor, arrow=arrow
+    run = functools.partial(
+        request.app.state.runtime.sql_runner.run,
+        principal.workspace,
+        body.query,
+        scope=scope,
+        limit=body.limit,
+        cursor=body.cursor,
+        max_bytes=request.app.state.runtime.settings.sql.max_response_bytes,
+        arrow=arrow,
     )
+    res = await request.app.state.sql_gate.run(run)
     if arrow:
         headers = {
             **(getattr(request.state, "extra_headers", {}) or {}),
@@ -55,5 +69,5 @@ def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(r
         }
         if res.next_cursor:
             headers["X-Next-Cursor"] = res.next_cursor
-        return Response(res.arrow_stream(), media_type=ARROW_STREAM, headers=headers)
+        return Response(res.arrow, media_type=ARROW_STREAM, headers=headers)
     return res.to_dict()

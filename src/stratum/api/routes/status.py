@@ -18,18 +18,14 @@ router = APIRouter(tags=["status"])
 @router.get("/v1/status", response_model=Status, summary="Health and versions")
 def status(request: Request) -> Status:
     rt = request.app.state.runtime
-    try:
-        rt.meta.get("WS", "default")
-        meta = "ok"
-    except Exception:  # noqa: BLE001 - reported, not raised
-        meta = "unavailable"
+    ok = rt.catalog.reachable()
     return Status(
-        status="ok" if meta == "ok" else "degraded",
+        status="ok" if ok else "degraded",
         version=__version__,
         parser_version=PARSER_VERSION,
         schema_version=SCHEMA_VERSION,
         backend=rt.settings.backend,
         duckdb=duckdb.__version__,
-        metadata_store=meta,
+        metadata_store="ok" if ok else "unavailable",
         time=datetime.now(UTC).isoformat(),
     )

@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,exports,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,exports,all}`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from stratum.devtools.bench import RESULTS
 from stratum.devtools.bench.api import bench_api, print_api
 from stratum.devtools.bench.exports import bench_charts, bench_export, bench_sdk, case_export, print_exports
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
+from stratum.devtools.bench.monitors import bench_monitors, print_monitors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("api")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("monitors")
+    p.add_argument("--runs", type=int, default=15)
+    p.add_argument("--wafers", type=int, default=200)
+    p.add_argument("--monitors", type=int, default=1000)
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
@@ -52,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)
         (RESULTS / "api.json").write_text(json.dumps(rep, indent=2))
         print_api(rep)
+    if args.what in ("monitors", "all"):
+        rep = bench_monitors(
+            runs=max(args.runs, 15 if args.what == "all" else 5),
+            wafers=args.wafers,
+            monitors=getattr(args, "monitors", 1000),
+        )
+        (RESULTS / "monitors.json").write_text(json.dumps(rep, indent=2))
+        print_monitors(rep)
     if args.what in ("exports", "all"):
         runs = min(args.runs, 3)  # each export case reads the whole results table: keep it short
         rep = {

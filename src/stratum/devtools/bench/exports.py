@@ -75,7 +75,7 @@ def case_export(kind: str, lake: str) -> dict:
             ):
                 con.execute(stmt)
             con.execute(f"COPY ({QUERY}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
-            rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+            rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0]
         el = time.perf_counter() - t0
         size = out.stat().st_size
     rt.close()
@@ -120,7 +120,7 @@ def bench_sdk(runs: int, mb: int, rows: int = 100_000) -> dict:
     from fastapi.testclient import TestClient
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "sdk" / "python" / "src"))
-    import stratum_client
+    import stratum_client  # type: ignore[import-not-found]  # the SDK's source tree (not installed)
 
     from stratum.api.app import create_app
     from stratum.settings import settings_for

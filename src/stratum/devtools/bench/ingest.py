@@ -119,7 +119,8 @@ def bench_ingest(runs: int, big_mb: int) -> dict:
     files.append(big_file(big_mb))
     report: dict = {"runs": runs, "cases": []}
     for f in files:
-        ours, ref = [], []
+        ours: list[dict] = []
+        ref: list[dict] = []
         for i in range(runs):
             # alternate the order so neither side always runs on a warmer cache
             pair = (("stratum", ours), ("reference", ref)) if i % 2 == 0 else (("reference", ref), ("stratum", ours))

@@ -307,7 +307,7 @@ class _BenchWriter:
         test_t = rng.integers(80, 120, (b, k)).astype(self.u4)
         mat[:, (prr[:, None] + np.arange(17, 21)).ravel()] = test_t.view(np.uint8).reshape(b, -1)
         mat[:, (prr[:, None] + np.arange(22, 30)).ravel()] = digits.astype(np.uint8).reshape(b, -1)
-        self.w.write_encoded(memoryview(mat.reshape(-1)), {n: c * b for n, c in tpl.counts.items()})
+        self.w.write_encoded(memoryview(mat.reshape(-1).data), {n: c * b for n, c in tpl.counts.items()})
         # tallies for the summary records and the digests
         self.exec[:, :k] += b
         self.fails[:, :k] += fail_p.sum(axis=0)

@@ -625,7 +625,7 @@ class _LotWriter:
         return _Outcome(
             values=vals, pins=pins, stat=stat, test_flg=test_flg, parm_flg=parm_flg, failed=failed, executed=executed,
             hard_bin=np.where(any_fail, self.hbin[first], 1).astype(np.uint16),
-            soft_bin=np.where(any_fail, self.sbin[first], 1).astype(np.uint16), passed=~any_fail,
+            soft_bin=np.where(any_fail, self.sbin[first], 1).astype(np.uint16), passed=np.asarray(~any_fail),
             test_t=(40 + 2 * executed.sum(axis=1) + rng.integers(0, 20, n)).astype(np.uint32),
             ftr_fails=rng.integers(1, 64, (n, nt)),
         )  # fmt: skip

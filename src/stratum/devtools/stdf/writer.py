@@ -132,7 +132,7 @@ def _gdr_item(item: Mapping[str, Any], e: str) -> bytes:
     code = _GDR_CODE.get(t)
     if code is None:
         raise ValueError(f"unknown GDR data type {t!r}")
-    v = item.get("value")
+    v: Any = item.get("value")
     if t == "B0":
         return b"\x00"
     if t == "N1":
@@ -295,7 +295,7 @@ class _Plan:
         self.steps = tuple(
             _fixed_run(tuple(n for n, _ in g[1]), tuple(t for _, t in g[1]), e)
             if g[0] == "run"
-            else self._step(*g[1:], e)
+            else self._step(g[1], g[2], g[3], g[4], e)
             for g in groups
         )
         self.fast = self._compile(groups, e)
@@ -511,13 +511,11 @@ class StdfWriter:
         self.records = 0
         self.bytes_written = 0  # uncompressed
         self._own = not hasattr(target, "write")
-        raw: BinaryIO = open(target, "wb") if self._own else target  # type: ignore[arg-type]  # noqa: SIM115
+        raw: Any = open(target, "wb") if self._own else target  # type: ignore[arg-type]  # noqa: SIM115
         self._raw = raw
         if compression == "gzip":
             # mtime=0 and no file name keep the output byte-identical for the same records.
-            self._out: BinaryIO = gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-            )
+            self._out: Any = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0)
         elif compression == "bzip2":
             self._out = bz2.BZ2File(raw, "wb", compresslevel=max(1, min(9, compresslevel)))
         else:

@@ -8,6 +8,10 @@ collision can never merge two tests: unverified rows take the exact (slow) path.
 
 A record with an empty TEST_TXT belongs to the most recent named test with the same number (some
 testers name a test only in its first record).
+
+Default data belongs to the test *number* (§5): the first record of a number that carries it sets the
+number's defaults. A test key (number, name) with default data of its own uses that; a key without any
+(only short records) uses its number's (``d_num``).
 """
 
 from __future__ import annotations
@@ -86,6 +90,26 @@ def hash_names(w8: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndar
     return h
 
 
+_DEFAULT_FIELDS = (
+    "opt_flag",
+    "res_scal",
+    "llm_scal",
+    "hlm_scal",
+    "lo_limit",
+    "hi_limit",
+    "lo_spec",
+    "hi_spec",
+    "units",
+    "units_in",
+    "c_resfmt",
+    "c_llmfmt",
+    "c_hlmfmt",
+    "start_in",
+    "incr_in",
+    "rtn_indx",
+)
+
+
 @dataclass
 class TestInfo:
     idx: int
@@ -131,6 +155,9 @@ class TestRegistry:
         self.d_lo = np.zeros(0, np.float32)  # default limits, NaN = none
         self.d_hi = np.zeros(0, np.float32)
         self.d_has = np.zeros(0, bool)
+        self.d_num = np.zeros(0, np.int64)  # test holding the defaults of this test's number (-1 none yet)
+        self._num_default: dict[tuple[str, int], int] = {}
+        self._num_tests: dict[tuple[str, int], list[int]] = {}
         self.name_len = np.zeros(0, np.int64)
         self.key_num = np.zeros(0, np.int64)
         self.key_kind = np.zeros(0, np.int8)
@@ -148,6 +175,9 @@ class TestRegistry:
         has = np.zeros(cap, bool)
         has[: self._cap] = self.d_has[: self._cap]
         self.d_has = has
+        dn = np.full(cap, -1, np.int64)
+        dn[: self._cap] = self.d_num[: self._cap]
+        self.d_num = dn
         for attr, dt in (("name_len", np.int64), ("key_num", np.int64), ("key_kind", np.int8)):
             a = np.zeros(cap, dt)
             a[: self._cap] = getattr(self, attr)[: self._cap]
@@ -178,12 +208,33 @@ class TestRegistry:
         self.name_len[idx] = 0 if self.by_number else len(raw_name)
         self.key_num[idx] = num
         self.key_kind[idx] = KIND_CODES[kind]
+        self._num_tests.setdefault((kind, num), []).append(idx)
+        self.d_num[idx] = self._num_default.get((kind, num), -1)
         nums, idxs = self._by_num.get(kind, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
         p = int(np.searchsorted(nums, num))
         if p == len(nums) or nums[p] != num:
             self._by_num[kind] = (np.insert(nums, p, num), np.insert(idxs, p, idx))
             self._num_lut.pop(kind, None)
         return idx
+
+    def defaults_set(self, idx: int) -> None:
+        """Test ``idx`` just took its default data: the first test of its number to do so holds the number's."""
+        t = self.tests[idx]
+        key = (t.kind, t.num)
+        if key not in self._num_default:
+            self._num_default[key] = idx
+            self.d_num[self._num_tests[key]] = idx
+
+    def inherit_number_defaults(self) -> None:
+        """Give every test without default data of its own the default data of its number (for the tests
+        table; per-record limits already used them)."""
+        for t in self.tests:
+            src = int(self.d_num[t.idx])
+            if t.has_defaults or src < 0:
+                continue
+            d = self.tests[src]
+            for f in _DEFAULT_FIELDS:
+                setattr(t, f, getattr(d, f))
 
     def _remember(self, kind: str, hashes: np.ndarray, idxs: np.ndarray) -> None:
         old_h, old_i = self._known.get(kind, (np.zeros(0, np.uint64), np.zeros(0, np.int64)))
@@ -234,9 +285,10 @@ class TestRegistry:
     def _candidates(self, kind, v, nums, name_start, L, out) -> np.ndarray:
         """Fill ``out`` with the first test registered under each record's number; True where the
         record's name matches it exactly."""
-        known_n, known_i = self._by_num.get(kind, (None, None))
-        if known_n is None or not len(known_n):
+        known = self._by_num.get(kind)
+        if known is None or not len(known[0]):
             return np.zeros(len(nums), bool)
+        known_n, known_i = known
         lut = self._lut(kind, known_n, known_i)
         if lut is not None:  # one gather instead of a binary search per record
             cand = lut[np.minimum(nums, len(lut) - 1)]  # numbers past the table land on its -1 slot
@@ -260,8 +312,9 @@ class TestRegistry:
     def _resolve_by_hash(self, kind, v, nums, name_start, L, rec_seq) -> np.ndarray:
         h = hash_names(v.w8, name_start, L) ^ (nums.astype(np.uint64) * _C1)
         out = np.full(len(nums), -1, np.int64)
-        known_h, known_i = self._known.get(kind, (None, None))
-        if known_h is not None and len(known_h):
+        known = self._known.get(kind)
+        if known is not None and len(known[0]):
+            known_h, known_i = known
             pos = np.minimum(np.searchsorted(known_h, h), len(known_h) - 1)
             hit = known_h[pos] == h
             out[hit] = known_i[pos[hit]]

@@ -1,0 +1,73 @@
+"""A wafer's die map as the analytics service returns it, and its rendering as a PNG or SVG figure.
+
+The route asks the analytics service for the data, then renders it here; the drawing code
+(``stratum.render.wafermap``, with Pillow) is imported only when a picture is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass
+class MapData:
+    lot_id: str
+    wafer_id: str
+    dies: dict[str, list]
+    bins: dict[str, dict[int, dict[str, Any]]]  # 'H'/'S' -> bin number -> name, pass_fail
+    orientation: dict[str, Any]
+    test: dict[str, Any] | None
+    counts: dict[str, Any]
+    job_id: str
+
+
+def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Literal["H", "S"] = "H") -> bytes:
+    """The die map as a heat map of the test's values (when it carries a test), else as a bin map."""
+    from stratum.render import wafermap as wm
+
+    x = np.array(data.dies["x"], dtype=np.int64)
+    y = np.array(data.dies["y"], dtype=np.int64)
+    o = data.orientation
+    yield_txt = f"yield {data.counts['yield'] * 100:.1f}%" if data.counts["yield"] is not None else ""
+    sub = [
+        f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
+        f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
+    ]
+    if data.test is not None:
+        t = data.test
+        vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)
+        return wm.render_value_map(
+            x,
+            y,
+            vals,
+            title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {t['test_name']}",
+            subtitle=[f"Test {t['test_num']} {t['test_name']}"] + sub,
+            label=t["test_name"],
+            units=t.get("units") or "",
+            lo=t.get("lo_limit"),
+            hi=t.get("hi_limit"),
+            robust=True,
+            pos_x=o["pos_x"],
+            pos_y=o["pos_y"],
+            flat=o["flat"],
+            fmt=fmt,
+        )
+    key = "hard_bin" if bin_type == "H" else "soft_bin"
+    bins = np.array([b if b is not None else -1 for b in data.dies[key]], dtype=np.int64)
+    table = {n: (b["name"] or "", b["pass_fail"]) for n, b in data.bins[bin_type].items()}
+    return wm.render_bin_map(
+        x,
+        y,
+        bins,
+        table,
+        title=f"Lot {data.lot_id} · Wafer {data.wafer_id} · {'Hard' if bin_type == 'H' else 'Soft'} bins",
+        subtitle=sub,
+        legend_title="Hard bins" if bin_type == "H" else "Soft bins",
+        pos_x=o["pos_x"],
+        pos_y=o["pos_y"],
+        flat=o["flat"],
+        fmt=fmt,
+    )

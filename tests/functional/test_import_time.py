@@ -1,0 +1,50 @@
+"""Import-time budget: ``import stratum.api.app`` and the two Lambda handler modules, each in a fresh
+interpreter, measured against a bare ``import fastapi`` in the same run (a ratio, so a slow or busy machine
+does not fail it). The budgets are the ratios measured when this test was written (docs/decisions.md),
+with headroom for noise; tighten them when import time improves.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+ROUNDS = 3
+
+
+def _load(path: str) -> str:
+    return (
+        "import importlib.util as u; "
+        f"s = u.spec_from_file_location('handler', {str(ROOT / path)!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m)"
+    )
+
+
+CASES = {
+    "fastapi": "import fastapi",
+    "stratum.api.app": "import stratum.api.app",
+    "api handler": _load("functions/api/handler.py"),
+    "ingest handler": _load("functions/ingest/handler.py"),
+}
+# measured (median ratio to `import fastapi`): app 1.77, api handler 2.63, ingest handler 1.90
+BUDGET = {"stratum.api.app": 2.5, "api handler": 3.5, "ingest handler": 3.0}
+
+
+def _seconds(code: str) -> float:
+    probe = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_time_within_budget() -> None:
+    times: dict[str, list[float]] = {name: [] for name in CASES}
+    for _ in range(ROUNDS):  # interleaved, so load on the machine hits every case alike
+        for name, code in CASES.items():
+            times[name].append(_seconds(code))
+    base = statistics.median(times["fastapi"])
+    ratios = {name: statistics.median(times[name]) / base for name in BUDGET}
+    over = {name: round(r, 2) for name, r in ratios.items() if r > BUDGET[name]}
+    assert not over, f"import time over budget (ratio to `import fastapi` = {base:.3f} s): {over}, budget {BUDGET}"
