@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test test-slow test-corpus bench lint contracts fmt synth layers openapi sdk sdk-models demo clean
+.PHONY: setup test test-slow test-corpus bench eval lint contracts fmt synth layers openapi sdk sdk-models demo clean
 
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-slow:
 BENCH_RUNS ?= 5
 bench: ## ingest + API benchmarks, median of BENCH_RUNS runs (figures go to bench/results/)
 	$(BIN)/python -m stratum.devtools.bench all --runs $(BENCH_RUNS)
+
+EVAL_MAPS ?= 1500
+eval: ## pattern classifier on held-out synthetic maps: per-family P/R/F1, macro-F1, location/severity, ECE, maps/s
+	nice $(BIN)/python -m stratum.devtools.patterns_eval -n $(EVAL_MAPS)
 
 lint: contracts ## ruff, plus the import and type contracts
 	$(BIN)/ruff check src tests functions infra sdk/python

@@ -32,8 +32,13 @@ from stratum.settings import settings_for
 
 WS_LOT = "API-LOT"
 FT_LOT = "FT-LOT"
-SCOPES = ("ingest", "read", "classify", "full", "admin")
-HIGH_LIMITS = {"analytics_per_window": 100_000, "sql_per_window": 100_000, "uploads_per_window": 100_000}
+SCOPES = ("ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin")
+HIGH_LIMITS = {
+    "analytics_per_window": 100_000,
+    "sql_per_window": 100_000,
+    "uploads_per_window": 100_000,
+    "classify_per_window": 100_000,
+}
 
 # Routes whose answers are recorded on the first file's snapshot (paths relative to /v1/lots/API-LOT).
 PINNED_PATHS = (

@@ -41,11 +41,14 @@ def test_every_protected_operation_documents_its_errors():
             codes = set(op["responses"])
             signed = path in ("/v1/uploads/{job_id}/content", "/v1/exports/{export_id}/content")
             need = {"400", "403", "429"} if not signed else {"400", "403"}
+            if path == "/v1/hooks/in/{slug}":  # the hook's own token or signature, no API key
+                need = {"400", "401", "413", "429"}
             assert need <= codes, (method, path, codes)
             assert op["responses"]["400"]["content"]["application/problem+json"]["schema"] == {
                 "$ref": "#/components/schemas/Problem"
             }
-            if not signed:  # signed URLs are authorised by their signature, not by a key
+            # signed URLs and inbound hooks are authorised by their signature or token, not by a key
+            if not signed and path != "/v1/hooks/in/{slug}":
                 assert op.get("security") == [{"ApiKey": []}], (method, path)
 
 

@@ -267,6 +267,7 @@ def test_timeout_interrupts_the_query(make_app, generated):
     app, client, tokens = make_app(sql={"timeout_seconds": 1})
     app.state.runtime.ingest.ingest_path("default", generated.ft_lot.paths[0])
     h = {"Authorization": f"Bearer {tokens['full']}"}
+    assert client.post("/v1/sql", json={"query": "SELECT 1"}, headers=h).status_code == 200  # a worker is up
     for q in ("SELECT count(*) FROM range(100000000000) a", "SELECT count(*) FROM parts a, range(1000000000) b"):
         t0 = time.monotonic()
         r = client.post("/v1/sql", json={"query": q}, headers=h)

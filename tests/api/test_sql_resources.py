@@ -226,10 +226,11 @@ def test_engine_settings_per_workspace(tmp_path):
             ).fetchone()
         for ws, (mem, temp, tdir, threads) in got.items():
             assert (mem, temp, threads) == ("95.3 MiB", "61.0 MiB", 3)  # DuckDB shows MB as MiB
-            assert Path(tdir).name == ws and Path(tdir).is_dir()
+            assert Path(tdir).name.startswith(f"stratum-duckdb-{ws}-") and Path(tdir).is_dir()
         assert got["default"][2] != got["other"][2]  # one spill directory per workspace database
     finally:
         rt.close()
+    assert not any(Path(t).exists() for *_, t, _ in got.values())  # removed with their databases
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 
 import duckdb
@@ -418,3 +419,15 @@ def test_moto_reset_wipes_state(moto_server: str, s3_bucket: str, boto_session, 
     assert s3_bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
     request.getfixturevalue("moto_reset")
     assert client.list_buckets()["Buckets"] == []
+
+
+def test_presign_put_binds_the_declared_length(store: ObjectStore) -> None:
+    url = store.presign_put(
+        "up/sized.stdf", expires_seconds=300, content_type="application/octet-stream", content_length=5
+    )
+    if isinstance(store, LocalObjectStore):
+        assert url is None  # the local upload route enforces the declared size itself
+        return
+    assert url is not None
+    signed = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert signed == ["content-length", "content-type", "host"]

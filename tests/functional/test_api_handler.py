@@ -275,6 +275,20 @@ def test_stage_prefix_links(staged):
     assert url.startswith(f"https://{ev['headers']['Host']}/prod/v1/uploads/"), url
 
 
+def test_classify_through_the_packaged_handler(lam):
+    """POST /v1/classify (events/api/post_classify.json: a WM-811K grid with a centre blob) through the
+    API function: pattern classification runs in the API Lambda (numpy only, no extra layer)."""
+    token = lam.key(("classify",))
+    out = lam(event("post_classify.json", token))
+    assert out["statusCode"] == 200, out["body"]
+    body = _json(out)
+    assert body["wafer_id"] == "EVT_W01"
+    assert [p["class_id"] for p in body["pattern_classes"]] == ["center/center/high"]
+    assert body["classifier_version"].startswith("stratum-patterns-1+cal.")
+    denied = lam(event("post_classify.json", lam.key(("read",))))
+    assert denied["statusCode"] == 403
+
+
 def _sql_event(token: str, query: str, **body) -> dict:
     h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Host": "x"}
     return event(

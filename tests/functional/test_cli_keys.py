@@ -246,3 +246,106 @@ def test_keys_on_dynamodb(capsys, tmp_path: Path, monkeypatch, moto_server: str,
         assert not (tmp_path / "unused").exists()  # nothing local was touched
     finally:
         get_settings.cache_clear()
+
+
+def test_create_with_tier_limits_and_quota(capsys, data_dir: Path) -> None:
+    d = str(data_dir)
+    rc, out, _ = run(
+        capsys,
+        "keys",
+        "create",
+        "--data-dir",
+        d,
+        "--workspace",
+        "acme",
+        "--scope",
+        "classify",
+        "--name",
+        "p1",
+        "--tier",
+        "pilot",
+        "--limit",
+        "analytics=600/min",
+        "--limit",
+        "classify=2/s",
+        "--quota",
+        "classifications=2000/month",
+        "--json",
+    )
+    assert rc == 0
+    obj = json.loads(out)
+    assert (obj["tier"], obj["rate_limits"], obj["quotas"]) == (
+        "pilot",
+        {"analytics": 600.0, "classify": 120.0},
+        {"classifications": 2000},
+    )
+    rec = service(data_dir).list("acme")[0]
+    assert rec.limits.rate_per_min("classify") == 120.0 and rec.limits.rate_per_min("sql") is None
+    assert rec.limits.batch_max(100) == 10 and rec.limits.quota("classifications") == 2000
+    for bad, msg in (
+        (["--tier", "gold"], "invalid choice: 'gold'"),
+        (["--limit", "analytics=600"], "bad --limit 'analytics=600'"),
+        (["--quota", "maps=3/month"], "unknown quota 'maps'"),
+    ):
+        with pytest.raises(SystemExit) if bad[0] == "--tier" else _nothing():
+            rc, _, err = run(
+                capsys,
+                "keys",
+                "create",
+                "--data-dir",
+                d,
+                "--workspace",
+                "acme",
+                "--scope",
+                "classify",
+                "--name",
+                "bad",
+                *bad,
+            )
+            assert rc == 1 and msg in err
+        if bad[0] == "--tier":
+            assert msg in capsys.readouterr().err
+    assert len(service(data_dir).list("acme")) == 1  # nothing created by a bad command
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_tier_flags_as_a_subprocess(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRATUM_BACKEND": "local", "STRATUM_ENVIRONMENT": "dev"}
+    base = [
+        sys.executable,
+        "-m",
+        "stratum.cli",
+        "keys",
+        "create",
+        "--data-dir",
+        str(tmp_path),
+        "--workspace",
+        "w",
+        "--scope",
+        "batch",
+        "--name",
+        "n",
+    ]
+    ok = subprocess.run(
+        [*base, "--tier", "production", "--quota", "classifications=7/month", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["quotas"] == {"classifications": 7}
+    bad = subprocess.run([*base, "--limit", "bogus=1/min"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1
+    assert "unknown bucket 'bogus'" in bad.stderr

@@ -14,6 +14,7 @@ _raw_sites AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", 
 _raw_pins AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "pmr_indx", "chan_typ", "chan_nam", "phy_nam", "log_nam", "head_num", "site_num" FROM "stratum_db"."pins" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_texts AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "text" FROM "stratum_db"."texts" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_records AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "rec_typ", "rec_sub", "fields" FROM "stratum_db"."records" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
+_raw_wafer_patterns AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "wafer_seq", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "wafer_dies" FROM "stratum_db"."wafer_patterns" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 lot_files AS (SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num),
 _bin_names AS (
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
@@ -158,7 +159,15 @@ bin_records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.bin_type, r.
 sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_grp, r.site_cnt, r.site_num, r.hand_typ, r.hand_id, r.card_typ, r.card_id, r.load_typ, r.load_id, r.dib_typ, r.dib_id, r.cabl_typ, r.cabl_id, r.cont_typ, r.cont_id, r.lasr_typ, r.lasr_id, r.extr_typ, r.extr_id FROM _raw_sites r JOIN _members m ON m.file_num = r.file_num),
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
-records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num)
+records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+wafer_patterns AS (
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen)
 SELECT 1;
 
 -- retest_policy=highest_bin, wafers W01 and W'02
@@ -177,6 +186,7 @@ _raw_sites AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", 
 _raw_pins AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "pmr_indx", "chan_typ", "chan_nam", "phy_nam", "log_nam", "head_num", "site_num" FROM "stratum_db"."pins" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_texts AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "text" FROM "stratum_db"."texts" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_records AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "rec_typ", "rec_sub", "fields" FROM "stratum_db"."records" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
+_raw_wafer_patterns AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "wafer_seq", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "wafer_dies" FROM "stratum_db"."wafer_patterns" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 lot_files AS (SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num),
 _bin_names AS (
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
@@ -321,7 +331,15 @@ bin_records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.bin_type, r.
 sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_grp, r.site_cnt, r.site_num, r.hand_typ, r.hand_id, r.card_typ, r.card_id, r.load_typ, r.load_id, r.dib_typ, r.dib_id, r.cabl_typ, r.cabl_id, r.cont_typ, r.cont_id, r.lasr_typ, r.lasr_id, r.extr_typ, r.extr_id FROM _raw_sites r JOIN _members m ON m.file_num = r.file_num),
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
-records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num)
+records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+wafer_patterns AS (
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen)
 SELECT 1;
 
 -- retest_policy per lot (LOT-A highest_bin, LOT'B last)
@@ -340,6 +358,7 @@ _raw_sites AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", 
 _raw_pins AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "pmr_indx", "chan_typ", "chan_nam", "phy_nam", "log_nam", "head_num", "site_num" FROM "stratum_db"."pins" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_texts AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "text" FROM "stratum_db"."texts" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_records AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "rec_typ", "rec_sub", "fields" FROM "stratum_db"."records" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
+_raw_wafer_patterns AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "wafer_seq", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "wafer_dies" FROM "stratum_db"."wafer_patterns" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 lot_files AS (SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num),
 _bin_names AS (
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
@@ -484,7 +503,15 @@ bin_records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.bin_type, r.
 sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_grp, r.site_cnt, r.site_num, r.hand_typ, r.hand_id, r.card_typ, r.card_id, r.load_typ, r.load_id, r.dib_typ, r.dib_id, r.cabl_typ, r.cabl_id, r.cont_typ, r.cont_id, r.lasr_typ, r.lasr_id, r.extr_typ, r.extr_id FROM _raw_sites r JOIN _members m ON m.file_num = r.file_num),
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
-records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num)
+records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+wafer_patterns AS (
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen)
 SELECT 1;
 
 -- no members
@@ -503,6 +530,7 @@ _raw_sites AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", 
 _raw_pins AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "pmr_indx", "chan_typ", "chan_nam", "phy_nam", "log_nam", "head_num", "site_num" FROM "stratum_db"."pins" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_texts AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "text" FROM "stratum_db"."texts" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 _raw_records AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "rec_seq", "byte_offset", "rec_type", "rec_typ", "rec_sub", "fields" FROM "stratum_db"."records" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
+_raw_wafer_patterns AS (SELECT * FROM (SELECT "lot_id", "job_id", "file_num", "wafer_seq", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "wafer_dies" FROM "stratum_db"."wafer_patterns" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
 lot_files AS (SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num),
 _bin_names AS (
         SELECT lot_id, job_id, file_num, bin_type, bin_num,
@@ -647,5 +675,13 @@ bin_records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.bin_type, r.
 sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_grp, r.site_cnt, r.site_num, r.hand_typ, r.hand_id, r.card_typ, r.card_id, r.load_typ, r.load_id, r.dib_typ, r.dib_id, r.cabl_typ, r.cabl_id, r.cont_typ, r.cont_id, r.lasr_typ, r.lasr_id, r.extr_typ, r.extr_id FROM _raw_sites r JOIN _members m ON m.file_num = r.file_num),
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
-records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num)
+records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+wafer_patterns AS (
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen)
 SELECT 1;

@@ -29,6 +29,8 @@ CREATE TEMP VIEW _raw_texts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lo
 
 CREATE TEMP VIEW _raw_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS UTINYINT) AS rec_typ, CAST(NULL AS UTINYINT) AS rec_sub, CAST(NULL AS VARCHAR) AS fields WHERE false);
 
+CREATE TEMP VIEW _raw_wafer_patterns AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS SMALLINT) AS rank, CAST(NULL AS VARCHAR) AS class_id, CAST(NULL AS VARCHAR) AS family, CAST(NULL AS VARCHAR) AS location, CAST(NULL AS VARCHAR) AS severity, CAST(NULL AS VARCHAR) AS refinement, CAST(NULL AS DOUBLE) AS confidence, CAST(NULL AS INTEGER) AS die_count, CAST(NULL AS VARCHAR) AS summary, CAST(NULL AS VARCHAR) AS classifier_version, CAST(NULL AS INTEGER) AS wafer_dies WHERE false);
+
 CREATE TEMP TABLE lot_files AS SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num;
 
 CREATE TEMP TABLE _bin_names AS 
@@ -195,6 +197,15 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP VIEW wafer_patterns AS 
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen;
+
 CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 
 -- retest_policy=highest_bin, wafers W01 and W'02
@@ -227,6 +238,8 @@ CREATE TEMP VIEW _raw_pins AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot
 CREATE TEMP VIEW _raw_texts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS VARCHAR) AS text WHERE false);
 
 CREATE TEMP VIEW _raw_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS UTINYINT) AS rec_typ, CAST(NULL AS UTINYINT) AS rec_sub, CAST(NULL AS VARCHAR) AS fields WHERE false);
+
+CREATE TEMP VIEW _raw_wafer_patterns AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS SMALLINT) AS rank, CAST(NULL AS VARCHAR) AS class_id, CAST(NULL AS VARCHAR) AS family, CAST(NULL AS VARCHAR) AS location, CAST(NULL AS VARCHAR) AS severity, CAST(NULL AS VARCHAR) AS refinement, CAST(NULL AS DOUBLE) AS confidence, CAST(NULL AS INTEGER) AS die_count, CAST(NULL AS VARCHAR) AS summary, CAST(NULL AS VARCHAR) AS classifier_version, CAST(NULL AS INTEGER) AS wafer_dies WHERE false);
 
 CREATE TEMP TABLE lot_files AS SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num;
 
@@ -394,6 +407,15 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP VIEW wafer_patterns AS 
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen;
+
 CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 
 -- retest_policy per lot (LOT-A highest_bin, LOT'B last)
@@ -426,6 +448,8 @@ CREATE TEMP VIEW _raw_pins AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot
 CREATE TEMP VIEW _raw_texts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS VARCHAR) AS text WHERE false);
 
 CREATE TEMP VIEW _raw_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS UTINYINT) AS rec_typ, CAST(NULL AS UTINYINT) AS rec_sub, CAST(NULL AS VARCHAR) AS fields WHERE false);
+
+CREATE TEMP VIEW _raw_wafer_patterns AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS SMALLINT) AS rank, CAST(NULL AS VARCHAR) AS class_id, CAST(NULL AS VARCHAR) AS family, CAST(NULL AS VARCHAR) AS location, CAST(NULL AS VARCHAR) AS severity, CAST(NULL AS VARCHAR) AS refinement, CAST(NULL AS DOUBLE) AS confidence, CAST(NULL AS INTEGER) AS die_count, CAST(NULL AS VARCHAR) AS summary, CAST(NULL AS VARCHAR) AS classifier_version, CAST(NULL AS INTEGER) AS wafer_dies WHERE false);
 
 CREATE TEMP TABLE lot_files AS SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num;
 
@@ -593,6 +617,15 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
+CREATE TEMP VIEW wafer_patterns AS 
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen;
+
 CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 
 -- no members (schema discovery)
@@ -625,6 +658,8 @@ CREATE TEMP VIEW _raw_pins AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot
 CREATE TEMP VIEW _raw_texts AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS VARCHAR) AS text WHERE false);
 
 CREATE TEMP VIEW _raw_records AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS BIGINT) AS rec_seq, CAST(NULL AS BIGINT) AS byte_offset, CAST(NULL AS VARCHAR) AS rec_type, CAST(NULL AS UTINYINT) AS rec_typ, CAST(NULL AS UTINYINT) AS rec_sub, CAST(NULL AS VARCHAR) AS fields WHERE false);
+
+CREATE TEMP VIEW _raw_wafer_patterns AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS wafer_seq, CAST(NULL AS VARCHAR) AS wafer_id, CAST(NULL AS SMALLINT) AS rank, CAST(NULL AS VARCHAR) AS class_id, CAST(NULL AS VARCHAR) AS family, CAST(NULL AS VARCHAR) AS location, CAST(NULL AS VARCHAR) AS severity, CAST(NULL AS VARCHAR) AS refinement, CAST(NULL AS DOUBLE) AS confidence, CAST(NULL AS INTEGER) AS die_count, CAST(NULL AS VARCHAR) AS summary, CAST(NULL AS VARCHAR) AS classifier_version, CAST(NULL AS INTEGER) AS wafer_dies WHERE false);
 
 CREATE TEMP TABLE lot_files AS SELECT f.lot_id, f.job_id, f.file_num, f.file_name, f.file_sha256, f.file_size, f.stdf_bytes, f.byte_order, f.cpu_type, f.records, f.partial, f.setup_time, f.start_time, f.finish_time, f.station, f.mode_code, f.retest_code, f.protection_code, f.burn_time, f.command_mode, f.part_type, f.program, f.program_rev, f.node_name, f.tester_type, f.sublot_id, f.operator, f.exec_type, f.exec_ver, f.test_code, f.test_temp, f.user_text, f.aux_file, f.package_type, f.family_id, f.date_code, f.facility_id, f.floor_id, f.process_id, f.oper_freq, f.spec_name, f.spec_ver, f.flow_id, f.setup_id, f.design_rev, f.engineering_id, f.rom_code, f.serial_num, f.supervisor, f.disposition, f.mrr_user_desc, f.mrr_exc_desc, f.wafer_size, f.die_height, f.die_width, f.wafer_units, f.wafer_flat, f.center_x, f.center_y, f.pos_x, f.pos_y, f.parser_version, f.retest_policy, f.test_key, f.ingested_at, m.file_order FROM _raw_lot_files f JOIN _members m ON m.file_num = f.file_num;
 
@@ -791,6 +826,15 @@ CREATE TEMP VIEW pins AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr
 CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
+
+CREATE TEMP VIEW wafer_patterns AS 
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen;
 
 CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
 

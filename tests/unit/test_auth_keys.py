@@ -129,6 +129,9 @@ def test_only_a_hash_is_stored(svc: KeyService, meta, tmp_path: Path, caplog) ->
         "revoked_at",
         "last_used_at",
         "rotated_from",
+        "tier",
+        "rate_limits",
+        "quotas",
     }
     assert item.gsi1 == ("WS#acme#KEYS", rec.key_id) and item.ttl is None
     dump = json.dumps([[i.pk, i.sk, i.data, i.gsi1, i.gsi2] for i in all_items(meta)])
@@ -452,14 +455,20 @@ EXPECTED = {
     "sql_schema": {"read", "full"},
     "sql_run": {"full"},
     "classify": {"classify", "full"},
+    "batch": {"batch", "full"},
+    "read_patterns": {"read:patterns", "read", "full"},
+    "manage": {"manage"},
     "admin": {"admin"},
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
+    "notifications": {"read", "full", "admin"},
+    "webhooks": {"admin"},
 }
+ALL_SCOPES = ["ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin"]
 
 
 def test_permission_table_is_exactly_the_spec() -> None:
-    assert set(SCOPES) == {"ingest", "read", "classify", "full", "admin"}
+    assert set(SCOPES) == set(ALL_SCOPES)
     assert set(ACTIONS) == set(PERMISSIONS) == set(EXPECTED)
     assert {a: set(s) for a, s in PERMISSIONS.items()} == EXPECTED
     with pytest.raises(TypeError):
@@ -467,7 +476,7 @@ def test_permission_table_is_exactly_the_spec() -> None:
 
 
 @pytest.mark.parametrize("action", sorted(EXPECTED))
-@pytest.mark.parametrize("scope", ["ingest", "read", "classify", "full", "admin"])
+@pytest.mark.parametrize("scope", ALL_SCOPES)
 def test_permission_row(action: str, scope: str) -> None:
     want = scope in EXPECTED[action]
     assert allows([scope], action) is want

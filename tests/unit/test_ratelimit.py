@@ -91,7 +91,7 @@ def test_headers_from_checks(meta) -> None:
 
 def test_defaults_and_validation(meta) -> None:
     rl = RateLimiter(meta, RateLimits())
-    assert [rl.limit_for(b) for b in BUCKETS] == [60, 30, 10]
+    assert [rl.limit_for(b) for b in BUCKETS] == [60, 30, 10, 100]
     with pytest.raises(ValueError):
         rl.check("k", "presign")  # routes map to buckets in the caller; unknown buckets are refused loudly
     with pytest.raises(ValueError):

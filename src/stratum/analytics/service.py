@@ -171,6 +171,7 @@ class AnalyticsService:
                     }
                     for j in jobs
                 ],
+                "annotations": self.catalog.lot_notes(ws, lot_id),
                 "warnings": warnings,
             }
         )
@@ -212,6 +213,10 @@ class AnalyticsService:
                 "FROM lot_files ORDER BY file_order DESC LIMIT 1"
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
+            patterns = s.dicts(
+                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+                [wafer_id],
+            )
             test = None
             values = None
             if test_num is not None:
@@ -246,7 +251,7 @@ class AnalyticsService:
             table[b["bin_type"]][b["bin_num"]] = {"name": b["bin_name"], "pass_fail": b["pass_fail"]}
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
-        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id)
+        return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod

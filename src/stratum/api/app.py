@@ -19,7 +19,7 @@ from stratum.settings import Settings, get_settings
 
 from . import problems
 from .gate import Gate
-from .routes import charts, exports, jobs, lots, monitors, sql, status, uploads
+from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
@@ -55,9 +55,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = rt.keys
     app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
-    from stratum.analytics.charts import ChartService
-
-    app.state.charts = ChartService(rt.analytics)
+    rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
+    app.state.charts = rt.charts
+    app.state.usage = rt.usage
+    app.state.usage_service = rt.usage_report
+    app.state.patterns = rt.patterns
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -91,6 +93,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         sql.router,
         exports.router,
         monitors.router,
+        notifications.router,
+        webhooks.router,
+        patterns.router,
     ):
         app.include_router(r)
 

@@ -144,6 +144,9 @@ class LotDetail(BaseModel):
     wafers: list[WaferOut]
     files: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    annotations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notes attached to the lot (inbound webhooks), oldest first"
+    )
     warnings: list[LotWarning] = Field(
         [], description="Warnings of the snapshot's files, among them summary records that disagree with the raw ones"
     )
@@ -385,3 +388,81 @@ class ExportOut(BaseModel):
     error: ExportError | None = None
     download_url: str | None = Field(None, description="When succeeded: an expiring URL of the file (no API key)")
     expires_at: str | None = Field(None, description="When the download URL stops working")
+
+
+# ---- pattern classification ----------------------------------------------------------------------
+
+
+class PatternRegionOut(BaseModel):
+    die_count: int
+    fail_density: float
+    r_min: float
+    r_max: float
+    theta_deg_mean: float
+    octant: str | None = None
+    dies: list[list[int]] = Field(description="[x, y] of the dies in the detected region")
+
+
+class PatternExplanationOut(BaseModel):
+    summary: str
+    features: dict[str, float | int]
+    region: PatternRegionOut
+    orientation_assumed: bool
+
+
+class PatternOut(BaseModel):
+    class_id: str
+    family: str
+    location: str
+    severity: str
+    refinement: str | None = None
+    confidence: float = Field(description="calibrated probability that the family is right")
+    level_confidence: dict[str, float]
+    raw_score: float
+    explanation: PatternExplanationOut
+
+
+class ClassifyOut(BaseModel):
+    wafer_id: str | None
+    lot_id: str | None = None
+    snapshot_job_id: str | None = None
+    pattern_classes: list[PatternOut] = Field(description="highest confidence first; empty: no pattern")
+    classifier_version: str
+    latency_ms: float
+
+
+class BatchItemError(BaseModel):
+    wafer_id: str | None
+    error: dict[str, Any]
+
+
+class BatchOut(BaseModel):
+    results: list[ClassifyOut | BatchItemError]
+    classifier_version: str
+
+
+class PatternClassOut(BaseModel):
+    class_id: str
+    family: str
+    location: str
+    severity: str
+    refinement: str | None = None
+    parent: str
+    description: str
+    likely_causes: list[str]
+    example_url: str
+
+
+class QuotaOut(BaseModel):
+    key_id: str
+    quota: str
+    limit: int | None = Field(description="per calendar month (UTC); null: no quota")
+    used: int
+    remaining: int | None
+    resets_at: str
+
+
+class UsageOut(BaseModel):
+    group_by: Literal["day", "route", "key"]
+    items: list[dict[str, Any]] = Field(description="one row per group: the group value, requests, classifications")
+    quotas: list[QuotaOut] = Field(description="classification quota of every key of the workspace")

@@ -16,6 +16,7 @@ from fastapi.security import HTTPBearer
 from stratum.auth.keys import AuthError, KeyService
 from stratum.auth.ratelimit import RateLimiter
 from stratum.auth.scopes import allows
+from stratum.auth.tiers import KeyLimits
 
 from .problems import ApiProblem
 
@@ -33,6 +34,7 @@ class Principal:
     workspace: str
     key_id: str
     scopes: frozenset[str]
+    limits: KeyLimits = KeyLimits()
 
 
 def _unauthorized(detail: str, error: str = "invalid_token") -> ApiProblem:
@@ -85,7 +87,7 @@ def _authenticate(request: Request) -> Principal:
     except AuthError as exc:
         raise _unauthorized(exc.detail) from None
     keys.touch(record)
-    return Principal(record.workspace, record.key_id, frozenset(record.scopes))
+    return Principal(record.workspace, record.key_id, frozenset(record.scopes), record.limits)
 
 
 def require(action: str, bucket: str | None = None):
@@ -103,7 +105,7 @@ def require(action: str, bucket: str | None = None):
             )
         if bucket is not None:
             limiter: RateLimiter = request.app.state.limiter
-            decision = limiter.check(principal.key_id, bucket)
+            decision = limiter.check(principal.key_id, bucket, per_minute=principal.limits.rate_per_min(bucket))
             headers = decision.headers()
             request.state.extra_headers = {k: v for k, v in headers.items() if k.lower() != "retry-after"}
             for k, v in request.state.extra_headers.items():
@@ -117,6 +119,10 @@ def require(action: str, bucket: str | None = None):
                     f"{decision.retry_after_seconds} s",
                     headers=headers,
                 )
+        meter = getattr(request.app.state, "usage", None)
+        if meter is not None:
+            route = request.scope.get("route")
+            meter.record(principal.workspace, principal.key_id, getattr(route, "path", request.url.path))
         return principal
 
     return dep

@@ -74,6 +74,7 @@ from stratum.lake.layout import check_workspace
 from stratum.storage.metadata import ABSENT, ConditionFailed, Item, MetadataStore, Put
 
 from .scopes import allows, normalize_scopes
+from .tiers import BUCKETS, QUOTAS, TIERS, KeyLimits
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,13 @@ class KeyRecord:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     rotated_from: str | None = None
+    tier: str | None = None
+    rate_limits: dict[str, float] | None = None  # bucket -> requests per minute (per-key override)
+    quotas: dict[str, int] | None = None  # quota -> per calendar month (per-key override)
+
+    @property
+    def limits(self) -> KeyLimits:
+        return KeyLimits(self.tier, dict(self.rate_limits or {}), dict(self.quotas or {}))
 
     def status(self, now: datetime | None = None) -> str:
         """``active``, ``revoked`` or ``expired`` (revoked wins)."""
@@ -163,10 +171,29 @@ class KeyRecord:
             "revoked_at": iso(self.revoked_at),
             "last_used_at": iso(self.last_used_at),
             "rotated_from": self.rotated_from,
+            "tier": self.tier,
+            "rate_limits": dict(self.rate_limits or {}),
+            "quotas": dict(self.quotas or {}),
         }
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+def _check_limits(tier: str | None, rate_limits: dict | None, quotas: dict | None) -> dict[str, Any]:
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; known: {', '.join(TIERS)}")
+    rates = {}
+    for b, v in (rate_limits or {}).items():
+        if b not in BUCKETS or not isinstance(v, (int, float)) or not 0 < v <= 1e6:
+            raise ValueError(f"bad rate limit {b}={v}: buckets {', '.join(BUCKETS)}, 0 < requests/min <= 1e6")
+        rates[b] = float(v)
+    qs = {}
+    for q, v in (quotas or {}).items():
+        if q not in QUOTAS or not isinstance(v, int) or v < 0:
+            raise ValueError(f"bad quota {q}={v}: quotas {', '.join(QUOTAS)}, a count >= 0 per month")
+        qs[q] = v
+    return {"tier": tier, "rate_limits": rates, "quotas": qs}
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -284,6 +311,9 @@ class KeyService:
             revoked_at=_parse_dt(data.get("revoked_at")),
             last_used_at=_parse_dt(data.get("last_used_at")),
             rotated_from=data.get("rotated_from"),
+            tier=data.get("tier"),
+            rate_limits=data.get("rate_limits") or None,
+            quotas=data.get("quotas") or None,
         )
 
     def _new(
@@ -325,17 +355,25 @@ class KeyService:
         scopes: Iterable[str],
         name: str,
         expires_in: timedelta | None = None,
+        *,
+        tier: str | None = None,
+        rate_limits: dict[str, float] | None = None,
+        quotas: dict[str, int] | None = None,
     ) -> tuple[str, KeyRecord]:
         """Issue a key; returns ``(token, record)``. The token is shown once: it is not stored.
-        Creates the workspace if it is new. Raises ``ValueError`` for bad arguments."""
+        Creates the workspace if it is new. ``tier`` (pilot|production) and the per-key ``rate_limits``
+        (bucket -> requests/min) and ``quotas`` (name -> per month) are fixed at creation (see
+        ``stratum.auth.tiers``). Raises ``ValueError`` for bad arguments."""
         check_workspace(workspace)
         canon = normalize_scopes(scopes)
         name = _check_name(name)
+        extra = _check_limits(tier, rate_limits, quotas)
         if expires_in is not None and (expires_in <= timedelta(0) or expires_in > MAX_EXPIRES):
             raise ValueError(f"expires_in must be positive and at most {MAX_EXPIRES.days} days")
         Catalog(self.meta).ensure_workspace(workspace)
         for _ in range(5):  # a key id collision (60 random bits) is astronomically unlikely; be correct anyway
             token, data = self._new(workspace, canon, name, expires_in, None)
+            data.update(extra)
             try:
                 p = self._put(data, ABSENT)
                 self.meta.put(p.pk, p.sk, p.data, expect=p.expect, gsi1=p.gsi1)
@@ -419,6 +457,7 @@ class KeyService:
                 raise Conflict(f"API key {key_id!r} is revoked; create a new key instead")
             lifetime = old.expires_at - old.created_at if old.expires_at is not None else None
             token, data = self._new(old.workspace, old.scopes, old.name, lifetime, key_id)
+            data.update(_check_limits(old.tier, old.rate_limits, old.quotas))
             revoked = {**item.data, "revoked_at": _iso(self.now())}
             try:
                 self.meta.transact([self._put(data, ABSENT), self._put(revoked, item.version)])

@@ -1,6 +1,6 @@
 """Per-key rate limits: a fixed window counter per (key, bucket) in the metadata store.
 
-- Buckets: ``analytics``, ``sql``, ``uploads`` (limits ``Settings.rate_limits.<bucket>_per_window``).
+- Buckets: ``analytics``, ``sql``, ``uploads``, ``classify`` (limits ``Settings.rate_limits.<bucket>_per_window``).
   The caller maps routes to buckets (uploads, presign and inspect share ``uploads``).
 - Window: fixed, ``window_seconds`` long, aligned on the epoch: ``window_start = floor(now / w) * w``.
 - Counter: ``meta.increment(pk="RL#<key_id>#<bucket>", sk=str(window_start), ceiling=limit,
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from stratum.settings import RateLimits
 from stratum.storage.metadata import MetadataStore
 
-BUCKETS: tuple[str, ...] = ("analytics", "sql", "uploads")
+BUCKETS: tuple[str, ...] = ("analytics", "sql", "uploads", "classify")
 # counted per client address, not per key: failed authentications (``auth_failures_per_window``)
 ADDRESS_BUCKETS: tuple[str, ...] = ("auth_failures",)
 TTL_GRACE_SECONDS = 60
@@ -70,9 +70,12 @@ class RateLimiter:
             raise ValueError(f"unknown rate limit bucket {bucket!r}; known: {', '.join(BUCKETS + ADDRESS_BUCKETS)}")
         return int(getattr(self.limits, f"{bucket}_per_window"))
 
-    def check(self, key_id: str, bucket: str, now: float | None = None) -> Decision:
-        """Count one request of ``key_id`` in ``bucket`` if the window still has room."""
+    def check(self, key_id: str, bucket: str, now: float | None = None, *, per_minute: float | None = None) -> Decision:
+        """Count one request of ``key_id`` in ``bucket`` if the window still has room. ``per_minute``
+        overrides the deployment's limit for this key (its tier or a per-key limit), scaled to the window."""
         limit = self.limit_for(bucket)
+        if per_minute is not None:
+            limit = max(1, math.floor(per_minute * self.limits.window_seconds / 60 + 1e-9))
         if not isinstance(key_id, str) or not key_id or "#" in key_id:
             raise ValueError(f"invalid key id {key_id!r}")
         t = self._clock() if now is None else now

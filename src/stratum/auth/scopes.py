@@ -13,10 +13,15 @@ job_status     check job status                                            inges
 analytics      analytics and lots GET routes                               read, full
 sql_schema     SQL schema discovery                                        read, full
 sql_run        run SQL                                                     full
-classify       pattern classification                                      classify, full
+classify       POST /v1/classify (one wafer map)                           classify, full
+batch          POST /v1/batch (up to 100 maps, or a lot)                   batch, full
+read_patterns  GET /v1/patterns, /v1/patterns/{class_id}[/example.png]     read:patterns, read, full
+manage         usage statistics and export (webhook configuration later)  manage
 admin          monitor / webhook / key management of the key's workspace  admin
 monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
 monitor_run    run a monitor now, backtest it                              full, admin
+notifications  read, mark read, dismiss notifications; inbox preferences   read, full, admin
+webhooks       manage outbound/inbound webhooks, deliveries, redeliver     admin
 =============  ==========================================================  =================
 
 Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
@@ -30,7 +35,7 @@ from types import MappingProxyType
 
 from stratum.errors import StratumError
 
-SCOPES: tuple[str, ...] = ("ingest", "read", "classify", "full", "admin")
+SCOPES: tuple[str, ...] = ("ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin")
 
 ACTIONS: tuple[str, ...] = (
     "upload",
@@ -39,9 +44,14 @@ ACTIONS: tuple[str, ...] = (
     "sql_schema",
     "sql_run",
     "classify",
+    "batch",
+    "read_patterns",
+    "manage",
     "admin",
     "monitor_read",
     "monitor_run",
+    "notifications",
+    "webhooks",
 )
 
 #: action -> the scopes that allow it (read-only view; tests iterate it row by row)
@@ -53,9 +63,14 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "sql_schema": frozenset({"read", "full"}),
         "sql_run": frozenset({"full"}),
         "classify": frozenset({"classify", "full"}),
+        "batch": frozenset({"batch", "full"}),
+        "read_patterns": frozenset({"read:patterns", "read", "full"}),
+        "manage": frozenset({"manage"}),
         "admin": frozenset({"admin"}),
         "monitor_read": frozenset({"read", "full", "admin"}),
         "monitor_run": frozenset({"full", "admin"}),
+        "notifications": frozenset({"read", "full", "admin"}),
+        "webhooks": frozenset({"admin"}),
     }
 )
 

@@ -38,6 +38,10 @@ def _print_new_key(token: str, rec, args: argparse.Namespace, verb: str) -> None
     print(f"{verb} API key {rec.key_id} ({rec.name!r}) for workspace {rec.workspace}")
     print(f"  scopes:  {', '.join(rec.scopes)}")
     print(f"  expires: {expires}")
+    if rec.tier or rec.rate_limits or rec.quotas:
+        lim = ", ".join(f"{b}={v:g}/min" for b, v in (rec.rate_limits or {}).items())
+        quo = ", ".join(f"{q}={v}/month" for q, v in (rec.quotas or {}).items())
+        print(f"  tier:    {rec.tier or '-'}" + (f"; limits {lim}" if lim else "") + (f"; quotas {quo}" if quo else ""))
     if rec.rotated_from:
         print(f"  replaces {rec.rotated_from}, which is revoked as of now")
     print()
@@ -48,10 +52,15 @@ def _print_new_key(token: str, rec, args: argparse.Namespace, verb: str) -> None
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from stratum.auth.keys import parse_expires
+    from stratum.auth.tiers import parse_limit, parse_quota
 
     expires_in = parse_expires(args.expires)  # before touching the store: a typo creates nothing
+    rates = dict(parse_limit(v) for v in args.limit)
+    quotas = dict(parse_quota(v) for v in args.quota)
     with _Keys(args) as keys:
-        token, rec = keys.create(args.workspace, args.scope, args.name, expires_in)
+        token, rec = keys.create(
+            args.workspace, args.scope, args.name, expires_in, tier=args.tier, rate_limits=rates, quotas=quotas
+        )
     _print_new_key(token, rec, args, "Created")
     return 0
 
@@ -128,6 +137,21 @@ def register(sub) -> None:
     )
     sp.add_argument("--name", required=True, help="what the key is for, e.g. 'dashboard'")
     sp.add_argument("--expires", default="never", help="lifetime: 90d, 12h, 30m or never (default: never)")
+    sp.add_argument("--tier", choices=("pilot", "production"), help="classification tier (rate, batch size, quota)")
+    sp.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="BUCKET=N/min",
+        help="per-key rate limit override (repeatable), e.g. analytics=600/min",
+    )
+    sp.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="NAME=N/month",
+        help="per-key monthly quota override, e.g. classifications=2000/month",
+    )
     sp.add_argument("--json", action="store_true", help="print a JSON object (token included)")
 
     sp = leaf("list", cmd_keys_list, "list API keys (never shows tokens or hashes)")

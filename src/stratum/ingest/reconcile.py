@@ -92,8 +92,10 @@ class SummaryCheck:
         out += _count_mismatches("PCR", _pcr_summary(pcr), p, everything)
         for w in wafers:
             label = "WRR" if w.get("wafer_id") is None else f"WRR of wafer {w['wafer_id']}"
-            summary = {k: (w.get(k.lower()), "") for k in ("PART_CNT", "GOOD_CNT", "RTST_CNT", "ABRT_CNT")}
-            out += _count_mismatches(label, summary, p, p["wafer_seq"] == w["wafer_seq"])
+            wrr: dict[str, tuple[int | None, str]] = {
+                k: (w.get(k.lower()), "") for k in ("PART_CNT", "GOOD_CNT", "RTST_CNT", "ABRT_CNT")
+            }
+            out += _count_mismatches(label, wrr, p, p["wafer_seq"] == w["wafer_seq"])
         return out
 
     def _part_table(
@@ -199,8 +201,8 @@ def _pcr_summary(pcr: list[dict[str, Any]]) -> dict[str, tuple[int | None, str]]
     where = " (HEAD 255)" if merged else (f" (sum of {len(pcr)} per-site records)" if len(pcr) > 1 else "")
     out: dict[str, tuple[int | None, str]] = {}
     for k in ("PART_CNT", "GOOD_CNT", "RTST_CNT", "ABRT_CNT"):
-        vals = [r.get(k.lower()) for r in use if r.get(k.lower()) is not None]
-        out[k] = (sum(int(v) for v in vals) if vals else None, where)
+        vals = [int(v) for r in use if (v := r.get(k.lower())) is not None]
+        out[k] = (sum(vals) if vals else None, where)
     return out
 
 

@@ -142,12 +142,20 @@ class InputHandle:
 
 class IngestService:
     def __init__(
-        self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, events: EventPort | None = None
+        self,
+        catalog: Catalog,
+        lake: ObjectStore,
+        settings: Settings,
+        *,
+        events: EventPort | None = None,
+        wafer_classifier: Any = None,
     ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
         self.events = events
+        # (wafers, dies) -> wafer_patterns rows for each ingested file (stratum.patterns, wired by the runtime)
+        self.wafer_classifier = wafer_classifier
 
     def emit(self, job: Job) -> None:
         """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
@@ -382,7 +390,9 @@ class _Run:
         from stratum.lake.writer import LakeWriter
 
         reader = HashingReader(raw)
-        self.writer = LakeWriter(self.svc.lake, job.workspace, job.job_id, job.file_num)
+        self.writer = LakeWriter(
+            self.svc.lake, job.workspace, job.job_id, job.file_num, wafer_classifier=self.svc.wafer_classifier
+        )
         opts = ReaderOptions(
             chunk_bytes=s.chunk_bytes,
             accept_truncated=job.options.accept_truncated,

@@ -267,7 +267,9 @@ class UploadService:
         else:
             job = self._new_job(ws, name, "presign", size, datetime.fromtimestamp(expires, UTC), job_id=job_id)
         key = job.source.key or ""
-        url = self.drop.presign_put(key, expires_seconds=seconds, content_type="application/octet-stream")
+        url = self.drop.presign_put(
+            key, expires_seconds=seconds, content_type="application/octet-stream", content_length=size
+        )
         if url is None:  # local runtime: our own signed upload route
             sig = self._sign(ws, job.job_id, expires)
             url = f"{base_url}/v1/uploads/{job.job_id}/content?workspace={ws}&expires={expires}&signature={sig}"

@@ -406,6 +406,27 @@ fields json | Decoded fields as a JSON object (absent trailing fields are left o
 """,
 )
 
+WAFER_PATTERNS = _t(
+    "wafer_patterns",
+    "Spatial fail patterns of each wafer in one file, classified when the file is ingested (one row per "
+    "detected pattern; one 'none' row for a wafer without a pattern).",
+    """
+wafer_seq int32 | Wafer sequence in the file (joins wafer_runs)
+wafer_id string | Wafer id (WRR, else WIR)
+rank int16 | 1 = the most confident pattern of the wafer
+class_id string | Taxonomy class, e.g. edge_loc/edge/high/ne (GET /v1/patterns)
+family string | Pattern family (none, random, center, donut, edge_ring, edge_loc, loc, scratch, ...)
+location string | global, center, mid or edge (equal-area radial thirds)
+severity string | low, med or high (fail density inside the pattern region)
+refinement string | Octant, orientation, side or direction where the family has one
+confidence float64 | Calibrated confidence of the family (null for 'none')
+die_count int32 | Dies in the detected region
+summary string | One-line explanation
+classifier_version string | Classifier rules and calibration version
+wafer_dies int32 | Located dies of the wafer in this file (a retest file holds only part of the wafer)
+""",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -423,6 +444,7 @@ TABLES: dict[str, Table] = {
         PINS,
         TEXTS,
         RECORDS,
+        WAFER_PATTERNS,
     )
 }
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from stratum import PARSER_VERSION
 from stratum.stdf.columns import Masked, Ragged, Strings
+from stratum.stdf.dies import die_columns as _die_columns
 from stratum.stdf.reader import FileHeader, ParseResult
 from stratum.storage.objectstore import ObjectStore
 
@@ -198,8 +199,14 @@ class LakeWriter:
         compression: str = "zstd",
         compression_level: int | None = 1,
         background: bool = True,
+        wafer_classifier: Any = None,
     ) -> None:
         self.store = store
+        # (wafers, dies) -> wafer_patterns columns; injected by the runtime (the lake does not classify)
+        self.wafer_classifier = wafer_classifier
+        self.classify_wafers = wafer_classifier is not None
+        self._dies: list[dict[str, np.ndarray]] = []
+        self._hbin_pass: dict[int, bool] = {}  # HBR pass/fail: a part without a PRR pass/fail indication
         self.workspace = layout.check_workspace(workspace)
         self.job_id = job_id
         self.file_num = file_num
@@ -234,6 +241,12 @@ class LakeWriter:
         n = len(next(iter(cols.values())))
         if n == 0:
             return
+        if table == "parts" and self.classify_wafers:
+            self._dies.append(_die_columns(cols, n))
+        elif table == "bin_records" and self.classify_wafers:
+            for t, b, pf in zip(cols["bin_type"], cols["bin_num"], cols["pass_fail"], strict=True):
+                if t == "H" and pf in ("P", "F") and b is not None:
+                    self._hbin_pass[int(b)] = pf == "P"
         self._check()
         if self._q is not None:  # Arrow conversion, buffering and encoding all happen on the writer thread
             self._q.put(("rows", table, cols, n))
@@ -311,6 +324,7 @@ class LakeWriter:
         assert self.header is not None
         self._write_tests(res)
         self._write_wafers(res)
+        self._write_patterns(res)
         self._write_lot_file(res, file_meta, settings_meta)
         if self._q is not None:
             self._q.put(("flush", None))
@@ -404,6 +418,22 @@ class LakeWriter:
         cols["start_time"] = [w.get("start_t") for w in ws]
         cols["finish_time"] = [w.get("finish_t") for w in ws]
         self.rows("wafer_runs", cols)
+
+    def _write_patterns(self, res: ParseResult) -> None:
+        """Classify the spatial fail pattern of every wafer of the file (its dies, last test of each
+        coordinate) into ``wafer_patterns``."""
+        if not self.classify_wafers or not res.wafers or not self._dies:
+            return
+        d = {k: np.concatenate([c[k] for c in self._dies]) for k in self._dies[0]}
+        self._dies = []
+        # as the parts view: PRR pass/fail, else the hard bin's HBR pass/fail (else bin 1 passes)
+        unknown = ~d.pop("passed_known")
+        if unknown.any():
+            hb = d["hard_bin"][unknown]
+            d["passed"][unknown] = [self._hbin_pass.get(int(b), int(b) == 1) for b in hb]
+        cols = self.wafer_classifier(res.wafers, d)
+        if cols["wafer_id"]:
+            self.rows("wafer_patterns", cols)
 
     def _write_lot_file(self, res: ParseResult, file_meta: dict, settings_meta: dict) -> None:
         mir, mrr, wcr = res.mir or {}, res.mrr or {}, res.wcr or {}

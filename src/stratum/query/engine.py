@@ -16,6 +16,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -105,6 +107,7 @@ class QueryEngine:
         self.lake = lake
         self.settings = settings
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
+        self._spill: dict[str, str] = {}
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
         self._lock = threading.RLock()
         # name -> rows(workspace, lot_ids or None) for the relations kept in the metadata store
@@ -127,12 +130,17 @@ class QueryEngine:
                 db.close()
             except duckdb.Error:
                 pass
+        for path in self._spill.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._spill.clear()
 
     # -- databases ------------------------------------------------------------------------------
     def _config(self, ws: str) -> dict:
         r = resources(self.settings)
-        spill = self.settings.tmp_dir / f"stratum-duckdb-{os.getuid()}" / ws
-        spill.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # private to this database: processes (CLI runs, SQL workers) never share or remove each other's spill
+        self.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        spill = tempfile.mkdtemp(prefix=f"stratum-duckdb-{ws}-", dir=self.settings.tmp_dir)
+        self._spill[ws] = spill
         # the object cache keeps Parquet footers between queries: snapshots are immutable files
         return {
             "autoinstall_known_extensions": False,
@@ -140,7 +148,7 @@ class QueryEngine:
             "enable_object_cache": True,
             "memory_limit": f"{r.duckdb_memory_mb}MB",
             "max_temp_directory_size": f"{r.duckdb_temp_mb}MB",
-            "temp_directory": str(spill),
+            "temp_directory": spill,
             "threads": r.threads,
         }
 
@@ -174,6 +182,7 @@ class QueryEngine:
                 for k in [k for k in self._sessions if k[0] == old_ws]:
                     del self._sessions[k]  # their cursors die with the database
                 old.close()
+                shutil.rmtree(self._spill.pop(old_ws, ""), ignore_errors=True)
             return db
 
     # -- snapshots ------------------------------------------------------------------------------

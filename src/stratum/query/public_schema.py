@@ -241,6 +241,26 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
         _stored("texts", "DTR/GDR records."),
         _stored("records", "Every other record, decoded, as JSON."),
         _v(
+            "wafer_patterns",
+            "Spatial fail patterns per wafer (classified at ingest; GET /v1/patterns describes each class). "
+            "A wafer's rows come from the snapshot file that tested most of it (newest on a tie).",
+            """
+lot_id | Lot id
+wafer_id | Wafer id
+job_id | Ingest job (file) whose dies were classified
+class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
+family | Pattern family ('none' when the wafer shows no pattern)
+location | global, center, mid or edge
+severity | low, med or high
+confidence | Calibrated confidence of the family (null for 'none')
+classifier_version | Classifier rules and calibration version
+refinement | Octant, orientation, side or direction where the family has one
+rank | 1 = the most confident pattern of the wafer
+die_count | Dies in the detected region
+summary | One-line explanation
+""",
+        ),
+        _v(
             "monitor_findings",
             "Findings of the workspace's monitors (newest first; from the metadata store, not the lake; DuckDB only).",
             """

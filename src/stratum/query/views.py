@@ -308,4 +308,17 @@ def view_bodies(
     for t in RAW_PASSTHROUGH:
         cols = ", ".join(f"r.{c}" for c in TABLES[t].names)
         add(t, f"SELECT {cols} FROM _raw_{t} r JOIN _members m ON m.file_num = r.file_num")
+    # a wafer's patterns come from the file of the snapshot that tested most of it (a retest file holds
+    # only the retested dies), the newest such file on a tie
+    add(
+        "wafer_patterns",
+        """
+        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
+               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        FROM (SELECT r.*, m.file_order,
+                     first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
+                                                   ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
+              FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
+        WHERE x.file_num = x.chosen""",
+    )
     return out

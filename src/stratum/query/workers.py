@@ -16,12 +16,15 @@ import logging
 import os
 import pickle
 import select
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from stratum import errors
@@ -126,7 +129,11 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
 
 
 class _Worker:
-    def __init__(self, settings_json: str) -> None:
+    def __init__(self, settings: Settings) -> None:
+        # the worker spills under a directory of its own, removed here even when the worker was killed
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="stratum-sql-worker-", dir=settings.tmp_dir)
+        settings_json = settings.model_copy(update={"tmp_dir": Path(self.tmp)}).model_dump_json()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, this module
             [sys.executable, "-m", "stratum.query.workers"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
@@ -162,6 +169,7 @@ class _Worker:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class SqlWorkers:
@@ -170,7 +178,6 @@ class SqlWorkers:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._json = settings.model_dump_json()
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -182,7 +189,7 @@ class SqlWorkers:
                 if w.alive():
                     return w
                 w.stop()
-        return _Worker(self._json)
+        return _Worker(self.settings)
 
     def _give(self, w: _Worker) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ The route asks the analytics service for the data, then renders it here; the dra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +22,7 @@ class MapData:
     test: dict[str, Any] | None
     counts: dict[str, Any]
     job_id: str
+    patterns: list[dict[str, Any]] = field(default_factory=list)  # wafer_patterns rows, by rank
 
 
 def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Literal["H", "S"] = "H") -> bytes:
@@ -36,6 +37,8 @@ def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Liter
         f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
         f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
     ]
+    if data.patterns:  # the wafer's spatial patterns (wafer_patterns), as a caption
+        sub.append("patterns: " + ", ".join(f"{p['class_id']} ({p['confidence']:.2f})" for p in data.patterns[:3]))
     if data.test is not None:
         t = data.test
         vals = np.array([np.nan if v is None else v for v in data.dies.get("value", [])], dtype=np.float64)

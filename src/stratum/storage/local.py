@@ -276,5 +276,12 @@ class LocalObjectStore(ObjectStore):
     def configure_duckdb(self, con: Any) -> None:
         """Nothing to do: DuckDB reads local paths natively."""
 
-    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_seconds: int = 3600,
+        content_type: str | None = None,
+        content_length: int | None = None,
+    ) -> str | None:
         return None

@@ -206,8 +206,16 @@ class ObjectStore(ABC):
         is switched off and the configuration is locked."""
 
     @abstractmethod
-    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
-        """A presigned HTTP PUT URL for ``key``; ``None`` when the store has no such mechanism (local)."""
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_seconds: int = 3600,
+        content_type: str | None = None,
+        content_length: int | None = None,
+    ) -> str | None:
+        """A presigned HTTP PUT URL for ``key``; ``None`` when the store has no such mechanism (local).
+        With ``content_length`` the URL only accepts a body of exactly that many bytes."""
 
     def presign_get(self, key: str, *, expires_seconds: int = 3600, filename: str | None = None) -> str | None:
         """A presigned HTTP GET URL for ``key`` (downloads); ``None`` when the store has no such mechanism

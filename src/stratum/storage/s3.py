@@ -368,12 +368,21 @@ class S3ObjectStore(ObjectStore):
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
 
-    def presign_put(self, key: str, *, expires_seconds: int = 3600, content_type: str | None = None) -> str | None:
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_seconds: int = 3600,
+        content_type: str | None = None,
+        content_length: int | None = None,
+    ) -> str | None:
         """A SigV4 presigned PUT URL; when ``content_type`` is given the uploader must send that exact
         ``Content-Type`` header."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
         if content_type:
             params["ContentType"] = content_type
+        if content_length is not None:
+            params["ContentLength"] = content_length  # signed: S3 refuses any other body size
         return self.client.generate_presigned_url(
             "put_object", Params=params, ExpiresIn=expires_seconds, HttpMethod="PUT"
         )

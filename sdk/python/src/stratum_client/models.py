@@ -3,9 +3,23 @@
 
 from __future__ import annotations
 
+from datetime import time as time_aliased
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+
+
+class Attempt(BaseModel):
+    at: Annotated[AwareDatetime, Field(title='At')]
+    error: Annotated[str | None, Field(title='Error')] = None
+    latency_ms: Annotated[float, Field(title='Latency Ms')]
+    n: Annotated[int, Field(title='N')]
+    status_code: Annotated[int | None, Field(title='Status Code')] = None
+
+
+class BatchItemError(BaseModel):
+    error: Annotated[dict[str, Any], Field(title='Error')]
+    wafer_id: Annotated[str | None, Field(title='Wafer Id')]
 
 
 class BinsOut(BaseModel):
@@ -22,6 +36,12 @@ class BinsOut(BaseModel):
             title='Yield',
         ),
     ]
+
+
+class CallOut(BaseModel):
+    id: Annotated[str, Field(title='Id')]
+    result: Annotated[dict[str, Any], Field(title='Result')]
+    status: Annotated[str, Field(title='Status')]
 
 
 class CapabilityRow(BaseModel):
@@ -57,6 +77,25 @@ class CronPreview(BaseModel):
         Field(description='ISO 8601 fire times with their UTC offset', title='Next'),
     ]
     valid: Annotated[bool, Field(title='Valid')]
+
+
+class Delivery(BaseModel):
+    attempts: Annotated[list[Attempt] | None, Field(title='Attempts')] = None
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    event_id: Annotated[str, Field(title='Event Id')]
+    id: Annotated[str, Field(title='Id')]
+    kind: Annotated[str, Field(title='Kind')]
+    max_attempts: Annotated[int | None, Field(title='Max Attempts')] = None
+    next_attempt_at: Annotated[AwareDatetime | None, Field(title='Next Attempt At')] = (
+        None
+    )
+    payload: Annotated[dict[str, Any], Field(title='Payload')]
+    schedule_base: Annotated[int | None, Field(title='Schedule Base')] = 0
+    status: Annotated[
+        Literal['pending', 'succeeded', 'failed', 'cancelled'], Field(title='Status')
+    ]
+    webhook_id: Annotated[str, Field(title='Webhook Id')]
+    workspace: Annotated[str, Field(title='Workspace')]
 
 
 class ExportColumn(BaseModel):
@@ -138,6 +177,94 @@ class Finding(BaseModel):
     snapshot_job_ids: Annotated[list[str], Field(title='Snapshot Job Ids')]
     subject: Annotated[dict[str, Any], Field(title='Subject')]
     values: Annotated[dict[str, Any], Field(title='Values')]
+
+
+class InboundCall(BaseModel):
+    at: Annotated[AwareDatetime, Field(title='At')]
+    hook_id: Annotated[str, Field(title='Hook Id')]
+    id: Annotated[str, Field(title='Id')]
+    payload: Annotated[Any, Field(title='Payload')]
+    result: Annotated[dict[str, Any], Field(title='Result')]
+    status: Annotated[Literal['ok', 'error'], Field(title='Status')]
+
+
+class InboundCreated(BaseModel):
+    action: Annotated[
+        Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
+        Field(title='Action'),
+    ]
+    action_target: Annotated[str | None, Field(title='Action Target')] = None
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    id: Annotated[str, Field(title='Id')]
+    name: Annotated[str, Field(title='Name')]
+    rate_limit_per_min: Annotated[int, Field(title='Rate Limit Per Min')]
+    token: Annotated[str, Field(title='Token')]
+    url: Annotated[str, Field(title='Url')]
+    workspace: Annotated[str, Field(title='Workspace')]
+
+
+class InboundHook(BaseModel):
+    action: Annotated[
+        Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
+        Field(title='Action'),
+    ]
+    action_target: Annotated[str | None, Field(title='Action Target')] = None
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    id: Annotated[str, Field(title='Id')]
+    name: Annotated[str, Field(title='Name')]
+    rate_limit_per_min: Annotated[int, Field(title='Rate Limit Per Min')]
+    url: Annotated[str, Field(title='Url')]
+    workspace: Annotated[str, Field(title='Workspace')]
+
+
+class ActionTarget(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='monitor id for run_monitor',
+            max_length=255,
+            title='Action Target',
+        ),
+    ]
+
+
+class InboundIn(BaseModel):
+    action: Annotated[
+        Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
+        Field(title='Action'),
+    ]
+    action_target: Annotated[
+        ActionTarget | None,
+        Field(description='monitor id for run_monitor', title='Action Target'),
+    ] = None
+    name: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
+    rate_limit_per_min: Annotated[
+        int | None, Field(ge=1, le=6000, title='Rate Limit Per Min')
+    ] = 60
+
+
+class ActionTarget1(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, title='Action Target')]
+
+
+class Name(RootModel[str]):
+    root: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
+
+
+class RateLimitPerMin(RootModel[int]):
+    root: Annotated[int, Field(ge=1, le=6000, title='Rate Limit Per Min')]
+
+
+class InboundPatch(BaseModel):
+    action: Annotated[
+        Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'] | None,
+        Field(title='Action'),
+    ] = None
+    action_target: Annotated[ActionTarget1 | None, Field(title='Action Target')] = None
+    name: Annotated[Name | None, Field(title='Name')] = None
+    rate_limit_per_min: Annotated[
+        RateLimitPerMin | None, Field(title='Rate Limit Per Min')
+    ] = None
 
 
 class InspectOut(BaseModel):
@@ -268,6 +395,24 @@ class MonitorScope(BaseModel):
     ] = None
 
 
+class MuteHours(BaseModel):
+    end: Annotated[time_aliased, Field(title='End')]
+    start: Annotated[time_aliased, Field(title='Start')]
+    timezone: Annotated[str | None, Field(title='Timezone')] = 'UTC'
+
+
+class Notification(BaseModel):
+    body: Annotated[str | None, Field(title='Body')] = ''
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    event_id: Annotated[str | None, Field(title='Event Id')] = None
+    id: Annotated[str, Field(title='Id')]
+    kind: Annotated[str, Field(title='Kind')]
+    read_at: Annotated[AwareDatetime | None, Field(title='Read At')] = None
+    subject: Annotated[dict[str, Any] | None, Field(title='Subject')] = None
+    title: Annotated[str, Field(title='Title')]
+    workspace: Annotated[str, Field(title='Workspace')]
+
+
 class Orientation(BaseModel):
     center_x: Annotated[int | None, Field(title='Center X')] = None
     center_y: Annotated[int | None, Field(title='Center Y')] = None
@@ -280,8 +425,41 @@ class Orientation(BaseModel):
     units: Annotated[int | None, Field(title='Units')] = None
 
 
+class PageDelivery(BaseModel):
+    items: Annotated[list[Delivery], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
 class PageFinding(BaseModel):
     items: Annotated[list[Finding], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PageInboundCall(BaseModel):
+    items: Annotated[list[InboundCall], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PageInboundHook(BaseModel):
+    items: Annotated[list[InboundHook], Field(title='Items')]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -300,6 +478,51 @@ class PageLotSummary(BaseModel):
             title='Next Cursor',
         ),
     ] = None
+
+
+class PageNotification(BaseModel):
+    items: Annotated[list[Notification], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PatternClassOut(BaseModel):
+    class_id: Annotated[str, Field(title='Class Id')]
+    description: Annotated[str, Field(title='Description')]
+    example_url: Annotated[str, Field(title='Example Url')]
+    family: Annotated[str, Field(title='Family')]
+    likely_causes: Annotated[list[str], Field(title='Likely Causes')]
+    location: Annotated[str, Field(title='Location')]
+    parent: Annotated[str, Field(title='Parent')]
+    refinement: Annotated[str | None, Field(title='Refinement')] = None
+    severity: Annotated[str, Field(title='Severity')]
+
+
+class PatternRegionOut(BaseModel):
+    die_count: Annotated[int, Field(title='Die Count')]
+    dies: Annotated[
+        list[list[int]],
+        Field(description='[x, y] of the dies in the detected region', title='Dies'),
+    ]
+    fail_density: Annotated[float, Field(title='Fail Density')]
+    octant: Annotated[str | None, Field(title='Octant')] = None
+    r_max: Annotated[float, Field(title='R Max')]
+    r_min: Annotated[float, Field(title='R Min')]
+    theta_deg_mean: Annotated[float, Field(title='Theta Deg Mean')]
+
+
+class Prefs(BaseModel):
+    digest: Annotated[
+        Literal['off', 'immediate', 'hourly', 'daily'] | None, Field(title='Digest')
+    ] = 'off'
+    email_to: Annotated[list[str] | None, Field(max_length=20, title='Email To')] = None
+    kinds: Annotated[list[str] | None, Field(title='Kinds')] = None
+    mute: MuteHours | None = None
 
 
 class Size(RootModel[int]):
@@ -328,6 +551,18 @@ class Problem(BaseModel):
     status: Annotated[int, Field(title='Status')]
     title: Annotated[str, Field(title='Title')]
     type: Annotated[str, Field(title='Type')]
+
+
+class QuotaOut(BaseModel):
+    key_id: Annotated[str, Field(title='Key Id')]
+    limit: Annotated[
+        int | None,
+        Field(description='per calendar month (UTC); null: no quota', title='Limit'),
+    ]
+    quota: Annotated[str, Field(title='Quota')]
+    remaining: Annotated[int | None, Field(title='Remaining')]
+    resets_at: Annotated[str, Field(title='Resets At')]
+    used: Annotated[int, Field(title='Used')]
 
 
 class ResultRow(BaseModel):
@@ -540,6 +775,24 @@ class Trigger(BaseModel):
     schedule: ScheduleSpec | None = None
 
 
+class UsageOut(BaseModel):
+    group_by: Annotated[Literal['day', 'route', 'key'], Field(title='Group By')]
+    items: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description='one row per group: the group value, requests, classifications',
+            title='Items',
+        ),
+    ]
+    quotas: Annotated[
+        list[QuotaOut],
+        Field(
+            description='classification quota of every key of the workspace',
+            title='Quotas',
+        ),
+    ]
+
+
 class ValidationError(BaseModel):
     ctx: Annotated[dict[str, Any] | None, Field(title='Context')] = None
     input: Annotated[Any | None, Field(title='Input')] = None
@@ -588,6 +841,61 @@ class WaferOut(BaseModel):
     start_time: Annotated[str | None, Field(title='Start Time')] = None
     wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
     yield_: Annotated[float | None, Field(alias='yield', title='Yield')] = None
+
+
+class Webhook(BaseModel):
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    disabled_reason: Annotated[str | None, Field(title='Disabled Reason')] = None
+    enabled: Annotated[bool, Field(title='Enabled')]
+    events: Annotated[list[str], Field(title='Events')]
+    failing_since: Annotated[AwareDatetime | None, Field(title='Failing Since')] = None
+    id: Annotated[str, Field(title='Id')]
+    name: Annotated[str, Field(title='Name')]
+    secret_rotated_at: Annotated[
+        AwareDatetime | None, Field(title='Secret Rotated At')
+    ] = None
+    target_url: Annotated[str, Field(title='Target Url')]
+    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
+    workspace: Annotated[str, Field(title='Workspace')]
+
+
+class WebhookCreated(BaseModel):
+    created_at: Annotated[AwareDatetime, Field(title='Created At')]
+    disabled_reason: Annotated[str | None, Field(title='Disabled Reason')] = None
+    enabled: Annotated[bool, Field(title='Enabled')]
+    events: Annotated[list[str], Field(title='Events')]
+    failing_since: Annotated[AwareDatetime | None, Field(title='Failing Since')] = None
+    id: Annotated[str, Field(title='Id')]
+    name: Annotated[str, Field(title='Name')]
+    secret: Annotated[str, Field(title='Secret')]
+    secret_rotated_at: Annotated[
+        AwareDatetime | None, Field(title='Secret Rotated At')
+    ] = None
+    target_url: Annotated[str, Field(title='Target Url')]
+    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
+    workspace: Annotated[str, Field(title='Workspace')]
+
+
+class WebhookIn(BaseModel):
+    enabled: Annotated[bool | None, Field(title='Enabled')] = True
+    events: Annotated[list[str], Field(max_length=7, min_length=1, title='Events')]
+    name: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
+    target_url: Annotated[str, Field(max_length=2048, min_length=1, title='Target Url')]
+
+
+class Events(RootModel[list[str]]):
+    root: Annotated[list[str], Field(max_length=7, min_length=1, title='Events')]
+
+
+class TargetUrl(RootModel[str]):
+    root: Annotated[str, Field(max_length=2048, min_length=1, title='Target Url')]
+
+
+class WebhookPatch(BaseModel):
+    enabled: Annotated[bool | None, Field(title='Enabled')] = None
+    events: Annotated[Events | None, Field(title='Events')] = None
+    name: Annotated[Name | None, Field(title='Name')] = None
+    target_url: Annotated[TargetUrl | None, Field(title='Target Url')] = None
 
 
 class CapabilityOut(BaseModel):
@@ -671,6 +979,13 @@ class LotDetail(BaseModel):
         extra='allow',
     )
     active_job_id: Annotated[str, Field(title='Active Job Id')]
+    annotations: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            description='Notes attached to the lot (inbound webhooks), oldest first',
+            title='Annotations',
+        ),
+    ] = None
     file_count: Annotated[int | None, Field(title='File Count')] = None
     files: Annotated[list[dict[str, Any]], Field(title='Files')]
     finish_time: Annotated[str | None, Field(title='Finish Time')] = None
@@ -771,6 +1086,17 @@ class PageMonitorOut(BaseModel):
     ] = None
 
 
+class PagePatternClassOut(BaseModel):
+    items: Annotated[list[PatternClassOut], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
 class PageRunRecord(BaseModel):
     items: Annotated[list[RunRecord], Field(title='Items')]
     next_cursor: Annotated[
@@ -780,6 +1106,42 @@ class PageRunRecord(BaseModel):
             title='Next Cursor',
         ),
     ] = None
+
+
+class PageWebhook(BaseModel):
+    items: Annotated[list[Webhook], Field(title='Items')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+
+
+class PatternExplanationOut(BaseModel):
+    features: Annotated[dict[str, float | int], Field(title='Features')]
+    orientation_assumed: Annotated[bool, Field(title='Orientation Assumed')]
+    region: PatternRegionOut
+    summary: Annotated[str, Field(title='Summary')]
+
+
+class PatternOut(BaseModel):
+    class_id: Annotated[str, Field(title='Class Id')]
+    confidence: Annotated[
+        float,
+        Field(
+            description='calibrated probability that the family is right',
+            title='Confidence',
+        ),
+    ]
+    explanation: PatternExplanationOut
+    family: Annotated[str, Field(title='Family')]
+    level_confidence: Annotated[dict[str, float], Field(title='Level Confidence')]
+    location: Annotated[str, Field(title='Location')]
+    raw_score: Annotated[float, Field(title='Raw Score')]
+    refinement: Annotated[str | None, Field(title='Refinement')] = None
+    severity: Annotated[str, Field(title='Severity')]
 
 
 class PresignOut(BaseModel):
@@ -801,3 +1163,23 @@ class TestList(BaseModel):
 class WaferList(BaseModel):
     items: Annotated[list[WaferOut], Field(title='Items')]
     lot_id: Annotated[str, Field(title='Lot Id')]
+
+
+class ClassifyOut(BaseModel):
+    classifier_version: Annotated[str, Field(title='Classifier Version')]
+    latency_ms: Annotated[float, Field(title='Latency Ms')]
+    lot_id: Annotated[str | None, Field(title='Lot Id')] = None
+    pattern_classes: Annotated[
+        list[PatternOut],
+        Field(
+            description='highest confidence first; empty: no pattern',
+            title='Pattern Classes',
+        ),
+    ]
+    snapshot_job_id: Annotated[str | None, Field(title='Snapshot Job Id')] = None
+    wafer_id: Annotated[str | None, Field(title='Wafer Id')]
+
+
+class BatchOut(BaseModel):
+    classifier_version: Annotated[str, Field(title='Classifier Version')]
+    results: Annotated[list[ClassifyOut | BatchItemError], Field(title='Results')]

@@ -1,0 +1,139 @@
+"""Wafer-map pattern classification (Wafertune-compatible shape) and the pattern taxonomy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.openapi.models import Example
+
+from ..schemas import BatchOut, ClassifyOut, Page, PatternClassOut, UsageOut, problem_responses
+from ..security import Principal, require
+
+router = APIRouter(tags=["patterns"])
+ERRORS = problem_responses(400, 401, 403, 404, 413, 422, 429, 503)
+
+CLASSIFY_EXAMPLES: dict[str, Example] = {
+    "stdf": {
+        "summary": "base64 STDF (optionally gzip'd); wafer_id picks a wafer by WAFER_ID or LOT_WAFER",
+        "value": {"wafer_id": "LOT42_W03", "map_data": "<base64 STDF>", "format": "stdf"},
+    },
+    "dies": {
+        "summary": "a die list",
+        "value": {"wafer_id": "W03", "dies": [{"x": 3, "y": -7, "pass": True, "hard_bin": 1, "site": 2}]},
+    },
+    "grid": {"summary": "WM-811K grid: 0 off-wafer, 1 pass, 2 fail", "value": {"wafer_id": "W03", "grid": [[0, 1, 2]]}},
+    "lake": {
+        "summary": "a wafer already in the lake (the result is stored)",
+        "value": {"lot_id": "LOT42", "wafer_id": "W03", "snapshot_job_id": "job_..."},
+    },
+}
+
+
+@router.post(
+    "/v1/classify",
+    response_model=ClassifyOut,
+    responses=ERRORS,
+    summary="Classify the spatial fail patterns of one wafer map",
+)
+def classify(
+    request: Request,
+    body: dict[str, Any] = Body(..., openapi_examples=CLASSIFY_EXAMPLES),
+    principal: Principal = Depends(require("classify", "classify")),
+) -> dict:
+    return request.app.state.patterns.classify(principal.workspace, body, key=principal)
+
+
+@router.post(
+    "/v1/batch",
+    response_model=BatchOut,
+    responses=ERRORS,
+    summary="Classify up to 100 maps (any classify body each), or every wafer of a lot ({lot_id})",
+)
+def batch(
+    request: Request,
+    body: dict[str, Any] = Body(
+        ...,
+        openapi_examples={
+            "maps": {"value": {"maps": [{"wafer_id": "W01", "grid": [[0, 1, 2]]}]}},
+            "lot": {"value": {"lot_id": "LOT42"}},
+        },
+    ),
+    principal: Principal = Depends(require("batch", "classify")),
+) -> dict:
+    return request.app.state.patterns.batch(principal.workspace, body, key=principal)
+
+
+@router.get(
+    "/v1/patterns",
+    response_model=Page[PatternClassOut],
+    responses=ERRORS,
+    summary="The pattern taxonomy: every class the classifier can report",
+)
+def list_patterns(
+    request: Request,
+    family: str | None = Query(None, max_length=64),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None, max_length=255),
+    _: Principal = Depends(require("read_patterns", "analytics")),
+) -> Page[PatternClassOut]:
+    items, nxt = request.app.state.patterns.list_patterns(family=family, limit=limit, cursor=cursor)
+    return Page[PatternClassOut](items=[PatternClassOut(**i) for i in items], next_cursor=nxt)
+
+
+CLASS_ID = Path(..., max_length=128, description="e.g. edge_loc/edge/high/ne")
+
+
+@router.get(
+    "/v1/patterns/{class_id:path}/example.png",
+    responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "example wafer map"}},
+    response_class=Response,
+    summary="An example map of the class, drawn by the synthetic generator",
+)
+def pattern_example(
+    request: Request, class_id: str = CLASS_ID, _: Principal = Depends(require("read_patterns", "analytics"))
+) -> Response:
+    png = request.app.state.patterns.example_png(class_id)
+    return Response(png, media_type="image/png", headers={"cache-control": "public, max-age=86400"})
+
+
+@router.get(
+    "/v1/patterns/{class_id:path}",
+    response_model=PatternClassOut,
+    responses=ERRORS,
+    summary="One pattern class",
+)
+def get_pattern(
+    request: Request, class_id: str = CLASS_ID, _: Principal = Depends(require("read_patterns", "analytics"))
+) -> PatternClassOut:
+    return PatternClassOut(**request.app.state.patterns.get_pattern(class_id))
+
+
+@router.get("/v1/usage", response_model=UsageOut, responses=ERRORS, summary="Requests and classifications, with quota")
+def usage(
+    request: Request,
+    from_: str | None = Query(None, alias="from", max_length=10, description="first day, YYYY-MM-DD (UTC)"),
+    to: str | None = Query(None, max_length=10, description="last day, YYYY-MM-DD (UTC)"),
+    group_by: str = Query("day", pattern="^(day|route|key)$"),
+    principal: Principal = Depends(require("manage", "analytics")),
+) -> UsageOut:
+    return UsageOut(**request.app.state.usage_service.report(principal.workspace, from_, to, group_by))
+
+
+@router.get(
+    "/v1/usage/export.csv",
+    responses={
+        **ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "day,key_id,route,requests,classifications"},
+    },
+    response_class=Response,
+    summary="Usage per day, key and route as CSV",
+)
+def usage_csv(
+    request: Request,
+    from_: str | None = Query(None, alias="from", max_length=10),
+    to: str | None = Query(None, max_length=10),
+    principal: Principal = Depends(require("manage", "analytics")),
+) -> Response:
+    text = request.app.state.usage_service.csv(principal.workspace, from_, to)
+    return Response(text, media_type="text/csv", headers={"content-disposition": 'attachment; filename="usage.csv"'})

@@ -1,0 +1,1 @@
+"""Wafer-map spatial pattern classification: taxonomy, features, deterministic classifier, calibration."""

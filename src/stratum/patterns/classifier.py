@@ -1,0 +1,684 @@
+"""Deterministic, explainable wafer-map pattern classifier (hand features, frozen rules).
+
+Detectors run in a fixed order; each explains away the dies of what it found before the next one looks:
+
+1. ``near_full``: overall fail ratio.
+2. ``site_pattern``: per-site fail rates (needs SITE_NUM), z-test of the worst site against the rest.
+3. ``reticle_repeat``: residues of x and y modulo 2..8; the best pitch pair; hot in-reticle offsets that
+   repeat in every quadrant.
+4. ``row_stripe`` / ``column_stripe``: line fail rate against both flanking lines 4 away, uniform along
+   the line (every quarter of the chord).
+5. ``center`` / ``donut`` / ``edge_ring`` / ``radial_gradient``: equal-area radial bands x 8 sectors; a band
+   is ring-like when its second-lowest sector is hot; the radial profile's transition width separates
+   a gradient from a step.
+6. ``scratch``: Hough accumulator of the fails (48 angles, 1-die rho bins), line-vs-flank contrast, then
+   the longest dense run along the best lines.
+7. ``loc`` / ``edge_loc`` / ``gross_region``: 8-connected components of the smoothed hot dies; edge share,
+   angular extent, area.
+8. ``random`` / ``none``: nothing fired; fail ratio.
+
+Each detection carries a raw score in [0, 1] (a squashed margin over its firing threshold); calibration
+maps it to a confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stratum.patterns import taxonomy as tx
+from stratum.patterns.features import box_sum, components, runs_longest
+from stratum.patterns.geometry import DieMap, Geometry, geometry
+
+RULES_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    near_full: float = 0.72
+    random_min: float = 0.105
+    severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
+
+
+@dataclass
+class Detection:
+    family: str
+    location: str
+    severity: str
+    refinement: str | None
+    score: float
+    region: NDArray[np.bool_]
+    density: float
+    features: dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+
+    @property
+    def class_id(self) -> str:
+        return tx.class_id(self.family, self.location, self.severity, self.refinement)
+
+
+def _median(a) -> float:
+    """np.median without its Python-level overhead (hot loops on small arrays)."""
+    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    n = len(v)
+    return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
+
+
+def _squash(margin: float) -> float:
+    return float(1.0 - math.exp(-max(margin, 0.0)))
+
+
+class _Ctx:
+    def __init__(self, dm: DieMap, th: Thresholds):
+        self.dm = dm
+        self.th = th
+        self.g: Geometry = geometry(dm)
+        self.f = np.asarray(dm.fail, dtype=bool)
+        self.n = self.g.n
+        self.active = np.ones(self.n, dtype=bool)
+        self.dets: list[Detection] = []
+        self.dry = False
+        g = self.g
+        self.xd = g.u * g.rx  # die units, pitch-corrected
+        self.yd = g.v * g.rx
+        self.dia = 2 * g.rx
+
+    def explain(self, region: NDArray[np.bool_], margin: int) -> None:
+        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
+        if margin:
+            grown = box_sum(self.raster(region), 2 * margin + 1) > 0
+            region = region | grown[self.g.iy, self.g.ix]
+        self.active &= ~region
+
+    def raster(self, vals: NDArray) -> NDArray:
+        a = np.zeros(self.g.shape, dtype=vals.dtype)
+        a[self.g.iy, self.g.ix] = vals
+        return a
+
+    def detect(self, family, region, score, feats, summary, refinement=None) -> Detection:
+        g = self.g
+        dens = float(self.f[region].mean()) if region.any() else 0.0
+        if family in tx.WHOLE_WAFER:
+            loc = "global"
+            if family not in tx.OWN_REGION:
+                dens = float(self.f.mean())
+        else:
+            counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
+            loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
+            locs = tx.REACHABLE[family][0]
+            if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
+                inner = [(counts[i], name) for i, name in enumerate(("center", "mid", "edge")) if name in locs]
+                loc = max(inner)[1] if inner else "global"
+        sev = tx.severity_of(dens, self.th.severity_splits)
+        if (family, sev, refinement) in tx.IMPOSSIBLE:
+            sev = "med"  # the nearest producible severity (low lines and quadrants at 'high' cannot occur)
+        d = Detection(family, loc, sev, refinement, round(score, 6), region, dens, feats, summary)
+        if not self.dry:
+            self.dets.append(d)
+        return d
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _site(c: _Ctx) -> Detection | None:
+    site = c.dm.site
+    if site is None:
+        return None
+    act = c.active
+    codes, inv = np.unique(np.asarray(site)[act], return_inverse=True)
+    if len(codes) < 2:
+        return None
+    ns = np.bincount(inv)
+    ks = np.bincount(inv, weights=c.f[act])
+    rates = ks / np.maximum(ns, 1)
+    b = int(np.argmax(rates))
+    rest_n = ns.sum() - ns[b]
+    rest = (ks.sum() - ks[b]) / max(rest_n, 1)
+    pr = max(rest, 0.01)
+    z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
+    others = np.delete(rates, b)
+    second = float(others.max())
+    gap = rates[b] - second
+    if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
+        return None
+    region = np.zeros(c.n, dtype=bool)
+    region[np.flatnonzero(act)[inv == b]] = True
+    m = min((z - 6) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
+    d = c.detect(
+        "site_pattern",
+        region,
+        _squash(m + 0.3),
+        {"site": float(codes[b]), "site_fail_rate": float(rates[b]), "other_sites_rate": float(rest), "z": z},
+        f"site {int(codes[b])} fails {rates[b]:.0%} of its dies against {rest:.0%} on the other sites",
+    )
+    if not c.dry:
+        c.active &= ~d.region
+    return d
+
+
+def _reticle(c: _Ctx) -> Detection | None:
+    act = c.active
+    if act.sum() < 60:
+        return None
+    ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
+    mean = float(f.mean())
+    pm = max(mean, 0.01)
+    L = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
+    hn = np.bincount((iy % L) * L + (ix % L), minlength=L * L).reshape(L, L)
+    hk = np.bincount((iy % L) * L + (ix % L), weights=f, minlength=L * L).reshape(L, L)
+    best = None
+    for ky in range(2, 7):
+        fn_ = hn.reshape(L // ky, ky, L).sum(0)
+        fk_ = hk.reshape(L // ky, ky, L).sum(0)
+        for kx in range(2, 7):
+            no = fn_.reshape(ky, L // kx, kx).sum(1).ravel()
+            ko = fk_.reshape(ky, L // kx, kx).sum(1).ravel()
+            rates = ko / np.maximum(no, 1)
+            z = (rates.max() - _median(rates)) / math.sqrt(pm * (1 - pm) / max(no.min(), 1))
+            if best is None or z > best[0] * 1.1:
+                best = (float(z), kx, ky, None, no, ko, rates)
+    assert best is not None  # the pitch loops always run
+    z, kx, ky, _, no, ko, rates = best
+    m = kx * ky
+    off = (iy % ky) * kx + (ix % kx)
+    if z < 6:
+        return None
+    top = float(rates.max())
+    base = float(_median(rates))
+    hot = rates >= max(0.5 * top, base + 0.2)
+    if hot.sum() > m / 2 or top - base < 0.22:
+        return None
+    # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
+    idx = np.flatnonzero(act)
+    on = hot[off]
+    quad = (c.g.u[idx] >= 0).astype(int) + 2 * (c.g.v[idx] >= 0)
+    qn = np.bincount(quad[on], minlength=4)
+    qk = np.bincount(quad[on], weights=f[on], minlength=4)
+    qr = qk / np.maximum(qn, 1)
+    hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
+    spread = float(qr.min() / max(hot_rate, 1e-9))
+    if spread < 0.45:
+        return None
+    region = np.zeros(c.n, dtype=bool)
+    region[idx[on]] = True
+    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
+    d = c.detect(
+        "reticle_repeat",
+        region,
+        _squash(mgn + 0.3),
+        {
+            "pitch_x": kx,
+            "pitch_y": ky,
+            "hot_offsets": int(hot.sum()),
+            "hot_rate": hot_rate,
+            "base_rate": base,
+            "quadrant_spread": spread,
+        },
+        f"{int(hot.sum())} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
+        f"(others {base:.0%})",
+    )
+    if not c.dry:
+        c.active &= ~d.region
+    return d
+
+
+def _stripes(c: _Ctx, axis: int) -> None:
+    """axis 1: rows (row_stripe); axis 0: columns (column_stripe)."""
+    V = c.raster(c.active)
+    F = c.raster(c.f & c.active)
+    if axis == 0:
+        V, F = V.T, F.T
+    h, w = V.shape
+    if h < 10:
+        return
+    D = 4
+    Vp = np.pad(V, ((D, D), (0, 0)))
+    Fp = np.pad(F, ((D, D), (0, 0)))
+    n_row = V.sum(1)
+    k_row = F.sum(1)
+    rate = k_row / np.maximum(n_row, 1)
+    sides = []
+    for s in (-D, D):
+        vv = Vp[D + s : D + s + h] & V
+        ff = Fp[D + s : D + s + h] & V
+        sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
+    flank = np.maximum(sides[0][0], sides[1][0])
+    flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    # uniform along the line: every quarter of the chord fails
+    cum = np.cumsum(V, axis=1) - 1
+    q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
+    rows = np.repeat(np.arange(h)[:, None], w, 1)
+    qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
+    qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
+    qmin = (qk / np.maximum(qn, 1)).min(1)
+    contrast = rate - flank
+    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6) & (qmin >= 0.35 * rate)
+    if not seed.any():
+        return
+    base = float(_median(rate[n_row >= 3]))
+    grow = (rate >= base + 0.2) & (qmin >= 0.3 * rate) & (n_row >= 3)
+    sel = seed.copy()
+    for _ in range(6):
+        nb = np.zeros_like(sel)
+        nb[1:] |= sel[:-1]
+        nb[:-1] |= sel[1:]
+        new = sel | (nb & grow)
+        if np.array_equal(new, sel):
+            break
+        sel = new
+    if sel.sum() > 0.3 * (n_row >= 3).sum():
+        return  # a gross region, not stripes
+    line = np.flatnonzero(sel)
+    coord = c.g.iy if axis == 1 else c.g.ix
+    region = np.isin(coord, line) & c.active
+    best = float(contrast[seed].max())
+    fam = "row_stripe" if axis == 1 else "column_stripe"
+    what = "rows" if axis == 1 else "columns"
+    d = c.detect(
+        fam,
+        region,
+        _squash((best - 0.25) / 0.2 + 0.3),
+        {
+            "lines": int(len(line)),
+            "line_fail_rate": float(k_row[sel].sum() / max(n_row[sel].sum(), 1)),
+            "flank_rate": float(flank[seed].min()),
+            "contrast": best,
+        },
+        f"{len(line)} whole {what} fail {k_row[sel].sum() / max(n_row[sel].sum(), 1):.0%} against "
+        f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
+    )
+    c.explain(d.region, 1)
+
+
+def _radial(c: _Ctx) -> None:
+    g = c.g
+    act = c.active
+    na = int(act.sum())
+    if na < 40:
+        return
+    nb = int(np.clip(na // 80, 6, 20))
+    ns = 8
+    rmax = float(g.r[act].max())
+    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    cell = band * ns + sec
+    fa = c.f[act]
+    cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
+    ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
+    cr = ck / np.maximum(cn, 1)
+    bn, bk = cn.sum(1), ck.sum(1)
+    brate = bk / np.maximum(bn, 1)
+    srt = np.sort(cr, axis=1)
+    bg = float(np.quantile(cr[cn > 0], 0.25))
+    per = max(float(_median(cn)), 1.0)
+    thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
+    bg = max(bg, float(_median(brate)) if nb >= 8 else bg)
+    bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
+    lift = brate - bg
+    # a sector belongs to the ring when its fails are likelier under the band's rate than under background
+    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    p0 = min(max(bg, 1e-3), 1 - 1e-3)
+    llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
+    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
+    outer = np.arange(nb) >= nb - 2
+    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
+    edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
+    # gradient: a smooth monotone radial profile over (nearly) the whole radius
+    lo, hi = float(brate.min()), float(brate.max())
+    span = hi - lo
+    if span >= 0.2 and ring.sum() >= 1:
+        rc = (edges[:-1] + edges[1:]) / 2
+        corr = float(np.corrcoef(rc, brate)[0, 1]) if np.std(brate) > 0 else 0.0
+        trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
+        tw = trans / nb
+        if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
+            rising = corr > 0
+            region = act.copy()
+            d = c.detect(
+                "radial_gradient",
+                region,
+                _squash(min((abs(corr) - 0.85) / 0.05, (tw - 0.3) / 0.1, (span - 0.2) / 0.1) + 0.3),
+                {
+                    "radial_corr": corr,
+                    "transition_width": tw,
+                    "inner_rate": float(brate[0]),
+                    "outer_rate": float(brate[-1]),
+                },
+                f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
+                f"{brate[-1]:.0%} at the edge",
+                "rising" if rising else "falling",
+            )
+            c.active &= ~d.region
+            return
+    if not ring.any():
+        return
+    # contiguous runs of ring bands
+    idx = np.flatnonzero(ring)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    for run in runs:
+        b0, b1 = int(run[0]), int(run[-1])
+        if b0 == 0 and b1 == nb - 1:
+            continue  # whole wafer: random / near-full territory
+        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        # no hole inside: a centre blob whose core band fell short of the coverage test
+        inner = float(bk[:b0].sum() / max(bn[:b0].sum(), 1)) if b0 else 0.0
+        if 0 < b0 <= nb // 3 and inner >= bg + 0.7 * (lvl - bg):
+            b0 = 0
+        # the fading rim of the pattern belongs to it (soft edges)
+        soft = (lift >= np.maximum(0.5 * (lvl - bg), bsig)) & (cover8 >= 0.6)
+        while b0 > 0 and soft[b0 - 1] and not (b0 - 1 == 0 and b1 >= nb - 2):
+            b0 -= 1
+        while b1 < nb - 1 and soft[b1 + 1] and not (b0 == 0 and b1 + 1 == nb - 1):
+            b1 += 1
+        r_in, r_out = float(edges[b0]), float(edges[b1 + 1])
+        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        if b0 == 0 and b1 < nb - 2:
+            r_in = _hole(c, r_out, bg, lvl)
+        region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
+        lvl = float(c.f[region].mean()) if region.any() else lvl
+        cover = float((cr[b0 : b1 + 1] >= thr).mean())
+        if r_in == 0.0:
+            fam = "center"
+            text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
+        elif b1 >= nb - 2 or r_out >= 0.93 * rmax:
+            fam = "edge_ring"
+            text = f"ring of fails at {r_in:.2f}-1.0 R, {lvl:.0%} failing, on {cover:.0%} of the edge sectors"
+        else:
+            fam = "donut"
+            text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
+        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
+        d = c.detect(
+            fam,
+            region,
+            _squash(mgn + 0.3),
+            {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg, "sector_coverage": cover},
+            text,
+        )
+        c.explain(d.region, 1)
+
+
+def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
+    """Inner radius of a ring whose hole is smaller than the innermost radial band (0.0: no hole)."""
+    act = c.active
+    step = 1.0 / c.g.rx  # one die
+    nbin = max(int(r_out / step), 1)
+    rb = np.minimum((c.g.r[act] / step).astype(int), nbin)
+    inside = rb < nbin
+    hn = np.bincount(rb[inside], minlength=nbin)
+    hk = np.bincount(rb[inside], weights=c.f[act][inside], minlength=nbin)
+    cn, ck = np.cumsum(hn), np.cumsum(hk)
+    mid = bg + 0.4 * (lvl - bg)
+    # the largest disk (>= 8 dies) that stays below the midpoint is the hole
+    ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
+    if not ok.any():
+        return 0.0
+    j = int(np.flatnonzero(ok)[-1])
+    rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
+    above = np.flatnonzero(rate_next >= mid)
+    j2 = j + 1 + (int(above[0]) if len(above) else 0)
+    return float(j2 * step)
+
+
+def _scratch(c: _Ctx) -> None:
+    for _ in range(3):
+        if not _one_scratch(c):
+            return
+
+
+_ANG = np.arange(48) * math.pi / 48
+_COS, _SIN = np.cos(_ANG), np.sin(_ANG)
+
+
+def _one_scratch(c: _Ctx) -> bool:
+    act = c.active
+    fi = np.flatnonzero(act & c.f)
+    if len(fi) < 5:
+        return False
+    off = int(math.ceil(c.g.rx)) + 6
+    rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
+    nbins = 2 * off + 1
+    H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
+    Hp = np.pad(H, ((0, 0), (3, 3)))
+    flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
+    contrast = H - flank
+    order = np.argsort(-contrast, axis=None, kind="stable")[:3]
+    best = None
+    for flat in order:
+        a, b = divmod(int(flat), nbins)
+        if contrast[a, b] < 4:
+            break
+        res = _line_run(c, a, b - off)
+        if res is not None and (best is None or res[0] > best[0]):
+            best = res
+    if best is None:
+        return False
+    length, region, feats, ang = best
+    ori = tx.orientation_of(ang)
+    c.detect(
+        "scratch",
+        region,
+        _squash(min((feats["fill"] - feats["flank_fill"] - 0.42) / 0.15, (length - feats["min_len"]) / 4) + 0.3),
+        feats,
+        f"line of fails {length:.0f} dies long at {math.degrees(ang) % 180:.0f} deg, {feats['fill']:.0%} filled, "
+        f"{feats['flank_fill']:.0%} beside it",
+        ori,
+    )
+    c.explain(region, 1)
+    return True
+
+
+def _line_run(c: _Ctx, a: int, rho0: float):
+    act = c.active
+    cs, sn = _COS[a], _SIN[a]
+    dist = c.xd * cs + c.yd * sn - rho0
+    near0 = act & c.f & (np.abs(dist) <= 1.0)
+    if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
+        dist = dist - float(_median(dist[near0]))
+    t = -c.xd * sn + c.yd * cs
+    on = act & (np.abs(dist) <= 1.0)
+    hit = on & c.f
+    t0, t1, cnt = runs_longest(t, hit, 3.2)
+    min_len = max(5.5, 0.08 * c.dia)
+    if t1 - t0 < min_len or cnt < 5:
+        return None
+    near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
+        return None  # a blob, not a line
+    if (c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85).mean() >= 0.7:
+        mid = hit & (t >= t0) & (t <= t1)
+        radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
+        if radial.mean() < 0.5:
+            return None  # runs along the edge: an edge arc, left to the blob stage
+    core = act & (np.abs(dist) <= 0.6) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    seg = core.copy()
+    for side in (1, -1):
+        band2 = act & (side * dist > 0.6) & (side * dist <= 1.4) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+        if band2.sum() >= 3 and c.f[band2].mean() >= 0.45:
+            seg |= band2
+    fill = float(c.f[seg].mean())
+    fl = act & (np.abs(dist) >= 2.0) & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    fl_a = fl & (dist > 0)
+    fl_b = fl & (dist < 0)
+    if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
+        return None
+    ffill = float(max(c.f[fl_a].mean(), c.f[fl_b].mean()))
+    if fill < 0.55 or fill - ffill < 0.42:
+        return None
+    region = seg
+    ang = (_ANG[a] + math.pi / 2) % math.pi
+    feats = {"length": t1 - t0, "fill": fill, "flank_fill": ffill, "angle_deg": math.degrees(ang), "min_len": min_len}
+    return t1 - t0, region, feats, ang
+
+
+def _blobs(c: _Ctx) -> None:
+    g = c.g
+    act = c.active
+    if act.sum() < 20:
+        return
+    k = 3 if c.dia < 40 else 5
+    V = c.raster(act)
+    F = c.raster(c.f & act)
+    sv = box_sum(V, k)
+    sf = box_sum(F, k)
+    dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
+    dv = dens[g.iy, g.ix]
+    bg = float(np.quantile(dv[act], 0.4))
+    thr = bg + max(0.1, 3.5 * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
+    hot = V & (dens >= thr)
+    lab, nlab = components(hot)
+    if nlab == 0:
+        return
+    dl = lab[g.iy, g.ix]
+    sizes = np.bincount(dl, minlength=nlab + 1)
+    kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
+    found: dict[str, tuple[float, Detection]] = {}
+    for comp in np.argsort(-sizes[1:], kind="stable")[:6] + 1:
+        size = int(sizes[comp])
+        if size < max(5, 0.004 * c.n):
+            continue
+        member = dl == comp
+        # the region: component dies whose local density is at least halfway to the component's level
+        lvl = float(kf[comp] / size)
+        core = member & (dv >= 0.5 * (thr + max(lvl, thr)) - 0.05)
+        region = core if core.sum() >= 3 else member
+        kk = float(c.f[region].sum())
+        exp = bg * region.sum()
+        z = (kk - exp) / math.sqrt(max(exp, 1.0))
+        if z < 5:
+            continue
+        rr, tt = g.r[region], g.theta[region]
+        area = float(region.sum() / c.n)
+        edge_share = float((rr > 0.85).mean())
+        sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) % 16, minlength=16)
+        cover16 = float((sec16 > 0.02 * region.sum()).mean())
+        cx, cy = float(g.u[region].mean()), float(g.v[region].mean())
+        ang = math.atan2(cy, cx)
+        xs, ys = c.xd[region], c.yd[region]
+        cov = np.cov(np.vstack([xs, ys])) if region.sum() > 2 else np.eye(2)
+        ev = np.sort(np.linalg.eigvalsh(cov))
+        elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
+        feats = {
+            "area_share": area,
+            "edge_share": edge_share,
+            "sector_coverage": cover16,
+            "elongation": elong,
+            "fail_rate": float(c.f[region].mean()),
+            "background_rate": bg,
+            "z": z,
+            "r_min": float(rr.min()),
+            "r_max": float(rr.max()),
+        }
+        octant = tx.octant_of(ang)
+        fm = region & c.f
+        if fm.sum() >= 4:
+            fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
+            fl = np.sort(fev[0])
+            felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
+            line_like = felong >= 4 and fl[0] < 0.8 and fm.sum() >= 6
+            fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
+        else:
+            fdir, felong, line_like = 0.0, 0.0, False
+        r05, r95 = float(np.quantile(rr, 0.05)), float(np.quantile(rr, 0.95))
+        depth = r95 - r05
+        dth = np.angle(np.exp(1j * (tt - ang)))
+        arc = float((np.quantile(dth, 0.95) - np.quantile(dth, 0.05)) * rr.mean())
+        feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
+        if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
+            side_q = cover16 <= 0.45
+            k8 = int(math.floor((ang % (2 * math.pi)) / (math.pi / 2)))
+            side = (
+                ("ne", "nw", "sw", "se")[k8]
+                if side_q
+                else ("e", "n", "w", "s")[int(math.floor((ang % (2 * math.pi)) / (math.pi / 2) + 0.5)) % 4]
+            )
+            fam, ref = "gross_region", side
+            text = f"{'quadrant' if side_q else 'half'} of the wafer ({side.upper()}) fails, {area:.0%} of dies"
+        elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
+            continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
+        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
+            fam, ref = "scratch", tx.orientation_of(fdir)
+            text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
+        elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
+            fam, ref = "edge_loc", octant
+            text = (
+                f"arc of fails along the {octant.upper()} edge, {edge_share:.0%} of it beyond 0.85 R, "
+                f"{feats['fail_rate']:.0%} failing"
+            )
+        else:
+            fam, ref = "loc", octant
+            text = (
+                f"cluster of {int(region.sum())} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
+                f"{feats['fail_rate']:.0%} failing"
+            )
+        score = _squash((z - 5) / 4 + 0.3)
+        if fam in found and found[fam][0] >= score:
+            continue
+        if fam in found:
+            c.dets.remove(found[fam][1])
+        d = c.detect(fam, region, score, feats, text, ref)
+        found[fam] = (score, d)
+
+
+def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], Geometry]:
+    c = _Ctx(dm, th or Thresholds())
+    p = float(c.f.mean())
+    if p >= c.th.near_full:
+        c.detect(
+            "near_full",
+            np.ones(c.n, bool),
+            _squash((p - c.th.near_full) / 0.05 + 0.3),
+            {"fail_ratio": p},
+            f"{p:.0%} of all dies fail",
+        )
+        return c.dets, c.g
+    # a periodic pattern that follows SITE_NUM is a site pattern; otherwise the reticle explains it first
+    c.dry = True
+    ret, site = _reticle(c), _site(c)
+    c.dry = False
+    if ret is not None and site is not None:
+        inter = float((ret.region & site.region).sum())
+        union = float((ret.region | site.region).sum())
+        if inter / union >= 0.5:
+            ret = None
+    if ret is not None:
+        c.dets.append(ret)
+        c.active &= ~ret.region
+        site = _site(c)
+    elif site is not None:
+        c.dets.append(site)
+        c.active &= ~site.region
+    _stripes(c, 1)
+    _stripes(c, 0)
+    _radial(c)
+    _scratch(c)
+    _blobs(c)
+    # one detection per family: the strongest
+    best: dict[str, Detection] = {}
+    for d in c.dets:
+        if d.family not in best or d.score > best[d.family].score:
+            best[d.family] = d
+    c.dets = [d for d in c.dets if best[d.family] is d]
+    if not c.dets:
+        rest = float(c.f.mean())
+        if rest >= c.th.random_min:
+            c.detect(
+                "random",
+                np.ones(c.n, bool),
+                _squash((rest - c.th.random_min) / 0.03),
+                {"fail_ratio": rest},
+                f"{rest:.0%} of dies fail with no spatial structure",
+            )
+        else:
+            c.detect(
+                "none",
+                np.ones(c.n, bool),
+                _squash((c.th.random_min - rest) / 0.03),
+                {"fail_ratio": rest},
+                f"{rest:.0%} of dies fail with no spatial structure",
+            )
+    return c.dets, c.g

@@ -1,0 +1,96 @@
+"""A die map and its wafer geometry, recovered from die coordinates alone.
+
+The wafer centre is the median of the row midpoints (x) and of the column midpoints (y): a flat or a
+notch moves only the rows or columns it cuts, fewer than half of them. Non-square die pitch shows as
+different extents in x and y (the wafer is round in physical units), so the y axis is scaled by
+``rx / ry``. The normalised radius divides by the radius covered by dies (outermost die centre plus half
+a die pitch), as the labelling rules define it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class DieMap:
+    x: NDArray[np.int64]
+    y: NDArray[np.int64]
+    fail: NDArray[np.bool_]
+    site: NDArray[np.int64] | None = None
+    hard_bin: NDArray[np.int64] | None = None
+
+
+@dataclass
+class Geometry:
+    n: int
+    ix: NDArray[np.intp]  # raster column of each die
+    iy: NDArray[np.intp]  # raster row of each die
+    shape: tuple[int, int]  # (rows, cols)
+    valid: NDArray[np.bool_]  # raster: a die exists here
+    u: NDArray[np.float64]  # normalised x (wafer radius 1)
+    v: NDArray[np.float64]  # normalised y, pitch-corrected
+    r: NDArray[np.float64]
+    theta: NDArray[np.float64]  # radians, counter-clockwise from +x
+    third: NDArray[np.int8]  # 0 inner, 1 middle, 2 outer equal-area third
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    extra: dict = field(default_factory=dict)
+
+
+def _midpoint_median(major: NDArray, minor: NDArray) -> float:
+    """Median over the lines of constant ``major`` of (min + max) / 2 of ``minor``."""
+    order = np.lexsort((minor, major))
+    maj, mino = major[order], minor[order]
+    starts = np.flatnonzero(np.r_[True, maj[1:] != maj[:-1]])
+    ends = np.r_[starts[1:] - 1, len(maj) - 1]
+    return float(np.median((mino[starts] + mino[ends]) / 2.0))
+
+
+def geometry(dm: DieMap) -> Geometry:
+    x = dm.x.astype(np.int64)
+    y = dm.y.astype(np.int64)
+    x0, y0 = int(x.min()), int(y.min())
+    ix = (x - x0).astype(np.intp)
+    iy = (y - y0).astype(np.intp)
+    shape = (int(iy.max()) + 1, int(ix.max()) + 1)
+    valid = np.zeros(shape, dtype=bool)
+    valid[iy, ix] = True
+    cx = _midpoint_median(iy, ix.astype(np.float64))
+    cy = _midpoint_median(ix, iy.astype(np.float64))
+    dx = (ix - cx).astype(np.float64)
+    dy = (iy - cy).astype(np.float64)
+    # half-extents in dies; the larger side of each axis (a flat shortens one side only)
+    ex = max(float(np.abs(dx).max()), 0.5)
+    ey = max(float(np.abs(dy).max()), 0.5)
+    aspect = ex / ey  # physical pitch_y / pitch_x
+    d = np.sqrt(dx * dx + (dy * aspect) ** 2)
+    big_r = float(d.max()) + 0.5
+    u = dx / big_r
+    v = dy * aspect / big_r
+    r = np.sqrt(u * u + v * v)
+    theta = np.arctan2(v, u)
+    third = np.zeros(len(x), dtype=np.int8)
+    third[r >= 3**-0.5] = 1
+    third[r >= (2 / 3) ** 0.5] = 2
+    return Geometry(
+        n=len(x),
+        ix=ix,
+        iy=iy,
+        shape=shape,
+        valid=valid,
+        u=u,
+        v=v,
+        r=r,
+        theta=theta,
+        third=third,
+        cx=cx,
+        cy=cy,
+        rx=big_r,
+        ry=big_r / aspect,
+    )

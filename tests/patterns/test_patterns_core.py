@@ -1,0 +1,272 @@
+"""Taxonomy, generator, geometry, classifier and calibration of the pattern classifier."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from stratum.devtools.wafergen import generate
+from stratum.errors import BadRequest, PayloadTooLarge
+from stratum.patterns import calibration, examples
+from stratum.patterns import taxonomy as tx
+from stratum.patterns.classifier import analyse
+from stratum.patterns.features import box_sum, components
+from stratum.patterns.geometry import DieMap, geometry
+from stratum.patterns.service import (
+    MapDataError,
+    classifier_version,
+    classify_diemap,
+    dies_from_grid,
+    dies_from_list,
+    parse_body,
+)
+from stratum.settings import PatternSettings
+
+LIMITS = PatternSettings()
+
+
+# --- taxonomy --------------------------------------------------------------------------------------
+def test_taxonomy_size_ids_and_fields() -> None:
+    cls = tx.classes()
+    assert len(cls) == 194
+    assert len({c.class_id for c in cls}) == 194
+    assert {c.family for c in cls} == set(tx.FAMILIES) and len(tx.FAMILIES) == 15
+    for c in cls:
+        parts = c.class_id.split("/")
+        assert parts[:3] == [c.family, c.location, c.severity]
+        assert (parts[3] if len(parts) == 4 else None) == c.refinement
+        assert c.description and c.likely_causes
+        assert c.parent in {"/".join(parts[:3]), "/".join(parts[:2])}
+    ids = {c.class_id for c in cls}
+    assert "edge_loc/edge/high/ne" in ids and "near_full/global/high" in ids
+    assert "edge_ring/center/high" not in ids and "near_full/global/low" not in ids
+    assert "gross_region/global/high/ne" not in ids and "gross_region/global/high/n" in ids
+
+
+def test_location_and_severity_rules() -> None:
+    assert tx.location_of((0.15, 0.5, 0.35)) == "global"
+    assert tx.location_of((0.14, 0.5, 0.36)) == "mid"
+    assert tx.location_of((0.0, 0.2, 0.8)) == "edge"
+    assert [tx.severity_of(v) for v in (0.0, 0.1999, 0.2, 0.4999, 0.5, 1.0)] == [
+        "low",
+        "low",
+        "med",
+        "med",
+        "high",
+        "high",
+    ]
+    assert [tx.octant_of(math.radians(a)) for a in (0, 44, 46, 90, 180, 270, 315, 359)] == [
+        "e",
+        "ne",
+        "ne",
+        "n",
+        "w",
+        "s",
+        "se",
+        "e",
+    ]
+
+
+def test_every_class_has_an_example_map() -> None:
+    for c in tx.classes():
+        dm = examples.example(c.class_id)
+        assert len(dm.x) >= 500, c.class_id
+
+
+# --- generator ---------------------------------------------------------------------------------------
+def test_generator_is_seeded_and_covers_the_spec() -> None:
+    a, b = generate(42), generate(42)
+    assert np.array_equal(a.dies.x, b.dies.x) and np.array_equal(a.dies.fail, b.dies.fail)
+    assert [lab.class_id for lab in a.labels] == [lab.class_id for lab in b.labels]
+    assert not np.array_equal(generate(43).dies.fail[:50], a.dies.fail[:50]) or len(generate(43).dies.x) != len(
+        a.dies.x
+    )
+    big = generate(7, diameter=300, family="center")
+    assert big.dies.x.max() - big.dies.x.min() + 1 == pytest.approx(300, abs=4)
+    small = generate(7, diameter=20, family="loc")
+    assert small.dies.x.max() - small.dies.x.min() + 1 == pytest.approx(20, abs=3)
+    site = generate(3, family="site_pattern", n_sites=16)
+    assert set(np.unique(site.dies.site)) == set(range(1, 17))
+    mixed = [generate(s, mixed_rate=1.0) for s in range(20)]
+    assert all(2 <= len(m.labels) <= 3 for m in mixed)
+
+
+# --- geometry ----------------------------------------------------------------------------------------
+def _disk(d: int, aspect: float = 1.0, flat: float = 0.0, x0: int = 0, y0: int = 0) -> DieMap:
+    ii, jj = np.meshgrid(np.arange(-d, d + 1), np.arange(-d * 3, d * 3 + 1))
+    X, Y = (ii + 0.5) / d, (jj + 0.5) * aspect / d
+    keep = (np.hypot(X, Y) <= 1) & (Y > -1 + flat)
+    return DieMap(x=ii[keep].ravel() + x0, y=jj[keep].ravel() + y0, fail=np.zeros(keep.sum(), bool))
+
+
+def test_geometry_non_square_pitch_flat_and_origin() -> None:
+    g = geometry(_disk(20, aspect=0.5, flat=0.1, x0=-300, y0=777))
+    # centre recovered despite the flat (median of row / column midpoints), radius normalised to 1
+    assert g.cx == pytest.approx(19.5, abs=0.01)
+    assert g.r.max() == pytest.approx(1 - 0.5 / (g.rx), abs=0.03)
+    # equal-area thirds: a uniform disk (no flat) puts a third of its dies in each
+    g = geometry(_disk(20, aspect=0.5))
+    share = np.bincount(g.third, minlength=3) / g.n
+    assert share == pytest.approx([1 / 3, 1 / 3, 1 / 3], abs=0.06)  # the rim beyond the last die centre
+    assert np.array_equal(g.third, np.digitize(g.r, [3**-0.5, (2 / 3) ** 0.5]))
+
+
+def test_components_and_box_sum() -> None:
+    m = np.zeros((5, 6), bool)
+    m[0, 0] = m[1, 1] = m[2, 2] = True  # diagonal: one 8-connected component
+    m[4, 3:6] = True
+    m[0, 5] = True
+    lab, n = components(m)
+    assert n == 3
+    assert lab[0, 0] == lab[2, 2] == 1 and lab[0, 5] == 2 and set(lab[4, 3:6]) == {3}
+    assert box_sum(np.ones((4, 4)), 3)[0, 0] == 4 and box_sum(np.ones((4, 4)), 3)[1, 1] == 9
+
+
+# --- classifier --------------------------------------------------------------------------------------
+def _ring(d: int = 50) -> DieMap:
+    dm = _disk(d // 2)
+    g = geometry(dm)
+    rng = np.random.default_rng(1)
+    fail = (g.r > 0.88) & (rng.random(g.n) < 0.8) | (rng.random(g.n) < 0.02)
+    return DieMap(dm.x, dm.y, fail)
+
+
+def test_edge_ring_is_found_with_explanation() -> None:
+    out = classify_diemap(_ring())
+    top = out["pattern_classes"][0]
+    assert top["class_id"] == "edge_ring/edge/high"
+    assert top["confidence"] >= 0.8
+    ex = top["explanation"]
+    assert ex["summary"].startswith("ring of fails at 0.8")
+    assert ex["region"]["r_min"] >= 0.8 and ex["region"]["die_count"] == len(ex["region"]["dies"])
+    assert ex["features"]["sector_coverage"] >= 0.9
+
+
+def test_clean_map_reports_nothing_and_near_full() -> None:
+    dm = _disk(25)
+    assert classify_diemap(dm)["pattern_classes"] == []
+    full = DieMap(dm.x, dm.y, np.ones(len(dm.x), bool))
+    assert [p["class_id"] for p in classify_diemap(full)["pattern_classes"]] == ["near_full/global/high"]
+
+
+def test_site_pattern_needs_site_numbers() -> None:
+    smp = generate(11, family="site_pattern", n_sites=4)
+    with_site = {p["family"] for p in classify_diemap(smp.dies)["pattern_classes"]}
+    assert with_site == {"site_pattern"}
+    no_site = DieMap(smp.dies.x, smp.dies.y, smp.dies.fail)
+    assert "site_pattern" not in {p["family"] for p in classify_diemap(no_site)["pattern_classes"]}
+
+
+def test_deterministic_byte_identical_output() -> None:
+    for s in range(5):
+        dm = generate(100 + s, mixed_rate=0.5).dies
+        a = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
+        b = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
+        assert a == b
+    assert classifier_version().startswith("stratum-patterns-1+cal.")
+
+
+def test_origin_shift_does_not_change_the_answer() -> None:
+    dm = generate(5, family="edge_loc").dies
+    moved = DieMap(dm.x + 1234, dm.y - 999, dm.fail, dm.site)
+    strip = lambda out: [(p["class_id"], p["confidence"]) for p in out["pattern_classes"]]  # noqa: E731
+    assert strip(classify_diemap(dm)) == strip(classify_diemap(moved))
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        "center",
+        "donut",
+        "edge_ring",
+        "edge_loc",
+        "loc",
+        "scratch",
+        "near_full",
+        "gross_region",
+        "radial_gradient",
+        "row_stripe",
+        "column_stripe",
+        "reticle_repeat",
+        "site_pattern",
+        "random",
+    ],
+)
+def test_family_recall_on_clear_maps(family: str) -> None:
+    """Most clear (high-intensity) single-pattern maps are found (a floor, not the eval's figure)."""
+    hits = 0
+    for s in range(10):
+        smp = generate(600 + s, family=family, q_range=(0.7, 1.0), diameter=50)
+        dets, _ = analyse(smp.dies)
+        hits += family in {d.family for d in dets}
+    assert hits >= 7, hits
+
+
+# --- calibration -------------------------------------------------------------------------------------
+def test_pav_is_monotone_and_exact() -> None:
+    x = np.array([0.1, 0.2, 0.3, 0.4])
+    y = np.array([1.0, 0.0, 1.0, 1.0])
+    kx, ky = calibration.pav(x, y)
+    assert ky == [0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0][: len(ky)] or ky == sorted(ky)
+    assert np.all(np.diff(ky) >= 0)
+    t = calibration.tables()
+    assert set(t["families"]) >= {"center", "edge_ring", "loc", "scratch"}
+    for fam in t["families"].values():
+        assert np.all(np.diff(fam["y"]) >= 0) and np.all(np.diff(fam["x"]) >= 0)
+
+
+# --- inputs ------------------------------------------------------------------------------------------
+def test_grid_form_wm811k_encoding() -> None:
+    dm = dies_from_grid([[0, 1, 1, 0], [1, 2, 2, 1], [0, 1, 1, 0]], LIMITS)
+    assert len(dm.x) == 8 and int(dm.fail.sum()) == 2
+    assert set(zip(dm.x[dm.fail].tolist(), dm.y[dm.fail].tolist(), strict=True)) == {(1, 1), (2, 1)}
+    with pytest.raises(BadRequest, match=r"grid\[1\]\[2\] = 3"):
+        dies_from_grid([[0, 1, 1], [1, 1, 3]], LIMITS)
+    with pytest.raises(BadRequest, match="same length"):
+        dies_from_grid([[0, 1], [1]], LIMITS)
+
+
+def test_dies_form_errors_and_retests() -> None:
+    dies = [{"x": i % 4, "y": i // 4, "pass": True} for i in range(12)] + [{"x": 0, "y": 0, "pass": False}]
+    dm = dies_from_list(dies, LIMITS)
+    assert len(dm.x) == 12 and bool(dm.fail[(dm.x == 0) & (dm.y == 0)][0])  # last record wins
+    with pytest.raises(BadRequest, match=r"dies\[0\] lacks 'y'"):
+        dies_from_list([{"x": 1, "pass": True}], LIMITS)
+    with pytest.raises(BadRequest, match=r"dies\[0\].pass must be true or false"):
+        dies_from_list([{"x": 1, "y": 1, "pass": "yes"}], LIMITS)
+    with pytest.raises(MapDataError, match="at least 5"):
+        dies_from_list([{"x": 1, "y": 1, "pass": True}], LIMITS)
+    with pytest.raises(PayloadTooLarge):
+        dies_from_list([{"x": 1, "y": 1, "pass": True}] * 11, PatternSettings(max_dies=10))
+
+
+def test_body_forms() -> None:
+    with pytest.raises(BadRequest, match="no map in the body"):
+        parse_body({"wafer_id": "W"}, LIMITS)
+    with pytest.raises(BadRequest, match="give one map form"):
+        parse_body({"dies": [], "grid": []}, LIMITS)
+    with pytest.raises(BadRequest, match="unsupported format 'klarf'"):
+        parse_body({"map_data": "AAAA", "format": "klarf"}, LIMITS)
+    with pytest.raises(BadRequest, match="not valid base64"):
+        parse_body({"map_data": "%%%"}, LIMITS)
+    with pytest.raises(MapDataError, match="not an STDF file"):
+        parse_body({"map_data": "AAAAAAAAAAAA"}, LIMITS)
+    req = parse_body({"lot_id": "L", "wafer_id": "W1", "snapshot_job_id": "j"}, LIMITS)
+    assert req.lake == ("L", "W1", "j") and req.dies is None
+
+
+def test_every_reported_class_is_in_the_taxonomy() -> None:
+    ids = set(tx.by_id())
+    for s in range(150):
+        for p in classify_diemap(generate(40_000 + s, mixed_rate=0.4).dies)["pattern_classes"]:
+            assert p["class_id"] in ids, p["class_id"]
+
+
+def test_batch_problem_type_matches_the_api() -> None:
+    from stratum.api.problems import TYPE_BASE
+    from stratum.patterns.service import PROBLEM_TYPE_BASE
+
+    assert PROBLEM_TYPE_BASE == TYPE_BASE
