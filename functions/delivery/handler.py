@@ -64,4 +64,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     attempted = runtime().delivery.webhooks.run_due(deadline=deadline(context))
     metrics.add_metric(name="AttemptsMade", unit=MetricUnit.Count, value=attempted)
-    return result
+    return dict(result)

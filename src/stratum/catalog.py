@@ -353,7 +353,7 @@ def keyset_page(
     meta: MetadataStore,
     pk: str,
     *,
-    index: str = "table",
+    index: Literal["table", "gsi1", "gsi2"] = "table",
     limit: int = 50,
     cursor: str | None = None,
     build: Callable[[dict], Any] = dict,

@@ -206,14 +206,14 @@ class InboundService:
             raise BadRequest("the payload must be JSON") from None
         try:
             result = self._act(ws, hook, payload)
-            status = "ok"
         except StratumError as exc:
-            result, status = {"error": exc.code, "detail": exc.detail}, "error"
-            self._store(ws, inh_id, now, payload, status, result)
+            self._store(ws, inh_id, now, payload, "error", {"error": exc.code, "detail": exc.detail})
             raise
-        return self._store(ws, inh_id, now, payload, status, result)
+        return self._store(ws, inh_id, now, payload, "ok", result)
 
-    def _store(self, ws: str, inh_id: str, now: datetime, payload: Any, status: str, result: dict) -> InboundCall:
+    def _store(
+        self, ws: str, inh_id: str, now: datetime, payload: Any, status: Literal["ok", "error"], result: dict
+    ) -> InboundCall:
         c = InboundCall(id=f"inc_{ulid()}", hook_id=inh_id, at=now, payload=payload, status=status, result=result)
         ttl = int(now.timestamp()) + CALL_TTL_SECONDS
         self.meta.put(f"WS#{ws}#INCALL#{inh_id}", c.id, c.model_dump(mode="json"), ttl=ttl)

@@ -243,11 +243,10 @@ class Inbox:
         def want(n: Notification) -> bool:
             return (kind is None or n.kind == kind) and (since is None or n.created_at >= since)
 
-        pk, index = (_unread_pk(ws), "gsi1") if unread else (_ntf_pk(ws), "table")
         return keyset_page(
             self.meta,
-            pk,
-            index=index,
+            _unread_pk(ws) if unread else _ntf_pk(ws),
+            index="gsi1" if unread else "table",
             limit=limit,
             cursor=cursor,
             build=Notification.model_validate,

@@ -18,6 +18,7 @@ attempts and redeliveries, receivers deduplicate on it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import random
@@ -206,10 +207,10 @@ class WebhookService:
     def get(self, ws: str, whk_id: str) -> Webhook:
         return self._public(self._load(ws, whk_id).data)
 
-    def list(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Webhook], str | None]:
+    def list(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> tuple[builtins.list[Webhook], str | None]:
         return keyset_page(self.meta, _whk_pk(ws), limit=limit, cursor=cursor, build=self._public)
 
-    def _all(self, ws: str) -> list[dict[str, Any]]:
+    def _all(self, ws: str) -> builtins.list[dict[str, Any]]:
         out, cursor = [], None
         while True:
             page = self.meta.query(_whk_pk(ws), limit=500, cursor=cursor)
@@ -264,7 +265,7 @@ class WebhookService:
                 continue
         raise ConditionFailed(f"webhook {whk_id} kept changing")
 
-    def _signing_secrets(self, data: dict[str, Any], now: datetime) -> list[str]:
+    def _signing_secrets(self, data: dict[str, Any], now: datetime) -> builtins.list[str]:
         ctx = {"workspace": data["workspace"], "webhook_id": data["id"]}
         return [
             self.box.open(s["sealed"], ctx)
@@ -273,7 +274,7 @@ class WebhookService:
         ]
 
     # -- recording events --------------------------------------------------------------------
-    def on_event(self, event: Event) -> list[str]:
+    def on_event(self, event: Event) -> builtins.list[str]:
         """Consumer of the event port: record one delivery per subscribed (or, for a monitor's ``notify``
         ref ``webhook:<id>``, named) enabled endpoint before any attempt, then wake the worker. Returns the
         new delivery ids (none for a repeated event)."""
@@ -332,7 +333,7 @@ class WebhookService:
 
     def list_deliveries(
         self, ws: str, *, webhook_id: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[Delivery], str | None]:
+    ) -> tuple[builtins.list[Delivery], str | None]:
         if webhook_id:
             return keyset_page(
                 self.meta,
@@ -390,7 +391,7 @@ class WebhookService:
         )
 
     # -- attempts ------------------------------------------------------------------------------
-    def due(self, limit: int | None = None) -> list[tuple[str, str]]:
+    def due(self, limit: int | None = None) -> builtins.list[tuple[str, str]]:
         """(workspace, delivery id) of deliveries whose attempt is due, oldest first."""
         now = self.clock()
         page = self.meta.query(
