@@ -223,7 +223,7 @@ def test_workspaces_and_signed_urls(big):
     r = big.client.get(path, params={"workspace": "default", "expires": past, "signature": sig})
     assert r.status_code == 403 and "expired" in r.json()["detail"]
     # an upload URL's signature does not open an export
-    up = signed_urls.sign(secret, "default", rec["export_id"], qs["expires"])
+    up = signed_urls.sign(secret, "upload", "default", rec["export_id"], qs["expires"])
     assert big.client.get(path, params={**qs, "signature": up}).status_code == 403
     assert big.client.get("/v1/exports/exp_nope", headers=big.h).status_code == 404
 

@@ -17,11 +17,8 @@ stand-in for S3 presigned PUTs), and what happens when storage fails: a full dis
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from stratum.auth import signed_urls
 from stratum.catalog import key_claim
 from stratum.errors import (
     BadRequest,
@@ -281,25 +279,15 @@ class UploadService:
             "job": job,
         }
 
-    def _secret(self) -> bytes:
-        """Signing key for local upload URLs, kept in the data directory (created once, mode 0600)."""
-        path = self.settings.data_dir / ".upload-signing-key"
-        if not path.exists():
-            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            tmp.chmod(0o600)
-            tmp.replace(path)
-        return path.read_bytes()
-
     def _sign(self, ws: str, job_id: str, expires: int) -> str:
-        return hmac.new(self._secret(), f"{ws}:{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+        return signed_urls.sign(signed_urls.local_secret(self.settings.data_dir), "upload", ws, job_id, expires)
 
     def receive(self, ws: str, job_id: str, expires: int, signature: str, declared: int | None) -> Received:
         """Authorise a local presigned PUT and claim it (single use)."""
         if not self.local:
             raise NotFound("not found")
-        # compare bytes: compare_digest raises TypeError on non-ASCII str (a forged URL is a 403)
-        if not hmac.compare_digest(self._sign(ws, job_id, expires).encode(), signature.encode()):
+        secret = signed_urls.local_secret(self.settings.data_dir)
+        if not signed_urls.verify(secret, signature, "upload", ws, job_id, expires):
             raise Forbidden("invalid upload URL signature")
         if expires < time.time():
             raise Forbidden("this upload URL has expired; request a new one")
