@@ -3,6 +3,7 @@ sends. Nothing here does I/O."""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -268,3 +269,110 @@ def get_export(export_id: str, client: Any) -> Call:
 def download(url: str, base_url: str) -> Call:
     absolute = url.startswith(("http://", "https://"))
     return Call("GET", url if absolute else base_url + url, absolute=True, stream=True, parse=lambda r: r)
+
+
+# -- pattern classification ------------------------------------------------------------------------------
+def _body(body: Any) -> Any:
+    """A model (``m.MonitorIn``...) as its JSON; a dict as is."""
+    return body.model_dump(mode="json", exclude_unset=True) if hasattr(body, "model_dump") else body
+
+
+def classify_body(
+    wafer_id: str | None,
+    file_path: str | os.PathLike | None,
+    map_data: bytes | str | None,
+    dies: list[dict] | None,
+    grid: list[list[int]] | None,
+    lot_id: str | None,
+    snapshot_job_id: str | None,
+) -> dict[str, Any]:
+    """One ``/v1/classify`` body: an STDF file (path or bytes), a die list, a grid, or a lake wafer."""
+    forms = [n for n, v in (("file_path", file_path), ("map_data", map_data), ("dies", dies), ("grid", grid)) if v]
+    if len(forms) > 1:
+        raise ValueError(f"give one map form, not {' and '.join(forms)}")
+    body: dict[str, Any] = {"wafer_id": wafer_id, "lot_id": lot_id, "snapshot_job_id": snapshot_job_id}
+    if file_path is not None:
+        with open(os.fspath(file_path), "rb") as f:
+            map_data = f.read()
+    if map_data is not None:  # bytes: the STDF itself; str: already base64
+        body["map_data"] = base64.b64encode(map_data).decode() if isinstance(map_data, bytes) else map_data
+        body["format"] = "stdf"
+    body.update(dies=dies, grid=grid)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def classify(body: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/classify", json=body, parse=_model(m.ClassifyOut))
+
+
+def batch(body: dict[str, Any]) -> Call:
+    return Call("POST", "/v1/batch", json=body, parse=_model(m.BatchOut))
+
+
+def patterns(family: str | None, limit: int, cursor: str | None) -> Call:
+    params = {"family": family, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/patterns", params=params, parse=_page(m.PatternClassOut))
+
+
+def _class(class_id: str) -> str:
+    return quote(class_id, safe="/")  # class ids are paths (edge_loc/edge/high/ne)
+
+
+def pattern(class_id: str) -> Call:
+    return Call("GET", f"/v1/patterns/{_class(class_id)}", parse=_model(m.PatternClassOut))
+
+
+def pattern_example(class_id: str) -> Call:
+    return Call("GET", f"/v1/patterns/{_class(class_id)}/example.png", parse=lambda r: r.content)
+
+
+# -- monitors -----------------------------------------------------------------------------------------------
+def monitors(limit: int, cursor: str | None) -> Call:
+    return Call("GET", "/v1/monitors", params={"limit": limit, "cursor": cursor}, parse=_page(m.MonitorOut))
+
+
+def create_monitor(body: Any) -> Call:
+    return Call("POST", "/v1/monitors", json=_body(body), parse=_model(m.MonitorOut))
+
+
+def monitor(monitor_id: str) -> Call:
+    return Call("GET", f"/v1/monitors/{_q(monitor_id)}", parse=_model(m.MonitorOut))
+
+
+def update_monitor(monitor_id: str, changes: Any) -> Call:
+    return Call("PATCH", f"/v1/monitors/{_q(monitor_id)}", json=_body(changes), parse=_model(m.MonitorOut))
+
+
+def delete_monitor(monitor_id: str) -> Call:
+    return Call("DELETE", f"/v1/monitors/{_q(monitor_id)}", parse=lambda r: None)
+
+
+def monitor_state(monitor_id: str, action: str) -> Call:
+    return Call("POST", f"/v1/monitors/{_q(monitor_id)}/{action}", parse=_model(m.MonitorOut))
+
+
+def run_monitor(monitor_id: str) -> Call:
+    return Call("POST", f"/v1/monitors/{_q(monitor_id)}/run", parse=_model(m.RunNow))
+
+
+def monitor_runs(monitor_id: str, status: str | None, limit: int, cursor: str | None) -> Call:
+    params = {"status": status, "limit": limit, "cursor": cursor}
+    return Call("GET", f"/v1/monitors/{_q(monitor_id)}/runs", params=params, parse=_page(m.RunRecord))
+
+
+def monitor_run(run_id: str) -> Call:
+    return Call("GET", f"/v1/monitors/runs/{_q(run_id)}", parse=_model(m.RunRecord))
+
+
+def monitor_findings(monitor_id: str, limit: int, cursor: str | None) -> Call:
+    params = {"limit": limit, "cursor": cursor}
+    return Call("GET", f"/v1/monitors/{_q(monitor_id)}/findings", params=params, parse=_page(m.Finding))
+
+
+def cron_preview(expression: str, timezone: str, count: int, after: str | None) -> Call:
+    params = {"expression": expression, "timezone": timezone, "count": count, "after": after}
+    return Call("GET", "/v1/monitors/cron-preview", params=params, parse=_model(m.CronPreview))
+
+
+def backtest(monitor_id: str, start: str, end: str) -> Call:
+    return Call("POST", f"/v1/monitors/{_q(monitor_id)}/backtest", params={"from": start, "to": end})

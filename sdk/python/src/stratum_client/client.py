@@ -332,6 +332,92 @@ class Client(_Base):
         os.replace(tmp, out)
         return out
 
+    # -- pattern classification --------------------------------------------------------------------------
+    def classify(
+        self,
+        *,
+        wafer_id: str | None = None,
+        file_path: str | os.PathLike | None = None,
+        map_data: bytes | str | None = None,
+        dies: list[dict] | None = None,
+        grid: list[list[int]] | None = None,
+        lot_id: str | None = None,
+        snapshot_job_id: str | None = None,
+    ) -> m.ClassifyOut:
+        """Classify one wafer map: an STDF file (``file_path`` or ``map_data`` bytes; ``wafer_id`` picks the
+        wafer), a die list, a WM-811K grid, or a lake wafer (``lot_id`` + ``wafer_id``). The result's
+        ``pattern_classes`` (highest confidence first) carry ``class_id`` and ``confidence``."""
+        body = _api.classify_body(wafer_id, file_path, map_data, dies, grid, lot_id, snapshot_job_id)
+        return self._send(_api.classify(body))
+
+    def batch(
+        self, maps: list[dict] | None = None, *, lot_id: str | None = None, snapshot_job_id: str | None = None
+    ) -> m.BatchOut:
+        """Classify several maps (each a classify body) or every wafer of a lake lot; a map that fails is an
+        item with ``error`` (problem+json fields), not an exception."""
+        if (maps is None) == (lot_id is None):
+            raise ValueError("give maps or lot_id")
+        body = {"maps": maps} if maps is not None else {"lot_id": lot_id, "snapshot_job_id": snapshot_job_id}
+        return self._send(_api.batch({k: v for k, v in body.items() if v is not None}))
+
+    def patterns(self, *, family: str | None = None, page_size: int = 100) -> Iterator[m.PatternClassOut]:
+        return self._paginate(lambda n, c: _api.patterns(family, n, c), page_size)
+
+    def pattern(self, class_id: str) -> m.PatternClassOut:
+        return self._send(_api.pattern(class_id))
+
+    def pattern_example(self, class_id: str) -> bytes:
+        """An example map of the class as PNG bytes."""
+        return self._send(_api.pattern_example(class_id))
+
+    # -- monitors --------------------------------------------------------------------------------------------
+    def monitors(self, *, page_size: int = 100) -> Iterator[m.MonitorOut]:
+        return self._paginate(lambda n, c: _api.monitors(n, c), page_size)
+
+    def create_monitor(self, monitor: m.MonitorIn | dict[str, Any]) -> m.MonitorOut:
+        return self._send(_api.create_monitor(monitor))
+
+    def monitor(self, monitor_id: str) -> m.MonitorOut:
+        return self._send(_api.monitor(monitor_id))
+
+    def update_monitor(self, monitor_id: str, changes: m.MonitorPatch | dict[str, Any]) -> m.MonitorOut:
+        return self._send(_api.update_monitor(monitor_id, changes))
+
+    def delete_monitor(self, monitor_id: str) -> None:
+        self._send(_api.delete_monitor(monitor_id))
+
+    def pause_monitor(self, monitor_id: str) -> m.MonitorOut:
+        return self._send(_api.monitor_state(monitor_id, "pause"))
+
+    def resume_monitor(self, monitor_id: str) -> m.MonitorOut:
+        return self._send(_api.monitor_state(monitor_id, "resume"))
+
+    def run_monitor(self, monitor_id: str) -> m.RunNow:
+        """Run a monitor now (synchronously) and return the run with a preview of its findings."""
+        return self._send(_api.run_monitor(monitor_id))
+
+    def monitor_runs(
+        self, monitor_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[m.RunRecord]:
+        return self._paginate(lambda n, c: _api.monitor_runs(monitor_id, status, n, c), page_size)
+
+    def monitor_run(self, run_id: str) -> m.RunRecord:
+        return self._send(_api.monitor_run(run_id))
+
+    def monitor_findings(self, monitor_id: str, *, page_size: int = 100) -> Iterator[m.Finding]:
+        return self._paginate(lambda n, c: _api.monitor_findings(monitor_id, n, c), page_size)
+
+    def cron_preview(
+        self, expression: str, *, timezone: str = "UTC", count: int = 5, after: str | None = None
+    ) -> m.CronPreview:
+        """The next fire times of a schedule expression, e.g. ``cron(0 6 ? * MON-FRI *)``."""
+        return self._send(_api.cron_preview(expression, timezone, count, after))
+
+    def backtest(self, monitor_id: str, *, start: str, end: str) -> dict[str, Any]:
+        """Evaluate the monitor's rule over the snapshots published between ``start`` and ``end`` (ISO 8601),
+        recording and notifying nothing."""
+        return self._send(_api.backtest(monitor_id, start, end))
+
 
 class AsyncClient(_Base):
     """The asyncio twin of :class:`Client` (same methods, awaited; iterators are ``async for``).
@@ -578,3 +664,89 @@ class AsyncClient(_Base):
             await resp.aclose()
         os.replace(tmp, out)
         return out
+
+    # -- pattern classification --------------------------------------------------------------------------
+    async def classify(
+        self,
+        *,
+        wafer_id: str | None = None,
+        file_path: str | os.PathLike | None = None,
+        map_data: bytes | str | None = None,
+        dies: list[dict] | None = None,
+        grid: list[list[int]] | None = None,
+        lot_id: str | None = None,
+        snapshot_job_id: str | None = None,
+    ) -> m.ClassifyOut:
+        """Classify one wafer map: an STDF file (``file_path`` or ``map_data`` bytes; ``wafer_id`` picks the
+        wafer), a die list, a WM-811K grid, or a lake wafer (``lot_id`` + ``wafer_id``). The result's
+        ``pattern_classes`` (highest confidence first) carry ``class_id`` and ``confidence``."""
+        body = _api.classify_body(wafer_id, file_path, map_data, dies, grid, lot_id, snapshot_job_id)
+        return await self._send(_api.classify(body))
+
+    async def batch(
+        self, maps: list[dict] | None = None, *, lot_id: str | None = None, snapshot_job_id: str | None = None
+    ) -> m.BatchOut:
+        """Classify several maps (each a classify body) or every wafer of a lake lot; a map that fails is an
+        item with ``error`` (problem+json fields), not an exception."""
+        if (maps is None) == (lot_id is None):
+            raise ValueError("give maps or lot_id")
+        body = {"maps": maps} if maps is not None else {"lot_id": lot_id, "snapshot_job_id": snapshot_job_id}
+        return await self._send(_api.batch({k: v for k, v in body.items() if v is not None}))
+
+    def patterns(self, *, family: str | None = None, page_size: int = 100) -> AsyncIterator[m.PatternClassOut]:
+        return self._paginate(lambda n, c: _api.patterns(family, n, c), page_size)
+
+    async def pattern(self, class_id: str) -> m.PatternClassOut:
+        return await self._send(_api.pattern(class_id))
+
+    async def pattern_example(self, class_id: str) -> bytes:
+        """An example map of the class as PNG bytes."""
+        return await self._send(_api.pattern_example(class_id))
+
+    # -- monitors --------------------------------------------------------------------------------------------
+    def monitors(self, *, page_size: int = 100) -> AsyncIterator[m.MonitorOut]:
+        return self._paginate(lambda n, c: _api.monitors(n, c), page_size)
+
+    async def create_monitor(self, monitor: m.MonitorIn | dict[str, Any]) -> m.MonitorOut:
+        return await self._send(_api.create_monitor(monitor))
+
+    async def monitor(self, monitor_id: str) -> m.MonitorOut:
+        return await self._send(_api.monitor(monitor_id))
+
+    async def update_monitor(self, monitor_id: str, changes: m.MonitorPatch | dict[str, Any]) -> m.MonitorOut:
+        return await self._send(_api.update_monitor(monitor_id, changes))
+
+    async def delete_monitor(self, monitor_id: str) -> None:
+        await self._send(_api.delete_monitor(monitor_id))
+
+    async def pause_monitor(self, monitor_id: str) -> m.MonitorOut:
+        return await self._send(_api.monitor_state(monitor_id, "pause"))
+
+    async def resume_monitor(self, monitor_id: str) -> m.MonitorOut:
+        return await self._send(_api.monitor_state(monitor_id, "resume"))
+
+    async def run_monitor(self, monitor_id: str) -> m.RunNow:
+        """Run a monitor now (synchronously) and return the run with a preview of its findings."""
+        return await self._send(_api.run_monitor(monitor_id))
+
+    def monitor_runs(
+        self, monitor_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[m.RunRecord]:
+        return self._paginate(lambda n, c: _api.monitor_runs(monitor_id, status, n, c), page_size)
+
+    async def monitor_run(self, run_id: str) -> m.RunRecord:
+        return await self._send(_api.monitor_run(run_id))
+
+    def monitor_findings(self, monitor_id: str, *, page_size: int = 100) -> AsyncIterator[m.Finding]:
+        return self._paginate(lambda n, c: _api.monitor_findings(monitor_id, n, c), page_size)
+
+    async def cron_preview(
+        self, expression: str, *, timezone: str = "UTC", count: int = 5, after: str | None = None
+    ) -> m.CronPreview:
+        """The next fire times of a schedule expression, e.g. ``cron(0 6 ? * MON-FRI *)``."""
+        return await self._send(_api.cron_preview(expression, timezone, count, after))
+
+    async def backtest(self, monitor_id: str, *, start: str, end: str) -> dict[str, Any]:
+        """Evaluate the monitor's rule over the snapshots published between ``start`` and ``end`` (ISO 8601),
+        recording and notifying nothing."""
+        return await self._send(_api.backtest(monitor_id, start, end))
