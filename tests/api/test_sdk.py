@@ -400,9 +400,11 @@ def test_readme_quickstart_runs(live_server, sdk_venv, generated, tmp_path):
 
 def test_charts(seeded, client, sc):
     assert client.pareto(WS_LOT) == raw(seeded, f"/v1/lots/{WS_LOT}/bins/pareto")
-    assert client.histogram(WS_LOT, 1000, by="site") == raw(
-        seeded, f"/v1/lots/{WS_LOT}/tests/1000/histogram", by="site"
-    )
+    hist = client.histogram(WS_LOT, 1000, by="site")
+    want = raw(seeded, f"/v1/lots/{WS_LOT}/tests/1000/histogram", by="site")
+    # Cpk comes from DuckDB's parallel aggregates: equal to the last few bits only
+    assert hist.pop("cpk") == pytest.approx(want.pop("cpk"), rel=1e-12)
+    assert hist == want
     assert client.stacked_map(WS_LOT, wafer_ids=["W01", "W02"]) == raw(
         seeded, f"/v1/lots/{WS_LOT}/stacked-map", wafer_ids=["W01", "W02"]
     )
