@@ -33,7 +33,7 @@ from stratum.patterns import taxonomy as tx
 from stratum.patterns.features import box_sum, components, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -579,7 +579,11 @@ def _blobs(c: _Ctx) -> None:
             fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
-            line_like = felong >= 4 and fl[0] < 0.8 and fm.sum() >= 6
+            # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
+            # pattern's explained-away dies): elongated fails at a low fill
+            thin = felong >= 4 and fl[0] < 0.8
+            sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
+            line_like = (thin or sparse_line) and fm.sum() >= 6
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
             fdir, felong, line_like = 0.0, 0.0, False
