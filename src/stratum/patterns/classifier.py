@@ -248,6 +248,10 @@ def _stripes(c: _Ctx, axis: int) -> None:
         sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    contrast = rate - flank
+    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
+    if not seed.any():
+        return
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -255,8 +259,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    contrast = rate - flank
-    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6) & (qmin >= 0.35 * rate)
+    seed &= qmin >= 0.35 * rate
     if not seed.any():
         return
     base = float(_median(rate[n_row >= 3]))
