@@ -10,6 +10,7 @@ a die pitch), as the labelling rules define it.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ def _midpoint_median(valid: NDArray[np.bool_]) -> float:
 #: the wafers of a lot share one die layout: their geometry is computed once (arrays made read-only)
 _CACHE: OrderedDict[bytes, Geometry] = OrderedDict()
 _CACHE_SIZE = 16
+_LOCK = threading.Lock()  # the API classifies batches on worker threads
 
 
 def geometry(dm: DieMap) -> Geometry:
@@ -64,16 +66,18 @@ def geometry(dm: DieMap) -> Geometry:
     x = np.ascontiguousarray(dm.x, dtype=np.int64)
     y = np.ascontiguousarray(dm.y, dtype=np.int64)
     key = hashlib.blake2b(x.tobytes() + b"|" + y.tobytes(), digest_size=16).digest()
-    g = _CACHE.get(key)
-    if g is not None:
-        _CACHE.move_to_end(key)
-        return g
+    with _LOCK:
+        g = _CACHE.get(key)
+        if g is not None:
+            _CACHE.move_to_end(key)
+            return g
     g = _geometry(x, y)
     for a in (g.ix, g.iy, g.valid, g.u, g.v, g.r, g.theta, g.third):
         a.setflags(write=False)
-    _CACHE[key] = g
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _LOCK:
+        _CACHE[key] = g
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return g
 
 
