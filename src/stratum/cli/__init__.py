@@ -5,9 +5,9 @@ where it touches data, ``--workspace`` (default ``default``). Errors are one lin
 non-zero exit status; no tracebacks.
 
 One module per command group, each with a ``register(add)`` (or ``register(sub, add)``) that adds its
-subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.local` (demo, serve),
-:mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors list/create/get/pause/resume/
-delete/run/runs). Shared helpers live in :mod:`.common`; this module only
+subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.exports` (export),
+:mod:`.local` (demo, serve), :mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors
+list/create/get/pause/resume/delete/run/runs). Shared helpers live in :mod:`.common`; this module only
 builds the parser and runs a command.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stratum import __version__
-from stratum.cli import data, keys, local, monitors
+from stratum.cli import data, exports, keys, local, monitors
 from stratum.cli.common import (
     DATA_DIR_HELP,
     EXIT_BROKEN_PIPE,
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     data.register(add)
+    exports.register(add)
     local.register(add)
     keys.register(sub)
     monitors.register(sub)
