@@ -50,8 +50,29 @@ PROTECTED = [
     ("get", "/v1/monitors/{monitor_id}/runs", "monitor_read"),
     ("get", "/v1/monitors/{monitor_id}/findings", "monitor_read"),
     ("post", "/v1/monitors/{monitor_id}/backtest", "monitor_run"),
+    ("get", "/v1/notifications", "notifications"),
+    ("get", "/v1/notifications/prefs", "notifications"),
+    ("put", "/v1/notifications/prefs", "notifications"),
+    ("post", "/v1/notifications/read-all", "notifications"),
+    ("post", "/v1/notifications/{notification_id}/read", "notifications"),
+    ("delete", "/v1/notifications/{notification_id}", "notifications"),
+    ("get", "/v1/webhooks/outbound", "webhooks"),
+    ("post", "/v1/webhooks/outbound", "webhooks"),
+    ("get", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("patch", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("delete", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("post", "/v1/webhooks/outbound/{webhook_id}/rotate-secret", "webhooks"),
+    ("post", "/v1/webhooks/outbound/{webhook_id}/test", "webhooks"),
+    ("get", "/v1/webhooks/deliveries", "webhooks"),
+    ("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver", "webhooks"),
+    ("get", "/v1/webhooks/inbound", "webhooks"),
+    ("post", "/v1/webhooks/inbound", "webhooks"),
+    ("patch", "/v1/webhooks/inbound/{hook_id}", "webhooks"),
+    ("delete", "/v1/webhooks/inbound/{hook_id}", "webhooks"),
+    ("get", "/v1/webhooks/inbound/{hook_id}/calls", "webhooks"),
 ]
-OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
+# no API key: a signed URL for the upload content; an inbound hook's own token or signature
+OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content"), ("post", "/v1/hooks/in/{slug}")]
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "upload": {"ingest", "full"},
     "job_status": {"ingest", "read", "full"},
@@ -65,6 +86,8 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "admin": {"admin"},
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
+    "notifications": {"read", "full", "admin"},
+    "webhooks": {"admin"},
 }
 
 
@@ -77,6 +100,10 @@ def _url(path: str) -> str:
         class_id="none/global/low",
         run_id="run_nope",
         monitor_id="mon_nope",
+        notification_id="ntf_nope",
+        webhook_id="whk_nope",
+        delivery_id="dlv_nope",
+        hook_id="inh_nope",
     )
 
 

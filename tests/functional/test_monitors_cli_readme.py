@@ -1,5 +1,7 @@
-"""``stratum monitors`` as real subprocesses (exit codes, output), and the README's monitor examples run
-verbatim: the CLI block on a fresh data directory, the curl block against ``stratum serve`` on 127.0.0.1."""
+"""``stratum monitors`` as real subprocesses (exit codes, output), and the README's examples run
+verbatim: the monitor CLI block on a fresh data directory, and every curl example of the README against
+``stratum serve`` on 127.0.0.1 (only the README's documented placeholders substituted: the key
+``stm_test_...``, the address ``localhost:8000`` and the file ``lot.stdf``)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,21 @@ def readme_block(name: str) -> str:
     m = re.search(rf"<!-- readme-example: {name} -->\n```bash\n(.*?)```", text, re.S)
     assert m, f"README example {name!r} not found"
     return m.group(1)
+
+
+def readme_curl_blocks() -> dict[str, str]:
+    """Every bash block of the README that runs curl, by its ``readme-example`` name."""
+    text = (ROOT / "README.md").read_text()
+    blocks = {}
+    for m in re.finditer(r"(?:<!-- readme-example: ([\w-]+) -->\n)?```bash\n(.*?)```", text, re.S):
+        if re.search(r"^\s*curl |\| curl |\$\(curl ", m.group(2), re.M):
+            assert m.group(1), f"a README curl block has no readme-example marker, so no test runs it:\n{m.group(2)}"
+            blocks[m.group(1)] = m.group(2)
+    return blocks
+
+
+# curl exits 22 on an HTTP error status: an example that answers 4xx/5xx fails its block
+CURL_FAILS = 'curl() { command curl --fail-with-body -sS "$@"; }\n'
 
 
 def test_cli_commands(tmp_path) -> None:
@@ -137,16 +154,54 @@ def server(tmp_path):
         proc.wait(timeout=20)
 
 
-def test_readme_curl_example(server, tmp_path) -> None:
-    d, url = server
-    r = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", readme_block("curl")],
+def run_curl_block(name: str, d: Path, url: str, cwd: Path, token: str = "") -> subprocess.CompletedProcess:
+    script = readme_curl_blocks()[name]
+    if token:
+        assert script.count("TOKEN=stm_test_...") == 1
+        script = script.replace("TOKEN=stm_test_...", f"TOKEN={token}")
+    script = script.replace("localhost:8000", url.removeprefix("http://"))
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", CURL_FAILS + script],
         env=env_for(d, STRATUM_API=url),
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_readme_has_these_curl_blocks() -> None:
+    assert sorted(readme_curl_blocks()) == ["api", "curl"]  # a new block needs its test below
+
+
+def test_readme_api_example(server, tmp_path) -> None:
+    d, url = server
+    from stratum.devtools.stdf.lots import LotSpec, write_lot
+
+    lot = write_lot(LotSpec(lot_id="LOT42", wafers=("W03",), seed=5), tmp_path / "gen")
+    (tmp_path / "lot.stdf").write_bytes(lot.files[0].path.read_bytes())
+    key = stratum(d, "keys", "create", "--workspace", "default", "--scope", "full", "--name", "readme", "--json")
+    token = json.loads(key.stdout)["token"]
+    r = run_curl_block("api", d, url, tmp_path, token)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    docs, out, dec = [], r.stdout.strip(), json.JSONDecoder()
+    while out:
+        obj, end = dec.raw_decode(out)
+        docs.append(obj)
+        out = out[end:].strip()
+    lots, job, capability, sql, classified, batch, patterns = docs
+    assert sorted(x["lot_id"] for x in lots["items"]) == ["DEMO-FT-2203", "DEMO-WS-1042"]
+    assert job["status"] in ("queued", "running", "succeeded") and job["source"]["key"].endswith("/lot.stdf")
+    assert len(sql["rows"]) == 1 and sql["rows"][0][0] > 0
+    assert classified["wafer_id"] == "W03"
+    assert isinstance(patterns["items"], list)
+    del capability, batch
+
+
+def test_readme_curl_example(server, tmp_path) -> None:
+    d, url = server
+    r = run_curl_block("curl", d, url, tmp_path)
     assert r.returncode == 0, r.stderr
     monitor = json.loads((tmp_path / "monitor.json").read_text())
     assert monitor["rule"]["params"] == {"test_num": 1000, "test_name": None, "threshold": 1.33, "min_n": 30}

@@ -174,6 +174,7 @@ class AnalyticsService:
                     }
                     for j in jobs
                 ],
+                "annotations": self.catalog.lot_notes(ws, lot_id),
                 "warnings": warnings,
             }
         )

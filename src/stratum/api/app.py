@@ -17,7 +17,7 @@ from stratum.settings import Settings, get_settings
 
 from . import problems
 from .gate import Gate
-from .routes import jobs, lots, monitors, patterns, sql, status, uploads
+from .routes import jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
 
@@ -51,6 +51,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = rt.keys
     app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
+    rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
     from stratum.auth.usage import UsageMeter, UsageReport
     from stratum.patterns.service import PatternService, lake_adapters
 
@@ -88,6 +89,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         lots.router,
         sql.router,
         monitors.router,
+        notifications.router,
+        webhooks.router,
         patterns.router,
     ):
         app.include_router(r)

@@ -143,6 +143,9 @@ class LotDetail(BaseModel):
     wafers: list[WaferOut]
     files: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    annotations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notes attached to the lot (inbound webhooks), oldest first"
+    )
     warnings: list[LotWarning] = Field(
         [], description="Warnings of the snapshot's files, among them summary records that disagree with the raw ones"
     )

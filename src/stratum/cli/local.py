@@ -124,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     scheduler = rt.monitors.scheduler
     if hasattr(scheduler, "start"):
         scheduler.start()  # scheduled monitors fire in-process (EventBridge Scheduler's role on AWS)
+    rt.delivery.start_worker()  # outbound webhooks and email digests, from the metadata store
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:
@@ -148,7 +149,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register(add) -> None:
     add("demo", cmd_demo, "generate sample lots, ingest them locally and show a summary", workspace=False)
-    sp = add("serve", cmd_serve, "run the local runtime: the HTTP API and the drop-folder watcher", workspace=False)
+    sp = add(
+        "serve",
+        cmd_serve,
+        "run the local runtime: the HTTP API, the drop-folder watcher and the delivery worker",
+        workspace=False,
+    )
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8000)
     sp.add_argument("--no-watch", action="store_true", help="do not watch <data-dir>/incoming/")

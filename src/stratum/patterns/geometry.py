@@ -63,8 +63,8 @@ def geometry(dm: DieMap) -> Geometry:
     valid[iy, ix] = True
     cx = _midpoint_median(iy, ix.astype(np.float64))
     cy = _midpoint_median(ix, iy.astype(np.float64))
-    dx = ix - cx
-    dy = iy - cy
+    dx = (ix - cx).astype(np.float64)
+    dy = (iy - cy).astype(np.float64)
     # half-extents in dies; the larger side of each axis (a flat shortens one side only)
     ex = max(float(np.abs(dx).max()), 0.5)
     ey = max(float(np.abs(dy).max()), 0.5)

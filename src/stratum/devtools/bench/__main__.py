@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,monitors,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,delivery,all}`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from stratum.devtools.bench import RESULTS
 from stratum.devtools.bench.api import LAKE, SQL_AGGREGATE, bench_api, bench_wafer, build_lake, print_api
+from stratum.devtools.bench.delivery import bench_delivery, print_delivery
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
 from stratum.devtools.bench.monitors import bench_monitors, print_monitors
 from stratum.devtools.bench.startup import bench_startup, print_startup
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("startup")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--wafers", type=int, default=200)
+    sub.add_parser("delivery")
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         (RESULTS / "monitors.json").write_text(json.dumps(rep, indent=2))
         print_monitors(rep)
+    if args.what in ("delivery", "all"):
+        rep = bench_delivery()
+        (RESULTS / "delivery.json").write_text(json.dumps(rep, indent=2))
+        print_delivery(rep)
     return 0
 
 
