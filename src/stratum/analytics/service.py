@@ -452,8 +452,9 @@ class AnalyticsService:
             else None
         )
         results = []
+        rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
         for i, t in enumerate(tests):
-            d = batch[i].to_dict() if batch is not None else {}
+            d = rows[i]
             d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
             results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
         return {
