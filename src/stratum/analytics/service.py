@@ -390,27 +390,60 @@ class AnalyticsService:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
-            # the snapshot is immutable: its sufficient statistics per (test, wafer) and per test are computed
-            # once per wafer filter and kept (Session.memo); a test filter picks their rows
-            tests = s.memo(
-                f"capability_tests#{limits}",
-                lambda: s.rows(
-                    f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
-                    "ORDER BY test_num, test_name"
-                ),
+            use_tsr = source == "auto" and wafer_id is None
+            # computed once per immutable snapshot and request shape; estimator and unbias only change the formula
+            tests, (n, mean, var, used, subgroups, lsl, usl) = s.memo(
+                f"capability_inputs#{wafer_id!r}#{limits}#{test_num}#{use_tsr}",
+                lambda: self._capability_inputs(s, wafer_id, limits, test_num, use_tsr),
             )
-            sub, tot = s.memo(f"capability_stats#{wafer_id!r}", lambda: self._capability_stats(s, wafer_id))
-            if test_num is not None:
-                tests = [t for t in tests if t[0] == test_num]
-                sub = [r for r in sub if r[0] == test_num]
-                tot = [r for r in tot if r[0] == test_num]
-                if not tests:
-                    raise NotFound(f"test {test_num} not found")
-            tsr = None
-            if source == "auto" and wafer_id is None:
-                tsr = s.memo("tsr_stats", lambda: self._tsr_stats(s))
+            n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+        batch = (
+            cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
+            if n_t
+            else None
+        )
+        results = []
+        rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        for i, t in enumerate(tests):
+            d = rows[i]
+            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
+            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+        return {
+            "lot_id": lot_id,
+            "wafer_id": wafer_id,
+            "snapshot_job_id": job_id,
+            "limits": limits,
+            "estimator": estimator,
+            "unbias": unbias,
+            "source": source,
+            "tests": results,
+        }
+
+    @staticmethod
+    def _capability_inputs(
+        s: Session, wafer_id: str | None, limits: str, test_num: int | None, use_tsr: bool
+    ) -> tuple[list[tuple], tuple]:
+        """The tests and the arrays ``cap.compute_many`` takes: (n, mean, var, source per test, subgroups,
+        lsl, usl). Read-only once built (they are kept per snapshot)."""
+        lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
+        # the snapshot is immutable: its sufficient statistics per (test, wafer) and per test are computed
+        # once per wafer filter and kept (Session.memo); a test filter picks their rows
+        tests = s.memo(
+            f"capability_tests#{limits}",
+            lambda: s.rows(
+                f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
+                "ORDER BY test_num, test_name"
+            ),
+        )
+        sub, tot = s.memo(f"capability_stats#{wafer_id!r}", lambda: AnalyticsService._capability_stats(s, wafer_id))
+        if test_num is not None:
+            tests = [t for t in tests if t[0] == test_num]
+            sub = [r for r in sub if r[0] == test_num]
+            tot = [r for r in tot if r[0] == test_num]
+            if not tests:
+                raise NotFound(f"test {test_num} not found")
+        tsr = s.memo("tsr_stats", lambda: AnalyticsService._tsr_stats(s)) if use_tsr else None
         index = {(t[0], t[1]): i for i, t in enumerate(tests)}
         n_t = len(tests)
         n = np.zeros(n_t)
@@ -446,27 +479,12 @@ class AnalyticsService:
                     subgroups.n[i, :] = 0
         lsl = np.array([np.nan if t[3] is None else t[3] for t in tests], dtype=np.float64)
         usl = np.array([np.nan if t[4] is None else t[4] for t in tests], dtype=np.float64)
-        batch = (
-            cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
-            if n_t
-            else None
-        )
-        results = []
-        rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
-        for i, t in enumerate(tests):
-            d = rows[i]
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
-        return {
-            "lot_id": lot_id,
-            "wafer_id": wafer_id,
-            "snapshot_job_id": job_id,
-            "limits": limits,
-            "estimator": estimator,
-            "unbias": unbias,
-            "source": source,
-            "tests": results,
-        }
+        arrays = [n, mean, var, lsl, usl]
+        if subgroups is not None:
+            arrays += [a for a in vars(subgroups).values() if isinstance(a, np.ndarray)]
+        for a in arrays:  # kept and shared between calls: a write would fail, not leak into the next answer
+            a.flags.writeable = False
+        return tests, (n, mean, var, tuple(used), subgroups, lsl, usl)
 
     @staticmethod
     def _capability_stats(s: Session, wafer_id: str | None) -> tuple[list[tuple], list[tuple]]:
