@@ -21,9 +21,11 @@ from stratum.storage.metadata import MetadataStore
 from stratum.storage.objectstore import ObjectStore
 
 if TYPE_CHECKING:  # imported lazily below: each service costs import time only when used
+    from stratum.analytics.charts import ChartService
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
+    from stratum.auth.usage import UsageMeter, UsageReport
     from stratum.delivery.service import DeliveryService
     from stratum.events.model import Event
     from stratum.events.port import EventPort
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.ingest.service import IngestService
     from stratum.ingest.uploads import UploadService
     from stratum.monitors.service import MonitorService
+    from stratum.patterns.service import PatternService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
 
@@ -101,7 +104,9 @@ class Runtime:
     def uploads(self) -> UploadService:
         from stratum.ingest.uploads import UploadService
 
-        return UploadService(self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor)
+        return UploadService(
+            self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor, self.idempotency
+        )
 
     @cached_property
     def engine(self) -> QueryEngine:
@@ -136,6 +141,30 @@ class Runtime:
         return AnalyticsService(self.engine, self.catalog)
 
     @cached_property
+    def charts(self) -> ChartService:
+        from stratum.analytics.charts import ChartService
+
+        return ChartService(self.analytics)
+
+    @cached_property
+    def usage(self) -> UsageMeter:
+        from stratum.auth.usage import UsageMeter
+
+        return UsageMeter(self.meta)
+
+    @cached_property
+    def usage_report(self) -> UsageReport:
+        from stratum.auth.usage import UsageReport
+
+        return UsageReport(self.usage, self.keys)
+
+    @cached_property
+    def patterns(self) -> PatternService:
+        from stratum.patterns.service import PatternService, lake_adapters
+
+        return PatternService(self.settings.patterns, meter=self.usage, **lake_adapters(self.analytics))
+
+    @cached_property
     def keys(self) -> KeyService:
         from stratum.auth.keys import KeyService
 
@@ -166,6 +195,18 @@ class Runtime:
         elif cfg.function_arn:
             svc.scheduler = EventBridgeScheduler(self.settings)
         return svc
+
+    @cached_property
+    def idempotency(self):
+        from stratum.ingest.idempotency import Idempotency
+
+        return Idempotency(self.meta, self.settings.idempotency_ttl_seconds)
+
+    @cached_property
+    def exports(self):
+        from stratum.exports.service import ExportService
+
+        return ExportService(self.engine, self.meta, self.lake, self.settings)
 
     @cached_property
     def delivery(self) -> DeliveryService:

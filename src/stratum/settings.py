@@ -102,6 +102,16 @@ class MonitorSettings(BaseModel):
     sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
+class ExportLimits(BaseModel):
+    """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
+
+    timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (and per Parquet row group at least)
+    row_group_rows: int = 1_048_576  # rows per Parquet row group
+    url_seconds: int = 3600  # lifetime of a download URL
+    retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
+
+
 class DeliverySettings(BaseModel):
     """Notifications, outbound/inbound webhooks and email (``STRATUM_DELIVERY__...``)."""
 
@@ -173,6 +183,7 @@ class Settings(BaseSettings):
     test_key: Literal["number_and_name", "number"] = "number_and_name"
     # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
     max_summary_warnings: int = Field(default=100, ge=0)
+    idempotency_ttl_seconds: int = 86_400  # how long an upload's Idempotency-Key is remembered
 
     # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
     # (stratum.query.engine.resources)
@@ -185,6 +196,7 @@ class Settings(BaseSettings):
     sql: SqlLimits = SqlLimits()
     input_limits: InputLimits = InputLimits()
     monitors: MonitorSettings = MonitorSettings()
+    exports: ExportLimits = ExportLimits()
     rate_limits: RateLimits = RateLimits()
     patterns: PatternSettings = PatternSettings()
     aws: AwsSettings = AwsSettings()

@@ -138,10 +138,10 @@ def test_wafer_map_json_final(seeded, wafer):
         "units": 3,
     }
     assert isinstance(body["orientation"]["center_x"], int)
-    assert body["bins"]["H"]["1"] == {"name": "PASS", "pass_fail": "P"}
+    assert body["bins"]["H"]["1"] == {"name": "PASS", "pass_fail": "P", "pass_fail_source": "bin_record"}
     for b, (name, pf) in truth.hard_bins.items():
         if str(b) in body["bins"]["H"]:
-            assert body["bins"]["H"][str(b)] == {"name": name, "pass_fail": pf}
+            assert body["bins"]["H"][str(b)] == {"name": name, "pass_fail": pf, "pass_fail_source": "bin_record"}
     assert {d[2] for d in exp} <= {int(b) for b in body["bins"]["H"]}
     assert body["test"] is None
     assert "value" not in body["dies"]
@@ -264,7 +264,9 @@ def test_wafer_map_orientation(seeded, oriented):
         True,
     )
     svg = seeded.get("/v1/lots/ORI-NONE/wafers/W1/map", params={"format": "svg"}).content
-    assert b"orientation assumed" in svg
+    assert b"X right, Y up (X and Y assumed: not in the file's WCR)" in svg
+    ld_svg = seeded.get("/v1/lots/ORI-LD/wafers/W1/map", params={"format": "svg"}).content
+    assert b"X left, Y down (from the file" in ld_svg
 
 
 # -- tests ------------------------------------------------------------------------------------------

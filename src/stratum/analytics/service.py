@@ -237,6 +237,8 @@ class AnalyticsService:
             "pos_x": pos_x if pos_x in ("L", "R") else "R",
             "pos_y": pos_y if pos_y in ("U", "D") else "U",
             "orientation_assumed": pos_x not in ("L", "R") or pos_y not in ("U", "D"),
+            "pos_x_from_file": pos_x in ("L", "R"),
+            "pos_y_from_file": pos_y in ("U", "D"),
             "flat": o.get("wafer_flat") if o.get("wafer_flat") in ("U", "D", "L", "R") else None,
             "center_x": o.get("center_x"),
             "center_y": o.get("center_y"),
@@ -252,6 +254,7 @@ class AnalyticsService:
         table: dict[str, dict[int, dict[str, Any]]] = {"H": {}, "S": {}}
         for b in bins:
             table[b["bin_type"]][b["bin_num"]] = {"name": b["bin_name"], "pass_fail": b["pass_fail"]}
+        _pass_fail_from_parts(table, cols)
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
@@ -610,3 +613,21 @@ class AnalyticsService:
             "yield": yields,
             "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }
+
+
+def _pass_fail_from_parts(table: dict[str, dict[int, dict[str, Any]]], cols: dict[str, list]) -> None:
+    """Bins whose HBR/SBR leave pass/fail blank (or that have no bin record) take it from the PRR part flags of
+    the dies in them, when those agree (every die passed or every die failed); such entries say
+    ``pass_fail_source: 'prr'``."""
+    for bt, key in (("H", "hard_bin"), ("S", "soft_bin")):
+        seen: dict[int, set[bool]] = {}
+        for b, p in zip(cols[key], cols["passed"], strict=True):
+            if b is not None and p is not None:
+                seen.setdefault(b, set()).add(bool(p))
+        for entry in table[bt].values():
+            entry["pass_fail_source"] = "bin_record" if entry["pass_fail"] in ("P", "F") else None
+        for b, flags in seen.items():
+            entry = table[bt].setdefault(b, {"name": None, "pass_fail": None, "pass_fail_source": None})
+            if entry["pass_fail_source"] is None and len(flags) == 1:
+                entry["pass_fail"] = "P" if flags == {True} else "F"
+                entry["pass_fail_source"] = "prr"  # noqa: S105 (not a secret)

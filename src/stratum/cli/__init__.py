@@ -5,9 +5,9 @@ where it touches data, ``--workspace`` (default ``default``). Errors are one lin
 non-zero exit status; no tracebacks.
 
 One module per command group, each with a ``register(add)`` (or ``register(sub, add)``) that adds its
-subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.local` (demo, serve),
-:mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors list/create/get/pause/resume/
-delete/run/runs). Shared helpers live in :mod:`.common`; this module only
+subcommands: :mod:`.data` (ingest, sql, jobs, job, lots, inspect), :mod:`.exports` (export),
+:mod:`.local` (demo, serve), :mod:`.keys` (keys create/list/revoke/rotate), :mod:`.monitors` (monitors
+list/create/get/pause/resume/delete/run/runs). Shared helpers live in :mod:`.common`; this module only
 builds the parser and runs a command.
 """
 
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stratum import __version__
-from stratum.cli import data, keys, local, monitors
+from stratum.cli import data, exports, keys, local, monitors
 from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, close_runtimes, err
 from stratum.errors import StratumError
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     data.register(add)
+    exports.register(add)
     local.register(add)
     keys.register(sub)
     monitors.register(sub)

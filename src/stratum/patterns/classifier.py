@@ -33,7 +33,7 @@ from stratum.patterns import taxonomy as tx
 from stratum.patterns.features import box_sum, components, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -248,6 +248,10 @@ def _stripes(c: _Ctx, axis: int) -> None:
         sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    contrast = rate - flank
+    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
+    if not seed.any():
+        return
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -255,8 +259,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    contrast = rate - flank
-    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6) & (qmin >= 0.35 * rate)
+    seed &= qmin >= 0.35 * rate
     if not seed.any():
         return
     base = float(_median(rate[n_row >= 3]))
@@ -579,7 +582,11 @@ def _blobs(c: _Ctx) -> None:
             fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
-            line_like = felong >= 4 and fl[0] < 0.8 and fm.sum() >= 6
+            # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
+            # pattern's explained-away dies): elongated fails at a low fill
+            thin = felong >= 4 and fl[0] < 0.8
+            sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
+            line_like = (thin or sparse_line) and fm.sum() >= 6
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
             fdir, felong, line_like = 0.0, 0.0, False

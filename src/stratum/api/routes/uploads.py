@@ -87,9 +87,18 @@ async def upload(
 ) -> JobOut:
     rt = request.app.state.runtime
     body, size = await spool_body(request, rt.settings.max_upload_bytes)
+    idem = request.headers.get("idempotency-key")
     with body:
-        job = await run_in_threadpool(rt.uploads.upload, principal.workspace, filename, body, size)
-    background.add_task(rt.uploads.after_store, principal.workspace, job.source.key)
+        if idem is None:
+            job, replayed = await run_in_threadpool(rt.uploads.upload, principal.workspace, filename, body, size), False
+        else:
+            job, replayed = await run_in_threadpool(
+                rt.uploads.upload_once, principal.workspace, principal.key_id, idem, filename, body, size
+            )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        background.add_task(rt.uploads.after_store, principal.workspace, job.source.key)
     # behind API Gateway the app is mounted under the stage prefix (root_path): the link must carry it
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/jobs/{job.job_id}"
     return _job_out(job)
@@ -103,11 +112,22 @@ async def upload(
     "signed upload URL); its ingest job is created now and runs when the file lands",
 )
 def presign(
-    request: Request, body: PresignRequest, principal: Principal = Depends(require("upload", "uploads"))
+    request: Request,
+    response: Response,
+    body: PresignRequest,
+    principal: Principal = Depends(require("upload", "uploads")),
 ) -> PresignOut:
     rt = request.app.state.runtime
     base = (rt.settings.public_base_url or str(request.base_url)).rstrip("/")
-    out = rt.uploads.presign(principal.workspace, body.filename, body.size, base)
+    idem = request.headers.get("idempotency-key")
+    if idem is None:
+        out = rt.uploads.presign(principal.workspace, body.filename, body.size, base)
+    else:
+        out, replayed = rt.uploads.presign_once(
+            principal.workspace, principal.key_id, idem, body.filename, body.size, base
+        )
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
     return PresignOut(**{**out, "job": _job_out(out["job"])})
 
 
