@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test test-slow test-corpus bench eval lint contracts fmt synth layers openapi demo clean
+.PHONY: setup test test-slow test-corpus bench eval lint contracts fmt synth layers openapi sdk sdk-models demo clean
 
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,8 +32,8 @@ eval: ## pattern classifier on held-out synthetic maps: per-family P/R/F1, macro
 	nice $(BIN)/python -m stratum.devtools.patterns_eval -n $(EVAL_MAPS)
 
 lint: contracts ## ruff, plus the import and type contracts
-	$(BIN)/ruff check src tests functions infra
-	$(BIN)/ruff format --check src tests functions infra
+	$(BIN)/ruff check src tests functions infra sdk/python
+	$(BIN)/ruff format --check src tests functions infra sdk/python
 
 contracts: ## import-linter layers/cycles/adapters (pyproject [tool.importlinter]) and mypy on src/ and functions/
 	$(BIN)/lint-imports --no-cache
@@ -41,8 +41,8 @@ contracts: ## import-linter layers/cycles/adapters (pyproject [tool.importlinter
 	for f in functions/*/handler.py; do $(BIN)/mypy $$f || exit 1; done  # one call each: every module is named handler
 
 fmt:
-	$(BIN)/ruff format src tests functions infra
-	$(BIN)/ruff check --fix src tests functions infra
+	$(BIN)/ruff format src tests functions infra sdk/python
+	$(BIN)/ruff check --fix src tests functions infra sdk/python
 
 synth: ## offline CDK synth into infra/cdk.out
 	cd infra && ../$(BIN)/python app.py
@@ -50,8 +50,15 @@ synth: ## offline CDK synth into infra/cdk.out
 layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker)
 	$(BIN)/python layers/build.py --all
 
-openapi: ## regenerate openapi.json from the app
+openapi: ## regenerate openapi.json from the app, then the SDK's models from it
 	$(BIN)/python -m stratum.api.openapi > openapi.json
+	$(BIN)/python sdk/python/generate_models.py
+
+sdk-models: ## regenerate sdk/python's models from openapi.json (a test fails on drift)
+	$(BIN)/python sdk/python/generate_models.py
+
+sdk: ## build the stratum-client wheel into sdk/python/dist/
+	$(BIN)/python -m build --wheel --no-isolation --outdir sdk/python/dist sdk/python
 
 demo:
 	$(BIN)/stratum demo

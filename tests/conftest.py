@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.runtime",
     "tests.fixtures.stack",
     "tests.fixtures.keyscan",
+    "tests.fixtures.sdk",
 ]
 
 

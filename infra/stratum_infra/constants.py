@@ -162,3 +162,31 @@ def layers_config() -> dict:
 
 
 API_MAX_UPLOAD_BYTES = 4_000_000  # raw bytes; base64 makes ~5.3 MB of the 6 MB Lambda payload
+
+# ------------------------------------------------------------------------------------------------ delivery
+# delivery: records events (DynamoDB writes) and makes webhook attempts of at most 15 s each
+# (stratum.settings.DeliverySettings.total_timeout_seconds); the handler stops claiming attempts 30 s before
+# its end. 512 MB is plenty for JSON and HTTP; 5 min lets one invocation work through a backlog.
+DELIVERY = FunctionSpec(
+    name="delivery",
+    description="Stratum delivery: events -> inbox, signed outbound webhooks (retries), email digests",
+    memory_mb=512,
+    timeout=Duration.minutes(5),
+    ephemeral_storage=Size.mebibytes(512),
+    service_name="stratum-delivery",
+)
+DELIVERY_BATCH_SIZE = 10  # events per invocation; each is only recorded before the attempts run
+DELIVERY_MAX_CONCURRENCY = 5
+DELIVERY_MAX_RECEIVE_COUNT = 5  # an event that cannot even be recorded 5 times is parked in the DLQ
+DELIVERY_TICK = Duration.minutes(1)  # retries and digests: the schedule's granularity on AWS
+# the kinds the bus routes to delivery (every producer kind; stratum.events.EVENT_KINDS minus ping)
+DELIVERY_EVENT_KINDS = (
+    "job.succeeded",
+    "job.partial",
+    "job.failed",
+    "monitor.fired",
+    "monitor.recovered",
+    "monitor.failed",
+    "notification.new",
+)
+EVENT_SOURCE = "stratum"  # stratum.events.eventbridge.SOURCE

@@ -15,6 +15,7 @@ from . import constants as C
 from .api import ApiConstruct
 from .assets import assemble_function_asset
 from .catalog import CatalogConstruct, glue_name
+from .delivery import DeliveryConstruct
 from .ingest import IngestConstruct
 from .layers import StratumLayers
 from .monitors import MonitorsConstruct
@@ -72,6 +73,17 @@ class StratumStack(Stack):
 
         ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
         api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
+        delivery_asset = assemble_function_asset("delivery", config.project_root, config.asset_build_dir)
+        self.delivery = DeliveryConstruct(
+            self,
+            "Delivery",
+            storage=self.storage,
+            bus=self.bus,
+            asset=delivery_asset,
+            layers=self.layers.for_function("delivery"),
+            environment=environment,
+        )
+        environment = {**environment, "STRATUM_AWS__DELIVERY_KMS_KEY_ID": self.delivery.secrets_key.key_arn}
 
         self.ingest = IngestConstruct(
             self,
@@ -94,6 +106,7 @@ class StratumStack(Stack):
         )
         self.bus.grant_put_events_to(self.ingest.function)
         self.bus.grant_put_events_to(self.api.function)
+        self.delivery.grant_api(self.api.function_.role)
         self.monitors = None
         if config.monitors_enabled:
             self.monitors = MonitorsConstruct(
@@ -117,6 +130,12 @@ class StratumStack(Stack):
             ("MetadataTableName", self.storage.table.table_name, "Metadata table (jobs, lots, keys)"),
             ("IngestQueueUrl", self.ingest.queue.queue_url, "Ingest queue"),
             ("IngestDeadLetterQueueUrl", self.ingest.dead_letter_queue.queue_url, "Failed ingests (redrive)"),
+            ("DeliveryQueueUrl", self.delivery.queue.queue_url, "Delivery queue (events for webhooks, inbox, email)"),
+            (
+                "DeliveryDeadLetterQueueUrl",
+                self.delivery.dead_letter_queue.queue_url,
+                "Events delivery could not record",
+            ),
             ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
             ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
             ("EventBusName", self.bus.event_bus_name, "Stratum events (job.*, monitor.*)"),

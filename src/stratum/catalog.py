@@ -236,6 +236,20 @@ class Catalog:
     ) -> tuple[list[Lot], str | None]:
         return self._page(_lot_pk(ws), "table", limit, cursor, Lot.model_validate, want, descending=False)
 
+    # -- lot annotations (notes attached by inbound webhooks, e.g. an MES "lot complete") ----------
+    def add_lot_note(self, ws: str, lot_id: str, note: dict[str, Any]) -> dict[str, Any]:
+        self.get_lot(ws, lot_id)  # NotFound for an unknown lot
+        from stratum.ids import ulid
+
+        rec = {"id": f"note_{ulid()}", "lot_id": lot_id, "created_at": utcnow().isoformat(), **note}
+        self.meta.put(f"WS#{ws}#LOTNOTE#{lot_id}", rec["id"], rec, expect=ABSENT)
+        return {"annotation_id": rec["id"], "lot_id": lot_id}
+
+    def lot_notes(self, ws: str, lot_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``limit`` notes of a lot, oldest first."""
+        page = self.meta.query(f"WS#{ws}#LOTNOTE#{lot_id}", descending=True, limit=limit)
+        return [it.data for it in reversed(page.items)]
+
     def publish(
         self,
         job: Job,
@@ -333,3 +347,19 @@ def _decode_cursor(cursor: str | None) -> str | None:
     if not isinstance(after, str):
         raise BadRequest("invalid cursor")
     return after
+
+
+def keyset_page(
+    meta: MetadataStore,
+    pk: str,
+    *,
+    index: Literal["table", "gsi1", "gsi2"] = "table",
+    limit: int = 50,
+    cursor: str | None = None,
+    build: Callable[[dict], Any] = dict,
+    want: Callable[[Any], bool] | None = None,
+    descending: bool = True,
+) -> tuple[list, str | None]:
+    """The API's one page-and-cursor codec for any item collection on the metadata port (jobs, lots,
+    notifications, deliveries, ...): a filtered page never skips nor repeats an item."""
+    return Catalog(meta)._page(pk, index, limit, cursor, build, want, descending=descending)

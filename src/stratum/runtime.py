@@ -21,15 +21,19 @@ from stratum.storage.metadata import MetadataStore
 from stratum.storage.objectstore import ObjectStore
 
 if TYPE_CHECKING:  # imported lazily below: each service costs import time only when used
+    from stratum.analytics.charts import ChartService
     from stratum.analytics.service import AnalyticsService
     from stratum.auth.keys import KeyService
     from stratum.auth.ratelimit import RateLimiter
+    from stratum.auth.usage import UsageMeter, UsageReport
+    from stratum.delivery.service import DeliveryService
     from stratum.events.model import Event
     from stratum.events.port import EventPort
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
     from stratum.ingest.uploads import UploadService
     from stratum.monitors.service import MonitorService
+    from stratum.patterns.service import PatternService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
 
@@ -100,7 +104,9 @@ class Runtime:
     def uploads(self) -> UploadService:
         from stratum.ingest.uploads import UploadService
 
-        return UploadService(self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor)
+        return UploadService(
+            self.settings, self.ingest, self.drop_store, self.drop_prefix, self.drop_processor, self.idempotency
+        )
 
     @cached_property
     def engine(self) -> QueryEngine:
@@ -135,6 +141,30 @@ class Runtime:
         return AnalyticsService(self.engine, self.catalog)
 
     @cached_property
+    def charts(self) -> ChartService:
+        from stratum.analytics.charts import ChartService
+
+        return ChartService(self.analytics)
+
+    @cached_property
+    def usage(self) -> UsageMeter:
+        from stratum.auth.usage import UsageMeter
+
+        return UsageMeter(self.meta)
+
+    @cached_property
+    def usage_report(self) -> UsageReport:
+        from stratum.auth.usage import UsageReport
+
+        return UsageReport(self.usage, self.keys)
+
+    @cached_property
+    def patterns(self) -> PatternService:
+        from stratum.patterns.service import PatternService, lake_adapters
+
+        return PatternService(self.settings.patterns, meter=self.usage, **lake_adapters(self.analytics))
+
+    @cached_property
     def keys(self) -> KeyService:
         from stratum.auth.keys import KeyService
 
@@ -166,7 +196,68 @@ class Runtime:
             svc.scheduler = EventBridgeScheduler(self.settings)
         return svc
 
+    @cached_property
+    def idempotency(self):
+        from stratum.ingest.idempotency import Idempotency
+
+        return Idempotency(self.meta, self.settings.idempotency_ttl_seconds)
+
+    @cached_property
+    def exports(self):
+        from stratum.exports.service import ExportService
+
+        return ExportService(self.engine, self.meta, self.lake, self.settings)
+
+    @cached_property
+    def delivery(self) -> DeliveryService:
+        """Inbox, webhooks, inbound hooks and email. Locally it subscribes to the in-process bus (its worker
+        is started by ``stratum serve``); on AWS the delivery function feeds it EventBridge events."""
+        from stratum.delivery.service import DeliveryService
+
+        svc = DeliveryService(
+            self.meta,
+            self.settings,
+            self.events,
+            ingest_key=self._ingest_drop_key,
+            annotate_lot=self.catalog.add_lot_note,
+            run_monitor=self._run_monitor,
+        )
+        subscribe = getattr(self.events, "subscribe", None)
+        if subscribe is not None:
+            subscribe(svc.handle)
+        return svc
+
+    def _ingest_drop_key(self, ws: str, key: str) -> dict:
+        """Inbound hook action: ingest an object already in the workspace's drop folder."""
+        from stratum.errors import NotFound
+        from stratum.ingest.drop import DropObject
+
+        full = f"{self.drop_prefix}{ws}/{key}"
+        if self.drop_store.head(full) is None:
+            raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
+        from stratum.ingest.watcher import LOCAL_BUCKET
+
+        bucket = self.settings.aws.drop_bucket if self.settings.backend == "aws" else LOCAL_BUCKET
+        job = self.drop_processor.process(DropObject(bucket, full))
+        if job is None:
+            return {"job_id": None, "status": "skipped", "reason": "not an STDF file name"}
+        return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id}
+
+    def _run_monitor(self, ws: str, monitor_id: str, payload: dict) -> dict:
+        """Inbound hook action: run a monitor now (optionally on one lot: payload ``lot_id``)."""
+        lot_id = payload.get("lot_id") if isinstance(payload.get("lot_id"), str) else None
+        run, _ = self.monitors.run(ws, monitor_id, lot_id=lot_id)
+        return {
+            "run_id": run.run_id,
+            "status": run.status,
+            "findings": run.findings,
+            "recoveries": run.recoveries,
+            "error": run.error,
+        }
+
     def close(self) -> None:
+        if "delivery" in self.__dict__:
+            self.delivery.stop_worker()
         if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):
             self.monitors.scheduler.stop()
         if "sql_runner" in self.__dict__ and self.sql_runner is not self.__dict__.get("sql"):

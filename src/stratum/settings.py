@@ -102,6 +102,39 @@ class MonitorSettings(BaseModel):
     sql_findings_max: int = 10_000  # newest findings visible in the SQL relation monitor_findings
 
 
+class ExportLimits(BaseModel):
+    """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
+
+    timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (and per Parquet row group at least)
+    row_group_rows: int = 1_048_576  # rows per Parquet row group
+    url_seconds: int = 3600  # lifetime of a download URL
+    retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
+
+
+class DeliverySettings(BaseModel):
+    """Notifications, outbound/inbound webhooks and email (``STRATUM_DELIVERY__...``)."""
+
+    # seconds after the event of attempt 1, 2, ...: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    retry_schedule_seconds: list[float] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    jitter_fraction: float = 0.1  # each retry delay is stretched by up to this fraction (random)
+    disable_after_failing_seconds: float = 5 * 86400  # an endpoint failing this long is disabled
+    rotation_overlap_seconds: float = 86400  # the previous secret keeps signing this long
+    connect_timeout_seconds: float = 5.0
+    total_timeout_seconds: float = 15.0
+    max_response_bytes: int = 64 * 1024  # read at most this much of a receiver's answer
+    max_retry_after_seconds: float = 36000  # a longer Retry-After is clamped to this
+    poll_interval_seconds: float = 1.0  # local worker: how often it looks for due deliveries
+    worker_threads: int = 16  # local worker: concurrent attempts
+    lease_seconds: float = 60.0  # a claimed attempt is retried by another worker after this
+    batch_size: int = 200  # due deliveries claimed per poll
+    secret_key: str = ""  # local: base64 AES-256 key sealing webhook secrets (empty: <data-dir>/keys/)
+    inbound_max_payload_bytes: int = 64 * 1024
+    inbound_rate_limit_per_min: int = 60  # default per-hook limit
+    email_from: str = "stratum@localhost"
+    max_notification_chars: int = 4000
+
+
 class AwsSettings(BaseModel):
     region: str = "us-east-1"
     drop_bucket: str = ""
@@ -115,6 +148,9 @@ class AwsSettings(BaseModel):
     glue_database: str = ""
     athena_output: str = ""
     event_bus_name: str = ""  # EventBridge bus for the event port (empty: the account's default bus)
+    delivery_kms_key_id: str = ""  # KMS key sealing outbound webhook secrets
+    delivery_queue_url: str = ""  # SQS queue of the delivery function (retries are re-sent with a delay)
+    ses_region: str = ""  # SES region (empty: ``region``)
 
 
 class PatternSettings(BaseModel):
@@ -147,6 +183,7 @@ class Settings(BaseSettings):
     test_key: Literal["number_and_name", "number"] = "number_and_name"
     # at most this many summary_mismatch warnings per job (one per disagreeing count); the rest are counted in one more
     max_summary_warnings: int = Field(default=100, ge=0)
+    idempotency_ttl_seconds: int = 86_400  # how long an upload's Idempotency-Key is remembered
 
     # query engine (DuckDB); sized so the API fits the API Lambda (2048 MB) and a laptop; 0 = derived
     # (stratum.query.engine.resources)
@@ -159,9 +196,13 @@ class Settings(BaseSettings):
     sql: SqlLimits = SqlLimits()
     input_limits: InputLimits = InputLimits()
     monitors: MonitorSettings = MonitorSettings()
+    exports: ExportLimits = ExportLimits()
     rate_limits: RateLimits = RateLimits()
     patterns: PatternSettings = PatternSettings()
     aws: AwsSettings = AwsSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    # comma-separated CIDRs of non-global webhook targets allowed outside production (e.g. 127.0.0.1/32)
+    webhook_allow_cidrs: str = ""
 
     # API
     api_root_path: str = ""

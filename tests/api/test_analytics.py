@@ -145,10 +145,10 @@ def test_wafer_map_json_final(seeded, wafer):
         "units": 3,
     }
     assert isinstance(body["orientation"]["center_x"], int)
-    assert body["bins"]["H"]["1"] == {"name": "PASS", "pass_fail": "P"}
+    assert body["bins"]["H"]["1"] == {"name": "PASS", "pass_fail": "P", "pass_fail_source": "bin_record"}
     for b, (name, pf) in truth.hard_bins.items():
         if str(b) in body["bins"]["H"]:
-            assert body["bins"]["H"][str(b)] == {"name": name, "pass_fail": pf}
+            assert body["bins"]["H"][str(b)] == {"name": name, "pass_fail": pf, "pass_fail_source": "bin_record"}
     assert {d[2] for d in exp} <= {int(b) for b in body["bins"]["H"]}
     assert body["test"] is None
     assert "value" not in body["dies"]
@@ -269,7 +269,9 @@ def test_wafer_map_orientation(seeded, oriented):
         True,
     )
     svg = seeded.get("/v1/lots/ORI-NONE/wafers/W1/map", params={"format": "svg"}).content
-    assert b"orientation assumed" in svg
+    assert b"X right, Y up (X and Y assumed: not in the file's WCR)" in svg
+    ld_svg = seeded.get("/v1/lots/ORI-LD/wafers/W1/map", params={"format": "svg"}).content
+    assert b"X left, Y down (from the file" in ld_svg
 
 
 # -- tests ------------------------------------------------------------------------------------------
@@ -794,3 +796,46 @@ def test_float32_values_are_presented_at_float32_precision(seeded):
         headers=seeded.headers(),
     )
     assert r.json()["rows"] == [[1e-05, [1e-05], 0.1]]
+
+
+def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(seeded, monkeypatch):
+    """Issue 16: the per-snapshot sufficient statistics behind /tests and /capability are computed once (a
+    second call reads no results) and give the same numbers as computing them from the raw results."""
+    from stratum.query.engine import QueryEngine, Session
+
+    an = seeded.app.state.runtime.analytics
+    cap_variants = [
+        {},
+        {"wafer_id": "W02"},
+        {"limits": "spec"},
+        {"source": "auto"},
+        {"test_num": 1050},
+        {"estimator": "jmp_ranges"},
+        {"estimator": "minitab_sbar", "unbias": True},
+    ]
+    test_variants = [{}, {"view": "all"}, {"view": "first_pass", "wafer_id": "W01"}]
+
+    def answers() -> list:
+        return [an.capability("default", WS_LOT, **v) for v in cap_variants] + [
+            an.tests("default", WS_LOT, **v) for v in test_variants
+        ]
+
+    first = answers()
+    queries: list[str] = []
+    for name in ("rows", "dicts"):
+        orig = getattr(Session, name)
+
+        def spy(self, sql, params=None, _orig=orig):
+            queries.append(sql)
+            return _orig(self, sql, params)
+
+        monkeypatch.setattr(Session, name, spy)
+    again = answers()
+    assert again == first  # the same materialised statistics, not recomputed
+    assert not [q for q in queries if "results" in q], queries
+    monkeypatch.setattr(QueryEngine, "memo", lambda self, key, name, compute: compute())
+    raw = answers()
+    assert [q for q in queries if "FROM results" in q]  # computed from the raw results this time
+    assert_same(raw, first)
+    assert [t["test_num"] for t in first[0]["tests"]] == sorted(t["test_num"] for t in first[0]["tests"])
+    assert len(first[0]["tests"]) >= 8 and len(first[-3]) >= 10

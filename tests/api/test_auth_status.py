@@ -28,8 +28,16 @@ PROTECTED = [
     ("get", "/v1/lots/{lot_id}/tests/{test_num}/results", "analytics"),
     ("get", "/v1/lots/{lot_id}/capability", "analytics"),
     ("get", "/v1/lots/{lot_id}/bins", "analytics"),
+    ("get", "/v1/lots/{lot_id}/stacked-map", "analytics"),
+    ("get", "/v1/lots/{lot_id}/bins/pareto", "analytics"),
+    ("get", "/v1/lots/{lot_id}/tests/{test_num}/histogram", "analytics"),
+    ("get", "/v1/lots/{lot_id}/tests/{test_num}/boxplot", "analytics"),
+    ("get", "/v1/tests/{test_num}/trend", "analytics"),
+    ("get", "/v1/lots/{lot_id}/gallery", "analytics"),
     ("get", "/v1/sql/schema", "sql_schema"),
     ("post", "/v1/sql", "sql_run"),
+    ("post", "/v1/exports", "sql_run"),
+    ("get", "/v1/exports/{export_id}", "sql_run"),
     ("post", "/v1/classify", "classify"),
     ("post", "/v1/batch", "batch"),
     ("get", "/v1/patterns", "read_patterns"),
@@ -50,8 +58,35 @@ PROTECTED = [
     ("get", "/v1/monitors/{monitor_id}/runs", "monitor_read"),
     ("get", "/v1/monitors/{monitor_id}/findings", "monitor_read"),
     ("post", "/v1/monitors/{monitor_id}/backtest", "monitor_run"),
+    ("get", "/v1/notifications", "notifications"),
+    ("get", "/v1/notifications/prefs", "notifications"),
+    ("put", "/v1/notifications/prefs", "notifications"),
+    ("post", "/v1/notifications/read-all", "notifications"),
+    ("post", "/v1/notifications/{notification_id}/read", "notifications"),
+    ("delete", "/v1/notifications/{notification_id}", "notifications"),
+    ("get", "/v1/webhooks/outbound", "webhooks"),
+    ("post", "/v1/webhooks/outbound", "webhooks"),
+    ("get", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("patch", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("delete", "/v1/webhooks/outbound/{webhook_id}", "webhooks"),
+    ("post", "/v1/webhooks/outbound/{webhook_id}/rotate-secret", "webhooks"),
+    ("post", "/v1/webhooks/outbound/{webhook_id}/test", "webhooks"),
+    ("get", "/v1/webhooks/deliveries", "webhooks"),
+    ("post", "/v1/webhooks/deliveries/{delivery_id}/redeliver", "webhooks"),
+    ("get", "/v1/webhooks/inbound", "webhooks"),
+    ("post", "/v1/webhooks/inbound", "webhooks"),
+    ("patch", "/v1/webhooks/inbound/{hook_id}", "webhooks"),
+    ("delete", "/v1/webhooks/inbound/{hook_id}", "webhooks"),
+    ("get", "/v1/webhooks/inbound/{hook_id}/calls", "webhooks"),
 ]
-OPEN = [("get", "/v1/status"), ("put", "/v1/uploads/{job_id}/content")]  # the latter: signed URL instead of a key
+# no API key: the signed URLs (upload content, export download) by their signature; an inbound hook by its own
+# token or signature
+OPEN = [
+    ("get", "/v1/status"),
+    ("put", "/v1/uploads/{job_id}/content"),
+    ("get", "/v1/exports/{export_id}/content"),
+    ("post", "/v1/hooks/in/{slug}"),
+]
 ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "upload": {"ingest", "full"},
     "job_status": {"ingest", "read", "full"},
@@ -65,6 +100,8 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "admin": {"admin"},
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
+    "notifications": {"read", "full", "admin"},
+    "webhooks": {"admin"},
 }
 
 
@@ -74,15 +111,20 @@ def _url(path: str) -> str:
         lot_id="NO-SUCH-LOT",
         wafer_id="W01",
         test_num=1000,
+        export_id="exp_nope",
         class_id="none/global/low",
         run_id="run_nope",
         monitor_id="mon_nope",
+        notification_id="ntf_nope",
+        webhook_id="whk_nope",
+        delivery_id="dlv_nope",
+        hook_id="inh_nope",
     )
 
 
 def _call(client, method: str, path: str, headers: dict | None = None):
     kw: dict = {"headers": headers or {}}
-    if path == "/v1/sql":
+    if path in ("/v1/sql", "/v1/exports"):
         kw["json"] = {"query": "SELECT 1"}
     elif path == "/v1/uploads/presign":
         kw["json"] = {"filename": "x.stdf"}

@@ -13,7 +13,7 @@ from stratum.api.problems import TYPE_BASE
 from .conftest import WS_LOT, strict_json
 
 SHAPE = {"type", "title", "status", "detail", "instance", "code"}
-EXTRAS = {"errors", "error"}  # validation details (400) and the reader's error (422)
+EXTRAS = {"errors", "error", "request_id"}  # validation details (400), the reader's error (422), the request id
 LEAKS = re.compile(
     r"Traceback|File \"|\.py\b|site-packages|/work/|/home/|/root/|/tmp/|\\\\|duckdb\.|_duckdb|"
     r"Exception\b|\bline \d+",

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from infra.stratum_infra import assets as infra_assets
@@ -97,3 +98,50 @@ def test_api_handler_as_packaged(aws_stack, tmp_path):
     assert res["statusCode"] == 200
     body = json.loads(res["body"])
     assert body["status"] == "ok" and body["backend"] == "aws" and body["metadata_store"] == "ok"
+
+
+def test_delivery_handler_as_packaged(aws_stack, boto_session, tmp_path):
+    """EventBridge envelope via SQS -> recorded and attempted in the same invocation, signed (KMS-sealed
+    secret) and verified with standardwebhooks; then the scheduled tick runs the retry."""
+    import standardwebhooks
+
+    from stratum.delivery.webhooks import WebhookIn
+    from stratum.devtools.webhook_receiver import Receiver
+    from stratum.runtime import Runtime
+    from tests.fixtures.aws import REGION
+
+    key_id = boto_session.client("kms", region_name=REGION, endpoint_url=aws_stack.endpoint).create_key()[
+        "KeyMetadata"
+    ]["KeyId"]
+    env = {**aws_stack.env(), "STRATUM_AWS__DELIVERY_KMS_KEY_ID": key_id, "STRATUM_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32"}
+    settings = aws_stack.settings.model_copy(
+        update={
+            "aws": aws_stack.settings.aws.model_copy(update={"delivery_kms_key_id": key_id}),
+            "webhook_allow_cidrs": "127.0.0.1/32",
+        }
+    )
+    receiver = Receiver(script=lambda n, r: (503, {"Retry-After": "3"}) if n == 1 else (200, {})).start()
+    try:
+        rt = Runtime.from_settings(settings)
+        _, secret = rt.delivery.webhooks.create(
+            "default", WebhookIn(name="mes", target_url=receiver.url, events=["monitor.fired"])
+        )
+        event = json.loads((ROOT / "events" / "delivery" / "monitor_fired_via_sqs.json").read_text())
+        asset = _asset("delivery", tmp_path)
+        assert _run(asset, event, env, tmp_path) == {"batchItemFailures": []}
+        (first,) = receiver.wait_for(1)  # the retry waits for Retry-After (3 s)
+        assert first.headers["webhook-id"] == "evt_01KMONITORFIRED0000000000"
+        time.sleep(3.1)
+        tick = json.loads((ROOT / "events" / "delivery" / "scheduled_tick.json").read_text())
+        assert _run(asset, tick, env, tmp_path) == {"attempted": 1}
+        assert _run(asset, event, env, tmp_path) == {"batchItemFailures": []}  # SQS redelivery: recorded once
+        assert len(receiver.received) == 2
+        second = receiver.received[1]
+        body = standardwebhooks.Webhook(secret).verify(second.body, second.headers)
+        assert body["type"] == "monitor.fired" and body["data"]["subject"]["lot_id"] == "L1"
+        (n,), _ = rt.delivery.inbox.list("default")
+        assert n.event_id == "evt_01KMONITORFIRED0000000000"
+        (d,), _ = rt.delivery.webhooks.list_deliveries("default")
+        assert [a.status_code for a in d.attempts] == [503, 200]
+    finally:
+        receiver.stop()

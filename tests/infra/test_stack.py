@@ -28,6 +28,7 @@ EXPECTED_ENV = {
     "STRATUM_AWS__GLUE_DATABASE",
     "STRATUM_AWS__ATHENA_WORKGROUP",
     "STRATUM_AWS__ATHENA_OUTPUT",
+    "STRATUM_AWS__EVENT_BUS_NAME",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -45,6 +46,7 @@ def function(synth: Synth, name: str) -> dict:
     construct = {
         "ingest": synth.stack.ingest.function,
         "api": synth.stack.api.function,
+        "delivery": synth.stack.delivery.function,
         "monitors": synth.stack.monitors.function,
     }[name]
     return synth.resources[logical_id(synth, construct)]
@@ -95,18 +97,19 @@ def test_must_exist_resource_counts(synth: Synth) -> None:
     t = synth.template
     t.resource_count_is("AWS::S3::Bucket", 4)  # drop, lake, athena results, access logs
     t.resource_count_is("AWS::DynamoDB::Table", 1)
-    t.resource_count_is("AWS::SQS::Queue", 3)  # ingest queue + DLQ, monitors DLQ
-    t.resource_count_is("AWS::Lambda::Function", 4)  # ingest, api, monitors + CDK's BucketNotificationsHandler
+    t.resource_count_is("AWS::SQS::Queue", 5)  # ingest queue + DLQ, monitors DLQ, delivery queue + DLQ
+    t.resource_count_is("AWS::Lambda::Function", 5)  # ingest, api, monitors, delivery + BucketNotificationsHandler
     t.resource_count_is("AWS::Lambda::LayerVersion", 3)
-    t.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    t.resource_count_is("AWS::Lambda::EventSourceMapping", 2)
     t.resource_count_is("AWS::ApiGateway::RestApi", 1)
     t.resource_count_is("AWS::ApiGateway::Stage", 1)
-    t.resource_count_is("AWS::CloudWatch::Alarm", 2)  # ingest DLQ, monitors DLQ
+    t.resource_count_is("AWS::CloudWatch::Alarm", 3)  # ingest DLQ, monitors DLQ, delivery DLQ
     t.resource_count_is("AWS::Athena::WorkGroup", 1)
     t.resource_count_is("AWS::Glue::Database", 1)
     t.resource_count_is("Custom::S3BucketNotifications", 1)
     t.resource_count_is("AWS::Events::EventBus", 1)
-    t.resource_count_is("AWS::Events::Rule", 1)  # job.succeeded|partial -> monitors
+    t.resource_count_is("AWS::Events::Rule", 3)  # job.succeeded|partial -> monitors; delivery: kinds -> queue, tick
+    t.resource_count_is("AWS::KMS::Key", 1)  # webhook secrets
     t.resource_count_is("AWS::Scheduler::ScheduleGroup", 1)  # schedules themselves are created per monitor
     t.resource_count_is("AWS::Scheduler::Schedule", 0)
     # no Cognito, no authorizer
@@ -221,14 +224,17 @@ def test_ingest_queue_visibility_dlq_and_event_source(synth: Synth) -> None:
             st["Effect"] == "Deny" and st["Condition"]["Bool"]["aws:SecureTransport"] == "false"
             for st in policy["Properties"]["PolicyDocument"]["Statement"]
         )
-    (esm,) = synth.of_type("AWS::Lambda::EventSourceMapping").values()
-    p = esm["Properties"]
-    assert p["FunctionName"] == {"Ref": logical_id(synth, synth.stack.ingest.function)}
+    ingest_fn = {"Ref": logical_id(synth, synth.stack.ingest.function)}
+    (p,) = [
+        e["Properties"]
+        for e in synth.of_type("AWS::Lambda::EventSourceMapping").values()
+        if e["Properties"]["FunctionName"] == ingest_fn
+    ]
     assert 1 <= p["BatchSize"] <= 5
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-@pytest.mark.parametrize("owner", ["ingest", "monitors"])
+@pytest.mark.parametrize("owner", ["ingest", "monitors", "delivery"])
 def test_dlq_alarm(synth: Synth, owner: str) -> None:
     dlq_id = logical_id(synth, getattr(synth.stack, owner).dead_letter_queue)
     (alarm,) = [
@@ -277,7 +283,7 @@ def test_api_timeouts_fit_the_integration_timeout(synth: Synth) -> None:
     assert C.api_timeouts(40) == C.ApiTimeouts(integration_seconds=40, lambda_seconds=35, sql_seconds=30)
 
 
-@pytest.mark.parametrize("name", ["ingest", "api", "monitors"])
+@pytest.mark.parametrize("name", ["ingest", "api", "monitors", "delivery"])
 def test_environment_variables(synth: Synth, name: str) -> None:
     env = function(synth, name)["Properties"]["Environment"]["Variables"]
     assert EXPECTED_ENV <= set(env), EXPECTED_ENV - set(env)
@@ -329,7 +335,7 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
         # Only the lead's handler modules may be missing (work in progress): name them.
         sources = [
             f"functions/{n}/handler.py"
-            for n in ("ingest", "api")
+            for n in ("ingest", "api", "delivery")
             if not (ROOT / "functions" / n / "handler.py").is_file()
         ]
         assert sources, f"handler modules missing from assets although the sources exist: {missing}"
@@ -337,7 +343,7 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
 
 
 def test_function_assets_ship_the_stratum_package_as_is(synth: Synth) -> None:
-    for name in ("ingest", "api", "monitors"):
+    for name in ("ingest", "api", "monitors", "delivery"):
         asset = synth.build_dir / "functions" / name
         shipped = {p.relative_to(asset / "stratum") for p in (asset / "stratum").rglob("*") if p.is_file()}
         from infra.stratum_infra.assets import shipped_package_files
@@ -540,7 +546,11 @@ def test_monitors_schedule_group_role_rule_and_dlq(synth: Synth) -> None:
         ("sqs:SendMessage", f"<{dlq_id}.Arn>"),
     ]
     # the ingest rule: job.succeeded|partial on the stack's bus -> the function, with retries and the DLQ
-    (rule,) = synth.of_type("AWS::Events::Rule").values()
+    (rule,) = [
+        r
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    ]
     assert rule["Properties"]["EventPattern"] == {
         "source": ["stratum"],
         "detail-type": ["job.succeeded", "job.partial"],

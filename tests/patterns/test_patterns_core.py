@@ -114,6 +114,21 @@ def test_geometry_non_square_pitch_flat_and_origin() -> None:
     assert np.array_equal(g.third, np.digitize(g.r, [3**-0.5, (2 / 3) ** 0.5]))
 
 
+def test_geometry_is_memoised_per_layout_and_read_only() -> None:
+    from stratum.patterns import geometry as geo
+
+    dm = generate(4242, mixed_rate=0.5).dies
+    geo._CACHE.clear()
+    cold = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
+    g = geometry(dm)
+    assert geometry(DieMap(dm.x.copy(), dm.y.copy(), ~dm.fail)) is g  # same layout, other fails
+    assert not g.r.flags.writeable and not g.valid.flags.writeable
+    with pytest.raises(ValueError):
+        g.r[0] = 0.0
+    assert json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True) == cold
+    assert geometry(DieMap(dm.y, dm.x, dm.fail)) is not g  # transposed layout: its own entry
+
+
 def test_components_and_box_sum() -> None:
     m = np.zeros((5, 6), bool)
     m[0, 0] = m[1, 1] = m[2, 2] = True  # diagonal: one 8-connected component
@@ -166,7 +181,7 @@ def test_deterministic_byte_identical_output() -> None:
         a = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         b = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         assert a == b
-    assert classifier_version().startswith("stratum-patterns-1+cal.")
+    assert classifier_version().startswith("stratum-patterns-2+cal.")
 
 
 def test_origin_shift_does_not_change_the_answer() -> None:

@@ -461,6 +461,8 @@ EXPECTED = {
     "admin": {"admin"},
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
+    "notifications": {"read", "full", "admin"},
+    "webhooks": {"admin"},
 }
 ALL_SCOPES = ["ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin"]
 

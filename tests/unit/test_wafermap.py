@@ -396,3 +396,25 @@ def test_text_that_the_font_or_xml_cannot_carry() -> None:
     png_pixels(wm.to_png())
     root = ET.fromstring(wm.to_svg())
     assert root.find(f"{SVG}title").text == "wafer «1»"
+
+
+def test_units_known_si_normalised_case_insensitively_and_non_si_never_prefixed():
+    from stratum.render.legend import value_format
+
+    amps = value_format(0.0500, 0.0520, 0.0005, "a")  # Teradyne writes amperes as 'a'
+    assert (amps.unit, amps(0.05104, 1)) == ("mA", "51.04 mA")
+    assert value_format(0, 2.5e3, 500, "v")(2500) == "2.5 kV"
+    assert value_format(0, 12000, 2000, "LSB")(12000) == "12000 LSB"  # a count: no 'k'
+    assert value_format(0, 0.004, 0.001, "LSB")(0.002) == "0.002 LSB"  # no "m"
+
+
+def test_die_aspect_from_wcr_else_inferred_round():
+    from stratum.render.diemap import MapData, die_aspect
+
+    xs, ys = np.meshgrid(np.arange(10), np.arange(20))
+    dies = {"x": xs.ravel().tolist(), "y": ys.ravel().tolist()}
+    o = {"die_width": 2.21, "die_height": 3.13}
+    data = MapData("L", "W", dies, {"H": {}, "S": {}}, o, None, {}, "job")
+    assert die_aspect(data) == (2.21 / 3.13, "wcr")
+    data.orientation = {"die_width": 0.0, "die_height": 0.0}  # WCR without a die size
+    assert die_aspect(data) == (2.0, "inferred")  # 10 columns x 20 rows: dies twice as wide as tall

@@ -6,20 +6,24 @@ Services come from one ``Runtime`` (settings → adapters → services); routes 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from functools import lru_cache
 
 from fastapi import FastAPI, Request
 
 from stratum import __version__
+from stratum.ids import ulid
 from stratum.runtime import Runtime
 from stratum.settings import Settings, get_settings
 
 from . import docs_ui, problems
 from .gate import Gate
-from .routes import jobs, lots, monitors, patterns, sql, status, uploads
+from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
 
 log = logging.getLogger("stratum.api")
+# a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 DESCRIPTION = """\
 Semiconductor test data as a service: STDF uploads become ingest jobs that publish immutable lot
@@ -51,12 +55,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.state.keys = rt.keys
     app.state.limiter = rt.limiter
     app.state.drop = rt.drop_processor
-    from stratum.auth.usage import UsageMeter, UsageReport
-    from stratum.patterns.service import PatternService, lake_adapters
-
-    app.state.usage = UsageMeter(rt.meta)
-    app.state.usage_service = UsageReport(app.state.usage, app.state.keys)
-    app.state.patterns = PatternService(settings.patterns, meter=app.state.usage, **lake_adapters(app.state.analytics))
+    rt.delivery  # noqa: B018 - built (and subscribed to the event port) with the app
+    app.state.charts = rt.charts
+    app.state.usage = rt.usage
+    app.state.usage_service = rt.usage_report
+    app.state.patterns = rt.patterns
 
     @lru_cache(maxsize=1)
     def schema_cache():
@@ -86,8 +89,12 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         uploads.router,
         jobs.router,
         lots.router,
+        charts.router,
         sql.router,
+        exports.router,
         monitors.router,
+        notifications.router,
+        webhooks.router,
         patterns.router,
         docs_ui.router,
     ):
@@ -103,11 +110,16 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         if root and not request.scope.get("root_path"):
             request.scope["root_path"] = root  # the API Gateway stage prefix (links, OpenAPI servers)
         t0 = time.perf_counter()
+        rid = request.headers.get("x-request-id", "")
+        rid = rid if _REQUEST_ID.match(rid) else f"req_{ulid()}"
+        request.state.request_id = rid
         response = await call_next(request)
         ms = (time.perf_counter() - t0) * 1e3
         response.headers["server-timing"] = f"app;dur={ms:.1f}"
+        response.headers["x-request-id"] = rid
         log.info(
-            "%s %s -> %s in %.1f ms (key %s)",
+            "%s %s %s -> %s in %.1f ms (key %s)",
+            rid,
             request.method,
             request.url.path,
             response.status_code,

@@ -43,6 +43,9 @@ def problem(
         "code": code,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
+    rid = getattr(request.state, "request_id", None)
+    if rid:
+        body["request_id"] = rid
     h = dict(headers or {})
     h.update(getattr(request.state, "extra_headers", {}) or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=h)

@@ -18,6 +18,7 @@ class Problem(BaseModel):
     detail: str
     instance: str
     code: str
+    request_id: str | None = Field(None, description="Also in the X-Request-Id response header; quote it in reports")
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
@@ -150,6 +151,9 @@ class LotDetail(BaseModel):
     wafers: list[WaferOut]
     files: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
+    annotations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Notes attached to the lot (inbound webhooks), oldest first"
+    )
     warnings: list[LotWarning] = Field(
         [], description="Warnings of the snapshot's files, among them summary records that disagree with the raw ones"
     )
@@ -358,6 +362,47 @@ class InspectOut(BaseModel):
     lot_id: str | None = None
     records: int | None = None
     problems: list[dict[str, Any]] = []
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str | None = Field(None, min_length=1, max_length=100_000, description="One read-only SELECT")
+    table: str | None = Field(None, max_length=64, description="A public table, exported for context.lot_id")
+    filters: dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None = Field(
+        None, description="With table: column -> value (equality), list of values (IN) or null (IS NULL)"
+    )
+    format: Literal["parquet", "csv", "arrow"] = "parquet"
+    context: SqlContext | None = None
+
+
+class ExportColumn(BaseModel):
+    name: str
+    type: str
+
+
+class ExportError(BaseModel):
+    code: str
+    message: str
+
+
+class ExportOut(BaseModel):
+    export_id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    format: Literal["parquet", "csv", "arrow"]
+    query: str
+    table: str | None = None
+    context: dict[str, Any]
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    sha256: str | None = Field(None, description="SHA-256 of the file")
+    columns: list[ExportColumn] | None = None
+    elapsed_ms: float | None = None
+    error: ExportError | None = None
+    download_url: str | None = Field(None, description="When succeeded: an expiring URL of the file (no API key)")
+    expires_at: str | None = Field(None, description="When the download URL stops working")
 
 
 # ---- pattern classification ----------------------------------------------------------------------

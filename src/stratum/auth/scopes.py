@@ -20,6 +20,8 @@ manage         usage statistics and export (webhook configuration later)  manage
 admin          monitor / webhook / key management of the key's workspace  admin
 monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
 monitor_run    run a monitor now, backtest it                              full, admin
+notifications  read, mark read, dismiss notifications; inbox preferences   read, full, admin
+webhooks       manage outbound/inbound webhooks, deliveries, redeliver     admin
 =============  ==========================================================  =================
 
 Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
@@ -48,6 +50,8 @@ ACTIONS: tuple[str, ...] = (
     "admin",
     "monitor_read",
     "monitor_run",
+    "notifications",
+    "webhooks",
 )
 
 #: action -> the scopes that allow it (read-only view; tests iterate it row by row)
@@ -65,6 +69,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "admin": frozenset({"admin"}),
         "monitor_read": frozenset({"read", "full", "admin"}),
         "monitor_run": frozenset({"full", "admin"}),
+        "notifications": frozenset({"read", "full", "admin"}),
+        "webhooks": frozenset({"admin"}),
     }
 )
 

@@ -38,7 +38,7 @@ def fit(n: int) -> dict:
                 lab = truth[d.family]
                 levels[d.family]["location"][d.location].append(int(lab.location == d.location))
                 levels[d.family]["severity"][d.severity].append(int(lab.severity == d.severity))
-    fams = {}
+    fams: dict[str, dict] = {}
     for fam in tx.FAMILIES:
         pts = scores.get(fam)
         if not pts or len(pts) < 5:
@@ -52,10 +52,10 @@ def fit(n: int) -> dict:
         del cnt
         ky = [round(0.9 * v + 0.1 * base, 4) for v in ky]
         fams[fam] = {"x": [round(v, 6) for v in kx], "y": ky, "n": len(pts)}
-    lv = {}
-    for fam, d in levels.items():
+    lv: dict[str, dict[str, dict[str, float]]] = {}
+    for fam, lvl in levels.items():
         lv[fam] = {}
-        for level, vals in d.items():
+        for level, vals in lvl.items():
             allv = [v for vs in vals.values() for v in vs]
             lv[fam][level] = {k: round(sum(v) / len(v), 4) for k, v in sorted(vals.items()) if len(v) >= 5}
             lv[fam][level]["*"] = round(sum(allv) / len(allv), 4)

@@ -35,7 +35,7 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
     for i in range(n):
         smp = generate(seed0 + i, profile=profile)
         res = classify_diemap(smp.dies)
-        pred = {}
+        pred: dict[str, dict] = {}
         for p in res["pattern_classes"]:
             pred.setdefault(p["family"], p)
             confs.append(p["confidence"])

@@ -64,8 +64,8 @@ class _Wafer:
         ox, oy = rng.choice([0.0, 0.5]), rng.choice([0.0, 0.5])
         nx = int(diameter / 2) + 2
         ny = int(diameter / (2 * aspect)) + 2
-        ii, jj = np.meshgrid(np.arange(-nx, nx + 1), np.arange(-ny, ny + 1))
-        ii, jj = ii.ravel(), jj.ravel()
+        gx, gy = np.meshgrid(np.arange(-nx, nx + 1), np.arange(-ny, ny + 1))
+        ii, jj = gx.ravel(), gy.ravel()
         X = (ii + ox) * px
         Y = (jj + oy) * py
         dist = np.hypot(X, Y)
@@ -193,10 +193,10 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         p[reg] = max(q, 0.5) if _Q_RANGE is None else q
     elif fam == "radial_gradient":
         lo, hi = rng.uniform(0.0, 0.08), rng.uniform(0.35, 1.0)
-        k = rng.uniform(1.0, 2.5) if not B else rng.uniform(0.8, 3.0)
+        expo = rng.uniform(1.0, 2.5) if not B else rng.uniform(0.8, 3.0)
         rising = rng.random() < 0.6
         t = r if rising else 1 - r
-        p = lo + (hi - lo) * np.clip(t, 0, 1) ** k
+        p = lo + (hi - lo) * np.clip(t, 0, 1) ** expo
         reg = np.ones(w.n, dtype=bool)
         ref = "rising" if rising else "falling"
     elif fam in ("row_stripe", "column_stripe"):
@@ -234,7 +234,7 @@ def _scratch(w: _Wafer, B: bool) -> tuple[np.ndarray, str]:
     start = rng.uniform(-0.6, 0.6, 2)
     phi = rng.uniform(0, math.pi * 2)
     length = rng.uniform(0.35, 1.3)
-    pts = []
+    pts: list[np.ndarray] = []
     nseg = 1 if rng.random() < 0.5 else 2
     bend = rng.uniform(-0.5, 0.5) if not B else rng.uniform(-0.9, 0.9)
     pos = start.copy()
@@ -244,11 +244,11 @@ def _scratch(w: _Wafer, B: bool) -> tuple[np.ndarray, str]:
         for _ in range(n):
             pts.append(pos.copy())
             pos += step * np.array([math.cos(ang), math.sin(ang)])
-    pts = np.array(pts)
-    pts = pts[np.hypot(pts[:, 0], pts[:, 1]) < 0.98]
+    xy = np.array(pts)
+    xy = xy[np.hypot(xy[:, 0], xy[:, 1]) < 0.98]
     width = rng.choice([1, 2])
-    gi = np.round(pts[:, 0] / w.px - (w.X[0] / w.px - w.i[0])).astype(int)
-    gj = np.round(pts[:, 1] / w.py - (w.Y[0] / w.py - w.j[0])).astype(int)
+    gi = np.round(xy[:, 0] / w.px - (w.X[0] / w.px - w.i[0])).astype(int)
+    gj = np.round(xy[:, 1] / w.py - (w.Y[0] / w.py - w.j[0])).astype(int)
     cells = set(zip(gi.tolist(), gj.tolist(), strict=True))
     if width == 2:
         horiz = abs(math.cos(phi)) > abs(math.sin(phi))

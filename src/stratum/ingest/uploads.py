@@ -17,11 +17,8 @@ stand-in for S3 presigned PUTs), and what happens when storage fails: a full dis
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from stratum.auth import signed_urls
 from stratum.catalog import key_claim
 from stratum.errors import (
     BadRequest,
@@ -48,6 +46,7 @@ from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
 from .drop import COMPRESSED_SUFFIXES, STDF_SUFFIXES, DropObject, DropProcessor, is_stdf_like
+from .idempotency import Idempotency, fingerprint, in_progress
 from .service import IngestService
 from .watcher import LOCAL_BUCKET
 
@@ -150,6 +149,7 @@ class UploadService:
         drop: ObjectStore,
         drop_prefix: str,
         processor: DropProcessor,
+        idempotency: Idempotency | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
@@ -158,6 +158,7 @@ class UploadService:
         self.drop_prefix = drop_prefix
         self.processor = processor
         self.local = settings.backend == "local"
+        self.idempotency = idempotency
 
     # -- layout -----------------------------------------------------------------------------------
     def key(self, ws: str, job_id: str, name: str) -> str:
@@ -167,8 +168,16 @@ class UploadService:
     def bucket(self) -> str:
         return LOCAL_BUCKET if self.local else self.settings.aws.drop_bucket
 
-    def _new_job(self, ws: str, name: str, kind: str, size: int | None, expires_at: datetime | None = None) -> Job:
-        job_id = new_job_id()
+    def _new_job(
+        self,
+        ws: str,
+        name: str,
+        kind: str,
+        size: int | None,
+        expires_at: datetime | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        job_id = job_id or new_job_id()
         key = self.key(ws, job_id, name)
         job, _ = self.ingest.create_job(
             ws,
@@ -182,7 +191,7 @@ class UploadService:
         return job
 
     # -- direct uploads ---------------------------------------------------------------------------
-    def upload(self, ws: str, filename: str, body: IO[bytes], size: int) -> Job:
+    def upload(self, ws: str, filename: str, body: IO[bytes], size: int, job_id: str | None = None) -> Job:
         """Store a spooled request body as a drop object with its queued job. Validates first (422).
 
         The container (plain, gzip, bzip2, zip) is read from the content, not the name: a name that does
@@ -197,7 +206,7 @@ class UploadService:
             raise Unprocessable(str(exc), error=exc.to_dict()) from None
         body.seek(0)
         name = stdf_name(name, header["compression"])
-        job = self._new_job(ws, name, "upload", size)
+        job = self._new_job(ws, name, "upload", size, job_id=job_id)
         key = job.source.key or ""
         try:
             with self.drop.open_write(key) as w:
@@ -208,6 +217,50 @@ class UploadService:
                 raise full("storing the upload") from None
             raise
         return job
+
+    # -- Idempotency-Key (stratum.ingest.idempotency) -----------------------------------------------
+    def catalog_has(self, ws: str, job_id: str) -> bool:
+        try:
+            self.catalog.get_job(ws, job_id)
+            return True
+        except NotFound:
+            return False
+
+    def upload_once(
+        self, ws: str, api_key_id: str, idem_key: str, filename: str, body: IO[bytes], size: int
+    ) -> tuple[Job, bool]:
+        """``upload`` under an Idempotency-Key: (the job, whether it is an earlier request's)."""
+        assert self.idempotency is not None
+        job_id = new_job_id()
+        fp = fingerprint(safe_name(filename), size)
+        first = self.idempotency.claim(ws, api_key_id, "upload", idem_key, fp, job_id)
+        if first:
+            if not self.catalog_has(ws, first):
+                raise in_progress(idem_key)
+            return self.catalog.get_job(ws, first), True
+        try:
+            return self.upload(ws, filename, body, size, job_id=job_id), False
+        except BaseException:
+            self.idempotency.release(ws, api_key_id, "upload", idem_key)
+            raise
+
+    def presign_once(
+        self, ws: str, api_key_id: str, idem_key: str, filename: str, size: int | None, base_url: str
+    ) -> tuple[dict, bool]:
+        """``presign`` under an Idempotency-Key: a replay gets the first request's job with a fresh URL."""
+        assert self.idempotency is not None
+        job_id = new_job_id()
+        fp = fingerprint(safe_name(filename), size)
+        first = self.idempotency.claim(ws, api_key_id, "presign", idem_key, fp, job_id)
+        if first:
+            if not self.catalog_has(ws, first):
+                raise in_progress(idem_key)
+            return self.presign(ws, filename, size, base_url, job_id=first), True
+        try:
+            return self.presign(ws, filename, size, base_url, job_id=job_id), False
+        except BaseException:
+            self.idempotency.release(ws, api_key_id, "presign", idem_key)
+            raise
 
     def after_store(self, ws: str, key: str) -> None:
         """Local runtime: ingest right away (on AWS the S3 notification does it)."""
@@ -220,7 +273,7 @@ class UploadService:
             )
 
     # -- presigned uploads ------------------------------------------------------------------------
-    def presign(self, ws: str, filename: str, size: int | None, base_url: str) -> dict:
+    def presign(self, ws: str, filename: str, size: int | None, base_url: str, job_id: str | None = None) -> dict:
         name = safe_name(filename)
         check_stdf_name(name)
         lim = self.settings.input_limits
@@ -230,7 +283,10 @@ class UploadService:
             )
         seconds = lim.presign_seconds
         expires = int(time.time()) + seconds
-        job = self._new_job(ws, name, "presign", size, datetime.fromtimestamp(expires, UTC))
+        if job_id is not None and self.catalog_has(ws, job_id):  # a replay: the same job, a fresh URL
+            job = self.catalog.get_job(ws, job_id)
+        else:
+            job = self._new_job(ws, name, "presign", size, datetime.fromtimestamp(expires, UTC), job_id=job_id)
         key = job.source.key or ""
         url = self.drop.presign_put(
             key, expires_seconds=seconds, content_type="application/octet-stream", content_length=size
@@ -246,25 +302,15 @@ class UploadService:
             "job": job,
         }
 
-    def _secret(self) -> bytes:
-        """Signing key for local upload URLs, kept in the data directory (created once, mode 0600)."""
-        path = self.settings.data_dir / ".upload-signing-key"
-        if not path.exists():
-            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_bytes(secrets.token_bytes(32))
-            tmp.chmod(0o600)
-            tmp.replace(path)
-        return path.read_bytes()
-
     def _sign(self, ws: str, job_id: str, expires: int) -> str:
-        return hmac.new(self._secret(), f"{ws}:{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+        return signed_urls.sign(signed_urls.local_secret(self.settings.data_dir), "upload", ws, job_id, expires)
 
     def receive(self, ws: str, job_id: str, expires: int, signature: str, declared: int | None) -> Received:
         """Authorise a local presigned PUT and claim it (single use)."""
         if not self.local:
             raise NotFound("not found")
-        # compare bytes: compare_digest raises TypeError on non-ASCII str (a forged URL is a 403)
-        if not hmac.compare_digest(self._sign(ws, job_id, expires).encode(), signature.encode()):
+        secret = signed_urls.local_secret(self.settings.data_dir)
+        if not signed_urls.verify(secret, signature, "upload", ws, job_id, expires):
             raise Forbidden("invalid upload URL signature")
         if expires < time.time():
             raise Forbidden("this upload URL has expired; request a new one")

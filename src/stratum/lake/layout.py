@@ -2,6 +2,7 @@
 
     workspaces/<ws>/lake/<table>/lot=<lot>/job=<job_id>/part-00000.parquet
     workspaces/<ws>/lake/_manifests/lot=<lot>/job=<job_id>.json
+    workspaces/<ws>/exports/<export_id>/<file>      (outside the lake: SQL cannot read exports)
 
 ``<lot>`` is the lot id percent-encoded (everything but letters, digits, ``-``, ``_`` and inner ``.``),
 so any lot id maps to one safe path segment and back.
@@ -57,3 +58,7 @@ def data_key(ws: str, table: str, lot_id: str, job_id: str, n: int = 0) -> str:
 
 def manifest_key(ws: str, lot_id: str, job_id: str) -> str:
     return f"{lake_root(ws)}_manifests/lot={encode_lot(lot_id)}/job={job_id}.json"
+
+
+def export_key(ws: str, export_id: str, filename: str) -> str:
+    return f"{workspace_root(ws)}exports/{export_id}/{filename}"

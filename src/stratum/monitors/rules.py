@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum.models import Lot
+from stratum.patterns import taxonomy as tx
 from stratum.query.engine import Scope
 
 
@@ -611,4 +612,47 @@ def sql_rule(ctx: LotContext, p: SqlRule) -> list[Outcome]:
         if len(subj) == 1:
             subj["row"] = i
         out.append(Outcome(subj, True, vals, f"query returned {vals}"))
+    return out
+
+
+# -- 9. spatial pattern on n wafers of a lot ---------------------------------------------------------
+class SpatialPattern(Params):
+    min_wafers: int = Field(2, ge=1, le=1000, description="wafers of the lot showing the family that fire")
+    families: list[str] | None = Field(
+        None, min_length=1, description="pattern families to watch (wafer_patterns.family); default every family"
+    )
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="a wafer counts at this confidence or above")
+
+    @model_validator(mode="after")
+    def _known_families(self) -> SpatialPattern:
+        watchable = set(tx.FAMILIES) - {"none"}
+        unknown = sorted(set(self.families or ()) - watchable)
+        if unknown:
+            raise ValueError(f"unknown or unwatchable pattern families {unknown}; one of {', '.join(tx.FAMILIES[1:])}")
+        return self
+
+
+@rule("spatial_pattern", 1, SpatialPattern)
+def spatial_pattern(ctx: LotContext, p: SpatialPattern) -> list[Outcome]:
+    """A spatial fail-pattern family (wafer_patterns) on at least n wafers of the lot."""
+    with ctx.session() as s:
+        rows = s.rows(
+            "SELECT family, wafer_id FROM wafer_patterns WHERE confidence >= ? GROUP BY family, wafer_id",
+            [p.min_confidence],
+        )
+    wafers: dict[str, set[str]] = {f: set() for f in (p.families or ())}
+    for family, wafer_id in rows:
+        if family != "none" and (p.families is None or family in p.families):
+            wafers.setdefault(family, set()).add(wafer_id or "")
+    out = []
+    for family in sorted(wafers):
+        ids = sorted(wafers[family])
+        out.append(
+            Outcome(
+                {"lot_id": ctx.lot_id, "family": family},
+                len(ids) >= p.min_wafers,
+                {"wafers": len(ids), "wafer_ids": ids, "min_wafers": p.min_wafers, "min_confidence": p.min_confidence},
+                f"{family} pattern on {len(ids)} wafer(s) of {ctx.lot_id} (fires at {p.min_wafers})",
+            )
+        )
     return out

@@ -33,7 +33,7 @@ from stratum.patterns import taxonomy as tx
 from stratum.patterns.features import box_sum, components, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class _Ctx:
                 dens = float(self.f.mean())
         else:
             counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
-            loc = tx.location_of(tuple(float(c) for c in counts))
+            loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
             locs = tx.REACHABLE[family][0]
             if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
                 inner = [(counts[i], name) for i, name in enumerate(("center", "mid", "edge")) if name in locs]
@@ -127,11 +127,11 @@ class _Ctx:
 def _site(c: _Ctx) -> Detection | None:
     site = c.dm.site
     if site is None:
-        return
+        return None
     act = c.active
     codes, inv = np.unique(np.asarray(site)[act], return_inverse=True)
     if len(codes) < 2:
-        return
+        return None
     ns = np.bincount(inv)
     ks = np.bincount(inv, weights=c.f[act])
     rates = ks / np.maximum(ns, 1)
@@ -144,7 +144,7 @@ def _site(c: _Ctx) -> Detection | None:
     second = float(others.max())
     gap = rates[b] - second
     if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
-        return
+        return None
     region = np.zeros(c.n, dtype=bool)
     region[np.flatnonzero(act)[inv == b]] = True
     m = min((z - 6) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
@@ -163,7 +163,7 @@ def _site(c: _Ctx) -> Detection | None:
 def _reticle(c: _Ctx) -> Detection | None:
     act = c.active
     if act.sum() < 60:
-        return
+        return None
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
     mean = float(f.mean())
     pm = max(mean, 0.01)
@@ -181,16 +181,17 @@ def _reticle(c: _Ctx) -> Detection | None:
             z = (rates.max() - _median(rates)) / math.sqrt(pm * (1 - pm) / max(no.min(), 1))
             if best is None or z > best[0] * 1.1:
                 best = (float(z), kx, ky, None, no, ko, rates)
+    assert best is not None  # the pitch loops always run
     z, kx, ky, _, no, ko, rates = best
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
     if z < 6:
-        return
+        return None
     top = float(rates.max())
     base = float(_median(rates))
     hot = rates >= max(0.5 * top, base + 0.2)
     if hot.sum() > m / 2 or top - base < 0.22:
-        return
+        return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
     idx = np.flatnonzero(act)
     on = hot[off]
@@ -201,7 +202,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
     spread = float(qr.min() / max(hot_rate, 1e-9))
     if spread < 0.45:
-        return
+        return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
     mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
@@ -247,6 +248,10 @@ def _stripes(c: _Ctx, axis: int) -> None:
         sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    contrast = rate - flank
+    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
+    if not seed.any():
+        return
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -254,8 +259,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    contrast = rate - flank
-    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6) & (qmin >= 0.35 * rate)
+    seed &= qmin >= 0.35 * rate
     if not seed.any():
         return
     base = float(_median(rate[n_row >= 3]))
@@ -578,9 +582,14 @@ def _blobs(c: _Ctx) -> None:
             fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
-            line_like = felong >= 4 and fl[0] < 0.8 and fm.sum() >= 6
+            # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
+            # pattern's explained-away dies): elongated fails at a low fill
+            thin = felong >= 4 and fl[0] < 0.8
+            sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
+            line_like = (thin or sparse_line) and fm.sum() >= 6
+            fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
-            fev, felong, line_like = None, 0.0, False
+            fdir, felong, line_like = 0.0, 0.0, False
         r05, r95 = float(np.quantile(rr, 0.05)), float(np.quantile(rr, 0.95))
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
@@ -599,7 +608,7 @@ def _blobs(c: _Ctx) -> None:
         elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
         elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
-            fam, ref = "scratch", tx.orientation_of(math.atan2(*fev[1][:, 1][::-1]))
+            fam, ref = "scratch", tx.orientation_of(fdir)
             text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
             fam, ref = "edge_loc", octant

@@ -9,7 +9,8 @@ from numpy.typing import NDArray
 def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
     """Sum over a k x k window (k odd) centred on each cell, zero outside (integral image)."""
     h = k // 2
-    p = np.pad(a.astype(np.float64), ((h + 1, h), (h + 1, h)))
+    p = np.zeros((a.shape[0] + k, a.shape[1] + k))
+    p[h + 1 : h + 1 + a.shape[0], h + 1 : h + 1 + a.shape[1]] = a
     c = p.cumsum(0).cumsum(1)
     return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
 
@@ -24,8 +25,9 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
     big = h * w
     lab = np.where(mask, idx, big)
+    p = np.full((h + 2, w + 2), big, dtype=np.int64)
     while True:
-        p = np.pad(lab, 1, constant_values=big)
+        p[1:-1, 1:-1] = lab
         m = lab.copy()
         for dy in (0, 1, 2):
             for dx in (0, 1, 2):

@@ -9,6 +9,9 @@ a die pitch), as the labelling rules define it.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,28 +46,52 @@ class Geometry:
     extra: dict = field(default_factory=dict)
 
 
-def _midpoint_median(major: NDArray, minor: NDArray) -> float:
-    """Median over the lines of constant ``major`` of (min + max) / 2 of ``minor``."""
-    order = np.lexsort((minor, major))
-    maj, mino = major[order], minor[order]
-    starts = np.flatnonzero(np.r_[True, maj[1:] != maj[:-1]])
-    ends = np.r_[starts[1:] - 1, len(maj) - 1]
-    return float(np.median((mino[starts] + mino[ends]) / 2.0))
+def _midpoint_median(valid: NDArray[np.bool_]) -> float:
+    """Median over the raster rows holding dies of (first + last column) / 2."""
+    rows = valid.any(1)
+    v = valid[rows]
+    first = v.argmax(1)
+    last = v.shape[1] - 1 - v[:, ::-1].argmax(1)
+    return float(np.median((first + last) / 2.0))
+
+
+#: the wafers of a lot share one die layout: their geometry is computed once (arrays made read-only)
+_CACHE: OrderedDict[bytes, Geometry] = OrderedDict()
+_CACHE_SIZE = 16
+_LOCK = threading.Lock()  # the API classifies batches on worker threads
 
 
 def geometry(dm: DieMap) -> Geometry:
-    x = dm.x.astype(np.int64)
-    y = dm.y.astype(np.int64)
+    """The geometry of ``dm``'s die layout (memoised on the coordinates, in their order)."""
+    x = np.ascontiguousarray(dm.x, dtype=np.int64)
+    y = np.ascontiguousarray(dm.y, dtype=np.int64)
+    key = hashlib.blake2b(x.tobytes() + b"|" + y.tobytes(), digest_size=16).digest()
+    with _LOCK:
+        g = _CACHE.get(key)
+        if g is not None:
+            _CACHE.move_to_end(key)
+            return g
+    g = _geometry(x, y)
+    for a in (g.ix, g.iy, g.valid, g.u, g.v, g.r, g.theta, g.third):
+        a.setflags(write=False)
+    with _LOCK:
+        _CACHE[key] = g
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return g
+
+
+def _geometry(x: NDArray[np.int64], y: NDArray[np.int64]) -> Geometry:
     x0, y0 = int(x.min()), int(y.min())
     ix = (x - x0).astype(np.intp)
     iy = (y - y0).astype(np.intp)
     shape = (int(iy.max()) + 1, int(ix.max()) + 1)
     valid = np.zeros(shape, dtype=bool)
     valid[iy, ix] = True
-    cx = _midpoint_median(iy, ix.astype(np.float64))
-    cy = _midpoint_median(ix, iy.astype(np.float64))
-    dx = ix - cx
-    dy = iy - cy
+    cx = _midpoint_median(valid)
+    cy = _midpoint_median(valid.T)
+    dx = (ix - cx).astype(np.float64)
+    dy = (iy - cy).astype(np.float64)
     # half-extents in dies; the larger side of each axis (a flat shortens one side only)
     ex = max(float(np.abs(dx).max()), 0.5)
     ey = max(float(np.abs(dy).max()), 0.5)

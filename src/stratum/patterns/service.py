@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def classify_diemap(
     min_confidence: float = MIN_CONFIDENCE,
 ) -> dict:
     dets, g = analyse(dm, thresholds)
-    out = []
+    out: list[dict[str, Any]] = []
     for d in dets:
         if d.family == "none" or calibration.confidence(d.family, d.score) < min_confidence:
             continue
@@ -250,7 +250,7 @@ def stdf_wafers(raw: bytes, limits: PatternSettings) -> list[tuple[str, DieMap, 
             limits=limits,
             where=f"wafer {wid}",
         )
-        if len(np.unique(dm.site)) < 2:
+        if dm.site is not None and len(np.unique(dm.site)) < 2:
             dm = DieMap(dm.x, dm.y, dm.fail, None, dm.hard_bin)
         out.append((wid, dm, f"{lot}_{wid}" if lot else wid))
     if not out:
@@ -265,6 +265,10 @@ class ClassifyRequest:
     lake: tuple[str, str, str | None] | None  # lot_id, wafer_id, snapshot_job_id
 
 
+@overload
+def _str(body: Mapping, key: str, required: Literal[True]) -> str: ...
+@overload
+def _str(body: Mapping, key: str, required: bool = False) -> str | None: ...
 def _str(body: Mapping, key: str, required: bool = False) -> str | None:
     v = body.get(key)
     if v is None:
@@ -377,6 +381,7 @@ class PatternService:
             if self.store is not None:
                 self.store(ws, lot, wid, job, out)
         else:
+            assert req.dies is not None  # parse_body gives either a map or a lake reference
             out = self._run(req.dies, req.wafer_id)
         out["latency_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         return out
@@ -393,9 +398,10 @@ class PatternService:
             wafers = self.lake_wafers(ws, lot, snap)
             maps: list = [{"lot_id": lot, "wafer_id": w, **({"snapshot_job_id": snap} if snap else {})} for w in wafers]
         else:
-            maps = body.get("maps")
-            if not isinstance(maps, list) or not maps:
+            given = body.get("maps")
+            if not isinstance(given, list) or not given:
                 raise BadRequest("maps must be a non-empty list of classify bodies")
+            maps = given
         if len(maps) > limit:
             raise PayloadTooLarge(f"{len(maps)} maps in one batch; at most {limit} for this key")
         self._charge(ws, key, len(maps), "/v1/batch")  # the whole batch, up front: all or nothing
@@ -523,7 +529,7 @@ def wafer_pattern_rows(wafers: list[dict], dies: dict[str, np.ndarray], min_dies
             )
         except StratumError:
             continue
-        if len(np.unique(dm.site)) < 2:
+        if dm.site is not None and len(np.unique(dm.site)) < 2:
             dm = DieMap(dm.x, dm.y, dm.fail, None, dm.hard_bin)
         found = classify_diemap(dm, min_confidence=limits.min_confidence)["pattern_classes"]
         rows = [

@@ -280,6 +280,7 @@ class SqlResult:
     elapsed_ms: float
     offset: int = 0
     snapshot_jobs: dict[str, str] = field(default_factory=dict)
+    arrow: bytes | None = None  # the page as an Arrow IPC stream (run(..., arrow=True)); rows is then empty
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,6 +311,34 @@ def decode_result_cursor(cursor: str, fp: str) -> int:
     if d.get("q") != fp or offset < 0:
         raise BadRequest("the cursor belongs to another query or context")
     return offset
+
+
+def _ipc(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
+    """Rows ``offset`` to ``offset + n`` of a result as one pyarrow.Table (with its schema even when
+    empty), and how many rows were skipped."""
+    import pyarrow as pa
+
+    reader = res.to_arrow_reader(122_880)
+    batches, seen = [], 0
+    while seen < offset + n:
+        try:
+            b = reader.read_next_batch()
+        except StopIteration:
+            break
+        if seen + b.num_rows > offset:
+            batches.append(b.slice(max(0, offset - seen)))
+        seen += b.num_rows
+    skipped = min(seen, offset)
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n), skipped
 
 
 class SqlService:
@@ -387,6 +416,7 @@ class SqlService:
         cursor: str | None = None,
         timeout: float | None = None,
         max_bytes: int | None = None,
+        arrow: bool = False,
     ) -> SqlResult:
         """One page of a query's rows; ``max_bytes`` caps the page's JSON (servers pass
         ``sql.max_response_bytes``; the CLI prints what it gets)."""
@@ -424,13 +454,19 @@ class SqlService:
             res = ses.execute(query)
             columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
             skipped = 0
+            if arrow:  # skipped inside _arrow_page: fetchmany and Arrow batches must not be mixed
+                table, skipped = _arrow_page(res, offset, min(page, s.max_rows - offset) + 1)
             while skipped < offset:
                 got = res.fetchmany(min(10_000, offset - skipped))
                 if not got:
                     break
                 skipped += len(got)
             want = min(page, s.max_rows - offset)
-            rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
+            rows: list[list[Any]]
+            if arrow:
+                rows = [[]] * table.num_rows if skipped == offset else []  # only the length counts below
+            else:
+                rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
         except duckdb.OutOfMemoryException as exc:
@@ -457,7 +493,8 @@ class SqlService:
         next_cursor = encode_result_cursor(end, fp) if more and not truncated else None
         return SqlResult(
             columns=columns,
-            rows=rows,
+            rows=[] if arrow else rows,
+            arrow=_ipc(table.slice(0, len(rows))) if arrow else None,
             next_cursor=next_cursor,
             row_count=len(rows),
             truncated=truncated,

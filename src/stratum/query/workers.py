@@ -99,12 +99,19 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
     try:
         while True:
             try:
-                ws, query, scope, limit, cursor, timeout, max_bytes = _recv(inp)
+                ws, query, scope, limit, cursor, timeout, max_bytes, arrow = _recv(inp)
             except (EOFError, OSError):
                 return
             try:
                 res = rt.sql.run(
-                    ws, query, scope=Scope(**scope), limit=limit, cursor=cursor, timeout=timeout, max_bytes=max_bytes
+                    ws,
+                    query,
+                    scope=Scope(**scope),
+                    limit=limit,
+                    cursor=cursor,
+                    timeout=timeout,
+                    max_bytes=max_bytes,
+                    arrow=arrow,
                 )
                 reply: tuple = ("ok", asdict(res))
             except errors.StratumError as exc:
@@ -216,6 +223,7 @@ class SqlWorkers:
         cursor: str | None = None,
         timeout: float | None = None,
         max_bytes: int | None = None,
+        arrow: bool = False,
     ) -> SqlResult:
         s = self.settings.sql
         check_query(query, s.max_query_chars)  # rejected queries never reach a worker
@@ -224,7 +232,7 @@ class SqlWorkers:
         w = self._take()
         t0 = time.perf_counter()
         try:
-            msg = (workspace, query, asdict(scope), limit, cursor, timeout, max_bytes)
+            msg = (workspace, query, asdict(scope), limit, cursor, timeout, max_bytes, arrow)
             reply = w.ask(msg, limit_s + s.kill_after_seconds)
         except (EOFError, OSError):
             w.stop()

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 
 @dataclass
 class MapData:
@@ -25,8 +23,36 @@ class MapData:
     patterns: list[dict[str, Any]] = field(default_factory=list)  # wafer_patterns rows, by rank
 
 
+def die_aspect(data: MapData) -> tuple[float, str]:
+    """Die width / height: from the file's WCR (DIE_WID, DIE_HT; same units, so the ratio needs no WF_UNITS),
+    else the ratio that makes the die-covered area as wide as it is tall (a round wafer), and where it came
+    from ('wcr' or 'inferred')."""
+    o = data.orientation
+    w, h = o.get("die_width"), o.get("die_height")
+    if w and h and w > 0 and h > 0:
+        return float(w) / float(h), "wcr"
+    x, y = data.dies["x"], data.dies["y"]
+    if not x:
+        return 1.0, "inferred"
+    span_x = max(x) - min(x) + 1
+    span_y = max(y) - min(y) + 1
+    return span_y / span_x, "inferred"
+
+
+def orientation_note(o: dict[str, Any]) -> str:
+    """How the map is oriented and whether the file said so: 'X right, Y down (from the file)'."""
+    names = {"L": "left", "R": "right", "U": "up", "D": "down"}
+    axes = f"X {names[o['pos_x']]}, Y {names[o['pos_y']]}"
+    if not o["orientation_assumed"]:
+        return f"{axes} (from the file's WCR)"
+    assumed = [a for a, ok in (("X", o.get("pos_x_from_file")), ("Y", o.get("pos_y_from_file"))) if not ok]
+    return f"{axes} ({' and '.join(assumed)} assumed: not in the file's WCR)"
+
+
 def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Literal["H", "S"] = "H") -> bytes:
     """The die map as a heat map of the test's values (when it carries a test), else as a bin map."""
+    import numpy as np  # loaded by the first map, not on the API's import path
+
     from stratum.render import wafermap as wm
 
     x = np.array(data.dies["x"], dtype=np.int64)
@@ -35,8 +61,21 @@ def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Liter
     yield_txt = f"yield {data.counts['yield'] * 100:.1f}%" if data.counts["yield"] is not None else ""
     sub = [
         f"{data.counts['dies']} dies, {data.counts['good']} good, {yield_txt} ({data.counts['view']} view)",
-        f"snapshot {data.job_id}" + ("  (orientation assumed R/U)" if o["orientation_assumed"] else ""),
+        f"snapshot {data.job_id}  ·  {orientation_note(o)}",
     ]
+    aspect, _ = die_aspect(data)
+    from_prr = sorted(
+        n
+        for n, b in data.bins["H" if data.test is not None else bin_type].items()
+        if b.get("pass_fail_source") == "prr"
+    )
+    if from_prr:
+        sub.append(
+            "pass/fail of bins "
+            + ", ".join(map(str, from_prr[:8]))
+            + ("…" if len(from_prr) > 8 else "")
+            + " from the PRR part flags (the bin records do not state it)"
+        )
     if data.patterns:  # the wafer's spatial patterns (wafer_patterns), as a caption
         sub.append("patterns: " + ", ".join(f"{p['class_id']} ({p['confidence']:.2f})" for p in data.patterns[:3]))
     if data.test is not None:
@@ -56,6 +95,7 @@ def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Liter
             pos_x=o["pos_x"],
             pos_y=o["pos_y"],
             flat=o["flat"],
+            die_aspect=aspect,
             fmt=fmt,
         )
     key = "hard_bin" if bin_type == "H" else "soft_bin"
@@ -72,5 +112,6 @@ def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Liter
         pos_x=o["pos_x"],
         pos_y=o["pos_y"],
         flat=o["flat"],
+        die_aspect=aspect,
         fmt=fmt,
     )

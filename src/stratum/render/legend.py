@@ -29,11 +29,22 @@ class ValueFormat:
         return f"{s} {self.unit}".rstrip()
 
 
+# SI units a value may carry (lower-case spelling -> canonical): only these get a prefix (k, m, µ ...);
+# anything else (LSB, counts, dB, %) is printed as it is, with the number unscaled.
+_SI_UNITS = {u.lower(): u for u in ("A", "V", "W", "Hz", "s", "Ohm", "Ω", "F", "J", "K", "m", "g")}
+
+
+def si_unit(units: str) -> str:
+    """A known SI unit in its canonical case (tester files write ``a``, ``v``, ``hz``, ``ohm``), else the text
+    unchanged."""
+    return _SI_UNITS.get(units.lower(), units)
+
+
 def value_format(vmin: float, vmax: float, step: float, units: str) -> ValueFormat:
     mag = max(abs(vmin), abs(vmax))
-    units = units.strip()
+    units = si_unit(units.strip())
     factor, unit = 1.0, units
-    if units and mag > 0 and not (1e-2 <= mag < 1e4) and len(units) <= 4:
+    if units.lower() in _SI_UNITS and mag > 0 and not (1 <= mag < 1e3):  # engineering notation: 0.051 A -> 51 mA
         e3 = int(math.floor(math.log10(mag) / 3.0) * 3)
         e3 = min(max(e3, -15), 12)
         factor, unit = 10.0**e3, _SI_PREFIXES[e3] + units

@@ -40,6 +40,12 @@ def rasterise(
             ramp = colormap_lut()[np.rint(np.linspace(1.0, 0.0, p.y1 - p.y0) * (LUT_SIZE - 1)).astype(np.intp)]
             img[p.y0 : p.y1, p.x0 : p.x1] = ramp[:, None, :]
     image = Image.fromarray(img, "RGB")
+    draw_primitives(image, primitives)
+    return image
+
+
+def draw_primitives(image: Image.Image, primitives: list[Primitive]) -> None:
+    """Text, rectangles, lines and polygons onto ``image`` with Pillow (colour bars are drawn by the caller)."""
     draw = ImageDraw.Draw(image)
     for p in primitives:
         if isinstance(p, Text):
@@ -50,7 +56,6 @@ def rasterise(
             draw.line([(round(a), round(b)) for a, b in p.points], fill=p.fill, width=p.width)
         elif isinstance(p, Polygon):
             draw.polygon(list(p.points), fill=p.fill)
-    return image
 
 
 def draw_text(draw: ImageDraw.ImageDraw, p: Text) -> None:

@@ -57,6 +57,22 @@ def write_svg(
     return "".join(out).encode("utf-8")
 
 
+def write_chart_svg(width: int, height: int, title: str, description: str, primitives: list[Primitive]) -> bytes:
+    """A figure without a wafer (charts) as an SVG document (UTF-8)."""
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="Aileron, Helvetica, Arial, sans-serif">\n',
+        f"<title>{escape(title)}</title>\n",
+    ]
+    if description:
+        out.append(f"<desc>{escape(description)}</desc>\n")
+    out.append(f'<rect width="{width}" height="{height}" fill="{CANVAS}"/>\n')
+    out.extend(_svg_primitive(p) for p in primitives)
+    out.append("</svg>\n")
+    return "".join(out).encode("utf-8")
+
+
 def _svg_die_paths(
     dies: Dies, pl: Placement, die_color: NDArray[np.intp], lut: NDArray[np.uint8], colors: Mapping[int, str]
 ) -> list[str]:

@@ -216,3 +216,8 @@ class ObjectStore(ABC):
     ) -> str | None:
         """A presigned HTTP PUT URL for ``key``; ``None`` when the store has no such mechanism (local).
         With ``content_length`` the URL only accepts a body of exactly that many bytes."""
+
+    def presign_get(self, key: str, *, expires_seconds: int = 3600, filename: str | None = None) -> str | None:
+        """A presigned HTTP GET URL for ``key`` (downloads); ``None`` when the store has no such mechanism
+        (local: the API signs its own download URL)."""
+        return None

@@ -362,6 +362,12 @@ class S3ObjectStore(ObjectStore):
             kw.update(endpoint_override=endpoint[0], scheme="https" if endpoint[1] else "http")
         return fs.S3FileSystem(**kw)
 
+    def presign_get(self, key: str, *, expires_seconds: int = 3600, filename: str | None = None) -> str | None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(check_key(key))}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
+
     def presign_put(
         self,
         key: str,

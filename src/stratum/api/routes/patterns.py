@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.openapi.models import Example
 
 from ..schemas import BatchOut, ClassifyOut, Page, PatternClassOut, UsageOut, problem_responses
 from ..security import Principal, require
@@ -12,7 +13,7 @@ from ..security import Principal, require
 router = APIRouter(tags=["patterns"])
 ERRORS = problem_responses(400, 401, 403, 404, 413, 422, 429, 503)
 
-CLASSIFY_EXAMPLES = {
+CLASSIFY_EXAMPLES: dict[str, Example] = {
     "stdf": {
         "summary": "base64 STDF (optionally gzip'd); wafer_id picks a wafer by WAFER_ID or LOT_WAFER",
         "value": {"wafer_id": "LOT42_W03", "map_data": "<base64 STDF>", "format": "stdf"},

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from fastapi import APIRouter, Depends, Request
-
-from stratum.query.engine import Scope
+from fastapi import APIRouter, Depends, Request, Response
 
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
 from ..security import Principal, require
@@ -14,6 +12,7 @@ from ..security import Principal, require
 router = APIRouter(tags=["sql"])
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 RUN_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
 @router.get(
@@ -30,7 +29,14 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
 @router.post(
     "/v1/sql",
     response_model=SqlResponse,
-    responses=RUN_ERRORS,
+    responses={
+        **RUN_ERRORS,
+        200: {
+            "content": {"application/json": {}, ARROW_STREAM: {}},
+            "description": "The page as JSON, or with `Accept: application/vnd.apache.arrow.stream` as an Arrow "
+            "IPC stream (next cursor, row count and truncation in X-Next-Cursor, X-Row-Count, X-Truncated)",
+        },
+    },
     summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
     description=(
         "Bounds (server settings): the time limit (422 `query_timeout`); DuckDB working memory, spill and the "
@@ -39,8 +45,11 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
     ),
 )
 async def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
+    from stratum.query.engine import Scope  # duckdb loads on the first query, not at import
+
     ctx = body.context
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
+    arrow = ARROW_STREAM in request.headers.get("accept", "")
     run = functools.partial(
         request.app.state.runtime.sql_runner.run,
         principal.workspace,
@@ -49,5 +58,16 @@ async def run_sql(request: Request, body: SqlRequest, principal: Principal = Dep
         limit=body.limit,
         cursor=body.cursor,
         max_bytes=request.app.state.runtime.settings.sql.max_response_bytes,
+        arrow=arrow,
     )
-    return (await request.app.state.sql_gate.run(run)).to_dict()
+    res = await request.app.state.sql_gate.run(run)
+    if arrow:
+        headers = {
+            **(getattr(request.state, "extra_headers", {}) or {}),
+            "X-Row-Count": str(res.row_count),
+            "X-Truncated": "true" if res.truncated else "false",
+        }
+        if res.next_cursor:
+            headers["X-Next-Cursor"] = res.next_cursor
+        return Response(res.arrow, media_type=ARROW_STREAM, headers=headers)
+    return res.to_dict()

@@ -14,8 +14,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from starlette.concurrency import run_in_threadpool
 
 from stratum.errors import BadRequest, PayloadTooLarge, Unprocessable
-from stratum.ingest.inspect import inspect_input
-from stratum.ingest.uploads import full, no_space, safe_name
 
 from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
@@ -48,6 +46,8 @@ async def spool_body(request: Request, limit: int) -> tuple[IO[bytes], int]:
         spool.seek(0)
     except OSError as exc:
         spool.close()
+        from stratum.ingest.uploads import full, no_space  # not on the import path (it loads the STDF reader)
+
         if no_space(exc):
             raise full("receiving the upload") from None
         raise
@@ -146,9 +146,18 @@ async def upload(
 ) -> JobOut:
     rt = request.app.state.runtime
     body, size, filename = await upload_body(request, rt.settings.max_upload_bytes, filename)
+    idem = request.headers.get("idempotency-key")
     with body:
-        job = await run_in_threadpool(rt.uploads.upload, principal.workspace, filename, body, size)
-    background.add_task(rt.uploads.after_store, principal.workspace, job.source.key)
+        if idem is None:
+            job, replayed = await run_in_threadpool(rt.uploads.upload, principal.workspace, filename, body, size), False
+        else:
+            job, replayed = await run_in_threadpool(
+                rt.uploads.upload_once, principal.workspace, principal.key_id, idem, filename, body, size
+            )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        background.add_task(rt.uploads.after_store, principal.workspace, job.source.key)
     # behind API Gateway the app is mounted under the stage prefix (root_path): the link must carry it
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/jobs/{job.job_id}"
     return _job_out(job)
@@ -162,11 +171,22 @@ async def upload(
     "signed upload URL); its ingest job is created now and runs when the file lands",
 )
 def presign(
-    request: Request, body: PresignRequest, principal: Principal = Depends(require("upload", "uploads"))
+    request: Request,
+    response: Response,
+    body: PresignRequest,
+    principal: Principal = Depends(require("upload", "uploads")),
 ) -> PresignOut:
     rt = request.app.state.runtime
     base = (rt.settings.public_base_url or str(request.base_url)).rstrip("/")
-    out = rt.uploads.presign(principal.workspace, body.filename, body.size, base)
+    idem = request.headers.get("idempotency-key")
+    if idem is None:
+        out = rt.uploads.presign(principal.workspace, body.filename, body.size, base)
+    else:
+        out, replayed = rt.uploads.presign_once(
+            principal.workspace, principal.key_id, idem, body.filename, body.size, base
+        )
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
     return PresignOut(**{**out, "job": _job_out(out["job"])})
 
 
@@ -228,6 +248,9 @@ async def inspect(
         body.close()
         raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
     with body:
+        from stratum.ingest.inspect import inspect_input  # the STDF reader loads on the first upload
+        from stratum.ingest.uploads import safe_name
+
         limits = rt.settings.input_limits.decompression()
         info = await run_in_threadpool(inspect_input, body, safe_name(filename), size=size, limits=limits)
     if not info["valid"] and info.get("problems") and info["problems"][0].get("code") in _REFUSED:

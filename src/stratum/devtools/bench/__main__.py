@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,monitors,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,exports,delivery,all}`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import json
 import sys
 
 from stratum.devtools.bench import RESULTS
-from stratum.devtools.bench.api import bench_api, print_api
+from stratum.devtools.bench.api import LAKE, SQL_AGGREGATE, bench_api, bench_wafer, build_lake, print_api
+from stratum.devtools.bench.delivery import bench_delivery, print_delivery
+from stratum.devtools.bench.exports import bench_charts, bench_export, bench_sdk, case_export, print_exports
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
 from stratum.devtools.bench.monitors import bench_monitors, print_monitors
+from stratum.devtools.bench.startup import bench_startup, print_startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--wafers", type=int, default=200)
     p.add_argument("--monitors", type=int, default=1000)
+    p = sub.add_parser("startup")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("exports")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--big-mb", type=int, default=520)
+    sub.add_parser("delivery")
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
     p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("_export")
+    p.add_argument("kind", choices=["stratum", "duckdb"])
+    p.add_argument("lake")
     p = sub.add_parser("_case")
     p.add_argument("kind", choices=["stratum", "reference"])
     p.add_argument("path")
@@ -37,11 +50,25 @@ def main(argv: list[str] | None = None) -> int:
         res = case_stratum(args.path) if args.kind == "stratum" else case_reference(args.path)
         print(json.dumps(res))
         return 0
+    if args.what == "_export":
+        print(json.dumps(case_export(args.kind, args.lake)))
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what in ("ingest", "all"):
         rep = bench_ingest(args.runs, args.big_mb)
         (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
         print_ingest(rep)
+    if args.what in ("startup", "all"):
+        build_lake(args.wafers)
+        rep = bench_startup(
+            args.runs if args.what == "startup" else max(args.runs, 5),
+            LAKE,
+            "BENCH-03",
+            bench_wafer(args.wafers),
+            SQL_AGGREGATE,
+        )
+        (RESULTS / "startup.json").write_text(json.dumps(rep, indent=2))
+        print_startup(rep)
     if args.what in ("api", "all"):
         # calls take milliseconds: many more of them than ingest runs for a stable median
         rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)
@@ -55,6 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         (RESULTS / "monitors.json").write_text(json.dumps(rep, indent=2))
         print_monitors(rep)
+    if args.what in ("exports", "all"):
+        runs = min(args.runs, 3)  # each export case reads the whole results table: keep it short
+        rep = {
+            "export": bench_export(runs, args.big_mb),
+            "sdk": bench_sdk(max(runs, 5), args.big_mb),
+            "charts": bench_charts(max(runs, 7)),
+        }
+        (RESULTS / "exports.json").write_text(json.dumps(rep, indent=2))
+        print_exports(rep)
+    if args.what in ("delivery", "all"):
+        rep = bench_delivery()
+        (RESULTS / "delivery.json").write_text(json.dumps(rep, indent=2))
+        print_delivery(rep)
     return 0
 
 

@@ -1,0 +1,228 @@
+"""Export and SDK benchmarks.
+
+* Export: ``SELECT * FROM results`` of a lake built from the big benchmark file, to zstd Parquet, by the
+  export service (guarded session, Arrow batches into the object store's streaming writer) next to DuckDB's
+  own ``COPY (same query) TO ... (FORMAT parquet, COMPRESSION zstd)`` over the same views on an unlocked
+  connection. Each case runs in a fresh subprocess: wall time and its own peak RSS.
+* SDK: ``client.sql(q).to_arrow()`` (JSON pages; and ``arrow=True``, Arrow IPC pages) against a raw httpx
+  POST of the same request with ``.json()``, both through the same in-process ASGI app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stratum.devtools.bench import DATA
+
+QUERY = "SELECT * FROM results"
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def export_lake(mb: int) -> Path:
+    """A local data directory holding the ingested ``bench_<mb>mb.stdf``."""
+    from stratum.devtools.bench.ingest import big_file
+    from stratum.runtime import Runtime
+    from stratum.settings import settings_for
+
+    lake = DATA / f"export_lake_{mb}"
+    marker = lake / ".complete"
+    if marker.exists():
+        return lake
+    src = big_file(mb)
+    rt = Runtime.from_settings(settings_for(lake, backend="local"))
+    job = rt.ingest.ingest_path("default", str(src))
+    assert job.status == "succeeded", job.error
+    rt.close()
+    marker.touch()
+    return lake
+
+
+def case_export(kind: str, lake: str) -> dict:
+    from stratum.query.duckdb_views import view_sql
+    from stratum.query.engine import Scope
+    from stratum.runtime import Runtime
+    from stratum.settings import settings_for
+
+    rt = Runtime.from_settings(settings_for(lake, backend="local"))
+    with tempfile.TemporaryDirectory(dir=DATA) as d:
+        out = Path(d) / "out.parquet"
+        t0 = time.perf_counter()
+        if kind == "stratum":
+            with open(out, "wb") as f:
+                rows = rt.exports.write("default", QUERY, Scope(), "parquet", f).rows
+        else:
+            import duckdb
+
+            resolved = rt.engine.resolve("default", Scope())  # the views are timed on both sides
+            con = duckdb.connect()
+            from stratum.lake import layout
+
+            for stmt in view_sql(
+                resolved.members,
+                lambda t, m: rt.lake.uri(layout.data_key("default", t, m.lot_id, m.job_id)),
+                retest_policy=resolved.retest_policy,
+            ):
+                con.execute(stmt)
+            con.execute(f"COPY ({QUERY}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+            rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0]
+        el = time.perf_counter() - t0
+        size = out.stat().st_size
+    rt.close()
+    return {"seconds": el, "rows": rows, "bytes": size, "rss_mb": _rss_mb()}
+
+
+def _run(kind: str, lake: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "stratum.devtools.bench", "_export", kind, str(lake)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"export case {kind} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_export(runs: int, mb: int) -> dict:
+    lake = export_lake(mb)
+    cases: dict[str, list[dict]] = {"stratum": [], "duckdb_copy": []}
+    for _ in range(runs):  # interleaved: both sides see the same machine load
+        cases["stratum"].append(_run("stratum", lake))
+        cases["duckdb_copy"].append(_run("duckdb", lake))
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "rss_mb", "bytes")} for k, v in cases.items()}
+    rows = {r["rows"] for v in cases.values() for r in v}
+    assert len(rows) == 1, rows
+    return {
+        "source_mb": mb,
+        "rows": rows.pop(),
+        "runs": runs,
+        "median": med,
+        "ratio_seconds": med["stratum"]["seconds"] / med["duckdb_copy"]["seconds"],
+        "ratio_rss": med["stratum"]["rss_mb"] / med["duckdb_copy"]["rss_mb"],
+    }
+
+
+def bench_sdk(runs: int, mb: int, rows: int = 100_000) -> dict:
+    """SDK ``sql(q).to_arrow()`` vs a raw httpx POST of the same request (JSON), in process."""
+    import httpx
+    from fastapi.testclient import TestClient
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "sdk" / "python" / "src"))
+    import stratum_client  # type: ignore[import-not-found]  # the SDK's source tree (not installed)
+
+    from stratum.api.app import create_app
+    from stratum.settings import settings_for
+
+    lake = export_lake(mb)
+    big = {"analytics_per_window": 10**9, "sql_per_window": 10**9, "uploads_per_window": 10**9}
+    app = create_app(settings=settings_for(lake, backend="local", rate_limits=big))
+    token = app.state.keys.create("default", ["full"], "bench")[0]
+    tc = TestClient(app)
+    q = f"SELECT lot_id, wafer_id, x, y, site_num, test_num, result, passed FROM results LIMIT {rows}"
+    body = {"query": q, "limit": rows}
+    h = {"Authorization": f"Bearer {token}"}
+    client = stratum_client.Client(api_key=token, base_url="http://testserver", http_client=tc)
+
+    def raw():
+        r = tc.post("/v1/sql", json=body, headers=h)
+        r.raise_for_status()
+        return len(r.json()["rows"])
+
+    def sdk_json():
+        return client.sql(q, page_size=rows).to_arrow().num_rows
+
+    def sdk_arrow():
+        return client.sql(q, page_size=rows, arrow=True).to_arrow().num_rows
+
+    out: dict[str, float] = {}
+    fns = {"raw_http_json": raw, "sdk_to_arrow_json": sdk_json, "sdk_to_arrow_ipc": sdk_arrow}
+    for f in fns.values():
+        assert f() == rows  # warm
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    out = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    app.state.runtime.close()
+    del httpx
+    return {
+        "rows": rows,
+        "runs": runs,
+        "median_ms": out,
+        "ratio_json": out["sdk_to_arrow_json"] / out["raw_http_json"],
+        "ratio_ipc": out["sdk_to_arrow_ipc"] / out["raw_http_json"],
+    }
+
+
+def bench_charts(runs: int) -> dict:
+    """Median render time of each chart (PNG and SVG) over the API lake's first lot, numbers fetched once."""
+    from stratum.devtools.bench.api import LAKE, build_lake
+    from stratum.runtime import Runtime
+    from stratum.settings import settings_for
+
+    build_lake(200)
+    rt = Runtime.from_settings(settings_for(LAKE / "data", backend="local"))
+    from stratum.analytics.charts import ChartService
+    from stratum.analytics.service import AnalyticsService
+
+    svc = ChartService(AnalyticsService(rt.engine, rt.catalog))
+    lot = "BENCH-00"
+    cases = {
+        "stacked_map": (svc.stacked_map("default", lot), svc.render_stacked_map),
+        "pareto": (svc.pareto("default", lot), svc.render_pareto),
+        "histogram": (svc.histogram("default", lot, 1000), svc.render_histogram),
+        "boxplot": (svc.boxplot("default", lot, 1000), svc.render_boxplot),
+        "trend": (svc.trend("default", 1000), svc.render_trend),
+        "gallery": (svc.gallery("default", lot), svc.render_gallery),
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, (data, render) in cases.items():
+        out[name] = {}
+        for fmt in ("png", "svg"):
+            render(data, fmt)
+            ts = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                render(data, fmt)
+                ts.append((time.perf_counter() - t0) * 1e3)
+            out[name][fmt] = statistics.median(ts)
+    rt.close()
+    return {"runs": runs, "median_ms": out}
+
+
+def print_exports(rep: dict) -> None:
+    e = rep.get("export")
+    if e:
+        m = e["median"]
+        print(f"\nExport of {QUERY!r}: {e['rows']:,} rows (from a {e['source_mb']} MB STDF), median of {e['runs']}")
+        for k in ("stratum", "duckdb_copy"):
+            mk = m[k]
+            print(f"  {k:12s} {mk['seconds']:7.2f} s   peak RSS {mk['rss_mb']:7.0f} MB   {mk['bytes'] / 1e6:7.1f} MB")
+        print(f"  ratio        {e['ratio_seconds']:.2f}x time, {e['ratio_rss']:.2f}x RSS")
+    s = rep.get("sdk")
+    if s:
+        print(f"\nSDK SQL, {s['rows']:,} rows, median of {s['runs']}:")
+        for k, v in s["median_ms"].items():
+            print(f"  {k:20s} {v:8.1f} ms")
+        print(f"  ratio (JSON pages) {s['ratio_json']:.2f}x, (Arrow IPC pages) {s['ratio_ipc']:.2f}x")
+    c = rep.get("charts")
+    if c:
+        print(
+            f"\nChart render, median of {c['runs']} (ms): "
+            + ", ".join(f"{k} {v['png']:.0f}/{v['svg']:.0f}" for k, v in c["median_ms"].items())
+            + "  (PNG/SVG)"
+        )

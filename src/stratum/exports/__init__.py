@@ -1,0 +1,1 @@
+"""Exports of any size (Parquet, CSV, Arrow) from guarded queries."""

@@ -1,0 +1,325 @@
+"""Exports: a guarded query (or a public table of one lot with column filters) written whole to Parquet,
+CSV or Arrow, with no row cap and bounded memory.
+
+DuckDB yields the result as Arrow record batches (``batch_rows`` at a time, one Parquet row group each)
+that are written straight into the object store's streaming writer (S3 multipart, or a temp file renamed
+into place): neither the result nor the file is ever held whole. The query passes the same checks as
+``POST /v1/sql`` (``stratum.query.sql.check_query``) and runs on the same per-workspace, locked-down
+DuckDB session, so an export sees exactly what SQL sees. An export is a record in the metadata store
+(``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``, outside
+the lake root that SQL may read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from stratum.auth import signed_urls
+from stratum.auth.scopes import PermissionDenied
+from stratum.errors import BadRequest, NotFound, QueryTimeout, StratumError
+from stratum.ids import ulid
+from stratum.lake import layout
+from stratum.query.engine import QueryEngine, Scope
+from stratum.query.public_schema import PUBLIC
+from stratum.query.sql import check_query
+from stratum.settings import Settings
+from stratum.storage.metadata import ABSENT, MetadataStore
+from stratum.storage.objectstore import ObjectStore
+
+from .formats import FORMATS, Format
+
+log = logging.getLogger("stratum.exports")
+
+MAX_FILTER_VALUES = 10_000
+
+
+@dataclass
+class ExportStats:
+    rows: int
+    bytes: int
+    sha256: str
+    columns: list[dict[str, str]]
+    elapsed_ms: float
+
+
+class _Counting:
+    """A write-only file that hashes and counts what passes through to ``inner``."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner, self.h, self.n, self.closed = inner, hashlib.sha256(), 0, False
+
+    def write(self, b) -> int:
+        mv = memoryview(b)
+        self.h.update(mv)
+        self.n += mv.nbytes
+        self.inner.write(mv)
+        return mv.nbytes
+
+    def tell(self) -> int:
+        return self.n
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True  # the caller closes ``inner`` (that commits the object)
+
+
+def _lit(v: Any) -> str:
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise BadRequest("filter values must be finite numbers")
+        return repr(v)
+    if isinstance(v, str):
+        if "\x00" in v:
+            raise BadRequest("filter values must not contain NUL")
+        return "'" + v.replace("'", "''") + "'"
+    raise BadRequest(f"filter values must be strings, numbers, booleans or null, not {type(v).__name__}")
+
+
+def table_query(table: str, filters: dict[str, Any] | None) -> str:
+    """``SELECT * FROM table WHERE ...`` for a public table and equality / IN / IS NULL filters on its
+    columns (names checked against the public schema, values written as escaped literals)."""
+    view = PUBLIC.get(table)
+    if view is None:
+        raise BadRequest(f"unknown table {table!r}; exportable tables: {', '.join(sorted(PUBLIC))}")
+    cols = {c for c, _ in view.cols}
+    where = []
+    for col, val in (filters or {}).items():
+        if col not in cols:
+            raise BadRequest(f"unknown column {col!r} of {table} in filters; columns: {', '.join(sorted(cols))}")
+        q = '"' + col + '"'
+        if val is None:
+            where.append(f"{q} IS NULL")
+        elif isinstance(val, list):
+            if not val or len(val) > MAX_FILTER_VALUES:
+                raise BadRequest(f"filter {col!r}: a list needs 1 to {MAX_FILTER_VALUES} values")
+            where.append(f"{q} IN ({', '.join(_lit(x) for x in val)})")
+        else:
+            where.append(f"{q} = {_lit(val)}")
+    return f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class ExportService:
+    def __init__(self, engine: QueryEngine, meta: MetadataStore, lake: ObjectStore, settings: Settings) -> None:
+        self.engine, self.meta, self.lake, self.settings = engine, meta, lake, settings
+
+    # -- the streaming writer (used by the API's export jobs and by `stratum export`) ----------------
+    def write(self, ws: str, query: str, scope: Scope, fmt: Format, sink: IO[bytes]) -> ExportStats:
+        """Run ``query`` (checked like SQL) over the workspace and write every row to ``sink``."""
+        if fmt not in FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+        check_query(query, self.settings.sql.max_query_chars)
+        limits = self.settings.exports
+        t0 = time.perf_counter()
+        out = _Counting(sink)
+        ses = self.engine.session(ws, scope)
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            ses.interrupt()
+
+        timer = threading.Timer(limits.timeout_seconds, on_timeout)
+        timer.daemon = True
+        timer.start()
+        rows = 0
+        try:
+            reader = ses.execute(query).to_arrow_reader(limits.batch_rows)
+            schema = reader.schema
+            writer = _writer(fmt, out, schema)
+            try:
+                for batch in reader:
+                    if batch.num_rows:
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+            finally:
+                writer.close()
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"the export was stopped after the {limits.timeout_seconds:g} s time limit") from None
+        except duckdb.Error as exc:
+            if timed_out.is_set():
+                raise QueryTimeout(
+                    f"the export was stopped after the {limits.timeout_seconds:g} s time limit"
+                ) from None
+            raise BadRequest(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from None
+        finally:
+            timer.cancel()
+            ses.close()
+        return ExportStats(
+            rows=rows,
+            bytes=out.n,
+            sha256=out.h.hexdigest(),
+            columns=[{"name": f.name, "type": str(f.type)} for f in schema],
+            elapsed_ms=(time.perf_counter() - t0) * 1e3,
+        )
+
+    # -- export jobs -------------------------------------------------------------------------------
+    @staticmethod
+    def _pk(ws: str) -> str:
+        return f"WS#{ws}#EXPORT"
+
+    def create(
+        self,
+        ws: str,
+        *,
+        fmt: Format,
+        query: str | None = None,
+        table: str | None = None,
+        filters: dict[str, Any] | None = None,
+        scope: Scope | None = None,
+    ) -> dict[str, Any]:
+        scope = scope or Scope()
+        if (query is None) == (table is None):
+            raise BadRequest("give either query or table (with context.lot_id and optional filters)")
+        if table is not None:
+            if not scope.lot_id:
+                raise BadRequest("a table export needs context.lot_id")
+            query = table_query(table, filters)
+        elif filters:
+            raise BadRequest("filters apply to a table export; put conditions of a query in its WHERE clause")
+        assert query is not None
+        check_query(query, self.settings.sql.max_query_chars)
+        self.engine.resolve(ws, scope)  # an unknown lot or snapshot is a 404 now, not a failed job later
+        export_id = f"exp_{ulid()}"
+        rec = {
+            "export_id": export_id,
+            "workspace": ws,
+            "status": "queued",
+            "format": fmt,
+            "query": query,
+            "table": table,
+            "context": {"lot_id": scope.lot_id, "snapshot_job_id": scope.snapshot_job_id, "wafer_ids": scope.wafer_ids},
+            "created_at": _now(),
+        }
+        self.meta.put(self._pk(ws), export_id, rec, expect=ABSENT, ttl=self._ttl())
+        return rec
+
+    def _ttl(self) -> int:
+        return int(time.time()) + self.settings.exports.retention_days * 86400
+
+    def get(self, ws: str, export_id: str) -> dict[str, Any]:
+        item = self.meta.get(self._pk(ws), export_id) if export_id.startswith("exp_") else None
+        if item is None:
+            raise NotFound(f"export {export_id!r} not found")
+        return item.data
+
+    def _save(self, rec: dict[str, Any]) -> None:
+        self.meta.put(self._pk(rec["workspace"]), rec["export_id"], rec, ttl=self._ttl())
+
+    def run(self, ws: str, export_id: str) -> dict[str, Any]:
+        """Run a queued export to its end (the API's background task; idempotent once finished)."""
+        rec = self.get(ws, export_id)
+        if rec["status"] != "queued":
+            return rec
+        rec.update(status="running", started_at=_now())
+        self._save(rec)
+        ext, _ = FORMATS[rec["format"]]
+        filename = f"{export_id}.{ext}"
+        key = layout.export_key(ws, export_id, filename)
+        ctx = rec["context"]
+        scope = Scope(lot_id=ctx["lot_id"], snapshot_job_id=ctx["snapshot_job_id"], wafer_ids=ctx["wafer_ids"])
+        try:
+            with self.lake.open_write(key) as f:
+                stats = self.write(ws, rec["query"], scope, rec["format"], f)
+        except StratumError as exc:
+            rec.update(status="failed", finished_at=_now(), error={"code": exc.code, "message": exc.detail})
+        except Exception:
+            log.exception("export %s of workspace %s failed", export_id, ws)
+            rec.update(
+                status="failed", finished_at=_now(), error={"code": "internal_error", "message": "the export failed"}
+            )
+        else:
+            rec.update(
+                status="succeeded",
+                finished_at=_now(),
+                key=key,
+                filename=filename,
+                rows=stats.rows,
+                bytes=stats.bytes,
+                sha256=stats.sha256,
+                columns=stats.columns,
+                elapsed_ms=round(stats.elapsed_ms, 1),
+            )
+        self._save(rec)
+        return rec
+
+    # -- downloads ----------------------------------------------------------------------------------
+    def download_url(self, ws: str, rec: dict[str, Any], base_url: str) -> tuple[str, str]:
+        """An expiring URL of a finished export's file: presigned S3 GET, or the API's signed local URL."""
+        seconds = self.settings.exports.url_seconds
+        expires = int(time.time()) + seconds
+        url = self.lake.presign_get(rec["key"], expires_seconds=seconds, filename=rec["filename"])
+        if url is None:
+            sig = signed_urls.sign(self._secret(), "export", ws, rec["export_id"], expires)
+            url = (
+                f"{base_url.rstrip('/')}/v1/exports/{rec['export_id']}/content"
+                f"?workspace={ws}&expires={expires}&signature={sig}"
+            )
+        return url, dt.datetime.fromtimestamp(expires, dt.UTC).isoformat()
+
+    def _secret(self) -> bytes:
+        return signed_urls.local_secret(self.settings.data_dir)
+
+    def open_signed(self, ws: str, export_id: str, expires: int, signature: str) -> tuple[IO[bytes], dict[str, Any]]:
+        """The file of a local signed download URL (checked: signature, expiry, finished export)."""
+        if not signed_urls.verify(self._secret(), signature, "export", ws, export_id, expires):
+            raise PermissionDenied("invalid download URL signature")
+        if expires < time.time():
+            raise PermissionDenied("this download URL has expired; GET the export again for a new one")
+        layout.check_workspace(ws)
+        rec = self.get(ws, export_id)
+        if rec.get("status") != "succeeded":
+            raise NotFound(f"export {export_id!r} has no file")
+        return self.lake.open_read(rec["key"]), rec
+
+
+def _writer(fmt: str, out: _Counting, schema: pa.Schema):
+    sink = pa.PythonFile(out, mode="w")
+    if fmt == "parquet":
+        return _ParquetBatches(pq.ParquetWriter(sink, schema, compression="zstd"))
+    if fmt == "csv":
+        return pacsv.CSVWriter(sink, schema)
+    return pa.ipc.new_file(sink, schema)
+
+
+class _ParquetBatches:
+    """ParquetWriter with write_batch: each DuckDB batch becomes one row group."""
+
+    def __init__(self, w: pq.ParquetWriter) -> None:
+        self.w = w
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.w.write_batch(batch, row_group_size=batch.num_rows)
+
+    def close(self) -> None:
+        self.w.close()

@@ -1,0 +1,300 @@
+"""Exports (POST/GET /v1/exports, signed local download URLs), Arrow IPC answers of POST /v1/sql, and
+``stratum export`` as a subprocess. The round trips use a lot with more than 100,000 results rows: the
+file's row count and a checksum over every row equal the same aggregate run by the API's SQL."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from stratum.auth import signed_urls
+from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+
+from .conftest import new_app, strict_json
+
+LOT = "EXP-LOT"
+CHECKSUM = "SELECT count(*) AS n, sum(hash(t))::VARCHAR AS h FROM ({q}) t"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    d = tmp_path_factory.mktemp("exports")
+    spec = LotSpec(
+        lot_id=LOT,
+        wafers=("W01", "W02", "W03", "W04", "W05"),
+        die_diameter=26,
+        tests=tuple(default_tests(40, n_mpr=1, n_ftr=1)),
+        seed=21,
+    )
+    lot = write_lot(spec, d / "stdf")
+    app, client, tokens = new_app(d / "data")
+    for p in lot.paths:
+        assert app.state.runtime.ingest.ingest_path("default", p).status == "succeeded"
+
+    class Big:
+        pass
+
+    b = Big()
+    b.app, b.client, b.tokens, b.dir, b.lot = app, client, tokens, d, lot
+    b.h = {"Authorization": f"Bearer {tokens['full']}"}
+    yield b
+    app.state.runtime.close()
+
+
+def sql(big, q: str, **ctx):
+    body = {"query": q, **({"context": ctx} if ctx else {})}
+    r = big.client.post("/v1/sql", json=body, headers=big.h)
+    assert r.status_code == 200, r.text
+    return strict_json(r.text)["rows"]
+
+
+def export(big, body: dict, headers=None) -> dict:
+    r = big.client.post("/v1/exports", json=body, headers=headers or big.h)
+    assert r.status_code == 202, r.text
+    created = strict_json(r.text)
+    assert r.headers["location"] == f"/v1/exports/{created['export_id']}"
+    assert created["status"] == "queued" and created["download_url"] is None
+    # the TestClient runs the background task before it returns: the export has ended
+    done = strict_json(big.client.get(f"/v1/exports/{created['export_id']}", headers=headers or big.h).text)
+    return done
+
+
+def download(big, rec: dict) -> bytes:
+    assert rec["status"] == "succeeded", rec
+    r = big.client.get(rec["download_url"])  # no API key: the URL is the authorisation
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"] == f'attachment; filename="{rec["export_id"]}.{rec["format"]}"'
+    assert len(r.content) == rec["bytes"] == int(r.headers["content-length"])
+    import hashlib
+
+    assert hashlib.sha256(r.content).hexdigest() == rec["sha256"]
+    return r.content
+
+
+def file_checksum(path: Path, reader: str) -> list:
+    con = duckdb.connect()
+    return list(con.execute(CHECKSUM.format(q=f"SELECT * FROM {reader}('{path}')")).fetchone())
+
+
+def test_parquet_export_over_100k_rows_round_trips(big, tmp_path):
+    q = "SELECT * FROM results"
+    ((n, h),) = sql(big, CHECKSUM.format(q=q))
+    assert n > 100_000
+    rec = export(big, {"query": q, "format": "parquet"})
+    assert rec["rows"] == n and rec["error"] is None
+    assert rec["expires_at"] and rec["finished_at"] >= rec["started_at"] >= rec["created_at"]
+    path = tmp_path / "r.parquet"
+    path.write_bytes(download(big, rec))
+    assert file_checksum(path, "read_parquet") == [n, h]
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == n and max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 122_880
+    assert [c["name"] for c in rec["columns"]] == pq.read_schema(path).names
+
+
+def test_csv_and_arrow_exports_hold_the_same_rows(big, tmp_path):
+    q = "SELECT wafer_id, x, y, test_num, result, passed FROM results WHERE lot_id = 'EXP-LOT' ORDER BY ALL"
+    ((n, h),) = sql(big, CHECKSUM.format(q=q))
+    arrow = tmp_path / "r.arrow"
+    arrow.write_bytes(download(big, export(big, {"query": q, "format": "arrow"})))
+    t = pa.ipc.open_file(pa.memory_map(str(arrow))).read_all()
+    assert t.num_rows == n
+    con = duckdb.connect()
+    con.register("t_arrow", t)
+    assert list(con.execute(CHECKSUM.format(q="SELECT * FROM t_arrow")).fetchone()) == [n, h]
+    csv_bytes = download(big, export(big, {"query": q, "format": "csv"}))
+    c = pacsv.read_csv(io.BytesIO(csv_bytes))
+    assert c.num_rows == n and c.column_names == t.column_names
+    assert c.column("test_num").to_pylist() == t.column("test_num").to_pylist()
+    assert c.column("result").to_pylist() == pytest.approx(t.column("result").to_pylist(), rel=1e-6, nan_ok=True)
+
+
+def test_table_export_with_filters(big, tmp_path):
+    body = {
+        "table": "parts",
+        "filters": {"wafer_id": ["W02", "W04"], "hard_bin": 1, "part_txt": None},
+        "context": {"lot_id": LOT},
+        "format": "parquet",
+    }
+    rec = export(big, body)
+    assert (
+        rec["query"]
+        == 'SELECT * FROM parts WHERE "wafer_id" IN (\'W02\', \'W04\') AND "hard_bin" = 1 AND "part_txt" IS NULL'
+    )
+    ((n,),) = sql(
+        big,
+        "SELECT count(*) FROM parts WHERE wafer_id IN ('W02','W04') AND hard_bin = 1 AND part_txt IS NULL",
+        lot_id=LOT,
+    )
+    assert rec["rows"] == n > 0
+    t = pq.read_table(io.BytesIO(download(big, rec)))
+    assert set(t.column("wafer_id").to_pylist()) == {"W02", "W04"} and set(t.column("hard_bin").to_pylist()) == {1}
+
+
+def test_snapshot_and_wafer_scoping(big):
+    first = big.app.state.runtime.catalog.list_jobs("default", lot_id=LOT)[0][-1]
+    rec = export(
+        big,
+        {
+            "query": "SELECT DISTINCT wafer_id FROM parts ORDER BY 1",
+            "context": {"lot_id": LOT, "wafer_ids": ["W03"]},
+            "format": "csv",
+        },
+    )
+    assert download(big, rec).decode().split() == ['"wafer_id"', '"W03"']
+    rec = export(
+        big,
+        {
+            "query": "SELECT count(*) AS n FROM parts",
+            "context": {"lot_id": LOT, "snapshot_job_id": first.job_id},
+            "format": "csv",
+        },
+    )
+    ((n,),) = sql(big, "SELECT count(*) FROM parts", lot_id=LOT, snapshot_job_id=first.job_id)
+    assert download(big, rec).decode().split() == ['"n"', str(n)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "detail"),
+    [
+        ({"query": "DROP TABLE parts"}, 400, "query_rejected", "only SELECT"),
+        ({"query": "SELECT * FROM read_parquet('/etc/passwd')"}, 400, "query_rejected", "read_parquet"),
+        ({"query": "SELECT * FROM secret_table"}, 400, "query_rejected", "unknown table"),
+        ({"query": "SELECT 1", "table": "parts"}, 400, "bad_request", "either query or table"),
+        ({}, 400, "bad_request", "either query or table"),
+        ({"table": "parts"}, 400, "bad_request", "needs context.lot_id"),
+        ({"table": "nope", "context": {"lot_id": LOT}}, 400, "bad_request", "unknown table 'nope'"),
+        (
+            {"table": "parts", "context": {"lot_id": LOT}, "filters": {"x; DROP": 1}},
+            400,
+            "bad_request",
+            "unknown column",
+        ),
+        ({"query": "SELECT 1", "filters": {"x": 1}}, 400, "bad_request", "filters apply to a table"),
+        ({"query": "SELECT 1", "format": "xlsx"}, 400, "bad_request", "format"),
+        ({"query": "SELECT 1", "context": {"lot_id": "NO-LOT"}}, 404, "not_found", "NO-LOT"),
+    ],
+)
+def test_bad_exports(big, body, status, code, detail):
+    r = big.client.post("/v1/exports", json=body, headers=big.h)
+    assert r.status_code == status, r.text
+    p = strict_json(r.text)
+    assert p["code"] == code and detail in p["detail"], p
+
+
+def test_filter_values_are_literals_not_sql(big):
+    rec = export(big, {"table": "parts", "context": {"lot_id": LOT}, "filters": {"wafer_id": "W01' OR '1'='1"}})
+    assert rec["status"] == "succeeded" and rec["rows"] == 0
+
+
+def test_failed_export_records_the_error(make_app):
+    app, client, tokens = make_app(exports={"timeout_seconds": 0.2})
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    r = client.post("/v1/exports", json={"query": "SELECT count(*) FROM range(10000000000) a"}, headers=h)
+    rec = strict_json(client.get(f"/v1/exports/{r.json()['export_id']}", headers=h).text)
+    assert rec["status"] == "failed" and rec["error"]["code"] == "query_timeout" and rec["download_url"] is None
+    assert not any(app.state.runtime.lake.list("workspaces/default/exports/"))  # nothing half-written
+
+
+def test_workspaces_and_signed_urls(big):
+    rec = export(big, {"query": "SELECT 1 AS one", "format": "csv"})
+    other = big.app.state.keys.create("other-ws", ["full"], "other")[0]
+    r = big.client.get(f"/v1/exports/{rec['export_id']}", headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 404
+    url = urlsplit(rec["download_url"])
+    qs = {k: v[0] for k, v in parse_qs(url.query).items()}
+    path = url.path
+    # the signature binds workspace, export and expiry
+    for bad in ({"workspace": "other-ws"}, {"expires": str(int(qs["expires"]) + 1)}, {"signature": "0" * 64}):
+        r = big.client.get(path, params={**qs, **bad})
+        assert r.status_code == 403, r.text
+    secret = signed_urls.local_secret(big.app.state.runtime.settings.data_dir)
+    past = int(time.time()) - 5
+    sig = signed_urls.sign(secret, "export", "default", rec["export_id"], past)
+    r = big.client.get(path, params={"workspace": "default", "expires": past, "signature": sig})
+    assert r.status_code == 403 and "expired" in r.json()["detail"]
+    # an upload URL's signature does not open an export
+    up = signed_urls.sign(secret, "upload", "default", rec["export_id"], qs["expires"])
+    assert big.client.get(path, params={**qs, "signature": up}).status_code == 403
+    assert big.client.get("/v1/exports/exp_nope", headers=big.h).status_code == 404
+
+
+def test_exports_need_sql_scope(big):
+    read = {"Authorization": f"Bearer {big.tokens['read']}"}
+    assert big.client.post("/v1/exports", json={"query": "SELECT 1"}, headers=read).status_code == 403
+
+
+# -- Arrow IPC answers of POST /v1/sql ---------------------------------------------------------------------
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def test_sql_arrow_stream_pages_equal_json_pages(big):
+    q = "SELECT part_id, wafer_id, x, y, test_time_ms, is_final FROM parts ORDER BY job_id, part_seq"
+    cursor, pages_json, pages_arrow = None, [], []
+    while True:
+        body = {"query": q, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        j = strict_json(big.client.post("/v1/sql", json=body, headers=big.h).text)
+        a = big.client.post("/v1/sql", json=body, headers={**big.h, "Accept": ARROW})
+        assert a.status_code == 200 and a.headers["content-type"] == ARROW
+        t = pa.ipc.open_stream(a.content).read_all()
+        assert t.column_names == [c["name"] for c in j["columns"]]
+        assert int(a.headers["x-row-count"]) == t.num_rows == j["row_count"]
+        assert a.headers.get("x-next-cursor") == j["next_cursor"] and a.headers["x-truncated"] == "false"
+        pages_json.append(j["rows"])
+        pages_arrow.append([list(r.values()) for r in t.to_pylist()])
+        cursor = j["next_cursor"]
+        if not cursor:
+            break
+    assert len(pages_json) > 2 and pages_arrow == pages_json
+
+
+def test_sql_arrow_empty_and_truncated(big):
+    a = big.client.post("/v1/sql", json={"query": "SELECT 1 AS x WHERE false"}, headers={**big.h, "Accept": ARROW})
+    t = pa.ipc.open_stream(a.content).read_all()
+    assert t.num_rows == 0 and t.column_names == ["x"] and "x-next-cursor" not in a.headers
+    body = {"query": "SELECT * FROM range(100005)", "limit": 100000}
+    a = big.client.post("/v1/sql", json=body, headers={**big.h, "Accept": ARROW})
+    assert a.headers["x-truncated"] == "true" and pa.ipc.open_stream(a.content).read_all().num_rows == 100000
+
+
+# -- the CLI ---------------------------------------------------------------------------------------------
+def stratum(*args, data_dir):
+    exe = Path(sys.executable).with_name("stratum")
+    return subprocess.run([str(exe), *args, "--data-dir", str(data_dir)], capture_output=True, text=True)
+
+
+def test_cli_export(big, tmp_path):
+    data = big.app.state.runtime.settings.data_dir
+    q = "SELECT * FROM results"
+    ((n, h),) = sql(big, CHECKSUM.format(q=q))
+    out = tmp_path / "all.parquet"
+    r = stratum("export", q, "-o", str(out), data_dir=data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{n} rows, {out.stat().st_size} bytes")
+    assert file_checksum(out, "read_parquet") == [n, h]
+    csv_out = tmp_path / "w.csv"
+    r = stratum(
+        "export", "SELECT DISTINCT wafer_id FROM parts ORDER BY 1", "-o", str(csv_out), "--lot", LOT, data_dir=data
+    )
+    assert r.returncode == 0 and csv_out.read_text().split() == [
+        '"wafer_id"',
+        '"W01"',
+        '"W02"',
+        '"W03"',
+        '"W04"',
+        '"W05"',
+    ]
+    r = stratum("export", "DELETE FROM parts", "-o", str(tmp_path / "x.parquet"), data_dir=data)
+    assert r.returncode == 1 and "only SELECT" in r.stderr and not (tmp_path / "x.parquet").exists()
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    r = stratum("export", "SELECT 1", "-o", str(tmp_path / "x.xlsx"), data_dir=data)
+    assert r.returncode == 2 and "cannot tell the format" in r.stderr
