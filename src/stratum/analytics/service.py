@@ -234,8 +234,8 @@ class AnalyticsService:
                     sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
                               AND test_name = ? AND valid AND {_view_filter(view)}"""
                 else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
-                    table = "ftr_results" if test["test_type"] == "F" else "mpr_results"
-                    sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {table}
+                    rel = "ftr_results" if test["test_type"] == "F" else "mpr_results"
+                    sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {rel}
                               WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
                                 AND {_view_filter(view)} GROUP BY x, y"""
                 vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
