@@ -219,10 +219,11 @@ def cmd_lots(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from stratum.ingest.inspect import inspect_input
+    from stratum.stdf.source import decompression_limits
 
     out = []
     bad = 0
-    limits = settings_from(args).input_limits.decompression()
+    limits = decompression_limits(settings_from(args).input_limits)
     for raw in args.paths:
         p = Path(raw)
         if not p.is_file():

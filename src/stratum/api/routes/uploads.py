@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from stratum.errors import BadRequest, PayloadTooLarge, Unprocessable
 from stratum.ingest.inspect import inspect_input
 from stratum.ingest.uploads import full, no_space, safe_name
+from stratum.stdf.source import decompression_limits
 
 from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
@@ -187,7 +188,7 @@ async def inspect(
         body.close()
         raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
     with body:
-        limits = rt.settings.input_limits.decompression()
+        limits = decompression_limits(rt.settings.input_limits)
         info = await run_in_threadpool(inspect_input, body, safe_name(filename), size=size, limits=limits)
     if not info["valid"] and info.get("problems") and info["problems"][0].get("code") in _REFUSED:
         first = info["problems"][0]
