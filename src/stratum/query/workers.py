@@ -32,7 +32,7 @@ from stratum import errors
 from stratum.settings import Settings
 
 from .engine import Scope, resources
-from .sql import SqlResult, SqlService, check_query
+from .sql import SqlResult, SqlService, check_query, memory_exceeded
 
 log = logging.getLogger("stratum.query")
 STARTUP_SECONDS = 60.0  # a worker imports DuckDB and builds its runtime (well under 1 s on Lambda)
@@ -242,7 +242,7 @@ class SqlWorkers:
             w.stop()
             self._replace()
             log.warning("sql worker %s died (exit %s) running a query", w.pid, w.proc.returncode)
-            raise self._too_big() from None
+            raise memory_exceeded(self.settings) from None
         if reply is None:
             w.stop()
             self._replace()
@@ -261,20 +261,9 @@ class SqlWorkers:
             cls = _ERRORS.get(reply[1], errors.BadRequest)
             raise cls(reply[2], **reply[3])
         if kind == "oom":
-            raise self._too_big()
+            raise memory_exceeded(self.settings)
         log.error("sql worker failed after %.0f ms: %s", (time.perf_counter() - t0) * 1e3, reply[1])
         raise errors.StratumError("the query failed unexpectedly; it has been logged")
-
-    def _too_big(self) -> errors.QueryResources:
-        r = resources(self.settings)
-        return errors.QueryResources(
-            f"the query needs more memory than a query may use: {r.duckdb_memory_mb} MB of working memory, "
-            f"{r.duckdb_temp_mb} MB of spill, {r.worker_memory_mb} MB in all; aggregate or filter more, or ask "
-            "for fewer rows",
-            memory_limit_mb=r.duckdb_memory_mb,
-            max_temp_directory_mb=r.duckdb_temp_mb,
-            worker_memory_mb=r.worker_memory_mb,
-        )
 
     def close(self) -> None:
         with self._lock:
