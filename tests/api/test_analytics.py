@@ -731,3 +731,46 @@ def test_snapshot_of_another_lot_or_unknown_is_404(seeded, path):
         body = strict_json(r.text)
         assert body["code"] == "not_found"
         assert job_id in body["detail"]
+
+
+def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(seeded, monkeypatch):
+    """Issue 16: the per-snapshot sufficient statistics behind /tests and /capability are computed once (a
+    second call reads no results) and give the same numbers as computing them from the raw results."""
+    from stratum.query.engine import QueryEngine, Session
+
+    an = seeded.app.state.runtime.analytics
+    cap_variants = [
+        {},
+        {"wafer_id": "W02"},
+        {"limits": "spec"},
+        {"source": "auto"},
+        {"test_num": 1050},
+        {"estimator": "jmp_ranges"},
+        {"estimator": "minitab_sbar", "unbias": True},
+    ]
+    test_variants = [{}, {"view": "all"}, {"view": "first_pass", "wafer_id": "W01"}]
+
+    def answers() -> list:
+        return [an.capability("default", WS_LOT, **v) for v in cap_variants] + [
+            an.tests("default", WS_LOT, **v) for v in test_variants
+        ]
+
+    first = answers()
+    queries: list[str] = []
+    for name in ("rows", "dicts"):
+        orig = getattr(Session, name)
+
+        def spy(self, sql, params=None, _orig=orig):
+            queries.append(sql)
+            return _orig(self, sql, params)
+
+        monkeypatch.setattr(Session, name, spy)
+    again = answers()
+    assert again == first  # the same materialised statistics, not recomputed
+    assert not [q for q in queries if "results" in q], queries
+    monkeypatch.setattr(QueryEngine, "memo", lambda self, key, name, compute: compute())
+    raw = answers()
+    assert [q for q in queries if "FROM results" in q]  # computed from the raw results this time
+    assert_same(raw, first)
+    assert [t["test_num"] for t in first[0]["tests"]] == sorted(t["test_num"] for t in first[0]["tests"])
+    assert len(first[0]["tests"]) >= 8 and len(first[-3]) >= 10

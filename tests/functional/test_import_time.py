@@ -29,8 +29,12 @@ CASES = {
     "api handler": _load("functions/api/handler.py"),
     "ingest handler": _load("functions/ingest/handler.py"),
 }
-# measured (median ratio to `import fastapi`): app 1.77, api handler 2.63, ingest handler 1.90
-BUDGET = {"stratum.api.app": 2.5, "api handler": 3.5, "ingest handler": 3.0}
+# measured (median ratio to `import fastapi`): app 1.77, api handler 2.63, ingest handler 1.90; after the
+# request path went lazy (issue 16), app 1.5-1.8 on a loaded machine against 2.2 before, in the same run
+# (the heavy-library test below is the exact guard; this ratio is noisy on a shared machine)
+BUDGET = {"stratum.api.app": 2.1, "api handler": 3.5, "ingest handler": 3.0}
+# what the API's import path must not load: each is imported by the first request that needs it
+LAZY = ("numpy", "duckdb", "pyarrow", "PIL", "boto3", "stratum.stdf.reader", "stratum.analytics.capability")
 
 
 def _seconds(code: str) -> float:
@@ -48,3 +52,9 @@ def test_import_time_within_budget() -> None:
     ratios = {name: statistics.median(times[name]) / base for name in BUDGET}
     over = {name: round(r, 2) for name, r in ratios.items() if r > BUDGET[name]}
     assert not over, f"import time over budget (ratio to `import fastapi` = {base:.3f} s): {over}, budget {BUDGET}"
+
+
+def test_api_import_path_loads_no_heavy_library() -> None:
+    probe = f"import sys, stratum.api.app; print(sorted(m for m in {LAZY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

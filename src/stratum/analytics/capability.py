@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .estimators import ESTIMATORS
+
 __all__ = [
     "ESTIMATORS",
     "CapabilityBatch",
@@ -54,14 +56,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 
-ESTIMATORS: tuple[str, ...] = (
-    "pooled",
-    "jmp_ranges",
-    "jmp_sbar",
-    "minitab_rbar",
-    "minitab_sbar",
-    "minitab_default",
-)
 _RANGE_ESTIMATORS = frozenset({"jmp_ranges", "minitab_rbar"})
 _POOLED_ESTIMATORS = frozenset({"pooled", "minitab_default"})
 

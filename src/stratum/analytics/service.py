@@ -84,7 +84,10 @@ class AnalyticsService:
     @staticmethod
     def _check_wafer(s: Session, lot_id: str, wafer_id: str | None) -> None:
         check_wafer_ids([wafer_id] if wafer_id else None)
-        if wafer_id is not None and not s.rows("SELECT count(*) FROM wafer_runs WHERE wafer_id = ?", [wafer_id])[0][0]:
+        if wafer_id is None:
+            return
+        wafers = s.memo("wafer_ids", lambda: {r[0] for r in s.rows("SELECT DISTINCT wafer_id FROM wafer_runs")})
+        if wafer_id not in wafers:
             raise NotFound(f"wafer {wafer_id!r} not found in lot {lot_id!r}")
 
     # -- lots ----------------------------------------------------------------------------------
@@ -283,51 +286,58 @@ class AnalyticsService:
         w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            ptr = s.dicts(
-                f"""
-                SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
-                       t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
-                FROM tests t LEFT JOIN (
-                    SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
-                           avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
-                           min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
-                           count(*) FILTER (WHERE passed = false) AS fails
-                    FROM results WHERE {_view_filter(view)} AND {_WAFER} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'P'""",
-                w,
-            )
-            mpr = s.dicts(
-                f"""
-                SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
-                       t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
-                FROM tests t JOIN (
-                    SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
-                           avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
-                           min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
-                           count(*) FILTER (WHERE passed = false) AS fails
-                    FROM {_mpr_ftr_rows("mpr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'M'""",
-                w,
-            )
-            ftr = s.dicts(
-                f"""
-                SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
-                       NULL AS lo_spec, NULL AS hi_spec, NULL AS res_scal, false AS scale_mismatch, s.n,
-                       NULL AS n_valid, NULL AS mean, NULL AS sigma, NULL AS min, NULL AS max, s.fails
-                FROM tests t JOIN (
-                    SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
-                    FROM {_mpr_ftr_rows("ftr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
-                WHERE t.test_type = 'F'""",
-                w,
-            )
+            # the snapshot is immutable: its per-test statistics are computed once per (view, wafer)
+            rows = s.memo(f"tests#{view}#{wafer_id!r}", lambda: self._test_stats(s, view, w))
         out = []
-        for r in sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"])):
+        for r in rows:
             r = {k: jsonable(_finite_or_none(v)) for k, v in r.items()}
             r["n"] = r["n"] or 0
             r["fails"] = r["fails"] or 0
             r["fail_rate"] = (r["fails"] / r["n"]) if r["n"] else None
             out.append(r)
         return out
+
+    @staticmethod
+    def _test_stats(s: Session, view: View, w: dict) -> list[dict[str, Any]]:
+        """Per test: counts, mean, sigma, min, max of valid results and fails, in ``view`` (and the wafer of ``w``)."""
+        ptr = s.dicts(
+            f"""
+            SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
+                   t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
+            FROM tests t LEFT JOIN (
+                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
+                       avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
+                       min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
+                       count(*) FILTER (WHERE passed = false) AS fails
+                FROM results WHERE {_view_filter(view)} AND {_WAFER} GROUP BY ALL) s USING (test_num, test_name)
+            WHERE t.test_type = 'P'""",
+            w,
+        )
+        mpr = s.dicts(
+            f"""
+            SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
+                   t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
+            FROM tests t JOIN (
+                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
+                       avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
+                       min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
+                       count(*) FILTER (WHERE passed = false) AS fails
+                FROM {_mpr_ftr_rows("mpr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
+            WHERE t.test_type = 'M'""",
+            w,
+        )
+        ftr = s.dicts(
+            f"""
+            SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
+                   NULL AS lo_spec, NULL AS hi_spec, NULL AS res_scal, false AS scale_mismatch, s.n,
+                   NULL AS n_valid, NULL AS mean, NULL AS sigma, NULL AS min, NULL AS max, s.fails
+            FROM tests t JOIN (
+                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
+                FROM {_mpr_ftr_rows("ftr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
+            WHERE t.test_type = 'F'""",
+            w,
+        )
+        return sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"]))
 
     def test_results(
         self,
@@ -383,34 +393,60 @@ class AnalyticsService:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
-            where_test = "AND test_num = $num" if test_num is not None else ""
-            params = {"num": test_num} if test_num is not None else {}
-            tests = s.rows(
-                f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
-                f"{where_test} ORDER BY test_num, test_name",
-                params,
+            use_tsr = source == "auto" and wafer_id is None
+            # computed once per immutable snapshot and request shape; estimator and unbias only change the formula
+            tests, (n, mean, var, used, subgroups, lsl, usl) = s.memo(
+                f"capability_inputs#{wafer_id!r}#{limits}#{test_num}#{use_tsr}",
+                lambda: self._capability_inputs(s, wafer_id, limits, test_num, use_tsr),
             )
-            if test_num is not None and not tests:
-                raise NotFound(f"test {test_num} not found")
-            # subgroups are wafers (an empty WAFER_ID is one null-id wafer); final-test parts form none
-            sub = s.rows(
-                f"""
-                SELECT test_num, test_name, wafer_id, count(*), avg(result::DOUBLE),
-                       var_samp(result::DOUBLE), min(result), max(result)
-                FROM results WHERE is_final AND valid AND on_wafer AND {_WAFER} {where_test} GROUP BY ALL""",
-                {**params, "wafer": wafer_id},
-            )
-            tot = s.rows(
-                f"""
-                SELECT test_num, test_name, count(*), avg(result::DOUBLE), var_samp(result::DOUBLE)
-                FROM results WHERE is_final AND valid AND {_WAFER} {where_test} GROUP BY ALL""",
-                {**params, "wafer": wafer_id},
-            )
-            tsr = None
-            if source == "auto" and wafer_id is None:
-                tsr = self._tsr_stats(s)
+            n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+        batch = (
+            cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
+            if n_t
+            else None
+        )
+        results = []
+        rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        for i, t in enumerate(tests):
+            d = rows[i]
+            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
+            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+        return {
+            "lot_id": lot_id,
+            "wafer_id": wafer_id,
+            "snapshot_job_id": job_id,
+            "limits": limits,
+            "estimator": estimator,
+            "unbias": unbias,
+            "source": source,
+            "tests": results,
+        }
+
+    @staticmethod
+    def _capability_inputs(
+        s: Session, wafer_id: str | None, limits: str, test_num: int | None, use_tsr: bool
+    ) -> tuple[list[tuple], tuple]:
+        """The tests and the arrays ``cap.compute_many`` takes: (n, mean, var, source per test, subgroups,
+        lsl, usl). Read-only once built (they are kept per snapshot)."""
+        lo_col, hi_col = ("lo_limit", "hi_limit") if limits == "test" else ("lo_spec", "hi_spec")
+        # the snapshot is immutable: its sufficient statistics per (test, wafer) and per test are computed
+        # once per wafer filter and kept (Session.memo); a test filter picks their rows
+        tests = s.memo(
+            f"capability_tests#{limits}",
+            lambda: s.rows(
+                f"SELECT test_num, test_name, units, {lo_col}, {hi_col} FROM tests WHERE test_type = 'P' "
+                "ORDER BY test_num, test_name"
+            ),
+        )
+        sub, tot = s.memo(f"capability_stats#{wafer_id!r}", lambda: AnalyticsService._capability_stats(s, wafer_id))
+        if test_num is not None:
+            tests = [t for t in tests if t[0] == test_num]
+            sub = [r for r in sub if r[0] == test_num]
+            tot = [r for r in tot if r[0] == test_num]
+            if not tests:
+                raise NotFound(f"test {test_num} not found")
+        tsr = s.memo("tsr_stats", lambda: AnalyticsService._tsr_stats(s)) if use_tsr else None
         index = {(t[0], t[1]): i for i, t in enumerate(tests)}
         n_t = len(tests)
         n = np.zeros(n_t)
@@ -446,26 +482,33 @@ class AnalyticsService:
                     subgroups.n[i, :] = 0
         lsl = np.array([np.nan if t[3] is None else t[3] for t in tests], dtype=np.float64)
         usl = np.array([np.nan if t[4] is None else t[4] for t in tests], dtype=np.float64)
-        batch = (
-            cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
-            if n_t
-            else None
+        arrays = [n, mean, var, lsl, usl]
+        if subgroups is not None:
+            arrays += [a for a in vars(subgroups).values() if isinstance(a, np.ndarray)]
+        for a in arrays:  # kept and shared between calls: a write would fail, not leak into the next answer
+            a.flags.writeable = False
+        return tests, (n, mean, var, tuple(used), subgroups, lsl, usl)
+
+    @staticmethod
+    def _capability_stats(s: Session, wafer_id: str | None) -> tuple[list[tuple], list[tuple]]:
+        """Sufficient statistics of the final valid results: (test, wafer) subgroups of dies on a wafer (n, mean,
+        variance, min, max; an empty WAFER_ID is one null-id wafer, final-test parts form none), and per test
+        over every final part (n, mean, variance); only ``wafer_id``'s when given."""
+        w = {"wafer": wafer_id}
+        sub = s.rows(
+            f"""
+            SELECT test_num, test_name, wafer_id, count(*), avg(result::DOUBLE),
+                   var_samp(result::DOUBLE), min(result), max(result)
+            FROM results WHERE is_final AND valid AND on_wafer AND {_WAFER} GROUP BY ALL""",
+            w,
         )
-        results = []
-        for i, t in enumerate(tests):
-            d = batch[i].to_dict() if batch is not None else {}
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
-        return {
-            "lot_id": lot_id,
-            "wafer_id": wafer_id,
-            "snapshot_job_id": job_id,
-            "limits": limits,
-            "estimator": estimator,
-            "unbias": unbias,
-            "source": source,
-            "tests": results,
-        }
+        tot = s.rows(
+            f"""
+            SELECT test_num, test_name, count(*), avg(result::DOUBLE), var_samp(result::DOUBLE)
+            FROM results WHERE is_final AND valid AND {_WAFER} GROUP BY ALL""",
+            w,
+        )
+        return sub, tot
 
     @staticmethod
     def _tsr_stats(s: Session) -> dict[tuple[int, str], tuple[float, float, float | None]]:

@@ -15,26 +15,65 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from stratum import __version__
 from stratum.cli import data, exports, keys, local, monitors
-from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, EXIT_USAGE, close_runtimes, err
+from stratum.cli.common import (
+    DATA_DIR_HELP,
+    EXIT_BROKEN_PIPE,
+    EXIT_FAIL,
+    EXIT_USAGE,
+    VERBOSE_HELP,
+    add_global_options,
+    close_runtimes,
+    err,
+)
 from stratum.errors import StratumError
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (``(default: off)`` for flags) unless it already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        h = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS:
+            return h
+        if "default" in h.lower():
+            return h
+        d = action.default
+        shown = (
+            "off"
+            if d is False
+            else "not set"
+            if d is None
+            else ", ".join(map(str, d))
+            if isinstance(d, list)
+            else str(d)
+        )
+        return f"{h} (default: {shown.replace('%', '%%')})".strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *a: Any, **k: Any) -> None:
+        k.setdefault("formatter_class", _Formatter)
+        super().__init__(*a, **k)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stratum", description="STDF test data into a queryable Parquet lake.")
+    p = _Parser(prog="stratum", description="STDF test data into a queryable Parquet lake.")
     p.add_argument("--version", action="version", version=f"stratum {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    p.add_argument("--data-dir", default=argparse.SUPPRESS, help=DATA_DIR_HELP)
+    p.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace (default: the command's, usually default)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str, workspace: bool = True):
         sp = sub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--data-dir", help=DATA_DIR_HELP)
-        if workspace:
-            sp.add_argument("--workspace", default="default", help="workspace (default: default)")
+        add_global_options(sp, "default" if workspace else None)
         sp.set_defaults(fn=fn)
         return sp
 
@@ -47,11 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here for output still in the buffer
+        return code
+    except BrokenPipeError:
+        # `stratum ... | head`: the reader went away; stop quietly with the shell's SIGPIPE status
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from stratum.auth.redact import install as redact_keys_in_logs
 
     redact_keys_in_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    args.data_dir = getattr(args, "data_dir", None)
+    if not hasattr(args, "workspace"):
+        args.workspace = getattr(args, "_workspace_default", None)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         stream=sys.stderr,
@@ -68,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except BrokenPipeError:
+        raise
     except (ValueError, OSError) as exc:
         err(str(exc))
         return EXIT_FAIL

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from decimal import Decimal
 from typing import Any
 
 from stratum.settings import Settings, settings_for
 
 EXIT_FAIL = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that stopped early
+VERBOSE_HELP = "log progress details to stderr (default: off)"
 DATA_DIR_HELP = "data directory (default: $STRATUM_DATA_DIR or a per-user directory)"
+
+
+def add_global_options(sp: argparse.ArgumentParser, workspace: str | None = "default", data_dir: bool = True) -> None:
+    """The options a command accepts before or after its name: ``-v``, ``--data-dir``, ``--workspace``. In a
+    subcommand they default to SUPPRESS so a value given before the subcommand is not overwritten; ``main``
+    fills what is still missing (``_workspace_default`` is the command's own default)."""
+    sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    if data_dir:
+        sp.add_argument("--data-dir", default=argparse.SUPPRESS, help=DATA_DIR_HELP)
+    if workspace is not None:
+        sp.add_argument("--workspace", default=argparse.SUPPRESS, help=f"workspace (default: {workspace})")
+        sp.set_defaults(_workspace_default=workspace)
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -48,23 +63,23 @@ def human_bytes(n: float) -> str:
 
 
 def table(names: list[str], rows: list[list[Any]], max_width: int = 40) -> str:
+    """A text table: numbers (int, float, Decimal values) right-aligned, everything else - text such as the lot
+    id '840138.000' - left-aligned."""
+
     def cell(v: Any) -> str:
         s = "NULL" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
         return s if len(s) <= max_width else s[: max_width - 1] + "…"
 
     cells = [[cell(v) for v in r] for r in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    line = "+".join("-" * (w + 2) for w in widths)
+    line = "-+-".join("-" * w for w in widths)
     out = [" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=False)), line]
     out += [
-        " | ".join(c.rjust(w) if _is_number(c) else c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in cells
+        " | ".join(c.rjust(w) if _is_number(v) else c.ljust(w) for v, c, w in zip(r, cr, widths, strict=False))
+        for r, cr in zip(rows, cells, strict=True)
     ]
     return "\n".join(out)
 
 
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | Decimal) and not isinstance(v, bool)

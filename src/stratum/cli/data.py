@@ -32,22 +32,65 @@ class _Progress:
         if now - self.last < 0.1:
             return
         self.last = now
-        el = now - self.t0
+        sys.stderr.write("\r" + self.line(job, now - self.t0))
+        sys.stderr.flush()
+
+    def line(self, job, elapsed: float) -> str:
+        """Progress through the (possibly compressed) input; throughput in uncompressed STDF bytes."""
         done = job.bytes_read or 0
-        rate = done / el / 1e6 if el > 0 else 0.0
+        stdf = job.stdf_bytes or done
+        rate = stdf / elapsed / 1e6 if elapsed > 0 else 0.0
         if self.size:
             frac = min(1.0, done / self.size)
             bar = "#" * int(frac * 30)
-            line = f"\r{self.name[:40]:40s} [{bar:30s}] {frac * 100:5.1f}% {rate:6.1f} MB/s {el:5.1f}s"
-        else:
-            line = f"\r{self.name[:40]:40s} {human_bytes(done)} {rate:6.1f} MB/s {el:5.1f}s"
-        sys.stderr.write(line)
-        sys.stderr.flush()
+            return f"{self.name[:40]:40s} [{bar:30s}] {frac * 100:5.1f}% {rate:6.1f} MB/s STDF {elapsed:5.1f}s"
+        return f"{self.name[:40]:40s} {human_bytes(stdf)} STDF {rate:6.1f} MB/s {elapsed:5.1f}s"
 
     def done(self) -> None:
         if self.enabled:
             sys.stderr.write("\r" + " " * 100 + "\r")
             sys.stderr.flush()
+
+
+STDF_SUFFIXES = (".stdf", ".std")
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip")
+
+
+def _is_stdf_name(p: Path) -> bool:
+    """What a folder walk picks up: *.stdf / *.std, optionally .gz/.bz2/.zip, and *.zip (case-insensitive)."""
+    name = p.name.lower()
+    for c in COMPRESSED_SUFFIXES:
+        if name.endswith(c):
+            if c == ".zip":
+                return True
+            name = name[: -len(c)]
+            break
+    return name.endswith(STDF_SUFFIXES)
+
+
+def expand_paths(raw_paths: list[str]) -> list[tuple[str, Path | None]]:
+    """Files as given; a folder becomes its STDF files, recursively, sorted (hidden entries skipped).
+    ``None`` marks a path that does not exist."""
+    out: list[tuple[str, Path | None]] = []
+    for raw in raw_paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and _is_stdf_name(f) and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            out += [(str(f), f) for f in found]
+        else:
+            out.append((raw, p if p.is_file() else None))
+    return out
+
+
+def _missing(raw: str, as_json: bool) -> None:
+    msg = f"{raw}: no such file or directory"
+    err(msg)
+    if as_json:
+        print(json.dumps({"file": raw, "status": "error", "error": {"code": "not_found", "message": msg}}), flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -56,10 +99,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         accept_truncated=args.accept_truncated or None, retest_policy=args.retest_policy, test_key=args.test_key
     )
     failed = 0
+    files = expand_paths(args.paths)
     for raw in args.paths:
-        path = Path(raw)
-        if not path.is_file():
-            err(f"{raw}: no such file")
+        if Path(raw).is_dir() and not any(r.startswith(str(Path(raw))) for r, f in files if f is not None):
+            err(f"{raw}: no STDF files (*.stdf, *.std, optionally .gz/.bz2/.zip) in this folder")
+            failed += 1
+    for raw, path in files:
+        if path is None:
+            _missing(raw, args.json)
             failed += 1
             continue
         prog = _Progress(path.name, path.stat().st_size) if not args.json else _Progress(path.name, None)
@@ -121,6 +168,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
     else:
         res = rt.sql.run(args.workspace, query, scope=scope, limit=args.limit or rt.settings.sql.max_rows)
     names = [c["name"] for c in res.columns]
+    if res.truncated:  # on stderr, whatever the format, so a CSV or JSON on stdout stays clean
+        err(
+            f"the result was cut at {res.row_count:,} rows (the row cap); the query returns more. For every row "
+            "use `stratum export`, or page with --limit and ORDER BY ... LIMIT/OFFSET in the query"
+        )
     if args.format == "json":
         print(json.dumps({"columns": names, "rows": res.rows, "truncated": res.truncated}))
     elif args.format == "csv":
@@ -217,6 +269,43 @@ def cmd_lots(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso(epoch: Any) -> str:
+    """STDF epoch seconds → ISO 8601 UTC text ('-' when unknown)."""
+    from datetime import UTC, datetime
+
+    if not isinstance(epoch, int | float) or epoch <= 0:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def inspect_summary(info: dict[str, Any]) -> str:
+    """The human summary of one inspected file."""
+    head = f"{info['file_name']}: " + ("valid STDF" if info["valid"] else "NOT valid")
+    lines = [head + (f" ({info['compression']})" if info.get("compression") not in (None, "plain") else "")]
+    if "records" in info:
+        lines += [
+            f"  lot        {info.get('lot_id') or '-'} (from {info.get('lot_id_source') or '-'})"
+            + (f", sublot {info['sublot_id']}" if info.get("sublot_id") else ""),
+            f"  product    {info.get('part_type') or '-'}, program {info.get('program') or '-'}",
+            f"  tester     {info.get('tester_type') or '-'} on {info.get('node_name') or '-'}",
+            f"  started    {_iso(info.get('start_time'))}",
+            f"  size       {human_bytes(info.get('stdf_bytes') or 0)} of STDF, {info['records']:,} records, "
+            f"{info.get('tests', 0)} tests",
+            f"  parts      {info.get('parts', 0):,} ({info.get('parts_passed', 0):,} passed, "
+            f"{info.get('parts_failed', 0):,} failed), sites {info.get('sites', [])}, heads {info.get('heads', [])}",
+        ]
+    wafers = info.get("wafers") or []
+    if wafers:
+        rows = [
+            [w["wafer_id"], w["part_count"], w["good_count"], _iso(w.get("start_time")), _iso(w.get("finish_time"))]
+            for w in wafers
+        ]
+        lines.append("  " + table(["wafer", "parts", "good", "started", "finished"], rows).replace("\n", "\n  "))
+    for pr in info.get("problems") or []:
+        lines.append(f"  problem [{pr['code']}] {pr['message']}")
+    return "\n".join(lines)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from stratum.ingest.inspect import inspect_input
     from stratum.stdf.source import decompression_limits
@@ -224,22 +313,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     out = []
     bad = 0
     limits = decompression_limits(settings_from(args).input_limits)
-    for raw in args.paths:
-        p = Path(raw)
-        if not p.is_file():
-            err(f"{raw}: no such file")
+    for raw, p in expand_paths(args.paths):
+        if p is None:
+            _missing(raw, args.json)
             bad += 1
             continue
         info = inspect_input(str(p), p.name, size=p.stat().st_size, limits=limits)
         bad += 0 if info["valid"] else 1
-        out.append(info)
-    print(json.dumps(out if len(out) != 1 else out[0], indent=None if args.json else 2, default=str))
+        if args.json:
+            print(json.dumps(info, default=str), flush=True)
+        else:
+            out.append(inspect_summary(info))
+    if out:
+        print("\n\n".join(out))
     return EXIT_FAIL if bad else 0
 
 
 def register(add) -> None:
     sp = add("ingest", cmd_ingest, "convert STDF files (plain, .gz, .bz2, .zip) into the local lake")
-    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     sp.add_argument(
         "--accept-truncated",
@@ -251,7 +343,7 @@ def register(add) -> None:
 
     sp = add("sql", cmd_sql, "run a read-only SQL query over the lake")
     sp.add_argument("query", help="a SELECT (or EXPLAIN) statement; '-' reads it from stdin")
-    sp.add_argument("--format", choices=["json", "csv", "table"], default="table")
+    sp.add_argument("--format", choices=["json", "csv", "table"], default="table", help="output format")
     sp.add_argument("--lot", help="scope the tables to one lot")
     sp.add_argument("--snapshot-job-id", help="pin the lot's snapshot published by this job")
     sp.add_argument("--wafer", action="append", help="scope to these wafer ids (repeatable)")
@@ -264,16 +356,20 @@ def register(add) -> None:
     )
 
     sp = add("jobs", cmd_jobs, "list ingest jobs with their status and errors")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--status", choices=["queued", "running", "succeeded", "partial", "failed", "duplicate"])
-    sp.add_argument("--lot")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
+    sp.add_argument(
+        "--status",
+        choices=["queued", "running", "succeeded", "partial", "failed", "duplicate"],
+        help="only jobs with this status",
+    )
+    sp.add_argument("--lot", help="only this lot's jobs")
+    sp.add_argument("--limit", type=int, default=50, help="most jobs to list, newest first")
 
     sp = add("job", cmd_job, "show one job as JSON")
     sp.add_argument("job_id")
 
     sp = add("lots", cmd_lots, "list lots with yields")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print the lots as a JSON list")
 
     sp = add("lot", cmd_lot, "one lot: yields, wafers and its files' warnings (summary mismatches)")
     sp.add_argument("lot_id")
@@ -281,5 +377,5 @@ def register(add) -> None:
     sp.add_argument("--json", action="store_true", help="the lot detail as JSON (as GET /v1/lots/{lot_id})")
 
     sp = add("inspect", cmd_inspect, "show what STDF files hold, without ingesting them", workspace=False)
-    sp.add_argument("paths", nargs="+", metavar="PATH")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines) instead of a summary")

@@ -41,7 +41,11 @@ def register(add) -> None:
     sp = add("export", cmd_export, "write a query's whole result (no row cap) to a Parquet, CSV or Arrow file")
     sp.add_argument("query", help="a SELECT statement; '-' reads it from stdin")
     sp.add_argument("-o", "--output", required=True, help="FILE.parquet, FILE.csv or FILE.arrow")
-    sp.add_argument("--format", choices=["parquet", "csv", "arrow"], help="overrides the file name's suffix")
+    sp.add_argument(
+        "--format",
+        choices=["parquet", "csv", "arrow"],
+        help="overrides the file name's suffix (default: from the suffix)",
+    )
     sp.add_argument("--lot", help="scope the tables to one lot")
     sp.add_argument("--snapshot-job-id", help="pin the lot's snapshot published by this job")
     sp.add_argument("--wafer", action="append", help="scope to these wafer ids (repeatable)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stratum.cli.common import DATA_DIR_HELP, settings_from, table
+from stratum.cli.common import add_global_options, settings_from, table
 
 
 class _Keys:
@@ -126,7 +126,7 @@ def register(sub) -> None:
 
     def leaf(name: str, fn, help_: str):
         sp = ks.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--data-dir", help=DATA_DIR_HELP)
+        add_global_options(sp, workspace=None)
         sp.set_defaults(fn=fn)
         return sp
 
@@ -155,8 +155,8 @@ def register(sub) -> None:
     sp.add_argument("--json", action="store_true", help="print a JSON object (token included)")
 
     sp = leaf("list", cmd_keys_list, "list API keys (never shows tokens or hashes)")
-    sp.add_argument("--workspace", help="only this workspace's keys (default: all)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--workspace", default=argparse.SUPPRESS, help="only this workspace's keys (default: all)")
+    sp.add_argument("--json", action="store_true", help="print the keys as JSON")
 
     sp = leaf("revoke", cmd_keys_revoke, "revoke an API key (takes effect at once)")
     sp.add_argument("key_id")

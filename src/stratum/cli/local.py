@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from stratum.cli.common import runtime_from, table
 
@@ -76,18 +78,35 @@ def _demo(rt, args: argparse.Namespace) -> int:
     return 0
 
 
+def invoked_as() -> str:
+    """How to call this CLI again: ``stratum`` when that is on PATH and is this program, else the path it was
+    started with (``.venv/bin/stratum`` when the virtual environment is not activated)."""
+    import shutil
+
+    argv0 = sys.argv[0]
+    if Path(argv0).name != "stratum":
+        return "stratum"
+    on_path = shutil.which("stratum")
+    if on_path and Path(on_path).resolve() == Path(argv0).resolve():
+        return "stratum"
+    return argv0
+
+
 def _after_demo(rt, args) -> list[str]:
     dd = "" if args.data_dir is None else f" --data-dir {args.data_dir}"
     lot = "DEMO-WS-1042"
+    st = invoked_as()
     out = [
         "",
         "Next:",
-        f"  stratum lots{dd}",
-        f"  stratum jobs{dd}",
-        f"  stratum sql{dd} \"SELECT wafer_id, round(100*yield,1) AS yield_pct FROM wafers WHERE lot_id = '{lot}'\"",
-        f"  stratum sql{dd} \"SELECT bin_num, bin_name, part_count, percent FROM bins WHERE lot_id = '{lot}' "
+        f"  {st} lots{dd}",
+        f"  {st} jobs{dd}",
+        f"  {st} sql{dd} \"SELECT wafer_id, round(100*yield,1) AS yield_pct FROM wafers WHERE lot_id = '{lot}'\"",
+        f"  {st} sql{dd} \"SELECT bin_num, bin_name, part_count, percent FROM bins WHERE lot_id = '{lot}' "
         "AND bin_type = 'H' ORDER BY part_count DESC\"",
     ]
+    if st != "stratum":
+        out.append("  (or `source .venv/bin/activate` once, then plain `stratum ...`)")
     return out
 
 
@@ -155,7 +174,7 @@ def register(add) -> None:
         "run the local runtime: the HTTP API, the drop-folder watcher and the delivery worker",
         workspace=False,
     )
-    sp.add_argument("--host", default="127.0.0.1")
-    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sp.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     sp.add_argument("--no-watch", action="store_true", help="do not watch <data-dir>/incoming/")
     sp.add_argument("--interval", type=float, default=1.0, help="drop folder scan interval in seconds")

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from stratum.cli.common import DATA_DIR_HELP, EXIT_FAIL, runtime_from, table
+from stratum.cli.common import EXIT_FAIL, add_global_options, runtime_from, table
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -176,18 +176,17 @@ def register(sub) -> None:
 
     def leaf(name: str, fn, help_: str, monitor_id: bool = True):
         sp = ms.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--data-dir", help=DATA_DIR_HELP)
-        sp.add_argument("--workspace", default="default", help="workspace (default: default)")
+        add_global_options(sp, "default")
         if monitor_id:
             sp.add_argument("monitor_id")
         sp.set_defaults(fn=fn)
         return sp
 
     sp = leaf("list", cmd_list, "list the workspace's monitors", monitor_id=False)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON")
     sp = leaf("create", cmd_create, "create a monitor", monitor_id=False)
-    sp.add_argument("--label")
-    sp.add_argument("--description")
+    sp.add_argument("--label", help="a short name shown in lists and notifications")
+    sp.add_argument("--description", help="what the monitor watches and why")
     sp.add_argument(
         "--rule",
         help="rule kind: yield_below, bin_excursion, cpk_below, run_rules, site_delta, "
@@ -209,8 +208,8 @@ def register(sub) -> None:
     leaf("resume", _state("active"), "resume a paused monitor")
     leaf("delete", cmd_delete, "delete a monitor and its schedule")
     sp = leaf("run", cmd_run, "run a monitor now (exit status 1 if the run failed)")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON")
     sp = leaf("runs", cmd_runs, "list a monitor's runs, newest first")
-    sp.add_argument("--status", choices=["ok", "fired", "failed", "skipped"])
-    sp.add_argument("--limit", type=int, default=20)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--status", choices=["ok", "fired", "failed", "skipped"], help="only runs with this outcome")
+    sp.add_argument("--limit", type=int, default=20, help="most runs to list, newest first")
+    sp.add_argument("--json", action="store_true", help="print JSON")

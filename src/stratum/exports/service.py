@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
@@ -38,14 +38,10 @@ from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
 from stratum.storage.objectstore import ObjectStore
 
+from .formats import FORMATS, Format
+
 log = logging.getLogger("stratum.exports")
 
-Format = Literal["parquet", "csv", "arrow"]
-FORMATS: dict[str, tuple[str, str]] = {
-    "parquet": ("parquet", "application/vnd.apache.parquet"),
-    "csv": ("csv", "text/csv"),
-    "arrow": ("arrow", "application/vnd.apache.arrow.file"),
-}
 MAX_FILTER_VALUES = 10_000
 
 

@@ -370,7 +370,8 @@ class _Run:
             self.progress(self.job)
 
     def _on_chunk(self, source: ByteSource, res: ParseResult) -> None:
-        self.job.bytes_read = source.compressed_read
+        self.job.bytes_read = source.consumed  # input bytes behind what the parser has seen (compressed)
+        self.job.stdf_bytes = source.decompressed  # STDF bytes so far; the final count when the job ends
         self.job.records = res.records
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
@@ -416,6 +417,16 @@ class _Run:
             job.sha256 = reader.sha.hexdigest()
             job.size = reader.n
             job.lot_id = res.header.lot_id if res.header else None
+            if res.partial and not res.parts:
+                self.writer.abort()
+                return self.fail(
+                    JobError(
+                        code="truncated_no_parts",
+                        message=f"{res.truncated}; no part is complete before the cut (no PRR), so there is "
+                        "nothing to keep and no lot is created",
+                        offset=res.truncated.offset if res.truncated else None,
+                    )
+                )
             dup = self.svc.catalog.find_content(job.workspace, job.sha256)
             if dup:
                 self.writer.abort()
@@ -454,6 +465,12 @@ class _Run:
         job.records = res.records
         job.record_counts = res.record_counts
         job.rows = m.rows()
+        dropped = self._dropped_results(res)
+        if dropped:  # stored, but outside every view: count what the lot keeps
+            job.rows["results"] -= dropped
+            for w in res.warnings:
+                if w.code == "pir_without_prr_at_end":
+                    w.message += f" ({dropped} results; the counts of this job exclude them)"
         job.parts = res.parts
         job.outputs = {t: TableOutput(key=f.key, rows=f.rows, bytes=f.bytes) for t, f in m.tables.items()}
         job.warnings = [JobWarning(**w.to_dict()) for w in res.warnings] + self._summary_warnings(res)
@@ -500,6 +517,19 @@ class _Run:
         log.info("job %s %s: lot %s, %s records, %s parts", job.job_id, status, job.lot_id, res.records, res.parts)
         self.svc.emit(self.job)
         return self.job
+
+    def _dropped_results(self, res: ParseResult) -> int:
+        """Result rows written for parts the file never closed (a truncated end); read back only then."""
+        m = self.manifest
+        if not res.dropped_parts or m is None or "results" not in m.tables:
+            return 0
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        with self.svc.lake.open_read(m.tables["results"].key) as fh:
+            seq = pq.read_table(fh, columns=["part_seq"]).column("part_seq")
+        return int(pc.sum(pc.is_in(seq, value_set=pa.array(res.dropped_parts, seq.type)).cast("int64")).as_py() or 0)
 
     def _summary_warnings(self, res: ParseResult) -> list[JobWarning]:
         """One warning per summary count (HBR/SBR/PCR/WRR) that disagrees with the raw records, with both numbers,

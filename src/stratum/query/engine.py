@@ -24,6 +24,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -52,6 +53,8 @@ def _close_all() -> None:
 
 MAX_DATABASES = 4
 MAX_SESSIONS = 16
+# values derived from one snapshot's rows (Session.memo): aggregates the analytics routes reuse between calls
+MAX_MEMOS = 32
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class QueryEngine:
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._spill: dict[str, str] = {}
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
+        self._memos: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.RLock()
         # name -> rows(workspace, lot_ids or None) for the relations kept in the metadata store
         # (public_schema.METADATA_RELATIONS); their owners register them (Runtime wires the monitors' findings)
@@ -119,6 +123,7 @@ class QueryEngine:
         """Close every cached session and database (idempotent)."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), OrderedDict()
+            self._memos.clear()
             dbs, self._dbs = list(self._dbs.values()), OrderedDict()
         for entry in sessions:
             try:
@@ -298,6 +303,21 @@ class QueryEngine:
                 marks = ", ".join("(" + ", ".join("?" * width) + ")" for _ in chunk)
                 ses.execute(f"INSERT INTO {name} VALUES {marks}", [v for r in chunk for v in r])
 
+    def memo(self, key: tuple, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per snapshot (``key`` names an immutable snapshot, see ``session``) and ``name``;
+        later calls return the same value (LRU of MAX_MEMOS). Two concurrent first calls may both compute."""
+        k = (key, name)
+        with self._lock:
+            if k in self._memos:
+                self._memos.move_to_end(k)
+                return self._memos[k]
+        value = compute()
+        with self._lock:
+            self._memos[k] = value
+            while len(self._memos) > MAX_MEMOS:
+                self._memos.popitem(last=False)
+        return value
+
     def _release(self, key, entry: _Cached, broken: bool) -> None:
         with self._lock:
             cached = self._sessions.get(key) if key is not None else None
@@ -341,6 +361,7 @@ class Session:
         self.cur = cur
         self.resolved = resolved
         self._engine = engine
+        self._memo_engine = engine
         self._key = key
         self._entry = entry
         self.broken = False
@@ -355,6 +376,13 @@ class Session:
         res = self.cur.execute(sql, params or [])
         names = [d[0] for d in res.description]
         return [dict(zip(names, r, strict=False)) for r in res.fetchall()]
+
+    def memo(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value computed from this snapshot's rows, once per snapshot (sessions outside the engine's
+        cache compute it every time)."""
+        if self._memo_engine is None or self._key is None:
+            return compute()
+        return self._memo_engine.memo(self._key, name, compute)
 
     def interrupt(self) -> None:
         self.broken = True  # an interrupted cursor is not lent again

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 
 @dataclass
 class MapData:
@@ -53,6 +51,8 @@ def orientation_note(o: dict[str, Any]) -> str:
 
 def render_die_map(data: MapData, *, fmt: Literal["png", "svg"], bin_type: Literal["H", "S"] = "H") -> bytes:
     """The die map as a heat map of the test's values (when it carries a test), else as a bin map."""
+    import numpy as np  # loaded by the first map, not on the API's import path
+
     from stratum.render import wafermap as wm
 
     x = np.array(data.dies["x"], dtype=np.int64)

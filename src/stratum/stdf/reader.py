@@ -109,6 +109,7 @@ class ParseResult:
     tests: list[Any] = field(default_factory=list)
     truncated: TruncatedError | None = None
     partial: bool = False
+    dropped_parts: list[int] = field(default_factory=list)  # part_seq of parts still open at the end (no PRR)
 
 
 @dataclass
@@ -1184,6 +1185,7 @@ class _Parser:
             self.ensure_header()
         if self.open_parts:
             n = len(self.open_parts)
+            res.dropped_parts = sorted(self.open_parts.values())
             self.warn(
                 "pir_without_prr_at_end",
                 f"{n} part(s) opened by a PIR had no PRR at the end of the file; their results are dropped",

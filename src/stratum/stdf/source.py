@@ -137,6 +137,7 @@ class ByteSource:
         self.limits = limits or DecompressionLimits()
         self.compressed_read = 0  # bytes consumed from the input (progress)
         self.decompressed = 0
+        self.consumed = 0  # input bytes behind the blocks handed out so far (progress; the reader runs ahead)
         self._head = self._read_raw(HEAD_READ)
         self.format = sniff(self._head)
         self._tmp: IO[bytes] | None = None
@@ -307,7 +308,7 @@ class ByteSource:
                 for block in self._blocks():
                     while not stop.is_set():
                         try:
-                            q.put(block, timeout=0.1)
+                            q.put((block, self.compressed_read), timeout=0.1)
                             break
                         except queue.Full:
                             continue
@@ -326,8 +327,9 @@ class ByteSource:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                self.decompressed += len(item)
-                yield item
+                block, self.consumed = item
+                self.decompressed += len(block)
+                yield block
         finally:
             stop.set()
             t.join(timeout=5)

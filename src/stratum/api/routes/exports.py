@@ -6,8 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from fastapi.responses import StreamingResponse
 
 from stratum.errors import NotFound
-from stratum.exports.service import FORMATS
-from stratum.query.engine import Scope, check_wafer_ids
+from stratum.exports.formats import FORMATS
 
 from ..schemas import ExportOut, ExportRequest, problem_responses
 from ..security import Principal, require
@@ -40,6 +39,8 @@ def create_export(
     background: BackgroundTasks,
     principal: Principal = Depends(require("sql_run", "sql")),
 ) -> ExportOut:
+    from stratum.query.engine import Scope, check_wafer_ids  # duckdb loads on the first export, not at import
+
     ctx = body.context
     check_wafer_ids(ctx.wafer_ids if ctx else None)
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from stratum.analytics.capability import ESTIMATORS
+from stratum.analytics.estimators import ESTIMATORS
 from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest
 from stratum.render.diemap import render_die_map

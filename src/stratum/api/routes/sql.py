@@ -6,8 +6,6 @@ import functools
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from stratum.query.engine import Scope
-
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
 from ..security import Principal, require
 
@@ -47,6 +45,8 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
     ),
 )
 async def run_sql(request: Request, body: SqlRequest, principal: Principal = Depends(require("sql_run", "sql"))):
+    from stratum.query.engine import Scope  # duckdb loads on the first query, not at import
+
     ctx = body.context
     scope = Scope(lot_id=ctx.lot_id, snapshot_job_id=ctx.snapshot_job_id, wafer_ids=ctx.wafer_ids) if ctx else Scope()
     arrow = ARROW_STREAM in request.headers.get("accept", "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import duckdb
 from fastapi import APIRouter, Request
 
 from stratum import PARSER_VERSION, __version__
@@ -17,6 +16,8 @@ router = APIRouter(tags=["status"])
 
 @router.get("/v1/status", response_model=Status, summary="Health and versions")
 def status(request: Request) -> Status:
+    import duckdb  # only for its version: not on the import path of the app
+
     rt = request.app.state.runtime
     ok = rt.catalog.reachable()
     return Status(

@@ -14,9 +14,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from starlette.concurrency import run_in_threadpool
 
 from stratum.errors import BadRequest, PayloadTooLarge, Unprocessable
-from stratum.ingest.inspect import inspect_input
-from stratum.ingest.uploads import full, no_space, safe_name
-from stratum.stdf.source import decompression_limits
 
 from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
@@ -49,6 +46,8 @@ async def spool_body(request: Request, limit: int) -> tuple[IO[bytes], int]:
         spool.seek(0)
     except OSError as exc:
         spool.close()
+        from stratum.ingest.uploads import full, no_space  # not on the import path (it loads the STDF reader)
+
         if no_space(exc):
             raise full("receiving the upload") from None
         raise
@@ -188,6 +187,10 @@ async def inspect(
         body.close()
         raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
     with body:
+        from stratum.ingest.inspect import inspect_input  # the STDF reader loads on the first upload
+        from stratum.ingest.uploads import safe_name
+        from stratum.stdf.source import decompression_limits
+
         limits = decompression_limits(rt.settings.input_limits)
         info = await run_in_threadpool(inspect_input, body, safe_name(filename), size=size, limits=limits)
     if not info["valid"] and info.get("problems") and info["problems"][0].get("code") in _REFUSED:

@@ -7,11 +7,12 @@ import json
 import sys
 
 from stratum.devtools.bench import RESULTS
-from stratum.devtools.bench.api import bench_api, print_api
+from stratum.devtools.bench.api import LAKE, SQL_AGGREGATE, bench_api, bench_wafer, build_lake, print_api
 from stratum.devtools.bench.delivery import bench_delivery, print_delivery
 from stratum.devtools.bench.exports import bench_charts, bench_export, bench_sdk, case_export, print_exports
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
 from stratum.devtools.bench.monitors import bench_monitors, print_monitors
+from stratum.devtools.bench.startup import bench_startup, print_startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--wafers", type=int, default=200)
     p.add_argument("--monitors", type=int, default=1000)
+    p = sub.add_parser("startup")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--wafers", type=int, default=200)
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
@@ -54,6 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         rep = bench_ingest(args.runs, args.big_mb)
         (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
         print_ingest(rep)
+    if args.what in ("startup", "all"):
+        build_lake(args.wafers)
+        rep = bench_startup(
+            args.runs if args.what == "startup" else max(args.runs, 5),
+            LAKE,
+            "BENCH-03",
+            bench_wafer(args.wafers),
+            SQL_AGGREGATE,
+        )
+        (RESULTS / "startup.json").write_text(json.dumps(rep, indent=2))
+        print_startup(rep)
     if args.what in ("api", "all"):
         # calls take milliseconds: many more of them than ingest runs for a stable median
         rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)

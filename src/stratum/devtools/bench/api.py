@@ -54,6 +54,11 @@ def build_lake(wafers: int) -> Path:
     return LAKE
 
 
+def bench_wafer(wafers: int) -> str:
+    """The wafer the map routes draw: W12, or the last of a smaller lake's lots."""
+    return f"W{min(12, -(-wafers // LOTS)):02d}"
+
+
 def _median_ms(fn, runs: int) -> tuple[float, object]:
     out = fn()  # warm
     ts = []
@@ -156,7 +161,7 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
     loop = asyncio.Runner()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
     h = {"Authorization": f"Bearer {token}"}
-    lot, wafer = "BENCH-03", "W12"
+    lot, wafer = "BENCH-03", bench_wafer(wafers)
     with rt.engine.session("default") as s:
         total_wafers = s.rows("SELECT count(*) FROM wafers")[0][0]
         total_results = s.rows("SELECT count(*) FROM results")[0][0]
@@ -177,11 +182,32 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
 
     routes = {
         "wafer_map": get(f"/v1/lots/{lot}/wafers/{wafer}/map"),
+        "heat_map": get(f"/v1/lots/{lot}/wafers/{wafer}/map?test_num=1000"),
+        "tests": get(f"/v1/lots/{lot}/tests"),
         "capability": get(f"/v1/lots/{lot}/capability"),
         "bins": get(f"/v1/lots/{lot}/bins"),
         "sql_aggregate": sql,
     }
     refs = hand_written(rt, lot, wafer)
+    # the issue's reference for /tests and /capability: count, mean and sd of the valid results per test,
+    # over the same results Parquet, in one warm connection
+    per_test = (
+        "SELECT test_num, count(*), avg(result), stddev_samp(result) "
+        f"FROM read_parquet({_files(rt, lot, 'results')}) WHERE valid GROUP BY 1"
+    )
+    refs["heat_map"] = refs["wafer_map"]
+    refs["tests"] = per_test
+    warm = duckdb.connect()
+    report_aggregate = {}
+    for name in ("tests", "capability"):
+        api_ms, _ = _median_ms(routes[name], runs)
+        ref_ms, _ = _median_ms(lambda c=warm: c.execute(per_test).fetchall(), runs)
+        report_aggregate[name] = {
+            "api_ms": round(api_ms, 1),
+            "aggregate_ms": round(ref_ms, 1),
+            "ratio": round(api_ms / ref_ms, 2),
+        }
+    warm.close()
     report = {"runs": runs, "wafers": total_wafers, "lots": LOTS, "results_rows": total_results, "routes": []}
     for name, fn in routes.items():
         api_ms, _ = _median_ms(fn, runs)
@@ -196,6 +222,7 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
                 "ratio": round(api_ms / ref_ms, 2),
             }
         )
+    report["per_test_aggregate"] = report_aggregate
     loop.run(client.aclose())
     loop.close()
     rt.close()
@@ -210,3 +237,7 @@ def print_api(rep: dict) -> None:
     print(f"{'route':16s} {'API ms':>8s} {'hand ms':>8s} {'ratio':>6s}")
     for r in rep["routes"]:
         print(f"{r['route']:16s} {r['api_ms']:8.1f} {r['hand_written_ms']:8.1f} {r['ratio']:6.2f}")
+    print("warm route against one per-test aggregate (count, mean, sd of valid results) in a warm connection")
+    print(f"{'route':16s} {'API ms':>8s} {'aggr ms':>8s} {'ratio':>6s}")
+    for name, r in rep.get("per_test_aggregate", {}).items():
+        print(f"{name:16s} {r['api_ms']:8.1f} {r['aggregate_ms']:8.1f} {r['ratio']:6.2f}")

@@ -1,0 +1,114 @@
+"""Start-up costs, each in fresh processes with its reference measured in the same run (interleaved, so load
+on the machine hits both alike): ``import stratum.api.app`` against a bare ``import fastapi``, the first
+request of a fresh app (map PNG, capability, SQL) on the API bench lake, and whole CLI processes
+(``stratum sql``, ``stratum ingest`` of a small file) against ``stratum --version``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stratum.devtools.bench import DATA
+
+_FIRST_REQUEST = """
+import json, sys, time
+t0 = time.perf_counter()
+from stratum.api.app import create_app
+from stratum.settings import settings_for
+t1 = time.perf_counter()
+from fastapi.testclient import TestClient
+lake, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
+settings = settings_for(lake, backend="local", rate_limits={"analytics_per_window": 10**9, "sql_per_window": 10**9})
+app = create_app(settings=settings)
+token, _ = app.state.keys.create("default", ["full"], "bench-first")
+client = TestClient(app)
+h = {"Authorization": f"Bearer {token}"}
+t2 = time.perf_counter()
+r = client.post(path, headers=h, json=json.loads(body)) if body != "-" else client.get(path, headers=h)
+t3 = time.perf_counter()
+assert r.status_code == 200, r.text
+print(json.dumps({"import_s": t1 - t0, "first_request_s": t3 - t2}))
+app.state.runtime.close()
+"""
+
+
+def _seconds(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _import_seconds(code: str) -> float:
+    probe = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def _row(what: str, ours: list[float], ref: list[float], ref_name: str) -> dict:
+    a, b = statistics.median(ours), statistics.median(ref)
+    return {"what": what, "s": round(a, 3), "reference": ref_name, "reference_s": round(b, 3), "ratio": round(a / b, 2)}
+
+
+def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str) -> dict:
+    rows = []
+    app, fastapi = [], []
+    for _ in range(runs):
+        fastapi.append(_import_seconds("import fastapi"))
+        app.append(_import_seconds("import stratum.api.app"))
+    rows.append(_row("import stratum.api.app", app, fastapi, "import fastapi"))
+    requests = {
+        "first request: map PNG": (f"/v1/lots/{lot}/wafers/{wafer}/map", "-"),
+        "first request: capability": (f"/v1/lots/{lot}/capability", "-"),
+        "first request: SQL": ("/v1/sql", json.dumps({"query": sql, "context": {"lot_id": lot}})),
+    }
+    for what, (path, body) in requests.items():
+        first, ref = [], []
+        for _ in range(runs):
+            ref.append(_import_seconds("import fastapi"))
+            out = subprocess.run(
+                [sys.executable, "-c", _FIRST_REQUEST, str(lake / "data"), path, body],
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode:
+                raise RuntimeError(f"{what}: {out.stderr.strip()[-2000:]}")
+            first.append(json.loads(out.stdout.strip().splitlines()[-1])["first_request_s"])
+        rows.append(_row(what, first, ref, "import fastapi"))
+    script = Path(sys.executable).parent / "stratum"  # the console script, as a user runs it
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "stratum.cli"]
+    env_data = ["--data-dir", str(lake / "data")]
+    version, sql_run, ingest = [], [], []
+    small = _small_file()
+    for _ in range(runs):
+        version.append(_seconds([*cli, "--version"]))
+        sql_run.append(_seconds([*cli, "sql", *env_data, "SELECT count(*) FROM parts"]))
+        with tempfile.TemporaryDirectory() as d:
+            ingest.append(_seconds([*cli, "ingest", "--data-dir", d, str(small)]))
+    rows.append(_row('stratum sql "SELECT count(*) FROM parts" (process)', sql_run, version, "stratum --version"))
+    rows.append(
+        _row(f"stratum ingest {small.stat().st_size // 1000} KB file (process)", ingest, version, "stratum --version")
+    )
+    return {"runs": runs, "rows": rows}
+
+
+def _small_file() -> Path:
+    from stratum.devtools.stdf.benchfile import write_bench_file
+
+    p = DATA / "small_180kb.stdf"
+    if not p.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        write_bench_file(p, 180_000, seed=5)
+    return p
+
+
+def print_startup(rep: dict) -> None:
+    print(f"\nstart-up (median of {rep['runs']} fresh processes; reference measured in the same run)")
+    print(f"{'what':58s} {'s':>7s} {'reference':>22s} {'ref s':>7s} {'ratio':>6s}")
+    for r in rep["rows"]:
+        print(f"{r['what']:58s} {r['s']:7.3f} {r['reference']:>22s} {r['reference_s']:7.3f} {r['ratio']:6.2f}")
