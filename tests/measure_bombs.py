@@ -23,11 +23,12 @@ path, mode = Path(sys.argv[1]), sys.argv[2]
 from stratum.settings import settings_for
 from stratum.runtime import Runtime
 from stratum.ingest.inspect import inspect_input
+from stratum.stdf.source import decompression_limits
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 s = settings_for(Path(sys.argv[3]), backend="local")
 t0 = time.perf_counter()
 if mode == "inspect":
-    info = inspect_input(str(path), path.name, size=path.stat().st_size, limits=s.input_limits.decompression())
+    info = inspect_input(str(path), path.name, size=path.stat().st_size, limits=decompression_limits(s.input_limits))
     outcome = info["problems"][0]["code"] if info["problems"] else "ok"
     outcome = ("refused: " if not info["valid"] else "accepted: ") + outcome
 else:

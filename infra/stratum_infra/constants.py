@@ -13,6 +13,9 @@ from pathlib import Path
 from aws_cdk import Duration, Size
 from aws_cdk import aws_lambda as lambda_
 
+from stratum.events.eventbridge import SOURCE
+from stratum.events.model import EVENT_KINDS
+
 # ------------------------------------------------------------------------------------------------ paths
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LAYERS_CONFIG_PATH = PROJECT_ROOT / "layers" / "layers.json"
@@ -179,14 +182,6 @@ DELIVERY_BATCH_SIZE = 10  # events per invocation; each is only recorded before 
 DELIVERY_MAX_CONCURRENCY = 5
 DELIVERY_MAX_RECEIVE_COUNT = 5  # an event that cannot even be recorded 5 times is parked in the DLQ
 DELIVERY_TICK = Duration.minutes(1)  # retries and digests: the schedule's granularity on AWS
-# the kinds the bus routes to delivery (every producer kind; stratum.events.EVENT_KINDS minus ping)
-DELIVERY_EVENT_KINDS = (
-    "job.succeeded",
-    "job.partial",
-    "job.failed",
-    "monitor.fired",
-    "monitor.recovered",
-    "monitor.failed",
-    "notification.new",
-)
-EVENT_SOURCE = "stratum"  # stratum.events.eventbridge.SOURCE
+# the kinds the bus routes to delivery: every producer kind but ping
+DELIVERY_EVENT_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "ping")
+EVENT_SOURCE = SOURCE

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import constants as C
-from . import permissions
+from . import permissions, queues
 from .assets import FunctionAsset
 from .function import StratumFunction
 from .nag import suppress
@@ -63,24 +61,9 @@ class DeliveryConstruct(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=C.DLQ_RETENTION,
-        )
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(spec.timeout.to_seconds() * C.VISIBILITY_TIMEOUT_FACTOR),
-            receive_message_wait_time=Duration.seconds(20),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=C.DELIVERY_MAX_RECEIVE_COUNT
-            ),
+        self.dead_letter_queue = queues.dead_letter_queue(self)
+        self.queue = queues.work_queue(
+            self, dlq=self.dead_letter_queue, timeout=spec.timeout, max_receive_count=C.DELIVERY_MAX_RECEIVE_COUNT
         )
         self.rule = events.Rule(
             self,
@@ -137,17 +120,10 @@ class DeliveryConstruct(Construct):
             applies_to=["Resource::arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:identity/*"],
         )
 
-        self.dlq_alarm = cloudwatch.Alarm(
+        self.dlq_alarm = queues.dead_letter_alarm(
             self,
-            "DeadLetterAlarm",
-            alarm_description="Stratum delivery: events could not be recorded 5 times and were parked in the DLQ",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.dead_letter_queue,
+            "Stratum delivery: events could not be recorded 5 times and were parked in the DLQ",
         )
 
     def grant_api(self, role: iam.IRole) -> None:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import constants as C
-from . import permissions
+from . import permissions, queues
 from .assets import FunctionAsset
 from .function import StratumFunction
 from .nag import resource_regex, suppress
@@ -60,25 +58,10 @@ class IngestConstruct(Construct):
 
         # SSE-SQS (SQS-managed keys): S3 event notifications cannot publish to a queue encrypted with the
         # AWS-managed aws/sqs KMS key, and a customer-managed key would add key-policy plumbing for nothing.
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=C.DLQ_RETENTION,
-        )
+        self.dead_letter_queue = queues.dead_letter_queue(self)
         # The DLQ has no DLQ of its own (cdk-nag SQS3 recognises it as a dead-letter queue): it is alarmed instead.
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=Duration.seconds(spec.timeout.to_seconds() * C.VISIBILITY_TIMEOUT_FACTOR),
-            receive_message_wait_time=Duration.seconds(20),
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=C.INGEST_MAX_RECEIVE_COUNT
-            ),
+        self.queue = queues.work_queue(
+            self, dlq=self.dead_letter_queue, timeout=spec.timeout, max_receive_count=C.INGEST_MAX_RECEIVE_COUNT
         )
 
         # Only the drop bucket notifies; the lake bucket has no notification configuration at all.
@@ -140,17 +123,10 @@ class IngestConstruct(Construct):
         )
 
         # A message in the DLQ is a raw file that failed ingest three times: someone has to look at it.
-        self.dlq_alarm = cloudwatch.Alarm(
+        self.dlq_alarm = queues.dead_letter_alarm(
             self,
-            "DeadLetterAlarm",
-            alarm_description="Stratum ingest: raw files failed ingest 3 times and were parked in the DLQ",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.dead_letter_queue,
+            "Stratum ingest: raw files failed ingest 3 times and were parked in the DLQ",
         )
 
     def _suppress_notifications_handler(self) -> None:

@@ -15,17 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Aws, Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import constants as C
-from . import permissions
+from . import permissions, queues
 from .assets import FunctionAsset
 from .function import StratumFunction
 from .nag import resource_regex, suppress
@@ -50,13 +48,7 @@ class MonitorsConstruct(Construct):
         self.group_name = f"{stack.stack_name}-monitors"
         self.group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=self.group_name)
 
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=C.DLQ_RETENTION,
-        )
+        self.dead_letter_queue = queues.dead_letter_queue(self)
         suppress(
             self.dead_letter_queue,
             "SQS3",
@@ -132,17 +124,10 @@ class MonitorsConstruct(Construct):
             applies_to=[resource_regex("StorageLakeBucket", f"/{lake_prefix}*")],
         )
 
-        self.dlq_alarm = cloudwatch.Alarm(
+        self.dlq_alarm = queues.dead_letter_alarm(
             self,
-            "DeadLetterAlarm",
-            alarm_description="Stratum monitors: a scheduled or ingest-triggered monitor run could not be delivered",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            self.dead_letter_queue,
+            "Stratum monitors: a scheduled or ingest-triggered monitor run could not be delivered",
         )
 
     @property

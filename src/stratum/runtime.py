@@ -10,6 +10,7 @@ a dropped object into an ingest job (the ingest Lambda, the drop-folder watcher 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -130,9 +131,11 @@ class Runtime:
         """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
         if not self.settings.sql.isolate:
             return self.sql
+        import sys
+
         from stratum.query.workers import SqlWorkers
 
-        return SqlWorkers(self.settings)
+        return SqlWorkers(self.settings, (sys.executable, "-c", _SQL_WORKER_MAIN))
 
     @cached_property
     def analytics(self) -> AnalyticsService:
@@ -265,3 +268,17 @@ class Runtime:
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()
+
+
+# a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
+_SQL_WORKER_MAIN = "from stratum.runtime import serve_sql_worker; serve_sql_worker()"
+
+
+def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)
+    from stratum.query.workers import serve
+
+    def open_sql(settings: Settings) -> tuple[SqlService, Callable[[], None]]:
+        rt = Runtime.from_settings(settings)
+        return rt.sql, rt.close
+
+    serve(open_sql)

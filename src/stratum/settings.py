@@ -56,15 +56,6 @@ class InputLimits(BaseModel):
     # how long a presigned upload URL is valid; the upload's job expires with it
     presign_seconds: int = 3600
 
-    def decompression(self):
-        from stratum.stdf.source import DecompressionLimits
-
-        return DecompressionLimits(
-            max_bytes=self.max_decompressed_bytes,
-            max_ratio=self.max_compression_ratio,
-            ratio_floor_bytes=self.ratio_floor_bytes,
-        )
-
 
 class SqlLimits(BaseModel):
     timeout_seconds: float = 30.0

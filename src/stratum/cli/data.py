@@ -308,10 +308,11 @@ def inspect_summary(info: dict[str, Any]) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from stratum.ingest.inspect import inspect_input
+    from stratum.stdf.source import decompression_limits
 
     out = []
     bad = 0
-    limits = settings_from(args).input_limits.decompression()
+    limits = decompression_limits(settings_from(args).input_limits)
     for raw, p in expand_paths(args.paths):
         if p is None:
             _missing(raw, args.json)

@@ -35,7 +35,7 @@ from stratum.models import Job, JobError, JobOptions, JobSource, JobWarning, Tab
 from stratum.settings import Settings
 from stratum.stdf.errors import StdfError
 from stratum.stdf.reader import ParseResult, ReaderOptions, parse
-from stratum.stdf.source import ByteSource
+from stratum.stdf.source import ByteSource, decompression_limits
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectNotFound, ObjectStore
 
@@ -406,7 +406,7 @@ class _Run:
                 reader,  # type: ignore[arg-type]  # a file-like reader
                 size=handle.size,
                 block_size=min(s.chunk_bytes, 8 << 20),
-                limits=s.input_limits.decompression(),
+                limits=decompression_limits(s.input_limits),
             ) as source:
                 self.check = SummaryCheck(self.writer)
                 res = parse(source, self.check, opts)

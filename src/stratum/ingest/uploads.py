@@ -42,6 +42,7 @@ from stratum.models import Job, JobError, JobSource
 from stratum.settings import Settings
 from stratum.stdf.errors import StdfError
 from stratum.stdf.reader import check_header
+from stratum.stdf.source import decompression_limits
 from stratum.storage.metadata import ConditionFailed
 from stratum.storage.objectstore import ObjectStore
 
@@ -201,7 +202,7 @@ class UploadService:
         if size == 0:
             raise BadRequest("the request body is empty: send the STDF file as application/octet-stream")
         try:
-            header = check_header(body, self.settings.input_limits.decompression())
+            header = check_header(body, decompression_limits(self.settings.input_limits))
         except StdfError as exc:
             raise Unprocessable(str(exc), error=exc.to_dict()) from None
         body.seek(0)

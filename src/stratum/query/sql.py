@@ -341,6 +341,20 @@ def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
     return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n), skipped
 
 
+def memory_exceeded(settings: Settings, exc: BaseException | None = None) -> QueryResources:
+    """The error of a query past its memory bounds (in-process, or a worker process that ran out)."""
+    r = resources(settings)
+    why = f" ({_clean(exc).split(' (', 1)[0]})" if exc is not None else ""
+    return QueryResources(
+        f"the query needs more memory than a query may use: {r.duckdb_memory_mb} MB of working memory, "
+        f"{r.duckdb_temp_mb} MB of spill, {r.worker_memory_mb} MB in all{why}; aggregate or filter more, "
+        "or ask for fewer rows",
+        memory_limit_mb=r.duckdb_memory_mb,
+        max_temp_directory_mb=r.duckdb_temp_mb,
+        worker_memory_mb=r.worker_memory_mb,
+    )
+
+
 class SqlService:
     def __init__(self, engine: QueryEngine, settings: Settings) -> None:
         self.engine = engine
@@ -373,18 +387,6 @@ class SqlService:
             out += rows
             batch = min(batch * 4, 2048)
         return out
-
-    def _too_big(self, exc: BaseException | None) -> QueryResources:
-        r = resources(self.settings)
-        why = f" ({_clean(exc).split(' (', 1)[0]})" if exc is not None else ""
-        return QueryResources(
-            f"the query needs more memory than a query may use: {r.duckdb_memory_mb} MB of working memory, "
-            f"{r.duckdb_temp_mb} MB of spill, {r.worker_memory_mb} MB in all{why}; aggregate or filter more, "
-            "or ask for fewer rows",
-            memory_limit_mb=r.duckdb_memory_mb,
-            max_temp_directory_mb=r.duckdb_temp_mb,
-            worker_memory_mb=r.worker_memory_mb,
-        )
 
     def schema(self) -> list[dict[str, Any]]:
         """The public tables with their columns, DuckDB types and descriptions."""
@@ -471,10 +473,10 @@ class SqlService:
             raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
         except duckdb.OutOfMemoryException as exc:
             ses.broken = True
-            raise self._too_big(exc) from None
+            raise memory_exceeded(self.settings, exc) from None
         except MemoryError:
             ses.broken = True
-            raise self._too_big(None) from None
+            raise memory_exceeded(self.settings) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from stratum import errors
 from stratum.settings import Settings
 
 from .engine import Scope, resources
-from .sql import SqlResult, check_query
+from .sql import SqlResult, SqlService, check_query, memory_exceeded
 
 log = logging.getLogger("stratum.query")
 STARTUP_SECONDS = 60.0  # a worker imports DuckDB and builds its runtime (well under 1 s on Lambda)
@@ -78,7 +79,10 @@ def _recv(f) -> Any:
     return pickle.loads(data)  # noqa: S301 - our own child process, over its private pipe
 
 
-def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)
+def serve(open_sql: Callable[[Settings], tuple[SqlService, Callable[[], None]]]) -> None:  # pragma: no cover
+    """The worker process's loop (runs in the child; tested over HTTP and via SqlWorkers): caps its memory,
+    then answers queries with the SQL service ``open_sql`` builds from the parent's settings (its second
+    value closes what it built). The wiring level passes ``open_sql`` and starts the child."""
     # the protocol owns stdin/stdout; anything else printed goes to stderr
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -92,9 +96,7 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
         resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
     except (ImportError, ValueError, OSError):
         pass  # no RLIMIT_DATA here: DuckDB's memory_limit and the response cap still hold
-    from stratum.runtime import Runtime
-
-    rt = Runtime.from_settings(settings)
+    sql, close = open_sql(settings)
     _send(out, ("ready", _vm("VmData")))
     try:
         while True:
@@ -103,7 +105,7 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
             except (EOFError, OSError):
                 return
             try:
-                res = rt.sql.run(
+                res = sql.run(
                     ws,
                     query,
                     scope=Scope(**scope),
@@ -125,18 +127,18 @@ def _main() -> None:  # pragma: no cover - runs in the child (tested over HTTP a
             except MemoryError:
                 _send(out, ("oom", None, _vm("VmData")))
     finally:
-        rt.close()
+        close()
 
 
 class _Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, command: Sequence[str]) -> None:
         # the worker spills under a directory of its own, removed here even when the worker was killed
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix="stratum-sql-worker-", dir=settings.tmp_dir)
         settings_json = settings.model_copy(update={"tmp_dir": Path(self.tmp)}).model_dump_json()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.proc = subprocess.Popen(  # noqa: S603 - this interpreter, this module
-            [sys.executable, "-m", "stratum.query.workers"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        self.proc = subprocess.Popen(  # noqa: S603 - the wiring level's command: this interpreter, `serve`
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         self.pid = self.proc.pid
         self._ready = False
@@ -174,10 +176,12 @@ class _Worker:
 
 class SqlWorkers:
     """The ``SqlService.run`` of a server: the same arguments and result, run in a pool of worker processes
-    (at most ``sql.max_concurrent`` at once; the API's gate keeps callers within that)."""
+    (at most ``sql.max_concurrent`` at once; the API's gate keeps callers within that). ``command`` starts
+    one worker process, which runs ``serve``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, command: Sequence[str]) -> None:
         self.settings = settings
+        self.command = tuple(command)
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -189,7 +193,7 @@ class SqlWorkers:
                 if w.alive():
                     return w
                 w.stop()
-        return _Worker(self.settings)
+        return _Worker(self.settings, self.command)
 
     def _give(self, w: _Worker) -> None:
         with self._lock:
@@ -238,7 +242,7 @@ class SqlWorkers:
             w.stop()
             self._replace()
             log.warning("sql worker %s died (exit %s) running a query", w.pid, w.proc.returncode)
-            raise self._too_big() from None
+            raise memory_exceeded(self.settings) from None
         if reply is None:
             w.stop()
             self._replace()
@@ -257,20 +261,9 @@ class SqlWorkers:
             cls = _ERRORS.get(reply[1], errors.BadRequest)
             raise cls(reply[2], **reply[3])
         if kind == "oom":
-            raise self._too_big()
+            raise memory_exceeded(self.settings)
         log.error("sql worker failed after %.0f ms: %s", (time.perf_counter() - t0) * 1e3, reply[1])
         raise errors.StratumError("the query failed unexpectedly; it has been logged")
-
-    def _too_big(self) -> errors.QueryResources:
-        r = resources(self.settings)
-        return errors.QueryResources(
-            f"the query needs more memory than a query may use: {r.duckdb_memory_mb} MB of working memory, "
-            f"{r.duckdb_temp_mb} MB of spill, {r.worker_memory_mb} MB in all; aggregate or filter more, or ask "
-            "for fewer rows",
-            memory_limit_mb=r.duckdb_memory_mb,
-            max_temp_directory_mb=r.duckdb_temp_mb,
-            worker_memory_mb=r.worker_memory_mb,
-        )
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +271,3 @@ class SqlWorkers:
             idle, self._idle = self._idle, []
         for w in idle:
             w.stop()
-
-
-if __name__ == "__main__":
-    _main()

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
+from stratum.settings import InputLimits
+
 from .errors import (
     CompressedStreamError,
     DecompressionLimitError,
@@ -77,6 +79,15 @@ class DecompressionLimits:
                 "(STRATUM_INPUT_LIMITS__MAX_COMPRESSION_RATIO)",
                 offset=produced,
             )
+
+
+def decompression_limits(limits: InputLimits) -> DecompressionLimits:
+    """The reader's bounds from the settings' input limits (``Settings.input_limits``)."""
+    return DecompressionLimits(
+        max_bytes=limits.max_decompressed_bytes,
+        max_ratio=limits.max_compression_ratio,
+        ratio_floor_bytes=limits.ratio_floor_bytes,
+    )
 
 
 def sniff(head: bytes) -> str:

@@ -250,8 +250,9 @@ async def inspect(
     with body:
         from stratum.ingest.inspect import inspect_input  # the STDF reader loads on the first upload
         from stratum.ingest.uploads import safe_name
+        from stratum.stdf.source import decompression_limits
 
-        limits = rt.settings.input_limits.decompression()
+        limits = decompression_limits(rt.settings.input_limits)
         info = await run_in_threadpool(inspect_input, body, safe_name(filename), size=size, limits=limits)
     if not info["valid"] and info.get("problems") and info["problems"][0].get("code") in _REFUSED:
         first = info["problems"][0]
