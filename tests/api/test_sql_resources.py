@@ -307,7 +307,7 @@ def test_a_worker_that_stops_answering_is_killed_and_replaced(make_app):
     t0 = time.monotonic()
     r = client.post("/v1/sql", json={"query": "SELECT 2"}, headers=h)
     assert r.status_code == 422 and r.json()["code"] == "query_timeout", r.text
-    assert 1.9 < time.monotonic() - t0 < 5
+    assert 1.9 < time.monotonic() - t0 < 15  # timeout + kill_after, plus a loaded machine's scheduling
     assert w.proc.poll() is not None  # killed
     r = client.post("/v1/sql", json={"query": "SELECT 3 AS n"}, headers=h)
     assert (r.status_code, r.json()["rows"]) == (200, [[3]])
