@@ -228,7 +228,7 @@ def test_inspect_does_not_block_other_requests(app3, monkeypatch):
         time.sleep(1.0)
         return real(*a, **kw)
 
-    monkeypatch.setattr("stratum.api.routes.uploads.inspect_input", slow)
+    monkeypatch.setattr(inspect_module, "inspect_input", slow)  # the route imports it on first use
 
     async def run():
         transport = httpx.ASGITransport(app=app)
