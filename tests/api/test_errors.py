@@ -13,7 +13,7 @@ from stratum.api.problems import TYPE_BASE
 from .conftest import WS_LOT, strict_json
 
 SHAPE = {"type", "title", "status", "detail", "instance", "code"}
-EXTRAS = {"errors", "error", "request_id"}  # validation details (400), the reader's error (422), the request id
+EXTRAS = {"errors", "error", "request_id", "required_scopes"}  # 400 details, 422 reader error, request id, 403 scopes
 LEAKS = re.compile(
     r"Traceback|File \"|\.py\b|site-packages|/work/|/home/|/root/|/tmp/|\\\\|duckdb\.|_duckdb|"
     r"Exception\b|\bline \d+",

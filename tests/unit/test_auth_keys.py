@@ -508,3 +508,9 @@ def test_touch_is_best_effort(svc: KeyService, meta, monkeypatch, caplog) -> Non
     monkeypatch.setattr(meta, "put", broken)
     assert svc.touch(r) is False  # does not raise into the request
     assert "could not record last use" in caplog.text and rec.key_id in caplog.text
+
+
+def test_every_action_has_a_403_wording() -> None:
+    from stratum.auth.scopes import DOES
+
+    assert set(DOES) == set(ACTIONS), f"add the 403 wording of {sorted(set(ACTIONS) - set(DOES))} to DOES"
