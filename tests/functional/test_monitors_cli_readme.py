@@ -154,11 +154,15 @@ def server(tmp_path):
         proc.wait(timeout=20)
 
 
-def run_curl_block(name: str, d: Path, url: str, cwd: Path, token: str = "") -> subprocess.CompletedProcess:
+def run_curl_block(
+    name: str, d: Path, url: str, cwd: Path, token: str = "", var: str = "TOKEN", subs: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     script = readme_curl_blocks()[name]
     if token:
-        assert script.count("TOKEN=stm_test_...") == 1
-        script = script.replace("TOKEN=stm_test_...", f"TOKEN={token}")
+        assert script.count(f"{var}=stm_test_...") == 1
+        script = script.replace(f"{var}=stm_test_...", f"{var}={token}")
+    for old, new in (subs or {}).items():
+        script = script.replace(old, new)
     script = script.replace("localhost:8000", url.removeprefix("http://"))
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", CURL_FAILS + script],
@@ -171,7 +175,7 @@ def run_curl_block(name: str, d: Path, url: str, cwd: Path, token: str = "") -> 
 
 
 def test_readme_has_these_curl_blocks() -> None:
-    assert sorted(readme_curl_blocks()) == ["api", "curl"]  # a new block needs its test below
+    assert sorted(readme_curl_blocks()) == ["api", "curl", "webhooks"]  # a new block needs its test below
 
 
 def test_readme_api_example(server, tmp_path) -> None:
@@ -215,3 +219,70 @@ def test_readme_curl_example(server, tmp_path) -> None:
     assert [x["run_id"] for x in runs["items"]] == ([run["run_id"]] if run["status"] == "fired" else [])
     assert preview["valid"] is True and len(preview["next"]) == 3
     assert all(t.endswith(("+01:00", "+02:00")) and "T02:30:00" in t for t in preview["next"])
+
+
+def test_readme_webhooks_example(tmp_path) -> None:
+    """The webhooks block against a server that allows a loopback receiver, as the block says: the ping
+    reaches the receiver signed, and the audit log lists it."""
+    import http.server
+    import threading
+
+    got: list[dict[str, str]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    d = tmp_path / "data"
+    port = _free_port()
+    env = env_for(d, STRATUM_WEBHOOK_ALLOW_CIDRS="127.0.0.1/32")
+    proc = subprocess.Popen(
+        [str(BIN / "stratum"), "serve", "--port", str(port), "--no-watch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/v1/status", timeout=1)  # noqa: S310 - loopback
+                break
+            except OSError:
+                time.sleep(0.1)
+        key = stratum(d, "keys", "create", "--workspace", "default", "--scope", "admin", "--name", "ops", "--json")
+        token = json.loads(key.stdout)["token"]
+        r = run_curl_block(
+            "webhooks",
+            d,
+            url,
+            tmp_path,
+            token,
+            var="ADMIN",
+            subs={"127.0.0.1:9000": f"127.0.0.1:{receiver.server_port}"},
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        receiver.shutdown()
+    created = json.loads((tmp_path / "webhook.json").read_text())
+    assert created["secret"].startswith("whsec_")
+    assert len(got) == 1 and got[0]["webhook-signature"].startswith("v1,") and "webhook-id" in got[0]
+    docs, out, dec = [], r.stdout.strip(), json.JSONDecoder()
+    while out:
+        obj, end = dec.raw_decode(out)
+        docs.append(obj)
+        out = out[end:].strip()
+    ping, deliveries, notifications = docs
+    assert (ping["kind"], ping["status"], [a["status_code"] for a in ping["attempts"]]) == ("ping", "succeeded", [204])
+    assert [x["webhook_id"] for x in deliveries["items"]] == [created["id"]]
+    assert isinstance(notifications["items"], list)
