@@ -68,7 +68,7 @@ def test_status(client):
 
 def test_lots_paginate(seeded, client):
     expected = raw(seeded, "/v1/lots", limit=500)["items"]
-    got = [lot.model_dump(mode="json") for lot in client.lots(page_size=1)]
+    got = [lot.model_dump(mode="json", by_alias=True) for lot in client.lots(page_size=1)]
     assert [g["lot_id"] for g in got] == [e["lot_id"] for e in expected] and len(got) == 2
     assert got == expected
 
