@@ -233,7 +233,7 @@ def test_test_3110_variants_take_the_numbers_limits_advantest_ft_dtr(corpus):
     assert len(rows) == 15
     assert {u for _, u, _, _ in rows} == {"V"}
     named = {n.split(":")[1].split("_Vulp")[0]: (lo, hi) for n, _, lo, hi in rows}
-    f32 = float(np.float32(0.8)), float(np.float32(1.2))
+    f32 = 0.8, 1.2  # FLOAT columns are presented at float32 precision (shortest decimal that round-trips)
     for m in (
         "M1",
         "M2",
@@ -245,7 +245,7 @@ def test_test_3110_variants_take_the_numbers_limits_advantest_ft_dtr(corpus):
     ):  # M1 sets the number's defaults; M2, M6-M10 only have short PTRs
         assert named[m] == f32, m
     for m in ("M3", "M4", "M5", "M11", "M12", "M13", "M14", "M15"):  # their own default data
-        assert named[m] == (float(np.float32(0.5)), float(np.float32(0.9))), m
+        assert named[m] == (0.5, 0.9), m
     assert _sql(corpus, "SELECT count(*) FROM results WHERE test_num = 3110 AND lo_limit IS NULL", ws="dtr") == [[0]]
 
 
