@@ -32,7 +32,8 @@ CASES = {
 # measured (median ratio to `import fastapi`): app 1.77, api handler 2.63, ingest handler 1.90; after the
 # request path went lazy (issue 16), app 1.5-1.8 on a loaded machine against 2.2 before, in the same run
 # (the heavy-library test below is the exact guard; this ratio is noisy on a shared machine)
-BUDGET = {"stratum.api.app": 2.1, "api handler": 3.5, "ingest handler": 3.0}
+# the delivery, webhook and notification routes (issue 13) brought the API handler to 3.55 on a quiet machine
+BUDGET = {"stratum.api.app": 2.1, "api handler": 4.0, "ingest handler": 3.0}
 # what the API's import path must not load: each is imported by the first request that needs it
 LAZY = ("numpy", "duckdb", "pyarrow", "PIL", "boto3", "stratum.stdf.reader", "stratum.analytics.capability")
 
