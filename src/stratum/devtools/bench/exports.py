@@ -59,8 +59,9 @@ def case_export(kind: str, lake: str) -> dict:
         out = Path(d) / "out.parquet"
         t0 = time.perf_counter()
         if kind == "stratum":
-            with open(out, "wb") as f:
-                rows = rt.exports.write("default", QUERY, Scope(), "parquet", f).rows
+            with rt.exports.produce("default", QUERY, Scope(), "parquet", work_dir=d) as (path, stats):
+                os.replace(path, out)
+                rows = stats.rows
         else:
             import duckdb
 
