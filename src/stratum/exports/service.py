@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import logging
 import math
 import os
@@ -101,6 +102,15 @@ def table_query(table: str, filters: dict[str, Any] | None) -> str:
     return f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
 
 
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    if fmt == "arrow" and importlib.util.find_spec("pyarrow") is None:
+        # the AWS functions that run queries ship DuckDB without pyarrow (Lambda's size limit); DuckDB itself
+        # writes Parquet and CSV
+        raise BadRequest("the arrow format is not available on this deployment; use parquet (or csv)")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -117,8 +127,7 @@ class ExportService:
         """Run ``query`` (checked like SQL) over the workspace and write every row to a file in a fresh private
         directory under ``work_dir`` (default: the settings' tmp_dir); yields the file and its stats, and
         removes the directory afterwards (move the file away to keep it)."""
-        if fmt not in FORMATS:
-            raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+        check_format(fmt)
         check_query(query, self.settings.sql.max_query_chars)
         base = Path(work_dir) if work_dir is not None else self.settings.tmp_dir
         base.mkdir(parents=True, exist_ok=True)
@@ -152,10 +161,8 @@ class ExportService:
         timer.start()
         try:
             self.engine.fill_rows(ses, ws, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id))
-            # the column names and types (LIMIT 0: binding only, no rows read)
-            probe = ses.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
-            desc = probe.description
-            schema = probe.to_arrow_table().schema
+            # the column names and types, as POST /v1/sql names them (LIMIT 0: binding only, no rows read)
+            desc = ses.execute(f"SELECT * FROM ({query}) AS q LIMIT 0").description or []
             if fmt == "arrow":
                 rows = _write_arrow(ses, query, path, limits.batch_rows)
             else:
@@ -180,7 +187,7 @@ class ExportService:
             rows=int(rows),
             bytes=path.stat().st_size,
             sha256=h.hexdigest(),
-            columns=[{"name": f.name, "type": str(f.type)} for f in schema],
+            columns=[{"name": d[0], "type": str(d[1])} for d in desc],
             elapsed_ms=(time.perf_counter() - t0) * 1e3,
         )
 
@@ -200,6 +207,7 @@ class ExportService:
         scope: Scope | None = None,
     ) -> dict[str, Any]:
         scope = scope or Scope()
+        check_format(fmt)
         if (query is None) == (table is None):
             raise BadRequest("give either query or table (with context.lot_id and optional filters)")
         if table is not None:
