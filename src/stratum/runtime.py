@@ -80,6 +80,13 @@ class Runtime:
                 self.monitors.handle_event(e)
 
             bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
+
+            # export requests run in process (the API's background task publishes them after the 202); on AWS a
+            # rule routes them to the exports function's queue
+            def run_export(e: Event) -> None:
+                self.exports.handle_event(e)
+
+            bus.subscribe(run_export, kinds=("export.requested",))
             return bus
         from stratum.events.eventbridge import EventBridgeBus
 
@@ -209,7 +216,7 @@ class Runtime:
     def exports(self):
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings)
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
 
     @cached_property
     def delivery(self) -> DeliveryService:

@@ -105,6 +105,9 @@ class ExportLimits(BaseModel):
     duckdb_threads: int = 0
     duckdb_temp_mb: int = 0
     url_seconds: int = 3600  # lifetime of a download URL
+    # a "running" export older than this was cut off (its process or function ended): marked failed when its
+    # request is delivered again (it exceeds timeout_seconds plus the upload of the file)
+    abandoned_after_seconds: float = 1800.0
     retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
 
 

@@ -4,6 +4,7 @@ file's row count and a checksum over every row equal the same aggregate run by t
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import subprocess
 import sys
@@ -365,3 +366,49 @@ def test_exports_see_only_their_workspace(big, tmp_path):
     assert download(big, rec).decode().split() == ["n", "0"]
     r = big.client.post("/v1/exports", json={"query": "SELECT 1", "context": {"lot_id": LOT}}, headers=h)
     assert r.status_code == 404
+
+
+def test_export_requests_go_through_the_event_port(make_app):
+    """The API queues an export by publishing export.requested; a port that refuses it fails the export (nothing
+    would ever run it), and a redelivered request of a long-running export marks it cut off."""
+    from stratum.events.local import InProcessBus
+
+    app, client, tokens = make_app()
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    rt = app.state.runtime
+    seen = []
+    rt.events.subscribe(seen.append, kinds=("export.requested",))
+    r = client.post("/v1/exports", json={"query": "SELECT 42 AS x", "format": "csv"}, headers=h)
+    export_id = r.json()["export_id"]
+    assert [(e.kind, e.workspace, e.subject) for e in seen] == [
+        ("export.requested", "default", {"export_id": export_id})
+    ]
+    assert client.get(f"/v1/exports/{export_id}", headers=h).json()["rows"] == 1
+
+    class Refusing(InProcessBus):
+        def publish(self, event):
+            raise RuntimeError("bus down")
+
+    real, rt.exports.events = rt.exports.events, Refusing()
+    try:
+        r = client.post("/v1/exports", json={"query": "SELECT 1 AS x"}, headers=h)
+        rec = client.get(f"/v1/exports/{r.json()['export_id']}", headers=h).json()
+        assert rec["status"] == "failed" and rec["error"]["code"] == "unavailable"
+    finally:
+        rt.exports.events = real
+
+    svc = rt.exports
+    rec = svc.create("default", fmt="csv", query="SELECT 1 AS x")
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=svc.settings.exports.abandoned_after_seconds + 5)).isoformat()
+    svc._save({**rec, "status": "running", "started_at": old})
+    from stratum.events.model import new_event
+
+    again = svc.handle_event(new_event("export.requested", "default", subject={"export_id": rec["export_id"]}))
+    assert again["status"] == "failed" and again["error"]["code"] == "export_interrupted"
+    rec2 = svc.create("default", fmt="csv", query="SELECT 1 AS x")
+    svc._save({**rec2, "status": "running", "started_at": dt.datetime.now(dt.UTC).isoformat()})
+    assert (
+        svc.handle_event(new_event("export.requested", "default", subject={"export_id": rec2["export_id"]}))["status"]
+        == "running"
+    )  # another worker is on it: left alone
+    assert svc.handle_event(new_event("export.requested", "default", subject={"export_id": "exp_gone"})) is None

@@ -36,6 +36,8 @@ import duckdb
 from stratum.auth import signed_urls
 from stratum.auth.scopes import PermissionDenied
 from stratum.errors import BadRequest, NotFound, QueryTimeout, StratumError
+from stratum.events.model import Event, new_event
+from stratum.events.port import EventPort
 from stratum.ids import ulid
 from stratum.lake import layout
 from stratum.query.engine import QueryEngine, Scope, Session, resources
@@ -115,9 +117,23 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+REQUESTED = "export.requested"
+
+
 class ExportService:
-    def __init__(self, engine: QueryEngine, meta: MetadataStore, lake: ObjectStore, settings: Settings) -> None:
-        self.engine, self.meta, self.lake, self.settings = engine, meta, lake, settings
+    """Export jobs: ``create`` records one, ``dispatch`` hands it to the event port as ``export.requested``,
+    whose consumer calls ``handle_event`` → ``run`` (in process under ``stratum serve``; on AWS the exports
+    function behind an SQS queue)."""
+
+    def __init__(
+        self,
+        engine: QueryEngine,
+        meta: MetadataStore,
+        lake: ObjectStore,
+        settings: Settings,
+        events: EventPort | None = None,
+    ) -> None:
+        self.engine, self.meta, self.lake, self.settings, self.events = engine, meta, lake, settings, events
 
     # -- the writer (used by the API's export jobs and by `stratum export`) --------------------------
     @contextlib.contextmanager
@@ -245,9 +261,61 @@ class ExportService:
     def _save(self, rec: dict[str, Any]) -> None:
         self.meta.put(self._pk(rec["workspace"]), rec["export_id"], rec, ttl=self._ttl())
 
+    def dispatch(self, ws: str, export_id: str) -> None:
+        """Queue a created export: publish ``export.requested`` (the API's background task, after the 202). If
+        the port refuses it, the export is marked failed (nothing would ever run it)."""
+        try:
+            if self.events is None:
+                self.run(ws, export_id)
+                return
+            self.events.publish(new_event(REQUESTED, ws, subject={"export_id": export_id}))
+        except Exception:
+            log.exception("export %s of workspace %s could not be queued", export_id, ws)
+            rec = self.get(ws, export_id)
+            if rec["status"] == "queued":
+                rec.update(
+                    status="failed",
+                    finished_at=_now(),
+                    error={"code": "unavailable", "message": "the export could not be queued; request it again"},
+                )
+                self._save(rec)
+
+    def handle_event(self, event: Event) -> dict[str, Any] | None:
+        """The consumer of ``export.requested`` (local bus subscriber; the AWS exports function)."""
+        if event.kind != REQUESTED:
+            return None
+        export_id = event.subject.get("export_id")
+        if not isinstance(export_id, str):
+            raise ValueError(f"event {event.id} names no export_id")
+        try:
+            return self.run(event.workspace, export_id)
+        except NotFound:
+            log.warning(
+                "export %s of workspace %s is gone (expired); event %s ignored", export_id, event.workspace, event.id
+            )
+            return None
+
     def run(self, ws: str, export_id: str) -> dict[str, Any]:
-        """Run a queued export to its end (the API's background task; idempotent once finished)."""
+        """Run a queued export to its end. Idempotent for at-least-once delivery: a finished export is returned
+        as it is; a running one is left alone unless it started more than ``abandoned_after_seconds`` ago, when
+        the run that took it was cut off (process or function ended) and it is marked failed (running it again
+        would most likely be cut off again)."""
         rec = self.get(ws, export_id)
+        if rec["status"] == "running":
+            started = dt.datetime.fromisoformat(rec["started_at"])
+            age = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            if age > self.settings.exports.abandoned_after_seconds:
+                rec.update(
+                    status="failed",
+                    finished_at=_now(),
+                    error={
+                        "code": "export_interrupted",
+                        "message": "the export was cut off before it finished (time or memory limit of the worker); "
+                        "narrow the query or split it",
+                    },
+                )
+                self._save(rec)
+            return rec
         if rec["status"] != "queued":
             return rec
         rec.update(status="running", started_at=_now())
