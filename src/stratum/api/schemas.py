@@ -371,36 +371,47 @@ class ExportRequest(BaseModel):
     filters: dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None = Field(
         None, description="With table: column -> value (equality), list of values (IN) or null (IS NULL)"
     )
-    format: Literal["parquet", "csv", "arrow"] = "parquet"
-    context: SqlContext | None = None
+    format: Literal["parquet", "csv", "arrow"] = Field(
+        "parquet",
+        description="parquet (zstd), csv (with a header row; quoted only where needed) or arrow (Arrow IPC file; "
+        "not available where the server has no pyarrow, as on AWS)",
+    )
+    context: SqlContext | None = Field(
+        None, description="Scope: lot_id (required for a table export), snapshot_job_id, wafer_ids"
+    )
 
 
 class ExportColumn(BaseModel):
-    name: str
-    type: str
+    name: str = Field(description="Column name")
+    type: str = Field(
+        description="The column's SQL type as POST /v1/sql names it (e.g. FLOAT, HUGEINT, TIMESTAMP); "
+        "in Parquet files HUGEINT is stored as DECIMAL(38,0)"
+    )
 
 
 class ExportError(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="Machine-readable error code (as in problem+json), e.g. query_timeout")
+    message: str = Field(description="What went wrong, for a person")
 
 
 class ExportOut(BaseModel):
-    export_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
-    format: Literal["parquet", "csv", "arrow"]
-    query: str
-    table: str | None = None
-    context: dict[str, Any]
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    rows: int | None = None
-    bytes: int | None = None
+    export_id: str = Field(description="Export id (exp_<ulid>)")
+    status: Literal["queued", "running", "succeeded", "failed"] = Field(
+        description="queued, then running, then succeeded (the file is ready) or failed (see error)"
+    )
+    format: Literal["parquet", "csv", "arrow"] = Field(description="File format of the export")
+    query: str = Field(description="The SELECT that was exported (built from table and filters for a table export)")
+    table: str | None = Field(None, description="The public table of a table export (null for a query export)")
+    context: dict[str, Any] = Field(description="Scope of the export: lot_id, snapshot_job_id and wafer_ids")
+    created_at: str = Field(description="When the export was requested (ISO 8601, UTC)")
+    started_at: str | None = Field(None, description="When the export began running (ISO 8601, UTC)")
+    finished_at: str | None = Field(None, description="When the export succeeded or failed (ISO 8601, UTC)")
+    rows: int | None = Field(None, description="Rows in the file (when succeeded)")
+    bytes: int | None = Field(None, description="Size of the file in bytes (when succeeded)")
     sha256: str | None = Field(None, description="SHA-256 of the file")
-    columns: list[ExportColumn] | None = None
-    elapsed_ms: float | None = None
-    error: ExportError | None = None
+    columns: list[ExportColumn] | None = Field(None, description="The file's columns, in order (when succeeded)")
+    elapsed_ms: float | None = Field(None, description="Time to run the query and write the file, in milliseconds")
+    error: ExportError | None = Field(None, description="Why the export failed (when failed)")
     download_url: str | None = Field(None, description="When succeeded: an expiring URL of the file (no API key)")
     expires_at: str | None = Field(None, description="When the download URL stops working")
 
