@@ -130,8 +130,6 @@ _DUCKDB_TYPES = {
     "timestamp[us]": "TIMESTAMP",
     "month_day_nano_interval": "INTERVAL",
     "decimal128(38, 0)": "HUGEINT",
-    "list<l: float>": "FLOAT[]",
-    "list<item: float>": "FLOAT[]",
     "null": '"NULL"',
 }
 
@@ -142,8 +140,15 @@ def duckdb_type(t: Any) -> str:
     name = str(t)
     if name in _DUCKDB_TYPES:
         return _DUCKDB_TYPES[name]
-    if name.startswith("decimal128("):
-        return "DECIMAL" + name[len("decimal128") :].replace(" ", "")
+    pa = _pyarrow()
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_map(t):
+        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return duckdb_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{f.name} {duckdb_type(f.type)}" for f in t) + ")"
     return name
 
 
