@@ -842,3 +842,16 @@ def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(see
     assert_same(raw, first)
     assert [t["test_num"] for t in first[0]["tests"]] == sorted(t["test_num"] for t in first[0]["tests"])
     assert len(first[0]["tests"]) >= 8 and len(first[-3]) >= 10
+
+
+@pytest.mark.parametrize("params", [{}, {"wafer_id": "W01", "estimator": "jmp_ranges"}, {"source": "auto"}])
+def test_capability_response_is_the_models_serialisation(seeded, params):
+    """Issue 16: /capability is serialised without validating each row; the body is exactly what the declared
+    response model gives for the service's answer."""
+    from stratum.api.schemas import CapabilityOut
+
+    r = seeded.get(lot_path("/capability"), params=params)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = seeded.app.state.analytics.capability("default", WS_LOT, **params)
+    assert r.json() == CapabilityOut.model_validate(body).model_dump(mode="json")
+    assert "x-ratelimit-limit" in {k.lower() for k in r.headers}
