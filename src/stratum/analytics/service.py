@@ -201,42 +201,18 @@ class AnalyticsService:
     ) -> MapData:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             check_wafer_ids([wafer_id])
-            dies = s.dicts(
-                f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
-                               FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
-                               AND y IS NOT NULL ORDER BY y, x""",
-                [wafer_id],
-            )
-            if not dies:
-                self._check_wafer(s, lot_id, wafer_id)
-            # names and pass/fail for the legend: the bin records of the files, newest file first
-            bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
-                                     arg_max(b.pass_fail, m.file_order) AS pass_fail
-                              FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
-            ori = s.dicts(
-                "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
-                "FROM lot_files ORDER BY file_order DESC LIMIT 1"
+            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process
+            dies, bins, ori, patterns = s.memo(
+                f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view)
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
-            patterns = s.dicts(
-                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
-                [wafer_id],
-            )
             test = None
             values = None
             if test_num is not None:
-                test = self._pick_test(s, test_num, test_name)
-                if test["test_type"] == "P":
-                    sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
-                              AND test_name = ? AND valid AND {_view_filter(view)}"""
-                else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
-                    rel = "ftr_results" if test["test_type"] == "F" else "mpr_results"
-                    sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {rel}
-                              WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
-                                AND {_view_filter(view)} GROUP BY x, y"""
-                vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
-                by_xy = {(x, y): r for x, y, r in vals}
-                values = [by_xy.get((d["x"], d["y"])) for d in dies]
+                test, values = s.memo(
+                    f"map_values#{wafer_id}#{view}#{test_num}#{test_name!r}",
+                    lambda: self._map_values(s, wafer_id, view, dies, test_num, test_name),
+                )
         o = ori[0] if ori else {}
         pos_x, pos_y = o.get("pos_x"), o.get("pos_y")
         orientation = {
@@ -264,6 +240,45 @@ class AnalyticsService:
         good = sum(1 for p in cols["passed"] if p)
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
+
+    def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
+        dies = s.dicts(
+            f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
+                           FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
+                           AND y IS NOT NULL ORDER BY y, x""",
+            [wafer_id],
+        )
+        if not dies:
+            self._check_wafer(s, lot_id, wafer_id)
+        # names and pass/fail for the legend: the bin records of the files, newest file first
+        bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
+                                 arg_max(b.pass_fail, m.file_order) AS pass_fail
+                          FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
+        ori = s.dicts(
+            "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
+            "FROM lot_files ORDER BY file_order DESC LIMIT 1"
+        )
+        patterns = s.dicts(
+            "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+            [wafer_id],
+        )
+        return dies, bins, ori, patterns
+
+    def _map_values(
+        self, s: Session, wafer_id: str, view: View, dies: list[dict], test_num: int, test_name: str | None
+    ) -> tuple[dict, list]:
+        test = self._pick_test(s, test_num, test_name)
+        if test["test_type"] == "P":
+            sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
+                      AND test_name = ? AND valid AND {_view_filter(view)}"""
+        else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
+            rel = "ftr_results" if test["test_type"] == "F" else "mpr_results"
+            sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {rel}
+                      WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
+                        AND {_view_filter(view)} GROUP BY x, y"""
+        vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
+        by_xy = {(x, y): r for x, y, r in vals}
+        return test, [by_xy.get((d["x"], d["y"])) for d in dies]
 
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod
