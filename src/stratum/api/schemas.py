@@ -37,7 +37,14 @@ def _page_examples(schema: dict[str, Any], cls: type[BaseModel]) -> None:
         schema["examples"] = [{"items": [found[0]], "next_cursor": "eyJrIjoiMDFKRDhZM1Y0SzZRMk05VDBCN0M1TjFYV1oifQ"}]
 
 
-class Problem(BaseModel):
+class ApiModel(BaseModel):
+    """Base of the API's models. Validators and serializers are built on first use, not at import: a cold
+    start (Lambda) builds only those of the routes it serves."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Problem(ApiModel):
     """RFC 9457 problem details (``application/problem+json``)."""
 
     model_config = examples(
@@ -65,12 +72,21 @@ class Problem(BaseModel):
     )
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI ``responses`` for routes: each status answers a :class:`Problem`."""
-    return {status: {"model": Problem} for status in statuses}
+    """OpenAPI ``responses`` for routes: each status answers a :class:`Problem`. The schema is referenced
+    rather than given as ``model``, for which FastAPI would build a validator per route and status at import
+    (~400 of them, unused: problems are written by the exception handlers); ``create_app``'s OpenAPI document
+    adds :class:`Problem` to its components."""
+    return {
+        status: {"content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+        for status in statuses
+    }
 
 
-class Page(BaseModel, Generic[T]):
+class Page(ApiModel, Generic[T]):
     """One page of a list; follow ``next_cursor`` for the rest."""
 
     model_config = ConfigDict(json_schema_extra=_page_examples)
@@ -78,7 +94,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(default=None, description=D_CURSOR)
 
 
-class Status(BaseModel):
+class Status(ApiModel):
     model_config = examples(
         {
             "status": "ok",
@@ -101,7 +117,7 @@ class Status(BaseModel):
     time: str = Field(description="Server time, ISO 8601 with UTC offset")
 
 
-class JobWarningOut(BaseModel):
+class JobWarningOut(ApiModel):
     code: str = Field(description="Stable warning code, e.g. summary_mismatch, truncated, unknown_record")
     message: str = Field(description="What the parser noticed, in words")
     count: int = Field(default=1, description="How many times it occurred in the file (repeats are folded into one)")
@@ -117,7 +133,7 @@ class LotWarning(JobWarningOut):
     file_name: str = Field(description="Name of that file as uploaded")
 
 
-class JobErrorOut(BaseModel):
+class JobErrorOut(ApiModel):
     code: str = Field(description="Stable error code, e.g. not_stdf, bad_record, truncated, decompression_limit")
     message: str = Field(description="What is wrong and where, in words")
     offset: int | None = Field(default=None, description="Byte offset in the uncompressed STDF where it went wrong")
@@ -150,7 +166,7 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
-class JobOut(BaseModel):
+class JobOut(ApiModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [JOB_EXAMPLE]})
     job_id: str = Field(description="Job id (`job_` + a ULID)")
     workspace: str = Field(description="Workspace of the key that created the job")
@@ -197,7 +213,7 @@ LOT_META = {
 }
 
 
-class LotSummary(BaseModel):
+class LotSummary(ApiModel):
     model_config = examples(
         {
             "lot_id": "LOT42",
@@ -254,7 +270,7 @@ WAFER_EXAMPLE: dict[str, Any] = {
 }
 
 
-class WaferOut(BaseModel):
+class WaferOut(ApiModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [WAFER_EXAMPLE]})
     lot_id: str = Field(description=D_LOT)
     wafer_id: str | None = Field(default=None, description=D_WAFER)
@@ -270,13 +286,13 @@ class WaferOut(BaseModel):
     job_id: str | None = Field(default=None, description="Newest job (file) holding the wafer")
 
 
-class WaferList(BaseModel):
+class WaferList(ApiModel):
     model_config = examples({"lot_id": "LOT42", "items": [WAFER_EXAMPLE]})
     lot_id: str = Field(description=D_LOT)
     items: list[WaferOut] = Field(description="Every wafer of the lot, by wafer id")
 
 
-class LotDetail(BaseModel):
+class LotDetail(ApiModel):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
@@ -335,7 +351,7 @@ class LotDetail(BaseModel):
     )
 
 
-class Orientation(BaseModel):
+class Orientation(ApiModel):
     pos_x: Literal["L", "R"] = Field(
         description="Direction of increasing X on the map (WCR.POS_X): `R` right, `L` left; `R` when assumed"
     )
@@ -363,7 +379,7 @@ class Orientation(BaseModel):
     )
 
 
-class MapCounts(BaseModel):
+class MapCounts(ApiModel):
     dies: int = Field(description="Dies on the map (parts with X and Y) in the view")
     good: int = Field(description="Passing dies among them")
     yield_: float | None = Field(
@@ -372,7 +388,7 @@ class MapCounts(BaseModel):
     view: Literal["final", "first_pass", "all"] = Field(description="The view counted (as requested)")
 
 
-class WaferMapOut(BaseModel):
+class WaferMapOut(ApiModel):
     model_config = examples(
         {
             "lot_id": "LOT42",
@@ -450,7 +466,7 @@ TEST_STAT_EXAMPLE: dict[str, Any] = {
 }
 
 
-class TestStat(BaseModel):
+class TestStat(ApiModel):
     model_config = examples(TEST_STAT_EXAMPLE)
     test_num: int = Field(description="Test number (TEST_NUM)")
     test_name: str | None = Field(default=None, description="Test name (TEST_TXT)")
@@ -480,7 +496,7 @@ class TestStat(BaseModel):
     fail_rate: float | None = Field(default=None, description="fails / n, a fraction 0-1; null when n is 0")
 
 
-class TestList(BaseModel):
+class TestList(ApiModel):
     model_config = examples({"lot_id": "LOT42", "wafer_id": None, "view": "final", "items": [TEST_STAT_EXAMPLE]})
     lot_id: str = Field(description=D_LOT)
     wafer_id: str | None = Field(default=None, description="The wafer asked for; null: the whole lot")
@@ -488,7 +504,7 @@ class TestList(BaseModel):
     items: list[TestStat] = Field(description="Every test of the lot, by test number and name")
 
 
-class ResultRow(BaseModel):
+class ResultRow(ApiModel):
     wafer_id: str | None = Field(default=None, description=D_WAFER)
     x: int | None = Field(default=None, description="Die X (PRR.X_COORD); null in final test or when missing")
     y: int | None = Field(default=None, description="Die Y (PRR.Y_COORD); null in final test or when missing")
@@ -521,7 +537,7 @@ class ResultRow(BaseModel):
     test_flg: int | None = Field(default=None, description="FTR only: TEST_FLG")
 
 
-class ResultsPage(BaseModel):
+class ResultsPage(ApiModel):
     model_config = examples(
         {
             "lot_id": "LOT42",
@@ -558,7 +574,7 @@ class ResultsPage(BaseModel):
 CAP_INDEX = "null when a needed limit is missing, sigma is 0 or fewer than 2 values"
 
 
-class CapabilityRow(BaseModel):
+class CapabilityRow(ApiModel):
     test_num: int = Field(description="Test number (TEST_NUM)")
     test_name: str | None = Field(default=None, description="Test name (TEST_TXT)")
     units: str | None = Field(default=None, description="Units of mean, sigmas and limits")
@@ -593,7 +609,7 @@ class CapabilityRow(BaseModel):
     subgroups: int | None = Field(default=None, description="Wafers (subgroups) with at least one valid result")
 
 
-class CapabilityOut(BaseModel):
+class CapabilityOut(ApiModel):
     model_config = examples(
         {
             "lot_id": "LOT42",
@@ -643,7 +659,7 @@ class CapabilityOut(BaseModel):
     tests: list[CapabilityRow] = Field(description="One row per parametric test, by test number")
 
 
-class BinRow(BaseModel):
+class BinRow(ApiModel):
     model_config = ConfigDict(extra="allow")
     bin_type: Literal["H", "S"] = Field(description="`H` hard bin or `S` soft bin")
     wafer_id: str | None = Field(default=None, description="by=wafer: the wafer of the row")
@@ -667,7 +683,7 @@ class BinRow(BaseModel):
     )
 
 
-class YieldRow(BaseModel):
+class YieldRow(ApiModel):
     model_config = ConfigDict(extra="allow")
     wafer_id: str | None = Field(default=None, description="by=wafer: the wafer of the row")
     head_num: int | None = Field(default=None, description="by=site: the test head of the row")
@@ -685,7 +701,7 @@ class YieldRow(BaseModel):
     )
 
 
-class BinsOut(BaseModel):
+class BinsOut(ApiModel):
     model_config = examples(
         {
             "lot_id": "LOT42",
@@ -726,7 +742,7 @@ class BinsOut(BaseModel):
     bins: list[BinRow] = Field(description="Per group and bin: counts and percentages, most parts first")
 
 
-class SqlContext(BaseModel):
+class SqlContext(ApiModel):
     model_config = ConfigDict(extra="forbid")
     lot_id: str | None = Field(
         default=None, description="Narrow the tables to this lot (its active or pinned snapshot)"
@@ -741,7 +757,7 @@ class SqlContext(BaseModel):
     )
 
 
-class SqlRequest(BaseModel):
+class SqlRequest(ApiModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -766,12 +782,12 @@ class SqlRequest(BaseModel):
     context: SqlContext | None = Field(default=None, description="Narrow every table to a lot, snapshot and wafers")
 
 
-class SqlColumn(BaseModel):
+class SqlColumn(ApiModel):
     name: str = Field(description="Column name")
     type: str = Field(description="DuckDB type of the column (e.g. VARCHAR, BIGINT, DOUBLE, FLOAT, BOOLEAN)")
 
 
-class SqlResponse(BaseModel):
+class SqlResponse(ApiModel):
     model_config = examples(
         {
             "columns": [
@@ -796,19 +812,19 @@ class SqlResponse(BaseModel):
     elapsed_ms: float = Field(description="Server time spent on the query, milliseconds")
 
 
-class SchemaColumn(BaseModel):
+class SchemaColumn(ApiModel):
     name: str = Field(description="Column name")
     type: str = Field(description="DuckDB type of the column")
     description: str = Field(description="What the column holds (its STDF source, units, null meaning)")
 
 
-class SchemaTable(BaseModel):
+class SchemaTable(ApiModel):
     name: str = Field(description="Table (view) name to use in queries")
     description: str = Field(description="What one row of the table is")
     columns: list[SchemaColumn] = Field(description="The table's columns in order")
 
 
-class SqlSchema(BaseModel):
+class SqlSchema(ApiModel):
     model_config = examples(
         {
             "tables": [
@@ -826,7 +842,7 @@ class SqlSchema(BaseModel):
     tables: list[SchemaTable] = Field(description="Every public table")
 
 
-class PresignRequest(BaseModel):
+class PresignRequest(ApiModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"filename": "LOT42.stdf.gz", "size": 98304512}]}
     )
@@ -838,7 +854,7 @@ class PresignRequest(BaseModel):
     )
 
 
-class PresignOut(BaseModel):
+class PresignOut(ApiModel):
     model_config = examples(
         {
             "upload_url": "https://stratum-drop.s3.amazonaws.com/workspaces/default/incoming/job_01JD8Y3V4K6Q2M9T0B7C5N1XWZ"
@@ -860,7 +876,7 @@ class PresignOut(BaseModel):
     job: JobOut = Field(description="The ingest job, queued until the file lands (poll GET /v1/jobs/{job_id})")
 
 
-class InspectOut(BaseModel):
+class InspectOut(ApiModel):
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
@@ -894,7 +910,7 @@ class InspectOut(BaseModel):
     )
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(ApiModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -920,17 +936,17 @@ class ExportRequest(BaseModel):
     context: SqlContext | None = Field(default=None, description="Narrow the tables to a lot, snapshot and wafers")
 
 
-class ExportColumn(BaseModel):
+class ExportColumn(ApiModel):
     name: str = Field(description="Column name")
     type: str = Field(description="DuckDB type of the column")
 
 
-class ExportError(BaseModel):
+class ExportError(ApiModel):
     code: str = Field(description="Stable error code (e.g. query_timeout, bad_request)")
     message: str = Field(description="What went wrong, in words")
 
 
-class ExportOut(BaseModel):
+class ExportOut(ApiModel):
     model_config = examples(
         {
             "export_id": "exp_01JD8ZB2R5W1E0Q4H7M3K9P6TS",
@@ -978,7 +994,7 @@ class ExportOut(BaseModel):
 # ---- pattern classification ----------------------------------------------------------------------
 
 
-class PatternRegionOut(BaseModel):
+class PatternRegionOut(ApiModel):
     die_count: int = Field(description="Dies in the detected region")
     fail_density: float = Field(description="Failing dies / dies in the region, a fraction 0-1")
     r_min: float = Field(description="Inner radius of the region, normalised: 0 at the wafer centre, 1 at its edge")
@@ -994,7 +1010,7 @@ class PatternRegionOut(BaseModel):
     dies: list[list[int]] = Field(description="[x, y] of the dies in the detected region")
 
 
-class PatternExplanationOut(BaseModel):
+class PatternExplanationOut(ApiModel):
     summary: str = Field(description="One sentence saying what was found and where")
     features: dict[str, float | int] = Field(description="The map features that drove the decision, by name")
     region: PatternRegionOut = Field(description="The region of the map the pattern occupies")
@@ -1029,7 +1045,7 @@ PATTERN_EXAMPLE: dict[str, Any] = {
 }
 
 
-class PatternOut(BaseModel):
+class PatternOut(ApiModel):
     class_id: str = Field(description="Pattern class, `family/location/severity[/refinement]` (see GET /v1/patterns)")
     family: str = Field(
         description="Pattern family (one of 15, e.g. center, donut, edge_ring, edge_loc, loc, scratch, random)"
@@ -1059,7 +1075,7 @@ CLASSIFY_EXAMPLE: dict[str, Any] = {
 }
 
 
-class ClassifyOut(BaseModel):
+class ClassifyOut(ApiModel):
     model_config = examples(CLASSIFY_EXAMPLE)
     wafer_id: str | None = Field(description="The wafer classified (as given or found in the map)")
     lot_id: str | None = Field(default=None, description="The lot, when the map came from the lake (or the STDF file)")
@@ -1069,12 +1085,12 @@ class ClassifyOut(BaseModel):
     latency_ms: float = Field(description="Server time spent classifying, milliseconds")
 
 
-class BatchItemError(BaseModel):
+class BatchItemError(ApiModel):
     wafer_id: str | None = Field(description="The wafer of the map that failed (null when it named none)")
     error: dict[str, Any] = Field(description="Why: the problem+json fields (code, title, detail, status)")
 
 
-class BatchOut(BaseModel):
+class BatchOut(ApiModel):
     model_config = examples(
         {
             "results": [
@@ -1090,7 +1106,7 @@ class BatchOut(BaseModel):
     classifier_version: str = Field(description="Version of the classifier that answered")
 
 
-class PatternClassOut(BaseModel):
+class PatternClassOut(ApiModel):
     model_config = examples(
         {
             "class_id": "edge_loc/edge/high/ne",
@@ -1115,7 +1131,7 @@ class PatternClassOut(BaseModel):
     example_url: str = Field(description="Path of an example map of the class (PNG)")
 
 
-class QuotaOut(BaseModel):
+class QuotaOut(ApiModel):
     key_id: str = Field(description="Public id of the key")
     quota: str = Field(description="What is counted: classifications")
     limit: int | None = Field(description="per calendar month (UTC); null: no quota")
@@ -1124,7 +1140,7 @@ class QuotaOut(BaseModel):
     resets_at: str = Field(description=f"Start of the next calendar month; {D_TIME}")
 
 
-class UsageOut(BaseModel):
+class UsageOut(ApiModel):
     model_config = examples(
         {
             "group_by": "day",

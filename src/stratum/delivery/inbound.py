@@ -59,7 +59,8 @@ D_RATE = "Calls accepted per minute (1-6000); more answer 429"
 
 class InboundIn(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "MES lot notes", "action": "annotate_lot", "rate_limit_per_min": 60}]}
+        defer_build=True,
+        json_schema_extra={"examples": [{"name": "MES lot notes", "action": "annotate_lot", "rate_limit_per_min": 60}]},
     )
     name: str = Field(min_length=1, max_length=100, description="Short name of the inbound webhook")
     action: Action = Field(description=D_ACTION)
@@ -68,6 +69,7 @@ class InboundIn(BaseModel):
 
 
 class InboundPatch(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str | None = Field(
         default=None, min_length=1, max_length=100, description="Short name of the inbound webhook"
     )
@@ -89,7 +91,7 @@ INBOUND_EXAMPLE: dict[str, Any] = {
 
 
 class InboundHook(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [INBOUND_EXAMPLE]})
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [INBOUND_EXAMPLE]})
     id: str = Field(description="Inbound webhook id")
     workspace: str = Field(description="Workspace it belongs to")
     name: str = Field(description="Short name of the inbound webhook")
@@ -102,6 +104,7 @@ class InboundHook(BaseModel):
 
 class InboundCall(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -113,7 +116,7 @@ class InboundCall(BaseModel):
                     "result": {"lot_id": "LOT42", "annotations": 1},
                 }
             ]
-        }
+        },
     )
     id: str = Field(description="Call id")
     hook_id: str = Field(description="The inbound webhook called")

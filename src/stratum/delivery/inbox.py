@@ -46,6 +46,8 @@ def now_utc() -> datetime:
 class MuteHours(BaseModel):
     """Quiet hours, e.g. 22:00 → 07:00 in Europe/Berlin (the window may cross midnight)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     start: time = Field(description="Start of the quiet hours, local time HH:MM[:SS]")
     end: time = Field(description="End of the quiet hours, local time (may be earlier than start: crosses midnight)")
     timezone: str = Field(default="UTC", description="IANA time zone of start and end, e.g. Europe/Berlin")
@@ -69,6 +71,7 @@ class MuteHours(BaseModel):
 
 class Prefs(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -78,7 +81,7 @@ class Prefs(BaseModel):
                     "kinds": ["job.failed", "monitor.fired"],
                 }
             ]
-        }
+        },
     )
     digest: Digest = Field(
         default="off", description="Email digest of new notifications: off, immediate, hourly or daily (needs email_to)"
@@ -118,6 +121,7 @@ class Prefs(BaseModel):
 
 class Notification(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -132,7 +136,7 @@ class Notification(BaseModel):
                     "read_at": None,
                 }
             ]
-        }
+        },
     )
     id: str = Field(description="Notification id (`ntf_` + a ULID)")
     workspace: str = Field(description="Workspace it belongs to")

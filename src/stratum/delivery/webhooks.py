@@ -71,11 +71,12 @@ D_EVENTS = (
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {"name": "MES bridge", "target_url": "https://mes.example.com/hooks/stratum", "events": ["job.failed"]}
             ]
-        }
+        },
     )
     name: str = Field(min_length=1, max_length=100, description=D_NAME)
     target_url: str = Field(min_length=1, max_length=2048, description=D_URL)
@@ -92,6 +93,7 @@ class WebhookIn(BaseModel):
 
 
 class WebhookPatch(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str | None = Field(default=None, min_length=1, max_length=100, description=D_NAME)
     target_url: str | None = Field(default=None, min_length=1, max_length=2048, description=D_URL)
     events: list[str] | None = Field(default=None, min_length=1, max_length=len(SUBSCRIBABLE), description=D_EVENTS)
@@ -121,7 +123,7 @@ WEBHOOK_EXAMPLE: dict[str, Any] = {
 class Webhook(BaseModel):
     """What the API shows (never the secrets)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [WEBHOOK_EXAMPLE]})
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [WEBHOOK_EXAMPLE]})
     id: str = Field(description="Webhook id")
     workspace: str = Field(description="Workspace it belongs to")
     name: str = Field(description=D_NAME)
@@ -142,6 +144,7 @@ class Webhook(BaseModel):
 
 
 class Attempt(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     n: int = Field(description="Attempt number, from 1")
     at: datetime = Field(description="When the attempt was made (ISO 8601, UTC)")
     status_code: int | None = Field(default=None, description="HTTP status the endpoint answered; null when none came")
@@ -151,6 +154,7 @@ class Attempt(BaseModel):
 
 class Delivery(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -168,7 +172,7 @@ class Delivery(BaseModel):
                     "max_attempts": None,
                 }
             ]
-        }
+        },
     )
     id: str = Field(description="Delivery id (`dlv_` + a ULID)")
     workspace: str = Field(description="Workspace it belongs to")

@@ -33,7 +33,7 @@ D_STATE = "`active` runs on its trigger; `paused` does not (manual runs still wo
 
 
 class MonitorScope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     lot_id: str | None = Field(default=None, min_length=1, max_length=255, description="Only this lot (exact lot id)")
     part_type: str | None = Field(
@@ -57,7 +57,7 @@ class MonitorScope(BaseModel):
 
 
 class ScheduleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     expression: str = Field(
         ...,
@@ -78,7 +78,7 @@ class ScheduleSpec(BaseModel):
 
 
 class Trigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     schedule: ScheduleSpec | None = Field(default=None, description="Run on this schedule (exclusive with on_ingest)")
     on_ingest: bool = Field(default=False, description="Run after every ingest that publishes a lot snapshot in scope")
@@ -93,7 +93,7 @@ class Trigger(BaseModel):
 class RuleSpec(BaseModel):
     """``params`` are validated by the rule kind's own model (defaults filled in)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     kind: str = Field(
         ...,
@@ -133,6 +133,7 @@ class MonitorIn(BaseModel):
     """Body of ``POST /v1/monitors``."""
 
     model_config = ConfigDict(
+        defer_build=True,
         extra="forbid",
         json_schema_extra={
             "examples": [
@@ -161,7 +162,7 @@ class MonitorIn(BaseModel):
 class MonitorPatch(BaseModel):
     """Body of ``PATCH /v1/monitors/{id}``: the fields to change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     label: str | None = Field(default=None, min_length=1, max_length=200, description=D_LABEL)
     description: str | None = Field(default=None, max_length=2000, description=f"{D_DESCRIPTION}; null clears it")
@@ -178,6 +179,7 @@ class MonitorPatch(BaseModel):
 
 
 class Monitor(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     monitor_id: str
     workspace: str
     label: str
@@ -201,6 +203,7 @@ class Finding(BaseModel):
     numbers can be reproduced."""
 
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -218,7 +221,7 @@ class Finding(BaseModel):
                     "created_at": "2026-12-04T18:02:20.200000Z",
                 }
             ]
-        }
+        },
     )
     finding_id: str = Field(description="Finding id (stable for a monitor, kind, snapshot and subject)")
     monitor_id: str = Field(description="The monitor that recorded it")
@@ -240,6 +243,7 @@ class Finding(BaseModel):
 
 class RunRecord(BaseModel):
     model_config = ConfigDict(
+        defer_build=True,
         json_schema_extra={
             "examples": [
                 {
@@ -260,7 +264,7 @@ class RunRecord(BaseModel):
                     "error": None,
                 }
             ]
-        }
+        },
     )
     run_id: str = Field(description="Run id (`run_` + a ULID)")
     monitor_id: str = Field(description="The monitor run")

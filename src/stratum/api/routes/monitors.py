@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from stratum.monitors.model import (
     D_DESCRIPTION,
@@ -27,7 +27,7 @@ from stratum.monitors.model import (
 )
 
 from ..params import Cursor, Limit, MonitorId, RunId
-from ..schemas import Page, ok, problem_responses
+from ..schemas import ApiModel, Page, ok, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["monitors"])
@@ -50,7 +50,7 @@ MONITOR_EXAMPLE: dict[str, Any] = {
 }
 
 
-class MonitorOut(BaseModel):
+class MonitorOut(ApiModel):
     model_config = ConfigDict(json_schema_extra={"examples": [MONITOR_EXAMPLE]})
     monitor_id: str = Field(description="Monitor id (`mon_` + a ULID)")
     label: str = Field(description=D_LABEL)
@@ -65,7 +65,7 @@ class MonitorOut(BaseModel):
     rule_version: int = Field(description="Starts at 1; each change of the rule adds 1 (findings record it)")
 
 
-class RunNow(BaseModel):
+class RunNow(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -99,7 +99,7 @@ class RunNow(BaseModel):
     error: str | None = Field(default=None, description="Why the run failed; null otherwise")
 
 
-class CronPreview(BaseModel):
+class CronPreview(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"valid": True, "next": ["2026-12-07T06:00:00+00:00", "2026-12-08T06:00:00+00:00"]}]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from stratum.delivery.inbound import INBOUND_EXAMPLE, InboundCall, InboundHook, InboundIn, InboundPatch
 from stratum.delivery.webhooks import WEBHOOK_EXAMPLE, Delivery, Webhook, WebhookIn, WebhookPatch
 
 from ..params import Cursor, DeliveryId, HookId, Limit, WebhookId
-from ..schemas import Page, problem_responses
+from ..schemas import ApiModel, Page, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["webhooks"])
@@ -221,7 +221,7 @@ def list_calls(
     return Page[InboundCall](items=items, next_cursor=nxt)
 
 
-class CallOut(BaseModel):
+class CallOut(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
