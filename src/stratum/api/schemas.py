@@ -833,7 +833,7 @@ class SqlSchema(ApiModel):
                     "description": "One row per wafer of a lot (all its executions merged; counts from PRRs).",
                     "columns": [
                         {"name": "lot_id", "type": "VARCHAR", "description": "Lot id"},
-                        {"name": "yield", "type": "DOUBLE", "description": "good_count / part_count"},
+                        {"name": "yield", "type": "DOUBLE", "description": "good_count / part_count, a fraction 0-1"},
                     ],
                 }
             ]
