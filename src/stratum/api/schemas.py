@@ -289,7 +289,9 @@ class WaferOut(ApiModel):
 class WaferList(ApiModel):
     model_config = examples({"lot_id": "LOT42", "items": [WAFER_EXAMPLE]})
     lot_id: str = Field(description=D_LOT)
-    items: list[WaferOut] = Field(description="Every wafer of the lot, by wafer id")
+    items: list[WaferOut] = Field(
+        description="Every wafer of the lot in test order (first WIR start time, then wafer id)"
+    )
 
 
 class LotDetail(ApiModel):
@@ -314,8 +316,29 @@ class LotDetail(ApiModel):
                     "first_pass_yield": 0.9119,
                     "retest_count": 187,
                     "wafers": [WAFER_EXAMPLE],
-                    "files": [{"job_id": "job_01JD8Y3V4K6Q2M9T0B7C5N1XWZ", "file_name": "LOT42_W03.stdf.gz"}],
-                    "jobs": [{"job_id": "job_01JD8Y3V4K6Q2M9T0B7C5N1XWZ", "status": "succeeded"}],
+                    "files": [
+                        {
+                            "job_id": "job_01JD8Y3V4K6Q2M9T0B7C5N1XWZ",
+                            "file_name": "LOT42_W03.stdf.gz",
+                            "file_order": 1,
+                            "start_time": "2026-11-30T06:12:44Z",
+                            "finish_time": "2026-11-30T14:51:02Z",
+                            "sublot_id": None,
+                            "test_code": "WS1",
+                            "records": 1843210,
+                            "partial": False,
+                        }
+                    ],
+                    "jobs": [
+                        {
+                            "job_id": "job_01JD8Y3V4K6Q2M9T0B7C5N1XWZ",
+                            "status": "succeeded",
+                            "file_name": "LOT42_W03.stdf.gz",
+                            "created_at": "2026-12-04T18:02:11.402000+00:00",
+                            "duplicate_of": None,
+                            "error": None,
+                        }
+                    ],
                     "annotations": [],
                     "warnings": [],
                 }
@@ -339,9 +362,13 @@ class LotDetail(ApiModel):
     retest_count: int = Field(description="Executions that are retests")
     wafers: list[WaferOut] = Field(description="The lot's wafers with their yields (empty for final test)")
     files: list[dict[str, Any]] = Field(
-        description="The snapshot's files in lot order (the `lot_files` SQL table: MIR/MRR/WCR fields per file)"
+        description="The snapshot's files in lot order: job_id, file_name, file_order, start_time, finish_time, "
+        "sublot_id, test_code, records, partial"
     )
-    jobs: list[dict[str, Any]] = Field(description="Every ingest job of the lot, including those not in the snapshot")
+    jobs: list[dict[str, Any]] = Field(
+        description="The lot's ingest jobs (up to 200), also those not in the snapshot (failed, duplicate, "
+        "superseded): job_id, status, file_name, created_at, duplicate_of, error (its message)"
+    )
     annotations: list[dict[str, Any]] = Field(
         default_factory=list, description="Notes attached to the lot (inbound webhooks), oldest first"
     )
@@ -484,7 +511,7 @@ class TestStat(ApiModel):
         default=None, description="Display exponent of the results (RES_SCAL), e.g. 3 to show mA"
     )
     scale_mismatch: bool | None = Field(default=None, description="True when RES_SCAL differs from the limits' scales")
-    n: int = Field(description="Executions of the test in the view (FTR/MPR: per part)")
+    n: int = Field(description="Executions of the test in the view (MPR: pin results)")
     n_valid: int | None = Field(default=None, description="Executions with a valid, finite result (null for FTR)")
     mean: float | None = Field(default=None, description="Mean of the valid results, in `units` (null for FTR)")
     sigma: float | None = Field(
@@ -567,7 +594,7 @@ class ResultsPage(ApiModel):
     )
     lot_id: str = Field(description=D_LOT)
     test: dict[str, Any] = Field(description="The test: test_num, test_name, test_type, units, limits")
-    items: list[ResultRow] = Field(description="One row per execution (MPR: per pin), by wafer, y, x")
+    items: list[ResultRow] = Field(description="One row per execution (MPR: per pin), by file, wafer, y, x")
     next_cursor: str | None = Field(default=None, description=D_CURSOR)
 
 

@@ -1746,7 +1746,7 @@ class ResultsPage(BaseModel):
     items: Annotated[
         list[ResultRow],
         Field(
-            description='One row per execution (MPR: per pin), by wafer, y, x',
+            description='One row per execution (MPR: per pin), by file, wafer, y, x',
             title='Items',
         ),
     ]
@@ -2172,7 +2172,7 @@ class TestStat(BaseModel):
     n: Annotated[
         int,
         Field(
-            description='Executions of the test in the view (FTR/MPR: per part)',
+            description='Executions of the test in the view (MPR: pin results)',
             title='N',
         ),
     ]
@@ -2915,7 +2915,7 @@ class LotDetail(BaseModel):
     files: Annotated[
         list[dict[str, Any]],
         Field(
-            description="The snapshot's files in lot order (the `lot_files` SQL table: MIR/MRR/WCR fields per file)",
+            description="The snapshot's files in lot order: job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, records, partial",
             title='Files',
         ),
     ]
@@ -2942,7 +2942,7 @@ class LotDetail(BaseModel):
     jobs: Annotated[
         list[dict[str, Any]],
         Field(
-            description='Every ingest job of the lot, including those not in the snapshot',
+            description="The lot's ingest jobs (up to 200), also those not in the snapshot (failed, duplicate, superseded): job_id, status, file_name, created_at, duplicate_of, error (its message)",
             title='Jobs',
         ),
     ]
@@ -3382,7 +3382,10 @@ class TestList(BaseModel):
 class WaferList(BaseModel):
     items: Annotated[
         list[WaferOut],
-        Field(description='Every wafer of the lot, by wafer id', title='Items'),
+        Field(
+            description='Every wafer of the lot in test order (first WIR start time, then wafer id)',
+            title='Items',
+        ),
     ]
     lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
 
