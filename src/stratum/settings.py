@@ -151,7 +151,7 @@ class PatternSettings(BaseModel):
     max_dies: int = 200_000  # dies per map (300 across is ~71k)
     max_span: int = 4096  # largest x or y extent of a map, in dies
     max_map_bytes: int = 50 * 1024 * 1024  # decoded (decompressed) STDF per map
-    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    min_confidence: float = 0.05  # detections below this calibrated confidence are not reported
     severity_low_max: float = 0.20  # severity: low < this <= med
     severity_med_max: float = 0.50  # med < this <= high
 
