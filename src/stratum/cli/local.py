@@ -126,8 +126,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
 
     def expire_uploads(orphans_before: datetime | None = None) -> None:
-        for ws in rt.catalog.list_workspaces():
-            for job_id in rt.uploads.expire_uploads(ws, orphans_before=orphans_before):
+        for job_ids in rt.uploads.sweep(orphans_before=orphans_before).values():
+            for job_id in job_ids:
                 print(f"[uploads] job {job_id}: its upload never arrived; failed", flush=True)
 
     expire_uploads(orphans_before=datetime.now(UTC))
@@ -136,7 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         def report(job) -> None:
             detail = job.error.message if job.error else f"lot {job.lot_id}"
-            print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
+            moved = f" -> {job.source.archived_key}" if job.source.archived_key else ""
+            print(f"[drop folder] {job.status}: {job.file_name} ({detail}){moved}", flush=True)
 
         watcher = DropWatcher(rt.drop_processor, interval=args.interval, on_job=report, housekeeping=expire_uploads)
         watcher.start()
@@ -148,6 +149,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
     if watcher:
         print(f"Watching {incoming}/ : drop STDF files there (in <workspace>/ subfolders, or directly for 'default').")
+        dd = rt.settings.data_dir
+        print(
+            f"  Ingested files move to {dd / 'processed'}/, failed ones to {dd / 'failed'}/ (with <name>.error.json)."
+        )
     print(f"API on http://{args.host}:{args.port}/v1/status  (docs: http://{args.host}:{args.port}/docs)")
     keys = app.state.keys.list()
     if not keys:

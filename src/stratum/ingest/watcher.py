@@ -3,6 +3,9 @@
 It plays the role S3 → SQS → ingest Lambda plays on AWS, through the same ``DropProcessor``. A file is
 taken once its size has stopped changing between two scans (so half-copied files wait), and each
 (key, ETag) is handled once per process; the job claims make it once per data directory as well.
+When its job ends the processor moves the file to ``<data-dir>/processed/`` or ``<data-dir>/failed/``,
+so a restart finds only files still to ingest (and moves, without announcing them, any whose job had
+ended before the move).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class DropWatcher:
                 bucket=LOCAL_BUCKET, key=info.key, etag=info.etag, version_id=info.version_id, size=info.size
             )
             try:
-                job = self.processor.process(o)
+                res = self.processor.handle(o)
             except RetryableIngestError as exc:
                 log.warning("%s; retrying on a later scan", exc)
                 continue
@@ -65,10 +68,13 @@ class DropWatcher:
                 self._done.add(mark)
                 continue
             self._done.add(mark)
-            if job is not None:
+            job = res.job
+            if job is not None and res.ran:
                 jobs.append(job)
                 if self.on_job:
                     self.on_job(job)
+            elif job is not None and res.moved_to:
+                log.info("%s: job %s had ended (%s); moved to %s", info.key, job.job_id, job.status, res.moved_to)
         self._sizes = seen
         return jobs
 
