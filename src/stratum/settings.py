@@ -59,6 +59,8 @@ class InputLimits(BaseModel):
     # S3 checks the URL when a PUT begins, so a PUT begun just before expiry may still be arriving
     # (15 min: 5 GiB, the largest presigned upload, at ~6 MB/s)
     presign_grace_seconds: int = 900
+    # stratum serve: how often the sweep for expired presigned uploads runs (AWS: the ingest schedule, 5 min)
+    presign_sweep_seconds: float = 60.0
 
 
 class SqlLimits(BaseModel):

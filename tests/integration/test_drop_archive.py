@@ -71,7 +71,7 @@ def test_good_file_to_processed_bad_file_to_failed_with_its_error(env, lot_files
         "moved_to": "failed/default/line1/cut.stdf",
         "status": "failed",
         "error": job.error.model_dump(mode="json", exclude_none=True),
-        "failed_at": job.finished_at.isoformat(),
+        "failed_at": job.public()["finished_at"],
         "moved_at": report["moved_at"],
     }
     assert report["error"]["code"] == "truncated" and report["error"]["offset"] == job.error.offset > 0

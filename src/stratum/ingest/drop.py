@@ -89,6 +89,11 @@ def with_job_id(rest: str, job_id: str) -> str:
     return f"{head}/{name}" if head else name
 
 
+def _iso(t: datetime) -> str:
+    """As the API shows times (``...Z``)."""
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def will_retry(job: Job) -> bool:
     """The job failed for a reason that may pass and has attempts left: its object stays for a redelivery."""
     err = job.error
@@ -254,8 +259,8 @@ class DropProcessor:
             "moved_to": dst,
             "status": job.status,
             "error": err,
-            "failed_at": job.finished_at.isoformat() if job.finished_at else None,
-            "moved_at": datetime.now(UTC).isoformat(),
+            "failed_at": _iso(job.finished_at) if job.finished_at else None,
+            "moved_at": _iso(datetime.now(UTC)),
         }
         if job.error and job.error.code == "upload_expired":
             doc["note"] = (

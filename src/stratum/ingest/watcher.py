@@ -33,7 +33,9 @@ class DropWatcher:
         on_job: Callable[[Job], None] | None = None,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_every: float = 60.0,
+        scan: bool = True,
     ) -> None:
+        self.scan = scan  # False: the loop only runs housekeeping (``stratum serve --no-watch``)
         self.processor = processor
         self.housekeeping = housekeeping  # e.g. expiring presigned uploads, run every housekeeping_every s
         self.housekeeping_every = housekeeping_every
@@ -94,7 +96,8 @@ class DropWatcher:
             last = time.monotonic()
             while not self._stop.is_set():
                 try:
-                    self.scan_once()
+                    if self.scan:
+                        self.scan_once()
                 except Exception:  # noqa: BLE001
                     log.exception("drop folder scan failed")
                 if self.housekeeping is not None and time.monotonic() - last >= self.housekeeping_every:
