@@ -83,6 +83,13 @@ class Runtime:
                 self.on_published(e)
 
             bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
+
+            # export requests run in process (the API's background task publishes them after the 202); on AWS a
+            # rule routes them to the exports function's queue
+            def run_export(e: Event) -> None:
+                self.exports.handle_event(e)
+
+            bus.subscribe(run_export, kinds=("export.requested",))
             return bus
         from stratum.events.eventbridge import EventBridgeBus
 
@@ -233,7 +240,7 @@ class Runtime:
     def exports(self):
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings)
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
 
     @cached_property
     def delivery(self) -> DeliveryService:

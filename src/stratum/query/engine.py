@@ -159,6 +159,18 @@ class QueryEngine:
             "threads": r.threads,
         }
 
+    def _lock_down(self, db: duckdb.DuckDBPyConnection, ws: str, write_dir: str | None = None) -> None:
+        """Storage access, then the guardrails: only the workspace's lake root (and ``write_dir``) reachable,
+        external access off, configuration locked."""
+        self.lake.configure_duckdb(db)
+        allowed = [self.lake.root_uri(layout.lake_root(ws))]
+        if write_dir is not None:
+            allowed.append(os.path.join(os.path.realpath(write_dir), ""))
+        db.execute("SET python_enable_replacements = false")
+        db.execute("SET allowed_directories = [" + ", ".join(sql_literal(d) for d in allowed) + "]")
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+
     def database(self, ws: str) -> duckdb.DuckDBPyConnection:
         layout.check_workspace(ws)
         with self._lock:
@@ -169,19 +181,12 @@ class QueryEngine:
             t0 = time.perf_counter()
             db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
-            self.lake.configure_duckdb(db)
-            t2 = time.perf_counter()
-            root = self.lake.root_uri(layout.lake_root(ws))
-            db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
-            db.execute("SET enable_external_access = false")
-            db.execute("SET lock_configuration = true")
+            self._lock_down(db, ws)
             log.info(
-                "duckdb for workspace %s ready: connect %.0f ms, storage %.0f ms, guardrails %.0f ms",
+                "duckdb for workspace %s ready: connect %.0f ms, storage and guardrails %.0f ms",
                 ws,
                 (t1 - t0) * 1e3,
-                (t2 - t1) * 1e3,
-                (time.perf_counter() - t2) * 1e3,
+                (time.perf_counter() - t1) * 1e3,
             )
             self._dbs[ws] = db
             while len(self._dbs) > MAX_DATABASES:
@@ -191,6 +196,43 @@ class QueryEngine:
                 old.close()
                 shutil.rmtree(self._spill.pop(old_ws, ""), ignore_errors=True)
             return db
+
+    def export_session(
+        self, ws: str, scope: Scope, write_dir: str, *, memory_mb: int, threads: int, temp_mb: int
+    ) -> Session:
+        """A session on a database of its own for one export: the workspace database's guardrails, plus
+        ``write_dir`` (a fresh directory the export service created) as the one place DuckDB may write, so the
+        service can ``COPY`` the already-checked query there. User SQL still cannot name a file: the guard
+        rejects COPY and every file-reading function. Spill goes under ``write_dir``/spill."""
+        layout.check_workspace(ws)
+        resolved = self.resolve(ws, scope)
+        spill = os.path.join(write_dir, "spill")
+        os.makedirs(spill, exist_ok=True)
+        db = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "memory_limit": f"{memory_mb}MB",
+                "max_temp_directory_size": f"{temp_mb}MB",
+                "temp_directory": spill,
+                "threads": threads,
+            },
+        )
+        try:
+            self._lock_down(db, ws, write_dir)
+
+            def uri(table: str, m: Member) -> str:
+                return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
+
+            for stmt in view_sql(
+                resolved.members, uri, retest_policy=resolved.retest_policy, wafer_ids=scope.wafer_ids
+            ):
+                db.execute(stmt)
+        except BaseException:
+            db.close()
+            raise
+        return Session(db, resolved)
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
