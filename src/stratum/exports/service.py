@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ from stratum.ids import ulid
 from stratum.lake import layout
 from stratum.query.engine import QueryEngine, Scope, Session, resources
 from stratum.query.public_schema import PUBLIC
-from stratum.query.sql import check_query
+from stratum.query.sql import check_query, memory_exceeded
 from stratum.query.views import sql_literal
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
@@ -132,8 +132,11 @@ class ExportService:
         lake: ObjectStore,
         settings: Settings,
         events: EventPort | None = None,
+        isolate: Sequence[str] | None = None,
     ) -> None:
         self.engine, self.meta, self.lake, self.settings, self.events = engine, meta, lake, settings, events
+        # a server's exports run in a memory-capped child started with this command (``isolated``)
+        self.isolate = tuple(isolate) if isolate else None
 
     # -- the writer (used by the API's export jobs and by `stratum export`) --------------------------
     @contextlib.contextmanager
@@ -186,6 +189,8 @@ class ExportService:
                 ((rows,),) = ses.rows(f"COPY ({src}) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})")
         except duckdb.InterruptException:
             raise QueryTimeout(f"the export was stopped after the {limits.timeout_seconds:g} s time limit") from None
+        except (duckdb.OutOfMemoryException, MemoryError) as exc:
+            raise memory_exceeded(self.settings, exc if isinstance(exc, duckdb.Error) else None) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
@@ -288,12 +293,34 @@ class ExportService:
         if not isinstance(export_id, str):
             raise ValueError(f"event {event.id} names no export_id")
         try:
+            if self.isolate:
+                return self._run_isolated(event.workspace, export_id)
             return self.run(event.workspace, export_id)
         except NotFound:
             log.warning(
                 "export %s of workspace %s is gone (expired); event %s ignored", export_id, event.workspace, event.id
             )
             return None
+
+    def _run_isolated(self, ws: str, export_id: str) -> dict[str, Any]:
+        from .isolated import run_in_child
+
+        assert self.isolate is not None
+        if self.get(ws, export_id)["status"] != "queued":
+            return self.run(ws, export_id)  # finished, or running elsewhere: nothing to start
+        code = run_in_child(self.isolate, self.settings, ws, export_id)
+        rec = self.get(ws, export_id)
+        if rec["status"] in ("queued", "running"):  # the child died before recording an end
+            log.warning("export %s of workspace %s: worker ended with %s", export_id, ws, code)
+            if code is None:
+                err: StratumError = QueryTimeout(
+                    f"the export was stopped after {self.settings.exports.abandoned_after_seconds:g} s"
+                )
+            else:
+                err = memory_exceeded(self.settings)
+            rec.update(status="failed", finished_at=_now(), error={"code": err.code, "message": err.detail})
+            self._save(rec)
+        return rec
 
     def run(self, ws: str, export_id: str) -> dict[str, Any]:
         """Run a queued export to its end. Idempotent for at-least-once delivery: a finished export is returned
