@@ -37,6 +37,7 @@ from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql
 from .floats import float32_columns, float32_value
+from .public_schema import METADATA_TRIGGERS
 from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
@@ -305,7 +306,7 @@ class QueryEngine:
             cached = self._sessions.get(key)
             if cached is not None and cached.lock.acquire(blocking=False):
                 self._sessions.move_to_end(key)
-                return Session(cached.cur, resolved, self, key, cached)
+                return Session(cached.cur, resolved, self, key, cached, ws=ws)
         db = self.database(ws)
         cur = db.cursor()
 
@@ -329,14 +330,14 @@ class QueryEngine:
                         break  # in use: it goes when released
                     del self._sessions[old_key]
                     old.cur.close()
-                return Session(cur, resolved, self, key, entry)
-        return Session(cur, resolved, self, None, entry)
+                return Session(cur, resolved, self, key, entry, ws=ws)
+        return Session(cur, resolved, self, None, entry, ws=ws)
 
     def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
         """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
         low = query.lower()
         for name, rows_of in self.row_sources.items():
-            if name not in low:
+            if not any(w in low for w in METADATA_TRIGGERS.get(name, (name,))):
                 continue
             rows = rows_of(ws, set(ses.resolved.snapshot_job_ids) if lot_scoped else None)
             ses.execute(f"DELETE FROM {name}")
@@ -400,7 +401,10 @@ class Session:
         engine: QueryEngine | None = None,
         key=None,
         entry: _Cached | None = None,
+        *,
+        ws: str | None = None,
     ) -> None:
+        self.ws = ws
         self.cur = cur
         self.resolved = resolved
         self._engine = engine
@@ -412,10 +416,17 @@ class Session:
     def execute(self, sql: str, params: list | dict | None = None) -> duckdb.DuckDBPyConnection:
         return self.cur.execute(sql, params or [])
 
+    def _fill(self, sql: str) -> None:
+        """Services' own queries see the metadata relations too (the SQL service fills them itself)."""
+        if self._engine is not None and self.ws is not None and self._engine.row_sources:
+            self._engine.fill_rows(self, self.ws, sql, lot_scoped=True)
+
     def rows(self, sql: str, params: list | dict | None = None) -> list[tuple]:
+        self._fill(sql)
         return self.cur.execute(sql, params or []).fetchall()
 
     def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
+        self._fill(sql)
         res = self.cur.execute(sql, params or [])
         names = [d[0] for d in res.description]
         f32 = set(float32_columns(res.description))  # presented at float32 precision (1e-05)

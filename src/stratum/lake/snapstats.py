@@ -1,0 +1,88 @@
+"""Per-snapshot sufficient statistics: one small Parquet file per (snapshot, retest policy) in the lake.
+
+    workspaces/<ws>/lake/_stats/lot=<lot>/job=<snapshot job>/policy=<policy>/stats-v<N>.parquet
+
+One row per (view, scope, wafer, test): count, valid count, fails, mean, M2, min and max of the valid
+results, each an aggregate over exactly the rows the analytics routes read (``stratum.analytics.snapstats``
+computes them from the snapshot's views), so a route that reads them gives the numbers it would compute from
+the raw results. A snapshot never changes, so neither does its file: it is written once, whole
+(``ObjectStore.put_bytes``), by whoever computes it first; a concurrent writer writes the same rows.
+``FORMAT_VERSION`` is in the name: a new format is a new file, computed on first use.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from stratum.storage.objectstore import ObjectNotFound, ObjectStore
+
+from . import layout
+
+FORMAT_VERSION = 1
+
+# (name, DuckDB type, description): the columns of the file, in order
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("view", "VARCHAR", "Executions counted: `final` (is_final), `first_pass` (NOT is_retest) or `all`"),
+    ("scope", "VARCHAR", "`lot`: every part of the snapshot's lot; `wafer`: the parts on the wafer `wafer_id`"),
+    (
+        "wafer_id",
+        "VARCHAR",
+        "The wafer of a `wafer` row (NULL: the wafer with an empty WAFER_ID; PTR rows only); NULL for `lot`",
+    ),
+    ("test_type", "VARCHAR", "P (PTR), M (MPR: one row per pin and execution) or F (FTR)"),
+    ("test_num", "BIGINT", "Test number"),
+    ("test_name", "VARCHAR", "Test name"),
+    ("n", "BIGINT", "Result rows (valid or not)"),
+    ("n_valid", "BIGINT", "Valid results (NULL for FTR)"),
+    ("fails", "BIGINT", "Rows whose test failed (passed = false)"),
+    ("mean", "DOUBLE", "Mean of the valid results (float64)"),
+    (
+        "m2",
+        "DOUBLE",
+        "Sum of squared deviations from the mean of the valid results (var_samp × (n_valid − 1)); "
+        "NULL below 2 valid results",
+    ),
+    ("min", "DOUBLE", "Smallest valid result (the stored float32 value, exactly)"),
+    ("max", "DOUBLE", "Largest valid result (the stored float32 value, exactly)"),
+)
+
+POLICIES = ("last", "highest_bin")
+
+
+def stats_key(ws: str, lot_id: str, snapshot_job_id: str, policy: str) -> str:
+    if policy not in POLICIES:
+        raise ValueError(f"unknown retest policy {policy!r}")
+    return layout.stats_key(ws, lot_id, snapshot_job_id, policy, FORMAT_VERSION)
+
+
+def _arrow_schema():
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+    return pa.schema([pa.field(n, types[t]) for n, t, _ in COLUMNS])
+
+
+def write(store: ObjectStore, key: str, rows: dict[str, list[Any]]) -> None:
+    """Write the columns ``rows`` (name -> values, every column of COLUMNS) as the file ``key``, whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pydict({n: rows[n] for n, _, _ in COLUMNS}, schema=_arrow_schema())
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    store.put_bytes(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
+
+
+def read(store: ObjectStore, key: str) -> dict[str, list[Any]] | None:
+    """The file's columns (name -> values), or None when it does not exist (yet) or has another layout."""
+    import pyarrow.parquet as pq
+
+    try:
+        data = store.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    table = pq.read_table(io.BytesIO(data))
+    if table.schema.names != [n for n, _, _ in COLUMNS]:
+        return None
+    return table.to_pydict()
