@@ -232,6 +232,11 @@ def test_bad_exports(big, body, status, code, detail):
     assert p["code"] == code and detail in p["detail"], p
 
 
+def test_trailing_comment_in_a_query(big):
+    rec = export(big, {"query": "SELECT count(*) AS n FROM parts -- all of them", "format": "csv"})
+    assert rec["status"] == "succeeded" and rec["rows"] == 1
+
+
 def test_filter_values_are_literals_not_sql(big):
     rec = export(big, {"table": "parts", "context": {"lot_id": LOT}, "filters": {"wafer_id": "W01' OR '1'='1"}})
     assert rec["status"] == "succeeded" and rec["rows"] == 0

@@ -150,7 +150,8 @@ class ExportService:
         check_query(query, self.settings.sql.max_query_chars)
         base = Path(work_dir) if work_dir is not None else self.settings.tmp_dir
         base.mkdir(parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix="stratum-export-", dir=base))
+        # resolved: DuckDB compares the COPY target with allowed_directories literally (/tmp may be a symlink)
+        d = Path(os.path.realpath(tempfile.mkdtemp(prefix="stratum-export-", dir=base)))
         try:
             path = d / f"out.{FORMATS[fmt][0]}"
             yield path, self._write(ws, query, scope, fmt, d, path)
@@ -181,12 +182,14 @@ class ExportService:
         try:
             self.engine.fill_rows(ses, ws, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id))
             # the column names and types, as POST /v1/sql names them (LIMIT 0: binding only, no rows read)
-            desc = ses.execute(f"SELECT * FROM ({query}) AS q LIMIT 0").description or []
+            # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
+            desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
             if fmt == "arrow":
                 rows = _write_arrow(ses, query, path, limits.batch_rows)
             else:
                 src = _exact_parquet(query, desc) if fmt == "parquet" else query
-                ((rows,),) = ses.rows(f"COPY ({src}) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})")
+                copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
+                ((rows,),) = ses.rows(copy)
         except duckdb.InterruptException:
             raise QueryTimeout(f"the export was stopped after the {limits.timeout_seconds:g} s time limit") from None
         except (duckdb.OutOfMemoryException, MemoryError) as exc:
@@ -414,7 +417,7 @@ def _exact_parquet(query: str, description: list) -> str:
     if not wide:
         return query
     cols = ", ".join(f"CAST({_ident(c)} AS DECIMAL(38,0)) AS {_ident(c)}" for c in wide)
-    return f"SELECT * REPLACE ({cols}) FROM ({query}) AS q"
+    return f"SELECT * REPLACE ({cols}) FROM (\n{query}\n) AS q"
 
 
 def _ident(name: str) -> str:
