@@ -241,9 +241,17 @@ class Runtime:
 
     @cached_property
     def exports(self):
+        import sys
+
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
+        # a server (local backend, SQL isolated) runs each export job in a memory-capped child process
+        isolate = (
+            (sys.executable, "-c", _EXPORT_WORKER_MAIN)
+            if self.settings.backend == "local" and self.settings.sql.isolate
+            else None
+        )
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events, isolate=isolate)
 
     @cached_property
     def delivery(self) -> DeliveryService:
@@ -310,6 +318,20 @@ class Runtime:
 
 # a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
 _SQL_WORKER_MAIN = "from stratum.runtime import serve_sql_worker; serve_sql_worker()"
+
+
+# an export job's child process (``ExportService.isolate``) builds its own runtime and runs the export
+_EXPORT_WORKER_MAIN = "from stratum.runtime import serve_export_worker; serve_export_worker()"
+
+
+def serve_export_worker() -> None:  # pragma: no cover - runs in the child (tested through the API)
+    from stratum.exports.isolated import serve
+
+    def open_run(settings: Settings) -> tuple[Callable[[str, str], object], Callable[[], None]]:
+        rt = Runtime.from_settings(settings)
+        return rt.exports.run, rt.close
+
+    serve(open_run)
 
 
 def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)

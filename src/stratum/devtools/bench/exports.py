@@ -1,9 +1,10 @@
 """Export and SDK benchmarks.
 
 * Export: ``SELECT * FROM results`` of a lake built from the big benchmark file, to zstd Parquet, by the
-  export service (guarded session, Arrow batches into the object store's streaming writer) next to DuckDB's
-  own ``COPY (same query) TO ... (FORMAT parquet, COMPRESSION zstd)`` over the same views on an unlocked
-  connection. Each case runs in a fresh subprocess: wall time and its own peak RSS.
+  export service (``ExportService.produce``: its own guarded database, DuckDB ``COPY`` into a private directory,
+  SHA-256 of the file) next to DuckDB's own ``COPY (same query) TO ... (same options)`` over the same views on an
+  unlocked connection. Each case runs in a fresh subprocess (wall time and its own peak RSS), the two sides
+  interleaved with alternating order; the 1-minute load average is recorded (the machine may be shared).
 * SDK: ``client.sql(q).to_arrow()`` (JSON pages; and ``arrow=True``, Arrow IPC pages) against a raw httpx
   POST of the same request with ``.json()``, both through the same in-process ASGI app.
 """
