@@ -137,7 +137,7 @@ def load(lake: ObjectStore, ws: str, s: Session, lot_id: str) -> SnapshotStats:
     written there first (idempotent: a snapshot and its policy decide every row)."""
     snap = s.resolved.snapshot_job_ids[lot_id]
     key = store.stats_key(ws, lot_id, snap, s.resolved.retest_policy[lot_id])
-    cols = store.read(lake, key)
+    cols = store.read(lake, key, s.cur)
     if cols is None:
         t0 = time.perf_counter()
         cols = compute(s)
