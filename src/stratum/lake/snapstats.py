@@ -41,8 +41,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     (
         "m2",
         "DOUBLE",
-        "Sum of squared deviations from the mean of the valid results (var_samp × (n_valid − 1)); "
-        "NULL below 2 valid results",
+        "Σ(x − mean)² of the valid results (sample variance = m2 / (n_valid − 1)); NULL below 2 valid results",
     ),
     ("min", "DOUBLE", "Smallest valid result (the stored float32 value, exactly)"),
     ("max", "DOUBLE", "Largest valid result (the stored float32 value, exactly)"),
