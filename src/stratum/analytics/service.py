@@ -241,6 +241,35 @@ class AnalyticsService:
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
+    def wafer_map_image(
+        self,
+        ws: str,
+        lot_id: str,
+        wafer_id: str,
+        *,
+        fmt: Literal["png", "svg"],
+        bin_type: Literal["H", "S"] = "H",
+        snapshot_job_id: str | None = None,
+        test_num: int | None = None,
+        test_name: str | None = None,
+        view: View = "final",
+    ) -> bytes:
+        """The die map drawn as PNG or SVG (``render_die_map``). A snapshot never changes, so neither does its
+        picture: the bytes are kept per snapshot like its other derived values (``QueryEngine.memo``)."""
+        from stratum.render.diemap import render_die_map
+
+        check_wafer_ids([wafer_id])
+        snap = self.engine.resolve(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id)).snapshot_job_ids[lot_id]
+
+        def draw() -> bytes:
+            data = self.wafer_map(
+                ws, lot_id, wafer_id, snapshot_job_id=snap, test_num=test_num, test_name=test_name, view=view
+            )
+            return render_die_map(data, fmt=fmt, bin_type=bin_type)
+
+        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}"
+        return self.engine.memo(("map_image", ws, lot_id, snap), name, draw)
+
     def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
         dies = s.dicts(
             f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq

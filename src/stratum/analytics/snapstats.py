@@ -129,7 +129,7 @@ def _parse(cols: dict[str, list[Any]]) -> SnapshotStats:
     for rec in zip(*(cols[n] for n in names), strict=True):
         view, scope, wafer_id, tt, tn, name, n, n_valid, fails, mean, m2, lo, hi = rec
         vals = tuple(None if isinstance(v, float) and math.isnan(v) else v for v in (mean, m2, lo, hi))
-        groups.setdefault((view, scope, wafer_id), {})[(tt, tn, name)] = (n, n_valid, fails, *vals)  # type: ignore[assignment]
+        groups.setdefault((view, scope, wafer_id), {})[(tt, tn, name)] = (n, n_valid, fails, *vals)
     return SnapshotStats(groups)
 
 
