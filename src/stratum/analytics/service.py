@@ -481,6 +481,7 @@ class AnalyticsService:
             )
             n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+            shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
         batch = (
             cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
             if n_t
@@ -488,12 +489,11 @@ class AnalyticsService:
         )
         results = []
         rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        # every value is JSON-ready already: to_dicts gives finite floats or None, the tests' ints and strings
         for i, t in enumerate(tests):
             d = rows[i]
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            for k in ("lsl", "usl"):  # the limits are the file's R*4 values: shown at float32 precision
-                d[k] = float32_value(d.get(k))
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+            d.update(test_num=t[0], test_name=t[1], units=t[2], source=used[i], lsl=shown[i][0], usl=shown[i][1])
+            results.append(d)
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -700,6 +700,11 @@ class AnalyticsService:
             "yield": yields,
             "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }
+
+
+def _shown_limits(tests: list[tuple]) -> list[tuple[Any, Any]]:
+    """(lsl, usl) of each test as presented: the file's R*4 values at float32 precision, None when absent."""
+    return [(float32_value(_finite_or_none(t[3])), float32_value(_finite_or_none(t[4]))) for t in tests]
 
 
 def _pass_fail_from_parts(table: dict[str, dict[int, dict[str, Any]]], cols: dict[str, list]) -> None:
