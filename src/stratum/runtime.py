@@ -10,6 +10,7 @@ a dropped object into an ingest job (the ingest Lambda, the drop-folder watcher 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,8 @@ from stratum.settings import Settings
 from stratum.storage.factory import build_metadata_store, build_object_store
 from stratum.storage.metadata import MetadataStore
 from stratum.storage.objectstore import ObjectStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported lazily below: each service costs import time only when used
     from stratum.analytics.charts import ChartService
@@ -77,9 +80,16 @@ class Runtime:
 
             # on_ingest monitors run for each published snapshot (on AWS an EventBridge rule does this)
             def run_monitors(e: Event) -> None:
-                self.monitors.handle_event(e)
+                self.on_published(e)
 
             bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
+
+            # export requests run in process (the API's background task publishes them after the 202); on AWS a
+            # rule routes them to the exports function's queue
+            def run_export(e: Event) -> None:
+                self.exports.handle_event(e)
+
+            bus.subscribe(run_export, kinds=("export.requested",))
             return bus
         from stratum.events.eventbridge import EventBridgeBus
 
@@ -115,9 +125,12 @@ class Runtime:
         from stratum.query.engine import QueryEngine
 
         engine = QueryEngine(self.catalog, self.lake, self.settings)
+        from stratum.patterns.store import PatternStore
+
         findings = MonitorStore(self.meta)
         limit = self.settings.monitors.sql_findings_max
         engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
+        engine.row_sources["wafer_pattern_history"] = PatternStore(self.meta).rows
         return engine
 
     @cached_property
@@ -164,8 +177,26 @@ class Runtime:
     @cached_property
     def patterns(self) -> PatternService:
         from stratum.patterns.service import PatternService, lake_adapters
+        from stratum.patterns.store import PatternStore
 
-        return PatternService(self.settings.patterns, meter=self.usage, **lake_adapters(self.analytics))
+        return PatternService(
+            self.settings.patterns,
+            meter=self.usage,
+            **lake_adapters(self.analytics, self.catalog, PatternStore(self.meta)),
+        )
+
+    def on_published(self, e: Event) -> list:
+        """A ``job.succeeded|partial`` event: classify the final die maps of the job's wafers (stored, so
+        ``wafer_patterns`` and the spatial-pattern monitors read them), then run the on_ingest monitors.
+        The local bus calls this; on AWS the monitors function does."""
+        lot_id = e.subject.get("lot_id")
+        job_id = e.subject.get("job_id")
+        if e.kind in ("job.succeeded", "job.partial") and lot_id and job_id:
+            try:
+                self.patterns.classify_published(e.workspace, lot_id, job_id)
+            except Exception:  # noqa: BLE001 - the snapshot is published either way; monitors still run
+                log.exception("could not classify the wafers of job %s (lot %s)", job_id, lot_id)
+        return self.monitors.handle_event(e)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -209,7 +240,7 @@ class Runtime:
     def exports(self):
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings)
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
 
     @cached_property
     def delivery(self) -> DeliveryService:

@@ -97,9 +97,17 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
-    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (and per Parquet row group at least)
-    row_group_rows: int = 1_048_576  # rows per Parquet row group
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (Arrow IPC exports)
+    row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
+    # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
+    # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill
+    duckdb_memory_mb: int = 0
+    duckdb_threads: int = 0
+    duckdb_temp_mb: int = 0
     url_seconds: int = 3600  # lifetime of a download URL
+    # a "running" export older than this was cut off (its process or function ended): marked failed when its
+    # request is delivered again (it exceeds timeout_seconds plus the upload of the file)
+    abandoned_after_seconds: float = 1800.0
     retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
 
 

@@ -48,6 +48,7 @@ def function(synth: Synth, name: str) -> dict:
         "api": synth.stack.api.function,
         "delivery": synth.stack.delivery.function,
         "monitors": synth.stack.monitors.function,
+        "exports": synth.stack.exports.function,
     }[name]
     return synth.resources[logical_id(synth, construct)]
 
@@ -97,18 +98,20 @@ def test_must_exist_resource_counts(synth: Synth) -> None:
     t = synth.template
     t.resource_count_is("AWS::S3::Bucket", 4)  # drop, lake, athena results, access logs
     t.resource_count_is("AWS::DynamoDB::Table", 1)
-    t.resource_count_is("AWS::SQS::Queue", 5)  # ingest queue + DLQ, monitors DLQ, delivery queue + DLQ
-    t.resource_count_is("AWS::Lambda::Function", 5)  # ingest, api, monitors, delivery + BucketNotificationsHandler
+    t.resource_count_is("AWS::SQS::Queue", 7)  # ingest, delivery, exports queues + DLQs, monitors DLQ
+    # ingest, api, monitors, delivery, exports + BucketNotificationsHandler
+    t.resource_count_is("AWS::Lambda::Function", 6)
     t.resource_count_is("AWS::Lambda::LayerVersion", 3)
-    t.resource_count_is("AWS::Lambda::EventSourceMapping", 2)
+    t.resource_count_is("AWS::Lambda::EventSourceMapping", 3)
     t.resource_count_is("AWS::ApiGateway::RestApi", 1)
     t.resource_count_is("AWS::ApiGateway::Stage", 1)
-    t.resource_count_is("AWS::CloudWatch::Alarm", 3)  # ingest DLQ, monitors DLQ, delivery DLQ
+    t.resource_count_is("AWS::CloudWatch::Alarm", 4)  # ingest, monitors, delivery, exports DLQs
     t.resource_count_is("AWS::Athena::WorkGroup", 1)
     t.resource_count_is("AWS::Glue::Database", 1)
     t.resource_count_is("Custom::S3BucketNotifications", 1)
     t.resource_count_is("AWS::Events::EventBus", 1)
-    t.resource_count_is("AWS::Events::Rule", 3)  # job.succeeded|partial -> monitors; delivery: kinds -> queue, tick
+    # job.succeeded|partial -> monitors; delivery: kinds -> queue, tick; export.requested -> exports queue
+    t.resource_count_is("AWS::Events::Rule", 4)
     t.resource_count_is("AWS::KMS::Key", 1)  # webhook secrets
     t.resource_count_is("AWS::Scheduler::ScheduleGroup", 1)  # schedules themselves are created per monitor
     t.resource_count_is("AWS::Scheduler::Schedule", 0)
@@ -234,7 +237,7 @@ def test_ingest_queue_visibility_dlq_and_event_source(synth: Synth) -> None:
     assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-@pytest.mark.parametrize("owner", ["ingest", "monitors", "delivery"])
+@pytest.mark.parametrize("owner", ["ingest", "monitors", "delivery", "exports"])
 def test_dlq_alarm(synth: Synth, owner: str) -> None:
     dlq_id = logical_id(synth, getattr(synth.stack, owner).dead_letter_queue)
     (alarm,) = [
@@ -254,7 +257,12 @@ def test_dlq_alarm(synth: Synth, owner: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "memory", "timeout", "tmp_mb"),
-    [("ingest", 3008, 900, 4096), ("api", C.API_MEMORY_MB, None, 2048), ("monitors", 2048, 300, 1024)],
+    [
+        ("ingest", 3008, 900, 4096),
+        ("api", C.API_MEMORY_MB, None, 2048),
+        ("monitors", 2048, 300, 1024),
+        ("exports", 4096, 900, 10240),
+    ],
 )
 def test_lambda_configuration(synth: Synth, name: str, memory: int, timeout: int | None, tmp_mb: int) -> None:
     p = function(synth, name)["Properties"]
@@ -283,7 +291,7 @@ def test_api_timeouts_fit_the_integration_timeout(synth: Synth) -> None:
     assert C.api_timeouts(40) == C.ApiTimeouts(integration_seconds=40, lambda_seconds=35, sql_seconds=30)
 
 
-@pytest.mark.parametrize("name", ["ingest", "api", "monitors", "delivery"])
+@pytest.mark.parametrize("name", ["ingest", "api", "monitors", "delivery", "exports"])
 def test_environment_variables(synth: Synth, name: str) -> None:
     env = function(synth, name)["Properties"]["Environment"]["Variables"]
     assert EXPECTED_ENV <= set(env), EXPECTED_ENV - set(env)
@@ -343,7 +351,7 @@ def test_every_handler_resolves_to_a_function_in_its_asset(synth: Synth) -> None
 
 
 def test_function_assets_ship_the_stratum_package_as_is(synth: Synth) -> None:
-    for name in ("ingest", "api", "monitors", "delivery"):
+    for name in ("ingest", "api", "monitors", "delivery", "exports"):
         asset = synth.build_dir / "functions" / name
         shipped = {p.relative_to(asset / "stratum") for p in (asset / "stratum").rglob("*") if p.is_file()}
         from infra.stratum_infra.assets import shipped_package_files

@@ -188,6 +188,16 @@ class AnalyticsService:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
         return [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows]
 
+    def job_wafers(self, ws: str, lot_id: str, job_id: str) -> list[str]:
+        """The wafers (with die coordinates) that job ``job_id``'s file tested, in its snapshot."""
+        with self._session(ws, lot_id, job_id) as s:
+            rows = s.rows(
+                "SELECT DISTINCT wafer_id FROM parts WHERE job_id = ? AND wafer_id IS NOT NULL AND x IS NOT NULL "
+                "AND y IS NOT NULL ORDER BY wafer_id",
+                [job_id],
+            )
+        return [r[0] for r in rows]
+
     def wafer_map(
         self,
         ws: str,

@@ -20,6 +20,7 @@ from stratum.settings import Settings, get_settings
 from . import docs_ui, problems
 from .gate import Gate
 from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
+from .schemas import Problem
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one
@@ -74,6 +75,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         """The generated document, with error bodies declared as application/problem+json."""
         if app.openapi_schema is None:
             doc = base_openapi()
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            doc["components"]["schemas"] = dict(sorted(schemas.items()))  # FastAPI's order
             for path in doc.get("paths", {}).values():
                 for op in path.values():
                     for code, resp in op.get("responses", {}).items():

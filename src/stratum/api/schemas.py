@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 T = TypeVar("T")
 
 
-class Problem(BaseModel):
+class ApiModel(BaseModel):
+    """Base of the API's models. Validators and serializers are built on first use, not at import: a cold
+    start (Lambda) builds only those of the routes it serves."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Problem(ApiModel):
     """RFC 9457 problem details (``application/problem+json``)."""
 
     type: str
@@ -21,17 +28,26 @@ class Problem(BaseModel):
     request_id: str | None = Field(None, description="Also in the X-Request-Id response header; quote it in reports")
 
 
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI ``responses`` for routes: each status answers a :class:`Problem`."""
-    return {status: {"model": Problem} for status in statuses}
+    """OpenAPI ``responses`` for routes: each status answers a :class:`Problem`. The schema is referenced
+    rather than given as ``model``, for which FastAPI would build a validator per route and status at import
+    (~400 of them, unused: problems are written by the exception handlers); ``create_app``'s OpenAPI document
+    adds :class:`Problem` to its components."""
+    return {
+        status: {"content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}}
+        for status in statuses
+    }
 
 
-class Page(BaseModel, Generic[T]):
+class Page(ApiModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(None, description="Pass back as `cursor` for the next page; null on the last page")
 
 
-class Status(BaseModel):
+class Status(ApiModel):
     status: Literal["ok", "degraded"]
     version: str
     parser_version: str
@@ -42,7 +58,7 @@ class Status(BaseModel):
     time: str
 
 
-class JobWarningOut(BaseModel):
+class JobWarningOut(ApiModel):
     code: str
     message: str
     count: int = 1
@@ -56,7 +72,7 @@ class LotWarning(JobWarningOut):
     file_name: str
 
 
-class JobErrorOut(BaseModel):
+class JobErrorOut(ApiModel):
     code: str
     message: str
     offset: int | None = None
@@ -65,7 +81,7 @@ class JobErrorOut(BaseModel):
     records_before: int | None = None
 
 
-class JobOut(BaseModel):
+class JobOut(ApiModel):
     model_config = ConfigDict(extra="allow")
     job_id: str
     workspace: str
@@ -89,7 +105,7 @@ class JobOut(BaseModel):
     timings: dict[str, float] = {}
 
 
-class LotSummary(BaseModel):
+class LotSummary(ApiModel):
     lot_id: str
     part_type: str | None = None
     program: str | None = None
@@ -110,7 +126,7 @@ class LotSummary(BaseModel):
     first_pass_yield: float | None = Field(None, description="First-pass yield, a ratio 0-1 (before any retest)")
 
 
-class WaferOut(BaseModel):
+class WaferOut(ApiModel):
     model_config = ConfigDict(extra="allow")
     lot_id: str
     wafer_id: str | None = None
@@ -126,12 +142,12 @@ class WaferOut(BaseModel):
     job_id: str | None = None
 
 
-class WaferList(BaseModel):
+class WaferList(ApiModel):
     lot_id: str
     items: list[WaferOut]
 
 
-class LotDetail(BaseModel):
+class LotDetail(ApiModel):
     model_config = ConfigDict(extra="allow")
     lot_id: str
     part_type: str | None = None
@@ -159,7 +175,7 @@ class LotDetail(BaseModel):
     )
 
 
-class Orientation(BaseModel):
+class Orientation(ApiModel):
     pos_x: Literal["L", "R"]
     pos_y: Literal["U", "D"]
     orientation_assumed: bool
@@ -171,7 +187,7 @@ class Orientation(BaseModel):
     units: int | None = None
 
 
-class WaferMapOut(BaseModel):
+class WaferMapOut(ApiModel):
     lot_id: str
     wafer_id: str
     snapshot_job_id: str
@@ -187,7 +203,7 @@ class WaferMapOut(BaseModel):
     )
 
 
-class TestStat(BaseModel):
+class TestStat(ApiModel):
     test_num: int
     test_name: str | None = None
     test_type: Literal["P", "M", "F"]
@@ -208,14 +224,14 @@ class TestStat(BaseModel):
     fail_rate: float | None = None
 
 
-class TestList(BaseModel):
+class TestList(ApiModel):
     lot_id: str
     wafer_id: str | None = None
     view: str
     items: list[TestStat]
 
 
-class ResultRow(BaseModel):
+class ResultRow(ApiModel):
     wafer_id: str | None = None
     x: int | None = None
     y: int | None = None
@@ -242,14 +258,14 @@ class ResultRow(BaseModel):
     test_flg: int | None = Field(None, description="FTR only: TEST_FLG")
 
 
-class ResultsPage(BaseModel):
+class ResultsPage(ApiModel):
     lot_id: str
     test: dict[str, Any]
     items: list[ResultRow]
     next_cursor: str | None = None
 
 
-class CapabilityRow(BaseModel):
+class CapabilityRow(ApiModel):
     test_num: int
     test_name: str | None = None
     units: str | None = None
@@ -274,7 +290,7 @@ class CapabilityRow(BaseModel):
     subgroups: int | None = None
 
 
-class CapabilityOut(BaseModel):
+class CapabilityOut(ApiModel):
     lot_id: str
     wafer_id: str | None = None
     snapshot_job_id: str | None = None
@@ -285,7 +301,7 @@ class CapabilityOut(BaseModel):
     tests: list[CapabilityRow]
 
 
-class BinsOut(BaseModel):
+class BinsOut(ApiModel):
     lot_id: str
     snapshot_job_id: str | None = None
     by: Literal["lot", "wafer", "site"]
@@ -294,14 +310,14 @@ class BinsOut(BaseModel):
     bins: list[dict[str, Any]]
 
 
-class SqlContext(BaseModel):
+class SqlContext(ApiModel):
     model_config = ConfigDict(extra="forbid")
     lot_id: str | None = None
     snapshot_job_id: str | None = None
     wafer_ids: list[str] | None = Field(None, max_length=10_000)
 
 
-class SqlRequest(BaseModel):
+class SqlRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=100_000)
     limit: int | None = Field(None, ge=1, le=100_000, description="Rows per page (default 1000)")
@@ -309,12 +325,12 @@ class SqlRequest(BaseModel):
     context: SqlContext | None = None
 
 
-class SqlColumn(BaseModel):
+class SqlColumn(ApiModel):
     name: str
     type: str
 
 
-class SqlResponse(BaseModel):
+class SqlResponse(ApiModel):
     columns: list[SqlColumn]
     rows: list[list[Any]]
     next_cursor: str | None = None
@@ -323,29 +339,29 @@ class SqlResponse(BaseModel):
     elapsed_ms: float
 
 
-class SchemaColumn(BaseModel):
+class SchemaColumn(ApiModel):
     name: str
     type: str
     description: str
 
 
-class SchemaTable(BaseModel):
+class SchemaTable(ApiModel):
     name: str
     description: str
     columns: list[SchemaColumn]
 
 
-class SqlSchema(BaseModel):
+class SqlSchema(ApiModel):
     tables: list[SchemaTable]
 
 
-class PresignRequest(BaseModel):
+class PresignRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
     filename: str = Field(min_length=1, max_length=255)
     size: int | None = Field(None, ge=0)
 
 
-class PresignOut(BaseModel):
+class PresignOut(ApiModel):
     upload_url: str
     method: Literal["PUT"] = "PUT"
     headers: dict[str, str] = {}
@@ -354,7 +370,7 @@ class PresignOut(BaseModel):
     job: JobOut
 
 
-class InspectOut(BaseModel):
+class InspectOut(ApiModel):
     model_config = ConfigDict(extra="allow")
     valid: bool
     file_name: str
@@ -364,43 +380,54 @@ class InspectOut(BaseModel):
     problems: list[dict[str, Any]] = []
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
     query: str | None = Field(None, min_length=1, max_length=100_000, description="One read-only SELECT")
     table: str | None = Field(None, max_length=64, description="A public table, exported for context.lot_id")
     filters: dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None = Field(
         None, description="With table: column -> value (equality), list of values (IN) or null (IS NULL)"
     )
-    format: Literal["parquet", "csv", "arrow"] = "parquet"
-    context: SqlContext | None = None
+    format: Literal["parquet", "csv", "arrow"] = Field(
+        "parquet",
+        description="parquet (zstd), csv (with a header row; quoted only where needed) or arrow (Arrow IPC file; "
+        "not available where the server has no pyarrow, as on AWS)",
+    )
+    context: SqlContext | None = Field(
+        None, description="Scope: lot_id (required for a table export), snapshot_job_id, wafer_ids"
+    )
 
 
-class ExportColumn(BaseModel):
-    name: str
-    type: str
+class ExportColumn(ApiModel):
+    name: str = Field(description="Column name")
+    type: str = Field(
+        description="The column's SQL type as POST /v1/sql names it (e.g. FLOAT, HUGEINT, TIMESTAMP); "
+        "in Parquet files HUGEINT is stored as DECIMAL(38,0)"
+    )
 
 
-class ExportError(BaseModel):
-    code: str
-    message: str
+class ExportError(ApiModel):
+    code: str = Field(description="Machine-readable error code (as in problem+json), e.g. query_timeout")
+    message: str = Field(description="What went wrong, for a person")
 
 
-class ExportOut(BaseModel):
-    export_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
-    format: Literal["parquet", "csv", "arrow"]
-    query: str
-    table: str | None = None
-    context: dict[str, Any]
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    rows: int | None = None
-    bytes: int | None = None
+class ExportOut(ApiModel):
+    export_id: str = Field(description="Export id (exp_<ulid>)")
+    status: Literal["queued", "running", "succeeded", "failed"] = Field(
+        description="queued, then running, then succeeded (the file is ready) or failed (see error)"
+    )
+    format: Literal["parquet", "csv", "arrow"] = Field(description="File format of the export")
+    query: str = Field(description="The SELECT that was exported (built from table and filters for a table export)")
+    table: str | None = Field(None, description="The public table of a table export (null for a query export)")
+    context: dict[str, Any] = Field(description="Scope of the export: lot_id, snapshot_job_id and wafer_ids")
+    created_at: str = Field(description="When the export was requested (ISO 8601, UTC)")
+    started_at: str | None = Field(None, description="When the export began running (ISO 8601, UTC)")
+    finished_at: str | None = Field(None, description="When the export succeeded or failed (ISO 8601, UTC)")
+    rows: int | None = Field(None, description="Rows in the file (when succeeded)")
+    bytes: int | None = Field(None, description="Size of the file in bytes (when succeeded)")
     sha256: str | None = Field(None, description="SHA-256 of the file")
-    columns: list[ExportColumn] | None = None
-    elapsed_ms: float | None = None
-    error: ExportError | None = None
+    columns: list[ExportColumn] | None = Field(None, description="The file's columns, in order (when succeeded)")
+    elapsed_ms: float | None = Field(None, description="Time to run the query and write the file, in milliseconds")
+    error: ExportError | None = Field(None, description="Why the export failed (when failed)")
     download_url: str | None = Field(None, description="When succeeded: an expiring URL of the file (no API key)")
     expires_at: str | None = Field(None, description="When the download URL stops working")
 
@@ -408,7 +435,7 @@ class ExportOut(BaseModel):
 # ---- pattern classification ----------------------------------------------------------------------
 
 
-class PatternRegionOut(BaseModel):
+class PatternRegionOut(ApiModel):
     die_count: int
     fail_density: float
     r_min: float
@@ -418,14 +445,14 @@ class PatternRegionOut(BaseModel):
     dies: list[list[int]] = Field(description="[x, y] of the dies in the detected region")
 
 
-class PatternExplanationOut(BaseModel):
+class PatternExplanationOut(ApiModel):
     summary: str
     features: dict[str, float | int]
     region: PatternRegionOut
     orientation_assumed: bool
 
 
-class PatternOut(BaseModel):
+class PatternOut(ApiModel):
     class_id: str
     family: str
     location: str
@@ -437,7 +464,7 @@ class PatternOut(BaseModel):
     explanation: PatternExplanationOut
 
 
-class ClassifyOut(BaseModel):
+class ClassifyOut(ApiModel):
     wafer_id: str | None
     lot_id: str | None = None
     snapshot_job_id: str | None = None
@@ -446,17 +473,17 @@ class ClassifyOut(BaseModel):
     latency_ms: float
 
 
-class BatchItemError(BaseModel):
+class BatchItemError(ApiModel):
     wafer_id: str | None
     error: dict[str, Any]
 
 
-class BatchOut(BaseModel):
+class BatchOut(ApiModel):
     results: list[ClassifyOut | BatchItemError]
     classifier_version: str
 
 
-class PatternClassOut(BaseModel):
+class PatternClassOut(ApiModel):
     class_id: str
     family: str
     location: str
@@ -468,7 +495,7 @@ class PatternClassOut(BaseModel):
     example_url: str
 
 
-class QuotaOut(BaseModel):
+class QuotaOut(ApiModel):
     key_id: str
     quota: str
     limit: int | None = Field(description="per calendar month (UTC); null: no quota")
@@ -477,7 +504,7 @@ class QuotaOut(BaseModel):
     resets_at: str
 
 
-class UsageOut(BaseModel):
+class UsageOut(ApiModel):
     group_by: Literal["day", "route", "key"]
     items: list[dict[str, Any]] = Field(description="one row per group: the group value, requests, classifications")
     quotas: list[QuotaOut] = Field(description="classification quota of every key of the workspace")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stratum.catalog import keyset_page
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError
@@ -51,6 +51,7 @@ class NotImplementedAction(StratumError):
 
 
 class InboundIn(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str = Field(min_length=1, max_length=100)
     action: Action
     action_target: str | None = Field(None, max_length=255, description="monitor id for run_monitor")
@@ -58,6 +59,7 @@ class InboundIn(BaseModel):
 
 
 class InboundPatch(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str | None = Field(None, min_length=1, max_length=100)
     action: Action | None = None
     action_target: str | None = Field(None, max_length=255)
@@ -65,6 +67,7 @@ class InboundPatch(BaseModel):
 
 
 class InboundHook(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: str
     workspace: str
     name: str
@@ -76,6 +79,7 @@ class InboundHook(BaseModel):
 
 
 class InboundCall(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: str
     hook_id: str
     at: datetime

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stratum.catalog import keyset_page
 from stratum.errors import BadRequest, NotFound
@@ -46,6 +46,8 @@ def now_utc() -> datetime:
 class MuteHours(BaseModel):
     """Quiet hours, e.g. 22:00 → 07:00 in Europe/Berlin (the window may cross midnight)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     start: time
     end: time
     timezone: str = "UTC"
@@ -68,6 +70,7 @@ class MuteHours(BaseModel):
 
 
 class Prefs(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     digest: Digest = "off"
     email_to: list[str] = Field(default_factory=list, max_length=20)
     mute: MuteHours | None = None
@@ -99,6 +102,7 @@ class Prefs(BaseModel):
 
 
 class Notification(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: str
     workspace: str
     kind: str

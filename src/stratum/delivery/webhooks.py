@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stratum.catalog import keyset_page
 from stratum.errors import BadRequest, NotFound
@@ -62,6 +62,7 @@ def _due_sk(at: datetime, dlv_id: str) -> str:
 
 
 class WebhookIn(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str = Field(min_length=1, max_length=100)
     target_url: str = Field(min_length=1, max_length=2048)
     events: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
@@ -77,6 +78,7 @@ class WebhookIn(BaseModel):
 
 
 class WebhookPatch(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     name: str | None = Field(None, min_length=1, max_length=100)
     target_url: str | None = Field(None, min_length=1, max_length=2048)
     events: list[str] | None = Field(None, min_length=1, max_length=len(SUBSCRIBABLE))
@@ -90,6 +92,8 @@ class WebhookPatch(BaseModel):
 
 class Webhook(BaseModel):
     """What the API shows (never the secrets)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str
     workspace: str
@@ -105,6 +109,7 @@ class Webhook(BaseModel):
 
 
 class Attempt(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     n: int
     at: datetime
     status_code: int | None = None
@@ -113,6 +118,7 @@ class Attempt(BaseModel):
 
 
 class Delivery(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     id: str
     workspace: str
     webhook_id: str

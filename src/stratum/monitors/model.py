@@ -24,7 +24,7 @@ _CHANNEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}:[^\s]{1,480}$")
 
 
 class MonitorScope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     lot_id: str | None = Field(None, min_length=1, max_length=255)
     part_type: str | None = Field(None, min_length=1, max_length=255)
@@ -42,7 +42,7 @@ class MonitorScope(BaseModel):
 
 
 class ScheduleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     expression: str = Field(..., max_length=256, examples=["cron(0 6 ? * MON-FRI *)", "rate(1 hour)"])
     timezone: str = Field("UTC", max_length=64, description="IANA time zone")
@@ -57,7 +57,7 @@ class ScheduleSpec(BaseModel):
 
 
 class Trigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     schedule: ScheduleSpec | None = None
     on_ingest: bool = False
@@ -72,7 +72,7 @@ class Trigger(BaseModel):
 class RuleSpec(BaseModel):
     """``params`` are validated by the rule kind's own model (defaults filled in)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     kind: str = Field(..., max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -102,7 +102,7 @@ def _channels(v: list[str]) -> list[str]:
 class MonitorIn(BaseModel):
     """Body of ``POST /v1/monitors``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     label: str = Field(..., min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
@@ -118,7 +118,7 @@ class MonitorIn(BaseModel):
 class MonitorPatch(BaseModel):
     """Body of ``PATCH /v1/monitors/{id}``: the fields to change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     label: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
@@ -135,6 +135,7 @@ class MonitorPatch(BaseModel):
 
 
 class Monitor(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     monitor_id: str
     workspace: str
     label: str
@@ -157,6 +158,8 @@ class Finding(BaseModel):
     aggregates that triggered it; with ``rule``, ``rule_version``, ``params`` and ``snapshot_job_ids`` the
     numbers can be reproduced."""
 
+    model_config = ConfigDict(defer_build=True)
+
     finding_id: str
     monitor_id: str
     run_id: str
@@ -172,6 +175,7 @@ class Finding(BaseModel):
 
 
 class RunRecord(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     run_id: str
     monitor_id: str
     trigger: Literal["manual", "schedule", "ingest", "backtest"] = "manual"

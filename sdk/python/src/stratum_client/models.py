@@ -99,20 +99,54 @@ class Delivery(BaseModel):
 
 
 class ExportColumn(BaseModel):
-    name: Annotated[str, Field(title='Name')]
-    type: Annotated[str, Field(title='Type')]
+    name: Annotated[str, Field(description='Column name', title='Name')]
+    type: Annotated[
+        str,
+        Field(
+            description="The column's SQL type as POST /v1/sql names it (e.g. FLOAT, HUGEINT, TIMESTAMP); in Parquet files HUGEINT is stored as DECIMAL(38,0)",
+            title='Type',
+        ),
+    ]
 
 
 class ExportError(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    message: Annotated[str, Field(title='Message')]
+    code: Annotated[
+        str,
+        Field(
+            description='Machine-readable error code (as in problem+json), e.g. query_timeout',
+            title='Code',
+        ),
+    ]
+    message: Annotated[
+        str, Field(description='What went wrong, for a person', title='Message')
+    ]
 
 
 class ExportOut(BaseModel):
-    bytes: Annotated[int | None, Field(title='Bytes')] = None
-    columns: Annotated[list[ExportColumn] | None, Field(title='Columns')] = None
-    context: Annotated[dict[str, Any], Field(title='Context')]
-    created_at: Annotated[str, Field(title='Created At')]
+    bytes: Annotated[
+        int | None,
+        Field(description='Size of the file in bytes (when succeeded)', title='Bytes'),
+    ] = None
+    columns: Annotated[
+        list[ExportColumn] | None,
+        Field(
+            description="The file's columns, in order (when succeeded)", title='Columns'
+        ),
+    ] = None
+    context: Annotated[
+        dict[str, Any],
+        Field(
+            description='Scope of the export: lot_id, snapshot_job_id and wafer_ids',
+            title='Context',
+        ),
+    ]
+    created_at: Annotated[
+        str,
+        Field(
+            description='When the export was requested (ISO 8601, UTC)',
+            title='Created At',
+        ),
+    ]
     download_url: Annotated[
         str | None,
         Field(
@@ -120,25 +154,68 @@ class ExportOut(BaseModel):
             title='Download Url',
         ),
     ] = None
-    elapsed_ms: Annotated[float | None, Field(title='Elapsed Ms')] = None
-    error: ExportError | None = None
+    elapsed_ms: Annotated[
+        float | None,
+        Field(
+            description='Time to run the query and write the file, in milliseconds',
+            title='Elapsed Ms',
+        ),
+    ] = None
+    error: Annotated[
+        ExportError | None, Field(description='Why the export failed (when failed)')
+    ] = None
     expires_at: Annotated[
         str | None,
         Field(description='When the download URL stops working', title='Expires At'),
     ] = None
-    export_id: Annotated[str, Field(title='Export Id')]
-    finished_at: Annotated[str | None, Field(title='Finished At')] = None
-    format: Annotated[Literal['parquet', 'csv', 'arrow'], Field(title='Format')]
-    query: Annotated[str, Field(title='Query')]
-    rows: Annotated[int | None, Field(title='Rows')] = None
+    export_id: Annotated[
+        str, Field(description='Export id (exp_<ulid>)', title='Export Id')
+    ]
+    finished_at: Annotated[
+        str | None,
+        Field(
+            description='When the export succeeded or failed (ISO 8601, UTC)',
+            title='Finished At',
+        ),
+    ] = None
+    format: Annotated[
+        Literal['parquet', 'csv', 'arrow'],
+        Field(description='File format of the export', title='Format'),
+    ]
+    query: Annotated[
+        str,
+        Field(
+            description='The SELECT that was exported (built from table and filters for a table export)',
+            title='Query',
+        ),
+    ]
+    rows: Annotated[
+        int | None, Field(description='Rows in the file (when succeeded)', title='Rows')
+    ] = None
     sha256: Annotated[
         str | None, Field(description='SHA-256 of the file', title='Sha256')
     ] = None
-    started_at: Annotated[str | None, Field(title='Started At')] = None
+    started_at: Annotated[
+        str | None,
+        Field(
+            description='When the export began running (ISO 8601, UTC)',
+            title='Started At',
+        ),
+    ] = None
     status: Annotated[
-        Literal['queued', 'running', 'succeeded', 'failed'], Field(title='Status')
+        Literal['queued', 'running', 'succeeded', 'failed'],
+        Field(
+            description='queued, then running, then succeeded (the file is ready) or failed (see error)',
+            title='Status',
+        ),
     ]
-    table: Annotated[str | None, Field(title='Table')] = None
+    table: Annotated[
+        str | None,
+        Field(
+            description='The public table of a table export (null for a query export)',
+            title='Table',
+        ),
+    ] = None
 
 
 class Query(RootModel[str]):
@@ -978,7 +1055,12 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    context: SqlContext | None = None
+    context: Annotated[
+        SqlContext | None,
+        Field(
+            description='Scope: lot_id (required for a table export), snapshot_job_id, wafer_ids'
+        ),
+    ] = None
     filters: Annotated[
         dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None,
         Field(
@@ -987,7 +1069,11 @@ class ExportRequest(BaseModel):
         ),
     ] = None
     format: Annotated[
-        Literal['parquet', 'csv', 'arrow'] | None, Field(title='Format')
+        Literal['parquet', 'csv', 'arrow'] | None,
+        Field(
+            description='parquet (zstd), csv (with a header row; quoted only where needed) or arrow (Arrow IPC file; not available where the server has no pyarrow, as on AWS)',
+            title='Format',
+        ),
     ] = 'parquet'
     query: Annotated[
         Query | None, Field(description='One read-only SELECT', title='Query')

@@ -48,7 +48,7 @@ def create_export(
     rec = svc.create(
         principal.workspace, fmt=body.format, query=body.query, table=body.table, filters=body.filters, scope=scope
     )
-    background.add_task(svc.run, principal.workspace, rec["export_id"])
+    background.add_task(svc.dispatch, principal.workspace, rec["export_id"])  # queued through the event port
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/exports/{rec['export_id']}"
     return _out(request, principal.workspace, rec)
 

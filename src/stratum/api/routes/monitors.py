@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from stratum.monitors.model import Finding, MonitorIn, MonitorPatch, MonitorScope, RuleSpec, RunRecord, Trigger
 
-from ..schemas import Page, problem_responses
+from ..schemas import ApiModel, Page, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["monitors"])
@@ -19,7 +19,7 @@ ERRORS = problem_responses(400, 401, 403, 404, 409, 429)
 RunStatus = Literal["ok", "fired", "failed", "skipped"]
 
 
-class MonitorOut(BaseModel):
+class MonitorOut(ApiModel):
     monitor_id: str
     label: str
     description: str | None
@@ -33,7 +33,7 @@ class MonitorOut(BaseModel):
     rule_version: int
 
 
-class RunNow(BaseModel):
+class RunNow(ApiModel):
     run_id: str
     status: RunStatus
     findings_preview: list[dict[str, Any]]
@@ -43,7 +43,7 @@ class RunNow(BaseModel):
     error: str | None = None
 
 
-class CronPreview(BaseModel):
+class CronPreview(ApiModel):
     valid: bool
     next: list[str] = Field(..., description="ISO 8601 fire times with their UTC offset")
 

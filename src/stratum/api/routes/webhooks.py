@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 
 from stratum.delivery.inbound import InboundCall, InboundHook, InboundIn, InboundPatch
 from stratum.delivery.webhooks import Delivery, Webhook, WebhookIn, WebhookPatch
 
-from ..schemas import Page, problem_responses
+from ..schemas import ApiModel, Page, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["webhooks"])
@@ -174,7 +173,7 @@ def list_calls(
     return Page[InboundCall](items=items, next_cursor=nxt)
 
 
-class CallOut(BaseModel):
+class CallOut(ApiModel):
     id: str
     status: str
     result: dict
