@@ -99,6 +99,25 @@ class JobOut(ApiModel):
     error: JobErrorOut | None = None
     duplicate_of: str | None = None
     snapshot_jobs: list[str] | None = Field(None, description="Jobs in the lot snapshot this job published")
+    source: dict[str, Any] | None = Field(
+        None,
+        description="Where the job's file came from and where it went: `kind` (`upload` request body, `presign` "
+        "presigned upload URL, `drop` drop folder or bucket, `cli` `stratum ingest`), `bucket` (`local` for the "
+        "local drop folder), `key` (the key it was dropped or uploaded under, `incoming/<workspace>/...`), "
+        "`version_id` and `etag` of the dropped object, and `archived_key`: where the file was moved when the "
+        "job ended, `processed/<rest>` (succeeded, partial, duplicate) or `failed/<rest>` with "
+        "`<name>.error.json` beside it (null while the file is still in `incoming/`, and for CLI ingests)",
+        examples=[
+            {
+                "kind": "drop",
+                "bucket": "local",
+                "key": "incoming/default/lot.stdf",
+                "version_id": None,
+                "etag": "9e107d9d372bb6826bd81d3542a419d6",
+                "archived_key": "processed/default/lot.stdf",
+            }
+        ],
+    )
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
