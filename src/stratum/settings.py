@@ -168,7 +168,7 @@ class PatternSettings(BaseModel):
     max_request_bytes: int = 32 * 1024 * 1024  # JSON body of POST /v1/classify or /v1/batch (413 past it)
     max_concurrent: int = 4  # classify/batch requests computing at once per server; others wait
     queue_seconds: float = 10.0  # ... at most this long, then 503 with Retry-After
-    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    min_confidence: float = 0.05  # detections below this calibrated confidence are not reported
     severity_low_max: float = 0.20  # severity: low < this <= med
     severity_med_max: float = 0.50  # med < this <= high
 
