@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.query.sql import SqlService
 
 
+LOCAL_DROP_PREFIX = "incoming/"  # <data-dir>/incoming/ is the local drop folder
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -63,8 +66,8 @@ class Runtime:
 
     @property
     def drop_prefix(self) -> str:
-        """Prefix of drop keys inside the drop store: the local store is rooted at incoming/ already."""
-        return "" if self.settings.backend == "local" else self.settings.aws.drop_prefix
+        """Prefix of drop keys inside the drop store (the local store is the data directory)."""
+        return LOCAL_DROP_PREFIX if self.settings.backend == "local" else self.settings.aws.drop_prefix
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -238,9 +241,17 @@ class Runtime:
 
     @cached_property
     def exports(self):
+        import sys
+
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
+        # a server (local backend, SQL isolated) runs each export job in a memory-capped child process
+        isolate = (
+            (sys.executable, "-c", _EXPORT_WORKER_MAIN)
+            if self.settings.backend == "local" and self.settings.sql.isolate
+            else None
+        )
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events, isolate=isolate)
 
     @cached_property
     def delivery(self) -> DeliveryService:
@@ -265,17 +276,21 @@ class Runtime:
         """Inbound hook action: ingest an object already in the workspace's drop folder."""
         from stratum.errors import NotFound
         from stratum.ingest.drop import DropObject
-
-        full = f"{self.drop_prefix}{ws}/{key}"
-        if self.drop_store.head(full) is None:
-            raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
         from stratum.ingest.watcher import LOCAL_BUCKET
 
+        full = f"{self.drop_prefix}{ws}/{key}"
         bucket = self.settings.aws.drop_bucket if self.settings.backend == "aws" else LOCAL_BUCKET
-        job = self.drop_processor.process(DropObject(bucket, full))
-        if job is None:
+        if self.drop_store.head(full) is None:
+            # the drop folder (watcher, S3 notification) may have ingested and moved it already
+            moved = self.drop_processor.moved(ws, bucket, full)
+            if moved is None:
+                raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
+            job = self.catalog.get_job(ws, moved["job_id"])
+            return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id, "moved_to": moved["to"]}
+        res = self.drop_processor.handle(DropObject(bucket, full))
+        if res.job is None:
             return {"job_id": None, "status": "skipped", "reason": "not an STDF file name"}
-        return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id}
+        return {"job_id": res.job.job_id, "status": res.job.status, "lot_id": res.job.lot_id, "moved_to": res.moved_to}
 
     def _run_monitor(self, ws: str, monitor_id: str, payload: dict) -> dict:
         """Inbound hook action: run a monitor now (optionally on one lot: payload ``lot_id``)."""
@@ -303,6 +318,20 @@ class Runtime:
 
 # a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
 _SQL_WORKER_MAIN = "from stratum.runtime import serve_sql_worker; serve_sql_worker()"
+
+
+# an export job's child process (``ExportService.isolate``) builds its own runtime and runs the export
+_EXPORT_WORKER_MAIN = "from stratum.runtime import serve_export_worker; serve_export_worker()"
+
+
+def serve_export_worker() -> None:  # pragma: no cover - runs in the child (tested through the API)
+    from stratum.exports.isolated import serve
+
+    def open_run(settings: Settings) -> tuple[Callable[[str, str], object], Callable[[], None]]:
+        rt = Runtime.from_settings(settings)
+        return rt.exports.run, rt.close
+
+    serve(open_run)
 
 
 def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)

@@ -55,6 +55,12 @@ class InputLimits(BaseModel):
     max_presign_bytes: int = 5 << 30
     # how long a presigned upload URL is valid; the upload's job expires with it
     presign_seconds: int = 3600
+    # a presigned upload's job fails (upload_expired) this long after its URL expired if nothing arrived:
+    # S3 checks the URL when a PUT begins, so a PUT begun just before expiry may still be arriving
+    # (15 min: 5 GiB, the largest presigned upload, at ~6 MB/s)
+    presign_grace_seconds: int = 900
+    # stratum serve: how often the sweep for expired presigned uploads runs (AWS: the ingest schedule, 5 min)
+    presign_sweep_seconds: float = 60.0
 
 
 class SqlLimits(BaseModel):

@@ -251,6 +251,35 @@ class AnalyticsService:
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
+    def wafer_map_image(
+        self,
+        ws: str,
+        lot_id: str,
+        wafer_id: str,
+        *,
+        fmt: Literal["png", "svg"],
+        bin_type: Literal["H", "S"] = "H",
+        snapshot_job_id: str | None = None,
+        test_num: int | None = None,
+        test_name: str | None = None,
+        view: View = "final",
+    ) -> bytes:
+        """The die map drawn as PNG or SVG (``render_die_map``). A snapshot never changes, so neither does its
+        picture: the bytes are kept per snapshot like its other derived values (``QueryEngine.memo``)."""
+        from stratum.render.diemap import render_die_map
+
+        check_wafer_ids([wafer_id])
+        snap = self.engine.resolve(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id)).snapshot_job_ids[lot_id]
+
+        def draw() -> bytes:
+            data = self.wafer_map(
+                ws, lot_id, wafer_id, snapshot_job_id=snap, test_num=test_num, test_name=test_name, view=view
+            )
+            return render_die_map(data, fmt=fmt, bin_type=bin_type)
+
+        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}"
+        return self.engine.memo(("map_image", ws, lot_id, snap), name, draw)
+
     def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
         dies = s.dicts(
             f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
@@ -462,6 +491,7 @@ class AnalyticsService:
             )
             n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+            shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
         batch = (
             cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
             if n_t
@@ -469,12 +499,11 @@ class AnalyticsService:
         )
         results = []
         rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        # every value is JSON-ready already: to_dicts gives finite floats or None, the tests' ints and strings
         for i, t in enumerate(tests):
             d = rows[i]
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            for k in ("lsl", "usl"):  # the limits are the file's R*4 values: shown at float32 precision
-                d[k] = float32_value(d.get(k))
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+            d.update(test_num=t[0], test_name=t[1], units=t[2], source=used[i], lsl=shown[i][0], usl=shown[i][1])
+            results.append(d)
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -681,6 +710,11 @@ class AnalyticsService:
             "yield": yields,
             "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }
+
+
+def _shown_limits(tests: list[tuple]) -> list[tuple[Any, Any]]:
+    """(lsl, usl) of each test as presented: the file's R*4 values at float32 precision, None when absent."""
+    return [(float32_value(_finite_or_none(t[3])), float32_value(_finite_or_none(t[4]))) for t in tests]
 
 
 def _pass_fail_from_parts(table: dict[str, dict[int, dict[str, Any]]], cols: dict[str, list]) -> None:

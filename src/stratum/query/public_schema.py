@@ -49,10 +49,10 @@ job_id | Snapshot job: the job whose publish produced this view of the lot
 file_count | Files (jobs) in the snapshot
 part_count | Dies/parts after retests (final view)
 good_count | Passing dies/parts after retests
-yield | good_count / part_count
+yield | good_count / part_count, a fraction 0-1
 first_pass_count | Dies/parts at their first execution
 first_pass_good | Dies/parts passing at their first execution
-first_pass_yield | first_pass_good / first_pass_count
+first_pass_yield | first_pass_good / first_pass_count, a fraction 0-1
 retest_count | Executions that are retests
 wafer_count | Distinct wafers
 """,
@@ -73,10 +73,10 @@ finish_time | Last WRR.FINISH_T of the wafer
 part_count | Dies after retests
 good_count | Passing dies after retests
 job_id | Newest job (file) holding the wafer
-yield | good_count / part_count
+yield | good_count / part_count, a fraction 0-1
 first_pass_count | Dies at their first execution
 first_pass_good | Dies passing at their first execution
-first_pass_yield | first_pass_good / first_pass_count
+first_pass_yield | first_pass_good / first_pass_count, a fraction 0-1
 retest_count | Die executions that are retests
 file_count | Files holding the wafer
 wrr_part_count | Sum of WRR.PART_CNT (summary records; cross-check only)
@@ -227,7 +227,7 @@ bin_name | Bin name (HBR/SBR)
 pass_fail | 'P', 'F' or null (HBR/SBR; else derived from the parts)
 part_count | Dies/parts in the bin after retests
 job_id | Snapshot job
-percent | part_count as a percentage of the lot's dies/parts after retests
+percent | part_count as a percentage 0-100 of the lot's dies/parts after retests
 first_pass_count | Dies/parts in the bin at their first execution
 summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the per-site sum); cross-check only
 """,

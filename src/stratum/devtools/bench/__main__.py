@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,monitors,exports,delivery,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,startup,exports,sdk,delivery,all}`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("sdk")
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--wafers", type=int, default=200)
     sub.add_parser("delivery")
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
@@ -86,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         runs = min(args.runs, 3)  # each export case reads the whole results table: keep it short
         rep = {
             "export": bench_export(runs, args.big_mb),
-            "sdk": bench_sdk(max(runs, 5), args.big_mb),
+            "sdk": bench_sdk(max(runs, 7), wafers=args.wafers),
             "charts": bench_charts(max(runs, 7)),
         }
         (RESULTS / "exports.json").write_text(json.dumps(rep, indent=2))
+        print_exports(rep)
+    if args.what == "sdk":
+        rep = {"sdk": bench_sdk(args.runs, wafers=args.wafers)}
+        (RESULTS / "sdk.json").write_text(json.dumps(rep, indent=2))
         print_exports(rep)
     if args.what in ("delivery", "all"):
         rep = bench_delivery()
