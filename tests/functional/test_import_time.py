@@ -35,7 +35,16 @@ CASES = {
 # the delivery, webhook and notification routes (issue 13) brought the API handler to 3.55 on a quiet machine
 BUDGET = {"stratum.api.app": 2.5, "api handler": 4.0, "ingest handler": 3.0}  # ratios are noisy: 2.14 seen quiet
 # what the API's import path must not load: each is imported by the first request that needs it
-LAZY = ("numpy", "duckdb", "pyarrow", "PIL", "boto3", "stratum.stdf.reader", "stratum.analytics.capability")
+LAZY = (
+    "numpy",
+    "duckdb",
+    "pyarrow",
+    "PIL",
+    "boto3",
+    "stratum.stdf.reader",
+    "stratum.analytics.capability",
+    "pydantic.v1",  # FastAPI imports it to reject v1 models; stratum.api._fastapi answers without it
+)
 
 
 def _seconds(code: str) -> float:
@@ -59,3 +68,16 @@ def test_api_import_path_loads_no_heavy_library() -> None:
     probe = f"import sys, stratum.api.app; print(sorted(m for m in {LAZY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_fastapi_still_rejects_pydantic_v1_models() -> None:
+    """The v1 check answers without importing pydantic.v1, and still refuses a v1 model once one exists."""
+    probe = (
+        "import stratum.api, fastapi, pydantic.v1 as v1\n"
+        "class M(v1.BaseModel):\n    x: int\n"
+        "app = fastapi.FastAPI()\n"
+        "try:\n    app.get('/m', response_model=M)(lambda: None)\n"
+        "except Exception as e:\n    print(type(e).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "PydanticV1NotSupportedError"

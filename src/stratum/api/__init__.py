@@ -1,1 +1,5 @@
 """The HTTP API (FastAPI): one app for uvicorn locally and Mangum on Lambda."""
+
+from ._fastapi import install as _install_fastapi_compat
+
+_install_fastapi_compat()  # before any route is declared

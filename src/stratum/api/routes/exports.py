@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from stratum.errors import NotFound
 from stratum.exports.formats import FORMATS
 
-from ..schemas import ExportOut, ExportRequest, problem_responses
+from ..params import ExportId, Signature, SignedExpires, SignedWorkspace
+from ..schemas import ExportOut, ExportRequest, binary, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["exports"])
@@ -39,6 +40,10 @@ def create_export(
     background: BackgroundTasks,
     principal: Principal = Depends(require("sql_run", "sql")),
 ) -> ExportOut:
+    """Queue an export (202, `Location: /v1/exports/{export_id}`): either `query`, one read-only SELECT over the
+    SQL tables with no row cap, or `table` (a public table of `context.lot_id`) with equality `filters`. It runs
+    in the background; poll GET /v1/exports/{export_id} until it has succeeded, then download `download_url`.
+    Needs the scope that runs SQL."""
     from stratum.query.engine import Scope, check_wafer_ids  # duckdb loads on the first export, not at import
 
     ctx = body.context
@@ -48,7 +53,7 @@ def create_export(
     rec = svc.create(
         principal.workspace, fmt=body.format, query=body.query, table=body.table, filters=body.filters, scope=scope
     )
-    background.add_task(svc.run, principal.workspace, rec["export_id"])
+    background.add_task(svc.dispatch, principal.workspace, rec["export_id"])  # queued through the event port
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/v1/exports/{rec['export_id']}"
     return _out(request, principal.workspace, rec)
 
@@ -60,23 +65,38 @@ def create_export(
     summary="An export's status; when it has succeeded, an expiring download URL",
 )
 def get_export(
-    request: Request, export_id: str, principal: Principal = Depends(require("sql_run", "analytics"))
+    request: Request, export_id: ExportId, principal: Principal = Depends(require("sql_run", "analytics"))
 ) -> ExportOut:
+    """The export's status; once it has succeeded, its rows, size, SHA-256, columns and an expiring download
+    URL (S3 presigned on AWS; a signed URL of this server locally). Ask again for a fresh URL."""
     return _out(request, principal.workspace, request.app.state.runtime.exports.get(principal.workspace, export_id))
 
 
 @router.get(
     "/v1/exports/{export_id}/content",
-    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "The export's file"}},
+    responses={
+        **ERRORS,
+        200: {
+            "content": {
+                "application/octet-stream": binary(
+                    "The export's file: Parquet, CSV or Arrow IPC stream (the Content-Type names the format)"
+                )
+            },
+            "description": "The export's file, as an attachment",
+        },
+    },
     summary="Local runtime only: the target of an export's download URL (authorised by its signature)",
+    response_class=Response,
 )
 def export_content(
     request: Request,
-    export_id: str,
-    workspace: str = Query(..., max_length=63),
-    expires: int = Query(...),
-    signature: str = Query(..., max_length=128),
+    export_id: ExportId,
+    workspace: SignedWorkspace,
+    expires: SignedExpires,
+    signature: Signature,
 ):
+    """The local runtime's download URL of a succeeded export: call the `download_url` as is. No API key: the
+    signature authorises it until it expires (403 otherwise). 404 on the AWS runtime (files come from S3)."""
     rt = request.app.state.runtime
     if rt.settings.backend != "local":
         raise NotFound("not found")

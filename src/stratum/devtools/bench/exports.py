@@ -1,9 +1,10 @@
 """Export and SDK benchmarks.
 
 * Export: ``SELECT * FROM results`` of a lake built from the big benchmark file, to zstd Parquet, by the
-  export service (guarded session, Arrow batches into the object store's streaming writer) next to DuckDB's
-  own ``COPY (same query) TO ... (FORMAT parquet, COMPRESSION zstd)`` over the same views on an unlocked
-  connection. Each case runs in a fresh subprocess: wall time and its own peak RSS.
+  export service (``ExportService.produce``: its own guarded database, DuckDB ``COPY`` into a private directory,
+  SHA-256 of the file) next to DuckDB's own ``COPY (same query) TO ... (same options)`` over the same views on an
+  unlocked connection. Each case runs in a fresh subprocess (wall time and its own peak RSS), the two sides
+  interleaved with alternating order; the 1-minute load average is recorded (the machine may be shared).
 * SDK: ``client.sql(q).to_arrow()`` against a raw httpx POST of the same request, on the Arrow IPC path (the
   SDK's default with pyarrow) and the JSON path: end to end through the in-process app, and client side
   only (the app's recorded answer replayed), in the same run.
@@ -60,8 +61,9 @@ def case_export(kind: str, lake: str) -> dict:
         out = Path(d) / "out.parquet"
         t0 = time.perf_counter()
         if kind == "stratum":
-            with open(out, "wb") as f:
-                rows = rt.exports.write("default", QUERY, Scope(), "parquet", f).rows
+            with rt.exports.produce("default", QUERY, Scope(), "parquet", work_dir=d) as (path, stats):
+                os.replace(path, out)
+                rows = stats.rows
         else:
             import duckdb
 
@@ -75,7 +77,8 @@ def case_export(kind: str, lake: str) -> dict:
                 retest_policy=resolved.retest_policy,
             ):
                 con.execute(stmt)
-            con.execute(f"COPY ({QUERY}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+            row_group = rt.settings.exports.row_group_rows  # the options the export service passes
+            con.execute(f"COPY ({QUERY}) TO '{out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group})")
             rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0]
         el = time.perf_counter() - t0
         size = out.stat().st_size
@@ -99,9 +102,12 @@ def _run(kind: str, lake: Path) -> dict:
 def bench_export(runs: int, mb: int) -> dict:
     lake = export_lake(mb)
     cases: dict[str, list[dict]] = {"stratum": [], "duckdb_copy": []}
-    for _ in range(runs):  # interleaved: both sides see the same machine load
-        cases["stratum"].append(_run("stratum", lake))
-        cases["duckdb_copy"].append(_run("duckdb", lake))
+    load = [os.getloadavg()[0]]
+    for i in range(runs):  # interleaved, order alternating: both sides see the same machine load and cache
+        order = (("stratum", "stratum"), ("duckdb_copy", "duckdb"))
+        for name, kind in order if i % 2 == 0 else order[::-1]:
+            cases[name].append(_run(kind, lake))
+            load.append(os.getloadavg()[0])
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "rss_mb", "bytes")} for k, v in cases.items()}
     rows = {r["rows"] for v in cases.values() for r in v}
     assert len(rows) == 1, rows
@@ -112,6 +118,9 @@ def bench_export(runs: int, mb: int) -> dict:
         "median": med,
         "ratio_seconds": med["stratum"]["seconds"] / med["duckdb_copy"]["seconds"],
         "ratio_rss": med["stratum"]["rss_mb"] / med["duckdb_copy"]["rss_mb"],
+        "seconds": {k: [round(r["seconds"], 2) for r in v] for k, v in cases.items()},
+        "load_avg_1min": [round(x, 1) for x in load],  # the machine is shared: the load while it ran
+        "cpus": os.cpu_count(),
     }
 
 
@@ -277,6 +286,8 @@ def print_exports(rep: dict) -> None:
             mk = m[k]
             print(f"  {k:12s} {mk['seconds']:7.2f} s   peak RSS {mk['rss_mb']:7.0f} MB   {mk['bytes'] / 1e6:7.1f} MB")
         print(f"  ratio        {e['ratio_seconds']:.2f}x time, {e['ratio_rss']:.2f}x RSS")
+        if "load_avg_1min" in e:
+            print(f"  machine load (1-min average, {e['cpus']} CPUs) during the runs: {e['load_avg_1min']}")
     s = rep.get("sdk")
     if s:
         print(f"\nSDK client.sql(q).to_arrow() vs raw httpx of the same request, {s['rows']:,} rows")

@@ -1,9 +1,9 @@
 """Start-up costs, each in fresh processes with its reference measured in the same run (interleaved, so load
 on the machine hits both alike): ``import stratum.api.app`` against a bare ``import fastapi``, the first
-request of a fresh app (map PNG, capability, SQL) on the API bench lake, and whole CLI processes
-(``stratum sql``, ``stratum ingest`` of a small file) against ``stratum --version``, and the API Lambda's cold
-start for chart routes (functions/api/handler.py loaded in a fresh process, then its first invoke with an API
-Gateway event for a chart PNG).
+request of a fresh app (map PNG, capability, SQL, classify a 50-die-wide grid, classify a lake wafer, which
+also stores it) on the API bench lake, whole CLI processes (``stratum sql``, ``stratum ingest`` of a small
+file) against ``stratum --version``, and the API Lambda's cold start for chart routes (functions/api/handler.py
+loaded in a fresh process, then its first invoke with an API Gateway event for a chart PNG).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from stratum.settings import settings_for
 t1 = time.perf_counter()
 from fastapi.testclient import TestClient
 lake, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
-settings = settings_for(lake, backend="local", rate_limits={"analytics_per_window": 10**9, "sql_per_window": 10**9})
+limits = {"analytics_per_window": 10**9, "sql_per_window": 10**9, "classify_per_window": 10**9}
+settings = settings_for(lake, backend="local", rate_limits=limits)
 app = create_app(settings=settings)
 token, _ = app.state.keys.create("default", ["full"], "bench-first")
 client = TestClient(app)
@@ -143,6 +144,19 @@ def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
     return rows
 
 
+def classify_grid(diameter: int) -> dict:
+    """A WM-811K grid body (0 off-wafer, 1 pass, 2 fail): a disc with a failing centre blob."""
+    c = (diameter - 1) / 2
+    grid = [
+        [
+            0 if (i - c) ** 2 + (j - c) ** 2 > c * c else 2 if (i - c) ** 2 + (j - c) ** 2 <= (c / 3) ** 2 else 1
+            for j in range(diameter)
+        ]
+        for i in range(diameter)
+    ]
+    return {"wafer_id": "BENCH", "grid": grid}
+
+
 def _seconds(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
@@ -171,6 +185,11 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str) -> dict
         "first request: map PNG": (f"/v1/lots/{lot}/wafers/{wafer}/map", "-"),
         "first request: capability": (f"/v1/lots/{lot}/capability", "-"),
         "first request: SQL": ("/v1/sql", json.dumps({"query": sql, "context": {"lot_id": lot}})),
+        "first request: classify (50-wide grid)": ("/v1/classify", json.dumps(classify_grid(50))),
+        "first request: classify (lake wafer, stored)": (
+            "/v1/classify",
+            json.dumps({"lot_id": lot, "wafer_id": wafer}),
+        ),
     }
     for what, (path, body) in requests.items():
         first, ref = [], []
