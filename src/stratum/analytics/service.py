@@ -8,6 +8,7 @@ valid results only for statistics, test limits (not spec limits) for capability.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -211,9 +212,12 @@ class AnalyticsService:
     ) -> MapData:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             check_wafer_ids([wafer_id])
-            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process
-            dies, bins, ori, patterns = s.memo(
-                f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view)
+            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process;
+            # its patterns are not (classified on publish and again by newer classifiers): read every time
+            dies, bins, ori = s.memo(f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view))
+            patterns = s.dicts(
+                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+                [wafer_id],
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
             test = None
@@ -277,8 +281,15 @@ class AnalyticsService:
             )
             return render_die_map(data, fmt=fmt, bin_type=bin_type)
 
-        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}"
+        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}#{self._caption_key(ws, lot_id)}"
         return self.engine.memo(("map_image", ws, lot_id, snap), name, draw)
+
+    def _caption_key(self, ws: str, lot_id: str) -> str:
+        """What the picture's pattern caption depends on beyond the snapshot: the lot's stored classifications
+        (metadata store; one read, no DuckDB). Empty when there are none (the lake's per-file rows are immutable)."""
+        rows_of = self.engine.row_sources.get("wafer_pattern_history")
+        rows = rows_of(ws, {lot_id}) if rows_of is not None else []
+        return hashlib.blake2b(repr(sorted(rows)).encode(), digest_size=8).hexdigest() if rows else ""
 
     def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
         dies = s.dicts(
@@ -297,11 +308,7 @@ class AnalyticsService:
             "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
             "FROM lot_files ORDER BY file_order DESC LIMIT 1"
         )
-        patterns = s.dicts(
-            "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
-            [wafer_id],
-        )
-        return dies, bins, ori, patterns
+        return dies, bins, ori
 
     def _map_values(
         self, s: Session, wafer_id: str, view: View, dies: list[dict], test_num: int, test_name: str | None
