@@ -5,7 +5,8 @@ Thin by design. Two event shapes:
 - EventBridge Scheduler's input, ``{"workspace": ..., "monitor_id": ...}``: run that monitor
   (``MonitorService.fire``; a deleted monitor is ignored, a paused one records a skipped run);
 - an EventBridge event from the stack's bus (``source: stratum``, ``detail-type: job.succeeded`` or
-  ``job.partial``, ``detail``: the event envelope): run the workspace's on_ingest monitors for the lot.
+  ``job.partial``, ``detail``: the event envelope): classify the final die maps of the job's wafers into
+  ``wafer_patterns`` (``Runtime.on_published``), then run the workspace's on_ingest monitors for the lot.
 
 Anything else is refused (ValueError): the async invoke's retry policy and DLQ keep it.
 
@@ -43,6 +44,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("monitor run", extra={"run_id": run.run_id, "status": run.status, "findings": run.findings})
         return {"runs": [{"run_id": run.run_id, "status": run.status, "findings": run.findings}]}
     if isinstance(event, dict) and event.get("source") == "stratum" and "detail" in event:
-        runs = svc.handle_event(event_from_eventbridge(event))
+        runs = runtime().on_published(event_from_eventbridge(event))  # classify the wafers, then monitors
         return {"runs": [{"run_id": r.run_id, "status": r.status, "findings": r.findings} for r in runs]}
     raise ValueError("unrecognised event: expected {workspace, monitor_id} or a stratum job.* EventBridge event")

@@ -144,6 +144,13 @@ VISIBILITY_TIMEOUT_FACTOR = 6  # AWS guidance for SQS event sources: >= 6x the f
 DLQ_RETENTION = Duration.days(14)  # SQS maximum: time to investigate and redrive
 
 DROP_PREFIX = "incoming/"
+# where the ingest function moves a dropped file when its job ended (stratum.ingest.drop); outside
+# DROP_PREFIX, so the drop bucket's notification (prefix incoming/) can never fire for them
+DROP_PROCESSED_PREFIX = "processed/"
+DROP_FAILED_PREFIX = "failed/"
+# presigned uploads that never arrived fail (upload_expired) on this schedule, run by the ingest function
+EXPIRE_UPLOADS_EVERY = Duration.minutes(5)
+EXPIRE_UPLOADS_INPUT = {"task": "expire_uploads"}
 LAKE_PREFIX = ""  # lake keys start at workspaces/
 LAKE_WORKSPACES_PREFIX = "workspaces/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
@@ -185,3 +192,28 @@ DELIVERY_TICK = Duration.minutes(1)  # retries and digests: the schedule's granu
 # the kinds the bus routes to delivery: every producer kind but ping
 DELIVERY_EVENT_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "ping")
 EVENT_SOURCE = SOURCE
+
+# ------------------------------------------------------------------------------------------------ exports
+# exports: DuckDB runs the export query and writes the Parquet/CSV file itself (COPY) under /tmp, then the
+# file is uploaded to the lake bucket (multipart). DuckDB's memory_limit is EXPORTS_DUCKDB_MEMORY_MB of the
+# 4096 MB (the rest: Python, the upload's part buffers, what DuckDB does not count); 4096 MB also buys ~2.3 vCPU
+# for the scan and zstd. 15 min is Lambda's maximum; the query gets EXPORTS_QUERY_SECONDS of it, leaving time to
+# upload a multi-GB file and record the result. /tmp (10 GiB, the maximum) holds the file and DuckDB's spill, so
+# a file is at most ~10 GiB less the spill bound (a 500 MB STDF lake's results are ~70 MB of Parquet).
+EXPORTS = FunctionSpec(
+    name="exports",
+    description="Stratum exports: guarded query -> Parquet/CSV written by DuckDB -> lake bucket exports/",
+    memory_mb=4096,
+    timeout=Duration.minutes(15),
+    ephemeral_storage=Size.mebibytes(10240),
+    service_name="stratum-exports",
+)
+EXPORTS_QUERY_SECONDS = 720  # stratum.settings.ExportLimits.timeout_seconds on Lambda (< the 900 s timeout)
+EXPORTS_DUCKDB_MEMORY_MB = 2560
+EXPORTS_DUCKDB_TEMP_MB = 4096  # spill bound on /tmp, beside the file being written
+EXPORTS_BATCH_SIZE = 1  # one export per invocation: each may take the whole 15 min (see INGEST_BATCH_SIZE)
+EXPORTS_MAX_CONCURRENCY = 5  # bounded so a burst of exports cannot starve the API of account concurrency
+# an export request whose function failed twice (not the export: that is recorded as failed) is parked in the DLQ
+EXPORTS_MAX_RECEIVE_COUNT = 2
+EXPORTS_EVENT_KINDS = ("export.requested",)
+EXPORTS_PREFIX = "workspaces/*/exports/"  # stratum.lake.layout.export_key

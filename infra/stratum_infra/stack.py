@@ -16,6 +16,7 @@ from .api import ApiConstruct
 from .assets import assemble_function_asset
 from .catalog import CatalogConstruct, glue_name
 from .delivery import DeliveryConstruct
+from .exports import ExportsConstruct
 from .ingest import IngestConstruct
 from .layers import StratumLayers
 from .monitors import MonitorsConstruct
@@ -105,7 +106,16 @@ class StratumStack(Stack):
             manage_account_logging_role=config.api_gateway_cloudwatch_role,
         )
         self.bus.grant_put_events_to(self.ingest.function)
-        self.bus.grant_put_events_to(self.api.function)
+        self.bus.grant_put_events_to(self.api.function)  # also queues exports (export.requested)
+        self.exports = ExportsConstruct(
+            self,
+            "Exports",
+            storage=self.storage,
+            bus=self.bus,
+            asset=assemble_function_asset("exports", config.project_root, config.asset_build_dir),
+            layers=self.layers.for_function("exports"),
+            environment=environment,
+        )
         self.delivery.grant_api(self.api.function_.role)
         self.monitors = None
         if config.monitors_enabled:
@@ -136,6 +146,8 @@ class StratumStack(Stack):
                 self.delivery.dead_letter_queue.queue_url,
                 "Events delivery could not record",
             ),
+            ("ExportsQueueUrl", self.exports.queue.queue_url, "Export requests (POST /v1/exports)"),
+            ("ExportsDeadLetterQueueUrl", self.exports.dead_letter_queue.queue_url, "Export requests that failed"),
             ("GlueDatabaseName", self.catalog.database_name, "Glue database of the lake"),
             ("AthenaWorkgroupName", self.catalog.workgroup_name, "Athena workgroup"),
             ("EventBusName", self.bus.event_bus_name, "Stratum events (job.*, monitor.*)"),

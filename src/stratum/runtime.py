@@ -24,6 +24,8 @@ from stratum.storage.factory import build_metadata_store, build_object_store
 from stratum.storage.metadata import MetadataStore
 from stratum.storage.objectstore import ObjectStore
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # imported lazily below: each service costs import time only when used
     from stratum.analytics.charts import ChartService
     from stratum.analytics.service import AnalyticsService
@@ -40,6 +42,9 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.patterns.service import PatternService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
+
+
+LOCAL_DROP_PREFIX = "incoming/"  # <data-dir>/incoming/ is the local drop folder
 
 
 @dataclass
@@ -66,8 +71,8 @@ class Runtime:
 
     @property
     def drop_prefix(self) -> str:
-        """Prefix of drop keys inside the drop store: the local store is rooted at incoming/ already."""
-        return "" if self.settings.backend == "local" else self.settings.aws.drop_prefix
+        """Prefix of drop keys inside the drop store (the local store is the data directory)."""
+        return LOCAL_DROP_PREFIX if self.settings.backend == "local" else self.settings.aws.drop_prefix
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -83,9 +88,16 @@ class Runtime:
 
             # on_ingest monitors run for each published snapshot (on AWS an EventBridge rule does this)
             def run_monitors(e: Event) -> None:
-                self.monitors.handle_event(e)
+                self.on_published(e)
 
             bus.subscribe(run_monitors, kinds=("job.succeeded", "job.partial"))
+
+            # export requests run in process (the API's background task publishes them after the 202); on AWS a
+            # rule routes them to the exports function's queue
+            def run_export(e: Event) -> None:
+                self.exports.handle_event(e)
+
+            bus.subscribe(run_export, kinds=("export.requested",))
             return bus
         from stratum.events.eventbridge import EventBridgeBus
 
@@ -121,9 +133,12 @@ class Runtime:
         from stratum.query.engine import QueryEngine
 
         engine = QueryEngine(self.catalog, self.lake, self.settings, materialize=not self.one_shot)
+        from stratum.patterns.store import PatternStore
+
         findings = MonitorStore(self.meta)
         limit = self.settings.monitors.sql_findings_max
         engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
+        engine.row_sources["wafer_pattern_history"] = PatternStore(self.meta).rows
         return engine
 
     @cached_property
@@ -168,8 +183,26 @@ class Runtime:
     @cached_property
     def patterns(self) -> PatternService:
         from stratum.patterns.service import PatternService, lake_adapters
+        from stratum.patterns.store import PatternStore
 
-        return PatternService(self.settings.patterns, meter=self.usage, **lake_adapters(self.analytics))
+        return PatternService(
+            self.settings.patterns,
+            meter=self.usage,
+            **lake_adapters(self.analytics, self.catalog, PatternStore(self.meta)),
+        )
+
+    def on_published(self, e: Event) -> list:
+        """A ``job.succeeded|partial`` event: classify the final die maps of the job's wafers (stored, so
+        ``wafer_patterns`` and the spatial-pattern monitors read them), then run the on_ingest monitors.
+        The local bus calls this; on AWS the monitors function does."""
+        lot_id = e.subject.get("lot_id")
+        job_id = e.subject.get("job_id")
+        if e.kind in ("job.succeeded", "job.partial") and lot_id and job_id:
+            try:
+                self.patterns.classify_published(e.workspace, lot_id, job_id)
+            except Exception:  # noqa: BLE001 - the snapshot is published either way; monitors still run
+                log.exception("could not classify the wafers of job %s (lot %s)", job_id, lot_id)
+        return self.monitors.handle_event(e)
 
     @cached_property
     def keys(self) -> KeyService:
@@ -211,9 +244,17 @@ class Runtime:
 
     @cached_property
     def exports(self):
+        import sys
+
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings)
+        # a server (local backend, SQL isolated) runs each export job in a memory-capped child process
+        isolate = (
+            (sys.executable, "-c", _EXPORT_WORKER_MAIN)
+            if self.settings.backend == "local" and self.settings.sql.isolate
+            else None
+        )
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events, isolate=isolate)
 
     @cached_property
     def delivery(self) -> DeliveryService:
@@ -238,17 +279,21 @@ class Runtime:
         """Inbound hook action: ingest an object already in the workspace's drop folder."""
         from stratum.errors import NotFound
         from stratum.ingest.drop import DropObject
-
-        full = f"{self.drop_prefix}{ws}/{key}"
-        if self.drop_store.head(full) is None:
-            raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
         from stratum.ingest.watcher import LOCAL_BUCKET
 
+        full = f"{self.drop_prefix}{ws}/{key}"
         bucket = self.settings.aws.drop_bucket if self.settings.backend == "aws" else LOCAL_BUCKET
-        job = self.drop_processor.process(DropObject(bucket, full))
-        if job is None:
+        if self.drop_store.head(full) is None:
+            # the drop folder (watcher, S3 notification) may have ingested and moved it already
+            moved = self.drop_processor.moved(ws, bucket, full)
+            if moved is None:
+                raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
+            job = self.catalog.get_job(ws, moved["job_id"])
+            return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id, "moved_to": moved["to"]}
+        res = self.drop_processor.handle(DropObject(bucket, full))
+        if res.job is None:
             return {"job_id": None, "status": "skipped", "reason": "not an STDF file name"}
-        return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id}
+        return {"job_id": res.job.job_id, "status": res.job.status, "lot_id": res.job.lot_id, "moved_to": res.moved_to}
 
     def _run_monitor(self, ws: str, monitor_id: str, payload: dict) -> dict:
         """Inbound hook action: run a monitor now (optionally on one lot: payload ``lot_id``)."""
@@ -330,6 +375,20 @@ def keep_pandas_out() -> None:
 
 # a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
 _SQL_WORKER_MAIN = "from stratum.runtime import serve_sql_worker; serve_sql_worker()"
+
+
+# an export job's child process (``ExportService.isolate``) builds its own runtime and runs the export
+_EXPORT_WORKER_MAIN = "from stratum.runtime import serve_export_worker; serve_export_worker()"
+
+
+def serve_export_worker() -> None:  # pragma: no cover - runs in the child (tested through the API)
+    from stratum.exports.isolated import serve
+
+    def open_run(settings: Settings) -> tuple[Callable[[str, str], object], Callable[[], None]]:
+        rt = Runtime.from_settings(settings)
+        return rt.exports.run, rt.close
+
+    serve(open_run)
 
 
 def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)

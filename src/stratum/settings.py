@@ -55,6 +55,12 @@ class InputLimits(BaseModel):
     max_presign_bytes: int = 5 << 30
     # how long a presigned upload URL is valid; the upload's job expires with it
     presign_seconds: int = 3600
+    # a presigned upload's job fails (upload_expired) this long after its URL expired if nothing arrived:
+    # S3 checks the URL when a PUT begins, so a PUT begun just before expiry may still be arriving
+    # (15 min: 5 GiB, the largest presigned upload, at ~6 MB/s)
+    presign_grace_seconds: int = 900
+    # stratum serve: how often the sweep for expired presigned uploads runs (AWS: the ingest schedule, 5 min)
+    presign_sweep_seconds: float = 60.0
 
 
 class SqlLimits(BaseModel):
@@ -97,9 +103,17 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
-    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (and per Parquet row group at least)
-    row_group_rows: int = 1_048_576  # rows per Parquet row group
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (Arrow IPC exports)
+    row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
+    # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
+    # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill
+    duckdb_memory_mb: int = 0
+    duckdb_threads: int = 0
+    duckdb_temp_mb: int = 0
     url_seconds: int = 3600  # lifetime of a download URL
+    # a "running" export older than this was cut off (its process or function ended): marked failed when its
+    # request is delivered again (it exceeds timeout_seconds plus the upload of the file)
+    abandoned_after_seconds: float = 1800.0
     retention_days: int = 7  # export records (and their files, by lifecycle rule on AWS) are kept this long
 
 
@@ -151,7 +165,10 @@ class PatternSettings(BaseModel):
     max_dies: int = 200_000  # dies per map (300 across is ~71k)
     max_span: int = 4096  # largest x or y extent of a map, in dies
     max_map_bytes: int = 50 * 1024 * 1024  # decoded (decompressed) STDF per map
-    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    max_request_bytes: int = 32 * 1024 * 1024  # JSON body of POST /v1/classify or /v1/batch (413 past it)
+    max_concurrent: int = 4  # classify/batch requests computing at once per server; others wait
+    queue_seconds: float = 10.0  # ... at most this long, then 503 with Retry-After
+    min_confidence: float = 0.05  # detections below this calibrated confidence are not reported
     severity_low_max: float = 0.20  # severity: low < this <= med
     severity_med_max: float = 0.50  # med < this <= high
 

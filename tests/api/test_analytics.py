@@ -800,7 +800,9 @@ def test_float32_values_are_presented_at_float32_precision(seeded):
 
 def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(seeded, monkeypatch):
     """Issue 16: the per-snapshot sufficient statistics behind /tests and /capability are computed once (a
-    second call reads no results) and give the same numbers as computing them from the raw results."""
+    second call reads no results; a new process reads the file in the lake) and give the same numbers as
+    computing them from the raw results."""
+    from stratum.lake import snapstats as snapstats_store
     from stratum.query.engine import QueryEngine, Session
 
     an = seeded.app.state.runtime.analytics
@@ -834,8 +836,22 @@ def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(see
     assert again == first  # the same materialised statistics, not recomputed
     assert not [q for q in queries if "results" in q], queries
     monkeypatch.setattr(QueryEngine, "memo", lambda self, key, name, compute: compute())
+    monkeypatch.setattr(snapstats_store, "read", lambda store, key, cur: None)  # not the file in the lake either
     raw = answers()
     assert [q for q in queries if "FROM results" in q]  # computed from the raw results this time
     assert_same(raw, first)
     assert [t["test_num"] for t in first[0]["tests"]] == sorted(t["test_num"] for t in first[0]["tests"])
     assert len(first[0]["tests"]) >= 8 and len(first[-3]) >= 10
+
+
+@pytest.mark.parametrize("params", [{}, {"wafer_id": "W01", "estimator": "jmp_ranges"}, {"source": "auto"}])
+def test_capability_response_is_the_models_serialisation(seeded, params):
+    """Issue 16: /capability is serialised without validating each row; the body is exactly what the declared
+    response model gives for the service's answer."""
+    from stratum.api.schemas import CapabilityOut
+
+    r = seeded.get(lot_path("/capability"), params=params)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = seeded.app.state.analytics.capability("default", WS_LOT, **params)
+    assert r.json() == CapabilityOut.model_validate(body).model_dump(mode="json")
+    assert "x-ratelimit-limit" in {k.lower() for k in r.headers}

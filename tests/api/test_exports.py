@@ -4,6 +4,7 @@ file's row count and a checksum over every row equal the same aggregate run by t
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import subprocess
 import sys
@@ -118,6 +119,46 @@ def test_csv_and_arrow_exports_hold_the_same_rows(big, tmp_path):
     assert c.column("result").to_pylist() == pytest.approx(t.column("result").to_pylist(), rel=1e-6, nan_ok=True)
 
 
+TYPED = (
+    "SELECT t.test_num, t.lo_limit, t.hi_limit, t.res_scal, t.exec_count, t.exec_count * 10000000000000000000 AS big,"
+    " CAST(t.lo_limit AS DECIMAL(18, 6)) AS lo_dec, l.start_time, CAST(l.start_time AS TIMESTAMPTZ) AS start_tz,"
+    " r.result, r.site_num, r.hard_bin, r.passed, r.wafer_id"
+    " FROM results r JOIN tests t USING (lot_id, test_num) JOIN lots l USING (lot_id)"
+    " ORDER BY r.job_id, r.part_seq, r.test_num LIMIT 3000"
+)
+
+
+def _canon(res) -> list[tuple]:
+    t = res.to_arrow_table()  # (Arrow: time zones without pytz)
+    return [tuple("NaN" if isinstance(v, float) and v != v else v for v in r.values()) for r in t.to_pylist()]
+
+
+def test_types_survive_parquet_and_csv(big, tmp_path):
+    """float32, unsigned and 128-bit integers, decimals, timestamps (with and without zone) and NULLs come back
+    with the values the same query gives over SQL's session; HUGEINT is DECIMAL(38,0) in Parquet (its Arrow
+    type), never DOUBLE."""
+    with big.app.state.runtime.engine.session("default") as ses:
+        res = ses.execute(TYPED)
+        types = [str(d[1]) for d in res.description]
+        want = _canon(res)
+    assert types[:6] == ["UINTEGER", "FLOAT", "FLOAT", "TINYINT", "HUGEINT", "HUGEINT"]
+    assert max(r[5] for r in want) > 2**64  # beyond a double's exact integers
+    rec = export(big, {"query": TYPED, "format": "parquet"})
+    p = tmp_path / "t.parquet"
+    p.write_bytes(download(big, rec))
+    con = duckdb.connect()
+    got = con.execute(f"SELECT * FROM read_parquet('{p}')")
+    assert [str(d[1]) for d in got.description] == ["DECIMAL(38,0)" if t == "HUGEINT" else t for t in types]
+    assert _canon(got) == want
+    assert [c["type"] for c in rec["columns"]] == types  # the query's types, as POST /v1/sql names them
+    rec = export(big, {"query": TYPED, "format": "csv"})
+    c = tmp_path / "t.csv"
+    c.write_bytes(download(big, rec))
+    cols = ", ".join(f"'{n}': '{t}'" for n, t in zip([x["name"] for x in rec["columns"]], types, strict=True))
+    got = con.execute(f"SELECT * FROM read_csv('{c}', header = true, columns = {{{cols}}})")
+    assert _canon(got) == want
+
+
 def test_table_export_with_filters(big, tmp_path):
     body = {
         "table": "parts",
@@ -150,7 +191,7 @@ def test_snapshot_and_wafer_scoping(big):
             "format": "csv",
         },
     )
-    assert download(big, rec).decode().split() == ['"wafer_id"', '"W03"']
+    assert download(big, rec).decode().split() == ["wafer_id", "W03"]  # DuckDB's CSV: quotes only when needed
     rec = export(
         big,
         {
@@ -160,7 +201,7 @@ def test_snapshot_and_wafer_scoping(big):
         },
     )
     ((n,),) = sql(big, "SELECT count(*) FROM parts", lot_id=LOT, snapshot_job_id=first.job_id)
-    assert download(big, rec).decode().split() == ['"n"', str(n)]
+    assert download(big, rec).decode().split() == ["n", str(n)]
 
 
 @pytest.mark.parametrize(
@@ -189,6 +230,11 @@ def test_bad_exports(big, body, status, code, detail):
     assert r.status_code == status, r.text
     p = strict_json(r.text)
     assert p["code"] == code and detail in p["detail"], p
+
+
+def test_trailing_comment_in_a_query(big):
+    rec = export(big, {"query": "SELECT count(*) AS n FROM parts -- all of them", "format": "csv"})
+    assert rec["status"] == "succeeded" and rec["rows"] == 1
 
 
 def test_filter_values_are_literals_not_sql(big):
@@ -285,16 +331,107 @@ def test_cli_export(big, tmp_path):
     r = stratum(
         "export", "SELECT DISTINCT wafer_id FROM parts ORDER BY 1", "-o", str(csv_out), "--lot", LOT, data_dir=data
     )
-    assert r.returncode == 0 and csv_out.read_text().split() == [
-        '"wafer_id"',
-        '"W01"',
-        '"W02"',
-        '"W03"',
-        '"W04"',
-        '"W05"',
-    ]
+    assert r.returncode == 0 and csv_out.read_text().split() == ["wafer_id", "W01", "W02", "W03", "W04", "W05"]
     r = stratum("export", "DELETE FROM parts", "-o", str(tmp_path / "x.parquet"), data_dir=data)
     assert r.returncode == 1 and "only SELECT" in r.stderr and not (tmp_path / "x.parquet").exists()
-    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.parquet", "w.csv"]  # no work directory left
     r = stratum("export", "SELECT 1", "-o", str(tmp_path / "x.xlsx"), data_dir=data)
     assert r.returncode == 2 and "cannot tell the format" in r.stderr
+
+
+def test_export_database_writes_only_its_own_directory(big, tmp_path):
+    """Defence in depth below the guard: the export's DuckDB may write its private directory and read the
+    workspace's lake, nothing else (even SQL the guard would refuse)."""
+    from stratum.query.engine import Scope
+
+    own = tmp_path / "own"
+    own.mkdir()
+    ses = big.app.state.runtime.engine.export_session(
+        "default", Scope(), str(own), memory_mb=256, threads=1, temp_mb=64
+    )
+    try:
+        assert ses.rows(f"COPY (SELECT 1 AS a) TO '{own / 'ok.csv'}' (FORMAT csv)") == [(1,)]
+        for stmt in (
+            f"COPY (SELECT 1 AS a) TO '{tmp_path / 'escaped.csv'}' (FORMAT csv)",
+            f"COPY (SELECT 1 AS a) TO '{own}/../escaped2.csv' (FORMAT csv)",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SET enable_external_access = true",
+        ):
+            with pytest.raises(duckdb.Error):
+                ses.execute(stmt)
+        assert not (tmp_path / "escaped.csv").exists() and not (tmp_path / "escaped2.csv").exists()
+    finally:
+        ses.close()
+
+
+def test_exports_see_only_their_workspace(big, tmp_path):
+    other = big.app.state.keys.create("ws-exports-b", ["full"], "b")[0]
+    h = {"Authorization": f"Bearer {other}"}
+    rec = export(big, {"query": "SELECT count(*) AS n FROM results", "format": "csv"}, headers=h)
+    assert download(big, rec).decode().split() == ["n", "0"]
+    r = big.client.post("/v1/exports", json={"query": "SELECT 1", "context": {"lot_id": LOT}}, headers=h)
+    assert r.status_code == 404
+
+
+def test_export_requests_go_through_the_event_port(make_app):
+    """The API queues an export by publishing export.requested; a port that refuses it fails the export (nothing
+    would ever run it), and a redelivered request of a long-running export marks it cut off."""
+    from stratum.events.local import InProcessBus
+
+    app, client, tokens = make_app()
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    rt = app.state.runtime
+    seen = []
+    rt.events.subscribe(seen.append, kinds=("export.requested",))
+    r = client.post("/v1/exports", json={"query": "SELECT 42 AS x", "format": "csv"}, headers=h)
+    export_id = r.json()["export_id"]
+    assert [(e.kind, e.workspace, e.subject) for e in seen] == [
+        ("export.requested", "default", {"export_id": export_id})
+    ]
+    assert client.get(f"/v1/exports/{export_id}", headers=h).json()["rows"] == 1
+
+    class Refusing(InProcessBus):
+        def publish(self, event):
+            raise RuntimeError("bus down")
+
+    real, rt.exports.events = rt.exports.events, Refusing()
+    try:
+        r = client.post("/v1/exports", json={"query": "SELECT 1 AS x"}, headers=h)
+        rec = client.get(f"/v1/exports/{r.json()['export_id']}", headers=h).json()
+        assert rec["status"] == "failed" and rec["error"]["code"] == "unavailable"
+    finally:
+        rt.exports.events = real
+
+    svc = rt.exports
+    rec = svc.create("default", fmt="csv", query="SELECT 1 AS x")
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=svc.settings.exports.abandoned_after_seconds + 5)).isoformat()
+    svc._save({**rec, "status": "running", "started_at": old})
+    from stratum.events.model import new_event
+
+    again = svc.handle_event(new_event("export.requested", "default", subject={"export_id": rec["export_id"]}))
+    assert again["status"] == "failed" and again["error"]["code"] == "export_interrupted"
+    rec2 = svc.create("default", fmt="csv", query="SELECT 1 AS x")
+    svc._save({**rec2, "status": "running", "started_at": dt.datetime.now(dt.UTC).isoformat()})
+    assert (
+        svc.handle_event(new_event("export.requested", "default", subject={"export_id": rec2["export_id"]}))["status"]
+        == "running"
+    )  # another worker is on it: left alone
+    assert svc.handle_event(new_event("export.requested", "default", subject={"export_id": "exp_gone"})) is None
+
+
+@pytest.mark.parametrize("query", ["SELECT list(repeat('x', 1000)) AS l FROM range(10000000)", "SELECT 1 AS ok"])
+def test_export_past_its_memory_fails_alone(make_app, query, tmp_path):
+    """A server runs each export in a memory-capped child: a query building values DuckDB's memory_limit does not
+    count fails its export with query_resources, and the server goes on answering."""
+    app, client, tokens = make_app(sql={"worker_memory_mb": 600}, tmp_dir=tmp_path / "tmp")
+    assert app.state.runtime.exports.isolate is not None
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    r = client.post("/v1/exports", json={"query": query, "format": "parquet"}, headers=h)
+    rec = strict_json(client.get(f"/v1/exports/{r.json()['export_id']}", headers=h).text)
+    if query.endswith("ok"):
+        assert rec["status"] == "succeeded" and rec["rows"] == 1
+    else:
+        assert rec["status"] == "failed" and rec["error"]["code"] == "query_resources", rec
+        assert "600 MB in all" in rec["error"]["message"]
+    assert client.get("/v1/status").status_code == 200
+    assert not list((tmp_path / "tmp").glob("stratum-export*"))  # work directories removed

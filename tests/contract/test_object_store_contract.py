@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stratum.storage.local import TMP_PREFIX, LocalObjectStore
-from stratum.storage.objectstore import InvalidKey, ObjectNotFound, ObjectStore
+from stratum.storage.objectstore import InvalidKey, ObjectExists, ObjectNotFound, ObjectStore
 from stratum.storage.s3 import DUCKDB_CONFIG, S3ObjectStore
 from tests.fixtures.aws import SESSION_TOKEN
 
@@ -118,6 +118,51 @@ def test_delete_and_delete_prefix(store: ObjectStore) -> None:
     assert keys(store) == ["tx/4", "u/5"]
     store.put_bytes("t/again", b"y")  # the prefix is usable again after pruning
     assert store.get_bytes("t/again") == b"y"
+
+
+def test_move_never_replaces(store: ObjectStore) -> None:
+    data = b"raw stdf bytes" * 50
+    store.put_bytes("incoming/ws/sub/a.stdf", data)
+    info = store.move("incoming/ws/sub/a.stdf", "processed/ws/sub/a.stdf")
+    assert (info.key, info.size, info.etag) == ("processed/ws/sub/a.stdf", len(data), md5(data))
+    assert keys(store) == ["processed/ws/sub/a.stdf"]
+    assert store.get_bytes("processed/ws/sub/a.stdf") == data
+    assert store.head("incoming/ws/sub/a.stdf") is None
+    # a second delivery of the same move: the source is gone
+    with pytest.raises(ObjectNotFound):
+        store.move("incoming/ws/sub/a.stdf", "processed/ws/sub/a.stdf")
+    # the same path dropped again: the destination is taken, nothing is overwritten or lost
+    store.put_bytes("incoming/ws/sub/a.stdf", b"second file")
+    with pytest.raises(ObjectExists):
+        store.move("incoming/ws/sub/a.stdf", "processed/ws/sub/a.stdf")
+    assert store.get_bytes("processed/ws/sub/a.stdf") == data
+    assert store.get_bytes("incoming/ws/sub/a.stdf") == b"second file"
+    store.move("incoming/ws/sub/a.stdf", "processed/ws/sub/a.job_2.stdf")
+    assert keys(store) == ["processed/ws/sub/a.job_2.stdf", "processed/ws/sub/a.stdf"]
+    assert keys(store, "incoming/") == []
+    with pytest.raises(InvalidKey):
+        store.move("processed/ws/sub/a.stdf", "../escape.stdf")
+
+
+@pytest.mark.aws
+def test_s3_head_treats_a_forbidden_missing_key_as_absent(s3_store: S3ObjectStore, monkeypatch) -> None:
+    """Without a bucket-wide ListBucket, S3 answers HeadObject on a missing key with 403: ``head`` lists it."""
+    from botocore.exceptions import ClientError
+
+    s3_store.put_bytes("incoming/x.stdf", b"x")
+    real = s3_store.client.head_object
+
+    def forbidden(**kw):
+        if kw["Key"].endswith("missing.stdf") or kw["Key"].endswith("denied.stdf"):
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+        return real(**kw)
+
+    monkeypatch.setattr(s3_store.client, "head_object", forbidden)
+    assert s3_store.head("incoming/missing.stdf") is None
+    assert s3_store.head("incoming/x.stdf") is not None
+    s3_store.put_bytes("incoming/denied.stdf", b"y")  # it exists: the 403 was a real denial
+    with pytest.raises(ClientError):
+        s3_store.head("incoming/denied.stdf")
 
 
 @pytest.mark.parametrize("bad", ["", "/abs/key", "../up", "a/../b", "a/./b", "a//b", "..", "a\\b", "nul\x00"])
@@ -389,7 +434,7 @@ def test_factory_builds_the_configured_object_stores(tmp_path) -> None:
     local = Settings(backend="local", data_dir=tmp_path)
     lake, drop = build_object_store(local, area="lake"), build_object_store(local, area="drop")
     assert isinstance(lake, LocalObjectStore) and lake.root == (tmp_path / "lake").resolve()
-    assert isinstance(drop, LocalObjectStore) and drop.root == (tmp_path / "incoming").resolve()
+    assert isinstance(drop, LocalObjectStore) and drop.root == tmp_path.resolve()  # keys start with incoming/
     aws = Settings.model_validate(
         {
             "backend": "aws",

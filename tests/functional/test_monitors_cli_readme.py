@@ -198,9 +198,13 @@ def test_readme_api_example(server, tmp_path) -> None:
     assert sorted(x["lot_id"] for x in lots["items"]) == ["DEMO-FT-2203", "DEMO-WS-1042"]
     assert job["status"] in ("queued", "running", "succeeded") and job["source"]["key"].endswith("/lot.stdf")
     assert len(sql["rows"]) == 1 and sql["rows"][0][0] > 0
-    assert classified["wafer_id"] == "W03"
-    assert isinstance(patterns["items"], list)
-    del capability, batch
+    assert classified["wafer_id"] == "W03" and classified["classifier_version"].startswith("stratum-patterns-")
+    assert all(set(p) >= {"class_id", "family", "confidence", "explanation"} for p in classified["pattern_classes"])
+    wafers = ["W01", "W02", "W03", "W04", "W05", "W06"]
+    assert [x["wafer_id"] for x in batch["results"]] == wafers
+    assert all(x["lot_id"] == "DEMO-WS-1042" and "pattern_classes" in x for x in batch["results"])
+    assert patterns["items"] and {p["family"] for p in patterns["items"]} == {"edge_loc"}
+    del capability
 
 
 def test_readme_curl_example(server, tmp_path) -> None:

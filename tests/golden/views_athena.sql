@@ -161,8 +161,7 @@ pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_ty
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
 wafer_patterns AS (
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
@@ -333,8 +332,7 @@ pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_ty
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
 wafer_patterns AS (
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
@@ -505,8 +503,7 @@ pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_ty
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
 wafer_patterns AS (
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
@@ -677,8 +674,7 @@ pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_ty
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
 wafer_patterns AS (
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen

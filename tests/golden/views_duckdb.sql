@@ -1,4 +1,8 @@
 -- retest_policy=last, no wafer scope
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+CREATE TEMP TABLE wafer_pattern_history (lot_id VARCHAR, wafer_id VARCHAR, job_id VARCHAR, class_id VARCHAR, family VARCHAR, location VARCHAR, severity VARCHAR, confidence DOUBLE, classifier_version VARCHAR, refinement VARCHAR, rank SMALLINT, die_count INTEGER, summary VARCHAR, publish_seq BIGINT, classified_at TIMESTAMPTZ);
+
 CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', false), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', false), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', false)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
@@ -198,17 +202,31 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW wafer_patterns AS 
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen;
-
-CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id);
 
 -- retest_policy=highest_bin, wafers W01 and W'02
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+CREATE TEMP TABLE wafer_pattern_history (lot_id VARCHAR, wafer_id VARCHAR, job_id VARCHAR, class_id VARCHAR, family VARCHAR, location VARCHAR, severity VARCHAR, confidence DOUBLE, classifier_version VARCHAR, refinement VARCHAR, rank SMALLINT, die_count INTEGER, summary VARCHAR, publish_seq BIGINT, classified_at TIMESTAMPTZ);
+
 CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', true)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
@@ -408,17 +426,31 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW wafer_patterns AS 
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen;
-
-CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id);
 
 -- retest_policy per lot (LOT-A highest_bin, LOT'B last)
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+CREATE TEMP TABLE wafer_pattern_history (lot_id VARCHAR, wafer_id VARCHAR, job_id VARCHAR, class_id VARCHAR, family VARCHAR, location VARCHAR, severity VARCHAR, confidence DOUBLE, classifier_version VARCHAR, refinement VARCHAR, rank SMALLINT, die_count INTEGER, summary VARCHAR, publish_seq BIGINT, classified_at TIMESTAMPTZ);
+
 CREATE TEMP VIEW _members AS SELECT * FROM (VALUES ('LOT-A', 'job_01A', CAST(1 AS BIGINT), 0, 'job_01B', true), ('LOT-A', 'job_01B', CAST(2 AS BIGINT), 1, 'job_01B', true), ('LOT''B', 'job_02A', CAST(3 AS BIGINT), 0, 'job_02A', false)) AS m(lot_id, job_id, file_num, file_order, snapshot_job_id, highest_bin);
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
@@ -618,17 +650,31 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW wafer_patterns AS 
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen;
-
-CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id);
 
 -- no members (schema discovery)
+CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+
+CREATE TEMP TABLE wafer_pattern_history (lot_id VARCHAR, wafer_id VARCHAR, job_id VARCHAR, class_id VARCHAR, family VARCHAR, location VARCHAR, severity VARCHAR, confidence DOUBLE, classifier_version VARCHAR, refinement VARCHAR, rank SMALLINT, die_count INTEGER, summary VARCHAR, publish_seq BIGINT, classified_at TIMESTAMPTZ);
+
 CREATE TEMP VIEW _members AS SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS INTEGER) AS file_order, CAST(NULL AS VARCHAR) AS snapshot_job_id, CAST(NULL AS BOOLEAN) AS highest_bin WHERE false;
 
 CREATE TEMP VIEW _raw_lot_files AS SELECT * FROM (SELECT CAST(NULL AS VARCHAR) AS lot_id, CAST(NULL AS VARCHAR) AS job_id, CAST(NULL AS BIGINT) AS file_num, CAST(NULL AS VARCHAR) AS file_name, CAST(NULL AS VARCHAR) AS file_sha256, CAST(NULL AS BIGINT) AS file_size, CAST(NULL AS BIGINT) AS stdf_bytes, CAST(NULL AS VARCHAR) AS byte_order, CAST(NULL AS UTINYINT) AS cpu_type, CAST(NULL AS BIGINT) AS records, CAST(NULL AS BOOLEAN) AS partial, CAST(NULL AS TIMESTAMP) AS setup_time, CAST(NULL AS TIMESTAMP) AS start_time, CAST(NULL AS TIMESTAMP) AS finish_time, CAST(NULL AS UTINYINT) AS station, CAST(NULL AS VARCHAR) AS mode_code, CAST(NULL AS VARCHAR) AS retest_code, CAST(NULL AS VARCHAR) AS protection_code, CAST(NULL AS USMALLINT) AS burn_time, CAST(NULL AS VARCHAR) AS command_mode, CAST(NULL AS VARCHAR) AS part_type, CAST(NULL AS VARCHAR) AS program, CAST(NULL AS VARCHAR) AS program_rev, CAST(NULL AS VARCHAR) AS node_name, CAST(NULL AS VARCHAR) AS tester_type, CAST(NULL AS VARCHAR) AS sublot_id, CAST(NULL AS VARCHAR) AS operator, CAST(NULL AS VARCHAR) AS exec_type, CAST(NULL AS VARCHAR) AS exec_ver, CAST(NULL AS VARCHAR) AS test_code, CAST(NULL AS VARCHAR) AS test_temp, CAST(NULL AS VARCHAR) AS user_text, CAST(NULL AS VARCHAR) AS aux_file, CAST(NULL AS VARCHAR) AS package_type, CAST(NULL AS VARCHAR) AS family_id, CAST(NULL AS VARCHAR) AS date_code, CAST(NULL AS VARCHAR) AS facility_id, CAST(NULL AS VARCHAR) AS floor_id, CAST(NULL AS VARCHAR) AS process_id, CAST(NULL AS VARCHAR) AS oper_freq, CAST(NULL AS VARCHAR) AS spec_name, CAST(NULL AS VARCHAR) AS spec_ver, CAST(NULL AS VARCHAR) AS flow_id, CAST(NULL AS VARCHAR) AS setup_id, CAST(NULL AS VARCHAR) AS design_rev, CAST(NULL AS VARCHAR) AS engineering_id, CAST(NULL AS VARCHAR) AS rom_code, CAST(NULL AS VARCHAR) AS serial_num, CAST(NULL AS VARCHAR) AS supervisor, CAST(NULL AS VARCHAR) AS disposition, CAST(NULL AS VARCHAR) AS mrr_user_desc, CAST(NULL AS VARCHAR) AS mrr_exc_desc, CAST(NULL AS FLOAT) AS wafer_size, CAST(NULL AS FLOAT) AS die_height, CAST(NULL AS FLOAT) AS die_width, CAST(NULL AS UTINYINT) AS wafer_units, CAST(NULL AS VARCHAR) AS wafer_flat, CAST(NULL AS SMALLINT) AS center_x, CAST(NULL AS SMALLINT) AS center_y, CAST(NULL AS VARCHAR) AS pos_x, CAST(NULL AS VARCHAR) AS pos_y, CAST(NULL AS VARCHAR) AS parser_version, CAST(NULL AS VARCHAR) AS retest_policy, CAST(NULL AS VARCHAR) AS test_key, CAST(NULL AS TIMESTAMP) AS ingested_at WHERE false);
@@ -828,13 +874,23 @@ CREATE TEMP VIEW texts AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.by
 CREATE TEMP VIEW records AS SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num;
 
 CREATE TEMP VIEW wafer_patterns AS 
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen;
-
-CREATE TEMP TABLE monitor_findings (finding_id VARCHAR, monitor_id VARCHAR, run_id VARCHAR, kind VARCHAR, rule VARCHAR, rule_version INTEGER, lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ);
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id);
 

@@ -8,6 +8,7 @@ valid results only for statistics, test limits (not spec limits) for capability.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from stratum.query.sql import jsonable
 from stratum.render.diemap import MapData
 
 from . import capability as cap
+from . import snapstats
 
 View = Literal["final", "first_pass", "all"]
 
@@ -33,11 +35,6 @@ def _view_filter(view: View, alias: str = "") -> str:
 
 # an optional wafer filter with the named parameter $wafer (NULL = every wafer)
 _WAFER = "($wafer::VARCHAR IS NULL OR wafer_id = $wafer)"
-
-
-def _mpr_ftr_rows(table: str, view: View) -> str:
-    """Rows of ``mpr_results`` or ``ftr_results`` in ``view`` (and the ``$wafer`` filter)."""
-    return f"(SELECT * FROM {table} WHERE {_view_filter(view)} AND {_WAFER})"
 
 
 # TST_SUMS and TST_SQRS are R*4: each carries a relative rounding error up to 2**-24, so Σx² − (Σx)²/n is
@@ -192,6 +189,16 @@ class AnalyticsService:
             rows = s.dicts("SELECT * FROM wafers ORDER BY start_time NULLS LAST, wafer_id")
         return [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in rows]
 
+    def job_wafers(self, ws: str, lot_id: str, job_id: str) -> list[str]:
+        """The wafers (with die coordinates) that job ``job_id``'s file tested, in its snapshot."""
+        with self._session(ws, lot_id, job_id) as s:
+            rows = s.rows(
+                "SELECT DISTINCT wafer_id FROM parts WHERE job_id = ? AND wafer_id IS NOT NULL AND x IS NOT NULL "
+                "AND y IS NOT NULL ORDER BY wafer_id",
+                [job_id],
+            )
+        return [r[0] for r in rows]
+
     def wafer_map(
         self,
         ws: str,
@@ -205,42 +212,21 @@ class AnalyticsService:
     ) -> MapData:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             check_wafer_ids([wafer_id])
-            dies = s.dicts(
-                f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
-                               FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
-                               AND y IS NOT NULL ORDER BY y, x""",
-                [wafer_id],
-            )
-            if not dies:
-                self._check_wafer(s, lot_id, wafer_id)
-            # names and pass/fail for the legend: the bin records of the files, newest file first
-            bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
-                                     arg_max(b.pass_fail, m.file_order) AS pass_fail
-                              FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
-            ori = s.dicts(
-                "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
-                "FROM lot_files ORDER BY file_order DESC LIMIT 1"
-            )
-            job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
+            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process;
+            # its patterns are not (classified on publish and again by newer classifiers): read every time
+            dies, bins, ori = s.memo(f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view))
             patterns = s.dicts(
                 "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
                 [wafer_id],
             )
+            job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
             test = None
             values = None
             if test_num is not None:
-                test = self._pick_test(s, test_num, test_name)
-                if test["test_type"] == "P":
-                    sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
-                              AND test_name = ? AND valid AND {_view_filter(view)}"""
-                else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
-                    rel = "ftr_results" if test["test_type"] == "F" else "mpr_results"
-                    sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {rel}
-                              WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
-                                AND {_view_filter(view)} GROUP BY x, y"""
-                vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
-                by_xy = {(x, y): r for x, y, r in vals}
-                values = [by_xy.get((d["x"], d["y"])) for d in dies]
+                test, values = s.memo(
+                    f"map_values#{wafer_id}#{view}#{test_num}#{test_name!r}",
+                    lambda: self._map_values(s, wafer_id, view, dies, test_num, test_name),
+                )
         o = ori[0] if ori else {}
         pos_x, pos_y = o.get("pos_x"), o.get("pos_y")
         orientation = {
@@ -269,6 +255,77 @@ class AnalyticsService:
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
+    def wafer_map_image(
+        self,
+        ws: str,
+        lot_id: str,
+        wafer_id: str,
+        *,
+        fmt: Literal["png", "svg"],
+        bin_type: Literal["H", "S"] = "H",
+        snapshot_job_id: str | None = None,
+        test_num: int | None = None,
+        test_name: str | None = None,
+        view: View = "final",
+    ) -> bytes:
+        """The die map drawn as PNG or SVG (``render_die_map``). A snapshot never changes, so neither does its
+        picture: the bytes are kept per snapshot like its other derived values (``QueryEngine.memo``)."""
+        from stratum.render.diemap import render_die_map
+
+        check_wafer_ids([wafer_id])
+        snap = self.engine.resolve(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id)).snapshot_job_ids[lot_id]
+
+        def draw() -> bytes:
+            data = self.wafer_map(
+                ws, lot_id, wafer_id, snapshot_job_id=snap, test_num=test_num, test_name=test_name, view=view
+            )
+            return render_die_map(data, fmt=fmt, bin_type=bin_type)
+
+        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}#{self._caption_key(ws, lot_id)}"
+        return self.engine.memo(("map_image", ws, lot_id, snap), name, draw)
+
+    def _caption_key(self, ws: str, lot_id: str) -> str:
+        """What the picture's pattern caption depends on beyond the snapshot: the lot's stored classifications
+        (metadata store; one read, no DuckDB). Empty when there are none (the lake's per-file rows are immutable)."""
+        rows_of = self.engine.row_sources.get("wafer_pattern_history")
+        rows = rows_of(ws, {lot_id}) if rows_of is not None else []
+        return hashlib.blake2b(repr(sorted(rows)).encode(), digest_size=8).hexdigest() if rows else ""
+
+    def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
+        dies = s.dicts(
+            f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
+                           FROM parts WHERE wafer_id = ? AND {_view_filter(view)} AND x IS NOT NULL
+                           AND y IS NOT NULL ORDER BY y, x""",
+            [wafer_id],
+        )
+        if not dies:
+            self._check_wafer(s, lot_id, wafer_id)
+        # names and pass/fail for the legend: the bin records of the files, newest file first
+        bins = s.dicts("""SELECT b.bin_type, b.bin_num, arg_max(b.bin_name, m.file_order) AS bin_name,
+                                 arg_max(b.pass_fail, m.file_order) AS pass_fail
+                          FROM _bin_names b JOIN _members m ON m.file_num = b.file_num GROUP BY ALL""")
+        ori = s.dicts(
+            "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
+            "FROM lot_files ORDER BY file_order DESC LIMIT 1"
+        )
+        return dies, bins, ori
+
+    def _map_values(
+        self, s: Session, wafer_id: str, view: View, dies: list[dict], test_num: int, test_name: str | None
+    ) -> tuple[dict, list]:
+        test = self._pick_test(s, test_num, test_name)
+        if test["test_type"] == "P":
+            sql = f"""SELECT x, y, result FROM results WHERE wafer_id = ? AND test_num = ?
+                      AND test_name = ? AND valid AND {_view_filter(view)}"""
+        else:  # functional (FTR) or multi-pin (MPR, every pin must pass): 1.0 pass, 0.0 fail
+            rel = "ftr_results" if test["test_type"] == "F" else "mpr_results"
+            sql = f"""SELECT x, y, CASE WHEN bool_and(passed) THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END FROM {rel}
+                      WHERE wafer_id = ? AND test_num = ? AND test_name = ? AND passed IS NOT NULL
+                        AND {_view_filter(view)} GROUP BY x, y"""
+        vals = s.rows(sql, [wafer_id, test_num, test["test_name"]])
+        by_xy = {(x, y): r for x, y, r in vals}
+        return test, [by_xy.get((d["x"], d["y"])) for d in dies]
+
     # -- tests ----------------------------------------------------------------------------------
     @staticmethod
     def _pick_test(s: Session, test_num: int, test_name: str | None, types: tuple[str, ...] = ("P", "M", "F")) -> dict:
@@ -293,11 +350,10 @@ class AnalyticsService:
         wafer_id: str | None = None,
         view: View = "final",
     ) -> list[dict[str, Any]]:
-        w = {"wafer": wafer_id}
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            # the snapshot is immutable: its per-test statistics are computed once per (view, wafer)
-            rows = s.memo(f"tests#{view}#{wafer_id!r}", lambda: self._test_stats(s, view, w))
+            # the snapshot is immutable: its per-test rows are built once per (view, wafer) from its statistics
+            rows = s.memo(f"tests#{view}#{wafer_id!r}", lambda: self._test_stats(ws, s, lot_id, view, wafer_id))
         out = []
         for r in rows:
             r = {k: jsonable(_finite_or_none(v)) for k, v in r.items()}
@@ -307,47 +363,43 @@ class AnalyticsService:
             out.append(r)
         return out
 
-    @staticmethod
-    def _test_stats(s: Session, view: View, w: dict) -> list[dict[str, Any]]:
-        """Per test: counts, mean, sigma, min, max of valid results and fails, in ``view`` (and the wafer of ``w``)."""
-        ptr = s.dicts(
-            f"""
-            SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
-                   t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
-            FROM tests t LEFT JOIN (
-                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
-                       avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
-                       min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
-                       count(*) FILTER (WHERE passed = false) AS fails
-                FROM results WHERE {_view_filter(view)} AND {_WAFER} GROUP BY ALL) s USING (test_num, test_name)
-            WHERE t.test_type = 'P'""",
-            w,
+    def _snapshot_stats(self, ws: str, s: Session, lot_id: str) -> snapstats.SnapshotStats:
+        """The snapshot's sufficient statistics (materialised in the lake on first use; read once per process)."""
+        return s.memo("snapshot_stats", lambda: snapstats.load(self.engine.lake, ws, s, lot_id))
+
+    def _test_stats(self, ws: str, s: Session, lot_id: str, view: View, wafer_id: str | None) -> list[dict[str, Any]]:
+        """Per test: counts, mean, sigma, min, max of valid results and fails, in ``view`` (and on ``wafer_id``):
+        every parametric test (empty when it has no result in scope), multi-pin and functional tests with rows."""
+        stats = self._snapshot_stats(ws, s, lot_id).rows(view, wafer_id)
+        meta = s.memo(
+            "tests_meta",
+            lambda: s.dicts(
+                "SELECT test_num, test_name, test_type, units, lo_limit, hi_limit, lo_spec, hi_spec, res_scal, "
+                "scale_mismatch FROM tests WHERE test_type IN ('P', 'M', 'F')"
+            ),
         )
-        mpr = s.dicts(
-            f"""
-            SELECT t.test_num, t.test_name, t.test_type, t.units, t.lo_limit, t.hi_limit, t.lo_spec, t.hi_spec,
-                   t.res_scal, t.scale_mismatch, s.n, s.n_valid, s.mean, s.sigma, s.min, s.max, s.fails
-            FROM tests t JOIN (
-                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE valid) AS n_valid,
-                       avg(result) FILTER (WHERE valid) AS mean, stddev_samp(result) FILTER (WHERE valid) AS sigma,
-                       min(result) FILTER (WHERE valid) AS min, max(result) FILTER (WHERE valid) AS max,
-                       count(*) FILTER (WHERE passed = false) AS fails
-                FROM {_mpr_ftr_rows("mpr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
-            WHERE t.test_type = 'M'""",
-            w,
-        )
-        ftr = s.dicts(
-            f"""
-            SELECT t.test_num, t.test_name, t.test_type, NULL AS units, NULL AS lo_limit, NULL AS hi_limit,
-                   NULL AS lo_spec, NULL AS hi_spec, NULL AS res_scal, false AS scale_mismatch, s.n,
-                   NULL AS n_valid, NULL AS mean, NULL AS sigma, NULL AS min, NULL AS max, s.fails
-            FROM tests t JOIN (
-                SELECT test_num, test_name, count(*) AS n, count(*) FILTER (WHERE passed = false) AS fails
-                FROM {_mpr_ftr_rows("ftr_results", view)} GROUP BY ALL) s USING (test_num, test_name)
-            WHERE t.test_type = 'F'""",
-            w,
-        )
-        return sorted(ptr + mpr + ftr, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"]))
+        out = []
+        for t in meta:
+            got = stats.get((t["test_type"], t["test_num"], t["test_name"]))
+            if got is None and t["test_type"] != "P":
+                continue
+            n, n_valid, fails, mean, m2, lo, hi = got or (None, None, None, None, None, None, None)
+            var = snapstats.variance(n_valid, m2)
+            d = dict(t)
+            if t["test_type"] == "F":
+                d.update(units=None, lo_limit=None, hi_limit=None, lo_spec=None, hi_spec=None, res_scal=None)
+                d["scale_mismatch"] = False
+            d.update(
+                n=n,
+                n_valid=n_valid,
+                mean=mean,
+                sigma=None if var is None else math.sqrt(max(var, 0.0)),
+                min=float32_value(lo),  # the results are R*4: shown at float32 precision
+                max=float32_value(hi),
+                fails=fails,
+            )
+            out.append(d)
+        return sorted(out, key=lambda r: (r["test_num"], r["test_name"] or "", r["test_type"]))
 
     def test_results(
         self,
@@ -440,10 +492,13 @@ class AnalyticsService:
             # computed once per immutable snapshot and request shape; estimator and unbias only change the formula
             tests, (n, mean, var, used, subgroups, lsl, usl) = s.memo(
                 f"capability_inputs#{wafer_id!r}#{limits}#{test_num}#{use_tsr}",
-                lambda: self._capability_inputs(s, wafer_id, limits, test_num, use_tsr),
+                lambda: self._capability_inputs(
+                    s, self._snapshot_stats(ws, s, lot_id), wafer_id, limits, test_num, use_tsr
+                ),
             )
             n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+            shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
         batch = (
             cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
             if n_t
@@ -451,12 +506,11 @@ class AnalyticsService:
         )
         results = []
         rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        # every value is JSON-ready already: to_dicts gives finite floats or None, the tests' ints and strings
         for i, t in enumerate(tests):
             d = rows[i]
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            for k in ("lsl", "usl"):  # the limits are the file's R*4 values: shown at float32 precision
-                d[k] = float32_value(d.get(k))
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+            d.update(test_num=t[0], test_name=t[1], units=t[2], source=used[i], lsl=shown[i][0], usl=shown[i][1])
+            results.append(d)
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -470,7 +524,12 @@ class AnalyticsService:
 
     @staticmethod
     def _capability_inputs(
-        s: Session, wafer_id: str | None, limits: str, test_num: int | None, use_tsr: bool
+        s: Session,
+        stats: snapstats.SnapshotStats,
+        wafer_id: str | None,
+        limits: str,
+        test_num: int | None,
+        use_tsr: bool,
     ) -> tuple[list[tuple], tuple]:
         """The tests and the arrays ``cap.compute_many`` takes: (n, mean, var, source per test, subgroups,
         lsl, usl). Read-only once built (they are kept per snapshot)."""
@@ -484,7 +543,7 @@ class AnalyticsService:
                 "ORDER BY test_num, test_name"
             ),
         )
-        sub, tot = s.memo(f"capability_stats#{wafer_id!r}", lambda: AnalyticsService._capability_stats(s, wafer_id))
+        sub, tot = AnalyticsService._capability_stats(stats, wafer_id)
         if test_num is not None:
             tests = [t for t in tests if t[0] == test_num]
             sub = [r for r in sub if r[0] == test_num]
@@ -535,24 +594,24 @@ class AnalyticsService:
         return tests, (n, mean, var, tuple(used), subgroups, lsl, usl)
 
     @staticmethod
-    def _capability_stats(s: Session, wafer_id: str | None) -> tuple[list[tuple], list[tuple]]:
+    def _capability_stats(stats: snapstats.SnapshotStats, wafer_id: str | None) -> tuple[list[tuple], list[tuple]]:
         """Sufficient statistics of the final valid results: (test, wafer) subgroups of dies on a wafer (n, mean,
         variance, min, max; an empty WAFER_ID is one null-id wafer, final-test parts form none), and per test
         over every final part (n, mean, variance); only ``wafer_id``'s when given."""
-        w = {"wafer": wafer_id}
-        sub = s.rows(
-            f"""
-            SELECT test_num, test_name, wafer_id, count(*), avg(result::DOUBLE),
-                   var_samp(result::DOUBLE), min(result), max(result)
-            FROM results WHERE is_final AND valid AND on_wafer AND {_WAFER} GROUP BY ALL""",
-            w,
-        )
-        tot = s.rows(
-            f"""
-            SELECT test_num, test_name, count(*), avg(result::DOUBLE), var_samp(result::DOUBLE)
-            FROM results WHERE is_final AND valid AND {_WAFER} GROUP BY ALL""",
-            w,
-        )
+        by_wafer = stats.wafer_rows("final")
+        if wafer_id is not None:
+            by_wafer = {wafer_id: by_wafer.get(wafer_id, {})}
+        sub = [
+            (tn, name, w, nv, mean, snapstats.variance(nv, m2), lo, hi)
+            for w, rows in by_wafer.items()
+            for (tt, tn, name), (_n, nv, _f, mean, m2, lo, hi) in rows.items()
+            if tt == "P" and nv
+        ]
+        tot = [
+            (tn, name, nv, mean, snapstats.variance(nv, m2))
+            for (tt, tn, name), (_n, nv, _f, mean, m2, _lo, _hi) in stats.rows("final", wafer_id).items()
+            if tt == "P" and nv
+        ]
         return sub, tot
 
     @staticmethod
@@ -658,6 +717,11 @@ class AnalyticsService:
             "yield": yields,
             "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }
+
+
+def _shown_limits(tests: list[tuple]) -> list[tuple[Any, Any]]:
+    """(lsl, usl) of each test as presented: the file's R*4 values at float32 precision, None when absent."""
+    return [(float32_value(_finite_or_none(t[3])), float32_value(_finite_or_none(t[4]))) for t in tests]
 
 
 def _pass_fail_from_parts(table: dict[str, dict[int, dict[str, Any]]], cols: dict[str, list]) -> None:

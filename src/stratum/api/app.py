@@ -31,9 +31,66 @@ Semiconductor test data as a service: STDF uploads become ingest jobs that publi
 snapshots in a Parquet lake; lots, wafers, tests, capability and bins are read from those snapshots
 (pin one with `snapshot_job_id`), and read-only SQL runs over the same tables.
 
-Authenticate with `Authorization: Bearer stm_live_...` (create keys with `stratum keys create`).
-Errors are RFC 9457 `application/problem+json`. List routes paginate with `limit` and `cursor`.
+Authenticate with `Authorization: Bearer <key>`: keys made by `stratum keys create` on a local or
+development server start with `stm_test_`, keys of a production deployment with `stm_live_`.
+Errors are RFC 9457 `application/problem+json` (an invalid parameter or body is a 400 naming the field).
+List routes paginate with `limit` and `cursor`: pass a page's `next_cursor` back as `cursor` until it is null.
+
+Units: every yield (`yield`, `first_pass_yield`) is a fraction 0-1; bin `percent` fields are percentages
+0-100; test values are in the units the test program states (`units`), not rescaled.
 """
+
+TAGS = [
+    {"name": "status", "description": "Health and versions of the server; the only route that needs no key."},
+    {
+        "name": "uploads",
+        "description": "Send STDF files (V4; plain, gzip, bzip2 or zip; raw body or multipart form), directly or "
+        "through a presigned URL for large files; each upload becomes an ingest job. `inspect` reads a file "
+        "without ingesting it.",
+    },
+    {
+        "name": "jobs",
+        "description": "Ingest jobs: one per uploaded file, with its status, counts, warnings and error. A job that "
+        "succeeds publishes a new immutable snapshot of its lot.",
+    },
+    {
+        "name": "lots",
+        "description": "Lots and their analytics read from a published snapshot: wafers and yields, die maps, "
+        "test statistics, per-die results, process capability and bin summaries. Pass `snapshot_job_id` to pin "
+        "a snapshot (reproducible numbers); without it the lot's active snapshot is read.",
+    },
+    {
+        "name": "charts",
+        "description": "Stacked maps, bin Pareto, histograms, box plots, trends and wafer galleries: the numbers "
+        "as JSON (`format=json`) or the chart of exactly those numbers as PNG or SVG.",
+    },
+    {
+        "name": "sql",
+        "description": "Read-only SQL (DuckDB dialect) over the workspace's tables, paged and bounded in time, "
+        "memory and rows; the schema route lists the tables and columns.",
+    },
+    {
+        "name": "exports",
+        "description": "Whole query results or tables of one lot, with no row cap, written in the background to "
+        "Parquet, CSV or Arrow and downloaded from an expiring URL.",
+    },
+    {
+        "name": "monitors",
+        "description": "Rules evaluated on every ingest or on a schedule (yield, bin, parametric, capability "
+        "drifts); runs record findings and notify. Backtests evaluate a rule over past snapshots.",
+    },
+    {"name": "notifications", "description": "The workspace's notification inbox and its delivery preferences."},
+    {
+        "name": "webhooks",
+        "description": "Outbound webhooks (signed Standard Webhooks deliveries of events, with retries and an "
+        "audit log) and inbound webhooks (URLs that external systems call to annotate lots or run monitors).",
+    },
+    {
+        "name": "patterns",
+        "description": "Spatial fail-pattern classification of wafer maps, the pattern taxonomy with example "
+        "maps, and the workspace's usage and classification quota.",
+    },
+]
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
@@ -46,6 +103,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         title="Stratum API",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         openapi_url="/openapi.json",
         docs_url=None,  # /docs and /redoc serve local assets (docs_ui)
         redoc_url=None,
@@ -68,11 +126,14 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     app.state.schema_cache = schema_cache
     app.state.sql_gate = Gate("SQL queries", settings.sql.max_concurrent, settings.sql.queue_seconds)
+    ps = settings.patterns
+    app.state.classify_gate = Gate("classification requests", ps.max_concurrent, ps.queue_seconds)
     problems.install(app)
     base_openapi = app.openapi
 
     def openapi() -> dict:
-        """The generated document, with error bodies declared as application/problem+json."""
+        """The generated document, with error bodies declared as application/problem+json. FastAPI's default
+        422 HTTPValidationError answer is dropped: invalid requests answer 400 problem+json (problems.py)."""
         if app.openapi_schema is None:
             doc = base_openapi()
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -80,10 +141,17 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             doc["components"]["schemas"] = dict(sorted(schemas.items()))  # FastAPI's order
             for path in doc.get("paths", {}).values():
                 for op in path.values():
-                    for code, resp in op.get("responses", {}).items():
+                    responses = op.get("responses", {})
+                    if "HTTPValidationError" in str(responses.get("422", {}).get("content")):
+                        del responses["422"]
+                    for code, resp in responses.items():
                         content = resp.get("content", {})
                         if code[:1] in ("4", "5") and "application/json" in content:
                             resp["content"] = {"application/problem+json": content.pop("application/json"), **content}
+            schemas = doc.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" not in str(doc.get("paths")):
+                schemas.pop("HTTPValidationError", None)
+                schemas.pop("ValidationError", None)
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -108,6 +176,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     from .caching import CachingMiddleware
 
     app.add_middleware(CachingMiddleware)
+    from .bodylimit import BodyLimit
+
+    app.add_middleware(
+        BodyLimit, paths=("/v1/classify", "/v1/batch"), limit=lambda: settings.patterns.max_request_bytes
+    )
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):

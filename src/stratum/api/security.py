@@ -25,7 +25,10 @@ BEARER = 'Bearer realm="stratum"'
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="API key: `Authorization: Bearer stm_live_...` (or `stm_test_...`)",
+    description="API key as a bearer token: `Authorization: Bearer <key>`. Keys created by `stratum keys create` "
+    "on a local or development server (`stratum serve`, any environment but production) start with `stm_test_`; "
+    "keys of a production deployment start with `stm_live_`. A key is shown once at creation and belongs to one "
+    "workspace; its scopes decide which routes it may call (403 names the scope needed).",
 )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -24,14 +23,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     query = sys.stdin.read() if args.query == "-" else args.query
     scope = Scope(lot_id=args.lot, snapshot_job_id=args.snapshot_job_id, wafer_ids=args.wafer or None)
     rt = runtime_from(args)
-    tmp = out.with_name(f".{out.name}.part")
     try:
-        with open(tmp, "wb") as f:
-            stats = rt.exports.write(args.workspace, query, scope, fmt, f)
-        os.replace(tmp, out)
+        # written in a private directory beside the output (same filesystem), then renamed into place
+        with rt.exports.produce(args.workspace, query, scope, fmt, work_dir=out.resolve().parent) as (path, stats):
+            os.replace(path, out)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
         rt.close()
     print(f"{stats.rows} rows, {stats.bytes} bytes, {stats.elapsed_ms / 1e3:.1f} s -> {out} (sha256 {stats.sha256})")
     return 0

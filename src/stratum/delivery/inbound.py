@@ -50,42 +50,80 @@ class NotImplementedAction(StratumError):
     status, code, title = 501, "not_implemented", "Not implemented"
 
 
+D_ACTION = (
+    "What a call does: `notify` posts its title/body to the inbox, `annotate_lot` attaches the JSON to its "
+    "lot_id, `ingest` ingests the drop-folder file at its `key`, `run_monitor` runs the monitor action_target"
+)
+D_RATE = "Calls accepted per minute (1-6000); more answer 429"
+
+
 class InboundIn(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    name: str = Field(min_length=1, max_length=100)
-    action: Action
-    action_target: str | None = Field(None, max_length=255, description="monitor id for run_monitor")
-    rate_limit_per_min: int = Field(60, ge=1, le=6000)
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={"examples": [{"name": "MES lot notes", "action": "annotate_lot", "rate_limit_per_min": 60}]},
+    )
+    name: str = Field(min_length=1, max_length=100, description="Short name of the inbound webhook")
+    action: Action = Field(description=D_ACTION)
+    action_target: str | None = Field(default=None, max_length=255, description="monitor id for run_monitor")
+    rate_limit_per_min: int = Field(default=60, ge=1, le=6000, description=D_RATE)
 
 
 class InboundPatch(BaseModel):
     model_config = ConfigDict(defer_build=True)
-    name: str | None = Field(None, min_length=1, max_length=100)
-    action: Action | None = None
-    action_target: str | None = Field(None, max_length=255)
-    rate_limit_per_min: int | None = Field(None, ge=1, le=6000)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Short name of the inbound webhook"
+    )
+    action: Action | None = Field(default=None, description=D_ACTION)
+    action_target: str | None = Field(default=None, max_length=255, description="monitor id for run_monitor")
+    rate_limit_per_min: int | None = Field(default=None, ge=1, le=6000, description=D_RATE)
+
+
+INBOUND_EXAMPLE: dict[str, Any] = {
+    "id": "inh_01JD90A1B2C3D4E5F6G7H8J9KM",
+    "workspace": "default",
+    "name": "MES lot notes",
+    "action": "annotate_lot",
+    "action_target": None,
+    "rate_limit_per_min": 60,
+    "url": "/v1/hooks/in/Xq3v9L2mK8pT1wZ4rB7nYg",
+    "created_at": "2026-12-01T09:00:00Z",
+}
 
 
 class InboundHook(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    id: str
-    workspace: str
-    name: str
-    action: Action
-    action_target: str | None = None
-    rate_limit_per_min: int
-    url: str
-    created_at: datetime
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [INBOUND_EXAMPLE]})
+    id: str = Field(description="Inbound webhook id")
+    workspace: str = Field(description="Workspace it belongs to")
+    name: str = Field(description="Short name of the inbound webhook")
+    action: Action = Field(description=D_ACTION)
+    action_target: str | None = Field(default=None, description="monitor id for run_monitor; null otherwise")
+    rate_limit_per_min: int = Field(description=D_RATE)
+    url: str = Field(description="Path external systems POST to (with the token as bearer, or a signature)")
+    created_at: datetime = Field(description="When it was created (ISO 8601, UTC)")
 
 
 class InboundCall(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    id: str
-    hook_id: str
-    at: datetime
-    payload: Any
-    status: Literal["ok", "error"]
-    result: dict[str, Any]
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "inc_01JD90A1B2C3D4E5F6G7H8J9KM",
+                    "hook_id": "inh_01JD90A1B2C3D4E5F6G7H8J9KM",
+                    "at": "2026-12-04T18:05:00Z",
+                    "payload": {"lot_id": "LOT42", "note": "probe card changed"},
+                    "status": "ok",
+                    "result": {"lot_id": "LOT42", "annotations": 1},
+                }
+            ]
+        },
+    )
+    id: str = Field(description="Call id")
+    hook_id: str = Field(description="The inbound webhook called")
+    at: datetime = Field(description="When the call came (ISO 8601, UTC)")
+    payload: Any = Field(description="The JSON body received ({} when empty)")
+    status: Literal["ok", "error"] = Field(description="`ok` the action ran; `error` it was refused (see result)")
+    result: dict[str, Any] = Field(description="What the action returned, or {error: code, detail} when it was refused")
 
 
 class InboundService:

@@ -48,9 +48,9 @@ class MuteHours(BaseModel):
 
     model_config = ConfigDict(defer_build=True)
 
-    start: time
-    end: time
-    timezone: str = "UTC"
+    start: time = Field(description="Start of the quiet hours, local time HH:MM[:SS]")
+    end: time = Field(description="End of the quiet hours, local time (may be earlier than start: crosses midnight)")
+    timezone: str = Field(default="UTC", description="IANA time zone of start and end, e.g. Europe/Berlin")
 
     @field_validator("timezone")
     @classmethod
@@ -70,11 +70,29 @@ class MuteHours(BaseModel):
 
 
 class Prefs(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    digest: Digest = "off"
-    email_to: list[str] = Field(default_factory=list, max_length=20)
-    mute: MuteHours | None = None
-    kinds: list[str] = Field(default_factory=lambda: list(DEFAULT_KINDS))
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "digest": "daily",
+                    "email_to": ["test-eng@example.com"],
+                    "mute": {"start": "22:00:00", "end": "07:00:00", "timezone": "Europe/Berlin"},
+                    "kinds": ["job.failed", "monitor.fired"],
+                }
+            ]
+        },
+    )
+    digest: Digest = Field(
+        default="off", description="Email digest of new notifications: off, immediate, hourly or daily (needs email_to)"
+    )
+    email_to: list[str] = Field(default_factory=list, max_length=20, description="Addresses the digest goes to")
+    mute: MuteHours | None = Field(default=None, description="Quiet hours: no digest email is sent inside them")
+    kinds: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_KINDS),
+        description="Event kinds that make a notification (job.succeeded, job.partial, job.failed, monitor.fired, "
+        "monitor.recovered, monitor.failed)",
+    )
 
     @field_validator("kinds")
     @classmethod
@@ -102,16 +120,35 @@ class Prefs(BaseModel):
 
 
 class Notification(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    id: str
-    workspace: str
-    kind: str
-    title: str
-    body: str = ""
-    subject: dict[str, Any] = Field(default_factory=dict)
-    event_id: str | None = None
-    created_at: datetime
-    read_at: datetime | None = None
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ntf_01JD90A1B2C3D4E5F6G7H8J9KM",
+                    "workspace": "default",
+                    "kind": "monitor.fired",
+                    "title": "Monitor fired: WS1 yield under 90 % (lot_id LOT42)",
+                    "body": "final yield of W07 is 84.20% (limit 90.00%)",
+                    "subject": {"lot_id": "LOT42"},
+                    "event_id": "evt_01JD90A1B2C3D4E5F6G7H8J9KN",
+                    "created_at": "2026-12-04T18:02:20.300000Z",
+                    "read_at": None,
+                }
+            ]
+        },
+    )
+    id: str = Field(description="Notification id (`ntf_` + a ULID)")
+    workspace: str = Field(description="Workspace it belongs to")
+    kind: str = Field(
+        description="Event kind that made it (e.g. monitor.fired, job.failed), or inbound / webhook.disabled"
+    )
+    title: str = Field(description="One line saying what happened and to what")
+    body: str = Field(default="", description="Details (e.g. the finding's message or the job's error)")
+    subject: dict[str, Any] = Field(default_factory=dict, description="What it is about, e.g. {lot_id} or {job_id}")
+    event_id: str | None = Field(default=None, description="The event that made it; null for platform notifications")
+    created_at: datetime = Field(description="When it was posted (ISO 8601, UTC)")
+    read_at: datetime | None = Field(default=None, description="When it was marked read; null while unread")
 
 
 def describe(event: Event) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stratum.events import Event, EventPort
+from stratum.events.model import INTERNAL_KINDS
 from stratum.settings import Settings
 from stratum.storage.metadata import MetadataStore
 
@@ -85,6 +86,8 @@ class DeliveryService:
     def handle(self, event: Event) -> None:
         """Every event of the port: a notification when the workspace wants one, then a delivery per
         subscribed webhook. Idempotent per event id (at-least-once sources deliver twice)."""
+        if event.kind in INTERNAL_KINDS:
+            return  # work orders between services (export.requested), never notifications or webhooks
         failed: Exception | None = None
         if event.kind not in ("notification.new", "ping"):
             try:

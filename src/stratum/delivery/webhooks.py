@@ -61,12 +61,27 @@ def _due_sk(at: datetime, dlv_id: str) -> str:
     return f"{int(at.timestamp() * 1000):015d}#{dlv_id}"
 
 
+D_NAME = "Short name of the webhook"
+D_URL = "URL the signed POSTs go to (https in production; private and loopback addresses are refused)"
+D_EVENTS = (
+    "Event kinds to deliver: job.succeeded, job.partial, job.failed, monitor.fired, monitor.recovered, "
+    "monitor.failed, notification.new"
+)
+
+
 class WebhookIn(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    name: str = Field(min_length=1, max_length=100)
-    target_url: str = Field(min_length=1, max_length=2048)
-    events: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE))
-    enabled: bool = True
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "MES bridge", "target_url": "https://mes.example.com/hooks/stratum", "events": ["job.failed"]}
+            ]
+        },
+    )
+    name: str = Field(min_length=1, max_length=100, description=D_NAME)
+    target_url: str = Field(min_length=1, max_length=2048, description=D_URL)
+    events: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE), description=D_EVENTS)
+    enabled: bool = Field(default=True, description="Deliver events (false: keep the webhook but send nothing)")
 
     @field_validator("events")
     @classmethod
@@ -79,10 +94,10 @@ class WebhookIn(BaseModel):
 
 class WebhookPatch(BaseModel):
     model_config = ConfigDict(defer_build=True)
-    name: str | None = Field(None, min_length=1, max_length=100)
-    target_url: str | None = Field(None, min_length=1, max_length=2048)
-    events: list[str] | None = Field(None, min_length=1, max_length=len(SUBSCRIBABLE))
-    enabled: bool | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=100, description=D_NAME)
+    target_url: str | None = Field(default=None, min_length=1, max_length=2048, description=D_URL)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=len(SUBSCRIBABLE), description=D_EVENTS)
+    enabled: bool | None = Field(default=None, description="true re-enables a disabled webhook; false stops deliveries")
 
     @field_validator("events")
     @classmethod
@@ -90,47 +105,94 @@ class WebhookPatch(BaseModel):
         return None if v is None else WebhookIn._events(v)
 
 
+WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": "whk_01JD90A1B2C3D4E5F6G7H8J9KM",
+    "workspace": "default",
+    "name": "MES bridge",
+    "target_url": "https://mes.example.com/hooks/stratum",
+    "events": ["job.failed"],
+    "enabled": True,
+    "disabled_reason": None,
+    "failing_since": None,
+    "created_at": "2026-12-01T09:00:00Z",
+    "updated_at": "2026-12-01T09:00:00Z",
+    "secret_rotated_at": None,
+}
+
+
 class Webhook(BaseModel):
     """What the API shows (never the secrets)."""
 
-    model_config = ConfigDict(defer_build=True)
-
-    id: str
-    workspace: str
-    name: str
-    target_url: str
-    events: list[str]
-    enabled: bool
-    disabled_reason: str | None = None
-    failing_since: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
-    secret_rotated_at: datetime | None = None
+    model_config = ConfigDict(defer_build=True, json_schema_extra={"examples": [WEBHOOK_EXAMPLE]})
+    id: str = Field(description="Webhook id")
+    workspace: str = Field(description="Workspace it belongs to")
+    name: str = Field(description=D_NAME)
+    target_url: str = Field(description=D_URL)
+    events: list[str] = Field(description="Event kinds delivered")
+    enabled: bool = Field(description="Whether events are delivered")
+    disabled_reason: str | None = Field(
+        default=None, description="Why the platform disabled it (e.g. the endpoint failed for 5 days); null otherwise"
+    )
+    failing_since: datetime | None = Field(
+        default=None, description="Start of the current run of failed deliveries (ISO 8601, UTC); null when healthy"
+    )
+    created_at: datetime = Field(description="When it was created (ISO 8601, UTC)")
+    updated_at: datetime = Field(description="When it was last changed (ISO 8601, UTC)")
+    secret_rotated_at: datetime | None = Field(
+        default=None, description="Last secret rotation (the previous secret keeps signing for 24 h after it)"
+    )
 
 
 class Attempt(BaseModel):
     model_config = ConfigDict(defer_build=True)
-    n: int
-    at: datetime
-    status_code: int | None = None
-    latency_ms: float
-    error: str | None = None
+    n: int = Field(description="Attempt number, from 1")
+    at: datetime = Field(description="When the attempt was made (ISO 8601, UTC)")
+    status_code: int | None = Field(default=None, description="HTTP status the endpoint answered; null when none came")
+    latency_ms: float = Field(description="Time until the answer (or the error), milliseconds")
+    error: str | None = Field(default=None, description="Connection or refusal error; null when the endpoint answered")
 
 
 class Delivery(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-    id: str
-    workspace: str
-    webhook_id: str
-    event_id: str
-    kind: str
-    status: DeliveryStatus
-    attempts: list[Attempt] = Field(default_factory=list)
-    next_attempt_at: datetime | None = None
-    created_at: datetime
-    payload: dict[str, Any]
-    schedule_base: int = 0  # attempts made before the last redeliver (the schedule restarts there)
-    max_attempts: int | None = None  # ping: one attempt
+    model_config = ConfigDict(
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "dlv_01JD90A1B2C3D4E5F6G7H8J9KM",
+                    "workspace": "default",
+                    "webhook_id": "whk_01JD90A1B2C3D4E5F6G7H8J9KM",
+                    "event_id": "evt_01JD90A1B2C3D4E5F6G7H8J9KN",
+                    "kind": "job.failed",
+                    "status": "succeeded",
+                    "attempts": [{"n": 1, "at": "2026-12-04T18:02:20.400000Z", "status_code": 200, "latency_ms": 84.2}],
+                    "next_attempt_at": None,
+                    "created_at": "2026-12-04T18:02:20.390000Z",
+                    "payload": {"type": "job.failed", "timestamp": "2026-12-04T18:02:20.380000+00:00", "data": {}},
+                    "schedule_base": 0,
+                    "max_attempts": None,
+                }
+            ]
+        },
+    )
+    id: str = Field(description="Delivery id (`dlv_` + a ULID)")
+    workspace: str = Field(description="Workspace it belongs to")
+    webhook_id: str = Field(description="The webhook delivered to")
+    event_id: str = Field(description="The event delivered (also the webhook-id header: receivers deduplicate by it)")
+    kind: str = Field(description="Event kind")
+    status: DeliveryStatus = Field(
+        description="`pending` (more attempts scheduled), `succeeded` (a 2xx answer), `failed` (attempts used up), "
+        "`cancelled` (the webhook was deleted or disabled before the next attempt)"
+    )
+    attempts: list[Attempt] = Field(default_factory=list, description="Every attempt, oldest first")
+    next_attempt_at: datetime | None = Field(default=None, description="When the next retry is due; null when none is")
+    created_at: datetime = Field(description="When the delivery was created (ISO 8601, UTC)")
+    payload: dict[str, Any] = Field(description="The body POSTed (Standard Webhooks shape: type, timestamp, data)")
+    schedule_base: int = Field(
+        default=0, description="Attempts made before the last redeliver (the retry schedule restarts there)"
+    )
+    max_attempts: int | None = Field(
+        default=None, description="A cap on attempts (1 for a test ping); null: the schedule's"
+    )
 
 
 def payload_of(event: Event) -> dict[str, Any]:

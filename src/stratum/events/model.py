@@ -21,6 +21,9 @@ EVENT_KINDS: tuple[str, ...] = (
     "notification.new",
     "ping",
 )
+#: kinds that are work orders between the platform's own services: published on the same port (so an AWS rule
+#: routes them to their function's queue) but never notifications or webhook subscriptions
+INTERNAL_KINDS: tuple[str, ...] = ("export.requested",)
 
 
 class Event(BaseModel):
@@ -55,8 +58,8 @@ def new_event(
 ) -> Event:
     """A new event with a fresh time-sortable id (``evt_<ulid>``) unless ``event_id`` is given (a producer
     that may publish the same fact twice passes a deterministic id, so consumers see one event)."""
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(EVENT_KINDS)}")
+    if kind not in EVENT_KINDS and kind not in INTERNAL_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(EVENT_KINDS + INTERNAL_KINDS)}")
     return Event(
         id=event_id or f"evt_{ulid()}",
         kind=kind,

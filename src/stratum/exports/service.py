@@ -1,39 +1,49 @@
 """Exports: a guarded query (or a public table of one lot with column filters) written whole to Parquet,
 CSV or Arrow, with no row cap and bounded memory.
 
-DuckDB yields the result as Arrow record batches (``batch_rows`` at a time, one Parquet row group each)
-that are written straight into the object store's streaming writer (S3 multipart, or a temp file renamed
-into place): neither the result nor the file is ever held whole. The query passes the same checks as
-``POST /v1/sql`` (``stratum.query.sql.check_query``) and runs on the same per-workspace, locked-down
-DuckDB session, so an export sees exactly what SQL sees. An export is a record in the metadata store
-(``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``, outside
-the lake root that SQL may read.
+DuckDB writes Parquet and CSV itself: the service wraps the already-checked query in ``COPY (<query>) TO
+'<file>'`` where the file lies in a fresh private directory the service created, on a database of its own
+(``QueryEngine.export_session``) with the same views and guardrails as SQL's plus that one directory as the
+only writable place. DuckDB's writer streams (a row group per thread at a time, spilling under
+``memory_limit``), so memory stays bounded whatever the size; the file is then uploaded (multipart on S3).
+Arrow IPC files are written from DuckDB's Arrow batches with pyarrow (``batch_rows`` at a time). The query
+passes the same checks as ``POST /v1/sql`` (``stratum.query.sql.check_query``; the guard still refuses COPY
+and every file function in user SQL), so an export sees exactly what SQL sees. An export is a record in the
+metadata store (``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``,
+outside the lake root that SQL may read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import importlib.util
 import logging
 import math
+import os
+import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from stratum.auth import signed_urls
 from stratum.auth.scopes import PermissionDenied
 from stratum.errors import BadRequest, NotFound, QueryTimeout, StratumError
+from stratum.events.model import Event, new_event
+from stratum.events.port import EventPort
 from stratum.ids import ulid
 from stratum.lake import layout
-from stratum.query.engine import QueryEngine, Scope
+from stratum.query.engine import QueryEngine, Scope, Session, resources
 from stratum.query.public_schema import PUBLIC
-from stratum.query.sql import check_query
+from stratum.query.sql import check_query, memory_exceeded
+from stratum.query.views import sql_literal
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
 from stratum.storage.objectstore import ObjectStore
@@ -43,6 +53,7 @@ from .formats import FORMATS, Format
 log = logging.getLogger("stratum.exports")
 
 MAX_FILTER_VALUES = 10_000
+_CHUNK = 8 << 20
 
 
 @dataclass
@@ -52,38 +63,6 @@ class ExportStats:
     sha256: str
     columns: list[dict[str, str]]
     elapsed_ms: float
-
-
-class _Counting:
-    """A write-only file that hashes and counts what passes through to ``inner``."""
-
-    def __init__(self, inner: IO[bytes]) -> None:
-        self.inner, self.h, self.n, self.closed = inner, hashlib.sha256(), 0, False
-
-    def write(self, b) -> int:
-        mv = memoryview(b)
-        self.h.update(mv)
-        self.n += mv.nbytes
-        self.inner.write(mv)
-        return mv.nbytes
-
-    def tell(self) -> int:
-        return self.n
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True  # the caller closes ``inner`` (that commits the object)
 
 
 def _lit(v: Any) -> str:
@@ -125,24 +104,72 @@ def table_query(table: str, filters: dict[str, Any] | None) -> str:
     return f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
 
 
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+    if fmt == "arrow" and importlib.util.find_spec("pyarrow") is None:
+        # the AWS functions that run queries ship DuckDB without pyarrow (Lambda's size limit); DuckDB itself
+        # writes Parquet and CSV
+        raise BadRequest("the arrow format is not available on this deployment; use parquet (or csv)")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-class ExportService:
-    def __init__(self, engine: QueryEngine, meta: MetadataStore, lake: ObjectStore, settings: Settings) -> None:
-        self.engine, self.meta, self.lake, self.settings = engine, meta, lake, settings
+REQUESTED = "export.requested"
 
-    # -- the streaming writer (used by the API's export jobs and by `stratum export`) ----------------
-    def write(self, ws: str, query: str, scope: Scope, fmt: Format, sink: IO[bytes]) -> ExportStats:
-        """Run ``query`` (checked like SQL) over the workspace and write every row to ``sink``."""
-        if fmt not in FORMATS:
-            raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+
+class ExportService:
+    """Export jobs: ``create`` records one, ``dispatch`` hands it to the event port as ``export.requested``,
+    whose consumer calls ``handle_event`` → ``run`` (in process under ``stratum serve``; on AWS the exports
+    function behind an SQS queue)."""
+
+    def __init__(
+        self,
+        engine: QueryEngine,
+        meta: MetadataStore,
+        lake: ObjectStore,
+        settings: Settings,
+        events: EventPort | None = None,
+        isolate: Sequence[str] | None = None,
+    ) -> None:
+        self.engine, self.meta, self.lake, self.settings, self.events = engine, meta, lake, settings, events
+        # a server's exports run in a memory-capped child started with this command (``isolated``)
+        self.isolate = tuple(isolate) if isolate else None
+
+    # -- the writer (used by the API's export jobs and by `stratum export`) --------------------------
+    @contextlib.contextmanager
+    def produce(
+        self, ws: str, query: str, scope: Scope, fmt: Format, work_dir: str | os.PathLike[str] | None = None
+    ) -> Iterator[tuple[Path, ExportStats]]:
+        """Run ``query`` (checked like SQL) over the workspace and write every row to a file in a fresh private
+        directory under ``work_dir`` (default: the settings' tmp_dir); yields the file and its stats, and
+        removes the directory afterwards (move the file away to keep it)."""
+        check_format(fmt)
         check_query(query, self.settings.sql.max_query_chars)
+        base = Path(work_dir) if work_dir is not None else self.settings.tmp_dir
+        base.mkdir(parents=True, exist_ok=True)
+        # resolved: DuckDB compares the COPY target with allowed_directories literally (/tmp may be a symlink)
+        d = Path(os.path.realpath(tempfile.mkdtemp(prefix="stratum-export-", dir=base)))
+        try:
+            path = d / f"out.{FORMATS[fmt][0]}"
+            yield path, self._write(ws, query, scope, fmt, d, path)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _write(self, ws: str, query: str, scope: Scope, fmt: Format, d: Path, path: Path) -> ExportStats:
         limits = self.settings.exports
+        r = resources(self.settings)
         t0 = time.perf_counter()
-        out = _Counting(sink)
-        ses = self.engine.session(ws, scope)
+        ses = self.engine.export_session(
+            ws,
+            scope,
+            str(d),
+            memory_mb=limits.duckdb_memory_mb or r.duckdb_memory_mb,
+            threads=limits.duckdb_threads or r.threads,
+            temp_mb=limits.duckdb_temp_mb or r.duckdb_temp_mb,
+        )
         timed_out = threading.Event()
 
         def on_timeout() -> None:
@@ -152,20 +179,21 @@ class ExportService:
         timer = threading.Timer(limits.timeout_seconds, on_timeout)
         timer.daemon = True
         timer.start()
-        rows = 0
         try:
-            reader = ses.execute(query).to_arrow_reader(limits.batch_rows)
-            schema = reader.schema
-            writer = _writer(fmt, out, schema)
-            try:
-                for batch in reader:
-                    if batch.num_rows:
-                        writer.write_batch(batch)
-                        rows += batch.num_rows
-            finally:
-                writer.close()
+            self.engine.fill_rows(ses, ws, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id))
+            # the column names and types, as POST /v1/sql names them (LIMIT 0: binding only, no rows read)
+            # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
+            desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
+            if fmt == "arrow":
+                rows = _write_arrow(ses, query, path, limits.batch_rows)
+            else:
+                src = _exact_parquet(query, desc) if fmt == "parquet" else query
+                copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
+                ((rows,),) = ses.rows(copy)
         except duckdb.InterruptException:
             raise QueryTimeout(f"the export was stopped after the {limits.timeout_seconds:g} s time limit") from None
+        except (duckdb.OutOfMemoryException, MemoryError) as exc:
+            raise memory_exceeded(self.settings, exc if isinstance(exc, duckdb.Error) else None) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
@@ -175,11 +203,15 @@ class ExportService:
         finally:
             timer.cancel()
             ses.close()
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
         return ExportStats(
-            rows=rows,
-            bytes=out.n,
-            sha256=out.h.hexdigest(),
-            columns=[{"name": f.name, "type": str(f.type)} for f in schema],
+            rows=int(rows),
+            bytes=path.stat().st_size,
+            sha256=h.hexdigest(),
+            columns=[{"name": d[0], "type": str(d[1])} for d in desc],
             elapsed_ms=(time.perf_counter() - t0) * 1e3,
         )
 
@@ -199,6 +231,7 @@ class ExportService:
         scope: Scope | None = None,
     ) -> dict[str, Any]:
         scope = scope or Scope()
+        check_format(fmt)
         if (query is None) == (table is None):
             raise BadRequest("give either query or table (with context.lot_id and optional filters)")
         if table is not None:
@@ -236,9 +269,83 @@ class ExportService:
     def _save(self, rec: dict[str, Any]) -> None:
         self.meta.put(self._pk(rec["workspace"]), rec["export_id"], rec, ttl=self._ttl())
 
-    def run(self, ws: str, export_id: str) -> dict[str, Any]:
-        """Run a queued export to its end (the API's background task; idempotent once finished)."""
+    def dispatch(self, ws: str, export_id: str) -> None:
+        """Queue a created export: publish ``export.requested`` (the API's background task, after the 202). If
+        the port refuses it, the export is marked failed (nothing would ever run it)."""
+        try:
+            if self.events is None:
+                self.run(ws, export_id)
+                return
+            self.events.publish(new_event(REQUESTED, ws, subject={"export_id": export_id}))
+        except Exception:
+            log.exception("export %s of workspace %s could not be queued", export_id, ws)
+            rec = self.get(ws, export_id)
+            if rec["status"] == "queued":
+                rec.update(
+                    status="failed",
+                    finished_at=_now(),
+                    error={"code": "unavailable", "message": "the export could not be queued; request it again"},
+                )
+                self._save(rec)
+
+    def handle_event(self, event: Event) -> dict[str, Any] | None:
+        """The consumer of ``export.requested`` (local bus subscriber; the AWS exports function)."""
+        if event.kind != REQUESTED:
+            return None
+        export_id = event.subject.get("export_id")
+        if not isinstance(export_id, str):
+            raise ValueError(f"event {event.id} names no export_id")
+        try:
+            if self.isolate:
+                return self._run_isolated(event.workspace, export_id)
+            return self.run(event.workspace, export_id)
+        except NotFound:
+            log.warning(
+                "export %s of workspace %s is gone (expired); event %s ignored", export_id, event.workspace, event.id
+            )
+            return None
+
+    def _run_isolated(self, ws: str, export_id: str) -> dict[str, Any]:
+        from .isolated import run_in_child
+
+        assert self.isolate is not None
+        if self.get(ws, export_id)["status"] != "queued":
+            return self.run(ws, export_id)  # finished, or running elsewhere: nothing to start
+        code = run_in_child(self.isolate, self.settings, ws, export_id)
         rec = self.get(ws, export_id)
+        if rec["status"] in ("queued", "running"):  # the child died before recording an end
+            log.warning("export %s of workspace %s: worker ended with %s", export_id, ws, code)
+            if code is None:
+                err: StratumError = QueryTimeout(
+                    f"the export was stopped after {self.settings.exports.abandoned_after_seconds:g} s"
+                )
+            else:
+                err = memory_exceeded(self.settings)
+            rec.update(status="failed", finished_at=_now(), error={"code": err.code, "message": err.detail})
+            self._save(rec)
+        return rec
+
+    def run(self, ws: str, export_id: str) -> dict[str, Any]:
+        """Run a queued export to its end. Idempotent for at-least-once delivery: a finished export is returned
+        as it is; a running one is left alone unless it started more than ``abandoned_after_seconds`` ago, when
+        the run that took it was cut off (process or function ended) and it is marked failed (running it again
+        would most likely be cut off again)."""
+        rec = self.get(ws, export_id)
+        if rec["status"] == "running":
+            started = dt.datetime.fromisoformat(rec["started_at"])
+            age = (dt.datetime.now(dt.UTC) - started).total_seconds()
+            if age > self.settings.exports.abandoned_after_seconds:
+                rec.update(
+                    status="failed",
+                    finished_at=_now(),
+                    error={
+                        "code": "export_interrupted",
+                        "message": "the export was cut off before it finished (time or memory limit of the worker); "
+                        "narrow the query or split it",
+                    },
+                )
+                self._save(rec)
+            return rec
         if rec["status"] != "queued":
             return rec
         rec.update(status="running", started_at=_now())
@@ -249,8 +356,8 @@ class ExportService:
         ctx = rec["context"]
         scope = Scope(lot_id=ctx["lot_id"], snapshot_job_id=ctx["snapshot_job_id"], wafer_ids=ctx["wafer_ids"])
         try:
-            with self.lake.open_write(key) as f:
-                stats = self.write(ws, rec["query"], scope, rec["format"], f)
+            with self.produce(ws, rec["query"], scope, rec["format"]) as (path, stats):
+                self.lake.put_file(key, str(path))  # streamed; multipart on S3
         except StratumError as exc:
             rec.update(status="failed", finished_at=_now(), error={"code": exc.code, "message": exc.detail})
         except Exception:
@@ -303,23 +410,35 @@ class ExportService:
         return self.lake.open_read(rec["key"]), rec
 
 
-def _writer(fmt: str, out: _Counting, schema: pa.Schema):
-    sink = pa.PythonFile(out, mode="w")
+def _exact_parquet(query: str, description: list) -> str:
+    """DuckDB's Parquet writer stores (U)HUGEINT as DOUBLE, losing digits: such columns are cast to
+    DECIMAL(38,0), the type their Arrow form has (an out-of-range value fails the export, never rounds)."""
+    wide = [d[0] for d in description if str(d[1]) in ("HUGEINT", "UHUGEINT")]
+    if not wide:
+        return query
+    cols = ", ".join(f"CAST({_ident(c)} AS DECIMAL(38,0)) AS {_ident(c)}" for c in wide)
+    return f"SELECT * REPLACE ({cols}) FROM (\n{query}\n) AS q"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _copy_options(fmt: str, limits: Any) -> str:
     if fmt == "parquet":
-        return _ParquetBatches(pq.ParquetWriter(sink, schema, compression="zstd"))
-    if fmt == "csv":
-        return pacsv.CSVWriter(sink, schema)
-    return pa.ipc.new_file(sink, schema)
+        return f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(limits.row_group_rows)}"
+    return "FORMAT csv, HEADER true"
 
 
-class _ParquetBatches:
-    """ParquetWriter with write_batch: each DuckDB batch becomes one row group."""
+def _write_arrow(ses: Session, query: str, path: Path, batch_rows: int) -> int:
+    """Arrow IPC file: DuckDB's Arrow batches straight into pyarrow's writer (DuckDB has no Arrow COPY)."""
+    import pyarrow as pa
 
-    def __init__(self, w: pq.ParquetWriter) -> None:
-        self.w = w
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        self.w.write_batch(batch, row_group_size=batch.num_rows)
-
-    def close(self) -> None:
-        self.w.close()
+    rows = 0
+    reader = ses.execute(query).to_arrow_reader(batch_rows)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    return rows

@@ -2,6 +2,8 @@
 
     workspaces/<ws>/lake/<table>/lot=<lot>/job=<job_id>/part-00000.parquet
     workspaces/<ws>/lake/_manifests/lot=<lot>/job=<job_id>.json
+    workspaces/<ws>/lake/_stats/lot=<lot>/job=<snapshot job_id>/policy=<policy>/stats-v<N>.parquet
+                                                    (a snapshot's sufficient statistics, ``stratum.lake.snapstats``)
     workspaces/<ws>/exports/<export_id>/<file>      (outside the lake: SQL cannot read exports)
 
 ``<lot>`` is the lot id percent-encoded (everything but letters, digits, ``-``, ``_`` and inner ``.``),
@@ -58,6 +60,12 @@ def data_key(ws: str, table: str, lot_id: str, job_id: str, n: int = 0) -> str:
 
 def manifest_key(ws: str, lot_id: str, job_id: str) -> str:
     return f"{lake_root(ws)}_manifests/lot={encode_lot(lot_id)}/job={job_id}.json"
+
+
+def stats_key(ws: str, lot_id: str, snapshot_job_id: str, policy: str, version: int) -> str:
+    return (
+        f"{lake_root(ws)}_stats/lot={encode_lot(lot_id)}/job={snapshot_job_id}/policy={policy}/stats-v{version}.parquet"
+    )
 
 
 def export_key(ws: str, export_id: str, filename: str) -> str:

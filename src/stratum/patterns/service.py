@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError, Unprocessable
-from stratum.patterns import calibration
+from stratum.patterns import calibration, verifier
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import RULES_VERSION, Detection, Thresholds, analyse
 from stratum.patterns.geometry import DieMap, Geometry
@@ -21,7 +21,7 @@ from stratum.settings import PatternSettings
 
 
 def classifier_version() -> str:
-    return f"stratum-patterns-{RULES_VERSION}+cal.{calibration.tables()['version']}"
+    return f"stratum-patterns-{RULES_VERSION}+ver.{verifier.models()['version']}+cal.{calibration.tables()['version']}"
 
 
 def _num(v: float) -> float | int:
@@ -55,7 +55,7 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
 
 
 #: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)
-MIN_CONFIDENCE = 0.4
+MIN_CONFIDENCE = 0.05
 
 
 def classify_diemap(
@@ -343,14 +343,16 @@ class PatternService:
         *,
         lake_map: Callable[[str, str, str, str | None], tuple[DieMap, str]] | None = None,
         lake_wafers: Callable[[str, str, str | None], list[str]] | None = None,
-        store: Callable[[str, str, str, str, dict], None] | None = None,
+        store: Callable[[str, str, str, str, dict, int], None] | None = None,
+        job_wafers: Callable[[str, str, str], list[str]] | None = None,
         meter: Any = None,
     ) -> None:
         self.settings = settings or PatternSettings()
         self.meter = meter  # stratum.auth.usage.UsageMeter: quotas and classification counts
         self.lake_map = lake_map
         self.lake_wafers = lake_wafers
-        self.store = store
+        self.store = store  # (ws, lot, wafer, snapshot job, answer, dies): keep a lake wafer's classification
+        self.job_wafers = job_wafers  # (ws, lot, job) -> the wafers the job's file tested
         self.thresholds = Thresholds(severity_splits=(self.settings.severity_low_max, self.settings.severity_med_max))
 
     def _run(self, dm: DieMap, wafer_id: str | None) -> dict:
@@ -379,7 +381,7 @@ class PatternService:
             out = self._run(dm, wid)
             out = {"lot_id": lot, **out, "snapshot_job_id": job}
             if self.store is not None:
-                self.store(ws, lot, wid, job, out)
+                self.store(ws, lot, wid, job, out, len(dm.x))
         else:
             assert req.dies is not None  # parse_body gives either a map or a lake reference
             out = self._run(req.dies, req.wafer_id)
@@ -414,6 +416,23 @@ class PatternService:
                 prob = problem_of(exc, f"/v1/batch#/maps/{i}")
                 results.append({"wafer_id": wid if isinstance(wid, str) else None, "error": prob})
         return {"results": results, "classifier_version": classifier_version()}
+
+    def classify_published(self, ws: str, lot_id: str, job_id: str, *, min_dies: int = 20) -> int:
+        """On publish: classify and store the final die map (the snapshot's retest view) of every wafer the
+        job's file tested. Wafers with fewer than ``min_dies`` located dies are skipped (as at ingest).
+        Returns the number of wafers classified."""
+        if self.job_wafers is None or self.lake_map is None:
+            return 0
+        n = 0
+        for wid in self.job_wafers(ws, lot_id, job_id):
+            dm, job = self.lake_map(ws, lot_id, wid, job_id)
+            if len(dm.x) < min_dies:
+                continue
+            out = {"lot_id": lot_id, **self._run(dm, wid), "snapshot_job_id": job}
+            if self.store is not None:
+                self.store(ws, lot_id, wid, job, out, len(dm.x))
+            n += 1
+        return n
 
     # ---- taxonomy --------------------------------------------------------------------------------
 
@@ -463,9 +482,10 @@ class PatternService:
         )
 
 
-def lake_adapters(analytics) -> dict:
-    """``lake_map`` / ``lake_wafers`` for :class:`PatternService` over the analytics service (final view:
-    one die per coordinate, the last retest)."""
+def lake_adapters(analytics, catalog=None, store=None) -> dict:
+    """``lake_map`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a :class:`PatternStore`) for
+    :class:`PatternService` over the analytics service: the final view, one die per coordinate as the lot's
+    retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws."""
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
         data = analytics.wafer_map(ws, lot, wafer, snapshot_job_id=snap)
@@ -485,7 +505,14 @@ def lake_adapters(analytics) -> dict:
     def lake_wafers(ws: str, lot: str, snap: str | None) -> list[str]:
         return [w["wafer_id"] for w in analytics.wafers(ws, lot, snap) if w.get("wafer_id")]
 
-    return {"lake_map": lake_map, "lake_wafers": lake_wafers}
+    out: dict[str, Any] = {"lake_map": lake_map, "lake_wafers": lake_wafers, "job_wafers": analytics.job_wafers}
+    if catalog is not None and store is not None:
+
+        def save(ws: str, lot: str, wafer: str, job: str, answer: dict, dies: int) -> None:
+            store.save(ws, lot, wafer, job, catalog.get_job(ws, job).publish_seq or 0, answer, dies)
+
+        out["store"] = save
+    return out
 
 
 def wafer_pattern_rows(wafers: list[dict], dies: dict[str, np.ndarray], min_dies: int = 20) -> dict[str, list]:

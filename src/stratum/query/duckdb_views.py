@@ -40,7 +40,10 @@ def view_statements(
     def raw_scan(table: str, ms: list[Member]) -> str:
         return scan(table, [uri_of(table, m) for m in ms])
 
-    return [
+    # the metadata relations first: views read them
+    return [(name, f"CREATE TEMP TABLE {name} ({cols})") for name, cols in METADATA_RELATIONS.items()] + [
         (name, f"CREATE TEMP {'TABLE' if name in tables else 'VIEW'} {name} AS {body}")
-        for name, body in view_bodies(members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids)
-    ] + [(name, f"CREATE TEMP TABLE {name} ({cols})") for name, cols in METADATA_RELATIONS.items()]
+        for name, body in view_bodies(
+            members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids, with_metadata=True
+        )
+    ]

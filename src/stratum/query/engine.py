@@ -38,6 +38,7 @@ from stratum.storage.objectstore import ObjectStore
 
 from .duckdb_views import view_sql, view_statements
 from .floats import float32_columns, float32_value
+from .public_schema import METADATA_TRIGGERS
 from .views import Member, sql_literal
 
 log = logging.getLogger("stratum.query")
@@ -162,6 +163,18 @@ class QueryEngine:
             "threads": r.threads,
         }
 
+    def _lock_down(self, db: duckdb.DuckDBPyConnection, ws: str, write_dir: str | None = None) -> None:
+        """Storage access, then the guardrails: only the workspace's lake root (and ``write_dir``) reachable,
+        external access off, configuration locked."""
+        self.lake.configure_duckdb(db)
+        allowed = [self.lake.root_uri(layout.lake_root(ws))]
+        if write_dir is not None:
+            allowed.append(os.path.join(os.path.realpath(write_dir), ""))
+        db.execute("SET python_enable_replacements = false")
+        db.execute("SET allowed_directories = [" + ", ".join(sql_literal(d) for d in allowed) + "]")
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+
     def database(self, ws: str) -> duckdb.DuckDBPyConnection:
         layout.check_workspace(ws)
         with self._lock:
@@ -172,19 +185,12 @@ class QueryEngine:
             t0 = time.perf_counter()
             db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
-            self.lake.configure_duckdb(db)
-            t2 = time.perf_counter()
-            root = self.lake.root_uri(layout.lake_root(ws))
-            db.execute("SET python_enable_replacements = false")
-            db.execute("SET allowed_directories = [" + sql_literal(root) + "]")
-            db.execute("SET enable_external_access = false")
-            db.execute("SET lock_configuration = true")
+            self._lock_down(db, ws)
             log.info(
-                "duckdb for workspace %s ready: connect %.0f ms, storage %.0f ms, guardrails %.0f ms",
+                "duckdb for workspace %s ready: connect %.0f ms, storage and guardrails %.0f ms",
                 ws,
                 (t1 - t0) * 1e3,
-                (t2 - t1) * 1e3,
-                (time.perf_counter() - t2) * 1e3,
+                (time.perf_counter() - t1) * 1e3,
             )
             self._dbs[ws] = db
             while len(self._dbs) > MAX_DATABASES:
@@ -194,6 +200,43 @@ class QueryEngine:
                 old.close()
                 shutil.rmtree(self._spill.pop(old_ws, ""), ignore_errors=True)
             return db
+
+    def export_session(
+        self, ws: str, scope: Scope, write_dir: str, *, memory_mb: int, threads: int, temp_mb: int
+    ) -> Session:
+        """A session on a database of its own for one export: the workspace database's guardrails, plus
+        ``write_dir`` (a fresh directory the export service created) as the one place DuckDB may write, so the
+        service can ``COPY`` the already-checked query there. User SQL still cannot name a file: the guard
+        rejects COPY and every file-reading function. Spill goes under ``write_dir``/spill."""
+        layout.check_workspace(ws)
+        resolved = self.resolve(ws, scope)
+        spill = os.path.join(write_dir, "spill")
+        os.makedirs(spill, exist_ok=True)
+        db = duckdb.connect(
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "memory_limit": f"{memory_mb}MB",
+                "max_temp_directory_size": f"{temp_mb}MB",
+                "temp_directory": spill,
+                "threads": threads,
+            },
+        )
+        try:
+            self._lock_down(db, ws, write_dir)
+
+            def uri(table: str, m: Member) -> str:
+                return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
+
+            for stmt in view_sql(
+                resolved.members, uri, retest_policy=resolved.retest_policy, wafer_ids=scope.wafer_ids
+            ):
+                db.execute(stmt)
+        except BaseException:
+            db.close()
+            raise
+        return Session(db, resolved)
 
     # -- snapshots ------------------------------------------------------------------------------
     def resolve(self, ws: str, scope: Scope) -> Resolved:
@@ -267,7 +310,7 @@ class QueryEngine:
             cached = self._sessions.get(key)
             if cached is not None and cached.lock.acquire(blocking=False):
                 self._sessions.move_to_end(key)
-                return Session(cached.cur, resolved, self, key, cached)
+                return Session(cached.cur, resolved, self, key, cached, ws=ws)
         db = self.database(ws)
         cur = db.cursor()
 
@@ -292,14 +335,14 @@ class QueryEngine:
                         break  # in use: it goes when released
                     del self._sessions[old_key]
                     old.cur.close()
-                return Session(cur, resolved, self, key, entry)
-        return Session(cur, resolved, self, None, entry)
+                return Session(cur, resolved, self, key, entry, ws=ws)
+        return Session(cur, resolved, self, None, entry, ws=ws)
 
     def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
         """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
         low = query.lower()
         for name, rows_of in self.row_sources.items():
-            if name not in low:
+            if not any(w in low for w in METADATA_TRIGGERS.get(name, (name,))):
                 continue
             rows = rows_of(ws, set(ses.resolved.snapshot_job_ids) if lot_scoped else None)
             ses.execute(f"DELETE FROM {name}")
@@ -403,7 +446,10 @@ class Session:
         engine: QueryEngine | None = None,
         key=None,
         entry: _Cached | None = None,
+        *,
+        ws: str | None = None,
     ) -> None:
+        self.ws = ws
         self.cur = cur
         self.resolved = resolved
         self._engine = engine
@@ -417,10 +463,17 @@ class Session:
             self._entry.pending.create_for(self.cur, sql)
         return self.cur.execute(sql, params or [])
 
+    def _fill(self, sql: str) -> None:
+        """Services' own queries see the metadata relations too (the SQL service fills them itself)."""
+        if self._engine is not None and self.ws is not None and self._engine.row_sources:
+            self._engine.fill_rows(self, self.ws, sql, lot_scoped=True)
+
     def rows(self, sql: str, params: list | dict | None = None) -> list[tuple]:
+        self._fill(sql)
         return self.execute(sql, params).fetchall()
 
     def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
+        self._fill(sql)
         res = self.execute(sql, params)
         names = [d[0] for d in res.description]
         f32 = set(float32_columns(res.description))  # presented at float32 precision (1e-05)

@@ -49,10 +49,10 @@ job_id | Snapshot job: the job whose publish produced this view of the lot
 file_count | Files (jobs) in the snapshot
 part_count | Dies/parts after retests (final view)
 good_count | Passing dies/parts after retests
-yield | good_count / part_count
+yield | good_count / part_count, a fraction 0-1
 first_pass_count | Dies/parts at their first execution
 first_pass_good | Dies/parts passing at their first execution
-first_pass_yield | first_pass_good / first_pass_count
+first_pass_yield | first_pass_good / first_pass_count, a fraction 0-1
 retest_count | Executions that are retests
 wafer_count | Distinct wafers
 """,
@@ -73,10 +73,10 @@ finish_time | Last WRR.FINISH_T of the wafer
 part_count | Dies after retests
 good_count | Passing dies after retests
 job_id | Newest job (file) holding the wafer
-yield | good_count / part_count
+yield | good_count / part_count, a fraction 0-1
 first_pass_count | Dies at their first execution
 first_pass_good | Dies passing at their first execution
-first_pass_yield | first_pass_good / first_pass_count
+first_pass_yield | first_pass_good / first_pass_count, a fraction 0-1
 retest_count | Die executions that are retests
 file_count | Files holding the wafer
 wrr_part_count | Sum of WRR.PART_CNT (summary records; cross-check only)
@@ -227,7 +227,7 @@ bin_name | Bin name (HBR/SBR)
 pass_fail | 'P', 'F' or null (HBR/SBR; else derived from the parts)
 part_count | Dies/parts in the bin after retests
 job_id | Snapshot job
-percent | part_count as a percentage of the lot's dies/parts after retests
+percent | part_count as a percentage 0-100 of the lot's dies/parts after retests
 first_pass_count | Dies/parts in the bin at their first execution
 summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the per-site sum); cross-check only
 """,
@@ -242,12 +242,16 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
         _stored("records", "Every other record, decoded, as JSON."),
         _v(
             "wafer_patterns",
-            "Spatial fail patterns per wafer (classified at ingest; GET /v1/patterns describes each class). "
-            "A wafer's rows come from the snapshot file that tested most of it (newest on a tie).",
+            "Spatial fail patterns per wafer (GET /v1/patterns describes each class), one row per detected pattern. "
+            "A wafer's rows are the classification of its final die map (the retest policy's view, as GET "
+            ".../wafers/{wafer_id}/map draws it) stored on publish or by POST /v1/classify: the newest snapshot "
+            "job that classified it, at the most recently classified classifier_version (every version: "
+            "wafer_pattern_history). Athena, and wafers published before final-view classification, read the "
+            "rows classified per file at ingest (the file that tested most of the wafer).",
             """
 lot_id | Lot id
 wafer_id | Wafer id
-job_id | Ingest job (file) whose dies were classified
+job_id | Snapshot job whose final die map was classified (per-file rows: the file's ingest job)
 class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
 family | Pattern family ('none' when the wafer shows no pattern)
 location | global, center, mid or edge
@@ -258,6 +262,29 @@ refinement | Octant, orientation, side or direction where the family has one
 rank | 1 = the most confident pattern of the wafer
 die_count | Dies in the detected region
 summary | One-line explanation
+""",
+        ),
+        _v(
+            "wafer_pattern_history",
+            "Every stored classification of the snapshot's wafers: each snapshot job and classifier_version that "
+            "classified a wafer's final die map (on publish, POST /v1/classify, POST /v1/batch), one row per "
+            "detected pattern (from the metadata store, not the lake; DuckDB only).",
+            """
+lot_id | Lot id
+wafer_id | Wafer id
+job_id | Snapshot job whose final die map was classified
+class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
+family | Pattern family ('none' when the wafer shows no pattern)
+location | global, center, mid or edge
+severity | low, med or high
+confidence | Calibrated confidence of the family (null for 'none')
+classifier_version | Classifier rules and calibration version
+refinement | Octant, orientation, side or direction where the family has one
+rank | 1 = the most confident pattern of the wafer
+die_count | Dies in the detected region
+summary | One-line explanation
+publish_seq | Publish order of job_id within the lot (the newest classified map has the highest)
+classified_at | When this (job, classifier_version) was first classified
 """,
         ),
         _v(
@@ -290,4 +317,12 @@ METADATA_RELATIONS = {
         'lot_id VARCHAR, wafer_id VARCHAR, subject VARCHAR, params VARCHAR, "values" VARCHAR, message VARCHAR, '
         "snapshot_job_ids VARCHAR, created_at TIMESTAMPTZ"
     ),
+    "wafer_pattern_history": (
+        "lot_id VARCHAR, wafer_id VARCHAR, job_id VARCHAR, class_id VARCHAR, family VARCHAR, location VARCHAR, "
+        "severity VARCHAR, confidence DOUBLE, classifier_version VARCHAR, refinement VARCHAR, rank SMALLINT, "
+        "die_count INTEGER, summary VARCHAR, publish_seq BIGINT, classified_at TIMESTAMPTZ"
+    ),
 }
+
+#: a query naming one of these words reads the relation (``wafer_patterns`` is a view over the history)
+METADATA_TRIGGERS = {"monitor_findings": ("monitor_findings",), "wafer_pattern_history": ("wafer_pattern",)}

@@ -79,12 +79,14 @@ def view_bodies(
     retest_policy: str | Mapping[str, str] = "last",
     wafer_ids: list[str] | None = None,
     dialect: Dialect = DUCKDB,
+    with_metadata: bool = False,
 ) -> list[tuple[str, str]]:
     """(name, SELECT) for every view of a snapshot, in dependency order.
 
     ``raw_scan(table, members)`` returns the relation of a stored table's rows for those members (DuckDB:
     ``read_parquet`` of their files; Athena: the Glue table filtered on its partitions). The SQL stays in
     the subset both engines read alike: explicit casts and GROUP BY lists, inline windows, DOUBLE division.
+    ``with_metadata``: the relations of ``public_schema.METADATA_RELATIONS`` exist (DuckDB sessions).
     """
     d = dialect
     out: list[tuple[str, str]] = []
@@ -308,17 +310,40 @@ def view_bodies(
     for t in RAW_PASSTHROUGH:
         cols = ", ".join(f"r.{c}" for c in TABLES[t].names)
         add(t, f"SELECT {cols} FROM _raw_{t} r JOIN _members m ON m.file_num = r.file_num")
-    # a wafer's patterns come from the file of the snapshot that tested most of it (a retest file holds
-    # only the retested dies), the newest such file on a tie
-    add(
-        "wafer_patterns",
-        """
-        SELECT x.lot_id, x.wafer_id, x.job_id, x.class_id, x.family, x.location, x.severity, x.confidence,
-               x.classifier_version, x.refinement, x.rank, x.die_count, x.summary
+    # ingest rows (per file, the lake): a wafer's patterns come from the file of the snapshot that tested
+    # most of it (a retest file holds only the retested dies), the newest such file on a tie
+    pattern_cols = (
+        "lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, "
+        "refinement, rank, die_count, summary"
+    )
+    per_file = f"""
+        SELECT {pattern_cols}
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen""",
+        WHERE x.file_num = x.chosen"""
+    if not with_metadata:
+        add("wafer_patterns", per_file)
+        return out
+    # DuckDB also sees the stored classifications of the final view (wafer_pattern_history, metadata store:
+    # on publish and by the classify API): per wafer, the newest member job that classified it (publish
+    # order), then that job's most recently classified version; the per-file rows for the other wafers
+    add(
+        "wafer_patterns",
+        f"""
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT {", ".join("h." + c for c in pattern_cols.split(", "))}
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT {pattern_cols} FROM ({per_file}) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id)""",
     )
     return out

@@ -4,6 +4,7 @@ supersampling, Pillow for the text."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,25 @@ _SUPERSAMPLE = 4
 def _outline_masks(
     pl: Placement, width: int, height: int
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], tuple[int, int]]:
-    """Anti-aliased coverage of the wafer interior and of its outline stroke, from 4× supersampling."""
+    """Anti-aliased coverage of the wafer interior and of its outline stroke, from 4× supersampling; the same
+    geometry (every map of a lot, every call) is drawn once (read-only arrays)."""
+    return _outline_masks_of(pl.cx, pl.cy, pl.radius, pl.outline, width, height)
+
+
+@lru_cache(maxsize=64)
+def _outline_masks_of(
+    cx: float, cy: float, radius: float, outline: tuple[tuple[float, float], ...], width: int, height: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32], tuple[int, int]]:
+    fa, ra, origin = _draw_outline_masks(cx, cy, radius, outline, width, height)
+    fa.flags.writeable = False
+    ra.flags.writeable = False
+    return fa, ra, origin
+
+
+def _draw_outline_masks(
+    cx: float, cy: float, radius: float, outline: tuple[tuple[float, float], ...], width: int, height: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32], tuple[int, int]]:
+    pl = _Circle(cx, cy, radius, outline)
     pad = 3
     bx0 = max(int(math.floor(pl.cx - pl.radius)) - pad, 0)
     by0 = max(int(math.floor(pl.cy - pl.radius)) - pad, 0)
@@ -153,3 +172,10 @@ def _outline_masks(
     fa = np.asarray(fill.resize((w, h), Image.Resampling.BOX), dtype=np.float32) / 255.0
     ra = np.asarray(ring.resize((w, h), Image.Resampling.BOX), dtype=np.float32) / 255.0
     return fa, ra, (bx0, by0)
+
+
+class _Circle:
+    """The few Placement fields the outline depends on."""
+
+    def __init__(self, cx: float, cy: float, radius: float, outline: tuple[tuple[float, float], ...]) -> None:
+        self.cx, self.cy, self.radius, self.outline = cx, cy, radius, outline

@@ -55,6 +55,8 @@ from stratum.render.primitives import ColorBar, Primitive, Text
 from stratum.render.svg import write_svg
 from stratum.render.text import clean_text
 
+PNG_COMPRESS_LEVEL = 1  # zlib level of map PNGs
+
 __all__ = [
     "FAIL_COLORS",
     "PASS_COLORS",
@@ -125,7 +127,8 @@ class WaferMap:
 
     def to_png(self) -> bytes:
         buf = io.BytesIO()
-        self.to_image().save(buf, format="PNG", compress_level=6)
+        # level 1: a map encodes ~4x faster than at 6 for a few % more bytes (flat colours compress well anyway)
+        self.to_image().save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return buf.getvalue()
 
     def to_svg(self) -> bytes:

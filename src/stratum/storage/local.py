@@ -36,7 +36,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from stratum.storage.objectstore import AtomicWriter, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
+from stratum.storage.objectstore import (
+    AtomicWriter,
+    InvalidKey,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    check_key,
+)
 
 TMP_PREFIX = ".~stratum-tmp."
 _XATTR = "user.stratum.md5"
@@ -247,6 +255,38 @@ class LocalObjectStore(ObjectStore):
             pass
         with self._lock:
             self._etags.pop(str(path), None)
+
+    def move(self, key: str, new_key: str) -> ObjectInfo:
+        if key.endswith("/") or new_key.endswith("/"):
+            raise InvalidKey(f"cannot move a directory key: {key!r} -> {new_key!r}")
+        src, dst = self._path(key), self._path(new_key)
+        if not src.is_file():
+            raise ObjectNotFound(key)
+        for _ in range(5):  # a concurrent delete_prefix may prune the directory between mkdir and link
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, dst, follow_symlinks=False)  # fails if dst exists: no replace, no race
+                break
+            except FileExistsError:
+                raise ObjectExists(new_key) from None
+            except FileNotFoundError:
+                if not src.exists():
+                    raise ObjectNotFound(key) from None
+            except OSError:  # no hard links on this filesystem: check, then rename (a small race)
+                if dst.exists():
+                    raise ObjectExists(new_key) from None
+                try:
+                    os.rename(src, dst)
+                except FileNotFoundError:
+                    raise ObjectNotFound(key) from None
+                break
+        else:
+            raise OSError(f"could not create {dst.parent}")
+        with contextlib.suppress(FileNotFoundError):
+            src.unlink()
+        with self._lock:
+            self._etags.pop(str(src), None)
+        return self._info(new_key, dst, dst.stat())
 
     def delete_prefix(self, prefix: str) -> int:
         n = super().delete_prefix(prefix)

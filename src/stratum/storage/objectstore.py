@@ -25,6 +25,10 @@ class InvalidKey(ValueError):
     """A key that is absolute, empty, or escapes its root."""
 
 
+class ObjectExists(FileExistsError):
+    """The destination of a ``move`` already holds an object."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str
@@ -179,6 +183,14 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def move(self, key: str, new_key: str) -> ObjectInfo:
+        """Move the object at ``key`` to ``new_key`` (same store), never replacing an object there:
+        ``ObjectExists`` when ``new_key`` is taken, ``ObjectNotFound`` when ``key`` is gone (a concurrent
+        mover won). Returns the moved object's info. Local: hard link + unlink (atomic, no replace);
+        S3: server-side copy (multipart above 5 GB) then delete; not atomic, so a crash in between leaves
+        both objects and the next move finds the destination taken."""
 
     def delete_prefix(self, prefix: str) -> int:
         n = 0

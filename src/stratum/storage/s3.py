@@ -36,7 +36,15 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stratum.storage.objectstore import AtomicWriter, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, check_key
+from stratum.storage.objectstore import (
+    AtomicWriter,
+    InvalidKey,
+    ObjectExists,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    check_key,
+)
 
 if TYPE_CHECKING:
     from pyarrow.fs import S3FileSystem
@@ -44,6 +52,9 @@ if TYPE_CHECKING:
 PART_SIZE = 8 * 1024 * 1024
 DUCKDB_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}  # NoSuchBucket is a configuration error: raise it
+_FORBIDDEN = {"403", "Forbidden", "AccessDenied"}
+MAX_COPY_BYTES = 5 * 1024**3  # CopyObject's limit: larger objects are copied part by part
+COPY_PART_BYTES = 256 * 1024**2
 
 
 def _sql_str(value: str) -> str:
@@ -247,6 +258,8 @@ class S3ObjectStore(ObjectStore):
         except ClientError as e:
             if _code(e) in _NOT_FOUND:
                 return None
+            if _code(e) in _FORBIDDEN and not self._listed(key, e):
+                return None  # S3 answers 403 for a missing key when ListBucket is granted by prefix only
             raise
         return ObjectInfo(
             key=key,
@@ -255,6 +268,15 @@ class S3ObjectStore(ObjectStore):
             version_id=r.get("VersionId"),
             last_modified=r.get("LastModified"),
         )
+
+    def _listed(self, key: str, error: ClientError) -> bool:
+        """Whether ``key`` exists, by listing it (re-raises ``error`` when listing is not allowed either)."""
+        full = self._full(key)
+        try:
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
+        except ClientError:
+            raise error from None
+        return any(o["Key"] == full for o in resp.get("Contents", ()))
 
     def _raw_list(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -277,6 +299,33 @@ class S3ObjectStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def move(self, key: str, new_key: str) -> ObjectInfo:
+        """Copy then delete. On a versioned bucket the delete leaves a delete marker and the source
+        version becomes noncurrent (the bucket's lifecycle expires it)."""
+        if key.endswith("/") or new_key.endswith("/"):
+            raise InvalidKey(f"cannot move a directory key: {key!r} -> {new_key!r}")
+        src, dst = self._full(key), self._full(new_key)
+        info = self.head(key)
+        if info is None:
+            raise ObjectNotFound(key)
+        if self.head(new_key) is not None:
+            raise ObjectExists(new_key)
+        source: dict[str, str] = {"Bucket": self.bucket, "Key": src}
+        if info.version_id:
+            source["VersionId"] = info.version_id  # exactly the version looked at, not a newer upload
+        cfg = TransferConfig(multipart_threshold=MAX_COPY_BYTES, multipart_chunksize=COPY_PART_BYTES)
+        try:
+            self.client.copy(source, self.bucket, dst, Config=cfg)
+        except ClientError as e:
+            if _code(e) in _NOT_FOUND:
+                raise ObjectNotFound(key) from None
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=src)
+        moved = self.head(new_key)
+        if moved is None:  # pragma: no cover - S3 is strongly consistent for read-after-write
+            raise ObjectNotFound(new_key)
+        return moved
 
     def delete_prefix(self, prefix: str) -> int:
         """Batch-deletes everything under ``prefix`` (markers included); returns the number of objects

@@ -376,3 +376,104 @@ def cron_preview(expression: str, timezone: str, count: int, after: str | None) 
 
 def backtest(monitor_id: str, start: str, end: str) -> Call:
     return Call("POST", f"/v1/monitors/{_q(monitor_id)}/backtest", params={"from": start, "to": end})
+
+
+# -- notifications --------------------------------------------------------------------------------------
+def notifications(unread: bool, kind: str | None, since: str | None, limit: int, cursor: str | None) -> Call:
+    params = {"unread": "true" if unread else None, "kind": kind, "since": since, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/notifications", params=params, parse=_page(m.Notification))
+
+
+def notification_prefs() -> Call:
+    return Call("GET", "/v1/notifications/prefs", parse=_model(m.Prefs))
+
+
+def set_notification_prefs(prefs: Any) -> Call:
+    return Call("PUT", "/v1/notifications/prefs", json=_body(prefs), parse=_model(m.Prefs))
+
+
+def mark_all_notifications_read() -> Call:
+    return Call("POST", "/v1/notifications/read-all", parse=lambda r: int(r.json()["marked"]))
+
+
+def mark_notification_read(notification_id: str) -> Call:
+    return Call("POST", f"/v1/notifications/{_q(notification_id)}/read", parse=_model(m.Notification))
+
+
+def dismiss_notification(notification_id: str) -> Call:
+    return Call("DELETE", f"/v1/notifications/{_q(notification_id)}", parse=lambda r: None)
+
+
+# -- outbound webhooks ----------------------------------------------------------------------------------
+def webhooks(limit: int, cursor: str | None) -> Call:
+    params = {"limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/webhooks/outbound", params=params, parse=_page(m.Webhook))
+
+
+def create_webhook(body: Any) -> Call:
+    return Call("POST", "/v1/webhooks/outbound", json=_body(body), parse=_model(m.WebhookCreated))
+
+
+def webhook(webhook_id: str) -> Call:
+    return Call("GET", f"/v1/webhooks/outbound/{_q(webhook_id)}", parse=_model(m.Webhook))
+
+
+def update_webhook(webhook_id: str, changes: Any) -> Call:
+    return Call("PATCH", f"/v1/webhooks/outbound/{_q(webhook_id)}", json=_body(changes), parse=_model(m.Webhook))
+
+
+def delete_webhook(webhook_id: str) -> Call:
+    return Call("DELETE", f"/v1/webhooks/outbound/{_q(webhook_id)}", parse=lambda r: None)
+
+
+def rotate_webhook_secret(webhook_id: str) -> Call:
+    path = f"/v1/webhooks/outbound/{_q(webhook_id)}/rotate-secret"
+    return Call("POST", path, parse=_model(m.WebhookCreated))
+
+
+def ping_webhook(webhook_id: str) -> Call:
+    return Call("POST", f"/v1/webhooks/outbound/{_q(webhook_id)}/test", parse=_model(m.Delivery))
+
+
+def webhook_deliveries(webhook_id: str | None, limit: int, cursor: str | None) -> Call:
+    params = {"webhook_id": webhook_id, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/webhooks/deliveries", params=params, parse=_page(m.Delivery))
+
+
+def redeliver(delivery_id: str) -> Call:
+    path = f"/v1/webhooks/deliveries/{_q(delivery_id)}/redeliver"
+    return Call("POST", path, parse=_model(m.Delivery))
+
+
+# -- inbound webhooks (administration; third parties call the hook's own URL) ------------------------------
+def inbound_hooks(limit: int, cursor: str | None) -> Call:
+    params = {"limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/webhooks/inbound", params=params, parse=_page(m.InboundHook))
+
+
+def create_inbound_hook(body: Any) -> Call:
+    return Call("POST", "/v1/webhooks/inbound", json=_body(body), parse=_model(m.InboundCreated))
+
+
+def update_inbound_hook(hook_id: str, changes: Any) -> Call:
+    return Call("PATCH", f"/v1/webhooks/inbound/{_q(hook_id)}", json=_body(changes), parse=_model(m.InboundHook))
+
+
+def delete_inbound_hook(hook_id: str) -> Call:
+    return Call("DELETE", f"/v1/webhooks/inbound/{_q(hook_id)}", parse=lambda r: None)
+
+
+def inbound_hook_calls(hook_id: str, limit: int, cursor: str | None) -> Call:
+    params = {"limit": limit, "cursor": cursor}
+    return Call("GET", f"/v1/webhooks/inbound/{_q(hook_id)}/calls", params=params, parse=_page(m.InboundCall))
+
+
+# -- usage ------------------------------------------------------------------------------------------------
+def usage(start: str | None, end: str | None, group_by: str) -> Call:
+    params = {"from": start, "to": end, "group_by": group_by}
+    return Call("GET", "/v1/usage", params=params, parse=_model(m.UsageOut))
+
+
+def usage_csv(start: str | None, end: str | None) -> Call:
+    params = {"from": start, "to": end}
+    return Call("GET", "/v1/usage/export.csv", params=params, headers={"Accept": "text/csv"}, parse=lambda r: r.text)

@@ -15,7 +15,7 @@ from . import _api
 from . import models as m
 from ._core import TERMINAL, Call, Config, build_request, raise_for, should_retry
 from .errors import APIConnectionError, APITimeoutError, JobFailed, StratumError, WaitTimeout
-from .results import Export, SqlResult, WaferMap
+from .results import Export, SqlResult, WaferMap, has_pyarrow
 
 DIRECT_UPLOAD_MAX = 4 * 1024 * 1024  # larger files go to a presigned URL (the AWS API takes 4 MB bodies)
 EXPORT_TERMINAL = frozenset({"succeeded", "failed"})
@@ -47,6 +47,16 @@ def _export_body(
     if ctx:
         body["context"] = ctx
     return body
+
+
+def _iso(v: Any) -> str | None:
+    """A datetime/date as ISO 8601; a string as given."""
+    return v.isoformat() if hasattr(v, "isoformat") else v
+
+
+def _day(v: Any) -> str | None:
+    """A date/datetime as ``YYYY-MM-DD``; a string as given."""
+    return v.strftime("%Y-%m-%d") if hasattr(v, "strftime") else v
 
 
 def _results_params(kw: dict[str, Any]) -> dict[str, Any]:
@@ -269,11 +279,13 @@ class Client(_Base):
         snapshot_job_id: str | None = None,
         wafer_ids: list[str] | None = None,
         page_size: int | None = None,
-        arrow: bool = False,
+        arrow: bool | None = None,
     ) -> SqlResult:
-        """Run a read-only query and fetch every page. ``arrow=True`` moves the pages as Arrow IPC
-        streams (needs pyarrow; fastest for ``to_arrow()`` / ``to_pandas()``)."""
+        """Run a read-only query and fetch every page. The pages move as Arrow IPC streams when pyarrow is
+        installed (``to_arrow()`` / ``to_pandas()`` then convert nothing; ``rows`` are made from them on first
+        use, equal to the JSON answer's), else as JSON; ``arrow=True`` / ``False`` chooses."""
         ctx = _context(lot_id, snapshot_job_id, wafer_ids)
+        arrow = has_pyarrow() if arrow is None else arrow
         result = SqlResult(query)
         cursor = None
         while True:
@@ -417,6 +429,94 @@ class Client(_Base):
         """Evaluate the monitor's rule over the snapshots published between ``start`` and ``end`` (ISO 8601),
         recording and notifying nothing."""
         return self._send(_api.backtest(monitor_id, start, end))
+
+    # -- notifications ---------------------------------------------------------------------------------------
+    def notifications(
+        self, *, unread: bool = False, kind: str | None = None, since: Any = None, page_size: int = 50
+    ) -> Iterator[m.Notification]:
+        """The workspace's inbox, newest first (``unread=True``, ``kind=``, ``since=`` a datetime or ISO 8601)."""
+        s = _iso(since)
+        return self._paginate(lambda n, c: _api.notifications(unread, kind, s, n, c), page_size)
+
+    def notification_prefs(self) -> m.Prefs:
+        return self._send(_api.notification_prefs())
+
+    def set_notification_prefs(self, prefs: m.Prefs | dict[str, Any]) -> m.Prefs:
+        """Replace the inbox preferences (digest, email recipients, kinds, mute hours)."""
+        return self._send(_api.set_notification_prefs(prefs))
+
+    def mark_notification_read(self, notification_id: str) -> m.Notification:
+        return self._send(_api.mark_notification_read(notification_id))
+
+    def mark_all_notifications_read(self) -> int:
+        """Mark every unread notification read; returns how many were."""
+        return self._send(_api.mark_all_notifications_read())
+
+    def dismiss_notification(self, notification_id: str) -> None:
+        self._send(_api.dismiss_notification(notification_id))
+
+    # -- webhooks --------------------------------------------------------------------------------------------
+    def webhooks(self, *, page_size: int = 50) -> Iterator[m.Webhook]:
+        """Outbound webhooks of the workspace (``admin`` scope)."""
+        return self._paginate(lambda n, c: _api.webhooks(n, c), page_size)
+
+    def create_webhook(self, webhook: m.WebhookIn | dict[str, Any]) -> m.WebhookCreated:
+        """Create an outbound webhook; the answer's ``secret`` is shown this once (keep it to verify
+        signatures)."""
+        return self._send(_api.create_webhook(webhook))
+
+    def webhook(self, webhook_id: str) -> m.Webhook:
+        return self._send(_api.webhook(webhook_id))
+
+    def update_webhook(self, webhook_id: str, changes: m.WebhookPatch | dict[str, Any]) -> m.Webhook:
+        return self._send(_api.update_webhook(webhook_id, changes))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._send(_api.delete_webhook(webhook_id))
+
+    def rotate_webhook_secret(self, webhook_id: str) -> m.WebhookCreated:
+        """A new secret (shown once); the previous one keeps signing for 24 h."""
+        return self._send(_api.rotate_webhook_secret(webhook_id))
+
+    def ping_webhook(self, webhook_id: str) -> m.Delivery:
+        """Send a ``ping`` event now and return its delivery (attempts, status codes)."""
+        return self._send(_api.ping_webhook(webhook_id))
+
+    def webhook_deliveries(self, *, webhook_id: str | None = None, page_size: int = 50) -> Iterator[m.Delivery]:
+        """The delivery audit log, newest first (of one webhook with ``webhook_id=``)."""
+        return self._paginate(lambda n, c: _api.webhook_deliveries(webhook_id, n, c), page_size)
+
+    def redeliver(self, delivery_id: str) -> m.Delivery:
+        """Deliver an event again (same ``webhook-id`` header, so receivers can de-duplicate)."""
+        return self._send(_api.redeliver(delivery_id))
+
+    def inbound_hooks(self, *, page_size: int = 50) -> Iterator[m.InboundHook]:
+        """Inbound webhooks (a URL and token third parties call to notify, run a monitor, ...)."""
+        return self._paginate(lambda n, c: _api.inbound_hooks(n, c), page_size)
+
+    def create_inbound_hook(self, hook: m.InboundIn | dict[str, Any]) -> m.InboundCreated:
+        """Create an inbound webhook; the answer's ``token`` is shown this once."""
+        return self._send(_api.create_inbound_hook(hook))
+
+    def update_inbound_hook(self, hook_id: str, changes: m.InboundPatch | dict[str, Any]) -> m.InboundHook:
+        return self._send(_api.update_inbound_hook(hook_id, changes))
+
+    def delete_inbound_hook(self, hook_id: str) -> None:
+        self._send(_api.delete_inbound_hook(hook_id))
+
+    def inbound_hook_calls(self, hook_id: str, *, page_size: int = 50) -> Iterator[m.InboundCall]:
+        """Calls an inbound webhook received, newest first, with their payloads and results."""
+        return self._paginate(lambda n, c: _api.inbound_hook_calls(hook_id, n, c), page_size)
+
+    # -- usage -----------------------------------------------------------------------------------------------
+    def usage(self, *, start: Any = None, end: Any = None, group_by: str = "day") -> m.UsageOut:
+        """Requests and classifications per ``day``, ``route`` or ``key`` between two days (``YYYY-MM-DD`` or
+        dates, UTC), with each key's classification quota (``manage`` scope)."""
+        return self._send(_api.usage(_day(start), _day(end), group_by))
+
+    def usage_csv(self, *, start: Any = None, end: Any = None) -> str:
+        """The same usage per day, key and route as CSV text (``day,key_id,route,requests,classifications``)."""
+        return self._send(_api.usage_csv(_day(start), _day(end)))
 
 
 class AsyncClient(_Base):
@@ -605,9 +705,10 @@ class AsyncClient(_Base):
         snapshot_job_id: str | None = None,
         wafer_ids: list[str] | None = None,
         page_size: int | None = None,
-        arrow: bool = False,
+        arrow: bool | None = None,
     ) -> SqlResult:
         ctx = _context(lot_id, snapshot_job_id, wafer_ids)
+        arrow = has_pyarrow() if arrow is None else arrow
         result = SqlResult(query)
         cursor = None
         while True:
@@ -750,3 +851,91 @@ class AsyncClient(_Base):
         """Evaluate the monitor's rule over the snapshots published between ``start`` and ``end`` (ISO 8601),
         recording and notifying nothing."""
         return await self._send(_api.backtest(monitor_id, start, end))
+
+    # -- notifications ---------------------------------------------------------------------------------------
+    def notifications(
+        self, *, unread: bool = False, kind: str | None = None, since: Any = None, page_size: int = 50
+    ) -> AsyncIterator[m.Notification]:
+        """The workspace's inbox, newest first (``unread=True``, ``kind=``, ``since=`` a datetime or ISO 8601)."""
+        s = _iso(since)
+        return self._paginate(lambda n, c: _api.notifications(unread, kind, s, n, c), page_size)
+
+    async def notification_prefs(self) -> m.Prefs:
+        return await self._send(_api.notification_prefs())
+
+    async def set_notification_prefs(self, prefs: m.Prefs | dict[str, Any]) -> m.Prefs:
+        """Replace the inbox preferences (digest, email recipients, kinds, mute hours)."""
+        return await self._send(_api.set_notification_prefs(prefs))
+
+    async def mark_notification_read(self, notification_id: str) -> m.Notification:
+        return await self._send(_api.mark_notification_read(notification_id))
+
+    async def mark_all_notifications_read(self) -> int:
+        """Mark every unread notification read; returns how many were."""
+        return await self._send(_api.mark_all_notifications_read())
+
+    async def dismiss_notification(self, notification_id: str) -> None:
+        await self._send(_api.dismiss_notification(notification_id))
+
+    # -- webhooks --------------------------------------------------------------------------------------------
+    def webhooks(self, *, page_size: int = 50) -> AsyncIterator[m.Webhook]:
+        """Outbound webhooks of the workspace (``admin`` scope)."""
+        return self._paginate(lambda n, c: _api.webhooks(n, c), page_size)
+
+    async def create_webhook(self, webhook: m.WebhookIn | dict[str, Any]) -> m.WebhookCreated:
+        """Create an outbound webhook; the answer's ``secret`` is shown this once (keep it to verify
+        signatures)."""
+        return await self._send(_api.create_webhook(webhook))
+
+    async def webhook(self, webhook_id: str) -> m.Webhook:
+        return await self._send(_api.webhook(webhook_id))
+
+    async def update_webhook(self, webhook_id: str, changes: m.WebhookPatch | dict[str, Any]) -> m.Webhook:
+        return await self._send(_api.update_webhook(webhook_id, changes))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._send(_api.delete_webhook(webhook_id))
+
+    async def rotate_webhook_secret(self, webhook_id: str) -> m.WebhookCreated:
+        """A new secret (shown once); the previous one keeps signing for 24 h."""
+        return await self._send(_api.rotate_webhook_secret(webhook_id))
+
+    async def ping_webhook(self, webhook_id: str) -> m.Delivery:
+        """Send a ``ping`` event now and return its delivery (attempts, status codes)."""
+        return await self._send(_api.ping_webhook(webhook_id))
+
+    def webhook_deliveries(self, *, webhook_id: str | None = None, page_size: int = 50) -> AsyncIterator[m.Delivery]:
+        """The delivery audit log, newest first (of one webhook with ``webhook_id=``)."""
+        return self._paginate(lambda n, c: _api.webhook_deliveries(webhook_id, n, c), page_size)
+
+    async def redeliver(self, delivery_id: str) -> m.Delivery:
+        """Deliver an event again (same ``webhook-id`` header, so receivers can de-duplicate)."""
+        return await self._send(_api.redeliver(delivery_id))
+
+    def inbound_hooks(self, *, page_size: int = 50) -> AsyncIterator[m.InboundHook]:
+        """Inbound webhooks (a URL and token third parties call to notify, run a monitor, ...)."""
+        return self._paginate(lambda n, c: _api.inbound_hooks(n, c), page_size)
+
+    async def create_inbound_hook(self, hook: m.InboundIn | dict[str, Any]) -> m.InboundCreated:
+        """Create an inbound webhook; the answer's ``token`` is shown this once."""
+        return await self._send(_api.create_inbound_hook(hook))
+
+    async def update_inbound_hook(self, hook_id: str, changes: m.InboundPatch | dict[str, Any]) -> m.InboundHook:
+        return await self._send(_api.update_inbound_hook(hook_id, changes))
+
+    async def delete_inbound_hook(self, hook_id: str) -> None:
+        await self._send(_api.delete_inbound_hook(hook_id))
+
+    def inbound_hook_calls(self, hook_id: str, *, page_size: int = 50) -> AsyncIterator[m.InboundCall]:
+        """Calls an inbound webhook received, newest first, with their payloads and results."""
+        return self._paginate(lambda n, c: _api.inbound_hook_calls(hook_id, n, c), page_size)
+
+    # -- usage -----------------------------------------------------------------------------------------------
+    async def usage(self, *, start: Any = None, end: Any = None, group_by: str = "day") -> m.UsageOut:
+        """Requests and classifications per ``day``, ``route`` or ``key`` between two days (``YYYY-MM-DD`` or
+        dates, UTC), with each key's classification quota (``manage`` scope)."""
+        return await self._send(_api.usage(_day(start), _day(end), group_by))
+
+    async def usage_csv(self, *, start: Any = None, end: Any = None) -> str:
+        """The same usage per day, key and route as CSV text (``day,key_id,route,requests,classifications``)."""
+        return await self._send(_api.usage_csv(_day(start), _day(end)))

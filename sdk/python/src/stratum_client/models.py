@@ -10,65 +10,264 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 
 class Attempt(BaseModel):
-    at: Annotated[AwareDatetime, Field(title='At')]
-    error: Annotated[str | None, Field(title='Error')] = None
-    latency_ms: Annotated[float, Field(title='Latency Ms')]
-    n: Annotated[int, Field(title='N')]
-    status_code: Annotated[int | None, Field(title='Status Code')] = None
+    at: Annotated[
+        AwareDatetime,
+        Field(description='When the attempt was made (ISO 8601, UTC)', title='At'),
+    ]
+    error: Annotated[
+        str | None,
+        Field(
+            description='Connection or refusal error; null when the endpoint answered',
+            title='Error',
+        ),
+    ] = None
+    latency_ms: Annotated[
+        float,
+        Field(
+            description='Time until the answer (or the error), milliseconds',
+            title='Latency Ms',
+        ),
+    ]
+    n: Annotated[int, Field(description='Attempt number, from 1', title='N')]
+    status_code: Annotated[
+        int | None,
+        Field(
+            description='HTTP status the endpoint answered; null when none came',
+            title='Status Code',
+        ),
+    ] = None
 
 
 class BatchItemError(BaseModel):
-    error: Annotated[dict[str, Any], Field(title='Error')]
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')]
-
-
-class BinsOut(BaseModel):
-    bins: Annotated[list[dict[str, Any]], Field(title='Bins')]
-    by: Annotated[Literal['lot', 'wafer', 'site'], Field(title='By')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    snapshot_job_id: Annotated[str | None, Field(title='Snapshot Job Id')] = None
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
-    yield_: Annotated[
-        list[dict[str, Any]],
+    error: Annotated[
+        dict[str, Any],
         Field(
-            alias='yield',
-            description='Final and first-pass yield per group',
-            title='Yield',
+            description='Why: the problem+json fields (code, title, detail, status)',
+            title='Error',
+        ),
+    ]
+    wafer_id: Annotated[
+        str | None,
+        Field(
+            description='The wafer of the map that failed (null when it named none)',
+            title='Wafer Id',
         ),
     ]
 
 
+class BinRow(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    bin_name: Annotated[
+        str | None,
+        Field(
+            description='Bin name from the HBR/SBR records; null when none names it',
+            title='Bin Name',
+        ),
+    ] = None
+    bin_num: Annotated[int, Field(description='Bin number', title='Bin Num')]
+    bin_type: Annotated[
+        Literal['H', 'S'],
+        Field(description='`H` hard bin or `S` soft bin', title='Bin Type'),
+    ]
+    first_pass_count: Annotated[
+        int,
+        Field(
+            description='Dies/parts in the bin at their first execution',
+            title='First Pass Count',
+        ),
+    ]
+    first_pass_percent: Annotated[
+        float | None,
+        Field(
+            description="first_pass_count as a percentage 0-100 of the group's first executions",
+            title='First Pass Percent',
+        ),
+    ] = None
+    head_num: Annotated[
+        int | None,
+        Field(description='by=site: the test head of the row', title='Head Num'),
+    ] = None
+    part_count: Annotated[
+        int,
+        Field(
+            description='Dies/parts in the bin after retests (final view)',
+            title='Part Count',
+        ),
+    ]
+    pass_fail: Annotated[
+        str | None,
+        Field(
+            description="'P', 'F' (from HBR/SBR) or null when not stated",
+            title='Pass Fail',
+        ),
+    ] = None
+    percent: Annotated[
+        float | None,
+        Field(
+            description="part_count as a percentage 0-100 of the group's dies/parts after retests (not a 0-1 fraction like yield), rounded to 4 decimals",
+            title='Percent',
+        ),
+    ] = None
+    site_num: Annotated[
+        int | None,
+        Field(description='by=site: the test site of the row', title='Site Num'),
+    ] = None
+    summary_count: Annotated[
+        int | None,
+        Field(
+            description='by=lot: the count in the HBR/SBR summary records (a cross-check only); else null',
+            title='Summary Count',
+        ),
+    ] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(description='by=wafer: the wafer of the row', title='Wafer Id'),
+    ] = None
+
+
 class CallOut(BaseModel):
-    id: Annotated[str, Field(title='Id')]
-    result: Annotated[dict[str, Any], Field(title='Result')]
-    status: Annotated[str, Field(title='Status')]
+    id: Annotated[
+        str, Field(description="Id of the call (in the hook's call log)", title='Id')
+    ]
+    result: Annotated[
+        dict[str, Any],
+        Field(
+            description='What the action returned, e.g. {notification_id} or the ingest job',
+            title='Result',
+        ),
+    ]
+    status: Annotated[str, Field(description='`ok`: the action ran', title='Status')]
 
 
 class CapabilityRow(BaseModel):
-    cp: Annotated[float | None, Field(title='Cp')] = None
-    cpk: Annotated[float | None, Field(title='Cpk')] = None
-    cpl: Annotated[float | None, Field(title='Cpl')] = None
-    cpu: Annotated[float | None, Field(title='Cpu')] = None
-    estimator: Annotated[str, Field(title='Estimator')]
-    lsl: Annotated[float | None, Field(title='Lsl')] = None
-    mean: Annotated[float | None, Field(title='Mean')] = None
-    n: Annotated[int, Field(title='N')]
-    pp: Annotated[float | None, Field(title='Pp')] = None
-    ppk: Annotated[float | None, Field(title='Ppk')] = None
-    ppl: Annotated[float | None, Field(title='Ppl')] = None
-    ppu: Annotated[float | None, Field(title='Ppu')] = None
-    sigma_overall: Annotated[float | None, Field(title='Sigma Overall')] = None
-    sigma_within: Annotated[float | None, Field(title='Sigma Within')] = None
-    sigma_within_source: Annotated[str | None, Field(title='Sigma Within Source')] = (
-        None
-    )
-    source: Annotated[Literal['exact', 'tsr'], Field(title='Source')]
-    subgroups: Annotated[int | None, Field(title='Subgroups')] = None
-    test_name: Annotated[str | None, Field(title='Test Name')] = None
-    test_num: Annotated[int, Field(title='Test Num')]
-    unbias: Annotated[bool, Field(title='Unbias')]
-    units: Annotated[str | None, Field(title='Units')] = None
-    usl: Annotated[float | None, Field(title='Usl')] = None
+    cp: Annotated[
+        float | None,
+        Field(
+            description='(USL - LSL) / (6 sigma_within); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Cp',
+        ),
+    ] = None
+    cpk: Annotated[
+        float | None,
+        Field(
+            description='min(cpl, cpu), or the one side with a limit; null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Cpk',
+        ),
+    ] = None
+    cpl: Annotated[
+        float | None,
+        Field(
+            description='(mean - LSL) / (3 sigma_within); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Cpl',
+        ),
+    ] = None
+    cpu: Annotated[
+        float | None,
+        Field(
+            description='(USL - mean) / (3 sigma_within); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Cpu',
+        ),
+    ] = None
+    estimator: Annotated[
+        str,
+        Field(description='The within-sigma estimator requested', title='Estimator'),
+    ]
+    lsl: Annotated[
+        float | None,
+        Field(
+            description='Lower limit used (test or spec limit, per `limits`), in `units`',
+            title='Lsl',
+        ),
+    ] = None
+    mean: Annotated[
+        float | None,
+        Field(description='Grand mean of the valid results, in `units`', title='Mean'),
+    ] = None
+    n: Annotated[int, Field(description='Valid results used', title='N')]
+    pp: Annotated[
+        float | None,
+        Field(
+            description='(USL - LSL) / (6 sigma_overall); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Pp',
+        ),
+    ] = None
+    ppk: Annotated[
+        float | None,
+        Field(
+            description='min(ppl, ppu), or the one side with a limit; null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Ppk',
+        ),
+    ] = None
+    ppl: Annotated[
+        float | None,
+        Field(
+            description='(mean - LSL) / (3 sigma_overall); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Ppl',
+        ),
+    ] = None
+    ppu: Annotated[
+        float | None,
+        Field(
+            description='(USL - mean) / (3 sigma_overall); null when a needed limit is missing, sigma is 0 or fewer than 2 values',
+            title='Ppu',
+        ),
+    ] = None
+    sigma_overall: Annotated[
+        float | None,
+        Field(
+            description='Overall sample sigma (N-1), for Pp/Ppk', title='Sigma Overall'
+        ),
+    ] = None
+    sigma_within: Annotated[
+        float | None,
+        Field(
+            description='Within-subgroup (within-wafer) sigma, for Cp/Cpk',
+            title='Sigma Within',
+        ),
+    ] = None
+    sigma_within_source: Annotated[
+        str | None,
+        Field(
+            description="How sigma_within was obtained: `pooled`, `overall_fallback` (no wafers or one value per wafer: the overall sigma) or the compatibility estimator's name",
+            title='Sigma Within Source',
+        ),
+    ] = None
+    source: Annotated[
+        Literal['exact', 'tsr'],
+        Field(
+            description="`exact` computed from the results; `tsr` from the files' TSR summary sums (source=auto)",
+            title='Source',
+        ),
+    ]
+    subgroups: Annotated[
+        int | None,
+        Field(
+            description='Wafers (subgroups) with at least one valid result',
+            title='Subgroups',
+        ),
+    ] = None
+    test_name: Annotated[
+        str | None, Field(description='Test name (TEST_TXT)', title='Test Name')
+    ] = None
+    test_num: Annotated[
+        int, Field(description='Test number (TEST_NUM)', title='Test Num')
+    ]
+    unbias: Annotated[
+        bool,
+        Field(description='Whether both sigmas were divided by c4', title='Unbias'),
+    ]
+    units: Annotated[
+        str | None, Field(description='Units of mean, sigmas and limits', title='Units')
+    ] = None
+    usl: Annotated[
+        float | None,
+        Field(
+            description='Upper limit used (test or spec limit, per `limits`), in `units`',
+            title='Usl',
+        ),
+    ] = None
 
 
 class CronPreview(BaseModel):
@@ -76,43 +275,120 @@ class CronPreview(BaseModel):
         list[str],
         Field(description='ISO 8601 fire times with their UTC offset', title='Next'),
     ]
-    valid: Annotated[bool, Field(title='Valid')]
+    valid: Annotated[
+        bool,
+        Field(
+            description='Always true in a 200 answer (an invalid expression answers 400 saying why)',
+            title='Valid',
+        ),
+    ]
 
 
 class Delivery(BaseModel):
-    attempts: Annotated[list[Attempt] | None, Field(title='Attempts')] = None
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    event_id: Annotated[str, Field(title='Event Id')]
-    id: Annotated[str, Field(title='Id')]
-    kind: Annotated[str, Field(title='Kind')]
-    max_attempts: Annotated[int | None, Field(title='Max Attempts')] = None
-    next_attempt_at: Annotated[AwareDatetime | None, Field(title='Next Attempt At')] = (
-        None
-    )
-    payload: Annotated[dict[str, Any], Field(title='Payload')]
-    schedule_base: Annotated[int | None, Field(title='Schedule Base')] = 0
-    status: Annotated[
-        Literal['pending', 'succeeded', 'failed', 'cancelled'], Field(title='Status')
+    attempts: Annotated[
+        list[Attempt] | None,
+        Field(description='Every attempt, oldest first', title='Attempts'),
+    ] = None
+    created_at: Annotated[
+        AwareDatetime,
+        Field(
+            description='When the delivery was created (ISO 8601, UTC)',
+            title='Created At',
+        ),
     ]
-    webhook_id: Annotated[str, Field(title='Webhook Id')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    event_id: Annotated[
+        str,
+        Field(
+            description='The event delivered (also the webhook-id header: receivers deduplicate by it)',
+            title='Event Id',
+        ),
+    ]
+    id: Annotated[str, Field(description='Delivery id (`dlv_` + a ULID)', title='Id')]
+    kind: Annotated[str, Field(description='Event kind', title='Kind')]
+    max_attempts: Annotated[
+        int | None,
+        Field(
+            description="A cap on attempts (1 for a test ping); null: the schedule's",
+            title='Max Attempts',
+        ),
+    ] = None
+    next_attempt_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='When the next retry is due; null when none is',
+            title='Next Attempt At',
+        ),
+    ] = None
+    payload: Annotated[
+        dict[str, Any],
+        Field(
+            description='The body POSTed (Standard Webhooks shape: type, timestamp, data)',
+            title='Payload',
+        ),
+    ]
+    schedule_base: Annotated[
+        int | None,
+        Field(
+            description='Attempts made before the last redeliver (the retry schedule restarts there)',
+            title='Schedule Base',
+        ),
+    ] = 0
+    status: Annotated[
+        Literal['pending', 'succeeded', 'failed', 'cancelled'],
+        Field(
+            description='`pending` (more attempts scheduled), `succeeded` (a 2xx answer), `failed` (attempts used up), `cancelled` (the webhook was deleted or disabled before the next attempt)',
+            title='Status',
+        ),
+    ]
+    webhook_id: Annotated[
+        str, Field(description='The webhook delivered to', title='Webhook Id')
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class ExportColumn(BaseModel):
-    name: Annotated[str, Field(title='Name')]
-    type: Annotated[str, Field(title='Type')]
+    name: Annotated[str, Field(description='Column name', title='Name')]
+    type: Annotated[str, Field(description='DuckDB type of the column', title='Type')]
 
 
 class ExportError(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    message: Annotated[str, Field(title='Message')]
+    code: Annotated[
+        str,
+        Field(
+            description='Stable error code (e.g. query_timeout, bad_request)',
+            title='Code',
+        ),
+    ]
+    message: Annotated[
+        str, Field(description='What went wrong, in words', title='Message')
+    ]
 
 
 class ExportOut(BaseModel):
-    bytes: Annotated[int | None, Field(title='Bytes')] = None
-    columns: Annotated[list[ExportColumn] | None, Field(title='Columns')] = None
-    context: Annotated[dict[str, Any], Field(title='Context')]
-    created_at: Annotated[str, Field(title='Created At')]
+    bytes: Annotated[
+        int | None,
+        Field(description='Size of the file in bytes (when succeeded)', title='Bytes'),
+    ] = None
+    columns: Annotated[
+        list[ExportColumn] | None,
+        Field(description="The file's columns (when succeeded)", title='Columns'),
+    ] = None
+    context: Annotated[
+        dict[str, Any],
+        Field(
+            description='The context applied: lot_id, snapshot_job_id, wafer_ids',
+            title='Context',
+        ),
+    ]
+    created_at: Annotated[
+        str,
+        Field(
+            description='When the export was requested; ISO 8601 date-time, UTC',
+            title='Created At',
+        ),
+    ]
     download_url: Annotated[
         str | None,
         Field(
@@ -120,25 +396,66 @@ class ExportOut(BaseModel):
             title='Download Url',
         ),
     ] = None
-    elapsed_ms: Annotated[float | None, Field(title='Elapsed Ms')] = None
-    error: ExportError | None = None
+    elapsed_ms: Annotated[
+        float | None,
+        Field(
+            description='Time spent writing the file, milliseconds', title='Elapsed Ms'
+        ),
+    ] = None
+    error: Annotated[
+        ExportError | None,
+        Field(description='Why it failed; null unless status is failed'),
+    ] = None
     expires_at: Annotated[
         str | None,
         Field(description='When the download URL stops working', title='Expires At'),
     ] = None
-    export_id: Annotated[str, Field(title='Export Id')]
-    finished_at: Annotated[str | None, Field(title='Finished At')] = None
-    format: Annotated[Literal['parquet', 'csv', 'arrow'], Field(title='Format')]
-    query: Annotated[str, Field(title='Query')]
-    rows: Annotated[int | None, Field(title='Rows')] = None
+    export_id: Annotated[
+        str, Field(description='Export id (`exp_` + a ULID)', title='Export Id')
+    ]
+    finished_at: Annotated[
+        str | None,
+        Field(
+            description='When it ended; ISO 8601 date-time, UTC', title='Finished At'
+        ),
+    ] = None
+    format: Annotated[
+        Literal['parquet', 'csv', 'arrow'],
+        Field(description='File format, as requested', title='Format'),
+    ]
+    query: Annotated[
+        str,
+        Field(
+            description='The query run (for a table export, the query made from table and filters)',
+            title='Query',
+        ),
+    ]
+    rows: Annotated[
+        int | None, Field(description='Rows written (when succeeded)', title='Rows')
+    ] = None
     sha256: Annotated[
         str | None, Field(description='SHA-256 of the file', title='Sha256')
     ] = None
-    started_at: Annotated[str | None, Field(title='Started At')] = None
+    started_at: Annotated[
+        str | None,
+        Field(
+            description='When it started running; ISO 8601 date-time, UTC',
+            title='Started At',
+        ),
+    ] = None
     status: Annotated[
-        Literal['queued', 'running', 'succeeded', 'failed'], Field(title='Status')
+        Literal['queued', 'running', 'succeeded', 'failed'],
+        Field(
+            description='`queued`, `running`, `succeeded` (download it), `failed` (see error)',
+            title='Status',
+        ),
     ]
-    table: Annotated[str | None, Field(title='Table')] = None
+    table: Annotated[
+        str | None,
+        Field(
+            description='The table exported, when the export named one', title='Table'
+        ),
+    ] = None
 
 
 class Query(RootModel[str]):
@@ -165,56 +482,183 @@ class Table(RootModel[str]):
 
 
 class Finding(BaseModel):
-    created_at: Annotated[AwareDatetime | None, Field(title='Created At')] = None
-    finding_id: Annotated[str, Field(title='Finding Id')]
-    kind: Annotated[Literal['fired', 'recovered'] | None, Field(title='Kind')] = 'fired'
-    message: Annotated[str, Field(title='Message')]
-    monitor_id: Annotated[str, Field(title='Monitor Id')]
-    params: Annotated[dict[str, Any], Field(title='Params')]
-    rule: Annotated[str, Field(title='Rule')]
-    rule_version: Annotated[int, Field(title='Rule Version')]
-    run_id: Annotated[str, Field(title='Run Id')]
-    snapshot_job_ids: Annotated[list[str], Field(title='Snapshot Job Ids')]
-    subject: Annotated[dict[str, Any], Field(title='Subject')]
-    values: Annotated[dict[str, Any], Field(title='Values')]
+    created_at: Annotated[
+        AwareDatetime | None,
+        Field(description='When it was recorded (ISO 8601, UTC)', title='Created At'),
+    ] = None
+    finding_id: Annotated[
+        str,
+        Field(
+            description='Finding id (stable for a monitor, kind, snapshot and subject)',
+            title='Finding Id',
+        ),
+    ]
+    kind: Annotated[
+        Literal['fired', 'recovered'] | None,
+        Field(
+            description='`fired`: the subject breaks the rule; `recovered`: it no longer does',
+            title='Kind',
+        ),
+    ] = 'fired'
+    message: Annotated[str, Field(description='The finding in words', title='Message')]
+    monitor_id: Annotated[
+        str, Field(description='The monitor that recorded it', title='Monitor Id')
+    ]
+    params: Annotated[
+        dict[str, Any],
+        Field(description="The rule's parameters at the time", title='Params'),
+    ]
+    rule: Annotated[str, Field(description='Rule kind evaluated', title='Rule')]
+    rule_version: Annotated[
+        int,
+        Field(
+            description="The monitor's rule version at the time", title='Rule Version'
+        ),
+    ]
+    run_id: Annotated[
+        str, Field(description='The run that recorded it', title='Run Id')
+    ]
+    snapshot_job_ids: Annotated[
+        list[str],
+        Field(
+            description='Snapshots the values were computed from (reproducible)',
+            title='Snapshot Job Ids',
+        ),
+    ]
+    subject: Annotated[
+        dict[str, Any],
+        Field(
+            description='What fired, e.g. {lot_id, wafer_id} or {lot_id, test_num}',
+            title='Subject',
+        ),
+    ]
+    values: Annotated[
+        dict[str, Any],
+        Field(
+            description='The aggregates that triggered it (yields and shares as fractions 0-1, as the rule computes)',
+            title='Values',
+        ),
+    ]
 
 
 class InboundCall(BaseModel):
-    at: Annotated[AwareDatetime, Field(title='At')]
-    hook_id: Annotated[str, Field(title='Hook Id')]
-    id: Annotated[str, Field(title='Id')]
-    payload: Annotated[Any, Field(title='Payload')]
-    result: Annotated[dict[str, Any], Field(title='Result')]
-    status: Annotated[Literal['ok', 'error'], Field(title='Status')]
+    at: Annotated[
+        AwareDatetime,
+        Field(description='When the call came (ISO 8601, UTC)', title='At'),
+    ]
+    hook_id: Annotated[
+        str, Field(description='The inbound webhook called', title='Hook Id')
+    ]
+    id: Annotated[str, Field(description='Call id', title='Id')]
+    payload: Annotated[
+        Any,
+        Field(description='The JSON body received ({} when empty)', title='Payload'),
+    ]
+    result: Annotated[
+        dict[str, Any],
+        Field(
+            description='What the action returned, or {error: code, detail} when it was refused',
+            title='Result',
+        ),
+    ]
+    status: Annotated[
+        Literal['ok', 'error'],
+        Field(
+            description='`ok` the action ran; `error` it was refused (see result)',
+            title='Status',
+        ),
+    ]
 
 
 class InboundCreated(BaseModel):
     action: Annotated[
         Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
-        Field(title='Action'),
+        Field(
+            description='What a call does: `notify` posts its title/body to the inbox, `annotate_lot` attaches the JSON to its lot_id, `ingest` ingests the drop-folder file at its `key`, `run_monitor` runs the monitor action_target',
+            title='Action',
+        ),
     ]
-    action_target: Annotated[str | None, Field(title='Action Target')] = None
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    id: Annotated[str, Field(title='Id')]
-    name: Annotated[str, Field(title='Name')]
-    rate_limit_per_min: Annotated[int, Field(title='Rate Limit Per Min')]
-    token: Annotated[str, Field(title='Token')]
-    url: Annotated[str, Field(title='Url')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    action_target: Annotated[
+        str | None,
+        Field(
+            description='monitor id for run_monitor; null otherwise',
+            title='Action Target',
+        ),
+    ] = None
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was created (ISO 8601, UTC)', title='Created At'),
+    ]
+    id: Annotated[str, Field(description='Inbound webhook id', title='Id')]
+    name: Annotated[
+        str, Field(description='Short name of the inbound webhook', title='Name')
+    ]
+    rate_limit_per_min: Annotated[
+        int,
+        Field(
+            description='Calls accepted per minute (1-6000); more answer 429',
+            title='Rate Limit Per Min',
+        ),
+    ]
+    token: Annotated[
+        str,
+        Field(
+            description='Secret for callers: send it as `Authorization: Bearer <token>`, or sign calls with it (Standard Webhooks). Shown once; store it now',
+            title='Token',
+        ),
+    ]
+    url: Annotated[
+        str,
+        Field(
+            description='Path external systems POST to (with the token as bearer, or a signature)',
+            title='Url',
+        ),
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class InboundHook(BaseModel):
     action: Annotated[
         Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
-        Field(title='Action'),
+        Field(
+            description='What a call does: `notify` posts its title/body to the inbox, `annotate_lot` attaches the JSON to its lot_id, `ingest` ingests the drop-folder file at its `key`, `run_monitor` runs the monitor action_target',
+            title='Action',
+        ),
     ]
-    action_target: Annotated[str | None, Field(title='Action Target')] = None
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    id: Annotated[str, Field(title='Id')]
-    name: Annotated[str, Field(title='Name')]
-    rate_limit_per_min: Annotated[int, Field(title='Rate Limit Per Min')]
-    url: Annotated[str, Field(title='Url')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    action_target: Annotated[
+        str | None,
+        Field(
+            description='monitor id for run_monitor; null otherwise',
+            title='Action Target',
+        ),
+    ] = None
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was created (ISO 8601, UTC)', title='Created At'),
+    ]
+    id: Annotated[str, Field(description='Inbound webhook id', title='Id')]
+    name: Annotated[
+        str, Field(description='Short name of the inbound webhook', title='Name')
+    ]
+    rate_limit_per_min: Annotated[
+        int,
+        Field(
+            description='Calls accepted per minute (1-6000); more answer 429',
+            title='Rate Limit Per Min',
+        ),
+    ]
+    url: Annotated[
+        str,
+        Field(
+            description='Path external systems POST to (with the token as bearer, or a signature)',
+            title='Url',
+        ),
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class ActionTarget(RootModel[str]):
@@ -231,39 +675,81 @@ class ActionTarget(RootModel[str]):
 class InboundIn(BaseModel):
     action: Annotated[
         Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'],
-        Field(title='Action'),
+        Field(
+            description='What a call does: `notify` posts its title/body to the inbox, `annotate_lot` attaches the JSON to its lot_id, `ingest` ingests the drop-folder file at its `key`, `run_monitor` runs the monitor action_target',
+            title='Action',
+        ),
     ]
     action_target: Annotated[
         ActionTarget | None,
         Field(description='monitor id for run_monitor', title='Action Target'),
     ] = None
-    name: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
+    name: Annotated[
+        str,
+        Field(
+            description='Short name of the inbound webhook',
+            max_length=100,
+            min_length=1,
+            title='Name',
+        ),
+    ]
     rate_limit_per_min: Annotated[
-        int | None, Field(ge=1, le=6000, title='Rate Limit Per Min')
+        int | None,
+        Field(
+            description='Calls accepted per minute (1-6000); more answer 429',
+            ge=1,
+            le=6000,
+            title='Rate Limit Per Min',
+        ),
     ] = 60
 
 
-class ActionTarget1(RootModel[str]):
-    root: Annotated[str, Field(max_length=255, title='Action Target')]
-
-
 class Name(RootModel[str]):
-    root: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
+    root: Annotated[
+        str,
+        Field(
+            description='Short name of the inbound webhook',
+            max_length=100,
+            min_length=1,
+            title='Name',
+        ),
+    ]
 
 
 class RateLimitPerMin(RootModel[int]):
-    root: Annotated[int, Field(ge=1, le=6000, title='Rate Limit Per Min')]
+    root: Annotated[
+        int,
+        Field(
+            description='Calls accepted per minute (1-6000); more answer 429',
+            ge=1,
+            le=6000,
+            title='Rate Limit Per Min',
+        ),
+    ]
 
 
 class InboundPatch(BaseModel):
     action: Annotated[
         Literal['notify', 'run_monitor', 'ingest', 'annotate_lot'] | None,
-        Field(title='Action'),
+        Field(
+            description='What a call does: `notify` posts its title/body to the inbox, `annotate_lot` attaches the JSON to its lot_id, `ingest` ingests the drop-folder file at its `key`, `run_monitor` runs the monitor action_target',
+            title='Action',
+        ),
     ] = None
-    action_target: Annotated[ActionTarget1 | None, Field(title='Action Target')] = None
-    name: Annotated[Name | None, Field(title='Name')] = None
+    action_target: Annotated[
+        ActionTarget | None,
+        Field(description='monitor id for run_monitor', title='Action Target'),
+    ] = None
+    name: Annotated[
+        Name | None,
+        Field(description='Short name of the inbound webhook', title='Name'),
+    ] = None
     rate_limit_per_min: Annotated[
-        RateLimitPerMin | None, Field(title='Rate Limit Per Min')
+        RateLimitPerMin | None,
+        Field(
+            description='Calls accepted per minute (1-6000); more answer 429',
+            title='Rate Limit Per Min',
+        ),
     ] = None
 
 
@@ -271,28 +757,108 @@ class InspectOut(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    compression: Annotated[str | None, Field(title='Compression')] = None
-    file_name: Annotated[str, Field(title='File Name')]
-    lot_id: Annotated[str | None, Field(title='Lot Id')] = None
-    problems: Annotated[list[dict[str, Any]] | None, Field(title='Problems')] = []
-    records: Annotated[int | None, Field(title='Records')] = None
-    valid: Annotated[bool, Field(title='Valid')]
+    compression: Annotated[
+        str | None,
+        Field(
+            description='Detected by content: gzip, bzip2, zip, or null for plain STDF',
+            title='Compression',
+        ),
+    ] = None
+    file_name: Annotated[
+        str, Field(description='The file name given', title='File Name')
+    ]
+    lot_id: Annotated[
+        str | None,
+        Field(
+            description='MIR.LOT_ID (else from the file name; see lot_id_source)',
+            title='Lot Id',
+        ),
+    ] = None
+    problems: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            description='What is wrong or odd in the file: {code, message, count, offset}; empty when clean',
+            title='Problems',
+        ),
+    ] = []
+    records: Annotated[
+        int | None, Field(description='STDF records read', title='Records')
+    ] = None
+    valid: Annotated[
+        bool,
+        Field(
+            description='True when the whole file reads as STDF V4 (false: see problems)',
+            title='Valid',
+        ),
+    ]
 
 
 class JobErrorOut(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    field: Annotated[str | None, Field(title='Field')] = None
-    message: Annotated[str, Field(title='Message')]
-    offset: Annotated[int | None, Field(title='Offset')] = None
-    record: Annotated[str | None, Field(title='Record')] = None
-    records_before: Annotated[int | None, Field(title='Records Before')] = None
+    code: Annotated[
+        str,
+        Field(
+            description='Stable error code, e.g. not_stdf, bad_record, truncated, decompression_limit',
+            title='Code',
+        ),
+    ]
+    field: Annotated[
+        str | None,
+        Field(
+            description="The record's field being read (e.g. RESULT), when known",
+            title='Field',
+        ),
+    ] = None
+    message: Annotated[
+        str, Field(description='What is wrong and where, in words', title='Message')
+    ]
+    offset: Annotated[
+        int | None,
+        Field(
+            description='Byte offset in the uncompressed STDF where it went wrong',
+            title='Offset',
+        ),
+    ] = None
+    record: Annotated[
+        str | None,
+        Field(
+            description='The STDF record type being read (e.g. PTR), when known',
+            title='Record',
+        ),
+    ] = None
+    records_before: Annotated[
+        int | None,
+        Field(
+            description='Records read successfully before the error',
+            title='Records Before',
+        ),
+    ] = None
 
 
 class JobWarningOut(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    count: Annotated[int | None, Field(title='Count')] = 1
-    message: Annotated[str, Field(title='Message')]
-    offset: Annotated[int | None, Field(title='Offset')] = None
+    code: Annotated[
+        str,
+        Field(
+            description='Stable warning code, e.g. summary_mismatch, truncated, unknown_record',
+            title='Code',
+        ),
+    ]
+    count: Annotated[
+        int | None,
+        Field(
+            description='How many times it occurred in the file (repeats are folded into one)',
+            title='Count',
+        ),
+    ] = 1
+    message: Annotated[
+        str, Field(description='What the parser noticed, in words', title='Message')
+    ]
+    offset: Annotated[
+        int | None,
+        Field(
+            description='Byte offset in the uncompressed STDF of the first occurrence',
+            title='Offset',
+        ),
+    ] = None
     record_count: Annotated[
         int | None,
         Field(
@@ -310,13 +876,30 @@ class JobWarningOut(BaseModel):
 
 
 class LotSummary(BaseModel):
-    active_job_id: Annotated[str, Field(title='Active Job Id')]
-    file_count: Annotated[int, Field(title='File Count')]
-    finish_time: Annotated[str | None, Field(title='Finish Time')] = None
+    active_job_id: Annotated[
+        str,
+        Field(
+            description="The job whose snapshot is the lot's current (active) one",
+            title='Active Job Id',
+        ),
+    ]
+    file_count: Annotated[
+        int,
+        Field(
+            description='Files (ingest jobs) in the active snapshot', title='File Count'
+        ),
+    ]
+    finish_time: Annotated[
+        str | None,
+        Field(
+            description="Latest MRR.FINISH_T of the lot's files; ISO 8601 date-time, UTC",
+            title='Finish Time',
+        ),
+    ] = None
     first_pass_yield: Annotated[
         float | None,
         Field(
-            description='First-pass yield, a ratio 0-1 (before any retest)',
+            description='First-pass yield, a fraction 0-1: first_pass_good / first_pass_count (null when there are no parts)',
             title='First Pass Yield',
         ),
     ] = None
@@ -324,18 +907,58 @@ class LotSummary(BaseModel):
         int | None,
         Field(description='Passing dies/parts in the final view', title='Good Count'),
     ] = None
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    node_name: Annotated[str | None, Field(title='Node Name')] = None
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    node_name: Annotated[
+        str | None,
+        Field(
+            description='Tester host (MIR.NODE_NAM) of the newest file',
+            title='Node Name',
+        ),
+    ] = None
     part_count: Annotated[
         int | None,
         Field(description='Dies/parts after retests (final view)', title='Part Count'),
     ] = None
-    part_type: Annotated[str | None, Field(title='Part Type')] = None
-    program: Annotated[str | None, Field(title='Program')] = None
-    start_time: Annotated[str | None, Field(title='Start Time')] = None
-    test_code: Annotated[str | None, Field(title='Test Code')] = None
-    tester_type: Annotated[str | None, Field(title='Tester Type')] = None
-    updated_at: Annotated[str, Field(title='Updated At')]
+    part_type: Annotated[
+        str | None,
+        Field(
+            description='Product (MIR.PART_TYP) of the newest file', title='Part Type'
+        ),
+    ] = None
+    program: Annotated[
+        str | None,
+        Field(
+            description='Test program (MIR.JOB_NAM) of the newest file', title='Program'
+        ),
+    ] = None
+    start_time: Annotated[
+        str | None,
+        Field(
+            description="Earliest MIR.START_T of the lot's files; ISO 8601 date-time, UTC",
+            title='Start Time',
+        ),
+    ] = None
+    test_code: Annotated[
+        str | None,
+        Field(
+            description='Test step (MIR.TEST_COD, e.g. WS1, FT1) of the newest file',
+            title='Test Code',
+        ),
+    ] = None
+    tester_type: Annotated[
+        str | None,
+        Field(
+            description='Tester type (MIR.TSTR_TYP) of the newest file',
+            title='Tester Type',
+        ),
+    ] = None
+    updated_at: Annotated[
+        str,
+        Field(
+            description='When the active snapshot was published; ISO 8601 date-time, UTC',
+            title='Updated At',
+        ),
+    ]
     wafer_count: Annotated[
         int | None,
         Field(description='Distinct wafers (0 for final test)', title='Wafer Count'),
@@ -344,19 +967,47 @@ class LotSummary(BaseModel):
         float | None,
         Field(
             alias='yield',
-            description='Final yield, a ratio 0-1: good_count / part_count (retests resolved)',
+            description='Final yield, a fraction 0-1: good_count / part_count after retests (null when there are no parts)',
             title='Yield',
         ),
     ] = None
 
 
 class LotWarning(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    count: Annotated[int | None, Field(title='Count')] = 1
-    file_name: Annotated[str, Field(title='File Name')]
-    job_id: Annotated[str, Field(title='Job Id')]
-    message: Annotated[str, Field(title='Message')]
-    offset: Annotated[int | None, Field(title='Offset')] = None
+    code: Annotated[
+        str,
+        Field(
+            description='Stable warning code, e.g. summary_mismatch, truncated, unknown_record',
+            title='Code',
+        ),
+    ]
+    count: Annotated[
+        int | None,
+        Field(
+            description='How many times it occurred in the file (repeats are folded into one)',
+            title='Count',
+        ),
+    ] = 1
+    file_name: Annotated[
+        str, Field(description='Name of that file as uploaded', title='File Name')
+    ]
+    job_id: Annotated[
+        str,
+        Field(
+            description='The ingest job of the file the warning belongs to',
+            title='Job Id',
+        ),
+    ]
+    message: Annotated[
+        str, Field(description='What the parser noticed, in words', title='Message')
+    ]
+    offset: Annotated[
+        int | None,
+        Field(
+            description='Byte offset in the uncompressed STDF of the first occurrence',
+            title='Offset',
+        ),
+    ] = None
     record_count: Annotated[
         int | None,
         Field(
@@ -373,28 +1024,107 @@ class LotWarning(BaseModel):
     ] = None
 
 
+class MapCounts(BaseModel):
+    dies: Annotated[
+        int,
+        Field(
+            description='Dies on the map (parts with X and Y) in the view', title='Dies'
+        ),
+    ]
+    good: Annotated[int, Field(description='Passing dies among them', title='Good')]
+    view: Annotated[
+        Literal['final', 'first_pass', 'all'],
+        Field(description='The view counted (as requested)', title='View'),
+    ]
+    yield_: Annotated[
+        float | None,
+        Field(
+            alias='yield',
+            description='good / dies, a fraction 0-1; null without dies',
+            title='Yield',
+        ),
+    ] = None
+
+
 class Description(RootModel[str]):
-    root: Annotated[str, Field(max_length=2000, title='Description')]
+    root: Annotated[
+        str,
+        Field(
+            description='What the monitor watches and why (free text)',
+            max_length=2000,
+            title='Description',
+        ),
+    ]
+
+
+class Description1(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='What the monitor watches and why (free text); null clears it',
+            max_length=2000,
+            title='Description',
+        ),
+    ]
 
 
 class Label(RootModel[str]):
-    root: Annotated[str, Field(max_length=200, min_length=1, title='Label')]
+    root: Annotated[
+        str,
+        Field(
+            description='Short name of the monitor',
+            max_length=200,
+            min_length=1,
+            title='Label',
+        ),
+    ]
 
 
 class Notify(RootModel[list[str]]):
-    root: Annotated[list[str], Field(max_length=20, title='Notify')]
+    root: Annotated[
+        list[str],
+        Field(
+            description="Where findings go: channel refs kind:id, 'inbox:default' (the notification inbox) or 'webhook:<webhook id>'",
+            max_length=20,
+            title='Notify',
+        ),
+    ]
 
 
 class LotId(RootModel[str]):
-    root: Annotated[str, Field(max_length=255, min_length=1, title='Lot Id')]
+    root: Annotated[
+        str,
+        Field(
+            description='Only this lot (exact lot id)',
+            max_length=255,
+            min_length=1,
+            title='Lot Id',
+        ),
+    ]
 
 
 class PartType(RootModel[str]):
-    root: Annotated[str, Field(max_length=255, min_length=1, title='Part Type')]
+    root: Annotated[
+        str,
+        Field(
+            description='Only lots of this product (MIR.PART_TYP, exact)',
+            max_length=255,
+            min_length=1,
+            title='Part Type',
+        ),
+    ]
 
 
 class Program(RootModel[str]):
-    root: Annotated[str, Field(max_length=255, min_length=1, title='Program')]
+    root: Annotated[
+        str,
+        Field(
+            description='Only lots of this test program (MIR.JOB_NAM, exact)',
+            max_length=255,
+            min_length=1,
+            title='Program',
+        ),
+    ]
 
 
 class Tester(RootModel[str]):
@@ -413,9 +1143,23 @@ class MonitorScope(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    lot_id: Annotated[LotId | None, Field(title='Lot Id')] = None
-    part_type: Annotated[PartType | None, Field(title='Part Type')] = None
-    program: Annotated[Program | None, Field(title='Program')] = None
+    lot_id: Annotated[
+        LotId | None, Field(description='Only this lot (exact lot id)', title='Lot Id')
+    ] = None
+    part_type: Annotated[
+        PartType | None,
+        Field(
+            description='Only lots of this product (MIR.PART_TYP, exact)',
+            title='Part Type',
+        ),
+    ] = None
+    program: Annotated[
+        Program | None,
+        Field(
+            description='Only lots of this test program (MIR.JOB_NAM, exact)',
+            title='Program',
+        ),
+    ] = None
     tester: Annotated[
         Tester | None,
         Field(description='Tester host (MIR.NODE_NAM) or type', title='Tester'),
@@ -423,37 +1167,149 @@ class MonitorScope(BaseModel):
 
 
 class MuteHours(BaseModel):
-    end: Annotated[time_aliased, Field(title='End')]
-    start: Annotated[time_aliased, Field(title='Start')]
-    timezone: Annotated[str | None, Field(title='Timezone')] = 'UTC'
+    end: Annotated[
+        time_aliased,
+        Field(
+            description='End of the quiet hours, local time (may be earlier than start: crosses midnight)',
+            title='End',
+        ),
+    ]
+    start: Annotated[
+        time_aliased,
+        Field(
+            description='Start of the quiet hours, local time HH:MM[:SS]', title='Start'
+        ),
+    ]
+    timezone: Annotated[
+        str | None,
+        Field(
+            description='IANA time zone of start and end, e.g. Europe/Berlin',
+            title='Timezone',
+        ),
+    ] = 'UTC'
 
 
 class Notification(BaseModel):
-    body: Annotated[str | None, Field(title='Body')] = ''
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    event_id: Annotated[str | None, Field(title='Event Id')] = None
-    id: Annotated[str, Field(title='Id')]
-    kind: Annotated[str, Field(title='Kind')]
-    read_at: Annotated[AwareDatetime | None, Field(title='Read At')] = None
-    subject: Annotated[dict[str, Any] | None, Field(title='Subject')] = None
-    title: Annotated[str, Field(title='Title')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    body: Annotated[
+        str | None,
+        Field(
+            description="Details (e.g. the finding's message or the job's error)",
+            title='Body',
+        ),
+    ] = ''
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was posted (ISO 8601, UTC)', title='Created At'),
+    ]
+    event_id: Annotated[
+        str | None,
+        Field(
+            description='The event that made it; null for platform notifications',
+            title='Event Id',
+        ),
+    ] = None
+    id: Annotated[
+        str, Field(description='Notification id (`ntf_` + a ULID)', title='Id')
+    ]
+    kind: Annotated[
+        str,
+        Field(
+            description='Event kind that made it (e.g. monitor.fired, job.failed), or inbound / webhook.disabled',
+            title='Kind',
+        ),
+    ]
+    read_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='When it was marked read; null while unread', title='Read At'
+        ),
+    ] = None
+    subject: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description='What it is about, e.g. {lot_id} or {job_id}', title='Subject'
+        ),
+    ] = None
+    title: Annotated[
+        str,
+        Field(description='One line saying what happened and to what', title='Title'),
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class Orientation(BaseModel):
-    center_x: Annotated[int | None, Field(title='Center X')] = None
-    center_y: Annotated[int | None, Field(title='Center Y')] = None
-    die_height: Annotated[float | None, Field(title='Die Height')] = None
-    die_width: Annotated[float | None, Field(title='Die Width')] = None
-    flat: Annotated[Literal['U', 'D', 'L', 'R'] | None, Field(title='Flat')] = None
-    orientation_assumed: Annotated[bool, Field(title='Orientation Assumed')]
-    pos_x: Annotated[Literal['L', 'R'], Field(title='Pos X')]
-    pos_y: Annotated[Literal['U', 'D'], Field(title='Pos Y')]
-    units: Annotated[int | None, Field(title='Units')] = None
+    center_x: Annotated[
+        int | None,
+        Field(
+            description="X of the wafer's centre die (WCR.CENTER_X); null when not stated",
+            title='Center X',
+        ),
+    ] = None
+    center_y: Annotated[
+        int | None,
+        Field(
+            description="Y of the wafer's centre die (WCR.CENTER_Y); null when not stated",
+            title='Center Y',
+        ),
+    ] = None
+    die_height: Annotated[
+        float | None,
+        Field(
+            description='Die height (WCR.DIE_HT) in `units`; null when not stated',
+            title='Die Height',
+        ),
+    ] = None
+    die_width: Annotated[
+        float | None,
+        Field(
+            description='Die width (WCR.DIE_WID) in `units`; null when not stated',
+            title='Die Width',
+        ),
+    ] = None
+    flat: Annotated[
+        Literal['U', 'D', 'L', 'R'] | None,
+        Field(
+            description='Side of the wafer flat or notch (WCR.WF_FLAT); null when not stated',
+            title='Flat',
+        ),
+    ] = None
+    orientation_assumed: Annotated[
+        bool,
+        Field(
+            description="True when the file's WCR does not state POS_X or POS_Y",
+            title='Orientation Assumed',
+        ),
+    ]
+    pos_x: Annotated[
+        Literal['L', 'R'],
+        Field(
+            description='Direction of increasing X on the map (WCR.POS_X): `R` right, `L` left; `R` when assumed',
+            title='Pos X',
+        ),
+    ]
+    pos_y: Annotated[
+        Literal['U', 'D'],
+        Field(
+            description='Direction of increasing Y on the map (WCR.POS_Y): `U` up, `D` down; `U` when assumed',
+            title='Pos Y',
+        ),
+    ]
+    units: Annotated[
+        int | None,
+        Field(
+            description='WCR.WF_UNITS: 1 inches, 2 cm, 3 mm, 4 mils; 0 or null when not stated',
+            title='Units',
+        ),
+    ] = None
 
 
 class PageDelivery(BaseModel):
-    items: Annotated[list[Delivery], Field(title='Items')]
+    items: Annotated[
+        list[Delivery],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -464,7 +1320,10 @@ class PageDelivery(BaseModel):
 
 
 class PageFinding(BaseModel):
-    items: Annotated[list[Finding], Field(title='Items')]
+    items: Annotated[
+        list[Finding],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -475,7 +1334,10 @@ class PageFinding(BaseModel):
 
 
 class PageInboundCall(BaseModel):
-    items: Annotated[list[InboundCall], Field(title='Items')]
+    items: Annotated[
+        list[InboundCall],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -486,7 +1348,10 @@ class PageInboundCall(BaseModel):
 
 
 class PageInboundHook(BaseModel):
-    items: Annotated[list[InboundHook], Field(title='Items')]
+    items: Annotated[
+        list[InboundHook],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -497,7 +1362,10 @@ class PageInboundHook(BaseModel):
 
 
 class PageLotSummary(BaseModel):
-    items: Annotated[list[LotSummary], Field(title='Items')]
+    items: Annotated[
+        list[LotSummary],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -508,7 +1376,10 @@ class PageLotSummary(BaseModel):
 
 
 class PageNotification(BaseModel):
-    items: Annotated[list[Notification], Field(title='Items')]
+    items: Annotated[
+        list[Notification],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -519,55 +1390,174 @@ class PageNotification(BaseModel):
 
 
 class PatternClassOut(BaseModel):
-    class_id: Annotated[str, Field(title='Class Id')]
-    description: Annotated[str, Field(title='Description')]
-    example_url: Annotated[str, Field(title='Example Url')]
-    family: Annotated[str, Field(title='Family')]
-    likely_causes: Annotated[list[str], Field(title='Likely Causes')]
-    location: Annotated[str, Field(title='Location')]
-    parent: Annotated[str, Field(title='Parent')]
-    refinement: Annotated[str | None, Field(title='Refinement')] = None
-    severity: Annotated[str, Field(title='Severity')]
+    class_id: Annotated[
+        str,
+        Field(
+            description='Pattern class, `family/location/severity[/refinement]`',
+            title='Class Id',
+        ),
+    ]
+    description: Annotated[
+        str, Field(description='What the pattern looks like', title='Description')
+    ]
+    example_url: Annotated[
+        str,
+        Field(
+            description='Path of an example map of the class (PNG)', title='Example Url'
+        ),
+    ]
+    family: Annotated[str, Field(description='Pattern family', title='Family')]
+    likely_causes: Annotated[
+        list[str],
+        Field(
+            description='Process causes that typically produce it',
+            title='Likely Causes',
+        ),
+    ]
+    location: Annotated[str, Field(description='Where on the wafer', title='Location')]
+    parent: Annotated[
+        str, Field(description='The class one level up the taxonomy', title='Parent')
+    ]
+    refinement: Annotated[
+        str | None,
+        Field(
+            description='A finer distinction of the class; null when none',
+            title='Refinement',
+        ),
+    ] = None
+    severity: Annotated[
+        str,
+        Field(
+            description='low, med or high (fail density inside the region)',
+            title='Severity',
+        ),
+    ]
 
 
 class PatternRegionOut(BaseModel):
-    die_count: Annotated[int, Field(title='Die Count')]
+    die_count: Annotated[
+        int, Field(description='Dies in the detected region', title='Die Count')
+    ]
     dies: Annotated[
         list[list[int]],
         Field(description='[x, y] of the dies in the detected region', title='Dies'),
     ]
-    fail_density: Annotated[float, Field(title='Fail Density')]
-    octant: Annotated[str | None, Field(title='Octant')] = None
-    r_max: Annotated[float, Field(title='R Max')]
-    r_min: Annotated[float, Field(title='R Min')]
-    theta_deg_mean: Annotated[float, Field(title='Theta Deg Mean')]
+    fail_density: Annotated[
+        float,
+        Field(
+            description='Failing dies / dies in the region, a fraction 0-1',
+            title='Fail Density',
+        ),
+    ]
+    octant: Annotated[
+        str | None,
+        Field(
+            description='Compass octant of the region (e, ne, n, nw, w, sw, s, se) for loc, edge_loc and gross_region; null for other families',
+            title='Octant',
+        ),
+    ] = None
+    r_max: Annotated[
+        float,
+        Field(
+            description='Outer radius of the region, normalised: 0 at the wafer centre, 1 at its edge',
+            title='R Max',
+        ),
+    ]
+    r_min: Annotated[
+        float,
+        Field(
+            description='Inner radius of the region, normalised: 0 at the wafer centre, 1 at its edge',
+            title='R Min',
+        ),
+    ]
+    theta_deg_mean: Annotated[
+        float,
+        Field(
+            description="Mean angle of the region's dies around the wafer centre, degrees (-180 to 180, 0 towards +X)",
+            title='Theta Deg Mean',
+        ),
+    ]
 
 
 class Prefs(BaseModel):
     digest: Annotated[
-        Literal['off', 'immediate', 'hourly', 'daily'] | None, Field(title='Digest')
+        Literal['off', 'immediate', 'hourly', 'daily'] | None,
+        Field(
+            description='Email digest of new notifications: off, immediate, hourly or daily (needs email_to)',
+            title='Digest',
+        ),
     ] = 'off'
-    email_to: Annotated[list[str] | None, Field(max_length=20, title='Email To')] = None
-    kinds: Annotated[list[str] | None, Field(title='Kinds')] = None
-    mute: MuteHours | None = None
+    email_to: Annotated[
+        list[str] | None,
+        Field(
+            description='Addresses the digest goes to', max_length=20, title='Email To'
+        ),
+    ] = None
+    kinds: Annotated[
+        list[str] | None,
+        Field(
+            description='Event kinds that make a notification (job.succeeded, job.partial, job.failed, monitor.fired, monitor.recovered, monitor.failed)',
+            title='Kinds',
+        ),
+    ] = None
+    mute: Annotated[
+        MuteHours | None,
+        Field(description='Quiet hours: no digest email is sent inside them'),
+    ] = None
 
 
 class Size(RootModel[int]):
-    root: Annotated[int, Field(ge=0, title='Size')]
+    root: Annotated[
+        int,
+        Field(
+            description='Size in bytes; checked against the upload limit and bound to the URL when given',
+            ge=0,
+            title='Size',
+        ),
+    ]
 
 
 class PresignRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    filename: Annotated[str, Field(max_length=255, min_length=1, title='Filename')]
-    size: Annotated[Size | None, Field(title='Size')] = None
+    filename: Annotated[
+        str,
+        Field(
+            description='Name of the file to upload (kept on the job)',
+            max_length=255,
+            min_length=1,
+            title='Filename',
+        ),
+    ]
+    size: Annotated[
+        Size | None,
+        Field(
+            description='Size in bytes; checked against the upload limit and bound to the URL when given',
+            title='Size',
+        ),
+    ] = None
 
 
 class Problem(BaseModel):
-    code: Annotated[str, Field(title='Code')]
-    detail: Annotated[str, Field(title='Detail')]
-    instance: Annotated[str, Field(title='Instance')]
+    code: Annotated[
+        str,
+        Field(
+            description='Stable machine-readable problem code (e.g. bad_request, not_found, forbidden, rate_limited, query_timeout); some problems add fields such as `errors` (invalid fields) or `required_scopes`',
+            title='Code',
+        ),
+    ]
+    detail: Annotated[
+        str,
+        Field(
+            description='What went wrong in this request and, where it helps, how to fix it',
+            title='Detail',
+        ),
+    ]
+    instance: Annotated[
+        str,
+        Field(description='The request path the problem occurred on', title='Instance'),
+    ]
     request_id: Annotated[
         str | None,
         Field(
@@ -575,21 +1565,47 @@ class Problem(BaseModel):
             title='Request Id',
         ),
     ] = None
-    status: Annotated[int, Field(title='Status')]
-    title: Annotated[str, Field(title='Title')]
-    type: Annotated[str, Field(title='Type')]
+    status: Annotated[
+        int, Field(description='The HTTP status code of the answer', title='Status')
+    ]
+    title: Annotated[
+        str,
+        Field(
+            description='Short human summary of the problem kind (same for every instance of it)',
+            title='Title',
+        ),
+    ]
+    type: Annotated[
+        str,
+        Field(
+            description='URI naming the problem kind: https://stratum.dev/problems/<code>',
+            title='Type',
+        ),
+    ]
 
 
 class QuotaOut(BaseModel):
-    key_id: Annotated[str, Field(title='Key Id')]
+    key_id: Annotated[str, Field(description='Public id of the key', title='Key Id')]
     limit: Annotated[
         int | None,
         Field(description='per calendar month (UTC); null: no quota', title='Limit'),
     ]
-    quota: Annotated[str, Field(title='Quota')]
-    remaining: Annotated[int | None, Field(title='Remaining')]
-    resets_at: Annotated[str, Field(title='Resets At')]
-    used: Annotated[int, Field(title='Used')]
+    quota: Annotated[
+        str, Field(description='What is counted: classifications', title='Quota')
+    ]
+    remaining: Annotated[
+        int | None, Field(description='limit - used; null: no quota', title='Remaining')
+    ]
+    resets_at: Annotated[
+        str,
+        Field(
+            description='Start of the next calendar month; ISO 8601 date-time, UTC',
+            title='Resets At',
+        ),
+    ]
+    used: Annotated[
+        int, Field(description='Counted this calendar month (UTC)', title='Used')
+    ]
 
 
 class ResultRow(BaseModel):
@@ -600,19 +1616,58 @@ class ResultRow(BaseModel):
             title='Cycl Cnt',
         ),
     ] = None
-    hard_bin: Annotated[int | None, Field(title='Hard Bin')] = None
-    head_num: Annotated[int, Field(title='Head Num')]
-    hi_limit: Annotated[float | None, Field(title='Hi Limit')] = None
-    is_final: Annotated[bool, Field(title='Is Final')]
-    is_retest: Annotated[bool, Field(title='Is Retest')]
-    job_id: Annotated[str, Field(title='Job Id')]
-    lo_limit: Annotated[float | None, Field(title='Lo Limit')] = None
+    hard_bin: Annotated[
+        int | None,
+        Field(description='Hard bin of the part (PRR.HARD_BIN)', title='Hard Bin'),
+    ] = None
+    head_num: Annotated[
+        int, Field(description='Test head (HEAD_NUM)', title='Head Num')
+    ]
+    hi_limit: Annotated[
+        float | None,
+        Field(
+            description="High limit in effect for this result, in the test's units",
+            title='Hi Limit',
+        ),
+    ] = None
+    is_final: Annotated[
+        bool,
+        Field(
+            description="The part's execution is the one the retest policy keeps for its die",
+            title='Is Final',
+        ),
+    ]
+    is_retest: Annotated[
+        bool,
+        Field(
+            description="The part's execution is not the first of its die",
+            title='Is Retest',
+        ),
+    ]
+    job_id: Annotated[
+        str, Field(description='Job (file) of the execution', title='Job Id')
+    ]
+    lo_limit: Annotated[
+        float | None,
+        Field(
+            description="Low limit in effect for this result, in the test's units",
+            title='Lo Limit',
+        ),
+    ] = None
     num_fail: Annotated[
         int | None,
         Field(description='FTR only: NUM_FAIL, failing pins', title='Num Fail'),
     ] = None
-    part_id: Annotated[str | None, Field(title='Part Id')] = None
-    passed: Annotated[bool | None, Field(title='Passed')] = None
+    part_id: Annotated[
+        str | None, Field(description='PRR.PART_ID of the part', title='Part Id')
+    ] = None
+    passed: Annotated[
+        bool | None,
+        Field(
+            description='Pass/fail of this result (null when the record does not say)',
+            title='Passed',
+        ),
+    ] = None
     pin_name: Annotated[
         str | None,
         Field(
@@ -626,7 +1681,13 @@ class ResultRow(BaseModel):
             description='MPR only: position of the pin in the record', title='Pin Seq'
         ),
     ] = None
-    result: Annotated[float | None, Field(title='Result')] = None
+    result: Annotated[
+        float | None,
+        Field(
+            description="Result in the test's base units (PTR/MPR; null for FTR or when the tester gave none)",
+            title='Result',
+        ),
+    ] = None
     rslt_txt: Annotated[
         str | None, Field(description='FTR only: RSLT_TXT', title='Rslt Txt')
     ] = None
@@ -634,38 +1695,104 @@ class ResultRow(BaseModel):
         int | None,
         Field(description="MPR only: the pin's return state nibble", title='Rtn Stat'),
     ] = None
-    site_num: Annotated[int, Field(title='Site Num')]
-    soft_bin: Annotated[int | None, Field(title='Soft Bin')] = None
+    site_num: Annotated[
+        int, Field(description='Test site (SITE_NUM)', title='Site Num')
+    ]
+    soft_bin: Annotated[
+        int | None,
+        Field(
+            description='Soft bin of the part (PRR.SOFT_BIN); null when missing',
+            title='Soft Bin',
+        ),
+    ] = None
     test_flg: Annotated[
         int | None, Field(description='FTR only: TEST_FLG', title='Test Flg')
     ] = None
-    valid: Annotated[bool, Field(title='Valid')]
+    valid: Annotated[
+        bool,
+        Field(
+            description="Usable for statistics: the result's flags mark it valid and it is finite",
+            title='Valid',
+        ),
+    ]
     vect_nam: Annotated[
         str | None,
         Field(description='FTR only: VECT_NAM, vector pattern name', title='Vect Nam'),
     ] = None
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
-    x: Annotated[int | None, Field(title='X')] = None
-    y: Annotated[int | None, Field(title='Y')] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(
+            description='Wafer id (WRR.WAFER_ID, else WIR.WAFER_ID); null when the file leaves it empty or in final test',
+            title='Wafer Id',
+        ),
+    ] = None
+    x: Annotated[
+        int | None,
+        Field(
+            description='Die X (PRR.X_COORD); null in final test or when missing',
+            title='X',
+        ),
+    ] = None
+    y: Annotated[
+        int | None,
+        Field(
+            description='Die Y (PRR.Y_COORD); null in final test or when missing',
+            title='Y',
+        ),
+    ] = None
 
 
 class ResultsPage(BaseModel):
-    items: Annotated[list[ResultRow], Field(title='Items')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    next_cursor: Annotated[str | None, Field(title='Next Cursor')] = None
-    test: Annotated[dict[str, Any], Field(title='Test')]
+    items: Annotated[
+        list[ResultRow],
+        Field(
+            description='One row per execution (MPR: per pin), by file, wafer, y, x',
+            title='Items',
+        ),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+    test: Annotated[
+        dict[str, Any],
+        Field(
+            description='The test: test_num, test_name, test_type, units, limits',
+            title='Test',
+        ),
+    ]
 
 
 class RuleSpec(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    kind: Annotated[str, Field(max_length=64, title='Kind')]
-    params: Annotated[dict[str, Any] | None, Field(title='Params')] = None
+    kind: Annotated[
+        str,
+        Field(
+            description='Rule kind: yield_below, bin_excursion, cpk_below, run_rules, site_delta, data_health, statistical_limit, sql or spatial_pattern',
+            max_length=64,
+            title='Kind',
+        ),
+    ]
+    params: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="The kind's parameters (defaults filled in on save); yield and bin-share limits are fractions 0-1 (e.g. yield_below {limit: 0.9})",
+            title='Params',
+        ),
+    ] = None
 
 
 class RunNow(BaseModel):
-    error: Annotated[str | None, Field(title='Error')] = None
+    error: Annotated[
+        str | None,
+        Field(description='Why the run failed; null otherwise', title='Error'),
+    ] = None
     findings: Annotated[
         int,
         Field(
@@ -673,37 +1800,97 @@ class RunNow(BaseModel):
             title='Findings',
         ),
     ]
-    findings_preview: Annotated[list[dict[str, Any]], Field(title='Findings Preview')]
-    latency_ms: Annotated[float, Field(title='Latency Ms')]
-    recoveries: Annotated[int, Field(title='Recoveries')]
-    run_id: Annotated[str, Field(title='Run Id')]
+    findings_preview: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description='Up to 20 firing subjects: {finding_id, subject, values, message}',
+            title='Findings Preview',
+        ),
+    ]
+    latency_ms: Annotated[
+        float,
+        Field(description='Duration of the run, milliseconds', title='Latency Ms'),
+    ]
+    recoveries: Annotated[
+        int, Field(description='Subjects that recovered', title='Recoveries')
+    ]
+    run_id: Annotated[
+        str,
+        Field(description='Run id (GET /v1/monitors/runs/{run_id})', title='Run Id'),
+    ]
     status: Annotated[
-        Literal['ok', 'fired', 'failed', 'skipped'], Field(title='Status')
+        Literal['ok', 'fired', 'failed', 'skipped'],
+        Field(
+            description='`ok` nothing fired, `fired` subjects fired, `failed` see error',
+            title='Status',
+        ),
     ]
 
 
 class RunRecord(BaseModel):
-    error: Annotated[str | None, Field(title='Error')] = None
-    finding_ids: Annotated[list[str] | None, Field(title='Finding Ids')] = None
-    findings: Annotated[int | None, Field(title='Findings')] = 0
-    finished_at: Annotated[AwareDatetime | None, Field(title='Finished At')] = None
-    latency_ms: Annotated[float | None, Field(title='Latency Ms')] = None
-    lots: Annotated[list[str] | None, Field(title='Lots')] = None
-    monitor_id: Annotated[str, Field(title='Monitor Id')]
-    recoveries: Annotated[int | None, Field(title='Recoveries')] = 0
-    rule: Annotated[str, Field(title='Rule')]
-    rule_version: Annotated[int, Field(title='Rule Version')]
-    run_id: Annotated[str, Field(title='Run Id')]
-    snapshot_job_ids: Annotated[list[str] | None, Field(title='Snapshot Job Ids')] = (
-        None
-    )
-    started_at: Annotated[AwareDatetime | None, Field(title='Started At')] = None
+    error: Annotated[
+        str | None,
+        Field(
+            description='Why the run failed or was skipped; null otherwise',
+            title='Error',
+        ),
+    ] = None
+    finding_ids: Annotated[
+        list[str] | None,
+        Field(description='Ids of the findings recorded', title='Finding Ids'),
+    ] = None
+    findings: Annotated[
+        int | None,
+        Field(
+            description='New findings recorded (already-recorded ones are not repeated)',
+            title='Findings',
+        ),
+    ] = 0
+    finished_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='When it ended (ISO 8601, UTC); null while running',
+            title='Finished At',
+        ),
+    ] = None
+    latency_ms: Annotated[
+        float | None,
+        Field(description='Duration of the run, milliseconds', title='Latency Ms'),
+    ] = None
+    lots: Annotated[
+        list[str] | None, Field(description='Lots evaluated', title='Lots')
+    ] = None
+    monitor_id: Annotated[str, Field(description='The monitor run', title='Monitor Id')]
+    recoveries: Annotated[
+        int | None, Field(description='Subjects that recovered', title='Recoveries')
+    ] = 0
+    rule: Annotated[str, Field(description='Rule kind evaluated', title='Rule')]
+    rule_version: Annotated[
+        int,
+        Field(
+            description="The monitor's rule version at the time", title='Rule Version'
+        ),
+    ]
+    run_id: Annotated[
+        str, Field(description='Run id (`run_` + a ULID)', title='Run Id')
+    ]
+    snapshot_job_ids: Annotated[
+        list[str] | None, Field(description='Snapshots read', title='Snapshot Job Ids')
+    ] = None
+    started_at: Annotated[
+        AwareDatetime | None,
+        Field(description='When the run started (ISO 8601, UTC)', title='Started At'),
+    ] = None
     status: Annotated[
-        Literal['ok', 'fired', 'failed', 'skipped'] | None, Field(title='Status')
+        Literal['ok', 'fired', 'failed', 'skipped'] | None,
+        Field(
+            description='`ok` nothing fired, `fired` new findings, `failed` the rule could not be evaluated (see error), `skipped` the monitor was paused',
+            title='Status',
+        ),
     ] = 'ok'
     trigger: Annotated[
         Literal['manual', 'schedule', 'ingest', 'backtest'] | None,
-        Field(title='Trigger'),
+        Field(description='What started the run', title='Trigger'),
     ] = 'manual'
 
 
@@ -714,6 +1901,7 @@ class ScheduleSpec(BaseModel):
     expression: Annotated[
         str,
         Field(
+            description='EventBridge Scheduler expression: cron(minutes hours day-of-month month day-of-week year), rate(value unit) or at(yyyy-mm-ddThh:mm:ss)',
             examples=['cron(0 6 ? * MON-FRI *)', 'rate(1 hour)'],
             max_length=256,
             title='Expression',
@@ -725,37 +1913,85 @@ class ScheduleSpec(BaseModel):
 
 
 class SchemaColumn(BaseModel):
-    description: Annotated[str, Field(title='Description')]
-    name: Annotated[str, Field(title='Name')]
-    type: Annotated[str, Field(title='Type')]
+    description: Annotated[
+        str,
+        Field(
+            description='What the column holds (its STDF source, units, null meaning)',
+            title='Description',
+        ),
+    ]
+    name: Annotated[str, Field(description='Column name', title='Name')]
+    type: Annotated[str, Field(description='DuckDB type of the column', title='Type')]
 
 
 class SchemaTable(BaseModel):
-    columns: Annotated[list[SchemaColumn], Field(title='Columns')]
-    description: Annotated[str, Field(title='Description')]
-    name: Annotated[str, Field(title='Name')]
+    columns: Annotated[
+        list[SchemaColumn],
+        Field(description="The table's columns in order", title='Columns'),
+    ]
+    description: Annotated[
+        str, Field(description='What one row of the table is', title='Description')
+    ]
+    name: Annotated[
+        str, Field(description='Table (view) name to use in queries', title='Name')
+    ]
 
 
 class SqlColumn(BaseModel):
-    name: Annotated[str, Field(title='Name')]
-    type: Annotated[str, Field(title='Type')]
+    name: Annotated[str, Field(description='Column name', title='Name')]
+    type: Annotated[
+        str,
+        Field(
+            description='DuckDB type of the column (e.g. VARCHAR, BIGINT, DOUBLE, FLOAT, BOOLEAN)',
+            title='Type',
+        ),
+    ]
 
 
 class WaferIds(RootModel[list[str]]):
-    root: Annotated[list[str], Field(max_length=10000, title='Wafer Ids')]
+    root: Annotated[
+        list[str],
+        Field(
+            description='Narrow the tables to these wafers',
+            max_length=10000,
+            title='Wafer Ids',
+        ),
+    ]
 
 
 class SqlContext(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    lot_id: Annotated[str | None, Field(title='Lot Id')] = None
-    snapshot_job_id: Annotated[str | None, Field(title='Snapshot Job Id')] = None
-    wafer_ids: Annotated[WaferIds | None, Field(title='Wafer Ids')] = None
+    lot_id: Annotated[
+        str | None,
+        Field(
+            description='Narrow the tables to this lot (its active or pinned snapshot)',
+            title='Lot Id',
+        ),
+    ] = None
+    snapshot_job_id: Annotated[
+        str | None,
+        Field(
+            description="Read the lot snapshot published by this job (reproducible results); needs lot_id or pins the job's lot",
+            title='Snapshot Job Id',
+        ),
+    ] = None
+    wafer_ids: Annotated[
+        WaferIds | None,
+        Field(description='Narrow the tables to these wafers', title='Wafer Ids'),
+    ] = None
 
 
 class Cursor(RootModel[str]):
-    root: Annotated[str, Field(max_length=2048, title='Cursor')]
+    root: Annotated[
+        str,
+        Field(
+            description="The previous page's `next_cursor` (same query and context); omit first",
+            max_length=2048,
+            title='Cursor',
+        ),
+    ]
 
 
 class Limit(RootModel[int]):
@@ -771,20 +2007,58 @@ class SqlRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    context: SqlContext | None = None
-    cursor: Annotated[Cursor | None, Field(title='Cursor')] = None
+    context: Annotated[
+        SqlContext | None,
+        Field(description='Narrow every table to a lot, snapshot and wafers'),
+    ] = None
+    cursor: Annotated[
+        Cursor | None,
+        Field(
+            description="The previous page's `next_cursor` (same query and context); omit first",
+            title='Cursor',
+        ),
+    ] = None
     limit: Annotated[
         Limit | None, Field(description='Rows per page (default 1000)', title='Limit')
     ] = None
-    query: Annotated[str, Field(max_length=100000, min_length=1, title='Query')]
+    query: Annotated[
+        str,
+        Field(
+            description='One read-only SELECT (or EXPLAIN) in the DuckDB dialect',
+            max_length=100000,
+            min_length=1,
+            title='Query',
+        ),
+    ]
 
 
 class SqlResponse(BaseModel):
-    columns: Annotated[list[SqlColumn], Field(title='Columns')]
-    elapsed_ms: Annotated[float, Field(title='Elapsed Ms')]
-    next_cursor: Annotated[str | None, Field(title='Next Cursor')] = None
-    row_count: Annotated[int, Field(title='Row Count')]
-    rows: Annotated[list[list[Any]], Field(title='Rows')]
+    columns: Annotated[
+        list[SqlColumn],
+        Field(description="The result's columns in order", title='Columns'),
+    ]
+    elapsed_ms: Annotated[
+        float,
+        Field(
+            description='Server time spent on the query, milliseconds',
+            title='Elapsed Ms',
+        ),
+    ]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass back as `cursor` for the next page; null on the last page',
+            title='Next Cursor',
+        ),
+    ] = None
+    row_count: Annotated[int, Field(description='Rows in this page', title='Row Count')]
+    rows: Annotated[
+        list[list[Any]],
+        Field(
+            description="The page's rows, one array per row in column order (FLOAT columns at float32 precision)",
+            title='Rows',
+        ),
+    ]
     truncated: Annotated[
         bool,
         Field(
@@ -795,53 +2069,185 @@ class SqlResponse(BaseModel):
 
 
 class SqlSchema(BaseModel):
-    tables: Annotated[list[SchemaTable], Field(title='Tables')]
+    tables: Annotated[
+        list[SchemaTable], Field(description='Every public table', title='Tables')
+    ]
 
 
 class Status(BaseModel):
-    backend: Annotated[str, Field(title='Backend')]
-    duckdb: Annotated[str, Field(title='Duckdb')]
-    metadata_store: Annotated[
-        Literal['ok', 'unavailable'], Field(title='Metadata Store')
+    backend: Annotated[
+        str,
+        Field(
+            description='Adapters in use: `local` (directory + SQLite) or `aws` (S3 + DynamoDB)',
+            title='Backend',
+        ),
     ]
-    parser_version: Annotated[str, Field(title='Parser Version')]
-    schema_version: Annotated[int, Field(title='Schema Version')]
-    status: Annotated[Literal['ok', 'degraded'], Field(title='Status')]
-    time: Annotated[str, Field(title='Time')]
-    version: Annotated[str, Field(title='Version')]
+    duckdb: Annotated[
+        str, Field(description='Version of the DuckDB query engine', title='Duckdb')
+    ]
+    metadata_store: Annotated[
+        Literal['ok', 'unavailable'],
+        Field(
+            description='Whether the metadata store answered', title='Metadata Store'
+        ),
+    ]
+    parser_version: Annotated[
+        str,
+        Field(
+            description="Version of the STDF parser (recorded in every job's snapshot)",
+            title='Parser Version',
+        ),
+    ]
+    schema_version: Annotated[
+        int,
+        Field(description='Version of the Parquet lake schema', title='Schema Version'),
+    ]
+    status: Annotated[
+        Literal['ok', 'degraded'],
+        Field(
+            description='`degraded` when the metadata store cannot be reached',
+            title='Status',
+        ),
+    ]
+    time: Annotated[
+        str, Field(description='Server time, ISO 8601 with UTC offset', title='Time')
+    ]
+    version: Annotated[
+        str, Field(description='Version of the Stratum server', title='Version')
+    ]
 
 
 class TestStat(BaseModel):
-    fail_rate: Annotated[float | None, Field(title='Fail Rate')] = None
-    fails: Annotated[int, Field(title='Fails')]
-    hi_limit: Annotated[float | None, Field(title='Hi Limit')] = None
-    hi_spec: Annotated[float | None, Field(title='Hi Spec')] = None
-    lo_limit: Annotated[float | None, Field(title='Lo Limit')] = None
-    lo_spec: Annotated[float | None, Field(title='Lo Spec')] = None
-    max: Annotated[float | None, Field(title='Max')] = None
-    mean: Annotated[float | None, Field(title='Mean')] = None
-    min: Annotated[float | None, Field(title='Min')] = None
-    n: Annotated[int, Field(title='N')]
-    n_valid: Annotated[int | None, Field(title='N Valid')] = None
-    res_scal: Annotated[int | None, Field(title='Res Scal')] = None
-    scale_mismatch: Annotated[bool | None, Field(title='Scale Mismatch')] = None
-    sigma: Annotated[float | None, Field(title='Sigma')] = None
-    test_name: Annotated[str | None, Field(title='Test Name')] = None
-    test_num: Annotated[int, Field(title='Test Num')]
-    test_type: Annotated[Literal['P', 'M', 'F'], Field(title='Test Type')]
-    units: Annotated[str | None, Field(title='Units')] = None
+    fail_rate: Annotated[
+        float | None,
+        Field(
+            description='fails / n, a fraction 0-1; null when n is 0', title='Fail Rate'
+        ),
+    ] = None
+    fails: Annotated[
+        int, Field(description='Executions that failed the test', title='Fails')
+    ]
+    hi_limit: Annotated[
+        float | None,
+        Field(
+            description='High test limit (HI_LIMIT) in `units`; null: none',
+            title='Hi Limit',
+        ),
+    ] = None
+    hi_spec: Annotated[
+        float | None,
+        Field(
+            description='High specification limit (HI_SPEC) in `units`; null: none',
+            title='Hi Spec',
+        ),
+    ] = None
+    lo_limit: Annotated[
+        float | None,
+        Field(
+            description='Low test limit (LO_LIMIT) in `units`; null: none',
+            title='Lo Limit',
+        ),
+    ] = None
+    lo_spec: Annotated[
+        float | None,
+        Field(
+            description='Low specification limit (LO_SPEC) in `units`; null: none',
+            title='Lo Spec',
+        ),
+    ] = None
+    max: Annotated[
+        float | None, Field(description='Largest valid result, in `units`', title='Max')
+    ] = None
+    mean: Annotated[
+        float | None,
+        Field(
+            description='Mean of the valid results, in `units` (null for FTR)',
+            title='Mean',
+        ),
+    ] = None
+    min: Annotated[
+        float | None,
+        Field(description='Smallest valid result, in `units`', title='Min'),
+    ] = None
+    n: Annotated[
+        int,
+        Field(
+            description='Executions of the test in the view (MPR: pin results)',
+            title='N',
+        ),
+    ]
+    n_valid: Annotated[
+        int | None,
+        Field(
+            description='Executions with a valid, finite result (null for FTR)',
+            title='N Valid',
+        ),
+    ] = None
+    res_scal: Annotated[
+        int | None,
+        Field(
+            description='Display exponent of the results (RES_SCAL), e.g. 3 to show mA',
+            title='Res Scal',
+        ),
+    ] = None
+    scale_mismatch: Annotated[
+        bool | None,
+        Field(
+            description="True when RES_SCAL differs from the limits' scales",
+            title='Scale Mismatch',
+        ),
+    ] = None
+    sigma: Annotated[
+        float | None,
+        Field(
+            description='Sample standard deviation (N-1) of the valid results, in `units`',
+            title='Sigma',
+        ),
+    ] = None
+    test_name: Annotated[
+        str | None, Field(description='Test name (TEST_TXT)', title='Test Name')
+    ] = None
+    test_num: Annotated[
+        int, Field(description='Test number (TEST_NUM)', title='Test Num')
+    ]
+    test_type: Annotated[
+        Literal['P', 'M', 'F'],
+        Field(
+            description='`P` parametric (PTR), `M` multi-pin parametric (MPR), `F` functional (FTR)',
+            title='Test Type',
+        ),
+    ]
+    units: Annotated[
+        str | None,
+        Field(
+            description='Units of results and limits (base units: results are unscaled)',
+            title='Units',
+        ),
+    ] = None
 
 
 class Trigger(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    on_ingest: Annotated[bool | None, Field(title='On Ingest')] = False
-    schedule: ScheduleSpec | None = None
+    on_ingest: Annotated[
+        bool | None,
+        Field(
+            description='Run after every ingest that publishes a lot snapshot in scope',
+            title='On Ingest',
+        ),
+    ] = False
+    schedule: Annotated[
+        ScheduleSpec | None,
+        Field(description='Run on this schedule (exclusive with on_ingest)'),
+    ] = None
 
 
 class UsageOut(BaseModel):
-    group_by: Annotated[Literal['day', 'route', 'key'], Field(title='Group By')]
+    group_by: Annotated[
+        Literal['day', 'route', 'key'],
+        Field(description='How items are grouped, as requested', title='Group By'),
+    ]
     items: Annotated[
         list[dict[str, Any]],
         Field(
@@ -858,127 +2264,476 @@ class UsageOut(BaseModel):
     ]
 
 
-class ValidationError(BaseModel):
-    ctx: Annotated[dict[str, Any] | None, Field(title='Context')] = None
-    input: Annotated[Any | None, Field(title='Input')] = None
-    loc: Annotated[list[str | int], Field(title='Location')]
-    msg: Annotated[str, Field(title='Message')]
-    type: Annotated[str, Field(title='Error Type')]
-
-
 class WaferMapOut(BaseModel):
     bins: Annotated[
         dict[str, dict[str, dict[str, Any]]],
         Field(
-            description="'H' (hard) and 'S' (soft): bin number -> {name, pass_fail}",
+            description="'H' (hard) and 'S' (soft): bin number -> {name, pass_fail ('P', 'F' or null), pass_fail_source ('bin_record' from HBR/SBR, 'prr' derived from the parts' PRR flags, or null)}",
             title='Bins',
         ),
     ]
-    counts: Annotated[dict[str, Any], Field(title='Counts')]
+    counts: Annotated[MapCounts, Field(description='Die counts and yield of the map')]
     dies: Annotated[
         dict[str, list[Any]],
         Field(
-            description='Columns: x, y, hard_bin, soft_bin, passed, part_id, site_num and value when test_num is given',
+            description="Columns of equal length, one entry per die: x, y, hard_bin, soft_bin, passed, part_id, site_num, and with test_num `value` (the result in the test's units; for FTR/MPR tests 1 pass, 0 fail; null when the die has no valid result)",
             title='Dies',
         ),
     ]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    orientation: Orientation
-    snapshot_job_id: Annotated[str, Field(title='Snapshot Job Id')]
-    test: Annotated[dict[str, Any] | None, Field(title='Test')] = None
-    view: Annotated[Literal['final', 'first_pass', 'all'], Field(title='View')]
-    wafer_id: Annotated[str, Field(title='Wafer Id')]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    orientation: Annotated[
+        Orientation,
+        Field(description="How to draw the map, from the newest file's WCR record"),
+    ]
+    snapshot_job_id: Annotated[
+        str,
+        Field(
+            description='The job whose publish produced the snapshot these numbers come from (pin it with `snapshot_job_id`)',
+            title='Snapshot Job Id',
+        ),
+    ]
+    test: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description='With test_num: the test drawn (test_num, test_name, test_type, units, limits); null otherwise',
+            title='Test',
+        ),
+    ] = None
+    view: Annotated[
+        Literal['final', 'first_pass', 'all'],
+        Field(
+            description='Which tests of each die count: `final` the execution the retest policy keeps, `first_pass` the first execution, `all` every execution',
+            title='View',
+        ),
+    ]
+    wafer_id: Annotated[str, Field(description='The wafer drawn', title='Wafer Id')]
 
 
 class WaferOut(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    finish_time: Annotated[str | None, Field(title='Finish Time')] = None
-    first_pass_count: Annotated[int, Field(title='First Pass Count')]
-    first_pass_good: Annotated[int, Field(title='First Pass Good')]
-    first_pass_yield: Annotated[float | None, Field(title='First Pass Yield')] = None
-    good_count: Annotated[int, Field(title='Good Count')]
-    job_id: Annotated[str | None, Field(title='Job Id')] = None
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    part_count: Annotated[int, Field(title='Part Count')]
-    retest_count: Annotated[int, Field(title='Retest Count')]
-    start_time: Annotated[str | None, Field(title='Start Time')] = None
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
-    yield_: Annotated[float | None, Field(alias='yield', title='Yield')] = None
+    finish_time: Annotated[
+        str | None,
+        Field(
+            description='Last WRR.FINISH_T of the wafer; ISO 8601 date-time, UTC',
+            title='Finish Time',
+        ),
+    ] = None
+    first_pass_count: Annotated[
+        int,
+        Field(description='Dies at their first execution', title='First Pass Count'),
+    ]
+    first_pass_good: Annotated[
+        int,
+        Field(
+            description='Dies passing at their first execution', title='First Pass Good'
+        ),
+    ]
+    first_pass_yield: Annotated[
+        float | None,
+        Field(
+            description='First-pass yield, a fraction 0-1: first_pass_good / first_pass_count (null when there are no parts)',
+            title='First Pass Yield',
+        ),
+    ] = None
+    good_count: Annotated[
+        int, Field(description='Passing dies after retests', title='Good Count')
+    ]
+    job_id: Annotated[
+        str | None,
+        Field(description='Newest job (file) holding the wafer', title='Job Id'),
+    ] = None
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    part_count: Annotated[
+        int,
+        Field(
+            description='Dies after retests (final view; counted from PRRs)',
+            title='Part Count',
+        ),
+    ]
+    retest_count: Annotated[
+        int, Field(description='Die executions that are retests', title='Retest Count')
+    ]
+    start_time: Annotated[
+        str | None,
+        Field(
+            description='First WIR.START_T of the wafer; ISO 8601 date-time, UTC',
+            title='Start Time',
+        ),
+    ] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(
+            description='Wafer id (WRR.WAFER_ID, else WIR.WAFER_ID); null when the file leaves it empty or in final test',
+            title='Wafer Id',
+        ),
+    ] = None
+    yield_: Annotated[
+        float | None,
+        Field(
+            alias='yield',
+            description='Final yield, a fraction 0-1: good_count / part_count after retests (null when there are no parts)',
+            title='Yield',
+        ),
+    ] = None
 
 
 class Webhook(BaseModel):
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    disabled_reason: Annotated[str | None, Field(title='Disabled Reason')] = None
-    enabled: Annotated[bool, Field(title='Enabled')]
-    events: Annotated[list[str], Field(title='Events')]
-    failing_since: Annotated[AwareDatetime | None, Field(title='Failing Since')] = None
-    id: Annotated[str, Field(title='Id')]
-    name: Annotated[str, Field(title='Name')]
-    secret_rotated_at: Annotated[
-        AwareDatetime | None, Field(title='Secret Rotated At')
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was created (ISO 8601, UTC)', title='Created At'),
+    ]
+    disabled_reason: Annotated[
+        str | None,
+        Field(
+            description='Why the platform disabled it (e.g. the endpoint failed for 5 days); null otherwise',
+            title='Disabled Reason',
+        ),
     ] = None
-    target_url: Annotated[str, Field(title='Target Url')]
-    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    enabled: Annotated[
+        bool, Field(description='Whether events are delivered', title='Enabled')
+    ]
+    events: Annotated[
+        list[str], Field(description='Event kinds delivered', title='Events')
+    ]
+    failing_since: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='Start of the current run of failed deliveries (ISO 8601, UTC); null when healthy',
+            title='Failing Since',
+        ),
+    ] = None
+    id: Annotated[str, Field(description='Webhook id', title='Id')]
+    name: Annotated[str, Field(description='Short name of the webhook', title='Name')]
+    secret_rotated_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='Last secret rotation (the previous secret keeps signing for 24 h after it)',
+            title='Secret Rotated At',
+        ),
+    ] = None
+    target_url: Annotated[
+        str,
+        Field(
+            description='URL the signed POSTs go to (https in production; private and loopback addresses are refused)',
+            title='Target Url',
+        ),
+    ]
+    updated_at: Annotated[
+        AwareDatetime,
+        Field(
+            description='When it was last changed (ISO 8601, UTC)', title='Updated At'
+        ),
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class WebhookCreated(BaseModel):
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    disabled_reason: Annotated[str | None, Field(title='Disabled Reason')] = None
-    enabled: Annotated[bool, Field(title='Enabled')]
-    events: Annotated[list[str], Field(title='Events')]
-    failing_since: Annotated[AwareDatetime | None, Field(title='Failing Since')] = None
-    id: Annotated[str, Field(title='Id')]
-    name: Annotated[str, Field(title='Name')]
-    secret: Annotated[str, Field(title='Secret')]
-    secret_rotated_at: Annotated[
-        AwareDatetime | None, Field(title='Secret Rotated At')
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was created (ISO 8601, UTC)', title='Created At'),
+    ]
+    disabled_reason: Annotated[
+        str | None,
+        Field(
+            description='Why the platform disabled it (e.g. the endpoint failed for 5 days); null otherwise',
+            title='Disabled Reason',
+        ),
     ] = None
-    target_url: Annotated[str, Field(title='Target Url')]
-    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
-    workspace: Annotated[str, Field(title='Workspace')]
+    enabled: Annotated[
+        bool, Field(description='Whether events are delivered', title='Enabled')
+    ]
+    events: Annotated[
+        list[str], Field(description='Event kinds delivered', title='Events')
+    ]
+    failing_since: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='Start of the current run of failed deliveries (ISO 8601, UTC); null when healthy',
+            title='Failing Since',
+        ),
+    ] = None
+    id: Annotated[str, Field(description='Webhook id', title='Id')]
+    name: Annotated[str, Field(description='Short name of the webhook', title='Name')]
+    secret: Annotated[
+        str,
+        Field(
+            description='Signing secret (Standard Webhooks `whsec_...`): verify the webhook-signature header with it. Shown once; store it now',
+            title='Secret',
+        ),
+    ]
+    secret_rotated_at: Annotated[
+        AwareDatetime | None,
+        Field(
+            description='Last secret rotation (the previous secret keeps signing for 24 h after it)',
+            title='Secret Rotated At',
+        ),
+    ] = None
+    target_url: Annotated[
+        str,
+        Field(
+            description='URL the signed POSTs go to (https in production; private and loopback addresses are refused)',
+            title='Target Url',
+        ),
+    ]
+    updated_at: Annotated[
+        AwareDatetime,
+        Field(
+            description='When it was last changed (ISO 8601, UTC)', title='Updated At'
+        ),
+    ]
+    workspace: Annotated[
+        str, Field(description='Workspace it belongs to', title='Workspace')
+    ]
 
 
 class WebhookIn(BaseModel):
-    enabled: Annotated[bool | None, Field(title='Enabled')] = True
-    events: Annotated[list[str], Field(max_length=7, min_length=1, title='Events')]
-    name: Annotated[str, Field(max_length=100, min_length=1, title='Name')]
-    target_url: Annotated[str, Field(max_length=2048, min_length=1, title='Target Url')]
+    enabled: Annotated[
+        bool | None,
+        Field(
+            description='Deliver events (false: keep the webhook but send nothing)',
+            title='Enabled',
+        ),
+    ] = True
+    events: Annotated[
+        list[str],
+        Field(
+            description='Event kinds to deliver: job.succeeded, job.partial, job.failed, monitor.fired, monitor.recovered, monitor.failed, notification.new',
+            max_length=7,
+            min_length=1,
+            title='Events',
+        ),
+    ]
+    name: Annotated[
+        str,
+        Field(
+            description='Short name of the webhook',
+            max_length=100,
+            min_length=1,
+            title='Name',
+        ),
+    ]
+    target_url: Annotated[
+        str,
+        Field(
+            description='URL the signed POSTs go to (https in production; private and loopback addresses are refused)',
+            max_length=2048,
+            min_length=1,
+            title='Target Url',
+        ),
+    ]
 
 
 class Events(RootModel[list[str]]):
-    root: Annotated[list[str], Field(max_length=7, min_length=1, title='Events')]
+    root: Annotated[
+        list[str],
+        Field(
+            description='Event kinds to deliver: job.succeeded, job.partial, job.failed, monitor.fired, monitor.recovered, monitor.failed, notification.new',
+            max_length=7,
+            min_length=1,
+            title='Events',
+        ),
+    ]
+
+
+class Name1(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description='Short name of the webhook',
+            max_length=100,
+            min_length=1,
+            title='Name',
+        ),
+    ]
 
 
 class TargetUrl(RootModel[str]):
-    root: Annotated[str, Field(max_length=2048, min_length=1, title='Target Url')]
+    root: Annotated[
+        str,
+        Field(
+            description='URL the signed POSTs go to (https in production; private and loopback addresses are refused)',
+            max_length=2048,
+            min_length=1,
+            title='Target Url',
+        ),
+    ]
 
 
 class WebhookPatch(BaseModel):
-    enabled: Annotated[bool | None, Field(title='Enabled')] = None
-    events: Annotated[Events | None, Field(title='Events')] = None
-    name: Annotated[Name | None, Field(title='Name')] = None
-    target_url: Annotated[TargetUrl | None, Field(title='Target Url')] = None
+    enabled: Annotated[
+        bool | None,
+        Field(
+            description='true re-enables a disabled webhook; false stops deliveries',
+            title='Enabled',
+        ),
+    ] = None
+    events: Annotated[
+        Events | None,
+        Field(
+            description='Event kinds to deliver: job.succeeded, job.partial, job.failed, monitor.fired, monitor.recovered, monitor.failed, notification.new',
+            title='Events',
+        ),
+    ] = None
+    name: Annotated[
+        Name1 | None, Field(description='Short name of the webhook', title='Name')
+    ] = None
+    target_url: Annotated[
+        TargetUrl | None,
+        Field(
+            description='URL the signed POSTs go to (https in production; private and loopback addresses are refused)',
+            title='Target Url',
+        ),
+    ] = None
+
+
+class YieldRow(BaseModel):
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    first_pass_good: Annotated[
+        int,
+        Field(
+            description='Dies/parts passing at their first execution',
+            title='First Pass Good',
+        ),
+    ]
+    first_pass_parts: Annotated[
+        int,
+        Field(
+            description='Dies/parts at their first execution', title='First Pass Parts'
+        ),
+    ]
+    first_pass_yield: Annotated[
+        float | None,
+        Field(
+            description='first_pass_good / first_pass_parts, a fraction 0-1; null without parts',
+            title='First Pass Yield',
+        ),
+    ] = None
+    good: Annotated[
+        int, Field(description='Passing dies/parts after retests', title='Good')
+    ]
+    head_num: Annotated[
+        int | None,
+        Field(description='by=site: the test head of the row', title='Head Num'),
+    ] = None
+    parts: Annotated[
+        int, Field(description='Dies/parts after retests (final view)', title='Parts')
+    ]
+    retests: Annotated[
+        int, Field(description='Executions that are retests', title='Retests')
+    ]
+    site_num: Annotated[
+        int | None,
+        Field(description='by=site: the test site of the row', title='Site Num'),
+    ] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(description='by=wafer: the wafer of the row', title='Wafer Id'),
+    ] = None
+    yield_: Annotated[
+        float | None,
+        Field(
+            alias='yield',
+            description='good / parts, a fraction 0-1; null without parts',
+            title='Yield',
+        ),
+    ] = None
+
+
+class BinsOut(BaseModel):
+    bins: Annotated[
+        list[BinRow],
+        Field(
+            description='Per group and bin: counts and percentages, most parts first',
+            title='Bins',
+        ),
+    ]
+    by: Annotated[
+        Literal['lot', 'wafer', 'site'],
+        Field(description='Grouping of the rows, as requested', title='By'),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    snapshot_job_id: Annotated[
+        str | None,
+        Field(
+            description='The job whose publish produced the snapshot these numbers come from (pin it with `snapshot_job_id`)',
+            title='Snapshot Job Id',
+        ),
+    ] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(description='The wafer asked for; null: every wafer', title='Wafer Id'),
+    ] = None
+    yield_: Annotated[
+        list[YieldRow],
+        Field(
+            alias='yield',
+            description='Final and first-pass yield per group',
+            title='Yield',
+        ),
+    ]
 
 
 class CapabilityOut(BaseModel):
-    estimator: Annotated[str, Field(title='Estimator')]
-    limits: Annotated[Literal['test', 'spec'], Field(title='Limits')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    snapshot_job_id: Annotated[str | None, Field(title='Snapshot Job Id')] = None
-    source: Annotated[Literal['exact', 'auto'], Field(title='Source')]
-    tests: Annotated[list[CapabilityRow], Field(title='Tests')]
-    unbias: Annotated[bool, Field(title='Unbias')]
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
+    estimator: Annotated[
+        str,
+        Field(
+            description='Within-subgroup sigma estimator (pooled, or a JMP/Minitab-compatible one)',
+            title='Estimator',
+        ),
+    ]
+    limits: Annotated[
+        Literal['test', 'spec'],
+        Field(
+            description='Limits used: test limits (LO/HI_LIMIT) or spec limits',
+            title='Limits',
+        ),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    snapshot_job_id: Annotated[
+        str | None,
+        Field(
+            description='The job whose publish produced the snapshot these numbers come from (pin it with `snapshot_job_id`)',
+            title='Snapshot Job Id',
+        ),
+    ] = None
+    source: Annotated[
+        Literal['exact', 'auto'],
+        Field(
+            description='As requested: `auto` may use TSR summaries (per row)',
+            title='Source',
+        ),
+    ]
+    tests: Annotated[
+        list[CapabilityRow],
+        Field(description='One row per parametric test, by test number', title='Tests'),
+    ]
+    unbias: Annotated[
+        bool,
+        Field(description='Whether both sigmas were divided by c4', title='Unbias'),
+    ]
+    wafer_id: Annotated[
+        str | None,
+        Field(
+            description='The wafer asked for; null: the stacked lot (subgroup = wafer)',
+            title='Wafer Id',
+        ),
+    ] = None
 
 
 class ExportRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    context: SqlContext | None = None
+    context: Annotated[
+        SqlContext | None,
+        Field(description='Narrow the tables to a lot, snapshot and wafers'),
+    ] = None
     filters: Annotated[
         dict[str, str | int | float | bool | list[str | int | float | bool] | None] | None,
         Field(
@@ -987,7 +2742,11 @@ class ExportRequest(BaseModel):
         ),
     ] = None
     format: Annotated[
-        Literal['parquet', 'csv', 'arrow'] | None, Field(title='Format')
+        Literal['parquet', 'csv', 'arrow'] | None,
+        Field(
+            description='File format: Parquet (zstd), CSV with a header line, or an Arrow IPC stream',
+            title='Format',
+        ),
     ] = 'parquet'
     query: Annotated[
         Query | None, Field(description='One read-only SELECT', title='Query')
@@ -998,28 +2757,95 @@ class ExportRequest(BaseModel):
     ] = None
 
 
-class HTTPValidationError(BaseModel):
-    detail: Annotated[list[ValidationError] | None, Field(title='Detail')] = None
-
-
 class JobOut(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    bytes_read: Annotated[int | None, Field(title='Bytes Read')] = 0
-    created_at: Annotated[str, Field(title='Created At')]
-    duplicate_of: Annotated[str | None, Field(title='Duplicate Of')] = None
-    error: JobErrorOut | None = None
-    file_name: Annotated[str, Field(title='File Name')]
-    finished_at: Annotated[str | None, Field(title='Finished At')] = None
-    job_id: Annotated[str, Field(title='Job Id')]
-    lot_id: Annotated[str | None, Field(title='Lot Id')] = None
-    parts: Annotated[int | None, Field(title='Parts')] = None
-    record_counts: Annotated[dict[str, int] | None, Field(title='Record Counts')] = {}
-    records: Annotated[int | None, Field(title='Records')] = None
-    rows: Annotated[dict[str, int] | None, Field(title='Rows')] = {}
-    sha256: Annotated[str | None, Field(title='Sha256')] = None
-    size: Annotated[int | None, Field(title='Size')] = None
+    bytes_read: Annotated[
+        int | None,
+        Field(
+            description='Bytes of the uploaded file read so far (progress of a running job)',
+            title='Bytes Read',
+        ),
+    ] = 0
+    created_at: Annotated[
+        str,
+        Field(
+            description='When the job was created; ISO 8601 date-time, UTC',
+            title='Created At',
+        ),
+    ]
+    duplicate_of: Annotated[
+        str | None,
+        Field(
+            description='status duplicate: the earlier job with the same bytes',
+            title='Duplicate Of',
+        ),
+    ] = None
+    error: Annotated[
+        JobErrorOut | None,
+        Field(
+            description="Why the job failed; null unless status is failed (a partial job's cut is the `truncated` warning)"
+        ),
+    ] = None
+    file_name: Annotated[
+        str, Field(description='File name as uploaded (sanitised)', title='File Name')
+    ]
+    finished_at: Annotated[
+        str | None,
+        Field(
+            description='When the job ended; ISO 8601 date-time, UTC; null until it ends',
+            title='Finished At',
+        ),
+    ] = None
+    job_id: Annotated[
+        str, Field(description='Job id (`job_` + a ULID)', title='Job Id')
+    ]
+    lot_id: Annotated[
+        str | None,
+        Field(
+            description='Lot of the file (MIR.LOT_ID, else from the file name); null until read',
+            title='Lot Id',
+        ),
+    ] = None
+    parts: Annotated[
+        int | None,
+        Field(
+            description='Parts (PRR records) in the file, every execution counted',
+            title='Parts',
+        ),
+    ] = None
+    record_counts: Annotated[
+        dict[str, int] | None,
+        Field(
+            description='Records read per STDF record type (e.g. PTR, PRR)',
+            title='Record Counts',
+        ),
+    ] = {}
+    records: Annotated[
+        int | None, Field(description='STDF records read', title='Records')
+    ] = None
+    rows: Annotated[
+        dict[str, int] | None,
+        Field(
+            description='Rows written per lake table (e.g. parts, results)',
+            title='Rows',
+        ),
+    ] = {}
+    sha256: Annotated[
+        str | None,
+        Field(
+            description='SHA-256 (hex) of the uploaded bytes; duplicates are found by it',
+            title='Sha256',
+        ),
+    ] = None
+    size: Annotated[
+        int | None,
+        Field(
+            description='Size of the uploaded file in bytes (compressed, as sent)',
+            title='Size',
+        ),
+    ] = None
     snapshot_jobs: Annotated[
         list[str] | None,
         Field(
@@ -1027,23 +2853,62 @@ class JobOut(BaseModel):
             title='Snapshot Jobs',
         ),
     ] = None
-    started_at: Annotated[str | None, Field(title='Started At')] = None
+    source: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="Where the job's file came from and where it went: `kind` (`upload` request body, `presign` presigned upload URL, `drop` drop folder or bucket, `cli` `stratum ingest`), `bucket` (`local` for the local drop folder), `key` (the key it was dropped or uploaded under, `incoming/<workspace>/...`), `version_id` and `etag` of the dropped object, and `archived_key`: where the file was moved when the job ended, `processed/<rest>` (succeeded, partial, duplicate) or `failed/<rest>` with `<name>.error.json` beside it (null while the file is still in `incoming/`, and for CLI ingests)",
+            examples=[{'archived_key': 'processed/default/lot.stdf', 'bucket': 'local', 'etag': '9e107d9d372bb6826bd81d3542a419d6', 'key': 'incoming/default/lot.stdf', 'kind': 'drop'}],
+            title='Source',
+        ),
+    ] = None
+    started_at: Annotated[
+        str | None,
+        Field(
+            description='When parsing started; ISO 8601 date-time, UTC; null while queued',
+            title='Started At',
+        ),
+    ] = None
     status: Annotated[
         Literal['queued', 'running', 'succeeded', 'partial', 'failed', 'duplicate'],
-        Field(title='Status'),
+        Field(
+            description='`queued` waiting (a presigned upload waits for its file), `running`, `succeeded` (a lot snapshot is published), `partial` (a truncated file was accepted and what could be read is published), `failed` (see `error`; nothing published), `duplicate` (same bytes as `duplicate_of`; nothing published)',
+            title='Status',
+        ),
     ]
-    timings: Annotated[dict[str, float] | None, Field(title='Timings')] = {}
+    timings: Annotated[
+        dict[str, float] | None,
+        Field(
+            description='Seconds per ingest phase: parse_write_s, finish_s, publish_s, total_s',
+            title='Timings',
+        ),
+    ] = {}
     warnings: Annotated[
-        list[JobWarningOut] | None, Field(title='Warnings', validate_default=True)
+        list[JobWarningOut] | None,
+        Field(
+            description='Things the parser noticed that did not stop the ingest',
+            title='Warnings',
+            validate_default=True,
+        ),
     ] = []
-    workspace: Annotated[str, Field(title='Workspace')]
+    workspace: Annotated[
+        str,
+        Field(
+            description='Workspace of the key that created the job', title='Workspace'
+        ),
+    ]
 
 
 class LotDetail(BaseModel):
     model_config = ConfigDict(
         extra='allow',
     )
-    active_job_id: Annotated[str, Field(title='Active Job Id')]
+    active_job_id: Annotated[
+        str,
+        Field(
+            description="The lot's current (active) snapshot job; differs from job_id when pinned",
+            title='Active Job Id',
+        ),
+    ]
     annotations: Annotated[
         list[dict[str, Any]] | None,
         Field(
@@ -1051,24 +2916,92 @@ class LotDetail(BaseModel):
             title='Annotations',
         ),
     ] = None
-    file_count: Annotated[int | None, Field(title='File Count')] = None
-    files: Annotated[list[dict[str, Any]], Field(title='Files')]
-    finish_time: Annotated[str | None, Field(title='Finish Time')] = None
-    first_pass_yield: Annotated[float | None, Field(title='First Pass Yield')] = None
-    good_count: Annotated[int, Field(title='Good Count')]
+    file_count: Annotated[
+        int | None,
+        Field(description='Files (ingest jobs) in the snapshot', title='File Count'),
+    ] = None
+    files: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description="The snapshot's files in lot order: job_id, file_name, file_order, start_time, finish_time, sublot_id, test_code, records, partial",
+            title='Files',
+        ),
+    ]
+    finish_time: Annotated[
+        str | None,
+        Field(
+            description="Latest MRR.FINISH_T of the lot's files; ISO 8601 date-time, UTC",
+            title='Finish Time',
+        ),
+    ] = None
+    first_pass_yield: Annotated[
+        float | None,
+        Field(
+            description='First-pass yield, a fraction 0-1: first_pass_good / first_pass_count (null when there are no parts)',
+            title='First Pass Yield',
+        ),
+    ] = None
+    good_count: Annotated[
+        int, Field(description='Passing dies/parts after retests', title='Good Count')
+    ]
     job_id: Annotated[
         str, Field(description='Snapshot job of this view', title='Job Id')
     ]
-    jobs: Annotated[list[dict[str, Any]], Field(title='Jobs')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    node_name: Annotated[str | None, Field(title='Node Name')] = None
-    part_count: Annotated[int, Field(title='Part Count')]
-    part_type: Annotated[str | None, Field(title='Part Type')] = None
-    program: Annotated[str | None, Field(title='Program')] = None
-    retest_count: Annotated[int, Field(title='Retest Count')]
-    start_time: Annotated[str | None, Field(title='Start Time')] = None
-    tester_type: Annotated[str | None, Field(title='Tester Type')] = None
-    wafers: Annotated[list[WaferOut], Field(title='Wafers')]
+    jobs: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description="The lot's ingest jobs (up to 200), also those not in the snapshot (failed, duplicate, superseded): job_id, status, file_name, created_at, duplicate_of, error (its message)",
+            title='Jobs',
+        ),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    node_name: Annotated[
+        str | None,
+        Field(
+            description='Tester host (MIR.NODE_NAM) of the newest file',
+            title='Node Name',
+        ),
+    ] = None
+    part_count: Annotated[
+        int,
+        Field(description='Dies/parts after retests (final view)', title='Part Count'),
+    ]
+    part_type: Annotated[
+        str | None,
+        Field(
+            description='Product (MIR.PART_TYP) of the newest file', title='Part Type'
+        ),
+    ] = None
+    program: Annotated[
+        str | None,
+        Field(
+            description='Test program (MIR.JOB_NAM) of the newest file', title='Program'
+        ),
+    ] = None
+    retest_count: Annotated[
+        int, Field(description='Executions that are retests', title='Retest Count')
+    ]
+    start_time: Annotated[
+        str | None,
+        Field(
+            description="Earliest MIR.START_T of the lot's files; ISO 8601 date-time, UTC",
+            title='Start Time',
+        ),
+    ] = None
+    tester_type: Annotated[
+        str | None,
+        Field(
+            description='Tester type (MIR.TSTR_TYP) of the newest file',
+            title='Tester Type',
+        ),
+    ] = None
+    wafers: Annotated[
+        list[WaferOut],
+        Field(
+            description="The lot's wafers with their yields (empty for final test)",
+            title='Wafers',
+        ),
+    ]
     warnings: Annotated[
         list[LotWarning] | None,
         Field(
@@ -1077,60 +3010,173 @@ class LotDetail(BaseModel):
             validate_default=True,
         ),
     ] = []
-    yield_: Annotated[float | None, Field(alias='yield', title='Yield')] = None
+    yield_: Annotated[
+        float | None,
+        Field(
+            alias='yield',
+            description='Final yield, a fraction 0-1: good_count / part_count after retests (null when there are no parts)',
+            title='Yield',
+        ),
+    ] = None
 
 
 class MonitorIn(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    description: Annotated[Description | None, Field(title='Description')] = None
-    label: Annotated[str, Field(max_length=200, min_length=1, title='Label')]
+    description: Annotated[
+        Description | None,
+        Field(
+            description='What the monitor watches and why (free text)',
+            title='Description',
+        ),
+    ] = None
+    label: Annotated[
+        str,
+        Field(
+            description='Short name of the monitor',
+            max_length=200,
+            min_length=1,
+            title='Label',
+        ),
+    ]
     notify: Annotated[
         list[str] | None,
         Field(
-            description="Channel refs, e.g. 'inbox:default'",
+            description="Where findings go: channel refs kind:id, 'inbox:default' (the notification inbox) or 'webhook:<webhook id>'",
             max_length=20,
             title='Notify',
         ),
     ] = None
-    rule: RuleSpec
-    scope: MonitorScope | None = None
-    state: Annotated[Literal['active', 'paused'] | None, Field(title='State')] = (
-        'active'
-    )
-    trigger: Trigger
+    rule: Annotated[
+        RuleSpec, Field(description='What to evaluate: a rule kind and its parameters')
+    ]
+    scope: Annotated[
+        MonitorScope | None,
+        Field(
+            description='Which lots the rule looks at (every field that is set must match); empty: every lot of the workspace'
+        ),
+    ] = None
+    state: Annotated[
+        Literal['active', 'paused'] | None,
+        Field(
+            description='`active` runs on its trigger; `paused` does not (manual runs still work)',
+            title='State',
+        ),
+    ] = 'active'
+    trigger: Annotated[
+        Trigger, Field(description='When to run: on a schedule or after every ingest')
+    ]
 
 
 class MonitorOut(BaseModel):
-    created_at: Annotated[AwareDatetime, Field(title='Created At')]
-    description: Annotated[str | None, Field(title='Description')]
-    label: Annotated[str, Field(title='Label')]
-    monitor_id: Annotated[str, Field(title='Monitor Id')]
-    notify: Annotated[list[str], Field(title='Notify')]
-    rule: RuleSpec
-    rule_version: Annotated[int, Field(title='Rule Version')]
-    scope: MonitorScope
-    state: Annotated[Literal['active', 'paused'], Field(title='State')]
-    trigger: Trigger
-    updated_at: Annotated[AwareDatetime, Field(title='Updated At')]
+    created_at: Annotated[
+        AwareDatetime,
+        Field(description='When it was created (ISO 8601, UTC)', title='Created At'),
+    ]
+    description: Annotated[
+        str | None,
+        Field(
+            description='What the monitor watches and why (free text)',
+            title='Description',
+        ),
+    ]
+    label: Annotated[str, Field(description='Short name of the monitor', title='Label')]
+    monitor_id: Annotated[
+        str, Field(description='Monitor id (`mon_` + a ULID)', title='Monitor Id')
+    ]
+    notify: Annotated[
+        list[str],
+        Field(
+            description="Where findings go: channel refs kind:id, 'inbox:default' (the notification inbox) or 'webhook:<webhook id>'",
+            title='Notify',
+        ),
+    ]
+    rule: Annotated[
+        RuleSpec, Field(description='What to evaluate: a rule kind and its parameters')
+    ]
+    rule_version: Annotated[
+        int,
+        Field(
+            description='Starts at 1; each change of the rule adds 1 (findings record it)',
+            title='Rule Version',
+        ),
+    ]
+    scope: Annotated[
+        MonitorScope,
+        Field(
+            description='Which lots the rule looks at (every field that is set must match); empty: every lot of the workspace'
+        ),
+    ]
+    state: Annotated[
+        Literal['active', 'paused'],
+        Field(
+            description='`active` runs on its trigger; `paused` does not (manual runs still work)',
+            title='State',
+        ),
+    ]
+    trigger: Annotated[
+        Trigger, Field(description='When to run: on a schedule or after every ingest')
+    ]
+    updated_at: Annotated[
+        AwareDatetime,
+        Field(
+            description='When it was last changed (ISO 8601, UTC)', title='Updated At'
+        ),
+    ]
 
 
 class MonitorPatch(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    description: Annotated[Description | None, Field(title='Description')] = None
-    label: Annotated[Label | None, Field(title='Label')] = None
-    notify: Annotated[Notify | None, Field(title='Notify')] = None
-    rule: RuleSpec | None = None
-    scope: MonitorScope | None = None
-    state: Annotated[Literal['active', 'paused'] | None, Field(title='State')] = None
-    trigger: Trigger | None = None
+    description: Annotated[
+        Description1 | None,
+        Field(
+            description='What the monitor watches and why (free text); null clears it',
+            title='Description',
+        ),
+    ] = None
+    label: Annotated[
+        Label | None, Field(description='Short name of the monitor', title='Label')
+    ] = None
+    notify: Annotated[
+        Notify | None,
+        Field(
+            description="Where findings go: channel refs kind:id, 'inbox:default' (the notification inbox) or 'webhook:<webhook id>'",
+            title='Notify',
+        ),
+    ] = None
+    rule: Annotated[
+        RuleSpec | None,
+        Field(
+            description='What to evaluate: a rule kind and its parameters; a changed rule bumps rule_version'
+        ),
+    ] = None
+    scope: Annotated[
+        MonitorScope | None,
+        Field(
+            description='Which lots the rule looks at (every field that is set must match); empty: every lot of the workspace'
+        ),
+    ] = None
+    state: Annotated[
+        Literal['active', 'paused'] | None,
+        Field(
+            description='`active` runs on its trigger; `paused` does not (manual runs still work)',
+            title='State',
+        ),
+    ] = None
+    trigger: Annotated[
+        Trigger | None,
+        Field(description='When to run: on a schedule or after every ingest'),
+    ] = None
 
 
 class PageJobOut(BaseModel):
-    items: Annotated[list[JobOut], Field(title='Items')]
+    items: Annotated[
+        list[JobOut],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -1141,7 +3187,10 @@ class PageJobOut(BaseModel):
 
 
 class PageMonitorOut(BaseModel):
-    items: Annotated[list[MonitorOut], Field(title='Items')]
+    items: Annotated[
+        list[MonitorOut],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -1152,7 +3201,10 @@ class PageMonitorOut(BaseModel):
 
 
 class PagePatternClassOut(BaseModel):
-    items: Annotated[list[PatternClassOut], Field(title='Items')]
+    items: Annotated[
+        list[PatternClassOut],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -1163,7 +3215,10 @@ class PagePatternClassOut(BaseModel):
 
 
 class PageRunRecord(BaseModel):
-    items: Annotated[list[RunRecord], Field(title='Items')]
+    items: Annotated[
+        list[RunRecord],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -1174,7 +3229,10 @@ class PageRunRecord(BaseModel):
 
 
 class PageWebhook(BaseModel):
-    items: Annotated[list[Webhook], Field(title='Items')]
+    items: Annotated[
+        list[Webhook],
+        Field(description="The items of this page, in the list's order", title='Items'),
+    ]
     next_cursor: Annotated[
         str | None,
         Field(
@@ -1185,55 +3243,183 @@ class PageWebhook(BaseModel):
 
 
 class PatternExplanationOut(BaseModel):
-    features: Annotated[dict[str, float | int], Field(title='Features')]
-    orientation_assumed: Annotated[bool, Field(title='Orientation Assumed')]
-    region: PatternRegionOut
-    summary: Annotated[str, Field(title='Summary')]
+    features: Annotated[
+        dict[str, float | int],
+        Field(
+            description='The map features that drove the decision, by name',
+            title='Features',
+        ),
+    ]
+    orientation_assumed: Annotated[
+        bool,
+        Field(
+            description="True when the map's orientation is not known, so octants read X to the right and Y up",
+            title='Orientation Assumed',
+        ),
+    ]
+    region: Annotated[
+        PatternRegionOut,
+        Field(description='The region of the map the pattern occupies'),
+    ]
+    summary: Annotated[
+        str,
+        Field(
+            description='One sentence saying what was found and where', title='Summary'
+        ),
+    ]
 
 
 class PatternOut(BaseModel):
-    class_id: Annotated[str, Field(title='Class Id')]
+    class_id: Annotated[
+        str,
+        Field(
+            description='Pattern class, `family/location/severity[/refinement]` (see GET /v1/patterns)',
+            title='Class Id',
+        ),
+    ]
     confidence: Annotated[
         float,
         Field(
-            description='calibrated probability that the family is right',
+            description='Calibrated probability that the family is right, a fraction 0-1',
             title='Confidence',
         ),
     ]
-    explanation: PatternExplanationOut
-    family: Annotated[str, Field(title='Family')]
-    level_confidence: Annotated[dict[str, float], Field(title='Level Confidence')]
-    location: Annotated[str, Field(title='Location')]
-    raw_score: Annotated[float, Field(title='Raw Score')]
-    refinement: Annotated[str | None, Field(title='Refinement')] = None
-    severity: Annotated[str, Field(title='Severity')]
+    explanation: Annotated[
+        PatternExplanationOut,
+        Field(description='Why: summary, features and the region found'),
+    ]
+    family: Annotated[
+        str,
+        Field(
+            description='Pattern family (one of 15, e.g. center, donut, edge_ring, edge_loc, loc, scratch, random)',
+            title='Family',
+        ),
+    ]
+    level_confidence: Annotated[
+        dict[str, float],
+        Field(
+            description='Calibrated probability 0-1 that the location and the severity are right',
+            title='Level Confidence',
+        ),
+    ]
+    location: Annotated[
+        str,
+        Field(
+            description='Where on the wafer: global, center, mid or edge (equal-area radial thirds)',
+            title='Location',
+        ),
+    ]
+    raw_score: Annotated[
+        float,
+        Field(
+            description="The classifier's uncalibrated score (for comparison between versions)",
+            title='Raw Score',
+        ),
+    ]
+    refinement: Annotated[
+        str | None,
+        Field(
+            description='Octant, scratch orientation, side or direction where the family needs it; else null',
+            title='Refinement',
+        ),
+    ] = None
+    severity: Annotated[
+        str,
+        Field(
+            description='Fail density inside the pattern region: low (< 20 %), med (20-50 %) or high (>= 50 %)',
+            title='Severity',
+        ),
+    ]
 
 
 class PresignOut(BaseModel):
-    expires_at: Annotated[str, Field(title='Expires At')]
-    headers: Annotated[dict[str, str] | None, Field(title='Headers')] = {}
-    job: JobOut
-    key: Annotated[str, Field(title='Key')]
-    method: Annotated[Literal['PUT'], Field(title='Method')] = 'PUT'
-    upload_url: Annotated[str, Field(title='Upload Url')]
+    expires_at: Annotated[
+        str,
+        Field(
+            description='When the URL stops working; the queued job expires then if no file arrived; ISO 8601 date-time, UTC',
+            title='Expires At',
+        ),
+    ]
+    headers: Annotated[
+        dict[str, str] | None,
+        Field(description='Headers to send with the PUT, exactly', title='Headers'),
+    ] = {}
+    job: Annotated[
+        JobOut,
+        Field(
+            description='The ingest job, queued until the file lands (poll GET /v1/jobs/{job_id})'
+        ),
+    ]
+    key: Annotated[
+        str, Field(description='Object key the file is stored under', title='Key')
+    ]
+    method: Annotated[
+        Literal['PUT'],
+        Field(description='The HTTP method to use with upload_url', title='Method'),
+    ] = 'PUT'
+    upload_url: Annotated[
+        str,
+        Field(
+            description="PUT the file's bytes here before expires_at (no API key: the URL is signed)",
+            title='Upload Url',
+        ),
+    ]
 
 
 class TestList(BaseModel):
-    items: Annotated[list[TestStat], Field(title='Items')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
-    view: Annotated[str, Field(title='View')]
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')] = None
+    items: Annotated[
+        list[TestStat],
+        Field(
+            description='Every test of the lot, by test number and name', title='Items'
+        ),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
+    view: Annotated[
+        str,
+        Field(
+            description='Which tests of each die count: `final` the execution the retest policy keeps, `first_pass` the first execution, `all` every execution',
+            title='View',
+        ),
+    ]
+    wafer_id: Annotated[
+        str | None,
+        Field(description='The wafer asked for; null: the whole lot', title='Wafer Id'),
+    ] = None
 
 
 class WaferList(BaseModel):
-    items: Annotated[list[WaferOut], Field(title='Items')]
-    lot_id: Annotated[str, Field(title='Lot Id')]
+    items: Annotated[
+        list[WaferOut],
+        Field(
+            description='Every wafer of the lot in test order (first WIR start time, then wafer id)',
+            title='Items',
+        ),
+    ]
+    lot_id: Annotated[str, Field(description='Lot id (MIR.LOT_ID)', title='Lot Id')]
 
 
 class ClassifyOut(BaseModel):
-    classifier_version: Annotated[str, Field(title='Classifier Version')]
-    latency_ms: Annotated[float, Field(title='Latency Ms')]
-    lot_id: Annotated[str | None, Field(title='Lot Id')] = None
+    classifier_version: Annotated[
+        str,
+        Field(
+            description='Version of the classifier that answered',
+            title='Classifier Version',
+        ),
+    ]
+    latency_ms: Annotated[
+        float,
+        Field(
+            description='Server time spent classifying, milliseconds',
+            title='Latency Ms',
+        ),
+    ]
+    lot_id: Annotated[
+        str | None,
+        Field(
+            description='The lot, when the map came from the lake (or the STDF file)',
+            title='Lot Id',
+        ),
+    ] = None
     pattern_classes: Annotated[
         list[PatternOut],
         Field(
@@ -1241,10 +3427,34 @@ class ClassifyOut(BaseModel):
             title='Pattern Classes',
         ),
     ]
-    snapshot_job_id: Annotated[str | None, Field(title='Snapshot Job Id')] = None
-    wafer_id: Annotated[str | None, Field(title='Wafer Id')]
+    snapshot_job_id: Annotated[
+        str | None,
+        Field(
+            description='The snapshot read, when the map came from the lake',
+            title='Snapshot Job Id',
+        ),
+    ] = None
+    wafer_id: Annotated[
+        str | None,
+        Field(
+            description='The wafer classified (as given or found in the map)',
+            title='Wafer Id',
+        ),
+    ]
 
 
 class BatchOut(BaseModel):
-    classifier_version: Annotated[str, Field(title='Classifier Version')]
-    results: Annotated[list[ClassifyOut | BatchItemError], Field(title='Results')]
+    classifier_version: Annotated[
+        str,
+        Field(
+            description='Version of the classifier that answered',
+            title='Classifier Version',
+        ),
+    ]
+    results: Annotated[
+        list[ClassifyOut | BatchItemError],
+        Field(
+            description='One entry per map in request order: a classification, or the error of that map',
+            title='Results',
+        ),
+    ]

@@ -6,15 +6,29 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from stratum.analytics.estimators import ESTIMATORS
 from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest
-from stratum.render.diemap import render_die_map
 
+from ..params import (
+    BinType,
+    Cursor,
+    Limit,
+    LotId,
+    SiteNum,
+    SnapshotJobId,
+    TestNameFilter,
+    TestNum,
+    ViewParam,
+    WaferId,
+    WaferIdFilter,
+)
 from ..schemas import (
     BinsOut,
     CapabilityOut,
+    CapabilityRow,
     LotDetail,
     LotSummary,
     Page,
@@ -22,14 +36,13 @@ from ..schemas import (
     TestList,
     WaferList,
     WaferMapOut,
+    binary,
     problem_responses,
 )
 from ..security import Principal, require
 
 router = APIRouter(tags=["lots"])
 ERRORS = problem_responses(400, 401, 403, 404, 429)
-View = Literal["final", "first_pass", "all"]
-SNAP = Query(None, max_length=64, description="Pin the lot snapshot published by this job (reproducible numbers)")
 ANALYTICS = require("analytics", "analytics")
 
 
@@ -53,12 +66,18 @@ def list_lots(
     q: str | None = Query(None, max_length=255, description="Substring of the lot id (case-insensitive)"),
     part_type: str | None = Query(None, max_length=255, description="Substring of the part type (case-insensitive)"),
     program: str | None = Query(None, max_length=255, description="Substring of the test program (case-insensitive)"),
-    start_from: str | None = Query(None, description="ISO date: lots started at or after"),
-    start_to: str | None = Query(None, description="ISO date: lots started at or before"),
-    limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = Query(None, max_length=1024),
+    start_from: str | None = Query(
+        None, description="ISO 8601 date or date-time (UTC unless it has an offset): lots started at or after it"
+    ),
+    start_to: str | None = Query(
+        None, description="ISO 8601 date or date-time (UTC unless it has an offset): lots started at or before it"
+    ),
+    limit: Limit = 50,
+    cursor: Cursor = None,
     principal: Principal = Depends(ANALYTICS),
 ) -> Page[LotSummary]:
+    """The workspace's lots in lot id order, each with the counts and yields of its active snapshot: wafer and
+    part counts, final yield and first-pass yield (fractions 0-1). Filters combine (AND)."""
     svc = request.app.state.analytics
     items, nxt = svc.list_lots(
         principal.workspace,
@@ -80,15 +99,20 @@ def list_lots(
     summary="Lot metadata, wafers with yields, the active job and all jobs",
 )
 def get_lot(
-    request: Request, lot_id: str, snapshot_job_id: str | None = SNAP, principal: Principal = Depends(ANALYTICS)
+    request: Request, lot_id: LotId, snapshot_job_id: SnapshotJobId = None, principal: Principal = Depends(ANALYTICS)
 ):
+    """One lot as of its active snapshot (or the pinned one): MIR metadata of the newest file, part counts and
+    yields (final view, retests resolved by the lot's retest policy; first pass before any retest), every wafer,
+    the snapshot's files, every ingest job of the lot, notes attached by inbound webhooks and the files' warnings."""
     return request.app.state.analytics.lot(principal.workspace, lot_id, snapshot_job_id)
 
 
 @router.get("/v1/lots/{lot_id}/wafers", response_model=WaferList, responses=ERRORS, summary="Wafers with yields")
 def wafers(
-    request: Request, lot_id: str, snapshot_job_id: str | None = SNAP, principal: Principal = Depends(ANALYTICS)
+    request: Request, lot_id: LotId, snapshot_job_id: SnapshotJobId = None, principal: Principal = Depends(ANALYTICS)
 ):
+    """Every wafer of the lot with its die counts, final and first-pass yield (fractions 0-1) and retest count,
+    counted from the PRR records (WRR summary counts are not used)."""
     return {"lot_id": lot_id, "items": request.app.state.analytics.wafers(principal.workspace, lot_id, snapshot_job_id)}
 
 
@@ -98,7 +122,11 @@ def wafers(
     responses={
         **ERRORS,
         200: {
-            "content": {"application/json": {}, "image/png": {}, "image/svg+xml": {}},
+            "content": {
+                "application/json": {},
+                "image/png": binary("format=png: the bin map (or heat map with test_num), legend and header"),
+                "image/svg+xml": binary("format=svg: the same picture as SVG"),
+            },
             "description": "The die map as JSON, or rendered as PNG/SVG",
         },
     },
@@ -106,9 +134,9 @@ def wafers(
 )
 def wafer_map(
     request: Request,
-    lot_id: str,
-    wafer_id: str,
-    snapshot_job_id: str | None = SNAP,
+    lot_id: LotId,
+    wafer_id: WaferId,
+    snapshot_job_id: SnapshotJobId = None,
     test_num: int | None = Query(
         None,
         ge=0,
@@ -116,26 +144,27 @@ def wafer_map(
         description="Add this test's result per die as `value` (heat map); for a functional (FTR) or "
         "multi-pin (MPR) test, 1 when the die passed it (every pin) and 0 when it failed (pass/fail map)",
     ),
-    test_name: str | None = Query(None, max_length=255, description="Disambiguates a reused test number"),
-    view: View = "final",
-    bin_type: Literal["H", "S"] = "H",
-    format: Literal["json", "png", "svg"] = "json",
+    test_name: TestNameFilter = None,
+    view: ViewParam = "final",
+    bin_type: BinType = "H",
+    format: Literal["json", "png", "svg"] = Query(
+        "json", description="`json` the die columns; `png` or `svg` the rendered map"
+    ),
     principal: Principal = Depends(ANALYTICS),
 ):
+    """Every die of the wafer with coordinates: X/Y from the PRR, hard and soft bin, pass/fail, part id and site,
+    in the chosen view. With `test_num`, each die also carries `value`: its result of that test (a heat map).
+    The orientation (POS_X/POS_Y, flat, die size) comes from the newest file's WCR record and says when it is
+    assumed. Bin names and pass/fail come from HBR/SBR, else from the parts' PRR flags (`pass_fail_source`).
+    PNG/SVG draw the map round using the WCR die size (or the inferred aspect), coloured by `bin_type` bins
+    or, with `test_num`, by value."""
     svc = request.app.state.analytics
-    data = svc.wafer_map(
-        principal.workspace,
-        lot_id,
-        wafer_id,
-        snapshot_job_id=snapshot_job_id,
-        test_num=test_num,
-        test_name=test_name,
-        view=view,
-    )
+    where = {"snapshot_job_id": snapshot_job_id, "test_num": test_num, "test_name": test_name, "view": view}
     if format in ("png", "svg"):
-        body = render_die_map(data, fmt=format, bin_type=bin_type)
+        body = svc.wafer_map_image(principal.workspace, lot_id, wafer_id, fmt=format, bin_type=bin_type, **where)
         media = "image/png" if format == "png" else "image/svg+xml"
         return Response(body, media_type=media, headers=dict(getattr(request.state, "extra_headers", {}) or {}))
+    data = svc.wafer_map(principal.workspace, lot_id, wafer_id, **where)
     return {
         "lot_id": data.lot_id,
         "wafer_id": data.wafer_id,
@@ -157,12 +186,16 @@ def wafer_map(
 )
 def tests(
     request: Request,
-    lot_id: str,
-    snapshot_job_id: str | None = SNAP,
-    wafer_id: str | None = Query(None, max_length=255),
-    view: View = "final",
+    lot_id: LotId,
+    snapshot_job_id: SnapshotJobId = None,
+    wafer_id: WaferIdFilter = None,
+    view: ViewParam = "final",
     principal: Principal = Depends(ANALYTICS),
 ):
+    """Every test of the lot (parametric PTR, multi-pin MPR, functional FTR) with its units and limits (from the
+    newest file), and over the chosen view: executions, valid results, mean, sample sigma, min, max, fails and
+    fail rate (a fraction 0-1). Values are in the test's base units (results are stored unscaled; `res_scal`
+    gives the display exponent)."""
     items = request.app.state.analytics.tests(
         principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, wafer_id=wafer_id, view=view
     )
@@ -195,17 +228,20 @@ def _cursor(offset: int) -> str:
 )
 def test_results(
     request: Request,
-    lot_id: str,
-    test_num: int,
-    snapshot_job_id: str | None = SNAP,
-    test_name: str | None = Query(None, max_length=255),
-    wafer_id: str | None = Query(None, max_length=255),
-    site_num: int | None = Query(None, ge=0, le=255),
-    view: View = "final",
-    limit: int = Query(1000, ge=1, le=10000),
-    cursor: str | None = Query(None, max_length=1024),
+    lot_id: LotId,
+    test_num: TestNum,
+    snapshot_job_id: SnapshotJobId = None,
+    test_name: TestNameFilter = None,
+    wafer_id: WaferIdFilter = None,
+    site_num: SiteNum = None,
+    view: ViewParam = "final",
+    limit: int = Query(1000, ge=1, le=10000, description="Rows per page (1-10000)"),
+    cursor: Cursor = None,
     principal: Principal = Depends(ANALYTICS),
 ):
+    """One row per execution of the test on a part in the chosen view (MPR: one row per pin), with the die's
+    coordinates, site, bins and retest flags: the result in base units with the limits in effect (PTR, MPR),
+    or pass/fail with the vector fields (FTR). Pages of `limit` rows; follow `next_cursor`."""
     if not 0 <= test_num <= 4294967295:
         raise BadRequest("test_num must be between 0 and 4294967295")
     off = _offset(cursor)
@@ -232,17 +268,31 @@ def test_results(
 )
 def capability(
     request: Request,
-    lot_id: str,
-    snapshot_job_id: str | None = SNAP,
-    wafer_id: str | None = Query(None, max_length=255),
-    test_num: int | None = Query(None, ge=0, le=4294967295),
-    source: Literal["exact", "auto"] = Query("exact", description="auto may use TSR summaries and says so"),
-    limits: Literal["test", "spec"] = "test",
-    unbias: bool = False,
-    estimator: Literal[ESTIMATORS] = "pooled",  # type: ignore[valid-type]
+    lot_id: LotId,
+    snapshot_job_id: SnapshotJobId = None,
+    wafer_id: WaferIdFilter = None,
+    test_num: int | None = Query(None, ge=0, le=4294967295, description="Only this test number; default: every test"),
+    source: Literal["exact", "auto"] = Query(
+        "exact",
+        description="`exact` computes from the results; `auto` may use the files' TSR summary sums (for the whole "
+        "lot only, when every file has them) and says so per row",
+    ),
+    limits: Literal["test", "spec"] = Query(
+        "test", description="Limits for the indices: `test` (LO_LIMIT/HI_LIMIT) or `spec` (LO_SPEC/HI_SPEC)"
+    ),
+    unbias: bool = Query(False, description="Divide both sigmas by c4 (bias correction for small samples)"),
+    estimator: Literal[ESTIMATORS] = Query(  # type: ignore[valid-type]
+        "pooled",
+        description="Within-wafer sigma estimator: `pooled` (pooled SD), or the JMP/Minitab-compatible "
+        "jmp_ranges, jmp_sbar, minitab_rbar, minitab_sbar, minitab_default",
+    ),
     principal: Principal = Depends(ANALYTICS),
 ):
-    return request.app.state.analytics.capability(
+    """Process capability of every parametric test over the final view of valid results. For the stacked lot the
+    subgroup is the wafer: Cp/Cpl/Cpu/Cpk use the within-wafer sigma, Pp/Ppl/Ppu/Ppk the overall sample sigma
+    (N-1); for one wafer the two agree. One-sided limits give Cp/Pp null and Cpk/Ppk the side that exists; sigma
+    0 or fewer than 2 values give null (never infinity)."""
+    body = request.app.state.analytics.capability(
         principal.workspace,
         lot_id,
         snapshot_job_id=snapshot_job_id,
@@ -253,23 +303,42 @@ def capability(
         estimator=estimator,
         test_num=test_num,
     )
+    return capability_response(body, getattr(request.state, "extra_headers", None))
+
+
+_CAPABILITY_FIELDS = tuple(CapabilityOut.model_fields)
+_CAPABILITY_ROW_FIELDS = tuple(CapabilityRow.model_fields)
+
+
+def capability_response(body: dict, headers: dict | None) -> JSONResponse:
+    """``body`` as ``CapabilityOut`` serialises it (its fields, in order), without validating every row: the
+    service builds each value with the model's type, and validating hundreds of rows cost more than computing
+    them (issue 16). A test keeps this equal to the model's own serialisation."""
+    out = {k: body.get(k) for k in _CAPABILITY_FIELDS}
+    out["tests"] = [{k: row.get(k) for k in _CAPABILITY_ROW_FIELDS} for row in body["tests"]]
+    return JSONResponse(out, headers=dict(headers or {}))
 
 
 @router.get(
     "/v1/lots/{lot_id}/bins",
     response_model=BinsOut,
+    response_model_exclude_unset=True,
     responses=ERRORS,
     summary="Hard and soft bin summary by lot, wafer or site, with first-pass and final yield",
 )
 def bins(
     request: Request,
-    lot_id: str,
-    snapshot_job_id: str | None = SNAP,
-    by: Literal["lot", "wafer", "site"] = "lot",
-    bin_type: Literal["H", "S"] | None = None,
-    wafer_id: str | None = Query(None, max_length=255),
+    lot_id: LotId,
+    snapshot_job_id: SnapshotJobId = None,
+    by: Literal["lot", "wafer", "site"] = Query("lot", description="One group per lot, per wafer or per test site"),
+    bin_type: Literal["H", "S"] | None = Query(None, description="Only hard (`H`) or soft (`S`) bins; default: both"),
+    wafer_id: WaferIdFilter = None,
     principal: Principal = Depends(ANALYTICS),
 ):
+    """Per group (the lot, each wafer or each site) and bin: dies/parts in the bin after retests and at first
+    pass, with `percent` and `first_pass_percent` as percentages 0-100 of the group's parts; bin names and
+    pass/fail from HBR/SBR. The `yield` rows give each group's final and first-pass yield as fractions 0-1.
+    Counts come from PRRs; the HBR/SBR summary count is shown beside them (by=lot) as a cross-check only."""
     return request.app.state.analytics.bins(
         principal.workspace, lot_id, snapshot_job_id=snapshot_job_id, by=by, bin_type=bin_type, wafer_id=wafer_id
     )

@@ -6,7 +6,7 @@ import functools
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from ..schemas import SqlRequest, SqlResponse, SqlSchema, problem_responses
+from ..schemas import SqlRequest, SqlResponse, SqlSchema, binary, problem_responses
 from ..security import Principal, require
 
 router = APIRouter(tags=["sql"])
@@ -22,6 +22,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
     summary="Tables, columns, types and descriptions of the public SQL schema",
 )
 def schema(request: Request, principal: Principal = Depends(require("sql_schema", "analytics"))) -> SqlSchema:
+    """Every public table (view) with its columns, their DuckDB types and what they hold. Each query sees one
+    snapshot per lot; `is_final`/`is_retest` carry the retest semantics; results are in base units."""
     del principal
     return SqlSchema(tables=request.app.state.schema_cache())
 
@@ -32,13 +34,23 @@ def schema(request: Request, principal: Principal = Depends(require("sql_schema"
     responses={
         **RUN_ERRORS,
         200: {
-            "content": {"application/json": {}, ARROW_STREAM: {}},
+            "content": {
+                "application/json": {},
+                ARROW_STREAM: binary(
+                    "With Accept: application/vnd.apache.arrow.stream: the page as an Arrow IPC stream"
+                ),
+            },
             "description": "The page as JSON, or with `Accept: application/vnd.apache.arrow.stream` as an Arrow "
             "IPC stream (next cursor, row count and truncation in X-Next-Cursor, X-Row-Count, X-Truncated)",
         },
     },
     summary="Run one read-only SELECT (or EXPLAIN); 30 s limit, 1,000 rows per page, 100,000 in total",
     description=(
+        "One read-only statement over the workspace's tables (see GET /v1/sql/schema); anything that writes, "
+        "attaches, reads files or sets options is refused (400). `context` narrows every table to a lot, a pinned "
+        "snapshot and wafers. Pages of `limit` rows (default 1,000): pass `next_cursor` back as `cursor` with the "
+        "same query and context; a query yields at most 100,000 rows in total (`truncated` says when it had more; "
+        "use POST /v1/exports for everything).\n\n"
         "Bounds (server settings): the time limit (422 `query_timeout`); DuckDB working memory, spill and the "
         "server's memory, and 5,000,000 bytes of JSON rows per page (422 `query_resources`, naming the bound); "
         "2 queries at once per server, others wait up to 10 s (then 503)."

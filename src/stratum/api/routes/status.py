@@ -16,6 +16,8 @@ router = APIRouter(tags=["status"])
 
 @router.get("/v1/status", response_model=Status, summary="Health and versions")
 def status(request: Request) -> Status:
+    """Whether the server and its metadata store answer, with the versions of the server, STDF parser, lake
+    schema and DuckDB and the adapters in use. Needs no API key; use it for health checks."""
     import duckdb  # only for its version: not on the import path of the app
 
     rt = request.app.state.runtime

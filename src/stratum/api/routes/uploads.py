@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stratum.errors import BadRequest, PayloadTooLarge, Unprocessable
 
+from ..params import JobId, Signature, SignedExpires, SignedWorkspace
 from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
 
@@ -99,7 +100,13 @@ async def upload_body(
 
 
 # the STDF request body, documented for OpenAPI (FastAPI reads it from the Request, not a model)
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BINARY = {
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "The STDF V4 file: plain, gzip, bzip2 or zip (detected by content)",
+    }
+}
 _BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 _UPLOAD_BODY = {
     "requestBody": {
@@ -144,6 +151,12 @@ async def upload(
     ),
     principal: Principal = Depends(require("upload", "uploads")),
 ) -> JobOut:
+    """Store the file and queue its ingest job; the answer (202, `Location: /v1/jobs/{job_id}`) is the queued job.
+    Poll the job until it is terminal; a succeeded job publishes a new snapshot of its lot. The body is the file
+    itself (`Content-Type: application/octet-stream`, `?filename=` required) or a multipart form with a `file`
+    part (`curl -F file=@lot.stdf`). Bytes identical to an earlier upload make a `duplicate` job. Send an
+    `Idempotency-Key` header to make retries safe: a repeated key answers the first job
+    (`Idempotent-Replayed: true`). Files over the upload limit answer 413: use POST /v1/uploads/presign."""
     rt = request.app.state.runtime
     body, size, filename = await upload_body(request, rt.settings.max_upload_bytes, filename)
     idem = request.headers.get("idempotency-key")
@@ -176,6 +189,10 @@ def presign(
     body: PresignRequest,
     principal: Principal = Depends(require("upload", "uploads")),
 ) -> PresignOut:
+    """For files too large for a direct upload: answers a URL to PUT the file to (with the headers to send)
+    and the ingest job, queued. The job starts when the file lands; if the URL expires unused, the job fails
+    with `upload_expired`.
+    `Idempotency-Key` works as on POST /v1/uploads."""
     rt = request.app.state.runtime
     base = (rt.settings.public_base_url or str(request.base_url)).rstrip("/")
     idem = request.headers.get("idempotency-key")
@@ -201,11 +218,14 @@ def presign(
 async def presigned_content(
     request: Request,
     background: BackgroundTasks,
-    job_id: str,
-    workspace: str = Query(..., max_length=63),
-    expires: int = Query(...),
-    signature: str = Query(..., max_length=128),
+    job_id: JobId,
+    workspace: SignedWorkspace,
+    expires: SignedExpires,
+    signature: Signature,
 ) -> JobOut:
+    """The local runtime's stand-in for an S3 presigned PUT: call the `upload_url` that presign returned, as is,
+    with the file as the body. No API key: the URL's signature authorises one upload of one job until it
+    expires (403 otherwise). Answers the job, now queued for ingest."""
     rt = request.app.state.runtime
     declared = request.headers.get("content-length")
     upload = await run_in_threadpool(
@@ -242,6 +262,10 @@ async def inspect(
     ),
     principal: Principal = Depends(require("upload", "uploads")),
 ):
+    """Read an STDF file (raw body or multipart `file` part, as for uploads) and describe it without storing or
+    ingesting it: MIR metadata (lot, part type, program, tester), record counts, parts passed/failed, sites,
+    wafers with their WRR counts, and the problems found. A file that is not STDF, or cannot be decompressed or
+    parsed at all, answers 422 with the first problem."""
     rt = request.app.state.runtime
     body, size, filename = await upload_body(request, rt.settings.max_upload_bytes, filename, "upload.stdf")
     if size == 0:
