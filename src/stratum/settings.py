@@ -214,6 +214,10 @@ class Settings(BaseSettings):
 
     # API
     api_root_path: str = ""
+    # a server pays its first requests' one-off costs at start (Runtime.warm_up): `stratum serve` on a
+    # background thread, the API Lambda in its init phase (AWS_LAMBDA_INITIALIZATION_TYPE is set there)
+    warm_up: bool = True
+    lambda_initialization_type: str = Field(default="", validation_alias="AWS_LAMBDA_INITIALIZATION_TYPE")
     public_base_url: str = ""
 
     @field_validator("data_dir", mode="after")
