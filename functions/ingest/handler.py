@@ -1,9 +1,12 @@
 """Ingest Lambda: S3 ObjectCreated notifications on the drop bucket, delivered through SQS.
 
 Thin by design: it decodes the event and hands each object to ``stratum.ingest.drop.DropProcessor``,
-the same service the local watcher uses. Partial batch failures (Powertools ``BatchProcessor``) make
-SQS redeliver only the records that failed for a retryable reason; a bad STDF file is not retried,
-its job records the error.
+the same service the local watcher uses (it ingests the object, then moves it to ``processed/`` or
+``failed/``). Partial batch failures (Powertools ``BatchProcessor``) make SQS redeliver only the records
+that failed for a retryable reason; a bad STDF file is not retried, its job records the error.
+
+A second event shape, ``{"task": "expire_uploads"}`` (the input of the stack's EventBridge schedule), runs
+``UploadService.sweep``: presigned uploads that never arrived fail with ``upload_expired``.
 
 Environment (see ``stratum.settings``): STRATUM_BACKEND=aws, STRATUM_AWS__DROP_BUCKET,
 STRATUM_AWS__DROP_PREFIX, STRATUM_AWS__LAKE_BUCKET, STRATUM_AWS__METADATA_TABLE, POWERTOOLS_*.
@@ -38,10 +41,17 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 RESERVE_S = 60.0
 
 
+EXPIRE_UPLOADS = "expire_uploads"
+
+
 @cache
-def drop_processor() -> DropProcessor:
+def runtime() -> Runtime:
     """One runtime per container, built on first use."""
-    return Runtime.from_settings(get_settings()).drop_processor
+    return Runtime.from_settings(get_settings())
+
+
+def drop_processor() -> DropProcessor:
+    return runtime().drop_processor
 
 
 def deadline_of(lambda_context: LambdaContext | None) -> float | None:
@@ -76,7 +86,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             etag=(obj.etag or "").strip('"') or None,
             size=obj.size,
         )
-        job = drop.process(o, deadline=deadline_of(lambda_context))
+        res = drop.handle(o, deadline=deadline_of(lambda_context))
+        job = res.job
         if job is None:
             continue
         metrics.add_metric(name=f"Jobs{job.status.capitalize()}", unit=MetricUnit.Count, value=1)
@@ -89,6 +100,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
                 "status": job.status,
                 "lot_id": job.lot_id,
                 "key": o.key,
+                "moved_to": res.moved_to,
+                "ran": res.ran,
                 "error": job.error.message if job.error else None,
             },
         )
@@ -97,5 +110,11 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def handler(event: dict, context: Any) -> PartialItemFailureResponse:
+def handler(event: dict, context: Any) -> PartialItemFailureResponse | dict[str, Any]:
+    if isinstance(event, dict) and event.get("task") == EXPIRE_UPLOADS:
+        expired = runtime().uploads.sweep()
+        n = sum(len(v) for v in expired.values())
+        metrics.add_metric(name="UploadsExpired", unit=MetricUnit.Count, value=n)
+        logger.info("expired presigned uploads", extra={"expired": expired})
+        return {"expired": expired}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -144,6 +144,13 @@ VISIBILITY_TIMEOUT_FACTOR = 6  # AWS guidance for SQS event sources: >= 6x the f
 DLQ_RETENTION = Duration.days(14)  # SQS maximum: time to investigate and redrive
 
 DROP_PREFIX = "incoming/"
+# where the ingest function moves a dropped file when its job ended (stratum.ingest.drop); outside
+# DROP_PREFIX, so the drop bucket's notification (prefix incoming/) can never fire for them
+DROP_PROCESSED_PREFIX = "processed/"
+DROP_FAILED_PREFIX = "failed/"
+# presigned uploads that never arrived fail (upload_expired) on this schedule, run by the ingest function
+EXPIRE_UPLOADS_EVERY = Duration.minutes(5)
+EXPIRE_UPLOADS_INPUT = {"task": "expire_uploads"}
 LAKE_PREFIX = ""  # lake keys start at workspaces/
 LAKE_WORKSPACES_PREFIX = "workspaces/"
 ATHENA_RESULTS_PREFIX = "athena-results/"

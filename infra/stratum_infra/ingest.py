@@ -2,6 +2,11 @@
 
 Why S3 -> SQS -> Lambda instead of S3 -> Lambda: retries with back-off for free, a DLQ for poison files, a
 visible backlog, bounded concurrency, and batch partial failures (serverless-conventions section 4.7).
+
+When a file's job ends the function moves it (copy + delete) to ``processed/`` or ``failed/`` of the same
+bucket; the notification's prefix is ``incoming/``, so those copies never trigger it. A schedule
+(``EXPIRE_UPLOADS_EVERY``) invokes the same function with ``{"task": "expire_uploads"}``: presigned uploads
+that never arrived fail (the local runtime's loop does the same under ``stratum serve``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
@@ -93,13 +100,41 @@ class IngestConstruct(Construct):
             )
         )
 
+        self.expire_uploads = events.Rule(
+            self,
+            "ExpireUploads",
+            description="Stratum ingest: presigned uploads that never arrived fail with upload_expired",
+            schedule=events.Schedule.rate(C.EXPIRE_UPLOADS_EVERY),
+            targets=[
+                targets.LambdaFunction(
+                    self.function,
+                    event=events.RuleTargetInput.from_object(C.EXPIRE_UPLOADS_INPUT),
+                    retry_attempts=0,  # the next run sweeps again
+                )
+            ],
+        )
+
         role = self.function_.role
         drop_prefix = C.DROP_PREFIX
         lake_prefix = C.LAKE_WORKSPACES_PREFIX
+        archive = (C.DROP_PROCESSED_PREFIX, C.DROP_FAILED_PREFIX)
         for statement in (
             permissions.objects(
-                "ReadRawUploads", storage.drop_bucket, drop_prefix, ["s3:GetObject", "s3:GetObjectVersion"]
+                "ReadRawUploads",
+                storage.drop_bucket,
+                drop_prefix,
+                ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"],
             ),
+            *(
+                permissions.objects(
+                    f"Archive{p.strip('/').capitalize()}",
+                    storage.drop_bucket,
+                    p,
+                    ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                )
+                for p in archive
+            ),
+            permissions.list_prefix("ListDrop", storage.drop_bucket, drop_prefix, *archive),
             permissions.objects(
                 "WriteLake",
                 storage.lake_bucket,
@@ -113,11 +148,13 @@ class IngestConstruct(Construct):
         suppress(
             role,
             "IAM5",
-            "Object-level access is scoped to key prefixes: raw uploads under incoming/ of the drop bucket (read "
-            "only) and the Parquet lake under workspaces/ of the lake bucket, whose keys are "
-            "workspaces/<workspace>/lake/<table>/lot=<lot>/job=<job>/part-<n>.parquet and not known in advance.",
+            "Object-level access is scoped to key prefixes: raw uploads under incoming/ of the drop bucket (read, "
+            "and delete once moved), their moved copies under processed/ and failed/ (written by the move, with an "
+            "error report beside failed ones), and the Parquet lake under workspaces/ of the lake bucket, whose keys "
+            "are workspaces/<workspace>/lake/<table>/lot=<lot>/job=<job>/part-<n>.parquet and not known in advance.",
             applies_to=[
                 resource_regex("StorageDropBucket", f"/{drop_prefix}*"),
+                *(resource_regex("StorageDropBucket", f"/{p}*") for p in archive),
                 resource_regex("StorageLakeBucket", f"/{lake_prefix}*"),
             ],
         )

@@ -37,13 +37,14 @@ def metadata_read_write(table: dynamodb.ITable, index_names: tuple[str, ...]) ->
     ]
 
 
-def list_prefix(sid: str, bucket: s3.IBucket, prefix: str) -> iam.PolicyStatement:
-    """s3:ListBucket limited to keys under ``prefix`` (the bare prefix too, for pyarrow's directory probes)."""
+def list_prefix(sid: str, bucket: s3.IBucket, prefix: str, *more: str) -> iam.PolicyStatement:
+    """s3:ListBucket limited to keys under ``prefix`` (and ``more`` prefixes; each bare prefix too, for
+    pyarrow's directory probes)."""
     return iam.PolicyStatement(
         sid=sid,
         actions=["s3:ListBucket"],
         resources=[bucket.bucket_arn],
-        conditions={"StringLike": {"s3:prefix": [f"{prefix}*", prefix.rstrip("/")]}},
+        conditions={"StringLike": {"s3:prefix": [v for p in (prefix, *more) for v in (f"{p}*", p.rstrip("/"))]}},
     )
 
 

@@ -48,6 +48,10 @@ def key_claim(ws: str, bucket: str, key: str) -> Claim:
     return f"WS#{ws}#OBJKEY", f"{bucket}/{key}"
 
 
+def _moved_pk(ws: str) -> str:
+    return f"WS#{ws}#MOVED"
+
+
 def _content_claim(ws: str, sha256: str) -> Claim:
     return f"WS#{ws}#SHA", sha256
 
@@ -203,6 +207,15 @@ class Catalog:
         """Point ``claim`` at an existing job; a claim already made (by a concurrent delivery) stays as it is."""
         with contextlib.suppress(ConditionFailed):
             self.meta.put(claim[0], claim[1], {"job_id": job_id}, expect=ABSENT)
+
+    def record_move(self, ws: str, bucket: str, key: str, job_id: str, to: str) -> None:
+        """A dropped object left the drop prefix for ``to`` when its job ended (latest move of that key wins)."""
+        self.meta.put(_moved_pk(ws), f"{bucket}/{key}", {"job_id": job_id, "to": to})
+
+    def find_move(self, ws: str, bucket: str, key: str) -> dict[str, str] | None:
+        """``{"job_id", "to"}`` of the last object moved away from ``key``, if any."""
+        item = self.meta.get(_moved_pk(ws), f"{bucket}/{key}")
+        return None if item is None else {"job_id": item.data["job_id"], "to": item.data["to"]}
 
     def find_content(self, ws: str, sha256: str) -> str | None:
         """The published job holding a byte-identical file, if any."""

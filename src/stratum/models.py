@@ -23,6 +23,7 @@ class JobSource(BaseModel):
     version_id: str | None = None
     etag: str | None = None
     path: str | None = None
+    archived_key: str | None = None  # where the dropped object went when its job ended (processed/, failed/)
 
 
 class JobError(BaseModel):

@@ -11,6 +11,8 @@ a dropped object into an ingest job (the ingest Lambda, the drop-folder watcher 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,15 +44,20 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.query.sql import SqlService
 
 
+LOCAL_DROP_PREFIX = "incoming/"  # <data-dir>/incoming/ is the local drop folder
+
+
 @dataclass
 class Runtime:
     settings: Settings
     meta: MetadataStore
     lake: ObjectStore
     drop_store: ObjectStore
+    # a process that runs a command and exits (the CLI): query sessions are not kept, so nothing is materialised
+    one_shot: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(cls, settings: Settings, *, one_shot: bool = False) -> Runtime:
         if settings.backend == "local":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             (settings.data_dir / "incoming").mkdir(exist_ok=True)
@@ -59,12 +66,13 @@ class Runtime:
             build_metadata_store(settings),
             build_object_store(settings, area="lake"),
             build_object_store(settings, area="drop"),
+            one_shot,
         )
 
     @property
     def drop_prefix(self) -> str:
-        """Prefix of drop keys inside the drop store: the local store is rooted at incoming/ already."""
-        return "" if self.settings.backend == "local" else self.settings.aws.drop_prefix
+        """Prefix of drop keys inside the drop store (the local store is the data directory)."""
+        return LOCAL_DROP_PREFIX if self.settings.backend == "local" else self.settings.aws.drop_prefix
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -124,7 +132,7 @@ class Runtime:
         from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
-        engine = QueryEngine(self.catalog, self.lake, self.settings)
+        engine = QueryEngine(self.catalog, self.lake, self.settings, materialize=not self.one_shot)
         from stratum.patterns.store import PatternStore
 
         findings = MonitorStore(self.meta)
@@ -144,8 +152,6 @@ class Runtime:
         """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
         if not self.settings.sql.isolate:
             return self.sql
-        import sys
-
         from stratum.query.workers import SqlWorkers
 
         return SqlWorkers(self.settings, (sys.executable, "-c", _SQL_WORKER_MAIN))
@@ -238,9 +244,17 @@ class Runtime:
 
     @cached_property
     def exports(self):
+        import sys
+
         from stratum.exports.service import ExportService
 
-        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events)
+        # a server (local backend, SQL isolated) runs each export job in a memory-capped child process
+        isolate = (
+            (sys.executable, "-c", _EXPORT_WORKER_MAIN)
+            if self.settings.backend == "local" and self.settings.sql.isolate
+            else None
+        )
+        return ExportService(self.engine, self.meta, self.lake, self.settings, events=self.events, isolate=isolate)
 
     @cached_property
     def delivery(self) -> DeliveryService:
@@ -265,17 +279,21 @@ class Runtime:
         """Inbound hook action: ingest an object already in the workspace's drop folder."""
         from stratum.errors import NotFound
         from stratum.ingest.drop import DropObject
-
-        full = f"{self.drop_prefix}{ws}/{key}"
-        if self.drop_store.head(full) is None:
-            raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
         from stratum.ingest.watcher import LOCAL_BUCKET
 
+        full = f"{self.drop_prefix}{ws}/{key}"
         bucket = self.settings.aws.drop_bucket if self.settings.backend == "aws" else LOCAL_BUCKET
-        job = self.drop_processor.process(DropObject(bucket, full))
-        if job is None:
+        if self.drop_store.head(full) is None:
+            # the drop folder (watcher, S3 notification) may have ingested and moved it already
+            moved = self.drop_processor.moved(ws, bucket, full)
+            if moved is None:
+                raise NotFound(f"no object {key!r} in workspace {ws!r}'s drop folder")
+            job = self.catalog.get_job(ws, moved["job_id"])
+            return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id, "moved_to": moved["to"]}
+        res = self.drop_processor.handle(DropObject(bucket, full))
+        if res.job is None:
             return {"job_id": None, "status": "skipped", "reason": "not an STDF file name"}
-        return {"job_id": job.job_id, "status": job.status, "lot_id": job.lot_id}
+        return {"job_id": res.job.job_id, "status": res.job.status, "lot_id": res.job.lot_id, "moved_to": res.moved_to}
 
     def _run_monitor(self, ws: str, monitor_id: str, payload: dict) -> dict:
         """Inbound hook action: run a monitor now (optionally on one lot: payload ``lot_id``)."""
@@ -289,6 +307,41 @@ class Runtime:
             "error": run.error,
         }
 
+    def warm_up(self, workspace: str | None = None) -> None:
+        """Pay a server's one-off costs before its first requests: the libraries the analytics, map and SQL
+        routes import on first use, the analytics and chart services, the workspace's DuckDB database, and one
+        SQL worker process (started on a thread of its own; this returns once it is ready). ``stratum serve``
+        runs this on a background thread at start, the API Lambda in its init phase. A lot's snapshot views
+        are still built by the first request that reads the lot."""
+        worker = None
+        if self.settings.sql.isolate:
+            worker = threading.Thread(target=self.sql_runner.warm, name="stratum-sql-warm", daemon=True)
+            worker.start()
+        import numpy  # noqa: F401
+        import PIL.Image  # noqa: F401
+        import pyarrow  # noqa: F401
+
+        import stratum.analytics.capability  # noqa: F401
+        import stratum.render.wafermap  # noqa: F401
+
+        self.charts  # noqa: B018 - built (with the analytics service) now
+        self.engine.database(workspace or self.settings.workspace)
+        if worker is not None:
+            worker.join()
+
+    def start_warm_up(self, workspace: str | None = None) -> threading.Thread:
+        """``warm_up`` on a daemon thread (a server answers requests meanwhile; they wait for nothing)."""
+
+        def run() -> None:
+            try:
+                self.warm_up(workspace)
+            except Exception:  # noqa: BLE001 - only an optimisation: the first request does it again and reports
+                logging.getLogger("stratum").warning("warm-up failed", exc_info=True)
+
+        t = threading.Thread(target=run, name="stratum-warm-up", daemon=True)
+        t.start()
+        return t
+
     def close(self) -> None:
         if "delivery" in self.__dict__:
             self.delivery.stop_worker()
@@ -301,12 +354,47 @@ class Runtime:
         self.meta.close()
 
 
+class _NoPandas:
+    """A meta-path finder that reports pandas missing (see ``keep_pandas_out``)."""
+
+    @staticmethod
+    def find_spec(name: str, path=None, target=None):  # noqa: ANN001, ANN205 - importlib's finder protocol
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not loaded by stratum processes)", name=name)
+        return None
+
+
+def keep_pandas_out() -> None:
+    """For our own processes only (the CLI, ``stratum serve``, SQL workers, the Lambdas), before any query:
+    DuckDB imports pandas, when it is installed, on the first query with parameters (to check whether a
+    parameter is a DataFrame), 0.5-2 s. These processes pass no DataFrames, so pandas is reported missing
+    unless something imported it already; a library user's process is left alone."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
 # a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
 _SQL_WORKER_MAIN = "from stratum.runtime import serve_sql_worker; serve_sql_worker()"
 
 
+# an export job's child process (``ExportService.isolate``) builds its own runtime and runs the export
+_EXPORT_WORKER_MAIN = "from stratum.runtime import serve_export_worker; serve_export_worker()"
+
+
+def serve_export_worker() -> None:  # pragma: no cover - runs in the child (tested through the API)
+    from stratum.exports.isolated import serve
+
+    def open_run(settings: Settings) -> tuple[Callable[[str, str], object], Callable[[], None]]:
+        rt = Runtime.from_settings(settings)
+        return rt.exports.run, rt.close
+
+    serve(open_run)
+
+
 def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)
     from stratum.query.workers import serve
+
+    keep_pandas_out()
 
     def open_sql(settings: Settings) -> tuple[SqlService, Callable[[], None]]:
         rt = Runtime.from_settings(settings)

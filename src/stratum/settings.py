@@ -55,6 +55,12 @@ class InputLimits(BaseModel):
     max_presign_bytes: int = 5 << 30
     # how long a presigned upload URL is valid; the upload's job expires with it
     presign_seconds: int = 3600
+    # a presigned upload's job fails (upload_expired) this long after its URL expired if nothing arrived:
+    # S3 checks the URL when a PUT begins, so a PUT begun just before expiry may still be arriving
+    # (15 min: 5 GiB, the largest presigned upload, at ~6 MB/s)
+    presign_grace_seconds: int = 900
+    # stratum serve: how often the sweep for expired presigned uploads runs (AWS: the ingest schedule, 5 min)
+    presign_sweep_seconds: float = 60.0
 
 
 class SqlLimits(BaseModel):
@@ -159,7 +165,10 @@ class PatternSettings(BaseModel):
     max_dies: int = 200_000  # dies per map (300 across is ~71k)
     max_span: int = 4096  # largest x or y extent of a map, in dies
     max_map_bytes: int = 50 * 1024 * 1024  # decoded (decompressed) STDF per map
-    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    max_request_bytes: int = 32 * 1024 * 1024  # JSON body of POST /v1/classify or /v1/batch (413 past it)
+    max_concurrent: int = 4  # classify/batch requests computing at once per server; others wait
+    queue_seconds: float = 10.0  # ... at most this long, then 503 with Retry-After
+    min_confidence: float = 0.05  # detections below this calibrated confidence are not reported
     severity_low_max: float = 0.20  # severity: low < this <= med
     severity_med_max: float = 0.50  # med < this <= high
 
@@ -205,6 +214,10 @@ class Settings(BaseSettings):
 
     # API
     api_root_path: str = ""
+    # a server pays its first requests' one-off costs at start (Runtime.warm_up): `stratum serve` on a
+    # background thread, the API Lambda in its init phase (AWS_LAMBDA_INITIALIZATION_TYPE is set there)
+    warm_up: bool = True
+    lambda_initialization_type: str = Field(default="", validation_alias="AWS_LAMBDA_INITIALIZATION_TYPE")
     public_base_url: str = ""
 
     @field_validator("data_dir", mode="after")

@@ -836,7 +836,7 @@ def test_snapshot_statistics_are_computed_once_and_equal_the_raw_computation(see
     assert again == first  # the same materialised statistics, not recomputed
     assert not [q for q in queries if "results" in q], queries
     monkeypatch.setattr(QueryEngine, "memo", lambda self, key, name, compute: compute())
-    monkeypatch.setattr(snapstats_store, "read", lambda store, key: None)  # not the file in the lake either
+    monkeypatch.setattr(snapstats_store, "read", lambda store, key, cur: None)  # not the file in the lake either
     raw = answers()
     assert [q for q in queries if "FROM results" in q]  # computed from the raw results this time
     assert_same(raw, first)

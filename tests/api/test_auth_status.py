@@ -101,7 +101,7 @@ ALLOWED = {  # action -> scopes allowed (the documented permission table)
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
     "notifications": {"read", "full", "admin"},
-    "webhooks": {"admin"},
+    "webhooks": {"manage", "admin"},
 }
 
 

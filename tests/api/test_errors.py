@@ -199,11 +199,19 @@ def test_422_timeout(make_app):
         ("analytics", lambda c, h: c.get("/v1/lots", headers=h)),
         ("sql", lambda c, h: c.post("/v1/sql", json={"query": "SELECT 1"}, headers=h)),
         ("uploads", lambda c, h: c.post("/v1/uploads/inspect", content=b"x", headers=h)),
+        ("classify", lambda c, h: c.post("/v1/classify", json={"grid": [[1, 2, 1], [2, 1, 2]]}, headers=h)),
+        ("classify", lambda c, h: c.post("/v1/batch", json={"maps": [{"grid": [[1, 2, 1], [2, 1, 2]]}]}, headers=h)),
     ],
 )
 def test_429_with_retry_after(make_app, bucket, call):
     app, client, tokens = make_app(
-        rate_limits={"analytics_per_window": 2, "sql_per_window": 2, "uploads_per_window": 2, "window_seconds": 60}
+        rate_limits={
+            "analytics_per_window": 2,
+            "sql_per_window": 2,
+            "uploads_per_window": 2,
+            "classify_per_window": 2,
+            "window_seconds": 60,
+        }
     )
     h = {"Authorization": f"Bearer {tokens['full']}"}
     first, second = call(client, h), call(client, h)

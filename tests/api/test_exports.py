@@ -232,6 +232,11 @@ def test_bad_exports(big, body, status, code, detail):
     assert p["code"] == code and detail in p["detail"], p
 
 
+def test_trailing_comment_in_a_query(big):
+    rec = export(big, {"query": "SELECT count(*) AS n FROM parts -- all of them", "format": "csv"})
+    assert rec["status"] == "succeeded" and rec["rows"] == 1
+
+
 def test_filter_values_are_literals_not_sql(big):
     rec = export(big, {"table": "parts", "context": {"lot_id": LOT}, "filters": {"wafer_id": "W01' OR '1'='1"}})
     assert rec["status"] == "succeeded" and rec["rows"] == 0
@@ -412,3 +417,21 @@ def test_export_requests_go_through_the_event_port(make_app):
         == "running"
     )  # another worker is on it: left alone
     assert svc.handle_event(new_event("export.requested", "default", subject={"export_id": "exp_gone"})) is None
+
+
+@pytest.mark.parametrize("query", ["SELECT list(repeat('x', 1000)) AS l FROM range(10000000)", "SELECT 1 AS ok"])
+def test_export_past_its_memory_fails_alone(make_app, query, tmp_path):
+    """A server runs each export in a memory-capped child: a query building values DuckDB's memory_limit does not
+    count fails its export with query_resources, and the server goes on answering."""
+    app, client, tokens = make_app(sql={"worker_memory_mb": 600}, tmp_dir=tmp_path / "tmp")
+    assert app.state.runtime.exports.isolate is not None
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    r = client.post("/v1/exports", json={"query": query, "format": "parquet"}, headers=h)
+    rec = strict_json(client.get(f"/v1/exports/{r.json()['export_id']}", headers=h).text)
+    if query.endswith("ok"):
+        assert rec["status"] == "succeeded" and rec["rows"] == 1
+    else:
+        assert rec["status"] == "failed" and rec["error"]["code"] == "query_resources", rec
+        assert "600 MB in all" in rec["error"]["message"]
+    assert client.get("/v1/status").status_code == 200
+    assert not list((tmp_path / "tmp").glob("stratum-export*"))  # work directories removed

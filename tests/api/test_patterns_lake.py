@@ -145,3 +145,38 @@ def test_api_classify_of_a_lake_wafer_stores_rows(lake, monkeypatch) -> None:
     assert r.status_code == 200, r.text
     run = strict_json(r.text)
     assert (run["status"], run["findings"]) == ("ok", 0), run
+
+
+def test_map_caption_follows_the_stored_rows(lake, monkeypatch) -> None:
+    """The map image's caption is the wafer's wafer_patterns rows as they are now: the final view's
+    classification (no pattern here, where the first file alone shows random fails), then a newer
+    classification stored by the API."""
+    app, client, tokens, jobs = lake
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+
+    def svg(wafer: str) -> str:
+        r = client.get(f"/v1/lots/{LOT}/wafers/{wafer}/map?format=svg", headers=h)
+        assert r.status_code == 200, r.text
+        return r.text
+
+    assert "patterns:" not in svg("W01")
+    monkeypatch.setattr(pattern_service, "classifier_version", lambda: "stratum-patterns-100+cal.caption")
+    real = pattern_service.classify_diemap
+    grid = [
+        [
+            0 if (i - 14.5) ** 2 + (j - 14.5) ** 2 > 210 else 2 if (i - 14.5) ** 2 + (j - 14.5) ** 2 <= 25 else 1
+            for j in range(30)
+        ]
+        for i in range(30)
+    ]
+    blob = real(pattern_service.dies_from_grid(grid, app.state.patterns.settings))["pattern_classes"]
+    assert [p["family"] for p in blob] == ["center"]
+
+    def with_blob(*a, **kw):
+        return {**real(*a, **kw), "pattern_classes": blob}
+
+    monkeypatch.setattr(pattern_service, "classify_diemap", with_blob)
+    r = client.post("/v1/classify", json={"lot_id": LOT, "wafer_id": "W01"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert f"patterns: {blob[0]['class_id']} ({blob[0]['confidence']:.2f})" in svg("W01")
+    assert "patterns:" not in svg("W02")

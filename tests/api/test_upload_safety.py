@@ -174,8 +174,10 @@ def test_presigned_upload_that_never_arrives_expires(app3):
     job_id = p["job"]["job_id"]
     svc = app.state.runtime.uploads
     assert svc.expire_uploads("default") == []  # not yet
-    later = datetime.now(UTC) + timedelta(seconds=app.state.runtime.settings.input_limits.presign_seconds + 1)
-    assert svc.expire_uploads("default", now=later) == [job_id]
+    lim = app.state.runtime.settings.input_limits
+    expiry = datetime.fromisoformat(p["expires_at"])
+    assert svc.expire_uploads("default", now=expiry + timedelta(seconds=lim.presign_grace_seconds)) == []  # grace
+    assert svc.expire_uploads("default", now=expiry + timedelta(seconds=lim.presign_grace_seconds + 1)) == [job_id]
     job = strict_json(client.get(f"/v1/jobs/{job_id}", headers=h).text)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "upload_expired"
@@ -199,7 +201,7 @@ def test_upload_on_a_full_disk_is_507_and_leaves_nothing(app3, full_disk):
     assert body["detail"].startswith("no space left on the server's storage while storing the upload")
     assert _jobs(client, h) == []
     assert _leftovers(app) == []
-    assert list(app.state.runtime.drop_store.list("")) == []
+    assert list(app.state.runtime.drop_store.list("incoming/")) == []
 
 
 def test_presigned_put_on_a_full_disk_is_507_and_fails_its_job(app3, full_disk):

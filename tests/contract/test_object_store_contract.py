@@ -434,7 +434,7 @@ def test_factory_builds_the_configured_object_stores(tmp_path) -> None:
     local = Settings(backend="local", data_dir=tmp_path)
     lake, drop = build_object_store(local, area="lake"), build_object_store(local, area="drop")
     assert isinstance(lake, LocalObjectStore) and lake.root == (tmp_path / "lake").resolve()
-    assert isinstance(drop, LocalObjectStore) and drop.root == (tmp_path / "incoming").resolve()
+    assert isinstance(drop, LocalObjectStore) and drop.root == tmp_path.resolve()  # keys start with incoming/
     aws = Settings.model_validate(
         {
             "backend": "aws",

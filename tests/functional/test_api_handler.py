@@ -284,9 +284,43 @@ def test_classify_through_the_packaged_handler(lam):
     body = _json(out)
     assert body["wafer_id"] == "EVT_W01"
     assert [p["class_id"] for p in body["pattern_classes"]] == ["center/center/high"]
-    assert body["classifier_version"].startswith("stratum-patterns-2+cal.")
+    assert body["classifier_version"].startswith("stratum-patterns-3+ver.")
     denied = lam(event("post_classify.json", lam.key(("read",))))
     assert denied["statusCode"] == 403
+
+
+def test_lot_batch_through_the_packaged_handler_stores_and_sql_reads_it(lam, tmp_path):
+    """POST /v1/batch {lot_id} (events/api/post_batch.json) through the API function: every wafer of a lake
+    lot, in order, and the stored classifications are what SQL's wafer_patterns shows."""
+    from stratum.devtools.stdf.lots import LotSpec, TestDef, write_lot
+
+    spec = LotSpec(
+        lot_id="EVT-PAT",
+        wafers=("W01", "W02"),
+        die_diameter=24,
+        sites=1,
+        tests=(TestDef(1000, "VDD", lo=0.0, hi=1.0, mean=0.5, sigma=0.05, fail_bin=2),),
+        edge_fail_rate=0.97,
+        random_fail_rate=0.0,
+        seed=4,
+    )
+    token = lam.key(("batch", "full"))
+    (path,) = write_lot(spec, tmp_path / "stdf").paths
+    job = lam.app.state.runtime.ingest.ingest_path("default", path)
+    assert job.status == "succeeded"
+    out = lam(event("post_batch.json", token))
+    assert out["statusCode"] == 200, out["body"]
+    res = _json(out)["results"]
+    assert [(r["lot_id"], r["wafer_id"], r["snapshot_job_id"]) for r in res] == [
+        ("EVT-PAT", "W01", job.job_id),
+        ("EVT-PAT", "W02", job.job_id),
+    ]
+    answered = [[r["wafer_id"], p["class_id"]] for r in res for p in r["pattern_classes"]]
+    assert [f for _, f in answered] == ["edge_ring/edge/high", "edge_ring/edge/high"]
+    out = lam(_sql_event(token, "SELECT wafer_id, class_id, job_id FROM wafer_patterns ORDER BY wafer_id, rank"))
+    assert out["statusCode"] == 200, out["body"]
+    assert _json(out)["rows"] == [[w, c, job.job_id] for w, c in answered]
+    assert lam(event("post_batch.json", lam.key(("classify",))))["statusCode"] == 403
 
 
 def _sql_event(token: str, query: str, **body) -> dict:

@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -112,11 +113,14 @@ def test_s3_put_with_space_and_plus_is_ingested_once(deployed, stdf_files):
     job = jobs[0]
     assert job.source.key == real_key and job.file_name == "LOT A+B wafer 01.stdf"
     assert job.source.version_id == head["VersionId"]
-    # Parquet landed in the lake bucket, nothing in the drop bucket was written
+    # Parquet landed in the lake bucket; the raw file moved from incoming/ to processed/ (same bytes)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.lake_bucket)["Contents"]]
     assert any(k.startswith("workspaces/default/lake/results/lot=AWS-LOT/") for k in keys)
     drop_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.drop_bucket)["Contents"]]
-    assert drop_keys == [real_key]
+    assert drop_keys == ["processed/default/LOT A+B wafer 01.stdf"]
+    moved = s3.get_object(Bucket=stack.drop_bucket, Key=drop_keys[0])["Body"].read()
+    assert moved == stdf_files.paths[0].read_bytes()
+    assert rt.catalog.get_job("default", job.job_id).source.archived_key == drop_keys[0]
     # the same delivery again (SQS at-least-once): same job, no new rows
     assert fn.handler(copy.deepcopy(ev), FakeContext()) == {"batchItemFailures": []}
     jobs, _ = rt.catalog.list_jobs("default")
@@ -164,6 +168,14 @@ def test_bad_stdf_fails_its_job_without_retry(deployed):
     assert fn.handler(ev, FakeContext()) == {"batchItemFailures": []}
     (job,), _ = fn.drop_processor().ingest.catalog.list_jobs("default")
     assert job.status == "failed" and job.error.code == "not_stdf"
+    listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=stack.drop_bucket)["Contents"])
+    assert listed == ["failed/default/broken.stdf", "failed/default/broken.stdf.error.json"]
+    report = json.loads(s3.get_object(Bucket=stack.drop_bucket, Key=listed[1])["Body"].read())
+    assert (report["job_id"], report["error"]["code"], report["dropped_as"]) == (
+        job.job_id,
+        "not_stdf",
+        "incoming/default/broken.stdf",
+    )
 
 
 def test_too_little_time_left_fails_the_job_cleanly(deployed, stdf_files):
@@ -198,14 +210,41 @@ def test_transient_failure_is_reported_for_redelivery(deployed, stdf_files, monk
     assert res == {"batchItemFailures": [{"itemIdentifier": ev["Records"][0]["messageId"]}]}
     (job,), _ = drop.ingest.catalog.list_jobs("default")
     assert job.status == "failed" and job.error.code == "input_unreadable"
+    # it will be retried: the file stays in incoming/
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.drop_bucket)["Contents"]]
+    assert listed == ["incoming/default/flaky.stdf"]
     # SQS delivers it again: the same job runs and succeeds
     assert fn.handler(ev, FakeContext()) == {"batchItemFailures": []}
     (job,), _ = drop.ingest.catalog.list_jobs("default")
     assert job.status == "succeeded" and job.attempts == 2
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.drop_bucket)["Contents"]]
+    assert listed == ["processed/default/flaky.stdf"]
+
+
+def test_scheduled_event_expires_presigned_uploads_that_never_arrived(deployed):
+    """The stack's EventBridge schedule sends events/ingest/scheduled_expire_uploads.json; uploads whose URL
+    expired more than the grace period ago fail with upload_expired, the rest are left alone."""
+    stack, fn, s3 = deployed
+    rt = fn.runtime()
+    rt.catalog.ensure_workspace("default")
+    old = rt.uploads.presign("default", "never.stdf", 10, "https://api.example")
+    fresh = rt.uploads.presign("default", "fresh.stdf", 10, "https://api.example")
+    assert old["upload_url"].startswith(f"{stack.endpoint}/{stack.drop_bucket}/incoming/default/uploads/")
+    # age the first one: its URL expired an hour ago (grace: 15 min)
+    job, version = rt.catalog.get_job_v("default", old["job"].job_id)
+    job.expires_at = datetime.now(UTC) - timedelta(hours=1)
+    rt.catalog.save_job(job, version)
+    event = json.loads((EVENTS / "scheduled_expire_uploads.json").read_text())
+    assert event == {"task": "expire_uploads"}
+    assert fn.handler(event, FakeContext()) == {"expired": {"default": [old["job"].job_id]}}
+    done = rt.catalog.get_job("default", old["job"].job_id)
+    assert (done.status, done.error.code) == ("failed", "upload_expired")
+    assert rt.catalog.get_job("default", fresh["job"].job_id).status == "queued"
+    assert fn.handler(event, FakeContext()) == {"expired": {}}
 
 
 def test_events_are_real_shaped():
-    for p in sorted(Path(EVENTS).glob("*.json")):
+    for p in sorted(Path(EVENTS).glob("*_via_sqs.json")):
         ev = json.loads(p.read_text())
         rec = ev["Records"][0]
         assert rec["eventSource"] == "aws:sqs" and "messageId" in rec

@@ -145,3 +145,30 @@ def test_delivery_handler_as_packaged(aws_stack, boto_session, tmp_path):
         assert [a.status_code for a in d.attempts] == [503, 200]
     finally:
         receiver.stop()
+
+
+def test_exports_handler_as_packaged(aws_stack, boto_session, tmp_path):
+    """export.requested via SQS -> the packaged exports function writes the Parquet with DuckDB and uploads it to
+    the exports prefix of the lake bucket."""
+    from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+
+    truth = write_lot(
+        LotSpec(lot_id="PKG-EXP", wafers=("W1",), die_diameter=8, seed=4, tests=tuple(default_tests(3))),
+        tmp_path / "stdf",
+    )
+    rt = aws_stack.runtime()
+    assert rt.ingest.ingest_path("default", truth.paths[0]).status == "succeeded"
+    rec = rt.exports.create("default", fmt="parquet", query="SELECT * FROM parts")
+    event = json.loads((ROOT / "events" / "exports" / "export_requested_via_sqs.json").read_text())
+    body = json.loads(event["Records"][0]["body"])
+    body["detail"]["subject"]["export_id"] = rec["export_id"]
+    event["Records"][0]["body"] = json.dumps(body)
+    env = {**aws_stack.env(), "STRATUM_TMP_DIR": str(tmp_path / "lambda-tmp")}
+    assert _run(_asset("exports", tmp_path), event, env, tmp_path) == {"batchItemFailures": []}
+    done = rt.exports.get("default", rec["export_id"])
+    with rt.engine.session("default") as ses:
+        ((n,),) = ses.rows("SELECT count(*) FROM parts")
+    assert done["status"] == "succeeded" and done["rows"] == n > 0
+    head = aws_stack.s3(boto_session).head_object(Bucket=aws_stack.lake_bucket, Key=done["key"])
+    assert head["ContentLength"] == done["bytes"]
+    rt.close()

@@ -110,8 +110,9 @@ def test_must_exist_resource_counts(synth: Synth) -> None:
     t.resource_count_is("AWS::Glue::Database", 1)
     t.resource_count_is("Custom::S3BucketNotifications", 1)
     t.resource_count_is("AWS::Events::EventBus", 1)
-    # job.succeeded|partial -> monitors; delivery: kinds -> queue, tick; export.requested -> exports queue
-    t.resource_count_is("AWS::Events::Rule", 4)
+    # job.succeeded|partial -> monitors; delivery: kinds -> queue, tick; export.requested -> exports queue;
+    # ingest: expire presigned uploads
+    t.resource_count_is("AWS::Events::Rule", 5)
     t.resource_count_is("AWS::KMS::Key", 1)  # webhook secrets
     t.resource_count_is("AWS::Scheduler::ScheduleGroup", 1)  # schedules themselves are created per monitor
     t.resource_count_is("AWS::Scheduler::Schedule", 0)
@@ -179,6 +180,47 @@ def test_metadata_table(synth: Synth) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- ingest
+
+
+def test_expire_uploads_schedule_invokes_the_ingest_function(synth: Synth) -> None:
+    """Every 5 minutes EventBridge sends {"task": "expire_uploads"} (events/ingest/scheduled_expire_uploads.json)
+    to the ingest function; nothing else may invoke it on that rule's behalf."""
+    rule = synth.resources[logical_id(synth, synth.stack.ingest.expire_uploads)]["Properties"]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED"
+    assert "EventBusName" not in rule  # the default bus carries schedules
+    (target,) = rule["Targets"]
+    fn = logical_id(synth, synth.stack.ingest.function)
+    assert target["Arn"] == {"Fn::GetAtt": [fn, "Arn"]}
+    sample = json.loads((ROOT / "events" / "ingest" / "scheduled_expire_uploads.json").read_text())
+    assert json.loads(target["Input"]) == sample == {"task": "expire_uploads"}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    perms = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"].get("SourceArn")
+        == {"Fn::GetAtt": [logical_id(synth, synth.stack.ingest.expire_uploads), "Arn"]}
+    ]
+    assert perms == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [fn, "Arn"]},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [logical_id(synth, synth.stack.ingest.expire_uploads), "Arn"]},
+        }
+    ]
+
+
+def test_moved_files_can_never_trigger_ingest_again(synth: Synth) -> None:
+    """The drop bucket notifies for incoming/ only; files move to processed/ and failed/ (outside it)."""
+    assert (C.DROP_PROCESSED_PREFIX, C.DROP_FAILED_PREFIX) == ("processed/", "failed/")
+    from stratum.ingest.drop import FAILED_PREFIX, PROCESSED_PREFIX
+
+    assert (PROCESSED_PREFIX, FAILED_PREFIX) == (C.DROP_PROCESSED_PREFIX, C.DROP_FAILED_PREFIX)
+    (notification,) = synth.of_type("Custom::S3BucketNotifications").values()
+    for rule in notification["Properties"]["NotificationConfiguration"]["QueueConfigurations"]:
+        prefix = {f["Name"]: f["Value"] for f in rule["Filter"]["Key"]["FilterRules"]}["prefix"]
+        assert prefix == C.DROP_PREFIX
+        assert not C.DROP_PROCESSED_PREFIX.startswith(prefix) and not C.DROP_FAILED_PREFIX.startswith(prefix)
 
 
 def test_only_the_drop_bucket_notifies_with_stdf_filters(synth: Synth) -> None:
@@ -402,8 +444,34 @@ def test_ingest_least_privilege(synth: Synth) -> None:
     assert allowed(st, "s3:GetObject", drop_raw) and allowed(st, "s3:GetObjectVersion", drop_raw)
     for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
         assert allowed(st, action, lake_ws), action
-    # nothing else on the drop bucket, nothing at all on the results bucket, nothing outside workspaces/
-    assert actions_on(st, rf"<{ids['drop']}\.Arn>.*") == {"s3:GetObject", "s3:GetObjectVersion"}
+    # the drop bucket: read (and, once moved, delete) raw files under incoming/, never write there; write the
+    # moved copies and error reports under processed/ and failed/ only; list those three prefixes only
+    drop = ids["drop"]
+    assert actions_on(st, rf"<{drop}\.Arn>/incoming/\*") == {"s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"}
+    for prefix in ("processed", "failed"):
+        assert actions_on(st, rf"<{drop}\.Arn>/{prefix}/\*") == {
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:AbortMultipartUpload",
+        }
+    assert actions_on(st, rf"<{drop}\.Arn>") == {"s3:ListBucket"}
+    assert actions_on(st, rf"<{drop}\.Arn>.*") == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:DeleteObject",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+    }
+    (list_drop,) = [s for s in st if s.get("Sid") == "ListDrop"]
+    assert list_drop["Condition"]["StringLike"]["s3:prefix"] == [
+        "incoming/*",
+        "incoming",
+        "processed/*",
+        "processed",
+        "failed/*",
+        "failed",
+    ]
     assert not actions_on(st, rf"<{ids['results']}\.Arn>.*")
     assert actions_on(st, rf"<{ids['lake']}\.Arn>/.*") == {
         "s3:PutObject",

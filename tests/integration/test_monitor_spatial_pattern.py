@@ -77,3 +77,18 @@ def test_watched_family_absent_is_fine_and_confidence_filters(lake) -> None:
 def test_unknown_families_rejected(families) -> None:
     with pytest.raises(ValidationError):
         SpatialPattern.model_validate({"families": families})
+
+
+def test_wafer_map_caption_names_the_stored_patterns(lake) -> None:
+    """The wafer map image carries the wafer's wafer_patterns rows as a caption (class and confidence)."""
+    from stratum.render.diemap import render_die_map
+
+    lot = lake.catalog.get_lot(WS, "CLU")
+    with lake.engine.session(WS, Scope(lot_id="CLU", snapshot_job_id=lot.active_job_id)) as s:
+        rows = s.rows("SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = 'W02' ORDER BY rank")
+    assert rows and rows[0][0].startswith("loc/")
+    data = lake.analytics.wafer_map(WS, "CLU", "W02")
+    assert [(p["class_id"], p["confidence"]) for p in data.patterns] == rows
+    svg = render_die_map(data, fmt="svg").decode()
+    caption = "patterns: " + ", ".join(f"{c} ({p:.2f})" for c, p in rows)
+    assert caption in svg

@@ -191,7 +191,7 @@ def test_statistics_are_written_on_first_use_and_read_by_a_new_process(tmp_path,
         def refuse(*a, **k):
             raise OSError("read-only lake")
 
-        monkeypatch.setattr(rt3.lake, "put_bytes", refuse)
+        monkeypatch.setattr(rt3.lake, "put_file", refuse)
         assert_same(rt3.analytics.capability("default", job.lot_id), first)  # recomputed: to the last bits
         assert computed == [1] and not rt3.lake.exists(key)
     finally:

@@ -462,7 +462,7 @@ EXPECTED = {
     "monitor_read": {"read", "full", "admin"},
     "monitor_run": {"full", "admin"},
     "notifications": {"read", "full", "admin"},
-    "webhooks": {"admin"},
+    "webhooks": {"manage", "admin"},
 }
 ALL_SCOPES = ["ingest", "read", "classify", "batch", "read:patterns", "manage", "full", "admin"]
 

@@ -8,6 +8,7 @@ valid results only for statistics, test limits (not spec limits) for capability.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -211,9 +212,12 @@ class AnalyticsService:
     ) -> MapData:
         with self._session(ws, lot_id, snapshot_job_id) as s:
             check_wafer_ids([wafer_id])
-            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process
-            dies, bins, ori, patterns = s.memo(
-                f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view)
+            # the snapshot is immutable: a wafer's dies and a test's values on it are read once per process;
+            # its patterns are not (classified on publish and again by newer classifiers): read every time
+            dies, bins, ori = s.memo(f"map#{wafer_id}#{view}", lambda: self._map_base(s, lot_id, wafer_id, view))
+            patterns = s.dicts(
+                "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
+                [wafer_id],
             )
             job_id = s.resolved.snapshot_job_ids.get(lot_id, "")
             test = None
@@ -251,6 +255,42 @@ class AnalyticsService:
         counts = {"dies": len(dies), "good": good, "yield": (good / len(dies)) if dies else None, "view": view}
         return MapData(lot_id, wafer_id, cols, table, orientation, test, counts, job_id, patterns)
 
+    def wafer_map_image(
+        self,
+        ws: str,
+        lot_id: str,
+        wafer_id: str,
+        *,
+        fmt: Literal["png", "svg"],
+        bin_type: Literal["H", "S"] = "H",
+        snapshot_job_id: str | None = None,
+        test_num: int | None = None,
+        test_name: str | None = None,
+        view: View = "final",
+    ) -> bytes:
+        """The die map drawn as PNG or SVG (``render_die_map``). A snapshot never changes, so neither does its
+        picture: the bytes are kept per snapshot like its other derived values (``QueryEngine.memo``)."""
+        from stratum.render.diemap import render_die_map
+
+        check_wafer_ids([wafer_id])
+        snap = self.engine.resolve(ws, Scope(lot_id=lot_id, snapshot_job_id=snapshot_job_id)).snapshot_job_ids[lot_id]
+
+        def draw() -> bytes:
+            data = self.wafer_map(
+                ws, lot_id, wafer_id, snapshot_job_id=snap, test_num=test_num, test_name=test_name, view=view
+            )
+            return render_die_map(data, fmt=fmt, bin_type=bin_type)
+
+        name = f"map_image#{wafer_id}#{view}#{test_num}#{test_name!r}#{fmt}#{bin_type}#{self._caption_key(ws, lot_id)}"
+        return self.engine.memo(("map_image", ws, lot_id, snap), name, draw)
+
+    def _caption_key(self, ws: str, lot_id: str) -> str:
+        """What the picture's pattern caption depends on beyond the snapshot: the lot's stored classifications
+        (metadata store; one read, no DuckDB). Empty when there are none (the lake's per-file rows are immutable)."""
+        rows_of = self.engine.row_sources.get("wafer_pattern_history")
+        rows = rows_of(ws, {lot_id}) if rows_of is not None else []
+        return hashlib.blake2b(repr(sorted(rows)).encode(), digest_size=8).hexdigest() if rows else ""
+
     def _map_base(self, s: Session, lot_id: str, wafer_id: str, view: View) -> tuple:
         dies = s.dicts(
             f"""SELECT x, y, hard_bin, soft_bin, passed, part_id, site_num, job_id, part_seq
@@ -268,11 +308,7 @@ class AnalyticsService:
             "SELECT pos_x, pos_y, wafer_flat, center_x, center_y, die_width, die_height, wafer_units "
             "FROM lot_files ORDER BY file_order DESC LIMIT 1"
         )
-        patterns = s.dicts(
-            "SELECT class_id, confidence FROM wafer_patterns WHERE wafer_id = ? AND family <> 'none' ORDER BY rank",
-            [wafer_id],
-        )
-        return dies, bins, ori, patterns
+        return dies, bins, ori
 
     def _map_values(
         self, s: Session, wafer_id: str, view: View, dies: list[dict], test_num: int, test_name: str | None
@@ -462,6 +498,7 @@ class AnalyticsService:
             )
             n_t = len(tests)
             job_id = s.resolved.snapshot_job_ids.get(lot_id)
+            shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
         batch = (
             cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
             if n_t
@@ -469,12 +506,11 @@ class AnalyticsService:
         )
         results = []
         rows = batch.to_dicts() if batch is not None else []  # column-wise: one pass, not a dataclass per test
+        # every value is JSON-ready already: to_dicts gives finite floats or None, the tests' ints and strings
         for i, t in enumerate(tests):
             d = rows[i]
-            d.update({"test_num": t[0], "test_name": t[1], "units": t[2], "source": used[i]})
-            for k in ("lsl", "usl"):  # the limits are the file's R*4 values: shown at float32 precision
-                d[k] = float32_value(d.get(k))
-            results.append({k: jsonable(_finite_or_none(v)) for k, v in d.items()})
+            d.update(test_num=t[0], test_name=t[1], units=t[2], source=used[i], lsl=shown[i][0], usl=shown[i][1])
+            results.append(d)
         return {
             "lot_id": lot_id,
             "wafer_id": wafer_id,
@@ -681,6 +717,11 @@ class AnalyticsService:
             "yield": yields,
             "bins": [{k: jsonable(_finite_or_none(v)) for k, v in r.items()} for r in counts],
         }
+
+
+def _shown_limits(tests: list[tuple]) -> list[tuple[Any, Any]]:
+    """(lsl, usl) of each test as presented: the file's R*4 values at float32 precision, None when absent."""
+    return [(float32_value(_finite_or_none(t[3])), float32_value(_finite_or_none(t[4]))) for t in tests]
 
 
 def _pass_fail_from_parts(table: dict[str, dict[int, dict[str, Any]]], cols: dict[str, list]) -> None:

@@ -126,6 +126,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     app.state.schema_cache = schema_cache
     app.state.sql_gate = Gate("SQL queries", settings.sql.max_concurrent, settings.sql.queue_seconds)
+    ps = settings.patterns
+    app.state.classify_gate = Gate("classification requests", ps.max_concurrent, ps.queue_seconds)
     problems.install(app)
     base_openapi = app.openapi
 
@@ -174,6 +176,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     from .caching import CachingMiddleware
 
     app.add_middleware(CachingMiddleware)
+    from .bodylimit import BodyLimit
+
+    app.add_middleware(
+        BodyLimit, paths=("/v1/classify", "/v1/batch"), limit=lambda: settings.patterns.max_request_bytes
+    )
 
     @app.middleware("http")
     async def _timing(request: Request, call_next):

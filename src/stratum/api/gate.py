@@ -4,6 +4,7 @@ answered meanwhile."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,9 +32,11 @@ class Gate:
             with anyio.fail_after(self.queue_seconds):
                 await self._limiter.acquire()
         except TimeoutError:
-            raise Unavailable(
+            err = Unavailable(
                 f"{self.concurrent} {self.what} are running and this one waited {self.queue_seconds:g} s; retry later"
-            ) from None
+            )
+            err.headers = {"Retry-After": str(max(1, math.ceil(self.queue_seconds)))}  # type: ignore[attr-defined]
+            raise err from None
         try:
             return await anyio.to_thread.run_sync(fn, abandon_on_cancel=False)
         finally:

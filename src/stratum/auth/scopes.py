@@ -16,12 +16,12 @@ sql_run        run SQL                                                     full
 classify       POST /v1/classify (one wafer map)                           classify, full
 batch          POST /v1/batch (up to 100 maps, or a lot)                   batch, full
 read_patterns  GET /v1/patterns, /v1/patterns/{class_id}[/example.png]     read:patterns, read, full
-manage         usage statistics and export (webhook configuration later)  manage
+manage         usage statistics and export                                 manage
 admin          monitor / webhook / key management of the key's workspace  admin
 monitor_read   list monitors, their runs and findings; cron preview        read, full, admin
 monitor_run    run a monitor now, backtest it                              full, admin
 notifications  read, mark read, dismiss notifications; inbox preferences   read, full, admin
-webhooks       manage outbound/inbound webhooks, deliveries, redeliver     admin
+webhooks       manage outbound/inbound webhooks, deliveries, redeliver     manage, admin
 =============  ==========================================================  =================
 
 Scopes never cross workspaces: a key belongs to exactly one workspace and the caller must also check
@@ -70,7 +70,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "monitor_read": frozenset({"read", "full", "admin"}),
         "monitor_run": frozenset({"full", "admin"}),
         "notifications": frozenset({"read", "full", "admin"}),
-        "webhooks": frozenset({"admin"}),
+        "webhooks": frozenset({"manage", "admin"}),
     }
 )
 

@@ -118,36 +118,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stratum.api.app import create_app
     from stratum.ingest.watcher import DropWatcher
 
-    rt = runtime_from(args)
+    rt = runtime_from(args, one_shot=False)
     if not args.verbose:
         logging.getLogger("stratum").setLevel(logging.INFO)
     app = create_app(rt)
+    if rt.settings.warm_up:
+        rt.start_warm_up()  # imports, DuckDB and a SQL worker while the server starts; requests need not wait
     for job in rt.ingest.reclaim(rt.catalog.list_workspaces()):
         print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
 
     def expire_uploads(orphans_before: datetime | None = None) -> None:
-        for ws in rt.catalog.list_workspaces():
-            for job_id in rt.uploads.expire_uploads(ws, orphans_before=orphans_before):
+        for job_ids in rt.uploads.sweep(orphans_before=orphans_before).values():
+            for job_id in job_ids:
                 print(f"[uploads] job {job_id}: its upload never arrived; failed", flush=True)
 
     expire_uploads(orphans_before=datetime.now(UTC))
-    watcher = None
-    if not args.no_watch:
 
-        def report(job) -> None:
-            detail = job.error.message if job.error else f"lot {job.lot_id}"
-            print(f"[drop folder] {job.status}: {job.file_name} ({detail})", flush=True)
+    def report(job) -> None:
+        detail = job.error.message if job.error else f"lot {job.lot_id}"
+        moved = f" -> {job.source.archived_key}" if job.source.archived_key else ""
+        print(f"[drop folder] {job.status}: {job.file_name} ({detail}){moved}", flush=True)
 
-        watcher = DropWatcher(rt.drop_processor, interval=args.interval, on_job=report, housekeeping=expire_uploads)
-        watcher.start()
+    # the loop also sweeps expired presigned uploads, so it runs with --no-watch too (without scanning)
+    watcher = DropWatcher(
+        rt.drop_processor,
+        interval=args.interval,
+        on_job=report,
+        housekeeping=expire_uploads,
+        housekeeping_every=rt.settings.input_limits.presign_sweep_seconds,
+        scan=not args.no_watch,
+    )
+    watcher.start()
     scheduler = rt.monitors.scheduler
     if hasattr(scheduler, "start"):
         scheduler.start()  # scheduled monitors fire in-process (EventBridge Scheduler's role on AWS)
     rt.delivery.start_worker()  # outbound webhooks and email digests, from the metadata store
     incoming = rt.settings.data_dir / "incoming"
     print(f"Stratum {rt.settings.backend} runtime, data in {rt.settings.data_dir}")
-    if watcher:
+    if watcher.scan:
         print(f"Watching {incoming}/ : drop STDF files there (in <workspace>/ subfolders, or directly for 'default').")
+        dd = rt.settings.data_dir
+        print(
+            f"  Ingested files move to {dd / 'processed'}/, failed ones to {dd / 'failed'}/ (with <name>.error.json)."
+        )
     print(f"API on http://{args.host}:{args.port}/v1/status  (docs: http://{args.host}:{args.port}/docs)")
     keys = app.state.keys.list()
     if not keys:
@@ -160,8 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
-        if watcher:
-            watcher.stop()
+        watcher.stop()
         rt.close()
     return 0
 

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,7 @@ from stratum.ids import ulid
 from stratum.lake import layout
 from stratum.query.engine import QueryEngine, Scope, Session, resources
 from stratum.query.public_schema import PUBLIC
-from stratum.query.sql import check_query
+from stratum.query.sql import check_query, memory_exceeded
 from stratum.query.views import sql_literal
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
@@ -132,8 +132,11 @@ class ExportService:
         lake: ObjectStore,
         settings: Settings,
         events: EventPort | None = None,
+        isolate: Sequence[str] | None = None,
     ) -> None:
         self.engine, self.meta, self.lake, self.settings, self.events = engine, meta, lake, settings, events
+        # a server's exports run in a memory-capped child started with this command (``isolated``)
+        self.isolate = tuple(isolate) if isolate else None
 
     # -- the writer (used by the API's export jobs and by `stratum export`) --------------------------
     @contextlib.contextmanager
@@ -147,7 +150,8 @@ class ExportService:
         check_query(query, self.settings.sql.max_query_chars)
         base = Path(work_dir) if work_dir is not None else self.settings.tmp_dir
         base.mkdir(parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix="stratum-export-", dir=base))
+        # resolved: DuckDB compares the COPY target with allowed_directories literally (/tmp may be a symlink)
+        d = Path(os.path.realpath(tempfile.mkdtemp(prefix="stratum-export-", dir=base)))
         try:
             path = d / f"out.{FORMATS[fmt][0]}"
             yield path, self._write(ws, query, scope, fmt, d, path)
@@ -178,14 +182,18 @@ class ExportService:
         try:
             self.engine.fill_rows(ses, ws, query, lot_scoped=scope.lot_id is not None or bool(scope.snapshot_job_id))
             # the column names and types, as POST /v1/sql names them (LIMIT 0: binding only, no rows read)
-            desc = ses.execute(f"SELECT * FROM ({query}) AS q LIMIT 0").description or []
+            # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
+            desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
             if fmt == "arrow":
                 rows = _write_arrow(ses, query, path, limits.batch_rows)
             else:
                 src = _exact_parquet(query, desc) if fmt == "parquet" else query
-                ((rows,),) = ses.rows(f"COPY ({src}) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})")
+                copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
+                ((rows,),) = ses.rows(copy)
         except duckdb.InterruptException:
             raise QueryTimeout(f"the export was stopped after the {limits.timeout_seconds:g} s time limit") from None
+        except (duckdb.OutOfMemoryException, MemoryError) as exc:
+            raise memory_exceeded(self.settings, exc if isinstance(exc, duckdb.Error) else None) from None
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
@@ -288,12 +296,34 @@ class ExportService:
         if not isinstance(export_id, str):
             raise ValueError(f"event {event.id} names no export_id")
         try:
+            if self.isolate:
+                return self._run_isolated(event.workspace, export_id)
             return self.run(event.workspace, export_id)
         except NotFound:
             log.warning(
                 "export %s of workspace %s is gone (expired); event %s ignored", export_id, event.workspace, event.id
             )
             return None
+
+    def _run_isolated(self, ws: str, export_id: str) -> dict[str, Any]:
+        from .isolated import run_in_child
+
+        assert self.isolate is not None
+        if self.get(ws, export_id)["status"] != "queued":
+            return self.run(ws, export_id)  # finished, or running elsewhere: nothing to start
+        code = run_in_child(self.isolate, self.settings, ws, export_id)
+        rec = self.get(ws, export_id)
+        if rec["status"] in ("queued", "running"):  # the child died before recording an end
+            log.warning("export %s of workspace %s: worker ended with %s", export_id, ws, code)
+            if code is None:
+                err: StratumError = QueryTimeout(
+                    f"the export was stopped after {self.settings.exports.abandoned_after_seconds:g} s"
+                )
+            else:
+                err = memory_exceeded(self.settings)
+            rec.update(status="failed", finished_at=_now(), error={"code": err.code, "message": err.detail})
+            self._save(rec)
+        return rec
 
     def run(self, ws: str, export_id: str) -> dict[str, Any]:
         """Run a queued export to its end. Idempotent for at-least-once delivery: a finished export is returned
@@ -387,7 +417,7 @@ def _exact_parquet(query: str, description: list) -> str:
     if not wide:
         return query
     cols = ", ".join(f"CAST({_ident(c)} AS DECIMAL(38,0)) AS {_ident(c)}" for c in wide)
-    return f"SELECT * REPLACE ({cols}) FROM ({query}) AS q"
+    return f"SELECT * REPLACE ({cols}) FROM (\n{query}\n) AS q"
 
 
 def _ident(name: str) -> str:

@@ -12,7 +12,11 @@ stand-in for S3 presigned PUTs), and what happens when storage fails: a full dis
 - ``receive``: the local presigned PUT. Single-use: the job is marked received with a versioned
   write before a byte is stored, so a second PUT (even a concurrent one) gets 409. The body streams
   into the drop store's atomic writer (nothing buffered in memory, nothing visible until complete).
-- ``expire_uploads``: presigned jobs whose URL expired without an upload fail with ``upload_expired``.
+- ``expire_uploads`` / ``sweep``: presigned jobs whose URL expired ``input_limits.presign_grace_seconds``
+  ago with nothing uploaded fail with ``upload_expired`` (status ``failed``: the job model has no separate
+  expired status). ``stratum serve`` sweeps every minute; on AWS a schedule invokes the ingest function.
+  A file that still arrives later is not ingested: its job stays failed and the drop processor moves the
+  file to ``failed/`` with an ``.error.json`` saying so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -347,6 +351,7 @@ class UploadService:
         ``orphans_before`` (a server's start), also direct uploads created before it whose object was
         never stored (the process died while receiving it)."""
         now = now or datetime.now(UTC)
+        grace = timedelta(seconds=self.settings.input_limits.presign_grace_seconds)
         out = []
         for job in self._queued(ws):
             if job.source.kind == "upload" and orphans_before is not None and job.created_at < orphans_before:
@@ -362,7 +367,7 @@ class UploadService:
                     )
                     out.append(job.job_id)
                 continue
-            if job.source.kind != "presign" or job.expires_at is None or job.expires_at > now:
+            if job.source.kind != "presign" or job.expires_at is None or job.expires_at + grace >= now:
                 continue
             if job.received_at is not None or (job.source.key and self.drop.exists(job.source.key)):
                 continue
@@ -375,6 +380,16 @@ class UploadService:
                 ),
             )
             out.append(job.job_id)
+        return out
+
+    def sweep(self, now: datetime | None = None, orphans_before: datetime | None = None) -> dict[str, list[str]]:
+        """``expire_uploads`` over every workspace: ``{workspace: [failed job ids]}`` (workspaces with none
+        left out). Run by ``stratum serve`` and, on AWS, by the ingest function on a schedule."""
+        out: dict[str, list[str]] = {}
+        for ws in self.catalog.list_workspaces():
+            failed = self.expire_uploads(ws, now=now, orphans_before=orphans_before)
+            if failed:
+                out[ws] = failed
         return out
 
     def _queued(self, ws: str) -> Iterator[Job]:

@@ -3,6 +3,9 @@
 It plays the role S3 → SQS → ingest Lambda plays on AWS, through the same ``DropProcessor``. A file is
 taken once its size has stopped changing between two scans (so half-copied files wait), and each
 (key, ETag) is handled once per process; the job claims make it once per data directory as well.
+When its job ends the processor moves the file to ``<data-dir>/processed/`` or ``<data-dir>/failed/``,
+so a restart finds only files still to ingest (and moves, without announcing them, any whose job had
+ended before the move).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ class DropWatcher:
         on_job: Callable[[Job], None] | None = None,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_every: float = 60.0,
+        scan: bool = True,
     ) -> None:
+        self.scan = scan  # False: the loop only runs housekeeping (``stratum serve --no-watch``)
         self.processor = processor
         self.housekeeping = housekeeping  # e.g. expiring presigned uploads, run every housekeeping_every s
         self.housekeeping_every = housekeeping_every
@@ -56,7 +61,7 @@ class DropWatcher:
                 bucket=LOCAL_BUCKET, key=info.key, etag=info.etag, version_id=info.version_id, size=info.size
             )
             try:
-                job = self.processor.process(o)
+                res = self.processor.handle(o)
             except RetryableIngestError as exc:
                 log.warning("%s; retrying on a later scan", exc)
                 continue
@@ -65,10 +70,13 @@ class DropWatcher:
                 self._done.add(mark)
                 continue
             self._done.add(mark)
-            if job is not None:
+            job = res.job
+            if job is not None and res.ran:
                 jobs.append(job)
                 if self.on_job:
                     self.on_job(job)
+            elif job is not None and res.moved_to:
+                log.info("%s: job %s had ended (%s); moved to %s", info.key, job.job_id, job.status, res.moved_to)
         self._sizes = seen
         return jobs
 
@@ -88,7 +96,8 @@ class DropWatcher:
             last = time.monotonic()
             while not self._stop.is_set():
                 try:
-                    self.scan_once()
+                    if self.scan:
+                        self.scan_once()
                 except Exception:  # noqa: BLE001
                     log.exception("drop folder scan failed")
                 if self.housekeeping is not None and time.monotonic() - last >= self.housekeeping_every:

@@ -12,10 +12,11 @@ the raw results. A snapshot never changes, so neither does its file: it is writt
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 from typing import Any
 
-from stratum.storage.objectstore import ObjectNotFound, ObjectStore
+from stratum.storage.objectstore import ObjectStore
 
 from . import layout
 
@@ -40,14 +41,14 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     (
         "m2",
         "DOUBLE",
-        "Sum of squared deviations from the mean of the valid results (var_samp × (n_valid − 1)); "
-        "NULL below 2 valid results",
+        "Σ(x − mean)² of the valid results (sample variance = m2 / (n_valid − 1)); NULL below 2 valid results",
     ),
     ("min", "DOUBLE", "Smallest valid result (the stored float32 value, exactly)"),
     ("max", "DOUBLE", "Largest valid result (the stored float32 value, exactly)"),
 )
 
 POLICIES = ("last", "highest_bin")
+_CHUNK = 500  # rows per INSERT when writing
 
 
 def stats_key(ws: str, lot_id: str, snapshot_job_id: str, policy: str) -> str:
@@ -56,33 +57,41 @@ def stats_key(ws: str, lot_id: str, snapshot_job_id: str, policy: str) -> str:
     return layout.stats_key(ws, lot_id, snapshot_job_id, policy, FORMAT_VERSION)
 
 
-def _arrow_schema():
-    import pyarrow as pa
-
-    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
-    return pa.schema([pa.field(n, types[t]) for n, t, _ in COLUMNS])
-
-
 def write(store: ObjectStore, key: str, rows: dict[str, list[Any]]) -> None:
-    """Write the columns ``rows`` (name -> values, every column of COLUMNS) as the file ``key``, whole."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Write the columns ``rows`` (name -> values, every column of COLUMNS) as the file ``key``, whole. DuckDB
+    encodes it (a private in-memory database: the API process never loads pyarrow for this)."""
+    import duckdb
 
-    table = pa.Table.from_pydict({n: rows[n] for n, _, _ in COLUMNS}, schema=_arrow_schema())
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    store.put_bytes(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
-
-
-def read(store: ObjectStore, key: str) -> dict[str, list[Any]] | None:
-    """The file's columns (name -> values), or None when it does not exist (yet) or has another layout."""
-    import pyarrow.parquet as pq
-
+    names = [n for n, _, _ in COLUMNS]
+    fd, path = tempfile.mkstemp(prefix="stratum-stats-", suffix=".parquet")
+    os.close(fd)
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
-        data = store.get_bytes(key)
-    except ObjectNotFound:
+        con.execute("CREATE TABLE s (" + ", ".join(f"{n} {t}" for n, t, _ in COLUMNS) + ")")
+        records = list(zip(*(rows[n] for n in names), strict=True))
+        marks = "(" + ", ".join("?" * len(names)) + ")"
+        for i in range(0, len(records), _CHUNK):
+            chunk = records[i : i + _CHUNK]
+            con.execute(f"INSERT INTO s VALUES {', '.join([marks] * len(chunk))}", [v for r in chunk for v in r])
+        con.execute(f"COPY s TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+        store.put_file(key, path)
+    finally:
+        con.close()
+        os.unlink(path)
+
+
+def read(store: ObjectStore, key: str, cur: Any) -> dict[str, list[Any]] | None:
+    """The file's columns (name -> values) read with the DuckDB cursor ``cur`` (whose allowed directories hold the
+    lake), or None when it does not exist (yet) or has another layout."""
+    import duckdb
+
+    uri = store.uri(key).replace("'", "''")
+    try:
+        res = cur.execute(f"SELECT * FROM read_parquet('{uri}', hive_partitioning = false)")
+    except duckdb.IOException:
         return None
-    table = pq.read_table(io.BytesIO(data))
-    if table.schema.names != [n for n, _, _ in COLUMNS]:
+    names = [d[0] for d in res.description]
+    if names != [n for n, _, _ in COLUMNS]:
         return None
-    return table.to_pydict()
+    got = res.fetchall()
+    return {n: [r[i] for r in got] for i, n in enumerate(names)}

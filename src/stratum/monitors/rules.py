@@ -78,12 +78,9 @@ class Lake:
         return value
 
     def capability(self, ws: str, lot_id: str, snapshot_job_id: str, test_num: int) -> dict[str, Any]:
-        return self.cached(
-            ws,
-            snapshot_job_id,
-            f"capability#{test_num}",
-            lambda: self.analytics.capability(ws, lot_id, snapshot_job_id=snapshot_job_id, test_num=test_num),
-        )
+        """The analytics route's answer: it reads the snapshot's statistics materialised in the lake (issue 16), so
+        the monitors keep no copy of their own."""
+        return self.analytics.capability(ws, lot_id, snapshot_job_id=snapshot_job_id, test_num=test_num)
 
     def lot_stats(self, ws: str, lot_id: str, snapshot_job_id: str) -> dict[str, Any]:
         """Yields and bin counts of a lot snapshot, per lot and per wafer (from the analytics service)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from stratum.lake import snapstats
+
 from .engine import schema_session
 from .public_schema import PUBLIC
 
@@ -28,6 +30,21 @@ Generated from `stratum.query.public_schema` by `python -m stratum.query.schema_
 """
 
 
+STATS_HEADER = """
+## Derived file: snapshot statistics (not a SQL table)
+
+`workspaces/<ws>/lake/_stats/lot=<lot>/job=<snapshot job>/policy=<retest policy>/stats-v{version}.parquet`:
+sufficient statistics of one snapshot under its retest policy, one row per (view, scope, wafer, test), written
+on the snapshot's first use by `/tests` or `/capability` (`stratum.lake.snapstats`, computed by
+`stratum.analytics.snapstats`) and read by every later call and process. Each row aggregates exactly the rows
+of `results` (PTR), `mpr_results` or `ftr_results` it names: means are compensated sums over the count, M2 is
+the compensated sum of squared deviations from the row's own mean (two passes). Medians and percentiles are
+not in it (they need the raw rows).
+
+| column | type | description |
+|---|---|---|"""
+
+
 def render() -> str:
     ses = schema_session()
     try:
@@ -37,6 +54,9 @@ def render() -> str:
             out.append(f"\n## `{name}`\n\n{view.doc}\n\n| column | type | description |\n|---|---|---|")
             for col, doc in view.cols:
                 out.append(f"| `{col}` | {types.get(col, '?')} | {doc.replace('|', '/')} |")
+        out.append(STATS_HEADER.format(version=snapstats.FORMAT_VERSION))
+        for col, typ, doc in snapstats.COLUMNS:
+            out.append(f"| `{col}` | {typ} | {doc.replace('|', '/')} |")
         return "\n".join(out) + "\n"
     finally:
         ses.close()

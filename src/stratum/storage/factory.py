@@ -14,14 +14,15 @@ from stratum.storage.objectstore import ObjectStore
 
 
 def build_object_store(settings: Settings, *, area: Literal["lake", "drop"]) -> ObjectStore:
-    """``lake``: the Parquet lake. ``drop``: where raw uploads land (local ``incoming/``; on AWS the
-    whole drop bucket, keys carrying their own ``drop_prefix``)."""
+    """``lake``: the Parquet lake. ``drop``: where raw uploads land, keys carrying their own drop prefix
+    (``incoming/``): locally the data directory, whose ``incoming/``, ``processed/`` and ``failed/`` are
+    the drop folder and where its files go when their job ends; on AWS the drop bucket, same prefixes."""
     if area not in ("lake", "drop"):
         raise ValueError(f"unknown object store area {area!r}")
     if settings.backend == "local":
         from stratum.storage.local import LocalObjectStore
 
-        return LocalObjectStore(settings.data_dir / ("lake" if area == "lake" else "incoming"))
+        return LocalObjectStore(settings.data_dir / "lake" if area == "lake" else settings.data_dir)
     from stratum.storage.s3 import S3ObjectStore
 
     aws = settings.aws

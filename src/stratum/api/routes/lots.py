@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from stratum.analytics.estimators import ESTIMATORS
 from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest
-from stratum.render.diemap import render_die_map
 
 from ..params import (
     BinType,
@@ -160,19 +159,12 @@ def wafer_map(
     PNG/SVG draw the map round using the WCR die size (or the inferred aspect), coloured by `bin_type` bins
     or, with `test_num`, by value."""
     svc = request.app.state.analytics
-    data = svc.wafer_map(
-        principal.workspace,
-        lot_id,
-        wafer_id,
-        snapshot_job_id=snapshot_job_id,
-        test_num=test_num,
-        test_name=test_name,
-        view=view,
-    )
+    where = {"snapshot_job_id": snapshot_job_id, "test_num": test_num, "test_name": test_name, "view": view}
     if format in ("png", "svg"):
-        body = render_die_map(data, fmt=format, bin_type=bin_type)
+        body = svc.wafer_map_image(principal.workspace, lot_id, wafer_id, fmt=format, bin_type=bin_type, **where)
         media = "image/png" if format == "png" else "image/svg+xml"
         return Response(body, media_type=media, headers=dict(getattr(request.state, "extra_headers", {}) or {}))
+    data = svc.wafer_map(principal.workspace, lot_id, wafer_id, **where)
     return {
         "lot_id": data.lot_id,
         "wafer_id": data.wafer_id,

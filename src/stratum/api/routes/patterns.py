@@ -36,8 +36,15 @@ CLASSIFY_EXAMPLES: dict[str, Example] = {
     response_model=ClassifyOut,
     responses=ERRORS,
     summary="Classify the spatial fail patterns of one wafer map",
+    description=(
+        "One body form: base64 STDF (`map_data`, optionally gzip'd; 422 with the parser's message when it cannot "
+        "be read), a die list, a WM-811K grid, or a lake wafer (`lot_id`, `wafer_id`, optional `snapshot_job_id`), "
+        "whose result is stored and shown by the SQL view `wafer_patterns`. Bounds (server settings): a 32 MiB "
+        "body (413), 4 classification requests at once per server, others wait up to 10 s (then 503 with "
+        "Retry-After); the key's requests per minute and monthly classifications (429 with Retry-After)."
+    ),
 )
-def classify(
+async def classify(
     request: Request,
     body: dict[str, Any] = Body(
         ...,
@@ -52,7 +59,8 @@ def classify(
     calibrated confidence (0-1) and an explanation (summary, features, the region's dies). Each call counts
     against the key's monthly classification quota (429 when used up). A lake wafer's result is also stored
     with its snapshot."""
-    return request.app.state.patterns.classify(principal.workspace, body, key=principal)
+    svc = request.app.state.patterns
+    return await request.app.state.classify_gate.run(lambda: svc.classify(principal.workspace, body, key=principal))
 
 
 @router.post(
@@ -60,8 +68,14 @@ def classify(
     response_model=BatchOut,
     responses=ERRORS,
     summary="Classify up to 100 maps (any classify body each), or every wafer of a lot ({lot_id})",
+    description=(
+        "Results in request order; a map that fails gives `{wafer_id, error}` with its problem object and never "
+        "fails the batch. The whole batch is taken from the key's monthly quota up front (429 when it does not "
+        "fit, nothing taken). More maps than the key's tier allows (pilot 10, production 100): 413. Lake wafers "
+        "(`{lot_id}` or lake items) are stored as with POST /v1/classify. Same body and concurrency bounds."
+    ),
 )
-def batch(
+async def batch(
     request: Request,
     body: dict[str, Any] = Body(
         ...,
@@ -75,7 +89,8 @@ def batch(
 ) -> dict:
     """Classify many maps in one call: the results come in request order, and a map that cannot be classified
     is an item with its error instead of failing the batch. Each map counts against the classification quota."""
-    return request.app.state.patterns.batch(principal.workspace, body, key=principal)
+    svc = request.app.state.patterns
+    return await request.app.state.classify_gate.run(lambda: svc.batch(principal.workspace, body, key=principal))
 
 
 @router.get(

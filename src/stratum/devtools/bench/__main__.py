@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,monitors,exports,delivery,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,startup,coldstart,exports,sdk,delivery,all}``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from stratum.devtools.bench.delivery import bench_delivery, print_delivery
 from stratum.devtools.bench.exports import bench_charts, bench_export, bench_sdk, case_export, print_exports
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
 from stratum.devtools.bench.monitors import bench_monitors, print_monitors
-from stratum.devtools.bench.startup import bench_startup, print_startup
+from stratum.devtools.bench.startup import bench_lambda_cold_start, bench_startup, print_startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("startup")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("coldstart")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--wafers", type=int, default=200)
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("sdk")
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--wafers", type=int, default=200)
     sub.add_parser("delivery")
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
@@ -69,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         (RESULTS / "startup.json").write_text(json.dumps(rep, indent=2))
         print_startup(rep)
+    if args.what == "coldstart":
+        build_lake(args.wafers)
+        rep = {"runs": args.runs, "rows": bench_lambda_cold_start(args.runs, LAKE, "BENCH-03")}
+        (RESULTS / "coldstart.json").write_text(json.dumps(rep, indent=2))
+        print_startup(rep)
     if args.what in ("api", "all"):
         # calls take milliseconds: many more of them than ingest runs for a stable median
         rep = bench_api(runs=max(args.runs, 15 if args.what == "all" else 5), wafers=args.wafers)
@@ -86,10 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         runs = min(args.runs, 3)  # each export case reads the whole results table: keep it short
         rep = {
             "export": bench_export(runs, args.big_mb),
-            "sdk": bench_sdk(max(runs, 5), args.big_mb),
+            "sdk": bench_sdk(max(runs, 7), wafers=args.wafers),
             "charts": bench_charts(max(runs, 7)),
         }
         (RESULTS / "exports.json").write_text(json.dumps(rep, indent=2))
+        print_exports(rep)
+    if args.what == "sdk":
+        rep = {"sdk": bench_sdk(args.runs, wafers=args.wafers)}
+        (RESULTS / "sdk.json").write_text(json.dumps(rep, indent=2))
         print_exports(rep)
     if args.what in ("delivery", "all"):
         rep = bench_delivery()

@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from stratum.devtools.bench import DATA
+from stratum.devtools.bench import D10, DATA
 
 LAKE = DATA / "api_lake"
 LOTS = 8
@@ -67,6 +67,23 @@ def _median_ms(fn, runs: int) -> tuple[float, object]:
         out = fn()
         ts.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(ts), out
+
+
+def _alternating_ms(fn, ref, runs: int) -> tuple[float, float]:
+    """Medians of ``fn`` and ``ref`` called in turn (after one warm call each), so a shared machine's load
+    weighs on both alike."""
+    fn()
+    ref()
+    a, b = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        ref()
+        t2 = time.perf_counter()
+        a.append((t1 - t0) * 1e3)
+        b.append((t2 - t1) * 1e3)
+    return statistics.median(a), statistics.median(b)
 
 
 def _files(rt, lot: str, table: str) -> str:
@@ -226,7 +243,102 @@ def bench_api(runs: int = 7, wafers: int = 200) -> dict:
     loop.run(client.aclose())
     loop.close()
     rt.close()
+    report["d10"] = bench_d10(runs)
     return report
+
+
+D10_LAKE = DATA / "d10_lake"
+D10_TARGETS_MS = {"heat_map_png": 60.0, "bin_map_png": 40.0}
+
+
+def bench_d10(runs: int) -> dict | None:
+    """Issue 16's heavy routes on the D-10 lot (one wafer, 365 tests, 1.45 M results): warm /tests and
+    /capability against one per-test aggregate (count, mean, sd of valid results) over the same results Parquet
+    in one warm DuckDB connection, measured alternately in the same run; warm heat-map and bin-map PNGs against
+    their absolute targets. The first call of each route in this process is reported too (it reads the
+    snapshot's materialised statistics, or computes them the first time the lake is built)."""
+    import asyncio
+    from urllib.parse import quote
+
+    import duckdb
+    import httpx
+
+    from stratum.api.app import create_app
+    from stratum.runtime import Runtime
+    from stratum.settings import settings_for
+
+    if not D10.is_file():
+        print(f"skipping the D-10 API case: {D10} not found (../shared/corpus absent)")
+        return None
+    settings = settings_for(
+        D10_LAKE / "data",
+        backend="local",
+        rate_limits={"analytics_per_window": 10**9, "sql_per_window": 10**9, "uploads_per_window": 10**9},
+    )
+    marker = D10_LAKE / ".complete"
+    if not marker.exists():
+        import shutil
+
+        shutil.rmtree(D10_LAKE, ignore_errors=True)
+        rt = Runtime.from_settings(settings)
+        job = rt.ingest.ingest_path("default", D10)
+        assert job.status == "succeeded", job.error
+        rt.close()
+        marker.touch()
+    rt = Runtime.from_settings(settings)
+    app = create_app(rt)
+    token, _ = app.state.keys.create("default", ["full"], "bench")
+    loop = asyncio.Runner()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+    h = {"Authorization": f"Bearer {token}"}
+    (lot,) = [x.lot_id for x in rt.catalog.iter_lots("default")]
+    with rt.engine.session("default") as s:
+        wafer = s.rows("SELECT wafer_id FROM wafers ORDER BY wafer_id LIMIT 1")[0][0]
+        test = s.rows("SELECT min(test_num) FROM tests WHERE test_type = 'P'")[0][0]
+        n_tests = s.rows("SELECT count(*) FROM tests")[0][0]
+        n_results = s.rows("SELECT count(*) FROM results")[0][0]
+    base = f"/v1/lots/{quote(lot, safe='')}"
+
+    def get(path: str):
+        def call():
+            r = loop.run(client.get(base + path, headers=h))
+            assert r.status_code == 200, r.text
+            return r.content
+
+        return call
+
+    routes = {
+        "tests": get("/tests"),
+        "capability": get("/capability"),
+        "heat_map_png": get(f"/wafers/{quote(wafer, safe='')}/map?format=png&test_num={test}"),
+        "bin_map_png": get(f"/wafers/{quote(wafer, safe='')}/map?format=png"),
+    }
+    per_test = (
+        "SELECT test_num, count(*), avg(result), stddev_samp(result) "
+        f"FROM read_parquet({_files(rt, lot, 'results')}) WHERE valid GROUP BY 1"
+    )
+    warm = duckdb.connect()
+    out: dict = {"lot": lot, "tests": n_tests, "results_rows": n_results, "runs": runs, "routes": []}
+    for name, fn in routes.items():
+        t0 = time.perf_counter()
+        fn()
+        first_ms = (time.perf_counter() - t0) * 1e3
+        api_ms, ref_ms = _alternating_ms(fn, lambda c=warm: c.execute(per_test).fetchall(), runs)
+        row = {
+            "route": name,
+            "first_ms": round(first_ms, 1),
+            "api_ms": round(api_ms, 1),
+            "aggregate_ms": round(ref_ms, 1),
+        }
+        row["ratio"] = round(api_ms / ref_ms, 2)
+        if name in D10_TARGETS_MS:
+            row["target_ms"] = D10_TARGETS_MS[name]
+        out["routes"].append(row)
+    warm.close()
+    loop.run(client.aclose())
+    loop.close()
+    rt.close()
+    return out
 
 
 def print_api(rep: dict) -> None:
@@ -241,3 +353,17 @@ def print_api(rep: dict) -> None:
     print(f"{'route':16s} {'API ms':>8s} {'aggr ms':>8s} {'ratio':>6s}")
     for name, r in rep.get("per_test_aggregate", {}).items():
         print(f"{name:16s} {r['api_ms']:8.1f} {r['aggregate_ms']:8.1f} {r['ratio']:6.2f}")
+    d = rep.get("d10")
+    if d:
+        print(
+            f"D-10 lot {d['lot']} ({d['tests']} tests, {d['results_rows']:,} results): warm median of {d['runs']} "
+            "calls; ratio = API / per-test aggregate in a warm connection (targets: /tests and /capability <= 0.5, "
+            "heat map <= 60 ms, bin map <= 40 ms)"
+        )
+        print(f"{'route':16s} {'first ms':>9s} {'API ms':>8s} {'aggr ms':>8s} {'ratio':>6s} {'target':>7s}")
+        for r in d["routes"]:
+            target = f"{r['target_ms']:.0f} ms" if "target_ms" in r else "0.5x"
+            print(
+                f"{r['route']:16s} {r['first_ms']:9.1f} {r['api_ms']:8.1f} {r['aggregate_ms']:8.1f} "
+                f"{r['ratio']:6.2f} {target:>7s}"
+            )
