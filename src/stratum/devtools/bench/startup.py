@@ -253,16 +253,17 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, inge
         _row(f"stratum ingest {small.stat().st_size // 1000} KB file (process)", ingest, version, "stratum --version")
     )
     if D10.exists():
-        ours, ref = [], []
+        ours: list[float] = []
+        convert: list[float] = []
         for i in range(ingest_runs):
             with tempfile.TemporaryDirectory(dir=DATA) as a, tempfile.TemporaryDirectory(dir=DATA) as b:
                 pair = [
                     (ours, [*cli, "ingest", "--data-dir", a, str(D10)]),
-                    (ref, [sys.executable, "-c", _STDF_CONVERT, str(D10), b]),
+                    (convert, [sys.executable, "-c", _STDF_CONVERT, str(D10), b]),
                 ]
                 for sink, argv in pair if i % 2 == 0 else pair[::-1]:  # alternate which side runs first
                     sink.append(_seconds(argv))
-        row = _row("stratum ingest D-10 95 MB .gz (process)", ours, ref, "stdf-convert → Parquet (process)")
+        row = _row("stratum ingest D-10 95 MB .gz (process)", ours, convert, "stdf-convert → Parquet (process)")
         row["speed_ratio"] = round(row["reference_s"] / row["s"], 2)  # > 1: stratum is faster
         rows.append(row)
     rows += bench_lambda_cold_start(runs, lake, lot)
