@@ -294,8 +294,9 @@ def print_startup(rep: dict) -> None:
             print(f"{'':4s}{r['speed_ratio']:.2f}x the speed of {r['reference']} (> 1: faster)")
         if "first_invoke_s" in r:
             print(
-                f"{'':4s}handler load = Lambda init phase (imports, app, warm-up) {r['import_s']:.3f} s, first invoke {r['first_invoke_s']:.3f} s, "
-                f"second invoke {r['second_invoke_s']:.3f} s (whole process {r['process_s']:.3f} s)"
+                f"{'':4s}handler load = Lambda init phase (imports, app, warm-up) {r['import_s']:.3f} s, "
+                f"first invoke {r['first_invoke_s']:.3f} s, second invoke {r['second_invoke_s']:.3f} s "
+                f"(whole process {r['process_s']:.3f} s)"
             )
             print(
                 f"{'':4s}the first invoke imports {', '.join(r['first_invoke_imports']) or 'nothing heavy'}; "
