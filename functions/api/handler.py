@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from mangum import Mangum
 
 from stratum.api.app import create_app
+from stratum.runtime import keep_pandas_out
 from stratum.settings import get_settings
 
 logger = Logger()
@@ -33,8 +34,21 @@ def asgi() -> Mangum:
     return _state["mangum"]
 
 
+def init() -> None:
+    """Lambda's init phase (before the first event): build the app and warm it up (imports, DuckDB, one SQL
+    worker), so the first request does not pay for them. Skipped outside Lambda and with STRATUM_WARM_UP=false."""
+    settings = get_settings()
+    if settings.warm_up and settings.lambda_initialization_type:
+        keep_pandas_out()
+        asgi()
+        _state["mangum"].app.state.runtime.warm_up()
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: Any) -> dict:
     return asgi()(event, context)
+
+
+init()

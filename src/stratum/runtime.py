@@ -11,6 +11,8 @@ a dropped object into an ingest job (the ingest Lambda, the drop-folder watcher 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,9 +53,11 @@ class Runtime:
     meta: MetadataStore
     lake: ObjectStore
     drop_store: ObjectStore
+    # a process that runs a command and exits (the CLI): query sessions are not kept, so nothing is materialised
+    one_shot: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
+    def from_settings(cls, settings: Settings, *, one_shot: bool = False) -> Runtime:
         if settings.backend == "local":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             (settings.data_dir / "incoming").mkdir(exist_ok=True)
@@ -62,6 +66,7 @@ class Runtime:
             build_metadata_store(settings),
             build_object_store(settings, area="lake"),
             build_object_store(settings, area="drop"),
+            one_shot,
         )
 
     @property
@@ -127,7 +132,7 @@ class Runtime:
         from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
-        engine = QueryEngine(self.catalog, self.lake, self.settings)
+        engine = QueryEngine(self.catalog, self.lake, self.settings, materialize=not self.one_shot)
         from stratum.patterns.store import PatternStore
 
         findings = MonitorStore(self.meta)
@@ -147,8 +152,6 @@ class Runtime:
         """User SQL for a server: in worker processes (``settings.sql.isolate``), else in-process."""
         if not self.settings.sql.isolate:
             return self.sql
-        import sys
-
         from stratum.query.workers import SqlWorkers
 
         return SqlWorkers(self.settings, (sys.executable, "-c", _SQL_WORKER_MAIN))
@@ -304,6 +307,41 @@ class Runtime:
             "error": run.error,
         }
 
+    def warm_up(self, workspace: str | None = None) -> None:
+        """Pay a server's one-off costs before its first requests: the libraries the analytics, map and SQL
+        routes import on first use, the analytics and chart services, the workspace's DuckDB database, and one
+        SQL worker process (started on a thread of its own; this returns once it is ready). ``stratum serve``
+        runs this on a background thread at start, the API Lambda in its init phase. A lot's snapshot views
+        are still built by the first request that reads the lot."""
+        worker = None
+        if self.settings.sql.isolate:
+            worker = threading.Thread(target=self.sql_runner.warm, name="stratum-sql-warm", daemon=True)
+            worker.start()
+        import numpy  # noqa: F401
+        import PIL.Image  # noqa: F401
+        import pyarrow  # noqa: F401
+
+        import stratum.analytics.capability  # noqa: F401
+        import stratum.render.wafermap  # noqa: F401
+
+        self.charts  # noqa: B018 - built (with the analytics service) now
+        self.engine.database(workspace or self.settings.workspace)
+        if worker is not None:
+            worker.join()
+
+    def start_warm_up(self, workspace: str | None = None) -> threading.Thread:
+        """``warm_up`` on a daemon thread (a server answers requests meanwhile; they wait for nothing)."""
+
+        def run() -> None:
+            try:
+                self.warm_up(workspace)
+            except Exception:  # noqa: BLE001 - only an optimisation: the first request does it again and reports
+                logging.getLogger("stratum").warning("warm-up failed", exc_info=True)
+
+        t = threading.Thread(target=run, name="stratum-warm-up", daemon=True)
+        t.start()
+        return t
+
     def close(self) -> None:
         if "delivery" in self.__dict__:
             self.delivery.stop_worker()
@@ -314,6 +352,25 @@ class Runtime:
         if "engine" in self.__dict__:  # only if it was built
             self.engine.close()
         self.meta.close()
+
+
+class _NoPandas:
+    """A meta-path finder that reports pandas missing (see ``keep_pandas_out``)."""
+
+    @staticmethod
+    def find_spec(name: str, path=None, target=None):  # noqa: ANN001, ANN205 - importlib's finder protocol
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not loaded by stratum processes)", name=name)
+        return None
+
+
+def keep_pandas_out() -> None:
+    """For our own processes only (the CLI, ``stratum serve``, SQL workers, the Lambdas), before any query:
+    DuckDB imports pandas, when it is installed, on the first query with parameters (to check whether a
+    parameter is a DataFrame), 0.5-2 s. These processes pass no DataFrames, so pandas is reported missing
+    unless something imported it already; a library user's process is left alone."""
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
 
 
 # a SQL worker process (``Runtime.sql_runner``) builds its own runtime and serves its ``sql``
@@ -336,6 +393,8 @@ def serve_export_worker() -> None:  # pragma: no cover - runs in the child (test
 
 def serve_sql_worker() -> None:  # pragma: no cover - runs in the child (tested over HTTP and via SqlWorkers)
     from stratum.query.workers import serve
+
+    keep_pandas_out()
 
     def open_sql(settings: Settings) -> tuple[SqlService, Callable[[], None]]:
         rt = Runtime.from_settings(settings)

@@ -74,12 +74,14 @@ class SqlLimits(BaseModel):
     # A server runs user queries in worker processes (stratum.query.workers), at most max_concurrent at once;
     # more wait up to queue_seconds, then 503. A worker's data memory is capped (RLIMIT_DATA) at
     # worker_memory_mb (0 = half the Lambda's memory, else 1536); one that has not answered
-    # kill_after_seconds past the time limit is killed and replaced.
+    # kill_after_seconds past the time limit is killed and replaced. The time limit starts once the query's
+    # session is built (the lake's views opened); building it may take up to session_setup_seconds.
     isolate: bool = True
     max_concurrent: int = 2
     queue_seconds: float = 10.0
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
+    session_setup_seconds: float = 10.0
 
 
 class MonitorSettings(BaseModel):
@@ -168,7 +170,7 @@ class PatternSettings(BaseModel):
     max_request_bytes: int = 32 * 1024 * 1024  # JSON body of POST /v1/classify or /v1/batch (413 past it)
     max_concurrent: int = 4  # classify/batch requests computing at once per server; others wait
     queue_seconds: float = 10.0  # ... at most this long, then 503 with Retry-After
-    min_confidence: float = 0.4  # detections below this calibrated confidence are not reported
+    min_confidence: float = 0.05  # detections below this calibrated confidence are not reported
     severity_low_max: float = 0.20  # severity: low < this <= med
     severity_med_max: float = 0.50  # med < this <= high
 
@@ -214,6 +216,10 @@ class Settings(BaseSettings):
 
     # API
     api_root_path: str = ""
+    # a server pays its first requests' one-off costs at start (Runtime.warm_up): `stratum serve` on a
+    # background thread, the API Lambda in its init phase (AWS_LAMBDA_INITIALIZATION_TYPE is set there)
+    warm_up: bool = True
+    lambda_initialization_type: str = Field(default="", validation_alias="AWS_LAMBDA_INITIALIZATION_TYPE")
     public_base_url: str = ""
 
     @field_validator("data_dir", mode="after")

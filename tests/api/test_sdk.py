@@ -442,3 +442,27 @@ def test_arrow_pages_give_the_json_rows_and_types(seeded, client):
     assert a.rows == j.rows
     assert a.rows[1][3] == 0.1 and a.rows[2][12] is None and isinstance(a.rows[4][1], int)
     assert len(a) == 5 and a.to_arrow().num_rows == 5 and a.to_arrow().column_names == a.columns
+
+
+def test_sql_without_pyarrow_uses_json_pages(live_server, sdk_venv):
+    """In a process where pyarrow cannot be imported, ``sql()`` asks for JSON pages and ``to_arrow()`` says
+    which extra to install."""
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from stratum_client import Client\n"
+        f"c = Client(api_key={live_server.token!r}, base_url={live_server.url!r})\n"
+        "r = c.sql('SELECT x, x * 0.5 AS h FROM range(3) t(x) ORDER BY x', page_size=2)\n"
+        "print(r.arrow, len(r.pages), r.rows, r.types)\n"
+        "try:\n"
+        "    r.to_arrow()\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [str(sdk_venv.python), "-c", code], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == [
+        "False 2 [[0, 0.0], [1, 0.5], [2, 1.0]] ['BIGINT', 'DECIMAL(21,1)']",
+        "pyarrow is needed for this: pip install 'stratum-client[arrow]'",
+    ]

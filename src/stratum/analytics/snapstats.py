@@ -31,51 +31,58 @@ log = logging.getLogger("stratum.analytics")
 VIEWS = {"final": "is_final", "first_pass": "NOT is_retest", "all": "true"}
 
 _TABLES = {"P": "results", "M": "mpr_results", "F": "ftr_results"}
-_KEY = "test_num, test_name, wafer_id, on_wafer"
 
 
-def _sql(tt: str, table: str) -> str:
-    """Per (test) and per (test, wafer on a wafer), for every view: n, n_valid, fails, mean, M2, min, max.
+_CLASS = "test_num, test_name, wafer_id, on_wafer, is_final, is_retest"
 
-    Two passes with compensated sums: the mean is fsum(x)/n, then M2 = fsum((x − mean)²) around each group's own
-    mean, which keeps the variance of values far from zero (a 40 MHz clock measured to 1 Hz) exact to ~1e-15
-    where a one-pass variance loses digits to the mean's magnitude."""
+
+def _sql(tt: str, table: str) -> tuple[str, str, str]:
+    """Three statements for the rows of ``table``, per (test, wafer, on a wafer or not) and class of execution
+    (is_final, is_retest; a view is a union of classes): the first pass (n, n_valid, fails, fsum, min and max of
+    the valid values) as the temp table ``_snapstats_g``; the means of each view per group and per test as
+    ``_snapstats_m``; then the second pass: the sums of squared deviations of the valid values from the group's
+    mean (``dw_<view>``) and from the test's mean over the lot (``dl_<view>``).
+
+    Two passes with compensated sums keep the variance of values far from zero (a 40 MHz clock measured to 1 Hz)
+    exact to ~1e-15 where a one-pass variance loses digits to the mean's magnitude. Views and lot rows add up
+    classes and groups: counts, sums, and squared deviations around one common mean (no combination formula)."""
     rel = table
     if tt != "P":  # the pin and functional rows: per named wafer (only named wafers can be asked for)
         rel = f"(SELECT *, wafer_id IS NOT NULL AS on_wafer FROM {table})"
-    value = "result::DOUBLE" if tt != "F" else "NULL::DOUBLE"
-    valid = "valid" if tt != "F" else "false"
-    first = ", ".join(
-        f"""count(*) FILTER (WHERE {v}) AS n_{k}, count(*) FILTER (WHERE {v} AND valid) AS v_{k},
-            count(*) FILTER (WHERE {v} AND passed = false) AS f_{k},
-            fsum(x) FILTER (WHERE {v} AND valid) / count(*) FILTER (WHERE {v} AND valid) AS m_{k},
-            min(x) FILTER (WHERE {v} AND valid) AS lo_{k}, max(x) FILTER (WHERE {v} AND valid) AS hi_{k}"""
+    xv = "CASE WHEN valid THEN result::DOUBLE END" if tt != "F" else "NULL::DOUBLE"  # NULL unless valid
+    first = f"""
+        CREATE OR REPLACE TEMP TABLE _snapstats_g AS
+        SELECT {_CLASS}, count(*) AS n, count(xv) AS v, count_if(passed = false) AS f, fsum(xv) AS s, min(xv) AS lo,
+               max(xv) AS hi
+        FROM (SELECT *, {xv} AS xv FROM {rel}) GROUP BY {_CLASS}"""
+    means = ", ".join(
+        f"fsum(s) FILTER (WHERE {v}) / sum(v) FILTER (WHERE {v}) AS mw_{k}, "
+        f"fsum(fsum(s) FILTER (WHERE {v})) OVER t / sum(sum(v) FILTER (WHERE {v})) OVER t AS ml_{k}"
         for k, v in VIEWS.items()
     )
+    second = f"""
+        CREATE OR REPLACE TEMP TABLE _snapstats_m AS
+        SELECT test_num, test_name, wafer_id, on_wafer, {means} FROM _snapstats_g
+        GROUP BY test_num, test_name, wafer_id, on_wafer WINDOW t AS (PARTITION BY test_num, test_name)"""
     dev = ", ".join(
-        f"fsum((x.x - g.m_{k}) * (x.x - g.m_{k})) FILTER (WHERE {v} AND valid) AS d_{k}" for k, v in VIEWS.items()
-    )
-    same_test = "g.test_num = x.test_num AND g.test_name IS NOT DISTINCT FROM x.test_name"
-    out = ", ".join(
-        f"g.n_{k}, g.v_{k}, g.f_{k}, g.m_{k}, CASE WHEN g.v_{k} >= 2 THEN d.d_{k} END, g.lo_{k}, g.hi_{k}"
+        f"fsum((r.xv - m.mw_{k}) * (r.xv - m.mw_{k})) AS dw_{k}, fsum((r.xv - m.ml_{k}) * (r.xv - m.ml_{k})) AS dl_{k}"
         for k in VIEWS
     )
-    return f"""
-        WITH x AS (SELECT test_num, test_name, wafer_id, on_wafer, is_final, is_retest, {valid} AS valid, passed,
-                          {value} AS x FROM {rel}),
-        g AS (SELECT test_num, test_name, grouping(wafer_id, on_wafer) = 0 AS per_wafer, wafer_id, on_wafer, {first}
-              FROM x GROUP BY GROUPING SETS ((test_num, test_name), ({_KEY}))),
-        d AS (SELECT x.test_num, x.test_name, false AS per_wafer, NULL AS wafer_id, NULL AS on_wafer, {dev}
-              FROM x JOIN g ON NOT g.per_wafer AND {same_test} GROUP BY x.test_num, x.test_name
-              UNION ALL
-              SELECT x.test_num, x.test_name, true, x.wafer_id, x.on_wafer, {dev}
-              FROM x JOIN g ON g.per_wafer AND {same_test} AND g.wafer_id IS NOT DISTINCT FROM x.wafer_id
-                            AND g.on_wafer = x.on_wafer
-              GROUP BY x.test_num, x.test_name, x.wafer_id, x.on_wafer)
-        SELECT g.test_num, g.test_name, g.per_wafer, g.wafer_id, g.on_wafer, {out}
-        FROM g LEFT JOIN d ON d.per_wafer = g.per_wafer AND d.test_num = g.test_num
-             AND d.test_name IS NOT DISTINCT FROM g.test_name AND d.wafer_id IS NOT DISTINCT FROM g.wafer_id
-             AND d.on_wafer IS NOT DISTINCT FROM g.on_wafer"""
+    third = f"""
+        SELECT r.test_num, r.test_name, r.wafer_id, r.on_wafer, r.is_final, r.is_retest, {dev}
+        FROM (SELECT {_CLASS}, {xv} AS xv FROM {rel}) r
+        JOIN _snapstats_m m ON m.test_num = r.test_num AND m.test_name IS NOT DISTINCT FROM r.test_name
+             AND m.wafer_id IS NOT DISTINCT FROM r.wafer_id AND m.on_wafer = r.on_wafer
+        WHERE r.xv IS NOT NULL
+        GROUP BY r.test_num, r.test_name, r.wafer_id, r.on_wafer, r.is_final, r.is_retest"""
+    return first, second, third
+
+
+_IN_VIEW = {
+    "final": lambda fin, retest: fin,
+    "first_pass": lambda fin, retest: not retest,
+    "all": lambda fin, retest: True,
+}
 
 
 Row = tuple[int, int | None, int, float | None, float | None, float | None, float | None]
@@ -107,19 +114,55 @@ def variance(n_valid: int | None, m2: float | None) -> float | None:
 def compute(s: Session) -> dict[str, list[Any]]:
     """The rows of the session's snapshot (one lot), as columns of ``stratum.lake.snapstats.COLUMNS``."""
     cols: dict[str, list[Any]] = {n: [] for n, _, _ in store.COLUMNS}
+
+    def add(view: str, wafer: tuple | None, tt: str, tn: int, name: str, values: tuple) -> None:
+        head = (view, "lot" if wafer is None else "wafer", None if wafer is None else wafer[0], tt, tn, name)
+        for k, v in zip(cols, (*head, *values), strict=True):
+            cols[k].append(v)
+
     for tt, table in _TABLES.items():
-        for tn, name, per_wafer, wafer_id, on_wafer, *vals in s.rows(_sql(tt, table)):
-            if per_wafer and not on_wafer:
-                continue  # parts off any wafer (final test) count in the lot rows only
-            for i, view in enumerate(VIEWS):
-                n, n_valid, fails, mean, m2, lo, hi = vals[7 * i : 7 * i + 7]
-                if not n:
+        first, second, third = _sql(tt, table)
+        try:
+            s.execute(first)
+            s.execute(second)
+            classes = s.rows(f"SELECT {_CLASS}, n, v, f, s, lo, hi FROM _snapstats_g")
+            devs = {tuple(r[:6]): r[6:] for r in s.rows(third)}
+        finally:
+            s.execute("DROP TABLE IF EXISTS _snapstats_g")
+            s.execute("DROP TABLE IF EXISTS _snapstats_m")
+        # per (view, test, wafer key) and per (view, test): n, n_valid, fails, sums, dw, dl, mins, maxs
+        groups: dict[tuple, list] = {}
+        lots: dict[tuple, list] = {}
+        for tn, name, wafer_id, on_wafer, fin, retest, n, nv, fails, sx, lo, hi in classes:
+            dev = devs.get((tn, name, wafer_id, on_wafer, fin, retest))
+            for i, (view, keep) in enumerate(_IN_VIEW.items()):
+                if not keep(fin, retest):
                     continue
-                if tt == "F":
-                    n_valid = None
-                row = (view, "wafer" if per_wafer else "lot", wafer_id if per_wafer else None, tt, tn, name)
-                for k, v in zip(cols, (*row, n, n_valid, fails, mean, m2, lo, hi), strict=True):
-                    cols[k].append(v)
+                targets = [lots.setdefault((view, tn, name), [0, 0, 0, [], [], [], [], []])]
+                if on_wafer:  # parts off any wafer (final test) count in the lot rows only
+                    targets.append(groups.setdefault((view, tn, name, wafer_id), [0, 0, 0, [], [], [], [], []]))
+                for j, acc in enumerate(targets):
+                    acc[0] += n
+                    acc[1] += nv
+                    acc[2] += fails
+                    if nv:
+                        assert dev is not None
+                        acc[3].append(sx)
+                        acc[4].append(dev[2 * i + (1 if j == 0 else 0)])  # dl for the lot, dw for the wafer
+                        acc[5].append(lo)
+                        acc[6].append(hi)
+
+        def values(acc: list, tt: str = tt) -> tuple:
+            n, nv, fails, sxs, ds, los, his, _ = acc
+            mean = math.fsum(sxs) / nv if nv else None
+            m2 = math.fsum(ds) if nv >= 2 else None
+            lo, hi = (min(los), max(his)) if nv else (None, None)
+            return (n, None if tt == "F" else nv, fails, mean, m2, lo, hi)
+
+        for (view, tn, name, wafer_id), acc in groups.items():
+            add(view, (wafer_id,), tt, tn, name, values(acc))
+        for (view, tn, name), acc in lots.items():
+            add(view, None, tt, tn, name, values(acc))
     return cols
 
 

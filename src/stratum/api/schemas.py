@@ -197,6 +197,25 @@ class JobOut(ApiModel):
     )
     duplicate_of: str | None = Field(default=None, description="status duplicate: the earlier job with the same bytes")
     snapshot_jobs: list[str] | None = Field(default=None, description="Jobs in the lot snapshot this job published")
+    source: dict[str, Any] | None = Field(
+        None,
+        description="Where the job's file came from and where it went: `kind` (`upload` request body, `presign` "
+        "presigned upload URL, `drop` drop folder or bucket, `cli` `stratum ingest`), `bucket` (`local` for the "
+        "local drop folder), `key` (the key it was dropped or uploaded under, `incoming/<workspace>/...`), "
+        "`version_id` and `etag` of the dropped object, and `archived_key`: where the file was moved when the "
+        "job ended, `processed/<rest>` (succeeded, partial, duplicate) or `failed/<rest>` with "
+        "`<name>.error.json` beside it (null while the file is still in `incoming/`, and for CLI ingests)",
+        examples=[
+            {
+                "kind": "drop",
+                "bucket": "local",
+                "key": "incoming/default/lot.stdf",
+                "version_id": None,
+                "etag": "9e107d9d372bb6826bd81d3542a419d6",
+                "archived_key": "processed/default/lot.stdf",
+            }
+        ],
+    )
     created_at: str = Field(description=f"When the job was created; {D_TIME}")
     started_at: str | None = Field(default=None, description=f"When parsing started; {D_TIME}; null while queued")
     finished_at: str | None = Field(default=None, description=f"When the job ended; {D_TIME}; null until it ends")

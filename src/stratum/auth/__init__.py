@@ -1,24 +1,36 @@
 """Authentication and authorisation for the HTTP API: bearer API keys (``keys``), scopes and the
-permission table (``scopes``), per-key rate limits (``ratelimit``)."""
+permission table (``scopes``), per-key rate limits (``ratelimit``).
 
-from stratum.auth.keys import AuthError, KeyRecord, KeyService, bearer_token, parse_expires, parse_token
-from stratum.auth.ratelimit import BUCKETS, Decision, RateLimiter
-from stratum.auth.scopes import ACTIONS, PERMISSIONS, SCOPES, PermissionDenied, allows, require
+The names below are loaded on first access: ``stratum.auth.redact`` (which the CLI installs before parsing
+its arguments) must not pull in the key service, the catalog and the settings.
+"""
 
-__all__ = [
-    "ACTIONS",
-    "BUCKETS",
-    "PERMISSIONS",
-    "SCOPES",
-    "AuthError",
-    "Decision",
-    "KeyRecord",
-    "KeyService",
-    "PermissionDenied",
-    "RateLimiter",
-    "allows",
-    "bearer_token",
-    "parse_expires",
-    "parse_token",
-    "require",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_FROM = {
+    "AuthError": "keys",
+    "KeyRecord": "keys",
+    "KeyService": "keys",
+    "bearer_token": "keys",
+    "parse_expires": "keys",
+    "parse_token": "keys",
+    "BUCKETS": "ratelimit",
+    "Decision": "ratelimit",
+    "RateLimiter": "ratelimit",
+    "ACTIONS": "scopes",
+    "PERMISSIONS": "scopes",
+    "SCOPES": "scopes",
+    "PermissionDenied": "scopes",
+    "allows": "scopes",
+    "require": "scopes",
+}
+__all__ = sorted(_FROM)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)

@@ -115,6 +115,9 @@ def _run(argv: Sequence[str] | None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE
+    from stratum.runtime import keep_pandas_out
+
+    keep_pandas_out()
     try:
         return args.fn(args)
     except StratumError as exc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stratum.settings import Settings, settings_for
+if TYPE_CHECKING:  # imported by the commands that need it: `stratum --version` and `--help` stay light
+    from stratum.settings import Settings
 
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -29,16 +30,19 @@ def add_global_options(sp: argparse.ArgumentParser, workspace: str | None = "def
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    from stratum.settings import settings_for
+
     return settings_for(getattr(args, "data_dir", None), **overrides)
 
 
 _RUNTIMES: list = []  # closed by close_runtimes() (cli.main) before the process exits
 
 
-def runtime_from(args: argparse.Namespace):
+def runtime_from(args: argparse.Namespace, *, one_shot: bool = True):
+    """The command's runtime; ``one_shot=False`` for a long-lived process (``stratum serve``)."""
     from stratum.runtime import Runtime
 
-    rt = Runtime.from_settings(settings_from(args))
+    rt = Runtime.from_settings(settings_from(args), one_shot=one_shot)
     _RUNTIMES.append(rt)
     return rt
 

@@ -118,10 +118,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stratum.api.app import create_app
     from stratum.ingest.watcher import DropWatcher
 
-    rt = runtime_from(args)
+    rt = runtime_from(args, one_shot=False)
     if not args.verbose:
         logging.getLogger("stratum").setLevel(logging.INFO)
     app = create_app(rt)
+    if rt.settings.warm_up:
+        rt.start_warm_up()  # imports, DuckDB and a SQL worker while the server starts; requests need not wait
     for job in rt.ingest.reclaim(rt.catalog.list_workspaces()):
         print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
 

@@ -104,7 +104,7 @@ class _Wafer:
         self.n_sites = n_sites
         self.site = ((self.i % sx) + sx * (self.j % sy)).astype(np.int64) + 1
         self.third = np.digitize(self.r, tx.THIRD_SPLITS).astype(np.int8)
-        self.origin = (int(rng.integers(-400, 400)), int(rng.integers(-400, 400)))
+        self.origin = (int(rng.integers(-5000, 5000)), int(rng.integers(-5000, 5000)))
 
     def label(self, family: str, region: np.ndarray, fail: np.ndarray, refinement: str | None) -> Label:
         if family in tx.WHOLE_WAFER:
@@ -173,7 +173,12 @@ def _pattern(w: _Wafer, fam: str, profile: str) -> tuple[np.ndarray, np.ndarray,
         cxp, cyp = rc * math.cos(tc), rc * math.sin(tc)
         dd = np.hypot((X - cxp) * ex, (Y - cyp) / ex)
         reg = dd < s
-        p[reg] = q if not B else q * np.exp(-0.5 * (dd[reg] / s) ** 2) ** 0.3
+        if B:
+            p[reg] = q * np.exp(-0.5 * (dd[reg] / s) ** 2) ** 0.3
+        elif rng.random() < 0.5:
+            p[reg] = q * np.exp(-0.5 * (dd[reg] / s) ** 2) ** 0.5  # Gaussian blob (the spec's mask)
+        else:
+            p[reg] = q
         ref = tx.octant_of(math.atan2(cyp, cxp))
     elif fam == "scratch":
         reg, ref = _scratch(w, B)
@@ -237,6 +242,8 @@ def _scratch(w: _Wafer, B: bool) -> tuple[np.ndarray, str]:
     pts: list[np.ndarray] = []
     nseg = 1 if rng.random() < 0.5 else 2
     bend = rng.uniform(-0.5, 0.5) if not B else rng.uniform(-0.9, 0.9)
+    if not B and rng.random() < 0.3:
+        bend = rng.uniform(-1.0, 1.0)
     pos = start.copy()
     for s in range(nseg):
         ang = phi + (bend if s else 0.0)
@@ -263,9 +270,18 @@ def _background(w: _Wafer, profile: str, random_family: bool) -> np.ndarray:
     rng = w.rng
     if random_family:
         p0 = rng.uniform(0.13, 0.55)
+    elif rng.random() < 0.25:
+        p0 = rng.uniform(0.04, 0.1)  # a noisy wafer under the pattern
     else:
         p0 = rng.uniform(0.0, 0.06) if profile == "A" else rng.uniform(0.0, 0.075)
     fail = rng.random(w.n) < p0
+    if profile == "A" and not random_family and rng.random() < 0.3:
+        # clustered background (negative-binomial-like): Poisson many small fail clumps
+        for _ in range(int(rng.poisson(max(w.n / 600, 1.0)))):
+            k = int(rng.integers(w.n))
+            rad = int(rng.integers(1, 3))
+            near = (np.abs(w.i - w.i[k]) <= rad) & (np.abs(w.j - w.j[k]) <= rad)
+            fail |= near & (rng.random(w.n) < 0.4)
     if profile == "B" and not random_family and rng.random() < 0.5:
         # clustered background: a handful of 2-4-die clusters
         for _ in range(int(rng.integers(1, 6))):
@@ -281,7 +297,7 @@ def generate(
     profile: str = "A",
     family: str | None = None,
     mixed_rate: float = 0.3,
-    diameter: int | tuple[int, int] = (24, 80),
+    diameter: int | tuple[int, int] = (20, 300),
     n_sites: int | None = None,
     q_range: tuple[float, float] | None = None,
 ) -> Sample:
@@ -297,7 +313,11 @@ def generate(
 
 def _generate(seed, profile, family, mixed_rate, diameter, n_sites) -> Sample:
     rng = np.random.Generator(np.random.PCG64([seed, 0 if profile == "A" else 1]))
-    dia = diameter if isinstance(diameter, int) else int(rng.integers(diameter[0], diameter[1] + 1))
+    if isinstance(diameter, int):
+        dia = diameter
+    else:  # log-uniform: as many 20-80 maps as 80-300 ones
+        lo, hi = math.log(diameter[0]), math.log(diameter[1] + 1)
+        dia = min(int(math.exp(rng.uniform(lo, hi))), diameter[1])
     if family is None:
         if rng.random() < mixed_rate:
             k = int(rng.choice([2, 2, 3]))

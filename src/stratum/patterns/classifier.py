@@ -30,16 +30,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
+from stratum.patterns import verifier
 from stratum.patterns.features import box_sum, components, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 
 
 @dataclass(frozen=True)
 class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
+    accept: float = 0.5  # the verifier's probability at which a candidate is kept
+    fallback: float = 0.3  # when none is kept, the likeliest candidate is reported from this probability
+    # candidate generation is generous (the verifier prunes): blobs and lines
+    blob_z: float = 3.0
+    blob_sigma: float = 2.5
+    blob_lift: float = 0.06
+    scratch_contrast: float = 3.0
+    scratch_fill: float = 0.45
+    scratch_margin: float = 0.3
     severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
 
 
@@ -54,6 +64,7 @@ class Detection:
     density: float
     features: dict[str, float] = field(default_factory=dict)
     summary: str = ""
+    source: str = ""  # the detector family when this is another reading of that detector's region
 
     @property
     def class_id(self) -> str:
@@ -80,6 +91,7 @@ class _Ctx:
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         self.dets: list[Detection] = []
+        self.fallback: list[Detection] = []  # candidates the verifier rejected
         self.dry = False
         g = self.g
         self.xd = g.u * g.rx  # die units, pitch-corrected
@@ -453,7 +465,7 @@ def _one_scratch(c: _Ctx) -> bool:
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
-        if contrast[a, b] < 4:
+        if contrast[a, b] < c.th.scratch_contrast:
             break
         res = _line_run(c, a, b - off)
         if res is not None and (best is None or res[0] > best[0]):
@@ -510,7 +522,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
         return None
     ffill = float(max(c.f[fl_a].mean(), c.f[fl_b].mean()))
-    if fill < 0.55 or fill - ffill < 0.42:
+    if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
         return None
     region = seg
     ang = (_ANG[a] + math.pi / 2) % math.pi
@@ -531,7 +543,7 @@ def _blobs(c: _Ctx) -> None:
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
     bg = float(np.quantile(dv[act], 0.4))
-    thr = bg + max(0.1, 3.5 * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
+    thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
     hot = V & (dens >= thr)
     lab, nlab = components(hot)
     if nlab == 0:
@@ -552,7 +564,7 @@ def _blobs(c: _Ctx) -> None:
         kk = float(c.f[region].sum())
         exp = bg * region.sum()
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
-        if z < 5:
+        if z < c.th.blob_z:
             continue
         rr, tt = g.r[region], g.theta[region]
         area = float(region.sum() / c.n)
@@ -590,10 +602,11 @@ def _blobs(c: _Ctx) -> None:
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
             fdir, felong, line_like = 0.0, 0.0, False
-        r05, r95 = float(np.quantile(rr, 0.05)), float(np.quantile(rr, 0.95))
+        r05, r95 = (float(v) for v in np.quantile(rr, [0.05, 0.95]))
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
-        arc = float((np.quantile(dth, 0.95) - np.quantile(dth, 0.05)) * rr.mean())
+        q05, q95 = (float(v) for v in np.quantile(dth, [0.05, 0.95]))
+        arc = float((q95 - q05) * rr.mean())
         feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
         if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
             side_q = cover16 <= 0.45
@@ -631,7 +644,7 @@ def _blobs(c: _Ctx) -> None:
         found[fam] = (score, d)
 
 
-def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], Geometry]:
+def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
     c = _Ctx(dm, th or Thresholds())
     p = float(c.f.mean())
     if p >= c.th.near_full:
@@ -643,6 +656,13 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
             f"{p:.0%} of all dies fail",
         )
         return c.dets, c.g
+    _detect_all(c)
+    if verify:
+        _verify(c)
+    return _finish(c)
+
+
+def _detect_all(c: _Ctx) -> None:
     # a periodic pattern that follows SITE_NUM is a site pattern; otherwise the reticle explains it first
     c.dry = True
     ret, site = _reticle(c), _site(c)
@@ -664,6 +684,99 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
     _radial(c)
     _scratch(c)
     _blobs(c)
+    _alternatives(c)
+    _random_candidate(c)
+
+
+def _join_ratio(c: _Ctx) -> float:
+    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
+    V = c.g.valid
+    F = c.raster(c.f)
+    pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
+    ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
+    p = float(c.f.mean())
+    return ff / max(pairs * p * p, 1e-9)
+
+
+def _random_candidate(c: _Ctx) -> None:
+    rest = float(c.f.mean())
+    jr = _join_ratio(c)
+    c.dry = True
+    d = c.detect(
+        "random",
+        np.ones(c.n, bool),
+        _squash((rest - c.th.random_min) / 0.03),
+        {"fail_ratio": rest, "join_ratio": jr},
+        f"{rest:.0%} of dies fail with no spatial structure (fail neighbours {jr:.2f}x what chance gives)",
+    )
+    c.dry = False
+    c.dets.append(d)
+
+
+#: other readings of a detector's region, each scored by its own family's verifier
+ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "loc": ("center", "scratch", "edge_loc"),
+    "edge_loc": ("loc", "edge_ring"),
+    "scratch": ("loc", "edge_loc"),
+    "center": ("loc",),
+    "radial_gradient": ("center", "edge_ring"),
+    "row_stripe": ("scratch",),
+    "column_stripe": ("scratch",),
+    "donut": ("edge_ring", "center"),
+    "edge_ring": ("edge_loc", "donut"),
+}
+
+
+def _alternatives(c: _Ctx) -> None:
+    g = c.g
+    made = []
+    for d in list(c.dets):
+        if not d.region.any():
+            continue
+        for alt in ALTERNATIVES.get(d.family, ()):
+            reg = d.region
+            ref = None
+            if alt in ("loc", "edge_loc"):
+                ref = tx.octant_of(math.atan2(float(g.v[reg].mean()), float(g.u[reg].mean())))
+            elif alt == "scratch":
+                xs, ys = c.xd[reg], c.yd[reg]
+                if len(xs) >= 3:
+                    w, vec = np.linalg.eigh(np.cov(np.vstack([xs, ys])))
+                    ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
+                else:
+                    ref = "h"
+            what = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
+            text = f"{d.summary}; read as a {what.get(alt, alt.replace('_', ' '))}"
+            c.dry = True
+            alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref)
+            c.dry = False
+            alt_d.source = d.family
+            made.append(alt_d)
+    c.dets.extend(made)
+
+
+def candidates(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], list[dict[str, float]]]:
+    """The rule detectors' candidates before verification, with the verifier's features (fitting)."""
+    c = _Ctx(dm, th or Thresholds())
+    if float(c.f.mean()) >= c.th.near_full:
+        return [], []
+    _detect_all(c)
+    return c.dets, candidate_features(c)
+
+
+def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
+    rnd = next((d for d in c.dets if d.family == "random"), None)
+    c.dets = [d for d in c.dets if d.family != "random"]
+    verified = rnd is not None and "rule_score" in rnd.features
+    if not c.dets and verified:
+        assert rnd is not None
+        top = max(c.fallback, key=lambda d: d.score) if c.fallback else None
+        if rnd.score >= c.th.accept:
+            c.dets = [rnd]
+        elif top is not None and top.score >= c.th.fallback:
+            c.dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
+        elif float(c.f.mean()) >= c.th.random_min:
+            c.dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
     # one detection per family: the strongest
     best: dict[str, Detection] = {}
     for d in c.dets:
@@ -672,7 +785,7 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
     c.dets = [d for d in c.dets if best[d.family] is d]
     if not c.dets:
         rest = float(c.f.mean())
-        if rest >= c.th.random_min:
+        if not verified and rest >= c.th.random_min:
             c.detect(
                 "random",
                 np.ones(c.n, bool),
@@ -684,8 +797,129 @@ def analyse(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], 
             c.detect(
                 "none",
                 np.ones(c.n, bool),
-                _squash((c.th.random_min - rest) / 0.03),
+                1.0 - rnd.score if verified and rnd is not None else _squash((c.th.random_min - rest) / 0.03),
                 {"fail_ratio": rest},
                 f"{rest:.0%} of dies fail with no spatial structure",
             )
     return c.dets, c.g
+
+
+def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
+    """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
+    g = c.g
+    fm = reg & c.f
+    nfm = int(fm.sum())
+    if nfm < 3 or not want:
+        return nfm, {}
+    xs, ys = c.xd[fm], c.yd[fm]
+    mx, my = float(xs.mean()), float(ys.mean())
+    sxx = float(((xs - mx) ** 2).mean())
+    syy = float(((ys - my) ** 2).mean())
+    sxy = float(((xs - mx) * (ys - my)).mean())
+    tr, det = sxx + syy, sxx * syy - sxy * sxy
+    disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
+    l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
+    ang = 0.5 * math.atan2(2 * sxy, sxx - syy)
+    off = np.abs(-(xs - mx) * math.sin(ang) + (ys - my) * math.cos(ang))
+    th = g.theta[fm]
+    return nfm, {
+        "c_major": math.sqrt(l1),
+        "c_minor": math.sqrt(l2),
+        "c_elong": math.sqrt(l1 / max(l2, 0.05)),
+        "c_line_frac": float((off <= 1.0).mean()),
+        "c_edge_share": float((rr > 0.85).mean()),
+        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).mean()), float(np.sin(th).mean()))),
+    }
+
+
+def candidate_features(c: _Ctx) -> list[dict[str, float]]:
+    """Context features of every candidate, for the verifier (the detector's own features included)."""
+    g = c.g
+    dets = c.dets
+    base = [d for d in dets if not d.source and d.family != "random"]
+    union = np.zeros(c.n, dtype=bool)
+    for d in base:
+        union |= d.region
+    resid = float(c.f[~union].mean()) if (~union).any() else float(c.f.mean())
+    p0 = min(max(resid, 0.01), 0.99)
+    nf = max(int(c.f.sum()), 1)
+    fams = [d.family for d in dets]
+    near_cache: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
+    shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
+    out = []
+    for d in dets:
+        reg = d.region
+        nr = max(int(reg.sum()), 1)
+        k = float(c.f[reg].sum())
+        oth = [o for o in base if o.region is not reg]
+        if oth:
+            key = id(reg)
+            if key not in near_cache:
+                others = np.zeros(c.n, dtype=bool)
+                for o in oth:
+                    others |= o.region
+                near_cache[key] = (others, box_sum(c.raster(others), 5)[g.iy, g.ix] > 0)
+            others, near = near_cache[key]
+            adj = float(near[reg].mean()) if reg.any() else 0.0
+            ovl = float((reg & others).sum() / nr)
+        else:
+            adj = ovl = 0.0
+        rr = g.r[reg] if reg.any() else g.r[:1]
+        skey = (id(reg), d.family == "random")
+        if skey not in shape_cache:
+            shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
+        nfm, shape = shape_cache[skey]
+        x = {
+            "g_dia": c.dia,
+            "c_region_dies": float(nr),
+            "c_region_fails": float(nfm),
+            **shape,
+            "g_log_dies": math.log(c.n),
+            "g_fail_ratio": float(c.f.mean()),
+            "g_resid_rate": resid,
+            "g_candidates": float(len(base)),
+            "g_has_site": float(c.dm.site is not None),
+            "c_raw_score": d.score,
+            "c_area": nr / c.n,
+            "c_density": d.density,
+            "c_lift": d.density - resid,
+            "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
+            "c_r_mean": float(rr.mean()),
+            "c_r_min": float(rr.min()),
+            "c_r_max": float(rr.max()),
+            "c_fail_share": k / nf,
+            "c_adjacent_other": adj,
+            "c_overlap_other": ovl,
+            "c_same_family": float(fams.count(d.family) - 1),
+            "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
+            "c_other_max_score": max([o.score for o in oth], default=0.0),
+            "c_alt": float(bool(d.source)),
+        }
+        for f in ALTERNATIVES:
+            x["s_" + f] = float(d.source == f)
+        ofams = {o.family for o in oth}
+        for f in tx.FAMILIES:
+            x["o_" + f] = float(f in ofams)
+        for key2, v in d.features.items():
+            x["f_" + key2] = float(v)
+        out.append(x)
+    return out
+
+
+def _verify(c: _Ctx) -> None:
+    if not c.dets or not verifier.models()["families"]:
+        return
+    feats = candidate_features(c)
+    kept = []
+    for d, x in zip(c.dets, feats, strict=True):
+        p = verifier.prob(d.family, x)
+        if p is None:
+            kept.append(d)
+            continue
+        d.features["rule_score"] = d.score
+        d.score = round(p, 6)
+        if p >= c.th.accept or d.family == "random":
+            kept.append(d)
+        else:
+            c.fallback.append(d)
+    c.dets = kept

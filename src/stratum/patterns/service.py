@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError, Unprocessable
-from stratum.patterns import calibration
+from stratum.patterns import calibration, verifier
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import RULES_VERSION, Detection, Thresholds, analyse
 from stratum.patterns.geometry import DieMap, Geometry
@@ -21,7 +21,7 @@ from stratum.settings import PatternSettings
 
 
 def classifier_version() -> str:
-    return f"stratum-patterns-{RULES_VERSION}+cal.{calibration.tables()['version']}"
+    return f"stratum-patterns-{RULES_VERSION}+ver.{verifier.models()['version']}+cal.{calibration.tables()['version']}"
 
 
 def _num(v: float) -> float | int:
@@ -55,7 +55,7 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
 
 
 #: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)
-MIN_CONFIDENCE = 0.4
+MIN_CONFIDENCE = 0.05
 
 
 def classify_diemap(

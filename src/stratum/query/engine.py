@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -35,7 +36,7 @@ from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
-from .duckdb_views import view_sql
+from .duckdb_views import view_sql, view_statements
 from .floats import float32_columns, float32_value
 from .public_schema import METADATA_TRIGGERS
 from .views import Member, sql_literal
@@ -107,10 +108,13 @@ def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -
 
 
 class QueryEngine:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings) -> None:
+    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, materialize: bool = True) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
+        # a server keeps sessions and computes parts/tests once each (duckdb_views.MATERIALIZED); a one-shot
+        # process (the CLI) runs one query per session and only creates views
+        self.materialize = materialize
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._spill: dict[str, str] = {}
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
@@ -313,13 +317,14 @@ class QueryEngine:
         def uri(table: str, m: Member) -> str:
             return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
 
-        t0 = time.perf_counter()
-        for stmt in view_sql(resolved.members, uri, retest_policy=resolved.retest_policy, wafer_ids=scope.wafer_ids):
-            cur.execute(stmt)
-        log.debug(
-            "session views for %s (%d files) in %.1f ms", ws, len(resolved.members), (time.perf_counter() - t0) * 1e3
+        stmts = view_statements(
+            resolved.members,
+            uri,
+            retest_policy=resolved.retest_policy,
+            wafer_ids=scope.wafer_ids,
+            materialize=self.materialize,
         )
-        entry = _Cached(cur, threading.Lock())
+        entry = _Cached(cur, threading.Lock(), _Pending(stmts))
         entry.lock.acquire()
         with self._lock:
             if key not in self._sessions:
@@ -385,10 +390,50 @@ def schema_session() -> Session:
     return Session(cur, Resolved([], {}, {}))
 
 
+# a query naming none of the views (schema listings, SHOW, DESCRIBE of a catalog function) gets them all
+_LISTS_RELATIONS = re.compile(r"information_schema|duckdb_\w+|\bshow\b|\bsummarize\b|\bpragma\b|sqlite_master", re.I)
+
+
+class _Pending:
+    """The views and tables of a session not created yet. A statement runs when a query first names what it
+    creates (or something built on it): a query over ``parts`` does not bind the Parquet files of ``pins``
+    or materialise ``tests``. Matching is by name, case-insensitive, anywhere in the SQL text: a name inside a
+    string literal creates a view nobody reads, never the reverse."""
+
+    def __init__(self, stmts: list[tuple[str, str]]) -> None:
+        self.stmts = dict(stmts)
+        self.order = {name: i for i, (name, _) in enumerate(stmts)}
+        self._names = re.compile(r"\b(" + "|".join(map(re.escape, self.stmts)) + r")\b", re.I) if stmts else None
+
+    def _named(self, sql: str) -> set[str]:
+        assert self._names is not None
+        return {m.lower() for m in self._names.findall(sql)} & self.stmts.keys()
+
+    def create_for(self, cur: duckdb.DuckDBPyConnection, sql: str) -> None:
+        if not self.stmts:
+            return
+        need = set(self.stmts) if _LISTS_RELATIONS.search(sql) else self._named(sql)
+        todo: set[str] = set()
+        while need:
+            name = need.pop()
+            if name in todo:
+                continue
+            todo.add(name)
+            need |= self._named(self.stmts[name]) - todo
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        for name in sorted(todo, key=self.order.__getitem__):
+            cur.execute(self.stmts[name])
+            del self.stmts[name]  # only once it exists: a failed statement is retried by the next query
+        log.debug("session: %d views created in %.1f ms", len(todo), (time.perf_counter() - t0) * 1e3)
+
+
 @dataclass
 class _Cached:
     cur: duckdb.DuckDBPyConnection
     lock: threading.Lock
+    pending: _Pending | None = None
 
 
 class Session:
@@ -414,6 +459,8 @@ class Session:
         self.broken = False
 
     def execute(self, sql: str, params: list | dict | None = None) -> duckdb.DuckDBPyConnection:
+        if self._entry is not None and self._entry.pending is not None:
+            self._entry.pending.create_for(self.cur, sql)
         return self.cur.execute(sql, params or [])
 
     def _fill(self, sql: str) -> None:
@@ -423,11 +470,11 @@ class Session:
 
     def rows(self, sql: str, params: list | dict | None = None) -> list[tuple]:
         self._fill(sql)
-        return self.cur.execute(sql, params or []).fetchall()
+        return self.execute(sql, params).fetchall()
 
     def dicts(self, sql: str, params: list | dict | None = None) -> list[dict]:
         self._fill(sql)
-        res = self.cur.execute(sql, params or [])
+        res = self.execute(sql, params)
         names = [d[0] for d in res.description]
         f32 = set(float32_columns(res.description))  # presented at float32 precision (1e-05)
         return [

@@ -2853,6 +2853,14 @@ class JobOut(BaseModel):
             title='Snapshot Jobs',
         ),
     ] = None
+    source: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="Where the job's file came from and where it went: `kind` (`upload` request body, `presign` presigned upload URL, `drop` drop folder or bucket, `cli` `stratum ingest`), `bucket` (`local` for the local drop folder), `key` (the key it was dropped or uploaded under, `incoming/<workspace>/...`), `version_id` and `etag` of the dropped object, and `archived_key`: where the file was moved when the job ended, `processed/<rest>` (succeeded, partial, duplicate) or `failed/<rest>` with `<name>.error.json` beside it (null while the file is still in `incoming/`, and for CLI ingests)",
+            examples=[{'archived_key': 'processed/default/lot.stdf', 'bucket': 'local', 'etag': '9e107d9d372bb6826bd81d3542a419d6', 'key': 'incoming/default/lot.stdf', 'kind': 'drop'}],
+            title='Source',
+        ),
+    ] = None
     started_at: Annotated[
         str | None,
         Field(

@@ -15,6 +15,33 @@ from ..security import Principal, require
 router = APIRouter(tags=["exports"])
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 CHUNK = 1024 * 1024
+_QUEUED = {
+    "export_id": "exp_01KC3Y8J5ZQ4W8V6T2N1M0P9RS",
+    "status": "queued",
+    "format": "parquet",
+    "query": "SELECT * FROM results WHERE lot_id = 'LOT42'",
+    "table": None,
+    "context": {"lot_id": None, "snapshot_job_id": None, "wafer_ids": None},
+    "created_at": "2026-12-04T18:25:00.123456+00:00",
+}
+_DONE = {
+    **_QUEUED,
+    "status": "succeeded",
+    "started_at": "2026-12-04T18:25:00.201000+00:00",
+    "finished_at": "2026-12-04T18:25:41.950000+00:00",
+    "rows": 16908800,
+    "bytes": 66899888,
+    "sha256": "9f2c6d0e4b1a7c3e5d8f0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d",
+    "columns": [{"name": "lot_id", "type": "VARCHAR"}, {"name": "result", "type": "FLOAT"}],
+    "elapsed_ms": 41749.0,
+    "download_url": "https://stratum-lake.s3.amazonaws.com/workspaces/default/exports/exp_01KC3Y8J5ZQ4W8V6T2N1M0P9RS/"
+    "exp_01KC3Y8J5ZQ4W8V6T2N1M0P9RS.parquet?X-Amz-Expires=3600&X-Amz-Signature=...",
+    "expires_at": "2026-12-04T19:26:02+00:00",
+}
+
+
+def _example(status: int, example: dict, description: str) -> dict:
+    return {status: {"description": description, "content": {"application/json": {"example": example}}}}
 
 
 def _out(request: Request, ws: str, rec: dict) -> ExportOut:
@@ -30,8 +57,14 @@ def _out(request: Request, ws: str, rec: dict) -> ExportOut:
     "/v1/exports",
     status_code=202,
     response_model=ExportOut,
-    responses=ERRORS,
+    responses={**ERRORS, **_example(202, _QUEUED, "The export is queued; poll its Location")},
     summary="Export a query's whole result (no row cap) or a table of one lot, to Parquet, CSV or Arrow",
+    description=(
+        "Same checks, workspace and snapshot scoping as POST /v1/sql, but no row cap: DuckDB writes the whole "
+        "result (Parquet with zstd, or CSV with a header) with bounded memory. Give `query`, or `table` with "
+        "`context.lot_id` and optional `filters`. The job runs after the 202 (within "
+        "`exports.timeout_seconds`, 900 s by default); GET the Location for its status and download URL."
+    ),
 )
 def create_export(
     request: Request,
@@ -61,8 +94,13 @@ def create_export(
 @router.get(
     "/v1/exports/{export_id}",
     response_model=ExportOut,
-    responses=ERRORS,
+    responses={**ERRORS, **_example(200, _DONE, "The export's record")},
     summary="An export's status; when it has succeeded, an expiring download URL",
+    description=(
+        "A succeeded export carries its row count, size, SHA-256, columns and a download URL that needs no API "
+        "key and expires after `exports.url_seconds` (3600 s by default); GET again for a fresh one. Records "
+        "(and files) are kept `exports.retention_days` (7 days by default)."
+    ),
 )
 def get_export(
     request: Request, export_id: ExportId, principal: Principal = Depends(require("sql_run", "analytics"))
@@ -86,6 +124,10 @@ def get_export(
         },
     },
     summary="Local runtime only: the target of an export's download URL (authorised by its signature)",
+    description=(
+        "The file of a succeeded export, streamed. Only the local runtime serves it (on AWS the download URL is "
+        "a presigned S3 GET); the query parameters come from the download URL and are checked together."
+    ),
     response_class=Response,
 )
 def export_content(

@@ -30,7 +30,7 @@ def list_jobs(
     return Page[JobOut](items=[JobOut.model_validate(j.public()) for j in jobs], next_cursor=nxt)
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="One job")
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, summary="One ingest job")
 def get_job(
     request: Request, job_id: JobId, principal: Principal = Depends(require("job_status", "analytics"))
 ) -> JobOut:

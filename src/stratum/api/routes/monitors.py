@@ -163,7 +163,7 @@ def cron_preview(
     return CronPreview(valid=True, next=_svc(request).cron_preview(expression, timezone, count, after))
 
 
-@router.get("/v1/monitors/runs/{run_id}", response_model=RunRecord, responses=ERRORS, summary="One run")
+@router.get("/v1/monitors/runs/{run_id}", response_model=RunRecord, responses=ERRORS, summary="One monitor run")
 def get_run(
     request: Request, run_id: RunId, principal: Principal = Depends(require("monitor_read", "analytics"))
 ) -> RunRecord:
@@ -200,7 +200,7 @@ def delete_monitor(
     return Response(status_code=204)
 
 
-@router.post("/v1/monitors/{monitor_id}/pause", response_model=MonitorOut, responses=ERRORS, summary="Pause")
+@router.post("/v1/monitors/{monitor_id}/pause", response_model=MonitorOut, responses=ERRORS, summary="Pause a monitor")
 def pause_monitor(
     request: Request, monitor_id: MonitorId, principal: Principal = Depends(require("admin", "analytics"))
 ) -> MonitorOut:
@@ -208,7 +208,9 @@ def pause_monitor(
     return _out(_svc(request).set_state(principal.workspace, monitor_id, "paused"))
 
 
-@router.post("/v1/monitors/{monitor_id}/resume", response_model=MonitorOut, responses=ERRORS, summary="Resume")
+@router.post(
+    "/v1/monitors/{monitor_id}/resume", response_model=MonitorOut, responses=ERRORS, summary="Resume a monitor"
+)
 def resume_monitor(
     request: Request, monitor_id: MonitorId, principal: Principal = Depends(require("admin", "analytics"))
 ) -> MonitorOut:

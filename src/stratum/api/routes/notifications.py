@@ -66,7 +66,10 @@ def read_all(request: Request, principal: Principal = Depends(READ)) -> dict[str
 
 
 @router.post(
-    "/v1/notifications/{notification_id}/read", response_model=Notification, responses=ERRORS, summary="Mark read"
+    "/v1/notifications/{notification_id}/read",
+    response_model=Notification,
+    responses=ERRORS,
+    summary="Mark a notification read",
 )
 def mark_read(request: Request, notification_id: NotificationId, principal: Principal = Depends(READ)) -> Notification:
     """Mark one notification read (again: no change) and answer it."""

@@ -87,13 +87,17 @@ def create_outbound(request: Request, body: WebhookIn, principal: Principal = De
     return WebhookCreated(**hook.model_dump(), secret=secret)
 
 
-@router.get("/v1/webhooks/outbound/{webhook_id}", response_model=Webhook, responses=ERRORS, summary="One webhook")
+@router.get(
+    "/v1/webhooks/outbound/{webhook_id}", response_model=Webhook, responses=ERRORS, summary="One outbound webhook"
+)
 def get_outbound(request: Request, webhook_id: WebhookId, principal: Principal = Depends(ADMIN)) -> Webhook:
     """One outbound webhook."""
     return _hooks(request).get(principal.workspace, webhook_id)
 
 
-@router.patch("/v1/webhooks/outbound/{webhook_id}", response_model=Webhook, responses=ERRORS, summary="Change")
+@router.patch(
+    "/v1/webhooks/outbound/{webhook_id}", response_model=Webhook, responses=ERRORS, summary="Change an outbound webhook"
+)
 def patch_outbound(
     request: Request, webhook_id: WebhookId, body: WebhookPatch, principal: Principal = Depends(ADMIN)
 ) -> Webhook:
@@ -101,7 +105,9 @@ def patch_outbound(
     return _hooks(request).update(principal.workspace, webhook_id, body)
 
 
-@router.delete("/v1/webhooks/outbound/{webhook_id}", status_code=204, responses=ERRORS, summary="Delete")
+@router.delete(
+    "/v1/webhooks/outbound/{webhook_id}", status_code=204, responses=ERRORS, summary="Delete an outbound webhook"
+)
 def delete_outbound(request: Request, webhook_id: WebhookId, principal: Principal = Depends(ADMIN)) -> Response:
     """Delete the webhook (204); its pending deliveries are cancelled."""
     _hooks(request).delete(principal.workspace, webhook_id)
@@ -188,7 +194,9 @@ def create_inbound(request: Request, body: InboundIn, principal: Principal = Dep
     return InboundCreated(**hook.model_dump(), token=token)
 
 
-@router.patch("/v1/webhooks/inbound/{hook_id}", response_model=InboundHook, responses=ERRORS, summary="Change")
+@router.patch(
+    "/v1/webhooks/inbound/{hook_id}", response_model=InboundHook, responses=ERRORS, summary="Change an inbound webhook"
+)
 def patch_inbound(
     request: Request, hook_id: HookId, body: InboundPatch, principal: Principal = Depends(ADMIN)
 ) -> InboundHook:
@@ -196,7 +204,7 @@ def patch_inbound(
     return _inbound(request).update(principal.workspace, hook_id, body)
 
 
-@router.delete("/v1/webhooks/inbound/{hook_id}", status_code=204, responses=ERRORS, summary="Delete")
+@router.delete("/v1/webhooks/inbound/{hook_id}", status_code=204, responses=ERRORS, summary="Delete an inbound webhook")
 def delete_inbound(request: Request, hook_id: HookId, principal: Principal = Depends(ADMIN)) -> Response:
     """Delete the inbound webhook (204); its URL stops working."""
     _inbound(request).delete(principal.workspace, hook_id)

@@ -1,4 +1,4 @@
-"""``python -m stratum.devtools.bench {ingest,api,monitors,startup,exports,sdk,delivery,all}`` (``make bench``)."""
+"""``python -m stratum.devtools.bench {ingest,api,monitors,startup,coldstart,exports,sdk,delivery,all}``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from stratum.devtools.bench.delivery import bench_delivery, print_delivery
 from stratum.devtools.bench.exports import bench_charts, bench_export, bench_sdk, case_export, print_exports
 from stratum.devtools.bench.ingest import bench_ingest, case_reference, case_stratum, print_ingest
 from stratum.devtools.bench.monitors import bench_monitors, print_monitors
-from stratum.devtools.bench.startup import bench_startup, print_startup
+from stratum.devtools.bench.startup import bench_lambda_cold_start, bench_startup, print_startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wafers", type=int, default=200)
     p.add_argument("--monitors", type=int, default=1000)
     p = sub.add_parser("startup")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--wafers", type=int, default=200)
+    p = sub.add_parser("coldstart")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--wafers", type=int, default=200)
     p = sub.add_parser("exports")
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             SQL_AGGREGATE,
         )
         (RESULTS / "startup.json").write_text(json.dumps(rep, indent=2))
+        print_startup(rep)
+    if args.what == "coldstart":
+        build_lake(args.wafers)
+        rep = {"runs": args.runs, "rows": bench_lambda_cold_start(args.runs, LAKE, "BENCH-03")}
+        (RESULTS / "coldstart.json").write_text(json.dumps(rep, indent=2))
         print_startup(rep)
     if args.what in ("api", "all"):
         # calls take milliseconds: many more of them than ingest runs for a stable median

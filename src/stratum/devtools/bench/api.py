@@ -69,6 +69,23 @@ def _median_ms(fn, runs: int) -> tuple[float, object]:
     return statistics.median(ts), out
 
 
+def _alternating_ms(fn, ref, runs: int) -> tuple[float, float]:
+    """Medians of ``fn`` and ``ref`` called in turn (after one warm call each), so a shared machine's load
+    weighs on both alike."""
+    fn()
+    ref()
+    a, b = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        ref()
+        t2 = time.perf_counter()
+        a.append((t1 - t0) * 1e3)
+        b.append((t2 - t1) * 1e3)
+    return statistics.median(a), statistics.median(b)
+
+
 def _files(rt, lot: str, table: str) -> str:
     from stratum.lake import layout
 
@@ -306,8 +323,7 @@ def bench_d10(runs: int) -> dict | None:
         t0 = time.perf_counter()
         fn()
         first_ms = (time.perf_counter() - t0) * 1e3
-        api_ms, _ = _median_ms(fn, runs)
-        ref_ms, _ = _median_ms(lambda c=warm: c.execute(per_test).fetchall(), runs)
+        api_ms, ref_ms = _alternating_ms(fn, lambda c=warm: c.execute(per_test).fetchall(), runs)
         row = {
             "route": name,
             "first_ms": round(first_ms, 1),

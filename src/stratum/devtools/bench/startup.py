@@ -1,8 +1,12 @@
 """Start-up costs, each in fresh processes with its reference measured in the same run (interleaved, so load
-on the machine hits both alike): ``import stratum.api.app`` against a bare ``import fastapi``, the first
-request of a fresh app (map PNG, capability, SQL, classify a 50-die-wide grid, classify a lake wafer, which
-also stores it) on the API bench lake, and whole CLI processes
-(``stratum sql``, ``stratum ingest`` of a small file) against ``stratum --version``.
+on the machine hits both alike): ``import stratum.api.app`` against a bare ``import fastapi``; the first request
+of a fresh app (map PNG, capability, SQL, classify a 50-die-wide grid, classify a lake wafer, which also stores
+it) on the API bench lake, without and after ``Runtime.warm_up`` (what ``stratum serve`` starts on a background
+thread and the API Lambda runs in its init phase; its own duration is reported); whole CLI processes (``stratum
+sql``, ``stratum ingest`` of a 180 KB file) against ``stratum --version``; ``stratum ingest`` of D-10 against a
+Python process running stdf-convert → zstd Parquet; and the API Lambda's cold start for chart routes
+(functions/api/handler.py loaded in a fresh process, then its first invoke with an API Gateway event for a chart
+PNG).
 """
 
 from __future__ import annotations
@@ -15,29 +19,151 @@ import tempfile
 import time
 from pathlib import Path
 
-from stratum.devtools.bench import DATA
+from stratum.devtools.bench import CORPUS, D10, DATA
 
+# a server process: pandas kept out (every entry point does), the app built, the test client's event-loop
+# thread started; then the first request is timed, after the warm-up when argv[4] == "warm"
 _FIRST_REQUEST = """
 import json, sys, time
+from stratum.runtime import keep_pandas_out
+keep_pandas_out()
 t0 = time.perf_counter()
 from stratum.api.app import create_app
 from stratum.settings import settings_for
 t1 = time.perf_counter()
 from fastapi.testclient import TestClient
-lake, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
+lake, path, body, warm = sys.argv[1:5]
 limits = {"analytics_per_window": 10**9, "sql_per_window": 10**9, "classify_per_window": 10**9}
 settings = settings_for(lake, backend="local", rate_limits=limits)
 app = create_app(settings=settings)
 token, _ = app.state.keys.create("default", ["full"], "bench-first")
 client = TestClient(app)
+client.__enter__()
 h = {"Authorization": f"Bearer {token}"}
+tw = time.perf_counter()
+if warm == "warm":
+    app.state.runtime.warm_up()
 t2 = time.perf_counter()
 r = client.post(path, headers=h, json=json.loads(body)) if body != "-" else client.get(path, headers=h)
 t3 = time.perf_counter()
 assert r.status_code == 200, r.text
-print(json.dumps({"import_s": t1 - t0, "first_request_s": t3 - t2}))
+print(json.dumps({"import_s": t1 - t0, "warm_up_s": t2 - tw, "first_request_s": t3 - t2}))
+client.__exit__(None, None, None)
 app.state.runtime.close()
 """
+
+# the reference of the whole-process ingest row: what a user of stdf-convert runs
+_STDF_CONVERT = """
+import sys
+from pathlib import Path
+import pyarrow.parquet as pq
+import stdf_convert
+for name, t in stdf_convert.tables(sys.argv[1]).items():
+    pq.write_table(t, Path(sys.argv[2]) / f"{name}.parquet", compression="zstd")
+"""
+
+
+# The API Lambda's cold start for a chart: a fresh process loads functions/api/handler.py (what Lambda's
+# init phase does) and its handler answers an API Gateway event (the first invoke builds the app, runtime and
+# DuckDB, then queries and renders); a second invoke of the same chart shows what is warm.
+_LAMBDA_COLD = """
+import base64, copy, importlib.util, json, sys, time
+t0 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("stratum_fn_api", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+t1 = time.perf_counter()
+
+class Context:
+    function_name = "stratum-api"
+    memory_limit_in_mb = 1769
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stratum-api"
+    aws_request_id = "6f1d8a3e-1c2b-4d5e-8f90-a1b2c3d4e5f6"
+
+event = json.loads(open(sys.argv[2]).read().replace("{{API_KEY}}", sys.argv[3]))
+path, query = sys.argv[4], json.loads(sys.argv[5])
+event.update(path=path, queryStringParameters=query, multiValueQueryStringParameters={k: [v] for k, v in query.items()})
+event["pathParameters"] = {"proxy": path.lstrip("/")}
+heavy = ("duckdb", "numpy", "pyarrow", "PIL", "boto3", "pandas")
+before = {m for m in heavy if m in sys.modules}
+out = mod.handler(copy.deepcopy(event), Context())
+t2 = time.perf_counter()
+lazy = sorted(m for m in heavy if m in sys.modules and m not in before)
+again = mod.handler(copy.deepcopy(event), Context())
+t3 = time.perf_counter()
+for o in (out, again):
+    assert o["statusCode"] == 200, o
+    body = base64.b64decode(o["body"]) if o["isBase64Encoded"] else o["body"].encode()
+    assert body[:8] == b"\\x89PNG\\r\\n\\x1a\\n", body[:40]
+print(json.dumps({"import_s": t1 - t0, "first_invoke_s": t2 - t1, "second_invoke_s": t3 - t2, "lazy": lazy}))
+"""
+
+
+def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
+    """Rows: the API function's cold start for chart routes (PNG), median of ``runs`` fresh processes, each
+    with ``import fastapi`` measured next to it."""
+    import os
+
+    from stratum.api.app import create_app
+    from stratum.devtools.bench import ROOT
+    from stratum.settings import settings_for
+
+    data = lake / "data"
+    app = create_app(settings=settings_for(data, backend="local"))
+    token = app.state.keys.create("default", ["full"], "bench-cold-start")[0]
+    app.state.runtime.close()
+    env = {
+        **os.environ,
+        "STRATUM_BACKEND": "local",
+        "STRATUM_DATA_DIR": str(data),
+        "STRATUM_RATE_LIMITS__ANALYTICS_PER_WINDOW": str(10**9),
+        "POWERTOOLS_SERVICE_NAME": "stratum-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "Stratum",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYTHONWARNINGS": "ignore",
+    }
+    env.pop("STRATUM_API_ROOT_PATH", None)
+    handler = ROOT / "functions" / "api" / "handler.py"
+    template = ROOT / "events" / "api" / "get_lots.json"
+    charts = {
+        "pareto PNG": (f"/v1/lots/{lot}/bins/pareto", {"format": "png"}),
+        "stacked map PNG": (f"/v1/lots/{lot}/stacked-map", {"format": "png"}),
+    }
+    rows = []
+    for name, (path, query) in charts.items():
+        got: list[dict] = []
+        ref: list[float] = []
+        libs: list[float] = []
+        for _ in range(runs):
+            ref.append(_import_seconds("import fastapi"))
+            libs.append(_import_seconds("import duckdb, numpy, PIL.Image, PIL.ImageDraw"))
+            argv = [sys.executable, "-c", _LAMBDA_COLD, str(handler), str(template), token, path, json.dumps(query)]
+            t0 = time.perf_counter()
+            out = subprocess.run(argv, capture_output=True, text=True, env=env)
+            wall = time.perf_counter() - t0
+            if out.returncode:
+                raise RuntimeError(f"cold start {name}: {out.stderr.strip()[-2000:]}")
+            got.append({**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": wall})
+
+        def med(k: str, got: list[dict] = got) -> float:
+            return round(statistics.median(g[k] for g in got), 3)
+
+        row = _row(
+            f"API Lambda cold start: load handler + first {name}",
+            [g["import_s"] + g["first_invoke_s"] for g in got],
+            ref,
+            "import fastapi",
+        )
+        row.update(
+            import_s=med("import_s"),
+            first_invoke_s=med("first_invoke_s"),
+            second_invoke_s=med("second_invoke_s"),
+            process_s=med("process_s"),
+            first_invoke_imports=got[0]["lazy"],
+            import_duckdb_numpy_pil_s=round(statistics.median(libs), 3),
+        )
+        rows.append(row)
+    return rows
 
 
 def classify_grid(diameter: int) -> dict:
@@ -70,7 +196,7 @@ def _row(what: str, ours: list[float], ref: list[float], ref_name: str) -> dict:
     return {"what": what, "s": round(a, 3), "reference": ref_name, "reference_s": round(b, 3), "ratio": round(a / b, 2)}
 
 
-def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str) -> dict:
+def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, ingest_runs: int = 3) -> dict:
     rows = []
     app, fastapi = [], []
     for _ in range(runs):
@@ -78,57 +204,99 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str) -> dict
         app.append(_import_seconds("import stratum.api.app"))
     rows.append(_row("import stratum.api.app", app, fastapi, "import fastapi"))
     requests = {
-        "first request: map PNG": (f"/v1/lots/{lot}/wafers/{wafer}/map", "-"),
-        "first request: capability": (f"/v1/lots/{lot}/capability", "-"),
-        "first request: SQL": ("/v1/sql", json.dumps({"query": sql, "context": {"lot_id": lot}})),
-        "first request: classify (50-wide grid)": ("/v1/classify", json.dumps(classify_grid(50))),
-        "first request: classify (lake wafer, stored)": (
-            "/v1/classify",
-            json.dumps({"lot_id": lot, "wafer_id": wafer}),
-        ),
+        "map PNG": (f"/v1/lots/{lot}/wafers/{wafer}/map?format=png", "-"),
+        "capability": (f"/v1/lots/{lot}/capability", "-"),
+        "SQL": ("/v1/sql", json.dumps({"query": sql, "context": {"lot_id": lot}})),
+        "classify (50-wide grid)": ("/v1/classify", json.dumps(classify_grid(50))),
+        "classify (lake wafer, stored)": ("/v1/classify", json.dumps({"lot_id": lot, "wafer_id": wafer})),
     }
     for what, (path, body) in requests.items():
-        first, ref = [], []
+        first: dict[str, list[float]] = {"cold": [], "warm": []}
+        warm_up, ref = [], []
         for _ in range(runs):
             ref.append(_import_seconds("import fastapi"))
-            out = subprocess.run(
-                [sys.executable, "-c", _FIRST_REQUEST, str(lake / "data"), path, body],
-                capture_output=True,
-                text=True,
+            for mode in ("cold", "warm"):
+                out = subprocess.run(
+                    [sys.executable, "-c", _FIRST_REQUEST, str(lake / "data"), path, body, mode],
+                    capture_output=True,
+                    text=True,
+                )
+                if out.returncode:
+                    raise RuntimeError(f"{what}: {out.stderr.strip()[-2000:]}")
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                first[mode].append(res["first_request_s"])
+                if mode == "warm":
+                    warm_up.append(res["warm_up_s"])
+        rows.append(_row(f"first request: {what} (no warm-up)", first["cold"], ref, "import fastapi"))
+        rows.append(
+            _row(
+                f"first request: {what} (after warm-up, {statistics.median(warm_up):.2f} s)",
+                first["warm"],
+                ref,
+                "import fastapi",
             )
-            if out.returncode:
-                raise RuntimeError(f"{what}: {out.stderr.strip()[-2000:]}")
-            first.append(json.loads(out.stdout.strip().splitlines()[-1])["first_request_s"])
-        rows.append(_row(what, first, ref, "import fastapi"))
+        )
     script = Path(sys.executable).parent / "stratum"  # the console script, as a user runs it
     cli = [str(script)] if script.exists() else [sys.executable, "-m", "stratum.cli"]
     env_data = ["--data-dir", str(lake / "data")]
-    version, sql_run, ingest = [], [], []
+    version, python, sql_run, ingest = [], [], [], []
     small = _small_file()
     for _ in range(runs):
+        python.append(_seconds([sys.executable, "-c", "pass"]))
         version.append(_seconds([*cli, "--version"]))
         sql_run.append(_seconds([*cli, "sql", *env_data, "SELECT count(*) FROM parts"]))
         with tempfile.TemporaryDirectory() as d:
             ingest.append(_seconds([*cli, "ingest", "--data-dir", d, str(small)]))
+    rows.append(_row("stratum --version (process)", version, python, "python -c pass"))
     rows.append(_row('stratum sql "SELECT count(*) FROM parts" (process)', sql_run, version, "stratum --version"))
     rows.append(
         _row(f"stratum ingest {small.stat().st_size // 1000} KB file (process)", ingest, version, "stratum --version")
     )
+    if D10.exists():
+        ours: list[float] = []
+        convert: list[float] = []
+        for i in range(ingest_runs):
+            with tempfile.TemporaryDirectory(dir=DATA) as a, tempfile.TemporaryDirectory(dir=DATA) as b:
+                pair = [
+                    (ours, [*cli, "ingest", "--data-dir", a, str(D10)]),
+                    (convert, [sys.executable, "-c", _STDF_CONVERT, str(D10), b]),
+                ]
+                for sink, argv in pair if i % 2 == 0 else pair[::-1]:  # alternate which side runs first
+                    sink.append(_seconds(argv))
+        row = _row("stratum ingest D-10 95 MB .gz (process)", ours, convert, "stdf-convert → Parquet (process)")
+        row["speed_ratio"] = round(row["reference_s"] / row["s"], 2)  # > 1: stratum is faster
+        rows.append(row)
+    rows += bench_lambda_cold_start(runs, lake, lot)
     return {"runs": runs, "rows": rows}
 
 
 def _small_file() -> Path:
+    """The corpus's 182 KB Advantest 93k file, or (without the corpus) a generated file of about that size."""
+    corpus = CORPUS / "advantest_93k_ft_be.stdf"
+    if corpus.exists():
+        return corpus
     from stratum.devtools.stdf.benchfile import write_bench_file
 
-    p = DATA / "small_180kb.stdf"
+    p = DATA / "small_200kb.stdf"
     if not p.exists():
         DATA.mkdir(parents=True, exist_ok=True)
-        write_bench_file(p, 180_000, seed=5)
+        write_bench_file(p, 180_000, seed=5, wafers=1, tests=50, ftr_per_part=2, mpr_per_part=1)
     return p
 
 
 def print_startup(rep: dict) -> None:
     print(f"\nstart-up (median of {rep['runs']} fresh processes; reference measured in the same run)")
-    print(f"{'what':58s} {'s':>7s} {'reference':>22s} {'ref s':>7s} {'ratio':>6s}")
+    print(f"{'what':58s} {'s':>7s} {'reference':>33s} {'ref s':>7s} {'ratio':>6s}")
     for r in rep["rows"]:
-        print(f"{r['what']:58s} {r['s']:7.3f} {r['reference']:>22s} {r['reference_s']:7.3f} {r['ratio']:6.2f}")
+        print(f"{r['what']:58s} {r['s']:7.3f} {r['reference']:>33s} {r['reference_s']:7.3f} {r['ratio']:6.2f}")
+        if "speed_ratio" in r:
+            print(f"{'':4s}{r['speed_ratio']:.2f}x the speed of {r['reference']} (> 1: faster)")
+        if "first_invoke_s" in r:
+            print(
+                f"{'':4s}handler module load {r['import_s']:.3f} s, first invoke {r['first_invoke_s']:.3f} s, "
+                f"second invoke {r['second_invoke_s']:.3f} s (whole process {r['process_s']:.3f} s)"
+            )
+            print(
+                f"{'':4s}the first invoke imports {', '.join(r['first_invoke_imports']) or 'nothing heavy'}; "
+                f"import duckdb, numpy, PIL alone: {r['import_duckdb_numpy_pil_s']:.3f} s"
+            )
