@@ -946,9 +946,9 @@ def _verify(c: _Ctx) -> None:
     if not c.dets or not verifier.models()["families"]:
         return
     feats = candidate_features(c)
+    ps = verifier.probs([d.family for d in c.dets], feats)
     kept = []
-    for d, x in zip(c.dets, feats, strict=True):
-        p = verifier.prob(d.family, x)
+    for d, p in zip(c.dets, ps, strict=True):
         if p is None:
             kept.append(d)
             continue
