@@ -113,6 +113,15 @@ def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
     return _lerp_at(v, q0), _lerp_at(v, q1)
 
 
+def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
+    X = np.vstack([xs, ys]).astype(np.float64, copy=False)
+    X -= X.mean(axis=1)[:, None]
+    cv = np.dot(X, X.T.conj())
+    cv *= np.true_divide(1, X.shape[1] - 1)
+    return cv
+
+
 def _squash(margin: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0)))
 
@@ -284,8 +293,10 @@ def _stripes(c: _Ctx, axis: int) -> None:
     if h < 10:
         return
     D = 4
-    Vp = np.pad(V, ((D, D), (0, 0)))
-    Fp = np.pad(F, ((D, D), (0, 0)))
+    Vp = np.zeros((h + 2 * D, w), dtype=V.dtype)
+    Vp[D : D + h] = V
+    Fp = np.zeros((h + 2 * D, w), dtype=F.dtype)
+    Fp[D : D + h] = F
     n_row = V.sum(1)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
@@ -494,7 +505,8 @@ def _one_scratch(c: _Ctx) -> bool:
     rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
     nbins = 2 * off + 1
     H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
-    Hp = np.pad(H, ((0, 0), (3, 3)))
+    Hp = np.zeros((48, nbins + 6), dtype=H.dtype)
+    Hp[:, 3 : 3 + nbins] = H
     flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
     contrast = H - flank
     order = np.argsort(-contrast, axis=None, kind="stable")[:3]
@@ -610,7 +622,7 @@ def _blobs(c: _Ctx) -> None:
         cx, cy = float(g.u[region].mean()), float(g.v[region].mean())
         ang = math.atan2(cy, cx)
         xs, ys = c.xd[region], c.yd[region]
-        cov = np.cov(np.vstack([xs, ys])) if region.sum() > 2 else np.eye(2)
+        cov = _cov(xs, ys) if region.sum() > 2 else np.eye(2)
         ev = np.sort(np.linalg.eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
@@ -627,7 +639,7 @@ def _blobs(c: _Ctx) -> None:
         octant = tx.octant_of(ang)
         fm = region & c.f
         if fm.sum() >= 4:
-            fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
+            fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
             # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
@@ -777,7 +789,7 @@ def _alternatives(c: _Ctx) -> None:
             elif alt == "scratch":
                 xs, ys = c.xd[reg], c.yd[reg]
                 if len(xs) >= 3:
-                    w, vec = np.linalg.eigh(np.cov(np.vstack([xs, ys])))
+                    w, vec = np.linalg.eigh(_cov(xs, ys))
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
