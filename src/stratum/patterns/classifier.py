@@ -509,7 +509,13 @@ def _one_scratch(c: _Ctx) -> bool:
     Hp[:, 3 : 3 + nbins] = H
     flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
     contrast = H - flank
-    order = np.argsort(-contrast, axis=None, kind="stable")[:3]
+    # the three highest cells, ties in raster order (what a stable argsort of -contrast puts first)
+    cf = contrast.ravel().copy()
+    order = []
+    for _ in range(3):
+        top = int(np.argmax(cf))
+        order.append(top)
+        cf[top] = -np.inf
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
