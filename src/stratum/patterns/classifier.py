@@ -886,6 +886,10 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
     }
 
 
+_S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("", *ALTERNATIVES)}
+_O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
+
+
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     """Context features of every candidate, for the verifier (the detector's own features included)."""
     g = c.g
@@ -898,6 +902,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     p0 = min(max(resid, 0.01), 0.99)
     nf = max(int(c.f.sum()), 1)
     fams = [d.family for d in dets]
+    log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_cache: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
     out = []
@@ -928,11 +933,11 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_region_dies": float(nr),
             "c_region_fails": float(nfm),
             **shape,
-            "g_log_dies": math.log(c.n),
-            "g_fail_ratio": float(c.fail_ratio),
+            "g_log_dies": log_n,
+            "g_fail_ratio": fail_ratio,
             "g_resid_rate": resid,
-            "g_candidates": float(len(base)),
-            "g_has_site": float(c.dm.site is not None),
+            "g_candidates": n_base,
+            "g_has_site": has_site,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
@@ -949,11 +954,10 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_other_max_score": max([o.score for o in oth], default=0.0),
             "c_alt": float(bool(d.source)),
         }
-        for f in ALTERNATIVES:
-            x["s_" + f] = float(d.source == f)
+        x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         ofams = {o.family for o in oth}
-        for f in tx.FAMILIES:
-            x["o_" + f] = float(f in ofams)
+        for f, key2 in _O_KEYS:
+            x[key2] = float(f in ofams)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)
