@@ -13,6 +13,7 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,7 +87,7 @@ class Stack:
         out: list[float | None] = [None] * len(families)
         if not sel:
             return out
-        X = np.array([[feats[i].get(k, MISSING) for k in self.keys] for i in sel], dtype=np.float64)
+        X = np.array([list(map(feats[i].get, self.keys, repeat(MISSING))) for i in sel], dtype=np.float64)
         X[~np.isfinite(X)] = MISSING
         fi = np.array([self.index[families[i]] for i in sel], dtype=np.intp)[:, None]
         rows = np.arange(len(sel))[:, None]
