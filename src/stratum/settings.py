@@ -74,12 +74,14 @@ class SqlLimits(BaseModel):
     # A server runs user queries in worker processes (stratum.query.workers), at most max_concurrent at once;
     # more wait up to queue_seconds, then 503. A worker's data memory is capped (RLIMIT_DATA) at
     # worker_memory_mb (0 = half the Lambda's memory, else 1536); one that has not answered
-    # kill_after_seconds past the time limit is killed and replaced.
+    # kill_after_seconds past the time limit is killed and replaced. The time limit starts once the query's
+    # session is built (the lake's views opened); building it may take up to session_setup_seconds.
     isolate: bool = True
     max_concurrent: int = 2
     queue_seconds: float = 10.0
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
+    session_setup_seconds: float = 10.0
 
 
 class MonitorSettings(BaseModel):

@@ -30,6 +30,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -419,9 +420,11 @@ class SqlService:
         timeout: float | None = None,
         max_bytes: int | None = None,
         arrow: bool = False,
+        on_start: Callable[[], None] | None = None,
     ) -> SqlResult:
         """One page of a query's rows; ``max_bytes`` caps the page's JSON (servers pass
-        ``sql.max_response_bytes``; the CLI prints what it gets)."""
+        ``sql.max_response_bytes``; the CLI prints what it gets). ``on_start`` is called when the query's
+        time limit starts (after the session is built)."""
         s = self.settings.sql
         scope = scope or Scope()
         check_wafer_ids(scope.wafer_ids)
@@ -450,6 +453,8 @@ class SqlService:
 
         timer = threading.Timer(timeout if timeout is not None else s.timeout_seconds, on_timeout)
         timer.daemon = True
+        if on_start is not None:
+            on_start()
         timer.start()
         limit_s = timeout if timeout is not None else s.timeout_seconds
         try:

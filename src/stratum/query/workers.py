@@ -114,6 +114,7 @@ def serve(open_sql: Callable[[Settings], tuple[SqlService, Callable[[], None]]])
                     timeout=timeout,
                     max_bytes=max_bytes,
                     arrow=arrow,
+                    on_start=lambda: _send(out, ("started",)),
                 )
                 reply: tuple = ("ok", asdict(res))
             except errors.StratumError as exc:
@@ -155,13 +156,22 @@ class _Worker:
             self._ready = _recv(self.proc.stdout)[0] == "ready"
         return self._ready
 
-    def ask(self, msg: Any, wait: float) -> Any | None:
-        """Send a query; its reply, or None when none came within ``wait`` seconds."""
+    def _next(self, wait: float) -> Any | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], wait)  # type: ignore[type-var]
+        return _recv(self.proc.stdout) if ready else None
+
+    def ask(self, msg: Any, wait: float, setup: float) -> Any | None:
+        """Send a query; its reply, or None when none came within ``wait`` seconds of the query's start.
+        Building the session (opening the lake's views) comes before the start and has its own bound
+        (``setup`` seconds), so a slow first query of a fresh worker on a busy machine is not taken for a
+        stuck one."""
         if not self.ready():
             raise EOFError("the worker did not start")
         _send(self.proc.stdin, msg)
-        ready, _, _ = select.select([self.proc.stdout], [], [], wait)  # type: ignore[type-var]
-        return _recv(self.proc.stdout) if ready else None
+        reply = self._next(setup)
+        if reply is not None and reply[0] == "started":
+            reply = self._next(wait)
+        return reply
 
     def stop(self) -> None:
         for f in (self.proc.stdin, self.proc.stdout):
@@ -237,7 +247,7 @@ class SqlWorkers:
         t0 = time.perf_counter()
         try:
             msg = (workspace, query, asdict(scope), limit, cursor, timeout, max_bytes, arrow)
-            reply = w.ask(msg, limit_s + s.kill_after_seconds)
+            reply = w.ask(msg, limit_s + s.kill_after_seconds, s.session_setup_seconds)
         except (EOFError, OSError):
             w.stop()
             self._replace()
