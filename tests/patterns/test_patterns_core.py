@@ -140,6 +140,41 @@ def test_components_and_box_sum() -> None:
     assert box_sum(np.ones((4, 4)), 3)[0, 0] == 4 and box_sum(np.ones((4, 4)), 3)[1, 1] == 9
 
 
+def _bfs_components(m: np.ndarray) -> np.ndarray:
+    """Reference labelling: breadth-first flood fill from each unlabelled cell in raster order."""
+    h, w = m.shape
+    lab = np.zeros((h, w), np.int32)
+    n = 0
+    for y0 in range(h):
+        for x0 in range(w):
+            if not m[y0, x0] or lab[y0, x0]:
+                continue
+            n += 1
+            lab[y0, x0] = n
+            todo = [(y0, x0)]
+            while todo:
+                y, x = todo.pop()
+                for yy in range(max(y - 1, 0), min(y + 2, h)):
+                    for xx in range(max(x - 1, 0), min(x + 2, w)):
+                        if m[yy, xx] and not lab[yy, xx]:
+                            lab[yy, xx] = n
+                            todo.append((yy, xx))
+    return lab
+
+
+def test_components_match_a_flood_fill_on_random_masks() -> None:
+    rng = np.random.default_rng(7)
+    for i in range(150):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        m = rng.random((h, w)) < rng.uniform(0.05, 0.8)
+        if i % 2:
+            m = box_sum(m, 3) >= 4  # blobby, with long snakes
+        lab, n = components(m)
+        ref = _bfs_components(m)
+        assert lab.dtype == np.int32 and n == int(ref.max())
+        assert np.array_equal(lab, ref), (i, h, w)
+
+
 # --- classifier --------------------------------------------------------------------------------------
 def _ring(d: int = 50) -> DieMap:
     dm = _disk(d // 2)

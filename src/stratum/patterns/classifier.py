@@ -78,6 +78,50 @@ def _median(a) -> float:
     return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
 
 
+def _frac(m: NDArray[np.bool_]) -> float:
+    """``m.mean()`` of a boolean array (the same bits: an exact count over the size)."""
+    n = m.size
+    return np.count_nonzero(m) / n if n else math.nan
+
+
+def _frac_in(f: NDArray[np.bool_], m: NDArray[np.bool_]) -> float:
+    """``f[m].mean()`` for boolean ``f`` and mask ``m``, without the gather."""
+    n = np.count_nonzero(m)
+    return np.count_nonzero(f & m) / n if n else math.nan
+
+
+def _lerp_at(v: NDArray[np.float64], q: float) -> float:
+    n = len(v)
+    vi = (n - 1) * q
+    if vi >= n - 1:
+        return float(v[-1])
+    lo = math.floor(vi)
+    g = vi - lo
+    a, b = float(v[lo]), float(v[lo + 1])
+    d = b - a
+    return b - d * (1 - g) if g >= 0.5 else a + d * g
+
+
+def _quantile(a: NDArray, q: float) -> float:
+    """``np.quantile(a, q)`` (linear method, the same bits) for a 1-d array without NaN, without its
+    Python-level overhead."""
+    return _lerp_at(np.sort(np.asarray(a, dtype=np.float64)), q)
+
+
+def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
+    v = np.sort(np.asarray(a, dtype=np.float64))
+    return _lerp_at(v, q0), _lerp_at(v, q1)
+
+
+def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
+    X = np.vstack([xs, ys]).astype(np.float64, copy=False)
+    X -= X.mean(axis=1)[:, None]
+    cv = np.dot(X, X.T.conj())
+    cv *= np.true_divide(1, X.shape[1] - 1)
+    return cv
+
+
 def _squash(margin: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0)))
 
@@ -88,6 +132,7 @@ class _Ctx:
         self.th = th
         self.g: Geometry = geometry(dm)
         self.f = np.asarray(dm.fail, dtype=bool)
+        self.fail_ratio = float(self.f.mean())
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         self.dets: list[Detection] = []
@@ -112,11 +157,11 @@ class _Ctx:
 
     def detect(self, family, region, score, feats, summary, refinement=None) -> Detection:
         g = self.g
-        dens = float(self.f[region].mean()) if region.any() else 0.0
+        dens = float(_frac_in(self.f, region)) if region.any() else 0.0
         if family in tx.WHOLE_WAFER:
             loc = "global"
             if family not in tx.OWN_REGION:
-                dens = float(self.f.mean())
+                dens = float(self.fail_ratio)
         else:
             counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
             loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
@@ -177,7 +222,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if act.sum() < 60:
         return None
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
-    mean = float(f.mean())
+    mean = _frac(f)
     pm = max(mean, 0.01)
     L = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
     hn = np.bincount((iy % L) * L + (ix % L), minlength=L * L).reshape(L, L)
@@ -248,8 +293,10 @@ def _stripes(c: _Ctx, axis: int) -> None:
     if h < 10:
         return
     D = 4
-    Vp = np.pad(V, ((D, D), (0, 0)))
-    Fp = np.pad(F, ((D, D), (0, 0)))
+    Vp = np.zeros((h + 2 * D, w), dtype=V.dtype)
+    Vp[D : D + h] = V
+    Fp = np.zeros((h + 2 * D, w), dtype=F.dtype)
+    Fp[D : D + h] = F
     n_row = V.sum(1)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
@@ -328,7 +375,7 @@ def _radial(c: _Ctx) -> None:
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
     srt = np.sort(cr, axis=1)
-    bg = float(np.quantile(cr[cn > 0], 0.25))
+    bg = _quantile(cr[cn > 0], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, float(_median(brate)) if nb >= 8 else bg)
@@ -395,8 +442,8 @@ def _radial(c: _Ctx) -> None:
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
-        lvl = float(c.f[region].mean()) if region.any() else lvl
-        cover = float((cr[b0 : b1 + 1] >= thr).mean())
+        lvl = float(_frac_in(c.f, region)) if region.any() else lvl
+        cover = float(_frac(cr[b0 : b1 + 1] >= thr))
         if r_in == 0.0:
             fam = "center"
             text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
@@ -458,10 +505,17 @@ def _one_scratch(c: _Ctx) -> bool:
     rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
     nbins = 2 * off + 1
     H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
-    Hp = np.pad(H, ((0, 0), (3, 3)))
+    Hp = np.zeros((48, nbins + 6), dtype=H.dtype)
+    Hp[:, 3 : 3 + nbins] = H
     flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
     contrast = H - flank
-    order = np.argsort(-contrast, axis=None, kind="stable")[:3]
+    # the three highest cells, ties in raster order (what a stable argsort of -contrast puts first)
+    cf = contrast.ravel().copy()
+    order = []
+    for _ in range(3):
+        top = int(np.argmax(cf))
+        order.append(top)
+        cf[top] = -np.inf
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
@@ -504,7 +558,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
     if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
         return None  # a blob, not a line
-    if (c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85).mean() >= 0.7:
+    if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
         mid = hit & (t >= t0) & (t <= t1)
         radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
         if radial.mean() < 0.5:
@@ -513,15 +567,15 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     seg = core.copy()
     for side in (1, -1):
         band2 = act & (side * dist > 0.6) & (side * dist <= 1.4) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
-        if band2.sum() >= 3 and c.f[band2].mean() >= 0.45:
+        if band2.sum() >= 3 and _frac_in(c.f, band2) >= 0.45:
             seg |= band2
-    fill = float(c.f[seg].mean())
+    fill = float(_frac_in(c.f, seg))
     fl = act & (np.abs(dist) >= 2.0) & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
     fl_a = fl & (dist > 0)
     fl_b = fl & (dist < 0)
     if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
         return None
-    ffill = float(max(c.f[fl_a].mean(), c.f[fl_b].mean()))
+    ffill = float(max(_frac_in(c.f, fl_a), _frac_in(c.f, fl_b)))
     if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
         return None
     region = seg
@@ -542,7 +596,7 @@ def _blobs(c: _Ctx) -> None:
     sf = box_sum(F, k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
-    bg = float(np.quantile(dv[act], 0.4))
+    bg = _quantile(dv[act], 0.4)
     thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
     hot = V & (dens >= thr)
     lab, nlab = components(hot)
@@ -568,13 +622,13 @@ def _blobs(c: _Ctx) -> None:
             continue
         rr, tt = g.r[region], g.theta[region]
         area = float(region.sum() / c.n)
-        edge_share = float((rr > 0.85).mean())
+        edge_share = float(_frac(rr > 0.85))
         sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) % 16, minlength=16)
-        cover16 = float((sec16 > 0.02 * region.sum()).mean())
+        cover16 = float(_frac(sec16 > 0.02 * region.sum()))
         cx, cy = float(g.u[region].mean()), float(g.v[region].mean())
         ang = math.atan2(cy, cx)
         xs, ys = c.xd[region], c.yd[region]
-        cov = np.cov(np.vstack([xs, ys])) if region.sum() > 2 else np.eye(2)
+        cov = _cov(xs, ys) if region.sum() > 2 else np.eye(2)
         ev = np.sort(np.linalg.eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
@@ -582,7 +636,7 @@ def _blobs(c: _Ctx) -> None:
             "edge_share": edge_share,
             "sector_coverage": cover16,
             "elongation": elong,
-            "fail_rate": float(c.f[region].mean()),
+            "fail_rate": float(_frac_in(c.f, region)),
             "background_rate": bg,
             "z": z,
             "r_min": float(rr.min()),
@@ -591,7 +645,7 @@ def _blobs(c: _Ctx) -> None:
         octant = tx.octant_of(ang)
         fm = region & c.f
         if fm.sum() >= 4:
-            fev = np.linalg.eigh(np.cov(np.vstack([c.xd[fm], c.yd[fm]])))
+            fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
             # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
@@ -602,10 +656,10 @@ def _blobs(c: _Ctx) -> None:
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
             fdir, felong, line_like = 0.0, 0.0, False
-        r05, r95 = (float(v) for v in np.quantile(rr, [0.05, 0.95]))
+        r05, r95 = _quantiles(rr, 0.05, 0.95)
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
-        q05, q95 = (float(v) for v in np.quantile(dth, [0.05, 0.95]))
+        q05, q95 = _quantiles(dth, 0.05, 0.95)
         arc = float((q95 - q05) * rr.mean())
         feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
         if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
@@ -646,7 +700,7 @@ def _blobs(c: _Ctx) -> None:
 
 def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
     c = _Ctx(dm, th or Thresholds())
-    p = float(c.f.mean())
+    p = float(c.fail_ratio)
     if p >= c.th.near_full:
         c.detect(
             "near_full",
@@ -694,12 +748,12 @@ def _join_ratio(c: _Ctx) -> float:
     F = c.raster(c.f)
     pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
     ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
-    p = float(c.f.mean())
+    p = float(c.fail_ratio)
     return ff / max(pairs * p * p, 1e-9)
 
 
 def _random_candidate(c: _Ctx) -> None:
-    rest = float(c.f.mean())
+    rest = float(c.fail_ratio)
     jr = _join_ratio(c)
     c.dry = True
     d = c.detect(
@@ -741,7 +795,7 @@ def _alternatives(c: _Ctx) -> None:
             elif alt == "scratch":
                 xs, ys = c.xd[reg], c.yd[reg]
                 if len(xs) >= 3:
-                    w, vec = np.linalg.eigh(np.cov(np.vstack([xs, ys])))
+                    w, vec = np.linalg.eigh(_cov(xs, ys))
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
@@ -758,7 +812,7 @@ def _alternatives(c: _Ctx) -> None:
 def candidates(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection], list[dict[str, float]]]:
     """The rule detectors' candidates before verification, with the verifier's features (fitting)."""
     c = _Ctx(dm, th or Thresholds())
-    if float(c.f.mean()) >= c.th.near_full:
+    if float(c.fail_ratio) >= c.th.near_full:
         return [], []
     _detect_all(c)
     return c.dets, candidate_features(c)
@@ -775,7 +829,7 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
             c.dets = [rnd]
         elif top is not None and top.score >= c.th.fallback:
             c.dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
-        elif float(c.f.mean()) >= c.th.random_min:
+        elif float(c.fail_ratio) >= c.th.random_min:
             c.dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
     # one detection per family: the strongest
     best: dict[str, Detection] = {}
@@ -784,7 +838,7 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
             best[d.family] = d
     c.dets = [d for d in c.dets if best[d.family] is d]
     if not c.dets:
-        rest = float(c.f.mean())
+        rest = float(c.fail_ratio)
         if not verified and rest >= c.th.random_min:
             c.detect(
                 "random",
@@ -826,10 +880,14 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         "c_major": math.sqrt(l1),
         "c_minor": math.sqrt(l2),
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
-        "c_line_frac": float((off <= 1.0).mean()),
-        "c_edge_share": float((rr > 0.85).mean()),
+        "c_line_frac": float(_frac(off <= 1.0)),
+        "c_edge_share": float(_frac(rr > 0.85)),
         "c_ang_spread": float(1 - math.hypot(float(np.cos(th).mean()), float(np.sin(th).mean()))),
     }
+
+
+_S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("", *ALTERNATIVES)}
+_O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
@@ -840,10 +898,11 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     union = np.zeros(c.n, dtype=bool)
     for d in base:
         union |= d.region
-    resid = float(c.f[~union].mean()) if (~union).any() else float(c.f.mean())
+    resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
     nf = max(int(c.f.sum()), 1)
     fams = [d.family for d in dets]
+    log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_cache: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
     out = []
@@ -860,7 +919,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                     others |= o.region
                 near_cache[key] = (others, box_sum(c.raster(others), 5)[g.iy, g.ix] > 0)
             others, near = near_cache[key]
-            adj = float(near[reg].mean()) if reg.any() else 0.0
+            adj = float(_frac(near[reg])) if reg.any() else 0.0
             ovl = float((reg & others).sum() / nr)
         else:
             adj = ovl = 0.0
@@ -874,11 +933,11 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_region_dies": float(nr),
             "c_region_fails": float(nfm),
             **shape,
-            "g_log_dies": math.log(c.n),
-            "g_fail_ratio": float(c.f.mean()),
+            "g_log_dies": log_n,
+            "g_fail_ratio": fail_ratio,
             "g_resid_rate": resid,
-            "g_candidates": float(len(base)),
-            "g_has_site": float(c.dm.site is not None),
+            "g_candidates": n_base,
+            "g_has_site": has_site,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
@@ -895,11 +954,10 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_other_max_score": max([o.score for o in oth], default=0.0),
             "c_alt": float(bool(d.source)),
         }
-        for f in ALTERNATIVES:
-            x["s_" + f] = float(d.source == f)
+        x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         ofams = {o.family for o in oth}
-        for f in tx.FAMILIES:
-            x["o_" + f] = float(f in ofams)
+        for f, key2 in _O_KEYS:
+            x[key2] = float(f in ofams)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)
@@ -910,9 +968,9 @@ def _verify(c: _Ctx) -> None:
     if not c.dets or not verifier.models()["families"]:
         return
     feats = candidate_features(c)
+    ps = verifier.probs([d.family for d in c.dets], feats)
     kept = []
-    for d, x in zip(c.dets, feats, strict=True):
-        p = verifier.prob(d.family, x)
+    for d, p in zip(c.dets, ps, strict=True):
         if p is None:
             kept.append(d)
             continue

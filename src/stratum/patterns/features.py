@@ -18,31 +18,43 @@ def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
 def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """8-connected component labels (1..n, 0 = background), numbered in raster order of their first cell.
 
-    Label propagation with pointer jumping: each round takes the minimum label over the 3x3
-    neighbourhood, then follows labels to their roots; stops when nothing changes.
+    Works on the set cells only: each round every cell takes the smallest label among its neighbours, each
+    label's root is hooked to the smaller neighbouring label, and labels jump to their roots; at the fixed
+    point every component carries the raster index of its first cell.
     """
     h, w = mask.shape
-    idx = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    big = h * w
-    lab = np.where(mask, idx, big)
-    p = np.full((h + 2, w + 2), big, dtype=np.int64)
+    cells = np.flatnonzero(mask)
+    n = len(cells)
+    out = np.zeros((h, w), dtype=np.int32)
+    if n == 0:
+        return out, 0
+    pos = np.full(h * w, -1, dtype=np.int64)
+    pos[cells] = np.arange(n)
+    cy, cx = np.divmod(cells, w)
+    src, dst = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once
+        ny, nx = cy + dy, cx + dx
+        ok = np.flatnonzero((ny < h) & (nx >= 0) & (nx < w))
+        nb = pos[ny[ok] * w + nx[ok]]
+        hit = nb >= 0
+        src.append(ok[hit])
+        dst.append(nb[hit])
+    ea, eb = np.concatenate(src), np.concatenate(dst)
+    lab = np.arange(n)
     while True:
-        p[1:-1, 1:-1] = lab
+        la, lb = lab[ea], lab[eb]
         m = lab.copy()
-        for dy in (0, 1, 2):
-            for dx in (0, 1, 2):
-                np.minimum(m, p[dy : dy + h, dx : dx + w], out=m)
-        m = np.where(mask, m, big)
-        flat = m.ravel()
-        inside = flat < big
-        flat[inside] = flat[flat[inside]]
-        flat[inside] = flat[flat[inside]]
+        np.minimum.at(m, ea, lb)
+        np.minimum.at(m, eb, la)
+        np.minimum.at(m, la, lb)
+        np.minimum.at(m, lb, la)
+        m = m[m]
+        m = m[m]
         if np.array_equal(m, lab):
             break
         lab = m
-    roots = np.unique(lab[mask])
-    out = np.zeros((h, w), dtype=np.int32)
-    out[mask] = np.searchsorted(roots, lab[mask]) + 1
+    roots = np.unique(lab)
+    out.ravel()[cells] = np.searchsorted(roots, lab) + 1
     return out, len(roots)
 
 

@@ -13,6 +13,7 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,18 +33,73 @@ class Trees:
         self._rows = np.arange(self.feat.shape[0])
 
     def margin(self, x: NDArray[np.float64]) -> float:
-        node = np.zeros(len(self._rows), dtype=np.intp)
+        return self.margins(x[None, :])[0]
+
+    def margins(self, X: NDArray[np.float64]) -> list[float]:
+        """Margins of several candidates (rows of ``X``): every tree of every row stepped at once."""
+        t = self.feat.shape[0]
+        nint = 2**self.depth - 1
+        feat, thr = self.feat.ravel(), self.thr.ravel()
+        tree0 = self._rows * nint  # flat offset of each tree's first internal node
+        rows = np.arange(X.shape[0])[:, None]
+        node = np.zeros((X.shape[0], t), dtype=np.intp)
         for _ in range(self.depth):
-            f = self.feat[self._rows, node]
-            node = 2 * node + 1 + (x[f] >= self.thr[self._rows, node])
-        vals = self.leaf[self._rows, node - (2**self.depth - 1)]
-        return self.base + math.fsum(vals.tolist())
+            at = tree0 + node
+            node = 2 * node + 1 + (X[rows, feat[at]] >= thr[at])
+        vals = self.leaf[self._rows, node - nint]
+        return [self.base + math.fsum(v) for v in vals.tolist()]
+
+    def row(self, feats: dict[str, float]) -> list[float]:
+        return [feats.get(k, MISSING) for k in self.keys]
+
+    def probs(self, rows: list[list[float]]) -> list[float]:
+        X = np.array(rows, dtype=np.float64)
+        X[~np.isfinite(X)] = MISSING
+        return [1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0 for m in self.margins(X)]
 
     def prob(self, feats: dict[str, float]) -> float:
-        x = np.array([feats.get(k, MISSING) for k in self.keys], dtype=np.float64)
-        x[~np.isfinite(x)] = MISSING
-        m = self.margin(x)
-        return 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
+        return self.probs([self.row(feats)])[0]
+
+
+class Stack:
+    """Every family's trees in one array (they share count and depth), so all the candidates of a map, of
+    whatever family, are scored in one pass: feature indices point into the union of the families' keys."""
+
+    def __init__(self, fams: dict[str, Trees]):
+        self.keys = sorted({k for t in fams.values() for k in t.keys})
+        col = {k: i for i, k in enumerate(self.keys)}
+        self.index = {f: i for i, f in enumerate(fams)}
+        ts = list(fams.values())
+        self.depth = ts[0].depth
+        self.feat = np.stack([np.asarray([col[k] for k in t.keys], dtype=np.intp)[t.feat] for t in ts])
+        self.thr = np.stack([t.thr for t in ts])
+        self.leaf = np.stack([t.leaf for t in ts])
+        self.base = [t.base for t in ts]
+        self._trees = np.arange(self.feat.shape[1])[None, :]
+
+    @staticmethod
+    def fits(fams: dict[str, Trees]) -> bool:
+        ts = list(fams.values())
+        return bool(ts) and all(t.feat.shape == ts[0].feat.shape and t.depth == ts[0].depth for t in ts)
+
+    def probs(self, families: list[str], feats: list[dict[str, float]]) -> list[float | None]:
+        sel = [i for i, f in enumerate(families) if f in self.index]
+        out: list[float | None] = [None] * len(families)
+        if not sel:
+            return out
+        X = np.array([list(map(feats[i].get, self.keys, repeat(MISSING))) for i in sel], dtype=np.float64)
+        X[~np.isfinite(X)] = MISSING
+        fi = np.array([self.index[families[i]] for i in sel], dtype=np.intp)[:, None]
+        rows = np.arange(len(sel))[:, None]
+        node = np.zeros((len(sel), self.feat.shape[1]), dtype=np.intp)
+        for _ in range(self.depth):
+            f = self.feat[fi, self._trees, node]
+            node = 2 * node + 1 + (X[rows, f] >= self.thr[fi, self._trees, node])
+        vals = self.leaf[fi, self._trees, node - (2**self.depth - 1)].tolist()
+        for j, i in enumerate(sel):
+            m = self.base[int(fi[j, 0])] + math.fsum(vals[j])
+            out[i] = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
+        return out
 
 
 @lru_cache(maxsize=1)
@@ -51,14 +107,32 @@ def models() -> dict:
     try:
         spec = json.loads(resources.files("stratum.patterns").joinpath(FILE).read_text())
     except FileNotFoundError:
-        return {"version": "none", "families": {}}
-    return {"version": spec["version"], "families": {f: Trees(t) for f, t in spec["families"].items()}}
+        return {"version": "none", "families": {}, "stack": None}
+    fams = {f: Trees(t) for f, t in spec["families"].items()}
+    return {"version": spec["version"], "families": fams, "stack": Stack(fams) if Stack.fits(fams) else None}
 
 
 def prob(family: str, feats: dict[str, float]) -> float | None:
     """P(the candidate's family is on the map); None when no model is fitted for the family."""
     m = models()["families"].get(family)
     return None if m is None else m.prob(feats)
+
+
+def probs(families: list[str], feats: list[dict[str, float]]) -> list[float | None]:
+    """``prob`` of each candidate (family, features), all evaluated at once."""
+    st = models()["stack"]
+    if st is not None:
+        return st.probs(families, feats)
+    out: list[float | None] = [None] * len(families)
+    by_family: dict[str, list[int]] = {}
+    for i, f in enumerate(families):
+        by_family.setdefault(f, []).append(i)
+    for f, idx in by_family.items():
+        m = models()["families"].get(f)
+        if m is not None:
+            for i, p in zip(idx, m.probs([m.row(feats[i]) for i in idx]), strict=True):
+                out[i] = p
+    return out
 
 
 # --- offline fitting (numpy; used by the dev tool, not at run time) -----------------------------------
