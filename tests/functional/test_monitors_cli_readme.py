@@ -280,7 +280,10 @@ def test_readme_webhooks_example(tmp_path) -> None:
         receiver.shutdown()
     created = json.loads((tmp_path / "webhook.json").read_text())
     assert created["secret"].startswith("whsec_")
-    assert len(got) == 1 and got[0]["webhook-signature"].startswith("v1,") and "webhook-id" in got[0]
+    # one message; delivery is at least once, so a retry of it (a slow answer on a busy machine) carries the
+    # same webhook-id, which is what receivers deduplicate on
+    assert got and all(g["webhook-signature"].startswith("v1,") for g in got)
+    assert len({g["webhook-id"] for g in got}) == 1
     docs, out, dec = [], r.stdout.strip(), json.JSONDecoder()
     while out:
         obj, end = dec.raw_decode(out)
