@@ -260,7 +260,8 @@ class SqlWorkers:
             raise errors.QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit")
         kind, vm_data = reply[0], reply[-1]
         cap = resources(self.settings).worker_memory_mb
-        if kind in ("oom", "crash") or vm_data > cap // 2:
+        spent = kind in ("oom", "crash") or (kind == "err" and reply[1] == "QueryResources")
+        if spent or vm_data > cap // 2:
             w.stop()  # its allocator keeps the address space the cap counts: a fresh worker starts clean
             self._replace()
         else:
