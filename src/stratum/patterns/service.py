@@ -17,6 +17,7 @@ from stratum.patterns import calibration, verifier
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import RULES_VERSION, Detection, Thresholds, analyse
 from stratum.patterns.geometry import DieMap, Geometry
+from stratum.patterns.store import pattern_rows
 from stratum.settings import PatternSettings
 
 
@@ -558,20 +559,7 @@ def wafer_pattern_rows(wafers: list[dict], dies: dict[str, np.ndarray], min_dies
             continue
         if dm.site is not None and len(np.unique(dm.site)) < 2:
             dm = DieMap(dm.x, dm.y, dm.fail, None, dm.hard_bin)
-        found = classify_diemap(dm, min_confidence=limits.min_confidence)["pattern_classes"]
-        rows = [
-            (
-                p["class_id"],
-                p["family"],
-                p["location"],
-                p["severity"],
-                p["refinement"],
-                p["confidence"],
-                p["explanation"]["region"]["die_count"],
-                p["explanation"]["summary"],
-            )
-            for p in found
-        ] or [("none/global/low", "none", "global", "low", None, None, len(dm.x), "no spatial pattern")]
+        rows = pattern_rows(classify_diemap(dm, min_confidence=limits.min_confidence), len(dm.x))
         for rank, r in enumerate(rows, 1):
             for k, v in zip(
                 ("class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary"),
