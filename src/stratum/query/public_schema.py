@@ -18,6 +18,24 @@ class View:
     cols: tuple[tuple[str, str], ...]  # (column, description)
 
 
+# the columns wafer_patterns and wafer_pattern_history share ({job}: what job_id means in each)
+_PATTERN_COLUMNS = """
+lot_id | Lot id
+wafer_id | Wafer id
+job_id | {job}
+class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
+family | Pattern family ('none' when the wafer shows no pattern)
+location | global, center, mid or edge
+severity | low, med or high
+confidence | Calibrated confidence of the family (null for 'none')
+classifier_version | Classifier rules and calibration version
+refinement | Octant, orientation, side or direction where the family has one
+rank | 1 = the most confident pattern of the wafer
+die_count | Dies in the detected region
+summary | One-line explanation
+"""
+
+
 def _v(name: str, doc: str, spec: str) -> View:
     cols = []
     for line in spec.strip().splitlines():
@@ -248,42 +266,17 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
             "job that classified it, at the most recently classified classifier_version (every version: "
             "wafer_pattern_history). Athena, and wafers published before final-view classification, read the "
             "rows classified per file at ingest (the file that tested most of the wafer).",
-            """
-lot_id | Lot id
-wafer_id | Wafer id
-job_id | Snapshot job whose final die map was classified (per-file rows: the file's ingest job)
-class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
-family | Pattern family ('none' when the wafer shows no pattern)
-location | global, center, mid or edge
-severity | low, med or high
-confidence | Calibrated confidence of the family (null for 'none')
-classifier_version | Classifier rules and calibration version
-refinement | Octant, orientation, side or direction where the family has one
-rank | 1 = the most confident pattern of the wafer
-die_count | Dies in the detected region
-summary | One-line explanation
-""",
+            _PATTERN_COLUMNS.format(
+                job="Snapshot job whose final die map was classified (per-file rows: the file's ingest job)"
+            ),
         ),
         _v(
             "wafer_pattern_history",
             "Every stored classification of the snapshot's wafers: each snapshot job and classifier_version that "
             "classified a wafer's final die map (on publish, POST /v1/classify, POST /v1/batch), one row per "
             "detected pattern (from the metadata store, not the lake; DuckDB only).",
-            """
-lot_id | Lot id
-wafer_id | Wafer id
-job_id | Snapshot job whose final die map was classified
-class_id | Taxonomy class, e.g. edge_loc/edge/high/ne
-family | Pattern family ('none' when the wafer shows no pattern)
-location | global, center, mid or edge
-severity | low, med or high
-confidence | Calibrated confidence of the family (null for 'none')
-classifier_version | Classifier rules and calibration version
-refinement | Octant, orientation, side or direction where the family has one
-rank | 1 = the most confident pattern of the wafer
-die_count | Dies in the detected region
-summary | One-line explanation
-publish_seq | Publish order of job_id within the lot (the newest classified map has the highest)
+            _PATTERN_COLUMNS.format(job="Snapshot job whose final die map was classified")
+            + """publish_seq | Publish order of job_id within the lot (the newest classified map has the highest)
 classified_at | When this (job, classifier_version) was first classified
 """,
         ),
