@@ -9,8 +9,8 @@ Everything is modelled in physical wafer units (wafer radius 1), then sampled on
   four sides (or a notch); missing inner dies (scattered, a block, or a cross of test-structure sites);
   integer coordinates that start anywhere; 1-16 probe sites with a
   footprint sx x sy, site numbers starting at 0 or 1, sometimes column-major;
-- background: Bernoulli(p0), or a negative-binomial (gamma-Poisson) clustered field: a gamma multiplier
-  on coarse cells, bilinearly smoothed;
+- background: Bernoulli(p0), or a mildly clustered negative-binomial (gamma-Poisson) field: a gamma
+  multiplier on coarse cells, bilinearly smoothed (never under ``random``: it has no spatial structure);
 - patterns (their own sub-seed each): Gaussian centre blob, annulus with soft edges, edge ring, edge arc,
   Gaussian ellipse at (r, theta), cubic Bezier or polyline scratch 1-2 dies wide with gaps, near-full,
   rotated quadrant or half-plane, monotone p(r) (linear, power, logistic), rows or columns, fixed
@@ -197,10 +197,11 @@ def _pattern(w: Wafer, fam: str, rng: np.random.Generator, p0: float):
         p[reg] = q
         ref = tx.octant_of(t0)
     elif fam == "loc":
-        rc = rng.uniform(0.0, 0.78)
+        sa, sb = rng.uniform(0.05, 0.13), rng.uniform(0.05, 0.13)
+        # off the wafer centre (a blob over the centre is a centre blob): the centre lies outside its region
+        rc = rng.uniform(2 * max(sa, sb) + 0.02, 0.78)
         tc = rng.uniform(-math.pi, math.pi)
         cx, cy = rc * math.cos(tc), rc * math.sin(tc)
-        sa, sb = rng.uniform(0.05, 0.13), rng.uniform(0.05, 0.13)
         rot = rng.uniform(0, math.pi)
         u = (X - cx) * math.cos(rot) + (Y - cy) * math.sin(rot)
         v = -(X - cx) * math.sin(rot) + (Y - cy) * math.cos(rot)
@@ -302,12 +303,12 @@ def _scratch(w: Wafer, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return reg, tx.orientation_of(phi)
 
 
-def _background(w: Wafer, rng: np.random.Generator, p0: float) -> np.ndarray:
-    if rng.random() < 0.6 or p0 == 0:
+def _background(w: Wafer, rng: np.random.Generator, p0: float, clustered: bool) -> np.ndarray:
+    if not clustered or rng.random() < 0.6 or p0 == 0:
         rate = np.full(w.n, p0)
-    else:  # gamma-Poisson (negative binomial) clustering on coarse cells, smoothed
+    else:  # gamma-Poisson (negative binomial) clustering on coarse cells, smoothed; mild (alpha >= 2.5)
         cell = rng.uniform(0.08, 0.25)
-        alpha = rng.uniform(1.5, 6.0)
+        alpha = rng.uniform(2.5, 8.0)
         gx, gy = int(2 / cell) + 2, int(2 / cell) + 2
         field = rng.gamma(alpha, 1 / alpha, size=(gy, gx))
         fx, fy = (w.X / w.R + 1) / cell, (w.Y / w.R + 1) / cell
@@ -362,7 +363,7 @@ def generate(seed: int, *, family: str | None = None, mixed_rate: float = 0.3) -
             p0 = float(rng.uniform(0.0, 0.075))
         else:
             p0 = float(rng.choice([rng.uniform(0.0, 0.02), rng.uniform(0.01, 0.06), rng.uniform(0.04, 0.09)]))
-        fail = _background(w, rng, p0)
+        fail = _background(w, rng, p0, clustered=fams != ["random"])  # random: no spatial structure at all
         ratio = float(fail.mean())
         if fams == ["none"] and ratio > NONE_MAX or fams == ["random"] and ratio < RANDOM_MIN:
             continue
