@@ -732,6 +732,19 @@ def _detect_all(c: _Ctx) -> None:
         union = float((ret.region | site.region).sum())
         if inter / union >= 0.5:
             ret = None
+        elif inter >= 0.8 * float(site.region.sum()):
+            # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
+            # dies fail well above what neither pattern holds
+            rest = ret.region & ~site.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
+                ret = None
+        elif inter >= 0.8 * float(ret.region.sum()):
+            # the hot offsets are part of one site: the site explains them when its other dies fail too
+            rest = site.region & ~ret.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if rest.any() and _frac_in(c.f, rest) >= bg + 0.5 * (ret.density - bg):
+                ret = None
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
