@@ -217,29 +217,49 @@ def _site(c: _Ctx) -> Detection | None:
     return d
 
 
+_RL = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
+_PITCHES = [(kx, ky) for ky in range(2, 7) for kx in range(2, 7)]  # the search order
+_KOFF = {k: k * (k - 1) // 2 - 1 for k in range(2, 7)}  # row/column of residue 0 of pitch k in the fold
+# fold[_KOFF[k] + r, j] = 1 when j % k == r: fold @ hist @ fold.T holds every pitch pair's residue counts
+_FOLD = np.zeros((20, _RL))
+for _k in range(2, 7):
+    _FOLD[_KOFF[_k] + np.arange(_RL) % _k, np.arange(_RL)] = 1.0
+# the 400 folded cells ordered pitch pair by pair (in the search order), each pair's residues in raster order
+_PAIR_CELLS = np.concatenate(
+    [((_KOFF[ky] + np.arange(ky))[:, None] * 20 + _KOFF[kx] + np.arange(kx)[None, :]).ravel() for kx, ky in _PITCHES]
+)
+_PAIR_SIZE = np.array([kx * ky for kx, ky in _PITCHES])
+_PAIR_START = np.concatenate([[0], np.cumsum(_PAIR_SIZE)[:-1]])
+_PAIR_ID = np.repeat(np.arange(len(_PITCHES)), _PAIR_SIZE)
+_PAIR_MED = (_PAIR_START + (_PAIR_SIZE - 1) // 2, _PAIR_START + _PAIR_SIZE // 2)
+
+
 def _reticle(c: _Ctx) -> Detection | None:
     act = c.active
-    if act.sum() < 60:
+    if np.count_nonzero(act) < 60:
         return None
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
     mean = _frac(f)
     pm = max(mean, 0.01)
-    L = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
-    hn = np.bincount((iy % L) * L + (ix % L), minlength=L * L).reshape(L, L)
-    hk = np.bincount((iy % L) * L + (ix % L), weights=f, minlength=L * L).reshape(L, L)
-    best = None
-    for ky in range(2, 7):
-        fn_ = hn.reshape(L // ky, ky, L).sum(0)
-        fk_ = hk.reshape(L // ky, ky, L).sum(0)
-        for kx in range(2, 7):
-            no = fn_.reshape(ky, L // kx, kx).sum(1).ravel()
-            ko = fk_.reshape(ky, L // kx, kx).sum(1).ravel()
-            rates = ko / np.maximum(no, 1)
-            z = (rates.max() - _median(rates)) / math.sqrt(pm * (1 - pm) / max(no.min(), 1))
-            if best is None or z > best[0] * 1.1:
-                best = (float(z), kx, ky, None, no, ko, rates)
-    assert best is not None  # the pitch loops always run
-    z, kx, ky, _, no, ko, rates = best
+    L = _RL
+    cell = (iy % L) * L + (ix % L)
+    hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
+    # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
+    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    no_all, ko_all = nk[0], nk[1]
+    r_all = ko_all / np.maximum(no_all, 1)
+    srt = r_all[np.lexsort((r_all, _PAIR_ID))]
+    med = (srt[_PAIR_MED[0]] + srt[_PAIR_MED[1]]) / 2
+    top_all = np.maximum.reduceat(r_all, _PAIR_START)
+    zs = ((top_all - med) / np.sqrt(pm * (1 - pm) / np.maximum(np.minimum.reduceat(no_all, _PAIR_START), 1))).tolist()
+    bi = 0
+    for i in range(1, len(zs)):
+        if zs[i] > zs[bi] * 1.1:
+            bi = i
+    z = zs[bi]
+    kx, ky = _PITCHES[bi]
+    sl = slice(int(_PAIR_START[bi]), int(_PAIR_START[bi] + _PAIR_SIZE[bi]))
+    no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
     if z < 6:
@@ -890,6 +910,18 @@ _S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("
 _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
+def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
+    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (box sums of all
+    regions at once; integer counts, so exact)."""
+    g = c.g
+    h, w = g.shape
+    p = np.zeros((len(regions), h + k, w + k))
+    p[:, g.iy + k // 2 + 1, g.ix + k // 2 + 1] = np.stack(regions)
+    s = p.cumsum(1).cumsum(2)
+    box = s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]
+    return box[:, g.iy, g.ix] > 0
+
+
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     """Context features of every candidate, for the verifier (the detector's own features included)."""
     g = c.g
@@ -900,31 +932,50 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
-    nf = max(int(c.f.sum()), 1)
+    nf = max(int(np.count_nonzero(c.f)), 1)
     fams = [d.family for d in dets]
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
-    near_cache: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
+    near_base = _dilated(c, [o.region for o in base], 5) if base else None
+    # everything that depends only on the region (alternative readings share their detector's region)
+    per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
     out = []
     for d in dets:
         reg = d.region
-        nr = max(int(reg.sum()), 1)
-        k = float(c.f[reg].sum())
-        oth = [o for o in base if o.region is not reg]
-        if oth:
-            key = id(reg)
-            if key not in near_cache:
+        key = id(reg)
+        rs = per_region.get(key)
+        if rs is None:
+            nreg = int(np.count_nonzero(reg))
+            nr = max(nreg, 1)
+            oi = [i for i, o in enumerate(base) if o.region is not reg]
+            if oi:
+                oth = [base[i] for i in oi]
                 others = np.zeros(c.n, dtype=bool)
                 for o in oth:
                     others |= o.region
-                near_cache[key] = (others, box_sum(c.raster(others), 5)[g.iy, g.ix] > 0)
-            others, near = near_cache[key]
-            adj = float(_frac(near[reg])) if reg.any() else 0.0
-            ovl = float((reg & others).sum() / nr)
-        else:
-            adj = ovl = 0.0
-        rr = g.r[reg] if reg.any() else g.r[:1]
-        skey = (id(reg), d.family == "random")
+                assert near_base is not None
+                near = near_base[oi[0]] if len(oi) == 1 else near_base[oi].any(0)
+                adj = float(_frac_in(near, reg)) if nreg else 0.0
+                ovl = float(np.count_nonzero(reg & others) / nr)
+            else:
+                oth = []
+                adj = ovl = 0.0
+            rr = g.r[reg] if nreg else g.r[:1]
+            ofams = {o.family for o in oth}
+            rs = per_region[key] = (
+                nr,
+                float(np.count_nonzero(c.f & reg)),
+                adj,
+                ovl,
+                rr,
+                float(rr.sum()) / len(rr),  # rr.mean(), the same bits
+                float(rr.min()),
+                float(rr.max()),
+                max([o.score for o in oth], default=0.0),
+                {key2: float(f in ofams) for f, key2 in _O_KEYS},
+            )
+        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags = rs
+        skey = (key, d.family == "random")
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
@@ -943,21 +994,19 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_density": d.density,
             "c_lift": d.density - resid,
             "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
-            "c_r_mean": float(rr.mean()),
-            "c_r_min": float(rr.min()),
-            "c_r_max": float(rr.max()),
+            "c_r_mean": r_mean,
+            "c_r_min": r_min,
+            "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
             "c_same_family": float(fams.count(d.family) - 1),
             "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
-            "c_other_max_score": max([o.score for o in oth], default=0.0),
+            "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
-        ofams = {o.family for o in oth}
-        for f, key2 in _O_KEYS:
-            x[key2] = float(f in ofams)
+        x.update(o_flags)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)
