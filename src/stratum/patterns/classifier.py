@@ -122,6 +122,20 @@ def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64
     return cv
 
 
+def _corr(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> float:
+    """``float(np.corrcoef(xs, ys)[0, 1])`` (the same operations) for non-constant ``xs`` and ``ys``."""
+    cv = _cov(xs, ys)
+    r = float(cv[0, 1] / math.sqrt(cv[0, 0]) / math.sqrt(cv[1, 1]))
+    return min(max(r, -1.0), 1.0)
+
+
+def _std(a: NDArray[np.float64]) -> float:
+    """``float(np.std(a))`` of a 1-d float array (the same operations, without its overhead)."""
+    n = len(a)
+    x = a - a.sum() / n
+    return math.sqrt(float((x * x).sum()) / n)
+
+
 def _squash(margin: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0)))
 
@@ -356,7 +370,9 @@ def _stripes(c: _Ctx, axis: int) -> None:
         return  # a gross region, not stripes
     line = np.flatnonzero(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
-    region = np.isin(coord, line) & c.active
+    on_line = np.zeros(h, dtype=bool)
+    on_line[line] = True
+    region = on_line[coord] & c.active
     best = float(contrast[seed].max())
     fam = "row_stripe" if axis == 1 else "column_stripe"
     what = "rows" if axis == 1 else "columns"
@@ -382,7 +398,7 @@ def _radial(c: _Ctx) -> None:
     na = int(act.sum())
     if na < 40:
         return
-    nb = int(np.clip(na // 80, 6, 20))
+    nb = min(max(na // 80, 6), 20)
     ns = 8
     rmax = float(g.r[act].max())
     band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
@@ -414,7 +430,7 @@ def _radial(c: _Ctx) -> None:
     span = hi - lo
     if span >= 0.2 and ring.sum() >= 1:
         rc = (edges[:-1] + edges[1:]) / 2
-        corr = float(np.corrcoef(rc, brate)[0, 1]) if np.std(brate) > 0 else 0.0
+        corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
@@ -576,7 +592,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     if t1 - t0 < min_len or cnt < 5:
         return None
     near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
-    if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
+    if np.count_nonzero(near) >= 3 and _std(t[near]) < 3.5 * max(_std(dist[near]), 0.3):
         return None  # a blob, not a line
     if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
         mid = hit & (t >= t0) & (t <= t1)
@@ -626,29 +642,42 @@ def _blobs(c: _Ctx) -> None:
     sizes = np.bincount(dl, minlength=nlab + 1)
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
-    for comp in np.argsort(-sizes[1:], kind="stable")[:6] + 1:
-        size = int(sizes[comp])
-        if size < max(5, 0.004 * c.n):
-            continue
-        member = dl == comp
-        # the region: component dies whose local density is at least halfway to the component's level
-        lvl = float(kf[comp] / size)
-        core = member & (dv >= 0.5 * (thr + max(lvl, thr)) - 0.05)
-        region = core if core.sum() >= 3 else member
-        kk = float(c.f[region].sum())
-        exp = bg * region.sum()
+    sz, kfl = sizes.tolist(), kf.tolist()
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
+    if not comps:
+        return
+    # the region: component dies whose local density is at least halfway to the component's level (the
+    # cores of all the large components at once)
+    tl = np.full(nlab + 1, np.inf)
+    for comp in comps:
+        lvl = kfl[comp] / sz[comp]
+        tl[comp] = 0.5 * (thr + max(lvl, thr)) - 0.05
+    core_all = dv >= tl[dl]
+    cdl = dl[core_all]
+    core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
+    core_k = np.bincount(cdl, weights=c.f[core_all], minlength=nlab + 1).tolist()
+    for comp in comps:
+        in_core = core_n[comp] >= 3
+        nreg = core_n[comp] if in_core else sz[comp]
+        kk = float(core_k[comp] if in_core else kfl[comp])
+        exp = bg * nreg
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
         if z < c.th.blob_z:
             continue
-        rr, tt = g.r[region], g.theta[region]
-        area = float(region.sum() / c.n)
+        region = (dl == comp) & core_all if in_core else dl == comp
+        ri = np.flatnonzero(region)
+        rr, tt = g.r[ri], g.theta[ri]
+        r_min, r_max = float(rr.min()), float(rr.max())
+        area = nreg / c.n
         edge_share = float(_frac(rr > 0.85))
         sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) % 16, minlength=16)
-        cover16 = float(_frac(sec16 > 0.02 * region.sum()))
-        cx, cy = float(g.u[region].mean()), float(g.v[region].mean())
+        cover16 = float(_frac(sec16 > 0.02 * nreg))
+        cx, cy = float(g.u[ri].sum()) / nreg, float(g.v[ri].sum()) / nreg  # the means, the same bits
         ang = math.atan2(cy, cx)
-        xs, ys = c.xd[region], c.yd[region]
-        cov = _cov(xs, ys) if region.sum() > 2 else np.eye(2)
+        xs, ys = c.xd[ri], c.yd[ri]
+        cov = _cov(xs, ys) if nreg > 2 else np.eye(2)
         ev = np.sort(np.linalg.eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
@@ -656,15 +685,15 @@ def _blobs(c: _Ctx) -> None:
             "edge_share": edge_share,
             "sector_coverage": cover16,
             "elongation": elong,
-            "fail_rate": float(_frac_in(c.f, region)),
+            "fail_rate": kk / nreg,
             "background_rate": bg,
             "z": z,
-            "r_min": float(rr.min()),
-            "r_max": float(rr.max()),
+            "r_min": r_min,
+            "r_max": r_max,
         }
         octant = tx.octant_of(ang)
-        fm = region & c.f
-        if fm.sum() >= 4:
+        fm = ri[c.f[ri]]
+        if len(fm) >= 4:
             fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
@@ -672,7 +701,7 @@ def _blobs(c: _Ctx) -> None:
             # pattern's explained-away dies): elongated fails at a low fill
             thin = felong >= 4 and fl[0] < 0.8
             sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
-            line_like = (thin or sparse_line) and fm.sum() >= 6
+            line_like = (thin or sparse_line) and len(fm) >= 6
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
         else:
             fdir, felong, line_like = 0.0, 0.0, False
@@ -680,9 +709,9 @@ def _blobs(c: _Ctx) -> None:
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
         q05, q95 = _quantiles(dth, 0.05, 0.95)
-        arc = float((q95 - q05) * rr.mean())
+        arc = (q95 - q05) * (float(rr.sum()) / nreg)
         feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
-        if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
+        if area >= 0.1 and r_min < 0.25 and r_max > 0.85 and cover16 <= 0.8:
             side_q = cover16 <= 0.45
             k8 = int(math.floor((ang % (2 * math.pi)) / (math.pi / 2)))
             side = (
@@ -696,7 +725,7 @@ def _blobs(c: _Ctx) -> None:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
         elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
             fam, ref = "scratch", tx.orientation_of(fdir)
-            text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
+            text = f"thin elongated cluster of {nreg} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
             fam, ref = "edge_loc", octant
             text = (
@@ -706,7 +735,7 @@ def _blobs(c: _Ctx) -> None:
         else:
             fam, ref = "loc", octant
             text = (
-                f"cluster of {int(region.sum())} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
+                f"cluster of {nreg} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
                 f"{feats['fail_rate']:.0%} failing"
             )
         score = _squash((z - 5) / 4 + 0.3)
