@@ -983,7 +983,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                 for o in oth:
                     others |= o.region
                 assert near_base is not None
-                near: NDArray[np.bool_] = near_base[oi[0]] if len(oi) == 1 else near_base[oi].any(0)
+                near = near_base[oi[0]]
+                for i in oi[1:]:
+                    near = near | near_base[i]
                 adj = float(_frac_in(near, reg)) if nreg else 0.0
                 ovl = float(np.count_nonzero(reg & others) / nr)
             else:
