@@ -116,7 +116,7 @@ def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
 def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
     """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
     X = np.vstack([xs, ys]).astype(np.float64, copy=False)
-    X -= X.mean(axis=1)[:, None]
+    X -= (X.sum(axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
     cv = np.dot(X, X.T.conj())
     cv *= np.true_divide(1, X.shape[1] - 1)
     return cv
@@ -169,15 +169,20 @@ class _Ctx:
         a[self.g.iy, self.g.ix] = vals
         return a
 
-    def detect(self, family, region, score, feats, summary, refinement=None) -> Detection:
-        g = self.g
-        dens = float(_frac_in(self.f, region)) if region.any() else 0.0
+    def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
+        """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
+        n = int(np.count_nonzero(region))
+        dens = int(np.count_nonzero(self.f & region)) / n if n else 0.0
+        return dens, np.bincount(self.g.third[region], minlength=3) / max(n, 1) if thirds else None
+
+    def detect(self, family, region, score, feats, summary, refinement=None, stats=None) -> Detection:
+        dens, counts = stats or self.region_stats(region, family not in tx.WHOLE_WAFER)
         if family in tx.WHOLE_WAFER:
             loc = "global"
             if family not in tx.OWN_REGION:
                 dens = float(self.fail_ratio)
         else:
-            counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
+            assert counts is not None
             loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
             locs = tx.REACHABLE[family][0]
             if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
@@ -830,28 +835,38 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
 }
 
 
+_ALT_WHAT = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
+
+
 def _alternatives(c: _Ctx) -> None:
     g = c.g
     made = []
     for d in list(c.dets):
-        if not d.region.any():
+        alts = ALTERNATIVES.get(d.family, ())
+        if not alts:
             continue
-        for alt in ALTERNATIVES.get(d.family, ()):
-            reg = d.region
+        reg = d.region
+        ri = np.flatnonzero(reg)
+        if not len(ri):
+            continue
+        stats = c.region_stats(reg)
+        octant = None
+        for alt in alts:
             ref = None
             if alt in ("loc", "edge_loc"):
-                ref = tx.octant_of(math.atan2(float(g.v[reg].mean()), float(g.u[reg].mean())))
+                if octant is None:  # the means, the same bits
+                    octant = tx.octant_of(math.atan2(float(g.v[ri].sum()) / len(ri), float(g.u[ri].sum()) / len(ri)))
+                ref = octant
             elif alt == "scratch":
-                xs, ys = c.xd[reg], c.yd[reg]
+                xs, ys = c.xd[ri], c.yd[ri]
                 if len(xs) >= 3:
                     w, vec = np.linalg.eigh(_cov(xs, ys))
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
-            what = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
-            text = f"{d.summary}; read as a {what.get(alt, alt.replace('_', ' '))}"
+            text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
-            alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref)
+            alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)
             c.dry = False
             alt_d.source = d.family
             made.append(alt_d)
@@ -910,20 +925,22 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
     """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
     g = c.g
-    fm = reg & c.f
-    nfm = int(fm.sum())
+    fm = np.flatnonzero(reg & c.f)
+    nfm = len(fm)
     if nfm < 3 or not want:
         return nfm, {}
+    # means as sums over counts: the same bits as .mean()
     xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(xs.mean()), float(ys.mean())
-    sxx = float(((xs - mx) ** 2).mean())
-    syy = float(((ys - my) ** 2).mean())
-    sxy = float(((xs - mx) * (ys - my)).mean())
+    mx, my = float(xs.sum()) / nfm, float(ys.sum()) / nfm
+    dx, dy = xs - mx, ys - my
+    sxx = float((dx * dx).sum()) / nfm
+    syy = float((dy * dy).sum()) / nfm
+    sxy = float((dx * dy).sum()) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
     ang = 0.5 * math.atan2(2 * sxy, sxx - syy)
-    off = np.abs(-(xs - mx) * math.sin(ang) + (ys - my) * math.cos(ang))
+    off = np.abs(-dx * math.sin(ang) + dy * math.cos(ang))
     th = g.theta[fm]
     return nfm, {
         "c_major": math.sqrt(l1),
@@ -931,7 +948,7 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
         "c_line_frac": float(_frac(off <= 1.0)),
         "c_edge_share": float(_frac(rr > 0.85)),
-        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).mean()), float(np.sin(th).mean()))),
+        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).sum()) / nfm, float(np.sin(th).sum()) / nfm)),
     }
 
 
