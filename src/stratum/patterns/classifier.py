@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, runs_longest
+from stratum.patterns.features import box_sum, components, eigh, eigvalsh, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
 RULES_VERSION = "3"
@@ -115,7 +115,8 @@ def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
 
 def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
     """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
-    X = np.vstack([xs, ys]).astype(np.float64, copy=False)
+    X = np.empty((2, len(xs)))
+    X[0], X[1] = xs, ys
     X -= (X.sum(axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
     cv = np.dot(X, X.T.conj())
     cv *= np.true_divide(1, X.shape[1] - 1)
@@ -633,8 +634,7 @@ def _blobs(c: _Ctx) -> None:
     k = 3 if c.dia < 40 else 5
     V = c.raster(act)
     F = c.raster(c.f & act)
-    sv = box_sum(V, k)
-    sf = box_sum(F, k)
+    sv, sf = box_sum(np.stack((V, F)), k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
     bg = _quantile(dv[act], 0.4)
@@ -683,7 +683,7 @@ def _blobs(c: _Ctx) -> None:
         ang = math.atan2(cy, cx)
         xs, ys = c.xd[ri], c.yd[ri]
         cov = _cov(xs, ys) if nreg > 2 else np.eye(2)
-        ev = np.sort(np.linalg.eigvalsh(cov))
+        ev = np.sort(eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
             "area_share": area,
@@ -699,7 +699,7 @@ def _blobs(c: _Ctx) -> None:
         octant = tx.octant_of(ang)
         fm = ri[c.f[ri]]
         if len(fm) >= 4:
-            fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
+            fev = eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
             # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
@@ -860,7 +860,7 @@ def _alternatives(c: _Ctx) -> None:
             elif alt == "scratch":
                 xs, ys = c.xd[ri], c.yd[ri]
                 if len(xs) >= 3:
-                    w, vec = np.linalg.eigh(_cov(xs, ys))
+                    w, vec = eigh(_cov(xs, ys))
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
