@@ -10,6 +10,7 @@ from stratum.events.model import EVENT_KINDS, INTERNAL_KINDS
 from stratum.settings import Settings
 
 from .conftest import Synth, render
+from .test_layers import committed_manifest
 from .test_stack import actions_on, function, logical_id, role_statements
 
 pytestmark = pytest.mark.infra
@@ -56,7 +57,20 @@ def test_queue_event_source_and_function(synth: Synth) -> None:
     assert s.exports.duckdb_memory_mb + 1024 <= fn["MemorySize"]
     assert s.exports.duckdb_temp_mb < fn["EphemeralStorage"]["Size"]
     assert s.exports.abandoned_after_seconds > fn["Timeout"]  # a redelivered request finds its run really gone
-    assert C.layers_config()["functions"]["exports"] == ["query", "web"]  # duckdb, no pyarrow (size limit)
+    assert C.layers_config()["functions"]["exports"] == ["query", "web"]
+
+
+@pytest.mark.parametrize("name", ["exports", "api"])
+def test_arrow_answering_functions_ship_nanoarrow_and_no_pyarrow(synth: Synth, name: str) -> None:
+    """format=arrow exports (exports function) and Arrow IPC SQL pages (api) are encoded by nanoarrow from DuckDB's
+    Arrow C stream: its layer is attached to both; pyarrow (87.6 MB) does not fit beside DuckDB."""
+    names = C.layers_config()["functions"][name]
+    layers = [logical_id(synth, synth.stack.layers.layers[n]) for n in names]
+    assert [r["Ref"] for r in function(synth, name)["Properties"]["Layers"]] == layers
+    modules = {m for n in names for m in committed_manifest(n)["modules"]}
+    assert {"duckdb", "nanoarrow"} <= modules and "pyarrow" not in modules
+    smoke = {m for n in names for m in C.layers_config()["layers"][n]["smoke_imports"]}
+    assert {"nanoarrow", "nanoarrow.ipc"} <= smoke
 
 
 def test_least_privilege(synth: Synth) -> None:
