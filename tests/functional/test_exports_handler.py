@@ -79,6 +79,9 @@ def test_export_runs_uploads_and_is_idempotent(deployed):
     assert keys == [key]
     data = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
     assert len(data) == done["bytes"]
+    # the lake bucket's lifecycle rule expires objects by this tag (infra: StorageConstruct.export_expiry)
+    tags = s3.get_object_tagging(Bucket=stack.lake_bucket, Key=key)["TagSet"]
+    assert tags == [{"Key": "stratum-lifecycle", "Value": "export"}]
     assert pq.read_metadata(io.BytesIO(data)).num_rows == n
     con = duckdb.connect()
     con.register("t", pq.read_table(io.BytesIO(data)))
@@ -200,6 +203,8 @@ def test_arrow_export_and_sql_arrow_page_without_pyarrow(deployed):
     assert done["key"] == f"workspaces/default/exports/{rec['export_id']}/{rec['export_id']}.arrow"
     data = s3.get_object(Bucket=stack.lake_bucket, Key=done["key"])["Body"].read()
     assert len(data) == done["bytes"] and data[:6] == data[-6:] == b"ARROW1"
+    tags = s3.get_object_tagging(Bucket=stack.lake_bucket, Key=done["key"])["TagSet"]
+    assert tags == [{"Key": "stratum-lifecycle", "Value": "export"}]
     t = pa.ipc.open_file(pa.BufferReader(data)).read_all()
     t.validate(full=True)
     con = duckdb.connect()
