@@ -336,7 +336,11 @@ class Runtime:
             worker.start()
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
-        import pyarrow  # noqa: F401
+
+        try:
+            import pyarrow  # noqa: F401 - SQL results as Arrow
+        except ImportError:  # the API Lambda ships without pyarrow (its layers: query + web)
+            pass
 
         import stratum.analytics.capability  # noqa: F401
         import stratum.render.wafermap  # noqa: F401
