@@ -302,6 +302,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
     if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
+    # ... and over many rows and columns: fails piled on one or two lines are a stripe
+    fo = on & f
+    nfo = int(fo.sum())
+    for line in (iy[fo], ix[fo]):
+        cnt = np.sort(np.bincount(line - line.min()))[::-1] if nfo else np.zeros(1, dtype=np.int64)
+        if nfo and float(cnt[:2].sum()) >= 0.6 * nfo:
+            return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
     mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
