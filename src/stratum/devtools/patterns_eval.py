@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", help="folder with verifier.json / calibration.json to use instead")
     ap.add_argument("--errors", action="store_true", help="list the misclassified single-pattern maps")
     a = ap.parse_args(argv)
+    unknown = sorted(set(a.sets.split(",")) - set(GENERATORS))
+    if unknown:
+        ap.error(f"--sets: unknown test set {', '.join(unknown)} (choose from {', '.join(GENERATORS)})")
     if a.models:
         use_models(a.models)
     for prof in a.sets.split(","):
