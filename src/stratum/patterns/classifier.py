@@ -305,9 +305,12 @@ def _reticle(c: _Ctx) -> Detection | None:
     # ... and over many rows and columns: fails piled on one or two lines are a stripe
     fo = on & f
     nfo = int(fo.sum())
-    for line in (iy[fo], ix[fo]):
-        cnt = np.sort(np.bincount(line - line.min()))[::-1] if nfo else np.zeros(1, dtype=np.int64)
-        if nfo and float(cnt[:2].sum()) >= 0.6 * nfo:
+    for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
+        if not nfo:
+            break
+        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
+        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
             return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
