@@ -499,6 +499,11 @@ def _radial(c: _Ctx) -> None:
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
+        # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
+        if b1 < nb - 1:
+            r_out = _step(c, r_out, float(edges[b1 + 1] - edges[b1]), inside_below=True)
+        if r_in > 0.0:
+            r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if region.any() else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
@@ -520,6 +525,43 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1)
+
+
+def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
+    """The radius near ``r0`` (within one band ``width``, at least two dies) where a two-level step fits the
+    active dies' fails best (maximum Bernoulli likelihood); the pattern lies below it when ``inside_below``.
+    ``r0`` itself when the window is too thin or the step does not keep the pattern side the hotter one."""
+    w = max(width, 2.0 / c.g.rx)
+    act = c.active
+    rr = c.g.r
+    win = act & (rr >= r0 - w) & (rr < r0 + w)
+    n = int(win.sum())
+    if n < 12:
+        return r0
+    order = np.argsort(rr[win], kind="stable")
+    rs = rr[win][order]
+    fs = c.f[win][order].astype(np.float64)
+    ck = np.cumsum(fs)
+    k_all = float(ck[-1])
+    i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
+    i = i[rs[i] > rs[i - 1]]  # only between distinct radii
+    if not len(i):
+        return r0
+    kb = ck[i - 1]
+    nb_, na_ = i.astype(np.float64), (n - i).astype(np.float64)
+    ka = k_all - kb
+
+    def ll(k, m):
+        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        return k * np.log(p) + (m - k) * np.log(1 - p)
+
+    tot = ll(kb, nb_) + ll(ka, na_)
+    hot_below = kb / nb_ > ka / na_
+    tot = np.where(hot_below == inside_below, tot, -np.inf)
+    j = int(np.argmax(tot))
+    if not np.isfinite(tot[j]):
+        return r0
+    return float((rs[i[j] - 1] + rs[i[j]]) / 2)
 
 
 def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
