@@ -162,13 +162,13 @@ class _Ctx:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
         if margin:
             grown = box_sum(self.raster(region), 2 * margin + 1) > 0
-            region = region | grown[self.g.iy, self.g.ix]
+            region = region | grown.reshape(-1)[self.g.flat]
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
-        a = np.zeros(self.g.shape, dtype=vals.dtype)
-        a[self.g.iy, self.g.ix] = vals
-        return a
+        a = np.zeros(self.g.shape[0] * self.g.shape[1], dtype=vals.dtype)
+        a[self.g.flat] = vals
+        return a.reshape(self.g.shape)
 
     def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
         """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
@@ -636,14 +636,14 @@ def _blobs(c: _Ctx) -> None:
     F = c.raster(c.f & act)
     sv, sf = box_sum(np.stack((V, F)), k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
-    dv = dens[g.iy, g.ix]
+    dv = dens.reshape(-1)[g.flat]
     bg = _quantile(dv[act], 0.4)
     thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
     hot = V & (dens >= thr)
     lab, nlab = components(hot)
     if nlab == 0:
         return
-    dl = lab[g.iy, g.ix]
+    dl = lab.reshape(-1)[g.flat]
     sizes = np.bincount(dl, minlength=nlab + 1)
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
@@ -961,11 +961,9 @@ def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bo
     regions at once; integer counts, so exact)."""
     g = c.g
     h, w = g.shape
-    p = np.zeros((len(regions), h + k, w + k))
-    p[:, g.iy + k // 2 + 1, g.ix + k // 2 + 1] = np.stack(regions)
-    s = p.cumsum(1).cumsum(2)
-    box = s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]
-    return box[:, g.iy, g.ix] > 0
+    a = np.zeros((len(regions), h * w), dtype=bool)
+    a[:, g.flat] = np.stack(regions)
+    return box_sum(a.reshape(-1, h, w), k).reshape(len(regions), -1)[:, g.flat] > 0
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:

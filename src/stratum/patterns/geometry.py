@@ -33,6 +33,7 @@ class Geometry:
     ix: NDArray[np.intp]  # raster column of each die
     iy: NDArray[np.intp]  # raster row of each die
     shape: tuple[int, int]  # (rows, cols)
+    flat: NDArray[np.intp]  # iy * cols + ix: each die's cell in a raveled raster (one index: cheaper than two)
     valid: NDArray[np.bool_]  # raster: a die exists here
     u: NDArray[np.float64]  # normalised x (wafer radius 1)
     v: NDArray[np.float64]  # normalised y, pitch-corrected
@@ -74,7 +75,7 @@ def geometry(dm: DieMap) -> Geometry:
             _CACHE.move_to_end(key)
             return g
     g = _geometry(x, y)
-    for a in (g.ix, g.iy, g.valid, g.u, g.v, g.r, g.theta, g.third):
+    for a in (g.ix, g.iy, g.flat, g.valid, g.u, g.v, g.r, g.theta, g.third):
         a.setflags(write=False)
     with _LOCK:
         _CACHE[key] = g
@@ -112,6 +113,7 @@ def _geometry(x: NDArray[np.int64], y: NDArray[np.int64]) -> Geometry:
         ix=ix,
         iy=iy,
         shape=shape,
+        flat=iy * shape[1] + ix,
         valid=valid,
         u=u,
         v=v,
