@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +47,7 @@ from stratum.query.sql import check_query, memory_exceeded
 from stratum.query.views import sql_literal
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
-from stratum.storage.objectstore import ObjectStore
+from stratum.storage.objectstore import EXPORT_LIFECYCLE, ObjectStore
 
 from .formats import FORMATS, Format
 
@@ -356,7 +356,8 @@ class ExportService:
         scope = Scope(lot_id=ctx["lot_id"], snapshot_job_id=ctx["snapshot_job_id"], wafer_ids=ctx["wafer_ids"])
         try:
             with self.produce(ws, rec["query"], scope, rec["format"]) as (path, stats):
-                self.lake.put_file(key, str(path))  # streamed; multipart on S3
+                # streamed (multipart on S3); tagged for the bucket's expiry rule (the local sweep: ``sweep``)
+                self.lake.put_file(key, str(path), lifecycle=EXPORT_LIFECYCLE)
         except StratumError as exc:
             rec.update(status="failed", finished_at=_now(), error={"code": exc.code, "message": exc.detail})
         except Exception:
@@ -378,6 +379,23 @@ class ExportService:
             )
         self._save(rec)
         return rec
+
+    def sweep(self, workspaces: Iterable[str]) -> list[str]:
+        """Delete the files of exports whose record has expired (``exports.retention_days`` after the export
+        ended): on S3 the bucket's lifecycle rule does this; a local directory has no expiry, so ``stratum serve``
+        runs this periodically. Returns the deleted keys."""
+        deleted: list[str] = []
+        for ws in workspaces:
+            prefix = layout.exports_prefix(ws)
+            alive: dict[str, bool] = {}
+            for info in list(self.lake.list(prefix)):
+                export_id = info.key[len(prefix) :].split("/", 1)[0]
+                if export_id not in alive:
+                    alive[export_id] = self.meta.get(self._pk(ws), export_id) is not None
+                if not alive[export_id]:
+                    self.lake.delete(info.key)
+                    deleted.append(info.key)
+        return deleted
 
     # -- downloads ----------------------------------------------------------------------------------
     def download_url(self, ws: str, rec: dict[str, Any], base_url: str) -> tuple[str, str]:
