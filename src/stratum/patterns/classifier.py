@@ -147,7 +147,7 @@ class _Ctx:
         self.th = th
         self.g: Geometry = geometry(dm)
         self.f = np.asarray(dm.fail, dtype=bool)
-        self.fail_ratio = float(self.f.mean())
+        self.fail_ratio = float(_frac(self.f))  # f.mean(), the same bits
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         self.dets: list[Detection] = []
@@ -201,12 +201,24 @@ class _Ctx:
 # --------------------------------------------------------------------------------------------------
 
 
+def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """``np.unique(s, return_inverse=True)`` by counting when the values span a small range."""
+    if not len(s):
+        return s, np.zeros(0, dtype=np.intp)
+    lo = int(s.min())
+    span = int(s.max()) - lo + 1
+    if span > 4096:
+        return np.unique(s, return_inverse=True)
+    present = np.bincount(s - lo, minlength=span) > 0
+    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[s - lo]
+
+
 def _site(c: _Ctx) -> Detection | None:
     site = c.dm.site
     if site is None:
         return None
     act = c.active
-    codes, inv = np.unique(np.asarray(site)[act], return_inverse=True)
+    codes, inv = _codes(np.asarray(site)[act])
     if len(codes) < 2:
         return None
     ns = np.bincount(inv)
@@ -217,7 +229,8 @@ def _site(c: _Ctx) -> Detection | None:
     rest = (ks.sum() - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
     z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
-    others = np.delete(rates, b)
+    others = rates.copy()
+    others[b] = -np.inf  # the other sites (rates >= 0)
     second = float(others.max())
     gap = rates[b] - second
     if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
