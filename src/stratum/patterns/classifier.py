@@ -336,34 +336,35 @@ def _reticle(c: _Ctx) -> Detection | None:
     return d
 
 
-def _stripes(c: _Ctx, axis: int) -> None:
-    """axis 1: rows (row_stripe); axis 0: columns (column_stripe)."""
-    V = c.raster(c.active)
-    F = c.raster(c.f & c.active)
+def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None) -> tuple[NDArray, NDArray] | None:
+    """axis 1: rows (row_stripe); axis 0: columns (column_stripe). Returns the active and failing rasters
+    it used when it left the active dies as they were (``rasters`` for the next call), else None."""
+    V, F = rasters or (c.raster(c.active), c.raster(c.f & c.active))
+    out = V, F
     if axis == 0:
         V, F = V.T, F.T
     h, w = V.shape
     if h < 10:
-        return
+        return out
     D = 4
-    Vp = np.zeros((h + 2 * D, w), dtype=V.dtype)
-    Vp[D : D + h] = V
-    Fp = np.zeros((h + 2 * D, w), dtype=F.dtype)
-    Fp[D : D + h] = F
     n_row = V.sum(1)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
+    # each line against the lines D before and D after it (none beyond the map): dies present in both
+    pad = np.zeros(D, dtype=np.int64)
+    vv = (V[:-D] & V[D:]).sum(1)
     sides = []
-    for s in (-D, D):
-        vv = Vp[D + s : D + s + h] & V
-        ff = Fp[D + s : D + s + h] & V
-        sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
+    for vv_s, ff_s in (
+        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
+        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
+    ):
+        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
     if not seed.any():
-        return
+        return out
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -373,7 +374,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qmin = (qk / np.maximum(qn, 1)).min(1)
     seed &= qmin >= 0.35 * rate
     if not seed.any():
-        return
+        return out
     base = float(_median(rate[n_row >= 3]))
     grow = (rate >= base + 0.2) & (qmin >= 0.3 * rate) & (n_row >= 3)
     sel = seed.copy()
@@ -386,7 +387,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
             break
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
-        return  # a gross region, not stripes
+        return out  # a gross region, not stripes
     line = np.flatnonzero(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
@@ -409,6 +410,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
         f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
     )
     c.explain(d.region, 1)
+    return None
 
 
 def _radial(c: _Ctx) -> None:
@@ -809,8 +811,7 @@ def _detect_all(c: _Ctx) -> None:
     elif site is not None:
         c.dets.append(site)
         c.active &= ~site.region
-    _stripes(c, 1)
-    _stripes(c, 0)
+    _stripes(c, 0, _stripes(c, 1))
     _radial(c)
     _scratch(c)
     _blobs(c)
