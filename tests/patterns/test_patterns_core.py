@@ -186,6 +186,16 @@ def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
         assert both[0, 8, 11] == a[0, 8 - k // 2 : 9 + k // 2, 11 - k // 2 : 12 + k // 2].sum()
 
 
+def test_dilate_equals_a_positive_box_sum() -> None:
+    rng = np.random.default_rng(13)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        a = rng.random((2, h, w)) < rng.uniform(0.01, 0.3)
+        for r in (1, 2, 3):
+            assert np.array_equal(features.dilate(a, r), box_sum(a, 2 * r + 1) > 0), (i, h, w, r)
+            assert np.array_equal(features.dilate(a[0], r), box_sum(a[0], 2 * r + 1) > 0)
+
+
 def test_site_codes_equal_np_unique() -> None:
     from stratum.patterns.classifier import _codes
 

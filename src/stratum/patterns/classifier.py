@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, eigh, eigvalsh, runs_longest
+from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
 RULES_VERSION = "3"
@@ -161,7 +161,7 @@ class _Ctx:
     def explain(self, region: NDArray[np.bool_], margin: int) -> None:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
         if margin:
-            grown = box_sum(self.raster(region), 2 * margin + 1) > 0
+            grown = dilate(self.raster(region), margin)
             region = region | grown.reshape(-1)[self.g.flat]
         self.active &= ~region
 
@@ -980,13 +980,12 @@ _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
 def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
-    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (box sums of all
-    regions at once; integer counts, so exact)."""
+    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (all regions at once)."""
     g = c.g
     h, w = g.shape
     a = np.zeros((len(regions), h * w), dtype=bool)
     a[:, g.flat] = np.stack(regions)
-    return box_sum(a.reshape(-1, h, w), k).reshape(len(regions), -1)[:, g.flat] > 0
+    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1)[:, g.flat]
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
