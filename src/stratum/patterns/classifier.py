@@ -984,8 +984,9 @@ def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bo
     g = c.g
     h, w = g.shape
     a = np.zeros((len(regions), h * w), dtype=bool)
-    a[:, g.flat] = np.stack(regions)
-    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1)[:, g.flat]
+    for i, reg in enumerate(regions):
+        a[i][g.flat] = reg
+    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1).take(g.flat, axis=1)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
