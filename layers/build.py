@@ -618,6 +618,11 @@ con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_kn
 con.execute(f"LOAD '{ext[0]}'")
 assert con.execute("SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchone()[0]
 buf = io.BytesIO(); Image.fromarray(np.zeros((4, 4), dtype="uint8")).save(buf, format="PNG"); assert buf.tell() > 0
+import nanoarrow as na
+from nanoarrow.ipc import StreamWriter
+ipc = io.BytesIO()
+with StreamWriter.from_writable(ipc) as w: w.write_stream(con.sql("SELECT range AS i FROM range(3)"))
+assert len(na.ArrayStream.from_readable(ipc.getvalue()).read_all()) == 3
 """,
     "web": """
 import aws_xray_sdk.core

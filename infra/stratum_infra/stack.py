@@ -66,6 +66,7 @@ class StratumStack(Stack):
             "STRATUM_AWS__GLUE_DATABASE": self.catalog.database_name,
             "STRATUM_AWS__ATHENA_WORKGROUP": self.catalog.workgroup_name,
             "STRATUM_AWS__ATHENA_OUTPUT": self.catalog.output_location,
+            "STRATUM_EXPORTS__RETENTION_DAYS": str(C.EXPORTS_RETENTION_DAYS),
         }
 
         # the event port's bus: ingest publishes job.*, monitors publish monitor.*; rules route kinds to consumers

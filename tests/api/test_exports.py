@@ -20,6 +20,7 @@ import pytest
 
 from stratum.auth import signed_urls
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.lake.layout import export_key
 
 from .conftest import new_app, strict_json
 
@@ -272,6 +273,25 @@ def test_workspaces_and_signed_urls(big):
     up = signed_urls.sign(secret, "upload", "default", rec["export_id"], qs["expires"])
     assert big.client.get(path, params={**qs, "signature": up}).status_code == 403
     assert big.client.get("/v1/exports/exp_nope", headers=big.h).status_code == 404
+
+
+def test_sweep_deletes_the_files_of_expired_exports_only(big):
+    """The local store has no lifecycle rule: ``ExportService.sweep`` (run by ``stratum serve``'s housekeeping
+    loop) deletes an export's file once its record has expired, and nothing else."""
+    rt = big.app.state.runtime
+    kept = export(big, {"query": "SELECT 1 AS kept", "format": "csv"})
+    gone = export(big, {"query": "SELECT 1 AS gone", "format": "parquet"})
+    for rec in (kept, gone):
+        rec["key"] = export_key("default", rec["export_id"], f"{rec['export_id']}.{rec['format']}")
+    # what exports.retention_days later looks like: the record's TTL has passed
+    item = rt.meta.get("WS#default#EXPORT", gone["export_id"])
+    rt.meta.put(item.pk, item.sk, item.data, ttl=int(time.time()) - 1)
+    assert big.client.get(f"/v1/exports/{gone['export_id']}", headers=big.h).status_code == 404
+    assert rt.lake.exists(gone["key"]) and rt.lake.exists(kept["key"])
+    assert rt.exports.sweep(["default", "ws-without-exports"]) == [gone["key"]]
+    assert not rt.lake.exists(gone["key"]) and rt.lake.exists(kept["key"])
+    assert download(big, strict_json(big.client.get(f"/v1/exports/{kept['export_id']}", headers=big.h).text))
+    assert rt.exports.sweep(["default"]) == []
 
 
 def test_exports_need_sql_scope(big):

@@ -10,7 +10,7 @@ import pytest
 
 from stratum.devtools.wafergen import generate
 from stratum.errors import BadRequest, PayloadTooLarge
-from stratum.patterns import calibration, examples
+from stratum.patterns import calibration, examples, features
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import analyse
 from stratum.patterns.features import box_sum, components
@@ -173,6 +173,30 @@ def test_components_match_a_flood_fill_on_random_masks() -> None:
         ref = _bfs_components(m)
         assert lab.dtype == np.int32 and n == int(ref.max())
         assert np.array_equal(lab, ref), (i, h, w)
+
+
+def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 17, 23)) < 0.3
+    for k in (3, 5):
+        both = box_sum(a, k)
+        assert both.shape == (3, 17, 23)
+        for i in range(3):
+            assert np.array_equal(both[i], box_sum(a[i], k))
+        assert both[0, 8, 11] == a[0, 8 - k // 2 : 9 + k // 2, 11 - k // 2 : 12 + k // 2].sum()
+
+
+def test_eigen_helpers_give_numpys_bits(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    mats = [np.cov(rng.normal(size=(2, int(n))) * rng.uniform(0.1, 30, (2, 1))) for n in rng.integers(3, 400, 200)]
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(features, "_lapack", None)
+        for m in mats:
+            w, v = features.eigh(m)
+            ref = np.linalg.eigh(m)
+            assert w.tobytes() == ref[0].tobytes() and v.tobytes() == ref[1].tobytes()
+            assert features.eigvalsh(m).tobytes() == np.linalg.eigvalsh(m).tobytes()
 
 
 # --- classifier --------------------------------------------------------------------------------------
