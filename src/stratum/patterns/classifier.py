@@ -890,13 +890,19 @@ def _detect_all(c: _Ctx) -> None:
     _random_candidate(c)
 
 
-def _join_ratio(c: _Ctx) -> float:
-    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
-    V = c.g.valid
-    F = c.raster(c.f)
-    pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
-    ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
-    p = float(c.fail_ratio)
+def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
+    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails), over
+    every die or only the dies of ``among``."""
+    if among is None:
+        V = c.g.valid
+        F = c.raster(c.f)
+        p = float(c.fail_ratio)
+    else:
+        V = c.raster(among)
+        F = c.raster(c.f & among)
+        p = float(_frac_in(c.f, among)) if among.any() else 0.0
+    pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
+    ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
 
@@ -1070,6 +1076,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
+    # clustering left over once every candidate is taken out (1: the rest is spatially random)
+    resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
     nf = max(int(np.count_nonzero(c.f)), 1)
     fams = [d.family for d in dets]
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
@@ -1129,6 +1137,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_resid_rate": resid,
             "g_candidates": n_base,
             "g_has_site": has_site,
+            "g_resid_join": resid_join,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
