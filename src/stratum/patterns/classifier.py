@@ -42,7 +42,7 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.3  # when none is kept, the likeliest candidate is reported from this probability
+    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
