@@ -82,3 +82,46 @@ def test_fastapi_still_rejects_pydantic_v1_models() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "PydanticV1NotSupportedError"
+
+
+def test_api_import_leaves_gc_on_and_what_it_loaded_frozen() -> None:
+    """stratum.coldstart.loading: the import runs without GC passes, then the collector is on again and the
+    imported objects sit in the permanent generation; a GC the caller disabled stays disabled."""
+    probe = (
+        "import gc, stratum.api.app\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 50_000)\n"
+        "gc.unfreeze(); gc.disable()\n"
+        "from stratum.coldstart import loading\n"
+        "with loading():\n    x = [[] for _ in range(10)]\n"
+        "print(gc.isenabled(), gc.get_freeze_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True", "False", "0"]
+
+
+def test_route_field_adapters_are_built_on_first_use() -> None:
+    """stratum.api._fastapi: no parameter/response TypeAdapter is built at import; a request builds those of
+    its route (and still validates: a bad limit is a 400), the OpenAPI document builds every one."""
+    probe = (
+        "import stratum.api, fastapi._compat.v2 as v2\n"
+        "made = []\n"
+        "build = v2.ModelField._type_adapter.build\n"
+        "v2.ModelField._type_adapter.build = lambda f: (made.append(f.name), build(f))\n"
+        "import tempfile\n"
+        "from fastapi.testclient import TestClient\n"
+        "from stratum.api.app import create_app\n"
+        "from stratum.settings import settings_for\n"
+        "app = create_app(settings=settings_for(tempfile.mkdtemp(), backend='local'))\n"
+        "print(len(made))\n"
+        "token, _ = app.state.keys.create('default', ['full'], 'probe')\n"
+        "c = TestClient(app)\n"
+        "r = c.get('/v1/lots?limit=0', headers={'Authorization': f'Bearer {token}'})\n"
+        "print(r.status_code, sorted(set(made)))\n"
+        "n = len(made); app.openapi(); print(len(made) > n + 150)\n"
+        "app.state.runtime.close()"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "0"
+    assert lines[1] == "400 ['limit']", lines[1]
+    assert lines[2] == "True"

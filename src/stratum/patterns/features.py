@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
+_lapack: Any = None
+try:  # the LAPACK gufuncs np.linalg.eigh/eigvalsh call, without their per-call checks (same routine, same bits)
+    from numpy.linalg import _umath_linalg as _lapack
+except ImportError:  # pragma: no cover - a numpy without the private module
+    pass
+
+
+def eigh(a: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+    """``np.linalg.eigh(a)`` of a finite, symmetric float64 matrix: (ascending eigenvalues, eigenvectors)."""
+    if _lapack is None:
+        w, v = np.linalg.eigh(a)
+        return w, v
+    return _lapack.eigh_lo(a, signature="d->dd")
+
+
+def eigvalsh(a: NDArray[np.float64]) -> NDArray:
+    """``np.linalg.eigvalsh(a)`` of a finite, symmetric float64 matrix."""
+    if _lapack is None:
+        return np.linalg.eigvalsh(a)
+    return _lapack.eigvalsh_lo(a, signature="d->d")
+
 
 def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
-    """Sum over a k x k window (k odd) centred on each cell, zero outside (integral image)."""
+    """Sum over a k x k window (k odd) centred on each cell, zero outside (integral image). ``a`` may stack
+    several rasters on leading axes; the window runs over the last two."""
     h = k // 2
-    p = np.zeros((a.shape[0] + k, a.shape[1] + k))
-    p[h + 1 : h + 1 + a.shape[0], h + 1 : h + 1 + a.shape[1]] = a
-    c = p.cumsum(0).cumsum(1)
-    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    *lead, rows, cols = a.shape
+    p = np.zeros((*lead, rows + k, cols + k))
+    p[..., h + 1 : h + 1 + rows, h + 1 : h + 1 + cols] = a
+    c = p.cumsum(-2).cumsum(-1)
+    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
+
+
+def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
+    """Cells within ``r`` cells (Chebyshev) of a set cell, over the last two axes: ``box_sum(a, 2r+1) > 0``
+    by shifted ORs (rows, then columns)."""
+    out = a.copy()
+    for s in range(1, r + 1):
+        out[..., s:, :] |= a[..., :-s, :]
+        out[..., :-s, :] |= a[..., s:, :]
+    rows = out.copy()
+    for s in range(1, r + 1):
+        out[..., s:] |= rows[..., :-s]
+        out[..., :-s] |= rows[..., s:]
+    return out
 
 
 def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
