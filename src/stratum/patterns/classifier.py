@@ -1127,6 +1127,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
+        z = (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0))
         x = {
             "g_dia": c.dia,
             "c_region_dies": float(nr),
@@ -1142,7 +1143,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_area": nr / c.n,
             "c_density": d.density,
             "c_lift": d.density - resid,
-            "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
+            "c_z": z,
+            # z over the largest z that noise alone gives among the map's ~n / nr windows of this size
+            "c_z_excess": z - math.sqrt(2 * math.log(max(c.n / nr, 1.0)) + 1.0),
             "c_r_mean": r_mean,
             "c_r_min": r_min,
             "c_r_max": r_max,
