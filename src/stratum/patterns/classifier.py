@@ -34,7 +34,7 @@ from stratum.patterns import verifier
 from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -233,11 +233,11 @@ def _site(c: _Ctx) -> Detection | None:
     others[b] = -np.inf  # the other sites (rates >= 0)
     second = float(others.max())
     gap = rates[b] - second
-    if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
+    if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
     region[np.flatnonzero(act)[inv == b]] = True
-    m = min((z - 6) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
+    m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
         region,
@@ -295,7 +295,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
-    if z < 6:
+    if z < 5:
         return None
     top = float(rates.max())
     base = float(_median(rates))
@@ -311,11 +311,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     qr = qk / np.maximum(qn, 1)
     hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
     spread = float(qr.min() / max(hot_rate, 1e-9))
-    if spread < 0.45:
+    # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
+    short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
+    if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
-    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
+    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
     d = c.detect(
         "reticle_repeat",
         region,
@@ -372,11 +374,15 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    seed &= qmin >= 0.35 * rate
+    # ... or no quarter falls short of the line's rate by more than chance explains (short chords)
+    rr = rate[:, None]
+    short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
+    even = (short.max(1) < 2.3) & (qk.min(1) > 0)
+    seed &= (qmin >= 0.35 * rate) | even
     if not seed.any():
         return out
     base = float(_median(rate[n_row >= 3]))
-    grow = (rate >= base + 0.2) & (qmin >= 0.3 * rate) & (n_row >= 3)
+    grow = (rate >= base + 0.2) & ((qmin >= 0.3 * rate) | even) & (n_row >= 3)
     sel = seed.copy()
     for _ in range(6):
         nb = np.zeros_like(sel)
@@ -435,7 +441,7 @@ def _radial(c: _Ctx) -> None:
     bg = _quantile(cr[cn > 0], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
-    bg = max(bg, float(_median(brate)) if nb >= 8 else bg)
+    bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
@@ -804,6 +810,19 @@ def _detect_all(c: _Ctx) -> None:
         union = float((ret.region | site.region).sum())
         if inter / union >= 0.5:
             ret = None
+        elif inter >= 0.8 * float(site.region.sum()):
+            # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
+            # dies fail well above what neither pattern holds
+            rest = ret.region & ~site.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
+                ret = None
+        elif inter >= 0.8 * float(ret.region.sum()):
+            # the hot offsets are part of one site: the site explains them when its other dies fail too
+            rest = site.region & ~ret.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if rest.any() and _frac_in(c.f, rest) >= bg + 0.5 * (ret.density - bg):
+                ret = None
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
