@@ -71,9 +71,15 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+def _nz(a: NDArray) -> NDArray[np.intp]:
+    """``np.flatnonzero`` of a 1-d array, without its wrappers."""
+    return a.nonzero()[0]
+
+
 def _median(a) -> float:
     """np.median without its Python-level overhead (hot loops on small arrays)."""
-    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    v = np.array(a, dtype=np.float64).ravel()  # a copy, sorted in place: np.sort's result
+    v.sort()
     n = len(v)
     return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
 
@@ -105,11 +111,14 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
 def _quantile(a: NDArray, q: float) -> float:
     """``np.quantile(a, q)`` (linear method, the same bits) for a 1-d array without NaN, without its
     Python-level overhead."""
-    return _lerp_at(np.sort(np.asarray(a, dtype=np.float64)), q)
+    v = np.array(a, dtype=np.float64)
+    v.sort()
+    return _lerp_at(v, q)
 
 
 def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
-    v = np.sort(np.asarray(a, dtype=np.float64))
+    v = np.array(a, dtype=np.float64)
+    v.sort()
     return _lerp_at(v, q0), _lerp_at(v, q1)
 
 
@@ -210,7 +219,7 @@ def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
     if span > 4096:
         return np.unique(s, return_inverse=True)
     present = np.bincount(s - lo, minlength=span) > 0
-    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[s - lo]
+    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
 
 
 def _site(c: _Ctx) -> Detection | None:
@@ -236,7 +245,7 @@ def _site(c: _Ctx) -> Detection | None:
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
-    region[np.flatnonzero(act)[inv == b]] = True
+    region[_nz(act)[inv == b]] = True
     m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
@@ -303,7 +312,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if hot.sum() > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     on = hot[off]
     quad = (c.g.u[idx] >= 0).astype(int) + 2 * (c.g.v[idx] >= 0)
     qn = np.bincount(quad[on], minlength=4)
@@ -394,7 +403,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
         return out  # a gross region, not stripes
-    line = np.flatnonzero(sel)
+    line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
     on_line[line] = True
@@ -483,8 +492,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = np.flatnonzero(ring)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    idx = _nz(ring)
+    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
     for run in runs:
         b0, b1 = int(run[0]), int(run[-1])
         if b0 == 0 and b1 == nb - 1:
@@ -542,9 +551,9 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
     if not ok.any():
         return 0.0
-    j = int(np.flatnonzero(ok)[-1])
+    j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
-    above = np.flatnonzero(rate_next >= mid)
+    above = _nz(rate_next >= mid)
     j2 = j + 1 + (int(above[0]) if len(above) else 0)
     return float(j2 * step)
 
@@ -561,7 +570,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 def _one_scratch(c: _Ctx) -> bool:
     act = c.active
-    fi = np.flatnonzero(act & c.f)
+    fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
@@ -610,7 +619,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     dist = c.xd * cs + c.yd * sn - rho0
     # every test below looks at active dies within 4 dies of the line once it is recentred (by at most 1):
     # the active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = np.flatnonzero(c.active & (np.abs(dist) <= 6.0))
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -702,7 +711,7 @@ def _blobs(c: _Ctx) -> None:
         if z < c.th.blob_z:
             continue
         region = (dl == comp) & core_all if in_core else dl == comp
-        ri = np.flatnonzero(region)
+        ri = _nz(region)
         rr, tt = g.r[ri], g.theta[ri]
         r_min, r_max = float(rr.min()), float(rr.max())
         area = nreg / c.n
@@ -842,8 +851,8 @@ def _join_ratio(c: _Ctx) -> float:
     """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
     V = c.g.valid
     F = c.raster(c.f)
-    pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
-    ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
+    pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
+    ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
     p = float(c.fail_ratio)
     return ff / max(pairs * p * p, 1e-9)
 
@@ -888,7 +897,7 @@ def _alternatives(c: _Ctx) -> None:
         if not alts:
             continue
         reg = d.region
-        ri = np.flatnonzero(reg)
+        ri = _nz(reg)
         if not len(ri):
             continue
         stats = c.region_stats(reg)
@@ -967,7 +976,7 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
     """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
     g = c.g
-    fm = np.flatnonzero(reg & c.f)
+    fm = _nz(reg & c.f)
     nfm = len(fm)
     if nfm < 3 or not want:
         return nfm, {}
