@@ -431,33 +431,35 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    na = int(act.sum())
+    ia = _nz(act)
+    na = len(ia)
     if na < 40:
         return
     nb = min(max(na // 80, 6), 20)
     ns = 8
-    rmax = float(g.r[act].max())
-    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    ra = g.r[ia]
+    rmax = float(ra.max())
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
     cell = band * ns + sec
-    fa = c.f[act]
+    fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
-    srt = np.sort(cr, axis=1)
-    bg = _quantile(cr[cn > 0], 0.25)
+    seen = cn > 0
+    bg = _quantile(cr[seen], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
-    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
+    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
     outer = np.arange(nb) >= nb - 2
     ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
@@ -468,6 +470,7 @@ def _radial(c: _Ctx) -> None:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
         if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
