@@ -73,16 +73,18 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     out = np.zeros((h, w), dtype=np.int32)
     if n == 0:
         return out, 0
-    pos = np.full(h * w, -1, dtype=np.int64)
-    pos[cells] = np.arange(n)
+    # each cell's position in ``cells``, on a raster with an empty column either side and an empty row
+    # below, so that every neighbour looked at is inside it
+    wp = w + 2
     cy, cx = np.divmod(cells, w)
+    cp = cy * wp + cx + 1
+    pos = np.full((h + 1) * wp, -1, dtype=np.int64)
+    pos[cp] = np.arange(n)
     src, dst = [], []
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once
-        ny, nx = cy + dy, cx + dx
-        ok = np.flatnonzero((ny < h) & (nx >= 0) & (nx < w))
-        nb = pos[ny[ok] * w + nx[ok]]
+    for step in (1, wp - 1, wp, wp + 1):  # right, down-left, down, down-right: each neighbour pair once
+        nb = pos[cp + step]
         hit = nb >= 0
-        src.append(ok[hit])
+        src.append(hit.nonzero()[0])
         dst.append(nb[hit])
     ea, eb = np.concatenate(src), np.concatenate(dst)
     lab = np.arange(n)
@@ -98,7 +100,11 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
         if np.array_equal(m, lab):
             break
         lab = m
-    roots = np.unique(lab)
+    is_root = lab == np.arange(n)
+    if np.array_equal(lab[lab], lab):  # every label is a root: number the roots in order
+        out.ravel()[cells] = np.cumsum(is_root)[lab]
+        return out, int(np.count_nonzero(is_root))
+    roots = np.unique(lab)  # pragma: no cover - the fixed point always is one
     out.ravel()[cells] = np.searchsorted(roots, lab) + 1
     return out, len(roots)
 
