@@ -1031,7 +1031,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
     nf = max(int(np.count_nonzero(c.f)), 1)
-    fams = [d.family for d in dets]
+    scores: dict[str, list[float]] = {}  # each family's candidate scores
+    for d in dets:
+        scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_base = _dilated(c, [o.region for o in base], 5) if base else None
     # everything that depends only on the region (alternative readings share their detector's region)
@@ -1100,8 +1102,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
-            "c_same_family": float(fams.count(d.family) - 1),
-            "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
+            "c_same_family": float(len(scores[d.family]) - 1),
+            "c_rank_in_family": float(sum(s > d.score for s in scores[d.family])),
             "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }

@@ -112,12 +112,15 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
 def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float) -> tuple[float, float, int]:
     """Longest stretch along sorted positions ``t`` of hits with no gap between hits above ``max_gap``.
     Returns (start, end, hits)."""
-    th = np.sort(t[hit])
+    th = t[hit]  # a copy: sorted in place
+    th.sort()
     if len(th) == 0:
         return 0.0, 0.0, 0
-    br = np.flatnonzero(np.diff(th) > max_gap)
-    starts = np.concatenate(([0], br + 1))
-    ends = np.concatenate((br, [len(th) - 1]))
+    br = ((th[1:] - th[:-1]) > max_gap).nonzero()[0]
+    starts = np.zeros(len(br) + 1, dtype=np.intp)
+    starts[1:] = br + 1
+    ends = np.full(len(br) + 1, len(th) - 1, dtype=np.intp)
+    ends[:-1] = br
     cnt = ends - starts + 1
     span = th[ends] - th[starts]
     best = int(np.argmax(span + 1e-6 * cnt))
