@@ -324,6 +324,16 @@ def _reticle(c: _Ctx) -> Detection | None:
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
     if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
+    # ... and over many rows and columns: fails piled on one or two lines are a stripe
+    fo = on & f
+    nfo = int(fo.sum())
+    for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
+        if not nfo:
+            break
+        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
+        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+            return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
     mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
@@ -516,6 +526,11 @@ def _radial(c: _Ctx) -> None:
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
+        # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
+        if b1 < nb - 1:
+            r_out = _step(c, r_out, float(edges[b1 + 1] - edges[b1]), inside_below=True)
+        if r_in > 0.0:
+            r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if region.any() else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
@@ -537,6 +552,43 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1)
+
+
+def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
+    """The radius near ``r0`` (within one band ``width``, at least two dies) where a two-level step fits the
+    active dies' fails best (maximum Bernoulli likelihood); the pattern lies below it when ``inside_below``.
+    ``r0`` itself when the window is too thin or the step does not keep the pattern side the hotter one."""
+    w = max(width, 2.0 / c.g.rx)
+    act = c.active
+    rr = c.g.r
+    win = act & (rr >= r0 - w) & (rr < r0 + w)
+    n = int(win.sum())
+    if n < 12:
+        return r0
+    order = np.argsort(rr[win], kind="stable")
+    rs = rr[win][order]
+    fs = c.f[win][order].astype(np.float64)
+    ck = np.cumsum(fs)
+    k_all = float(ck[-1])
+    i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
+    i = i[rs[i] > rs[i - 1]]  # only between distinct radii
+    if not len(i):
+        return r0
+    kb = ck[i - 1]
+    nb_, na_ = i.astype(np.float64), (n - i).astype(np.float64)
+    ka = k_all - kb
+
+    def ll(k, m):
+        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        return k * np.log(p) + (m - k) * np.log(1 - p)
+
+    tot = ll(kb, nb_) + ll(ka, na_)
+    hot_below = kb / nb_ > ka / na_
+    tot = np.where(hot_below == inside_below, tot, -np.inf)
+    j = int(np.argmax(tot))
+    if not np.isfinite(tot[j]):
+        return r0
+    return float((rs[i[j] - 1] + rs[i[j]]) / 2)
 
 
 def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
@@ -850,13 +902,19 @@ def _detect_all(c: _Ctx) -> None:
     _random_candidate(c)
 
 
-def _join_ratio(c: _Ctx) -> float:
-    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
-    V = c.g.valid
-    F = c.raster(c.f)
+def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
+    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails), over
+    every die or only the dies of ``among``."""
+    if among is None:
+        V = c.g.valid
+        F = c.raster(c.f)
+        p = float(c.fail_ratio)
+    else:
+        V = c.raster(among)
+        F = c.raster(c.f & among)
+        p = float(_frac_in(c.f, among)) if among.any() else 0.0
     pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
     ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
-    p = float(c.fail_ratio)
     return ff / max(pairs * p * p, 1e-9)
 
 
@@ -1030,6 +1088,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
+    # clustering left over once every candidate is taken out (1: the rest is spatially random)
+    resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
     nf = max(int(np.count_nonzero(c.f)), 1)
     scores: dict[str, list[float]] = {}  # each family's candidate scores
     for d in dets:
@@ -1091,6 +1151,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_resid_rate": resid,
             "g_candidates": n_base,
             "g_has_site": has_site,
+            "g_resid_join": resid_join,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
