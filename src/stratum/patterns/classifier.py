@@ -287,7 +287,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     cell = (iy % L) * L + (ix % L)
     hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
-    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
     r_all = ko_all / np.maximum(no_all, 1)
     srt = r_all[np.lexsort((r_all, _PAIR_ID))]
