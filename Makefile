@@ -12,8 +12,9 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q src
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; else echo "npm not found: skipping the optional CDK CLI"; fi
 	@$(BIN)/stratum --version
 

@@ -98,6 +98,10 @@ class SqlLimits(BaseModel):
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
     session_setup_seconds: float = 10.0
+    # Who encodes Arrow IPC (SQL pages with Accept: application/vnd.apache.arrow.stream, format=arrow exports):
+    # "auto" = pyarrow where it is installed (122,880-row batches), else nanoarrow from DuckDB's Arrow C stream
+    # (the AWS functions ship no pyarrow; DuckDB hands that stream out in 1,000,000-row batches).
+    arrow_encoder: Literal["auto", "pyarrow", "nanoarrow"] = "auto"
 
 
 class MonitorSettings(BaseModel):
@@ -121,6 +125,7 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (arrow exports encoded by pyarrow)
     row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
     # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
     # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill
@@ -206,7 +211,9 @@ class Settings(BaseModel):
 
     # ingest
     max_upload_bytes: int = 200 * 1024 * 1024
-    chunk_bytes: int = 32 * 1024 * 1024
+    # decompressed STDF bytes parsed per chunk: 4 MiB keeps a chunk's per-record arrays in the CPU caches (8-32 MiB
+    # decode 5-15 % slower) and the reader's memory small; parts, wafers and test state carry across chunks
+    chunk_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
