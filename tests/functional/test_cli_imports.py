@@ -144,3 +144,24 @@ def test_an_on_ingest_monitor_runs_when_a_fresh_cli_process_ingests(files, tmp_p
     assert loaded(modules, ("stratum.monitors.service",)) == ["stratum.monitors.service"]
     runs = json.loads(stratum(d, "monitors", "runs", mid, "--json")[0].stdout)
     assert [(r["trigger"], r["status"]) for r in runs] == [("ingest", "ok")]
+
+
+def test_a_command_loads_its_libraries_without_gc_passes_and_runs_with_the_gc(lake) -> None:
+    """``sql`` and ``ingest`` preload their libraries under ``stratum.coldstart.loading`` (GC paused, then what
+    was loaded frozen); the command itself runs with the collector on."""
+    probe = (
+        "import gc, sys\n"
+        "from stratum.cli import main\n"
+        "seen = []\n"
+        "import stratum.cli.data as d\n"
+        "real = d.cmd_sql\n"
+        "def spy(args):\n"
+        "    seen.append((gc.isenabled(), gc.get_freeze_count() > 10_000, 'duckdb' in sys.modules))\n"
+        "    return real(args)\n"
+        "d.cmd_sql = spy  # the parser is built by main, after this\n"
+        "rc = main(['sql', '--format', 'csv', 'SELECT 1 AS one'])\n"
+        "print(rc, seen)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=_env(lake))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["one", "1", "0 [(True, True, True)]"]
