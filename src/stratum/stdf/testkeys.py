@@ -365,7 +365,7 @@ class TestRegistry:
         flat = table.reshape(-1)
         row = safe * table.shape[1]
         mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
-        last = np.maximum(L - 8, 0) if nw > 1 else None
+        last = np.maximum(L - 8, 0) if nw > 1 else L  # (start of the last word; only read when nw > 1)
         for w in range(nw):
             word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
             if mask is not None:
