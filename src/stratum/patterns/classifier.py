@@ -938,7 +938,7 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "loc": ("center", "scratch", "edge_loc"),
     "edge_loc": ("loc", "edge_ring"),
     "scratch": ("loc", "edge_loc"),
-    "center": ("loc", "radial_gradient"),  # a soft centre blob and a steep falling gradient look alike
+    "center": ("loc",),
     "radial_gradient": ("center", "edge_ring"),
     "row_stripe": ("scratch",),
     "column_stripe": ("scratch",),
@@ -976,8 +976,6 @@ def _alternatives(c: _Ctx) -> None:
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
-            elif alt == "radial_gradient":
-                ref = "falling"  # only a centre blob is read as a gradient
             text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
             alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)
