@@ -35,7 +35,7 @@ def test_warm_up_without_pyarrow_loads_the_rest() -> None:
 
 
 def test_warm_up_does_not_load_pyarrow_where_it_is_installed() -> None:
-    """No API route uses pyarrow (Arrow IPC goes through nanoarrow): warming up must not pay its import."""
+    """Only Arrow-format SQL results may use pyarrow (else nanoarrow): warming up does not pay its import."""
     probe = PROBE.replace("sys.meta_path.insert(0, NoPyarrow())", "")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]

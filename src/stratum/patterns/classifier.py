@@ -71,9 +71,15 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+def _nz(a: NDArray) -> NDArray[np.intp]:
+    """``np.flatnonzero`` of a 1-d array, without its wrappers."""
+    return a.nonzero()[0]
+
+
 def _median(a) -> float:
     """np.median without its Python-level overhead (hot loops on small arrays)."""
-    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    v = np.array(a, dtype=np.float64).ravel()  # a copy, sorted in place: np.sort's result
+    v.sort()
     n = len(v)
     return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
 
@@ -105,11 +111,14 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
 def _quantile(a: NDArray, q: float) -> float:
     """``np.quantile(a, q)`` (linear method, the same bits) for a 1-d array without NaN, without its
     Python-level overhead."""
-    return _lerp_at(np.sort(np.asarray(a, dtype=np.float64)), q)
+    v = np.array(a, dtype=np.float64)
+    v.sort()
+    return _lerp_at(v, q)
 
 
 def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
-    v = np.sort(np.asarray(a, dtype=np.float64))
+    v = np.array(a, dtype=np.float64)
+    v.sort()
     return _lerp_at(v, q0), _lerp_at(v, q1)
 
 
@@ -210,7 +219,7 @@ def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
     if span > 4096:
         return np.unique(s, return_inverse=True)
     present = np.bincount(s - lo, minlength=span) > 0
-    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[s - lo]
+    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
 
 
 def _site(c: _Ctx) -> Detection | None:
@@ -236,7 +245,7 @@ def _site(c: _Ctx) -> Detection | None:
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
-    region[np.flatnonzero(act)[inv == b]] = True
+    region[_nz(act)[inv == b]] = True
     m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
@@ -278,7 +287,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     cell = (iy % L) * L + (ix % L)
     hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
-    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
     r_all = ko_all / np.maximum(no_all, 1)
     srt = r_all[np.lexsort((r_all, _PAIR_ID))]
@@ -303,7 +312,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if hot.sum() > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     on = hot[off]
     quad = (c.g.u[idx] >= 0).astype(int) + 2 * (c.g.v[idx] >= 0)
     qn = np.bincount(quad[on], minlength=4)
@@ -404,7 +413,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
         return out  # a gross region, not stripes
-    line = np.flatnonzero(sel)
+    line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
     on_line[line] = True
@@ -432,33 +441,35 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    na = int(act.sum())
+    ia = _nz(act)
+    na = len(ia)
     if na < 40:
         return
     nb = min(max(na // 80, 6), 20)
     ns = 8
-    rmax = float(g.r[act].max())
-    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    ra = g.r[ia]
+    rmax = float(ra.max())
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
     cell = band * ns + sec
-    fa = c.f[act]
+    fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
-    srt = np.sort(cr, axis=1)
-    bg = _quantile(cr[cn > 0], 0.25)
+    seen = cn > 0
+    bg = _quantile(cr[seen], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
-    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
+    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
     outer = np.arange(nb) >= nb - 2
     ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
@@ -469,6 +480,7 @@ def _radial(c: _Ctx) -> None:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
         if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
@@ -493,8 +505,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = np.flatnonzero(ring)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    idx = _nz(ring)
+    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
     for run in runs:
         b0, b1 = int(run[0]), int(run[-1])
         if b0 == 0 and b1 == nb - 1:
@@ -594,9 +606,9 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
     if not ok.any():
         return 0.0
-    j = int(np.flatnonzero(ok)[-1])
+    j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
-    above = np.flatnonzero(rate_next >= mid)
+    above = _nz(rate_next >= mid)
     j2 = j + 1 + (int(above[0]) if len(above) else 0)
     return float(j2 * step)
 
@@ -613,7 +625,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 def _one_scratch(c: _Ctx) -> bool:
     act = c.active
-    fi = np.flatnonzero(act & c.f)
+    fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
@@ -662,7 +674,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     dist = c.xd * cs + c.yd * sn - rho0
     # every test below looks at active dies within 4 dies of the line once it is recentred (by at most 1):
     # the active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = np.flatnonzero(c.active & (np.abs(dist) <= 6.0))
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -754,7 +766,7 @@ def _blobs(c: _Ctx) -> None:
         if z < c.th.blob_z:
             continue
         region = (dl == comp) & core_all if in_core else dl == comp
-        ri = np.flatnonzero(region)
+        ri = _nz(region)
         rr, tt = g.r[ri], g.theta[ri]
         r_min, r_max = float(rr.min()), float(rr.max())
         area = nreg / c.n
@@ -946,7 +958,7 @@ def _alternatives(c: _Ctx) -> None:
         if not alts:
             continue
         reg = d.region
-        ri = np.flatnonzero(reg)
+        ri = _nz(reg)
         if not len(ri):
             continue
         stats = c.region_stats(reg)
@@ -1025,7 +1037,7 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
     """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
     g = c.g
-    fm = np.flatnonzero(reg & c.f)
+    fm = _nz(reg & c.f)
     nfm = len(fm)
     if nfm < 3 or not want:
         return nfm, {}
@@ -1079,7 +1091,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     # clustering left over once every candidate is taken out (1: the rest is spatially random)
     resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
     nf = max(int(np.count_nonzero(c.f)), 1)
-    fams = [d.family for d in dets]
+    scores: dict[str, list[float]] = {}  # each family's candidate scores
+    for d in dets:
+        scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_base = _dilated(c, [o.region for o in base], 5) if base else None
     # everything that depends only on the region (alternative readings share their detector's region)
@@ -1127,6 +1141,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
+        z = (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0))
         x = {
             "g_dia": c.dia,
             "c_region_dies": float(nr),
@@ -1142,15 +1157,17 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_area": nr / c.n,
             "c_density": d.density,
             "c_lift": d.density - resid,
-            "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
+            "c_z": z,
+            # z over the largest z that noise alone gives among the map's ~n / nr windows of this size
+            "c_z_excess": z - math.sqrt(2 * math.log(max(c.n / nr, 1.0)) + 1.0),
             "c_r_mean": r_mean,
             "c_r_min": r_min,
             "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
-            "c_same_family": float(fams.count(d.family) - 1),
-            "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
+            "c_same_family": float(len(scores[d.family]) - 1),
+            "c_rank_in_family": float(sum(s > d.score for s in scores[d.family])),
             "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }
