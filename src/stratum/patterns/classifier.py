@@ -50,6 +50,7 @@ class Thresholds:
     scratch_contrast: float = 3.0
     scratch_fill: float = 0.45
     scratch_margin: float = 0.3
+    line_thick: float = 0.9  # dies: a blob's fails farther than this from their best quadratic are not a line
     severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
 
 
@@ -135,6 +136,8 @@ class _Ctx:
         self.fail_ratio = float(self.f.mean())
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
+        # dies a radial pattern explained: local patterns are still looked for there, above its level
+        self.soft = np.zeros(self.n, dtype=bool)
         self.dets: list[Detection] = []
         self.fallback: list[Detection] = []  # candidates the verifier rejected
         self.dry = False
@@ -143,11 +146,16 @@ class _Ctx:
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
 
-    def explain(self, region: NDArray[np.bool_], margin: int) -> None:
-        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
+    def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
+        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
+        (``soft``: a radial pattern's, which the local detectors still search against its level)."""
         if margin:
             grown = box_sum(self.raster(region), 2 * margin + 1) > 0
             region = region | grown[self.g.iy, self.g.ix]
+        if soft:
+            self.soft |= region & self.active
+        else:
+            self.soft &= ~region
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
@@ -415,7 +423,7 @@ def _radial(c: _Ctx) -> None:
                 f"{brate[-1]:.0%} at the edge",
                 "rising" if rising else "falling",
             )
-            c.active &= ~d.region
+            c.explain(d.region, 0, soft=True)
             return
     if not ring.any():
         return
@@ -461,7 +469,7 @@ def _radial(c: _Ctx) -> None:
             {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg, "sector_coverage": cover},
             text,
         )
-        c.explain(d.region, 1)
+        c.explain(d.region, 1, soft=True)
 
 
 def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
@@ -584,9 +592,52 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     return t1 - t0, region, feats, ang
 
 
+def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tuple[float, float]:
+    """(length, thickness) of points along direction ``ang``: the 5-95 % extent along it, and the 80th
+    percentile of the distances from the least-squares quadratic across it (a straight or bent scratch is
+    thin; a blob is not)."""
+    ca, sa = math.cos(ang), math.sin(ang)
+    dx, dy = xs - xs.mean(), ys - ys.mean()
+    t = dx * ca + dy * sa
+    d = dy * ca - dx * sa
+    t05, t95 = _quantiles(t, 0.05, 0.95)
+    sc = max(float(np.abs(t).max()), 1.0)
+    tn = t / sc
+    A = np.stack([np.ones_like(tn), tn, tn * tn], axis=1)
+    coef = np.linalg.lstsq(A, d, rcond=None)[0]
+    return t95 - t05, _quantile(np.abs(d - A @ coef), 0.8)
+
+
+def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
+    """Expected fail rate of each die: ``bg``, or inside a radial pattern the pattern's own radial profile
+    (per thin equal-area band, the median over 8 sectors: a local pattern holds a minority of them)."""
+    e = np.full(c.n, bg)
+    if not c.soft.any():
+        return e
+    g = c.g
+    na = int(act.sum())
+    nb = int(np.clip(na // 48, 6, 60))
+    rmax = float(g.r[act].max())
+    band = np.minimum(((g.r / rmax) ** 2 * nb).astype(np.intp), nb - 1)
+    sec = ((g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    cell = (band * 8 + sec)[act]
+    cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
+    ck = np.bincount(cell, weights=c.f[act], minlength=nb * 8).reshape(nb, 8)
+    rate = np.where(cn >= 2, ck / np.maximum(cn, 1), np.inf)
+    srt = np.sort(rate, axis=1)
+    ok = (cn >= 2).sum(1)
+    rows = np.arange(nb)
+    lo = np.maximum((ok - 1) // 2, 0)
+    med = 0.5 * (srt[rows, lo] + srt[rows, np.maximum(ok // 2, 0)])
+    mean = ck.sum(1) / np.maximum(cn.sum(1), 1)
+    prof = np.where(ok >= 4, med, mean)
+    e[c.soft] = np.maximum(prof[band[c.soft]], bg)
+    return e
+
+
 def _blobs(c: _Ctx) -> None:
     g = c.g
-    act = c.active
+    act = c.active | c.soft
     if act.sum() < 20:
         return
     k = 3 if c.dia < 40 else 5
@@ -596,27 +647,38 @@ def _blobs(c: _Ctx) -> None:
     sf = box_sum(F, k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
-    bg = _quantile(dv[act], 0.4)
-    thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
-    hot = V & (dens >= thr)
+    plain = c.active if c.active.sum() >= 20 else act
+    bg = _quantile(dv[plain], 0.4)
+    e = _soft_level(c, act, bg)
+    if c.soft.any():
+        ed = np.where(V, box_sum(c.raster(np.where(act, e, 0.0)), k) / np.maximum(sv, 1), bg)
+    else:
+        ed = np.full(V.shape, bg)
+    ed = np.clip(ed, 0.0, 1.0)
+    lift = np.maximum(c.th.blob_lift, c.th.blob_sigma * np.sqrt(np.maximum(ed, 0.02) * (1 - ed) / (k * k)))
+    hot = V & (dens >= ed + lift)
+    edv, liftv = ed[g.iy, g.ix], lift[g.iy, g.ix]
     lab, nlab = components(hot)
     if nlab == 0:
         return
     dl = lab[g.iy, g.ix]
     sizes = np.bincount(dl, minlength=nlab + 1)
-    kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
     for comp in np.argsort(-sizes[1:], kind="stable")[:6] + 1:
         size = int(sizes[comp])
         if size < max(5, 0.004 * c.n):
             continue
         member = dl == comp
-        # the region: component dies whose local density is at least halfway to the component's level
-        lvl = float(kf[comp] / size)
-        core = member & (dv >= 0.5 * (thr + max(lvl, thr)) - 0.05)
+        # the region: component dies whose local excess is at least halfway to the component's peak excess
+        # (the smoothing window spreads a dense blob into a fringe of mostly passing dies)
+        xm = dv[member] - edv[member]
+        t = liftv[member]
+        peak = _quantile(xm, 0.9)
+        core = member.copy()
+        core[member] = xm >= 0.5 * (t + np.maximum(peak, t)) - 0.05
         region = core if core.sum() >= 3 else member
         kk = float(c.f[region].sum())
-        exp = bg * region.sum()
+        exp = float(e[region].sum())
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
         if z < c.th.blob_z:
             continue
@@ -637,7 +699,7 @@ def _blobs(c: _Ctx) -> None:
             "sector_coverage": cover16,
             "elongation": elong,
             "fail_rate": float(_frac_in(c.f, region)),
-            "background_rate": bg,
+            "background_rate": exp / float(region.sum()),
             "z": z,
             "r_min": float(rr.min()),
             "r_max": float(rr.max()),
@@ -648,14 +710,13 @@ def _blobs(c: _Ctx) -> None:
             fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
-            # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
-            # pattern's explained-away dies): elongated fails at a low fill
-            thin = felong >= 4 and fl[0] < 0.8
-            sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
-            line_like = (thin or sparse_line) and fm.sum() >= 6
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
+            length, thick = _curve(c.xd[fm], c.yd[fm], fdir)
+            # a line or a gently curved arc 1-2 dies wide: the fails hug a quadratic along the major axis
+            line_like = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick) and fm.sum() >= 6
         else:
-            fdir, felong, line_like = 0.0, 0.0, False
+            fdir, felong, line_like, length, thick = 0.0, 0.0, False, 0.0, 0.0
+        feats.update({"curve_length": length, "curve_thickness": thick})
         r05, r95 = _quantiles(rr, 0.05, 0.95)
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
