@@ -107,10 +107,9 @@ class Runtime:
     @cached_property
     def ingest(self) -> IngestService:
         from stratum.ingest.service import IngestService
-        from stratum.patterns.service import wafer_pattern_rows
 
         return IngestService(
-            self.catalog, self.lake, self.settings, events=self.events, wafer_classifier=wafer_pattern_rows
+            self.catalog, self.lake, self.settings, events=self.events, wafer_classifier=_wafer_pattern_rows
         )
 
     @cached_property
@@ -199,10 +198,28 @@ class Runtime:
         job_id = e.subject.get("job_id")
         if e.kind in ("job.succeeded", "job.partial") and lot_id and job_id:
             try:
-                self.patterns.classify_published(e.workspace, lot_id, job_id)
+                # a file without wafers (final test) has no die map: the pattern service is not even built
+                if self._job_has_wafers(e.workspace, job_id):
+                    self.patterns.classify_published(e.workspace, lot_id, job_id)
             except Exception:  # noqa: BLE001 - the snapshot is published either way; monitors still run
                 log.exception("could not classify the wafers of job %s (lot %s)", job_id, lot_id)
+        if "monitors" not in self.__dict__:
+            from stratum.monitors.store import MonitorStore
+
+            # nothing to run: the monitor service (analytics, SQL, DuckDB) is not built for it
+            if e.kind in ("job.succeeded", "job.partial") and not MonitorStore(self.meta).ingest_monitors(e.workspace):
+                return []
         return self.monitors.handle_event(e)
+
+    def _job_has_wafers(self, ws: str, job_id: str) -> bool:
+        """Whether the job's file wrote wafer runs (WIR/WRR): the parts' wafer ids come from them only."""
+        from stratum.errors import NotFound
+
+        try:
+            rows = self.catalog.get_job(ws, job_id).rows
+        except NotFound:
+            return True  # let the pattern service find out and report
+        return not rows or rows.get("wafer_runs", 0) > 0  # no counts at all: let the pattern service look
 
     @cached_property
     def keys(self) -> KeyService:
@@ -362,6 +379,14 @@ class _NoPandas:
         if name == "pandas" or name.startswith("pandas."):
             raise ModuleNotFoundError(f"No module named {name!r} (not loaded by stratum processes)", name=name)
         return None
+
+
+def _wafer_pattern_rows(wafers: list[dict], dies: dict) -> dict[str, list]:
+    """The ingest's wafer classifier, imported when a file has wafers (the classifier, its taxonomy and
+    calibration load only then)."""
+    from stratum.patterns.service import wafer_pattern_rows
+
+    return wafer_pattern_rows(wafers, dies)
 
 
 def keep_pandas_out() -> None:

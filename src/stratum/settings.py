@@ -105,7 +105,6 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
-    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (Arrow IPC exports)
     row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
     # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
     # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill

@@ -1,7 +1,8 @@
-"""Fit the confidence calibration of the pattern classifier on synthetic maps (profile A, calibration
-seeds disjoint from the evaluation seeds) and write ``stratum/patterns/calibration.json``.
+"""Fit the confidence calibration of the pattern classifier on synthetic maps (round-robin from the
+generators, default A, B and C, calibration seeds disjoint from the fitting and evaluation seeds) and write
+``stratum/patterns/calibration.json``. ``--gens A,B --out DIR`` calibrates the verifier in DIR without C.
 
-    python -m stratum.devtools.patterns_calibrate [-n 3000]
+    python -m stratum.devtools.patterns_calibrate [-n 3000] [--gens A,B,C] [--out DIR]
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum.devtools.wafergen import generate
+from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed, use_models
 from stratum.patterns import calibration
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import analyse
 
-CAL_SEED0 = 1_000_000
 
-
-def fit(n: int) -> dict:
+def fit(n: int, gens: tuple[str, ...] = GENERATORS) -> dict:
     scores: dict[str, list[tuple[float, int]]] = defaultdict(list)
     levels: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for i in range(n):
-        smp = generate(CAL_SEED0 + i, profile="A")
+    for _, smp in mixed("cal", gens, n):
         dets, _ = analyse(smp.dies)
         truth = {lab.family: lab for lab in smp.labels}
         for d in dets:
@@ -59,7 +57,8 @@ def fit(n: int) -> dict:
             allv = [v for vs in vals.values() for v in vs]
             lv[fam][level] = {k: round(sum(v) / len(v), 4) for k, v in sorted(vals.items()) if len(v) >= 5}
             lv[fam][level]["*"] = round(sum(allv) / len(allv), 4)
-    body = {"families": fams, "levels": lv, "fitted_on": {"profile": "A", "seed0": CAL_SEED0, "maps": n}}
+    seeds = {g: SEED0["cal"][g] for g in gens}
+    body = {"families": fams, "levels": lv, "fitted_on": {"generators": list(gens), "seed0": seeds, "maps": n}}
     version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     return {"version": version, **body}
 
@@ -67,9 +66,13 @@ def fit(n: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=3000)
+    ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to calibrate on, e.g. A,B")
+    ap.add_argument("--out", help="folder with the verifier.json to calibrate, and to write calibration.json to")
     a = ap.parse_args(argv)
-    out = Path(calibration.__file__).with_name(calibration.FILE)
-    out.write_text(json.dumps(fit(a.n), indent=1, sort_keys=True) + "\n")
+    if a.out:
+        use_models(a.out)
+    out = Path(a.out) / calibration.FILE if a.out else Path(calibration.__file__).with_name(calibration.FILE)
+    out.write_text(json.dumps(fit(a.n, tuple(a.gens.split(","))), indent=1, sort_keys=True) + "\n")
     print(f"wrote {out.name}")
     return 0
 

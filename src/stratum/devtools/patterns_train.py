@@ -1,9 +1,11 @@
 """Fit the pattern classifier's candidate verifier (``stratum/patterns/verifier.json``) on synthetic maps.
 
-Profile A of the dev generator, fitting seeds disjoint from the calibration and evaluation seeds. Every
-rule candidate becomes one example of its family's tree set: label 1 when its family is on the map.
+Maps drawn round-robin from several generators (default A, B and C), each from its fitting seed range,
+disjoint from the calibration and evaluation seeds. Every rule candidate becomes one example of its
+family's tree set: label 1 when its family is on the map. ``--gens A,B --out DIR`` fits without C into
+DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C``).
 
-    python -m stratum.devtools.patterns_train [-n 8000]
+    python -m stratum.devtools.patterns_train [-n 12000] [--gens A,B,C] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,25 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum.devtools.wafergen import generate
+from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed, use_models
 from stratum.patterns import verifier
 from stratum.patterns.classifier import candidates
 
-FIT_SEED0 = 2_000_000
 MIN_EXAMPLES = 40
 
 
-def collect(n: int, seed0: int = FIT_SEED0) -> dict[str, list[tuple[dict[str, float], int]]]:
+def collect(n: int, gens: tuple[str, ...] = GENERATORS) -> dict[str, list[tuple[dict[str, float], int]]]:
     rows: dict[str, list[tuple[dict[str, float], int]]] = defaultdict(list)
-    for i in range(n):
-        smp = generate(seed0 + i, profile="A")
+    for _, smp in mixed("fit", gens, n):
         dets, feats = candidates(smp.dies)
         for d, x in zip(dets, feats, strict=True):
             rows[d.family].append((x, int(d.family in smp.families)))
     return rows
 
 
-def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int) -> dict:
+def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int, gens: tuple[str, ...]) -> dict:
     fams = {}
     for fam in sorted(rows):
         ex = rows[fam]
@@ -46,7 +46,8 @@ def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int
         fams[fam] = verifier.fit(X, ys, keys, rounds=rounds)
         fams[fam]["n"] = len(ex)
         fams[fam]["positives"] = int(ys.sum())
-    body = {"families": fams, "fitted_on": {"profile": "A", "seed0": FIT_SEED0, "maps": n, "rounds": rounds}}
+    seeds = {g: SEED0["fit"][g] for g in gens}
+    body = {"families": fams, "fitted_on": {"generators": list(gens), "seed0": seeds, "maps": n, "rounds": rounds}}
     version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     return {"version": version, **body}
 
@@ -55,10 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=8000)
     ap.add_argument("--rounds", type=int, default=150)
+    ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to fit on, e.g. A,B")
+    ap.add_argument("--out", help="folder to write verifier.json to (default: the package's)")
     a = ap.parse_args(argv)
-    rows = collect(a.n)
-    out = Path(verifier.__file__).with_name(verifier.FILE)
-    out.write_text(json.dumps(fit(rows, a.n, a.rounds), separators=(",", ":"), sort_keys=True) + "\n")
+    gens = tuple(a.gens.split(","))
+    if a.out:
+        use_models(a.out)  # a calibration already there is irrelevant to fitting; keeps one code path
+    rows = collect(a.n, gens)
+    out = Path(a.out) / verifier.FILE if a.out else Path(verifier.__file__).with_name(verifier.FILE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(fit(rows, a.n, a.rounds, gens), separators=(",", ":"), sort_keys=True) + "\n")
     print(f"wrote {out.name}: " + ", ".join(f"{f} {len(v)}" for f, v in sorted(rows.items())))
     return 0
 

@@ -6,7 +6,8 @@ DuckDB writes Parquet and CSV itself: the service wraps the already-checked quer
 (``QueryEngine.export_session``) with the same views and guardrails as SQL's plus that one directory as the
 only writable place. DuckDB's writer streams (a row group per thread at a time, spilling under
 ``memory_limit``), so memory stays bounded whatever the size; the file is then uploaded (multipart on S3).
-Arrow IPC files are written from DuckDB's Arrow batches with pyarrow (``batch_rows`` at a time). The query
+Arrow IPC files are written from DuckDB's Arrow C stream by nanoarrow, a record batch at a time (no pyarrow:
+``stratum.query.arrow_ipc``). The query
 passes the same checks as ``POST /v1/sql`` (``stratum.query.sql.check_query``; the guard still refuses COPY
 and every file function in user SQL), so an export sees exactly what SQL sees. An export is a record in the
 metadata store (``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``,
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import importlib.util
 import logging
 import math
 import os
@@ -40,6 +40,7 @@ from stratum.events.model import Event, new_event
 from stratum.events.port import EventPort
 from stratum.ids import ulid
 from stratum.lake import layout
+from stratum.query import arrow_ipc
 from stratum.query.engine import QueryEngine, Scope, Session, resources
 from stratum.query.public_schema import PUBLIC
 from stratum.query.sql import check_query, memory_exceeded
@@ -107,10 +108,6 @@ def table_query(table: str, filters: dict[str, Any] | None) -> str:
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
-    if fmt == "arrow" and importlib.util.find_spec("pyarrow") is None:
-        # the AWS functions that run queries ship DuckDB without pyarrow (Lambda's size limit); DuckDB itself
-        # writes Parquet and CSV
-        raise BadRequest("the arrow format is not available on this deployment; use parquet (or csv)")
 
 
 def _now() -> str:
@@ -185,7 +182,7 @@ class ExportService:
             # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
             desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
             if fmt == "arrow":
-                rows = _write_arrow(ses, query, path, limits.batch_rows)
+                rows = _write_arrow(ses, query, path)
             else:
                 src = _exact_parquet(query, desc) if fmt == "parquet" else query
                 copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
@@ -200,6 +197,8 @@ class ExportService:
                     f"the export was stopped after the {limits.timeout_seconds:g} s time limit"
                 ) from None
             raise BadRequest(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from None
+        except arrow_ipc.ArrowIpcError as exc:
+            raise BadRequest(f"{exc}; or export parquet") from None
         finally:
             timer.cancel()
             ses.close()
@@ -430,15 +429,7 @@ def _copy_options(fmt: str, limits: Any) -> str:
     return "FORMAT csv, HEADER true"
 
 
-def _write_arrow(ses: Session, query: str, path: Path, batch_rows: int) -> int:
-    """Arrow IPC file: DuckDB's Arrow batches straight into pyarrow's writer (DuckDB has no Arrow COPY)."""
-    import pyarrow as pa
-
-    rows = 0
-    reader = ses.execute(query).to_arrow_reader(batch_rows)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
-        for batch in reader:
-            if batch.num_rows:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    return rows
+def _write_arrow(ses: Session, query: str, path: Path) -> int:
+    """Arrow IPC file from DuckDB's Arrow C stream (DuckDB has no Arrow COPY), a record batch at a time, without
+    pyarrow (``stratum.query.arrow_ipc``: the AWS functions ship none)."""
+    return arrow_ipc.write_file(ses.relation(query), path)

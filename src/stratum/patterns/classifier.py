@@ -123,6 +123,20 @@ def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64
     return cv
 
 
+def _corr(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> float:
+    """``float(np.corrcoef(xs, ys)[0, 1])`` (the same operations) for non-constant ``xs`` and ``ys``."""
+    cv = _cov(xs, ys)
+    r = float(cv[0, 1] / math.sqrt(cv[0, 0]) / math.sqrt(cv[1, 1]))
+    return min(max(r, -1.0), 1.0)
+
+
+def _std(a: NDArray[np.float64]) -> float:
+    """``float(np.std(a))`` of a 1-d float array (the same operations, without its overhead)."""
+    n = len(a)
+    x = a - a.sum() / n
+    return math.sqrt(float((x * x).sum()) / n)
+
+
 def _squash(margin: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0)))
 
@@ -225,29 +239,49 @@ def _site(c: _Ctx) -> Detection | None:
     return d
 
 
+_RL = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
+_PITCHES = [(kx, ky) for ky in range(2, 7) for kx in range(2, 7)]  # the search order
+_KOFF = {k: k * (k - 1) // 2 - 1 for k in range(2, 7)}  # row/column of residue 0 of pitch k in the fold
+# fold[_KOFF[k] + r, j] = 1 when j % k == r: fold @ hist @ fold.T holds every pitch pair's residue counts
+_FOLD = np.zeros((20, _RL))
+for _k in range(2, 7):
+    _FOLD[_KOFF[_k] + np.arange(_RL) % _k, np.arange(_RL)] = 1.0
+# the 400 folded cells ordered pitch pair by pair (in the search order), each pair's residues in raster order
+_PAIR_CELLS = np.concatenate(
+    [((_KOFF[ky] + np.arange(ky))[:, None] * 20 + _KOFF[kx] + np.arange(kx)[None, :]).ravel() for kx, ky in _PITCHES]
+)
+_PAIR_SIZE = np.array([kx * ky for kx, ky in _PITCHES])
+_PAIR_START = np.concatenate([[0], np.cumsum(_PAIR_SIZE)[:-1]])
+_PAIR_ID = np.repeat(np.arange(len(_PITCHES)), _PAIR_SIZE)
+_PAIR_MED = (_PAIR_START + (_PAIR_SIZE - 1) // 2, _PAIR_START + _PAIR_SIZE // 2)
+
+
 def _reticle(c: _Ctx) -> Detection | None:
     act = c.active
-    if act.sum() < 60:
+    if np.count_nonzero(act) < 60:
         return None
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
     mean = _frac(f)
     pm = max(mean, 0.01)
-    L = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
-    hn = np.bincount((iy % L) * L + (ix % L), minlength=L * L).reshape(L, L)
-    hk = np.bincount((iy % L) * L + (ix % L), weights=f, minlength=L * L).reshape(L, L)
-    best = None
-    for ky in range(2, 7):
-        fn_ = hn.reshape(L // ky, ky, L).sum(0)
-        fk_ = hk.reshape(L // ky, ky, L).sum(0)
-        for kx in range(2, 7):
-            no = fn_.reshape(ky, L // kx, kx).sum(1).ravel()
-            ko = fk_.reshape(ky, L // kx, kx).sum(1).ravel()
-            rates = ko / np.maximum(no, 1)
-            z = (rates.max() - _median(rates)) / math.sqrt(pm * (1 - pm) / max(no.min(), 1))
-            if best is None or z > best[0] * 1.1:
-                best = (float(z), kx, ky, None, no, ko, rates)
-    assert best is not None  # the pitch loops always run
-    z, kx, ky, _, no, ko, rates = best
+    L = _RL
+    cell = (iy % L) * L + (ix % L)
+    hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
+    # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
+    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    no_all, ko_all = nk[0], nk[1]
+    r_all = ko_all / np.maximum(no_all, 1)
+    srt = r_all[np.lexsort((r_all, _PAIR_ID))]
+    med = (srt[_PAIR_MED[0]] + srt[_PAIR_MED[1]]) / 2
+    top_all = np.maximum.reduceat(r_all, _PAIR_START)
+    zs = ((top_all - med) / np.sqrt(pm * (1 - pm) / np.maximum(np.minimum.reduceat(no_all, _PAIR_START), 1))).tolist()
+    bi = 0
+    for i in range(1, len(zs)):
+        if zs[i] > zs[bi] * 1.1:
+            bi = i
+    z = zs[bi]
+    kx, ky = _PITCHES[bi]
+    sl = slice(int(_PAIR_START[bi]), int(_PAIR_START[bi] + _PAIR_SIZE[bi]))
+    no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
     if z < 6:
@@ -344,7 +378,9 @@ def _stripes(c: _Ctx, axis: int) -> None:
         return  # a gross region, not stripes
     line = np.flatnonzero(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
-    region = np.isin(coord, line) & c.active
+    on_line = np.zeros(h, dtype=bool)
+    on_line[line] = True
+    region = on_line[coord] & c.active
     best = float(contrast[seed].max())
     fam = "row_stripe" if axis == 1 else "column_stripe"
     what = "rows" if axis == 1 else "columns"
@@ -370,7 +406,7 @@ def _radial(c: _Ctx) -> None:
     na = int(act.sum())
     if na < 40:
         return
-    nb = int(np.clip(na // 80, 6, 20))
+    nb = min(max(na // 80, 6), 20)
     ns = 8
     rmax = float(g.r[act].max())
     band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
@@ -402,7 +438,7 @@ def _radial(c: _Ctx) -> None:
     span = hi - lo
     if span >= 0.2 and ring.sum() >= 1:
         rc = (edges[:-1] + edges[1:]) / 2
-        corr = float(np.corrcoef(rc, brate)[0, 1]) if np.std(brate) > 0 else 0.0
+        corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
@@ -564,7 +600,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     if t1 - t0 < min_len or cnt < 5:
         return None
     near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
-    if near.sum() >= 3 and float(np.std(t[near])) < 3.5 * max(float(np.std(dist[near])), 0.3):
+    if np.count_nonzero(near) >= 3 and _std(t[near]) < 3.5 * max(_std(dist[near]), 0.3):
         return None  # a blob, not a line
     if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
         mid = hit & (t >= t0) & (t <= t1)
@@ -664,33 +700,47 @@ def _blobs(c: _Ctx) -> None:
     dl = lab[g.iy, g.ix]
     sizes = np.bincount(dl, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
-    for comp in np.argsort(-sizes[1:], kind="stable")[:6] + 1:
-        size = int(sizes[comp])
-        if size < max(5, 0.004 * c.n):
-            continue
-        member = dl == comp
-        # the region: component dies whose local excess is at least halfway to the component's peak excess
-        # (the smoothing window spreads a dense blob into a fringe of mostly passing dies)
-        xm = dv[member] - edv[member]
-        t = liftv[member]
-        peak = _quantile(xm, 0.9)
-        core = member.copy()
-        core[member] = xm >= 0.5 * (t + np.maximum(peak, t)) - 0.05
-        region = core if core.sum() >= 3 else member
-        kk = float(c.f[region].sum())
-        exp = float(e[region].sum())
+    sz = sizes.tolist()
+    kfl = np.bincount(dl, weights=c.f, minlength=nlab + 1).tolist()
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
+    if not comps:
+        return
+    # the region: component dies whose local excess is at least halfway to the component's peak excess (the
+    # smoothing window spreads a dense blob into a fringe of mostly passing dies); all components at once
+    xv = dv - edv
+    order = np.lexsort((xv, dl))
+    first = np.searchsorted(dl[order], np.arange(nlab + 1))
+    peak = np.full(nlab + 1, np.inf)
+    for comp in comps:
+        peak[comp] = _lerp_at(xv[order[first[comp] : first[comp] + sz[comp]]], 0.9)
+    core_all = (dl > 0) & (xv >= 0.5 * (liftv + np.maximum(peak[dl], liftv)) - 0.05)
+    cdl = dl[core_all]
+    core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
+    core_k = np.bincount(cdl, weights=c.f[core_all], minlength=nlab + 1).tolist()
+    core_e = np.bincount(cdl, weights=e[core_all], minlength=nlab + 1).tolist()
+    comp_e = np.bincount(dl, weights=e, minlength=nlab + 1).tolist()
+    for comp in comps:
+        in_core = core_n[comp] >= 3
+        nreg = core_n[comp] if in_core else sz[comp]
+        kk = float(core_k[comp] if in_core else kfl[comp])
+        exp = float(core_e[comp] if in_core else comp_e[comp])
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
         if z < c.th.blob_z:
             continue
-        rr, tt = g.r[region], g.theta[region]
-        area = float(region.sum() / c.n)
+        region = (dl == comp) & core_all if in_core else dl == comp
+        ri = np.flatnonzero(region)
+        rr, tt = g.r[ri], g.theta[ri]
+        r_min, r_max = float(rr.min()), float(rr.max())
+        area = nreg / c.n
         edge_share = float(_frac(rr > 0.85))
         sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) % 16, minlength=16)
-        cover16 = float(_frac(sec16 > 0.02 * region.sum()))
-        cx, cy = float(g.u[region].mean()), float(g.v[region].mean())
+        cover16 = float(_frac(sec16 > 0.02 * nreg))
+        cx, cy = float(g.u[ri].sum()) / nreg, float(g.v[ri].sum()) / nreg  # the means, the same bits
         ang = math.atan2(cy, cx)
-        xs, ys = c.xd[region], c.yd[region]
-        cov = _cov(xs, ys) if region.sum() > 2 else np.eye(2)
+        xs, ys = c.xd[ri], c.yd[ri]
+        cov = _cov(xs, ys) if nreg > 2 else np.eye(2)
         ev = np.sort(np.linalg.eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
@@ -698,22 +748,22 @@ def _blobs(c: _Ctx) -> None:
             "edge_share": edge_share,
             "sector_coverage": cover16,
             "elongation": elong,
-            "fail_rate": float(_frac_in(c.f, region)),
-            "background_rate": exp / float(region.sum()),
+            "fail_rate": kk / nreg,
+            "background_rate": exp / nreg,
             "z": z,
-            "r_min": float(rr.min()),
-            "r_max": float(rr.max()),
+            "r_min": r_min,
+            "r_max": r_max,
         }
         octant = tx.octant_of(ang)
-        fm = region & c.f
-        if fm.sum() >= 4:
+        fm = ri[c.f[ri]]
+        if len(fm) >= 4:
             fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
             length, thick = _curve(c.xd[fm], c.yd[fm], fdir)
             # a line or a gently curved arc 1-2 dies wide: the fails hug a quadratic along the major axis
-            line_like = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick) and fm.sum() >= 6
+            line_like = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick) and len(fm) >= 6
         else:
             fdir, felong, line_like, length, thick = 0.0, 0.0, False, 0.0, 0.0
         feats.update({"curve_length": length, "curve_thickness": thick})
@@ -721,9 +771,9 @@ def _blobs(c: _Ctx) -> None:
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
         q05, q95 = _quantiles(dth, 0.05, 0.95)
-        arc = float((q95 - q05) * rr.mean())
+        arc = (q95 - q05) * (float(rr.sum()) / nreg)
         feats.update({"fail_elongation": felong, "arc_to_depth": arc / max(depth, 0.03)})
-        if area >= 0.1 and rr.min() < 0.25 and rr.max() > 0.85 and cover16 <= 0.8:
+        if area >= 0.1 and r_min < 0.25 and r_max > 0.85 and cover16 <= 0.8:
             side_q = cover16 <= 0.45
             k8 = int(math.floor((ang % (2 * math.pi)) / (math.pi / 2)))
             side = (
@@ -737,7 +787,7 @@ def _blobs(c: _Ctx) -> None:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
         elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
             fam, ref = "scratch", tx.orientation_of(fdir)
-            text = f"thin elongated cluster of {int(region.sum())} dies (elongation {felong:.1f})"
+            text = f"thin elongated cluster of {nreg} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
             fam, ref = "edge_loc", octant
             text = (
@@ -747,7 +797,7 @@ def _blobs(c: _Ctx) -> None:
         else:
             fam, ref = "loc", octant
             text = (
-                f"cluster of {int(region.sum())} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
+                f"cluster of {nreg} dies towards {octant.upper()} at r = {math.hypot(cx, cy):.2f} R, "
                 f"{feats['fail_rate']:.0%} failing"
             )
         score = _squash((z - 5) / 4 + 0.3)
@@ -951,6 +1001,18 @@ _S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("
 _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
+def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
+    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (box sums of all
+    regions at once; integer counts, so exact)."""
+    g = c.g
+    h, w = g.shape
+    p = np.zeros((len(regions), h + k, w + k))
+    p[:, g.iy + k // 2 + 1, g.ix + k // 2 + 1] = np.stack(regions)
+    s = p.cumsum(1).cumsum(2)
+    box = s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]
+    return box[:, g.iy, g.ix] > 0
+
+
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     """Context features of every candidate, for the verifier (the detector's own features included)."""
     g = c.g
@@ -961,31 +1023,50 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
-    nf = max(int(c.f.sum()), 1)
+    nf = max(int(np.count_nonzero(c.f)), 1)
     fams = [d.family for d in dets]
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
-    near_cache: dict[int, tuple[NDArray[np.bool_], NDArray[np.bool_]]] = {}
+    near_base = _dilated(c, [o.region for o in base], 5) if base else None
+    # everything that depends only on the region (alternative readings share their detector's region)
+    per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
     out = []
     for d in dets:
         reg = d.region
-        nr = max(int(reg.sum()), 1)
-        k = float(c.f[reg].sum())
-        oth = [o for o in base if o.region is not reg]
-        if oth:
-            key = id(reg)
-            if key not in near_cache:
+        key = id(reg)
+        rs = per_region.get(key)
+        if rs is None:
+            nreg = int(np.count_nonzero(reg))
+            nr = max(nreg, 1)
+            oi = [i for i, o in enumerate(base) if o.region is not reg]
+            if oi:
+                oth = [base[i] for i in oi]
                 others = np.zeros(c.n, dtype=bool)
                 for o in oth:
                     others |= o.region
-                near_cache[key] = (others, box_sum(c.raster(others), 5)[g.iy, g.ix] > 0)
-            others, near = near_cache[key]
-            adj = float(_frac(near[reg])) if reg.any() else 0.0
-            ovl = float((reg & others).sum() / nr)
-        else:
-            adj = ovl = 0.0
-        rr = g.r[reg] if reg.any() else g.r[:1]
-        skey = (id(reg), d.family == "random")
+                assert near_base is not None
+                near = near_base[oi[0]] if len(oi) == 1 else near_base[oi].any(0)
+                adj = float(_frac_in(near, reg)) if nreg else 0.0
+                ovl = float(np.count_nonzero(reg & others) / nr)
+            else:
+                oth = []
+                adj = ovl = 0.0
+            rr = g.r[reg] if nreg else g.r[:1]
+            ofams = {o.family for o in oth}
+            rs = per_region[key] = (
+                nr,
+                float(np.count_nonzero(c.f & reg)),
+                adj,
+                ovl,
+                rr,
+                float(rr.sum()) / len(rr),  # rr.mean(), the same bits
+                float(rr.min()),
+                float(rr.max()),
+                max([o.score for o in oth], default=0.0),
+                {key2: float(f in ofams) for f, key2 in _O_KEYS},
+            )
+        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags = rs
+        skey = (key, d.family == "random")
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
@@ -1004,21 +1085,19 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_density": d.density,
             "c_lift": d.density - resid,
             "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
-            "c_r_mean": float(rr.mean()),
-            "c_r_min": float(rr.min()),
-            "c_r_max": float(rr.max()),
+            "c_r_mean": r_mean,
+            "c_r_min": r_min,
+            "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
             "c_same_family": float(fams.count(d.family) - 1),
             "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
-            "c_other_max_score": max([o.score for o in oth], default=0.0),
+            "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
-        ofams = {o.family for o in oth}
-        for f, key2 in _O_KEYS:
-            x[key2] = float(f in ofams)
+        x.update(o_flags)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)

@@ -65,8 +65,8 @@ def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float)
     if len(th) == 0:
         return 0.0, 0.0, 0
     br = np.flatnonzero(np.diff(th) > max_gap)
-    starts = np.r_[0, br + 1]
-    ends = np.r_[br, len(th) - 1]
+    starts = np.concatenate(([0], br + 1))
+    ends = np.concatenate((br, [len(th) - 1]))
     cnt = ends - starts + 1
     span = th[ends] - th[starts]
     best = int(np.argmax(span + 1e-6 * cnt))

@@ -463,6 +463,17 @@ class Session:
             self._entry.pending.create_for(self.cur, sql)
         return self.cur.execute(sql, params or [])
 
+    def relation(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """``sql`` as a relation: its Arrow C stream (``__arrow_c_stream__``) needs no pyarrow."""
+        if self._entry is not None and self._entry.pending is not None:
+            self._entry.pending.create_for(self.cur, sql)
+        return self.cur.sql(sql)
+
+    def timezone(self) -> str:
+        """The session's time zone (the zone DuckDB gives TIMESTAMPTZ values in Arrow)."""
+        ((tz,),) = self.cur.execute("SELECT current_setting('TimeZone')").fetchall()
+        return str(tz)
+
     def _fill(self, sql: str) -> None:
         """Services' own queries see the metadata relations too (the SQL service fills them itself)."""
         if self._engine is not None and self.ws is not None and self._engine.row_sources:

@@ -40,6 +40,7 @@ from stratum.cursor import decode_cursor, encode_cursor
 from stratum.errors import BadRequest, QueryRejected, QueryResources, QueryTimeout
 from stratum.settings import Settings
 
+from . import arrow_ipc
 from .engine import QueryEngine, Scope, check_wafer_ids, resources
 from .floats import float32_columns, float32_value
 from .public_schema import PUBLIC
@@ -314,34 +315,6 @@ def decode_result_cursor(cursor: str, fp: str) -> int:
     return offset
 
 
-def _ipc(table: Any) -> bytes:
-    import pyarrow as pa
-
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
-    """Rows ``offset`` to ``offset + n`` of a result as one pyarrow.Table (with its schema even when
-    empty), and how many rows were skipped."""
-    import pyarrow as pa
-
-    reader = res.to_arrow_reader(122_880)
-    batches, seen = [], 0
-    while seen < offset + n:
-        try:
-            b = reader.read_next_batch()
-        except StopIteration:
-            break
-        if seen + b.num_rows > offset:
-            batches.append(b.slice(max(0, offset - seen)))
-        seen += b.num_rows
-    skipped = min(seen, offset)
-    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n), skipped
-
-
 def memory_exceeded(settings: Settings, exc: BaseException | None = None) -> QueryResources:
     """The error of a query past its memory bounds (in-process, or a worker process that ran out)."""
     r = resources(settings)
@@ -457,22 +430,24 @@ class SqlService:
             on_start()
         timer.start()
         limit_s = timeout if timeout is not None else s.timeout_seconds
+        ipc: bytes | None = None
         try:
-            res = ses.execute(query)
-            columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
-            skipped = 0
-            if arrow:  # skipped inside _arrow_page: fetchmany and Arrow batches must not be mixed
-                table, skipped = _arrow_page(res, offset, min(page, s.max_rows - offset) + 1)
-            while skipped < offset:
-                got = res.fetchmany(min(10_000, offset - skipped))
-                if not got:
-                    break
-                skipped += len(got)
             want = min(page, s.max_rows - offset)
             rows: list[list[Any]]
-            if arrow:
-                rows = [[]] * table.num_rows if skipped == offset else []  # only the length counts below
+            if arrow:  # DuckDB's Arrow C stream, encoded by nanoarrow: no pyarrow needed (the AWS functions)
+                rel = ses.relation(query)
+                columns = [{"name": d[0], "type": str(d[1])} for d in (rel.description or [])]
+                ipc, n, more_rows = arrow_ipc.page(rel, offset, want, timezone=lambda: ses.timezone())
+                rows = [[]] * (n + more_rows)  # only the length counts below
             else:
+                res = ses.execute(query)
+                columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
+                skipped = 0
+                while skipped < offset:
+                    got = res.fetchmany(min(10_000, offset - skipped))
+                    if not got:
+                        break
+                    skipped += len(got)
                 rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
@@ -486,6 +461,8 @@ class SqlService:
             if timed_out.is_set():
                 raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
             raise BadRequest(f"query failed: {_clean(exc)}") from None
+        except arrow_ipc.ArrowIpcError as exc:
+            raise BadRequest(f"{exc}; ask for JSON instead") from None
         finally:
             timer.cancel()
             # Join, never leave it to finish on its own: the timer's closure holds the session, and a daemon
@@ -501,7 +478,7 @@ class SqlService:
         return SqlResult(
             columns=columns,
             rows=[] if arrow else rows,
-            arrow=_ipc(table.slice(0, len(rows))) if arrow else None,
+            arrow=ipc,
             next_cursor=next_cursor,
             row_count=len(rows),
             truncated=truncated,

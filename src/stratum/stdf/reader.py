@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .columns import Masked, Ragged, Strings, gather_bytes
-from .decode import decode_counted, decode_fields, text
+from .decode import decode_counted, decode_fields, gdr_values, text
 from .errors import NotStdfError, RecordFormatError, StdfError, TruncatedError, UnsupportedVersionError
 from .flags import (
     OPT_HI_LIMIT_DEFAULT,
@@ -549,8 +549,18 @@ class _Parser:
                 }
             )
             return
-        d, used = decode_counted(rt, buf[o + 4 : o + 4 + L], self.be, off)
         name = rt.name
+        if name == "GDR":  # thousands of values in one record: decoded straight into JSON-ready items
+            items, used = gdr_values(buf[o + 4 : o + 4 + L], self.be, off)
+            if used < L:
+                self.warn(
+                    "trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored", off
+                )
+            self.low_rows.setdefault("texts", []).append(
+                {"rec_seq": seq, "byte_offset": off, "rec_type": name, "text": _dumps(items)}
+            )
+            return
+        d, used = decode_counted(rt, buf[o + 4 : o + 4 + L], self.be, off)
         if used < L:
             self.warn("trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored", off)
         rows = self.low_rows
@@ -633,9 +643,10 @@ class _Parser:
             rows.setdefault("sites", []).append({"rec_seq": seq, **{k.lower(): v for k, v in d.items()}})
         elif name == "PMR":
             rows.setdefault("pins", []).append({"rec_seq": seq, **{k.lower(): v for k, v in d.items()}})
-        elif name in ("DTR", "GDR"):
-            txt = d.get("TEXT_DAT") if name == "DTR" else _json(d.get("GEN_DATA", []))
-            rows.setdefault("texts", []).append({"rec_seq": seq, "byte_offset": off, "rec_type": name, "text": txt})
+        elif name == "DTR":
+            rows.setdefault("texts", []).append(
+                {"rec_seq": seq, "byte_offset": off, "rec_type": name, "text": d.get("TEXT_DAT")}
+            )
             return
         self._keep_record(name, c, d, i, o)
 
@@ -1239,7 +1250,11 @@ def _json(d: Any) -> str:
             return None
         return x
 
-    return json.dumps(conv(d), ensure_ascii=False, allow_nan=False, default=str) if d is not None else "null"
+    return _dumps(conv(d)) if d is not None else "null"
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, allow_nan=False, default=str)
 
 
 _ZPAD = bytes(PAD)
