@@ -50,6 +50,7 @@ class Thresholds:
     scratch_contrast: float = 3.0
     scratch_fill: float = 0.45
     scratch_margin: float = 0.3
+    scratch_tries: int = 3  # Hough cells tried per scratch
     line_thick: float = 0.9  # dies: a blob's fails farther than this from their best quadratic are not a line
     severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
 
@@ -549,17 +550,21 @@ def _one_scratch(c: _Ctx) -> bool:
     rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
     nbins = 2 * off + 1
     H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
-    Hp = np.zeros((48, nbins + 6), dtype=H.dtype)
-    Hp[:, 3 : 3 + nbins] = H
-    flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
-    contrast = H - flank
-    # the three highest cells, ties in raster order (what a stable argsort of -contrast puts first)
-    cf = contrast.ravel().copy()
+    # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
+    Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
+    Hp[:, 5 : 5 + nbins] = H
+    S = Hp[:, :-2] + Hp[:, 1:-1] + Hp[:, 2:]  # S[:, j + 4] is the sum over bins j-1..j+1
+    contrast = S[:, 4:-4] - 0.5 * (S[:, :-8] + S[:, 8:])
+    # a short line's 3-bin peak is flat over angles: the single-bin contrast breaks the tie
+    sharp = H - 0.5 * (Hp[:, 2 : 2 + nbins] + Hp[:, 8 : 8 + nbins])
+    # the best cells, each at least 2 angles or 3 rho bins from an earlier one (ties in raster order)
+    cf = contrast + 0.5 * sharp
     order = []
-    for _ in range(3):
+    for _ in range(c.th.scratch_tries):
         top = int(np.argmax(cf))
         order.append(top)
-        cf[top] = -np.inf
+        ta, tb = divmod(top, nbins)
+        cf[max(ta - 1, 0) : ta + 2, max(tb - 2, 0) : tb + 3] = -np.inf
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
@@ -588,7 +593,10 @@ def _one_scratch(c: _Ctx) -> bool:
 def _line_run(c: _Ctx, a: int, rho0: float):
     act = c.active
     cs, sn = _COS[a], _SIN[a]
-    dist = c.xd * cs + c.yd * sn - rho0
+    # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
+    # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
+    across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
+    dist = (c.xd * cs + c.yd * sn - rho0) / across
     near0 = act & c.f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
         dist = dist - float(_median(dist[near0]))
@@ -600,8 +608,8 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     if t1 - t0 < min_len or cnt < 5:
         return None
     near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
-    if np.count_nonzero(near) >= 3 and _std(t[near]) < 3.5 * max(_std(dist[near]), 0.3):
-        return None  # a blob, not a line
+    if np.count_nonzero(near) >= 3 and np.count_nonzero(near & (np.abs(dist) <= 1.0)) < 0.7 * np.count_nonzero(near):
+        return None  # a blob (its fails spread across the line), not a line
     if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
         mid = hit & (t >= t0) & (t <= t1)
         radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
@@ -637,11 +645,17 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
     t = dx * ca + dy * sa
     d = dy * ca - dx * sa
     t05, t95 = _quantiles(t, 0.05, 0.95)
-    sc = max(float(np.abs(t).max()), 1.0)
-    tn = t / sc
-    A = np.stack([np.ones_like(tn), tn, tn * tn], axis=1)
-    coef = np.linalg.lstsq(A, d, rcond=None)[0]
-    return t95 - t05, _quantile(np.abs(d - A @ coef), 0.8)
+    tn = t / max(float(np.abs(t).max()), 1.0)
+    t2 = tn * tn
+    # least squares d ~ b0 + b1 t + b2 t^2 by its normal equations (t is centred: sum t ~ 0)
+    n, s1, s2, s3, s4 = float(len(tn)), float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
+    y0, y1, y2 = float(d.sum()), float(d @ tn), float(d @ t2)
+    m = np.array([[n, s1, s2], [s1, s2, s3], [s2, s3, s4]])
+    try:
+        b0, b1, b2 = np.linalg.solve(m, np.array([y0, y1, y2])).tolist()
+    except np.linalg.LinAlgError:  # every point at one position along the axis
+        b0, b1, b2 = y0 / n, 0.0, 0.0
+    return t95 - t05, _quantile(np.abs(d - b0 - b1 * tn - b2 * t2), 0.8)
 
 
 def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
@@ -686,14 +700,17 @@ def _blobs(c: _Ctx) -> None:
     plain = c.active if c.active.sum() >= 20 else act
     bg = _quantile(dv[plain], 0.4)
     e = _soft_level(c, act, bg)
+    edv: NDArray[np.float64] | float
+    liftv: NDArray[np.float64] | float
     if c.soft.any():
-        ed = np.where(V, box_sum(c.raster(np.where(act, e, 0.0)), k) / np.maximum(sv, 1), bg)
+        ed = np.clip(np.where(V, box_sum(c.raster(np.where(act, e, 0.0)), k) / np.maximum(sv, 1), bg), 0.0, 1.0)
+        lift = np.maximum(c.th.blob_lift, c.th.blob_sigma * np.sqrt(np.maximum(ed, 0.02) * (1 - ed) / (k * k)))
+        hot = V & (dens >= ed + lift)
+        edv, liftv = ed[g.iy, g.ix], lift[g.iy, g.ix]
     else:
-        ed = np.full(V.shape, bg)
-    ed = np.clip(ed, 0.0, 1.0)
-    lift = np.maximum(c.th.blob_lift, c.th.blob_sigma * np.sqrt(np.maximum(ed, 0.02) * (1 - ed) / (k * k)))
-    hot = V & (dens >= ed + lift)
-    edv, liftv = ed[g.iy, g.ix], lift[g.iy, g.ix]
+        edv = bg
+        liftv = max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
+        hot = V & (dens >= bg + liftv)
     lab, nlab = components(hot)
     if nlab == 0:
         return
@@ -710,11 +727,13 @@ def _blobs(c: _Ctx) -> None:
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
     # smoothing window spreads a dense blob into a fringe of mostly passing dies); all components at once
     xv = dv - edv
-    order = np.lexsort((xv, dl))
-    first = np.searchsorted(dl[order], np.arange(nlab + 1))
+    inc = np.flatnonzero(dl)
+    xs_, dls = xv[inc], dl[inc]
+    order = np.lexsort((xs_, dls))
+    first = np.searchsorted(dls[order], np.arange(nlab + 1))
     peak = np.full(nlab + 1, np.inf)
     for comp in comps:
-        peak[comp] = _lerp_at(xv[order[first[comp] : first[comp] + sz[comp]]], 0.9)
+        peak[comp] = _lerp_at(xs_[order[first[comp] : first[comp] + sz[comp]]], 0.9)
     core_all = (dl > 0) & (xv >= 0.5 * (liftv + np.maximum(peak[dl], liftv)) - 0.05)
     cdl = dl[core_all]
     core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
