@@ -52,6 +52,8 @@ class Thresholds:
     scratch_margin: float = 0.3
     scratch_tries: int = 3  # Hough cells tried per scratch
     line_thick: float = 0.9  # dies: a blob's fails farther than this from their best quadratic are not a line
+    rim_z: float = 4.5  # binomial z of a thin edge arc over the background (many windows are tried)
+    line_aspect: float = 8.0  # curve length over thickness from which a cluster of fails is a scratch
     severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
 
 
@@ -658,6 +660,22 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
     return t95 - t05, _quantile(np.abs(d - b0 - b1 * tn - b2 * t2), 0.8)
 
 
+def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
+    """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
+    rate; a local pattern holds a minority of the cells. (A low quantile of window densities is zero on a
+    sparse noisy map, which lets the noise through as blobs.)"""
+    g = c.g
+    idx = np.flatnonzero(act)
+    rr = g.r[idx]
+    band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
+    sec = ((g.theta[idx] + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    cell = band * 8 + sec
+    cn = np.bincount(cell, minlength=32)
+    ck = np.bincount(cell, weights=c.f[idx], minlength=32)
+    ok = cn >= 5
+    return _median(ck[ok] / cn[ok]) if ok.sum() >= 8 else 0.0
+
+
 def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
     """Expected fail rate of each die: ``bg``, or inside a radial pattern the pattern's own radial profile
     (per thin equal-area band, the median over 8 sectors: a local pattern holds a minority of them)."""
@@ -698,7 +716,7 @@ def _blobs(c: _Ctx) -> None:
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens[g.iy, g.ix]
     plain = c.active if c.active.sum() >= 20 else act
-    bg = _quantile(dv[plain], 0.4)
+    bg = max(_quantile(dv[plain], 0.4), _cell_median_rate(c, plain))
     e = _soft_level(c, act, bg)
     edv: NDArray[np.float64] | float
     liftv: NDArray[np.float64] | float
@@ -782,9 +800,12 @@ def _blobs(c: _Ctx) -> None:
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
             length, thick = _curve(c.xd[fm], c.yd[fm], fdir)
             # a line or a gently curved arc 1-2 dies wide: the fails hug a quadratic along the major axis
-            line_like = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick) and len(fm) >= 6
+            thin = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick)
+            # a long curve is a scratch even when bent (a blob's extent is a few times its thickness at most)
+            long = length >= c.th.line_aspect * max(thick, 1.0)
+            line_like = (thin or long) and len(fm) >= 6
         else:
-            fdir, felong, line_like, length, thick = 0.0, 0.0, False, 0.0, 0.0
+            fdir, felong, line_like, length, thick, long = 0.0, 0.0, False, 0.0, 0.0, False
         feats.update({"curve_length": length, "curve_thickness": thick})
         r05, r95 = _quantiles(rr, 0.05, 0.95)
         depth = r95 - r05
@@ -804,7 +825,7 @@ def _blobs(c: _Ctx) -> None:
             text = f"{'quadrant' if side_q else 'half'} of the wafer ({side.upper()}) fails, {area:.0%} of dies"
         elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
-        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
+        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and (depth < 0.2 or long)):
             fam, ref = "scratch", tx.orientation_of(fdir)
             text = f"thin elongated cluster of {nreg} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
@@ -826,6 +847,71 @@ def _blobs(c: _Ctx) -> None:
             c.dets.remove(found[fam][1])
         d = c.detect(fam, region, score, feats, text, ref)
         found[fam] = (score, d)
+
+
+_RIM_WIDTHS = (2, 3, 4, 6, 8, 12, 16, 24)
+
+
+def _rim_arcs(c: _Ctx) -> None:
+    """Thin edge arcs (1-3 dies deep) that window densities miss: the fail counts of the outermost die rings
+    per angular bin, every circular run of 2-24 bins tested against the background rate (binomial z)."""
+    g = c.g
+    act = c.active
+    if act.sum() < 60 or any(d.family in ("edge_loc", "edge_ring") for d in c.dets):
+        return
+    bg = max(_cell_median_rate(c, act), 0.01)
+    depth = (1.0 - g.r) * g.rx  # dies from the wafer edge
+    nb = int(np.clip(round(2 * math.pi * g.rx / 3), 16, 96))
+    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp) % nb
+    best = None
+    for dmax in (1.5, 2.5, 3.5):
+        rim = act & (depth < dmax)
+        n_b = np.bincount(abin[rim], minlength=nb).astype(np.float64)
+        k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
+        cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
+        ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
+        for w in _RIM_WIDTHS:
+            if w > 0.6 * nb:
+                break
+            nn = cn[w : w + nb] - cn[:nb]
+            kk = ck[w : w + nb] - ck[:nb]
+            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
+            j = int(np.argmax(z))
+            if nn[j] >= 6 and (best is None or z[j] > best[0]):
+                best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
+    if best is None:
+        return
+    z, dmax, j, w, kk, nn, n_b, k_b = best
+    rate = kk / nn
+    if z < c.th.rim_z or rate < bg + 0.12:
+        return
+    # the densest run is the core: grow it two bins at a time while those stay above the midpoint
+    mid = bg + 0.5 * (rate - bg)
+    for step in (-1, 1):
+        while w + 2 <= 0.6 * nb:
+            nxt = [(j - 1) % nb, (j - 2) % nb] if step < 0 else [(j + w) % nb, (j + w + 1) % nb]
+            n2 = float(n_b[nxt].sum())
+            if n2 == 0 or float(k_b[nxt].sum()) / n2 < mid:
+                break
+            j = (j - 2) % nb if step < 0 else j
+            w += 2
+    kk = float(k_b[(np.arange(j, j + w) % nb)].sum())
+    nn = float(n_b[(np.arange(j, j + w) % nb)].sum())
+    rate = kk / nn
+    bins = (np.arange(j, j + w) % nb).tolist()
+    region = act & (depth < dmax) & np.isin(abin, bins)
+    t0 = -math.pi + (j + w / 2) / nb * 2 * math.pi
+    octant = tx.octant_of(t0)
+    span = w / nb
+    c.detect(
+        "edge_loc",
+        region,
+        _squash((z - c.th.rim_z) / 3 + 0.3),
+        {"z": z, "fail_rate": rate, "background_rate": bg, "rim_depth": dmax, "arc_fraction": span},
+        f"arc of fails along the {octant.upper()} edge, {dmax:.1f} dies deep over {span * 360:.0f} deg, "
+        f"{rate:.0%} failing against {bg:.0%}",
+        octant,
+    )
 
 
 def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
@@ -868,6 +954,7 @@ def _detect_all(c: _Ctx) -> None:
     _radial(c)
     _scratch(c)
     _blobs(c)
+    _rim_arcs(c)
     _alternatives(c)
     _random_candidate(c)
 
