@@ -375,7 +375,7 @@ def test_short_two_die_wide_diagonal_scratch_is_found_by_the_line_search() -> No
     fail = line | (rng.random(g.n) < 0.03)
     lines = [d for d in _cands(fail, dm) if d.family == "scratch"]
     assert [d.class_id.rsplit("/", 1)[1] for d in lines] == ["d45"]
-    assert (lines[0].region & line).sum() == line.sum() == 17 and lines[0].features["fill"] == 0.68
+    assert (lines[0].region & line).sum() == line.sum() == 17 and lines[0].features["fill"] == 17 / 18
 
 
 def test_rim_scan_finds_a_thin_arc_the_window_search_misses() -> None:

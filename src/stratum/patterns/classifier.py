@@ -544,7 +544,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active
+    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
     fi = np.flatnonzero(act & c.f)
     if len(fi) < 5:
         return False
@@ -556,11 +556,14 @@ def _one_scratch(c: _Ctx) -> bool:
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
     Hp[:, 5 : 5 + nbins] = H
     S = Hp[:, :-2] + Hp[:, 1:-1] + Hp[:, 2:]  # S[:, j + 4] is the sum over bins j-1..j+1
-    contrast = S[:, 4:-4] - 0.5 * (S[:, :-8] + S[:, 8:])
-    # a short line's 3-bin peak is flat over angles: the single-bin contrast breaks the tie
-    sharp = H - 0.5 * (Hp[:, 2 : 2 + nbins] + Hp[:, 8 : 8 + nbins])
+    flank3 = 0.5 * (S[:, :-8] + S[:, 8:])
+    flank1 = 0.5 * (Hp[:, 2 : 2 + nbins] + Hp[:, 8 : 8 + nbins])
+    contrast = np.maximum(S[:, 4:-4] - flank3, H - flank1)
+    # cells ranked by the Poisson z of either window (a chord through a noisy wafer collects many fails: raw
+    # contrasts favour long chords); a short line's 3-bin peak is flat over angles: the 1-bin z breaks ties
+    z1 = (H - flank1) / np.sqrt(flank1 + 1.0)
+    cf = np.maximum((S[:, 4:-4] - flank3) / np.sqrt(flank3 + 3.0), z1) + 0.01 * z1
     # the best cells, each at least 2 angles or 3 rho bins from an earlier one (ties in raster order)
-    cf = contrast + 0.5 * sharp
     order = []
     for _ in range(c.th.scratch_tries):
         top = int(np.argmax(cf))
@@ -593,7 +596,7 @@ def _one_scratch(c: _Ctx) -> bool:
 
 
 def _line_run(c: _Ctx, a: int, rho0: float):
-    act = c.active
+    act = c.active | c.soft
     cs, sn = _COS[a], _SIN[a]
     # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
@@ -617,10 +620,11 @@ def _line_run(c: _Ctx, a: int, rho0: float):
         radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
         if radial.mean() < 0.5:
             return None  # runs along the edge: an edge arc, left to the blob stage
-    core = act & (np.abs(dist) <= 0.6) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    # the dies whose footprint the line crosses; then the row beside it when that fails too (2 dies wide)
+    core = act & (np.abs(dist) <= 0.5) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
     seg = core.copy()
     for side in (1, -1):
-        band2 = act & (side * dist > 0.6) & (side * dist <= 1.4) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
+        band2 = act & (side * dist > 0.5) & (side * dist <= 1.2) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
         if band2.sum() >= 3 and _frac_in(c.f, band2) >= 0.45:
             seg |= band2
     fill = float(_frac_in(c.f, seg))
@@ -736,10 +740,15 @@ def _blobs(c: _Ctx) -> None:
     sizes = np.bincount(dl, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
     sz = sizes.tolist()
-    kfl = np.bincount(dl, weights=c.f, minlength=nlab + 1).tolist()
-    comps = [
-        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
-    ]
+    kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
+    ke = np.bincount(dl, weights=e, minlength=nlab + 1)
+    kfl, comp_e = kf.tolist(), ke.tolist()
+    # the six most significant components (excess fails over their expectation): a thin scratch on a large
+    # map is a small share of its dies but stands out
+    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
+    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
+    zc[0] = -np.inf
+    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
     if not comps:
         return
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
@@ -757,7 +766,6 @@ def _blobs(c: _Ctx) -> None:
     core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
     core_k = np.bincount(cdl, weights=c.f[core_all], minlength=nlab + 1).tolist()
     core_e = np.bincount(cdl, weights=e[core_all], minlength=nlab + 1).tolist()
-    comp_e = np.bincount(dl, weights=e, minlength=nlab + 1).tolist()
     for comp in comps:
         in_core = core_n[comp] >= 3
         nreg = core_n[comp] if in_core else sz[comp]
