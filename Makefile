@@ -12,8 +12,9 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 setup: ## virtualenv at .venv with pinned versions, the stratum CLI and the pinned CDK CLI
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q src
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; else echo "npm not found: skipping the optional CDK CLI"; fi
 	@$(BIN)/stratum --version
 
@@ -47,8 +48,9 @@ fmt:
 synth: ## offline CDK synth into infra/cdk.out
 	cd infra && ../$(BIN)/python app.py
 
-layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker)
-	$(BIN)/python layers/build.py --all
+LAYER_PYTHON ?=
+layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker) with bytecode compiled by a Python 3.12 (python3.12 on PATH, pyenv, or LAYER_PYTHON=path)
+	$(BIN)/python layers/build.py --all $(if $(LAYER_PYTHON),--compile-python $(LAYER_PYTHON))
 
 openapi: ## regenerate openapi.json from the app, then the SDK's models from it
 	$(BIN)/python -m stratum.api.openapi > openapi.json

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from mangum import Mangum
+from stratum.coldstart import loading
 
-from stratum.api.app import create_app
-from stratum.runtime import keep_pandas_out
-from stratum.settings import get_settings
+with loading():  # the init phase's imports without GC passes (stratum.coldstart)
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from mangum import Mangum
+
+    from stratum.api.app import create_app
+    from stratum.runtime import keep_pandas_out
+    from stratum.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -40,8 +43,9 @@ def init() -> None:
     settings = get_settings()
     if settings.warm_up and settings.lambda_initialization_type:
         keep_pandas_out()
-        asgi()
-        _state["mangum"].app.state.runtime.warm_up()
+        with loading():  # numpy, DuckDB and the app's services: loaded once, kept for the container's life
+            asgi()
+            _state["mangum"].app.state.runtime.warm_up()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

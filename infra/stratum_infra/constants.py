@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from stratum.events.eventbridge import SOURCE
 from stratum.events.model import EVENT_KINDS
+from stratum.settings import ExportLimits
 
 # ------------------------------------------------------------------------------------------------ paths
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +218,8 @@ EXPORTS_MAX_CONCURRENCY = 5  # bounded so a burst of exports cannot starve the A
 EXPORTS_MAX_RECEIVE_COUNT = 2
 EXPORTS_EVENT_KINDS = ("export.requested",)
 EXPORTS_PREFIX = "workspaces/*/exports/"  # stratum.lake.layout.export_key
+# export records (DynamoDB TTL) and files (lake bucket lifecycle rule on the objects' lifecycle tag) are kept this
+# long: the setting's documented default, passed to every function so the records' TTL and the rule agree. S3 runs
+# the rule once a day and rounds up to the next midnight UTC, so a file outlives its record by up to ~1 day.
+EXPORTS_RETENTION_DAYS = ExportLimits().retention_days
+EXPORTS_NONCURRENT_DAYS = 1  # the lake bucket is versioned: an expired export's old version goes a day later

@@ -7,8 +7,9 @@ the same bus -> rule -> queue shape as ingest and delivery (one way to redrive a
 requests while the function is at its concurrency bound, and the API only needs ``events:PutEvents``.
 
 Least privilege: read the lake (``workspaces/*``, GetObject + prefix-limited ListBucket), write only the exports
-prefix (``workspaces/*/exports/*``: PutObject, which covers the multipart calls, and AbortMultipartUpload), and
-the metadata table (snapshot resolution, export records).
+prefix (``workspaces/*/exports/*``: PutObject, which covers the multipart calls, PutObjectTagging for the
+lifecycle tag each export file is written with, and AbortMultipartUpload), and the metadata table (snapshot
+resolution, export records).
 """
 
 from __future__ import annotations
@@ -88,7 +89,11 @@ class ExportsConstruct(Construct):
             permissions.objects("ReadLake", storage.lake_bucket, lake, ["s3:GetObject"]),
             permissions.list_prefix("ListLake", storage.lake_bucket, lake),
             permissions.objects(
-                "WriteExports", storage.lake_bucket, C.EXPORTS_PREFIX, ["s3:PutObject", "s3:AbortMultipartUpload"]
+                "WriteExports",
+                storage.lake_bucket,
+                C.EXPORTS_PREFIX,
+                # PutObjectTagging: the lifecycle tag sent with PutObject / CreateMultipartUpload needs it
+                ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"],
             ),
             *permissions.metadata_read_write(storage.table, storage.index_names),
         ):

@@ -128,16 +128,24 @@ class Runtime:
 
     @cached_property
     def engine(self) -> QueryEngine:
-        from stratum.monitors.store import MonitorStore
         from stratum.query.engine import QueryEngine
 
         engine = QueryEngine(self.catalog, self.lake, self.settings, materialize=not self.one_shot)
-        from stratum.patterns.store import PatternStore
-
-        findings = MonitorStore(self.meta)
         limit = self.settings.monitors.sql_findings_max
-        engine.row_sources["monitor_findings"] = lambda ws, lots: findings.finding_rows(ws, lots, limit)
-        engine.row_sources["wafer_pattern_history"] = PatternStore(self.meta).rows
+
+        # their stores are imported by the first query that names them
+        def findings(ws: str, lots: set[str] | None) -> list[tuple]:
+            from stratum.monitors.store import MonitorStore
+
+            return MonitorStore(self.meta).finding_rows(ws, lots, limit)
+
+        def pattern_history(ws: str, lots: set[str] | None) -> list[tuple]:
+            from stratum.patterns.store import PatternStore
+
+            return PatternStore(self.meta).rows(ws, lots)
+
+        engine.row_sources["monitor_findings"] = findings
+        engine.row_sources["wafer_pattern_history"] = pattern_history
         return engine
 
     @cached_property
@@ -336,8 +344,9 @@ class Runtime:
             worker.start()
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
-        import pyarrow  # noqa: F401
 
+        # no pyarrow: only Arrow-format SQL results may use it (their encoder is imported by the first such
+        # request), and the API Lambda's layers (query + web) do not ship it
         import stratum.analytics.capability  # noqa: F401
         import stratum.render.wafermap  # noqa: F401
 

@@ -5,18 +5,34 @@ This is the only module that reads environment variables. Everything else receiv
 container).
 
 Environment variables use the ``STRATUM_`` prefix, e.g. ``STRATUM_DATA_DIR``, ``STRATUM_BACKEND``,
-``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_LIMITS__SQL_PER_MINUTE=30``.
+``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_RATE_LIMITS__SQL_PER_WINDOW=30``, or a JSON object
+for the whole group (``STRATUM_SQL='{"max_rows": 500}'``; single ``__`` variables win over its keys). Names are
+case-insensitive; list values are JSON (``STRATUM_DELIVERY__RETRY_SCHEDULE_SECONDS='[0, 60]'``); a field with
+an alias (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``) is read from that variable only; unknown variables are ignored.
+Values given to ``Settings(...)`` win over the environment. These are the rules pydantic-settings applied
+(``env_prefix="STRATUM_"``, ``env_nested_delimiter="__"``), read by :func:`environment_values` below: its
+import and settings sources were ~10 % of the API's cold start for the ~20 variables we read.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import types
+import typing
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "STRATUM_"
+NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """An environment variable that cannot be read (not JSON where JSON is needed); names the variable."""
 
 
 def default_data_dir() -> Path:
@@ -82,6 +98,10 @@ class SqlLimits(BaseModel):
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
     session_setup_seconds: float = 10.0
+    # Who encodes Arrow IPC (SQL pages with Accept: application/vnd.apache.arrow.stream, format=arrow exports):
+    # "auto" = pyarrow where it is installed (122,880-row batches), else nanoarrow from DuckDB's Arrow C stream
+    # (the AWS functions ship no pyarrow; DuckDB hands that stream out in 1,000,000-row batches).
+    arrow_encoder: Literal["auto", "pyarrow", "nanoarrow"] = "auto"
 
 
 class MonitorSettings(BaseModel):
@@ -105,6 +125,7 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (arrow exports encoded by pyarrow)
     row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
     # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
     # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill
@@ -174,10 +195,14 @@ class PatternSettings(BaseModel):
     severity_med_max: float = 0.50  # med < this <= high
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="STRATUM_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
-    )
+class Settings(BaseModel):
+    """Everything configurable. ``Settings(**values)`` reads the environment for what ``values`` leaves out;
+    ``Settings.model_validate(values)`` does not (``settings_for``)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**_deep_merge(environment_values(type(self), os.environ), values))
 
     backend: Literal["local", "aws"] = "local"
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -186,7 +211,9 @@ class Settings(BaseSettings):
 
     # ingest
     max_upload_bytes: int = 200 * 1024 * 1024
-    chunk_bytes: int = 32 * 1024 * 1024
+    # decompressed STDF bytes parsed per chunk: 4 MiB keeps a chunk's per-record arrays in the CPU caches (8-32 MiB
+    # decode 5-15 % slower) and the reader's memory small; parts, wafers and test state carry across chunks
+    chunk_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     retest_policy: Literal["last", "highest_bin"] = "last"
     accept_truncated: bool = False
     test_key: Literal["number_and_name", "number"] = "number_and_name"
@@ -225,6 +252,63 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_complex(annotation: Any) -> bool:
+    """Values of these fields are JSON in the environment: models, lists, dicts, sets, tuples (also optional)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_complex(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin is not None and origin is not Literal:
+        return origin in (list, dict, set, frozenset, tuple) or (
+            isinstance(origin, type) and issubclass(origin, Mapping)
+        )
+    return _is_model(annotation) or annotation in (list, dict, set, frozenset, tuple)
+
+
+def _value(annotation: Any, raw: str, name: str) -> Any:
+    if not _is_complex(annotation):
+        return raw  # pydantic converts the string (lax mode: "5" -> 5, "false" -> False)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"environment variable {name}: not valid JSON ({exc})") from None
+
+
+def environment_values(cls: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The values of ``cls``'s fields found in ``environ`` (unvalidated; pydantic validates them)."""
+    env = {k.lower(): (k, v) for k, v in environ.items()}
+    values: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        if isinstance(field.validation_alias, str):
+            if field.validation_alias.lower() in env:
+                values[name] = env[field.validation_alias.lower()][1]
+            continue
+        key = f"{ENV_PREFIX}{name}".lower()
+        if key in env:
+            values[name] = _value(field.annotation, env[key][1], env[key][0])
+        if _is_model(field.annotation):
+            model = typing.cast(type[BaseModel], field.annotation)
+            nested = {
+                sub: _value(sub_field.annotation, env[var][1], env[var][0])
+                for sub, sub_field in model.model_fields.items()
+                if (var := f"{key}{NESTED_DELIMITER}{sub}") in env
+            }
+            if nested:
+                whole = values.get(name)
+                values[name] = {**whole, **nested} if isinstance(whole, dict) else nested
+    return values
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in override.items():
+        merged[k] = _deep_merge(merged[k], v) if isinstance(v, Mapping) and isinstance(merged.get(k), dict) else v
+    return merged
 
 
 @lru_cache(maxsize=1)

@@ -155,3 +155,20 @@ def test_deep_queries_are_400_with_the_reason(seeded, query):
 def test_deeper_than_duckdb_parses_is_400(seeded):
     detail = rejected(seeded, "SELECT " + "+".join(["1"] * 5000))
     assert detail.startswith("the query does not parse: Parser Error: Max expression depth limit of 1000 exceeded")
+
+
+def test_the_recorded_catalog_macros_are_the_installed_duckdbs():
+    """The guard takes the catalog-reading macros of the installed DuckDB from a list recorded per version (listing
+    them costs every CLI query tens of milliseconds); the list must be what this DuckDB actually has. On a DuckDB
+    upgrade, add its entry (the guard asks DuckDB at run time for a version it has no entry for)."""
+    import duckdb
+
+    from stratum.query.sql import CATALOG_MACROS, _catalog_macros
+
+    con = duckdb.connect(":memory:")
+    try:
+        live = _catalog_macros(con)
+    finally:
+        con.close()
+    assert duckdb.__version__ in CATALOG_MACROS, f"record CATALOG_MACROS[{duckdb.__version__!r}] = {sorted(live)}"
+    assert CATALOG_MACROS[duckdb.__version__] == live

@@ -1,7 +1,8 @@
 """The drop folder and presigned-upload expiry under a real ``stratum serve`` subprocess (directory + SQLite),
 over real HTTP: a good file moves to processed/, a bad one to failed/ with its error report, a presigned
-upload that never arrives shows ``upload_expired`` on ``GET /v1/jobs/{id}``, and a restart neither creates a
-job nor announces a file again (a copy of an ingested file left in incoming/ is moved, not re-ingested)."""
+upload that never arrives shows ``upload_expired`` on ``GET /v1/jobs/{id}``, an expired export's file is
+deleted (a live one kept), and a restart neither creates a job nor announces a file again (a copy of an
+ingested file left in incoming/ is moved, not re-ingested)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 
 from stratum.auth.keys import KeyService
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
+from stratum.lake.layout import export_key
 from stratum.storage.sqlite import SqliteMetadataStore
 from tests.delivery.test_serve_restart import free_port
 
@@ -114,6 +116,31 @@ def test_drop_folder_moves_files_and_a_restart_announces_nothing(tmp_path: Path)
         assert expired["error"]["code"] == "upload_expired"
         assert expired["error"]["message"].startswith("no file was uploaded before the upload URL expired at ")
         assert len(announced(log)) == 2
+
+        # export files go with their records (exports.retention_days; S3: the lake bucket's lifecycle rule)
+        done = {}
+        for name in ("kept", "expired"):
+            body = {"query": f"SELECT 1 AS {name}", "format": "csv"}
+            export_id = httpx.post(f"{base}/v1/exports", json=body, headers=auth).json()["export_id"]
+            done[name] = wait_for(
+                lambda i=export_id: (r := httpx.get(f"{base}/v1/exports/{i}", headers=auth).json())["status"]
+                == "succeeded"
+                and r,
+                f"export {name}",
+                log,
+            )
+            assert httpx.get(done[name]["download_url"]).text == f"{name}\n1\n"
+        key = {n: export_key("default", d["export_id"], f"{d['export_id']}.csv") for n, d in done.items()}
+        kept, gone = (data / "lake" / key[n] for n in ("kept", "expired"))
+        assert kept.is_file() and gone.is_file()
+        meta = SqliteMetadataStore(data / "stratum.db")  # what retention_days later looks like: the record expired
+        item = meta.get("WS#default#EXPORT", done["expired"]["export_id"])
+        meta.put(item.pk, item.sk, item.data, ttl=int(time.time()) - 1)
+        meta.close()
+        wait_for(lambda: not gone.exists(), "the expired export's file to be deleted", log)
+        assert f"[exports] {key['expired']}: its export expired; deleted" in log.read_text().splitlines()
+        time.sleep(1)  # two more sweeps
+        assert kept.is_file()
     finally:
         stop(proc)
 

@@ -79,6 +79,9 @@ def test_export_runs_uploads_and_is_idempotent(deployed):
     assert keys == [key]
     data = s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()
     assert len(data) == done["bytes"]
+    # the lake bucket's lifecycle rule expires objects by this tag (infra: StorageConstruct.export_expiry)
+    tags = s3.get_object_tagging(Bucket=stack.lake_bucket, Key=key)["TagSet"]
+    assert tags == [{"Key": "stratum-lifecycle", "Value": "export"}]
     assert pq.read_metadata(io.BytesIO(data)).num_rows == n
     con = duckdb.connect()
     con.register("t", pq.read_table(io.BytesIO(data)))
@@ -107,3 +110,107 @@ def test_unknown_export_and_broken_records(deployed):
     ev = event_for("exp_x")
     ev["Records"][0]["body"] = "not json"
     assert fn.handler(ev, FakeContext()) == {"batchItemFailures": [{"itemIdentifier": ev["Records"][0]["messageId"]}]}
+
+
+# What the exports and API functions have on AWS: their layers ship DuckDB and nanoarrow but no pyarrow
+# (layers/layers.json), so the Arrow paths run in a child process whose imports of pyarrow (and pandas, which
+# would pull it in) fail as where they are not installed (sql.arrow_encoder "auto" picks nanoarrow).
+NO_PYARROW = r"""
+import importlib.util, json, sys
+from dataclasses import dataclass
+
+for name in ("pyarrow", "pandas"):  # not installed: find_spec gives None, import raises ImportError
+    sys.modules[name] = None
+
+@dataclass
+class Ctx:
+    function_name: str = "stratum"
+    memory_limit_in_mb: int = 4096
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:stratum"
+    aws_request_id: str = "6f1d8a3e-1c2b-4d5e-8f90-a1b2c3d4e5f6"
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"fn_{name}", f"{sys.argv[1]}/functions/{name}/handler.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+calls = json.load(sys.stdin)
+out = {"exports": load("exports").handler(calls["exports"], Ctx())}
+api = load("api").handler(calls["sql"], Ctx())
+out["sql"] = {k: api[k] for k in ("statusCode", "body", "isBase64Encoded")}
+out["sql"]["headers"] = {k.lower(): v for k, v in api["headers"].items()}
+out["pyarrow_loaded"] = any(m.split(".")[0] == "pyarrow" and v is not None for m, v in sys.modules.items())
+print(json.dumps(out))
+"""
+
+
+def sql_event(token: str, body: dict) -> dict:
+    ev = json.loads((ROOT / "events" / "api" / "get_lots.json").read_text())
+    ev.update(
+        path="/v1/sql",
+        httpMethod="POST",
+        body=json.dumps(body),
+        queryStringParameters=None,
+        multiValueQueryStringParameters=None,
+        pathParameters={"proxy": "v1/sql"},
+    )
+    ev["requestContext"].update(path="/prod/v1/sql", httpMethod="POST")
+    headers = {"Accept": "application/vnd.apache.arrow.stream", "Content-Type": "application/json"}
+    headers["Authorization"] = f"Bearer {token}"
+    ev["headers"].update(headers)
+    ev["multiValueHeaders"].update({k: [v] for k, v in headers.items()})
+    return ev
+
+
+def test_arrow_export_and_sql_arrow_page_without_pyarrow(deployed):
+    import base64
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    stack, rt, fn, s3 = deployed
+    q = "SELECT * FROM results ORDER BY part_id, test_num"
+    with rt.engine.session("default") as ses:
+        ((n, h),) = ses.rows(CHECKSUM.format(q=q))
+        page = [list(r) for r in ses.rows(f"{q} LIMIT 7 OFFSET 3")]
+    rec = rt.exports.create("default", fmt="arrow", query=q)
+    token = rt.keys.create("default", ["full"], "arrow-test")[0]
+    first = rt.sql.run("default", q, limit=3)  # the Arrow page asked for is the one after these 3 rows
+    calls = {
+        "exports": event_for(rec["export_id"]),
+        "sql": sql_event(token, {"query": q, "limit": 7, "cursor": first.next_cursor}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_PYARROW, str(ROOT)],
+        input=json.dumps(calls),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["pyarrow_loaded"] is False
+    assert out["exports"] == {"batchItemFailures": []}
+
+    done = rt.exports.get("default", rec["export_id"])
+    assert done["status"] == "succeeded" and done["rows"] == n > 100
+    assert done["key"] == f"workspaces/default/exports/{rec['export_id']}/{rec['export_id']}.arrow"
+    data = s3.get_object(Bucket=stack.lake_bucket, Key=done["key"])["Body"].read()
+    assert len(data) == done["bytes"] and data[:6] == data[-6:] == b"ARROW1"
+    tags = s3.get_object_tagging(Bucket=stack.lake_bucket, Key=done["key"])["TagSet"]
+    assert tags == [{"Key": "stratum-lifecycle", "Value": "export"}]
+    t = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    t.validate(full=True)
+    con = duckdb.connect()
+    con.register("t", t)
+    assert list(con.execute(CHECKSUM.format(q="SELECT * FROM t")).fetchone()) == [n, h]
+
+    sql = out["sql"]
+    assert sql["statusCode"] == 200 and sql["isBase64Encoded"] is True
+    assert sql["headers"]["content-type"] == "application/vnd.apache.arrow.stream"
+    assert sql["headers"]["x-row-count"] == "7" and sql["headers"]["x-truncated"] == "false"
+    assert "x-next-cursor" in sql["headers"]
+    got = pa.ipc.open_stream(base64.b64decode(sql["body"])).read_all()
+    assert [list(r.values()) for r in got.to_pylist()] == page

@@ -70,6 +70,9 @@ def test_job_lifecycle_and_record(base):
     assert job.rows["parts"] == job.parts and job.rows["results"] > 0
     assert job.sha256 and len(job.sha256) == 64
     assert job.timings["total_s"] >= job.timings["parse_write_s"] > 0
+    stages = ("inflate_cpu_s", "walk_cpu_s", "decode_cpu_s", "arrow_cpu_s", "encode_cpu_s")
+    assert set(job.timings) == {"parse_write_s", "finish_s", "publish_s", "total_s", *stages}
+    assert all(job.timings[k] >= 0 for k in stages)
     assert job.snapshot and job.snapshot[0].job_id == job.job_id
     listed, _ = rt.catalog.list_jobs("default")
     assert [j.job_id for j in listed] == [job.job_id]

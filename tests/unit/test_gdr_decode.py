@@ -109,3 +109,27 @@ def test_random_records_decode_as_the_general_decoder(be: bool) -> None:
         items = [rnd.choice(EVERY_TYPE) for _ in range(rnd.randrange(0, 60))]
         body = _body(items, be)
         assert _fast(body, be) == _general(body, be)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["advantest_93k_ft_be.stdf", "teradyne_a530_ws_be_lot3.stdf.gz", "libstdf_all_records_v4_2007.stdf"],
+)
+def test_corpus_gdrs_decode_as_the_general_decoder(name: str) -> None:
+    import gzip
+
+    from tests.conftest import corpus_file
+
+    p = corpus_file(name)
+    data = (gzip.open if name.endswith(".gz") else open)(p, "rb").read()
+    be = data[4] == 1  # FAR CPU_TYPE: 1 = big-endian
+    header = struct.Struct(">HBB" if be else "<HBB")
+    pos, n = 0, 0
+    while pos + 4 <= len(data):
+        length, typ, sub = header.unpack_from(data, pos)
+        if (typ, sub) == (50, 10):
+            body = data[pos + 4 : pos + 4 + length]
+            assert _fast(body, be) == _general(body, be), pos
+            n += 1
+        pos += 4 + length
+    assert n == {"advantest_93k_ft_be.stdf": 9, "teradyne_a530_ws_be_lot3.stdf.gz": 810}.get(name, 1)

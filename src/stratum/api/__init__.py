@@ -1,5 +1,8 @@
 """The HTTP API (FastAPI): one app for uvicorn locally and Mangum on Lambda."""
 
-from ._fastapi import install as _install_fastapi_compat
+from stratum.coldstart import loading
 
-_install_fastapi_compat()  # before any route is declared
+with loading():  # FastAPI, Starlette and pydantic load without GC passes (stratum.coldstart)
+    from ._fastapi import install as _install_fastapi_compat
+
+    _install_fastapi_compat()  # before any route is declared

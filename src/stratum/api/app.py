@@ -10,17 +10,20 @@ import re
 import time
 from functools import lru_cache
 
-from fastapi import FastAPI, Request
+from stratum.coldstart import loading
 
-from stratum import __version__
-from stratum.ids import ulid
-from stratum.runtime import Runtime
-from stratum.settings import Settings, get_settings
+with loading():  # the routes, models and services load without GC passes (stratum.coldstart)
+    from fastapi import FastAPI, Request
 
-from . import docs_ui, problems
-from .gate import Gate
-from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
-from .schemas import Problem
+    from stratum import __version__
+    from stratum.ids import ulid
+    from stratum.runtime import Runtime
+    from stratum.settings import Settings, get_settings
+
+    from . import docs_ui, problems
+    from .gate import Gate
+    from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
+    from .schemas import Problem
 
 log = logging.getLogger("stratum.api")
 # a caller's X-Request-Id is echoed when it looks like an id; otherwise the server makes one

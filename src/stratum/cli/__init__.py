@@ -14,6 +14,7 @@ builds the parser and runs a command.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -118,6 +119,13 @@ def _run(argv: Sequence[str] | None) -> int:
     from stratum.runtime import keep_pandas_out
 
     keep_pandas_out()
+    preload = getattr(args, "preload", ())
+    if preload:  # the command's libraries load without the cyclic GC's passes (stratum.coldstart), its work with
+        from stratum.coldstart import loading
+
+        with loading():
+            for name in preload:
+                importlib.import_module(name)
     try:
         return args.fn(args)
     except StratumError as exc:

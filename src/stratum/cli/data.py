@@ -331,6 +331,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def register(add) -> None:
     sp = add("ingest", cmd_ingest, "convert STDF files (plain, .gz, .bz2, .zip) into the local lake")
+    sp.set_defaults(preload=("stratum.runtime", "stratum.ingest.service", "stratum.lake.writer"))
     sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     sp.add_argument(
@@ -342,6 +343,7 @@ def register(add) -> None:
     sp.add_argument("--test-key", choices=["number_and_name", "number"], help="test identity key")
 
     sp = add("sql", cmd_sql, "run a read-only SQL query over the lake")
+    sp.set_defaults(preload=("stratum.runtime", "stratum.query.sql"))
     sp.add_argument("query", help="a SELECT (or EXPLAIN) statement; '-' reads it from stdin")
     sp.add_argument("--format", choices=["json", "csv", "table"], default="table", help="output format")
     sp.add_argument("--lot", help="scope the tables to one lot")

@@ -127,24 +127,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for job in rt.ingest.reclaim(rt.catalog.list_workspaces()):
         print(f"[recovery] job {job.job_id} ({job.file_name}): {job.error.message if job.error else job.status}")
 
-    def expire_uploads(orphans_before: datetime | None = None) -> None:
+    def housekeeping(orphans_before: datetime | None = None, exports: bool = True) -> None:
         for job_ids in rt.uploads.sweep(orphans_before=orphans_before).values():
             for job_id in job_ids:
                 print(f"[uploads] job {job_id}: its upload never arrived; failed", flush=True)
+        # an export's file goes with its record, exports.retention_days after it ended (S3: lifecycle rule)
+        for key in rt.exports.sweep(rt.catalog.list_workspaces()) if exports else ():
+            print(f"[exports] {key}: its export expired; deleted", flush=True)
 
-    expire_uploads(orphans_before=datetime.now(UTC))
+    housekeeping(orphans_before=datetime.now(UTC), exports=False)  # exports: from the loop (no DuckDB import now)
 
     def report(job) -> None:
         detail = job.error.message if job.error else f"lot {job.lot_id}"
         moved = f" -> {job.source.archived_key}" if job.source.archived_key else ""
         print(f"[drop folder] {job.status}: {job.file_name} ({detail}){moved}", flush=True)
 
-    # the loop also sweeps expired presigned uploads, so it runs with --no-watch too (without scanning)
+    # the loop also sweeps expired presigned uploads and export files, so it runs with --no-watch too (no scan)
     watcher = DropWatcher(
         rt.drop_processor,
         interval=args.interval,
         on_job=report,
-        housekeeping=expire_uploads,
+        housekeeping=housekeeping,
         housekeeping_every=rt.settings.input_limits.presign_sweep_seconds,
         scan=not args.no_watch,
     )

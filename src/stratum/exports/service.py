@@ -6,8 +6,8 @@ DuckDB writes Parquet and CSV itself: the service wraps the already-checked quer
 (``QueryEngine.export_session``) with the same views and guardrails as SQL's plus that one directory as the
 only writable place. DuckDB's writer streams (a row group per thread at a time, spilling under
 ``memory_limit``), so memory stays bounded whatever the size; the file is then uploaded (multipart on S3).
-Arrow IPC files are written from DuckDB's Arrow C stream by nanoarrow, a record batch at a time (no pyarrow:
-``stratum.query.arrow_ipc``). The query
+Arrow IPC files are written from DuckDB's Arrow batches by pyarrow (``batch_rows`` at a time), or where pyarrow is
+missing (the AWS functions) from DuckDB's Arrow C stream by nanoarrow (``stratum.query.arrow_ipc``). The query
 passes the same checks as ``POST /v1/sql`` (``stratum.query.sql.check_query``; the guard still refuses COPY
 and every file function in user SQL), so an export sees exactly what SQL sees. An export is a record in the
 metadata store (``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``,
@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +47,7 @@ from stratum.query.sql import check_query, memory_exceeded
 from stratum.query.views import sql_literal
 from stratum.settings import Settings
 from stratum.storage.metadata import ABSENT, MetadataStore
-from stratum.storage.objectstore import ObjectStore
+from stratum.storage.objectstore import EXPORT_LIFECYCLE, ObjectStore
 
 from .formats import FORMATS, Format
 
@@ -182,7 +182,7 @@ class ExportService:
             # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
             desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
             if fmt == "arrow":
-                rows = _write_arrow(ses, query, path)
+                rows = _write_arrow(ses, query, path, self.settings.sql.arrow_encoder, limits.batch_rows)
             else:
                 src = _exact_parquet(query, desc) if fmt == "parquet" else query
                 copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
@@ -356,7 +356,8 @@ class ExportService:
         scope = Scope(lot_id=ctx["lot_id"], snapshot_job_id=ctx["snapshot_job_id"], wafer_ids=ctx["wafer_ids"])
         try:
             with self.produce(ws, rec["query"], scope, rec["format"]) as (path, stats):
-                self.lake.put_file(key, str(path))  # streamed; multipart on S3
+                # streamed (multipart on S3); tagged for the bucket's expiry rule (the local sweep: ``sweep``)
+                self.lake.put_file(key, str(path), lifecycle=EXPORT_LIFECYCLE)
         except StratumError as exc:
             rec.update(status="failed", finished_at=_now(), error={"code": exc.code, "message": exc.detail})
         except Exception:
@@ -378,6 +379,23 @@ class ExportService:
             )
         self._save(rec)
         return rec
+
+    def sweep(self, workspaces: Iterable[str]) -> list[str]:
+        """Delete the files of exports whose record has expired (``exports.retention_days`` after the export
+        ended): on S3 the bucket's lifecycle rule does this; a local directory has no expiry, so ``stratum serve``
+        runs this periodically. Returns the deleted keys."""
+        deleted: list[str] = []
+        for ws in workspaces:
+            prefix = layout.exports_prefix(ws)
+            alive: dict[str, bool] = {}
+            for info in list(self.lake.list(prefix)):
+                export_id = info.key[len(prefix) :].split("/", 1)[0]
+                if export_id not in alive:
+                    alive[export_id] = self.meta.get(self._pk(ws), export_id) is not None
+                if not alive[export_id]:
+                    self.lake.delete(info.key)
+                    deleted.append(info.key)
+        return deleted
 
     # -- downloads ----------------------------------------------------------------------------------
     def download_url(self, ws: str, rec: dict[str, Any], base_url: str) -> tuple[str, str]:
@@ -429,7 +447,18 @@ def _copy_options(fmt: str, limits: Any) -> str:
     return "FORMAT csv, HEADER true"
 
 
-def _write_arrow(ses: Session, query: str, path: Path) -> int:
-    """Arrow IPC file from DuckDB's Arrow C stream (DuckDB has no Arrow COPY), a record batch at a time, without
-    pyarrow (``stratum.query.arrow_ipc``: the AWS functions ship none)."""
-    return arrow_ipc.write_file(ses.relation(query), path)
+def _write_arrow(ses: Session, query: str, path: Path, encoder: str, batch_rows: int) -> int:
+    """Arrow IPC file (DuckDB has no Arrow COPY): DuckDB's Arrow batches into pyarrow's writer, ``batch_rows`` at a
+    time; where pyarrow is missing (the AWS functions), DuckDB's Arrow C stream encoded by nanoarrow."""
+    if not arrow_ipc.use_pyarrow(encoder):
+        return arrow_ipc.write_file(ses.relation(query), path)
+    import pyarrow as pa
+
+    rows = 0
+    reader = ses.execute(query).to_arrow_reader(batch_rows)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    return rows

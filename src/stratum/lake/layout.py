@@ -68,5 +68,9 @@ def stats_key(ws: str, lot_id: str, snapshot_job_id: str, policy: str, version: 
     )
 
 
+def exports_prefix(ws: str) -> str:
+    return f"{workspace_root(ws)}exports/"
+
+
 def export_key(ws: str, export_id: str, filename: str) -> str:
-    return f"{workspace_root(ws)}exports/{export_id}/{filename}"
+    return f"{exports_prefix(ws)}{export_id}/{filename}"

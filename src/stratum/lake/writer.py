@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +221,8 @@ class LakeWriter:
         self._outs: dict[str, _Out] = {}
         self._schemas = {t: stored_schema(t) for t in TABLES}
         self._error: BaseException | None = None
+        # CPU seconds per stage: reader columns -> Arrow arrays, Arrow -> encoded, compressed Parquet
+        self.cpu_s = {"arrow": 0.0, "encode": 0.0}
         self._q: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         if background:
@@ -254,6 +257,13 @@ class LakeWriter:
             self._add(table, self._batch(table, cols, n))
 
     def _batch(self, table: str, cols: dict[str, Any], n: int) -> pa.RecordBatch:
+        c0 = time.thread_time()
+        try:
+            return self._arrow(table, cols, n)
+        finally:
+            self.cpu_s["arrow"] += time.thread_time() - c0
+
+    def _arrow(self, table: str, cols: dict[str, Any], n: int) -> pa.RecordBatch:
         schema = self._schemas[table]
         arrays = []
         for f in schema:
@@ -281,6 +291,13 @@ class LakeWriter:
         self._write(table, pa.Table.from_batches(batches, schema=self._schemas[table]))
 
     def _write(self, table: str, t: pa.Table) -> None:
+        c0 = time.thread_time()
+        try:
+            self._encode(table, t)
+        finally:
+            self.cpu_s["encode"] += time.thread_time() - c0
+
+    def _encode(self, table: str, t: pa.Table) -> None:
         out = self._outs.get(table)
         if out is None:
             key = layout.data_key(self.workspace, table, self.lot_id, self.job_id)
@@ -333,6 +350,7 @@ class LakeWriter:
                 self._flush(table)
         self._drain()
         manifest = Manifest(self.workspace, self.lot_id, self.job_id)
+        c0 = time.thread_time()
         try:
             for table, out in self._outs.items():
                 out.writer.close()
@@ -341,6 +359,7 @@ class LakeWriter:
         except BaseException:
             self.abort()
             raise
+        self.cpu_s["encode"] += time.thread_time() - c0
         self._outs = {}
         return manifest
 

@@ -31,10 +31,10 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, runs_longest
+from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,15 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+def _nz(a: NDArray) -> NDArray[np.intp]:
+    """``np.flatnonzero`` of a 1-d array, without its wrappers."""
+    return a.nonzero()[0]
+
+
 def _median(a) -> float:
     """np.median without its Python-level overhead (hot loops on small arrays)."""
-    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    v = np.array(a, dtype=np.float64).ravel()  # a copy, sorted in place: np.sort's result
+    v.sort()
     n = len(v)
     return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
 
@@ -109,18 +115,22 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
 def _quantile(a: NDArray, q: float) -> float:
     """``np.quantile(a, q)`` (linear method, the same bits) for a 1-d array without NaN, without its
     Python-level overhead."""
-    return _lerp_at(np.sort(np.asarray(a, dtype=np.float64)), q)
+    v = np.array(a, dtype=np.float64)
+    v.sort()
+    return _lerp_at(v, q)
 
 
 def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
-    v = np.sort(np.asarray(a, dtype=np.float64))
+    v = np.array(a, dtype=np.float64)
+    v.sort()
     return _lerp_at(v, q0), _lerp_at(v, q1)
 
 
 def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
     """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
-    X = np.vstack([xs, ys]).astype(np.float64, copy=False)
-    X -= X.mean(axis=1)[:, None]
+    X = np.empty((2, len(xs)))
+    X[0], X[1] = xs, ys
+    X -= (X.sum(axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
     cv = np.dot(X, X.T.conj())
     cv *= np.true_divide(1, X.shape[1] - 1)
     return cv
@@ -150,7 +160,7 @@ class _Ctx:
         self.th = th
         self.g: Geometry = geometry(dm)
         self.f = np.asarray(dm.fail, dtype=bool)
-        self.fail_ratio = float(self.f.mean())
+        self.fail_ratio = float(_frac(self.f))  # f.mean(), the same bits
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         # dies a radial pattern explained: local patterns are still looked for there, above its level
@@ -167,8 +177,8 @@ class _Ctx:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
         (``soft``: a radial pattern's, which the local detectors still search against its level)."""
         if margin:
-            grown = box_sum(self.raster(region), 2 * margin + 1) > 0
-            region = region | grown[self.g.iy, self.g.ix]
+            grown = dilate(self.raster(region), margin)
+            region = region | grown.reshape(-1)[self.g.flat]
         if soft:
             self.soft |= region & self.active
         else:
@@ -176,19 +186,24 @@ class _Ctx:
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
-        a = np.zeros(self.g.shape, dtype=vals.dtype)
-        a[self.g.iy, self.g.ix] = vals
-        return a
+        a = np.zeros(self.g.shape[0] * self.g.shape[1], dtype=vals.dtype)
+        a[self.g.flat] = vals
+        return a.reshape(self.g.shape)
 
-    def detect(self, family, region, score, feats, summary, refinement=None) -> Detection:
-        g = self.g
-        dens = float(_frac_in(self.f, region)) if region.any() else 0.0
+    def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
+        """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
+        n = int(np.count_nonzero(region))
+        dens = int(np.count_nonzero(self.f & region)) / n if n else 0.0
+        return dens, np.bincount(self.g.third[region], minlength=3) / max(n, 1) if thirds else None
+
+    def detect(self, family, region, score, feats, summary, refinement=None, stats=None) -> Detection:
+        dens, counts = stats or self.region_stats(region, family not in tx.WHOLE_WAFER)
         if family in tx.WHOLE_WAFER:
             loc = "global"
             if family not in tx.OWN_REGION:
                 dens = float(self.fail_ratio)
         else:
-            counts = np.bincount(g.third[region], minlength=3) / max(int(region.sum()), 1)
+            assert counts is not None
             loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
             locs = tx.REACHABLE[family][0]
             if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
@@ -206,12 +221,24 @@ class _Ctx:
 # --------------------------------------------------------------------------------------------------
 
 
+def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """``np.unique(s, return_inverse=True)`` by counting when the values span a small range."""
+    if not len(s):
+        return s, np.zeros(0, dtype=np.intp)
+    lo = int(s.min())
+    span = int(s.max()) - lo + 1
+    if span > 4096:
+        return np.unique(s, return_inverse=True)
+    present = np.bincount(s - lo, minlength=span) > 0
+    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
+
+
 def _site(c: _Ctx) -> Detection | None:
     site = c.dm.site
     if site is None:
         return None
     act = c.active
-    codes, inv = np.unique(np.asarray(site)[act], return_inverse=True)
+    codes, inv = _codes(np.asarray(site)[act])
     if len(codes) < 2:
         return None
     ns = np.bincount(inv)
@@ -222,14 +249,15 @@ def _site(c: _Ctx) -> Detection | None:
     rest = (ks.sum() - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
     z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
-    others = np.delete(rates, b)
+    others = rates.copy()
+    others[b] = -np.inf  # the other sites (rates >= 0)
     second = float(others.max())
     gap = rates[b] - second
-    if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
+    if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
-    region[np.flatnonzero(act)[inv == b]] = True
-    m = min((z - 6) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
+    region[_nz(act)[inv == b]] = True
+    m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
         region,
@@ -270,7 +298,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     cell = (iy % L) * L + (ix % L)
     hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
-    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
     r_all = ko_all / np.maximum(no_all, 1)
     srt = r_all[np.lexsort((r_all, _PAIR_ID))]
@@ -287,7 +315,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
-    if z < 6:
+    if z < 5:
         return None
     top = float(rates.max())
     base = float(_median(rates))
@@ -295,7 +323,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if hot.sum() > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     on = hot[off]
     quad = (c.g.u[idx] >= 0).astype(int) + 2 * (c.g.v[idx] >= 0)
     qn = np.bincount(quad[on], minlength=4)
@@ -303,11 +331,23 @@ def _reticle(c: _Ctx) -> Detection | None:
     qr = qk / np.maximum(qn, 1)
     hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
     spread = float(qr.min() / max(hot_rate, 1e-9))
-    if spread < 0.45:
+    # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
+    short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
+    if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
+    # ... and over many rows and columns: fails piled on one or two lines are a stripe
+    fo = on & f
+    nfo = int(fo.sum())
+    for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
+        if not nfo:
+            break
+        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
+        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+            return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
-    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
+    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
     d = c.detect(
         "reticle_repeat",
         region,
@@ -328,34 +368,35 @@ def _reticle(c: _Ctx) -> Detection | None:
     return d
 
 
-def _stripes(c: _Ctx, axis: int) -> None:
-    """axis 1: rows (row_stripe); axis 0: columns (column_stripe)."""
-    V = c.raster(c.active)
-    F = c.raster(c.f & c.active)
+def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None) -> tuple[NDArray, NDArray] | None:
+    """axis 1: rows (row_stripe); axis 0: columns (column_stripe). Returns the active and failing rasters
+    it used when it left the active dies as they were (``rasters`` for the next call), else None."""
+    V, F = rasters or (c.raster(c.active), c.raster(c.f & c.active))
+    out = V, F
     if axis == 0:
         V, F = V.T, F.T
     h, w = V.shape
     if h < 10:
-        return
+        return out
     D = 4
-    Vp = np.zeros((h + 2 * D, w), dtype=V.dtype)
-    Vp[D : D + h] = V
-    Fp = np.zeros((h + 2 * D, w), dtype=F.dtype)
-    Fp[D : D + h] = F
     n_row = V.sum(1)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
+    # each line against the lines D before and D after it (none beyond the map): dies present in both
+    pad = np.zeros(D, dtype=np.int64)
+    vv = (V[:-D] & V[D:]).sum(1)
     sides = []
-    for s in (-D, D):
-        vv = Vp[D + s : D + s + h] & V
-        ff = Fp[D + s : D + s + h] & V
-        sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
+    for vv_s, ff_s in (
+        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
+        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
+    ):
+        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
     if not seed.any():
-        return
+        return out
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -363,11 +404,15 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    seed &= qmin >= 0.35 * rate
+    # ... or no quarter falls short of the line's rate by more than chance explains (short chords)
+    rr = rate[:, None]
+    short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
+    even = (short.max(1) < 2.3) & (qk.min(1) > 0)
+    seed &= (qmin >= 0.35 * rate) | even
     if not seed.any():
-        return
+        return out
     base = float(_median(rate[n_row >= 3]))
-    grow = (rate >= base + 0.2) & (qmin >= 0.3 * rate) & (n_row >= 3)
+    grow = (rate >= base + 0.2) & ((qmin >= 0.3 * rate) | even) & (n_row >= 3)
     sel = seed.copy()
     for _ in range(6):
         nb = np.zeros_like(sel)
@@ -378,8 +423,8 @@ def _stripes(c: _Ctx, axis: int) -> None:
             break
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
-        return  # a gross region, not stripes
-    line = np.flatnonzero(sel)
+        return out  # a gross region, not stripes
+    line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
     on_line[line] = True
@@ -401,38 +446,41 @@ def _stripes(c: _Ctx, axis: int) -> None:
         f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
     )
     c.explain(d.region, 1)
+    return None
 
 
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    na = int(act.sum())
+    ia = _nz(act)
+    na = len(ia)
     if na < 40:
         return
     nb = min(max(na // 80, 6), 20)
     ns = 8
-    rmax = float(g.r[act].max())
-    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    ra = g.r[ia]
+    rmax = float(ra.max())
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
     cell = band * ns + sec
-    fa = c.f[act]
+    fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
-    srt = np.sort(cr, axis=1)
-    bg = _quantile(cr[cn > 0], 0.25)
+    seen = cn > 0
+    bg = _quantile(cr[seen], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
-    bg = max(bg, float(_median(brate)) if nb >= 8 else bg)
+    bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
-    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
+    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
     outer = np.arange(nb) >= nb - 2
     ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
@@ -443,6 +491,7 @@ def _radial(c: _Ctx) -> None:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
         if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
@@ -467,8 +516,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = np.flatnonzero(ring)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    idx = _nz(ring)
+    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
     for run in runs:
         b0, b1 = int(run[0]), int(run[-1])
         if b0 == 0 and b1 == nb - 1:
@@ -488,6 +537,11 @@ def _radial(c: _Ctx) -> None:
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
+        # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
+        if b1 < nb - 1:
+            r_out = _step(c, r_out, float(edges[b1 + 1] - edges[b1]), inside_below=True)
+        if r_in > 0.0:
+            r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if region.any() else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
@@ -511,6 +565,43 @@ def _radial(c: _Ctx) -> None:
         c.explain(d.region, 1, soft=True)
 
 
+def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
+    """The radius near ``r0`` (within one band ``width``, at least two dies) where a two-level step fits the
+    active dies' fails best (maximum Bernoulli likelihood); the pattern lies below it when ``inside_below``.
+    ``r0`` itself when the window is too thin or the step does not keep the pattern side the hotter one."""
+    w = max(width, 2.0 / c.g.rx)
+    act = c.active
+    rr = c.g.r
+    win = act & (rr >= r0 - w) & (rr < r0 + w)
+    n = int(win.sum())
+    if n < 12:
+        return r0
+    order = np.argsort(rr[win], kind="stable")
+    rs = rr[win][order]
+    fs = c.f[win][order].astype(np.float64)
+    ck = np.cumsum(fs)
+    k_all = float(ck[-1])
+    i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
+    i = i[rs[i] > rs[i - 1]]  # only between distinct radii
+    if not len(i):
+        return r0
+    kb = ck[i - 1]
+    nb_, na_ = i.astype(np.float64), (n - i).astype(np.float64)
+    ka = k_all - kb
+
+    def ll(k, m):
+        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        return k * np.log(p) + (m - k) * np.log(1 - p)
+
+    tot = ll(kb, nb_) + ll(ka, na_)
+    hot_below = kb / nb_ > ka / na_
+    tot = np.where(hot_below == inside_below, tot, -np.inf)
+    j = int(np.argmax(tot))
+    if not np.isfinite(tot[j]):
+        return r0
+    return float((rs[i[j] - 1] + rs[i[j]]) / 2)
+
+
 def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     """Inner radius of a ring whose hole is smaller than the innermost radial band (0.0: no hole)."""
     act = c.active
@@ -526,9 +617,9 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
     if not ok.any():
         return 0.0
-    j = int(np.flatnonzero(ok)[-1])
+    j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
-    above = np.flatnonzero(rate_next >= mid)
+    above = _nz(rate_next >= mid)
     j2 = j + 1 + (int(above[0]) if len(above) else 0)
     return float(j2 * step)
 
@@ -545,13 +636,14 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 def _one_scratch(c: _Ctx) -> bool:
     act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
-    fi = np.flatnonzero(act & c.f)
+    fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
-    rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
     nbins = 2 * off + 1
-    H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
+    # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
+    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
     Hp[:, 5 : 5 + nbins] = H
@@ -596,47 +688,55 @@ def _one_scratch(c: _Ctx) -> bool:
 
 
 def _line_run(c: _Ctx, a: int, rho0: float):
-    act = c.active | c.soft
     cs, sn = _COS[a], _SIN[a]
     # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
     dist = (c.xd * cs + c.yd * sn - rho0) / across
-    near0 = act & c.f & (np.abs(dist) <= 1.0)
+    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
+    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
+    dist, f = dist[sub], c.f[sub]
+    near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
         dist = dist - float(_median(dist[near0]))
-    t = -c.xd * sn + c.yd * cs
-    on = act & (np.abs(dist) <= 1.0)
-    hit = on & c.f
+    t = -c.xd[sub] * sn + c.yd[sub] * cs
+    adist = np.abs(dist)
+    on = adist <= 1.0
+    hit = on & f
     t0, t1, cnt = runs_longest(t, hit, 3.2)
     min_len = max(5.5, 0.08 * c.dia)
     if t1 - t0 < min_len or cnt < 5:
         return None
-    near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
-    if np.count_nonzero(near) >= 3 and np.count_nonzero(near & (np.abs(dist) <= 1.0)) < 0.7 * np.count_nonzero(near):
+    inside = (t >= t0) & (t <= t1)
+    near = f & (adist <= 4.0) & inside
+    if np.count_nonzero(near) >= 3 and np.count_nonzero(near & on) < 0.7 * np.count_nonzero(near):
         return None  # a blob (its fails spread across the line), not a line
-    if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
-        mid = hit & (t >= t0) & (t <= t1)
-        radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
-        if radial.mean() < 0.5:
+    mid = hit & inside
+    r_mid = c.g.r[sub[mid]]
+    if _frac(r_mid > 0.85) >= 0.7:
+        radial = np.abs(c.g.u[sub[mid]] * -sn + c.g.v[sub[mid]] * cs) / np.maximum(r_mid, 1e-9)
+        if float(radial.sum()) / len(radial) < 0.5:  # the mean, the same bits
             return None  # runs along the edge: an edge arc, left to the blob stage
     # the dies whose footprint the line crosses; then the row beside it when that fails too (2 dies wide)
-    core = act & (np.abs(dist) <= 0.5) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
-    seg = core.copy()
+    along = (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    seg = (adist <= 0.5) & along
     for side in (1, -1):
-        band2 = act & (side * dist > 0.5) & (side * dist <= 1.2) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
-        if band2.sum() >= 3 and _frac_in(c.f, band2) >= 0.45:
+        band2 = (side * dist > 0.5) & (side * dist <= 1.2) & along
+        if np.count_nonzero(band2) >= 3 and _frac_in(f, band2) >= 0.45:
             seg |= band2
-    fill = float(_frac_in(c.f, seg))
-    fl = act & (np.abs(dist) >= 2.0) & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    fill = float(_frac_in(f, seg))
+    fl = (adist >= 2.0) & (adist <= 4.0) & inside
     fl_a = fl & (dist > 0)
     fl_b = fl & (dist < 0)
-    if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
+    nseg = np.count_nonzero(seg)
+    if np.count_nonzero(fl_a) < 0.3 * nseg or np.count_nonzero(fl_b) < 0.3 * nseg:
         return None
-    ffill = float(max(_frac_in(c.f, fl_a), _frac_in(c.f, fl_b)))
+    ffill = float(max(_frac_in(f, fl_a), _frac_in(f, fl_b)))
     if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
         return None
-    region = seg
+    region = np.zeros(c.n, dtype=bool)
+    region[sub[seg]] = True
     ang = (_ANG[a] + math.pi / 2) % math.pi
     feats = {"length": t1 - t0, "fill": fill, "flank_fill": ffill, "angle_deg": math.degrees(ang), "min_len": min_len}
     return t1 - t0, region, feats, ang
@@ -715,10 +815,9 @@ def _blobs(c: _Ctx) -> None:
     k = 3 if c.dia < 40 else 5
     V = c.raster(act)
     F = c.raster(c.f & act)
-    sv = box_sum(V, k)
-    sf = box_sum(F, k)
+    sv, sf = box_sum(np.stack((V, F)), k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
-    dv = dens[g.iy, g.ix]
+    dv = dens.reshape(-1)[g.flat]
     plain = c.active if c.active.sum() >= 20 else act
     bg = max(_quantile(dv[plain], 0.4), _cell_median_rate(c, plain))
     e = _soft_level(c, act, bg)
@@ -728,7 +827,7 @@ def _blobs(c: _Ctx) -> None:
         ed = np.clip(np.where(V, box_sum(c.raster(np.where(act, e, 0.0)), k) / np.maximum(sv, 1), bg), 0.0, 1.0)
         lift = np.maximum(c.th.blob_lift, c.th.blob_sigma * np.sqrt(np.maximum(ed, 0.02) * (1 - ed) / (k * k)))
         hot = V & (dens >= ed + lift)
-        edv, liftv = ed[g.iy, g.ix], lift[g.iy, g.ix]
+        edv, liftv = ed.reshape(-1)[g.flat], lift.reshape(-1)[g.flat]
     else:
         edv = bg
         liftv = max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
@@ -736,7 +835,7 @@ def _blobs(c: _Ctx) -> None:
     lab, nlab = components(hot)
     if nlab == 0:
         return
-    dl = lab[g.iy, g.ix]
+    dl = lab.reshape(-1)[g.flat]
     sizes = np.bincount(dl, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
     sz = sizes.tolist()
@@ -775,7 +874,7 @@ def _blobs(c: _Ctx) -> None:
         if z < c.th.blob_z:
             continue
         region = (dl == comp) & core_all if in_core else dl == comp
-        ri = np.flatnonzero(region)
+        ri = _nz(region)
         rr, tt = g.r[ri], g.theta[ri]
         r_min, r_max = float(rr.min()), float(rr.max())
         area = nreg / c.n
@@ -786,7 +885,7 @@ def _blobs(c: _Ctx) -> None:
         ang = math.atan2(cy, cx)
         xs, ys = c.xd[ri], c.yd[ri]
         cov = _cov(xs, ys) if nreg > 2 else np.eye(2)
-        ev = np.sort(np.linalg.eigvalsh(cov))
+        ev = np.sort(eigvalsh(cov))
         elong = float(math.sqrt(max(ev[1], 1e-9) / max(ev[0], 0.05)))
         feats = {
             "area_share": area,
@@ -802,7 +901,7 @@ def _blobs(c: _Ctx) -> None:
         octant = tx.octant_of(ang)
         fm = ri[c.f[ri]]
         if len(fm) >= 4:
-            fev = np.linalg.eigh(_cov(c.xd[fm], c.yd[fm]))
+            fev = eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
@@ -950,6 +1049,19 @@ def _detect_all(c: _Ctx) -> None:
         union = float((ret.region | site.region).sum())
         if inter / union >= 0.5:
             ret = None
+        elif inter >= 0.8 * float(site.region.sum()):
+            # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
+            # dies fail well above what neither pattern holds
+            rest = ret.region & ~site.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
+                ret = None
+        elif inter >= 0.8 * float(ret.region.sum()):
+            # the hot offsets are part of one site: the site explains them when its other dies fail too
+            rest = site.region & ~ret.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if rest.any() and _frac_in(c.f, rest) >= bg + 0.5 * (ret.density - bg):
+                ret = None
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
@@ -957,8 +1069,7 @@ def _detect_all(c: _Ctx) -> None:
     elif site is not None:
         c.dets.append(site)
         c.active &= ~site.region
-    _stripes(c, 1)
-    _stripes(c, 0)
+    _stripes(c, 0, _stripes(c, 1))
     _radial(c)
     _scratch(c)
     _blobs(c)
@@ -967,13 +1078,19 @@ def _detect_all(c: _Ctx) -> None:
     _random_candidate(c)
 
 
-def _join_ratio(c: _Ctx) -> float:
-    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
-    V = c.g.valid
-    F = c.raster(c.f)
-    pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
-    ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
-    p = float(c.fail_ratio)
+def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
+    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails), over
+    every die or only the dies of ``among``."""
+    if among is None:
+        V = c.g.valid
+        F = c.raster(c.f)
+        p = float(c.fail_ratio)
+    else:
+        V = c.raster(among)
+        F = c.raster(c.f & among)
+        p = float(_frac_in(c.f, among)) if among.any() else 0.0
+    pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
+    ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
 
@@ -1006,28 +1123,38 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
 }
 
 
+_ALT_WHAT = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
+
+
 def _alternatives(c: _Ctx) -> None:
     g = c.g
     made = []
     for d in list(c.dets):
-        if not d.region.any():
+        alts = ALTERNATIVES.get(d.family, ())
+        if not alts:
             continue
-        for alt in ALTERNATIVES.get(d.family, ()):
-            reg = d.region
+        reg = d.region
+        ri = _nz(reg)
+        if not len(ri):
+            continue
+        stats = c.region_stats(reg)
+        octant = None
+        for alt in alts:
             ref = None
             if alt in ("loc", "edge_loc"):
-                ref = tx.octant_of(math.atan2(float(g.v[reg].mean()), float(g.u[reg].mean())))
+                if octant is None:  # the means, the same bits
+                    octant = tx.octant_of(math.atan2(float(g.v[ri].sum()) / len(ri), float(g.u[ri].sum()) / len(ri)))
+                ref = octant
             elif alt == "scratch":
-                xs, ys = c.xd[reg], c.yd[reg]
+                xs, ys = c.xd[ri], c.yd[ri]
                 if len(xs) >= 3:
-                    w, vec = np.linalg.eigh(_cov(xs, ys))
+                    w, vec = eigh(_cov(xs, ys))
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
-            what = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
-            text = f"{d.summary}; read as a {what.get(alt, alt.replace('_', ' '))}"
+            text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
-            alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref)
+            alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)
             c.dry = False
             alt_d.source = d.family
             made.append(alt_d)
@@ -1086,20 +1213,22 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
     """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
     g = c.g
-    fm = reg & c.f
-    nfm = int(fm.sum())
+    fm = _nz(reg & c.f)
+    nfm = len(fm)
     if nfm < 3 or not want:
         return nfm, {}
+    # means as sums over counts: the same bits as .mean()
     xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(xs.mean()), float(ys.mean())
-    sxx = float(((xs - mx) ** 2).mean())
-    syy = float(((ys - my) ** 2).mean())
-    sxy = float(((xs - mx) * (ys - my)).mean())
+    mx, my = float(xs.sum()) / nfm, float(ys.sum()) / nfm
+    dx, dy = xs - mx, ys - my
+    sxx = float((dx * dx).sum()) / nfm
+    syy = float((dy * dy).sum()) / nfm
+    sxy = float((dx * dy).sum()) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
     ang = 0.5 * math.atan2(2 * sxy, sxx - syy)
-    off = np.abs(-(xs - mx) * math.sin(ang) + (ys - my) * math.cos(ang))
+    off = np.abs(-dx * math.sin(ang) + dy * math.cos(ang))
     th = g.theta[fm]
     return nfm, {
         "c_major": math.sqrt(l1),
@@ -1107,7 +1236,7 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
         "c_line_frac": float(_frac(off <= 1.0)),
         "c_edge_share": float(_frac(rr > 0.85)),
-        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).mean()), float(np.sin(th).mean()))),
+        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).sum()) / nfm, float(np.sin(th).sum()) / nfm)),
     }
 
 
@@ -1116,15 +1245,13 @@ _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
 def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
-    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (box sums of all
-    regions at once; integer counts, so exact)."""
+    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (all regions at once)."""
     g = c.g
     h, w = g.shape
-    p = np.zeros((len(regions), h + k, w + k))
-    p[:, g.iy + k // 2 + 1, g.ix + k // 2 + 1] = np.stack(regions)
-    s = p.cumsum(1).cumsum(2)
-    box = s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]
-    return box[:, g.iy, g.ix] > 0
+    a = np.zeros((len(regions), h * w), dtype=bool)
+    for i, reg in enumerate(regions):
+        a[i][g.flat] = reg
+    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1).take(g.flat, axis=1)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
@@ -1137,8 +1264,12 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
+    # clustering left over once every candidate is taken out (1: the rest is spatially random)
+    resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
     nf = max(int(np.count_nonzero(c.f)), 1)
-    fams = [d.family for d in dets]
+    scores: dict[str, list[float]] = {}  # each family's candidate scores
+    for d in dets:
+        scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_base = _dilated(c, [o.region for o in base], 5) if base else None
     # everything that depends only on the region (alternative readings share their detector's region)
@@ -1159,7 +1290,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                 for o in oth:
                     others |= o.region
                 assert near_base is not None
-                near = near_base[oi[0]] if len(oi) == 1 else near_base[oi].any(0)
+                near = near_base[oi[0]]
+                for i in oi[1:]:
+                    near = near | near_base[i]
                 adj = float(_frac_in(near, reg)) if nreg else 0.0
                 ovl = float(np.count_nonzero(reg & others) / nr)
             else:
@@ -1184,6 +1317,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
+        z = (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0))
         x = {
             "g_dia": c.dia,
             "c_region_dies": float(nr),
@@ -1194,19 +1328,22 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_resid_rate": resid,
             "g_candidates": n_base,
             "g_has_site": has_site,
+            "g_resid_join": resid_join,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
             "c_lift": d.density - resid,
-            "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
+            "c_z": z,
+            # z over the largest z that noise alone gives among the map's ~n / nr windows of this size
+            "c_z_excess": z - math.sqrt(2 * math.log(max(c.n / nr, 1.0)) + 1.0),
             "c_r_mean": r_mean,
             "c_r_min": r_min,
             "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
-            "c_same_family": float(fams.count(d.family) - 1),
-            "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
+            "c_same_family": float(len(scores[d.family]) - 1),
+            "c_rank_in_family": float(sum(s > d.score for s in scores[d.family])),
             "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }

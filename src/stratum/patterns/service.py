@@ -34,22 +34,25 @@ def _num(v: float) -> float | int:
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
     idx = np.flatnonzero(d.region)
+    n = len(idx)
     r, th = g.r[idx], g.theta[idx]
     sector = None
-    if d.family in ("loc", "edge_loc", "gross_region") and len(idx):
-        ang = math.atan2(float(g.v[idx].mean()), float(g.u[idx].mean()))
+    if d.family in ("loc", "edge_loc", "gross_region") and n:
+        ang = math.atan2(float(g.v[idx].sum()) / n, float(g.u[idx].sum()) / n)  # the means, the same bits
         sector = tx.octant_of(ang)
     return {
         "summary": d.summary,
         "features": {k: _num(v) for k, v in d.features.items()},
         "region": {
-            "die_count": len(idx),
+            "die_count": n,
             "fail_density": _num(d.density),
-            "r_min": _num(r.min()) if len(idx) else 0.0,
-            "r_max": _num(r.max()) if len(idx) else 0.0,
-            "theta_deg_mean": _num(math.degrees(math.atan2(np.sin(th).mean(), np.cos(th).mean()))) if len(idx) else 0.0,
+            "r_min": _num(r.min()) if n else 0.0,
+            "r_max": _num(r.max()) if n else 0.0,
+            "theta_deg_mean": _num(math.degrees(math.atan2(float(np.sin(th).sum()) / n, float(np.cos(th).sum()) / n)))
+            if n
+            else 0.0,
             "octant": sector,
-            "dies": np.column_stack((dm.x[idx], dm.y[idx])).astype(np.int64).tolist(),
+            "dies": np.stack((dm.x[idx], dm.y[idx]), axis=1).astype(np.int64, copy=False).tolist(),
         },
         "orientation_assumed": True,
     }
@@ -69,7 +72,10 @@ def classify_diemap(
     dets, g = analyse(dm, thresholds)
     out: list[dict[str, Any]] = []
     for d in dets:
-        if d.family == "none" or calibration.confidence(d.family, d.score) < min_confidence:
+        if d.family == "none":
+            continue
+        conf = calibration.confidence(d.family, d.score)
+        if conf < min_confidence:
             continue
         out.append(
             {
@@ -78,7 +84,7 @@ def classify_diemap(
                 "location": d.location,
                 "severity": d.severity,
                 "refinement": d.refinement,
-                "confidence": calibration.confidence(d.family, d.score),
+                "confidence": conf,
                 "level_confidence": {
                     "location": calibration.level_confidence(d.family, "location", d.location),
                     "severity": calibration.level_confidence(d.family, "severity", d.severity),

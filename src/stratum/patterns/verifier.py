@@ -76,6 +76,18 @@ class Stack:
         self.leaf = np.stack([t.leaf for t in ts])
         self.base = [t.base for t in ts]
         self._trees = np.arange(self.feat.shape[1])[None, :]
+        # up to depth 3 every internal node's test is taken at once; the tests' bits (node i -> bit i) give
+        # the leaf through a table that follows the path
+        nint = 2**self.depth - 1
+        self.lut: NDArray[np.intp] | None = None
+        if self.depth <= 3:
+            lut = np.zeros(2**nint, dtype=np.intp)
+            for bits in range(2**nint):
+                node = 0
+                for _ in range(self.depth):
+                    node = 2 * node + 1 + ((bits >> node) & 1)
+                lut[bits] = node - nint
+            self.lut = lut
 
     @staticmethod
     def fits(fams: dict[str, Trees]) -> bool:
@@ -89,15 +101,23 @@ class Stack:
             return out
         X = np.array([list(map(feats[i].get, self.keys, repeat(MISSING))) for i in sel], dtype=np.float64)
         X[~np.isfinite(X)] = MISSING
-        fi = np.array([self.index[families[i]] for i in sel], dtype=np.intp)[:, None]
-        rows = np.arange(len(sel))[:, None]
-        node = np.zeros((len(sel), self.feat.shape[1]), dtype=np.intp)
-        for _ in range(self.depth):
-            f = self.feat[fi, self._trees, node]
-            node = 2 * node + 1 + (X[rows, f] >= self.thr[fi, self._trees, node])
-        vals = self.leaf[fi, self._trees, node - (2**self.depth - 1)].tolist()
+        fl = [self.index[families[i]] for i in sel]
+        fi = np.array(fl, dtype=np.intp)
+        if self.lut is not None:
+            k = X.shape[1]
+            tests = X.ravel()[self.feat[fi] + (np.arange(len(sel)) * k)[:, None, None]] >= self.thr[fi]
+            leaf = self.lut[np.packbits(tests, axis=-1, bitorder="little")[..., 0]]
+            _, t, nleaf = self.leaf.shape
+            vals = self.leaf.reshape(-1)[(fi[:, None] * t + self._trees) * nleaf + leaf].tolist()
+        else:
+            rows = np.arange(len(sel))[:, None]
+            node = np.zeros((len(sel), self.feat.shape[1]), dtype=np.intp)
+            for _ in range(self.depth):
+                f = self.feat[fi[:, None], self._trees, node]
+                node = 2 * node + 1 + (X[rows, f] >= self.thr[fi[:, None], self._trees, node])
+            vals = self.leaf[fi[:, None], self._trees, node - (2**self.depth - 1)].tolist()
         for j, i in enumerate(sel):
-            m = self.base[int(fi[j, 0])] + math.fsum(vals[j])
+            m = self.base[fl[j]] + math.fsum(vals[j])
             out[i] = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
         return out
 

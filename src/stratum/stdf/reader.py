@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -59,7 +60,7 @@ from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_X
 from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
 
-DEFAULT_CHUNK = 32 * 1024 * 1024
+DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
 
 class Sink(Protocol):
@@ -110,6 +111,9 @@ class ParseResult:
     truncated: TruncatedError | None = None
     partial: bool = False
     dropped_parts: list[int] = field(default_factory=list)  # part_seq of parts still open at the end (no PRR)
+    # CPU seconds of the reading thread per stage: "walk" (record offsets), "decode" (every gather and the
+    # structural pass, up to the columns handed to the sink); the sink's own work is in its thread
+    cpu_s: dict[str, float] = field(default_factory=lambda: {"walk": 0.0, "decode": 0.0})
 
 
 @dataclass
@@ -709,6 +713,8 @@ class _Parser:
         the test holding its number's defaults once those are set (§5), else -1."""
         reg = self.reg
         own = reg.d_has[keys]
+        if first_def_row is None and bool(own.all()):  # the common case: every test has its own defaults
+            return keys
         num = reg.d_num[keys]
         has_num = num >= 0
         if first_def_row is not None:  # defaults set in this chunk apply from their record on
@@ -720,9 +726,12 @@ class _Parser:
         """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
         default data the record uses (-1: none)."""
         src = self._default_source(keys, first_def_row, rowidx)
-        safe = np.maximum(src, 0)
-        lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
-        hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
+        if len(src) and int(src.min()) >= 0:  # every record has a default source (after a test's first record)
+            lo, hi = self.reg.d_lo[src], self.reg.d_hi[src]
+        else:
+            safe = np.maximum(src, 0)
+            lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
+            hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
         # every record carrying OPT_FLAG is the common case: work on whole arrays, no gather/scatter
         full = slice(None) if has_opt.all() else np.flatnonzero(has_opt)
         if isinstance(full, slice) or len(full):
@@ -800,6 +809,8 @@ class _Parser:
         """1 pass, 0 fail, -1 unknown (stdf-semantics §4)."""
         indicated = (tf & TEST_NO_PASS_FAIL) == 0
         flag_pass = np.where((tf & TEST_FAILED) == 0, 1, 0).astype(np.int8)
+        if bool(indicated.all()):  # every record says pass or fail itself: the limits are not consulted
+            return flag_pass
         with np.errstate(invalid="ignore"):
             lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
             hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
@@ -837,8 +848,11 @@ class _Parser:
         offs = offs_all[idx]
         rl = rl_all[idx]
         self._min_len(rl, offs, idx, 6, rec)
-        flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
-        flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8)
+        if len(rl) and int(rl.min()) >= 8:  # every record reaches both flag bytes: no masking
+            flg, flg2 = b[offs + 10], b[offs + 11]
+        else:
+            flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8, copy=False)
+            flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8, copy=False)
         return offs, rl, self.seq_base + idx, v.u4[offs + 4], b[offs + 8], b[offs + 9], flg, flg2
 
     # -- PTR -----------------------------------------------------------------------------------------
@@ -846,7 +860,10 @@ class _Parser:
         b = v.b
         offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "PTR")
         has_res = rl >= 12
-        res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
+        if bool(has_res.all()):
+            res = v.f4[offs + 12].astype(np.float32, copy=False)  # native order (a big-endian view converts)
+        else:
+            res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
         has_txt = rl >= 13
         L1 = np.where(has_txt, b[offs + 16], 0).astype(np.int64)
         self._check_overrun(has_txt & (13 + L1 > rl), offs, idx, "PTR", "TEST_TXT", 13 + L1, rl)
@@ -889,7 +906,8 @@ class _Parser:
 
     def _count_exec(self, keys: np.ndarray, part: np.ndarray) -> None:
         if len(keys):
-            c = np.bincount(keys[part >= 0], minlength=len(self.reg.tests))
+            inside = part >= 0
+            c = np.bincount(keys if bool(inside.all()) else keys[inside], minlength=len(self.reg.tests))
             for i in np.flatnonzero(c).tolist():
                 self.reg.tests[i].exec_count += int(c[i])
 
@@ -1238,7 +1256,18 @@ def _clean_id(s: str) -> str:
     return _CONTROL.sub("", s).strip()
 
 
+def _hex_or_str(x: Any) -> str:
+    return x.hex() if isinstance(x, bytes) else str(x)
+
+
 def _json(d: Any) -> str:
+    if d is None:
+        return "null"
+    try:  # the common case, no NaN: bytes become hex through ``default``, as ``conv`` does below
+        return json.dumps(d, ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+    except ValueError:
+        pass
+
     def conv(x: Any) -> Any:
         if isinstance(x, bytes):
             return x.hex()
@@ -1250,7 +1279,7 @@ def _json(d: Any) -> str:
             return None
         return x
 
-    return _dumps(conv(d)) if d is not None else "null"
+    return _dumps(conv(d))
 
 
 def _dumps(v: Any) -> str:
@@ -1281,10 +1310,15 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
                 p.start(bytes(pending) + bytes(block[:6]))
                 started = True
             end = len(pending) + len(block)
+            c0 = time.thread_time()
             padded = b"".join((pending, block, _ZPAD))  # the one copy of the chunk
             del block
             offs, stop = walk_fast(padded, end, p.be)
+            c1 = time.thread_time()
             p.chunk(padded, offs)
+            cpu = p.res.cpu_s
+            cpu["walk"] += c1 - c0
+            cpu["decode"] += time.thread_time() - c1
             p.res.records += len(offs)
             pending = padded[stop:end]
             p.base += stop
@@ -1311,7 +1345,9 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
             raise exc
         p.res.truncated = exc
         p.res.partial = True
+    c0 = time.thread_time()
     res = p.finish()
+    res.cpu_s["decode"] += time.thread_time() - c0
     res.bytes_decompressed = p.base + len(pending)
     return res
 

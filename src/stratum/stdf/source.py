@@ -18,6 +18,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -136,6 +137,7 @@ class ByteSource:
         self.block_size = block_size
         self.limits = limits or DecompressionLimits()
         self.compressed_read = 0  # bytes consumed from the input (progress)
+        self.inflate_cpu_s = 0.0  # CPU seconds of the producer thread reading and decompressing
         self.decompressed = 0
         self.consumed = 0  # input bytes behind the blocks handed out so far (progress; the reader runs ahead)
         self._head = self._read_raw(HEAD_READ)
@@ -305,7 +307,13 @@ class ByteSource:
 
         def produce() -> None:
             try:
-                for block in self._blocks():
+                blocks = self._blocks()
+                while True:
+                    c0 = time.thread_time()
+                    block = next(blocks, None)
+                    self.inflate_cpu_s += time.thread_time() - c0
+                    if block is None:
+                        break
                     while not stop.is_set():
                         try:
                             q.put((block, self.compressed_read), timeout=0.1)

@@ -44,6 +44,7 @@ from stratum.storage.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
+    check_lifecycle,
 )
 
 TMP_PREFIX = ".~stratum-tmp."
@@ -171,7 +172,8 @@ class LocalObjectStore(ObjectStore):
             w.write(data)
         return w.result()
 
-    def put_file(self, key: str, path: str) -> ObjectInfo:
+    def put_file(self, key: str, path: str, *, lifecycle: str | None = None) -> ObjectInfo:
+        check_lifecycle(lifecycle)  # no expiry in a directory: the owner's sweep removes such objects
         with open(path, "rb") as src, self._writer(key) as w:
             shutil.copyfileobj(src, w, _CHUNK)
         return w.result()

@@ -4,6 +4,12 @@ Adapters: ``LocalObjectStore`` (a directory; the embedded default) and ``S3Objec
 object calls; pyarrow's S3 filesystem for streamed Parquet writes; DuckDB httpfs for reads).
 Keys are relative, ``/``-separated, never start with ``/`` and never contain ``..`` segments. The lake
 layout (keys) is identical on both adapters.
+
+Lifecycle classes: an object written with ``lifecycle=<class>`` is removed by the store's own expiry for that
+class. S3 tags it ``LIFECYCLE_TAG=<class>`` in the same request that writes it (PutObject or
+CreateMultipartUpload), and the bucket's lifecycle rule for the tag expires it (infra: StorageConstruct); a
+local directory has no expiry of its own, so the runtime that owns those objects sweeps them
+(``ExportService.sweep`` under ``stratum serve``).
 """
 
 from __future__ import annotations
@@ -149,6 +155,16 @@ class AtomicWriter(io.RawIOBase):
         raise NotImplementedError
 
 
+LIFECYCLE_TAG = "stratum-lifecycle"
+EXPORT_LIFECYCLE = "export"  # export files: expire after exports.retention_days
+LIFECYCLES = (EXPORT_LIFECYCLE,)
+
+
+def check_lifecycle(lifecycle: str | None) -> None:
+    if lifecycle is not None and lifecycle not in LIFECYCLES:
+        raise ValueError(f"unknown lifecycle class {lifecycle!r}; known: {', '.join(LIFECYCLES)}")
+
+
 class ObjectStore(ABC):
     """Port. All methods are thread-safe."""
 
@@ -156,8 +172,9 @@ class ObjectStore(ABC):
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> ObjectInfo: ...
 
     @abstractmethod
-    def put_file(self, key: str, path: str) -> ObjectInfo:
-        """Upload a local file (streamed; multipart on S3)."""
+    def put_file(self, key: str, path: str, *, lifecycle: str | None = None) -> ObjectInfo:
+        """Upload a local file (streamed; multipart on S3). ``lifecycle``: the object's lifecycle class (module
+        docstring), set atomically with the write."""
 
     @abstractmethod
     def get_bytes(self, key: str) -> bytes: ...

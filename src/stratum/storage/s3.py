@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -37,6 +37,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stratum.storage.objectstore import (
+    LIFECYCLE_TAG,
     AtomicWriter,
     InvalidKey,
     ObjectExists,
@@ -44,6 +45,7 @@ from stratum.storage.objectstore import (
     ObjectNotFound,
     ObjectStore,
     check_key,
+    check_lifecycle,
 )
 
 if TYPE_CHECKING:
@@ -220,10 +222,13 @@ class S3ObjectStore(ObjectStore):
         resp = self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=bytes(data), **kw)
         return ObjectInfo(key=key, size=len(data), etag=_etag(resp.get("ETag")), version_id=resp.get("VersionId"))
 
-    def put_file(self, key: str, path: str) -> ObjectInfo:
+    def put_file(self, key: str, path: str, *, lifecycle: str | None = None) -> ObjectInfo:
         full = self._full(key)
+        check_lifecycle(lifecycle)
         cfg = TransferConfig(multipart_threshold=self.part_size, multipart_chunksize=self.part_size)
-        self.client.upload_file(str(path), self.bucket, full, Config=cfg)
+        # x-amz-tagging on PutObject / CreateMultipartUpload: the object never exists untagged
+        extra = {"Tagging": urlencode({LIFECYCLE_TAG: lifecycle})} if lifecycle else None
+        self.client.upload_file(str(path), self.bucket, full, Config=cfg, ExtraArgs=extra)
         info = self.head(key)
         if info is None:  # pragma: no cover - S3 is strongly consistent for read-after-write
             raise ObjectNotFound(key)

@@ -2878,7 +2878,7 @@ class JobOut(BaseModel):
     timings: Annotated[
         dict[str, float] | None,
         Field(
-            description='Seconds per ingest phase: parse_write_s, finish_s, publish_s, total_s',
+            description='Seconds per ingest phase (wall clock): parse_write_s, finish_s, publish_s, total_s; and CPU seconds per pipeline stage: inflate_cpu_s (reading and decompressing), walk_cpu_s (record offsets), decode_cpu_s (field gathers and the structural pass), arrow_cpu_s (Arrow conversion), encode_cpu_s (Parquet encoding and compression)',
             title='Timings',
         ),
     ] = {}

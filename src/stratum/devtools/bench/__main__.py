@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from stratum.devtools.bench import RESULTS
 from stratum.devtools.bench.api import LAKE, SQL_AGGREGATE, bench_api, bench_wafer, build_lake, print_api
@@ -18,9 +19,11 @@ from stratum.devtools.bench.startup import bench_lambda_cold_start, bench_startu
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m stratum.devtools.bench")
     sub = ap.add_subparsers(dest="what", required=True)
+    cores_help = "comma-separated core lists (taskset -c) for the D-10 scaling rows, separated by ';' ('' for none)"
     p = sub.add_parser("ingest")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
+    p.add_argument("--cores", default="0;0,1", help=cores_help)
     p = sub.add_parser("api")
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--wafers", type=int, default=200)
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("coldstart")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--wafers", type=int, default=200)
+    p.add_argument("--layers", type=Path, help="layers built for this host (layers/build.py --out): packaged run")
+    p.add_argument("--python", help="interpreter of the layers' Python version (with --layers)")
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
@@ -45,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
+    p.add_argument("--cores", default="0;0,1", help=cores_help)
     p.add_argument("--wafers", type=int, default=200)
     p = sub.add_parser("_export")
     p.add_argument("kind", choices=["stratum", "duckdb"])
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what in ("ingest", "all"):
-        rep = bench_ingest(args.runs, args.big_mb)
+        rep = bench_ingest(args.runs, args.big_mb, tuple(c for c in args.cores.split(";") if c))
         (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
         print_ingest(rep)
     if args.what in ("startup", "all"):
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print_startup(rep)
     if args.what == "coldstart":
         build_lake(args.wafers)
-        rep = {"runs": args.runs, "rows": bench_lambda_cold_start(args.runs, LAKE, "BENCH-03")}
+        rows = bench_lambda_cold_start(args.runs, LAKE, "BENCH-03", layers=args.layers, python=args.python)
+        rep = {"runs": args.runs, "rows": rows}
         (RESULTS / "coldstart.json").write_text(json.dumps(rep, indent=2))
         print_startup(rep)
     if args.what in ("api", "all"):
