@@ -5,18 +5,25 @@ This is the only module that reads environment variables. Everything else receiv
 container).
 
 Environment variables use the ``STRATUM_`` prefix, e.g. ``STRATUM_DATA_DIR``, ``STRATUM_BACKEND``,
-``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_LIMITS__SQL_PER_MINUTE=30``.
+``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_LIMITS__SQL_PER_MINUTE=30``. Names are
+case-insensitive; a group (``STRATUM_SQL``) or a list may also be given whole as JSON, and the ``__`` variables
+of a group are merged into it; a field with an alias (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``) is read from the
+alias first, then from its ``STRATUM_`` name. Keyword arguments to ``Settings(...)`` win over the environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "STRATUM_"
+NESTED_DELIMITER = "__"
 
 
 def default_data_dir() -> Path:
@@ -174,10 +181,12 @@ class PatternSettings(BaseModel):
     severity_med_max: float = 0.50  # med < this <= high
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="STRATUM_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
-    )
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        """The environment (``from_environ``) with ``values`` merged over it."""
+        super().__init__(**_merged(from_environ(os.environ), values))
 
     backend: Literal["local", "aws"] = "local"
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -225,6 +234,58 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+
+def _is_complex(annotation: Any) -> bool:
+    """A value given whole in one variable is JSON: a group (pydantic model) or a collection."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (list, dict, tuple, set, frozenset)
+
+
+def _decoded(name: str, raw: str, annotation: Any) -> Any:
+    if not _is_complex(annotation):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}: not valid JSON ({exc})") from None
+
+
+def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; dicts on both sides merge key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``Settings`` fields given in ``environ`` (see the module docstring), as raw values for validation."""
+    env = {k.lower(): (k, v) for k, v in environ.items()}
+    out: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        own = (ENV_PREFIX + name).lower()
+        alias = field.validation_alias
+        for key in ([alias.lower()] if isinstance(alias, str) else []) + [own]:
+            if key in env:
+                out[name] = _decoded(*env[key], field.annotation)
+                break
+        group = field.annotation
+        if not (isinstance(group, type) and issubclass(group, BaseModel)):
+            continue
+        nested: dict[str, Any] = {}
+        head = own + NESTED_DELIMITER.lower()
+        for key, (var, raw) in env.items():
+            if key.startswith(head):
+                sub = key[len(head) :]
+                sub_field = group.model_fields.get(sub)
+                if sub_field is not None:  # others are ignored, as the group ignores extra fields
+                    nested[sub] = _decoded(var, raw, sub_field.annotation)
+        if nested:
+            whole = out.get(name)
+            out[name] = _merged(whole, nested) if isinstance(whole, dict) else nested
+    return out
 
 
 @lru_cache(maxsize=1)
