@@ -48,8 +48,9 @@ fmt:
 synth: ## offline CDK synth into infra/cdk.out
 	cd infra && ../$(BIN)/python app.py
 
-layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker)
-	$(BIN)/python layers/build.py --all
+LAYER_PYTHON ?=
+layers: ## build the Lambda layers (manylinux wheels via pip --platform, no Docker) with bytecode compiled by a Python 3.12 (python3.12 on PATH, pyenv, or LAYER_PYTHON=path)
+	$(BIN)/python layers/build.py --all $(if $(LAYER_PYTHON),--compile-python $(LAYER_PYTHON))
 
 openapi: ## regenerate openapi.json from the app, then the SDK's models from it
 	$(BIN)/python -m stratum.api.openapi > openapi.json

@@ -60,6 +60,7 @@ def create_app(
             ),
             monitors_enabled=_context_bool(app, "stratum:monitors", True),
             api_gateway_cloudwatch_role=_context_bool(app, "stratum:apiGatewayCloudWatchRole", True),
+            bytecode=True,
         )
     stack_name = app.node.try_get_context("stratum:stackName") or STACK_ID
     stack = StratumStack(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import Annotations, Aws, CfnOutput, Stack
 from aws_cdk import aws_events as events
 from constructs import Construct
 
@@ -13,7 +13,7 @@ from stratum.lake import schema as lake_schema
 
 from . import constants as C
 from .api import ApiConstruct
-from .assets import assemble_function_asset
+from .assets import assemble_function_asset, find_python
 from .catalog import CatalogConstruct, glue_name
 from .delivery import DeliveryConstruct
 from .exports import ExportsConstruct
@@ -33,6 +33,9 @@ class StratumConfig:
     api_integration_timeout_seconds: int = C.DEFAULT_API_INTEGRATION_TIMEOUT_SECONDS
     monitors_enabled: bool = True
     api_gateway_cloudwatch_role: bool = True  # create the region's API Gateway logging role (see ApiConstruct)
+    # ship the function assets with bytecode compiled by an interpreter of the runtime's Python (assets.py);
+    # app.py does, tests that only inspect the template do not (it costs a compile per function)
+    bytecode: bool = False
 
 
 class StratumStack(Stack):
@@ -73,9 +76,27 @@ class StratumStack(Stack):
         self.bus = events.EventBus(self, "Bus", description="Stratum events (job.*, monitor.*)")
         environment["STRATUM_AWS__EVENT_BUS_NAME"] = self.bus.event_bus_name
 
-        ingest_asset = assemble_function_asset("ingest", config.project_root, config.asset_build_dir)
-        api_asset = assemble_function_asset("api", config.project_root, config.asset_build_dir)
-        delivery_asset = assemble_function_asset("delivery", config.project_root, config.asset_build_dir)
+        version = C.RUNTIME.name.removeprefix("python")
+        bytecode_python = find_python(version) if config.bytecode else None
+        if config.bytecode and bytecode_python is None:
+            Annotations.of(self).add_warning_v2(
+                "stratum:bytecode",
+                f"no Python {version} interpreter found: the function assets ship without bytecode, so every "
+                "cold start compiles the stratum modules it imports",
+            )
+
+        def function_asset(name: str):
+            return assemble_function_asset(
+                name,
+                config.project_root,
+                config.asset_build_dir,
+                bytecode_python=bytecode_python,
+                python_version=version,
+            )
+
+        ingest_asset = function_asset("ingest")
+        api_asset = function_asset("api")
+        delivery_asset = function_asset("delivery")
         self.delivery = DeliveryConstruct(
             self,
             "Delivery",
@@ -113,7 +134,7 @@ class StratumStack(Stack):
             "Exports",
             storage=self.storage,
             bus=self.bus,
-            asset=assemble_function_asset("exports", config.project_root, config.asset_build_dir),
+            asset=function_asset("exports"),
             layers=self.layers.for_function("exports"),
             environment=environment,
         )
@@ -125,7 +146,7 @@ class StratumStack(Stack):
                 "Monitors",
                 storage=self.storage,
                 bus=self.bus,
-                asset=assemble_function_asset("monitors", config.project_root, config.asset_build_dir),
+                asset=function_asset("monitors"),
                 layers=self.layers.for_function("monitors"),
                 environment=environment,
             )

@@ -91,8 +91,20 @@ def test_no_package_is_shipped_twice_to_one_function() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CONFIG["layers"]))
+def test_committed_layers_ship_bytecode_for_every_module(name: str) -> None:
+    """Lambda's /opt is read-only: a module without its .pyc is compiled again by every cold start."""
+    bytecode = committed_manifest(name)["bytecode"]
+    assert bytecode["python"] == CONFIG["python_version"]
+    assert bytecode["invalidation_mode"] == "unchecked-hash"
+    assert bytecode["not_compiled"] == []
+    assert bytecode["pyc_files"] == bytecode["sources"] > 100
+
+
 def test_build_layers_for_real_and_recheck(tmp_path: Path) -> None:
     """Downloads the pinned aarch64 wheels from PyPI (~220 MB) and rebuilds every layer (~30 s with a warm cache)."""
+    if build.find_python(CONFIG["python_version"]) is None:
+        pytest.skip(f"no Python {CONFIG['python_version']} interpreter to compile the layers' bytecode with")
     out = tmp_path / "layers"
     proc = subprocess.run(
         [sys.executable, str(LAYERS / "build.py"), "--all", "--out", str(out), "--no-snapshot"],
@@ -110,6 +122,10 @@ def test_build_layers_for_real_and_recheck(tmp_path: Path) -> None:
         drift = abs(manifest["total_bytes"] - committed["total_bytes"]) / committed["total_bytes"]
         assert drift < 0.02, f"{name}: {manifest['total_bytes']} bytes vs snapshot {committed['total_bytes']}"
         assert list((out / name / "python").rglob("*.duckdb_extension")) or name != "query"
+        site = out / name / "python"
+        sources = [p for p in site.rglob("*.py") if "__pycache__" not in p.parts]
+        assert [p for p in sources if not build.pyc_path(p, CONFIG["python_version"]).is_file()] == []
+        assert manifest["bytecode"]["pyc_files"] == len(sources) == len(list(site.rglob("*.pyc")))
 
 
 # --------------------------------------------------------------------------- handler imports vs. layers

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,60 @@ def test_api_timeouts() -> None:
 
 def test_visibility_timeout_rule() -> None:
     assert C.INGEST.timeout.to_seconds() * C.VISIBILITY_TIMEOUT_FACTOR <= 12 * 3600  # SQS maximum
+
+
+# ------------------------------------------------------------------------------------------ bytecode (pycs)
+
+VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _run_from(path: Path, code: str) -> str:
+    """``code`` in a fresh interpreter importing from ``path`` only, writing no bytecode (as on Lambda)."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_bytecode_is_hash_based_unchecked_and_used_whatever_the_timestamps(tmp_path: Path) -> None:
+    from infra.stratum_infra.assets import compile_bytecode, pyc_path
+
+    site = tmp_path / "python"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("")
+    (site / "pkg" / "mod.py").write_text("X = 1\n")
+    (site / "top.py").write_text("Y = 'a'\n")
+    report = compile_bytecode(site, sys.executable, VERSION)
+    assert report == {
+        "python": VERSION,
+        "invalidation_mode": "unchecked-hash",
+        "pyc_files": 3,
+        "pyc_bytes": sum(p.stat().st_size for p in site.rglob("*.pyc")),
+        "sources": 3,
+        "not_compiled": [],
+    }
+    pyc = pyc_path(site / "pkg" / "mod.py", VERSION)
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01  # hash-based, check_source off
+    # the source changes and gets a new timestamp: the interpreter still loads the shipped bytecode
+    (site / "pkg" / "mod.py").write_text("X = 2\n")
+    os.utime(site / "pkg" / "mod.py", (0, 0))
+    assert _run_from(site, "import pkg.mod, top; print(pkg.mod.X, top.Y)") == "1 a"
+
+
+def test_function_asset_with_bytecode_has_a_pyc_for_every_module(tmp_path: Path) -> None:
+    from infra.stratum_infra.assets import pyc_path
+
+    asset = assemble_function_asset(
+        "api", ROOT, tmp_path / "build", bytecode_python=sys.executable, python_version=VERSION
+    )
+    sources = list(asset.path.rglob("*.py"))
+    assert len(sources) > 100 and asset.bytecode is not None
+    assert [p for p in sources if not pyc_path(p, VERSION).is_file()] == []
+    assert asset.bytecode["pyc_files"] == asset.bytecode["sources"] == len(sources)
+
+
+def test_find_python_refuses_an_interpreter_of_another_version() -> None:
+    from infra.stratum_infra.assets import find_python
+
+    assert find_python(VERSION) is not None  # this interpreter at least
+    with pytest.raises(SystemExit, match="not 2.7"):
+        find_python("2.7", sys.executable)

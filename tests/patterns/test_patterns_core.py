@@ -186,6 +186,29 @@ def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
         assert both[0, 8, 11] == a[0, 8 - k // 2 : 9 + k // 2, 11 - k // 2 : 12 + k // 2].sum()
 
 
+def test_dilate_equals_a_positive_box_sum() -> None:
+    rng = np.random.default_rng(13)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        a = rng.random((2, h, w)) < rng.uniform(0.01, 0.3)
+        for r in (1, 2, 3):
+            assert np.array_equal(features.dilate(a, r), box_sum(a, 2 * r + 1) > 0), (i, h, w, r)
+            assert np.array_equal(features.dilate(a[0], r), box_sum(a[0], 2 * r + 1) > 0)
+
+
+def test_site_codes_equal_np_unique() -> None:
+    from stratum.patterns.classifier import _codes
+
+    rng = np.random.default_rng(11)
+    for lo, hi in ((0, 2), (1, 17), (-5, 4), (200, 256), (-40000, 40000)):
+        s = rng.integers(lo, hi, 500).astype(np.int64)
+        codes, inv = _codes(s)
+        ref_codes, ref_inv = np.unique(s, return_inverse=True)
+        assert codes.tolist() == ref_codes.tolist() and inv.tolist() == ref_inv.tolist()
+    codes, inv = _codes(np.zeros(0, dtype=np.int64))
+    assert len(codes) == 0 and len(inv) == 0
+
+
 def test_eigen_helpers_give_numpys_bits(monkeypatch) -> None:
     rng = np.random.default_rng(5)
     mats = [np.cov(rng.normal(size=(2, int(n))) * rng.uniform(0.1, 30, (2, 1))) for n in rng.integers(3, 400, 200)]

@@ -333,6 +333,14 @@ def _visibility(fail: np.ndarray, region: np.ndarray, p0: float) -> float:
     return float((fail[region].sum() - n * pb) / math.sqrt(n * pb * (1 - pb)))
 
 
+def _follows_site(region: np.ndarray, site: np.ndarray) -> bool:
+    """The region is (almost exactly) the dies of one probe site."""
+    codes, counts = np.unique(site[region], return_counts=True)
+    best = codes[int(np.argmax(counts))]
+    same = site == best
+    return bool((region & same).sum() >= 0.8 * (region | same).sum())
+
+
 def _families(rng: np.random.Generator, mixed_rate: float) -> list[str]:
     if rng.random() < mixed_rate:
         k = int(rng.choice([2, 2, 3]))
@@ -388,8 +396,11 @@ def generate(seed: int, *, family: str | None = None, mixed_rate: float = 0.3) -
         taken |= reg
         fail = new
         parts.append((f, reg, ref))
+    site = w.site if (w.n_sites > 1 or rng.random() < 0.3) else None
     labels: list[Label] = []
     for f, reg, ref in parts:
+        if f == "reticle_repeat" and site is not None and _follows_site(reg, site):
+            f = "site_pattern"  # the elevated fail rate follows SITE_NUM: a site pattern by the rules
         if f in WHOLE and f not in ("reticle_repeat", "site_pattern"):
             reg = np.ones(w.n, bool)
         loc = "global" if f in WHOLE else _location(w, reg)
@@ -400,5 +411,4 @@ def generate(seed: int, *, family: str | None = None, mixed_rate: float = 0.3) -
         labels = [CLabel(fams[0], "global", _severity(dens), None, dens, np.ones(w.n, bool), 0.0)]
     x = (w.i + w.origin[0]).astype(np.int64)
     y = (w.j + w.origin[1]).astype(np.int64)
-    site = w.site if (w.n_sites > 1 or rng.random() < 0.3) else None
     return Sample(DieMap(x=x, y=y, fail=fail, site=site), labels, int(round(2 / w.px)), seed)

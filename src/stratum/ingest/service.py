@@ -406,7 +406,7 @@ class _Run:
             with ByteSource(
                 reader,  # type: ignore[arg-type]  # a file-like reader
                 size=handle.size,
-                block_size=min(s.chunk_bytes, 8 << 20),
+                block_size=s.chunk_bytes,
                 limits=decompression_limits(s.input_limits),
             ) as source:
                 self.check = SummaryCheck(self.writer)

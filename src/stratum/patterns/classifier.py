@@ -31,10 +31,10 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, eigh, eigvalsh, runs_longest
+from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "3"
+RULES_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class _Ctx:
         self.th = th
         self.g: Geometry = geometry(dm)
         self.f = np.asarray(dm.fail, dtype=bool)
-        self.fail_ratio = float(self.f.mean())
+        self.fail_ratio = float(_frac(self.f))  # f.mean(), the same bits
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
         self.dets: list[Detection] = []
@@ -161,14 +161,14 @@ class _Ctx:
     def explain(self, region: NDArray[np.bool_], margin: int) -> None:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
         if margin:
-            grown = box_sum(self.raster(region), 2 * margin + 1) > 0
-            region = region | grown[self.g.iy, self.g.ix]
+            grown = dilate(self.raster(region), margin)
+            region = region | grown.reshape(-1)[self.g.flat]
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
-        a = np.zeros(self.g.shape, dtype=vals.dtype)
-        a[self.g.iy, self.g.ix] = vals
-        return a
+        a = np.zeros(self.g.shape[0] * self.g.shape[1], dtype=vals.dtype)
+        a[self.g.flat] = vals
+        return a.reshape(self.g.shape)
 
     def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
         """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
@@ -201,12 +201,24 @@ class _Ctx:
 # --------------------------------------------------------------------------------------------------
 
 
+def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """``np.unique(s, return_inverse=True)`` by counting when the values span a small range."""
+    if not len(s):
+        return s, np.zeros(0, dtype=np.intp)
+    lo = int(s.min())
+    span = int(s.max()) - lo + 1
+    if span > 4096:
+        return np.unique(s, return_inverse=True)
+    present = np.bincount(s - lo, minlength=span) > 0
+    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[s - lo]
+
+
 def _site(c: _Ctx) -> Detection | None:
     site = c.dm.site
     if site is None:
         return None
     act = c.active
-    codes, inv = np.unique(np.asarray(site)[act], return_inverse=True)
+    codes, inv = _codes(np.asarray(site)[act])
     if len(codes) < 2:
         return None
     ns = np.bincount(inv)
@@ -217,14 +229,15 @@ def _site(c: _Ctx) -> Detection | None:
     rest = (ks.sum() - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
     z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
-    others = np.delete(rates, b)
+    others = rates.copy()
+    others[b] = -np.inf  # the other sites (rates >= 0)
     second = float(others.max())
     gap = rates[b] - second
-    if z < 6 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
+    if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
     region[np.flatnonzero(act)[inv == b]] = True
-    m = min((z - 6) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
+    m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
         region,
@@ -282,7 +295,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
     off = (iy % ky) * kx + (ix % kx)
-    if z < 6:
+    if z < 5:
         return None
     top = float(rates.max())
     base = float(_median(rates))
@@ -298,11 +311,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     qr = qk / np.maximum(qn, 1)
     hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
     spread = float(qr.min() / max(hot_rate, 1e-9))
-    if spread < 0.45:
+    # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
+    short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
+    if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
-    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 6) / 4)
+    mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
     d = c.detect(
         "reticle_repeat",
         region,
@@ -323,34 +338,35 @@ def _reticle(c: _Ctx) -> Detection | None:
     return d
 
 
-def _stripes(c: _Ctx, axis: int) -> None:
-    """axis 1: rows (row_stripe); axis 0: columns (column_stripe)."""
-    V = c.raster(c.active)
-    F = c.raster(c.f & c.active)
+def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None) -> tuple[NDArray, NDArray] | None:
+    """axis 1: rows (row_stripe); axis 0: columns (column_stripe). Returns the active and failing rasters
+    it used when it left the active dies as they were (``rasters`` for the next call), else None."""
+    V, F = rasters or (c.raster(c.active), c.raster(c.f & c.active))
+    out = V, F
     if axis == 0:
         V, F = V.T, F.T
     h, w = V.shape
     if h < 10:
-        return
+        return out
     D = 4
-    Vp = np.zeros((h + 2 * D, w), dtype=V.dtype)
-    Vp[D : D + h] = V
-    Fp = np.zeros((h + 2 * D, w), dtype=F.dtype)
-    Fp[D : D + h] = F
     n_row = V.sum(1)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
+    # each line against the lines D before and D after it (none beyond the map): dies present in both
+    pad = np.zeros(D, dtype=np.int64)
+    vv = (V[:-D] & V[D:]).sum(1)
     sides = []
-    for s in (-D, D):
-        vv = Vp[D + s : D + s + h] & V
-        ff = Fp[D + s : D + s + h] & V
-        sides.append((ff.sum(1) / np.maximum(vv.sum(1), 1), vv.sum(1)))
+    for vv_s, ff_s in (
+        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
+        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
+    ):
+        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
     flank = np.maximum(sides[0][0], sides[1][0])
     flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
     if not seed.any():
-        return
+        return out
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
@@ -358,11 +374,15 @@ def _stripes(c: _Ctx, axis: int) -> None:
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = (qk / np.maximum(qn, 1)).min(1)
-    seed &= qmin >= 0.35 * rate
+    # ... or no quarter falls short of the line's rate by more than chance explains (short chords)
+    rr = rate[:, None]
+    short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
+    even = (short.max(1) < 2.3) & (qk.min(1) > 0)
+    seed &= (qmin >= 0.35 * rate) | even
     if not seed.any():
-        return
+        return out
     base = float(_median(rate[n_row >= 3]))
-    grow = (rate >= base + 0.2) & (qmin >= 0.3 * rate) & (n_row >= 3)
+    grow = (rate >= base + 0.2) & ((qmin >= 0.3 * rate) | even) & (n_row >= 3)
     sel = seed.copy()
     for _ in range(6):
         nb = np.zeros_like(sel)
@@ -373,7 +393,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
             break
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
-        return  # a gross region, not stripes
+        return out  # a gross region, not stripes
     line = np.flatnonzero(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
@@ -396,6 +416,7 @@ def _stripes(c: _Ctx, axis: int) -> None:
         f"{float(flank[seed].min()):.0%} on the neighbouring {what}",
     )
     c.explain(d.region, 1)
+    return None
 
 
 def _radial(c: _Ctx) -> None:
@@ -420,7 +441,7 @@ def _radial(c: _Ctx) -> None:
     bg = _quantile(cr[cn > 0], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
-    bg = max(bg, float(_median(brate)) if nb >= 8 else bg)
+    bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
@@ -544,9 +565,10 @@ def _one_scratch(c: _Ctx) -> bool:
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
-    rho = np.rint(np.outer(c.xd[fi], _COS) + np.outer(c.yd[fi], _SIN)).astype(np.int64) + off
     nbins = 2 * off + 1
-    H = np.bincount((np.arange(48)[None, :] * nbins + rho).ravel(), minlength=48 * nbins).reshape(48, nbins)
+    # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
+    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     Hp = np.zeros((48, nbins + 6), dtype=H.dtype)
     Hp[:, 3 : 3 + nbins] = H
     flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
@@ -584,43 +606,51 @@ def _one_scratch(c: _Ctx) -> bool:
 
 
 def _line_run(c: _Ctx, a: int, rho0: float):
-    act = c.active
     cs, sn = _COS[a], _SIN[a]
     dist = c.xd * cs + c.yd * sn - rho0
-    near0 = act & c.f & (np.abs(dist) <= 1.0)
+    # every test below looks at active dies within 4 dies of the line once it is recentred (by at most 1):
+    # the active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = np.flatnonzero(c.active & (np.abs(dist) <= 6.0))
+    dist, f = dist[sub], c.f[sub]
+    near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
         dist = dist - float(_median(dist[near0]))
-    t = -c.xd * sn + c.yd * cs
-    on = act & (np.abs(dist) <= 1.0)
-    hit = on & c.f
+    t = -c.xd[sub] * sn + c.yd[sub] * cs
+    adist = np.abs(dist)
+    on = adist <= 1.0
+    hit = on & f
     t0, t1, cnt = runs_longest(t, hit, 3.2)
     min_len = max(5.5, 0.08 * c.dia)
     if t1 - t0 < min_len or cnt < 5:
         return None
-    near = act & c.f & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    inside = (t >= t0) & (t <= t1)
+    near = f & (adist <= 4.0) & inside
     if np.count_nonzero(near) >= 3 and _std(t[near]) < 3.5 * max(_std(dist[near]), 0.3):
         return None  # a blob, not a line
-    if _frac(c.g.r[hit & (t >= t0) & (t <= t1)] > 0.85) >= 0.7:
-        mid = hit & (t >= t0) & (t <= t1)
-        radial = np.abs(c.g.u[mid] * -sn + c.g.v[mid] * cs) / np.maximum(c.g.r[mid], 1e-9)
-        if radial.mean() < 0.5:
+    mid = hit & inside
+    r_mid = c.g.r[sub[mid]]
+    if _frac(r_mid > 0.85) >= 0.7:
+        radial = np.abs(c.g.u[sub[mid]] * -sn + c.g.v[sub[mid]] * cs) / np.maximum(r_mid, 1e-9)
+        if float(radial.sum()) / len(radial) < 0.5:  # the mean, the same bits
             return None  # runs along the edge: an edge arc, left to the blob stage
-    core = act & (np.abs(dist) <= 0.6) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
-    seg = core.copy()
+    along = (t >= t0 - 0.5) & (t <= t1 + 0.5)
+    seg = (adist <= 0.6) & along
     for side in (1, -1):
-        band2 = act & (side * dist > 0.6) & (side * dist <= 1.4) & (t >= t0 - 0.5) & (t <= t1 + 0.5)
-        if band2.sum() >= 3 and _frac_in(c.f, band2) >= 0.45:
+        band2 = (side * dist > 0.6) & (side * dist <= 1.4) & along
+        if np.count_nonzero(band2) >= 3 and _frac_in(f, band2) >= 0.45:
             seg |= band2
-    fill = float(_frac_in(c.f, seg))
-    fl = act & (np.abs(dist) >= 2.0) & (np.abs(dist) <= 4.0) & (t >= t0) & (t <= t1)
+    fill = float(_frac_in(f, seg))
+    fl = (adist >= 2.0) & (adist <= 4.0) & inside
     fl_a = fl & (dist > 0)
     fl_b = fl & (dist < 0)
-    if fl_a.sum() < 0.3 * seg.sum() or fl_b.sum() < 0.3 * seg.sum():
+    nseg = np.count_nonzero(seg)
+    if np.count_nonzero(fl_a) < 0.3 * nseg or np.count_nonzero(fl_b) < 0.3 * nseg:
         return None
-    ffill = float(max(_frac_in(c.f, fl_a), _frac_in(c.f, fl_b)))
+    ffill = float(max(_frac_in(f, fl_a), _frac_in(f, fl_b)))
     if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
         return None
-    region = seg
+    region = np.zeros(c.n, dtype=bool)
+    region[sub[seg]] = True
     ang = (_ANG[a] + math.pi / 2) % math.pi
     feats = {"length": t1 - t0, "fill": fill, "flank_fill": ffill, "angle_deg": math.degrees(ang), "min_len": min_len}
     return t1 - t0, region, feats, ang
@@ -636,14 +666,14 @@ def _blobs(c: _Ctx) -> None:
     F = c.raster(c.f & act)
     sv, sf = box_sum(np.stack((V, F)), k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
-    dv = dens[g.iy, g.ix]
+    dv = dens.reshape(-1)[g.flat]
     bg = _quantile(dv[act], 0.4)
     thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
     hot = V & (dens >= thr)
     lab, nlab = components(hot)
     if nlab == 0:
         return
-    dl = lab[g.iy, g.ix]
+    dl = lab.reshape(-1)[g.flat]
     sizes = np.bincount(dl, minlength=nlab + 1)
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
@@ -780,6 +810,19 @@ def _detect_all(c: _Ctx) -> None:
         union = float((ret.region | site.region).sum())
         if inter / union >= 0.5:
             ret = None
+        elif inter >= 0.8 * float(site.region.sum()):
+            # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
+            # dies fail well above what neither pattern holds
+            rest = ret.region & ~site.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
+                ret = None
+        elif inter >= 0.8 * float(ret.region.sum()):
+            # the hot offsets are part of one site: the site explains them when its other dies fail too
+            rest = site.region & ~ret.region
+            bg = _frac_in(c.f, ~(ret.region | site.region))
+            if rest.any() and _frac_in(c.f, rest) >= bg + 0.5 * (ret.density - bg):
+                ret = None
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
@@ -787,8 +830,7 @@ def _detect_all(c: _Ctx) -> None:
     elif site is not None:
         c.dets.append(site)
         c.active &= ~site.region
-    _stripes(c, 1)
-    _stripes(c, 0)
+    _stripes(c, 0, _stripes(c, 1))
     _radial(c)
     _scratch(c)
     _blobs(c)
@@ -957,15 +999,13 @@ _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
 def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
-    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (box sums of all
-    regions at once; integer counts, so exact)."""
+    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (all regions at once)."""
     g = c.g
     h, w = g.shape
-    p = np.zeros((len(regions), h + k, w + k))
-    p[:, g.iy + k // 2 + 1, g.ix + k // 2 + 1] = np.stack(regions)
-    s = p.cumsum(1).cumsum(2)
-    box = s[:, k:, k:] - s[:, :-k, k:] - s[:, k:, :-k] + s[:, :-k, :-k]
-    return box[:, g.iy, g.ix] > 0
+    a = np.zeros((len(regions), h * w), dtype=bool)
+    for i, reg in enumerate(regions):
+        a[i][g.flat] = reg
+    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1).take(g.flat, axis=1)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:

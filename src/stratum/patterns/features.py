@@ -40,6 +40,20 @@ def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
     return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
 
 
+def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
+    """Cells within ``r`` cells (Chebyshev) of a set cell, over the last two axes: ``box_sum(a, 2r+1) > 0``
+    by shifted ORs (rows, then columns)."""
+    out = a.copy()
+    for s in range(1, r + 1):
+        out[..., s:, :] |= a[..., :-s, :]
+        out[..., :-s, :] |= a[..., s:, :]
+    rows = out.copy()
+    for s in range(1, r + 1):
+        out[..., s:] |= rows[..., :-s]
+        out[..., :-s] |= rows[..., s:]
+    return out
+
+
 def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """8-connected component labels (1..n, 0 = background), numbered in raster order of their first cell.
 

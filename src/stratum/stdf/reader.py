@@ -60,7 +60,7 @@ from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_X
 from .testkeys import TestRegistry
 from .walk import PAD, Views, ramp, walk_fast
 
-DEFAULT_CHUNK = 32 * 1024 * 1024
+DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
 
 class Sink(Protocol):
@@ -1242,7 +1242,18 @@ def _clean_id(s: str) -> str:
     return _CONTROL.sub("", s).strip()
 
 
+def _hex_or_str(x: Any) -> str:
+    return x.hex() if isinstance(x, bytes) else str(x)
+
+
 def _json(d: Any) -> str:
+    if d is None:
+        return "null"
+    try:  # the common case, no NaN: bytes become hex through ``default``, as ``conv`` does below
+        return json.dumps(d, ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+    except ValueError:
+        pass
+
     def conv(x: Any) -> Any:
         if isinstance(x, bytes):
             return x.hex()
@@ -1254,7 +1265,7 @@ def _json(d: Any) -> str:
             return None
         return x
 
-    return _dumps(conv(d)) if d is not None else "null"
+    return _dumps(conv(d))
 
 
 def _dumps(v: Any) -> str:

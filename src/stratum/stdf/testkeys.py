@@ -200,11 +200,16 @@ class TestRegistry:
         self.tests.append(TestInfo(idx, kind, num, text(raw_name), raw_name, rec_seq))
         self._grow(idx + 1)
         words = self._words(b"" if self.by_number else raw_name)
-        if words.size > self.name_words.shape[1] or self.name_words.shape[0] < self._cap:
-            nw = np.zeros((self._cap, max(words.size, self.name_words.shape[1])), np.uint64)
-            nw[: self.name_words.shape[0], : self.name_words.shape[1]] = self.name_words
+        old = self.name_words
+        if words.size > old.shape[1] or old.shape[0] < self._cap:
+            nw = np.zeros((self._cap, max(words.size, old.shape[1])), np.uint64)
+            nw[: old.shape[0], : old.shape[1]] = old
+            if old.shape[1]:  # a row's words past its name repeat its last word (see _verified)
+                nw[: old.shape[0], old.shape[1] :] = old[:, -1:]
             self.name_words = nw
-        self.name_words[idx, : words.size] = words
+        if words.size:
+            self.name_words[idx, : words.size] = words
+            self.name_words[idx, words.size :] = words[-1]
         self.name_len[idx] = 0 if self.by_number else len(raw_name)
         self.key_num[idx] = num
         self.key_kind[idx] = KIND_CODES[kind]
@@ -338,18 +343,31 @@ class TestRegistry:
         return out
 
     def _verified(self, v: Views, idx: np.ndarray, name_start: np.ndarray, L: np.ndarray) -> np.ndarray:
-        """True where the record's name equals the name of test ``idx`` (idx < 0 never matches)."""
+        """True where the record's name equals the name of test ``idx`` (idx < 0 never matches).
+
+        Word ``w`` of a name of length ``L`` starts at ``min(8w, max(L - 8, 0))`` (names shorter than 8 bytes
+        are one masked word): past a name's last word the same last word is read again, and the registered
+        table (``name_words``) repeats it too, so every row compares the same number of words, no sorting or
+        grouping by length. Rows whose length differs from the test's fail on ``name_len`` alone."""
         safe = np.maximum(idx, 0)
         ok = (idx >= 0) & (self.name_len[safe] == L)
-        for rows, k in word_groups(L):
-            rows = rows[ok[rows]]
-            if len(rows) == 0:
-                continue
-            st, ln, ix = name_start[rows], L[rows], safe[rows]
-            good = np.ones(len(rows), bool)
-            for w in range(k):
-                good &= read_words(v.w8, st, ln, k, w) == self.name_words[ix, w]
-            ok[rows] = good
+        if not len(L):
+            return ok
+        table = self.name_words
+        nw = min(int((int(L.max()) + 7) // 8), table.shape[1])
+        if nw == 0:
+            return ok
+        w8 = v.w8
+        start = np.minimum(name_start, len(w8) - 1)  # absent names (L = 0) may point anywhere: stay in bounds
+        flat = table.reshape(-1)
+        row = safe * table.shape[1]
+        mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
+        last = np.maximum(L - 8, 0) if nw > 1 else None
+        for w in range(nw):
+            word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
+            if mask is not None:
+                word &= mask
+            ok &= word == flat[row + w if w else row]
         return ok
 
     def _inherit_names(self, kind: str, out: np.ndarray, nums: np.ndarray, L: np.ndarray) -> None:

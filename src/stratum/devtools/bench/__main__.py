@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from stratum.devtools.bench import RESULTS
 from stratum.devtools.bench.api import LAKE, SQL_AGGREGATE, bench_api, bench_wafer, build_lake, print_api
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("coldstart")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--wafers", type=int, default=200)
+    p.add_argument("--layers", type=Path, help="layers built for this host (layers/build.py --out): packaged run")
+    p.add_argument("--python", help="interpreter of the layers' Python version (with --layers)")
     p = sub.add_parser("exports")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--big-mb", type=int, default=520)
@@ -81,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print_startup(rep)
     if args.what == "coldstart":
         build_lake(args.wafers)
-        rep = {"runs": args.runs, "rows": bench_lambda_cold_start(args.runs, LAKE, "BENCH-03")}
+        rows = bench_lambda_cold_start(args.runs, LAKE, "BENCH-03", layers=args.layers, python=args.python)
+        rep = {"runs": args.runs, "rows": rows}
         (RESULTS / "coldstart.json").write_text(json.dumps(rep, indent=2))
         print_startup(rep)
     if args.what in ("api", "all"):

@@ -12,6 +12,7 @@ PNG).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -68,11 +69,11 @@ for name, t in stdf_convert.tables(sys.argv[1]).items():
 # DuckDB, then queries and renders); a second invoke of the same chart shows what is warm.
 _LAMBDA_COLD = """
 import base64, copy, importlib.util, json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 spec = importlib.util.spec_from_file_location("stratum_fn_api", sys.argv[1])
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 
 class Context:
     function_name = "stratum-api"
@@ -87,7 +88,7 @@ event["pathParameters"] = {"proxy": path.lstrip("/")}
 heavy = ("duckdb", "numpy", "pyarrow", "PIL", "boto3", "pandas")
 before = {m for m in heavy if m in sys.modules}
 out = mod.handler(copy.deepcopy(event), Context())
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 lazy = sorted(m for m in heavy if m in sys.modules and m not in before)
 again = mod.handler(copy.deepcopy(event), Context())
 t3 = time.perf_counter()
@@ -95,14 +96,64 @@ for o in (out, again):
     assert o["statusCode"] == 200, o
     body = base64.b64decode(o["body"]) if o["isBase64Encoded"] else o["body"].encode()
     assert body[:8] == b"\\x89PNG\\r\\n\\x1a\\n", body[:40]
-print(json.dumps({"import_s": t1 - t0, "first_invoke_s": t2 - t1, "second_invoke_s": t3 - t2, "lazy": lazy}))
+print(json.dumps({"import_s": t1 - t0, "first_invoke_s": t2 - t1, "second_invoke_s": t3 - t2, "lazy": lazy,
+                  "import_cpu_s": c1 - c0, "first_invoke_cpu_s": c2 - c1}))
 """
 
 
-def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
+def _infra_assets():
+    """infra/stratum_infra/assets.py (standard library only), loaded by path as layers/build.py does."""
+    import importlib.util
+
+    from stratum.devtools.bench import ROOT
+
+    spec = importlib.util.spec_from_file_location("_stratum_assets", ROOT / "infra" / "stratum_infra" / "assets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def packaged_api_function(layers: Path, python: str, build_dir: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The API function as Lambda runs it, from ``layers`` (built by layers/build.py for this host's
+    architecture): the function asset assembled as the CDK app does (with bytecode when the layers have it),
+    imported with ``python -S`` from the asset, the function's layers and the runtime's boto3 stand-in, with
+    nothing written next to the code (Lambda's /var/task and /opt are read-only). Returns (argv prefix,
+    environment additions, handler file)."""
+    from stratum.devtools.bench import ROOT
+
+    assets = _infra_assets()
+    config = json.loads((ROOT / "layers" / "layers.json").read_text())
+    names = config["functions"]["api"]
+    version = config["python_version"]
+    compiled = json.loads((layers / names[0] / "manifest.json").read_text()).get("bytecode")
+    asset = assets.assemble_function_asset(
+        "api", ROOT, build_dir, bytecode_python=python if compiled else None, python_version=version
+    )
+    # the bench runs the local backend, whose webhook-secret sealing needs cryptography (the AWS backend uses
+    # KMS): installed beside the layers for the layers' Python, compiled, so it is the same in every run
+    extras = layers / ".bench-local-backend"
+    if not (extras / "cryptography").is_dir():
+        from importlib.metadata import version as installed
+
+        pin = f"cryptography=={installed('cryptography')}"
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+        pip += ["--only-binary=:all:", "--implementation", "cp", "--python-version", version]
+        subprocess.run([*pip, "--target", str(extras), pin], check=True)
+        subprocess.run([python, "-m", "compileall", "-q", "-q", str(extras)], check=True)
+    paths = [str(asset.path), *(str(layers / n / "python") for n in names), str(layers / ".runtime-standin")]
+    paths.append(str(extras))
+    env = {"PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
+    return [python, "-S"], env, asset.path / "handler.py"
+
+
+def bench_lambda_cold_start(
+    runs: int, lake: Path, lot: str, *, layers: Path | None = None, python: str | None = None
+) -> list[dict]:
     """Rows: the API function's cold start for chart routes (PNG), median of ``runs`` fresh processes, each
-    with ``import fastapi`` measured next to it."""
-    import os
+    with ``import fastapi`` measured next to it. With ``layers`` (and ``python`` of the layers' version): the
+    packaged function instead of this checkout (``packaged_api_function``)."""
 
     from stratum.api.app import create_app
     from stratum.devtools.bench import ROOT
@@ -125,6 +176,14 @@ def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
     }
     env.pop("STRATUM_API_ROOT_PATH", None)
     handler = ROOT / "functions" / "api" / "handler.py"
+    interpreter = [sys.executable]
+    label = ""
+    build = tempfile.TemporaryDirectory()
+    if layers is not None:
+        interpreter, extra, handler = packaged_api_function(layers, python or sys.executable, Path(build.name))
+        env.update(extra)
+        compiled = (handler.parent / "__pycache__").is_dir()
+        label = f" (packaged, {'with' if compiled else 'without'} bytecode)"
     template = ROOT / "events" / "api" / "get_lots.json"
     charts = {
         "pareto PNG": (f"/v1/lots/{lot}/bins/pareto", {"format": "png"}),
@@ -138,7 +197,7 @@ def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
         for _ in range(runs):
             ref.append(_import_seconds("import fastapi"))
             libs.append(_import_seconds("import duckdb, numpy, PIL.Image, PIL.ImageDraw"))
-            argv = [sys.executable, "-c", _LAMBDA_COLD, str(handler), str(template), token, path, json.dumps(query)]
+            argv = [*interpreter, "-c", _LAMBDA_COLD, str(handler), str(template), token, path, json.dumps(query)]
             t0 = time.perf_counter()
             out = subprocess.run(argv, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0
@@ -150,7 +209,7 @@ def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
             return round(statistics.median(g[k] for g in got), 3)
 
         row = _row(
-            f"API Lambda cold start: load handler + first {name}",
+            f"API Lambda cold start{label}: load handler + first {name}",
             [g["import_s"] + g["first_invoke_s"] for g in got],
             ref,
             "import fastapi",
@@ -161,9 +220,13 @@ def bench_lambda_cold_start(runs: int, lake: Path, lot: str) -> list[dict]:
             second_invoke_s=med("second_invoke_s"),
             process_s=med("process_s"),
             first_invoke_imports=got[0]["lazy"],
+            cpu_s=med("import_cpu_s") + med("first_invoke_cpu_s"),
+            import_cpu_s=med("import_cpu_s"),
+            first_invoke_cpu_s=med("first_invoke_cpu_s"),
             import_duckdb_numpy_pil_s=round(statistics.median(libs), 3),
         )
         rows.append(row)
+    build.cleanup()
     return rows
 
 
@@ -297,6 +360,10 @@ def print_startup(rep: dict) -> None:
                 f"{'':4s}handler load = Lambda init phase (imports, app, warm-up) {r['import_s']:.3f} s, "
                 f"first invoke {r['first_invoke_s']:.3f} s, second invoke {r['second_invoke_s']:.3f} s "
                 f"(whole process {r['process_s']:.3f} s)"
+            )
+            print(
+                f"{'':4s}CPU seconds of the function's process (not its SQL worker): init {r['import_cpu_s']:.3f} + "
+                f"first invoke {r['first_invoke_cpu_s']:.3f} = {r['cpu_s']:.3f} s"
             )
             print(
                 f"{'':4s}the first invoke imports {', '.join(r['first_invoke_imports']) or 'nothing heavy'}; "
