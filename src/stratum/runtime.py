@@ -345,11 +345,8 @@ class Runtime:
         import numpy  # noqa: F401
         import PIL.Image  # noqa: F401
 
-        try:
-            import pyarrow  # noqa: F401 - SQL results as Arrow
-        except ImportError:  # the API Lambda ships without pyarrow (its layers: query + web)
-            pass
-
+        # no pyarrow: only Arrow-format SQL results may use it (their encoder is imported by the first such
+        # request), and the API Lambda's layers (query + web) do not ship it
         import stratum.analytics.capability  # noqa: F401
         import stratum.render.wafermap  # noqa: F401
 

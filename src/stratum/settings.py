@@ -5,25 +5,34 @@ This is the only module that reads environment variables. Everything else receiv
 container).
 
 Environment variables use the ``STRATUM_`` prefix, e.g. ``STRATUM_DATA_DIR``, ``STRATUM_BACKEND``,
-``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_LIMITS__SQL_PER_MINUTE=30``. Names are
-case-insensitive; a group (``STRATUM_SQL``) or a list may also be given whole as JSON, and the ``__`` variables
-of a group are merged into it; a field with an alias (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``) is read from the
-alias first, then from its ``STRATUM_`` name. Keyword arguments to ``Settings(...)`` win over the environment.
+``STRATUM_LAKE_BUCKET``. Nested groups use ``__``: ``STRATUM_RATE_LIMITS__SQL_PER_WINDOW=30``, or a JSON object
+for the whole group (``STRATUM_SQL='{"max_rows": 500}'``; single ``__`` variables win over its keys). Names are
+case-insensitive; list values are JSON (``STRATUM_DELIVERY__RETRY_SCHEDULE_SECONDS='[0, 60]'``); a field with
+an alias (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``) is read from that variable only; unknown variables are ignored.
+Values given to ``Settings(...)`` win over the environment. These are the rules pydantic-settings applied
+(``env_prefix="STRATUM_"``, ``env_nested_delimiter="__"``), read by :func:`environment_values` below: its
+import and settings sources were ~10 % of the API's cold start for the ~20 variables we read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "STRATUM_"
 NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """An environment variable that cannot be read (not JSON where JSON is needed); names the variable."""
 
 
 def default_data_dir() -> Path:
@@ -89,6 +98,10 @@ class SqlLimits(BaseModel):
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
     session_setup_seconds: float = 10.0
+    # Who encodes Arrow IPC (SQL pages with Accept: application/vnd.apache.arrow.stream, format=arrow exports):
+    # "auto" = pyarrow where it is installed (122,880-row batches), else nanoarrow from DuckDB's Arrow C stream
+    # (the AWS functions ship no pyarrow; DuckDB hands that stream out in 1,000,000-row batches).
+    arrow_encoder: Literal["auto", "pyarrow", "nanoarrow"] = "auto"
 
 
 class MonitorSettings(BaseModel):
@@ -112,6 +125,7 @@ class ExportLimits(BaseModel):
     """Exports (POST /v1/exports, ``stratum export``): no row cap; memory is bounded by streaming batches."""
 
     timeout_seconds: float = 900.0  # an export job's run time
+    batch_rows: int = 65_536  # rows per Arrow batch pulled from DuckDB (arrow exports encoded by pyarrow)
     row_group_rows: int = 122_880  # rows per Parquet row group (DuckDB's default; memory grows with it)
     # the export's own DuckDB database: 0 = the query engine's values (duckdb_memory_mb, duckdb_threads,
     # duckdb_temp_mb); the export file itself is written under tmp_dir besides the spill
@@ -182,11 +196,13 @@ class PatternSettings(BaseModel):
 
 
 class Settings(BaseModel):
+    """Everything configurable. ``Settings(**values)`` reads the environment for what ``values`` leaves out;
+    ``Settings.model_validate(values)`` does not (``settings_for``)."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True, validate_default=True)
 
     def __init__(self, **values: Any) -> None:
-        """The environment (``from_environ``) with ``values`` merged over it."""
-        super().__init__(**_merged(from_environ(os.environ), values))
+        super().__init__(**_deep_merge(environment_values(type(self), os.environ), values))
 
     backend: Literal["local", "aws"] = "local"
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -238,56 +254,61 @@ class Settings(BaseModel):
         return v.expanduser()
 
 
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _is_complex(annotation: Any) -> bool:
-    """A value given whole in one variable is JSON: a group (pydantic model) or a collection."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return True
-    return get_origin(annotation) in (list, dict, tuple, set, frozenset)
+    """Values of these fields are JSON in the environment: models, lists, dicts, sets, tuples (also optional)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_complex(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin is not None and origin is not Literal:
+        return origin in (list, dict, set, frozenset, tuple) or (
+            isinstance(origin, type) and issubclass(origin, Mapping)
+        )
+    return _is_model(annotation) or annotation in (list, dict, set, frozenset, tuple)
 
 
-def _decoded(name: str, raw: str, annotation: Any) -> Any:
+def _value(annotation: Any, raw: str, name: str) -> Any:
     if not _is_complex(annotation):
-        return raw
+        return raw  # pydantic converts the string (lax mode: "5" -> 5, "false" -> False)
     try:
         return json.loads(raw)
     except ValueError as exc:
-        raise ValueError(f"environment variable {name}: not valid JSON ({exc})") from None
+        raise SettingsError(f"environment variable {name}: not valid JSON ({exc})") from None
 
 
-def _merged(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``; dicts on both sides merge key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The ``Settings`` fields given in ``environ`` (see the module docstring), as raw values for validation."""
+def environment_values(cls: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The values of ``cls``'s fields found in ``environ`` (unvalidated; pydantic validates them)."""
     env = {k.lower(): (k, v) for k, v in environ.items()}
-    out: dict[str, Any] = {}
-    for name, field in Settings.model_fields.items():
-        own = (ENV_PREFIX + name).lower()
-        alias = field.validation_alias
-        for key in ([alias.lower()] if isinstance(alias, str) else []) + [own]:
-            if key in env:
-                out[name] = _decoded(*env[key], field.annotation)
-                break
-        group = field.annotation
-        if not (isinstance(group, type) and issubclass(group, BaseModel)):
+    values: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        if isinstance(field.validation_alias, str):
+            if field.validation_alias.lower() in env:
+                values[name] = env[field.validation_alias.lower()][1]
             continue
-        nested: dict[str, Any] = {}
-        head = own + NESTED_DELIMITER.lower()
-        for key, (var, raw) in env.items():
-            if key.startswith(head):
-                sub = key[len(head) :]
-                sub_field = group.model_fields.get(sub)
-                if sub_field is not None:  # others are ignored, as the group ignores extra fields
-                    nested[sub] = _decoded(var, raw, sub_field.annotation)
-        if nested:
-            whole = out.get(name)
-            out[name] = _merged(whole, nested) if isinstance(whole, dict) else nested
-    return out
+        key = f"{ENV_PREFIX}{name}".lower()
+        if key in env:
+            values[name] = _value(field.annotation, env[key][1], env[key][0])
+        if _is_model(field.annotation):
+            model = typing.cast(type[BaseModel], field.annotation)
+            nested = {
+                sub: _value(sub_field.annotation, env[var][1], env[var][0])
+                for sub, sub_field in model.model_fields.items()
+                if (var := f"{key}{NESTED_DELIMITER}{sub}") in env
+            }
+            if nested:
+                whole = values.get(name)
+                values[name] = {**whole, **nested} if isinstance(whole, dict) else nested
+    return values
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in override.items():
+        merged[k] = _deep_merge(merged[k], v) if isinstance(v, Mapping) and isinstance(merged.get(k), dict) else v
+    return merged
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,8 @@ import pytest
 from stratum.auth import signed_urls
 from stratum.devtools.stdf.lots import LotSpec, default_tests, write_lot
 from stratum.lake.layout import export_key
+from stratum.query import arrow_ipc
+from stratum.query import sql as sqlmod
 
 from .conftest import new_app, strict_json
 
@@ -51,6 +53,29 @@ def big(tmp_path_factory):
     b.h = {"Authorization": f"Bearer {tokens['full']}"}
     yield b
     app.state.runtime.close()
+
+
+@pytest.fixture(scope="module")
+def nano(big):
+    """The same lake served with ``sql.arrow_encoder = nanoarrow``: Arrow IPC from DuckDB's Arrow C stream, as the
+    AWS functions (no pyarrow in their layers) encode it."""
+    app, client, tokens = new_app(big.dir / "data", sql={"arrow_encoder": "nanoarrow"})
+    assert app.state.runtime.settings.sql.isolate  # the pages come from a capped SQL worker, as under serve
+
+    class Nano:
+        pass
+
+    b = Nano()
+    b.app, b.client, b.tokens, b.dir, b.lot = app, client, tokens, big.dir, big.lot
+    b.h = {"Authorization": f"Bearer {tokens['full']}"}
+    yield b
+    app.state.runtime.close()
+
+
+@pytest.fixture(params=["pyarrow", "nanoarrow"])
+def served(request):
+    """The test lake, its Arrow IPC encoded by pyarrow (where installed) or by nanoarrow (the AWS functions)."""
+    return request.getfixturevalue("big" if request.param == "pyarrow" else "nano")
 
 
 def sql(big, q: str, **ctx):
@@ -103,13 +128,18 @@ def test_parquet_export_over_100k_rows_round_trips(big, tmp_path):
     assert [c["name"] for c in rec["columns"]] == pq.read_schema(path).names
 
 
-def test_csv_and_arrow_exports_hold_the_same_rows(big, tmp_path):
+def test_csv_and_arrow_exports_hold_the_same_rows(served, tmp_path):
+    big = served
     q = "SELECT wafer_id, x, y, test_num, result, passed FROM results WHERE lot_id = 'EXP-LOT' ORDER BY ALL"
     ((n, h),) = sql(big, CHECKSUM.format(q=q))
     arrow = tmp_path / "r.arrow"
     arrow.write_bytes(download(big, export(big, {"query": q, "format": "arrow"})))
-    t = pa.ipc.open_file(pa.memory_map(str(arrow))).read_all()
-    assert t.num_rows == n
+    f = pa.ipc.open_file(pa.memory_map(str(arrow)))
+    t = f.read_all()
+    assert t.num_rows == n > 65_536
+    # pyarrow: batch_rows (65,536) at a time; nanoarrow: DuckDB's C stream batches (1,000,000 rows)
+    nanoarrow = big.app.state.runtime.settings.sql.arrow_encoder == "nanoarrow"
+    assert f.num_record_batches == (1 if nanoarrow else -(-n // 65_536))
     con = duckdb.connect()
     con.register("t_arrow", t)
     assert list(con.execute(CHECKSUM.format(q="SELECT * FROM t_arrow")).fetchone()) == [n, h]
@@ -158,6 +188,21 @@ def test_types_survive_parquet_and_csv(big, tmp_path):
     cols = ", ".join(f"'{n}': '{t}'" for n, t in zip([x["name"] for x in rec["columns"]], types, strict=True))
     got = con.execute(f"SELECT * FROM read_csv('{c}', header = true, columns = {{{cols}}})")
     assert _canon(got) == want
+
+
+def test_types_survive_arrow(served, tmp_path):
+    """The same values and Arrow types through either encoder: the file's schema is the one DuckDB gives the
+    query's result (HUGEINT as decimal128(38, 0), TIMESTAMPTZ with the session's zone)."""
+    with served.app.state.runtime.engine.session("default") as ses:
+        res = ses.execute(TYPED)
+        want = _canon(res)
+        schema = ses.execute(TYPED).to_arrow_table().schema
+    p = tmp_path / "t.arrow"
+    p.write_bytes(download(served, export(served, {"query": TYPED, "format": "arrow"})))
+    t = pa.ipc.open_file(pa.memory_map(str(p))).read_all()
+    t.validate(full=True)
+    assert t.schema == schema and str(schema.field("big").type) == "decimal128(38, 0)"
+    assert [tuple("NaN" if isinstance(v, float) and v != v else v for v in r.values()) for r in t.to_pylist()] == want
 
 
 def test_table_export_with_filters(big, tmp_path):
@@ -303,7 +348,8 @@ def test_exports_need_sql_scope(big):
 ARROW = "application/vnd.apache.arrow.stream"
 
 
-def test_sql_arrow_stream_pages_equal_json_pages(big):
+def test_sql_arrow_stream_pages_equal_json_pages(served):
+    big = served
     q = "SELECT part_id, wafer_id, x, y, test_time_ms, is_final FROM parts ORDER BY job_id, part_seq"
     cursor, pages_json, pages_arrow = None, [], []
     while True:
@@ -323,10 +369,18 @@ def test_sql_arrow_stream_pages_equal_json_pages(big):
     assert len(pages_json) > 2 and pages_arrow == pages_json
 
 
-def test_sql_arrow_empty_and_truncated(big):
+def test_sql_arrow_empty_and_truncated(served):
+    big = served
     a = big.client.post("/v1/sql", json={"query": "SELECT 1 AS x WHERE false"}, headers={**big.h, "Accept": ARROW})
     t = pa.ipc.open_stream(a.content).read_all()
     assert t.num_rows == 0 and t.column_names == ["x"] and "x-next-cursor" not in a.headers
+    # the configured encoder wrote it (the SQL worker got the setting): its bytes, not the other's
+    con = duckdb.connect()
+    by_nanoarrow = arrow_ipc.page(con.sql("SELECT 1 AS x WHERE false"), 0, 1000)[0]
+    by_pyarrow = sqlmod._ipc(con.execute("SELECT 1 AS x WHERE false").to_arrow_table())
+    assert by_nanoarrow != by_pyarrow
+    nanoarrow = big.app.state.runtime.settings.sql.arrow_encoder == "nanoarrow"
+    assert a.content == (by_nanoarrow if nanoarrow else by_pyarrow)
     body = {"query": "SELECT * FROM range(100005)", "limit": 100000}
     a = big.client.post("/v1/sql", json=body, headers={**big.h, "Accept": ARROW})
     assert a.headers["x-truncated"] == "true" and pa.ipc.open_stream(a.content).read_all().num_rows == 100000

@@ -32,3 +32,11 @@ def test_warm_up_without_pyarrow_loads_the_rest() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.splitlines()[0] == "['PIL', 'duckdb', 'numpy', 'stratum.render.wafermap']"
+
+
+def test_warm_up_does_not_load_pyarrow_where_it_is_installed() -> None:
+    """Only Arrow-format SQL results may use pyarrow (else nanoarrow): warming up does not pay its import."""
+    probe = PROBE.replace("sys.meta_path.insert(0, NoPyarrow())", "")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[0] == "['PIL', 'duckdb', 'numpy', 'stratum.render.wafermap']"

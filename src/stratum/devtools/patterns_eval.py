@@ -12,6 +12,7 @@ maps/s (single core, 50-die-wide maps).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -42,6 +43,7 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
     rights: list[int] = []
     exact = 0
     errors: list[tuple[int, str, str, float]] = []  # single-pattern misses: seed, truth, top, visibility
+    faint = [[0, 0], [0, 0]]  # [faint, clear] x [missed, found] over every labelled local pattern
     for i in range(n):
         smp = sample(profile, seed0 + i)
         res = classify_diemap(smp.dies)
@@ -54,6 +56,9 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
             pred["none"] = {"family": "none", "location": "global", "severity": "low"}
         truth = smp.families
         exact += int(set(pred) == set(truth))
+        for lab, z in zip(smp.labels, visibility(smp), strict=True):
+            if math.isfinite(z):
+                faint[0 if z < FAINT_Z else 1][int(lab.family in pred)] += 1
         for f in fams:
             if f in pred and f in truth:
                 tp[f] += 1
@@ -67,7 +72,7 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
             top = res["pattern_classes"][0]["family"] if res["pattern_classes"] else "none"
             conf[fams.index(lab.family), fams.index(top)] += 1
             if top != lab.family:
-                errors.append((seed0 + i, lab.family, top, float(getattr(lab, "visibility", float("nan")))))
+                errors.append((seed0 + i, lab.family, top, visibility(smp)[0]))
             if lab.family in pred:
                 single_hit += 1
                 loc_ok += int(pred[lab.family]["location"] == lab.location)
@@ -95,7 +100,30 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
         "ece": ece,
         "n": n,
         "errors": errors,
+        "faint": faint,
     }
+
+
+#: a pattern region whose fails stand less than this many standard errors above the rest of the map is faint
+FAINT_Z = 5.0
+
+
+def visibility(smp) -> list[float]:
+    """Per label: z of the region's fails against the fail rate outside every labelled region (NaN for a
+    whole-wafer region). Separates misses of faint patterns (label ambiguity) from classifier failures."""
+    union = np.zeros(len(smp.dies.fail), dtype=bool)
+    for lab in smp.labels:
+        union |= lab.region
+    f = np.asarray(smp.dies.fail, dtype=bool)
+    p = min(max(float(f[~union].mean()) if (~union).any() else 0.0, 0.01), 0.99)
+    out = []
+    for lab in smp.labels:
+        n = int(lab.region.sum())
+        if n == len(f) or n == 0:
+            out.append(float("nan"))
+        else:
+            out.append((float(f[lab.region].sum()) - n * p) / math.sqrt(n * p * (1 - p)))
+    return out
 
 
 def throughput(n: int = 300, diameter: int = 50) -> tuple[float, float]:
@@ -122,6 +150,11 @@ def report(name: str, r: dict, out=sys.stdout) -> None:
         f"severity accuracy {r['sev_acc']:.4f} (on maps whose family was found)\n"
     )
     w(f"ECE (10 bins, family correctness): {r['ece']:.4f}\n")
+    (fm, ff), (cm, cf) = r["faint"]
+    w(
+        f"local patterns found: {cf}/{cf + cm} clear (region z >= {FAINT_Z:.0f} over the rest of the map), "
+        f"{ff}/{ff + fm} faint\n"
+    )
     ab = [
         "none",
         "rand",
@@ -154,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", help="folder with verifier.json / calibration.json to use instead")
     ap.add_argument("--errors", action="store_true", help="list the misclassified single-pattern maps")
     a = ap.parse_args(argv)
+    unknown = sorted(set(a.sets.split(",")) - set(GENERATORS))
+    if unknown:
+        ap.error(f"--sets: unknown test set {', '.join(unknown)} (choose from {', '.join(GENERATORS)})")
     if a.models:
         use_models(a.models)
     for prof in a.sets.split(","):

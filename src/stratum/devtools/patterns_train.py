@@ -2,7 +2,8 @@
 
 Maps drawn round-robin from several generators (default A, B and C), each from its fitting seed range,
 disjoint from the calibration and evaluation seeds. Every rule candidate becomes one example of its
-family's tree set: label 1 when its family is on the map. ``--gens A,B --out DIR`` fits without C into
+family's tree set: label 1 when its family is on the map where the candidate is (its region overlaps the
+labelled region). ``--gens A,B --out DIR`` fits without C into
 DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C``).
 
     python -m stratum.devtools.patterns_train [-n 12000] [--gens A,B,C] [--out DIR]
@@ -30,8 +31,17 @@ def collect(n: int, gens: tuple[str, ...] = GENERATORS) -> dict[str, list[tuple[
     for _, smp in mixed("fit", gens, n):
         dets, feats = candidates(smp.dies)
         for d, x in zip(dets, feats, strict=True):
-            rows[d.family].append((x, int(d.family in smp.families)))
+            hit = any(_matches(d.region, lab) for lab in smp.labels if lab.family == d.family)
+            rows[d.family].append((x, int(hit)))
     return rows
+
+
+def _matches(region: np.ndarray, lab) -> bool:
+    """A candidate is a positive example when its family is on the map *where the candidate is*: a quarter of
+    the candidate's dies, or of the labelled region, lie in the other (a noise cluster beside a real blob of
+    the same family is a negative)."""
+    inter = int(np.count_nonzero(region & lab.region))
+    return inter >= 0.25 * min(int(region.sum()), int(lab.region.sum())) and inter > 0
 
 
 def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int, gens: tuple[str, ...]) -> dict:

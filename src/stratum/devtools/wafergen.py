@@ -266,7 +266,9 @@ def _scratch(w: _Wafer, B: bool) -> tuple[np.ndarray, str]:
     return reg, tx.orientation_of(phi)
 
 
-def _background(w: _Wafer, profile: str, random_family: bool) -> np.ndarray:
+def _background(w: _Wafer, profile: str, random_family: bool, clean: bool = False) -> np.ndarray:
+    """Background fails; ``clean`` (a ``none`` map) draws the same numbers but lays no fail clumps: a
+    clump is spatial structure, which the labelling rules do not allow on ``none``."""
     rng = w.rng
     if random_family:
         p0 = rng.uniform(0.13, 0.55)
@@ -275,14 +277,14 @@ def _background(w: _Wafer, profile: str, random_family: bool) -> np.ndarray:
     else:
         p0 = rng.uniform(0.0, 0.06) if profile == "A" else rng.uniform(0.0, 0.075)
     fail = rng.random(w.n) < p0
-    if profile == "A" and not random_family and rng.random() < 0.3:
+    if profile == "A" and not random_family and rng.random() < 0.3 and not clean:
         # clustered background (negative-binomial-like): Poisson many small fail clumps
         for _ in range(int(rng.poisson(max(w.n / 600, 1.0)))):
             k = int(rng.integers(w.n))
             rad = int(rng.integers(1, 3))
             near = (np.abs(w.i - w.i[k]) <= rad) & (np.abs(w.j - w.j[k]) <= rad)
             fail |= near & (rng.random(w.n) < 0.4)
-    if profile == "B" and not random_family and rng.random() < 0.5:
+    if profile == "B" and not random_family and rng.random() < 0.5 and not clean:
         # clustered background: a handful of 2-4-die clusters
         for _ in range(int(rng.integers(1, 6))):
             k = int(rng.integers(w.n))
@@ -335,7 +337,7 @@ def _generate(seed, profile, family, mixed_rate, diameter, n_sites) -> Sample:
     if "site_pattern" in fams and n_sites is None:
         n_sites = int(rng.choice([2, 4, 8, 16, 3, 6]))
     w = _Wafer(rng, dia, profile, n_sites)
-    fail = _background(w, profile, fams == ["random"])
+    fail = _background(w, profile, fams == ["random"], clean=fams == ["none"])
     if fams == ["none"]:
         fail &= rng.random(w.n) < 0.9  # keep clean maps clean
     parts = []

@@ -6,8 +6,8 @@ DuckDB writes Parquet and CSV itself: the service wraps the already-checked quer
 (``QueryEngine.export_session``) with the same views and guardrails as SQL's plus that one directory as the
 only writable place. DuckDB's writer streams (a row group per thread at a time, spilling under
 ``memory_limit``), so memory stays bounded whatever the size; the file is then uploaded (multipart on S3).
-Arrow IPC files are written from DuckDB's Arrow C stream by nanoarrow, a record batch at a time (no pyarrow:
-``stratum.query.arrow_ipc``). The query
+Arrow IPC files are written from DuckDB's Arrow batches by pyarrow (``batch_rows`` at a time), or where pyarrow is
+missing (the AWS functions) from DuckDB's Arrow C stream by nanoarrow (``stratum.query.arrow_ipc``). The query
 passes the same checks as ``POST /v1/sql`` (``stratum.query.sql.check_query``; the guard still refuses COPY
 and every file function in user SQL), so an export sees exactly what SQL sees. An export is a record in the
 metadata store (``queued → running → succeeded | failed``) and a file under ``workspaces/<ws>/exports/<id>/``,
@@ -182,7 +182,7 @@ class ExportService:
             # (the query on lines of its own: a trailing "--" comment in it cannot swallow what follows)
             desc = ses.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0").description or []
             if fmt == "arrow":
-                rows = _write_arrow(ses, query, path)
+                rows = _write_arrow(ses, query, path, self.settings.sql.arrow_encoder, limits.batch_rows)
             else:
                 src = _exact_parquet(query, desc) if fmt == "parquet" else query
                 copy = f"COPY (\n{src}\n) TO {sql_literal(str(path))} ({_copy_options(fmt, limits)})"
@@ -447,7 +447,18 @@ def _copy_options(fmt: str, limits: Any) -> str:
     return "FORMAT csv, HEADER true"
 
 
-def _write_arrow(ses: Session, query: str, path: Path) -> int:
-    """Arrow IPC file from DuckDB's Arrow C stream (DuckDB has no Arrow COPY), a record batch at a time, without
-    pyarrow (``stratum.query.arrow_ipc``: the AWS functions ship none)."""
-    return arrow_ipc.write_file(ses.relation(query), path)
+def _write_arrow(ses: Session, query: str, path: Path, encoder: str, batch_rows: int) -> int:
+    """Arrow IPC file (DuckDB has no Arrow COPY): DuckDB's Arrow batches into pyarrow's writer, ``batch_rows`` at a
+    time; where pyarrow is missing (the AWS functions), DuckDB's Arrow C stream encoded by nanoarrow."""
+    if not arrow_ipc.use_pyarrow(encoder):
+        return arrow_ipc.write_file(ses.relation(query), path)
+    import pyarrow as pa
+
+    rows = 0
+    reader = ses.execute(query).to_arrow_reader(batch_rows)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    return rows

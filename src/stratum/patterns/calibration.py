@@ -23,11 +23,18 @@ def tables() -> dict:
     return json.loads(text)
 
 
+#: a family table's knots as arrays (np.interp would convert the JSON lists on every call), by table identity
+_KNOTS: dict[int, tuple[dict, np.ndarray, np.ndarray]] = {}
+
+
 def confidence(family: str, score: float) -> float:
     t = tables()["families"].get(family)
     if not t:
         return round(float(score), 4)
-    return round(float(np.interp(score, t["x"], t["y"])), 4)
+    k = _KNOTS.get(id(t))
+    if k is None or k[0] is not t:
+        k = _KNOTS[id(t)] = (t, np.asarray(t["x"], dtype=np.float64), np.asarray(t["y"], dtype=np.float64))
+    return round(float(np.interp(score, k[1], k[2])), 4)
 
 
 def level_confidence(family: str, level: str, value: str) -> float:

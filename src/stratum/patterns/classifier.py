@@ -42,7 +42,7 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.3  # when none is kept, the likeliest candidate is reported from this probability
+    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
@@ -71,9 +71,15 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+def _nz(a: NDArray) -> NDArray[np.intp]:
+    """``np.flatnonzero`` of a 1-d array, without its wrappers."""
+    return a.nonzero()[0]
+
+
 def _median(a) -> float:
     """np.median without its Python-level overhead (hot loops on small arrays)."""
-    v = np.sort(np.asarray(a, dtype=np.float64).ravel())
+    v = np.array(a, dtype=np.float64).ravel()  # a copy, sorted in place: np.sort's result
+    v.sort()
     n = len(v)
     return float((v[(n - 1) // 2] + v[n // 2]) / 2) if n else float("nan")
 
@@ -105,11 +111,14 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
 def _quantile(a: NDArray, q: float) -> float:
     """``np.quantile(a, q)`` (linear method, the same bits) for a 1-d array without NaN, without its
     Python-level overhead."""
-    return _lerp_at(np.sort(np.asarray(a, dtype=np.float64)), q)
+    v = np.array(a, dtype=np.float64)
+    v.sort()
+    return _lerp_at(v, q)
 
 
 def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
-    v = np.sort(np.asarray(a, dtype=np.float64))
+    v = np.array(a, dtype=np.float64)
+    v.sort()
     return _lerp_at(v, q0), _lerp_at(v, q1)
 
 
@@ -210,7 +219,7 @@ def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
     if span > 4096:
         return np.unique(s, return_inverse=True)
     present = np.bincount(s - lo, minlength=span) > 0
-    return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[s - lo]
+    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
 
 
 def _site(c: _Ctx) -> Detection | None:
@@ -236,7 +245,7 @@ def _site(c: _Ctx) -> Detection | None:
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
     region = np.zeros(c.n, dtype=bool)
-    region[np.flatnonzero(act)[inv == b]] = True
+    region[_nz(act)[inv == b]] = True
     m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
@@ -278,7 +287,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     cell = (iy % L) * L + (ix % L)
     hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
-    nk = (_FOLD @ hist.reshape(2, L, L).astype(np.float64) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]
+    nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
     r_all = ko_all / np.maximum(no_all, 1)
     srt = r_all[np.lexsort((r_all, _PAIR_ID))]
@@ -303,7 +312,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if hot.sum() > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     on = hot[off]
     quad = (c.g.u[idx] >= 0).astype(int) + 2 * (c.g.v[idx] >= 0)
     qn = np.bincount(quad[on], minlength=4)
@@ -315,6 +324,16 @@ def _reticle(c: _Ctx) -> Detection | None:
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
     if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
         return None
+    # ... and over many rows and columns: fails piled on one or two lines are a stripe
+    fo = on & f
+    nfo = int(fo.sum())
+    for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
+        if not nfo:
+            break
+        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
+        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+            return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
     mgn = min((top - base - 0.22) / 0.15, (spread - 0.45) / 0.2, (z - 5) / 4)
@@ -394,7 +413,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
         return out  # a gross region, not stripes
-    line = np.flatnonzero(sel)
+    line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
     on_line = np.zeros(h, dtype=bool)
     on_line[line] = True
@@ -422,33 +441,35 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    na = int(act.sum())
+    ia = _nz(act)
+    na = len(ia)
     if na < 40:
         return
     nb = min(max(na // 80, 6), 20)
     ns = 8
-    rmax = float(g.r[act].max())
-    band = np.minimum(((g.r[act] / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[act] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    ra = g.r[ia]
+    rmax = float(ra.max())
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
     cell = band * ns + sec
-    fa = c.f[act]
+    fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
     bn, bk = cn.sum(1), ck.sum(1)
     brate = bk / np.maximum(bn, 1)
-    srt = np.sort(cr, axis=1)
-    bg = _quantile(cr[cn > 0], 0.25)
+    seen = cn > 0
+    bg = _quantile(cr[seen], 0.25)
     per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
     lift = brate - bg
     # a sector belongs to the ring when its fails are likelier under the band's rate than under background
-    pb = np.clip(brate, 1e-3, 1 - 1e-3)[:, None]
+    pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & (cn > 0)).sum(1) / np.maximum((cn > 0).sum(1), 1)
+    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
     outer = np.arange(nb) >= nb - 2
     ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
@@ -459,6 +480,7 @@ def _radial(c: _Ctx) -> None:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
         if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
@@ -483,8 +505,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = np.flatnonzero(ring)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    idx = _nz(ring)
+    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
     for run in runs:
         b0, b1 = int(run[0]), int(run[-1])
         if b0 == 0 and b1 == nb - 1:
@@ -504,6 +526,11 @@ def _radial(c: _Ctx) -> None:
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
+        # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
+        if b1 < nb - 1:
+            r_out = _step(c, r_out, float(edges[b1 + 1] - edges[b1]), inside_below=True)
+        if r_in > 0.0:
+            r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if region.any() else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
@@ -527,6 +554,43 @@ def _radial(c: _Ctx) -> None:
         c.explain(d.region, 1)
 
 
+def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
+    """The radius near ``r0`` (within one band ``width``, at least two dies) where a two-level step fits the
+    active dies' fails best (maximum Bernoulli likelihood); the pattern lies below it when ``inside_below``.
+    ``r0`` itself when the window is too thin or the step does not keep the pattern side the hotter one."""
+    w = max(width, 2.0 / c.g.rx)
+    act = c.active
+    rr = c.g.r
+    win = act & (rr >= r0 - w) & (rr < r0 + w)
+    n = int(win.sum())
+    if n < 12:
+        return r0
+    order = np.argsort(rr[win], kind="stable")
+    rs = rr[win][order]
+    fs = c.f[win][order].astype(np.float64)
+    ck = np.cumsum(fs)
+    k_all = float(ck[-1])
+    i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
+    i = i[rs[i] > rs[i - 1]]  # only between distinct radii
+    if not len(i):
+        return r0
+    kb = ck[i - 1]
+    nb_, na_ = i.astype(np.float64), (n - i).astype(np.float64)
+    ka = k_all - kb
+
+    def ll(k, m):
+        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        return k * np.log(p) + (m - k) * np.log(1 - p)
+
+    tot = ll(kb, nb_) + ll(ka, na_)
+    hot_below = kb / nb_ > ka / na_
+    tot = np.where(hot_below == inside_below, tot, -np.inf)
+    j = int(np.argmax(tot))
+    if not np.isfinite(tot[j]):
+        return r0
+    return float((rs[i[j] - 1] + rs[i[j]]) / 2)
+
+
 def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     """Inner radius of a ring whose hole is smaller than the innermost radial band (0.0: no hole)."""
     act = c.active
@@ -542,9 +606,9 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
     if not ok.any():
         return 0.0
-    j = int(np.flatnonzero(ok)[-1])
+    j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
-    above = np.flatnonzero(rate_next >= mid)
+    above = _nz(rate_next >= mid)
     j2 = j + 1 + (int(above[0]) if len(above) else 0)
     return float(j2 * step)
 
@@ -561,7 +625,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 def _one_scratch(c: _Ctx) -> bool:
     act = c.active
-    fi = np.flatnonzero(act & c.f)
+    fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
@@ -610,7 +674,7 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     dist = c.xd * cs + c.yd * sn - rho0
     # every test below looks at active dies within 4 dies of the line once it is recentred (by at most 1):
     # the active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = np.flatnonzero(c.active & (np.abs(dist) <= 6.0))
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -702,7 +766,7 @@ def _blobs(c: _Ctx) -> None:
         if z < c.th.blob_z:
             continue
         region = (dl == comp) & core_all if in_core else dl == comp
-        ri = np.flatnonzero(region)
+        ri = _nz(region)
         rr, tt = g.r[ri], g.theta[ri]
         r_min, r_max = float(rr.min()), float(rr.max())
         area = nreg / c.n
@@ -838,13 +902,19 @@ def _detect_all(c: _Ctx) -> None:
     _random_candidate(c)
 
 
-def _join_ratio(c: _Ctx) -> float:
-    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails)."""
-    V = c.g.valid
-    F = c.raster(c.f)
-    pairs = float((V[:, 1:] & V[:, :-1]).sum() + (V[1:] & V[:-1]).sum())
-    ff = float((F[:, 1:] & F[:, :-1]).sum() + (F[1:] & F[:-1]).sum())
-    p = float(c.fail_ratio)
+def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
+    """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails), over
+    every die or only the dies of ``among``."""
+    if among is None:
+        V = c.g.valid
+        F = c.raster(c.f)
+        p = float(c.fail_ratio)
+    else:
+        V = c.raster(among)
+        F = c.raster(c.f & among)
+        p = float(_frac_in(c.f, among)) if among.any() else 0.0
+    pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
+    ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
 
@@ -868,7 +938,7 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "loc": ("center", "scratch", "edge_loc"),
     "edge_loc": ("loc", "edge_ring"),
     "scratch": ("loc", "edge_loc"),
-    "center": ("loc",),
+    "center": ("loc", "radial_gradient"),  # a soft centre blob and a steep falling gradient look alike
     "radial_gradient": ("center", "edge_ring"),
     "row_stripe": ("scratch",),
     "column_stripe": ("scratch",),
@@ -888,7 +958,7 @@ def _alternatives(c: _Ctx) -> None:
         if not alts:
             continue
         reg = d.region
-        ri = np.flatnonzero(reg)
+        ri = _nz(reg)
         if not len(ri):
             continue
         stats = c.region_stats(reg)
@@ -906,6 +976,8 @@ def _alternatives(c: _Ctx) -> None:
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
+            elif alt == "radial_gradient":
+                ref = "falling"  # only a centre blob is read as a gradient
             text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
             alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)
@@ -967,7 +1039,7 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
     """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
     g = c.g
-    fm = np.flatnonzero(reg & c.f)
+    fm = _nz(reg & c.f)
     nfm = len(fm)
     if nfm < 3 or not want:
         return nfm, {}
@@ -1018,8 +1090,12 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         union |= d.region
     resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
     p0 = min(max(resid, 0.01), 0.99)
+    # clustering left over once every candidate is taken out (1: the rest is spatially random)
+    resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
     nf = max(int(np.count_nonzero(c.f)), 1)
-    fams = [d.family for d in dets]
+    scores: dict[str, list[float]] = {}  # each family's candidate scores
+    for d in dets:
+        scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
     near_base = _dilated(c, [o.region for o in base], 5) if base else None
     # everything that depends only on the region (alternative readings share their detector's region)
@@ -1067,6 +1143,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
         nfm, shape = shape_cache[skey]
+        z = (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0))
         x = {
             "g_dia": c.dia,
             "c_region_dies": float(nr),
@@ -1077,19 +1154,22 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_resid_rate": resid,
             "g_candidates": n_base,
             "g_has_site": has_site,
+            "g_resid_join": resid_join,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
             "c_lift": d.density - resid,
-            "c_z": (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0)),
+            "c_z": z,
+            # z over the largest z that noise alone gives among the map's ~n / nr windows of this size
+            "c_z_excess": z - math.sqrt(2 * math.log(max(c.n / nr, 1.0)) + 1.0),
             "c_r_mean": r_mean,
             "c_r_min": r_min,
             "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
             "c_overlap_other": ovl,
-            "c_same_family": float(fams.count(d.family) - 1),
-            "c_rank_in_family": float(sum(1 for o in dets if o.family == d.family and o.score > d.score)),
+            "c_same_family": float(len(scores[d.family]) - 1),
+            "c_rank_in_family": float(sum(s > d.score for s in scores[d.family])),
             "c_other_max_score": other_max,
             "c_alt": float(bool(d.source)),
         }

@@ -30,14 +30,20 @@ def eigvalsh(a: NDArray[np.float64]) -> NDArray:
 
 
 def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
-    """Sum over a k x k window (k odd) centred on each cell, zero outside (integral image). ``a`` may stack
-    several rasters on leading axes; the window runs over the last two."""
+    """Sum over a k x k window (k odd) centred on each cell, zero outside. ``a`` may stack several rasters
+    on leading axes; the window runs over the last two. Shifted adds, columns then rows (for the 0/1
+    rasters it serves, exact counts; a cumulative-sum integral image is several times slower)."""
     h = k // 2
     *lead, rows, cols = a.shape
-    p = np.zeros((*lead, rows + k, cols + k))
-    p[..., h + 1 : h + 1 + rows, h + 1 : h + 1 + cols] = a
-    c = p.cumsum(-2).cumsum(-1)
-    return c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]
+    p = np.zeros((*lead, rows + 2 * h, cols + 2 * h))
+    p[..., h : h + rows, h : h + cols] = a
+    c = p[..., :cols].copy()
+    for j in range(1, k):
+        c += p[..., j : j + cols]
+    out = c[..., :rows, :].copy()
+    for i in range(1, k):
+        out += c[..., i : i + rows, :]
+    return out
 
 
 def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
@@ -67,16 +73,18 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     out = np.zeros((h, w), dtype=np.int32)
     if n == 0:
         return out, 0
-    pos = np.full(h * w, -1, dtype=np.int64)
-    pos[cells] = np.arange(n)
+    # each cell's position in ``cells``, on a raster with an empty column either side and an empty row
+    # below, so that every neighbour looked at is inside it
+    wp = w + 2
     cy, cx = np.divmod(cells, w)
+    cp = cy * wp + cx + 1
+    pos = np.full((h + 1) * wp, -1, dtype=np.int64)
+    pos[cp] = np.arange(n)
     src, dst = [], []
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour pair once
-        ny, nx = cy + dy, cx + dx
-        ok = np.flatnonzero((ny < h) & (nx >= 0) & (nx < w))
-        nb = pos[ny[ok] * w + nx[ok]]
+    for step in (1, wp - 1, wp, wp + 1):  # right, down-left, down, down-right: each neighbour pair once
+        nb = pos[cp + step]
         hit = nb >= 0
-        src.append(ok[hit])
+        src.append(hit.nonzero()[0])
         dst.append(nb[hit])
     ea, eb = np.concatenate(src), np.concatenate(dst)
     lab = np.arange(n)
@@ -92,7 +100,11 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
         if np.array_equal(m, lab):
             break
         lab = m
-    roots = np.unique(lab)
+    is_root = lab == np.arange(n)
+    if np.array_equal(lab[lab], lab):  # every label is a root: number the roots in order
+        out.ravel()[cells] = np.cumsum(is_root)[lab]
+        return out, int(np.count_nonzero(is_root))
+    roots = np.unique(lab)  # pragma: no cover - the fixed point always is one
     out.ravel()[cells] = np.searchsorted(roots, lab) + 1
     return out, len(roots)
 
@@ -100,12 +112,15 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
 def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float) -> tuple[float, float, int]:
     """Longest stretch along sorted positions ``t`` of hits with no gap between hits above ``max_gap``.
     Returns (start, end, hits)."""
-    th = np.sort(t[hit])
+    th = t[hit]  # a copy: sorted in place
+    th.sort()
     if len(th) == 0:
         return 0.0, 0.0, 0
-    br = np.flatnonzero(np.diff(th) > max_gap)
-    starts = np.concatenate(([0], br + 1))
-    ends = np.concatenate((br, [len(th) - 1]))
+    br = ((th[1:] - th[:-1]) > max_gap).nonzero()[0]
+    starts = np.zeros(len(br) + 1, dtype=np.intp)
+    starts[1:] = br + 1
+    ends = np.full(len(br) + 1, len(th) - 1, dtype=np.intp)
+    ends[:-1] = br
     cnt = ends - starts + 1
     span = th[ends] - th[starts]
     best = int(np.argmax(span + 1e-6 * cnt))

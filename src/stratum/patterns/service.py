@@ -72,7 +72,10 @@ def classify_diemap(
     dets, g = analyse(dm, thresholds)
     out: list[dict[str, Any]] = []
     for d in dets:
-        if d.family == "none" or calibration.confidence(d.family, d.score) < min_confidence:
+        if d.family == "none":
+            continue
+        conf = calibration.confidence(d.family, d.score)
+        if conf < min_confidence:
             continue
         out.append(
             {
@@ -81,7 +84,7 @@ def classify_diemap(
                 "location": d.location,
                 "severity": d.severity,
                 "refinement": d.refinement,
-                "confidence": calibration.confidence(d.family, d.score),
+                "confidence": conf,
                 "level_confidence": {
                     "location": calibration.level_confidence(d.family, "location", d.location),
                     "severity": calibration.level_confidence(d.family, "severity", d.severity),

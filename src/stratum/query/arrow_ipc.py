@@ -1,15 +1,17 @@
 """Arrow IPC (stream and file format) from DuckDB without pyarrow.
 
 The functions that run queries on Lambda ship DuckDB but not pyarrow (it does not fit beside DuckDB under the
-layer size limit). DuckDB relations export the Arrow C stream interface (``__arrow_c_stream__``) themselves;
-nanoarrow (a 3 MB library) encodes its batches as Arrow IPC messages. nanoarrow's Python API writes the stream
-format only, so the file format (``ARROW1`` magic, the stream, a footer indexing the record batches, footer
-length, magic; Arrow columnar format spec, "IPC File Format") is completed here: the footer is a small
-flatbuffer whose schema is the schema message's own table, copied byte for byte.
+layer size limit); elsewhere pyarrow does the encoding (``use_pyarrow``). DuckDB relations export the Arrow C
+stream interface (``__arrow_c_stream__``) themselves; nanoarrow (a 3 MB library) encodes its batches as Arrow
+IPC messages. nanoarrow's Python API writes the stream format only, so the file format (``ARROW1`` magic, the
+stream, a footer indexing the record batches, footer length, magic; Arrow columnar format spec, "IPC File
+Format") is completed here: the footer is a small flatbuffer whose schema is the schema message's own table,
+copied byte for byte.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import struct
@@ -22,6 +24,15 @@ MAGIC = b"ARROW1"
 _CONTINUATION = 0xFFFFFFFF
 _RECORD_BATCH = 3  # MessageHeader union: Schema = 1, DictionaryBatch = 2, RecordBatch = 3
 _V5 = 4  # MetadataVersion.V5
+
+
+def use_pyarrow(encoder: str) -> bool:
+    """Whether Arrow IPC is encoded by pyarrow (``sql.arrow_encoder``: auto = when it is installed). pyarrow reads
+    DuckDB's result in batches of our size; DuckDB's own C stream, which nanoarrow encodes, comes in fixed
+    1,000,000-row batches whose buffers are reserved whole (address space a capped SQL worker may not have)."""
+    if encoder == "auto":
+        return importlib.util.find_spec("pyarrow") is not None
+    return encoder == "pyarrow"
 
 
 class ArrowIpcError(ValueError):

@@ -335,6 +335,34 @@ def decode_result_cursor(cursor: str, fp: str) -> int:
     return offset
 
 
+def _ipc(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _arrow_page(res: duckdb.DuckDBPyConnection, offset: int, n: int):
+    """Rows ``offset`` to ``offset + n`` of a result as one pyarrow.Table (with its schema even when
+    empty), and how many rows were skipped."""
+    import pyarrow as pa
+
+    reader = res.to_arrow_reader(122_880)
+    batches, seen = [], 0
+    while seen < offset + n:
+        try:
+            b = reader.read_next_batch()
+        except StopIteration:
+            break
+        if seen + b.num_rows > offset:
+            batches.append(b.slice(max(0, offset - seen)))
+        seen += b.num_rows
+    skipped = min(seen, offset)
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n), skipped
+
+
 def memory_exceeded(settings: Settings, exc: BaseException | None = None) -> QueryResources:
     """The error of a query past its memory bounds (in-process, or a worker process that ran out)."""
     r = resources(settings)
@@ -454,7 +482,8 @@ class SqlService:
         try:
             want = min(page, s.max_rows - offset)
             rows: list[list[Any]]
-            if arrow:  # DuckDB's Arrow C stream, encoded by nanoarrow: no pyarrow needed (the AWS functions)
+            if arrow and not arrow_ipc.use_pyarrow(s.arrow_encoder):
+                # DuckDB's Arrow C stream encoded by nanoarrow: the AWS functions, which ship no pyarrow
                 rel = ses.relation(query)
                 columns = [{"name": d[0], "type": str(d[1])} for d in (rel.description or [])]
                 ipc, n, more_rows = arrow_ipc.page(rel, offset, want, timezone=lambda: ses.timezone())
@@ -463,12 +492,19 @@ class SqlService:
                 res = ses.execute(query)
                 columns = [{"name": d[0], "type": str(d[1])} for d in (res.description or [])]
                 skipped = 0
+                if arrow:  # skipped inside _arrow_page: fetchmany and Arrow batches must not be mixed
+                    table, skipped = _arrow_page(res, offset, want + 1)
                 while skipped < offset:
                     got = res.fetchmany(min(10_000, offset - skipped))
                     if not got:
                         break
                     skipped += len(got)
-                rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
+                if arrow:
+                    n = table.num_rows if skipped == offset else 0
+                    ipc = _ipc(table.slice(0, min(n, want)))
+                    rows = [[]] * n  # only the length counts below
+                else:
+                    rows = self._fetch(res, want + 1, max_bytes) if skipped == offset else []
         except duckdb.InterruptException:
             raise QueryTimeout(f"the query was stopped after the {limit_s:g} s time limit") from None
         except duckdb.OutOfMemoryException as exc:

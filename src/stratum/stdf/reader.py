@@ -713,6 +713,8 @@ class _Parser:
         the test holding its number's defaults once those are set (§5), else -1."""
         reg = self.reg
         own = reg.d_has[keys]
+        if first_def_row is None and bool(own.all()):  # the common case: every test has its own defaults
+            return keys
         num = reg.d_num[keys]
         has_num = num >= 0
         if first_def_row is not None:  # defaults set in this chunk apply from their record on
@@ -724,9 +726,12 @@ class _Parser:
         """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
         default data the record uses (-1: none)."""
         src = self._default_source(keys, first_def_row, rowidx)
-        safe = np.maximum(src, 0)
-        lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
-        hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
+        if len(src) and int(src.min()) >= 0:  # every record has a default source (after a test's first record)
+            lo, hi = self.reg.d_lo[src], self.reg.d_hi[src]
+        else:
+            safe = np.maximum(src, 0)
+            lo = np.where(src >= 0, self.reg.d_lo[safe], np.float32(np.nan)).astype(np.float32)
+            hi = np.where(src >= 0, self.reg.d_hi[safe], np.float32(np.nan)).astype(np.float32)
         # every record carrying OPT_FLAG is the common case: work on whole arrays, no gather/scatter
         full = slice(None) if has_opt.all() else np.flatnonzero(has_opt)
         if isinstance(full, slice) or len(full):
@@ -804,6 +809,8 @@ class _Parser:
         """1 pass, 0 fail, -1 unknown (stdf-semantics §4)."""
         indicated = (tf & TEST_NO_PASS_FAIL) == 0
         flag_pass = np.where((tf & TEST_FAILED) == 0, 1, 0).astype(np.int8)
+        if bool(indicated.all()):  # every record says pass or fail itself: the limits are not consulted
+            return flag_pass
         with np.errstate(invalid="ignore"):
             lo_ok = np.isnan(lo) | (res > lo) | ((res == lo) & ((pf & PARM_LO_EQ_PASS) != 0))
             hi_ok = np.isnan(hi) | (res < hi) | ((res == hi) & ((pf & PARM_HI_EQ_PASS) != 0))
@@ -841,8 +848,11 @@ class _Parser:
         offs = offs_all[idx]
         rl = rl_all[idx]
         self._min_len(rl, offs, idx, 6, rec)
-        flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8)
-        flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8)
+        if len(rl) and int(rl.min()) >= 8:  # every record reaches both flag bytes: no masking
+            flg, flg2 = b[offs + 10], b[offs + 11]
+        else:
+            flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8, copy=False)
+            flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8, copy=False)
         return offs, rl, self.seq_base + idx, v.u4[offs + 4], b[offs + 8], b[offs + 9], flg, flg2
 
     # -- PTR -----------------------------------------------------------------------------------------
@@ -850,7 +860,10 @@ class _Parser:
         b = v.b
         offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "PTR")
         has_res = rl >= 12
-        res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
+        if bool(has_res.all()):
+            res = v.f4[offs + 12].astype(np.float32, copy=False)  # native order (a big-endian view converts)
+        else:
+            res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
         has_txt = rl >= 13
         L1 = np.where(has_txt, b[offs + 16], 0).astype(np.int64)
         self._check_overrun(has_txt & (13 + L1 > rl), offs, idx, "PTR", "TEST_TXT", 13 + L1, rl)
@@ -893,7 +906,8 @@ class _Parser:
 
     def _count_exec(self, keys: np.ndarray, part: np.ndarray) -> None:
         if len(keys):
-            c = np.bincount(keys[part >= 0], minlength=len(self.reg.tests))
+            inside = part >= 0
+            c = np.bincount(keys if bool(inside.all()) else keys[inside], minlength=len(self.reg.tests))
             for i in np.flatnonzero(c).tolist():
                 self.reg.tests[i].exec_count += int(c[i])
 

@@ -264,7 +264,7 @@ class TestRegistry:
         if n == 0:
             return np.zeros(0, np.int64)
         nums = nums.astype(np.int64)
-        L = np.zeros(n, np.int64) if self.by_number else name_len.astype(np.int64)
+        L = np.zeros(n, np.int64) if self.by_number else name_len.astype(np.int64, copy=False)
         out = np.full(n, -1, np.int64)
         # 1. candidate: the first test registered with the record's number; verified byte for byte
         ok = self._candidates(kind, v, nums, name_start, L, out)
@@ -298,7 +298,10 @@ class TestRegistry:
         if lut is not None:  # one gather instead of a binary search per record
             cand = lut[np.minimum(nums, len(lut) - 1)]  # numbers past the table land on its -1 slot
             hit = cand >= 0
-            out[hit] = cand[hit]
+            if bool(hit.all()):
+                out[:] = cand
+            else:
+                out[hit] = cand[hit]
         else:
             pos = np.minimum(np.searchsorted(known_n, nums), len(known_n) - 1)
             hit = known_n[pos] == nums
@@ -362,7 +365,7 @@ class TestRegistry:
         flat = table.reshape(-1)
         row = safe * table.shape[1]
         mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
-        last = np.maximum(L - 8, 0) if nw > 1 else None
+        last = np.maximum(L - 8, 0) if nw > 1 else L  # (start of the last word; only read when nw > 1)
         for w in range(nw):
             word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
             if mask is not None:
@@ -393,10 +396,11 @@ class TestRegistry:
                 keep = f >= 0
                 out[tgt[keep]] = f[keep]
         # remember, per number, the test of the last named record (for later chunks)
-        named_rows = np.flatnonzero(~empty)
+        any_empty = bool(empty.any())
+        named_rows = np.flatnonzero(~empty) if any_empty else np.arange(len(out))
         if len(named_rows) == 0:
             return
-        present = np.flatnonzero(np.bincount(out[named_rows], minlength=len(self.tests)))
+        present = np.flatnonzero(np.bincount(out[named_rows] if any_empty else out, minlength=len(self.tests)))
         by_num: dict[int, list[int]] = {}
         for i in present.tolist():
             by_num.setdefault(int(self.key_num[i]), []).append(i)

@@ -126,13 +126,15 @@ def walk_fast(
         if tsig is not None:
             k = 0
             while True:
-                tl = tl2[phase : phase + pp]
-                cand = rel2[phase : phase + pp] + (pos - rel2[phase])
-                lim = int(np.searchsorted(cand + 4 + tl, end, side="right"))  # records wholly inside the data
+                shift = pos - int(rel2[phase])
+                # records wholly inside the data: record i ends where record i + 1 starts (rel2 is cumulative)
+                lim = int(np.searchsorted(rel2[phase + 1 : phase + pp + 1], end - shift, side="right"))
                 if lim == 0:
                     k = 0
                     break
-                good = u2[cand[:lim]] == tl[:lim]
+                tl = tl2[phase : phase + lim]
+                cand = rel2[phase : phase + lim] + shift
+                good = u2[cand] == tl
                 k = lim if bool(good.all()) else int(good.argmin())
                 if k:
                     out.append(cand[:k])

@@ -202,7 +202,8 @@ def bench_ingest(runs: int, big_mb: int, cores: tuple[str, ...] = ("0", "0,1")) 
     else:
         print(f"skipping the D-10 case: {D10} not found (../shared/corpus absent)")
     files.append(big_file(big_mb))
-    report: dict = {"runs": runs, "cases": [], "cores": []}
+    # wall-clock figures only mean something on a quiet machine: the load average is kept with them
+    report: dict = {"runs": runs, "cases": [], "cores": [], "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
     for f in files:
         ours, ref = _pair_runs(f, runs, None, "")
         report["cases"].append(_summary(f, ours, ref))
@@ -210,6 +211,7 @@ def bench_ingest(runs: int, big_mb: int, cores: tuple[str, ...] = ("0", "0,1")) 
     for cpus in cores if shutil.which("taskset") else ():
         ours, ref = _pair_runs(scaled, runs, cpus, f"cpu {cpus}")
         report["cores"].append({"cpus": cpus, "n": len(cpus.split(",")), **_summary(scaled, ours, ref)})
+    report["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
@@ -218,6 +220,11 @@ def print_ingest(rep: dict) -> None:
         f"\nIngest (median of {rep['runs']} runs, each in a fresh process; ratio = stdf-convert time / Stratum time, "
         "> 1 means Stratum is faster; CPU = process CPU seconds of the timed part)"
     )
+    if "load_avg_start" in rep:
+        print(
+            f"load average (1, 5, 15 min) at the start {rep['load_avg_start']}, at the end {rep.get('load_avg_end')} "
+            f"on {os.cpu_count()} cores: above the core count, wall-clock ratios measure the share of the machine"
+        )
     print(
         f"{'file':42s} {'MB':>7s} {'Stratum s':>10s} {'CPU s':>6s} {'MB/s':>7s} {'RSS MB':>7s} {'ref s':>7s} "
         f"{'CPU s':>6s} {'MB/s':>7s} {'RSS MB':>7s} {'ratio':>6s} {'CPU ratio':>9s}"

@@ -243,6 +243,14 @@ def classify_grid(diameter: int) -> dict:
     return {"wafer_id": "BENCH", "grid": grid}
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _seconds(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
@@ -319,6 +327,7 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, inge
     if D10.exists():
         ours: list[float] = []
         convert: list[float] = []
+        cpu: dict[int, list[float]] = {id(ours): [], id(convert): []}  # CPU seconds of each child process
         for i in range(ingest_runs):
             with tempfile.TemporaryDirectory(dir=DATA) as a, tempfile.TemporaryDirectory(dir=DATA) as b:
                 pair = [
@@ -326,9 +335,13 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, inge
                     (convert, [sys.executable, "-c", _STDF_CONVERT, str(D10), b]),
                 ]
                 for sink, argv in pair if i % 2 == 0 else pair[::-1]:  # alternate which side runs first
+                    c0 = _children_cpu()
                     sink.append(_seconds(argv))
+                    cpu[id(sink)].append(_children_cpu() - c0)
         row = _row("stratum ingest D-10 95 MB .gz (process)", ours, convert, "stdf-convert → Parquet (process)")
         row["speed_ratio"] = round(row["reference_s"] / row["s"], 2)  # > 1: stratum is faster
+        row["cpu_s"] = round(statistics.median(cpu[id(ours)]), 3)
+        row["reference_cpu_s"] = round(statistics.median(cpu[id(convert)]), 3)
         rows.append(row)
     rows += bench_lambda_cold_start(runs, lake, lot)
     return {"runs": runs, "rows": rows}
@@ -355,6 +368,8 @@ def print_startup(rep: dict) -> None:
         print(f"{r['what']:58s} {r['s']:7.3f} {r['reference']:>33s} {r['reference_s']:7.3f} {r['ratio']:6.2f}")
         if "speed_ratio" in r:
             print(f"{'':4s}{r['speed_ratio']:.2f}x the speed of {r['reference']} (> 1: faster)")
+            if "cpu_s" in r:
+                print(f"{'':4s}CPU seconds {r['cpu_s']:.2f} vs {r['reference_cpu_s']:.2f}")
         if "first_invoke_s" in r:
             print(
                 f"{'':4s}handler load = Lambda init phase (imports, app, warm-up) {r['import_s']:.3f} s, "
