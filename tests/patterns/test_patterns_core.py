@@ -12,7 +12,7 @@ from stratum.devtools.wafergen import generate
 from stratum.errors import BadRequest, PayloadTooLarge
 from stratum.patterns import calibration, examples, features
 from stratum.patterns import taxonomy as tx
-from stratum.patterns.classifier import analyse
+from stratum.patterns.classifier import Detection, Thresholds, _Ctx, _curve, _rim_arcs, analyse, candidates
 from stratum.patterns.features import box_sum, components
 from stratum.patterns.geometry import DieMap, geometry
 from stratum.patterns.service import (
@@ -367,3 +367,73 @@ def test_batch_problem_type_matches_the_api() -> None:
     from stratum.patterns.service import PROBLEM_TYPE_BASE
 
     assert PROBLEM_TYPE_BASE == TYPE_BASE
+
+
+# --- local-shape detectors (candidates before verification) -------------------------------------------
+def _cands(fail: np.ndarray, dm: DieMap) -> list[Detection]:
+    dets, _ = candidates(DieMap(dm.x, dm.y, fail))
+    return [d for d in dets if not d.source]
+
+
+def test_curve_thickness_of_lines_arcs_and_blobs() -> None:
+    t = np.arange(20.0)
+    length, thick = _curve(t, 0.5 * t, math.atan2(0.5, 1.0))
+    assert (round(length, 6), round(thick, 6)) == (19.118381, 0.0)  # 5-95 % of 19 steps of 1.118
+    arc = np.linspace(-1.0, 1.0, 41)
+    length, thick = _curve(10 * np.sin(arc), 10 * np.cos(arc), 0.0)  # a circular arc: a quadratic fits it
+    assert (round(length, 4), round(thick, 4)) == (15.6665, 0.1342)
+    yy, xx = np.mgrid[-3:4, -3:4]
+    length, thick = _curve(xx.ravel().astype(float), yy.ravel().astype(float), 0.0)
+    assert (length, thick) == (6.0, 3.0)
+
+
+def test_thin_edge_arc_on_a_noisy_map_is_a_candidate() -> None:
+    """A 1-die-deep arc at 60 % on 6 % noise (a low window-density quantile would let the noise merge in)."""
+    dm = _disk(20)
+    g = geometry(dm)
+    rng = np.random.default_rng(3)
+    rim = ((1 - g.r) * g.rx < 1.5) & (np.abs(np.angle(np.exp(1j * (g.theta - math.pi / 2)))) < 0.5)
+    fail = (rng.random(g.n) < 0.06) | (rim & (rng.random(g.n) < 0.6))
+    arcs = [d for d in _cands(fail, dm) if d.family == "edge_loc"]
+    assert [d.class_id for d in arcs] == ["edge_loc/edge/med/n"]
+    assert (arcs[0].region & rim).sum() == 14 and rim.sum() == 22 and arcs[0].features["edge_share"] == 1.0
+
+
+def test_loc_inside_a_donut_is_a_candidate() -> None:
+    dm = _disk(25)
+    g = geometry(dm)
+    rng = np.random.default_rng(4)
+    ring = (g.r > 0.35) & (g.r < 0.65)
+    blob = np.hypot(g.u - 0.5, g.v) < 0.14
+    fail = (ring & (rng.random(g.n) < 0.3)) | (blob & (rng.random(g.n) < 0.95)) | (rng.random(g.n) < 0.02)
+    fams = {d.family: d for d in _cands(fail, dm)}
+    assert {"donut", "loc"} <= set(fams)
+    assert fams["loc"].refinement == "e" and (fams["loc"].region & blob).sum() >= 0.8 * fams["loc"].region.sum()
+
+
+def test_short_two_die_wide_diagonal_scratch_is_found_by_the_line_search() -> None:
+    dm = _disk(20)
+    g = geometry(dm)
+    rng = np.random.default_rng(5)
+    x, y = dm.x - dm.x.min(), dm.y - dm.y.min()
+    cx, cy = int(np.median(x)), int(np.median(y))
+    d = (x - cx) - (y - cy)
+    line = ((d == 0) | (d == 1)) & (np.abs((x - cx) + (y - cy) - 6) <= 8)  # a staircase, 4-connected
+    fail = line | (rng.random(g.n) < 0.03)
+    lines = [d for d in _cands(fail, dm) if d.family == "scratch"]
+    assert [d.class_id.rsplit("/", 1)[1] for d in lines] == ["d45"]
+    assert (lines[0].region & line).sum() == line.sum() == 17 and lines[0].features["fill"] == 17 / 18
+
+
+def test_rim_scan_finds_a_thin_arc_the_window_search_misses() -> None:
+    dm = _disk(20)
+    g = geometry(dm)
+    rng = np.random.default_rng(8)
+    rim = ((1 - g.r) * g.rx < 1.5) & (np.abs(np.angle(np.exp(1j * (g.theta + math.pi / 2)))) < 0.6)
+    fail = (rng.random(g.n) < 0.06) | (rim & (rng.random(g.n) < 0.8))
+    c = _Ctx(DieMap(dm.x, dm.y, fail), Thresholds())
+    _rim_arcs(c)
+    assert [d.class_id for d in c.dets] == ["edge_loc/edge/high/s"]
+    d = c.dets[0]
+    assert d.features["rim_depth"] == 1.5 and d.features["arc_fraction"] == 8 / 43
+    assert (d.region & rim).sum() == 25 and rim.sum() == 26 and d.region.sum() == 25

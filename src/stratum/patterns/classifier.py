@@ -50,6 +50,10 @@ class Thresholds:
     scratch_contrast: float = 3.0
     scratch_fill: float = 0.45
     scratch_margin: float = 0.3
+    scratch_tries: int = 3  # Hough cells tried per scratch
+    line_thick: float = 0.9  # dies: a blob's fails farther than this from their best quadratic are not a line
+    rim_z: float = 4.5  # binomial z of a thin edge arc over the background (many windows are tried)
+    line_aspect: float = 8.0  # curve length over thickness from which a cluster of fails is a scratch
     severity_splits: tuple[float, float] = tx.SEVERITY_SPLITS
 
 
@@ -159,6 +163,8 @@ class _Ctx:
         self.fail_ratio = float(_frac(self.f))  # f.mean(), the same bits
         self.n = self.g.n
         self.active = np.ones(self.n, dtype=bool)
+        # dies a radial pattern explained: local patterns are still looked for there, above its level
+        self.soft = np.zeros(self.n, dtype=bool)
         self.dets: list[Detection] = []
         self.fallback: list[Detection] = []  # candidates the verifier rejected
         self.dry = False
@@ -167,11 +173,16 @@ class _Ctx:
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
 
-    def explain(self, region: NDArray[np.bool_], margin: int) -> None:
-        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors."""
+    def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
+        """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
+        (``soft``: a radial pattern's, which the local detectors still search against its level)."""
         if margin:
             grown = dilate(self.raster(region), margin)
             region = region | grown.reshape(-1)[self.g.flat]
+        if soft:
+            self.soft |= region & self.active
+        else:
+            self.soft &= ~region
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
@@ -500,7 +511,7 @@ def _radial(c: _Ctx) -> None:
                 f"{brate[-1]:.0%} at the edge",
                 "rising" if rising else "falling",
             )
-            c.active &= ~d.region
+            c.explain(d.region, 0, soft=True)
             return
     if not ring.any():
         return
@@ -551,7 +562,7 @@ def _radial(c: _Ctx) -> None:
             {"r_inner": r_in, "r_outer": r_out, "ring_fail_rate": lvl, "background_rate": bg, "sector_coverage": cover},
             text,
         )
-        c.explain(d.region, 1)
+        c.explain(d.region, 1, soft=True)
 
 
 def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
@@ -624,7 +635,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active
+    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
     fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
@@ -633,17 +644,24 @@ def _one_scratch(c: _Ctx) -> bool:
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
     rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
-    Hp = np.zeros((48, nbins + 6), dtype=H.dtype)
-    Hp[:, 3 : 3 + nbins] = H
-    flank = 0.5 * (Hp[:, :-6] + Hp[:, 6:])
-    contrast = H - flank
-    # the three highest cells, ties in raster order (what a stable argsort of -contrast puts first)
-    cf = contrast.ravel().copy()
+    # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
+    Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
+    Hp[:, 5 : 5 + nbins] = H
+    S = Hp[:, :-2] + Hp[:, 1:-1] + Hp[:, 2:]  # S[:, j + 4] is the sum over bins j-1..j+1
+    flank3 = 0.5 * (S[:, :-8] + S[:, 8:])
+    flank1 = 0.5 * (Hp[:, 2 : 2 + nbins] + Hp[:, 8 : 8 + nbins])
+    contrast = np.maximum(S[:, 4:-4] - flank3, H - flank1)
+    # cells ranked by the Poisson z of either window (a chord through a noisy wafer collects many fails: raw
+    # contrasts favour long chords); a short line's 3-bin peak is flat over angles: the 1-bin z breaks ties
+    z1 = (H - flank1) / np.sqrt(flank1 + 1.0)
+    cf = np.maximum((S[:, 4:-4] - flank3) / np.sqrt(flank3 + 3.0), z1) + 0.01 * z1
+    # the best cells, each at least 2 angles or 3 rho bins from an earlier one (ties in raster order)
     order = []
-    for _ in range(3):
+    for _ in range(c.th.scratch_tries):
         top = int(np.argmax(cf))
         order.append(top)
-        cf[top] = -np.inf
+        ta, tb = divmod(top, nbins)
+        cf[max(ta - 1, 0) : ta + 2, max(tb - 2, 0) : tb + 3] = -np.inf
     best = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
@@ -671,10 +689,13 @@ def _one_scratch(c: _Ctx) -> bool:
 
 def _line_run(c: _Ctx, a: int, rho0: float):
     cs, sn = _COS[a], _SIN[a]
-    dist = c.xd * cs + c.yd * sn - rho0
-    # every test below looks at active dies within 4 dies of the line once it is recentred (by at most 1):
-    # the active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz(c.active & (np.abs(dist) <= 6.0))
+    # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
+    # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
+    across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
+    dist = (c.xd * cs + c.yd * sn - rho0) / across
+    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
+    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -689,18 +710,19 @@ def _line_run(c: _Ctx, a: int, rho0: float):
         return None
     inside = (t >= t0) & (t <= t1)
     near = f & (adist <= 4.0) & inside
-    if np.count_nonzero(near) >= 3 and _std(t[near]) < 3.5 * max(_std(dist[near]), 0.3):
-        return None  # a blob, not a line
+    if np.count_nonzero(near) >= 3 and np.count_nonzero(near & on) < 0.7 * np.count_nonzero(near):
+        return None  # a blob (its fails spread across the line), not a line
     mid = hit & inside
     r_mid = c.g.r[sub[mid]]
     if _frac(r_mid > 0.85) >= 0.7:
         radial = np.abs(c.g.u[sub[mid]] * -sn + c.g.v[sub[mid]] * cs) / np.maximum(r_mid, 1e-9)
         if float(radial.sum()) / len(radial) < 0.5:  # the mean, the same bits
             return None  # runs along the edge: an edge arc, left to the blob stage
+    # the dies whose footprint the line crosses; then the row beside it when that fails too (2 dies wide)
     along = (t >= t0 - 0.5) & (t <= t1 + 0.5)
-    seg = (adist <= 0.6) & along
+    seg = (adist <= 0.5) & along
     for side in (1, -1):
-        band2 = (side * dist > 0.6) & (side * dist <= 1.4) & along
+        band2 = (side * dist > 0.5) & (side * dist <= 1.2) & along
         if np.count_nonzero(band2) >= 3 and _frac_in(f, band2) >= 0.45:
             seg |= band2
     fill = float(_frac_in(f, seg))
@@ -720,9 +742,74 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     return t1 - t0, region, feats, ang
 
 
+def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tuple[float, float]:
+    """(length, thickness) of points along direction ``ang``: the 5-95 % extent along it, and the 80th
+    percentile of the distances from the least-squares quadratic across it (a straight or bent scratch is
+    thin; a blob is not)."""
+    ca, sa = math.cos(ang), math.sin(ang)
+    dx, dy = xs - xs.mean(), ys - ys.mean()
+    t = dx * ca + dy * sa
+    d = dy * ca - dx * sa
+    t05, t95 = _quantiles(t, 0.05, 0.95)
+    tn = t / max(float(np.abs(t).max()), 1.0)
+    t2 = tn * tn
+    # least squares d ~ b0 + b1 t + b2 t^2 by its normal equations (t is centred: sum t ~ 0)
+    n, s1, s2, s3, s4 = float(len(tn)), float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
+    y0, y1, y2 = float(d.sum()), float(d @ tn), float(d @ t2)
+    m = np.array([[n, s1, s2], [s1, s2, s3], [s2, s3, s4]])
+    try:
+        b0, b1, b2 = np.linalg.solve(m, np.array([y0, y1, y2])).tolist()
+    except np.linalg.LinAlgError:  # every point at one position along the axis
+        b0, b1, b2 = y0 / n, 0.0, 0.0
+    return t95 - t05, _quantile(np.abs(d - b0 - b1 * tn - b2 * t2), 0.8)
+
+
+def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
+    """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
+    rate; a local pattern holds a minority of the cells. (A low quantile of window densities is zero on a
+    sparse noisy map, which lets the noise through as blobs.)"""
+    g = c.g
+    idx = np.flatnonzero(act)
+    rr = g.r[idx]
+    band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
+    sec = ((g.theta[idx] + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    cell = band * 8 + sec
+    cn = np.bincount(cell, minlength=32)
+    ck = np.bincount(cell, weights=c.f[idx], minlength=32)
+    ok = cn >= 5
+    return _median(ck[ok] / cn[ok]) if ok.sum() >= 8 else 0.0
+
+
+def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
+    """Expected fail rate of each die: ``bg``, or inside a radial pattern the pattern's own radial profile
+    (per thin equal-area band, the median over 8 sectors: a local pattern holds a minority of them)."""
+    e = np.full(c.n, bg)
+    if not c.soft.any():
+        return e
+    g = c.g
+    na = int(act.sum())
+    nb = int(np.clip(na // 48, 6, 60))
+    rmax = float(g.r[act].max())
+    band = np.minimum(((g.r / rmax) ** 2 * nb).astype(np.intp), nb - 1)
+    sec = ((g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    cell = (band * 8 + sec)[act]
+    cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
+    ck = np.bincount(cell, weights=c.f[act], minlength=nb * 8).reshape(nb, 8)
+    rate = np.where(cn >= 2, ck / np.maximum(cn, 1), np.inf)
+    srt = np.sort(rate, axis=1)
+    ok = (cn >= 2).sum(1)
+    rows = np.arange(nb)
+    lo = np.maximum((ok - 1) // 2, 0)
+    med = 0.5 * (srt[rows, lo] + srt[rows, np.maximum(ok // 2, 0)])
+    mean = ck.sum(1) / np.maximum(cn.sum(1), 1)
+    prof = np.where(ok >= 4, med, mean)
+    e[c.soft] = np.maximum(prof[band[c.soft]], bg)
+    return e
+
+
 def _blobs(c: _Ctx) -> None:
     g = c.g
-    act = c.active
+    act = c.active | c.soft
     if act.sum() < 20:
         return
     k = 3 if c.dia < 40 else 5
@@ -731,37 +818,58 @@ def _blobs(c: _Ctx) -> None:
     sv, sf = box_sum(np.stack((V, F)), k)
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens.reshape(-1)[g.flat]
-    bg = _quantile(dv[act], 0.4)
-    thr = bg + max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
-    hot = V & (dens >= thr)
+    plain = c.active if c.active.sum() >= 20 else act
+    bg = max(_quantile(dv[plain], 0.4), _cell_median_rate(c, plain))
+    e = _soft_level(c, act, bg)
+    edv: NDArray[np.float64] | float
+    liftv: NDArray[np.float64] | float
+    if c.soft.any():
+        ed = np.clip(np.where(V, box_sum(c.raster(np.where(act, e, 0.0)), k) / np.maximum(sv, 1), bg), 0.0, 1.0)
+        lift = np.maximum(c.th.blob_lift, c.th.blob_sigma * np.sqrt(np.maximum(ed, 0.02) * (1 - ed) / (k * k)))
+        hot = V & (dens >= ed + lift)
+        edv, liftv = ed.reshape(-1)[g.flat], lift.reshape(-1)[g.flat]
+    else:
+        edv = bg
+        liftv = max(c.th.blob_lift, c.th.blob_sigma * math.sqrt(max(bg, 0.02) * (1 - bg) / (k * k)))
+        hot = V & (dens >= bg + liftv)
     lab, nlab = components(hot)
     if nlab == 0:
         return
     dl = lab.reshape(-1)[g.flat]
     sizes = np.bincount(dl, minlength=nlab + 1)
-    kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     found: dict[str, tuple[float, Detection]] = {}
-    sz, kfl = sizes.tolist(), kf.tolist()
-    comps = [
-        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
-    ]
+    sz = sizes.tolist()
+    kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
+    ke = np.bincount(dl, weights=e, minlength=nlab + 1)
+    kfl, comp_e = kf.tolist(), ke.tolist()
+    # the six most significant components (excess fails over their expectation): a thin scratch on a large
+    # map is a small share of its dies but stands out
+    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
+    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
+    zc[0] = -np.inf
+    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
     if not comps:
         return
-    # the region: component dies whose local density is at least halfway to the component's level (the
-    # cores of all the large components at once)
-    tl = np.full(nlab + 1, np.inf)
+    # the region: component dies whose local excess is at least halfway to the component's peak excess (the
+    # smoothing window spreads a dense blob into a fringe of mostly passing dies); all components at once
+    xv = dv - edv
+    inc = np.flatnonzero(dl)
+    xs_, dls = xv[inc], dl[inc]
+    order = np.lexsort((xs_, dls))
+    first = np.searchsorted(dls[order], np.arange(nlab + 1))
+    peak = np.full(nlab + 1, np.inf)
     for comp in comps:
-        lvl = kfl[comp] / sz[comp]
-        tl[comp] = 0.5 * (thr + max(lvl, thr)) - 0.05
-    core_all = dv >= tl[dl]
+        peak[comp] = _lerp_at(xs_[order[first[comp] : first[comp] + sz[comp]]], 0.9)
+    core_all = (dl > 0) & (xv >= 0.5 * (liftv + np.maximum(peak[dl], liftv)) - 0.05)
     cdl = dl[core_all]
     core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
     core_k = np.bincount(cdl, weights=c.f[core_all], minlength=nlab + 1).tolist()
+    core_e = np.bincount(cdl, weights=e[core_all], minlength=nlab + 1).tolist()
     for comp in comps:
         in_core = core_n[comp] >= 3
         nreg = core_n[comp] if in_core else sz[comp]
         kk = float(core_k[comp] if in_core else kfl[comp])
-        exp = bg * nreg
+        exp = float(core_e[comp] if in_core else comp_e[comp])
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
         if z < c.th.blob_z:
             continue
@@ -785,7 +893,7 @@ def _blobs(c: _Ctx) -> None:
             "sector_coverage": cover16,
             "elongation": elong,
             "fail_rate": kk / nreg,
-            "background_rate": bg,
+            "background_rate": exp / nreg,
             "z": z,
             "r_min": r_min,
             "r_max": r_max,
@@ -796,14 +904,16 @@ def _blobs(c: _Ctx) -> None:
             fev = eigh(_cov(c.xd[fm], c.yd[fm]))
             fl = np.sort(fev[0])
             felong = float(math.sqrt(max(fl[1], 1e-9) / max(fl[0], 0.05)))
-            # a thin line, or a line of fails inside a mostly passing band (a scratch cut up by an earlier
-            # pattern's explained-away dies): elongated fails at a low fill
-            thin = felong >= 4 and fl[0] < 0.8
-            sparse_line = felong >= 2.8 and feats["fail_rate"] < 0.45 and edge_share < 0.5
-            line_like = (thin or sparse_line) and len(fm) >= 6
             fdir = float(math.atan2(fev[1][1, 1], fev[1][0, 1]))  # the major axis
+            length, thick = _curve(c.xd[fm], c.yd[fm], fdir)
+            # a line or a gently curved arc 1-2 dies wide: the fails hug a quadratic along the major axis
+            thin = thick <= c.th.line_thick and length >= max(5.0, 4.0 * thick)
+            # a long curve is a scratch even when bent (a blob's extent is a few times its thickness at most)
+            long = length >= c.th.line_aspect * max(thick, 1.0)
+            line_like = (thin or long) and len(fm) >= 6
         else:
-            fdir, felong, line_like = 0.0, 0.0, False
+            fdir, felong, line_like, length, thick, long = 0.0, 0.0, False, 0.0, 0.0, False
+        feats.update({"curve_length": length, "curve_thickness": thick})
         r05, r95 = _quantiles(rr, 0.05, 0.95)
         depth = r95 - r05
         dth = np.angle(np.exp(1j * (tt - ang)))
@@ -822,7 +932,7 @@ def _blobs(c: _Ctx) -> None:
             text = f"{'quadrant' if side_q else 'half'} of the wafer ({side.upper()}) fails, {area:.0%} of dies"
         elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
-        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and depth < 0.2):
+        elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and (depth < 0.2 or long)):
             fam, ref = "scratch", tx.orientation_of(fdir)
             text = f"thin elongated cluster of {nreg} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
@@ -844,6 +954,71 @@ def _blobs(c: _Ctx) -> None:
             c.dets.remove(found[fam][1])
         d = c.detect(fam, region, score, feats, text, ref)
         found[fam] = (score, d)
+
+
+_RIM_WIDTHS = (2, 3, 4, 6, 8, 12, 16, 24)
+
+
+def _rim_arcs(c: _Ctx) -> None:
+    """Thin edge arcs (1-3 dies deep) that window densities miss: the fail counts of the outermost die rings
+    per angular bin, every circular run of 2-24 bins tested against the background rate (binomial z)."""
+    g = c.g
+    act = c.active
+    if act.sum() < 60 or any(d.family in ("edge_loc", "edge_ring") for d in c.dets):
+        return
+    bg = max(_cell_median_rate(c, act), 0.01)
+    depth = (1.0 - g.r) * g.rx  # dies from the wafer edge
+    nb = int(np.clip(round(2 * math.pi * g.rx / 3), 16, 96))
+    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp) % nb
+    best = None
+    for dmax in (1.5, 2.5, 3.5):
+        rim = act & (depth < dmax)
+        n_b = np.bincount(abin[rim], minlength=nb).astype(np.float64)
+        k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
+        cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
+        ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
+        for w in _RIM_WIDTHS:
+            if w > 0.6 * nb:
+                break
+            nn = cn[w : w + nb] - cn[:nb]
+            kk = ck[w : w + nb] - ck[:nb]
+            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
+            j = int(np.argmax(z))
+            if nn[j] >= 6 and (best is None or z[j] > best[0]):
+                best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
+    if best is None:
+        return
+    z, dmax, j, w, kk, nn, n_b, k_b = best
+    rate = kk / nn
+    if z < c.th.rim_z or rate < bg + 0.12:
+        return
+    # the densest run is the core: grow it two bins at a time while those stay above the midpoint
+    mid = bg + 0.5 * (rate - bg)
+    for step in (-1, 1):
+        while w + 2 <= 0.6 * nb:
+            nxt = [(j - 1) % nb, (j - 2) % nb] if step < 0 else [(j + w) % nb, (j + w + 1) % nb]
+            n2 = float(n_b[nxt].sum())
+            if n2 == 0 or float(k_b[nxt].sum()) / n2 < mid:
+                break
+            j = (j - 2) % nb if step < 0 else j
+            w += 2
+    kk = float(k_b[(np.arange(j, j + w) % nb)].sum())
+    nn = float(n_b[(np.arange(j, j + w) % nb)].sum())
+    rate = kk / nn
+    bins = (np.arange(j, j + w) % nb).tolist()
+    region = act & (depth < dmax) & np.isin(abin, bins)
+    t0 = -math.pi + (j + w / 2) / nb * 2 * math.pi
+    octant = tx.octant_of(t0)
+    span = w / nb
+    c.detect(
+        "edge_loc",
+        region,
+        _squash((z - c.th.rim_z) / 3 + 0.3),
+        {"z": z, "fail_rate": rate, "background_rate": bg, "rim_depth": dmax, "arc_fraction": span},
+        f"arc of fails along the {octant.upper()} edge, {dmax:.1f} dies deep over {span * 360:.0f} deg, "
+        f"{rate:.0%} failing against {bg:.0%}",
+        octant,
+    )
 
 
 def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
@@ -898,6 +1073,7 @@ def _detect_all(c: _Ctx) -> None:
     _radial(c)
     _scratch(c)
     _blobs(c)
+    _rim_arcs(c)
     _alternatives(c)
     _random_candidate(c)
 
