@@ -977,13 +977,14 @@ def _rim_arcs(c: _Ctx) -> None:
         k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
         cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
         ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
-        for w in _RIM_WIDTHS:
-            if w > 0.6 * nb:
-                break
-            nn = cn[w : w + nb] - cn[:nb]
-            kk = ck[w : w + nb] - ck[:nb]
-            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
-            j = int(np.argmax(z))
+        # every width at once (rows; widths ascending), then the same choice in the same order
+        ws = [w for w in _RIM_WIDTHS if w <= 0.6 * nb]
+        at = np.array(ws)[:, None] + np.arange(nb)
+        nn_w = cn[at] - cn[:nb]
+        kk_w = ck[at] - ck[:nb]
+        z_w = (kk_w - bg * nn_w) / np.sqrt(np.maximum(bg * (1 - bg) * nn_w, 1e-9))
+        for row, (w, j) in enumerate(zip(ws, z_w.argmax(1).tolist(), strict=True)):
+            z, nn, kk = z_w[row], nn_w[row], kk_w[row]
             if nn[j] >= 6 and (best is None or z[j] > best[0]):
                 best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
     if best is None:
