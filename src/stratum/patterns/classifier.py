@@ -635,7 +635,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
+    act = c.active
     fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
@@ -693,9 +693,9 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
     dist = (c.xd * cs + c.yd * sn - rho0) / across
-    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
-    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
+    # every test below looks at active dies within 4 of the line once it is recentred (by at most 1): the
+    # active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -842,12 +842,9 @@ def _blobs(c: _Ctx) -> None:
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     ke = np.bincount(dl, weights=e, minlength=nlab + 1)
     kfl, comp_e = kf.tolist(), ke.tolist()
-    # the six most significant components (excess fails over their expectation): a thin scratch on a large
-    # map is a small share of its dies but stands out
-    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
-    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
-    zc[0] = -np.inf
-    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
     if not comps:
         return
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
