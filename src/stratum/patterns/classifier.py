@@ -642,7 +642,10 @@ def _one_scratch(c: _Ctx) -> bool:
     off = int(math.ceil(c.g.rx)) + 6
     nbins = 2 * off + 1
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
-    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    rho = c.xd[fi][:, None] * _COS
+    rho += c.yd[fi][:, None] * _SIN
+    np.rint(rho, out=rho)
+    rho += off + np.arange(48.0) * nbins
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
