@@ -635,7 +635,7 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
+    act = c.active
     fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
@@ -696,9 +696,9 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
     dist = (c.xd * cs + c.yd * sn - rho0) / across
-    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
-    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
+    # every test below looks at active dies within 4 of the line once it is recentred (by at most 1): the
+    # active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -845,12 +845,9 @@ def _blobs(c: _Ctx) -> None:
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     ke = np.bincount(dl, weights=e, minlength=nlab + 1)
     kfl, comp_e = kf.tolist(), ke.tolist()
-    # the six most significant components (excess fails over their expectation): a thin scratch on a large
-    # map is a small share of its dies but stands out
-    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
-    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
-    zc[0] = -np.inf
-    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
     if not comps:
         return
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
@@ -1122,7 +1119,7 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "loc": ("center", "scratch", "edge_loc"),
     "edge_loc": ("loc", "edge_ring"),
     "scratch": ("loc", "edge_loc"),
-    "center": ("loc", "radial_gradient"),  # a soft centre blob and a steep falling gradient look alike
+    "center": ("loc",),
     "radial_gradient": ("center", "edge_ring"),
     "row_stripe": ("scratch",),
     "column_stripe": ("scratch",),
@@ -1160,8 +1157,6 @@ def _alternatives(c: _Ctx) -> None:
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
-            elif alt == "radial_gradient":
-                ref = "falling"  # only a centre blob is read as a gradient
             text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
             alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)
