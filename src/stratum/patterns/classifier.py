@@ -635,14 +635,17 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
+    act = c.active
     fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
     nbins = 2 * off + 1
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
-    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    rho = c.xd[fi][:, None] * _COS
+    rho += c.yd[fi][:, None] * _SIN
+    np.rint(rho, out=rho)
+    rho += off + np.arange(48.0) * nbins
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
@@ -693,9 +696,9 @@ def _line_run(c: _Ctx, a: int, rho0: float):
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
     dist = (c.xd * cs + c.yd * sn - rho0) / across
-    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
-    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
+    # every test below looks at active dies within 4 of the line once it is recentred (by at most 1): the
+    # active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    sub = _nz(c.active & (np.abs(dist) <= 6.0))
     dist, f = dist[sub], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
@@ -842,12 +845,9 @@ def _blobs(c: _Ctx) -> None:
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     ke = np.bincount(dl, weights=e, minlength=nlab + 1)
     kfl, comp_e = kf.tolist(), ke.tolist()
-    # the six most significant components (excess fails over their expectation): a thin scratch on a large
-    # map is a small share of its dies but stands out
-    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
-    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
-    zc[0] = -np.inf
-    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
     if not comps:
         return
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
@@ -977,15 +977,20 @@ def _rim_arcs(c: _Ctx) -> None:
         k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
         cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
         ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
-        for w in _RIM_WIDTHS:
-            if w > 0.6 * nb:
-                break
-            nn = cn[w : w + nb] - cn[:nb]
-            kk = ck[w : w + nb] - ck[:nb]
-            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
-            j = int(np.argmax(z))
-            if nn[j] >= 6 and (best is None or z[j] > best[0]):
-                best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
+        # every width at once (rows; widths ascending), then the same choice in the same order
+        ws = [w for w in _RIM_WIDTHS if w <= 0.6 * nb]
+        at = np.array(ws)[:, None] + np.arange(nb)
+        nn_w = cn[at] - cn[:nb]
+        kk_w = ck[at] - ck[:nb]
+        z_w = (kk_w - bg * nn_w) / np.sqrt(np.maximum(bg * (1 - bg) * nn_w, 1e-9))
+        js = z_w.argmax(1)
+        rows = np.arange(len(ws))
+        picks = zip(
+            ws, js.tolist(), z_w[rows, js].tolist(), nn_w[rows, js].tolist(), kk_w[rows, js].tolist(), strict=True
+        )
+        for w, j, zj, nj, kj in picks:
+            if nj >= 6 and (best is None or zj > best[0]):
+                best = (zj, dmax, j, w, kj, nj, n_b, k_b)
     if best is None:
         return
     z, dmax, j, w, kk, nn, n_b, k_b = best
