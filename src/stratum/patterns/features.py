@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 _lapack: Any = None
-try:  # the LAPACK gufuncs np.linalg.eigh/eigvalsh call, without their per-call checks (same routine, same bits)
+try:  # the LAPACK gufuncs np.linalg.eigh/eigvalsh/solve call, without their per-call checks (same routine, same bits)
     from numpy.linalg import _umath_linalg as _lapack
 except ImportError:  # pragma: no cover - a numpy without the private module
     pass
@@ -27,6 +27,18 @@ def eigvalsh(a: NDArray[np.float64]) -> NDArray:
     if _lapack is None:
         return np.linalg.eigvalsh(a)
     return _lapack.eigvalsh_lo(a, signature="d->d")
+
+
+def _singular(err: str, flag: int) -> None:
+    raise np.linalg.LinAlgError("Singular matrix")
+
+
+def solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.linalg.solve(a, b)`` of a square float64 matrix and a float64 vector (LinAlgError when singular)."""
+    if _lapack is None:
+        return np.linalg.solve(a, b)
+    with np.errstate(call=_singular, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _lapack.solve1(a, b, signature="dd->d")
 
 
 def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
