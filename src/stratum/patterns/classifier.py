@@ -468,7 +468,7 @@ def _radial(c: _Ctx) -> None:
     ra = g.r[ia]
     rmax = float(ra.max())
     band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    sec = c.sec8()[ia]  # ns = 8
     cell = band * ns + sec
     fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
