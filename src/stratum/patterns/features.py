@@ -34,7 +34,7 @@ def _singular(err: str, flag: int) -> None:
     raise np.linalg.LinAlgError("Singular matrix")
 
 
-def solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+def solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray:
     """``np.linalg.solve(a, b)`` of a square float64 matrix and a float64 vector (LinAlgError when singular)."""
     if _lapack is None:
         return np.linalg.solve(a, b)
