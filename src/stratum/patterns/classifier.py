@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
+from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
 RULES_VERSION = "4"
@@ -172,6 +172,13 @@ class _Ctx:
         self.xd = g.u * g.rx  # die units, pitch-corrected
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
+        self._sec8: NDArray[np.intp] | None = None
+
+    def sec8(self) -> NDArray[np.intp]:
+        """Each die's polar sector of eight (0 from -pi), computed once per map."""
+        if self._sec8 is None:
+            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+        return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
@@ -461,7 +468,7 @@ def _radial(c: _Ctx) -> None:
     ra = g.r[ia]
     rmax = float(ra.max())
     band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    sec = c.sec8()[ia]  # ns = 8
     cell = band * ns + sec
     fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
@@ -576,8 +583,9 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     n = int(win.sum())
     if n < 12:
         return r0
-    order = np.argsort(rr[win], kind="stable")
-    rs = rr[win][order]
+    rw = rr[win]
+    order = np.argsort(rw, kind="stable")
+    rs = rw[order]
     fs = c.f[win][order].astype(np.float64)
     ck = np.cumsum(fs)
     k_all = float(ck[-1])
@@ -590,7 +598,9 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     ka = k_all - kb
 
     def ll(k, m):
-        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        p = k / m
+        np.maximum(p, 1e-9, out=p)  # np.clip's values (no NaN here)
+        np.minimum(p, 1 - 1e-9, out=p)
         return k * np.log(p) + (m - k) * np.log(1 - p)
 
     tot = ll(kb, nb_) + ll(ka, na_)
@@ -666,11 +676,15 @@ def _one_scratch(c: _Ctx) -> bool:
         ta, tb = divmod(top, nbins)
         cf[max(ta - 1, 0) : ta + 2, max(tb - 2, 0) : tb + 3] = -np.inf
     best = None
+    ai = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
         if contrast[a, b] < c.th.scratch_contrast:
             break
-        res = _line_run(c, a, b - off)
+        if ai is None:
+            ai = _nz(act)
+            xa, ya = c.xd[ai], c.yd[ai]
+        res = _line_run(c, a, b - off, ai, xa, ya)
         if res is not None and (best is None or res[0] > best[0]):
             best = res
     if best is None:
@@ -690,16 +704,19 @@ def _one_scratch(c: _Ctx) -> bool:
     return True
 
 
-def _line_run(c: _Ctx, a: int, rho0: float):
+def _line_run(c: _Ctx, a: int, rho0: float, ai: NDArray[np.intp], xa: NDArray[np.float64], ya: NDArray[np.float64]):
+    """The scratch along Hough cell (``a``, ``rho0``) among the active dies ``ai`` (at ``xa``, ``ya``):
+    (length, region, features, angle), or None."""
     cs, sn = _COS[a], _SIN[a]
     # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
-    dist = (c.xd * cs + c.yd * sn - rho0) / across
+    dist = (xa * cs + ya * sn - rho0) / across
     # every test below looks at active dies within 4 of the line once it is recentred (by at most 1): the
     # active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz(c.active & (np.abs(dist) <= 6.0))
-    dist, f = dist[sub], c.f[sub]
+    keep = np.abs(dist) <= 6.0
+    sub = ai[keep]
+    dist, f = dist[keep], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
         dist = dist - float(_median(dist[near0]))
@@ -750,18 +767,19 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
     percentile of the distances from the least-squares quadratic across it (a straight or bent scratch is
     thin; a blob is not)."""
     ca, sa = math.cos(ang), math.sin(ang)
-    dx, dy = xs - xs.mean(), ys - ys.mean()
+    n = len(xs)
+    dx, dy = xs - float(xs.sum()) / n, ys - float(ys.sum()) / n  # the means, the same bits
     t = dx * ca + dy * sa
     d = dy * ca - dx * sa
     t05, t95 = _quantiles(t, 0.05, 0.95)
     tn = t / max(float(np.abs(t).max()), 1.0)
     t2 = tn * tn
     # least squares d ~ b0 + b1 t + b2 t^2 by its normal equations (t is centred: sum t ~ 0)
-    n, s1, s2, s3, s4 = float(len(tn)), float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
+    s1, s2, s3, s4 = float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
     y0, y1, y2 = float(d.sum()), float(d @ tn), float(d @ t2)
     m = np.array([[n, s1, s2], [s1, s2, s3], [s2, s3, s4]])
     try:
-        b0, b1, b2 = np.linalg.solve(m, np.array([y0, y1, y2])).tolist()
+        b0, b1, b2 = solve(m, np.array([y0, y1, y2])).tolist()
     except np.linalg.LinAlgError:  # every point at one position along the axis
         b0, b1, b2 = y0 / n, 0.0, 0.0
     return t95 - t05, _quantile(np.abs(d - b0 - b1 * tn - b2 * t2), 0.8)
@@ -775,12 +793,12 @@ def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     idx = np.flatnonzero(act)
     rr = g.r[idx]
     band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
-    sec = ((g.theta[idx] + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    sec = c.sec8()[idx]
     cell = band * 8 + sec
     cn = np.bincount(cell, minlength=32)
     ck = np.bincount(cell, weights=c.f[idx], minlength=32)
     ok = cn >= 5
-    return _median(ck[ok] / cn[ok]) if ok.sum() >= 8 else 0.0
+    return _median(ck[ok] / cn[ok]) if np.count_nonzero(ok) >= 8 else 0.0
 
 
 def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
@@ -791,11 +809,10 @@ def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float6
         return e
     g = c.g
     na = int(act.sum())
-    nb = int(np.clip(na // 48, 6, 60))
+    nb = min(max(na // 48, 6), 60)
     rmax = float(g.r[act].max())
     band = np.minimum(((g.r / rmax) ** 2 * nb).astype(np.intp), nb - 1)
-    sec = ((g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
-    cell = (band * 8 + sec)[act]
+    cell = (band * 8 + c.sec8())[act]
     cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
     ck = np.bincount(cell, weights=c.f[act], minlength=nb * 8).reshape(nb, 8)
     rate = np.where(cn >= 2, ck / np.maximum(cn, 1), np.inf)
