@@ -82,8 +82,8 @@ class Wafer:
         phx, phy = rng.random(2)
         excl = rng.uniform(0.0, 0.03)
         nx, ny = int(1 / self.px) + 3, int(1 / self.py) + 3
-        ii, jj = np.meshgrid(np.arange(-nx, nx + 1), np.arange(-ny, ny + 1))
-        ii, jj = ii.ravel(), jj.ravel()
+        gi, gj = np.meshgrid(np.arange(-nx, nx + 1), np.arange(-ny, ny + 1))
+        ii, jj = gi.ravel(), gj.ravel()
         X, Y = (ii + phx) * self.px, (jj + phy) * self.py
         hx, hy = self.px / 2, self.py / 2
         keep = np.ones(len(ii), bool)
@@ -221,8 +221,8 @@ def _pattern(w: Wafer, fam: str, rng: np.random.Generator, p0: float):
     elif fam == "gross_region":
         k = int(rng.integers(8))
         ref = tx.SIDES[k]
-        ang = {"e": 0, "ne": 45, "n": 90, "nw": 135, "w": 180, "sw": 225, "s": 270, "se": 315}[ref]
-        ang = math.radians(ang + rng.uniform(-12, 12))
+        deg = {"e": 0, "ne": 45, "n": 90, "nw": 135, "w": 180, "sw": 225, "s": 270, "se": 315}[ref]
+        ang = math.radians(deg + rng.uniform(-12, 12))
         half = math.pi / 4 if k < 4 else math.pi / 2
         reg = np.abs(np.angle(np.exp(1j * (th - ang)))) < half
         p[reg] = rng.uniform(0.35, 1.0)
@@ -237,8 +237,8 @@ def _pattern(w: Wafer, fam: str, rng: np.random.Generator, p0: float):
         elif shape == "power":
             s = t ** rng.uniform(1.3, 3.0)
         else:
-            c0, k = rng.uniform(0.4, 0.6), rng.uniform(4, 7)
-            s = 1 / (1 + np.exp(-k * (t - c0)))
+            c0, steep = rng.uniform(0.4, 0.6), rng.uniform(4, 7)
+            s = 1 / (1 + np.exp(-steep * (t - c0)))
         p = lo + (hi - lo) * np.clip(s, 0, 1)
         reg = np.ones(w.n, bool)
         ref = "rising" if rising else "falling"
@@ -376,7 +376,7 @@ def generate(seed: int, *, family: str | None = None, mixed_rate: float = 0.3) -
         if fams == ["none"] and ratio > NONE_MAX or fams == ["random"] and ratio < RANDOM_MIN:
             continue
         break
-    parts = []
+    parts: list[tuple[str, np.ndarray, str | None]] = []
     taken = np.zeros(w.n, bool)
     for f in fams:
         if f in ("none", "random"):

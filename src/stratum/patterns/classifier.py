@@ -42,7 +42,7 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.3  # when none is kept, the likeliest candidate is reported from this probability
+    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
@@ -642,7 +642,10 @@ def _one_scratch(c: _Ctx) -> bool:
     off = int(math.ceil(c.g.rx)) + 6
     nbins = 2 * off + 1
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
-    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    rho = c.xd[fi][:, None] * _COS
+    rho += c.yd[fi][:, None] * _SIN
+    np.rint(rho, out=rho)
+    rho += off + np.arange(48.0) * nbins
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
@@ -973,15 +976,20 @@ def _rim_arcs(c: _Ctx) -> None:
         k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
         cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
         ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
-        for w in _RIM_WIDTHS:
-            if w > 0.6 * nb:
-                break
-            nn = cn[w : w + nb] - cn[:nb]
-            kk = ck[w : w + nb] - ck[:nb]
-            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
-            j = int(np.argmax(z))
-            if nn[j] >= 6 and (best is None or z[j] > best[0]):
-                best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
+        # every width at once (rows; widths ascending), then the same choice in the same order
+        ws = [w for w in _RIM_WIDTHS if w <= 0.6 * nb]
+        at = np.array(ws)[:, None] + np.arange(nb)
+        nn_w = cn[at] - cn[:nb]
+        kk_w = ck[at] - ck[:nb]
+        z_w = (kk_w - bg * nn_w) / np.sqrt(np.maximum(bg * (1 - bg) * nn_w, 1e-9))
+        js = z_w.argmax(1)
+        rows = np.arange(len(ws))
+        picks = zip(
+            ws, js.tolist(), z_w[rows, js].tolist(), nn_w[rows, js].tolist(), kk_w[rows, js].tolist(), strict=True
+        )
+        for w, j, zj, nj, kj in picks:
+            if nj >= 6 and (best is None or zj > best[0]):
+                best = (zj, dmax, j, w, kj, nj, n_b, k_b)
     if best is None:
         return
     z, dmax, j, w, kk, nn, n_b, k_b = best
