@@ -424,7 +424,7 @@ def test_curve_thickness_of_lines_arcs_and_blobs() -> None:
 
 
 def test_thin_edge_arc_on_a_noisy_map_is_a_candidate() -> None:
-    """A 1-die-deep arc at 60 % on 6 % noise (a low window-density quantile would let the noise merge in)."""
+    """A 1-die-deep arc at 60 % on 6 % noise: one edge_loc candidate, on the arc."""
     dm = _disk(20)
     g = geometry(dm)
     rng = np.random.default_rng(3)

@@ -787,8 +787,7 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
 
 def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
-    rate; a local pattern holds a minority of the cells. (A low quantile of window densities is zero on a
-    sparse noisy map, which lets the noise through as blobs.)"""
+    rate; a local pattern holds a minority of the cells."""
     g = c.g
     idx = np.flatnonzero(act)
     rr = g.r[idx]
@@ -839,7 +838,7 @@ def _blobs(c: _Ctx) -> None:
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens.reshape(-1)[g.flat]
     plain = c.active if c.active.sum() >= 20 else act
-    bg = max(_quantile(dv[plain], 0.4), _cell_median_rate(c, plain))
+    bg = _quantile(dv[plain], 0.4)
     e = _soft_level(c, act, bg)
     edv: NDArray[np.float64] | float
     liftv: NDArray[np.float64] | float
