@@ -123,9 +123,9 @@ def test_drop_folder_moves_files_and_a_restart_announces_nothing(tmp_path: Path)
             body = {"query": f"SELECT 1 AS {name}", "format": "csv"}
             export_id = httpx.post(f"{base}/v1/exports", json=body, headers=auth).json()["export_id"]
             done[name] = wait_for(
-                lambda i=export_id: (r := httpx.get(f"{base}/v1/exports/{i}", headers=auth).json())["status"]
-                == "succeeded"
-                and r,
+                lambda i=export_id: (
+                    (r := httpx.get(f"{base}/v1/exports/{i}", headers=auth).json())["status"] == "succeeded" and r
+                ),
                 f"export {name}",
                 log,
             )

@@ -222,6 +222,42 @@ def test_eigen_helpers_give_numpys_bits(monkeypatch) -> None:
             assert features.eigvalsh(m).tobytes() == np.linalg.eigvalsh(m).tobytes()
 
 
+def test_solve_gives_numpys_bits_and_error(monkeypatch) -> None:
+    rng = np.random.default_rng(6)
+    systems = [(rng.normal(size=(3, 3)) * rng.uniform(0.1, 50), rng.normal(size=3)) for _ in range(200)]
+    singular = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 1.0, 1.0]])
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(features, "_lapack", None)
+        for a, b in systems:
+            assert features.solve(a, b).tobytes() == np.linalg.solve(a, b).tobytes()
+        with pytest.raises(np.linalg.LinAlgError, match="Singular matrix"):
+            features.solve(singular, np.ones(3))
+
+
+def _runs_longest_reference(t, hit, gap):
+    th = np.sort(t[hit])
+    if len(th) == 0:
+        return 0.0, 0.0, 0
+    cut = np.flatnonzero(np.diff(th) > gap)
+    starts, ends = np.r_[0, cut + 1], np.r_[cut, len(th) - 1]
+    best = int(np.argmax(th[ends] - th[starts] + 1e-6 * (ends - starts + 1)))
+    return float(th[starts[best]]), float(th[ends[best]]), int(ends[best] - starts[best] + 1)
+
+
+def test_runs_longest_short_and_long_lists_agree_with_numpy() -> None:
+    rng = np.random.default_rng(7)
+    for k in range(3000):
+        n = int(rng.integers(0, 400))
+        t = np.round(rng.uniform(-40, 40, n) * 2) / 2 if k % 2 else rng.normal(0, 20, n)  # halves: tied spans
+        hit = rng.random(n) < rng.random()
+        gap = float(rng.choice([0.5, 1.0, 3.2, 5.0]))
+        got = features.runs_longest(t, hit, gap)
+        assert got == _runs_longest_reference(t, hit, gap)
+        assert [type(v) for v in got] == [float, float, int]
+    assert features.runs_longest(np.array([0.0, 1.0, 9.0, 10.0]), np.ones(4, bool), 3.2) == (0.0, 1.0, 2)
+
+
 # --- classifier --------------------------------------------------------------------------------------
 def _ring(d: int = 50) -> DieMap:
     dm = _disk(d // 2)
@@ -388,7 +424,7 @@ def test_curve_thickness_of_lines_arcs_and_blobs() -> None:
 
 
 def test_thin_edge_arc_on_a_noisy_map_is_a_candidate() -> None:
-    """A 1-die-deep arc at 60 % on 6 % noise (a low window-density quantile would let the noise merge in)."""
+    """A 1-die-deep arc at 60 % on 6 % noise: one edge_loc candidate, on the arc."""
     dm = _disk(20)
     g = geometry(dm)
     rng = np.random.default_rng(3)

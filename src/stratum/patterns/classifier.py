@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest
+from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
 RULES_VERSION = "4"
@@ -172,6 +172,13 @@ class _Ctx:
         self.xd = g.u * g.rx  # die units, pitch-corrected
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
+        self._sec8: NDArray[np.intp] | None = None
+
+    def sec8(self) -> NDArray[np.intp]:
+        """Each die's polar sector of eight (0 from -pi), computed once per map."""
+        if self._sec8 is None:
+            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+        return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
@@ -461,7 +468,7 @@ def _radial(c: _Ctx) -> None:
     ra = g.r[ia]
     rmax = float(ra.max())
     band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = ((g.theta[ia] + math.pi) / (2 * math.pi) * ns).astype(int) % ns
+    sec = c.sec8()[ia]  # ns = 8
     cell = band * ns + sec
     fa = c.f[ia]
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
@@ -576,8 +583,9 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     n = int(win.sum())
     if n < 12:
         return r0
-    order = np.argsort(rr[win], kind="stable")
-    rs = rr[win][order]
+    rw = rr[win]
+    order = np.argsort(rw, kind="stable")
+    rs = rw[order]
     fs = c.f[win][order].astype(np.float64)
     ck = np.cumsum(fs)
     k_all = float(ck[-1])
@@ -590,7 +598,9 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     ka = k_all - kb
 
     def ll(k, m):
-        p = np.clip(k / m, 1e-9, 1 - 1e-9)
+        p = k / m
+        np.maximum(p, 1e-9, out=p)  # np.clip's values (no NaN here)
+        np.minimum(p, 1 - 1e-9, out=p)
         return k * np.log(p) + (m - k) * np.log(1 - p)
 
     tot = ll(kb, nb_) + ll(ka, na_)
@@ -635,14 +645,17 @@ _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
 def _one_scratch(c: _Ctx) -> bool:
-    act = c.active | c.soft  # a scratch across a radial pattern: its flanks there are the pattern's level
+    act = c.active
     fi = _nz(act & c.f)
     if len(fi) < 5:
         return False
     off = int(math.ceil(c.g.rx)) + 6
     nbins = 2 * off + 1
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
-    rho = np.rint(c.xd[fi][:, None] * _COS + c.yd[fi][:, None] * _SIN) + (off + np.arange(48.0) * nbins)
+    rho = c.xd[fi][:, None] * _COS
+    rho += c.yd[fi][:, None] * _SIN
+    np.rint(rho, out=rho)
+    rho += off + np.arange(48.0) * nbins
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
@@ -663,11 +676,15 @@ def _one_scratch(c: _Ctx) -> bool:
         ta, tb = divmod(top, nbins)
         cf[max(ta - 1, 0) : ta + 2, max(tb - 2, 0) : tb + 3] = -np.inf
     best = None
+    ai = None
     for flat in order:
         a, b = divmod(int(flat), nbins)
         if contrast[a, b] < c.th.scratch_contrast:
             break
-        res = _line_run(c, a, b - off)
+        if ai is None:
+            ai = _nz(act)
+            xa, ya = c.xd[ai], c.yd[ai]
+        res = _line_run(c, a, b - off, ai, xa, ya)
         if res is not None and (best is None or res[0] > best[0]):
             best = res
     if best is None:
@@ -687,16 +704,19 @@ def _one_scratch(c: _Ctx) -> bool:
     return True
 
 
-def _line_run(c: _Ctx, a: int, rho0: float):
+def _line_run(c: _Ctx, a: int, rho0: float, ai: NDArray[np.intp], xa: NDArray[np.float64], ya: NDArray[np.float64]):
+    """The scratch along Hough cell (``a``, ``rho0``) among the active dies ``ai`` (at ``xa``, ``ya``):
+    (length, region, features, angle), or None."""
     cs, sn = _COS[a], _SIN[a]
     # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
     across = max(1.0, abs(cs) + abs(sn) * c.g.rx / c.g.ry)
-    dist = (c.xd * cs + c.yd * sn - rho0) / across
-    # every test below looks at searched dies within 4 of the line once it is recentred (by at most 1): the
-    # dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
-    sub = _nz((c.active | c.soft) & (np.abs(dist) <= 6.0))
-    dist, f = dist[sub], c.f[sub]
+    dist = (xa * cs + ya * sn - rho0) / across
+    # every test below looks at active dies within 4 of the line once it is recentred (by at most 1): the
+    # active dies within 6 of it are all it needs (elementwise, so the same values on fewer dies)
+    keep = np.abs(dist) <= 6.0
+    sub = ai[keep]
+    dist, f = dist[keep], c.f[sub]
     near0 = f & (np.abs(dist) <= 1.0)
     if near0.any():  # centre the line on its fails (die centres may sit between rho bins)
         dist = dist - float(_median(dist[near0]))
@@ -747,18 +767,19 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
     percentile of the distances from the least-squares quadratic across it (a straight or bent scratch is
     thin; a blob is not)."""
     ca, sa = math.cos(ang), math.sin(ang)
-    dx, dy = xs - xs.mean(), ys - ys.mean()
+    n = len(xs)
+    dx, dy = xs - float(xs.sum()) / n, ys - float(ys.sum()) / n  # the means, the same bits
     t = dx * ca + dy * sa
     d = dy * ca - dx * sa
     t05, t95 = _quantiles(t, 0.05, 0.95)
     tn = t / max(float(np.abs(t).max()), 1.0)
     t2 = tn * tn
     # least squares d ~ b0 + b1 t + b2 t^2 by its normal equations (t is centred: sum t ~ 0)
-    n, s1, s2, s3, s4 = float(len(tn)), float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
+    s1, s2, s3, s4 = float(tn.sum()), float(t2.sum()), float(t2 @ tn), float(t2 @ t2)
     y0, y1, y2 = float(d.sum()), float(d @ tn), float(d @ t2)
     m = np.array([[n, s1, s2], [s1, s2, s3], [s2, s3, s4]])
     try:
-        b0, b1, b2 = np.linalg.solve(m, np.array([y0, y1, y2])).tolist()
+        b0, b1, b2 = solve(m, np.array([y0, y1, y2])).tolist()
     except np.linalg.LinAlgError:  # every point at one position along the axis
         b0, b1, b2 = y0 / n, 0.0, 0.0
     return t95 - t05, _quantile(np.abs(d - b0 - b1 * tn - b2 * t2), 0.8)
@@ -766,18 +787,17 @@ def _curve(xs: NDArray[np.float64], ys: NDArray[np.float64], ang: float) -> tupl
 
 def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
-    rate; a local pattern holds a minority of the cells. (A low quantile of window densities is zero on a
-    sparse noisy map, which lets the noise through as blobs.)"""
+    rate; a local pattern holds a minority of the cells."""
     g = c.g
     idx = np.flatnonzero(act)
     rr = g.r[idx]
     band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
-    sec = ((g.theta[idx] + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+    sec = c.sec8()[idx]
     cell = band * 8 + sec
     cn = np.bincount(cell, minlength=32)
     ck = np.bincount(cell, weights=c.f[idx], minlength=32)
     ok = cn >= 5
-    return _median(ck[ok] / cn[ok]) if ok.sum() >= 8 else 0.0
+    return _median(ck[ok] / cn[ok]) if np.count_nonzero(ok) >= 8 else 0.0
 
 
 def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
@@ -788,11 +808,10 @@ def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float6
         return e
     g = c.g
     na = int(act.sum())
-    nb = int(np.clip(na // 48, 6, 60))
+    nb = min(max(na // 48, 6), 60)
     rmax = float(g.r[act].max())
     band = np.minimum(((g.r / rmax) ** 2 * nb).astype(np.intp), nb - 1)
-    sec = ((g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
-    cell = (band * 8 + sec)[act]
+    cell = (band * 8 + c.sec8())[act]
     cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
     ck = np.bincount(cell, weights=c.f[act], minlength=nb * 8).reshape(nb, 8)
     rate = np.where(cn >= 2, ck / np.maximum(cn, 1), np.inf)
@@ -819,7 +838,7 @@ def _blobs(c: _Ctx) -> None:
     dens = np.where(V, sf / np.maximum(sv, 1), 0.0)
     dv = dens.reshape(-1)[g.flat]
     plain = c.active if c.active.sum() >= 20 else act
-    bg = max(_quantile(dv[plain], 0.4), _cell_median_rate(c, plain))
+    bg = _quantile(dv[plain], 0.4)
     e = _soft_level(c, act, bg)
     edv: NDArray[np.float64] | float
     liftv: NDArray[np.float64] | float
@@ -842,12 +861,9 @@ def _blobs(c: _Ctx) -> None:
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     ke = np.bincount(dl, weights=e, minlength=nlab + 1)
     kfl, comp_e = kf.tolist(), ke.tolist()
-    # the six most significant components (excess fails over their expectation): a thin scratch on a large
-    # map is a small share of its dies but stands out
-    zc = (kf - ke) / np.sqrt(np.maximum(ke, 1.0))
-    zc[sizes < max(5, 0.0005 * c.n)] = -np.inf
-    zc[0] = -np.inf
-    comps = [comp for comp in np.argsort(-zc, kind="stable")[:6].tolist() if zc[comp] > -np.inf]
+    comps = [
+        comp for comp in (np.argsort(-sizes[1:], kind="stable")[:6] + 1).tolist() if sz[comp] >= max(5, 0.004 * c.n)
+    ]
     if not comps:
         return
     # the region: component dies whose local excess is at least halfway to the component's peak excess (the
@@ -977,15 +993,20 @@ def _rim_arcs(c: _Ctx) -> None:
         k_b = np.bincount(abin[rim], weights=c.f[rim], minlength=nb)
         cn = np.concatenate([[0.0], np.cumsum(np.concatenate([n_b, n_b]))])
         ck = np.concatenate([[0.0], np.cumsum(np.concatenate([k_b, k_b]))])
-        for w in _RIM_WIDTHS:
-            if w > 0.6 * nb:
-                break
-            nn = cn[w : w + nb] - cn[:nb]
-            kk = ck[w : w + nb] - ck[:nb]
-            z = (kk - bg * nn) / np.sqrt(np.maximum(bg * (1 - bg) * nn, 1e-9))
-            j = int(np.argmax(z))
-            if nn[j] >= 6 and (best is None or z[j] > best[0]):
-                best = (float(z[j]), dmax, j, w, float(kk[j]), float(nn[j]), n_b, k_b)
+        # every width at once (rows; widths ascending), then the same choice in the same order
+        ws = [w for w in _RIM_WIDTHS if w <= 0.6 * nb]
+        at = np.array(ws)[:, None] + np.arange(nb)
+        nn_w = cn[at] - cn[:nb]
+        kk_w = ck[at] - ck[:nb]
+        z_w = (kk_w - bg * nn_w) / np.sqrt(np.maximum(bg * (1 - bg) * nn_w, 1e-9))
+        js = z_w.argmax(1)
+        rows = np.arange(len(ws))
+        picks = zip(
+            ws, js.tolist(), z_w[rows, js].tolist(), nn_w[rows, js].tolist(), kk_w[rows, js].tolist(), strict=True
+        )
+        for w, j, zj, nj, kj in picks:
+            if nj >= 6 and (best is None or zj > best[0]):
+                best = (zj, dmax, j, w, kj, nj, n_b, k_b)
     if best is None:
         return
     z, dmax, j, w, kk, nn, n_b, k_b = best
@@ -1114,7 +1135,7 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "loc": ("center", "scratch", "edge_loc"),
     "edge_loc": ("loc", "edge_ring"),
     "scratch": ("loc", "edge_loc"),
-    "center": ("loc", "radial_gradient"),  # a soft centre blob and a steep falling gradient look alike
+    "center": ("loc",),
     "radial_gradient": ("center", "edge_ring"),
     "row_stripe": ("scratch",),
     "column_stripe": ("scratch",),
@@ -1152,8 +1173,6 @@ def _alternatives(c: _Ctx) -> None:
                     ref = tx.orientation_of(float(math.atan2(vec[1, 1], vec[0, 1])))
                 else:
                     ref = "h"
-            elif alt == "radial_gradient":
-                ref = "falling"  # only a centre blob is read as a gradient
             text = f"{d.summary}; read as a {_ALT_WHAT.get(alt, alt.replace('_', ' '))}"
             c.dry = True
             alt_d = c.detect(alt, reg, d.score, dict(d.features), text, ref, stats)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 _lapack: Any = None
-try:  # the LAPACK gufuncs np.linalg.eigh/eigvalsh call, without their per-call checks (same routine, same bits)
+try:  # the LAPACK gufuncs np.linalg.eigh/eigvalsh/solve call, without their per-call checks (same routine, same bits)
     from numpy.linalg import _umath_linalg as _lapack
 except ImportError:  # pragma: no cover - a numpy without the private module
     pass
@@ -27,6 +28,18 @@ def eigvalsh(a: NDArray[np.float64]) -> NDArray:
     if _lapack is None:
         return np.linalg.eigvalsh(a)
     return _lapack.eigvalsh_lo(a, signature="d->d")
+
+
+def _singular(err: str, flag: int) -> None:
+    raise np.linalg.LinAlgError("Singular matrix")
+
+
+def solve(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray:
+    """``np.linalg.solve(a, b)`` of a square float64 matrix and a float64 vector (LinAlgError when singular)."""
+    if _lapack is None:
+        return np.linalg.solve(a, b)
+    with np.errstate(call=_singular, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _lapack.solve1(a, b, signature="dd->d")
 
 
 def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
@@ -114,8 +127,19 @@ def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float)
     Returns (start, end, hits)."""
     th = t[hit]  # a copy: sorted in place
     th.sort()
-    if len(th) == 0:
+    n = len(th)
+    if n == 0:
         return 0.0, 0.0, 0
+    if n <= 128:  # a short list: the same float operations and first-maximum choice, without numpy's per-call cost
+        v = th.tolist()
+        best, bs, be, s = -math.inf, 0, 0, 0
+        for i in range(1, n + 1):
+            if i == n or v[i] - v[i - 1] > max_gap:
+                key = (v[i - 1] - v[s]) + 1e-6 * (i - s)
+                if key > best:
+                    best, bs, be = key, s, i - 1
+                s = i
+        return v[bs], v[be], be - bs + 1
     br = ((th[1:] - th[:-1]) > max_gap).nonzero()[0]
     starts = np.zeros(len(br) + 1, dtype=np.intp)
     starts[1:] = br + 1
