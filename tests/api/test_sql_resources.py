@@ -313,6 +313,43 @@ def test_a_worker_that_stops_answering_is_killed_and_replaced(make_app):
     assert (r.status_code, r.json()["rows"]) == (200, [[3]])
 
 
+def test_a_reply_already_in_the_pipe_with_started_is_read(make_app, monkeypatch):
+    """On a busy machine the server may read a worker's pipe only after the worker wrote both "started" and
+    its reply. Forced here: the server's select() on the pipe returns only once both are in it. The reply is
+    read at once (it once sat in the reader's buffer while select() waited for the kill deadline, and a
+    `SELECT 42` came back as a 422 time-out) and the worker is kept."""
+    import fcntl
+    import pickle
+    import select
+    import struct
+    import termios
+    import types
+
+    from stratum.query import workers as workers_module
+
+    app, client, tokens = make_app(sql={"timeout_seconds": 2, "kill_after_seconds": 1})
+    h = {"Authorization": f"Bearer {tokens['full']}"}
+    assert client.post("/v1/sql", json={"query": "SELECT 1"}, headers=h).status_code == 200
+    w = _busy_worker(app)
+    started = 8 + len(pickle.dumps(("started",), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def unread(fd: int) -> int:
+        buf = fcntl.ioctl(fd, termios.FIONREAD, struct.pack("i", 0))
+        return struct.unpack("i", buf)[0]
+
+    def select_once_the_reply_is_written(rlist, wlist, xlist, timeout):
+        deadline = time.monotonic() + timeout
+        while unread(rlist[0].fileno()) <= started and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return select.select(rlist, wlist, xlist, max(0.0, deadline - time.monotonic()))
+
+    monkeypatch.setattr(workers_module, "select", types.SimpleNamespace(select=select_once_the_reply_is_written))
+    for n in (42, 43):
+        r = client.post("/v1/sql", json={"query": f"SELECT {n} AS n"}, headers=h)
+        assert (r.status_code, r.json()["rows"]) == (200, [[n]]), r.text
+    assert _busy_worker(app) is w and w.proc.poll() is None
+
+
 def test_a_worker_killed_mid_query_is_a_422_and_replaced(make_app):
     """The kernel's OOM killer (or Lambda's) ending a worker: the query is a 422 naming the bounds, the server
     carries on with a new worker."""

@@ -66,3 +66,37 @@ def test_dictionary_columns_are_refused_with_a_clear_error(con, tmp_path):
 def test_encoder_choice():
     assert arrow_ipc.use_pyarrow("auto") is True  # pyarrow is installed here
     assert arrow_ipc.use_pyarrow("pyarrow") is True and arrow_ipc.use_pyarrow("nanoarrow") is False
+
+
+def test_a_page_with_a_row_after_it_stays_off_pyarrow_and_within_a_workers_cap():
+    """The extra row is dropped by DuckDB reading the rows as a C stream capsule: handed the nanoarrow object,
+    DuckDB converted it with pyarrow where installed, whose allocator reserved ~1 GB of address space (a SQL
+    worker's RLIMIT_DATA counts it; measured 1.25 GB of VmData for this 2-row page). Run in a fresh process
+    capped at 400 MB above its start (the page itself needs ~150 MB: DuckDB's 1M-row batch buffers)."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, sys
+import duckdb
+from stratum.query import arrow_ipc
+con = duckdb.connect(config={"threads": 1})
+con.execute("SELECT 1").fetchall()
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmData:")) * 1024
+resource.setrlimit(resource.RLIMIT_DATA, (vm + 400 * 2**20, resource.RLIM_INFINITY))
+q = ("SELECT x::INTEGER AS i, sum(x) OVER () AS s, x / 3 AS d, (x / 10)::FLOAT AS f, 'v' || x AS v, x > 1 AS b, "
+     "DATE '2026-01-02' + x::INTEGER AS day, TIMESTAMP '2026-01-02 03:04:05.123' AS ts, "
+     "INTERVAL 5 SECOND * x AS iv, (x * 1.25)::DECIMAL(10, 2) AS dec, [0.1::FLOAT, x] AS lf, {'k': x} AS st, "
+     "CASE WHEN x = 2 THEN 'nan'::DOUBLE END AS n, '\\\\xAA'::BLOB AS bl, NULL::VARCHAR AS nul, "
+     "12::UTINYINT AS ut, TIME '01:02:03' AS t, 3::BIGINT AS bi FROM range(5) r(x) ORDER BY x")
+ipc, n, more = arrow_ipc.page(con.sql(q), 2, 2)
+print(n, more, "pyarrow" in sys.modules)
+sys.stdout.buffer.write(ipc)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    head, _, ipc = r.stdout.partition(b"\n")
+    assert head == b"2 True False"
+    page = pa.ipc.open_stream(ipc).read_all()
+    assert page.num_columns == 18 and page.column("i").to_pylist() == [2, 3]
+    assert page.column("v").to_pylist() == ["v2", "v3"] and page.column("bl").to_pylist() == [b"\xaa", b"\xaa"]

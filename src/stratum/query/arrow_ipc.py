@@ -58,11 +58,13 @@ def page(
     if len(got) <= n:
         return stream_bytes(got), len(got), False
     # nanoarrow's IPC writer cannot encode a sliced array, so a plain in-memory DuckDB (no user SQL, nothing
-    # but these rows) drops the extra row
+    # but these rows) drops the extra row. It reads them as a C stream capsule: given the nanoarrow object
+    # itself, DuckDB converts it with pyarrow where that is installed, whose allocator then reserves ~1 GB
+    # of address space (a SQL worker's RLIMIT_DATA counts it)
     with duckdb.connect() as con:
         if timezone is not None:
             con.execute(f"SET TimeZone = {_quote(timezone())}")
-        return stream_bytes(con.from_arrow(got).limit(n)), n, True
+        return stream_bytes(con.from_arrow(got.__arrow_c_stream__()).limit(n)), n, True
 
 
 def _quote(s: str) -> str:

@@ -64,19 +64,25 @@ def _vm(key: str) -> int:
 
 def _send(f, obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    f.write(struct.pack("<Q", len(data)) + data)
+    view = memoryview(struct.pack("<Q", len(data)) + data)
+    while view:
+        view = view[f.write(view) :]  # an unbuffered pipe may take part of it
     f.flush()
 
 
+def _read(f, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))  # an unbuffered pipe returns what has arrived
+        if not chunk:
+            raise EOFError("the other side closed the pipe")
+        buf += chunk
+    return bytes(buf)
+
+
 def _recv(f) -> Any:
-    head = f.read(8)
-    if len(head) < 8:
-        raise EOFError("the other side closed the pipe")
-    (n,) = struct.unpack("<Q", head)
-    data = f.read(n)
-    if len(data) < n:
-        raise EOFError("the other side closed the pipe")
-    return pickle.loads(data)  # noqa: S301 - our own child process, over its private pipe
+    (n,) = struct.unpack("<Q", _read(f, 8))
+    return pickle.loads(_read(f, n))  # noqa: S301 - our own child process, over its private pipe
 
 
 def serve(open_sql: Callable[[Settings], tuple[SqlService, Callable[[], None]]]) -> None:  # pragma: no cover
@@ -138,8 +144,12 @@ class _Worker:
         self.tmp = tempfile.mkdtemp(prefix="stratum-sql-worker-", dir=settings.tmp_dir)
         settings_json = settings.model_copy(update={"tmp_dir": Path(self.tmp)}).model_dump_json()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # Unbuffered pipes: the parent waits for replies with select(), which sees only bytes not yet read. A
+        # buffered reader reading "started" may take the reply written right after it into its buffer, and
+        # select() would then wait for nothing until the kill deadline (a loaded machine runs the parent
+        # late enough for both to be in the pipe: a `SELECT 1` came back as a time-out).
         self.proc = subprocess.Popen(  # noqa: S603 - the wiring level's command: this interpreter, `serve`
-            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0
         )
         self.pid = self.proc.pid
         self._ready = False
