@@ -100,3 +100,24 @@ sys.stdout.buffer.write(ipc)
     page = pa.ipc.open_stream(ipc).read_all()
     assert page.num_columns == 18 and page.column("i").to_pylist() == [2, 3]
     assert page.column("v").to_pylist() == ["v2", "v3"] and page.column("bl").to_pylist() == [b"\xaa", b"\xaa"]
+
+
+def test_a_full_page_with_a_row_after_it_without_pyarrow():
+    """As on AWS (no pyarrow): a 100,000-row page with a row after it. DuckDB scanning the rows' C stream with
+    two threads hung here; the page is encoded at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "import duckdb\n"
+        "from stratum.query import arrow_ipc\n"
+        "ipc, n, more = arrow_ipc.page(duckdb.connect().sql('SELECT * FROM range(100005)'), 0, 100000)\n"
+        "print(n, more, 'pyarrow' in sys.modules and sys.modules['pyarrow'] is not None)\n"
+        "sys.stdout.flush(); sys.stdout.buffer.write(ipc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    head, _, ipc = r.stdout.partition(b"\n")
+    assert head == b"100000 True False"
+    assert pa.ipc.open_stream(ipc).read_all().column(0).to_pylist() == list(range(100000))

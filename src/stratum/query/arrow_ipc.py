@@ -60,8 +60,9 @@ def page(
     # nanoarrow's IPC writer cannot encode a sliced array, so a plain in-memory DuckDB (no user SQL, nothing
     # but these rows) drops the extra row. It reads them as a C stream capsule: given the nanoarrow object
     # itself, DuckDB converts it with pyarrow where that is installed, whose allocator then reserves ~1 GB
-    # of address space (a SQL worker's RLIMIT_DATA counts it)
-    with duckdb.connect() as con:
+    # of address space (a SQL worker's RLIMIT_DATA counts it). One thread: a second one scanning the capsule
+    # hung (100,001 rows, DuckDB 1.5.5)
+    with duckdb.connect(config={"threads": 1}) as con:
         if timezone is not None:
             con.execute(f"SET TimeZone = {_quote(timezone())}")
         return stream_bytes(con.from_arrow(got.__arrow_c_stream__()).limit(n)), n, True
