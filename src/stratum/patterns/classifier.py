@@ -34,7 +34,7 @@ from stratum.patterns import verifier
 from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "4"
+RULES_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -1028,6 +1028,12 @@ def _rim_arcs(c: _Ctx) -> None:
     rate = kk / nn
     bins = (np.arange(j, j + w) % nb).tolist()
     region = act & (depth < dmax) & np.isin(abin, bins)
+    # an arc whose fails are mostly a cluster or line already found is that pattern, not a second one
+    local = [d.region for d in c.dets if d.family in ("loc", "scratch")]
+    if local:
+        hot = region & c.f
+        if int((hot & np.logical_or.reduce(local)).sum()) >= 0.5 * int(hot.sum()):
+            return
     t0 = -math.pi + (j + w / 2) / nb * 2 * math.pi
     octant = tx.octant_of(t0)
     span = w / nb
