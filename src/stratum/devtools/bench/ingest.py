@@ -150,44 +150,43 @@ def _med(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
 
+def _side(rows: list[dict], stdf_mb: float, stages: dict) -> dict:
+    med = _med(rows, "seconds")
+    return {
+        "median_s": round(med, 3),
+        "cpu_s": round(_med(rows, "cpu_seconds"), 3),
+        "mb_per_s": round(stdf_mb / med, 1),
+        "peak_rss_mb": round(max(r["rss_mb"] for r in rows)),
+        "parquet_mb": round(rows[0]["parquet_bytes"] / 1e6, 1),
+        "all_s": [round(r["seconds"], 3) for r in rows],
+        "stages": stages,
+    }
+
+
+def _stage(sec: float, stdf_mb: float) -> dict:
+    return {"cpu_s": round(sec, 3), "mb_per_s": round(stdf_mb / sec, 1) if sec > 0 else None}
+
+
 def _summary(f: Path, ours: list[dict], ref: list[dict]) -> dict:
     stdf_mb = ours[0]["stdf_bytes"] / 1e6
-    med, med_ref = _med(ours, "seconds"), _med(ref, "seconds")
-    cpu, cpu_ref = _med(ours, "cpu_seconds"), _med(ref, "cpu_seconds")
     stages = {}
     for key, name in STAGES:
         vals = [r["timings"][key] for r in ours if key in r.get("timings", {})]
         if vals:
-            sec = statistics.median(vals)
-            stages[name] = {"cpu_s": round(sec, 3), "mb_per_s": round(stdf_mb / sec, 1) if sec > 0 else None}
-    ref_stages = {}
-    for key, name in (("read_cpu_seconds", "stdf-convert read"), ("write_cpu_seconds", "Parquet write")):
-        sec = _med(ref, key)
-        ref_stages[name] = {"cpu_s": round(sec, 3), "mb_per_s": round(stdf_mb / sec, 1) if sec > 0 else None}
+            stages[name] = _stage(statistics.median(vals), stdf_mb)
+    ref_stages = {
+        name: _stage(_med(ref, key), stdf_mb)
+        for key, name in (("read_cpu_seconds", "stdf-convert read"), ("write_cpu_seconds", "Parquet write"))
+    }
     return {
         "file": f.name,
         "stdf_mb": round(stdf_mb, 1),
         "records": ours[0]["records"],
-        "stratum": {
-            "median_s": round(med, 3),
-            "cpu_s": round(cpu, 3),
-            "mb_per_s": round(stdf_mb / med, 1),
-            "peak_rss_mb": round(max(r["rss_mb"] for r in ours)),
-            "parquet_mb": round(ours[0]["parquet_bytes"] / 1e6, 1),
-            "all_s": [round(r["seconds"], 3) for r in ours],
-            "stages": stages,
-        },
-        "stdf_convert": {
-            "median_s": round(med_ref, 3),
-            "cpu_s": round(cpu_ref, 3),
-            "mb_per_s": round(stdf_mb / med_ref, 1),
-            "peak_rss_mb": round(max(r["rss_mb"] for r in ref)),
-            "parquet_mb": round(ref[0]["parquet_bytes"] / 1e6, 1),
-            "all_s": [round(r["seconds"], 3) for r in ref],
-            "stages": ref_stages,
-        },
-        "speed_ratio": round(med_ref / med, 2),  # > 1: Stratum is faster (wall clock)
-        "cpu_ratio": round(cpu_ref / cpu, 2),  # > 1: Stratum uses less CPU
+        "stratum": _side(ours, stdf_mb, stages),
+        "stdf_convert": _side(ref, stdf_mb, ref_stages),
+        # ratios of the unrounded medians
+        "speed_ratio": round(_med(ref, "seconds") / _med(ours, "seconds"), 2),  # > 1: Stratum is faster (wall clock)
+        "cpu_ratio": round(_med(ref, "cpu_seconds") / _med(ours, "cpu_seconds"), 2),  # > 1: Stratum uses less CPU
     }
 
 
