@@ -554,20 +554,19 @@ class _Parser:
             )
             return
         name = rt.name
+        body = buf[o + 4 : o + 4 + L]
         if name == "GDR":  # thousands of values in one record: decoded straight into JSON-ready items
-            items, used = gdr_values(buf[o + 4 : o + 4 + L], self.be, off)
-            if used < L:
-                self.warn(
-                    "trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored", off
-                )
-            self.low_rows.setdefault("texts", []).append(
-                {"rec_seq": seq, "byte_offset": off, "rec_type": name, "text": _dumps(items)}
-            )
-            return
-        d, used = decode_counted(rt, buf[o + 4 : o + 4 + L], self.be, off)
+            items, used = gdr_values(body, self.be, off)
+        else:
+            d, used = decode_counted(rt, body, self.be, off)
         if used < L:
             self.warn("trailing_bytes", "records carry bytes after their last field; the extra bytes were ignored", off)
         rows = self.low_rows
+        if name == "GDR":
+            rows.setdefault("texts", []).append(
+                {"rec_seq": seq, "byte_offset": off, "rec_type": name, "text": _dumps(items)}
+            )
+            return
         if name == "MIR":
             if self.res.mir is None:
                 self.res.mir = d
