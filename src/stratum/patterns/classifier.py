@@ -143,13 +143,6 @@ def _corr(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> float:
     return min(max(r, -1.0), 1.0)
 
 
-def _std(a: NDArray[np.float64]) -> float:
-    """``float(np.std(a))`` of a 1-d float array (the same operations, without its overhead)."""
-    n = len(a)
-    x = a - a.sum() / n
-    return math.sqrt(float((x * x).sum()) / n)
-
-
 def _squash(margin: float) -> float:
     return float(1.0 - math.exp(-max(margin, 0.0)))
 
