@@ -94,27 +94,44 @@ class DeclaredRoute(APIRoute):
                 if d["_pending"] and not d["_analysing"]:
                     path, endpoint, kwargs = d["declaration"]
                     d["_analysing"] = True
+                    before = set(d)
                     try:
                         APIRoute.__init__(self, path, endpoint, **kwargs)
                         d["_pending"] = False
+                    except BaseException:
+                        for key in set(d) - before:  # no half-analysed route: the next use fails the same way
+                            del d[key]
+                        raise
                     finally:
                         d["_analysing"] = False
         return object.__getattribute__(self, name)
 
+    @property
+    def analysed(self) -> bool:
+        return not self.__dict__["_pending"]
+
 
 def include(app: FastAPI, router: APIRouter) -> None:
-    """``app.include_router(router)`` for a router without prefix or router-level dependencies whose routes
-    are all :class:`DeclaredRoute`: each route is added to the app with ``add_api_route`` (the app's defaults
-    and dependency overrides apply, as for a route declared on the app) and analysed on first use. Any other
-    router is included by FastAPI."""
-    routes = router.routes
-    if router.prefix or router.dependencies or not all(type(r) is DeclaredRoute for r in routes):
+    """``app.include_router(router)`` for a router whose routes are all :class:`DeclaredRoute` and that adds
+    nothing at request time (no form limits, lifespan, start-up or shutdown handlers; its prefix, tags, dependencies and
+    responses are already in each route's declaration): each route is added to the app with ``add_api_route``
+    (the app's defaults and dependency overrides apply, as for a route declared on the app) and analysed on
+    first use. Any other router is included by FastAPI."""
+    routes = [r for r in router.routes if isinstance(r, DeclaredRoute)]
+    own_lifespan = type(router.lifespan_context).__name__ != "_DefaultLifespan"
+    if (
+        len(routes) < len(router.routes)
+        or router.form_limits
+        or router.on_startup
+        or router.on_shutdown
+        or own_lifespan
+    ):
         app.include_router(router)
         return
     for route in routes:
         path, endpoint, kwargs = route.declaration
         kwargs = {k: v for k, v in kwargs.items() if k != "dependency_overrides_provider"}
-        app.router.add_api_route(path, endpoint, route_class_override=DeclaredRoute, **kwargs)
+        app.router.add_api_route(path, endpoint, route_class_override=type(route), **kwargs)
 
 
 def install() -> None:
