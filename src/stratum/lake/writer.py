@@ -29,6 +29,7 @@ from . import layout
 from .schema import READER_TABLES, SCHEMA_VERSION, TABLES, arrow_type
 
 MIN_ROWS = 262_144
+COMMIT_THREADS = 16  # files of a job committed (fsync, rename) at once
 MAX_ROWS = 1_048_576
 DICT = pa.dictionary(pa.int32(), pa.string())
 # Monotonic integer columns: delta encoding is smaller and cheaper than a dictionary that cannot work
@@ -352,14 +353,24 @@ class LakeWriter:
         manifest = Manifest(self.workspace, self.lot_id, self.job_id)
         c0 = time.thread_time()
         try:
+            for out in self._outs.values():
+                out.writer.close()  # the footer
+            self.cpu_s["encode"] += time.thread_time() - c0
+            # committing a file waits for the disk (fsync): the files commit side by side
+            outs = list(self._outs.values())
+            if len(outs) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(len(outs), COMMIT_THREADS), thread_name_prefix="lake-commit") as pool:
+                    list(pool.map(lambda o: o.stream.close(), outs))
+            else:
+                for o in outs:
+                    o.stream.close()
             for table, out in self._outs.items():
-                out.writer.close()
-                out.stream.close()
                 manifest.tables[table] = TableFile(out.key, out.rows, out.counting.n)
         except BaseException:
             self.abort()
             raise
-        self.cpu_s["encode"] += time.thread_time() - c0
         self._outs = {}
         return manifest
 
