@@ -16,6 +16,7 @@ from stratum.query.engine import Scope
 from stratum.query.parts_cache import PartsCache
 from stratum.runtime import Runtime
 from stratum.settings import settings_for
+from tests.conftest import corpus_file
 from tests.fixtures.runtime import make_runtime
 
 QUERIES = (
@@ -214,6 +215,9 @@ def test_eviction_keeps_the_budget_and_the_files_in_use(tmp_path) -> None:
     (d / ".f9.abc.tmp").write_bytes(b"partial")
     os.utime(d / ".f9.abc.tmp", (1000, 1000))  # left by a process that died
     (d / ".f8.abc.tmp").write_bytes(b"partial")  # being written now
+    (d / ".f7.tmp").mkdir()  # a batch's directory left by a process that died
+    (d / ".f7.tmp" / "part").write_bytes(b"partial")
+    os.utime(d / ".f7.tmp", (1000, 1000))
     cache.evict("default", [d / "f0.parquet"])
     assert sorted(p.name for p in d.iterdir()) == [".f8.abc.tmp", "f0.parquet", "f4.parquet"]
 
@@ -231,3 +235,31 @@ def test_user_sql_cannot_reach_the_files_and_other_workspaces_cannot_either(lake
             s.cur.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()
     finally:
         rt.close()
+
+
+def test_a_lot_without_parts_has_an_empty_file_with_the_columns(tmp_path) -> None:
+    data = tmp_path / "data"
+    rt = make_runtime(data)
+    try:
+        assert rt.ingest.ingest_path("default", corpus_file("semiate_far_wir_only.stdf")).parts == 0
+    finally:
+        rt.close()
+    views = one_shot(data, sql={"cli_cache_mb": 0})
+    try:
+        want = (
+            rows(views, "DESCRIBE SELECT * FROM parts"),
+            rows(views, "SELECT count(*), count(DISTINCT lot_id) FROM parts"),
+        )
+    finally:
+        views.close()
+    for _ in range(2):  # writes the file, then reads it
+        rt = one_shot(data)
+        try:
+            got = (
+                rows(rt, "DESCRIBE SELECT * FROM parts"),
+                rows(rt, "SELECT count(*), count(DISTINCT lot_id) FROM parts"),
+            )
+        finally:
+            rt.close()
+        assert got == want and want[1] == [(0, 0)]
+        assert len(cache_files(data)) == 1

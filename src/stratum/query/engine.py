@@ -370,39 +370,58 @@ class QueryEngine:
         lots: dict[str, list[Member]] = {}
         for m in members:
             lots.setdefault(m.lot_id, []).append(m)
-        paths: list[Path] = []
-        wrote = False
-        for lot_id, ms in lots.items():
-            policy = resolved.retest_policy.get(lot_id, "last")
-            path = cache.path(ws, lot_id, policy, ms)
-            if not path.is_file():
-
-                def copy(tmp: str, ms: list[Member] = ms, policy: str = policy) -> None:
-                    self._copy_parts(ws, db, ms, policy, tmp, pending)
-
-                if not cache.write(path, copy):
-                    return None
-                wrote = True
-            paths.append(path)
-        cache.used(paths)
-        if wrote:
-            cache.evict(ws, paths)
-        files = ", ".join(sql_literal(str(p)) for p in paths)
+        paths = {
+            lot_id: cache.path(ws, lot_id, resolved.retest_policy.get(lot_id, "last"), ms)
+            for lot_id, ms in lots.items()
+        }
+        missing = {lot_id: ms for lot_id, ms in lots.items() if not paths[lot_id].is_file()}
+        if missing and not self._write_parts(ws, db, missing, paths, resolved, pending):
+            return None
+        cache.used(list(paths.values()))
+        if missing:
+            cache.evict(ws, list(paths.values()))
+        files = ", ".join(sql_literal(str(p)) for p in paths.values())
         return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}])"
 
-    def _copy_parts(
-        self, ws: str, db: duckdb.DuckDBPyConnection, ms: list[Member], policy: str, dest: str, pending: _Pending
-    ) -> None:
-        """One lot's ``parts`` rows into a Parquet file, from the lot's own views on a cursor of the workspace
-        database (interrupted with the session that asked)."""
+    def _write_parts(
+        self,
+        ws: str,
+        db: duckdb.DuckDBPyConnection,
+        lots: dict[str, list[Member]],
+        paths: dict[str, Path],
+        resolved: Resolved,
+        pending: _Pending,
+    ) -> bool:
+        """The ``parts`` rows of ``lots`` into their cache files, computed once for them all (the windows
+        partition by lot, so a lot's rows do not depend on the others) on a cursor of the workspace database
+        (interrupted with the session that asked). False when a file cannot be written."""
+        from .parts_cache import KEY_COLUMN
+
+        cache = self.parts_cache
+        assert cache is not None
         cur = db.cursor()
         pending.aux = cur
         try:
-            views = _Pending(
-                lazy_view_statements(ms, self._uri(ws), retest_policy={ms[0].lot_id: policy}, materialize=False)
-            )
+            ms = [m for group in lots.values() for m in group]
+            policies = {lot_id: resolved.retest_policy.get(lot_id, "last") for lot_id in lots}
+            views = _Pending(lazy_view_statements(ms, self._uri(ws), retest_policy=policies, materialize=False))
             views.create_for(cur, "parts")
-            cur.execute(f"COPY (SELECT * FROM parts) TO {sql_literal(dest)} (FORMAT parquet)")
+            key = " ".join(
+                f"WHEN file_num IN ({', '.join(str(int(m.file_num)) for m in group)}) "
+                f"THEN {sql_literal(paths[lot_id].stem)}"
+                for lot_id, group in lots.items()
+            )
+
+            def copy(tmp: str) -> None:
+                cur.execute(
+                    f"COPY (SELECT *, CASE {key} END AS {KEY_COLUMN} FROM parts) TO {sql_literal(tmp)} "
+                    f"(FORMAT parquet, PARTITION_BY ({KEY_COLUMN}))"
+                )
+
+            def empty(tmp: str) -> None:
+                cur.execute(f"COPY (SELECT * FROM parts LIMIT 0) TO {sql_literal(tmp)} (FORMAT parquet)")
+
+            return cache.write([paths[lot_id] for lot_id in lots], copy, empty)
         finally:
             pending.aux = None
             cur.close()

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -38,6 +39,7 @@ from .views import Member
 log = logging.getLogger("stratum.query")
 
 FORMAT = 1
+KEY_COLUMN = "_cache_key"  # the column a batch write partitions the rows by (not stored)
 _STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a process that died
 
 
@@ -73,26 +75,32 @@ class PartsCache:
         ]
         return self.directory(ws) / f"{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:40]}.parquet"
 
-    def write(self, path: Path, copy: Callable[[str], None]) -> bool:
-        """``copy(tmp)`` writes the rows to ``tmp``; the file then takes its name. False (nothing kept) when the
-        directory cannot be written or the file alone is over the budget."""
-        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp")
+    def write(self, targets: Sequence[Path], copy: Callable[[str], None], empty: Callable[[str], None]) -> bool:
+        """Write several files in one pass: ``copy(tmpdir)`` writes the rows of each target into
+        ``tmpdir/<KEY_COLUMN>=<target's stem>/`` (DuckDB's partitioned COPY); a target without rows is written
+        by ``empty(tmpfile)``. Each file then takes its name. False (nothing kept) when the directory cannot be
+        written or a file alone is over the budget."""
+        if not targets:
+            return True
+        tmp = targets[0].parent / f".{secrets.token_hex(8)}.tmp"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
             copy(str(tmp))
-            if tmp.stat().st_size > self.max_bytes:
-                tmp.unlink()
-                return False
-            os.replace(tmp, path)
+            for target in targets:
+                part = tmp / f"{KEY_COLUMN}={target.stem}"
+                got = sorted(part.glob("*.parquet")) if part.is_dir() else []
+                if not got:
+                    tmp.mkdir(exist_ok=True)
+                    got = [tmp / f"{target.stem}.parquet"]
+                    empty(str(got[0]))
+                if len(got) != 1 or got[0].stat().st_size > self.max_bytes:
+                    return False
+                os.replace(got[0], target)
         except (OSError, duckdb.IOException, duckdb.PermissionException) as exc:
             log.info("parts cache: not written (%s)", exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             return False
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return True
 
     def used(self, paths: Sequence[Path]) -> None:
@@ -118,7 +126,7 @@ class PartsCache:
             if e.name.endswith(".tmp"):
                 if now - st.st_mtime > _STALE_TMP_SECONDS:
                     with contextlib.suppress(OSError):
-                        os.unlink(e.path)
+                        shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
             elif e.name.endswith(".parquet"):
                 files.append((st.st_mtime, st.st_size, Path(e.path)))
         total = sum(size for _, size, _ in files)
