@@ -1310,7 +1310,7 @@ def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], radii: tuple[int, ...]) 
     ascending ``radii`` (all regions at once; each radius grows the previous one)."""
     g = c.g
     h, w = g.shape
-    a = np.zeros((len(regions), h * w), dtype=bool)
+    a: NDArray[np.bool_] = np.zeros((len(regions), h * w), dtype=bool)
     for i, reg in enumerate(regions):
         a[i][g.flat] = reg
     a = a.reshape(-1, h, w)
