@@ -130,3 +130,22 @@ def test_route_field_adapters_are_built_on_first_use() -> None:
     assert lines[0] == "0"
     assert lines[1] == "400 ['limit']", lines[1]
     assert lines[2] == "True"
+
+
+def test_fastapi_openapi_models_are_built_by_the_first_openapi_document() -> None:
+    """stratum.coldstart.models_built_on_first_use: the API's import leaves FastAPI's OpenAPI models unbuilt;
+    the first OpenAPI document builds them (the document itself is unchanged: the committed openapi.json test).
+    Models defined after the import build at definition, as before."""
+    probe = (
+        "import tempfile, stratum.api.app, fastapi.openapi.models as m\n"
+        "from pydantic import BaseModel\n"
+        "class Later(BaseModel):\n    x: int\n"
+        "print(m.OpenAPI.__pydantic_complete__, Later.__pydantic_complete__)\n"
+        "from stratum.settings import settings_for\n"
+        "app = stratum.api.app.create_app(settings=settings_for(tempfile.mkdtemp(), backend='local'))\n"
+        "app.openapi()\n"
+        "print(m.OpenAPI.__pydantic_complete__)\n"
+        "app.state.runtime.close()"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -100,7 +100,7 @@ def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
         vals = col.values
         if t == pa.bool_():
             vals = vals.astype(bool)
-        arr = pa.array(vals, mask=~col.valid)
+        arr = pa.array(vals, mask=None if col.valid.all() else ~col.valid)
         return arr if arr.type == t else arr.cast(t)
     if isinstance(col, np.ndarray):
         if t == pa.bool_() and col.dtype == np.int8:  # 1 pass, 0 fail, -1 unknown
@@ -231,6 +231,7 @@ class LakeWriter:
         self._buf_rows: dict[str, int] = {}
         self._outs: dict[str, _Out] = {}
         self._schemas = {t: stored_schema(t) for t in TABLES}
+        self._consts: dict[str, pa.Array] = {}
         self._error: BaseException | None = None
         # CPU seconds per stage: reader columns -> Arrow arrays, Arrow -> encoded, compressed Parquet
         self.cpu_s = {"arrow": 0.0, "encode": 0.0}
@@ -274,16 +275,24 @@ class LakeWriter:
         finally:
             self.cpu_s["arrow"] += time.thread_time() - c0
 
+    def _constant(self, name: str, n: int) -> pa.Array:
+        """The constant column ``name`` (lot_id, job_id, file_num) for ``n`` rows: a slice of one array."""
+        arr = self._consts.get(name)
+        if arr is None or len(arr) < n:
+            m = max(n, 1 << 16)
+            if name == "file_num":
+                arr = pa.array(np.full(m, self.file_num, np.int64))
+            else:
+                arr = _const(self.lot_id if name == "lot_id" else self.job_id, m)
+            self._consts[name] = arr
+        return arr.slice(0, n)
+
     def _arrow(self, table: str, cols: dict[str, Any], n: int) -> pa.RecordBatch:
         schema = self._schemas[table]
         arrays = []
         for f in schema:
-            if f.name == "lot_id":
-                arrays.append(_const(self.lot_id, n))
-            elif f.name == "job_id":
-                arrays.append(_const(self.job_id, n))
-            elif f.name == "file_num":
-                arrays.append(pa.array(np.full(n, self.file_num, np.int64)))
+            if f.name in ("lot_id", "job_id", "file_num"):
+                arrays.append(self._constant(f.name, n))
             else:
                 arrays.append(to_arrow(cols.get(f.name), f.type, n))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
