@@ -5,6 +5,8 @@ views' own computation (a runtime with the cache off) and the server's materiali
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -263,3 +265,34 @@ def test_a_lot_without_parts_has_an_empty_file_with_the_columns(tmp_path) -> Non
             rt.close()
         assert got == want and want[1] == [(0, 0)]
         assert len(cache_files(data)) == 1
+
+
+def test_the_session_interrupt_reaches_the_cursor_writing_the_cache(lake) -> None:
+    """The query's time limit covers the cache write: interrupting the session interrupts the cursor that
+    writes (``_Pending.aux``), so a timed-out query does not go on computing a lot's rows."""
+    data, _ = lake
+    rt = one_shot(data)
+    try:
+        ses = rt.engine.session("default")
+        aux = rt.engine.database("default").cursor()
+        assert ses._entry is not None and ses._entry.pending is not None
+        ses._entry.pending.aux = aux
+        stopped: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                aux.execute("SELECT sum(i) FROM range(100000000000) r(i)").fetchall()
+            except duckdb.InterruptException as exc:
+                stopped.append(exc)
+
+        t = threading.Thread(target=work)
+        t.start()
+        time.sleep(0.3)
+        ses.interrupt()
+        t.join(30)
+        assert not t.is_alive() and len(stopped) == 1
+        ses._entry.pending.aux = None
+        aux.close()
+        ses.close()
+    finally:
+        rt.close()

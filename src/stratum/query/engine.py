@@ -617,7 +617,10 @@ class Session:
         self.cur.interrupt()
         aux = self._entry.pending.aux if self._entry is not None and self._entry.pending is not None else None
         if aux is not None:
-            aux.interrupt()
+            try:
+                aux.interrupt()
+            except duckdb.Error:
+                pass  # it was closing: its work is over
 
     def close(self) -> None:
         if self._engine is not None and self._entry is not None:
