@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from stratum.devtools import wafergen, wafergen_c
-from stratum.patterns import calibration, verifier
+from stratum.patterns import calibration, globalmodel, verifier
 
 GENERATORS: tuple[str, ...] = ("A", "B", "C")
 #: first seed of each (purpose, generator); every range is used for at most 1,000,000 maps
@@ -19,6 +19,7 @@ SEED0: dict[str, dict[str, int]] = {
     "fit": {"A": 2_000_000, "B": 3_000_000, "C": 12_000_000},
     "cal": {"A": 1_000_000, "B": 4_000_000, "C": 13_000_000},
     "test": {"A": 5_000_000, "B": 7_000_000, "C": 11_000_000},
+    "global": {"A": 6_000_000, "B": 8_000_000, "C": 14_000_000},  # the whole-map model's fitting
 }
 
 
@@ -36,10 +37,14 @@ def mixed(purpose: str, gens: tuple[str, ...], n: int):
 
 
 def use_models(folder: str | Path) -> None:
-    """Make this process's classifier use the verifier and calibration files in ``folder`` (either may be
-    absent: then the packaged one stays), e.g. models fitted without one generator, for a held-out test."""
+    """Make this process's classifier use the whole-map model, verifier and calibration files in ``folder``
+    (any may be absent: then the packaged one stays), e.g. models fitted without one generator, for a
+    held-out test."""
     folder = Path(folder)
-    vf, cf = folder / verifier.FILE, folder / calibration.FILE
+    vf, cf, gf = folder / verifier.FILE, folder / calibration.FILE, folder / globalmodel.FILE
+    if gf.exists():
+        gloaded = globalmodel.load(json.loads(gf.read_text()))
+        globalmodel.models = lambda: gloaded  # type: ignore[assignment]
     if vf.exists():
         spec = json.loads(vf.read_text())
         fams = {f: verifier.Trees(t) for f, t in spec["families"].items()}

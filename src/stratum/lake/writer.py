@@ -29,6 +29,7 @@ from . import layout
 from .schema import READER_TABLES, SCHEMA_VERSION, TABLES, arrow_type
 
 MIN_ROWS = 262_144
+COMMIT_THREADS = 16  # files of a job committed (fsync, rename) at once
 MAX_ROWS = 1_048_576
 # Column batches the reader may run ahead of the writer thread (a chunk gives 2-5): enough for the reader to
 # decode on while a row group of MIN_ROWS rows is encoded, ~3 MB a results batch at the default chunk size
@@ -376,13 +377,22 @@ class LakeWriter:
             for out in self._outs.values():
                 out.writer.close()
                 out.sink.close()
+            self.cpu_s["encode"] += time.thread_time() - c0
+            # committing a file waits for the disk (fsync): the files commit side by side
+            outs = list(self._outs.values())
+            if len(outs) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(len(outs), COMMIT_THREADS), thread_name_prefix="lake-commit") as pool:
+                    list(pool.map(lambda o: o.stream.close(), outs))
+            else:
+                for o in outs:
+                    o.stream.close()
             for table, out in self._outs.items():
-                out.stream.close()
                 manifest.tables[table] = TableFile(out.key, out.rows, out.counting.n)
         except BaseException:
             self.abort()
             raise
-        self.cpu_s["encode"] += time.thread_time() - c0
         self._outs = {}
         return manifest
 
