@@ -6,7 +6,7 @@ family's tree set: label 1 when its family is on the map where the candidate is 
 labelled region). ``--gens A,B --out DIR`` fits without C into
 DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C``).
 
-    python -m stratum.devtools.patterns_train [-n 24000] [--gens A,B,C] [--out DIR]
+    python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR]
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _matches(region: np.ndarray, lab) -> bool:
     return inter >= 0.25 * min(int(region.sum()), int(lab.region.sum())) and inter > 0
 
 
-def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int, gens: tuple[str, ...]) -> dict:
+def fit(
+    rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int, gens: tuple[str, ...], lr: float = 0.3
+) -> dict:
     fams = {}
     for fam in sorted(rows):
         ex = rows[fam]
@@ -53,11 +55,14 @@ def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int
             continue
         keys = sorted({k for x, _ in ex for k in x})
         X = np.array([[x.get(k, verifier.MISSING) for k in keys] for x, _ in ex], dtype=np.float64)
-        fams[fam] = verifier.fit(X, ys, keys, rounds=rounds)
+        fams[fam] = verifier.fit(X, ys, keys, rounds=rounds, lr=lr)
         fams[fam]["n"] = len(ex)
         fams[fam]["positives"] = int(ys.sum())
     seeds = {g: SEED0["fit"][g] for g in gens}
-    body = {"families": fams, "fitted_on": {"generators": list(gens), "seed0": seeds, "maps": n, "rounds": rounds}}
+    body = {
+        "families": fams,
+        "fitted_on": {"generators": list(gens), "seed0": seeds, "maps": n, "rounds": rounds, "lr": lr},
+    }
     version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     return {"version": version, **body}
 
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=24000)
     ap.add_argument("--rounds", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=0.3, help="boosting learning rate (shrinkage per tree)")
     ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to fit on, e.g. A,B")
     ap.add_argument("--out", help="folder to write verifier.json to (default: the package's)")
     a = ap.parse_args(argv)
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = collect(a.n, gens)
     out = Path(a.out) / verifier.FILE if a.out else Path(verifier.__file__).with_name(verifier.FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(fit(rows, a.n, a.rounds, gens), separators=(",", ":"), sort_keys=True) + "\n")
+    out.write_text(json.dumps(fit(rows, a.n, a.rounds, gens, a.lr), separators=(",", ":"), sort_keys=True) + "\n")
     print(f"wrote {out.name}: " + ", ".join(f"{f} {len(v)}" for f, v in sorted(rows.items())))
     return 0
 

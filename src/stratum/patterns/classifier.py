@@ -34,7 +34,7 @@ from stratum.patterns import verifier
 from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "6"
+RULES_VERSION = "7"
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,16 @@ def _site(c: _Ctx) -> Detection | None:
         return None
     region = np.zeros(c.n, dtype=bool)
     region[_nz(act)[inv == b]] = True
+    # a bad site fails over the site's many rows and columns: fails piled on one or two lines of it are a
+    # stripe (or scratch) crossing the site
+    fo = region & c.f
+    nfo = int(np.count_nonzero(fo))
+    for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
+        top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
+        p2 = min(2.0 / len(np.unique(lines_on)), 1.0)  # the top two lines' share if the fails spread evenly
+        z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
+        if top2 >= 0.6 * nfo and z2 >= 4.0:
+            return None
     m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
@@ -745,7 +755,9 @@ def _line_run(c: _Ctx, a: int, rho0: float, ai: NDArray[np.intp], xa: NDArray[np
     on = adist <= 1.0
     hit = on & f
     t0, t1, cnt = runs_longest(t, hit, 3.2)
-    min_len = max(5.5, 0.08 * c.dia)
+    # at least 5.5 dies long: along a short pitch (non-square dies) that is a shorter line in x-pitch units
+    along = (abs(sn) + abs(cs) * c.g.rx / c.g.ry) / (abs(sn) + abs(cs))
+    min_len = max(5.5 * along, 0.08 * c.dia)
     if t1 - t0 < min_len or cnt < 5:
         return None
     inside = (t >= t0) & (t <= t1)
