@@ -7,6 +7,11 @@ start) and finds almost nothing to free. :func:`loading` pauses it for such a bl
 everything that exists to the permanent generation (``gc.freeze``), so later collections skip these objects
 too. Reference counting still frees every object that becomes unreferenced; only garbage *cycles* among
 the frozen objects would stay in memory (a handful, from the imports).
+
+:func:`models_built_on_first_use` makes the pydantic models that libraries define while it is open (FastAPI's
+~40 OpenAPI document models, a sixth of ``import fastapi``) build their validators and serializers on first
+use, as ``ConfigDict(defer_build=True)`` would: a process that never writes an OpenAPI document never builds
+them.
 """
 
 from __future__ import annotations
@@ -29,3 +34,21 @@ def loading() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+@contextmanager
+def models_built_on_first_use() -> Iterator[None]:
+    """pydantic's ``defer_build`` default is true while the block runs (models that set it keep their own
+    choice). A pydantic release without that default is left alone: its models build at import, as before."""
+    try:
+        from pydantic._internal._config import config_defaults
+    except ImportError:  # pragma: no cover - a pydantic without the private module
+        config_defaults = {}
+    if config_defaults.get("defer_build", True) is not False:
+        yield
+        return
+    config_defaults["defer_build"] = True
+    try:
+        yield
+    finally:
+        config_defaults["defer_build"] = False

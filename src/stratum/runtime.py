@@ -130,7 +130,9 @@ class Runtime:
     def engine(self) -> QueryEngine:
         from stratum.query.engine import QueryEngine
 
-        engine = QueryEngine(self.catalog, self.lake, self.settings, materialize=not self.one_shot)
+        engine = QueryEngine(
+            self.catalog, self.lake, self.settings, materialize=not self.one_shot, parts_cache=self._parts_cache()
+        )
         limit = self.settings.monitors.sql_findings_max
 
         # their stores are imported by the first query that names them
@@ -147,6 +149,15 @@ class Runtime:
         engine.row_sources["monitor_findings"] = findings
         engine.row_sources["wafer_pattern_history"] = pattern_history
         return engine
+
+    def _parts_cache(self):  # noqa: ANN202 - imported lazily
+        """The CLI's cache of computed ``parts`` rows on a local data directory (``stratum.query.parts_cache``)."""
+        s = self.settings
+        if not self.one_shot or s.backend != "local" or s.sql.cli_cache_mb <= 0:
+            return None
+        from stratum.query.parts_cache import PartsCache
+
+        return PartsCache(s.data_dir / "cache" / "sql", s.sql.cli_cache_mb << 20)
 
     @cached_property
     def sql(self) -> SqlService:

@@ -98,6 +98,10 @@ class SqlLimits(BaseModel):
     worker_memory_mb: int = 0
     kill_after_seconds: float = 5.0
     session_setup_seconds: float = 10.0
+    # The CLI (one query per process) keeps each lot snapshot's computed ``parts`` rows in Parquet files under
+    # <data-dir>/cache/sql/<workspace>/ (stratum.query.parts_cache), at most this many MB per workspace (least
+    # recently used removed first); 0 turns the cache off. Local data directories only.
+    cli_cache_mb: int = 512
     # Who encodes Arrow IPC (SQL pages with Accept: application/vnd.apache.arrow.stream, format=arrow exports):
     # "auto" = pyarrow where it is installed (122,880-row batches), else nanoarrow from DuckDB's Arrow C stream
     # (the AWS functions ship no pyarrow; DuckDB hands that stream out in 1,000,000-row batches).

@@ -165,3 +165,24 @@ def test_a_command_loads_its_libraries_without_gc_passes_and_runs_with_the_gc(la
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=_env(lake))
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["one", "1", "0 [(True, True, True)]"]
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_ingest_loads_numpy_with_one_blas_thread_unless_the_user_chose(files, tmp_path, preset) -> None:
+    """OpenBLAS sizes its thread pool from OPENBLAS_NUM_THREADS when numpy loads: ingest sets 1 first (a pool per
+    core costs 30-40 ms of CPU at start), a value the user set is kept."""
+    code = (
+        "import os, sys\n"
+        "from stratum.cli import main\n"
+        "rc = main(['ingest', '--json', sys.argv[1]])\n"
+        "print(rc, 'numpy' in sys.modules, os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    env = _env(tmp_path / "data")
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(files["final"][0])], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == f"0 True {preset or 1}"

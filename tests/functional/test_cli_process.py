@@ -120,6 +120,32 @@ def test_sql_and_lots(lake: Path) -> None:
     assert p.returncode == 0 and "GAL-LOT" in p.stdout
 
 
+def test_sql_reads_parts_from_its_cache_after_the_first_run(lake: Path) -> None:
+    """The first query over ``parts`` writes each lot's rows under <data-dir>/cache/sql/<workspace>/; later
+    processes read them: the same answer, with the cache off too (STRATUM_SQL__CLI_CACHE_MB=0)."""
+    q = "SELECT lot_id, count(*) FILTER (WHERE is_final) AS final, count(*) AS n FROM parts GROUP BY 1 ORDER BY 1"
+    cache = lake / "cache" / "sql" / "default"
+    first = run(lake, "sql", "--format", "json", q)
+    assert first.returncode == 0, first.stderr
+    got = json.loads(first.stdout)["rows"]
+    assert ["GAL-LOT", 1456] in [r[:2] for r in got]
+    files = sorted(cache.glob("*.parquet"))
+    lots = run(lake, "lots", "--json")
+    assert len(files) == len(json.loads(lots.stdout)) >= 1  # one file per lot
+    again = run(lake, "sql", "--format", "json", q)
+    assert (again.returncode, again.stdout) == (0, first.stdout)
+    assert sorted(cache.glob("*.parquet")) == files
+    off = subprocess.run(
+        [str(STRATUM), "sql", "--format", "json", q],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_env(lake), "STRATUM_SQL__CLI_CACHE_MB": "0"},
+        check=False,
+    )
+    assert (off.returncode, off.stdout) == (0, first.stdout)
+
+
 def test_keys(tmp_path: Path) -> None:
     d = tmp_path / "data"
     p = run(d, "keys", "create", "--workspace", "default", "--scope", "read", "--name", "ci", "--json")

@@ -21,6 +21,7 @@ with loading():  # the routes, models and services load without GC passes (strat
     from stratum.settings import Settings, get_settings
 
     from . import docs_ui, problems
+    from ._fastapi import include
     from .gate import Gate
     from .routes import charts, exports, jobs, lots, monitors, notifications, patterns, sql, status, uploads, webhooks
     from .schemas import Problem
@@ -173,7 +174,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         patterns.router,
         docs_ui.router,
     ):
-        app.include_router(r)
+        include(app, r)  # each route analysed on first use (stratum.api._fastapi)
 
     root = settings.api_root_path.rstrip("/")
     from .caching import CachingMiddleware

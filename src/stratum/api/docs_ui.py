@@ -7,7 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-router = APIRouter(include_in_schema=False)
+from ._fastapi import DeclaredRoute
+
+router = APIRouter(include_in_schema=False, route_class=DeclaredRoute)
 
 ASSETS = {
     "swagger-ui-bundle.js": "text/javascript",

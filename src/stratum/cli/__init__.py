@@ -119,6 +119,8 @@ def _run(argv: Sequence[str] | None) -> int:
     from stratum.runtime import keep_pandas_out
 
     keep_pandas_out()
+    for name, value in getattr(args, "environ", {}).items():
+        os.environ.setdefault(name, value)  # before the command's libraries load; the user's own setting wins
     preload = getattr(args, "preload", ())
     if preload:  # the command's libraries load without the cyclic GC's passes (stratum.coldstart), its work with
         from stratum.coldstart import loading

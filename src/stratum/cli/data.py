@@ -329,9 +329,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_FAIL if bad else 0
 
 
+# numpy's OpenBLAS starts a thread per core when it loads (30-40 ms of CPU, more on a busy machine). Reading STDF
+# needs no BLAS; what runs after an ingest (wafer classification, on_ingest monitors) multiplies small matrices,
+# which one thread does as fast, with the bits a 1-vCPU Lambda gets (a product's rounding can depend on the
+# thread count). A user's own OPENBLAS_NUM_THREADS is kept.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
+
+
 def register(add) -> None:
     sp = add("ingest", cmd_ingest, "convert STDF files (plain, .gz, .bz2, .zip) into the local lake")
-    sp.set_defaults(preload=("stratum.runtime", "stratum.ingest.service", "stratum.lake.writer"))
+    sp.set_defaults(
+        preload=("stratum.runtime", "stratum.ingest.service", "stratum.lake.writer"), environ=ONE_BLAS_THREAD
+    )
     sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     sp.add_argument(
@@ -379,5 +388,6 @@ def register(add) -> None:
     sp.add_argument("--json", action="store_true", help="the lot detail as JSON (as GET /v1/lots/{lot_id})")
 
     sp = add("inspect", cmd_inspect, "show what STDF files hold, without ingesting them", workspace=False)
+    sp.set_defaults(environ=ONE_BLAS_THREAD)
     sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per file (JSON Lines) instead of a summary")

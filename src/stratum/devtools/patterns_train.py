@@ -6,7 +6,7 @@ family's tree set: label 1 when its family is on the map where the candidate is 
 labelled region). ``--gens A,B --out DIR`` fits without C into
 DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C``).
 
-    python -m stratum.devtools.patterns_train [-n 12000] [--gens A,B,C] [--out DIR]
+    python -m stratum.devtools.patterns_train [-n 24000] [--gens A,B,C] [--out DIR]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def fit(rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=8000)
+    ap.add_argument("-n", type=int, default=24000)
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to fit on, e.g. A,B")
     ap.add_argument("--out", help="folder to write verifier.json to (default: the package's)")

@@ -34,7 +34,7 @@ from stratum.patterns import verifier
 from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "5"
+RULES_VERSION = "6"
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,7 @@ class _Ctx:
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
         self._sec8: NDArray[np.intp] | None = None
+        self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
     def sec8(self) -> NDArray[np.intp]:
         """Each die's polar sector of eight (0 from -pi), computed once per map."""
@@ -487,32 +488,55 @@ def _radial(c: _Ctx) -> None:
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(brate.min()), float(brate.max())
     span = hi - lo
-    if span >= 0.2 and ring.sum() >= 1:
+    if span >= 0.08:
         rc = (edges[:-1] + edges[1:]) / 2
-        corr = _corr(rc, brate)  # span >= 0.2: brate is not constant
+        corr = _corr(rc, brate)  # span > 0: brate is not constant
         trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
         srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
-        if abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
-            rising = corr > 0
-            region = act.copy()
+        rising = corr > 0
+        steps = np.diff(brate) * (1.0 if rising else -1.0)
+        feats = {
+            "radial_corr": corr,
+            "transition_width": tw,
+            "inner_rate": float(brate[0]),
+            "outer_rate": float(brate[-1]),
+            "angular_floor": angular,
+            "profile_span": span,
+            # a step (a ring's or blob's edge) puts most of the span in one band; a gradient spreads it
+            "largest_step": float(steps.max()) / span,
+            "monotone_share": float(_frac(steps > -0.02)),
+        }
+        text = (
+            f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
+            f"{brate[-1]:.0%} at the edge"
+        )
+        if span >= 0.2 and ring.sum() >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
             d = c.detect(
                 "radial_gradient",
-                region,
+                act.copy(),
                 _squash(min((abs(corr) - 0.85) / 0.05, (tw - 0.3) / 0.1, (span - 0.2) / 0.1) + 0.3),
-                {
-                    "radial_corr": corr,
-                    "transition_width": tw,
-                    "inner_rate": float(brate[0]),
-                    "outer_rate": float(brate[-1]),
-                },
-                f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
-                f"{brate[-1]:.0%} at the edge",
+                feats,
+                text,
                 "rising" if rising else "falling",
             )
             c.explain(d.region, 0, soft=True)
             return
+        if abs(corr) >= 0.6:
+            # short of the rule: a whole-wafer reading the verifier weighs against the blob or ring found here
+            c.dry = True
+            d = c.detect(
+                "radial_gradient",
+                act.copy(),
+                _squash(min((abs(corr) - 0.85) / 0.05, (tw - 0.3) / 0.1, (span - 0.2) / 0.1) + 0.3),
+                feats,
+                text,
+                "rising" if rising else "falling",
+            )
+            c.dry = False
+            d.source = PROFILE
+            c.profile = d
     if not ring.any():
         return
     # contiguous runs of ring bands
@@ -647,7 +671,10 @@ def _one_scratch(c: _Ctx) -> bool:
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
     rho = c.xd[fi][:, None] * _COS
     rho += c.yd[fi][:, None] * _SIN
-    np.rint(rho, out=rho)
+    # nearest bin, halves up: rint's halves-to-even would pair the columns of a grid whose centre lies
+    # between two dies (die centres at k + 0.5) into every other bin, a comb of false line contrasts
+    rho += 0.5
+    np.floor(rho, out=rho)
     rho += off + np.arange(48.0) * nbins
     H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
@@ -1095,6 +1122,8 @@ def _detect_all(c: _Ctx) -> None:
     _blobs(c)
     _rim_arcs(c)
     _alternatives(c)
+    if c.profile is not None:
+        c.dets.append(c.profile)
     _random_candidate(c)
 
 
@@ -1142,6 +1171,11 @@ ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "edge_ring": ("edge_loc", "donut"),
 }
 
+
+#: the source of a radial-gradient reading of a map whose radial profile fell short of the gradient rule
+PROFILE = "profile"
+#: the readings of the radial profile a gradient excludes: both are the same fails (never mixed)
+RADIAL_READINGS = ("center", "donut", "edge_ring")
 
 _ALT_WHAT = {"loc": "local cluster", "edge_loc": "edge arc", "scratch": "line", "center": "centre blob"}
 
@@ -1209,6 +1243,13 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
         if d.family not in best or d.score > best[d.family].score:
             best[d.family] = d
     c.dets = [d for d in c.dets if best[d.family] is d]
+    grad = best.get("radial_gradient")
+    if grad is not None and grad.source == PROFILE and grad in c.dets:
+        rivals = [d for d in c.dets if d.family in RADIAL_READINGS]
+        if rivals and max(d.score for d in rivals) > grad.score:
+            c.dets.remove(grad)
+        else:
+            c.dets = [d for d in c.dets if d.family not in RADIAL_READINGS]
     if not c.dets:
         rest = float(c.fail_ratio)
         if not verified and rest >= c.th.random_min:
@@ -1264,14 +1305,21 @@ _S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("
 _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
 
 
-def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], k: int) -> NDArray[np.bool_]:
-    """Per region (rows): the dies within a ``k`` x ``k`` window of one of its dies (all regions at once)."""
+def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], radii: tuple[int, ...]) -> list[NDArray[np.bool_]]:
+    """Per region (rows): the dies within ``r`` dies (Chebyshev) of one of its dies, for each ``r`` of the
+    ascending ``radii`` (all regions at once; each radius grows the previous one)."""
     g = c.g
     h, w = g.shape
-    a = np.zeros((len(regions), h * w), dtype=bool)
+    a: NDArray[np.bool_] = np.zeros((len(regions), h * w), dtype=bool)
     for i, reg in enumerate(regions):
         a[i][g.flat] = reg
-    return dilate(a.reshape(-1, h, w), k // 2).reshape(len(regions), -1).take(g.flat, axis=1)
+    a = a.reshape(-1, h, w)
+    out, done = [], 0
+    for r in radii:
+        a = dilate(a, r - done)
+        done = r
+        out.append(a.reshape(len(regions), -1).take(g.flat, axis=1))
+    return out
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
@@ -1291,7 +1339,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     for d in dets:
         scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
-    near_base = _dilated(c, [o.region for o in base], 5) if base else None
+    # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
+    # beside it reaches away
+    near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
     # everything that depends only on the region (alternative readings share their detector's region)
     per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
@@ -1310,14 +1360,22 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                 for o in oth:
                     others |= o.region
                 assert near_base is not None
-                near = near_base[oi[0]]
+                assert near_1 is not None and near_3 is not None
+                near, n1, n3 = near_base[oi[0]], near_1[oi[0]], near_3[oi[0]]
                 for i in oi[1:]:
                     near = near | near_base[i]
+                    n1 = n1 | near_1[i]
+                    n3 = n3 | near_3[i]
                 adj = float(_frac_in(near, reg)) if nreg else 0.0
+                adj1 = float(_frac_in(n1, reg)) if nreg else 0.0
+                far = 1.0 - float(_frac_in(n3, reg)) if nreg else 1.0
+                fails = c.f & reg
+                far_fails = float(np.count_nonzero(fails & ~n3)) / max(int(np.count_nonzero(fails)), 1)
                 ovl = float(np.count_nonzero(reg & others) / nr)
             else:
                 oth = []
-                adj = ovl = 0.0
+                adj = ovl = adj1 = 0.0
+                far = far_fails = 1.0
             rr = g.r[reg] if nreg else g.r[:1]
             ofams = {o.family for o in oth}
             rs = per_region[key] = (
@@ -1331,8 +1389,11 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                 float(rr.max()),
                 max([o.score for o in oth], default=0.0),
                 {key2: float(f in ofams) for f, key2 in _O_KEYS},
+                adj1,
+                far,
+                far_fails,
             )
-        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags = rs
+        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags, adj1, far, far_fails = rs
         skey = (key, d.family == "random")
         if skey not in shape_cache:
             shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
@@ -1361,6 +1422,9 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "c_r_max": r_max,
             "c_fail_share": k / nf,
             "c_adjacent_other": adj,
+            "c_adjacent_1": adj1,
+            "c_far_from_other": far,
+            "c_far_fails": far_fails,
             "c_overlap_other": ovl,
             "c_same_family": float(len(scores[d.family]) - 1),
             "c_rank_in_family": float(sum(s > d.score for s in scores[d.family])),

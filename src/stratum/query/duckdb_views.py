@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from stratum.query.public_schema import METADATA_RELATIONS
-from stratum.query.views import Member, scan, view_bodies
+from stratum.query.views import Member, scan, sql_literal, view_bodies
 
 MATERIALIZED = ("lot_files", "_bin_names", "parts", "tests")  # immutable snapshot: computed once per session
 
@@ -47,3 +47,42 @@ def view_statements(
             members, raw_scan, retest_policy=retest_policy, wafer_ids=wafer_ids, with_metadata=True
         )
     ]
+
+
+# stands for a file's URI in a raw table's statement until lazy_view_statements lists the files
+_FILE_MARK = "\x01file\x01"
+
+
+def lazy_view_statements(
+    members: list[Member],
+    uri_of: Callable[[str, Member], str],
+    *,
+    retest_policy: str | Mapping[str, str] = "last",
+    wafer_ids: list[str] | None = None,
+    materialize: bool = True,
+) -> list[tuple[str, str | Callable[[], str]]]:
+    """``view_statements`` whose raw-table statements (``_raw_<table>``) are functions that list the table's
+    files when called: a session builds only the statements its queries use, and listing a file costs a path
+    resolution on a local lake (a query over ``parts`` lists 4 of the 15 tables' files)."""
+    scans: dict[str, list[Member]] = {}
+
+    def mark(table: str, m: Member) -> str:
+        scans.setdefault(table, []).append(m)
+        return _FILE_MARK
+
+    def later(stmt: str, table: str) -> Callable[[], str]:
+        def build() -> str:
+            pieces = stmt.split(sql_literal(_FILE_MARK))
+            files = [sql_literal(uri_of(table, m)) for m in scans[table]]
+            assert len(pieces) == len(files) + 1
+            return pieces[0] + "".join(f + p for f, p in zip(files, pieces[1:], strict=True))
+
+        return build
+
+    out: list[tuple[str, str | Callable[[], str]]] = []
+    for name, stmt in view_statements(
+        members, mark, retest_policy=retest_policy, wafer_ids=wafer_ids, materialize=materialize
+    ):
+        table = name.removeprefix("_raw_")
+        out.append((name, later(stmt, table) if name.startswith("_raw_") and table in scans else stmt))
+    return out

@@ -25,7 +25,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -36,10 +36,15 @@ from stratum.models import PUBLISHED, Lot, SnapshotMember
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
-from .duckdb_views import view_sql, view_statements
+from .duckdb_views import lazy_view_statements, view_sql
 from .floats import float32_columns, float32_value
 from .public_schema import METADATA_TRIGGERS
 from .views import Member, sql_literal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .parts_cache import PartsCache
 
 log = logging.getLogger("stratum.query")
 
@@ -108,13 +113,23 @@ def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -
 
 
 class QueryEngine:
-    def __init__(self, catalog: Catalog, lake: ObjectStore, settings: Settings, *, materialize: bool = True) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        lake: ObjectStore,
+        settings: Settings,
+        *,
+        materialize: bool = True,
+        parts_cache: PartsCache | None = None,
+    ) -> None:
         self.catalog = catalog
         self.lake = lake
         self.settings = settings
         # a server keeps sessions and computes parts/tests once each (duckdb_views.MATERIALIZED); a one-shot
-        # process (the CLI) runs one query per session and only creates views
+        # process (the CLI) runs one query per session and only creates views, with ``parts`` read from the
+        # files of ``parts_cache`` (computed by the first process that needs them)
         self.materialize = materialize
+        self.parts_cache = parts_cache
         self._dbs: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
         self._spill: dict[str, str] = {}
         self._sessions: OrderedDict[tuple, _Cached] = OrderedDict()
@@ -185,7 +200,8 @@ class QueryEngine:
             t0 = time.perf_counter()
             db = duckdb.connect(":memory:", config=self._config(ws))
             t1 = time.perf_counter()
-            self._lock_down(db, ws)
+            cache = self.parts_cache
+            self._lock_down(db, ws, str(cache.directory(ws)) if cache is not None else None)
             log.info(
                 "duckdb for workspace %s ready: connect %.0f ms, storage and guardrails %.0f ms",
                 ws,
@@ -313,18 +329,18 @@ class QueryEngine:
                 return Session(cached.cur, resolved, self, key, cached, ws=ws)
         db = self.database(ws)
         cur = db.cursor()
-
-        def uri(table: str, m: Member) -> str:
-            return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
-
-        stmts = view_statements(
-            resolved.members,
-            uri,
-            retest_policy=resolved.retest_policy,
-            wafer_ids=scope.wafer_ids,
-            materialize=self.materialize,
+        pending = _Pending(
+            lazy_view_statements(
+                resolved.members,
+                self._uri(ws),
+                retest_policy=resolved.retest_policy,
+                wafer_ids=scope.wafer_ids,
+                materialize=self.materialize,
+            )
         )
-        entry = _Cached(cur, threading.Lock(), _Pending(stmts))
+        if self.parts_cache is not None and scope.wafer_ids is None and resolved.members:
+            pending.resolvers["parts"] = lambda: self._cached_parts(ws, db, resolved.members, resolved, pending)
+        entry = _Cached(cur, threading.Lock(), pending)
         entry.lock.acquire()
         with self._lock:
             if key not in self._sessions:
@@ -337,6 +353,78 @@ class QueryEngine:
                     old.cur.close()
                 return Session(cur, resolved, self, key, entry, ws=ws)
         return Session(cur, resolved, self, None, entry, ws=ws)
+
+    def _uri(self, ws: str) -> Callable[[str, Member], str]:
+        def uri(table: str, m: Member) -> str:
+            return self.lake.uri(layout.data_key(ws, table, m.lot_id, m.job_id))
+
+        return uri
+
+    def _cached_parts(
+        self, ws: str, db: duckdb.DuckDBPyConnection, members: list[Member], resolved: Resolved, pending: _Pending
+    ) -> str | None:
+        """The ``parts`` view over the cached files of the snapshot's lots (``parts_cache``), writing those
+        missing; None (the view computes the rows) when a file cannot be written."""
+        cache = self.parts_cache
+        assert cache is not None
+        lots: dict[str, list[Member]] = {}
+        for m in members:
+            lots.setdefault(m.lot_id, []).append(m)
+        paths = {
+            lot_id: cache.path(ws, lot_id, resolved.retest_policy.get(lot_id, "last"), ms)
+            for lot_id, ms in lots.items()
+        }
+        missing = {lot_id: ms for lot_id, ms in lots.items() if not paths[lot_id].is_file()}
+        if missing and not self._write_parts(ws, db, missing, paths, resolved, pending):
+            return None
+        cache.used(list(paths.values()))
+        if missing:
+            cache.evict(ws, list(paths.values()))
+        files = ", ".join(sql_literal(str(p)) for p in paths.values())
+        return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}])"
+
+    def _write_parts(
+        self,
+        ws: str,
+        db: duckdb.DuckDBPyConnection,
+        lots: dict[str, list[Member]],
+        paths: dict[str, Path],
+        resolved: Resolved,
+        pending: _Pending,
+    ) -> bool:
+        """The ``parts`` rows of ``lots`` into their cache files, computed once for them all (the windows
+        partition by lot, so a lot's rows do not depend on the others) on a cursor of the workspace database
+        (interrupted with the session that asked). False when a file cannot be written."""
+        from .parts_cache import KEY_COLUMN
+
+        cache = self.parts_cache
+        assert cache is not None
+        cur = db.cursor()
+        pending.aux = cur
+        try:
+            ms = [m for group in lots.values() for m in group]
+            policies = {lot_id: resolved.retest_policy.get(lot_id, "last") for lot_id in lots}
+            views = _Pending(lazy_view_statements(ms, self._uri(ws), retest_policy=policies, materialize=False))
+            views.create_for(cur, "parts")
+            key = " ".join(
+                f"WHEN file_num IN ({', '.join(str(int(m.file_num)) for m in group)}) "
+                f"THEN {sql_literal(paths[lot_id].stem)}"
+                for lot_id, group in lots.items()
+            )
+
+            def copy(tmp: str) -> None:
+                cur.execute(
+                    f"COPY (SELECT *, CASE {key} END AS {KEY_COLUMN} FROM parts) TO {sql_literal(tmp)} "
+                    f"(FORMAT parquet, PARTITION_BY ({KEY_COLUMN}))"
+                )
+
+            def empty(tmp: str) -> None:
+                cur.execute(f"COPY (SELECT * FROM parts LIMIT 0) TO {sql_literal(tmp)} (FORMAT parquet)")
+
+            return cache.write([paths[lot_id] for lot_id in lots], copy, empty)
+        finally:
+            pending.aux = None
+            cur.close()
 
     def fill_rows(self, ses: Session, ws: str, query: str, lot_scoped: bool) -> None:
         """Refresh the metadata relations a query names (they change between queries, unlike snapshots)."""
@@ -394,20 +482,37 @@ def schema_session() -> Session:
 _LISTS_RELATIONS = re.compile(r"information_schema|duckdb_\w+|\bshow\b|\bsummarize\b|\bpragma\b|sqlite_master", re.I)
 
 
+# a single-quoted SQL string literal (our statements quote file paths, ids and names this way)
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
 class _Pending:
     """The views and tables of a session not created yet. A statement runs when a query first names what it
     creates (or something built on it): a query over ``parts`` does not bind the Parquet files of ``pins``
     or materialise ``tests``. Matching is by name, case-insensitive, anywhere in the SQL text: a name inside a
-    string literal creates a view nobody reads, never the reverse."""
+    string literal creates a view nobody reads, never the reverse. A statement may be a function that returns
+    it (raw tables list their files only then), and a name may have a resolver: called once, when the name is
+    first needed, it returns the statement to run instead (the CLI's cached ``parts``) or None."""
 
-    def __init__(self, stmts: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        stmts: list[tuple[str, str | Callable[[], str]]],
+        resolvers: dict[str, Callable[[], str | None]] | None = None,
+    ) -> None:
         self.stmts = dict(stmts)
         self.order = {name: i for i, (name, _) in enumerate(stmts)}
+        self.resolvers = dict(resolvers or {})
+        self.aux: duckdb.DuckDBPyConnection | None = None  # a resolver's cursor, interrupted with the session
         self._names = re.compile(r"\b(" + "|".join(map(re.escape, self.stmts)) + r")\b", re.I) if stmts else None
 
     def _named(self, sql: str) -> set[str]:
         assert self._names is not None
         return {m.lower() for m in self._names.findall(sql)} & self.stmts.keys()
+
+    def _refs(self, name: str) -> set[str]:
+        """The names a pending statement reads (a raw table reads files only; paths are not names)."""
+        stmt = self.stmts[name]
+        return set() if callable(stmt) else self._named(_LITERAL.sub("''", stmt))
 
     def create_for(self, cur: duckdb.DuckDBPyConnection, sql: str) -> None:
         if not self.stmts:
@@ -418,13 +523,20 @@ class _Pending:
             name = need.pop()
             if name in todo:
                 continue
+            resolve = self.resolvers.get(name)
+            if resolve is not None:
+                instead = resolve()
+                if instead is not None:
+                    self.stmts[name] = instead
+                del self.resolvers[name]
             todo.add(name)
-            need |= self._named(self.stmts[name]) - todo
+            need |= self._refs(name) - todo
         if not todo:
             return
         t0 = time.perf_counter()
         for name in sorted(todo, key=self.order.__getitem__):
-            cur.execute(self.stmts[name])
+            stmt = self.stmts[name]
+            cur.execute(stmt() if callable(stmt) else stmt)
             del self.stmts[name]  # only once it exists: a failed statement is retried by the next query
         log.debug("session: %d views created in %.1f ms", len(todo), (time.perf_counter() - t0) * 1e3)
 
@@ -503,6 +615,12 @@ class Session:
     def interrupt(self) -> None:
         self.broken = True  # an interrupted cursor is not lent again
         self.cur.interrupt()
+        aux = self._entry.pending.aux if self._entry is not None and self._entry.pending is not None else None
+        if aux is not None:
+            try:
+                aux.interrupt()
+            except duckdb.Error:
+                pass  # it was closing: its work is over
 
     def close(self) -> None:
         if self._engine is not None and self._entry is not None:

@@ -58,7 +58,7 @@ from .flags import (
 from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
-from .walk import PAD, Views, ramp, walk_fast
+from .walk import PAD, Views, WalkState, ramp, walk_fast
 
 DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
@@ -1300,6 +1300,7 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
     p = _Parser(sink, opts)
     pending = b""
     started = False
+    walk_state = WalkState()
     try:
         for block in source.blocks():
             if not started:
@@ -1312,7 +1313,7 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
             c0 = time.thread_time()
             padded = b"".join((pending, block, _ZPAD))  # the one copy of the chunk
             del block
-            offs, stop = walk_fast(padded, end, p.be)
+            offs, stop = walk_fast(padded, end, p.be, state=walk_state)
             c1 = time.thread_time()
             p.chunk(padded, offs)
             cpu = p.res.cpu_s

@@ -296,7 +296,7 @@ class TestRegistry:
         known_n, known_i = known
         lut = self._lut(kind, known_n, known_i)
         if lut is not None:  # one gather instead of a binary search per record
-            cand = lut[np.minimum(nums, len(lut) - 1)]  # numbers past the table land on its -1 slot
+            cand = np.take(lut, nums, mode="clip")  # numbers past the table land on its last slot, -1
             hit = cand >= 0
             if bool(hit.all()):
                 out[:] = cand

@@ -85,8 +85,27 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
     return -1
 
 
+class WalkState:
+    """What one chunk's walk hands the next: when the chunk's last two periods of records repeat, the last one
+    as the template (its phase at the next chunk's first record is 0), so the next chunk predicts at once
+    instead of walking blocks record by record until two periods repeat again. Only a speed-up: every
+    predicted offset is verified, so the offsets are the same either way."""
+
+    __slots__ = ("tsig", "history")
+
+    def __init__(self) -> None:
+        self.tsig: np.ndarray | None = None
+        self.history = np.zeros(0, np.int64)
+
+
 def walk_fast(
-    buf: bytes, end: int, be: bool, block: int = 4096, probe: int = 64, gram: int = 16
+    buf: bytes,
+    end: int,
+    be: bool,
+    block: int = 4096,
+    probe: int = 64,
+    gram: int = 16,
+    state: WalkState | None = None,
 ) -> tuple[np.ndarray, int]:
     """Offsets of the complete records in ``buf[:end]`` and where the incomplete tail starts.
 
@@ -97,7 +116,8 @@ def walk_fast(
     template's, offset i+1 is necessarily right, so the matching prefix is accepted as is. At the first
     mismatch a short Python probe walks on from that (correct) offset, and the template resumes at the
     unique phase where the latest records fit it. When prediction does not pay (irregular files), the
-    rest of the chunk is walked record by record.
+    rest of the chunk is walked record by record. With ``state``, the template and the latest signatures
+    carry over from the previous chunk (whose incomplete tail starts this one).
     """
     n = len(buf)
     u2 = np.ndarray(shape=(max(n - 1, 0),), dtype=">u2" if be else "<u2", buffer=buf, offset=0, strides=(1,))
@@ -122,6 +142,11 @@ def walk_fast(
         tl2 = np.concatenate([tl, tl])
         span = int(rel2[pp])
 
+    carried = False  # the template is the previous chunk's last period of records
+    if state is not None and state.tsig is not None:
+        use_template(state.tsig)
+        history = state.history
+        carried = True
     while pos <= end - 4:
         if tsig is not None:
             k = 0
@@ -158,29 +183,45 @@ def walk_fast(
         if tsig is not None:
             walked += len(a)
             probes += 1
-            if probes >= 64 and predicted < 2 * walked:
+            poor = probes >= (16 if carried else 64) and predicted < 2 * walked
+            if poor and not carried:
                 # the file is not regular enough for prediction to pay: plain walk for the rest
                 rest, pos = _walk_n(buf, pos, end, 1 << 62, be)
                 if rest:
                     out.append(np.asarray(rest, dtype=np.int64))
+                tsig = None  # the next chunk starts its own detection
                 break
             history = np.concatenate([history, sig])[-1024:]
-            j = _phase(tsig, history, gram)
-            if j >= 0:
-                phase, lost = j, 0
-                continue
-            lost += len(a)
-            if lost < 2 * p + block:
-                continue
-            tsig = None  # the file changed pattern: detect a new period
+            if not poor:
+                j = _phase(tsig, history, gram)
+                if j >= 0:
+                    phase, lost = j, 0
+                    continue
+                lost += len(a)
+                if lost < (p if carried else 2 * p + block):
+                    continue
+            # the file changed pattern (or the previous chunk's last touchdown is a poor template for this
+            # one): detect a period in this chunk
+            tsig = None
+            if carried:  # this chunk's own template gets the usual chances
+                carried = False
+                predicted = walked = probes = 0
         history = np.concatenate([history, sig])[-(1 << 16) :]
         per = _period(history)
         if per:
             use_template(history[-per:].copy())
             lost = 0
-    if not out:
-        return np.zeros(0, np.int64), pos
-    return np.concatenate(out), pos
+    offs_all = np.concatenate(out) if out else np.zeros(0, np.int64)
+    if state is not None:
+        state.tsig = None
+        state.history = np.zeros(0, np.int64)
+        if tsig is not None and len(offs_all) >= 2 * p:
+            last = offs_all[-2 * p :]
+            sig2 = (u2[last].astype(np.int64) << 16) | (b[last + 2].astype(np.int64) << 8) | b[last + 3]
+            if np.array_equal(sig2[:p], sig2[p:]):  # the last two periods repeat: a template as detection finds
+                state.tsig = sig2[p:]
+                state.history = state.tsig[-1024:]
+    return offs_all, pos
 
 
 class Views:

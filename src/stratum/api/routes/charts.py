@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from .._fastapi import DeclaredRoute
 from ..params import BinType, LotId, SiteNum, SnapshotJobId, TestNameFilter, TestNum, ViewParam, WaferIdFilter
 from ..schemas import binary, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["charts"])
+router = APIRouter(tags=["charts"], route_class=DeclaredRoute)
 ANALYTICS = require("analytics", "analytics")
 Fmt = Annotated[
     Literal["json", "png", "svg"], Query(description="`json` the chart's numbers; `png` or `svg` the chart of them")

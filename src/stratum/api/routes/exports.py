@@ -8,11 +8,12 @@ from fastapi.responses import StreamingResponse
 from stratum.errors import NotFound
 from stratum.exports.formats import FORMATS
 
+from .._fastapi import DeclaredRoute
 from ..params import ExportId, Signature, SignedExpires, SignedWorkspace
 from ..schemas import ExportOut, ExportRequest, binary, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 CHUNK = 1024 * 1024
 _QUEUED = {

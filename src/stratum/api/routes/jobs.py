@@ -6,11 +6,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from .._fastapi import DeclaredRoute
 from ..params import Cursor, JobId, Limit
 from ..schemas import JobOut, Page, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 429)
 Status = Literal["queued", "running", "succeeded", "partial", "failed", "duplicate"]
 

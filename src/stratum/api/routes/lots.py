@@ -12,6 +12,7 @@ from stratum.analytics.estimators import ESTIMATORS
 from stratum.cursor import InvalidCursor, decode_cursor, encode_cursor
 from stratum.errors import BadRequest
 
+from .._fastapi import DeclaredRoute
 from ..params import (
     BinType,
     Cursor,
@@ -41,7 +42,7 @@ from ..schemas import (
 )
 from ..security import Principal, require
 
-router = APIRouter(tags=["lots"])
+router = APIRouter(tags=["lots"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 429)
 ANALYTICS = require("analytics", "analytics")
 

@@ -26,11 +26,12 @@ from stratum.monitors.model import (
     Trigger,
 )
 
+from .._fastapi import DeclaredRoute
 from ..params import Cursor, Limit, MonitorId, RunId
 from ..schemas import ApiModel, Page, ok, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["monitors"])
+router = APIRouter(tags=["monitors"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 409, 429)
 RunStatus = Literal["ok", "fired", "failed", "skipped"]
 

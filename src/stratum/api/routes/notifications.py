@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from stratum.delivery.inbox import Notification, Prefs
 
+from .._fastapi import DeclaredRoute
 from ..params import Cursor, Limit, NotificationId
 from ..schemas import Page, ok, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 429)
 READ = require("notifications", "analytics")
 

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.openapi.models import Example
 
+from .._fastapi import DeclaredRoute
 from ..params import Limit
 from ..schemas import BatchOut, ClassifyOut, Page, PatternClassOut, UsageOut, binary, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["patterns"])
+router = APIRouter(tags=["patterns"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 413, 422, 429, 503)
 
 CLASSIFY_EXAMPLES: dict[str, Example] = {

@@ -6,10 +6,11 @@ import functools
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from .._fastapi import DeclaredRoute
 from ..schemas import SqlRequest, SqlResponse, SqlSchema, binary, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["sql"])
+router = APIRouter(tags=["sql"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 RUN_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from stratum import PARSER_VERSION, __version__
 from stratum.lake.schema import SCHEMA_VERSION
 
+from .._fastapi import DeclaredRoute
 from ..schemas import Status
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"], route_class=DeclaredRoute)
 
 
 @router.get("/v1/status", response_model=Status, summary="Health and versions")

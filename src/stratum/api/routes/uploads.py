@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from stratum.errors import BadRequest, PayloadTooLarge, Unprocessable
 
+from .._fastapi import DeclaredRoute
 from ..params import JobId, Signature, SignedExpires, SignedWorkspace
 from ..schemas import InspectOut, JobOut, PresignOut, PresignRequest, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], route_class=DeclaredRoute)
 
 ERRORS = problem_responses(400, 401, 403, 409, 413, 422, 429, 507)
 SPOOL_MEMORY = 1 << 20  # request bodies past this size spool to a temporary file

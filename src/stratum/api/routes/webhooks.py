@@ -9,11 +9,12 @@ from pydantic import ConfigDict, Field
 from stratum.delivery.inbound import INBOUND_EXAMPLE, InboundCall, InboundHook, InboundIn, InboundPatch
 from stratum.delivery.webhooks import WEBHOOK_EXAMPLE, Delivery, Webhook, WebhookIn, WebhookPatch
 
+from .._fastapi import DeclaredRoute
 from ..params import Cursor, DeliveryId, HookId, Limit, WebhookId
 from ..schemas import ApiModel, Page, problem_responses
 from ..security import Principal, require
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=DeclaredRoute)
 ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 ADMIN = require("webhooks", "analytics")
 
