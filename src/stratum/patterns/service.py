@@ -430,7 +430,8 @@ class PatternService:
     def classify_published(self, ws: str, lot_id: str, job_id: str, *, min_dies: int = 20) -> int:
         """On publish: classify and store the final die map (the snapshot's retest view) of every wafer the
         job's file tested. Wafers with fewer than ``min_dies`` located dies are skipped (as at ingest).
-        Returns the number of wafers classified."""
+        Returns the number of wafers classified. The maps come from ``lake_maps`` (one query) when given, else
+        ``lake_map`` per wafer of ``job_wafers``: the same maps."""
         if self.lake_maps is not None:
             maps = self.lake_maps(ws, lot_id, job_id)
             wafers: Iterable[tuple[str, tuple[DieMap, str]]] = maps.items()
@@ -498,7 +499,7 @@ class PatternService:
 
 
 def lake_adapters(analytics, catalog=None, store=None) -> dict:
-    """``lake_map`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a :class:`PatternStore`) for
+    """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a :class:`PatternStore`) for
     :class:`PatternService` over the analytics service: the final view, one die per coordinate as the lot's
     retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws."""
 
