@@ -86,7 +86,8 @@ def view_bodies(
     ``raw_scan(table, members)`` returns the relation of a stored table's rows for those members (DuckDB:
     ``read_parquet`` of their files; Athena: the Glue table filtered on its partitions). The SQL stays in
     the subset both engines read alike: explicit casts and GROUP BY lists, inline windows, DOUBLE division.
-    ``with_metadata``: the relations of ``public_schema.METADATA_RELATIONS`` exist (DuckDB sessions).
+    ``with_metadata``: the relations of ``public_schema.METADATA_RELATIONS`` exist (DuckDB sessions); without
+    them (Athena) ``wafer_pattern_history`` is a view over the lake table ``wafer_patterns_final``.
     """
     d = dialect
     out: list[tuple[str, str]] = []
@@ -327,7 +328,6 @@ def view_bodies(
     # stored classifications of the final view (on publish and by the classify API): DuckDB reads them from the
     # metadata store (wafer_pattern_history), Athena from the lake objects written with them (wafer_patterns_final,
     # a member job's partition; written after publish, so every member may have some)
-    history = "wafer_pattern_history"
     if not with_metadata:
         hist_cols = pattern_cols + ", publish_seq, classified_at"
         add("_raw_wafer_patterns_final", f"SELECT * FROM {raw_scan('wafer_patterns_final', members)}")
@@ -341,7 +341,7 @@ def view_bodies(
     add(
         "wafer_patterns",
         f"""
-        WITH h AS (SELECT h.* FROM {history} h
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
                    WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
         pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
                         row_number() OVER (PARTITION BY lot_id, wafer_id
