@@ -5,6 +5,7 @@ views' own computation (a runtime with the cache off) and the server's materiali
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -296,3 +297,24 @@ def test_the_session_interrupt_reaches_the_cursor_writing_the_cache(lake) -> Non
         ses.close()
     finally:
         rt.close()
+
+
+def test_a_data_directory_named_like_a_hive_partition(lake, tmp_path) -> None:
+    """A ``key=value`` directory above the cache adds no column to ``parts`` (DuckDB's hive partitioning)."""
+    data, _ = lake
+    copy = tmp_path / "site=fab1" / "data"
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("cache"))
+    queries = ("DESCRIBE SELECT * FROM parts", "SELECT * FROM parts")
+    views = one_shot(copy, sql={"cli_cache_mb": 0})
+    try:
+        want = [rows(views, q) for q in queries]
+    finally:
+        views.close()
+    assert "site" not in {r[0] for r in want[0]}
+    for _ in range(2):  # writes the files, then reads them
+        rt = one_shot(copy)
+        try:
+            assert [rows(rt, q) for q in queries] == want
+        finally:
+            rt.close()
+    assert len(cache_files(copy)) == 2

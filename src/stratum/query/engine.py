@@ -381,7 +381,8 @@ class QueryEngine:
         if missing:
             cache.evict(ws, list(paths.values()))
         files = ", ".join(sql_literal(str(p)) for p in paths.values())
-        return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}])"
+        # a ``key=value`` directory above the cache would otherwise become a column (hive partitioning)
+        return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
 
     def _write_parts(
         self,
