@@ -299,6 +299,36 @@ def test_the_session_interrupt_reaches_the_cursor_writing_the_cache(lake) -> Non
         rt.close()
 
 
+def isolated(data: Path, root: Path, max_bytes: int = 1 << 30) -> Runtime:
+    """A one-shot runtime whose cache lives under ``root`` (the module's lake stays untouched)."""
+    rt = one_shot(data)
+    rt.engine.parts_cache = PartsCache(root, max_bytes)
+    return rt
+
+
+def test_a_torn_or_empty_cache_file_is_written_again(lake, tmp_path) -> None:
+    """A file cut short (or left empty by a crash before its data reached the disk) is not read: the query
+    answers from the views and the file is written again."""
+    data, _ = lake
+    views = one_shot(data, sql={"cli_cache_mb": 0})
+    try:
+        want = rows(views, "SELECT * FROM parts")
+    finally:
+        views.close()
+    root = tmp_path / "cache"
+    for damage in (None, lambda b: b[: len(b) // 2], lambda b: b"", lambda b: b[:-1]):
+        if damage is not None:
+            for p in (root / "default").glob("*.parquet"):
+                p.write_bytes(damage(p.read_bytes()))
+        rt = isolated(data, root)
+        try:
+            assert rows(rt, "SELECT * FROM parts") == want
+        finally:
+            rt.close()
+        files = list((root / "default").glob("*.parquet"))
+        assert len(files) == 2 and all(p.read_bytes()[-4:] == b"PAR1" for p in files)
+
+
 def test_a_data_directory_named_like_a_hive_partition(lake, tmp_path) -> None:
     """A ``key=value`` directory above the cache adds no column to ``parts`` (DuckDB's hive partitioning)."""
     data, _ = lake

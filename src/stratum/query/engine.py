@@ -374,7 +374,7 @@ class QueryEngine:
             lot_id: cache.path(ws, lot_id, resolved.retest_policy.get(lot_id, "last"), ms)
             for lot_id, ms in lots.items()
         }
-        missing = {lot_id: ms for lot_id, ms in lots.items() if not paths[lot_id].is_file()}
+        missing = {lot_id: ms for lot_id, ms in lots.items() if not cache.intact(paths[lot_id])}
         if missing and not self._write_parts(ws, db, missing, paths, resolved, pending):
             return None
         cache.used(list(paths.values()))

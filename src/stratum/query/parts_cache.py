@@ -13,8 +13,9 @@ windows partition by lot, so the rows of a lot computed alone equal its rows amo
 filter wafers before the windows (``Scope.wafer_ids``) do not use the cache.
 
 The directory is one workspace's (its databases allow only their own); files are written to a temporary name
-and renamed, so a reader never sees half a file. Past ``max_bytes`` the least recently used files go. A
-directory that cannot be written leaves the query on the views.
+and renamed, so a reader never sees half a file (a machine crash can still leave a renamed file empty or short:
+nothing is fsynced, so a file not framed as Parquet is written again). Past ``max_bytes`` the least recently
+used files go. A directory that cannot be written leaves the query on the views.
 """
 
 from __future__ import annotations
@@ -74,6 +75,22 @@ class PartsCache:
             [[m.job_id, m.file_num, m.order, m.snapshot_job_id, list(m.tables)] for m in members],
         ]
         return self.directory(ws) / f"{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:40]}.parquet"
+
+    @staticmethod
+    def intact(path: Path) -> bool:
+        """The file exists and is framed as Parquet (``PAR1`` at both ends, a footer that fits): a file cut
+        short, or left empty by a crash before its data reached the disk, is written again instead of read."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                size = f.seek(0, os.SEEK_END)
+                if head != b"PAR1" or size < 12:
+                    return False
+                f.seek(size - 8)
+                tail = f.read(8)
+        except OSError:
+            return False
+        return tail[4:] == b"PAR1" and int.from_bytes(tail[:4], "little") + 12 <= size
 
     def write(self, targets: Sequence[Path], copy: Callable[[str], None], empty: Callable[[str], None]) -> bool:
         """Write several files in one pass: ``copy(tmpdir)`` writes the rows of each target into
