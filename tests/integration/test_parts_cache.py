@@ -329,6 +329,34 @@ def test_a_torn_or_empty_cache_file_is_written_again(lake, tmp_path) -> None:
         assert len(files) == 2 and all(p.read_bytes()[-4:] == b"PAR1" for p in files)
 
 
+def test_the_budget_holds_when_a_lot_is_too_big_to_keep(lake, tmp_path) -> None:
+    """A lot's file over the budget is not kept, and the other files still go past the budget (a directory
+    left over a lowered ``sql.cli_cache_mb``)."""
+    data, _ = lake
+    root = tmp_path / "cache"
+    rt = isolated(data, root)
+    try:
+        want = rows(rt, "SELECT * FROM parts")
+    finally:
+        rt.close()
+    sizes = sorted(p.stat().st_size for p in (root / "default").glob("*.parquet"))
+    assert len(sizes) == 2 and sizes[1] - sizes[0] > 1000
+    budget = (sizes[0] + sizes[1]) // 2  # the smaller lot's file fits, the larger one's does not
+    shutil.rmtree(root)
+    d = root / "default"
+    d.mkdir(parents=True)
+    for i in range(2):
+        (d / f"old{i}.parquet").write_bytes(b"x" * budget)
+        os.utime(d / f"old{i}.parquet", (1000, 1000))
+    rt = isolated(data, root, budget)
+    try:
+        assert rows(rt, "SELECT * FROM parts") == want
+    finally:
+        rt.close()
+    kept = [p.stat().st_size for p in d.glob("*.parquet")]
+    assert len(kept) == 1 and kept[0] < budget and not (d / "old0.parquet").exists()
+
+
 def test_a_data_directory_named_like_a_hive_partition(lake, tmp_path) -> None:
     """A ``key=value`` directory above the cache adds no column to ``parts`` (DuckDB's hive partitioning)."""
     data, _ = lake

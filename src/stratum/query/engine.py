@@ -375,11 +375,13 @@ class QueryEngine:
             for lot_id, ms in lots.items()
         }
         missing = {lot_id: ms for lot_id, ms in lots.items() if not cache.intact(paths[lot_id])}
-        if missing and not self._write_parts(ws, db, missing, paths, resolved, pending):
-            return None
-        cache.used(list(paths.values()))
         if missing:
+            written = self._write_parts(ws, db, missing, paths, resolved, pending)
+            # also when a lot's file was refused: the other lots' files may have been kept
             cache.evict(ws, list(paths.values()))
+            if not written:
+                return None
+        cache.used(list(paths.values()))
         files = ", ".join(sql_literal(str(p)) for p in paths.values())
         # a ``key=value`` directory above the cache would otherwise become a column (hive partitioning)
         return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}], hive_partitioning = false)"

@@ -95,11 +95,12 @@ class PartsCache:
     def write(self, targets: Sequence[Path], copy: Callable[[str], None], empty: Callable[[str], None]) -> bool:
         """Write several files in one pass: ``copy(tmpdir)`` writes the rows of each target into
         ``tmpdir/<KEY_COLUMN>=<target's stem>/`` (DuckDB's partitioned COPY); a target without rows is written
-        by ``empty(tmpfile)``. Each file then takes its name. False (nothing kept) when the directory cannot be
-        written or a file alone is over the budget."""
+        by ``empty(tmpfile)``. Each file then takes its name. False when the directory cannot be written or a file
+        alone is over the budget (that file is not kept; the others are)."""
         if not targets:
             return True
         tmp = targets[0].parent / f".{secrets.token_hex(8)}.tmp"
+        kept = True
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             copy(str(tmp))
@@ -111,14 +112,15 @@ class PartsCache:
                     got = [tmp / f"{target.stem}.parquet"]
                     empty(str(got[0]))
                 if len(got) != 1 or got[0].stat().st_size > self.max_bytes:
-                    return False
+                    kept = False  # the other lots' files are still kept
+                    continue
                 os.replace(got[0], target)
         except (OSError, duckdb.IOException, duckdb.PermissionException) as exc:
             log.info("parts cache: not written (%s)", exc)
             return False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return True
+        return kept
 
     def used(self, paths: Sequence[Path]) -> None:
         """Mark files as just used (eviction removes the least recently used first)."""
