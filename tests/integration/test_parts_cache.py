@@ -16,7 +16,7 @@ import pytest
 from stratum.devtools.stdf.lots import LotSpec, write_lot
 from stratum.errors import QueryRejected
 from stratum.query.engine import Scope
-from stratum.query.parts_cache import PartsCache
+from stratum.query.parts_cache import KEY_COLUMN, PartsCache
 from stratum.runtime import Runtime
 from stratum.settings import settings_for
 from tests.conftest import corpus_file
@@ -376,3 +376,32 @@ def test_a_data_directory_named_like_a_hive_partition(lake, tmp_path) -> None:
         finally:
             rt.close()
     assert len(cache_files(copy)) == 2
+
+
+def test_a_second_writer_leaves_the_first_file_in_place(tmp_path) -> None:
+    """Processes that miss the same lot at once each write it; the first name stays (same inode): a reader must
+    never see the bytes under a name change (DuckDB opens a file more than once per query: with another
+    writer's file, same rows in another layout, in between, it failed to decode it)."""
+    cache = PartsCache(tmp_path, 1 << 30)
+    target = cache.directory("default") / "k.parquet"
+    con = duckdb.connect()
+
+    def writer(n: int):
+        def copy(tmp: str) -> None:
+            con.execute(
+                f"COPY (SELECT {n} AS v, 'k' AS {KEY_COLUMN}) TO '{tmp}' (FORMAT parquet, PARTITION_BY ({KEY_COLUMN}))"
+            )
+
+        return copy
+
+    def content() -> list[tuple]:
+        return con.execute(f"SELECT v FROM read_parquet('{target}')").fetchall()
+
+    assert cache.write([target], writer(1), lambda tmp: None)
+    ino = target.stat().st_ino
+    assert cache.write([target], writer(2), lambda tmp: None)
+    assert (target.stat().st_ino, content()) == (ino, [(1,)])
+    target.write_bytes(target.read_bytes()[:-1])  # cut short: written again
+    assert cache.write([target], writer(3), lambda tmp: None)
+    assert content() == [(3,)]
+    assert [p.name for p in target.parent.iterdir()] == ["k.parquet"]

@@ -13,9 +13,10 @@ windows partition by lot, so the rows of a lot computed alone equal its rows amo
 filter wafers before the windows (``Scope.wafer_ids``) do not use the cache.
 
 The directory is one workspace's (its databases allow only their own); files are written to a temporary name
-and renamed, so a reader never sees half a file (a machine crash can still leave a renamed file empty or short:
-nothing is fsynced, so a file not framed as Parquet is written again). Past ``max_bytes`` the least recently
-used files go. A directory that cannot be written leaves the query on the views.
+and then linked to their name, never over another process's, so a reader never sees half a file nor a name's
+bytes change (a machine crash can still leave a named file empty or short: nothing is fsynced, so a file not
+framed as Parquet is written again). Past ``max_bytes`` the least recently used files go. A directory that
+cannot be written leaves the query on the views.
 """
 
 from __future__ import annotations
@@ -114,13 +115,26 @@ class PartsCache:
                 if len(got) != 1 or got[0].stat().st_size > self.max_bytes:
                     kept = False  # the other lots' files are still kept
                     continue
-                os.replace(got[0], target)
+                self._publish(got[0], target)
         except (OSError, duckdb.IOException, duckdb.PermissionException) as exc:
             log.info("parts cache: not written (%s)", exc)
             return False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return kept
+
+    def _publish(self, src: Path, target: Path) -> None:
+        """Give ``src`` the name ``target`` unless another process did first: a name's bytes never change while
+        it exists (DuckDB reads a file's footer and its pages through separate opens of the name, so a reader
+        whose file was replaced between them by another writer's, same rows in another layout, failed to
+        decode it)."""
+        try:
+            os.link(src, target)
+        except FileExistsError:
+            if not self.intact(target):
+                os.replace(src, target)  # a file cut short: no reader can have used it
+        except OSError:  # a file system without hard links
+            os.replace(src, target)
 
     def used(self, paths: Sequence[Path]) -> None:
         """Mark files as just used (eviction removes the least recently used first)."""
