@@ -125,9 +125,8 @@ class PartsCache:
 
     def _publish(self, src: Path, target: Path) -> None:
         """Give ``src`` the name ``target`` unless another process did first: a name's bytes never change while
-        it exists (DuckDB reads a file's footer and its pages through separate opens of the name, so a reader
-        whose file was replaced between them by another writer's, same rows in another layout, failed to
-        decode it)."""
+        it exists (a reader whose file another writer replaced mid-query, same rows in another layout, failed to
+        decode it: DuckDB opens a name more than once per query)."""
         try:
             os.link(src, target)
         except FileExistsError:
