@@ -68,7 +68,7 @@ def test_probabilities_separate_clear_maps() -> None:
     assert p["edge_ring"] > 0.9 and p["center"] < 0.1 and p["none"] < 0.1
     sparse = np.random.default_rng(3).random(len(ring.x)) < 0.03  # a clean wafer: a few scattered fails
     q = globalmodel.probs(geometry(ring), sparse)
-    assert max(q, key=q.__getitem__) == "none" and q["none"] > 0.8 and q["edge_ring"] < 0.01
+    assert max(q, key=q.__getitem__) == "none" and q["none"] > 0.6 and q["edge_ring"] < 0.01
 
 
 def test_stacked_inference_equals_each_familys_trees() -> None:

@@ -136,3 +136,28 @@ def test_empty_records_go_at_header_walk_speed():
     assert (w["empty_records"].count, w["empty_records"].offset) == (1_500_000, len(FAR))
     assert res.rows.get("texts", 0) == 0
     assert elapsed < 3.0, f"{elapsed:.1f} s"
+
+
+def test_a_repeating_chunk_hands_its_template_to_the_next(monkeypatch):
+    """The next chunk predicts from its first record: no block is walked record by record to find the period."""
+    from stratum.stdf import walk
+
+    lengths = [3, 7, 9, 30, 12, 0] * 3000
+    data, end = build(lengths, False)
+    cut = end // 2
+    state = WalkState()
+    offs, stop = walk_fast(data[:cut] + b"\x00" * PAD, cut, False, block=256, probe=16, state=state)
+    assert state.tsig is not None and len(state.tsig) == 6
+    sizes: list[int] = []
+    real = walk._walk_n
+
+    def counting(buf, pos, end_, n, be):
+        sizes.append(n)
+        return real(buf, pos, end_, n, be)
+
+    monkeypatch.setattr(walk, "_walk_n", counting)
+    rest = data[stop:end] + b"\x00" * PAD
+    offs2, stop2 = walk_fast(rest, end - stop, False, block=256, probe=16, state=state)
+    assert 256 not in sizes  # only probes
+    ref, ref_stop = plain_walk(data, end, False)
+    assert np.concatenate([offs, offs2 + stop]).tolist() == ref and stop + stop2 == ref_stop

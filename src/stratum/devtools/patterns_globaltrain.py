@@ -22,7 +22,8 @@ from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed
 from stratum.patterns import globalmodel, verifier
 from stratum.patterns.geometry import geometry
 
-ROUNDS = 80
+ROUNDS = 50
+LR = 0.16  # fewer, larger steps than the verifier's: the model runs once per map, inside its time budget
 
 
 def collect(n: int, gens: tuple[str, ...] = GENERATORS) -> tuple[list[dict[str, float]], list[frozenset[str]]]:
@@ -43,7 +44,7 @@ def fit(xs: list[dict[str, float]], ys: list[frozenset[str]], n: int, rounds: in
         y = np.array([float(fam in s) for s in ys])
         if y.min() == y.max():
             continue
-        t = verifier.fit(X, y, keys, rounds=rounds)
+        t = verifier.fit(X, y, keys, rounds=rounds, lr=LR)
         t["leaf"] = [[round(v * q) / q for v in tree] for tree in t["leaf"]]  # exact sums at run time
         t["base"] = round(t["base"] * q) / q
         t["positives"] = int(y.sum())

@@ -4,16 +4,17 @@ map, fitted offline (the dev tool ``patterns_globaltrain``) and stored as data i
 The rule detectors and the candidate verifier look at one candidate region at a time; this model looks at the
 whole map at once, as the hand-feature WM-811K classifiers do. The map is read on a 32 x 32 grid of cells (a
 cell is one die on a 20-die map, 10 x 10 dies on a 300-die one): fail density on a polar grid (6 equal-area
-radial bands x 8 sectors), hot halves and quadrants, the rim (dies within 1.5 of the edge, 16 angular bins),
+radial bands x 8 sectors), hot halves and quadrants, the rim (cells within 1.5 dies of the edge, 16 bins),
 row and column projections, local density at three scales (1/32, 1/16 and 1/8 of the map: peak z, share of
 hot cells, their distance from the centre, spread and elongation), and at die level how fails neighbour each
 other (isolated, clustered, on a line). Every feature is a rate, a z or a share, so a 20-die and a 300-die map
 of one pattern look alike. One boosted tree set per family (one-vs-rest, the verifier's trees and fitting), so
 a map can hold several families. Leaves are multiples of 2**-24, so a margin is an exact sum in any order.
 
-Not wired into the classifier: fed to the candidate verifier as features (the probability of every family
-on the map), it moved held-out macro-F1 by less than the noise on the independent generator and cost ~20 %
-of the throughput (docs/decisions.md, 2026-12-05). It stays as a measured, reusable component.
+Not wired into the classifier (docs/decisions.md, 2026-12-05): fed to the candidate verifier as features
+(``gm_<family>``, every family's probability), it raised macro-F1 on the independent generator C held out of
+all fitting by ~0.02, within noise with C fitted on, and took ~19 % of the throughput (below the 500 maps per
+CPU-second bar at 50 dies across). ``globalmodel.probs(g, fails)`` is the whole interface.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum
 from stratum.patterns.geometry import Geometry
 
 FILE = "globalmodel.json"
@@ -52,6 +52,14 @@ NS = 8  # sectors
 SCALES = (1, 2, 4)  # cell groupings for local density: 1/32, 1/16 and 1/8 of the map
 _LINES = ("row", "col")
 _CELL_KEYS = ("zmax", "rate_max", "hot", "cold", "hot_r", "hot_spread", "hot_elong")
+_GY, _GX = np.divmod(np.arange(G * G), G)
+_POOL = {k: (_GY // k) * (G // k) + _GX // k for k in SCALES}  # each cell's group at each scale
+# a die's 8 neighbours as the bits of a byte (raster order: neighbour j is opposite neighbour 7 - j): how many
+# fail, and whether it is a line die (two opposite neighbours fail, at most three in all)
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+_LINE_DIE = np.array(
+    [any((b >> j) & (b >> (7 - j)) & 1 for j in range(4)) and bin(b).count("1") <= 3 for b in range(256)], dtype=bool
+)
 
 
 class _Layout:
@@ -68,37 +76,51 @@ class _Layout:
         U = np.broadcast_to((at - g.cx) / g.rx, (G, G)).ravel()
         V = np.broadcast_to(((at - g.cy) / g.ry)[:, None], (G, G)).ravel()
         present = cn > 0
-        r2 = np.minimum(U * U + V * V, 1.0)
+        rr2 = U * U + V * V
+        r2 = np.minimum(rr2, 1.0)
         band = np.minimum((r2 * NB).astype(np.intp), NB - 1)
-        sec = ((np.arctan2(V, U) + math.pi) / (2 * math.pi) * NS).astype(np.intp) % NS
+        turn = (np.arctan2(V, U) + math.pi) / (2 * math.pi)
+        sec = (turn * NS).astype(np.intp) % NS
+        # the rim: cells reaching within 1.5 dies of the edge, in 16 angular bins (bin 16: not on the rim)
+        rim = present & (np.sqrt(rr2) + 0.5 * size / g.rx >= 1.0 - 1.5 / g.rx)
+        self.rim = np.where(rim, (turn * 16).astype(np.intp) % 16, 16)
+        self.rn = np.bincount(self.rim, weights=cn, minlength=17)[:16]
+        self.rim_ok = float(self.rn.sum()) >= 16
         self.pid = np.where(present, band * NS + sec, NB * NS)  # bin NB * NS: no die
         pn = np.bincount(self.pid, weights=cn, minlength=NB * NS + 1)[: NB * NS].reshape(NB, NS)
         self.pn, self.bn, self.sn = pn, pn.sum(1), pn.sum(0)
-        iy, ix = np.divmod(np.arange(G * G), G)
         grid = cn.reshape(G, G)
         self.line_n = np.concatenate((grid.sum(1), grid.sum(0)))  # dies per row, then per column of cells
         self.line_on = (self.line_n >= 4 * size).reshape(2, G)
         self.line_ok = bool(self.line_on.sum(1).min() >= 5)
         self.scales = []
+        ucn, vcn = U * cn, V * cn
         for k in SCALES:
-            m = G // k
-            pool = (iy // k) * m + ix // k  # each cell's group
-            n_k = np.bincount(pool, weights=cn, minlength=m * m)
+            mm = (G // k) ** 2
+            pool = _POOL[k]
+            n_k = np.bincount(pool, weights=cn, minlength=mm) if k > 1 else cn
             full = (n_k >= 0.5 * (k * size) ** 2).nonzero()[0]
-            wu = np.bincount(pool, weights=U * cn, minlength=m * m)[full] / n_k[full] if k > 1 else np.zeros(0)
-            wv = np.bincount(pool, weights=V * cn, minlength=m * m)[full] / n_k[full] if k > 1 else np.zeros(0)
-            self.scales.append((pool, m * m, full, n_k[full], wu, wv))
-        # the rim: dies within 1.5 dies of the edge, in 16 angular bins (bin 16: not on the rim)
-        on_rim = ((1.0 - g.r) * g.rx < 1.5).nonzero()[0]
-        self.rim_ok = len(on_rim) >= 16
-        self.rim = np.full(g.n, 16, dtype=np.intp)
-        self.rim[on_rim] = ((g.theta[on_rim] + math.pi) / (2 * math.pi) * 16).astype(np.intp) % 16
-        self.rn = np.bincount(self.rim, minlength=17)[:16].astype(np.float64)
+            nf_ = n_k[full]
+            if k > 1:
+                wu = np.bincount(pool, weights=ucn, minlength=mm)[full] / nf_
+                wv = np.bincount(pool, weights=vcn, minlength=mm)[full] / nf_
+            else:
+                wu = wv = np.zeros(0)
+            self.scales.append((pool, mm, full, nf_, wu, wv))
+        # every scale's cells one after the other: their statistics in one pass (when each has >= 8 cells)
+        self.scales_ok = all(len(sc[3]) >= 8 for sc in self.scales)
+        if self.scales_ok:
+            self.kn_all = np.concatenate([sc[3] for sc in self.scales])
+            self.sq_all = np.sqrt(self.kn_all)
+            lens = [len(sc[3]) for sc in self.scales]
+            self.starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+            self.nfull = np.array(lens, dtype=np.float64)
         # each die's cell in a raster with an empty border, and its 8 neighbours' offsets there
         self.padded = (h + 2) * (w + 2)
         self.pflat = (g.iy + 1) * (w + 2) + g.ix + 1
         self.nb_off = np.array([-w - 3, -w - 2, -w - 1, -1, 1, w + 1, w + 2, w + 3])
-        self.nbv = box_sum(g.valid.astype(np.float64), 3).reshape(-1)[g.flat] - 1.0  # dies present around each
+        self.vp = np.zeros(self.padded)
+        self.vp[self.pflat] = 1.0
 
 
 def _layout(g: Geometry) -> _Layout:
@@ -148,9 +170,9 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     out["m_sec_min"] = min(sl) - p
     out["m_half"] = max(half) - min(half)
     out["m_quad"] = max(ext[j] + ext[j + 1] for j in range(NS)) / 2 - p
-    # the rim: dies within 1.5 dies of the edge, in 16 angular bins
+    # the rim: cells within 1.5 dies of the edge, in 16 angular bins
     if lay.rim_ok:
-        rn, rk = lay.rn, np.bincount(lay.rim[fi], minlength=17)[:16].astype(np.float64)
+        rn, rk = lay.rn, np.bincount(lay.rim, weights=K, minlength=17)[:16]
         rr = rk / np.maximum(rn, 1)
         out["m_rim"] = float(rk.sum()) / float(rn.sum()) - p
         out["m_rim_max"] = float(rr.max()) - p
@@ -176,43 +198,57 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     # die scale: each fail's failing 8-neighbours, and line dies: a fail between two failing neighbours on
     # opposite sides, with few other failing neighbours
     if nf:
-        P = np.zeros(lay.padded)
+        P = lay.vp.copy()  # 1: a die, 3: a failing die
         pf = lay.pflat[fi]
-        P[pf] = 1.0
+        P[pf] = 3.0
         nb = P[pf[:, None] + lay.nb_off]  # (fails, 8): neighbours in raster order, opposite at j and 7 - j
-        fn = nb.sum(1)
-        pairs = nb[:, 0] * nb[:, 7] + nb[:, 1] * nb[:, 6] + nb[:, 2] * nb[:, 5] + nb[:, 3] * nb[:, 4]
-        nbv = lay.nbv[fi]
-        out["m_linepx"] = float(np.count_nonzero((pairs >= 1) & (fn <= 3))) / nf
-        out["m_nb0"] = float(np.count_nonzero(fn == 0)) / nf
+        code = np.packbits(nb > 2.0, axis=1, bitorder="little")[:, 0]  # which neighbours fail, as a byte
+        fn = _POPCOUNT[code]
+        nbv = _POPCOUNT[np.packbits(nb > 0.0, axis=1, bitorder="little")[:, 0]]  # neighbours present
+        out["m_linepx"] = float(np.count_nonzero(_LINE_DIE[code])) / nf
+        out["m_nb0"] = float(np.count_nonzero(code == 0)) / nf
         out["m_nb3"] = float(np.count_nonzero(fn >= 3)) / nf
-        out["m_nb_excess"] = float(fn.sum()) / max(float(nbv.sum()), 1.0) - p
+        out["m_nb_excess"] = int(fn.sum()) / max(float(nbv.sum()), 1.0) - p
         # fails whose 3x3 window fails well above the map's rate
         out["m_d3_hot"] = float(np.count_nonzero(fn + 1.0 >= (nbv + 1.0) * (p + 0.5))) / n
     else:
         out["m_nb0"] = out["m_nb3"] = out["m_nb_excess"] = out["m_linepx"] = out["m_d3_hot"] = 0.0
     # local density at three scales: hot cells (binomial z >= 3), their spread and shape
-    for k, (pool, mm, full, kn, cu, cv) in zip(SCALES, lay.scales, strict=True):
-        tag = f"m_s{k}"
-        if len(kn) < 8:
+    if not lay.scales_ok:
+        for k in SCALES:
             for key in _CELL_KEYS[: 4 if k == 1 else None]:
-                out[f"{tag}_{key}"] = 0.0
-            continue
-        kk = (np.bincount(pool, weights=K, minlength=mm) if k > 1 else K)[full]
-        z = (kk - kn * pp) / (np.sqrt(kn) * sd)
-        crate = kk / kn
-        hot = (z >= 3.0).nonzero()[0]
-        nh = len(hot)
-        out[f"{tag}_zmax"] = float(z.max())
-        out[f"{tag}_rate_max"] = float(crate.max()) - p
-        out[f"{tag}_hot"] = nh / len(z)
-        out[f"{tag}_cold"] = float(np.count_nonzero(crate <= 0.5 * p)) / len(z)
+                out[f"m_s{k}_{key}"] = 0.0
+        return out
+    kk = np.concatenate(
+        [
+            (np.bincount(pool, weights=K, minlength=mm) if k > 1 else K)[full]
+            for k, (pool, mm, full, *_) in zip(SCALES, lay.scales, strict=True)
+        ]
+    )
+    z = (kk - lay.kn_all * pp) / (lay.sq_all * sd)
+    crate = kk / lay.kn_all
+    st = lay.starts
+    ishot = z >= 3.0
+    stats = np.stack(
+        (
+            np.maximum.reduceat(z, st),
+            np.maximum.reduceat(crate, st) - p,
+            np.add.reduceat(ishot.astype(np.float64), st) / lay.nfull,
+            np.add.reduceat((crate <= 0.5 * p).astype(np.float64), st) / lay.nfull,
+        )
+    ).T.tolist()
+    ends = [*st[1:].tolist(), len(z)]
+    for j, (k, sc) in enumerate(zip(SCALES, lay.scales, strict=True)):
+        tag = f"m_s{k}"
+        out[f"{tag}_zmax"], out[f"{tag}_rate_max"], out[f"{tag}_hot"], out[f"{tag}_cold"] = stats[j]
         if k == 1:
-            continue  # the finest scale: peak and share only
-        if nh >= 2:
-            wz = z[hot]
+            continue  # the finest scale: peak and shares only
+        zs = z[st[j] : ends[j]]
+        hot = ishot[st[j] : ends[j]].nonzero()[0]
+        if len(hot) >= 2:
+            wz = zs[hot]
             wt = wz / float(wz.sum())
-            hu, hv = cu[hot], cv[hot]
+            hu, hv = sc[4][hot], sc[5][hot]
             mu, mv = float((wt * hu).sum()), float((wt * hv).sum())
             du, dv = hu - mu, hv - mv
             a, bb, c = float((wt * du * du).sum()), float((wt * dv * dv).sum()), float((wt * du * dv).sum())

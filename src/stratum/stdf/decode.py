@@ -219,6 +219,37 @@ def decode_fields(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> dic
     return decode_counted(rt, body, be, offset)[0]
 
 
+# Runs of two or more consecutive fixed-width scalar fields per record type: (first field, end field, little-
+# and big-endian struct, positions of C1 fields in the run). A run the body holds whole is read with one
+# ``unpack_from``; otherwise its fields are read one by one (absent at the body's end, errors as before).
+_Run = tuple[int, int, struct.Struct, struct.Struct, tuple[int, ...]]
+_RUNS: dict[str, dict[int, _Run]] = {}
+
+
+def _runs(rt: RecordType) -> dict[int, _Run]:
+    runs = _RUNS.get(rt.name)
+    if runs is None:
+        runs = {}
+        fields = rt.fields
+
+        def plain(k: int) -> bool:
+            f = fields[k]
+            return f.count is None and f.size is None and (f.type == "C1" or (f.type in _FIXED))
+
+        i = 0
+        while i < len(fields):
+            j = i
+            while j < len(fields) and plain(j):
+                j += 1
+            if j - i >= 2:
+                fmt = "".join("c" if f.type == "C1" else _FIXED[f.type][0] for f in fields[i:j])
+                c1 = tuple(k for k in range(j - i) if fields[i + k].type == "C1")
+                runs[i] = (i, j, struct.Struct("<" + fmt), struct.Struct(">" + fmt), c1)
+            i = max(j, i + 1)
+        _RUNS[rt.name] = runs
+    return runs
+
+
 def decode_counted(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> tuple[dict[str, Any], int]:
     """``decode_fields`` plus the number of body bytes the fields used (less than the body when a
     record carries bytes after its last field)."""
@@ -226,9 +257,26 @@ def decode_counted(rt: RecordType, body: bytes, be: bool, offset: int = 0) -> tu
         return decode_vur(body, be, offset), len(body)
     cur = _Cursor(body, be, rt.name, offset)
     out: dict[str, Any] = {}
-    for f in rt.fields:
+    runs = _runs(rt)
+    fields = rt.fields
+    i = 0
+    while i < len(fields):
+        f = fields[i]
         if cur.pos >= cur.end:
             break
+        run = runs.get(i)
+        if run is not None:
+            _, j, st_le, st_be, c1 = run
+            st = st_be if be else st_le
+            if cur.pos + st.size <= cur.end:
+                vals = st.unpack_from(cur.buf, cur.pos)
+                cur.pos += st.size
+                for k in range(j - i):
+                    v = vals[k]
+                    out[fields[i + k].name] = text(v) if k in c1 else v
+                i = j
+                continue
+        i += 1
         size = out.get(f.size) if f.size else None
         if f.count is not None:
             if f.count not in out:

@@ -18,7 +18,6 @@ import numpy as np
 # 11 bytes past the record; 8-byte name words need 7.
 PAD = 16
 MIN_PREDICT = 4096  # records predicted per verification step, at least
-CARRY_MAX_PROBES = 8  # a chunk's template carries over to the next chunk if it needed at most this many probes
 
 
 def _walk_n(buf: bytes, pos: int, end: int, n: int, be: bool) -> tuple[list[int], int]:
@@ -87,9 +86,10 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
 
 
 class WalkState:
-    """What one chunk's walk hands the next: the template and the signatures of the latest records, so the
-    next chunk predicts after one short probe instead of walking a block record by record to find the period
-    again. Only a speed-up: every predicted offset is verified, so the offsets are the same either way."""
+    """What one chunk's walk hands the next: when the chunk's last two periods of records repeat, the last one
+    as the template (its phase at the next chunk's first record is 0), so the next chunk predicts at once
+    instead of walking blocks record by record until two periods repeat again. Only a speed-up: every
+    predicted offset is verified, so the offsets are the same either way."""
 
     __slots__ = ("tsig", "history")
 
@@ -130,7 +130,6 @@ def walk_fast(
     p = pp = span = phase = 0  # period, predicted length (a multiple of p), its bytes, template phase
     history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
     predicted = walked = probes = lost = 0
-    resync = False  # the carried template's phase is unknown: probe and find it before predicting
 
     def use_template(sig: np.ndarray) -> None:
         nonlocal tsig, tl2, rel2, p, pp, span, phase
@@ -143,13 +142,13 @@ def walk_fast(
         tl2 = np.concatenate([tl, tl])
         span = int(rel2[pp])
 
-    if state is not None:
+    carried = False  # the template is the previous chunk's last period of records
+    if state is not None and state.tsig is not None:
+        use_template(state.tsig)
         history = state.history
-        if state.tsig is not None:
-            use_template(state.tsig)
-            resync = True
+        carried = True
     while pos <= end - 4:
-        if tsig is not None and not resync:
+        if tsig is not None:
             k = 0
             while True:
                 shift = pos - int(rel2[phase])
@@ -184,38 +183,45 @@ def walk_fast(
         if tsig is not None:
             walked += len(a)
             probes += 1
-            if probes >= 64 and predicted < 2 * walked:
+            poor = probes >= (16 if carried else 64) and predicted < 2 * walked
+            if poor and not carried:
                 # the file is not regular enough for prediction to pay: plain walk for the rest
                 rest, pos = _walk_n(buf, pos, end, 1 << 62, be)
                 if rest:
                     out.append(np.asarray(rest, dtype=np.int64))
-                tsig = None
-                history = np.zeros(0, np.int64)  # the next chunk starts its own detection
+                tsig = None  # the next chunk starts its own detection
                 break
             history = np.concatenate([history, sig])[-1024:]
-            j = _phase(tsig, history, gram)
-            if j >= 0:
-                phase, lost, resync = j, 0, False
-                continue
-            lost += len(a)
-            if lost < (p if resync else 2 * p + block):
-                continue
-            tsig = None  # the file changed pattern (or the carried template does not fit): detect a new period
-            resync = False
+            if not poor:
+                j = _phase(tsig, history, gram)
+                if j >= 0:
+                    phase, lost = j, 0
+                    continue
+                lost += len(a)
+                if lost < (p if carried else 2 * p + block):
+                    continue
+            # the file changed pattern (or the previous chunk's last touchdown is a poor template for this
+            # one): detect a period in this chunk
+            tsig = None
+            if carried:  # this chunk's own template gets the usual chances
+                carried = False
+                predicted = walked = probes = 0
         history = np.concatenate([history, sig])[-(1 << 16) :]
         per = _period(history)
         if per:
             use_template(history[-per:].copy())
             lost = 0
+    offs_all = np.concatenate(out) if out else np.zeros(0, np.int64)
     if state is not None:
-        # a template that needed few re-synchronisations carries over; on files whose flow changes from
-        # touchdown to touchdown a fresh one detected from the next chunk's first records predicts longer runs
-        keep = tsig is not None and probes <= CARRY_MAX_PROBES
-        state.tsig = tsig if keep else None
-        state.history = history if keep else np.zeros(0, np.int64)
-    if not out:
-        return np.zeros(0, np.int64), pos
-    return np.concatenate(out), pos
+        state.tsig = None
+        state.history = np.zeros(0, np.int64)
+        if tsig is not None and len(offs_all) >= 2 * p:
+            last = offs_all[-2 * p :]
+            sig2 = (u2[last].astype(np.int64) << 16) | (b[last + 2].astype(np.int64) << 8) | b[last + 3]
+            if np.array_equal(sig2[:p], sig2[p:]):  # the last two periods repeat: a template as detection finds
+                state.tsig = sig2[p:]
+                state.history = state.tsig[-1024:]
+    return offs_all, pos
 
 
 class Views:

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,17 @@ from stratum.devtools.bench import D10, DATA
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _runq_s() -> float:
+    """Seconds this thread has waited for a core while runnable so far (Linux schedstat; 0 elsewhere). The main
+    thread runs the record walk and the gathers, the critical path: its wait is mostly what other processes'
+    load added to the wall-clock figure."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 # -- single cases (run in a subprocess) -------------------------------------------------------------
@@ -45,9 +57,11 @@ def case_stratum(path: str) -> dict:
         assert warm.status == "succeeded", warm.error
         t0 = time.perf_counter()
         c0 = time.process_time()
+        q0 = _runq_s()
         job = rt.ingest.ingest_path("default", path)
         el = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        waited = _runq_s() - q0
         out_bytes = sum(o.bytes for o in job.outputs.values())
         assert job.status == "succeeded", job.error
         return {
@@ -57,6 +71,7 @@ def case_stratum(path: str) -> dict:
             "parquet_bytes": out_bytes,
             "records": job.records,
             "rss_mb": _peak_rss_mb(),
+            "waited_s": waited,
             "timings": job.timings,
         }
 
@@ -70,6 +85,7 @@ def case_reference(path: str) -> dict:
             pq.write_table(t, Path(d) / f"warmup_{name}.parquet", compression="zstd")
         t0 = time.perf_counter()
         c0 = time.process_time()
+        q0 = _runq_s()
         tables = stdf_convert.tables(path)
         t1 = time.perf_counter()
         c1 = time.process_time()
@@ -80,6 +96,7 @@ def case_reference(path: str) -> dict:
             out += p.stat().st_size
         el = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        waited = _runq_s() - q0
         records = sum(t.num_rows for t in tables.values())
         return {
             "seconds": el,
@@ -90,6 +107,7 @@ def case_reference(path: str) -> dict:
             "parquet_bytes": out,
             "records": records,
             "rss_mb": _peak_rss_mb(),
+            "waited_s": waited,
         }
 
 
@@ -140,7 +158,8 @@ def _pair_runs(f: Path, runs: int, cpus: str | None, label: str) -> tuple[list[d
             sink.append(r)
             print(
                 f"  {f.name:42s} {label:8s} {kind:9s} run {i + 1}: {r['seconds']:6.2f} s, "
-                f"CPU {r['cpu_seconds']:6.2f} s, peak RSS {r['rss_mb']:6.0f} MB",
+                f"CPU {r['cpu_seconds']:6.2f} s, peak RSS {r['rss_mb']:6.0f} MB, "
+                f"main thread waited for a core {r['waited_s']:5.2f} s",
                 flush=True,
             )
     return ours, ref
@@ -155,6 +174,7 @@ def _side(rows: list[dict], stdf_mb: float, stages: dict) -> dict:
     return {
         "median_s": round(med, 3),
         "cpu_s": round(_med(rows, "cpu_seconds"), 3),
+        "waited_s": round(_med(rows, "waited_s"), 3),  # the (main) thread's wait for a core: the load's share
         "mb_per_s": round(stdf_mb / med, 1),
         "peak_rss_mb": round(max(r["rss_mb"] for r in rows)),
         "parquet_mb": round(rows[0]["parquet_bytes"] / 1e6, 1),
@@ -225,15 +245,20 @@ def print_ingest(rep: dict) -> None:
             f"on {os.cpu_count()} cores: above the core count, wall-clock ratios measure the share of the machine"
         )
     print(
-        f"{'file':42s} {'MB':>7s} {'Stratum s':>10s} {'CPU s':>6s} {'MB/s':>7s} {'RSS MB':>7s} {'ref s':>7s} "
-        f"{'CPU s':>6s} {'MB/s':>7s} {'RSS MB':>7s} {'ratio':>6s} {'CPU ratio':>9s}"
+        "wait = seconds the main thread (Stratum's walk and gathers) waited for a core while runnable: other "
+        "processes' load (and Stratum's own writer and inflate threads when they outnumber the cores)"
+    )
+    print(
+        f"{'file':42s} {'MB':>7s} {'Stratum s':>10s} {'CPU s':>6s} {'wait':>5s} {'MB/s':>7s} {'RSS MB':>7s} "
+        f"{'ref s':>7s} {'CPU s':>6s} {'wait':>5s} {'MB/s':>7s} {'RSS MB':>7s} {'ratio':>6s} {'CPU ratio':>9s}"
     )
     for c in rep["cases"]:
         s, r = c["stratum"], c["stdf_convert"]
         print(
-            f"{c['file']:42s} {c['stdf_mb']:7.1f} {s['median_s']:10.2f} {s['cpu_s']:6.2f} {s['mb_per_s']:7.1f} "
-            f"{s['peak_rss_mb']:7d} {r['median_s']:7.2f} {r['cpu_s']:6.2f} {r['mb_per_s']:7.1f} {r['peak_rss_mb']:7d} "
-            f"{c['speed_ratio']:6.2f} {c['cpu_ratio']:9.2f}"
+            f"{c['file']:42s} {c['stdf_mb']:7.1f} {s['median_s']:10.2f} {s['cpu_s']:6.2f} {s.get('waited_s', 0):5.2f} "
+            f"{s['mb_per_s']:7.1f} {s['peak_rss_mb']:7d} {r['median_s']:7.2f} {r['cpu_s']:6.2f} "
+            f"{r.get('waited_s', 0):5.2f} {r['mb_per_s']:7.1f} {r['peak_rss_mb']:7d} {c['speed_ratio']:6.2f} "
+            f"{c['cpu_ratio']:9.2f}"
         )
     print("\nper stage: CPU seconds (median) and STDF MB per CPU second of that stage")
     for c in rep["cases"]:
@@ -243,11 +268,15 @@ def print_ingest(rep: dict) -> None:
         print("    stdf-convert: " + "; ".join(parts))
     if rep.get("cores"):
         print("\nscaling with cores (taskset -c; median wall seconds)")
-        print(f"{'file':42s} {'cores':>5s} {'Stratum s':>10s} {'CPU s':>6s} {'ref s':>7s} {'ratio':>6s}")
+        print(
+            f"{'file':42s} {'cores':>5s} {'Stratum s':>10s} {'CPU s':>6s} {'wait':>5s} {'ref s':>7s} {'wait':>5s} "
+            f"{'ratio':>6s}"
+        )
         for c in rep["cores"]:
+            s, r = c["stratum"], c["stdf_convert"]
             print(
-                f"{c['file']:42s} {c['n']:5d} {c['stratum']['median_s']:10.2f} {c['stratum']['cpu_s']:6.2f} "
-                f"{c['stdf_convert']['median_s']:7.2f} {c['speed_ratio']:6.2f}"
+                f"{c['file']:42s} {c['n']:5d} {s['median_s']:10.2f} {s['cpu_s']:6.2f} {s.get('waited_s', 0):5.2f} "
+                f"{r['median_s']:7.2f} {r.get('waited_s', 0):5.2f} {c['speed_ratio']:6.2f}"
             )
         by_n = {c["n"]: c for c in rep["cores"]}
         if 1 in by_n and 2 in by_n:
