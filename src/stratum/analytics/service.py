@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -198,6 +199,27 @@ class AnalyticsService:
                 [job_id],
             )
         return [r[0] for r in rows]
+
+    def job_final_dies(self, ws: str, lot_id: str, job_id: str) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+        """The dies ``wafer_map`` draws (final view, with coordinates, ordered by y, x) of every wafer that job
+        ``job_id``'s file tested (``job_wafers``), in its snapshot, in one query: (snapshot job id, {wafer_id:
+        x, y, hard_bin, site_num (NULL: -1), passed (NULL: False)}), wafers in ``job_wafers`` order."""
+        with self._session(ws, lot_id, job_id) as s:
+            cols = s.execute(
+                f"""SELECT wafer_id, x::BIGINT AS x, y::BIGINT AS y, coalesce(hard_bin, -1)::BIGINT AS hard_bin,
+                           coalesce(site_num, -1)::BIGINT AS site_num, coalesce(passed, false) AS passed
+                    FROM parts WHERE {_view_filter("final")} AND x IS NOT NULL AND y IS NOT NULL
+                      AND wafer_id IN (SELECT wafer_id FROM parts WHERE job_id = ? AND wafer_id IS NOT NULL
+                                       AND x IS NOT NULL AND y IS NOT NULL)
+                    ORDER BY wafer_id, y, x""",
+                [job_id],
+            ).fetchnumpy()
+            snap = s.resolved.snapshot_job_ids.get(lot_id, "")
+        wafer = cols.pop("wafer_id")
+        cuts = [0, *(np.flatnonzero(wafer[1:] != wafer[:-1]) + 1).tolist(), len(wafer)]
+        return snap, {
+            str(wafer[a]): {k: np.asarray(v[a:b]) for k, v in cols.items()} for a, b in pairwise(cuts) if b > a
+        }
 
     def wafer_map(
         self,

@@ -6,7 +6,7 @@ import base64
 import binascii
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -352,6 +352,7 @@ class PatternService:
         lake_wafers: Callable[[str, str, str | None], list[str]] | None = None,
         store: Callable[[str, str, str, str, dict, int], None] | None = None,
         job_wafers: Callable[[str, str, str], list[str]] | None = None,
+        lake_maps: Callable[[str, str, str], dict[str, tuple[DieMap, str]]] | None = None,
         meter: Any = None,
     ) -> None:
         self.settings = settings or PatternSettings()
@@ -360,6 +361,8 @@ class PatternService:
         self.lake_wafers = lake_wafers
         self.store = store  # (ws, lot, wafer, snapshot job, answer, dies): keep a lake wafer's classification
         self.job_wafers = job_wafers  # (ws, lot, job) -> the wafers the job's file tested
+        # (ws, lot, job) -> {wafer: lake_map(ws, lot, wafer, job)} for the job_wafers, in one query (on publish)
+        self.lake_maps = lake_maps
         self.thresholds = Thresholds(severity_splits=(self.settings.severity_low_max, self.settings.severity_med_max))
 
     def _run(self, dm: DieMap, wafer_id: str | None) -> dict:
@@ -427,12 +430,18 @@ class PatternService:
     def classify_published(self, ws: str, lot_id: str, job_id: str, *, min_dies: int = 20) -> int:
         """On publish: classify and store the final die map (the snapshot's retest view) of every wafer the
         job's file tested. Wafers with fewer than ``min_dies`` located dies are skipped (as at ingest).
-        Returns the number of wafers classified."""
-        if self.job_wafers is None or self.lake_map is None:
+        Returns the number of wafers classified. The maps come from ``lake_maps`` (one query) when given, else
+        ``lake_map`` per wafer of ``job_wafers``: the same maps."""
+        if self.lake_maps is not None:
+            maps = self.lake_maps(ws, lot_id, job_id)
+            wafers: Iterable[tuple[str, tuple[DieMap, str]]] = maps.items()
+        elif self.job_wafers is not None and self.lake_map is not None:
+            lake_map = self.lake_map
+            wafers = ((w, lake_map(ws, lot_id, w, job_id)) for w in self.job_wafers(ws, lot_id, job_id))
+        else:
             return 0
         n = 0
-        for wid in self.job_wafers(ws, lot_id, job_id):
-            dm, job = self.lake_map(ws, lot_id, wid, job_id)
+        for wid, (dm, job) in wafers:
             if len(dm.x) < min_dies:
                 continue
             out = {"lot_id": lot_id, **self._run(dm, wid), "snapshot_job_id": job}
@@ -490,7 +499,8 @@ class PatternService:
 
 
 def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
-    """``lake_map`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a :class:`PatternStore`) for
+    """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
+    :class:`PatternStore`) for
     :class:`PatternService` over the analytics service: the final view, one die per coordinate as the lot's
     retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With ``lake`` (the lake's object
     store), every stored classification is also written as a lake object (``stratum.lake.final_patterns``),
@@ -511,10 +521,29 @@ def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
         )
         return dm, data.job_id
 
+    def lake_maps(ws: str, lot: str, job_id: str) -> dict[str, tuple[DieMap, str]]:
+        """``lake_map(ws, lot, w, job_id)`` of every wafer ``w`` in ``job_wafers(ws, lot, job_id)``, from one
+        query; a wafer with fewer than 5 dies (where lake_map raises) is left out."""
+        snap, wafers = analytics.job_final_dies(ws, lot, job_id)
+        out = {}
+        for wafer, d in wafers.items():
+            if len(d["x"]) < 5:
+                continue
+            site = d["site_num"]
+            multi = len(site) > 0 and bool((site != site[0]).any())
+            dm = DieMap(x=d["x"], y=d["y"], fail=~d["passed"], site=site if multi else None, hard_bin=d["hard_bin"])
+            out[wafer] = (dm, snap)
+        return out
+
     def lake_wafers(ws: str, lot: str, snap: str | None) -> list[str]:
         return [w["wafer_id"] for w in analytics.wafers(ws, lot, snap) if w.get("wafer_id")]
 
-    out: dict[str, Any] = {"lake_map": lake_map, "lake_wafers": lake_wafers, "job_wafers": analytics.job_wafers}
+    out: dict[str, Any] = {
+        "lake_map": lake_map,
+        "lake_wafers": lake_wafers,
+        "job_wafers": analytics.job_wafers,
+        "lake_maps": lake_maps,
+    }
     if catalog is not None and store is not None:
 
         def save(ws: str, lot: str, wafer: str, job: str, answer: dict, dies: int) -> None:
