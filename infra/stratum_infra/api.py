@@ -179,9 +179,11 @@ class ApiConstruct(Construct):
         role = self.function_.role
         drop_prefix, lake_prefix, results_prefix = C.DROP_PREFIX, C.LAKE_WORKSPACES_PREFIX, C.ATHENA_RESULTS_PREFIX
         statements = [
-            # Lake: read only (DuckDB httpfs / pyarrow reads and listings of workspaces/).
+            # Lake: read (DuckDB httpfs / pyarrow reads and listings of workspaces/); write only the stored
+            # classifications of lake wafers (POST /v1/classify|batch on a lake wafer, stratum.lake.final_patterns).
             permissions.objects("ReadLake", storage.lake_bucket, lake_prefix, ["s3:GetObject"]),
             permissions.list_prefix("ListLake", storage.lake_bucket, lake_prefix),
+            permissions.objects("WriteFinalPatterns", storage.lake_bucket, C.FINAL_PATTERNS_PREFIX, ["s3:PutObject"]),
             # Raw uploads: small uploads through the API and presigned PUT URLs (signed with this role).
             permissions.objects("UploadRaw", storage.drop_bucket, drop_prefix, ["s3:PutObject"]),
             *permissions.metadata_read_write(storage.table, storage.index_names),
@@ -227,11 +229,13 @@ class ApiConstruct(Construct):
         suppress(
             role,
             "IAM5",
-            "Scoped to key prefixes and to this stack's Glue database: lake objects under workspaces/ (read), raw "
+            "Scoped to key prefixes and to this stack's Glue database: lake objects under workspaces/ (read), "
+            "stored wafer classifications under workspaces/<workspace>/lake/wafer_patterns_final/ (write), raw "
             "uploads under incoming/ (PutObject for uploads and presigned URLs), Athena results under "
             "athena-results/, and the tables of the Stratum Glue database, which grow with the lake schema.",
             applies_to=[
                 resource_regex("StorageLakeBucket", f"/{lake_prefix}*"),
+                resource_regex("StorageLakeBucket", f"/{C.FINAL_PATTERNS_PREFIX}*"),
                 resource_regex("StorageDropBucket", f"/{drop_prefix}*"),
                 resource_regex("StorageResultsBucket", f"/{results_prefix}*"),
                 f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{catalog.database_name}/*",

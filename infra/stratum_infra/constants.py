@@ -218,6 +218,8 @@ EXPORTS_MAX_CONCURRENCY = 5  # bounded so a burst of exports cannot starve the A
 EXPORTS_MAX_RECEIVE_COUNT = 2
 EXPORTS_EVENT_KINDS = ("export.requested",)
 EXPORTS_PREFIX = "workspaces/*/exports/"  # stratum.lake.layout.export_key
+# stored classifications of lake wafers, written by the API and monitors functions (stratum.lake.final_patterns)
+FINAL_PATTERNS_PREFIX = "workspaces/*/lake/wafer_patterns_final/"  # stratum.lake.layout.final_patterns_key
 # export records (DynamoDB TTL) and files (lake bucket lifecycle rule on the objects' lifecycle tag) are kept this
 # long: the setting's documented default, passed to every function so the records' TTL and the rule agree. S3 runs
 # the rule once a day and rounds up to the next midnight UTC, so a file outlives its record by up to ~1 day.

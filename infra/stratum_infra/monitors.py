@@ -112,6 +112,8 @@ class MonitorsConstruct(Construct):
         for statement in (
             permissions.objects("ReadLake", storage.lake_bucket, lake_prefix, ["s3:GetObject"]),
             permissions.list_prefix("ListLake", storage.lake_bucket, lake_prefix),
+            # the final die maps classified on publish are also written to the lake (stratum.lake.final_patterns)
+            permissions.objects("WriteFinalPatterns", storage.lake_bucket, C.FINAL_PATTERNS_PREFIX, ["s3:PutObject"]),
             *permissions.metadata_read_write(storage.table, storage.index_names),
             iam.PolicyStatement(sid="PublishEvents", actions=["events:PutEvents"], resources=[bus.event_bus_arn]),
         ):
@@ -120,8 +122,12 @@ class MonitorsConstruct(Construct):
             role,
             "IAM5",
             "Lake objects are read under the workspaces/ prefix of the lake bucket, whose keys "
-            "(workspaces/<workspace>/lake/<table>/lot=<lot>/job=<job>/part-<n>.parquet) are not known in advance.",
-            applies_to=[resource_regex("StorageLakeBucket", f"/{lake_prefix}*")],
+            "(workspaces/<workspace>/lake/<table>/lot=<lot>/job=<job>/part-<n>.parquet) are not known in advance; "
+            "stored wafer classifications are written under workspaces/<workspace>/lake/wafer_patterns_final/.",
+            applies_to=[
+                resource_regex("StorageLakeBucket", f"/{lake_prefix}*"),
+                resource_regex("StorageLakeBucket", f"/{C.FINAL_PATTERNS_PREFIX}*"),
+            ],
         )
 
         self.dlq_alarm = queues.dead_letter_alarm(

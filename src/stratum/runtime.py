@@ -206,7 +206,7 @@ class Runtime:
         return PatternService(
             self.settings.patterns,
             meter=self.usage,
-            **lake_adapters(self.analytics, self.catalog, PatternStore(self.meta)),
+            **lake_adapters(self.analytics, self.catalog, PatternStore(self.meta), self.lake),
         )
 
     def on_published(self, e: Event) -> list:

@@ -105,6 +105,95 @@ def test_history_has_one_classification_per_job_and_wafer(lake) -> None:
     assert sql(client, tokens, "SELECT DISTINCT classifier_version FROM wafer_pattern_history") == [[version]]
 
 
+PATTERN_QUERIES = (
+    "SELECT * FROM wafer_patterns ORDER BY lot_id, wafer_id, rank",
+    "SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, "
+    "refinement, rank, die_count, summary, publish_seq FROM wafer_pattern_history "
+    "ORDER BY wafer_id, publish_seq, classifier_version, rank",
+)
+
+
+def athena_answers(rt, queries=PATTERN_QUERIES) -> list[list[tuple]]:
+    """The queries over the views Athena is sent (Trino dialect, no metadata relations: the stored
+    classifications come from the lake table wafer_patterns_final), run by DuckDB on the lake's files: the
+    raw scans read what Athena's partition filter (workspace, the members' lots and jobs) reads."""
+    from stratum.query.engine import Scope
+    from stratum.query.views import TRINO, view_bodies
+    from tests.support import athena_raw_scan
+
+    resolved = rt.engine.resolve("default", Scope(lot_id=LOT))
+    raw = athena_raw_scan(rt.lake, "default")
+    cur = rt.engine.database("default").cursor()
+    try:
+        names = []
+        for name, body in view_bodies(resolved.members, raw, dialect=TRINO):
+            cur.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+            names.append(name)
+        return [cur.execute(q).fetchall() for q in queries]
+    finally:
+        for name in reversed(names):
+            cur.execute(f"DROP VIEW IF EXISTS {name}")
+        cur.close()
+
+
+def duckdb_answers(rt, queries=PATTERN_QUERIES) -> list[list[tuple]]:
+    from stratum.query.engine import Scope
+
+    with rt.engine.session("default", Scope(lot_id=LOT)) as s:
+        return [[tuple(r) for r in s.rows(q)] for q in queries]
+
+
+def test_athena_views_read_the_stored_classifications_from_the_lake(lake) -> None:
+    """Each stored classification is also a lake object (wafer_patterns_final, one per lot, wafer, snapshot
+    job and classifier version), and the Athena views over the lake answer exactly as DuckDB's over the
+    metadata store: the final view's 'none', not the first file's per-file 'random'."""
+    app, client, tokens, jobs = lake
+    rt = app.state.runtime
+    from stratum.lake import layout
+
+    objs = [o.key for o in rt.lake.list(layout.table_root("default", "wafer_patterns_final"))]
+    version = pattern_service.classifier_version()
+    assert sorted(objs) == sorted(
+        layout.final_patterns_key("default", LOT, j.job_id, w, version) for j in jobs for w in ("W01", "W02")
+    )
+    athena = athena_answers(rt)
+    assert athena == duckdb_answers(rt)
+    assert [(r[1], r[2], r[4], r[8]) for r in athena[0]] == [
+        ("W01", jobs[1].job_id, "none", version),
+        ("W02", jobs[1].job_id, "none", version),
+    ]
+    assert len(athena[1]) == 4
+    # the per-file rows (all Athena read before; the first file tested most of each wafer) show random fails
+    (per_file,) = athena_answers(rt, ("SELECT wafer_id, family, job_id FROM _raw_wafer_patterns ORDER BY 1, 3",))
+    assert per_file == [
+        ("W01", "random", jobs[0].job_id),
+        ("W01", "none", jobs[1].job_id),
+        ("W02", "random", jobs[0].job_id),
+        ("W02", "none", jobs[1].job_id),
+    ]
+
+
+def test_lake_object_is_rewritten_after_a_lost_write(lake) -> None:
+    """Publish classification again (a redelivered event): nothing new is stored; a lake object whose write
+    was lost (deleted here) is written again from the stored item, with the same bytes."""
+    app, client, tokens, jobs = lake
+    rt = app.state.runtime
+    from stratum.lake import layout
+
+    version = pattern_service.classifier_version()
+    key = layout.final_patterns_key("default", LOT, jobs[1].job_id, "W02", version)
+    other = layout.final_patterns_key("default", LOT, jobs[1].job_id, "W01", version)
+    before, other_before = rt.lake.get_bytes(key), rt.lake.get_bytes(other)
+    count = "SELECT count(*) FROM wafer_pattern_history"
+    n = sql(client, tokens, count)[0][0]
+    rt.lake.delete(key)
+    assert rt.patterns.classify_published("default", LOT, jobs[1].job_id) == 2
+    assert sql(client, tokens, count)[0][0] == n
+    assert rt.lake.get_bytes(key) == before
+    assert rt.lake.get_bytes(other) == other_before
+    assert athena_answers(rt) == duckdb_answers(rt)
+
+
 def test_api_classify_of_a_lake_wafer_stores_rows(lake, monkeypatch) -> None:
     app, client, tokens, jobs = lake
     h = {"Authorization": f"Bearer {tokens['full']}"}
@@ -134,6 +223,11 @@ def test_api_classify_of_a_lake_wafer_stores_rows(lake, monkeypatch) -> None:
     assert [x["wafer_id"] for x in strict_json(r.text)["results"]] == ["W01", "W02"]
     assert sql(client, tokens, "SELECT DISTINCT classifier_version FROM wafer_patterns") == [[newer]]
     assert sql(client, tokens, count)[0][0] == before + 2
+    # Athena reads the same from the lake: the newer version for both wafers, every version in the history
+    athena = athena_answers(app.state.runtime)
+    assert athena == duckdb_answers(app.state.runtime)
+    assert [(r[1], r[8]) for r in athena[0]] == [("W01", newer), ("W02", newer)]
+    assert len(athena[1]) == 6
     # the spatial-pattern monitor reads the stored final-view rows: no wafer shows the first file's random
     # fails (per-file rows would fire on 2 wafers)
     rule = {"kind": "spatial_pattern", "params": {"min_wafers": 1, "families": ["random"]}}

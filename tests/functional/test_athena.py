@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.request
 
@@ -205,12 +206,9 @@ def test_trino_view_bodies_mean_the_same_as_duckdb(runtime, tmp_path):
         assert runtime.ingest.ingest_path("default", p).status == "succeeded"
     eng = runtime.engine
     resolved = eng.resolve("default", Scope(lot_id="DIALECT"))
-    from stratum.lake import layout
-    from stratum.query.views import scan
+    from tests.support import athena_raw_scan
 
-    def raw(table, ms):
-        return scan(table, [runtime.lake.uri(layout.data_key("default", table, m.lot_id, m.job_id)) for m in ms])
-
+    raw = athena_raw_scan(runtime.lake, "default")
     db = eng.database("default")
     cur = db.cursor()
     for name, body in view_bodies(resolved.members, raw, dialect=TRINO):
@@ -221,8 +219,55 @@ def test_trino_view_bodies_mean_the_same_as_duckdb(runtime, tmp_path):
         "SELECT * FROM bins ORDER BY 2, 3",
         "SELECT * FROM parts ORDER BY job_id, part_seq",
         "SELECT * FROM tests ORDER BY 2, 3",
+        "SELECT * FROM wafer_patterns ORDER BY wafer_id, rank",
+        "SELECT count(*) FROM wafer_pattern_history",
     ]
     trino_answers = [cur.execute(q).fetchall() for q in queries]
     cur.close()
+    assert trino_answers[-1] == [(2 * 2,)]  # one row per wafer and publish here, read from the lake objects
     with eng.session("default", Scope(lot_id="DIALECT")) as s:
         assert [s.rows(q) for q in queries] == trino_answers
+
+
+def test_publish_classification_lands_in_the_lake_where_athena_reads_it(athena_rt, boto_session):
+    """On AWS (moto: S3, DynamoDB), classifying a published snapshot stores the rows in the metadata store and
+    writes them as a Parquet object of the lake table wafer_patterns_final, under the key Glue's partition
+    projection template names for the snapshot job; the Athena statement reads that table pinned to the
+    snapshot's partitions."""
+    rt, _, job, stack, _ = athena_rt
+    import pyarrow.parquet as pq
+
+    from stratum.lake import layout
+    from stratum.patterns import service as pattern_service
+    from stratum.patterns.store import PatternStore
+
+    assert rt.patterns.classify_published("default", "ATH/LOT 1", job.job_id) == 1
+    version = pattern_service.classifier_version()
+    key = layout.final_patterns_key("default", "ATH/LOT 1", job.job_id, "W1", version)
+    assert key.startswith(f"workspaces/default/lake/wafer_patterns_final/lot=ATH%2FLOT%201/job={job.job_id}/")
+    s3 = boto_session.client("s3", region_name="us-east-1", endpoint_url=stack.endpoint)
+    listed = s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix="workspaces/default/lake/wafer_patterns_final/")
+    assert [o["Key"] for o in listed["Contents"]] == [key]
+    t = pq.read_table(io.BytesIO(s3.get_object(Bucket=stack.lake_bucket, Key=key)["Body"].read()))
+    stored = PatternStore(rt.meta).rows("default")
+    got = t.to_pylist()
+    assert len(got) == len(stored) >= 1
+    for row, st in zip(got, stored, strict=True):
+        assert (row["lot_id"], row["wafer_id"], row["job_id"], row["class_id"], row["rank"]) == (
+            st[0],
+            st[1],
+            st[2],
+            st[3],
+            st[10],
+        )
+        assert row["classifier_version"] == version and row["publish_seq"] == st[13]
+        assert row["classified_at"] == st[14].replace(tzinfo=None)
+    # a redelivered publish event writes nothing new
+    assert rt.patterns.classify_published("default", "ATH/LOT 1", job.job_id) == 1
+    again = s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix="workspaces/default/lake/wafer_patterns_final/")
+    assert [(o["Key"], o["ETag"]) for o in again["Contents"]] == [(o["Key"], o["ETag"]) for o in listed["Contents"]]
+    sql = AthenaSql.from_runtime(rt).build("default", "SELECT family FROM wafer_patterns")
+    assert (
+        "\"stratum_db\".\"wafer_patterns_final\" WHERE workspace = 'default' AND lot IN ('ATH%2FLOT%201') "
+        f"AND job IN ('{job.job_id}')" in sql
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,6 +145,35 @@ def test_sql_reads_parts_from_its_cache_after_the_first_run(lake: Path) -> None:
         check=False,
     )
     assert (off.returncode, off.stdout) == (0, first.stdout)
+
+
+def test_sql_processes_writing_the_cache_at_once_agree(lake: Path, tmp_path: Path) -> None:
+    """Three processes start on an empty cache at once: each writes under a temporary name and renames, so each
+    answers what the views compute, one file per lot stays and no temporary file is left."""
+    d = tmp_path / "data"
+    shutil.copytree(lake, d, ignore=shutil.ignore_patterns("cache"))
+    q = (
+        "SELECT lot_id, count(*) FILTER (WHERE is_final), count(*) FILTER (WHERE is_retest), sum(hard_bin), "
+        "sum(retest_ordinal) FROM parts GROUP BY 1 ORDER BY 1"
+    )
+    off = subprocess.run(
+        [str(STRATUM), "sql", "--format", "json", q],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_env(d), "STRATUM_SQL__CLI_CACHE_MB": "0"},
+        check=False,
+    )
+    assert off.returncode == 0 and not (d / "cache" / "sql").exists(), off.stderr
+    assert ["GAL-LOT", 1456] in [r[:2] for r in json.loads(off.stdout)["rows"]]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda _: run(d, "sql", "--format", "json", q), range(3)))
+    assert [(p.returncode, p.stdout) for p in got] == [(0, off.stdout)] * 3
+    cache = d / "cache" / "sql" / "default"
+    assert len(list(cache.glob("*.parquet"))) == len(json.loads(run(d, "lots", "--json").stdout))
+    assert [p.name for p in cache.iterdir() if p.suffix != ".parquet"] == []
+    again = run(d, "sql", "--format", "json", q)
+    assert (again.returncode, again.stdout) == (0, off.stdout)
 
 
 def test_keys(tmp_path: Path) -> None:

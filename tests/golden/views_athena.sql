@@ -160,13 +160,28 @@ sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_g
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+_raw_wafer_patterns_final AS (SELECT * FROM (SELECT "lot_id", "job_id", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "publish_seq", "classified_at" FROM "stratum_db"."wafer_patterns_final" WHERE workspace = 'acme' AND lot IN ('LOT%27B', 'LOT-A') AND job IN ('job_01A', 'job_01B', 'job_02A'))),
+wafer_pattern_history AS (SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary, publish_seq, classified_at FROM _raw_wafer_patterns_final r WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = r.lot_id AND m.job_id = r.job_id)),
 wafer_patterns AS (
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
         SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen)
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id))
 SELECT 1;
 
 -- retest_policy=highest_bin, wafers W01 and W'02
@@ -331,13 +346,28 @@ sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_g
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+_raw_wafer_patterns_final AS (SELECT * FROM (SELECT "lot_id", "job_id", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "publish_seq", "classified_at" FROM "stratum_db"."wafer_patterns_final" WHERE workspace = 'acme' AND lot IN ('LOT%27B', 'LOT-A') AND job IN ('job_01A', 'job_01B', 'job_02A'))),
+wafer_pattern_history AS (SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary, publish_seq, classified_at FROM _raw_wafer_patterns_final r WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = r.lot_id AND m.job_id = r.job_id)),
 wafer_patterns AS (
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
         SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen)
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id))
 SELECT 1;
 
 -- retest_policy per lot (LOT-A highest_bin, LOT'B last)
@@ -502,13 +532,28 @@ sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_g
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+_raw_wafer_patterns_final AS (SELECT * FROM (SELECT "lot_id", "job_id", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "publish_seq", "classified_at" FROM "stratum_db"."wafer_patterns_final" WHERE workspace = 'acme' AND lot IN ('LOT%27B', 'LOT-A') AND job IN ('job_01A', 'job_01B', 'job_02A'))),
+wafer_pattern_history AS (SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary, publish_seq, classified_at FROM _raw_wafer_patterns_final r WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = r.lot_id AND m.job_id = r.job_id)),
 wafer_patterns AS (
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
         SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen)
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id))
 SELECT 1;
 
 -- no members
@@ -673,11 +718,26 @@ sites AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.head_num, r.site_g
 pins AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.pmr_indx, r.chan_typ, r.chan_nam, r.phy_nam, r.log_nam, r.head_num, r.site_num FROM _raw_pins r JOIN _members m ON m.file_num = r.file_num),
 texts AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.text FROM _raw_texts r JOIN _members m ON m.file_num = r.file_num),
 records AS (SELECT r.lot_id, r.job_id, r.file_num, r.rec_seq, r.byte_offset, r.rec_type, r.rec_typ, r.rec_sub, r.fields FROM _raw_records r JOIN _members m ON m.file_num = r.file_num),
+_raw_wafer_patterns_final AS (SELECT * FROM (SELECT "lot_id", "job_id", "wafer_id", "rank", "class_id", "family", "location", "severity", "refinement", "confidence", "die_count", "summary", "classifier_version", "publish_seq", "classified_at" FROM "stratum_db"."wafer_patterns_final" WHERE workspace = 'acme' AND lot IN ('%00') AND job IN ('none') AND false)),
+wafer_pattern_history AS (SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary, publish_seq, classified_at FROM _raw_wafer_patterns_final r WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = r.lot_id AND m.job_id = r.job_id)),
 wafer_patterns AS (
+        WITH h AS (SELECT h.* FROM wafer_pattern_history h
+                   WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = h.lot_id AND m.job_id = h.job_id)),
+        pick AS (SELECT lot_id, wafer_id, job_id, classifier_version,
+                        row_number() OVER (PARTITION BY lot_id, wafer_id
+                                           ORDER BY publish_seq DESC, classified_at DESC, classifier_version DESC) AS k
+                 FROM (SELECT DISTINCT lot_id, wafer_id, job_id, classifier_version, publish_seq, classified_at
+                       FROM h) u)
+        SELECT h.lot_id, h.wafer_id, h.job_id, h.class_id, h.family, h.location, h.severity, h.confidence, h.classifier_version, h.refinement, h.rank, h.die_count, h.summary
+        FROM h JOIN pick p ON p.lot_id = h.lot_id AND p.wafer_id = h.wafer_id AND p.job_id = h.job_id
+                          AND p.classifier_version = h.classifier_version AND p.k = 1
+        UNION ALL
+        SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary FROM (
         SELECT lot_id, wafer_id, job_id, class_id, family, location, severity, confidence, classifier_version, refinement, rank, die_count, summary
         FROM (SELECT r.*, m.file_order,
                      first_value(r.file_num) OVER (PARTITION BY r.lot_id, r.wafer_id
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
-        WHERE x.file_num = x.chosen)
+        WHERE x.file_num = x.chosen) f
+        WHERE NOT EXISTS (SELECT 1 FROM h WHERE h.lot_id = f.lot_id AND h.wafer_id = f.wafer_id))
 SELECT 1;

@@ -489,11 +489,14 @@ def test_ingest_least_privilege(synth: Synth) -> None:
     assert allowed(st, "sqs:ReceiveMessage", f"<{queue}.Arn>") and allowed(st, "sqs:DeleteMessage", f"<{queue}.Arn>")
 
 
-def test_api_reads_the_lake_but_cannot_write_it(synth: Synth) -> None:
+def test_api_reads_the_lake_and_writes_only_stored_classifications(synth: Synth) -> None:
     ids = bucket_ids(synth)
     st = role_statements(synth, "api")
     assert allowed(st, "s3:GetObject", f"<{ids['lake']}.Arn>/workspaces/*")
-    assert actions_on(st, rf"<{ids['lake']}\.Arn>.*") == {"s3:GetObject", "s3:ListBucket"}
+    assert actions_on(st, rf"<{ids['lake']}\.Arn>.*") == {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}
+    final = rf"<{ids['lake']}\.Arn>/workspaces/\*/lake/wafer_patterns_final/\*"
+    assert actions_on(st, final) == {"s3:PutObject"}
+    assert not allowed(st, "s3:PutObject", f"<{ids['lake']}.Arn>/workspaces/*")
     assert allowed(st, "s3:PutObject", f"<{ids['drop']}.Arn>/incoming/*")
     assert actions_on(st, rf"<{ids['drop']}\.Arn>.*") == {"s3:PutObject"}
     athena = actions_on(st, r"arn:<AWS::Partition>:athena:<AWS::Region>:<AWS::AccountId>:workgroup/stratum")
@@ -644,10 +647,13 @@ def test_monitors_schedule_group_role_rule_and_dlq(synth: Synth) -> None:
     assert len(sched) == 1 and "schedule/Stratum-monitors/*" in render(sched[0]["Resource"])
     (passrole,) = [s for s in api if s.get("Sid") == "PassSchedulerRole"]
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
-    # the monitors function reads the lake, never writes it; publishes events on the bus
+    # the monitors function reads the lake and writes only the classifications it stores on publish;
+    # publishes events on the bus
     mon_stmts = role_statements(synth, "monitors")
     lake = bucket_ids(synth)["lake"]
     assert actions_on(mon_stmts, rf"<{lake}\.Arn>/workspaces/\*") == {"s3:GetObject"}
+    assert actions_on(mon_stmts, rf"<{lake}\.Arn>/.*") == {"s3:GetObject", "s3:PutObject"}
+    assert actions_on(mon_stmts, rf"<{lake}\.Arn>/workspaces/\*/lake/wafer_patterns_final/\*") == {"s3:PutObject"}
     assert any(s.get("Sid") == "PublishEvents" for s in mon_stmts)
     for name in ("ingest", "api"):
         assert "events:PutEvents" in {a for s in role_statements(synth, name) for a in as_list(s["Action"])}, name

@@ -5,6 +5,7 @@ views' own computation (a runtime with the cache off) and the server's materiali
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from stratum.devtools.stdf.lots import LotSpec, write_lot
 from stratum.errors import QueryRejected
 from stratum.query.engine import Scope
-from stratum.query.parts_cache import PartsCache
+from stratum.query.parts_cache import KEY_COLUMN, PartsCache
 from stratum.runtime import Runtime
 from stratum.settings import settings_for
 from tests.conftest import corpus_file
@@ -296,3 +297,111 @@ def test_the_session_interrupt_reaches_the_cursor_writing_the_cache(lake) -> Non
         ses.close()
     finally:
         rt.close()
+
+
+def isolated(data: Path, root: Path, max_bytes: int = 1 << 30) -> Runtime:
+    """A one-shot runtime whose cache lives under ``root`` (the module's lake stays untouched)."""
+    rt = one_shot(data)
+    rt.engine.parts_cache = PartsCache(root, max_bytes)
+    return rt
+
+
+def test_a_torn_or_empty_cache_file_is_written_again(lake, tmp_path) -> None:
+    """A file cut short (or left empty by a crash before its data reached the disk) is not read: the query
+    answers from the views and the file is written again."""
+    data, _ = lake
+    views = one_shot(data, sql={"cli_cache_mb": 0})
+    try:
+        want = rows(views, "SELECT * FROM parts")
+    finally:
+        views.close()
+    root = tmp_path / "cache"
+    for damage in (None, lambda b: b[: len(b) // 2], lambda b: b"", lambda b: b[:-1]):
+        if damage is not None:
+            for p in (root / "default").glob("*.parquet"):
+                p.write_bytes(damage(p.read_bytes()))
+        rt = isolated(data, root)
+        try:
+            assert rows(rt, "SELECT * FROM parts") == want
+        finally:
+            rt.close()
+        files = list((root / "default").glob("*.parquet"))
+        assert len(files) == 2 and all(p.read_bytes()[-4:] == b"PAR1" for p in files)
+
+
+def test_the_budget_holds_when_a_lot_is_too_big_to_keep(lake, tmp_path) -> None:
+    """A lot's file over the budget is not kept, and the other files still go past the budget (a directory
+    left over a lowered ``sql.cli_cache_mb``)."""
+    data, _ = lake
+    root = tmp_path / "cache"
+    rt = isolated(data, root)
+    try:
+        want = rows(rt, "SELECT * FROM parts")
+    finally:
+        rt.close()
+    sizes = sorted(p.stat().st_size for p in (root / "default").glob("*.parquet"))
+    assert len(sizes) == 2 and sizes[1] - sizes[0] > 1000
+    budget = (sizes[0] + sizes[1]) // 2  # the smaller lot's file fits, the larger one's does not
+    shutil.rmtree(root)
+    d = root / "default"
+    d.mkdir(parents=True)
+    for i in range(2):
+        (d / f"old{i}.parquet").write_bytes(b"x" * budget)
+        os.utime(d / f"old{i}.parquet", (1000, 1000))
+    rt = isolated(data, root, budget)
+    try:
+        assert rows(rt, "SELECT * FROM parts") == want
+    finally:
+        rt.close()
+    kept = [p.stat().st_size for p in d.glob("*.parquet")]
+    assert len(kept) == 1 and kept[0] < budget and not (d / "old0.parquet").exists()
+
+
+def test_a_data_directory_named_like_a_hive_partition(lake, tmp_path) -> None:
+    """A ``key=value`` directory above the cache adds no column to ``parts`` (DuckDB's hive partitioning)."""
+    data, _ = lake
+    copy = tmp_path / "site=fab1" / "data"
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("cache"))
+    queries = ("DESCRIBE SELECT * FROM parts", "SELECT * FROM parts")
+    views = one_shot(copy, sql={"cli_cache_mb": 0})
+    try:
+        want = [rows(views, q) for q in queries]
+    finally:
+        views.close()
+    assert "site" not in {r[0] for r in want[0]}
+    for _ in range(2):  # writes the files, then reads them
+        rt = one_shot(copy)
+        try:
+            assert [rows(rt, q) for q in queries] == want
+        finally:
+            rt.close()
+    assert len(cache_files(copy)) == 2
+
+
+def test_a_second_writer_leaves_the_first_file_in_place(tmp_path) -> None:
+    """Processes that miss the same lot at once each write it; the first name stays (same inode): a reader must
+    never see the bytes under a name change (DuckDB opens a file more than once per query: with another
+    writer's file, same rows in another layout, in between, it failed to decode it)."""
+    cache = PartsCache(tmp_path, 1 << 30)
+    target = cache.directory("default") / "k.parquet"
+    con = duckdb.connect()
+
+    def writer(n: int):
+        def copy(tmp: str) -> None:
+            con.execute(
+                f"COPY (SELECT {n} AS v, 'k' AS {KEY_COLUMN}) TO '{tmp}' (FORMAT parquet, PARTITION_BY ({KEY_COLUMN}))"
+            )
+
+        return copy
+
+    def content() -> list[tuple]:
+        return con.execute(f"SELECT v FROM read_parquet('{target}')").fetchall()
+
+    assert cache.write([target], writer(1), lambda tmp: None)
+    ino = target.stat().st_ino
+    assert cache.write([target], writer(2), lambda tmp: None)
+    assert (target.stat().st_ino, content()) == (ino, [(1,)])
+    target.write_bytes(target.read_bytes()[:-1])  # cut short: written again
+    assert cache.write([target], writer(3), lambda tmp: None)
+    assert content() == [(3,)]
+    assert [p.name for p in target.parent.iterdir()] == ["k.parquet"]

@@ -9,8 +9,8 @@ from importlib import resources
 import numpy as np
 
 from stratum.devtools import patterns_data, patterns_globaltrain
+from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools.wafergen import generate
-from stratum.patterns import globalmodel
 from stratum.patterns.geometry import DieMap, geometry
 
 
@@ -50,7 +50,7 @@ def test_features_read_the_pattern_at_any_resolution() -> None:
 
 
 def test_committed_weights_load_and_match_the_features() -> None:
-    spec = json.loads(resources.files("stratum.patterns").joinpath(globalmodel.FILE).read_text())
+    spec = json.loads(resources.files("stratum.devtools").joinpath(globalmodel.FILE).read_text())
     m = globalmodel.models()
     assert m["version"] == spec["version"] and len(m["version"]) == 10
     assert tuple(m["families"]) == tuple(sorted(globalmodel.FAMILIES))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools import wafergen, wafergen_c
-from stratum.patterns import calibration, globalmodel, verifier
+from stratum.patterns import calibration, verifier
 
 GENERATORS: tuple[str, ...] = ("A", "B", "C")
 #: first seed of each (purpose, generator); every range is used for at most 1,000,000 maps

@@ -1,6 +1,8 @@
 """Object keys of the lake. The same keys are used on S3 and in the local directory.
 
     workspaces/<ws>/lake/<table>/lot=<lot>/job=<job_id>/part-00000.parquet
+    workspaces/<ws>/lake/wafer_patterns_final/lot=<lot>/job=<snapshot job_id>/wpat-<hash>.parquet
+                                        (a lake wafer's stored classification, ``stratum.lake.final_patterns``)
     workspaces/<ws>/lake/_manifests/lot=<lot>/job=<job_id>.json
     workspaces/<ws>/lake/_stats/lot=<lot>/job=<snapshot job_id>/policy=<policy>/stats-v<N>.parquet
                                                     (a snapshot's sufficient statistics, ``stratum.lake.snapstats``)
@@ -12,6 +14,7 @@ so any lot id maps to one safe path segment and back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import quote
 
@@ -56,6 +59,12 @@ def job_dir(ws: str, table: str, lot_id: str, job_id: str) -> str:
 
 def data_key(ws: str, table: str, lot_id: str, job_id: str, n: int = 0) -> str:
     return f"{job_dir(ws, table, lot_id, job_id)}part-{n:05d}.parquet"
+
+
+def final_patterns_key(ws: str, lot_id: str, job_id: str, wafer_id: str, classifier_version: str) -> str:
+    """One object per (lot, wafer, snapshot job, classifier version); wafer and version hashed into a safe name."""
+    h = hashlib.sha256(f"{wafer_id}\x00{classifier_version}".encode()).hexdigest()[:32]
+    return f"{job_dir(ws, 'wafer_patterns_final', lot_id, job_id)}wpat-{h}.parquet"
 
 
 def manifest_key(ws: str, lot_id: str, job_id: str) -> str:

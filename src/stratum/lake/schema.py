@@ -18,8 +18,8 @@ SCHEMA_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class Col:
     name: str
-    # string bool int8..int64 uint8..uint64 float32 float64 timestamp binary json list<uint8> list<uint16>;
-    # timestamps are UTC, stored without a zone
+    # string bool int8..int64 uint8..uint64 float32 float64 timestamp timestamp_us binary json list<uint8>
+    # list<uint16>; timestamps are UTC, stored without a zone (timestamp: seconds, timestamp_us: microseconds)
     type: str
     doc: str = ""
 
@@ -427,6 +427,34 @@ wafer_dies int32 | Located dies of the wafer in this file (a retest file holds o
 """,
 )
 
+# Written after publish (not by the ingest writer, and not listed in the job's manifest): one object per stored
+# classification of a lake wafer, under the snapshot job's partition (``stratum.lake.final_patterns``). Athena
+# cannot read the metadata store, so its ``wafer_patterns`` reads these; DuckDB reads the store's rows.
+WAFER_PATTERNS_FINAL = Table(
+    "wafer_patterns_final",
+    "Spatial fail patterns of a wafer's final die map (the snapshot's retest view), classified on publish or by "
+    "POST /v1/classify on a lake wafer: one object per (lot, wafer, snapshot job, classifier version), one row "
+    "per detected pattern (one 'none' row for a wafer without a pattern). The same rows as the metadata store's "
+    "wafer_pattern_history.",
+    (
+        Col("lot_id", "string", "Lot id"),
+        Col("job_id", "string", "Snapshot job whose final die map was classified"),
+        Col("wafer_id", "string", "Wafer id"),
+        Col("rank", "int16", "1 = the most confident pattern of the wafer"),
+        Col("class_id", "string", "Taxonomy class, e.g. edge_loc/edge/high/ne (GET /v1/patterns)"),
+        Col("family", "string", "Pattern family ('none' when the wafer shows no pattern)"),
+        Col("location", "string", "global, center, mid or edge (equal-area radial thirds)"),
+        Col("severity", "string", "low, med or high (fail density inside the pattern region)"),
+        Col("refinement", "string", "Octant, orientation, side or direction where the family has one"),
+        Col("confidence", "float64", "Calibrated confidence of the family (null for 'none')"),
+        Col("die_count", "int32", "Dies in the detected region"),
+        Col("summary", "string", "One-line explanation"),
+        Col("classifier_version", "string", "Classifier rules and calibration version"),
+        Col("publish_seq", "int64", "Publish order of job_id within the lot"),
+        Col("classified_at", "timestamp_us", "When this (job, classifier_version) was first classified (UTC)"),
+    ),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -445,8 +473,12 @@ TABLES: dict[str, Table] = {
         TEXTS,
         RECORDS,
         WAFER_PATTERNS,
+        WAFER_PATTERNS_FINAL,
     )
 }
+
+#: stored tables written after publish: not in a job's manifest, so a member's ``tables`` never lists them
+LATE_TABLES = ("wafer_patterns_final",)
 
 # reader table name -> stored table name
 READER_TABLES = {"bins": "bin_records"}
@@ -466,6 +498,7 @@ _DUCK = {
     "float32": "FLOAT",
     "float64": "DOUBLE",
     "timestamp": "TIMESTAMP",
+    "timestamp_us": "TIMESTAMP",
     "binary": "BLOB",
     "list<uint8>": "UTINYINT[]",
     "list<uint16>": "USMALLINT[]",
@@ -485,6 +518,7 @@ _GLUE = {
     "float32": "float",
     "float64": "double",
     "timestamp": "timestamp",
+    "timestamp_us": "timestamp",
     "binary": "binary",
     "list<uint8>": "array<smallint>",
     "list<uint16>": "array<int>",
@@ -517,6 +551,7 @@ def arrow_type(t: str):
         "float32": pa.float32(),
         "float64": pa.float64(),
         "timestamp": pa.timestamp("s"),
+        "timestamp_us": pa.timestamp("us"),
         "binary": pa.binary(),
         "list<uint8>": pa.list_(pa.uint8()),
         "list<uint16>": pa.list_(pa.uint16()),

@@ -498,10 +498,13 @@ class PatternService:
         )
 
 
-def lake_adapters(analytics, catalog=None, store=None) -> dict:
-    """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a :class:`PatternStore`) for
+def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
+    """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
+    :class:`PatternStore`) for
     :class:`PatternService` over the analytics service: the final view, one die per coordinate as the lot's
-    retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws."""
+    retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With ``lake`` (the lake's object
+    store), every stored classification is also written as a lake object (``stratum.lake.final_patterns``),
+    the one Athena's ``wafer_patterns`` reads."""
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
         data = analytics.wafer_map(ws, lot, wafer, snapshot_job_id=snap)
@@ -545,6 +548,27 @@ def lake_adapters(analytics, catalog=None, store=None) -> dict:
 
         def save(ws: str, lot: str, wafer: str, job: str, answer: dict, dies: int) -> None:
             store.save(ws, lot, wafer, job, catalog.get_job(ws, job).publish_seq or 0, answer, dies)
+            if lake is None:
+                return
+            # the stored item (the first write's), also when it existed: a retry completes a lake write a
+            # crash cut short, and every writer writes the same rows
+            item = store.get(ws, lot, wafer, job, answer["classifier_version"])
+            if item is not None:
+                from datetime import datetime
+
+                from stratum.lake import final_patterns
+
+                final_patterns.write(
+                    lake,
+                    ws,
+                    lot_id=item["lot_id"],
+                    wafer_id=item["wafer_id"],
+                    job_id=item["job_id"],
+                    classifier_version=item["classifier_version"],
+                    publish_seq=int(item["publish_seq"]),
+                    classified_at=datetime.fromisoformat(item["classified_at"]),
+                    rows=item["rows"],
+                )
 
         out["store"] = save
     return out

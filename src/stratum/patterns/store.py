@@ -66,10 +66,19 @@ class PatternStore:
     def _pk(ws: str) -> str:
         return f"WS#{ws}#WPAT"
 
+    @staticmethod
+    def _sk(lot_id: str, wafer_id: str, job_id: str, version: str) -> str:
+        return f"{_enc(lot_id)}/{_enc(wafer_id)}/{job_id}/{_enc(version)}"
+
+    def get(self, ws: str, lot_id: str, wafer_id: str, job_id: str, version: str) -> dict | None:
+        """The stored item (lot_id, wafer_id, job_id, publish_seq, classifier_version, classified_at, rows)."""
+        it = self.meta.get(self._pk(ws), self._sk(lot_id, wafer_id, job_id, version))
+        return None if it is None else dict(it.data)
+
     def save(self, ws: str, lot_id: str, wafer_id: str, job_id: str, publish_seq: int, result: dict, dies: int) -> bool:
         """Store a classify answer for a lake wafer; False when this (lot, wafer, job, version) is stored already."""
         version = result["classifier_version"]
-        sk = f"{_enc(lot_id)}/{_enc(wafer_id)}/{job_id}/{_enc(version)}"
+        sk = self._sk(lot_id, wafer_id, job_id, version)
         data = {
             "lot_id": lot_id,
             "wafer_id": wafer_id,

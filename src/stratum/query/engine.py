@@ -374,14 +374,17 @@ class QueryEngine:
             lot_id: cache.path(ws, lot_id, resolved.retest_policy.get(lot_id, "last"), ms)
             for lot_id, ms in lots.items()
         }
-        missing = {lot_id: ms for lot_id, ms in lots.items() if not paths[lot_id].is_file()}
-        if missing and not self._write_parts(ws, db, missing, paths, resolved, pending):
-            return None
-        cache.used(list(paths.values()))
+        missing = {lot_id: ms for lot_id, ms in lots.items() if not cache.intact(paths[lot_id])}
         if missing:
+            written = self._write_parts(ws, db, missing, paths, resolved, pending)
+            # also when a lot's file was refused: the other lots' files may have been kept
             cache.evict(ws, list(paths.values()))
+            if not written:
+                return None
+        cache.used(list(paths.values()))
         files = ", ".join(sql_literal(str(p)) for p in paths.values())
-        return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}])"
+        # a ``key=value`` directory above the cache would otherwise become a column (hive partitioning)
+        return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
 
     def _write_parts(
         self,

@@ -13,8 +13,10 @@ windows partition by lot, so the rows of a lot computed alone equal its rows amo
 filter wafers before the windows (``Scope.wafer_ids``) do not use the cache.
 
 The directory is one workspace's (its databases allow only their own); files are written to a temporary name
-and renamed, so a reader never sees half a file. Past ``max_bytes`` the least recently used files go. A
-directory that cannot be written leaves the query on the views.
+and then linked to their name, never over another process's, so a reader never sees half a file nor a name's
+bytes change (a machine crash can still leave a named file empty or short: nothing is fsynced, so a file not
+framed as Parquet is written again). Past ``max_bytes`` the least recently used files go. A directory that
+cannot be written leaves the query on the views.
 """
 
 from __future__ import annotations
@@ -75,14 +77,31 @@ class PartsCache:
         ]
         return self.directory(ws) / f"{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:40]}.parquet"
 
+    @staticmethod
+    def intact(path: Path) -> bool:
+        """The file exists and is framed as Parquet (``PAR1`` at both ends, a footer that fits): a file cut
+        short, or left empty by a crash before its data reached the disk, is written again instead of read."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                size = f.seek(0, os.SEEK_END)
+                if head != b"PAR1" or size < 12:
+                    return False
+                f.seek(size - 8)
+                tail = f.read(8)
+        except OSError:
+            return False
+        return tail[4:] == b"PAR1" and int.from_bytes(tail[:4], "little") + 12 <= size
+
     def write(self, targets: Sequence[Path], copy: Callable[[str], None], empty: Callable[[str], None]) -> bool:
         """Write several files in one pass: ``copy(tmpdir)`` writes the rows of each target into
         ``tmpdir/<KEY_COLUMN>=<target's stem>/`` (DuckDB's partitioned COPY); a target without rows is written
-        by ``empty(tmpfile)``. Each file then takes its name. False (nothing kept) when the directory cannot be
-        written or a file alone is over the budget."""
+        by ``empty(tmpfile)``. Each file then takes its name. False when the directory cannot be written or a file
+        alone is over the budget (that file is not kept; the others are)."""
         if not targets:
             return True
         tmp = targets[0].parent / f".{secrets.token_hex(8)}.tmp"
+        kept = True
         try:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             copy(str(tmp))
@@ -94,14 +113,27 @@ class PartsCache:
                     got = [tmp / f"{target.stem}.parquet"]
                     empty(str(got[0]))
                 if len(got) != 1 or got[0].stat().st_size > self.max_bytes:
-                    return False
-                os.replace(got[0], target)
+                    kept = False  # the other lots' files are still kept
+                    continue
+                self._publish(got[0], target)
         except (OSError, duckdb.IOException, duckdb.PermissionException) as exc:
             log.info("parts cache: not written (%s)", exc)
             return False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return True
+        return kept
+
+    def _publish(self, src: Path, target: Path) -> None:
+        """Give ``src`` the name ``target`` unless another process did first: a name's bytes never change while
+        it exists (a reader whose file another writer replaced mid-query, same rows in another layout, failed to
+        decode it: DuckDB opens a name more than once per query)."""
+        try:
+            os.link(src, target)
+        except FileExistsError:
+            if not self.intact(target):
+                os.replace(src, target)  # a file cut short: no reader can have used it
+        except OSError:  # a file system without hard links
+            os.replace(src, target)
 
     def used(self, paths: Sequence[Path]) -> None:
         """Mark files as just used (eviction removes the least recently used first)."""

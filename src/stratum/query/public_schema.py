@@ -264,8 +264,9 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
             "A wafer's rows are the classification of its final die map (the retest policy's view, as GET "
             ".../wafers/{wafer_id}/map draws it) stored on publish or by POST /v1/classify: the newest snapshot "
             "job that classified it, at the most recently classified classifier_version (every version: "
-            "wafer_pattern_history). Athena, and wafers published before final-view classification, read the "
-            "rows classified per file at ingest (the file that tested most of the wafer).",
+            "wafer_pattern_history). Wafers published before final-view classification show the rows classified "
+            "per file at ingest (the file that tested most of the wafer). DuckDB and Athena answer alike (Athena "
+            "reads the stored classifications from the lake table wafer_patterns_final).",
             _PATTERN_COLUMNS.format(
                 job="Snapshot job whose final die map was classified (per-file rows: the file's ingest job)"
             ),
@@ -274,7 +275,8 @@ summary_count | Count from the HBR/SBR summary records (HEAD_NUM 255, else the p
             "wafer_pattern_history",
             "Every stored classification of the snapshot's wafers: each snapshot job and classifier_version that "
             "classified a wafer's final die map (on publish, POST /v1/classify, POST /v1/batch), one row per "
-            "detected pattern (from the metadata store, not the lake; DuckDB only).",
+            "detected pattern (DuckDB: from the metadata store; Athena: from the lake table wafer_patterns_final, "
+            "written with each stored classification).",
             _PATTERN_COLUMNS.format(job="Snapshot job whose final die map was classified")
             + """publish_seq | Publish order of job_id within the lot (the newest classified map has the highest)
 classified_at | When this (job, classifier_version) was first classified

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from stratum.lake.schema import TABLES, duckdb_type
+from stratum.lake.schema import LATE_TABLES, TABLES, duckdb_type
 
 RAW_PASSTHROUGH = ("wafer_runs", "test_summaries", "part_counts", "bin_records", "sites", "pins", "texts", "records")
 
@@ -86,7 +86,8 @@ def view_bodies(
     ``raw_scan(table, members)`` returns the relation of a stored table's rows for those members (DuckDB:
     ``read_parquet`` of their files; Athena: the Glue table filtered on its partitions). The SQL stays in
     the subset both engines read alike: explicit casts and GROUP BY lists, inline windows, DOUBLE division.
-    ``with_metadata``: the relations of ``public_schema.METADATA_RELATIONS`` exist (DuckDB sessions).
+    ``with_metadata``: the relations of ``public_schema.METADATA_RELATIONS`` exist (DuckDB sessions); without
+    them (Athena) ``wafer_pattern_history`` is a view over the lake table ``wafer_patterns_final``.
     """
     d = dialect
     out: list[tuple[str, str]] = []
@@ -117,7 +118,8 @@ def view_bodies(
             "CAST(NULL AS VARCHAR) AS snapshot_job_id, CAST(NULL AS BOOLEAN) AS highest_bin WHERE false",
         )
     for t in TABLES:
-        add(f"_raw_{t}", f"SELECT * FROM {raw_scan(t, [m for m in members if t in m.tables])}")
+        if t not in LATE_TABLES:
+            add(f"_raw_{t}", f"SELECT * FROM {raw_scan(t, [m for m in members if t in m.tables])}")
 
     wafer_filter = ""
     if wafer_ids is not None:
@@ -323,12 +325,19 @@ def view_bodies(
                                                    ORDER BY r.wafer_dies DESC, m.file_order DESC) AS chosen
               FROM _raw_wafer_patterns r JOIN _members m ON m.file_num = r.file_num) x
         WHERE x.file_num = x.chosen"""
+    # stored classifications of the final view (on publish and by the classify API): DuckDB reads them from the
+    # metadata store (wafer_pattern_history), Athena from the lake objects written with them (wafer_patterns_final,
+    # a member job's partition; written after publish, so every member may have some)
     if not with_metadata:
-        add("wafer_patterns", per_file)
-        return out
-    # DuckDB also sees the stored classifications of the final view (wafer_pattern_history, metadata store:
-    # on publish and by the classify API): per wafer, the newest member job that classified it (publish
-    # order), then that job's most recently classified version; the per-file rows for the other wafers
+        hist_cols = pattern_cols + ", publish_seq, classified_at"
+        add("_raw_wafer_patterns_final", f"SELECT * FROM {raw_scan('wafer_patterns_final', members)}")
+        add(
+            "wafer_pattern_history",
+            f"SELECT {hist_cols} FROM _raw_wafer_patterns_final r "
+            "WHERE EXISTS (SELECT 1 FROM _members m WHERE m.lot_id = r.lot_id AND m.job_id = r.job_id)",
+        )
+    # per wafer, the newest member job that classified it (publish order), then that job's most recently
+    # classified version; the per-file rows for the other wafers
     add(
         "wafer_patterns",
         f"""

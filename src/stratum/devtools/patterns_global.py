@@ -1,5 +1,7 @@
 """The whole-map model: per-family presence probabilities from resolution-normalised features of the whole
-map, fitted offline (the dev tool ``patterns_globaltrain``) and stored as data in ``globalmodel.json``.
+map, fitted offline (the dev tool ``patterns_globaltrain``) and stored as data in ``patterns_global.json``
+beside it. A development experiment: nothing at run time uses it, so it lives with the dev tools and does
+not ship in Lambda assets.
 
 The rule detectors and the candidate verifier look at one candidate region at a time; this model looks at the
 whole map at once, as the hand-feature WM-811K classifiers do. The map is read on a 32 x 32 grid of cells (a
@@ -30,7 +32,7 @@ from numpy.typing import NDArray
 from stratum.patterns import verifier
 from stratum.patterns.geometry import Geometry
 
-FILE = "globalmodel.json"
+FILE = "patterns_global.json"
 #: the families modelled: the ones whose candidates the verifier weighs against each other (near-full maps
 #: never reach it; stripes, reticle and site patterns have sharp detectors of their own)
 FAMILIES = (
@@ -265,7 +267,7 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
 @lru_cache(maxsize=1)
 def models() -> dict:
     try:
-        spec = json.loads(resources.files("stratum.patterns").joinpath(FILE).read_text())
+        spec = json.loads(resources.files("stratum.devtools").joinpath(FILE).read_text())
     except FileNotFoundError:
         return {"version": "none", "families": {}, "stack": None}
     return load(spec)

@@ -1,0 +1,64 @@
+"""Stored classifications of lake wafers as lake objects (table ``wafer_patterns_final``, ``stratum.lake.schema``).
+
+The metadata store keeps a lake wafer's classification (``stratum.patterns.store``); Athena cannot read it, so
+each stored item is also written here, once: an immutable Parquet object per (lot, wafer, snapshot job,
+classifier version) under the snapshot job's partition, written atomically through the object store. The
+writer passes the stored item's own values (the first write's ``classified_at``), so rewriting after a crash
+or a concurrent write produces the same rows; an existing object is left alone. DuckDB writes the Parquet:
+the functions that classify lake wafers (API, monitors) carry DuckDB, not pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from stratum.storage.objectstore import ObjectStore
+
+from . import layout
+from .schema import TABLES, duckdb_type
+
+TABLE = "wafer_patterns_final"
+
+
+def write(
+    store: ObjectStore,
+    ws: str,
+    *,
+    lot_id: str,
+    wafer_id: str,
+    job_id: str,
+    classifier_version: str,
+    publish_seq: int,
+    classified_at: datetime,
+    rows: Sequence[Sequence[Any]],
+) -> bool:
+    """Write the object of one stored classification; False when it exists already. ``rows``, by rank:
+    (class_id, family, location, severity, refinement, confidence, die_count, summary)."""
+    key = layout.final_patterns_key(ws, lot_id, job_id, wafer_id, classifier_version)
+    if store.exists(key):
+        return False
+    import duckdb
+
+    at = classified_at.astimezone(UTC).replace(tzinfo=None) if classified_at.tzinfo else classified_at
+    data = [
+        (lot_id, job_id, wafer_id, rank, *r, classifier_version, int(publish_seq), at) for rank, r in enumerate(rows, 1)
+    ]
+    cols = TABLES[TABLE].cols
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"CREATE TABLE t ({', '.join(f'{c.name} {duckdb_type(c.type)}' for c in cols)})")
+        if data:
+            con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(cols))})", data)
+        with tempfile.TemporaryDirectory(prefix="stratum-wpat-") as tmp:
+            path = os.path.join(tmp, "part.parquet")
+            lit = path.replace("'", "''")
+            con.execute(f"COPY (SELECT * FROM t ORDER BY rank) TO '{lit}' (FORMAT parquet, COMPRESSION zstd)")
+            with open(path, "rb") as fh:
+                store.put_bytes(key, fh.read(), content_type="application/vnd.apache.parquet")
+    finally:
+        con.close()
+    return True
