@@ -500,11 +500,10 @@ class PatternService:
 
 def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
     """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
-    :class:`PatternStore`) for
-    :class:`PatternService` over the analytics service: the final view, one die per coordinate as the lot's
-    retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With ``lake`` (the lake's object
-    store), every stored classification is also written as a lake object (``stratum.lake.final_patterns``),
-    the one Athena's ``wafer_patterns`` reads."""
+    :class:`PatternStore`) for :class:`PatternService` over the analytics service: the final view, one die
+    per coordinate as the lot's retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With
+    ``lake`` (the lake's object store), every stored classification is also written as a lake object
+    (``stratum.lake.final_patterns``), the one Athena's ``wafer_patterns`` reads."""
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
         data = analytics.wafer_map(ws, lot, wafer, snapshot_job_id=snap)
