@@ -531,20 +531,11 @@ def _radial(c: _Ctx) -> None:
             f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
             f"{brate[-1]:.0%} at the edge"
         )
-        if span >= 0.2 and ring.sum() >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5:
-            d = c.detect(
-                "radial_gradient",
-                act.copy(),
-                _squash(min((abs(corr) - 0.85) / 0.05, (tw - 0.3) / 0.1, (span - 0.2) / 0.1) + 0.3),
-                feats,
-                text,
-                "rising" if rising else "falling",
-            )
-            c.explain(d.region, 0, soft=True)
-            return
-        if abs(corr) >= 0.6:
-            # short of the rule: a whole-wafer reading the verifier weighs against the blob or ring found here
-            c.dry = True
+        rule = bool(span >= 0.2 and ring.sum() >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5)
+        # short of the rule (|corr| >= 0.6): a whole-wafer reading the verifier weighs against the blob or ring
+        # found here
+        if rule or abs(corr) >= 0.6:
+            c.dry = not rule
             d = c.detect(
                 "radial_gradient",
                 act.copy(),
@@ -554,6 +545,9 @@ def _radial(c: _Ctx) -> None:
                 "rising" if rising else "falling",
             )
             c.dry = False
+            if rule:
+                c.explain(d.region, 0, soft=True)
+                return
             d.source = PROFILE
             c.profile = d
     if not ring.any():
