@@ -7,13 +7,17 @@ written (docs/decisions.md), with headroom for noise; tighten them when import t
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _load(path: str) -> str:
@@ -56,17 +60,31 @@ LAZY = (
 )
 
 
-def _seconds(code: str) -> float:
+def _seconds(code: str, env: dict[str, str] | None = None) -> float:
     probe = f"import time; t = time.process_time(); {code}; print(time.process_time() - t)"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def test_import_time_within_budget() -> None:
+@pytest.fixture
+def with_bytecode(tmp_path: Path) -> dict[str, str]:
+    """Every case imports from bytecode, as on Lambda (the assets and layers ship ``.pyc``; infra/assets.py).
+    Whether the checkout's own ``__pycache__`` is there and current depends on the machine: with
+    PYTHONDONTWRITEBYTECODE set and no valid ``.pyc`` for ``src/``, stratum's modules compile in every process
+    while FastAPI's load from site-packages' bytecode, and the ratio reads 1.35-1.46 instead of 1.0-1.15. So the
+    cases read and write their bytecode in a private prefix, written by a warm-up round that is not timed."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    for code in CASES.values():
+        _seconds(code, env)
+    return env
+
+
+def test_import_time_within_budget(with_bytecode: dict[str, str]) -> None:
     times: dict[str, list[float]] = {name: [] for name in CASES}
     for _ in range(ROUNDS):  # interleaved, so load on the machine hits every case alike
         for name, code in CASES.items():
-            times[name].append(_seconds(code))
+            times[name].append(_seconds(code, with_bytecode))
     base = statistics.median(times["fastapi"])
     ratios = {name: statistics.median(times[name]) / base for name in BUDGET}
     over = {name: round(r, 2) for name, r in ratios.items() if r > BUDGET[name]}
