@@ -50,12 +50,11 @@ class Geometry:
 def _midpoint_median(valid: NDArray[np.bool_]) -> float:
     """Median over the raster rows holding dies of (first + last column) / 2."""
     rows = valid.any(1)
-    v = valid[rows]
-    first = v.argmax(1)
-    last = v.shape[1] - 1 - v[:, ::-1].argmax(1)
-    m = np.sort((first + last) / 2.0)
+    # first - (cols - 1 - last): the midpoint doubled, less cols - 1 (exact integers; halved at the end)
+    m = valid.argmax(1)[rows] - valid[:, ::-1].argmax(1)[rows]
+    m.sort()
     n = len(m)
-    return float((m[(n - 1) // 2] + m[n // 2]) / 2)  # np.median's bits, without its overhead
+    return float((m[(n - 1) // 2] + m[n // 2] + 2 * (valid.shape[1] - 1)) / 4)  # np.median's bits
 
 
 #: the wafers of a lot share one die layout: their geometry is computed once (arrays made read-only)
@@ -112,9 +111,7 @@ def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]
     v = dy * aspect / big_r
     r = np.sqrt(u * u + v * v)
     theta = np.arctan2(v, u)
-    third = np.zeros(len(ix), dtype=np.int8)
-    third[r >= 3**-0.5] = 1
-    third[r >= (2 / 3) ** 0.5] = 2
+    third = (r >= 3**-0.5).view(np.int8) + (r >= (2 / 3) ** 0.5).view(np.int8)
     return Geometry(
         n=len(ix),
         ix=ix,
