@@ -63,9 +63,11 @@ def run_hash(sets: dict[str, int], save: str | None, against: str | None) -> int
         diff = [k for k, v in per_map.items() if k in ref and ref[k] != v]
         missing = [k for k in per_map if k not in ref]
         for k in diff[:20]:
-            what = " and ".join(w for w, a, b in zip(("classify", "candidates"), ref[k], per_map[k]) if a != b)
+            pairs = zip(("classify", "candidates"), ref[k], per_map[k], strict=True)
+            what = " and ".join(w for w, a, b in pairs if a != b)
             print(f"changed {k}: {what}")
-        print(f"{len(per_map) - len(diff) - len(missing)} identical, {len(diff)} changed, {len(missing)} not in reference")
+        same = len(per_map) - len(diff) - len(missing)
+        print(f"{same} identical, {len(diff)} changed, {len(missing)} not in reference")
         return 1 if diff else 0
     return 0
 
