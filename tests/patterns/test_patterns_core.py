@@ -189,6 +189,21 @@ def test_components_both_join_paths_match_a_flood_fill(monkeypatch: pytest.Monke
         assert np.array_equal(lab, ref), i
 
 
+def test_stacked_verifier_equals_each_family_tree_walk() -> None:
+    from stratum.patterns import verifier
+
+    m = verifier.models()
+    assert m["stack"] is not None and m["stack"].lut is not None
+    seen = 0
+    for s in range(25):
+        dets, feats = candidates(generate(700 + s, mixed_rate=0.5, diameter=(20, 120)).dies)
+        fams = [d.family for d in dets]
+        want = [m["families"][f].prob(x) if f in m["families"] else None for f, x in zip(fams, feats, strict=True)]
+        assert m["stack"].probs(fams, feats) == want
+        seen += sum(p is not None for p in want)
+    assert seen >= 100
+
+
 def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
     rng = np.random.default_rng(3)
     a = rng.random((3, 17, 23)) < 0.3

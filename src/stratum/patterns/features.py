@@ -15,6 +15,12 @@ except ImportError:  # pragma: no cover - a numpy without the private module
     pass
 
 
+try:  # np.count_nonzero(a) calls this for a whole array; its Python wrapper costs more than counting ~2,000 dies
+    from numpy._core.multiarray import count_nonzero
+except ImportError:  # pragma: no cover - a numpy without the private module
+    count_nonzero = np.count_nonzero
+
+
 def eigh(a: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
     """``np.linalg.eigh(a)`` of a finite, symmetric float64 matrix: (ascending eigenvalues, eigenvectors)."""
     if _lapack is None:
