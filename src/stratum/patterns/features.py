@@ -67,16 +67,22 @@ def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
 
 def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
     """Cells within ``r`` cells (Chebyshev) of a set cell, over the last two axes: ``box_sum(a, 2r+1) > 0``
-    by shifted ORs (rows, then columns)."""
-    out = a.copy()
+    by shifted ORs (columns, then rows) along each raster flattened with ``r`` empty columns on the right
+    (contiguous shifts; a shift along a row ends in its padding, never in the next row)."""
+    *lead, h, w = a.shape
+    wp = w + r
+    p = np.zeros((*lead, h, wp), dtype=bool)
+    p[..., :w] = a
+    f = p.reshape(*lead, h * wp)
+    out = f.copy()
     for s in range(1, r + 1):
-        out[..., s:, :] |= a[..., :-s, :]
-        out[..., :-s, :] |= a[..., s:, :]
-    rows = out.copy()
-    for s in range(1, r + 1):
-        out[..., s:] |= rows[..., :-s]
-        out[..., :-s] |= rows[..., s:]
-    return out
+        out[..., s:] |= f[..., :-s]
+        out[..., :-s] |= f[..., s:]
+    f = out.copy()
+    for s in range(1, min(r, h - 1) + 1):
+        out[..., s * wp :] |= f[..., : -s * wp]
+        out[..., : -s * wp] |= f[..., s * wp :]
+    return np.ascontiguousarray(out.reshape(*lead, h, wp)[..., :w])
 
 
 #: up to this many run adjacencies, union-find in Python beats numpy's per-round call overhead
