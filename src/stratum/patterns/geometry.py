@@ -13,6 +13,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -99,8 +100,8 @@ def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]
     valid = valid.reshape(shape)
     cx = _midpoint_median(valid)
     cy = _midpoint_median(valid.T)
-    dx: NDArray[np.float64] = ix - cx  # float64: cx is a float
-    dy: NDArray[np.float64] = iy - cy
+    dx = cast(NDArray[np.float64], ix - cx)  # float64: cx is a float
+    dy = cast(NDArray[np.float64], iy - cy)
     # half-extents in dies; the larger side of each axis (a flat shortens one side only)
     ex = max(float(np.abs(dx).max()), 0.5)
     ey = max(float(np.abs(dy).max()), 0.5)
