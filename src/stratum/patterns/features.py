@@ -149,8 +149,8 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     is_root = lab == np.arange(nr)
     num = np.cumsum(is_root)[lab].astype(np.int32)
     cells = np.flatnonzero(mask)
-    cy, cx = np.divmod(cells, w)
-    out.ravel()[cells] = num[np.cumsum(first)[cy * wp + cx] - 1]  # each cell's run: the starts up to it
+    # each cell's run: the run starts up to the cell (its body index row * wp + column = cell + 2 * row)
+    out.ravel()[cells] = num[np.cumsum(first)[cells + 2 * (cells // w)] - 1]
     return out, int(np.count_nonzero(is_root))
 
 
