@@ -10,6 +10,7 @@ a die pitch), as the labelling rules define it.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -102,12 +103,12 @@ def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]
     cy = _midpoint_median(valid.T)
     dx = cast(NDArray[np.float64], ix - cx)  # float64: cx is a float
     dy = cast(NDArray[np.float64], iy - cy)
-    # half-extents in dies; the larger side of each axis (a flat shortens one side only)
-    ex = max(float(np.abs(dx).max()), 0.5)
-    ey = max(float(np.abs(dy).max()), 0.5)
+    # half-extents in dies; the larger side of each axis (a flat shortens one side only): the largest |ix - cx|
+    # is at the first or last column (0 and cols - 1), so max |dx| without a pass over the dies
+    ex = max(max(shape[1] - 1 - cx, cx), 0.5)
+    ey = max(max(shape[0] - 1 - cy, cy), 0.5)
     aspect = ex / ey  # physical pitch_y / pitch_x
-    d = np.sqrt(dx * dx + (dy * aspect) ** 2)
-    big_r = float(d.max()) + 0.5
+    big_r = math.sqrt(float((dx * dx + (dy * aspect) ** 2).max())) + 0.5  # sqrt is monotone: the max's root
     u = dx / big_r
     v = dy * aspect / big_r
     r = np.sqrt(u * u + v * v)
