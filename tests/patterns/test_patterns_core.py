@@ -225,6 +225,20 @@ def test_dilate_equals_a_positive_box_sum() -> None:
             assert np.array_equal(features.dilate(a[0], r), box_sum(a[0], 2 * r + 1) > 0)
 
 
+def test_dilated_at_equals_dilate_read_at_the_cells() -> None:
+    rng = np.random.default_rng(17)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        a = rng.random((3, h, w)) < rng.uniform(0.01, 0.3)
+        iy, ix = (v.ravel() for v in np.indices((h, w)))
+        keep = rng.random(h * w) < 0.7
+        iy, ix = iy[keep], ix[keep]
+        radii = (1, 2, 3) if i % 2 else (2, 5)
+        got = features.dilated_at(a, radii, iy, ix)
+        for r, g in zip(radii, got, strict=True):
+            assert np.array_equal(g, features.dilate(a, r)[:, iy, ix]), (i, h, w, r)
+
+
 def test_site_codes_equal_np_unique() -> None:
     from stratum.patterns.classifier import _codes
 

@@ -36,6 +36,7 @@ from stratum.patterns.features import (
     components,
     count_nonzero,
     dilate,
+    dilated_at,
     eigh,
     eigvalsh,
     runs_longest,
@@ -136,12 +137,13 @@ def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
 
 
 def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
+    """``np.cov(np.vstack([xs, ys]))`` of at least two points: the same operations in the same order, without its
+    argument checks."""
     X = np.empty((2, len(xs)))
     X[0], X[1] = xs, ys
-    X -= (X.sum(axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
+    X -= (np.add.reduce(X, axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
     cv = np.dot(X, X.T.conj())
-    cv *= np.true_divide(1, X.shape[1] - 1)
+    cv *= 1 / (X.shape[1] - 1)  # np.true_divide(1, n - 1)'s value (IEEE division either way)
     return cv
 
 
@@ -1357,13 +1359,7 @@ def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], radii: tuple[int, ...]) 
     a: NDArray[np.bool_] = np.zeros((len(regions), h * w), dtype=bool)
     for i, reg in enumerate(regions):
         a[i][g.flat] = reg
-    a = a.reshape(-1, h, w)
-    out, done = [], 0
-    for r in radii:
-        a = dilate(a, r - done)
-        done = r
-        out.append(a.reshape(len(regions), -1).take(g.flat, axis=1))
-    return out
+    return dilated_at(a.reshape(-1, h, w), radii, g.iy, g.ix)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:

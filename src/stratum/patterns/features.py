@@ -85,6 +85,32 @@ def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
     return np.ascontiguousarray(out.reshape(*lead, h, wp)[..., :w])
 
 
+def dilated_at(
+    a: NDArray[np.bool_], radii: tuple[int, ...], iy: NDArray[np.intp], ix: NDArray[np.intp]
+) -> list[NDArray[np.bool_]]:
+    """``dilate(a, r)[..., iy, ix]`` for each ``r`` of the ascending ``radii``: one padded raster (as many empty
+    columns on the right as the largest radius) grown a cell at a time, read at the cells after each radius."""
+    *lead, h, w = a.shape
+    wp = w + radii[-1]  # a cell moves at most radii[-1] columns: into its row's padding or the previous row's
+    p = np.zeros((*lead, h, wp), dtype=bool)
+    p[..., :w] = a
+    cur = p.reshape(*lead, h * wp)
+    at = iy * wp + ix
+    out, done = [], 0
+    for r in radii:
+        for _ in range(r - done):
+            nxt = cur.copy()
+            nxt[..., 1:] |= cur[..., :-1]
+            nxt[..., :-1] |= cur[..., 1:]
+            cols = nxt.copy()
+            nxt[..., wp:] |= cols[..., :-wp]
+            nxt[..., :-wp] |= cols[..., wp:]
+            cur = nxt
+        done = r
+        out.append(cur.take(at, axis=-1))
+    return out
+
+
 #: up to this many run adjacencies, union-find in Python beats numpy's per-round call overhead
 _UF_MAX_EDGES = 256
 
