@@ -725,6 +725,11 @@ class _Parser:
         """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
         default data the record uses (-1: none)."""
         src = self._default_source(keys, first_def_row, rowidx)
+        if len(optp) and bool(has_opt.all()) and int(rl_body_opt.min()) >= 12:
+            opt = v.b[optp]
+            if not int(np.bitwise_or.reduce(opt)) & (OPT_LO_LIMIT_UNUSABLE | OPT_HI_LIMIT_UNUSABLE):
+                # the common case: every record carries both limits of its own, no default is consulted
+                return v.f4[optp + 4].astype(np.float32, copy=False), v.f4[optp + 8].astype(np.float32, copy=False), src
         if len(src) and int(src.min()) >= 0:  # every record has a default source (after a test's first record)
             lo, hi = self.reg.d_lo[src], self.reg.d_hi[src]
         else:

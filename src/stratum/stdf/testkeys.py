@@ -351,7 +351,8 @@ class TestRegistry:
         Word ``w`` of a name of length ``L`` starts at ``min(8w, max(L - 8, 0))`` (names shorter than 8 bytes
         are one masked word): past a name's last word the same last word is read again, and the registered
         table (``name_words``) repeats it too, so every row compares the same number of words, no sorting or
-        grouping by length. Rows whose length differs from the test's fail on ``name_len`` alone."""
+        grouping by length. Rows whose length differs from the test's fail on ``name_len`` alone. Once at most
+        half of the rows still have words of their own (longer names), only those rows go on."""
         safe = np.maximum(idx, 0)
         ok = (idx >= 0) & (self.name_len[safe] == L)
         if not len(L):
@@ -366,11 +367,29 @@ class TestRegistry:
         row = safe * table.shape[1]
         mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
         last = np.maximum(L - 8, 0) if nw > 1 else L  # (start of the last word; only read when nw > 1)
+        words = (L + 7) >> 3 if nw > 1 else L
+        act: np.ndarray | None = None  # the rows still compared (None: all of them, straight into ok)
+        acc = ok
         for w in range(nw):
+            if w:
+                more = words > w  # rows with a word w of their own; the others only repeat their last word
+                m = int(np.count_nonzero(more))
+                if m == 0:
+                    break
+                if 2 * m <= len(words):
+                    sel = np.flatnonzero(more)
+                    if act is not None:
+                        ok[act] = acc
+                    act = sel if act is None else act[sel]
+                    start, last, row, words = start[sel], last[sel], row[sel], words[sel]
+                    acc = ok[act]
+                    mask = None  # names of two words or more: no mask
             word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
             if mask is not None:
                 word &= mask
-            ok &= word == flat[row + w if w else row]
+            acc &= word == flat[row + w if w else row]
+        if act is not None:
+            ok[act] = acc
         return ok
 
     def _inherit_names(self, kind: str, out: np.ndarray, nums: np.ndarray, L: np.ndarray) -> None:
