@@ -58,7 +58,7 @@ from .flags import (
 from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
-from .walk import PAD, Views, WalkState, ramp, walk_fast
+from .walk import HEAD, PAD, Views, WalkState, ramp, walk_fast
 
 DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
@@ -257,9 +257,10 @@ class _Parser:
         if n == 0:
             return
         v = Views(buf, self.be)
-        b = v.b
-        rl = v.u2[offs].astype(np.int64)
-        code = (b[offs + 2].astype(np.int64) << 8) | b[offs + 3]
+        heads = v.head[offs]  # raw; PTR/MPR/FTR take their rows of it
+        h = heads.view(HEAD[self.be])
+        rl = h["rl"].astype(np.int64)
+        code = h["code"].astype(np.int64)
         self.record_counts += np.bincount(code, minlength=65536)
         is_ptr = code == PTR
         is_mpr = code == MPR
@@ -279,11 +280,11 @@ class _Parser:
 
         markers = (np.asarray(mk_pos, np.int64), np.asarray(mk_g, np.int64), np.asarray(mk_part, np.int64))
         if is_ptr.any():
-            self._ptr(v, offs, rl, np.flatnonzero(is_ptr), markers, carry)
+            self._ptr(v, heads, offs, rl, np.flatnonzero(is_ptr), markers, carry)
         if is_mpr.any():
-            self._mpr(v, offs, rl, np.flatnonzero(is_mpr), markers, carry)
+            self._mpr(v, heads, offs, rl, np.flatnonzero(is_mpr), markers, carry)
         if is_ftr.any():
-            self._ftr(v, offs, rl, np.flatnonzero(is_ftr), markers, carry)
+            self._ftr(v, heads, offs, rl, np.flatnonzero(is_ftr), markers, carry)
         if parts_rows:
             self._emit_parts(parts_rows)
         if self.header is not None:
@@ -845,31 +846,31 @@ class _Parser:
             self.outside_counts[kind] += n_out
         return np.flatnonzero(inside) if n_out or not inside.all() else None
 
-    def _test_fields(self, v: Views, offs_all, rl_all, idx, rec: str) -> tuple:
+    def _test_fields(self, heads, offs_all, rl_all, idx, rec: str) -> tuple:
         """The fields PTR, MPR and FTR share: offsets, REC_LENs and record numbers of the records of this
-        type; TEST_NUM, HEAD_NUM, SITE_NUM, TEST_FLG and the next U1 (PARM_FLG, or FTR's OPT_FLAG), 0 when absent."""
-        b = v.b
+        type; TEST_NUM, HEAD_NUM, SITE_NUM, TEST_FLG and the next U1 (PARM_FLG, or FTR's OPT_FLAG), 0 when absent;
+        and the records' heads (``HEAD``) for the type's own leading fields."""
         offs = offs_all[idx]
         rl = rl_all[idx]
         self._min_len(rl, offs, idx, 6, rec)
-        if len(rl) and int(rl.min()) >= 8:  # every record reaches both flag bytes: no masking
-            flg, flg2 = b[offs + 10], b[offs + 11]
-        else:
-            flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8, copy=False)
-            flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8, copy=False)
-        return offs, rl, self.seq_base + idx, v.u4[offs + 4], b[offs + 8], b[offs + 9], flg, flg2
+        h = heads[idx].view(HEAD[self.be])
+        flg, flg2 = h["flg"].copy(), h["flg2"].copy()
+        if not (len(rl) and int(rl.min()) >= 8):  # a record that ends before a flag byte has none
+            flg = np.where(rl >= 7, flg, 0).astype(np.uint8, copy=False)
+            flg2 = np.where(rl >= 8, flg2, 0).astype(np.uint8, copy=False)
+        return offs, rl, self.seq_base + idx, h["num"].copy(), h["head"].copy(), h["site"].copy(), flg, flg2, h
 
     # -- PTR -----------------------------------------------------------------------------------------
-    def _ptr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _ptr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "PTR")
+        offs, rl, seqs, nums, head, site, tf, pf, h = self._test_fields(heads, offs_all, rl_all, idx, "PTR")
         has_res = rl >= 12
         if bool(has_res.all()):
-            res = v.f4[offs + 12].astype(np.float32, copy=False)  # native order (a big-endian view converts)
+            res = h["res"].astype(np.float32)  # native order (a big-endian field converts)
         else:
-            res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
+            res = np.where(has_res, h["res"], np.float32(np.nan)).astype(np.float32)
         has_txt = rl >= 13
-        L1 = np.where(has_txt, b[offs + 16], 0).astype(np.int64)
+        L1 = h["txt"].astype(np.int64) if bool(has_txt.all()) else np.where(has_txt, h["txt"], 0).astype(np.int64)
         self._check_overrun(has_txt & (13 + L1 > rl), offs, idx, "PTR", "TEST_TXT", 13 + L1, rl)
         alarm_body = 13 + L1
         has_alarm = rl > alarm_body
@@ -924,9 +925,9 @@ class _Parser:
             self._emit(table, cols)
 
     # -- MPR -----------------------------------------------------------------------------------------
-    def _mpr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _mpr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "MPR")
+        offs, rl, seqs, nums, head, site, tf, pf, _ = self._test_fields(heads, offs_all, rl_all, idx, "MPR")
         icnt = np.where(rl >= 10, v.u2[offs + 12], 0).astype(np.int64)
         rcnt = np.where(rl >= 12, v.u2[offs + 14], 0).astype(np.int64)
         stat_bytes = (icnt + 1) // 2
@@ -1029,9 +1030,9 @@ class _Parser:
         return off, lens, vals
 
     # -- FTR -----------------------------------------------------------------------------------------
-    def _ftr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _ftr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, opt = self._test_fields(v, offs_all, rl_all, idx, "FTR")
+        offs, rl, seqs, nums, head, site, tf, opt, _ = self._test_fields(heads, offs_all, rl_all, idx, "FTR")
         n = len(idx)
         has_opt = rl >= 8
         base = offs + 4

@@ -15,7 +15,7 @@ import numpy as np
 
 # Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
 # early: the furthest read is HI_LIMIT (bytes 8..11 after OPT_FLAG) of a PTR/MPR ending at its OPT_FLAG,
-# 11 bytes past the record; 8-byte name words need 7.
+# 11 bytes past the record; 8-byte name words need 7, a record head (``HEAD_BYTES``) 13.
 PAD = 16
 MIN_PREDICT = 4096  # records predicted per verification step, at least
 
@@ -224,10 +224,29 @@ def walk_fast(
     return offs_all, pos
 
 
+HEAD_BYTES = 17  # a record's header and the first 13 body bytes: every fixed field PTR/MPR/FTR have in common
+
+
+def _head_dtype(e: str) -> np.dtype:
+    """The first ``HEAD_BYTES`` of a record: REC_LEN, (REC_TYP, REC_SUB) as one code, then, for PTR, TEST_NUM,
+    HEAD_NUM, SITE_NUM, TEST_FLG, PARM_FLG, RESULT and the TEST_TXT length byte."""
+    return np.dtype(
+        {
+            "names": ["rl", "code", "num", "head", "site", "flg", "flg2", "res", "txt"],
+            "formats": [e + "u2", ">u2", e + "u4", "u1", "u1", "u1", "u1", e + "f4", "u1"],
+            "offsets": [0, 2, 4, 8, 9, 10, 11, 12, 16],
+            "itemsize": HEAD_BYTES,
+        }
+    )
+
+
+HEAD = {False: _head_dtype("<"), True: _head_dtype(">")}
+
+
 class Views:
     """Typed unaligned views over one padded chunk buffer, in the file's byte order."""
 
-    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be")
+    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head")
 
     def __init__(self, buf: bytes, big_endian: bool) -> None:
         e = ">" if big_endian else "<"
@@ -248,6 +267,9 @@ class Views:
         self.f8 = view("f8", 8)
         # byte-order independent 8-byte words, for hashing/comparing strings
         self.w8 = np.ndarray(shape=(max(n - 7, 0),), dtype="<u8", buffer=buf, offset=0, strides=(1,))
+        # raw record heads: one gather of HEAD_BYTES costs what one gather of a 4-byte field does (the zero PAD
+        # keeps it in bounds for a record at the end of the data); ``.view(HEAD[be])`` names the fields
+        self.head = view(f"V{HEAD_BYTES}", HEAD_BYTES)
 
 
 def ramp(counts: np.ndarray) -> np.ndarray:
