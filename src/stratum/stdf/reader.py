@@ -154,6 +154,8 @@ class _Parser:
         self.record_counts = np.zeros(65536, np.int64)
         self.outside_counts = {"P": 0, "M": 0, "F": 0}
         self.default_only_outside = 0
+        self._states_for: Any = None  # the markers _part_states was computed for, and its result
+        self._states: Any = None
 
     # -- warnings ------------------------------------------------------------------------------
     def warn(self, code: str, message: str, offset: int | None = None, count: int = 1) -> None:
@@ -656,11 +658,49 @@ class _Parser:
 
     # -- test records: part association -----------------------------------------------------------
     def _assign_parts(self, pos: np.ndarray, g: np.ndarray, markers, carry: dict[int, int]) -> np.ndarray:
-        """Part seq of each test record (-1 = outside any part)."""
+        """Part seq of each test record (-1 = outside any part): the part opened by the last PIR/PRR marker of the
+        record's (head, site) before it, else the part open on it when the chunk started."""
+        if len(pos) == 0:
+            return np.full(0, -1, np.int64)
+        states = self._part_states(markers, carry)
+        if states is None:
+            return self._assign_parts_grouped(pos, g, markers, carry)
+        table, column, width = states
+        before = np.searchsorted(markers[0], pos)  # markers before each record (both in chunk order)
+        return table[before * width + column[g]]
+
+    def _part_states(self, markers, carry: dict[int, int]):
+        """Per number of markers passed (0..m) and (head, site), the part open on it: a small table (markers x
+        sites), flattened, with the column of each (head << 8 | site) (the last column: none, -1). Cached per
+        chunk; None when the table would be large (many sites and markers)."""
+        if self._states_for is markers:
+            return self._states
+        mk_pos, mk_g, mk_part = markers
+        groups = np.union1d(mk_g, np.fromiter(carry, np.int64, len(carry)))
+        width = len(groups) + 1
+        m = len(mk_pos)
+        if (m + 1) * width > 1 << 20:
+            states = None
+        else:
+            col = np.searchsorted(groups, mk_g)
+            start = np.array([carry.get(int(x), -1) for x in groups.tolist()] + [-1], np.int64)
+            vals = np.concatenate([start[None, :], np.full((m, width), -1, np.int64)])
+            src = np.zeros((m + 1, width), np.int64)  # row whose value holds: the latest marker of the column
+            rows = np.arange(1, m + 1)
+            vals[rows, col] = mk_part
+            src[rows, col] = rows
+            np.maximum.accumulate(src, axis=0, out=src)
+            table = vals[src, np.arange(width)].reshape(-1)
+            column = np.full(1 << 16, width - 1, np.int64)
+            column[groups] = np.arange(len(groups))
+            states = (table, column, width)
+        self._states_for, self._states = markers, states
+        return states
+
+    def _assign_parts_grouped(self, pos: np.ndarray, g: np.ndarray, markers, carry: dict[int, int]) -> np.ndarray:
+        """``_assign_parts`` per (head, site), for chunks with too many of them for the state table."""
         mk_pos, mk_g, mk_part = markers
         out = np.full(len(pos), -1, np.int64)
-        if len(pos) == 0:
-            return out
         order = np.argsort(g, kind="stable")
         sg = g[order]
         bounds = np.flatnonzero(np.diff(sg)) + 1
