@@ -15,8 +15,9 @@ import numpy as np
 
 # Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
 # early: the furthest read is HI_LIMIT (bytes 8..11 after OPT_FLAG) of a PTR/MPR ending at its OPT_FLAG,
-# 11 bytes past the record; 8-byte name words need 7, a record head (``HEAD_BYTES``) 13.
-PAD = 16
+# 11 bytes past the record; a record head (``HEAD_BYTES``) reads 13; the first 32 bytes of a name (one gather in
+# testkeys) up to 32 past the end of the data.
+PAD = 32
 MIN_PREDICT = 4096  # records predicted per verification step, at least
 
 
@@ -246,7 +247,7 @@ HEAD = {False: _head_dtype("<"), True: _head_dtype(">")}
 class Views:
     """Typed unaligned views over one padded chunk buffer, in the file's byte order."""
 
-    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head")
+    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head", "_buf", "_names")
 
     def __init__(self, buf: bytes, big_endian: bool) -> None:
         e = ">" if big_endian else "<"
@@ -270,6 +271,19 @@ class Views:
         # raw record heads: one gather of HEAD_BYTES costs what one gather of a 4-byte field does (the zero PAD
         # keeps it in bounds for a record at the end of the data); ``.view(HEAD[be])`` names the fields
         self.head = view(f"V{HEAD_BYTES}", HEAD_BYTES)
+        self._buf = buf
+        self._names: dict[int, np.ndarray] = {}
+
+    def name_head(self, k: int) -> np.ndarray:
+        """A view whose element ``o`` is the ``8 k`` raw bytes from offset ``o`` (the first ``k`` words of a name;
+        the chunk's zero ``PAD`` keeps them in bounds for a name at the end of the data)."""
+        view = self._names.get(k)
+        if view is None:
+            n = len(self._buf)
+            shape = (max(n - 8 * k + 1, 0),)
+            view = np.ndarray(shape=shape, dtype=f"V{8 * k}", buffer=self._buf, offset=0, strides=(1,))
+            self._names[k] = view
+        return view
 
 
 def ramp(counts: np.ndarray) -> np.ndarray:
