@@ -58,7 +58,7 @@ from .flags import (
 from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
-from .walk import HEAD, PAD, Views, WalkState, ramp, walk_fast
+from .walk import HEAD, OPT, PAD, Views, WalkState, ramp, walk_fast
 
 DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
@@ -767,10 +767,10 @@ class _Parser:
         default data the record uses (-1: none)."""
         src = self._default_source(keys, first_def_row, rowidx)
         if len(optp) and bool(has_opt.all()) and int(rl_body_opt.min()) >= 12:
-            opt = v.b[optp]
-            if not int(np.bitwise_or.reduce(opt)) & (OPT_LO_LIMIT_UNUSABLE | OPT_HI_LIMIT_UNUSABLE):
+            o = v.opt[optp].view(OPT[self.be])  # OPT_FLAG and both limits in one gather
+            if not int(np.bitwise_or.reduce(o["opt"])) & (OPT_LO_LIMIT_UNUSABLE | OPT_HI_LIMIT_UNUSABLE):
                 # the common case: every record carries both limits of its own, no default is consulted
-                return v.f4[optp + 4].astype(np.float32, copy=False), v.f4[optp + 8].astype(np.float32, copy=False), src
+                return o["lo"].astype(np.float32), o["hi"].astype(np.float32), src
         if len(src) and int(src.min()) >= 0:  # every record has a default source (after a test's first record)
             lo, hi = self.reg.d_lo[src], self.reg.d_hi[src]
         else:

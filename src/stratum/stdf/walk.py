@@ -242,12 +242,19 @@ def _head_dtype(e: str) -> np.dtype:
 
 
 HEAD = {False: _head_dtype("<"), True: _head_dtype(">")}
+OPT_BYTES = 12  # PTR/MPR from OPT_FLAG on: OPT_FLAG, RES_SCAL, LLM_SCAL, HLM_SCAL, LO_LIMIT, HI_LIMIT
+OPT = {
+    be: np.dtype(
+        {"names": ["opt", "lo", "hi"], "formats": ["u1", e + "f4", e + "f4"], "offsets": [0, 4, 8], "itemsize": 12}
+    )
+    for be, e in ((False, "<"), (True, ">"))
+}
 
 
 class Views:
     """Typed unaligned views over one padded chunk buffer, in the file's byte order."""
 
-    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head", "_buf", "_names")
+    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head", "opt", "_buf", "_names")
 
     def __init__(self, buf: bytes, big_endian: bool) -> None:
         e = ">" if big_endian else "<"
@@ -271,6 +278,7 @@ class Views:
         # raw record heads: one gather of HEAD_BYTES costs what one gather of a 4-byte field does (the zero PAD
         # keeps it in bounds for a record at the end of the data); ``.view(HEAD[be])`` names the fields
         self.head = view(f"V{HEAD_BYTES}", HEAD_BYTES)
+        self.opt = view(f"V{OPT_BYTES}", OPT_BYTES)
         self._buf = buf
         self._names: dict[int, np.ndarray] = {}
 
