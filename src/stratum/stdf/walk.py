@@ -129,11 +129,12 @@ def walk_fast(
     tl2: Any = None
     rel2: Any = None
     p = pp = span = phase = 0  # period, predicted length (a multiple of p), its bytes, template phase
+    span1 = 0  # bytes of one period
     history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
     predicted = walked = probes = lost = 0
 
     def use_template(sig: np.ndarray) -> None:
-        nonlocal tsig, tl2, rel2, p, pp, span, phase
+        nonlocal tsig, tl2, rel2, p, pp, span, phase, span1
         tsig, p, phase = sig, len(sig), 0
         # predict whole multiples of a short period at once (a file of empty records has period 1)
         pp = p * max(1, -(-MIN_PREDICT // p))
@@ -142,6 +143,7 @@ def walk_fast(
         rel2 = np.concatenate([[0], np.cumsum(steps)[:-1]])
         tl2 = np.concatenate([tl, tl])
         span = int(rel2[pp])
+        span1 = int(rel2[p])
 
     carried = False  # the template is the previous chunk's last period of records
     if state is not None and state.tsig is not None:
@@ -151,10 +153,11 @@ def walk_fast(
     while pos <= end - 4:
         if tsig is not None:
             k = 0
+            ahead = p  # after a re-synchronisation the run is often shorter than pp: check one period first
             while True:
                 shift = pos - int(rel2[phase])
                 # records wholly inside the data: record i ends where record i + 1 starts (rel2 is cumulative)
-                lim = int(np.searchsorted(rel2[phase + 1 : phase + pp + 1], end - shift, side="right"))
+                lim = int(np.searchsorted(rel2[phase + 1 : phase + ahead + 1], end - shift, side="right"))
                 if lim == 0:
                     k = 0
                     break
@@ -165,8 +168,9 @@ def walk_fast(
                 if k:
                     out.append(cand[:k])
                     predicted += k
-                if k == pp:
-                    pos += span
+                if k == ahead:
+                    pos += span if ahead == pp else span1
+                    ahead = pp
                     continue
                 if k:
                     pos = int(cand[k - 1] + 4 + tl[k - 1])
