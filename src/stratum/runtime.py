@@ -223,10 +223,10 @@ class Runtime:
             except Exception:  # noqa: BLE001 - the snapshot is published either way; monitors still run
                 log.exception("could not classify the wafers of job %s (lot %s)", job_id, lot_id)
         if "monitors" not in self.__dict__:
-            from stratum.monitors.store import MonitorStore
+            from stratum.monitors import any_ingest_monitor
 
             # nothing to run: the monitor service (analytics, SQL, DuckDB) is not built for it
-            if e.kind in ("job.succeeded", "job.partial") and not MonitorStore(self.meta).ingest_monitors(e.workspace):
+            if e.kind in ("job.succeeded", "job.partial") and not any_ingest_monitor(self.meta, e.workspace):
                 return []
         return self.monitors.handle_event(e)
 
