@@ -135,8 +135,11 @@ class Runtime:
 
         def build() -> None:
             try:
+                from stratum.lake import final_patterns
+
                 self.patterns  # noqa: B018 - built now (with the analytics service and the query engine)
                 self.engine.database(job.workspace)
+                final_patterns.connection().close()  # the database the stored classifications are written with
             except Exception:  # noqa: BLE001 - only an optimisation: on_published builds them again and reports
                 log.debug("could not prepare the publish of job %s", job.job_id, exc_info=True)
 
