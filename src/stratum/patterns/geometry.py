@@ -93,6 +93,18 @@ def geometry(dm: DieMap) -> Geometry:
     return g
 
 
+def sin_cos(g: Geometry) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``np.sin(g.theta)`` and ``np.cos(g.theta)``, computed once per layout (elementwise: a region's values are
+    the same bits as computing them on its dies alone)."""
+    sc = g.extra.get("sin_cos")
+    if sc is None:
+        sc = (np.sin(g.theta), np.cos(g.theta))
+        for a in sc:
+            a.setflags(write=False)
+        g.extra["sin_cos"] = sc
+    return sc
+
+
 def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]) -> Geometry:
     """Geometry of a layout given as raster columns and rows (each starting at 0)."""
     flat = iy * shape[1] + ix
