@@ -43,6 +43,8 @@ def _masks() -> np.ndarray:
 
 _MASK = _masks()
 HEAD_WORDS = 4  # name words read by one gather in ``_verified``
+# _WORD_MASK[w][L]: the bytes of word w that a name of L bytes (at most 8 HEAD_WORDS) covers
+_WORD_MASK = [_MASK[np.clip(np.arange(8 * HEAD_WORDS + 1) - 8 * w, 0, 8)] for w in range(HEAD_WORDS)]
 
 
 def name_words(raw: bytes) -> list[int]:
@@ -366,8 +368,12 @@ class TestRegistry:
         words = head[start].view("<u8").reshape(-1, k)
         flat = table.reshape(-1)
         row = safe * table.shape[1]
+        shortest = int(L.min())
+        cut = np.minimum(L, 8 * HEAD_WORDS)
         for w in range(k):
-            word = words[:, w] & _MASK[np.clip(L - 8 * w, 0, 8)]
+            word = words[:, w]
+            if 8 * (w + 1) > shortest:  # some name ends before this word does
+                word = word & _WORD_MASK[w][cut]
             ok &= word == (flat[row + w] if w else flat[row])
         if nw > k:  # names longer than the head: their further words
             rows = np.flatnonzero(L > 8 * k)
