@@ -1305,11 +1305,16 @@ def _hex_or_str(x: Any) -> str:
     return x.hex() if isinstance(x, bytes) else str(x)
 
 
+# what json.dumps(..., ensure_ascii=False, allow_nan=False, default=...) builds on every call, built once
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+_TEXT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+
+
 def _json(d: Any) -> str:
     if d is None:
         return "null"
     try:  # the common case, no NaN: bytes become hex through ``default``, as ``conv`` does below
-        return json.dumps(d, ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+        return _FIELDS_JSON.encode(d)
     except ValueError:
         pass
 
@@ -1328,7 +1333,7 @@ def _json(d: Any) -> str:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, allow_nan=False, default=str)
+    return _TEXT_JSON.encode(v)
 
 
 _ZPAD = bytes(PAD)
