@@ -1136,7 +1136,12 @@ class _Parser:
         op_code = take_cn("OP_CODE")
         name_pos = pos.copy()
         name_present = pos < rl
-        test_txt = take_cn("TEST_TXT")
+        # TEST_TXT: only its length is needed here (the test's name comes from the registry)
+        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
+        self._check_overrun(
+            name_present & (pos + 1 + name_len > rl), offs, idx, "FTR", "TEST_TXT", pos + 1 + name_len, rl
+        )
+        pos = pos + np.where(name_present, 1 + name_len, 0)
         alarm_id = take_cn("ALARM_ID")
         prog_txt = take_cn("PROG_TXT")
         rslt_txt = take_cn("RSLT_TXT")
@@ -1146,7 +1151,6 @@ class _Parser:
         pos = pos + patg_p
         spin_map = take_dn("SPIN_MAP")
 
-        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
         keys = self.reg.resolve("F", v, nums, base + name_pos + 1, name_len, seqs)
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
@@ -1204,7 +1208,6 @@ class _Parser:
             "spin_map": spin_map,
             "rec_seq": seqs,
         }
-        del test_txt
         keep = self._split_outside("F", part, tf, None)
         self._emit_tests("ftr_results", cols, keep)
 
