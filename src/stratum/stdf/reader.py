@@ -154,6 +154,7 @@ class _Parser:
         self.record_counts = np.zeros(65536, np.int64)
         self.outside_counts = {"P": 0, "M": 0, "F": 0}
         self.default_only_outside = 0
+        self.exec_counts = np.zeros(0, np.int64)  # per test index
         self._states_for: Any = None  # the markers _part_states was computed for, and its result
         self._states: Any = None
 
@@ -950,11 +951,15 @@ class _Parser:
         self._emit_tests("results", cols, keep)
 
     def _count_exec(self, keys: np.ndarray, part: np.ndarray) -> None:
+        """Executions inside parts per test (``TestInfo.exec_count``, set at the end)."""
         if len(keys):
             inside = part >= 0
             c = np.bincount(keys if bool(inside.all()) else keys[inside], minlength=len(self.reg.tests))
-            for i in np.flatnonzero(c).tolist():
-                self.reg.tests[i].exec_count += int(c[i])
+            if len(c) > len(self.exec_counts):
+                c[: len(self.exec_counts)] += self.exec_counts
+                self.exec_counts = c
+            else:
+                self.exec_counts[: len(c)] += c
 
     def _emit_tests(self, table: str, cols: dict, keep: np.ndarray | None) -> None:
         if keep is not None:
@@ -1286,6 +1291,8 @@ class _Parser:
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
         self.reg.inherit_number_defaults()
         res.tests = self.reg.tests
+        for i in np.flatnonzero(self.exec_counts).tolist():
+            res.tests[i].exec_count += int(self.exec_counts[i])
         counts = {}
         for c in np.flatnonzero(self.record_counts).tolist():
             rt = BY_CODE.get(c)
