@@ -36,14 +36,6 @@ def loading() -> Iterator[None]:
         gc.enable()
 
 
-def run_cli() -> None:
-    """The ``stratum`` console script: the CLI's own modules (argparse, logging, the command parsers) load
-    inside :func:`loading` too, then ``stratum.cli.run`` parses and runs the command (and ends the process)."""
-    with loading():
-        from stratum.cli import run
-    run()
-
-
 @contextmanager
 def models_built_on_first_use() -> Iterator[None]:
     """pydantic's ``defer_build`` default is true while the block runs (models that set it keep their own
