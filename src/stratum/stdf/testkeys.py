@@ -42,6 +42,7 @@ def _masks() -> np.ndarray:
 
 
 _MASK = _masks()
+HEAD_WORDS = 4  # name words read by one gather in ``_verified``
 
 
 def name_words(raw: bytes) -> list[int]:
@@ -185,7 +186,9 @@ class TestRegistry:
         self._cap = cap
 
     def _words(self, raw: bytes) -> np.ndarray:
-        return np.array(name_words(raw), dtype=np.uint64)
+        """The name as zero-padded 8-byte little-endian words (``_verified`` compares against them)."""
+        padded = raw.ljust(-(-len(raw) // 8) * 8, b"\x00")
+        return np.frombuffer(padded, dtype="<u8").astype(np.uint64)
 
     def get_or_add(self, kind: str, num: int, raw_name: bytes, rec_seq: int) -> int:
         key = (kind, num, b"" if self.by_number else raw_name)
@@ -202,14 +205,10 @@ class TestRegistry:
         words = self._words(b"" if self.by_number else raw_name)
         old = self.name_words
         if words.size > old.shape[1] or old.shape[0] < self._cap:
-            nw = np.zeros((self._cap, max(words.size, old.shape[1])), np.uint64)
+            nw = np.zeros((self._cap, max(words.size, old.shape[1], HEAD_WORDS)), np.uint64)
             nw[: old.shape[0], : old.shape[1]] = old
-            if old.shape[1]:  # a row's words past its name repeat its last word (see _verified)
-                nw[: old.shape[0], old.shape[1] :] = old[:, -1:]
             self.name_words = nw
-        if words.size:
-            self.name_words[idx, : words.size] = words
-            self.name_words[idx, words.size :] = words[-1]
+        self.name_words[idx, : words.size] = words
         self.name_len[idx] = 0 if self.by_number else len(raw_name)
         self.key_num[idx] = num
         self.key_kind[idx] = KIND_CODES[kind]
@@ -348,10 +347,11 @@ class TestRegistry:
     def _verified(self, v: Views, idx: np.ndarray, name_start: np.ndarray, L: np.ndarray) -> np.ndarray:
         """True where the record's name equals the name of test ``idx`` (idx < 0 never matches).
 
-        Word ``w`` of a name of length ``L`` starts at ``min(8w, max(L - 8, 0))`` (names shorter than 8 bytes
-        are one masked word): past a name's last word the same last word is read again, and the registered
-        table (``name_words``) repeats it too, so every row compares the same number of words, no sorting or
-        grouping by length. Rows whose length differs from the test's fail on ``name_len`` alone."""
+        The first ``HEAD_WORDS`` words of every name come from one gather of that many bytes (what one gather of
+        a 4-byte field costs); the bytes past a name's end are masked off and the registered words are
+        zero-padded (``name_words``), so one comparison per word covers names of any length up to there. Longer
+        names' further words are read one by one, for those rows only. Rows whose length differs from the
+        test's fail on ``name_len`` alone."""
         safe = np.maximum(idx, 0)
         ok = (idx >= 0) & (self.name_len[safe] == L)
         if not len(L):
@@ -360,17 +360,26 @@ class TestRegistry:
         nw = min(int((int(L.max()) + 7) // 8), table.shape[1])
         if nw == 0:
             return ok
-        w8 = v.w8
-        start = np.minimum(name_start, len(w8) - 1)  # absent names (L = 0) may point anywhere: stay in bounds
+        k = min(nw, HEAD_WORDS)
+        head = v.name_head(k)
+        start = np.minimum(name_start, len(head) - 1)  # absent names (L = 0) may point anywhere: stay in bounds
+        words = head[start].view("<u8").reshape(-1, k)
         flat = table.reshape(-1)
         row = safe * table.shape[1]
-        mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
-        last = np.maximum(L - 8, 0) if nw > 1 else L  # (start of the last word; only read when nw > 1)
-        for w in range(nw):
-            word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
-            if mask is not None:
-                word &= mask
-            ok &= word == flat[row + w if w else row]
+        for w in range(k):
+            word = words[:, w] & _MASK[np.clip(L - 8 * w, 0, 8)]
+            ok &= word == (flat[row + w] if w else flat[row])
+        if nw > k:  # names longer than the head: their further words
+            rows = np.flatnonzero(L > 8 * k)
+            if len(rows):
+                st, ln, t = name_start[rows], L[rows], safe[rows]
+                w8 = v.w8
+                sub = ok[rows]
+                top = len(w8) - 1
+                for w in range(k, nw):  # (a word past a row's name is masked off whole, wherever it is read)
+                    word = w8[np.minimum(st + 8 * w, top)] & _MASK[np.clip(ln - 8 * w, 0, 8)]
+                    sub &= word == table[t, w]
+                ok[rows] = sub
         return ok
 
     def _inherit_names(self, kind: str, out: np.ndarray, nums: np.ndarray, L: np.ndarray) -> None:
