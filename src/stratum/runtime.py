@@ -135,6 +135,11 @@ class Runtime:
 
         def build() -> None:
             try:
+                from stratum.coldstart import loading
+
+                with loading():  # as the command's own libraries (stratum.cli): without the GC's passes
+                    import stratum.analytics.service  # noqa: F401 - with DuckDB
+                    import stratum.patterns.store  # noqa: F401
                 from stratum.lake import final_patterns
 
                 self.patterns  # noqa: B018 - built now (with the analytics service and the query engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,7 +69,9 @@ def test_a_large_results_file_holds_exactly_the_rows_under_its_chosen_encodings(
     pf = pq.ParquetFile(tmp_path / manifest.tables["results"].key)
     got = pf.read()
     assert got.schema == stored_schema("results")
-    assert [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)] == [N]  # flushed once a full group is buffered
+    assert [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)] == [
+        N
+    ]  # flushed once a full group is buffered
     want = pa.table(
         {
             "lot_id": ["LOT1"] * N,
@@ -97,6 +100,16 @@ def test_a_large_results_file_holds_exactly_the_rows_under_its_chosen_encodings(
     assert "RLE_DICTIONARY" in enc["site_num"] and "DELTA_BINARY_PACKED" not in enc["site_num"]
     assert "DELTA_BINARY_PACKED" in enc["rec_seq"] and "RLE_DICTIONARY" in enc["hi_limit"]  # fixed choices
     assert all(rg.column(i).statistics is not None for i in range(rg.num_columns))  # kept on every column
+    # DuckDB (the query engine) reads the chosen encodings to the same values
+    con = duckdb.connect()
+    cols = "test_idx, test_num, site_num, rec_seq"
+    path = str(tmp_path / manifest.tables["results"].key).replace("'", "''")
+    by_duckdb = con.execute(f"SELECT {cols} FROM read_parquet('{path}')").to_arrow_table()
+    assert by_duckdb.equals(got.select(cols.split(", ")))
+    (lo, hi, n_test), *_ = con.execute(
+        f"SELECT min(test_idx), max(test_idx), count(DISTINCT test_num) FROM read_parquet('{path}')"
+    ).fetchall()
+    assert (lo, hi, n_test) == (0, 364, 365)
 
 
 def test_a_small_file_keeps_the_default_encodings(tmp_path):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stratum.stdf.testkeys import TestRegistry
+from stratum.stdf import testkeys
 from stratum.stdf.walk import PAD, Views
 
+Case = tuple[testkeys.TestRegistry, Views, np.ndarray, np.ndarray, np.ndarray, list[bool]]
 
-def _case(seed: int, long_share: float) -> tuple[TestRegistry, Views, np.ndarray, np.ndarray, np.ndarray, list[bool]]:
+
+def _case(seed: int, long_share: float) -> Case:
     rng = np.random.default_rng(seed)
-    reg = TestRegistry()
+    reg = testkeys.TestRegistry()
     names: list[bytes] = []
     for i in range(40):
         n = int(rng.integers(17, 45)) if rng.random() < long_share else int(rng.integers(0, 17))

@@ -176,7 +176,8 @@ def exit_now(code: int) -> NoReturn:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a reader that went away, a closed stream: nothing left to say
             pass
     os._exit(code)

@@ -416,7 +416,10 @@ class _Run:
                 self.check = SummaryCheck(self.writer)
                 res = parse(source, self.check, opts)
                 if self.svc.on_parsed is not None:
-                    self.svc.on_parsed(job, res)
+                    try:
+                        self.svc.on_parsed(job, res)
+                    except Exception:  # noqa: BLE001 - a preparation only: the job goes on without it
+                        log.warning("job %s: the on_parsed hook failed", job.job_id, exc_info=True)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
                     pass

@@ -30,9 +30,6 @@ from .schema import READER_TABLES, SCHEMA_VERSION, TABLES, arrow_type
 
 MIN_ROWS = 262_144
 COMMIT_THREADS = 16  # files of a job committed (fsync, rename) at once
-# tables encoded at once when the job ends (each its own file and Parquet writer; pyarrow encodes without the GIL):
-# the reader is done by then, so its core is free for the last row groups
-FLUSH_THREADS = 4
 MAX_ROWS = 1_048_576
 # Column batches the reader may run ahead of the writer thread (a chunk gives 2-5): enough for the reader to
 # decode on while a row group of MIN_ROWS rows is encoded, ~3 MB a results batch at the default chunk size
@@ -304,7 +301,6 @@ class LakeWriter:
         self._error: BaseException | None = None
         # CPU seconds per stage: reader columns -> Arrow arrays, Arrow -> encoded, compressed Parquet
         self.cpu_s = {"arrow": 0.0, "encode": 0.0}
-        self._cpu_lock = threading.Lock()
         self._q: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         if background:
@@ -380,25 +376,12 @@ class LakeWriter:
             return
         self._write(table, pa.Table.from_batches(batches, schema=self._schemas[table]))
 
-    def _flush_all(self) -> None:
-        """Write out every buffered table, the largest first, side by side."""
-        tables = sorted((t for t, b in self._buf.items() if b), key=lambda t: -self._buf_rows.get(t, 0))
-        if len(tables) < 2:
-            for table in tables:
-                self._flush(table)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(len(tables), FLUSH_THREADS), thread_name_prefix="lake-flush") as pool:
-            list(pool.map(self._flush, tables))
-
     def _write(self, table: str, t: pa.Table) -> None:
         c0 = time.thread_time()
         try:
             self._encode(table, t)
         finally:
-            with self._cpu_lock:  # the last flushes run on several threads
-                self.cpu_s["encode"] += time.thread_time() - c0
+            self.cpu_s["encode"] += time.thread_time() - c0
 
     def _encode(self, table: str, t: pa.Table) -> None:
         out = self._outs.get(table)
@@ -425,7 +408,8 @@ class LakeWriter:
                     _, table, cols, n = item
                     self._add(table, self._batch(table, cols, n))
                 else:  # ("flush", None): write out every buffered table
-                    self._flush_all()
+                    for table in list(self._buf):
+                        self._flush(table)
             except BaseException as exc:  # noqa: BLE001 - reported to the producer
                 self._error = exc
 
@@ -451,7 +435,8 @@ class LakeWriter:
         if self._q is not None:
             self._q.put(("flush", None))
         else:
-            self._flush_all()
+            for table in list(self._buf):
+                self._flush(table)
         self._drain()
         manifest = Manifest(self.workspace, self.lot_id, self.job_id)
         c0 = time.thread_time()

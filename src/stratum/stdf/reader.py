@@ -154,6 +154,7 @@ class _Parser:
         self.record_counts = np.zeros(65536, np.int64)
         self.outside_counts = {"P": 0, "M": 0, "F": 0}
         self.default_only_outside = 0
+        self.exec_counts = np.zeros(0, np.int64)  # per test index
         self._states_for: Any = None  # the markers _part_states was computed for, and its result
         self._states: Any = None
 
@@ -950,11 +951,15 @@ class _Parser:
         self._emit_tests("results", cols, keep)
 
     def _count_exec(self, keys: np.ndarray, part: np.ndarray) -> None:
+        """Executions inside parts per test (``TestInfo.exec_count``, set at the end)."""
         if len(keys):
             inside = part >= 0
             c = np.bincount(keys if bool(inside.all()) else keys[inside], minlength=len(self.reg.tests))
-            for i in np.flatnonzero(c).tolist():
-                self.reg.tests[i].exec_count += int(c[i])
+            if len(c) > len(self.exec_counts):
+                c[: len(self.exec_counts)] += self.exec_counts
+                self.exec_counts = c
+            else:
+                self.exec_counts[: len(c)] += c
 
     def _emit_tests(self, table: str, cols: dict, keep: np.ndarray | None) -> None:
         if keep is not None:
@@ -1136,7 +1141,12 @@ class _Parser:
         op_code = take_cn("OP_CODE")
         name_pos = pos.copy()
         name_present = pos < rl
-        test_txt = take_cn("TEST_TXT")
+        # TEST_TXT: only its length is needed here (the test's name comes from the registry)
+        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
+        self._check_overrun(
+            name_present & (pos + 1 + name_len > rl), offs, idx, "FTR", "TEST_TXT", pos + 1 + name_len, rl
+        )
+        pos = pos + np.where(name_present, 1 + name_len, 0)
         alarm_id = take_cn("ALARM_ID")
         prog_txt = take_cn("PROG_TXT")
         rslt_txt = take_cn("RSLT_TXT")
@@ -1146,7 +1156,6 @@ class _Parser:
         pos = pos + patg_p
         spin_map = take_dn("SPIN_MAP")
 
-        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
         keys = self.reg.resolve("F", v, nums, base + name_pos + 1, name_len, seqs)
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
@@ -1204,7 +1213,6 @@ class _Parser:
             "spin_map": spin_map,
             "rec_seq": seqs,
         }
-        del test_txt
         keep = self._split_outside("F", part, tf, None)
         self._emit_tests("ftr_results", cols, keep)
 
@@ -1283,6 +1291,8 @@ class _Parser:
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
         self.reg.inherit_number_defaults()
         res.tests = self.reg.tests
+        for i in np.flatnonzero(self.exec_counts).tolist():
+            res.tests[i].exec_count += int(self.exec_counts[i])
         counts = {}
         for c in np.flatnonzero(self.record_counts).tolist():
             rt = BY_CODE.get(c)
@@ -1305,11 +1315,16 @@ def _hex_or_str(x: Any) -> str:
     return x.hex() if isinstance(x, bytes) else str(x)
 
 
+# what json.dumps(..., ensure_ascii=False, allow_nan=False, default=...) builds on every call, built once
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+_TEXT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+
+
 def _json(d: Any) -> str:
     if d is None:
         return "null"
     try:  # the common case, no NaN: bytes become hex through ``default``, as ``conv`` does below
-        return json.dumps(d, ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+        return _FIELDS_JSON.encode(d)
     except ValueError:
         pass
 
@@ -1328,7 +1343,7 @@ def _json(d: Any) -> str:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, allow_nan=False, default=str)
+    return _TEXT_JSON.encode(v)
 
 
 _ZPAD = bytes(PAD)

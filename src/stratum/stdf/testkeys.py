@@ -43,6 +43,8 @@ def _masks() -> np.ndarray:
 
 _MASK = _masks()
 HEAD_WORDS = 4  # name words read by one gather in ``_verified``
+# _WORD_MASK[w][L]: the bytes of word w that a name of L bytes (at most 8 HEAD_WORDS) covers
+_WORD_MASK = [_MASK[np.clip(np.arange(8 * HEAD_WORDS + 1) - 8 * w, 0, 8)] for w in range(HEAD_WORDS)]
 
 
 def name_words(raw: bytes) -> list[int]:
@@ -150,6 +152,7 @@ class TestRegistry:
         # per kind: sorted hash keys and the test index each maps to
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._last_named: dict[tuple[str, int], int] = {}
+        self._named_before: dict[str, np.ndarray | None] = {}  # per kind: the tests _inherit_names last saw
         self._by_num: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per kind: sorted nums, first test
         self._num_lut: dict[str, np.ndarray] = {}  # per kind: dense TEST_NUM -> first test (-1 none), if small
         self._cap = 0
@@ -366,8 +369,12 @@ class TestRegistry:
         words = head[start].view("<u8").reshape(-1, k)
         flat = table.reshape(-1)
         row = safe * table.shape[1]
+        shortest = int(L.min())
+        cut = np.minimum(L, 8 * HEAD_WORDS)
         for w in range(k):
-            word = words[:, w] & _MASK[np.clip(L - 8 * w, 0, 8)]
+            word = words[:, w]
+            if 8 * (w + 1) > shortest:  # some name ends before this word does
+                word = word & _WORD_MASK[w][cut]
             ok &= word == (flat[row + w] if w else flat[row])
         if nw > k:  # names longer than the head: their further words
             rows = np.flatnonzero(L > 8 * k)
@@ -410,12 +417,18 @@ class TestRegistry:
         if len(named_rows) == 0:
             return
         present = np.flatnonzero(np.bincount(out[named_rows] if any_empty else out, minlength=len(self.tests)))
+        same = self._named_before.get(kind)
+        if same is not None and np.array_equal(same, present):
+            return  # the same tests as the last time, one per number: the same answers
         by_num: dict[int, list[int]] = {}
         for i in present.tolist():
             by_num.setdefault(int(self.key_num[i]), []).append(i)
+        reused = False
         for num, idxs in by_num.items():
             if len(idxs) == 1:
                 self._last_named[(kind, num)] = idxs[0]
             else:  # a reused number (P13): the key of its latest named record
                 sel = named_rows[np.isin(out[named_rows], idxs)]
                 self._last_named[(kind, num)] = int(out[sel[-1]])
+                reused = True
+        self._named_before[kind] = None if reused else present
