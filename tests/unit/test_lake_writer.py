@@ -168,3 +168,63 @@ def test_duckdb_skips_another_lots_file_on_its_statistics(tmp_path):
         assert con.execute(q).fetchall() == [(5000, sum(i % 365 for i in range(5000)))]
     with pytest.raises(duckdb.Error):  # the pages really are unreadable
         con.execute(f"SELECT sum(test_idx) FROM read_parquet([{files}]) WHERE lot_id = 'A'").fetchall()
+
+
+def _job(w: LakeWriter, extra: int = 70_000):
+    """A job whose results flush one full row group during the read and leave ``extra`` rows, with small tables
+    only ``finish`` writes, for both threads to finish side by side."""
+    w.begin(FileHeader("LOT1", "MIR", "little", 2, 4, None))
+    cols = _results(N + extra)
+    for lo in range(0, N + extra, 50_000):
+        w.rows("results", {k: v[lo : lo + 50_000] for k, v in cols.items()})  # type: ignore[index]
+        w.rows("pins", {"rec_seq": np.arange(lo, lo + 3, dtype=np.int64)})
+    w.rows("sites", {"rec_seq": np.array([1], np.int64)})
+    return w.finish(ParseResult(), {"file_name": "f.stdf", "sha256": "0", "size": 1}, {})
+
+
+def test_finishing_on_two_threads_writes_what_one_thread_writes(tmp_path):
+    got = {}
+    for background in (True, False):
+        store = LocalObjectStore(tmp_path / str(background))
+        m = _job(LakeWriter(store, "ws", "job_01", 7, background=background))
+        got[background] = m
+        assert list(m.tables) == ["results", "pins", "sites", "lot_files"]  # the order files were opened in
+    a, b = got[True], got[False]
+    assert a.rows() == b.rows() == {"lot_files": 1, "pins": 21, "results": N + 70_000, "sites": 1}
+    for table in a.tables:
+        fa = pq.ParquetFile(tmp_path / "True" / a.tables[table].key)
+        fb = pq.ParquetFile(tmp_path / "False" / b.tables[table].key)
+        groups = [fa.metadata.row_group(i).num_rows for i in range(fa.metadata.num_row_groups)]
+        assert groups == [fb.metadata.row_group(i).num_rows for i in range(fb.metadata.num_row_groups)], table
+        ta, tb = fa.read(), fb.read()
+        if table == "lot_files":
+            ta, tb = ta.drop_columns(["ingested_at"]), tb.drop_columns(["ingested_at"])
+        assert ta.equals(tb), table
+    results = pq.ParquetFile(tmp_path / "True" / a.tables["results"].key).metadata
+    # a group flushed during the read (6 batches of 50,000 reach MIN_ROWS), the rest on the way out
+    assert [results.row_group(i).num_rows for i in range(results.num_row_groups)] == [300_000, 33_144]
+
+
+class _Failing(LocalObjectStore):
+    def __init__(self, root, table: str) -> None:
+        super().__init__(root)
+        self.table = table
+
+    def open_write(self, key: str):
+        if f"/{self.table}/" in key:
+            raise OSError(f"disk full writing {key}")
+        return super().open_write(key)
+
+
+@pytest.mark.parametrize("table", ["lot_files", "sites", "results"])
+def test_a_failure_on_either_thread_at_the_end_leaves_nothing(tmp_path, table):
+    """lot_files fails on the thread calling finish, sites on whichever thread takes it, results (its first row
+    group) on the writer thread during the read: the job fails and no file is left in the store."""
+    w = LakeWriter(_Failing(tmp_path, table), "ws", "job_01", 7)
+    with pytest.raises(OSError, match="disk full"):
+        try:
+            _job(w)
+        except BaseException:
+            w.abort()  # as the ingest service does
+            raise
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -49,6 +49,8 @@ NO_DICT = DELTA | {"result", "test_flg", "parm_flg", "head_num"}
 ADAPTIVE = ("test_idx", "test_num", "site_num", "pin_seq", "pmr_index")
 TRIAL_ROWS = 65_536
 TRIAL = ("PLAIN", "DELTA_BINARY_PACKED", "RLE_DICTIONARY")  # ties go to the cheapest to encode
+# Tables only ``finish`` writes (the reader never emits them): the finishing thread encodes them itself
+FINAL_TABLES = frozenset({"tests", "wafer_runs", "wafer_patterns", "lot_files"})
 # values the column writers take at a time (pyarrow's default 1,024): fewer statistics and page-size updates
 WRITE_BATCH = 8_192
 
@@ -235,6 +237,22 @@ class _Out:
         )
         self.encodings = encodings
         self.rows = 0
+        self.closed = False  # footer written and bytes handed to the stream (not yet committed)
+
+
+class _Tasks:
+    """The tables left to flush at the end of a job, largest first: the writer thread and the thread calling
+    ``finish`` take them one at a time (``ready`` is set once the writer thread has listed them)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.tables: list[str] = []
+        self.order: list[str] = []  # the files' order as one thread would have opened them
+        self.lock = threading.Lock()
+
+    def pop(self) -> str | None:
+        with self.lock:
+            return self.tables.pop(0) if self.tables else None
 
 
 class _Counting:
@@ -301,6 +319,7 @@ class LakeWriter:
         self._error: BaseException | None = None
         # CPU seconds per stage: reader columns -> Arrow arrays, Arrow -> encoded, compressed Parquet
         self.cpu_s = {"arrow": 0.0, "encode": 0.0}
+        self._cpu_lock = threading.Lock()  # two threads encode at the end of a job
         self._q: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         if background:
@@ -339,7 +358,11 @@ class LakeWriter:
         try:
             return self._arrow(table, cols, n)
         finally:
-            self.cpu_s["arrow"] += time.thread_time() - c0
+            self._cpu("arrow", time.thread_time() - c0)
+
+    def _cpu(self, stage: str, seconds: float) -> None:
+        with self._cpu_lock:
+            self.cpu_s[stage] += seconds
 
     def _constant(self, name: str, n: int) -> pa.Array:
         """The constant column ``name`` (lot_id, job_id, file_num) for ``n`` rows: a slice of one array."""
@@ -381,7 +404,28 @@ class LakeWriter:
         try:
             self._encode(table, t)
         finally:
-            self.cpu_s["encode"] += time.thread_time() - c0
+            self._cpu("encode", time.thread_time() - c0)
+
+    def _close_file(self, table: str) -> None:
+        """Write the footer of ``table``'s file and hand its buffered bytes to the object store (not committed)."""
+        out = self._outs.get(table)
+        if out is not None and not out.closed:
+            c0 = time.thread_time()
+            try:
+                out.writer.close()
+                out.sink.close()
+                out.closed = True
+            finally:
+                self._cpu("encode", time.thread_time() - c0)
+
+    def _take_flushes(self, tasks: _Tasks) -> None:
+        """Flush and close the listed tables until none is left (called by both threads at the end of a job)."""
+        while self._error is None:
+            table = tasks.pop()
+            if table is None:
+                return
+            self._flush(table)
+            self._close_file(table)
 
     def _encode(self, table: str, t: pa.Table) -> None:
         out = self._outs.get(table)
@@ -402,14 +446,23 @@ class LakeWriter:
             if item is None:
                 return
             if self._error is not None:
+                if item[0] == "flush":
+                    item[1].ready.set()
                 continue
             try:
                 if item[0] == "rows":
                     _, table, cols, n = item
                     self._add(table, self._batch(table, cols, n))
-                else:  # ("flush", None): write out every buffered table
-                    for table in list(self._buf):
-                        self._flush(table)
+                else:  # ("flush", tasks): list every buffered table, then flush them with the finishing thread
+                    tasks = item[1]
+                    try:
+                        opened = [t for t in self._outs if t not in FINAL_TABLES]
+                        tasks.order = opened + [t for t in self._buf if t not in opened]
+                        size = {t: sum(b.nbytes for b in bs) for t, bs in self._buf.items()}
+                        tasks.tables = sorted(size, key=lambda t: -size[t])
+                    finally:
+                        tasks.ready.set()
+                    self._take_flushes(tasks)
             except BaseException as exc:  # noqa: BLE001 - reported to the producer
                 self._error = exc
 
@@ -428,25 +481,36 @@ class LakeWriter:
     def finish(self, res: ParseResult, file_meta: dict[str, Any], settings_meta: dict[str, Any]) -> Manifest:
         """Write the per-file tables, close every file (making them visible) and return the manifest."""
         assert self.header is not None
-        self._write_tests(res)
-        self._write_wafers(res)
-        self._write_patterns(res)
-        self._write_lot_file(res, file_meta, settings_meta)
-        if self._q is not None:
-            self._q.put(("flush", None))
-        else:
-            for table in list(self._buf):
-                self._flush(table)
-        self._drain()
+        tasks = None
+        try:
+            if self._q is not None:
+                # the writer thread flushes its buffered tables (largest first) while this thread builds and
+                # encodes the per-file tables, then takes the tables the writer thread has not started
+                tasks = _Tasks()
+                self._q.put(("flush", tasks))
+            self._write_tests(res)
+            self._write_wafers(res)
+            self._write_patterns(res)
+            self._write_lot_file(res, file_meta, settings_meta)
+            if tasks is not None:
+                tasks.ready.wait()
+                self._take_flushes(tasks)
+            else:
+                for table in list(self._buf):
+                    self._flush(table)
+            self._drain()
+        except BaseException:
+            self.abort()
+            raise
+        # the order the files were opened in before both threads flushed (the manifest's, as it always was)
+        order = tasks.order + [t for t in self._outs if t not in tasks.order] if tasks else list(self._outs)
+        self._outs = {t: self._outs[t] for t in order}
         manifest = Manifest(self.workspace, self.lot_id, self.job_id)
-        c0 = time.thread_time()
         try:
             # every file's last bytes first (the Parquet writer leaves its sink open; closing it flushes the
             # buffer), so a failing write fails the job before any file becomes visible
-            for out in self._outs.values():
-                out.writer.close()
-                out.sink.close()
-            self.cpu_s["encode"] += time.thread_time() - c0
+            for table in self._outs:
+                self._close_file(table)
             # committing a file waits for the disk (fsync): the files commit side by side
             outs = list(self._outs.values())
             if len(outs) > 1:
@@ -464,6 +528,17 @@ class LakeWriter:
             raise
         self._outs = {}
         return manifest
+
+    def _final_rows(self, table: str, cols: dict[str, Any]) -> None:
+        """Rows of a table written only by ``finish`` (tests, wafers, patterns, lot file): with a writer thread,
+        converted, encoded and closed on this thread, beside the writer thread's last row groups."""
+        n = len(next(iter(cols.values())))
+        if self._q is None or n == 0:
+            self.rows(table, cols)
+            return
+        self._check()
+        self._write(table, pa.Table.from_batches([self._batch(table, cols, n)]))
+        self._close_file(table)
 
     def abort(self) -> None:
         """Discard everything written so far; nothing becomes visible."""
@@ -529,7 +604,7 @@ class LakeWriter:
             "scale_mismatch": [scale_mismatch(t) for t in tests],
             "first_rec_seq": [t.first_rec_seq for t in tests],
         }
-        self.rows("tests", cols)
+        self._final_rows("tests", cols)
 
     def _write_wafers(self, res: ParseResult) -> None:
         ws = res.wafers
@@ -539,7 +614,7 @@ class LakeWriter:
         cols = {n: [w.get(n) for w in ws] for n in names}
         cols["start_time"] = [w.get("start_t") for w in ws]
         cols["finish_time"] = [w.get("finish_t") for w in ws]
-        self.rows("wafer_runs", cols)
+        self._final_rows("wafer_runs", cols)
 
     def _write_patterns(self, res: ParseResult) -> None:
         """Classify the spatial fail pattern of every wafer of the file (its dies, last test of each
@@ -555,7 +630,7 @@ class LakeWriter:
             d["passed"][unknown] = [self._hbin_pass.get(int(b), int(b) == 1) for b in hb]
         cols = self.wafer_classifier(res.wafers, d)
         if cols["wafer_id"]:
-            self.rows("wafer_patterns", cols)
+            self._final_rows("wafer_patterns", cols)
 
     def _write_lot_file(self, res: ParseResult, file_meta: dict, settings_meta: dict) -> None:
         mir, mrr, wcr = res.mir or {}, res.mrr or {}, res.wcr or {}
@@ -634,4 +709,4 @@ class LakeWriter:
             "test_key": settings_meta.get("test_key"),
             "ingested_at": int(dt.datetime.now(dt.UTC).timestamp()),
         }
-        self.rows("lot_files", {k: [v] for k, v in row.items()})
+        self._final_rows("lot_files", {k: [v] for k, v in row.items()})
