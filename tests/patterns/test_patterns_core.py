@@ -175,6 +175,35 @@ def test_components_match_a_flood_fill_on_random_masks() -> None:
         assert np.array_equal(lab, ref), (i, h, w)
 
 
+@pytest.mark.parametrize("uf_max_edges", [0, 10**9])
+def test_components_both_join_paths_match_a_flood_fill(monkeypatch: pytest.MonkeyPatch, uf_max_edges: int) -> None:
+    monkeypatch.setattr(features, "_UF_MAX_EDGES", uf_max_edges)
+    rng = np.random.default_rng(11)
+    masks = [np.eye(9, dtype=bool)[::-1], np.ones((1, 1), bool), np.zeros((3, 4), bool), np.ones((6, 1), bool)]
+    masks += [box_sum(rng.random((70, 90)) < p, 3) >= 4 for p in (0.2, 0.35, 0.5)]  # long snakes, spirals
+    masks += [rng.random((int(h), int(w))) < rng.uniform(0.05, 0.8) for h, w in rng.integers(1, 30, (40, 2))]
+    for i, m in enumerate(masks):
+        lab, n = features.components(m)
+        ref = _bfs_components(m)
+        assert lab.dtype == np.int32 and n == int(ref.max())
+        assert np.array_equal(lab, ref), i
+
+
+def test_stacked_verifier_equals_each_family_tree_walk() -> None:
+    from stratum.patterns import verifier
+
+    m = verifier.models()
+    assert m["stack"] is not None and m["stack"].lut is not None
+    seen = 0
+    for s in range(25):
+        dets, feats = candidates(generate(700 + s, mixed_rate=0.5, diameter=(20, 120)).dies)
+        fams = [d.family for d in dets]
+        want = [m["families"][f].prob(x) if f in m["families"] else None for f, x in zip(fams, feats, strict=True)]
+        assert m["stack"].probs(fams, feats) == want
+        seen += sum(p is not None for p in want)
+    assert seen >= 100
+
+
 def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
     rng = np.random.default_rng(3)
     a = rng.random((3, 17, 23)) < 0.3
@@ -194,6 +223,20 @@ def test_dilate_equals_a_positive_box_sum() -> None:
         for r in (1, 2, 3):
             assert np.array_equal(features.dilate(a, r), box_sum(a, 2 * r + 1) > 0), (i, h, w, r)
             assert np.array_equal(features.dilate(a[0], r), box_sum(a[0], 2 * r + 1) > 0)
+
+
+def test_dilated_at_equals_dilate_read_at_the_cells() -> None:
+    rng = np.random.default_rng(17)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        a = rng.random((3, h, w)) < rng.uniform(0.01, 0.3)
+        iy, ix = (v.ravel() for v in np.indices((h, w)))
+        keep = rng.random(h * w) < 0.7
+        iy, ix = iy[keep], ix[keep]
+        radii = (1, 2, 3) if i % 2 else (2, 5)
+        got = features.dilated_at(a, radii, iy, ix)
+        for r, g in zip(radii, got, strict=True):
+            assert np.array_equal(g, features.dilate(a, r)[:, iy, ix]), (i, h, w, r)
 
 
 def test_site_codes_equal_np_unique() -> None:

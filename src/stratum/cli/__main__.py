@@ -1,7 +1,5 @@
 """``python -m stratum.cli``."""
 
-import sys
+from stratum.cli import run
 
-from stratum.cli import main
-
-sys.exit(main())
+run()

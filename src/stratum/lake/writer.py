@@ -42,6 +42,15 @@ DELTA = frozenset({"rec_seq", "part_seq", "byte_offset", "pir_rec_seq", "wir_rec
 # pages are as small under zstd (+1-2 KB a million rows) and encode in half the time (the data and schema are the
 # same either way; only the page encoding differs). Limits stay dictionary-encoded: plain ones are 30-50 % larger
 NO_DICT = DELTA | {"result", "test_flg", "parm_flg", "head_num"}
+# Integer ids whose best page encoding depends on the file's test flow (D-10's results: plain test ids are 2.5x
+# smaller than their dictionary and encode in half the time; a generated flow's: delta, 12x smaller). Each file
+# with a first row group of MIN_ROWS takes, per column, whichever of dictionary, plain and delta encodes its first
+# TRIAL_ROWS rows smallest.
+ADAPTIVE = ("test_idx", "test_num", "site_num", "pin_seq", "pmr_index")
+TRIAL_ROWS = 65_536
+TRIAL = ("PLAIN", "DELTA_BINARY_PACKED", "RLE_DICTIONARY")  # ties go to the cheapest to encode
+# values the column writers take at a time (pyarrow's default 1,024): fewer statistics and page-size updates
+WRITE_BATCH = 8_192
 
 
 def stored_schema(table: str) -> pa.Schema:
@@ -78,6 +87,15 @@ def _native(a: np.ndarray) -> np.ndarray:
     return a.astype(a.dtype.newbyteorder("=")) if a.dtype.byteorder == ">" else a
 
 
+def _bits(b: np.ndarray) -> pa.Buffer:
+    """A bool array as an Arrow bitmap (pa.array packs bools one at a time; packbits is ~15x faster)."""
+    return pa.py_buffer(np.packbits(b, bitorder="little"))
+
+
+def _validity(valid: np.ndarray) -> pa.Buffer | None:
+    return None if valid.all() else _bits(valid)
+
+
 def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
     """One reader column (numpy, Masked, Ragged, Strings or a Python list) as an Arrow array of type t."""
     if isinstance(col, np.ndarray):
@@ -104,7 +122,12 @@ def to_arrow(col: Any, t: pa.DataType, n: int) -> pa.Array:
         return arr if arr.type == t else arr.cast(t)
     if isinstance(col, np.ndarray):
         if t == pa.bool_() and col.dtype == np.int8:  # 1 pass, 0 fail, -1 unknown
-            return pa.array(col == 1, mask=col < 0)
+            return pa.BooleanArray.from_buffers(t, n, [_validity(col >= 0), _bits(col == 1)])
+        if t == pa.bool_() and col.dtype == np.bool_:
+            return pa.BooleanArray.from_buffers(t, n, [None, _bits(col)])
+        if t == pa.float32() and col.dtype == np.float32 or t == pa.float64() and col.dtype == np.float64:
+            col = np.ascontiguousarray(col)
+            return pa.Array.from_buffers(t, n, [_validity(~np.isnan(col)), pa.py_buffer(col)])
         arr = pa.array(col, mask=np.isnan(col)) if pa.types.is_floating(t) and col.dtype.kind == "f" else pa.array(col)
         return arr if arr.type == t else arr.cast(t)
     if isinstance(col, list):
@@ -147,27 +170,70 @@ class Manifest:
         return {k: v.rows for k, v in sorted(self.tables.items())}
 
 
-class _Out:
-    """One open Parquet file."""
+def choose_encodings(t: pa.Table, columns: list[str], compression: str, level: int | None) -> dict[str, str]:
+    """Per column, the encoding of ``TRIAL`` whose pages of the first ``TRIAL_ROWS`` rows of ``t`` are smallest
+    once compressed (one trial file with every column under every encoding)."""
+    sample = t.slice(0, TRIAL_ROWS)
+    arrays, names, dictionary, encoding = [], [], [], {}
+    for c in columns:
+        for e in TRIAL:
+            name = f"{c}|{e}"
+            arrays.append(sample.column(c))
+            names.append(name)
+            if e == "RLE_DICTIONARY":
+                dictionary.append(name)
+            else:
+                encoding[name] = e
+    buf = pa.BufferOutputStream()
+    pq.write_table(
+        pa.table(arrays, names=names),
+        buf,
+        compression=compression,
+        compression_level=level,
+        use_dictionary=dictionary,
+        column_encoding=encoding,
+        write_statistics=False,
+        store_schema=False,
+    )
+    rg = pq.read_metadata(buf.getvalue()).row_group(0)
+    size = {rg.column(i).path_in_schema: rg.column(i).total_compressed_size for i in range(rg.num_columns)}
+    return {c: min(TRIAL, key=lambda e: (size[f"{c}|{e}"], TRIAL.index(e))) for c in columns}
 
-    def __init__(self, store: ObjectStore, key: str, schema: pa.Schema, compression: str, level: int | None):
+
+class _Out:
+    """One open Parquet file. ``encodings``: page encodings chosen for this file (column -> a ``TRIAL`` name)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: str,
+        schema: pa.Schema,
+        compression: str,
+        level: int | None,
+        encodings: dict[str, str] | None = None,
+    ):
         self.key = key
         self.stream = store.open_write(key)
         self.counting = _Counting(self.stream)
         # pyarrow calls a Python file object's write (taking the GIL) for every page it writes, ~1 KB each:
         # a C++ buffer in front of it makes that one call a MiB, so the encoding thread rarely takes the GIL
         self.sink = pa.BufferedOutputStream(pa.PythonFile(self.counting, mode="w"), buffer_size=WRITE_BUFFER)
-        delta = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name in DELTA}
+        encodings = encodings or {}
+        plain = {c for c, e in encodings.items() if e != "RLE_DICTIONARY"}
+        column_encoding = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.name in DELTA}
+        column_encoding.update({c: e for c, e in encodings.items() if e == "DELTA_BINARY_PACKED"})
         self.writer = pq.ParquetWriter(
             self.sink,
             schema,
             compression=compression,
             compression_level=level,
-            use_dictionary=[f.name for f in schema if f.name not in NO_DICT],
-            column_encoding=delta or None,
+            use_dictionary=[f.name for f in schema if f.name not in NO_DICT and f.name not in plain],
+            column_encoding=column_encoding or None,
             write_statistics=True,
             data_page_size=1 << 20,
+            write_batch_size=WRITE_BATCH,
         )
+        self.encodings = encodings
         self.rows = 0
 
 
@@ -321,7 +387,10 @@ class LakeWriter:
         out = self._outs.get(table)
         if out is None:
             key = layout.data_key(self.workspace, table, self.lot_id, self.job_id)
-            out = self._outs[table] = _Out(self.store, key, self._schemas[table], self.compression, self.level)
+            # only for a large table: the trial costs ~1 ms per column
+            trial = [c for c in ADAPTIVE if c in t.column_names] if t.num_rows >= MIN_ROWS else []
+            enc = choose_encodings(t, trial, self.compression, self.level) if trial else None
+            out = self._outs[table] = _Out(self.store, key, self._schemas[table], self.compression, self.level, enc)
         out.writer.write_table(t, row_group_size=self.max_rows)
         out.rows += t.num_rows
 

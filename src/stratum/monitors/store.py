@@ -24,6 +24,7 @@ from stratum.catalog import Catalog
 from stratum.errors import NotFound
 from stratum.storage.metadata import ABSENT, ConditionFailed, Delete, MetadataStore, Put
 
+from . import ingest_index
 from .model import Finding, Monitor, RunRecord
 
 SCHEDULED = "MON#SCHEDULED"
@@ -49,7 +50,7 @@ class MonitorStore:
         active = m.state == "active"
         return {
             "gsi1": (SCHEDULED, f"{m.workspace}#{m.monitor_id}") if active and m.trigger.schedule else None,
-            "gsi2": (f"WS#{m.workspace}#MON#INGEST", m.monitor_id) if active and m.trigger.on_ingest else None,
+            "gsi2": (ingest_index(m.workspace), m.monitor_id) if active and m.trigger.on_ingest else None,
         }
 
     def put_monitor(self, m: Monitor, *, expect: Any = ABSENT) -> int:
@@ -85,7 +86,7 @@ class MonitorStore:
     def ingest_monitors(self, ws: str) -> list[Monitor]:
         out, cursor = [], None
         while True:
-            page = self.meta.query(f"WS#{ws}#MON#INGEST", index="gsi2", limit=200, cursor=cursor)
+            page = self.meta.query(ingest_index(ws), index="gsi2", limit=200, cursor=cursor)
             for it in page.items:
                 out.append(Monitor.model_validate(it.data))
             cursor = page.cursor

@@ -31,7 +31,17 @@ from numpy.typing import NDArray
 
 from stratum.patterns import taxonomy as tx
 from stratum.patterns import verifier
-from stratum.patterns.features import box_sum, components, dilate, eigh, eigvalsh, runs_longest, solve
+from stratum.patterns.features import (
+    box_sum,
+    components,
+    count_nonzero,
+    dilate,
+    dilated_at,
+    eigh,
+    eigvalsh,
+    runs_longest,
+    solve,
+)
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
 RULES_VERSION = "9"
@@ -91,13 +101,13 @@ def _median(a) -> float:
 def _frac(m: NDArray[np.bool_]) -> float:
     """``m.mean()`` of a boolean array (the same bits: an exact count over the size)."""
     n = m.size
-    return np.count_nonzero(m) / n if n else math.nan
+    return count_nonzero(m) / n if n else math.nan
 
 
 def _frac_in(f: NDArray[np.bool_], m: NDArray[np.bool_]) -> float:
     """``f[m].mean()`` for boolean ``f`` and mask ``m``, without the gather."""
-    n = np.count_nonzero(m)
-    return np.count_nonzero(f & m) / n if n else math.nan
+    n = count_nonzero(m)
+    return count_nonzero(f & m) / n if n else math.nan
 
 
 def _lerp_at(v: NDArray[np.float64], q: float) -> float:
@@ -127,12 +137,13 @@ def _quantiles(a: NDArray, q0: float, q1: float) -> tuple[float, float]:
 
 
 def _cov(xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.cov(np.vstack([xs, ys]))``: the same operations in the same order, without its argument checks."""
+    """``np.cov(np.vstack([xs, ys]))`` of at least two points: the same operations in the same order, without its
+    argument checks."""
     X = np.empty((2, len(xs)))
     X[0], X[1] = xs, ys
-    X -= (X.sum(axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
+    X -= (np.add.reduce(X, axis=1) / X.shape[1])[:, None]  # X.mean(axis=1), the same bits
     cv = np.dot(X, X.T.conj())
-    cv *= np.true_divide(1, X.shape[1] - 1)
+    cv *= 1 / (X.shape[1] - 1)  # np.true_divide(1, n - 1)'s value (IEEE division either way)
     return cv
 
 
@@ -171,7 +182,8 @@ class _Ctx:
     def sec8(self) -> NDArray[np.intp]:
         """Each die's polar sector of eight (0 from -pi), computed once per map."""
         if self._sec8 is None:
-            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) % 8
+            # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
+            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
         return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
@@ -193,8 +205,8 @@ class _Ctx:
 
     def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
         """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
-        n = int(np.count_nonzero(region))
-        dens = int(np.count_nonzero(self.f & region)) / n if n else 0.0
+        n = int(count_nonzero(region))
+        dens = int(count_nonzero(self.f & region)) / n if n else 0.0
         return dens, np.bincount(self.g.third[region], minlength=3) / max(n, 1) if thirds else None
 
     def detect(self, family, region, score, feats, summary, refinement=None, stats=None) -> Detection:
@@ -261,7 +273,7 @@ def _site(c: _Ctx) -> Detection | None:
     # a bad site fails over the site's many rows and columns: fails piled on one or two lines of it are a
     # stripe (or scratch) crossing the site
     fo = region & c.f
-    nfo = int(np.count_nonzero(fo))
+    nfo = int(count_nonzero(fo))
     for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
         top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
         p2 = min(2.0 / len(np.unique(lines_on)), 1.0)  # the top two lines' share if the fails spread evenly
@@ -295,26 +307,44 @@ _PAIR_CELLS = np.concatenate(
 _PAIR_SIZE = np.array([kx * ky for kx, ky in _PITCHES])
 _PAIR_START = np.concatenate([[0], np.cumsum(_PAIR_SIZE)[:-1]])
 _PAIR_ID = np.repeat(np.arange(len(_PITCHES)), _PAIR_SIZE)
-_PAIR_MED = (_PAIR_START + (_PAIR_SIZE - 1) // 2, _PAIR_START + _PAIR_SIZE // 2)
+# each pair's rates in a row of its own (padded with +inf) so that one row sort gives every pair's median
+_PAIR_W = int(_PAIR_SIZE.max())
+_PAIR_PAD = _PAIR_ID * _PAIR_W + np.arange(len(_PAIR_ID)) - np.repeat(_PAIR_START, _PAIR_SIZE)
+_PAIR_ROW = np.arange(len(_PITCHES)) * _PAIR_W
+_PAIR_MED = (_PAIR_ROW + (_PAIR_SIZE - 1) // 2, _PAIR_ROW + _PAIR_SIZE // 2)
+_PAIR_TOP = _PAIR_ROW + _PAIR_SIZE - 1
+
+
+def _small(a: NDArray[np.intp], g: Geometry) -> NDArray:
+    """Raster coordinates as int32 when the raster allows (numpy divides int32 several times faster)."""
+    return a.astype(np.int32) if max(g.shape) < 2**31 else a
+
+
+def _mod(a: NDArray, k: int) -> NDArray:
+    """``a % k`` of non-negative integers (k > 0) by a floor division: numpy's remainder is slower."""
+    return a - (a // k) * k
 
 
 def _reticle(c: _Ctx) -> Detection | None:
     act = c.active
-    if np.count_nonzero(act) < 60:
+    if count_nonzero(act) < 60:
         return None
     ix, iy, f = c.g.ix[act], c.g.iy[act], c.f[act]
     mean = _frac(f)
     pm = max(mean, 0.01)
     L = _RL
-    cell = (iy % L) * L + (ix % L)
+    ix32, iy32 = _small(ix, c.g), _small(iy, c.g)
+    cell = _mod(iy32, L) * L + _mod(ix32, L)
     hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
     nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
     r_all = ko_all / np.maximum(no_all, 1)
-    srt = r_all[np.lexsort((r_all, _PAIR_ID))]
+    srt = np.full(len(_PITCHES) * _PAIR_W, np.inf)
+    srt[_PAIR_PAD] = r_all
+    srt.reshape(len(_PITCHES), _PAIR_W).sort(axis=1)
     med = (srt[_PAIR_MED[0]] + srt[_PAIR_MED[1]]) / 2
-    top_all = np.maximum.reduceat(r_all, _PAIR_START)
+    top_all = srt[_PAIR_TOP]  # each pair's largest rate
     zs = ((top_all - med) / np.sqrt(pm * (1 - pm) / np.maximum(np.minimum.reduceat(no_all, _PAIR_START), 1))).tolist()
     bi = 0
     for i in range(1, len(zs)):
@@ -334,7 +364,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     sl = slice(int(_PAIR_START[bi]), int(_PAIR_START[bi] + _PAIR_SIZE[bi]))
     no, ko, rates = no_all[sl], ko_all[sl], r_all[sl]
     m = kx * ky
-    off = (iy % ky) * kx + (ix % kx)
+    off = _mod(iy32, ky) * kx + _mod(ix32, kx)
     if z < 5:
         return None
     top = float(rates.max())
@@ -777,8 +807,8 @@ def _line_run(
     # the background, a line on a wafer with ~6 % fails or more failed this test however clear it was)
     band = (adist <= 4.0) & inside
     near = f & band
-    k_near, k_on = np.count_nonzero(near), np.count_nonzero(near & on)
-    if k_near >= 3 and k_on - bg * np.count_nonzero(band & on) < 0.7 * (k_near - bg * np.count_nonzero(band)):
+    k_near, k_on = count_nonzero(near), count_nonzero(near & on)
+    if k_near >= 3 and k_on - bg * count_nonzero(band & on) < 0.7 * (k_near - bg * count_nonzero(band)):
         return None
     mid = hit & inside
     r_mid = c.g.r[sub[mid]]
@@ -791,14 +821,14 @@ def _line_run(
     seg = (adist <= 0.5) & along
     for side in (1, -1):
         band2 = (side * dist > 0.5) & (side * dist <= 1.2) & along
-        if np.count_nonzero(band2) >= 3 and _frac_in(f, band2) >= 0.45:
+        if count_nonzero(band2) >= 3 and _frac_in(f, band2) >= 0.45:
             seg |= band2
     fill = float(_frac_in(f, seg))
     fl = (adist >= 2.0) & (adist <= 4.0) & inside
     fl_a = fl & (dist > 0)
     fl_b = fl & (dist < 0)
-    nseg = np.count_nonzero(seg)
-    if np.count_nonzero(fl_a) < 0.3 * nseg or np.count_nonzero(fl_b) < 0.3 * nseg:
+    nseg = count_nonzero(seg)
+    if count_nonzero(fl_a) < 0.3 * nseg or count_nonzero(fl_b) < 0.3 * nseg:
         return None
     ffill = float(max(_frac_in(f, fl_a), _frac_in(f, fl_b)))
     if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
@@ -845,7 +875,7 @@ def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     cn = np.bincount(cell, minlength=32)
     ck = np.bincount(cell, weights=c.f[idx], minlength=32)
     ok = cn >= 5
-    return _median(ck[ok] / cn[ok]) if np.count_nonzero(ok) >= 8 else 0.0
+    return _median(ck[ok] / cn[ok]) if count_nonzero(ok) >= 8 else 0.0
 
 
 def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float64]:
@@ -943,7 +973,7 @@ def _blobs(c: _Ctx) -> None:
         r_min, r_max = float(rr.min()), float(rr.max())
         area = nreg / c.n
         edge_share = float(_frac(rr > 0.85))
-        sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) % 16, minlength=16)
+        sec16 = np.bincount(((tt + math.pi) / (2 * math.pi) * 16).astype(int) & 15, minlength=16)  # & 15: % 16
         cover16 = float(_frac(sec16 > 0.02 * nreg))
         cx, cy = float(g.u[ri].sum()) / nreg, float(g.v[ri].sum()) / nreg  # the means, the same bits
         ang = math.atan2(cy, cx)
@@ -1032,8 +1062,9 @@ def _rim_arcs(c: _Ctx) -> None:
         return
     bg = max(_cell_median_rate(c, act), 0.01)
     depth = (1.0 - g.r) * g.rx  # dies from the wafer edge
-    nb = int(np.clip(round(2 * math.pi * g.rx / 3), 16, 96))
-    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp) % nb
+    nb = min(max(round(2 * math.pi * g.rx / 3), 16), 96)  # np.clip, without its cost on a scalar
+    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp)
+    abin[abin == nb] = 0  # % nb of 0..nb, without numpy's slow int64 remainder
     best = None
     for dmax in (1.5, 2.5, 3.5):
         rim = act & (depth < dmax)
@@ -1166,8 +1197,8 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
         V = c.raster(among)
         F = c.raster(c.f & among)
         p = float(_frac_in(c.f, among)) if among.any() else 0.0
-    pairs = float(np.count_nonzero(V[:, 1:] & V[:, :-1]) + np.count_nonzero(V[1:] & V[:-1]))
-    ff = float(np.count_nonzero(F[:, 1:] & F[:, :-1]) + np.count_nonzero(F[1:] & F[:-1]))
+    pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
+    ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
 
@@ -1341,13 +1372,7 @@ def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], radii: tuple[int, ...]) 
     a: NDArray[np.bool_] = np.zeros((len(regions), h * w), dtype=bool)
     for i, reg in enumerate(regions):
         a[i][g.flat] = reg
-    a = a.reshape(-1, h, w)
-    out, done = [], 0
-    for r in radii:
-        a = dilate(a, r - done)
-        done = r
-        out.append(a.reshape(len(regions), -1).take(g.flat, axis=1))
-    return out
+    return dilated_at(a.reshape(-1, h, w), radii, g.iy, g.ix)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
@@ -1362,7 +1387,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     p0 = min(max(resid, 0.01), 0.99)
     # clustering left over once every candidate is taken out (1: the rest is spatially random)
     resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
-    nf = max(int(np.count_nonzero(c.f)), 1)
+    nf = max(int(count_nonzero(c.f)), 1)
     scores: dict[str, list[float]] = {}  # each family's candidate scores
     for d in dets:
         scores.setdefault(d.family, []).append(d.score)
@@ -1379,7 +1404,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         key = id(reg)
         rs = per_region.get(key)
         if rs is None:
-            nreg = int(np.count_nonzero(reg))
+            nreg = int(count_nonzero(reg))
             nr = max(nreg, 1)
             oi = [i for i, o in enumerate(base) if o.region is not reg]
             if oi:
@@ -1398,8 +1423,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
                 adj1 = float(_frac_in(n1, reg)) if nreg else 0.0
                 far = 1.0 - float(_frac_in(n3, reg)) if nreg else 1.0
                 fails = c.f & reg
-                far_fails = float(np.count_nonzero(fails & ~n3)) / max(int(np.count_nonzero(fails)), 1)
-                ovl = float(np.count_nonzero(reg & others) / nr)
+                far_fails = float(count_nonzero(fails & ~n3)) / max(int(count_nonzero(fails)), 1)
+                ovl = float(count_nonzero(reg & others) / nr)
             else:
                 oth = []
                 adj = ovl = adj1 = 0.0
@@ -1408,7 +1433,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             ofams = {o.family for o in oth}
             rs = per_region[key] = (
                 nr,
-                float(np.count_nonzero(c.f & reg)),
+                float(count_nonzero(c.f & reg)),
                 adj,
                 ovl,
                 rr,

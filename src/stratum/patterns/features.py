@@ -15,6 +15,12 @@ except ImportError:  # pragma: no cover - a numpy without the private module
     pass
 
 
+try:  # np.count_nonzero(a) calls this for a whole array; its Python wrapper costs more than counting ~2,000 dies
+    from numpy._core.multiarray import count_nonzero
+except ImportError:  # pragma: no cover - a numpy without the private module
+    count_nonzero = np.count_nonzero
+
+
 def eigh(a: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
     """``np.linalg.eigh(a)`` of a finite, symmetric float64 matrix: (ascending eigenvalues, eigenvectors)."""
     if _lapack is None:
@@ -61,65 +67,117 @@ def box_sum(a: NDArray, k: int) -> NDArray[np.float64]:
 
 def dilate(a: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
     """Cells within ``r`` cells (Chebyshev) of a set cell, over the last two axes: ``box_sum(a, 2r+1) > 0``
-    by shifted ORs (rows, then columns)."""
-    out = a.copy()
+    by shifted ORs (columns, then rows) along each raster flattened with ``r`` empty columns on the right
+    (contiguous shifts; a shift along a row ends in its padding, never in the next row)."""
+    *lead, h, w = a.shape
+    wp = w + r
+    p = np.zeros((*lead, h, wp), dtype=bool)
+    p[..., :w] = a
+    f = p.reshape(*lead, h * wp)
+    out = f.copy()
     for s in range(1, r + 1):
-        out[..., s:, :] |= a[..., :-s, :]
-        out[..., :-s, :] |= a[..., s:, :]
-    rows = out.copy()
-    for s in range(1, r + 1):
-        out[..., s:] |= rows[..., :-s]
-        out[..., :-s] |= rows[..., s:]
+        out[..., s:] |= f[..., :-s]
+        out[..., :-s] |= f[..., s:]
+    f = out.copy()
+    for s in range(1, min(r, h - 1) + 1):
+        out[..., s * wp :] |= f[..., : -s * wp]
+        out[..., : -s * wp] |= f[..., s * wp :]
+    return np.ascontiguousarray(out.reshape(*lead, h, wp)[..., :w])
+
+
+def dilated_at(
+    a: NDArray[np.bool_], radii: tuple[int, ...], iy: NDArray[np.intp], ix: NDArray[np.intp]
+) -> list[NDArray[np.bool_]]:
+    """``dilate(a, r)[..., iy, ix]`` for each ``r`` of the ascending ``radii``: one padded raster (as many empty
+    columns on the right as the largest radius) grown a cell at a time, read at the cells after each radius."""
+    *lead, h, w = a.shape
+    wp = w + radii[-1]  # a cell moves at most radii[-1] columns: into its row's padding or the previous row's
+    p = np.zeros((*lead, h, wp), dtype=bool)
+    p[..., :w] = a
+    cur = p.reshape(*lead, h * wp)
+    at = iy * wp + ix
+    out, done = [], 0
+    for r in radii:
+        for _ in range(r - done):
+            nxt = cur.copy()
+            nxt[..., 1:] |= cur[..., :-1]
+            nxt[..., :-1] |= cur[..., 1:]
+            cols = nxt.copy()
+            nxt[..., wp:] |= cols[..., :-wp]
+            nxt[..., :-wp] |= cols[..., wp:]
+            cur = nxt
+        done = r
+        out.append(cur.take(at, axis=-1))
     return out
+
+
+#: up to this many run adjacencies, union-find in Python beats numpy's per-round call overhead
+_UF_MAX_EDGES = 256
 
 
 def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     """8-connected component labels (1..n, 0 = background), numbered in raster order of their first cell.
 
-    Works on the set cells only: each round every cell takes the smallest label among its neighbours, each
-    label's root is hooked to the smaller neighbouring label, and labels jump to their roots; at the fixed
-    point every component carries the raster index of its first cell.
+    Works on the horizontal runs of set cells: runs of adjacent rows that touch (8-connected) are joined,
+    each run's root is the lowest-numbered run of its component (union-find in Python for few joins,
+    otherwise rounds of neighbour-min, root hooking and pointer jumping), and the roots in raster order
+    number the components.
     """
     h, w = mask.shape
-    cells = np.flatnonzero(mask)
-    n = len(cells)
     out = np.zeros((h, w), dtype=np.int32)
-    if n == 0:
+    wp = w + 2  # an empty column either side: no run crosses a row end
+    p = np.zeros((h, wp), dtype=bool)
+    p[:, 1:-1] = mask
+    pf = p.ravel()
+    body = pf[1:-1]
+    first = body & ~pf[:-2]  # body[k] is padded cell k + 1
+    s = first.nonzero()[0] + 1  # run starts and ends in raster order, so run i is (s[i], e[i])
+    if not len(s):
         return out, 0
-    # each cell's position in ``cells``, on a raster with an empty column either side and an empty row
-    # below, so that every neighbour looked at is inside it
-    wp = w + 2
-    cy, cx = np.divmod(cells, w)
-    cp = cy * wp + cx + 1
-    pos = np.full((h + 1) * wp, -1, dtype=np.int64)
-    pos[cp] = np.arange(n)
-    src, dst = [], []
-    for step in (1, wp - 1, wp, wp + 1):  # right, down-left, down, down-right: each neighbour pair once
-        nb = pos[cp + step]
-        hit = nb >= 0
-        src.append(hit.nonzero()[0])
-        dst.append(nb[hit])
-    ea, eb = np.concatenate(src), np.concatenate(dst)
-    lab = np.arange(n)
-    while True:
-        la, lb = lab[ea], lab[eb]
-        m = lab.copy()
-        np.minimum.at(m, ea, lb)
-        np.minimum.at(m, eb, la)
-        np.minimum.at(m, la, lb)
-        np.minimum.at(m, lb, la)
-        m = m[m]
-        m = m[m]
-        if np.array_equal(m, lab):
-            break
-        lab = m
-    is_root = lab == np.arange(n)
-    if np.array_equal(lab[lab], lab):  # every label is a root: number the roots in order
-        out.ravel()[cells] = np.cumsum(is_root)[lab]
-        return out, int(np.count_nonzero(is_root))
-    roots = np.unique(lab)  # pragma: no cover - the fixed point always is one
-    out.ravel()[cells] = np.searchsorted(roots, lab) + 1
-    return out, len(roots)
+    e = (body & ~pf[2:]).nonzero()[0] + 1
+    nr = len(s)
+    # run b of the next row touches run a when s[b] <= e[a] + wp + 1 and e[b] >= s[a] + wp - 1: a range of b
+    lo = np.searchsorted(e, s + (wp - 1))
+    hi = np.searchsorted(s, e + (wp + 1), side="right")
+    cnt = np.maximum(hi - lo, 0)
+    ne = int(cnt.sum())
+    lab = np.arange(nr)
+    if ne:
+        ea = np.repeat(lab, cnt)
+        eb = np.arange(ne) + np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+        if ne <= _UF_MAX_EDGES:
+            parent = list(range(nr))
+            for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
+                while parent[a] != a:
+                    a = parent[a]
+                while parent[b] != b:
+                    b = parent[b]
+                if a < b:
+                    parent[b] = a
+                elif b < a:
+                    parent[a] = b
+            for i in range(nr):  # parents are lower runs: in order, each parent already points at its root
+                parent[i] = parent[parent[i]]
+            lab = np.array(parent)
+        else:
+            while True:
+                la, lb = lab[ea], lab[eb]
+                m = lab.copy()
+                np.minimum.at(m, ea, lb)
+                np.minimum.at(m, eb, la)
+                np.minimum.at(m, la, lb)
+                np.minimum.at(m, lb, la)
+                m = m[m]
+                m = m[m]
+                if not (m != lab).any():
+                    break
+                lab = m
+    is_root = lab == np.arange(nr)
+    num = np.cumsum(is_root)[lab].astype(np.int32)
+    cells = np.flatnonzero(mask)
+    # each cell's run: the run starts up to the cell (its body index row * wp + column = cell + 2 * row)
+    out.ravel()[cells] = num[np.cumsum(first)[cells + 2 * (cells // w)] - 1]
+    return out, int(np.count_nonzero(is_root))
 
 
 def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float) -> tuple[float, float, int]:

@@ -10,9 +10,11 @@ a die pitch), as the labelling rules define it.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,12 +52,11 @@ class Geometry:
 def _midpoint_median(valid: NDArray[np.bool_]) -> float:
     """Median over the raster rows holding dies of (first + last column) / 2."""
     rows = valid.any(1)
-    v = valid[rows]
-    first = v.argmax(1)
-    last = v.shape[1] - 1 - v[:, ::-1].argmax(1)
-    m = np.sort((first + last) / 2.0)
+    # first - (cols - 1 - last): the midpoint doubled, less cols - 1 (exact integers; halved at the end)
+    m = valid.argmax(1)[rows] - valid[:, ::-1].argmax(1)[rows]
+    m.sort()
     n = len(m)
-    return float((m[(n - 1) // 2] + m[n // 2]) / 2)  # np.median's bits, without its overhead
+    return float((m[(n - 1) // 2] + m[n // 2] + 2 * (valid.shape[1] - 1)) / 4)  # np.median's bits
 
 
 #: the wafers of a lot share one die layout: their geometry is computed once (arrays made read-only)
@@ -92,6 +93,18 @@ def geometry(dm: DieMap) -> Geometry:
     return g
 
 
+def sin_cos(g: Geometry) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``np.sin(g.theta)`` and ``np.cos(g.theta)``, computed once per layout (elementwise: a region's values are
+    the same bits as computing them on its dies alone)."""
+    sc = g.extra.get("sin_cos")
+    if sc is None:
+        sc = (np.sin(g.theta), np.cos(g.theta))
+        for a in sc:
+            a.setflags(write=False)
+        g.extra["sin_cos"] = sc
+    return sc
+
+
 def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]) -> Geometry:
     """Geometry of a layout given as raster columns and rows (each starting at 0)."""
     flat = iy * shape[1] + ix
@@ -100,21 +113,19 @@ def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]
     valid = valid.reshape(shape)
     cx = _midpoint_median(valid)
     cy = _midpoint_median(valid.T)
-    dx = (ix - cx).astype(np.float64)
-    dy = (iy - cy).astype(np.float64)
-    # half-extents in dies; the larger side of each axis (a flat shortens one side only)
-    ex = max(float(np.abs(dx).max()), 0.5)
-    ey = max(float(np.abs(dy).max()), 0.5)
+    dx = cast(NDArray[np.float64], ix - cx)  # float64: cx is a float
+    dy = cast(NDArray[np.float64], iy - cy)
+    # half-extents in dies; the larger side of each axis (a flat shortens one side only): the largest |ix - cx|
+    # is at the first or last column (0 and cols - 1), so max |dx| without a pass over the dies
+    ex = max(max(shape[1] - 1 - cx, cx), 0.5)
+    ey = max(max(shape[0] - 1 - cy, cy), 0.5)
     aspect = ex / ey  # physical pitch_y / pitch_x
-    d = np.sqrt(dx * dx + (dy * aspect) ** 2)
-    big_r = float(d.max()) + 0.5
+    big_r = math.sqrt(float((dx * dx + (dy * aspect) ** 2).max())) + 0.5  # sqrt is monotone: the max's root
     u = dx / big_r
     v = dy * aspect / big_r
     r = np.sqrt(u * u + v * v)
     theta = np.arctan2(v, u)
-    third = np.zeros(len(ix), dtype=np.int8)
-    third[r >= 3**-0.5] = 1
-    third[r >= (2 / 3) ** 0.5] = 2
+    third = (r >= 3**-0.5).view(np.int8) + (r >= (2 / 3) ** 0.5).view(np.int8)
     return Geometry(
         n=len(ix),
         ix=ix,

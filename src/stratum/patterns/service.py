@@ -16,7 +16,7 @@ from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError, 
 from stratum.patterns import calibration, verifier
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import RULES_VERSION, Detection, Thresholds, analyse
-from stratum.patterns.geometry import DieMap, Geometry
+from stratum.patterns.geometry import DieMap, Geometry, sin_cos
 from stratum.patterns.store import pattern_rows
 from stratum.settings import PatternSettings
 
@@ -32,10 +32,17 @@ def _num(v: float) -> float | int:
     return round(v, 4) if math.isfinite(v) else 0.0
 
 
+def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
+    """Circular mean angle of the dies ``idx`` in degrees (sines and cosines of the layout's angles, once)."""
+    sin, cos = sin_cos(g)
+    n = len(idx)
+    return _num(math.degrees(math.atan2(float(sin[idx].sum()) / n, float(cos[idx].sum()) / n)))
+
+
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
     idx = np.flatnonzero(d.region)
     n = len(idx)
-    r, th = g.r[idx], g.theta[idx]
+    r = g.r[idx]
     sector = None
     if d.family in ("loc", "edge_loc", "gross_region") and n:
         ang = math.atan2(float(g.v[idx].sum()) / n, float(g.u[idx].sum()) / n)  # the means, the same bits
@@ -48,9 +55,7 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
             "fail_density": _num(d.density),
             "r_min": _num(r.min()) if n else 0.0,
             "r_max": _num(r.max()) if n else 0.0,
-            "theta_deg_mean": _num(math.degrees(math.atan2(float(np.sin(th).sum()) / n, float(np.cos(th).sum()) / n)))
-            if n
-            else 0.0,
+            "theta_deg_mean": _theta_mean(g, idx) if n else 0.0,
             "octant": sector,
             "dies": np.stack((dm.x[idx], dm.y[idx]), axis=1).astype(np.int64, copy=False).tolist(),
         },

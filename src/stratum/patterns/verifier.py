@@ -13,7 +13,7 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
-from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,6 +67,9 @@ class Stack:
 
     def __init__(self, fams: dict[str, Trees]):
         self.keys = sorted({k for t in fams.values() for k in t.keys})
+        # a candidate's row: its features over defaults, read in key order (cheaper than a get per key)
+        self._missing = dict.fromkeys(self.keys, MISSING)
+        self._row = itemgetter(*self.keys) if len(self.keys) > 1 else lambda d: tuple(d[k] for k in self.keys)
         col = {k: i for i, k in enumerate(self.keys)}
         self.index = {f: i for i, f in enumerate(fams)}
         ts = list(fams.values())
@@ -88,6 +91,7 @@ class Stack:
                     node = 2 * node + 1 + ((bits >> node) & 1)
                 lut[bits] = node - nint
             self.lut = lut
+            self._bit = (1 << np.arange(nint)).astype(np.uint8)  # node i's test -> bit i (nint <= 7: one byte)
 
     @staticmethod
     def fits(fams: dict[str, Trees]) -> bool:
@@ -99,14 +103,14 @@ class Stack:
         out: list[float | None] = [None] * len(families)
         if not sel:
             return out
-        X = np.array([list(map(feats[i].get, self.keys, repeat(MISSING))) for i in sel], dtype=np.float64)
+        X = np.array([self._row({**self._missing, **feats[i]}) for i in sel], dtype=np.float64)
         X[~np.isfinite(X)] = MISSING
         fl = [self.index[families[i]] for i in sel]
         fi = np.array(fl, dtype=np.intp)
         if self.lut is not None:
             k = X.shape[1]
             tests = X.ravel()[self.feat[fi] + (np.arange(len(sel)) * k)[:, None, None]] >= self.thr[fi]
-            leaf = self.lut[np.packbits(tests, axis=-1, bitorder="little")[..., 0]]
+            leaf = self.lut[tests.view(np.uint8) @ self._bit]  # np.packbits(little) of the 7 tests, faster
             _, t, nleaf = self.leaf.shape
             vals = self.leaf.reshape(-1)[(fi[:, None] * t + self._trees) * nleaf + leaf].tolist()
         else:

@@ -58,7 +58,7 @@ from .flags import (
 from .source import ByteSource, DecompressionLimits
 from .spec import BY_CODE, BY_NAME, FTR, MISSING_SOFT_BIN, MISSING_U4, MISSING_XY, MPR, PIR, PRR, PTR, WIR, WRR, name_of
 from .testkeys import TestRegistry
-from .walk import PAD, Views, WalkState, ramp, walk_fast
+from .walk import HEAD, OPT, PAD, Views, WalkState, ramp, walk_fast
 
 DEFAULT_CHUNK = 4 * 1024 * 1024  # decompressed bytes per chunk (see Settings.chunk_bytes)
 
@@ -154,6 +154,9 @@ class _Parser:
         self.record_counts = np.zeros(65536, np.int64)
         self.outside_counts = {"P": 0, "M": 0, "F": 0}
         self.default_only_outside = 0
+        self.exec_counts = np.zeros(0, np.int64)  # per test index
+        self._states_for: Any = None  # the markers _part_states was computed for, and its result
+        self._states: Any = None
 
     # -- warnings ------------------------------------------------------------------------------
     def warn(self, code: str, message: str, offset: int | None = None, count: int = 1) -> None:
@@ -257,9 +260,10 @@ class _Parser:
         if n == 0:
             return
         v = Views(buf, self.be)
-        b = v.b
-        rl = v.u2[offs].astype(np.int64)
-        code = (b[offs + 2].astype(np.int64) << 8) | b[offs + 3]
+        heads = v.head[offs]  # raw; PTR/MPR/FTR take their rows of it
+        h = heads.view(HEAD[self.be])
+        rl = h["rl"].astype(np.int64)
+        code = h["code"].astype(np.int64)
         self.record_counts += np.bincount(code, minlength=65536)
         is_ptr = code == PTR
         is_mpr = code == MPR
@@ -279,11 +283,11 @@ class _Parser:
 
         markers = (np.asarray(mk_pos, np.int64), np.asarray(mk_g, np.int64), np.asarray(mk_part, np.int64))
         if is_ptr.any():
-            self._ptr(v, offs, rl, np.flatnonzero(is_ptr), markers, carry)
+            self._ptr(v, heads, offs, rl, np.flatnonzero(is_ptr), markers, carry)
         if is_mpr.any():
-            self._mpr(v, offs, rl, np.flatnonzero(is_mpr), markers, carry)
+            self._mpr(v, heads, offs, rl, np.flatnonzero(is_mpr), markers, carry)
         if is_ftr.any():
-            self._ftr(v, offs, rl, np.flatnonzero(is_ftr), markers, carry)
+            self._ftr(v, heads, offs, rl, np.flatnonzero(is_ftr), markers, carry)
         if parts_rows:
             self._emit_parts(parts_rows)
         if self.header is not None:
@@ -655,11 +659,49 @@ class _Parser:
 
     # -- test records: part association -----------------------------------------------------------
     def _assign_parts(self, pos: np.ndarray, g: np.ndarray, markers, carry: dict[int, int]) -> np.ndarray:
-        """Part seq of each test record (-1 = outside any part)."""
+        """Part seq of each test record (-1 = outside any part): the part opened by the last PIR/PRR marker of the
+        record's (head, site) before it, else the part open on it when the chunk started."""
+        if len(pos) == 0:
+            return np.full(0, -1, np.int64)
+        states = self._part_states(markers, carry)
+        if states is None:
+            return self._assign_parts_grouped(pos, g, markers, carry)
+        table, column, width = states
+        before = np.searchsorted(markers[0], pos)  # markers before each record (both in chunk order)
+        return table[before * width + column[g]]
+
+    def _part_states(self, markers, carry: dict[int, int]):
+        """Per number of markers passed (0..m) and (head, site), the part open on it: a small table (markers x
+        sites), flattened, with the column of each (head << 8 | site) (the last column: none, -1). Cached per
+        chunk; None when the table would be large (many sites and markers)."""
+        if self._states_for is markers:
+            return self._states
+        mk_pos, mk_g, mk_part = markers
+        groups = np.union1d(mk_g, np.fromiter(carry, np.int64, len(carry)))
+        width = len(groups) + 1
+        m = len(mk_pos)
+        if (m + 1) * width > 1 << 20:
+            states = None
+        else:
+            col = np.searchsorted(groups, mk_g)
+            start = np.array([carry.get(int(x), -1) for x in groups.tolist()] + [-1], np.int64)
+            vals = np.concatenate([start[None, :], np.full((m, width), -1, np.int64)])
+            src = np.zeros((m + 1, width), np.int64)  # row whose value holds: the latest marker of the column
+            rows = np.arange(1, m + 1)
+            vals[rows, col] = mk_part
+            src[rows, col] = rows
+            np.maximum.accumulate(src, axis=0, out=src)
+            table = vals[src, np.arange(width)].reshape(-1)
+            column = np.full(1 << 16, width - 1, np.int64)
+            column[groups] = np.arange(len(groups))
+            states = (table, column, width)
+        self._states_for, self._states = markers, states
+        return states
+
+    def _assign_parts_grouped(self, pos: np.ndarray, g: np.ndarray, markers, carry: dict[int, int]) -> np.ndarray:
+        """``_assign_parts`` per (head, site), for chunks with too many of them for the state table."""
         mk_pos, mk_g, mk_part = markers
         out = np.full(len(pos), -1, np.int64)
-        if len(pos) == 0:
-            return out
         order = np.argsort(g, kind="stable")
         sg = g[order]
         bounds = np.flatnonzero(np.diff(sg)) + 1
@@ -725,6 +767,11 @@ class _Parser:
         """Per-record limits from the default table and the record's own OPT_FLAG/limits, and the test whose
         default data the record uses (-1: none)."""
         src = self._default_source(keys, first_def_row, rowidx)
+        if len(optp) and bool(has_opt.all()) and int(rl_body_opt.min()) >= 12:
+            o = v.opt[optp].view(OPT[self.be])  # OPT_FLAG and both limits in one gather
+            if not int(np.bitwise_or.reduce(o["opt"])) & (OPT_LO_LIMIT_UNUSABLE | OPT_HI_LIMIT_UNUSABLE):
+                # the common case: every record carries both limits of its own, no default is consulted
+                return o["lo"].astype(np.float32), o["hi"].astype(np.float32), src
         if len(src) and int(src.min()) >= 0:  # every record has a default source (after a test's first record)
             lo, hi = self.reg.d_lo[src], self.reg.d_hi[src]
         else:
@@ -840,31 +887,31 @@ class _Parser:
             self.outside_counts[kind] += n_out
         return np.flatnonzero(inside) if n_out or not inside.all() else None
 
-    def _test_fields(self, v: Views, offs_all, rl_all, idx, rec: str) -> tuple:
+    def _test_fields(self, heads, offs_all, rl_all, idx, rec: str) -> tuple:
         """The fields PTR, MPR and FTR share: offsets, REC_LENs and record numbers of the records of this
-        type; TEST_NUM, HEAD_NUM, SITE_NUM, TEST_FLG and the next U1 (PARM_FLG, or FTR's OPT_FLAG), 0 when absent."""
-        b = v.b
+        type; TEST_NUM, HEAD_NUM, SITE_NUM, TEST_FLG and the next U1 (PARM_FLG, or FTR's OPT_FLAG), 0 when absent;
+        and the records' heads (``HEAD``) for the type's own leading fields."""
         offs = offs_all[idx]
         rl = rl_all[idx]
         self._min_len(rl, offs, idx, 6, rec)
-        if len(rl) and int(rl.min()) >= 8:  # every record reaches both flag bytes: no masking
-            flg, flg2 = b[offs + 10], b[offs + 11]
-        else:
-            flg = np.where(rl >= 7, b[offs + 10], 0).astype(np.uint8, copy=False)
-            flg2 = np.where(rl >= 8, b[offs + 11], 0).astype(np.uint8, copy=False)
-        return offs, rl, self.seq_base + idx, v.u4[offs + 4], b[offs + 8], b[offs + 9], flg, flg2
+        h = heads[idx].view(HEAD[self.be])
+        flg, flg2 = h["flg"].copy(), h["flg2"].copy()
+        if not (len(rl) and int(rl.min()) >= 8):  # a record that ends before a flag byte has none
+            flg = np.where(rl >= 7, flg, 0).astype(np.uint8, copy=False)
+            flg2 = np.where(rl >= 8, flg2, 0).astype(np.uint8, copy=False)
+        return offs, rl, self.seq_base + idx, h["num"].copy(), h["head"].copy(), h["site"].copy(), flg, flg2, h
 
     # -- PTR -----------------------------------------------------------------------------------------
-    def _ptr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _ptr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "PTR")
+        offs, rl, seqs, nums, head, site, tf, pf, h = self._test_fields(heads, offs_all, rl_all, idx, "PTR")
         has_res = rl >= 12
         if bool(has_res.all()):
-            res = v.f4[offs + 12].astype(np.float32, copy=False)  # native order (a big-endian view converts)
+            res = h["res"].astype(np.float32)  # native order (a big-endian field converts)
         else:
-            res = np.where(has_res, v.f4[offs + 12], np.float32(np.nan)).astype(np.float32)
+            res = np.where(has_res, h["res"], np.float32(np.nan)).astype(np.float32)
         has_txt = rl >= 13
-        L1 = np.where(has_txt, b[offs + 16], 0).astype(np.int64)
+        L1 = h["txt"].astype(np.int64) if bool(has_txt.all()) else np.where(has_txt, h["txt"], 0).astype(np.int64)
         self._check_overrun(has_txt & (13 + L1 > rl), offs, idx, "PTR", "TEST_TXT", 13 + L1, rl)
         alarm_body = 13 + L1
         has_alarm = rl > alarm_body
@@ -904,11 +951,15 @@ class _Parser:
         self._emit_tests("results", cols, keep)
 
     def _count_exec(self, keys: np.ndarray, part: np.ndarray) -> None:
+        """Executions inside parts per test (``TestInfo.exec_count``, set at the end)."""
         if len(keys):
             inside = part >= 0
             c = np.bincount(keys if bool(inside.all()) else keys[inside], minlength=len(self.reg.tests))
-            for i in np.flatnonzero(c).tolist():
-                self.reg.tests[i].exec_count += int(c[i])
+            if len(c) > len(self.exec_counts):
+                c[: len(self.exec_counts)] += self.exec_counts
+                self.exec_counts = c
+            else:
+                self.exec_counts[: len(c)] += c
 
     def _emit_tests(self, table: str, cols: dict, keep: np.ndarray | None) -> None:
         if keep is not None:
@@ -919,9 +970,9 @@ class _Parser:
             self._emit(table, cols)
 
     # -- MPR -----------------------------------------------------------------------------------------
-    def _mpr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _mpr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, pf = self._test_fields(v, offs_all, rl_all, idx, "MPR")
+        offs, rl, seqs, nums, head, site, tf, pf, _ = self._test_fields(heads, offs_all, rl_all, idx, "MPR")
         icnt = np.where(rl >= 10, v.u2[offs + 12], 0).astype(np.int64)
         rcnt = np.where(rl >= 12, v.u2[offs + 14], 0).astype(np.int64)
         stat_bytes = (icnt + 1) // 2
@@ -1024,9 +1075,9 @@ class _Parser:
         return off, lens, vals
 
     # -- FTR -----------------------------------------------------------------------------------------
-    def _ftr(self, v: Views, offs_all, rl_all, idx, markers, carry) -> None:
+    def _ftr(self, v: Views, heads, offs_all, rl_all, idx, markers, carry) -> None:
         b = v.b
-        offs, rl, seqs, nums, head, site, tf, opt = self._test_fields(v, offs_all, rl_all, idx, "FTR")
+        offs, rl, seqs, nums, head, site, tf, opt, _ = self._test_fields(heads, offs_all, rl_all, idx, "FTR")
         n = len(idx)
         has_opt = rl >= 8
         base = offs + 4
@@ -1090,7 +1141,12 @@ class _Parser:
         op_code = take_cn("OP_CODE")
         name_pos = pos.copy()
         name_present = pos < rl
-        test_txt = take_cn("TEST_TXT")
+        # TEST_TXT: only its length is needed here (the test's name comes from the registry)
+        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
+        self._check_overrun(
+            name_present & (pos + 1 + name_len > rl), offs, idx, "FTR", "TEST_TXT", pos + 1 + name_len, rl
+        )
+        pos = pos + np.where(name_present, 1 + name_len, 0)
         alarm_id = take_cn("ALARM_ID")
         prog_txt = take_cn("PROG_TXT")
         rslt_txt = take_cn("RSLT_TXT")
@@ -1100,7 +1156,6 @@ class _Parser:
         pos = pos + patg_p
         spin_map = take_dn("SPIN_MAP")
 
-        name_len = np.where(name_present, b[base + np.minimum(name_pos, rl - 1)], 0).astype(np.int64)
         keys = self.reg.resolve("F", v, nums, base + name_pos + 1, name_len, seqs)
         g = (head.astype(np.uint16) << 8) | site
         part = self._assign_parts(idx, g, markers, carry)
@@ -1158,7 +1213,6 @@ class _Parser:
             "spin_map": spin_map,
             "rec_seq": seqs,
         }
-        del test_txt
         keep = self._split_outside("F", part, tf, None)
         self._emit_tests("ftr_results", cols, keep)
 
@@ -1237,6 +1291,8 @@ class _Parser:
         res.wafers = sorted(self.wafers, key=lambda w: w["wafer_seq"])
         self.reg.inherit_number_defaults()
         res.tests = self.reg.tests
+        for i in np.flatnonzero(self.exec_counts).tolist():
+            res.tests[i].exec_count += int(self.exec_counts[i])
         counts = {}
         for c in np.flatnonzero(self.record_counts).tolist():
             rt = BY_CODE.get(c)
@@ -1259,11 +1315,16 @@ def _hex_or_str(x: Any) -> str:
     return x.hex() if isinstance(x, bytes) else str(x)
 
 
+# what json.dumps(..., ensure_ascii=False, allow_nan=False, default=...) builds on every call, built once
+_FIELDS_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+_TEXT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str)
+
+
 def _json(d: Any) -> str:
     if d is None:
         return "null"
     try:  # the common case, no NaN: bytes become hex through ``default``, as ``conv`` does below
-        return json.dumps(d, ensure_ascii=False, allow_nan=False, default=_hex_or_str)
+        return _FIELDS_JSON.encode(d)
     except ValueError:
         pass
 
@@ -1282,7 +1343,7 @@ def _json(d: Any) -> str:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, allow_nan=False, default=str)
+    return _TEXT_JSON.encode(v)
 
 
 _ZPAD = bytes(PAD)

@@ -42,6 +42,9 @@ def _masks() -> np.ndarray:
 
 
 _MASK = _masks()
+HEAD_WORDS = 4  # name words read by one gather in ``_verified``
+# _WORD_MASK[w][L]: the bytes of word w that a name of L bytes (at most 8 HEAD_WORDS) covers
+_WORD_MASK = [_MASK[np.clip(np.arange(8 * HEAD_WORDS + 1) - 8 * w, 0, 8)] for w in range(HEAD_WORDS)]
 
 
 def name_words(raw: bytes) -> list[int]:
@@ -149,6 +152,7 @@ class TestRegistry:
         # per kind: sorted hash keys and the test index each maps to
         self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._last_named: dict[tuple[str, int], int] = {}
+        self._named_before: dict[str, np.ndarray | None] = {}  # per kind: the tests _inherit_names last saw
         self._by_num: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per kind: sorted nums, first test
         self._num_lut: dict[str, np.ndarray] = {}  # per kind: dense TEST_NUM -> first test (-1 none), if small
         self._cap = 0
@@ -185,7 +189,9 @@ class TestRegistry:
         self._cap = cap
 
     def _words(self, raw: bytes) -> np.ndarray:
-        return np.array(name_words(raw), dtype=np.uint64)
+        """The name as zero-padded 8-byte little-endian words (``_verified`` compares against them)."""
+        padded = raw.ljust(-(-len(raw) // 8) * 8, b"\x00")
+        return np.frombuffer(padded, dtype="<u8").astype(np.uint64)
 
     def get_or_add(self, kind: str, num: int, raw_name: bytes, rec_seq: int) -> int:
         key = (kind, num, b"" if self.by_number else raw_name)
@@ -202,14 +208,10 @@ class TestRegistry:
         words = self._words(b"" if self.by_number else raw_name)
         old = self.name_words
         if words.size > old.shape[1] or old.shape[0] < self._cap:
-            nw = np.zeros((self._cap, max(words.size, old.shape[1])), np.uint64)
+            nw = np.zeros((self._cap, max(words.size, old.shape[1], HEAD_WORDS)), np.uint64)
             nw[: old.shape[0], : old.shape[1]] = old
-            if old.shape[1]:  # a row's words past its name repeat its last word (see _verified)
-                nw[: old.shape[0], old.shape[1] :] = old[:, -1:]
             self.name_words = nw
-        if words.size:
-            self.name_words[idx, : words.size] = words
-            self.name_words[idx, words.size :] = words[-1]
+        self.name_words[idx, : words.size] = words
         self.name_len[idx] = 0 if self.by_number else len(raw_name)
         self.key_num[idx] = num
         self.key_kind[idx] = KIND_CODES[kind]
@@ -348,10 +350,11 @@ class TestRegistry:
     def _verified(self, v: Views, idx: np.ndarray, name_start: np.ndarray, L: np.ndarray) -> np.ndarray:
         """True where the record's name equals the name of test ``idx`` (idx < 0 never matches).
 
-        Word ``w`` of a name of length ``L`` starts at ``min(8w, max(L - 8, 0))`` (names shorter than 8 bytes
-        are one masked word): past a name's last word the same last word is read again, and the registered
-        table (``name_words``) repeats it too, so every row compares the same number of words, no sorting or
-        grouping by length. Rows whose length differs from the test's fail on ``name_len`` alone."""
+        The first ``HEAD_WORDS`` words of every name come from one gather of that many bytes (what one gather of
+        a 4-byte field costs); the bytes past a name's end are masked off and the registered words are
+        zero-padded (``name_words``), so one comparison per word covers names of any length up to there. Longer
+        names' further words are read one by one, for those rows only. Rows whose length differs from the
+        test's fail on ``name_len`` alone."""
         safe = np.maximum(idx, 0)
         ok = (idx >= 0) & (self.name_len[safe] == L)
         if not len(L):
@@ -360,17 +363,30 @@ class TestRegistry:
         nw = min(int((int(L.max()) + 7) // 8), table.shape[1])
         if nw == 0:
             return ok
-        w8 = v.w8
-        start = np.minimum(name_start, len(w8) - 1)  # absent names (L = 0) may point anywhere: stay in bounds
+        k = min(nw, HEAD_WORDS)
+        head = v.name_head(k)
+        start = np.minimum(name_start, len(head) - 1)  # absent names (L = 0) may point anywhere: stay in bounds
+        words = head[start].view("<u8").reshape(-1, k)
         flat = table.reshape(-1)
         row = safe * table.shape[1]
-        mask = _MASK[np.minimum(L, 8)] if bool((L < 8).any()) else None
-        last = np.maximum(L - 8, 0) if nw > 1 else L  # (start of the last word; only read when nw > 1)
-        for w in range(nw):
-            word = w8[start if w == 0 else start + np.minimum(8 * w, last)]
-            if mask is not None:
-                word &= mask
-            ok &= word == flat[row + w if w else row]
+        shortest = int(L.min())
+        cut = np.minimum(L, 8 * HEAD_WORDS)
+        for w in range(k):
+            word = words[:, w]
+            if 8 * (w + 1) > shortest:  # some name ends before this word does
+                word = word & _WORD_MASK[w][cut]
+            ok &= word == (flat[row + w] if w else flat[row])
+        if nw > k:  # names longer than the head: their further words
+            rows = np.flatnonzero(L > 8 * k)
+            if len(rows):
+                st, ln, t = name_start[rows], L[rows], safe[rows]
+                w8 = v.w8
+                sub = ok[rows]
+                top = len(w8) - 1
+                for w in range(k, nw):  # (a word past a row's name is masked off whole, wherever it is read)
+                    word = w8[np.minimum(st + 8 * w, top)] & _MASK[np.clip(ln - 8 * w, 0, 8)]
+                    sub &= word == table[t, w]
+                ok[rows] = sub
         return ok
 
     def _inherit_names(self, kind: str, out: np.ndarray, nums: np.ndarray, L: np.ndarray) -> None:
@@ -401,12 +417,18 @@ class TestRegistry:
         if len(named_rows) == 0:
             return
         present = np.flatnonzero(np.bincount(out[named_rows] if any_empty else out, minlength=len(self.tests)))
+        same = self._named_before.get(kind)
+        if same is not None and np.array_equal(same, present):
+            return  # the same tests as the last time, one per number: the same answers
         by_num: dict[int, list[int]] = {}
         for i in present.tolist():
             by_num.setdefault(int(self.key_num[i]), []).append(i)
+        reused = False
         for num, idxs in by_num.items():
             if len(idxs) == 1:
                 self._last_named[(kind, num)] = idxs[0]
             else:  # a reused number (P13): the key of its latest named record
                 sel = named_rows[np.isin(out[named_rows], idxs)]
                 self._last_named[(kind, num)] = int(out[sel[-1]])
+                reused = True
+        self._named_before[kind] = None if reused else present

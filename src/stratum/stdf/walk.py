@@ -15,8 +15,9 @@ import numpy as np
 
 # Zero bytes appended to every chunk so gathers at fixed offsets stay in bounds for records that end
 # early: the furthest read is HI_LIMIT (bytes 8..11 after OPT_FLAG) of a PTR/MPR ending at its OPT_FLAG,
-# 11 bytes past the record; 8-byte name words need 7.
-PAD = 16
+# 11 bytes past the record; a record head (``HEAD_BYTES``) reads 13; the first 32 bytes of a name (one gather in
+# testkeys) up to 32 past the end of the data.
+PAD = 32
 MIN_PREDICT = 4096  # records predicted per verification step, at least
 
 
@@ -128,11 +129,12 @@ def walk_fast(
     tl2: Any = None
     rel2: Any = None
     p = pp = span = phase = 0  # period, predicted length (a multiple of p), its bytes, template phase
+    span1 = 0  # bytes of one period
     history = np.zeros(0, np.int64)  # signatures of the latest walked records (period detection, resync)
     predicted = walked = probes = lost = 0
 
     def use_template(sig: np.ndarray) -> None:
-        nonlocal tsig, tl2, rel2, p, pp, span, phase
+        nonlocal tsig, tl2, rel2, p, pp, span, phase, span1
         tsig, p, phase = sig, len(sig), 0
         # predict whole multiples of a short period at once (a file of empty records has period 1)
         pp = p * max(1, -(-MIN_PREDICT // p))
@@ -141,6 +143,7 @@ def walk_fast(
         rel2 = np.concatenate([[0], np.cumsum(steps)[:-1]])
         tl2 = np.concatenate([tl, tl])
         span = int(rel2[pp])
+        span1 = int(rel2[p])
 
     carried = False  # the template is the previous chunk's last period of records
     if state is not None and state.tsig is not None:
@@ -150,10 +153,11 @@ def walk_fast(
     while pos <= end - 4:
         if tsig is not None:
             k = 0
+            ahead = p  # after a re-synchronisation the run is often shorter than pp: check one period first
             while True:
                 shift = pos - int(rel2[phase])
                 # records wholly inside the data: record i ends where record i + 1 starts (rel2 is cumulative)
-                lim = int(np.searchsorted(rel2[phase + 1 : phase + pp + 1], end - shift, side="right"))
+                lim = int(np.searchsorted(rel2[phase + 1 : phase + ahead + 1], end - shift, side="right"))
                 if lim == 0:
                     k = 0
                     break
@@ -164,8 +168,9 @@ def walk_fast(
                 if k:
                     out.append(cand[:k])
                     predicted += k
-                if k == pp:
-                    pos += span
+                if k == ahead:
+                    pos += span if ahead == pp else span1
+                    ahead = pp
                     continue
                 if k:
                     pos = int(cand[k - 1] + 4 + tl[k - 1])
@@ -224,10 +229,36 @@ def walk_fast(
     return offs_all, pos
 
 
+HEAD_BYTES = 17  # a record's header and the first 13 body bytes: every fixed field PTR/MPR/FTR have in common
+
+
+def _head_dtype(e: str) -> np.dtype:
+    """The first ``HEAD_BYTES`` of a record: REC_LEN, (REC_TYP, REC_SUB) as one code, then, for PTR, TEST_NUM,
+    HEAD_NUM, SITE_NUM, TEST_FLG, PARM_FLG, RESULT and the TEST_TXT length byte."""
+    return np.dtype(
+        {
+            "names": ["rl", "code", "num", "head", "site", "flg", "flg2", "res", "txt"],
+            "formats": [e + "u2", ">u2", e + "u4", "u1", "u1", "u1", "u1", e + "f4", "u1"],
+            "offsets": [0, 2, 4, 8, 9, 10, 11, 12, 16],
+            "itemsize": HEAD_BYTES,
+        }
+    )
+
+
+HEAD = {False: _head_dtype("<"), True: _head_dtype(">")}
+OPT_BYTES = 12  # PTR/MPR from OPT_FLAG on: OPT_FLAG, RES_SCAL, LLM_SCAL, HLM_SCAL, LO_LIMIT, HI_LIMIT
+OPT = {
+    be: np.dtype(
+        {"names": ["opt", "lo", "hi"], "formats": ["u1", e + "f4", e + "f4"], "offsets": [0, 4, 8], "itemsize": 12}
+    )
+    for be, e in ((False, "<"), (True, ">"))
+}
+
+
 class Views:
     """Typed unaligned views over one padded chunk buffer, in the file's byte order."""
 
-    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be")
+    __slots__ = ("b", "u2", "i2", "u4", "i4", "f4", "u8", "w8", "f8", "i8", "be", "head", "opt", "_buf", "_names")
 
     def __init__(self, buf: bytes, big_endian: bool) -> None:
         e = ">" if big_endian else "<"
@@ -248,6 +279,23 @@ class Views:
         self.f8 = view("f8", 8)
         # byte-order independent 8-byte words, for hashing/comparing strings
         self.w8 = np.ndarray(shape=(max(n - 7, 0),), dtype="<u8", buffer=buf, offset=0, strides=(1,))
+        # raw record heads: one gather of HEAD_BYTES costs what one gather of a 4-byte field does (the zero PAD
+        # keeps it in bounds for a record at the end of the data); ``.view(HEAD[be])`` names the fields
+        self.head = view(f"V{HEAD_BYTES}", HEAD_BYTES)
+        self.opt = view(f"V{OPT_BYTES}", OPT_BYTES)
+        self._buf = buf
+        self._names: dict[int, np.ndarray] = {}
+
+    def name_head(self, k: int) -> np.ndarray:
+        """A view whose element ``o`` is the ``8 k`` raw bytes from offset ``o`` (the first ``k`` words of a name;
+        the chunk's zero ``PAD`` keeps them in bounds for a name at the end of the data)."""
+        view = self._names.get(k)
+        if view is None:
+            n = len(self._buf)
+            shape = (max(n - 8 * k + 1, 0),)
+            view = np.ndarray(shape=shape, dtype=f"V{8 * k}", buffer=self._buf, offset=0, strides=(1,))
+            self._names[k] = view
+        return view
 
 
 def ramp(counts: np.ndarray) -> np.ndarray:

@@ -135,6 +135,8 @@ class SqliteMetadataStore(MetadataStore):
         con.owner_pid = os.getpid()
         con.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
         if not self._memory:
+            # NORMAL first: switching a new file to WAL then syncs it once less (still at the critical moments)
+            con.execute("PRAGMA synchronous = NORMAL")
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
         with self._conns_lock:
