@@ -44,7 +44,7 @@ from stratum.patterns.features import (
 )
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "9"
+RULES_VERSION = "10"
 
 
 @dataclass(frozen=True)
@@ -1221,7 +1221,7 @@ def _random_candidate(c: _Ctx) -> None:
 ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "loc": ("center", "scratch", "edge_loc"),
     "edge_loc": ("loc", "edge_ring"),
-    "scratch": ("loc", "edge_loc"),
+    "scratch": ("loc", "edge_loc", "row_stripe", "column_stripe"),
     "center": ("loc",),
     "radial_gradient": ("center", "edge_ring"),
     "row_stripe": ("scratch",),
