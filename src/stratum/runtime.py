@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -38,12 +38,10 @@ if TYPE_CHECKING:  # imported lazily below: each service costs import time only 
     from stratum.ingest.drop import DropProcessor
     from stratum.ingest.service import IngestService
     from stratum.ingest.uploads import UploadService
-    from stratum.models import Job
     from stratum.monitors.service import MonitorService
     from stratum.patterns.service import PatternService
     from stratum.query.engine import QueryEngine
     from stratum.query.sql import SqlService
-    from stratum.stdf.reader import ParseResult
 
 
 LOCAL_DROP_PREFIX = "incoming/"  # <data-dir>/incoming/ is the local drop folder
@@ -57,7 +55,6 @@ class Runtime:
     drop_store: ObjectStore
     # a process that runs a command and exits (the CLI): query sessions are not kept, so nothing is materialised
     one_shot: bool = False
-    _publish_warm: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, one_shot: bool = False) -> Runtime:
@@ -112,49 +109,8 @@ class Runtime:
         from stratum.ingest.service import IngestService
 
         return IngestService(
-            self.catalog,
-            self.lake,
-            self.settings,
-            events=self.events,
-            wafer_classifier=_wafer_pattern_rows,
-            on_parsed=self._prepare_publish,
+            self.catalog, self.lake, self.settings, events=self.events, wafer_classifier=_wafer_pattern_rows
         )
-
-    def _prepare_publish(self, job: Job, res: ParseResult) -> None:
-        """A file was read and its tables are being finished (their last pages encoded, their files synced): on
-        the in-process bus, ``on_published`` will classify the final die maps of a file with wafers, so a one-shot
-        process (``stratum ingest``) builds the pattern service, the analytics it reads through (DuckDB) and the
-        workspace's database now, on a thread, while this one mostly waits for the writer and the disk (a server
-        built them at start: ``warm_up``). ``on_published`` and ``close`` wait for it; a failure here only means
-        ``on_published`` builds them itself (and reports)."""
-        if not self.one_shot or self.settings.backend != "local" or not res.wafers or self._publish_warm is not None:
-            return
-        # what the writer's wafer classifier imports next on this thread, imported first: the two threads then
-        # import disjoint modules (no import-lock cycle between them)
-        import stratum.patterns.service  # noqa: F401
-
-        def build() -> None:
-            try:
-                from stratum.coldstart import loading
-
-                with loading():  # as the command's own libraries (stratum.cli): without the GC's passes
-                    import stratum.analytics.service  # noqa: F401 - with DuckDB
-                    import stratum.patterns.store  # noqa: F401
-                from stratum.lake import final_patterns
-
-                self.patterns  # noqa: B018 - built now (with the analytics service and the query engine)
-                self.engine.database(job.workspace)
-                final_patterns.connection().close()  # the database the stored classifications are written with
-            except Exception:  # noqa: BLE001 - only an optimisation: on_published builds them again and reports
-                log.debug("could not prepare the publish of job %s", job.job_id, exc_info=True)
-
-        self._publish_warm = threading.Thread(target=build, name="stratum-publish-warm", daemon=True)
-        self._publish_warm.start()
-
-    def _publish_ready(self) -> None:
-        t, self._publish_warm = self._publish_warm, None
-        if t is not None:
-            t.join()
 
     @cached_property
     def drop_processor(self) -> DropProcessor:
@@ -257,7 +213,6 @@ class Runtime:
         """A ``job.succeeded|partial`` event: classify the final die maps of the job's wafers (stored, so
         ``wafer_patterns`` and the spatial-pattern monitors read them), then run the on_ingest monitors.
         The local bus calls this; on AWS the monitors function does."""
-        self._publish_ready()
         lot_id = e.subject.get("lot_id")
         job_id = e.subject.get("job_id")
         if e.kind in ("job.succeeded", "job.partial") and lot_id and job_id:
@@ -425,7 +380,6 @@ class Runtime:
         return t
 
     def close(self) -> None:
-        self._publish_ready()
         if "delivery" in self.__dict__:
             self.delivery.stop_worker()
         if "monitors" in self.__dict__ and hasattr(self.monitors.scheduler, "stop"):

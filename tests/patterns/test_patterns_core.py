@@ -342,7 +342,7 @@ def test_deterministic_byte_identical_output() -> None:
         a = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         b = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         assert a == b
-    assert classifier_version().startswith("stratum-patterns-8+ver.")
+    assert classifier_version().startswith("stratum-patterns-10+ver.")
 
 
 def test_origin_shift_does_not_change_the_answer() -> None:
@@ -516,3 +516,24 @@ def test_rim_scan_finds_a_thin_arc_the_window_search_misses() -> None:
     d = c.dets[0]
     assert d.features["rim_depth"] == 1.5 and d.features["arc_fraction"] == 8 / 43
     assert (d.region & rim).sum() == 25 and rim.sum() == 26 and d.region.sum() == 25
+
+
+def test_scratch_on_a_noisy_wafer_is_a_line_not_a_blob() -> None:
+    """The blob-vs-line test counts the fails above the background: a clear diagonal scratch on a wafer with 8 % or
+    12 % background fails was taken for a blob (the background's fails beside the line outnumbered the line's)."""
+    rng = np.random.Generator(np.random.PCG64(7))
+    g = np.arange(-30, 31)
+    xx, yy = np.meshgrid(g, g)
+    keep = np.hypot(xx, yy) <= 30
+    x, y = xx[keep], yy[keep]
+    line = (x == y) & (np.abs(x) <= 12)  # 25 dies
+    noise = rng.random(len(x))
+    found = {}
+    for p0 in (0.03, 0.08, 0.12):
+        dets, _ = candidates(DieMap(x=x, y=y, fail=(noise < p0) | line, site=None))
+        found[p0] = sorted(
+            (int((d.region & line).sum()), int(d.region.sum()))
+            for d in dets
+            if d.family == "scratch" and not d.source and "fill" in d.features
+        )
+    assert found == {0.03: [(25, 49)], 0.08: [(25, 50)], 0.12: [(0, 10), (0, 10), (25, 55)]}

@@ -149,7 +149,6 @@ class IngestService:
         *,
         events: EventPort | None = None,
         wafer_classifier: Any = None,
-        on_parsed: Callable[[Job, ParseResult], None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.lake = lake
@@ -157,9 +156,6 @@ class IngestService:
         self.events = events
         # (wafers, dies) -> wafer_patterns rows for each ingested file (stratum.patterns, wired by the runtime)
         self.wafer_classifier = wafer_classifier
-        # called once a file is read, before its tables are finished and published (the runtime prepares what
-        # its on-publish hooks will need meanwhile); it must not fail the job
-        self.on_parsed = on_parsed
 
     def emit(self, job: Job) -> None:
         """Publish ``job.<status>`` for a job that just ended (succeeded, partial or failed). The event id is
@@ -415,11 +411,6 @@ class _Run:
             ) as source:
                 self.check = SummaryCheck(self.writer)
                 res = parse(source, self.check, opts)
-                if self.svc.on_parsed is not None:
-                    try:
-                        self.svc.on_parsed(job, res)
-                    except Exception:  # noqa: BLE001 - a preparation only: the job goes on without it
-                        log.warning("job %s: the on_parsed hook failed", job.job_id, exc_info=True)
                 # read to the end so the hash covers trailing bytes the reader did not need
                 while reader.read(1 << 20):
                     pass

@@ -30,7 +30,7 @@ _scratch_lock = threading.Lock()
 
 def connection() -> Any:
     """A cursor (a connection of its own, with its own temporary tables) on one in-memory DuckDB per process:
-    opening a database costs 10-20 ms, once instead of per object. Called ahead of a publish to open it early."""
+    opening a database costs 10-20 ms, once instead of per object."""
     global _scratch
     with _scratch_lock:
         if _scratch is None:
