@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ROUNDS = 5
+ROUNDS = 7
 
 
 def _load(path: str) -> str:
@@ -86,7 +86,11 @@ def test_import_time_within_budget(with_bytecode: dict[str, str]) -> None:
         for name, code in CASES.items():
             times[name].append(_seconds(code, with_bytecode))
     base = statistics.median(times["fastapi"])
-    ratios = {name: statistics.median(times[name]) / base for name in BUDGET}
+    # the median of each round's own ratio: this VM's speed drifts by up to 1.5x within a minute, and a ratio of
+    # neighbouring runs cancels what a ratio of two medians taken over the whole test does not
+    ratios = {
+        name: statistics.median(t / f for t, f in zip(times[name], times["fastapi"], strict=True)) for name in BUDGET
+    }
     over = {name: round(r, 2) for name, r in ratios.items() if r > BUDGET[name]}
     assert not over, f"import time over budget (ratio to `import fastapi` = {base:.3f} s): {over}, budget {BUDGET}"
 
