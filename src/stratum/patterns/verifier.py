@@ -94,7 +94,6 @@ class Stack:
             self._bit = (1 << np.arange(nint)).astype(np.uint8)  # node i's test -> bit i (nint <= 7: one byte)
         self._limbs, self._scale = _exact_limbs(self.leaf)
 
-
     def _exact_probs(
         self, families: list[str], sel: list[int], fl: list[int], at: NDArray[np.intp], out: list[float | None]
     ) -> list[float | None]:
