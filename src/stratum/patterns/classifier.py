@@ -276,7 +276,7 @@ def _site(c: _Ctx) -> Detection | None:
     nfo = int(count_nonzero(fo))
     for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
         top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
-        p2 = min(2.0 / len(np.unique(lines_on)), 1.0)  # the top two lines' share if the fails spread evenly
+        p2 = min(2.0 / _distinct(lines_on), 1.0)  # the top two lines' share if the fails spread evenly
         z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
         if top2 >= 0.6 * nfo and z2 >= 4.0:
             return None
@@ -393,7 +393,7 @@ def _reticle(c: _Ctx) -> Detection | None:
             break
         cnt = np.sort(np.bincount(line - line.min()))[::-1]
         share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
-        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+        if share >= 0.6 and share >= 4.0 / max(_distinct(lines_on), 1):
             return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
@@ -469,7 +469,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         nb[1:] |= sel[:-1]
         nb[:-1] |= sel[1:]
         new = sel | (nb & grow)
-        if np.array_equal(new, sel):
+        if not (new != sel).any():  # np.array_equal (same shape), without its wrapper
             break
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
@@ -531,8 +531,8 @@ def _radial(c: _Ctx) -> None:
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
     cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
-    outer = np.arange(nb) >= nb - 2
-    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
+    lift_min, cover_min = _ring_floors(nb)
+    ring = (lift >= np.maximum(lift_min, bsig)) & (cover8 >= cover_min)
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(brate.min()), float(brate.max())
@@ -583,10 +583,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = _nz(ring)
-    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
-    for run in runs:
-        b0, b1 = int(run[0]), int(run[-1])
+    for run in _runs(ring.tolist()):
+        b0, b1 = run.start, run.stop - 1
         if b0 == 0 and b1 == nb - 1:
             continue  # whole wafer: random / near-full territory
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
@@ -621,7 +619,7 @@ def _radial(c: _Ctx) -> None:
         else:
             fam = "donut"
             text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
+        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)  # run: a slice
         d = c.detect(
             fam,
             region,
@@ -630,6 +628,42 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1, soft=True)
+
+
+_RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+
+def _ring_floors(nb: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per radial band of ``nb``: the lift and sector coverage a ring band needs (the outer two bands less)."""
+    fl = _RING_FLOORS.get(nb)
+    if fl is None:
+        outer = np.arange(nb) >= nb - 2
+        fl = _RING_FLOORS[nb] = (np.where(outer, 0.07, 0.09), np.where(outer, 0.7, 0.8))
+        for a in fl:
+            a.setflags(write=False)
+    return fl
+
+
+def _runs(flags: list[bool]) -> list[slice]:
+    """The maximal runs of True in ``flags``, as slices in order."""
+    out, start = [], None
+    for i, v in enumerate(flags):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            out.append(slice(start, i))
+            start = None
+    if start is not None:
+        out.append(slice(start, len(flags)))
+    return out
+
+
+def _distinct(a: NDArray[np.intp]) -> int:
+    """``len(np.unique(a))`` of non-negative integers with a small range, by counting."""
+    if not len(a):
+        return 0
+    lo = int(a.min())
+    return int(count_nonzero(np.bincount(a - lo)))
 
 
 def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
