@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -505,13 +506,22 @@ class PatternService:
 
 def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
     """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
-    :class:`PatternStore`) for :class:`PatternService` over the analytics service: the final view, one die
-    per coordinate as the lot's retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With
-    ``lake`` (the lake's object store), every stored classification is also written as a lake object
-    (``stratum.lake.final_patterns``), the one Athena's ``wafer_patterns`` reads."""
+    :class:`PatternStore`) for :class:`PatternService` over the analytics service (or a function that builds it,
+    called on first use): the final view, one die per coordinate as the lot's retest policy keeps it, the map
+    GET .../wafers/{wafer_id}/map draws. With ``catalog`` and ``lake`` (the lake's object store), ``lake_maps``
+    reads the snapshot's files without DuckDB where it can (``stratum.query.final_dies``: the same maps), and
+    every stored classification is also written as a lake object (``stratum.lake.final_patterns``), the one
+    Athena's ``wafer_patterns`` reads."""
+    if hasattr(analytics, "job_final_dies"):
+        built = analytics
+
+        def service():
+            return built
+    else:
+        service = cache(analytics)
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
-        data = analytics.wafer_map(ws, lot, wafer, snapshot_job_id=snap)
+        data = service().wafer_map(ws, lot, wafer, snapshot_job_id=snap)
         d = data.dies
         if len(d["x"]) < 5:
             raise MapDataError(f"wafer {wafer} of lot {lot} has {len(d['x'])} dies with coordinates; a map needs 5")
@@ -528,7 +538,12 @@ def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
     def lake_maps(ws: str, lot: str, job_id: str) -> dict[str, tuple[DieMap, str]]:
         """``lake_map(ws, lot, w, job_id)`` of every wafer ``w`` in ``job_wafers(ws, lot, job_id)``, from one
         query; a wafer with fewer than 5 dies (where lake_map raises) is left out."""
-        snap, wafers = analytics.job_final_dies(ws, lot, job_id)
+        got = None
+        if catalog is not None and lake is not None:
+            from stratum.query.final_dies import final_dies
+
+            got = final_dies(catalog, lake, ws, lot, job_id)
+        snap, wafers = got if got is not None else service().job_final_dies(ws, lot, job_id)
         out = {}
         for wafer, d in wafers.items():
             if len(d["x"]) < 5:
@@ -540,12 +555,15 @@ def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
         return out
 
     def lake_wafers(ws: str, lot: str, snap: str | None) -> list[str]:
-        return [w["wafer_id"] for w in analytics.wafers(ws, lot, snap) if w.get("wafer_id")]
+        return [w["wafer_id"] for w in service().wafers(ws, lot, snap) if w.get("wafer_id")]
+
+    def job_wafers(ws: str, lot: str, job_id: str) -> list[str]:
+        return service().job_wafers(ws, lot, job_id)
 
     out: dict[str, Any] = {
         "lake_map": lake_map,
         "lake_wafers": lake_wafers,
-        "job_wafers": analytics.job_wafers,
+        "job_wafers": job_wafers,
         "lake_maps": lake_maps,
     }
     if catalog is not None and store is not None:
