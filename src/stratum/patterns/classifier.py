@@ -334,8 +334,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     pm = max(mean, 0.01)
     L = _RL
     ix32, iy32 = _small(ix, c.g), _small(iy, c.g)
-    cell = _mod(iy32, L) * L + _mod(ix32, L)
-    hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
+    # x mod 60 is x itself on a map at most 60 dies across
+    cell = (iy32 if c.g.shape[0] <= L else _mod(iy32, L)) * L + (ix32 if c.g.shape[1] <= L else _mod(ix32, L))
+    # dies and fails per cell from one count over (cell, fail) (integer counts: the same float64 values)
+    both = np.bincount(cell * 2 + f, minlength=2 * L * L)
+    hist = np.empty((2, L * L))
+    hist[1] = both[1::2]
+    hist[0] = both[::2] + hist[1]
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
     nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
