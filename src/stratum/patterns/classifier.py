@@ -438,16 +438,17 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
     # each line against the lines D before and D after it (none beyond the map): dies present in both
-    pad = np.zeros(D, dtype=np.int64)
+    # [side, dies in both | fails of the flank]: side 0 the line D before, side 1 the line D after
+    vf = np.zeros((2, 2, h), dtype=np.int64)
     vv = (V[:-D] & V[D:]).sum(1)
-    sides = []
-    for vv_s, ff_s in (
-        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
-        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
-    ):
-        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
-    flank = np.maximum(sides[0][0], sides[1][0])
-    flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    vf[0, 0, D:] = vv
+    vf[1, 0, :-D] = vv
+    vf[0, 1, D:] = (F[:-D] & V[D:]).sum(1)
+    vf[1, 1, :-D] = (V[:-D] & F[D:]).sum(1)
+    side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
+    flank = np.maximum(side_rate[0], side_rate[1])
+    ok = vf[:, 0] >= 0.25 * n_row
+    flank_ok = ok[0] & ok[1]
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
     if not seed.any():
