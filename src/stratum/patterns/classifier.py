@@ -117,7 +117,7 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
         return float(v[-1])
     lo = math.floor(vi)
     g = vi - lo
-    a, b = float(v[lo]), float(v[lo + 1])
+    a, b = v.item(lo), v.item(lo + 1)
     d = b - a
     return b - d * (1 - g) if g >= 0.5 else a + d * g
 
