@@ -85,6 +85,13 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+# ufunc reductions called directly: ``a.sum()`` / ``a.max()`` / ``a.min()`` of a 1-d array (or along ``axis``) are
+# these same reductions behind a Python wrapper
+_add = np.add.reduce
+_amax = np.maximum.reduce
+_amin = np.minimum.reduce
+
+
 def _nz(a: NDArray) -> NDArray[np.intp]:
     """``np.flatnonzero`` of a 1-d array, without its wrappers."""
     return a.nonzero()[0]
@@ -258,13 +265,13 @@ def _site(c: _Ctx) -> Detection | None:
     ks = np.bincount(inv, weights=c.f[act])
     rates = ks / np.maximum(ns, 1)
     b = int(np.argmax(rates))
-    rest_n = ns.sum() - ns[b]
-    rest = (ks.sum() - ks[b]) / max(rest_n, 1)
+    rest_n = _add(ns) - ns[b]
+    rest = (_add(ks) - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
     z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
     others = rates.copy()
     others[b] = -np.inf  # the other sites (rates >= 0)
-    second = float(others.max())
+    second = float(_amax(others))
     gap = rates[b] - second
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
@@ -372,10 +379,10 @@ def _reticle(c: _Ctx) -> Detection | None:
     off = _mod(iy32, ky) * kx + _mod(ix32, kx)
     if z < 5:
         return None
-    top = float(rates.max())
+    top = float(_amax(rates))
     base = float(_median(rates))
     hot = rates >= max(0.5 * top, base + 0.2)
-    if hot.sum() > m / 2 or top - base < 0.22:
+    if count_nonzero(hot) > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
     idx = _nz(act)
@@ -384,15 +391,15 @@ def _reticle(c: _Ctx) -> Detection | None:
     qn = np.bincount(quad[on], minlength=4)
     qk = np.bincount(quad[on], weights=f[on], minlength=4)
     qr = qk / np.maximum(qn, 1)
-    hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
-    spread = float(qr.min() / max(hot_rate, 1e-9))
+    hot_rate = float(_add(ko[hot]) / max(_add(no[hot]), 1))
+    spread = float(_amin(qr) / max(hot_rate, 1e-9))
     # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
-    if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
+    if spread < 0.45 and not (float(_amax(short)) < 2.3 and _amin(qk) > 0):
         return None
     # ... and over many rows and columns: fails piled on one or two lines are a stripe
     fo = on & f
-    nfo = int(fo.sum())
+    nfo = int(count_nonzero(fo))
     for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
         if not nfo:
             break
@@ -410,12 +417,12 @@ def _reticle(c: _Ctx) -> Detection | None:
         {
             "pitch_x": kx,
             "pitch_y": ky,
-            "hot_offsets": int(hot.sum()),
+            "hot_offsets": int(count_nonzero(hot)),
             "hot_rate": hot_rate,
             "base_rate": base,
             "quadrant_spread": spread,
         },
-        f"{int(hot.sum())} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
+        f"{int(count_nonzero(hot))} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
         f"(others {base:.0%})",
     )
     if not c.dry:
@@ -434,24 +441,24 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     if h < 10:
         return out
     D = 4
-    n_row = V.sum(1)
-    k_row = F.sum(1)
+    n_row = _add(V, 1)  # bool sums: int64
+    k_row = _add(F, 1)
     rate = k_row / np.maximum(n_row, 1)
     # each line against the lines D before and D after it (none beyond the map): dies present in both
     # [side, dies in both | fails of the flank]: side 0 the line D before, side 1 the line D after
     vf = np.zeros((2, 2, h), dtype=np.int64)
-    vv = (V[:-D] & V[D:]).sum(1)
+    vv = _add(V[:-D] & V[D:], 1)
     vf[0, 0, D:] = vv
     vf[1, 0, :-D] = vv
-    vf[0, 1, D:] = (F[:-D] & V[D:]).sum(1)
-    vf[1, 1, :-D] = (V[:-D] & F[D:]).sum(1)
+    vf[0, 1, D:] = _add(F[:-D] & V[D:], 1)
+    vf[1, 1, :-D] = _add(V[:-D] & F[D:], 1)
     side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
     flank = np.maximum(side_rate[0], side_rate[1])
     ok = vf[:, 0] >= 0.25 * n_row
     flank_ok = ok[0] & ok[1]
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
-    if not seed.any():
+    if not count_nonzero(seed):
         return out
     # uniform along the line: every quarter of the chord fails
     cum = np.cumsum(V, axis=1) - 1
@@ -459,11 +466,11 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     rows = np.repeat(np.arange(h)[:, None], w, 1)
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
-    qmin = (qk / np.maximum(qn, 1)).min(1)
+    qmin = _amin(qk / np.maximum(qn, 1), 1)
     # ... or no quarter falls short of the line's rate by more than chance explains (short chords)
     rr = rate[:, None]
     short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
-    even = (short.max(1) < 2.3) & (qk.min(1) > 0)
+    even = (_amax(short, 1) < 2.3) & (_amin(qk, 1) > 0)
     seed &= (qmin >= 0.35 * rate) | even
     if not seed.any():
         return out
@@ -478,7 +485,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         if not (new != sel).any():  # np.array_equal (same shape), without its wrapper
             break
         sel = new
-    if sel.sum() > 0.3 * (n_row >= 3).sum():
+    if count_nonzero(sel) > 0.3 * count_nonzero(n_row >= 3):
         return out  # a gross region, not stripes
     line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
@@ -515,7 +522,7 @@ def _radial(c: _Ctx) -> None:
     nb = min(max(na // 80, 6), 20)
     ns = 8
     ra = g.r[ia]
-    rmax = float(ra.max())
+    rmax = float(_amax(ra))
     band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
     sec = c.sec8()[ia]  # ns = 8
     cell = band * ns + sec
@@ -523,7 +530,7 @@ def _radial(c: _Ctx) -> None:
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
-    bn, bk = cn.sum(1), ck.sum(1)
+    bn, bk = _add(cn, 1), _add(ck, 1)
     brate = bk / np.maximum(bn, 1)
     seen = cn > 0
     bg = _quantile(cr[seen], 0.25)
@@ -536,17 +543,17 @@ def _radial(c: _Ctx) -> None:
     pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
+    cover8 = _add((llr > 0) & seen, 1) / np.maximum(_add(seen, 1), 1)
     lift_min, cover_min = _ring_floors(nb)
     ring = (lift >= np.maximum(lift_min, bsig)) & (cover8 >= cover_min)
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
-    lo, hi = float(brate.min()), float(brate.max())
+    lo, hi = float(_amin(brate)), float(_amax(brate))
     span = hi - lo
     if span >= 0.08:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span > 0: brate is not constant
-        trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
+        trans = int(count_nonzero((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)))
         srt = np.sort(cr, axis=1)
         angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
         tw = trans / nb
@@ -560,14 +567,14 @@ def _radial(c: _Ctx) -> None:
             "angular_floor": angular,
             "profile_span": span,
             # a step (a ring's or blob's edge) puts most of the span in one band; a gradient spreads it
-            "largest_step": float(steps.max()) / span,
+            "largest_step": float(_amax(steps)) / span,
             "monotone_share": float(_frac(steps > -0.02)),
         }
         text = (
             f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
             f"{brate[-1]:.0%} at the edge"
         )
-        rule = bool(span >= 0.2 and ring.sum() >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5)
+        rule = bool(span >= 0.2 and count_nonzero(ring) >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5)
         # short of the rule (|corr| >= 0.6): a whole-wafer reading the verifier weighs against the blob or ring
         # found here
         if rule or abs(corr) >= 0.6:
@@ -586,16 +593,16 @@ def _radial(c: _Ctx) -> None:
                 return
             d.source = PROFILE
             c.profile = d
-    if not ring.any():
+    if not count_nonzero(ring):
         return
     # contiguous runs of ring bands
     for run in _runs(ring.tolist()):
         b0, b1 = run.start, run.stop - 1
         if b0 == 0 and b1 == nb - 1:
             continue  # whole wafer: random / near-full territory
-        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        lvl = float(_add(bk[b0 : b1 + 1]) / max(_add(bn[b0 : b1 + 1]), 1))
         # no hole inside: a centre blob whose core band fell short of the coverage test
-        inner = float(bk[:b0].sum() / max(bn[:b0].sum(), 1)) if b0 else 0.0
+        inner = float(_add(bk[:b0]) / max(_add(bn[:b0]), 1)) if b0 else 0.0
         if 0 < b0 <= nb // 3 and inner >= bg + 0.7 * (lvl - bg):
             b0 = 0
         # the fading rim of the pattern belongs to it (soft edges)
@@ -605,7 +612,7 @@ def _radial(c: _Ctx) -> None:
         while b1 < nb - 1 and soft[b1 + 1] and not (b0 == 0 and b1 + 1 == nb - 1):
             b1 += 1
         r_in, r_out = float(edges[b0]), float(edges[b1 + 1])
-        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        lvl = float(_add(bk[b0 : b1 + 1]) / max(_add(bn[b0 : b1 + 1]), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
         # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
@@ -614,7 +621,7 @@ def _radial(c: _Ctx) -> None:
         if r_in > 0.0:
             r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
-        lvl = float(_frac_in(c.f, region)) if region.any() else lvl
+        lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
         if r_in == 0.0:
             fam = "center"
@@ -680,7 +687,7 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     act = c.active
     rr = c.g.r
     win = act & (rr >= r0 - w) & (rr < r0 + w)
-    n = int(win.sum())
+    n = int(count_nonzero(win))
     if n < 12:
         return r0
     rw = rr[win]
@@ -725,7 +732,7 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     mid = bg + 0.4 * (lvl - bg)
     # the largest disk (>= 8 dies) that stays below the midpoint is the hole
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
-    if not ok.any():
+    if not count_nonzero(ok):
         return 0.0
     j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
@@ -907,9 +914,9 @@ def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
     rate; a local pattern holds a minority of the cells."""
     g = c.g
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     rr = g.r[idx]
-    band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
+    band = np.minimum((rr * rr / max(float(_amax(rr)) ** 2, 1e-12) * 4).astype(np.intp), 3)
     sec = c.sec8()[idx]
     cell = band * 8 + sec
     cn = np.bincount(cell, minlength=32)
@@ -1191,18 +1198,18 @@ def _detect_all(c: _Ctx) -> None:
     ret, site = _reticle(c), _site(c)
     c.dry = False
     if ret is not None and site is not None:
-        inter = float((ret.region & site.region).sum())
-        union = float((ret.region | site.region).sum())
+        inter = float(count_nonzero(ret.region & site.region))
+        union = float(count_nonzero(ret.region | site.region))
         if inter / union >= 0.5:
             ret = None
-        elif inter >= 0.8 * float(site.region.sum()):
+        elif inter >= 0.8 * float(count_nonzero(site.region)):
             # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
             # dies fail well above what neither pattern holds
             rest = ret.region & ~site.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
             if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
                 ret = None
-        elif inter >= 0.8 * float(ret.region.sum()):
+        elif inter >= 0.8 * float(count_nonzero(ret.region)):
             # the hot offsets are part of one site: the site explains them when its other dies fail too
             rest = site.region & ~ret.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
@@ -1236,7 +1243,7 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
     else:
         V = c.raster(among)
         F = c.raster(c.f & among)
-        p = float(_frac_in(c.f, among)) if among.any() else 0.0
+        p = float(_frac_in(c.f, among)) if count_nonzero(among) else 0.0
     pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
@@ -1296,7 +1303,7 @@ def _alternatives(c: _Ctx) -> None:
             ref = None
             if alt in ("loc", "edge_loc"):
                 if octant is None:  # the means, the same bits
-                    octant = tx.octant_of(math.atan2(float(g.v[ri].sum()) / len(ri), float(g.u[ri].sum()) / len(ri)))
+                    octant = tx.octant_of(math.atan2(float(_add(g.v[ri])) / len(ri), float(_add(g.u[ri])) / len(ri)))
                 ref = octant
             elif alt == "scratch":
                 xs, ys = c.xd[ri], c.yd[ri]
@@ -1379,11 +1386,11 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         return nfm, {}
     # means as sums over counts: the same bits as .mean()
     xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(xs.sum()) / nfm, float(ys.sum()) / nfm
+    mx, my = float(_add(xs)) / nfm, float(_add(ys)) / nfm
     dx, dy = xs - mx, ys - my
-    sxx = float((dx * dx).sum()) / nfm
-    syy = float((dy * dy).sum()) / nfm
-    sxy = float((dx * dy).sum()) / nfm
+    sxx = float(_add(dx * dx)) / nfm
+    syy = float(_add(dy * dy)) / nfm
+    sxy = float(_add(dx * dy)) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
@@ -1396,7 +1403,7 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
         "c_line_frac": float(_frac(off <= 1.0)),
         "c_edge_share": float(_frac(rr > 0.85)),
-        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).sum()) / nfm, float(np.sin(th).sum()) / nfm)),
+        "c_ang_spread": float(1 - math.hypot(float(_add(np.cos(th))) / nfm, float(_add(np.sin(th))) / nfm)),
     }
 
 

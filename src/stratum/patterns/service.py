@@ -39,7 +39,7 @@ def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
     """Circular mean angle of the dies ``idx`` in degrees (sines and cosines of the layout's angles, once)."""
     sin, cos = sin_cos(g, idx)
     n = len(idx)
-    return _num(math.degrees(math.atan2(float(sin.sum()) / n, float(cos.sum()) / n)))
+    return _num(math.degrees(math.atan2(float(np.add.reduce(sin)) / n, float(np.add.reduce(cos)) / n)))
 
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
@@ -48,7 +48,7 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
     r = g.r[idx]
     sector = None
     if d.family in ("loc", "edge_loc", "gross_region") and n:
-        ang = math.atan2(float(g.v[idx].sum()) / n, float(g.u[idx].sum()) / n)  # the means, the same bits
+        ang = math.atan2(float(np.add.reduce(g.v[idx])) / n, float(np.add.reduce(g.u[idx])) / n)  # the means' bits
         sector = tx.octant_of(ang)
     return {
         "summary": d.summary,
@@ -56,8 +56,8 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
         "region": {
             "die_count": n,
             "fail_density": _num(d.density),
-            "r_min": _num(r.min()) if n else 0.0,
-            "r_max": _num(r.max()) if n else 0.0,
+            "r_min": _num(np.minimum.reduce(r)) if n else 0.0,  # r.min(), without its wrapper
+            "r_max": _num(np.maximum.reduce(r)) if n else 0.0,
             "theta_deg_mean": _theta_mean(g, idx) if n else 0.0,
             "octant": sector,
             "dies": _xy(dm, idx),
