@@ -224,7 +224,8 @@ class _Ctx:
                 dens = float(self.fail_ratio)
         else:
             assert counts is not None
-            loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
+            c0, c1, c2 = counts.tolist()
+            loc = tx.location_of((c0, c1, c2))
             locs = tx.REACHABLE[family][0]
             if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
                 inner = [(counts[i], name) for i, name in enumerate(("center", "mid", "edge")) if name in locs]
