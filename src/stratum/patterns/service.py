@@ -35,9 +35,9 @@ def _num(v: float) -> float | int:
 
 def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
     """Circular mean angle of the dies ``idx`` in degrees (sines and cosines of the layout's angles, once)."""
-    sin, cos = sin_cos(g)
+    sin, cos = sin_cos(g, idx)
     n = len(idx)
-    return _num(math.degrees(math.atan2(float(sin[idx].sum()) / n, float(cos[idx].sum()) / n)))
+    return _num(math.degrees(math.atan2(float(sin.sum()) / n, float(cos.sum()) / n)))
 
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
