@@ -161,8 +161,8 @@ Runner = Callable[[], dict]
 def run_pairs(ours: Runner, ref: Runner, runs: int, *, warmup: bool = True, log=None) -> tuple[list[dict], list[dict]]:
     """``runs`` timed pairs of ``ours()`` and ``ref()`` (each returns at least seconds and cpu_seconds), after
     one untimed pair when ``warmup``. Stratum is A, the reference B: the sequence is A B (warm-up) | B A | A B |
-    ..., each pair in the order opposite to the pair before it (without the warm-up it starts with B A). ``log(kind, pair index, row)`` sees every run
-    (index -1 for the warm-up)."""
+    ..., each pair in the order opposite to the pair before it (without the warm-up it starts with B A).
+    ``log(kind, pair index, row)`` sees every run (index -1 for the warm-up)."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, not {runs}")
     timed: dict[str, list[dict]] = {"stratum": [], "reference": []}
