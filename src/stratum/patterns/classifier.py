@@ -251,7 +251,7 @@ def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
     if span > 4096:
         return np.unique(s, return_inverse=True)
     present = np.bincount(s - lo, minlength=span) > 0
-    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
+    return _nz(present) + lo, (present.cumsum() - 1)[s - lo]
 
 
 def _site(c: _Ctx) -> Detection | None:
@@ -265,7 +265,7 @@ def _site(c: _Ctx) -> Detection | None:
     ns = np.bincount(inv)
     ks = np.bincount(inv, weights=c.f[act])
     rates = ks / np.maximum(ns, 1)
-    b = int(np.argmax(rates))
+    b = int(rates.argmax())
     rest_n = _add(ns) - ns[b]
     rest = (_add(ks) - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
@@ -283,7 +283,9 @@ def _site(c: _Ctx) -> Detection | None:
     fo = region & c.f
     nfo = int(count_nonzero(fo))
     for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
-        top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
+        per_line = np.bincount(line - _amin(line))
+        per_line.sort()
+        top2 = float(_add(per_line[::-1][:2]))
         p2 = min(2.0 / _distinct(lines_on), 1.0)  # the top two lines' share if the fails spread evenly
         z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
         if top2 >= 0.6 * nfo and z2 >= 4.0:
@@ -404,7 +406,9 @@ def _reticle(c: _Ctx) -> Detection | None:
     for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
         if not nfo:
             break
-        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        cnt = np.bincount(line - _amin(line))
+        cnt.sort()
+        cnt = cnt[::-1]
         share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
         if share >= 0.6 and share >= 4.0 / max(_distinct(lines_on), 1):
             return None
@@ -462,9 +466,9 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     if not count_nonzero(seed):
         return out
     # uniform along the line: every quarter of the chord fails
-    cum = np.cumsum(V, axis=1) - 1
+    cum = V.cumsum(axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
-    rows = np.repeat(np.arange(h)[:, None], w, 1)
+    rows = np.arange(h)[:, None].repeat(w, 1)
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
     qmin = _amin(qk / np.maximum(qn, 1), 1)
@@ -555,11 +559,13 @@ def _radial(c: _Ctx) -> None:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span > 0: brate is not constant
         trans = int(count_nonzero((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)))
-        srt = np.sort(cr, axis=1)
-        angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
+        srt = cr.copy()  # np.sort(cr, axis=1)
+        srt.sort(axis=1)
+        floor = (srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span]  # not empty: span > 0
+        angular = float(_add(floor)) / len(floor)  # the mean, the same bits
         tw = trans / nb
         rising = corr > 0
-        steps = np.diff(brate) * (1.0 if rising else -1.0)
+        steps = (brate[1:] - brate[:-1]) * (1.0 if rising else -1.0)  # np.diff
         feats = {
             "radial_corr": corr,
             "transition_width": tw,
@@ -633,7 +639,7 @@ def _radial(c: _Ctx) -> None:
         else:
             fam = "donut"
             text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)  # run: a slice
+        mgn = min((float(_add(cover8[run])) / (run.stop - run.start) - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
         d = c.detect(
             fam,
             region,
@@ -692,10 +698,10 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     if n < 12:
         return r0
     rw = rr[win]
-    order = np.argsort(rw, kind="stable")
+    order = rw.argsort(kind="stable")
     rs = rw[order]
     fs = c.f[win][order].astype(np.float64)
-    ck = np.cumsum(fs)
+    ck = fs.cumsum()
     k_all = float(ck[-1])
     i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
     i = i[rs[i] > rs[i - 1]]  # only between distinct radii
@@ -714,7 +720,7 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     tot = ll(kb, nb_) + ll(ka, na_)
     hot_below = kb / nb_ > ka / na_
     tot = np.where(hot_below == inside_below, tot, -np.inf)
-    j = int(np.argmax(tot))
+    j = int(tot.argmax())
     if not np.isfinite(tot[j]):
         return r0
     return float((rs[i[j] - 1] + rs[i[j]]) / 2)
@@ -729,7 +735,7 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     inside = rb < nbin
     hn = np.bincount(rb[inside], minlength=nbin)
     hk = np.bincount(rb[inside], weights=c.f[act][inside], minlength=nbin)
-    cn, ck = np.cumsum(hn), np.cumsum(hk)
+    cn, ck = hn.cumsum(), hk.cumsum()
     mid = bg + 0.4 * (lvl - bg)
     # the largest disk (>= 8 dies) that stays below the midpoint is the hole
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
