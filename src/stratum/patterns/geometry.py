@@ -70,8 +70,8 @@ def geometry(dm: DieMap) -> Geometry:
     order: the geometry does not depend on where the coordinates start)."""
     x = np.asarray(dm.x, dtype=np.int64)
     y = np.asarray(dm.y, dtype=np.int64)
-    ix = (x - x.min()).astype(np.intp)
-    iy = (y - y.min()).astype(np.intp)
+    ix = (x - x.min()).astype(np.intp, copy=False)
+    iy = (y - y.min()).astype(np.intp, copy=False)
     shape = (int(iy.max()) + 1, int(ix.max()) + 1)
     if max(shape) <= 1 << 16:  # two bytes a coordinate hash 4x faster than eight
         raw = b"16" + ix.astype(np.uint16).tobytes() + iy.astype(np.uint16).tobytes()
@@ -93,16 +93,23 @@ def geometry(dm: DieMap) -> Geometry:
     return g
 
 
-def sin_cos(g: Geometry) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``np.sin(g.theta)`` and ``np.cos(g.theta)``, computed once per layout (elementwise: a region's values are
-    the same bits as computing them on its dies alone)."""
+def sin_cos(g: Geometry, idx: NDArray[np.intp] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``np.sin(g.theta)`` and ``np.cos(g.theta)`` (at the dies ``idx`` when given). Elementwise, so a subset's values
+    are the same bits as the whole layout's: a subset is computed on its own until the layout's subsets have
+    cost one whole pass, then the whole layout once (the wafers of a lot share it)."""
     sc = g.extra.get("sin_cos")
+    if sc is None and idx is not None:
+        done = g.extra.get("sin_cos_dies", 0) + len(idx)
+        if done < g.n:
+            g.extra["sin_cos_dies"] = done
+            th = g.theta[idx]
+            return np.sin(th), np.cos(th)
     if sc is None:
         sc = (np.sin(g.theta), np.cos(g.theta))
         for a in sc:
             a.setflags(write=False)
         g.extra["sin_cos"] = sc
-    return sc
+    return sc if idx is None else (sc[0][idx], sc[1][idx])
 
 
 def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]) -> Geometry:
