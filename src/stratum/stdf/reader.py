@@ -1379,17 +1379,19 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
     started = False
     walk_state = WalkState()
     try:
-        for block in source.blocks():
+        for parts in source.block_parts():
+            size = sum(map(len, parts))
             if not started:
-                if len(pending) + len(block) < 6:
-                    pending = bytes(pending) + bytes(block)
+                if len(pending) + size < 6:
+                    pending = bytes(pending) + b"".join(parts)
                     continue
-                p.start(bytes(pending) + bytes(block[:6]))
+                first = parts[0] if len(parts[0]) >= 6 else b"".join(parts)
+                p.start(bytes(pending) + bytes(first[:6]))
                 started = True
-            end = len(pending) + len(block)
+            end = len(pending) + size
             c0 = time.thread_time()
-            padded = b"".join((pending, block, _ZPAD))  # the one copy of the chunk
-            del block
+            padded = b"".join((pending, *parts, _ZPAD))  # the one copy of the chunk
+            del parts
             offs, stop = walk_fast(padded, end, p.be, state=walk_state)
             c1 = time.thread_time()
             p.chunk(padded, offs)
