@@ -76,7 +76,9 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
     m = min(gram, len(recent))
     while len(cands):
         window = recent[-m:]
-        idx = (cands[:, None] - (m - 1) + np.arange(m)) % p
+        idx = cands[:, None] - (m - 1) + np.arange(m)
+        if m - 1 > p:  # else every index is at least -p, which numpy's indexing wraps as ``% p`` would
+            idx %= p
         cands = cands[(tsig[idx] == window).all(axis=1)]
         if len(cands) == 1:
             return int((cands[0] + 1) % p)
