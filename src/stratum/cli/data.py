@@ -335,6 +335,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # thread count). A user's own OPENBLAS_NUM_THREADS is kept.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
 
+# an ingest builds its pydantic models with pydantic's plugins off (stratum.coldstart.pydantic_plugins_off: the
+# loader's importlib.metadata and its scan of every installed package's entry points, ~20 ms of each process);
+# a user's own PYDANTIC_DISABLE_PLUGINS is kept
+INGEST_ENVIRON = {**ONE_BLAS_THREAD, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 # what every ingest imports, loaded up front without GC passes (cli._run): the lake writer's first Arrow
 # conversion imports pyarrow.compute (casts) and numpy.ma (masks) on its own
 INGEST_PRELOAD = ("stratum.runtime", "stratum.ingest.service", "stratum.lake.writer", "pyarrow.compute", "numpy.ma")
@@ -342,7 +347,7 @@ INGEST_PRELOAD = ("stratum.runtime", "stratum.ingest.service", "stratum.lake.wri
 
 def register(add) -> None:
     sp = add("ingest", cmd_ingest, "convert STDF files (plain, .gz, .bz2, .zip) into the local lake")
-    sp.set_defaults(preload=INGEST_PRELOAD, environ=ONE_BLAS_THREAD)
+    sp.set_defaults(preload=INGEST_PRELOAD, environ=INGEST_ENVIRON)
     sp.add_argument("paths", nargs="+", metavar="PATH", help="STDF files or folders (searched recursively)")
     sp.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     sp.add_argument(

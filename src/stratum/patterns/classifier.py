@@ -117,7 +117,7 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
         return float(v[-1])
     lo = math.floor(vi)
     g = vi - lo
-    a, b = float(v[lo]), float(v[lo + 1])
+    a, b = v.item(lo), v.item(lo + 1)
     d = b - a
     return b - d * (1 - g) if g >= 0.5 else a + d * g
 
@@ -276,7 +276,7 @@ def _site(c: _Ctx) -> Detection | None:
     nfo = int(count_nonzero(fo))
     for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
         top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
-        p2 = min(2.0 / len(np.unique(lines_on)), 1.0)  # the top two lines' share if the fails spread evenly
+        p2 = min(2.0 / _distinct(lines_on), 1.0)  # the top two lines' share if the fails spread evenly
         z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
         if top2 >= 0.6 * nfo and z2 >= 4.0:
             return None
@@ -334,8 +334,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     pm = max(mean, 0.01)
     L = _RL
     ix32, iy32 = _small(ix, c.g), _small(iy, c.g)
-    cell = _mod(iy32, L) * L + _mod(ix32, L)
-    hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
+    # x mod 60 is x itself on a map at most 60 dies across
+    cell = (iy32 if c.g.shape[0] <= L else _mod(iy32, L)) * L + (ix32 if c.g.shape[1] <= L else _mod(ix32, L))
+    # dies and fails per cell from one count over (cell, fail) (integer counts: the same float64 values)
+    both = np.bincount(cell * 2 + f, minlength=2 * L * L)
+    hist = np.empty((2, L * L))
+    hist[1] = both[1::2]
+    hist[0] = both[::2] + hist[1]
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
     nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
@@ -393,7 +398,7 @@ def _reticle(c: _Ctx) -> Detection | None:
             break
         cnt = np.sort(np.bincount(line - line.min()))[::-1]
         share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
-        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+        if share >= 0.6 and share >= 4.0 / max(_distinct(lines_on), 1):
             return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
@@ -433,16 +438,17 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     k_row = F.sum(1)
     rate = k_row / np.maximum(n_row, 1)
     # each line against the lines D before and D after it (none beyond the map): dies present in both
-    pad = np.zeros(D, dtype=np.int64)
+    # [side, dies in both | fails of the flank]: side 0 the line D before, side 1 the line D after
+    vf = np.zeros((2, 2, h), dtype=np.int64)
     vv = (V[:-D] & V[D:]).sum(1)
-    sides = []
-    for vv_s, ff_s in (
-        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
-        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
-    ):
-        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
-    flank = np.maximum(sides[0][0], sides[1][0])
-    flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    vf[0, 0, D:] = vv
+    vf[1, 0, :-D] = vv
+    vf[0, 1, D:] = (F[:-D] & V[D:]).sum(1)
+    vf[1, 1, :-D] = (V[:-D] & F[D:]).sum(1)
+    side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
+    flank = np.maximum(side_rate[0], side_rate[1])
+    ok = vf[:, 0] >= 0.25 * n_row
+    flank_ok = ok[0] & ok[1]
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
     if not seed.any():
@@ -469,7 +475,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         nb[1:] |= sel[:-1]
         nb[:-1] |= sel[1:]
         new = sel | (nb & grow)
-        if np.array_equal(new, sel):
+        if not (new != sel).any():  # np.array_equal (same shape), without its wrapper
             break
         sel = new
     if sel.sum() > 0.3 * (n_row >= 3).sum():
@@ -531,8 +537,8 @@ def _radial(c: _Ctx) -> None:
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
     cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
-    outer = np.arange(nb) >= nb - 2
-    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
+    lift_min, cover_min = _ring_floors(nb)
+    ring = (lift >= np.maximum(lift_min, bsig)) & (cover8 >= cover_min)
     edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(brate.min()), float(brate.max())
@@ -583,10 +589,8 @@ def _radial(c: _Ctx) -> None:
     if not ring.any():
         return
     # contiguous runs of ring bands
-    idx = _nz(ring)
-    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
-    for run in runs:
-        b0, b1 = int(run[0]), int(run[-1])
+    for run in _runs(ring.tolist()):
+        b0, b1 = run.start, run.stop - 1
         if b0 == 0 and b1 == nb - 1:
             continue  # whole wafer: random / near-full territory
         lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
@@ -621,7 +625,7 @@ def _radial(c: _Ctx) -> None:
         else:
             fam = "donut"
             text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
+        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)  # run: a slice
         d = c.detect(
             fam,
             region,
@@ -630,6 +634,42 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1, soft=True)
+
+
+_RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+
+def _ring_floors(nb: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per radial band of ``nb``: the lift and sector coverage a ring band needs (the outer two bands less)."""
+    fl = _RING_FLOORS.get(nb)
+    if fl is None:
+        outer = np.arange(nb) >= nb - 2
+        fl = _RING_FLOORS[nb] = (np.where(outer, 0.07, 0.09), np.where(outer, 0.7, 0.8))
+        for a in fl:
+            a.setflags(write=False)
+    return fl
+
+
+def _runs(flags: list[bool]) -> list[slice]:
+    """The maximal runs of True in ``flags``, as slices in order."""
+    out, start = [], None
+    for i, v in enumerate(flags):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            out.append(slice(start, i))
+            start = None
+    if start is not None:
+        out.append(slice(start, len(flags)))
+    return out
+
+
+def _distinct(a: NDArray[np.intp]) -> int:
+    """``len(np.unique(a))`` of non-negative integers with a small range, by counting."""
+    if not len(a):
+        return 0
+    lo = int(a.min())
+    return int(count_nonzero(np.bincount(a - lo)))
 
 
 def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:

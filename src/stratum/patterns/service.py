@@ -27,6 +27,8 @@ def classifier_version() -> str:
 
 
 def _num(v: float) -> float | int:
+    if type(v) is float:  # the common case first: the same value as below
+        return round(v, 4) if math.isfinite(v) else 0.0
     if isinstance(v, (int, np.integer)):
         return int(v)
     v = float(v)
@@ -41,7 +43,7 @@ def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
 
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
-    idx = np.flatnonzero(d.region)
+    idx = d.region.nonzero()[0]  # np.flatnonzero of the 1-d mask
     n = len(idx)
     r = g.r[idx]
     sector = None
@@ -58,10 +60,18 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
             "r_max": _num(r.max()) if n else 0.0,
             "theta_deg_mean": _theta_mean(g, idx) if n else 0.0,
             "octant": sector,
-            "dies": np.stack((dm.x[idx], dm.y[idx]), axis=1).astype(np.int64, copy=False).tolist(),
+            "dies": _xy(dm, idx),
         },
         "orientation_assumed": True,
     }
+
+
+def _xy(dm: DieMap, idx: np.ndarray) -> list[list[int]]:
+    """``[[x, y], ...]`` of the dies ``idx`` (``np.stack((x, y), axis=1).astype(np.int64).tolist()``)."""
+    xy = np.empty((len(idx), 2), dtype=np.int64)
+    xy[:, 0] = dm.x[idx]
+    xy[:, 1] = dm.y[idx]
+    return xy.tolist()
 
 
 #: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)
