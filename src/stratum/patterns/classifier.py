@@ -187,10 +187,15 @@ class _Ctx:
         self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
     def sec8(self) -> NDArray[np.intp]:
-        """Each die's polar sector of eight (0 from -pi), computed once per map."""
+        """Each die's polar sector of eight (0 from -pi), computed once per layout."""
         if self._sec8 is None:
-            # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
-            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
+            sec = self.g.extra.get("sec8")
+            if sec is None:
+                # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
+                sec = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
+                sec.setflags(write=False)
+                self.g.extra["sec8"] = sec
+            self._sec8 = sec
         return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
@@ -551,7 +556,7 @@ def _radial(c: _Ctx) -> None:
     cover8 = _add((llr > 0) & seen, 1) / np.maximum(_add(seen, 1), 1)
     lift_min, cover_min = _ring_floors(nb)
     ring = (lift >= np.maximum(lift_min, bsig)) & (cover8 >= cover_min)
-    edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
+    edges = _band_edges(nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
     lo, hi = float(_amin(brate)), float(_amax(brate))
     span = hi - lo
@@ -662,6 +667,18 @@ def _ring_floors(nb: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         for a in fl:
             a.setflags(write=False)
     return fl
+
+
+_BAND_EDGES: dict[int, NDArray[np.float64]] = {}
+
+
+def _band_edges(nb: int) -> NDArray[np.float64]:
+    """The ``nb`` equal-area radial bands' edges on a unit radius: ``np.sqrt(np.arange(nb + 1) / nb)``."""
+    e = _BAND_EDGES.get(nb)
+    if e is None:
+        e = _BAND_EDGES[nb] = np.sqrt(np.arange(nb + 1) / nb)
+        e.setflags(write=False)
+    return e
 
 
 def _runs(flags: list[bool]) -> list[slice]:
