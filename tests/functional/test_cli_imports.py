@@ -258,3 +258,18 @@ def test_the_stand_in_plugin_loader_answers_as_pydantics_own() -> None:
     )
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stdout) == (0, "True False () False queued\n"), p.stderr
+
+
+def test_sql_builds_its_models_with_pydantic_plugins_off(lake) -> None:
+    code = (
+        "import os, sys\n"
+        "from stratum.cli import main\n"
+        "rc = main(['sql', '--format', 'csv', 'SELECT 1 AS one'])\n"
+        "loader = sys.modules['pydantic.plugin._loader']\n"
+        "print(rc, os.environ.get('PYDANTIC_DISABLE_PLUGINS'), hasattr(loader, 'PYDANTIC_ENTRY_POINT_GROUP'))\n"
+    )
+    env = _env(lake)
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["one", "1", "0 __all__ False"]

@@ -6,6 +6,9 @@ test_lake_maps.py."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +21,7 @@ from stratum.devtools.stdf.lots import LotSpec, write_lot
 from stratum.errors import NotFound
 from stratum.lake import layout
 from stratum.patterns.service import lake_adapters
+from stratum.patterns.store import PatternStore
 from stratum.query.final_dies import final_dies
 from tests.fixtures.runtime import make_runtime
 
@@ -134,5 +138,34 @@ def test_no_pyarrow_or_no_snapshot_of_the_lot(one_file, monkeypatch) -> None:
         assert final_dies(rt.catalog, rt.lake, WS, lot, job) is not None
         monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # a function that carries DuckDB only
         assert final_dies(rt.catalog, rt.lake, WS, lot, job) is None
+    finally:
+        rt.close()
+
+
+def test_a_cli_ingest_classifies_on_publish_without_the_parts_view(tmp_path) -> None:
+    """A fresh ``stratum ingest`` process of a wafer-sort file stores each wafer's classification and never loads
+    the analytics service or the query engine (the DuckDB views); DuckDB itself still writes the lake objects."""
+    (path,) = write_lot(_spec(), tmp_path / "stdf").paths
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_")}
+    env.update(STRATUM_BACKEND="local", STRATUM_DATA_DIR=str(data))
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "stratum.cli", "ingest", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert p.returncode == 0, p.stderr
+    modules = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert {"stratum.query.final_dies", "stratum.patterns.classifier"} <= modules
+    assert sorted(m for m in modules if m.startswith(("stratum.analytics", "stratum.query.engine"))) == []
+    job = json.loads(p.stdout)
+    rt = make_runtime(data)
+    try:
+        rows = PatternStore(rt.meta).rows(WS)
+        assert sorted({(r[0], r[1], r[2]) for r in rows}) == [(job["lot_id"], w, job["job_id"]) for w in ("W01", "W02")]
+        keys = [o.key for o in rt.lake.list(f"workspaces/{WS}/lake/wafer_patterns_final/")]
+        assert len(keys) == 2
     finally:
         rt.close()

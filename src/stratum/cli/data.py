@@ -335,10 +335,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # thread count). A user's own OPENBLAS_NUM_THREADS is kept.
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
 
-# an ingest builds its pydantic models with pydantic's plugins off (stratum.coldstart.pydantic_plugins_off: the
-# loader's importlib.metadata and its scan of every installed package's entry points, ~20 ms of each process);
-# a user's own PYDANTIC_DISABLE_PLUGINS is kept
-INGEST_ENVIRON = {**ONE_BLAS_THREAD, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+# ingest and sql build their pydantic models with pydantic's plugins off (stratum.coldstart.pydantic_plugins_off:
+# its plugin loader's importlib.metadata import and scan of every installed package's entry points cost ~20 ms of
+# CPU, the scan alone ~5 ms); a user's own PYDANTIC_DISABLE_PLUGINS is kept
+PYDANTIC_PLUGINS_OFF = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+INGEST_ENVIRON = {**ONE_BLAS_THREAD, **PYDANTIC_PLUGINS_OFF}
 
 # what every ingest imports, loaded up front without GC passes (cli._run): the lake writer's first Arrow
 # conversion imports pyarrow.compute (casts) and numpy.ma (masks) on its own
@@ -359,7 +360,7 @@ def register(add) -> None:
     sp.add_argument("--test-key", choices=["number_and_name", "number"], help="test identity key")
 
     sp = add("sql", cmd_sql, "run a read-only SQL query over the lake")
-    sp.set_defaults(preload=("stratum.runtime", "stratum.query.sql"))
+    sp.set_defaults(preload=("stratum.runtime", "stratum.query.sql"), environ=PYDANTIC_PLUGINS_OFF)
     sp.add_argument("query", help="a SELECT (or EXPLAIN) statement; '-' reads it from stdin")
     sp.add_argument("--format", choices=["json", "csv", "table"], default="table", help="output format")
     sp.add_argument("--lot", help="scope the tables to one lot")
