@@ -206,7 +206,8 @@ class Runtime:
         return PatternService(
             self.settings.patterns,
             meter=self.usage,
-            **lake_adapters(self.analytics, self.catalog, PatternStore(self.meta), self.lake),
+            # the analytics service (DuckDB) only when a wafer is read through it: publishing reads the files
+            **lake_adapters(lambda: self.analytics, self.catalog, PatternStore(self.meta), self.lake),
         )
 
     def on_published(self, e: Event) -> list:

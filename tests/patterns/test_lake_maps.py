@@ -10,6 +10,7 @@ import pytest
 from stratum.devtools.stdf.lots import LotSpec, write_lot
 from stratum.patterns.geometry import DieMap
 from stratum.patterns.service import PatternService, lake_adapters
+from stratum.query.final_dies import final_dies
 from tests.conftest import corpus_file
 from tests.fixtures.runtime import make_runtime
 
@@ -42,13 +43,30 @@ def stored(rt, lot: str, job: str, *, batched: bool) -> tuple[int, list[tuple]]:
     return svc.classify_published(WS, lot, job), calls
 
 
+def check_files_path(rt, lot: str, job: str) -> None:
+    """``final_dies`` (the snapshot's files, no DuckDB) answers what ``job_final_dies`` (the parts view) does:
+    the same wafers in the same order, the same arrays with the same dtypes, and it did not hand over to the view."""
+    got = final_dies(rt.catalog, rt.lake, WS, lot, job)
+    assert got is not None, f"lot {lot} job {job}: the files path handed over to the view"
+    want = rt.analytics.job_final_dies(WS, lot, job)
+    assert got[0] == want[0] == job
+    assert list(got[1]) == list(want[1])
+    for w, cols in want[1].items():
+        assert list(got[1][w]) == list(cols)
+        for k, v in cols.items():
+            assert _arrays_equal(got[1][w][k], v), f"lot {lot} wafer {w} job {job}: {k} differs"
+
+
 def check_job(rt, lot: str, job: str) -> dict[str, tuple[DieMap, str]]:
     want = per_wafer(rt, lot, job)
+    check_files_path(rt, lot, job)
     got = lake_adapters(rt.analytics)["lake_maps"](WS, lot, job)
-    assert list(got) == list(want)
+    files = lake_adapters(rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, job)
+    assert list(got) == list(want) == list(files)
     for w, (dm, snap) in want.items():
-        assert got[w][1] == snap == job
+        assert got[w][1] == snap == job == files[w][1]
         assert_same_map(got[w][0], dm, f"lot {lot} wafer {w} job {job}")
+        assert_same_map(files[w][0], dm, f"lot {lot} wafer {w} job {job} (files)")
     n_batched, rows_batched = stored(rt, lot, job, batched=True)
     n_single, rows_single = stored(rt, lot, job, batched=False)
     assert n_batched == n_single == len(rows_batched) == sum(len(dm.x) >= 20 for dm, _ in want.values())

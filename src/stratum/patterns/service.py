@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -26,6 +27,8 @@ def classifier_version() -> str:
 
 
 def _num(v: float) -> float | int:
+    if type(v) is float:  # the common case first: the same value as below
+        return round(v, 4) if math.isfinite(v) else 0.0
     if isinstance(v, (int, np.integer)):
         return int(v)
     v = float(v)
@@ -34,18 +37,18 @@ def _num(v: float) -> float | int:
 
 def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
     """Circular mean angle of the dies ``idx`` in degrees (sines and cosines of the layout's angles, once)."""
-    sin, cos = sin_cos(g)
+    sin, cos = sin_cos(g, idx)
     n = len(idx)
-    return _num(math.degrees(math.atan2(float(sin[idx].sum()) / n, float(cos[idx].sum()) / n)))
+    return _num(math.degrees(math.atan2(float(np.add.reduce(sin)) / n, float(np.add.reduce(cos)) / n)))
 
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
-    idx = np.flatnonzero(d.region)
+    idx = d.region.nonzero()[0]  # np.flatnonzero of the 1-d mask
     n = len(idx)
     r = g.r[idx]
     sector = None
     if d.family in ("loc", "edge_loc", "gross_region") and n:
-        ang = math.atan2(float(g.v[idx].sum()) / n, float(g.u[idx].sum()) / n)  # the means, the same bits
+        ang = math.atan2(float(np.add.reduce(g.v[idx])) / n, float(np.add.reduce(g.u[idx])) / n)  # the means' bits
         sector = tx.octant_of(ang)
     return {
         "summary": d.summary,
@@ -53,14 +56,22 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
         "region": {
             "die_count": n,
             "fail_density": _num(d.density),
-            "r_min": _num(r.min()) if n else 0.0,
-            "r_max": _num(r.max()) if n else 0.0,
+            "r_min": _num(np.minimum.reduce(r)) if n else 0.0,  # r.min(), without its wrapper
+            "r_max": _num(np.maximum.reduce(r)) if n else 0.0,
             "theta_deg_mean": _theta_mean(g, idx) if n else 0.0,
             "octant": sector,
-            "dies": np.stack((dm.x[idx], dm.y[idx]), axis=1).astype(np.int64, copy=False).tolist(),
+            "dies": _xy(dm, idx),
         },
         "orientation_assumed": True,
     }
+
+
+def _xy(dm: DieMap, idx: np.ndarray) -> list[list[int]]:
+    """``[[x, y], ...]`` of the dies ``idx`` (``np.stack((x, y), axis=1).astype(np.int64).tolist()``)."""
+    xy = np.empty((len(idx), 2), dtype=np.int64)
+    xy[:, 0] = dm.x[idx]
+    xy[:, 1] = dm.y[idx]
+    return xy.tolist()
 
 
 #: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)
@@ -505,13 +516,22 @@ class PatternService:
 
 def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
     """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
-    :class:`PatternStore`) for :class:`PatternService` over the analytics service: the final view, one die
-    per coordinate as the lot's retest policy keeps it, the map GET .../wafers/{wafer_id}/map draws. With
-    ``lake`` (the lake's object store), every stored classification is also written as a lake object
-    (``stratum.lake.final_patterns``), the one Athena's ``wafer_patterns`` reads."""
+    :class:`PatternStore`) for :class:`PatternService` over the analytics service (or a function that builds it,
+    called on first use): the final view, one die per coordinate as the lot's retest policy keeps it, the map
+    GET .../wafers/{wafer_id}/map draws. With ``catalog`` and ``lake`` (the lake's object store), ``lake_maps``
+    reads the snapshot's files without DuckDB where it can (``stratum.query.final_dies``: the same maps), and
+    every stored classification is also written as a lake object (``stratum.lake.final_patterns``), the one
+    Athena's ``wafer_patterns`` reads."""
+    if hasattr(analytics, "job_final_dies"):
+        built = analytics
+
+        def service():
+            return built
+    else:
+        service = cache(analytics)
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
-        data = analytics.wafer_map(ws, lot, wafer, snapshot_job_id=snap)
+        data = service().wafer_map(ws, lot, wafer, snapshot_job_id=snap)
         d = data.dies
         if len(d["x"]) < 5:
             raise MapDataError(f"wafer {wafer} of lot {lot} has {len(d['x'])} dies with coordinates; a map needs 5")
@@ -528,7 +548,12 @@ def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
     def lake_maps(ws: str, lot: str, job_id: str) -> dict[str, tuple[DieMap, str]]:
         """``lake_map(ws, lot, w, job_id)`` of every wafer ``w`` in ``job_wafers(ws, lot, job_id)``, from one
         query; a wafer with fewer than 5 dies (where lake_map raises) is left out."""
-        snap, wafers = analytics.job_final_dies(ws, lot, job_id)
+        got = None
+        if catalog is not None and lake is not None:
+            from stratum.query.final_dies import final_dies
+
+            got = final_dies(catalog, lake, ws, lot, job_id)
+        snap, wafers = got if got is not None else service().job_final_dies(ws, lot, job_id)
         out = {}
         for wafer, d in wafers.items():
             if len(d["x"]) < 5:
@@ -540,12 +565,15 @@ def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
         return out
 
     def lake_wafers(ws: str, lot: str, snap: str | None) -> list[str]:
-        return [w["wafer_id"] for w in analytics.wafers(ws, lot, snap) if w.get("wafer_id")]
+        return [w["wafer_id"] for w in service().wafers(ws, lot, snap) if w.get("wafer_id")]
+
+    def job_wafers(ws: str, lot: str, job_id: str) -> list[str]:
+        return service().job_wafers(ws, lot, job_id)
 
     out: dict[str, Any] = {
         "lake_map": lake_map,
         "lake_wafers": lake_wafers,
-        "job_wafers": analytics.job_wafers,
+        "job_wafers": job_wafers,
         "lake_maps": lake_maps,
     }
     if catalog is not None and store is not None:

@@ -92,6 +92,23 @@ class Stack:
                 lut[bits] = node - nint
             self.lut = lut
             self._bit = (1 << np.arange(nint)).astype(np.uint8)  # node i's test -> bit i (nint <= 7: one byte)
+        self._limbs, self._scale = _exact_limbs(self.leaf)
+
+    def _exact_probs(
+        self, families: list[str], sel: list[int], fl: list[int], at: NDArray[np.intp], out: list[float | None]
+    ) -> list[float | None]:
+        """The probabilities from the leaves at flat indices ``at`` (a row per candidate): each row's leaf sum
+        exact in integer limbs, rounded once by Python's correctly rounded int division (``math.fsum``'s value)."""
+        assert self._limbs is not None
+        sums = [limb[at].sum(axis=1).tolist() for limb in self._limbs]  # int64: no overflow (see _exact_limbs)
+        scale = self._scale
+        for j, i in enumerate(sel):
+            total = 0
+            for q in range(len(sums) - 1, -1, -1):
+                total = (total << _LIMB_BITS) + sums[q][j]
+            m = self.base[fl[j]] + total / scale
+            out[i] = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
+        return out
 
     @staticmethod
     def fits(fams: dict[str, Trees]) -> bool:
@@ -112,7 +129,10 @@ class Stack:
             tests = X.ravel()[self.feat[fi] + (np.arange(len(sel)) * k)[:, None, None]] >= self.thr[fi]
             leaf = self.lut[tests.view(np.uint8) @ self._bit]  # np.packbits(little) of the 7 tests, faster
             _, t, nleaf = self.leaf.shape
-            vals = self.leaf.reshape(-1)[(fi[:, None] * t + self._trees) * nleaf + leaf].tolist()
+            at = (fi[:, None] * t + self._trees) * nleaf + leaf
+            if self._limbs is not None:
+                return self._exact_probs(families, sel, fl, at, out)
+            vals = self.leaf.reshape(-1)[at].tolist()
         else:
             rows = np.arange(len(sel))[:, None]
             node = np.zeros((len(sel), self.feat.shape[1]), dtype=np.intp)
@@ -124,6 +144,32 @@ class Stack:
             m = self.base[fl[j]] + math.fsum(vals[j])
             out[i] = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
         return out
+
+
+_LIMB_BITS = 48  # a tree set's sum of up to 2**15 limbs stays below 2**63
+_MAX_LIMBS = 4
+
+
+def _exact_limbs(leaf: NDArray[np.float64]) -> tuple[list[NDArray[np.int64]] | None, int]:
+    """The leaf values as exact integers (``leaf * scale``, ``scale`` a power of two) split into int64 limbs of
+    ``_LIMB_BITS`` bits, lowest first; (None, 1) when they do not fit a few limbs (sums then use ``math.fsum``)."""
+    vals = leaf.ravel().tolist()
+    if len(vals) == 0 or leaf.shape[-2] >= 1 << 15 or not all(math.isfinite(v) for v in vals):
+        return None, 1
+    shift = max(v.as_integer_ratio()[1].bit_length() - 1 for v in vals)  # denominators are powers of two
+    scale = 1 << shift
+    ints = [n * (scale // d) for n, d in (v.as_integer_ratio() for v in vals)]
+    bits = max(abs(n) for n in ints).bit_length() + 1
+    k = max(1, -(-bits // _LIMB_BITS))
+    if k > _MAX_LIMBS:
+        return None, 1
+    mask = (1 << _LIMB_BITS) - 1
+    limbs = []
+    for q in range(k):
+        # floor shifts: every limb but the top one in [0, 2**_LIMB_BITS), the top one signed
+        part = [(n >> (q * _LIMB_BITS)) if q == k - 1 else (n >> (q * _LIMB_BITS)) & mask for n in ints]
+        limbs.append(np.array(part, dtype=np.int64))  # flat, as the leaves are indexed
+    return limbs, scale
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ import duckdb
 from stratum.catalog import Catalog
 from stratum.errors import BadRequest, NotFound
 from stratum.lake import layout
-from stratum.models import PUBLISHED, Lot, SnapshotMember
+from stratum.models import PUBLISHED, Lot
 from stratum.settings import Settings
 from stratum.storage.objectstore import ObjectStore
 
@@ -40,6 +40,7 @@ from .duckdb_views import lazy_view_statements, view_sql
 from .floats import float32_columns, float32_value
 from .public_schema import METADATA_TRIGGERS
 from .views import Member, sql_literal
+from .views import ordered_members as _ordered
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -105,11 +106,6 @@ class Resolved:
     retest_policy: dict[str, str]  # lot_id -> the retest policy of its snapshot (one snapshot, one yield)
     snapshot_job_ids: dict[str, str]  # lot_id -> snapshot job id
     lot: Lot | None = None  # the scope's lot, when the scope named one and resolving read it
-
-
-def _ordered(lot_id: str, snapshot_job_id: str, members: list[SnapshotMember]) -> list[Member]:
-    ms = sorted(members, key=lambda m: (m.start_time or 0, m.publish_seq))
-    return [Member(lot_id, m.job_id, m.file_num, i, snapshot_job_id, tuple(m.tables)) for i, m in enumerate(ms)]
 
 
 class QueryEngine:

@@ -17,10 +17,14 @@ bodies into DuckDB statements. Golden files (``tests/golden/``) show any change 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stratum.lake.schema import LATE_TABLES, TABLES, duckdb_type
+
+if TYPE_CHECKING:
+    from stratum.models import SnapshotMember
 
 RAW_PASSTHROUGH = ("wafer_runs", "test_summaries", "part_counts", "bin_records", "sites", "pins", "texts", "records")
 
@@ -33,6 +37,12 @@ class Member:
     order: int  # file order within the lot (retest order)
     snapshot_job_id: str
     tables: tuple[str, ...]
+
+
+def ordered_members(lot_id: str, snapshot_job_id: str, members: Sequence[SnapshotMember]) -> list[Member]:
+    """A lot snapshot's members in retest order (file START_T, then publish order): ``Member.order``."""
+    ms = sorted(members, key=lambda m: (m.start_time or 0, m.publish_seq))
+    return [Member(lot_id, m.job_id, m.file_num, i, snapshot_job_id, tuple(m.tables)) for i, m in enumerate(ms)]
 
 
 def sql_literal(s: str | None) -> str:
