@@ -12,13 +12,25 @@ the frozen objects would stay in memory (a handful, from the imports).
 ~40 OpenAPI document models, a sixth of ``import fastapi``) build their validators and serializers on first
 use, as ``ConfigDict(defer_build=True)`` would: a process that never writes an OpenAPI document never builds
 them.
+
+:func:`pydantic_plugins_off` spares a process that has switched pydantic's plugins off (``PYDANTIC_DISABLE_PLUGINS``,
+which ``stratum ingest`` sets unless the user did) pydantic's plugin loader: importing it imports
+``importlib.metadata`` (with ``email``, ``zipfile``, ``csv``), ~15 ms of the first model build, only to answer
+"no plugins".
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# the values of PYDANTIC_DISABLE_PLUGINS with which pydantic's get_plugins() answers "none" without looking
+PLUGINS_OFF = ("__all__", "1", "true")
+_PLUGIN_LOADER = "pydantic.plugin._loader"
 
 
 @contextmanager
@@ -52,3 +64,16 @@ def models_built_on_first_use() -> Iterator[None]:
         yield
     finally:
         config_defaults["defer_build"] = False
+
+
+def pydantic_plugins_off() -> bool:
+    """With every pydantic plugin switched off in the environment (``PYDANTIC_DISABLE_PLUGINS`` one of
+    ``PLUGINS_OFF``), stand in for pydantic's plugin loader before pydantic imports it: a module whose
+    ``get_plugins()`` answers what the loader answers then, no plugins, without importing ``importlib.metadata``.
+    Returns whether it did; the real loader, once imported, is left alone."""
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in PLUGINS_OFF or _PLUGIN_LOADER in sys.modules:
+        return False
+    loader = types.ModuleType(_PLUGIN_LOADER, "pydantic's plugin loader with every plugin switched off (stratum)")
+    loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules[_PLUGIN_LOADER] = loader
+    return True

@@ -191,3 +191,85 @@ def test_ingest_loads_numpy_with_one_blas_thread_unless_the_user_chose(files, tm
     )
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[-1] == f"0 True {preset or 1}"
+
+
+@pytest.mark.parametrize("preset", [None, "", "__all__"])
+def test_ingest_builds_its_models_without_pydantic_plugin_discovery_unless_the_user_chose(
+    lots, files, tmp_path, preset
+) -> None:
+    """Ingest switches pydantic's plugins off (PYDANTIC_DISABLE_PLUGINS=__all__) unless the user set the variable,
+    and then pydantic's plugin loader, with its importlib.metadata and entry-point scan, is not imported
+    (stratum.coldstart.pydantic_plugins_off). A user's own value is kept: "" lets pydantic look for plugins."""
+    code = (
+        "import os, sys\n"
+        "from stratum.cli import main\n"
+        "rc = main(['ingest', '--json', sys.argv[1]])\n"
+        "loader = sys.modules['pydantic.plugin._loader']\n"
+        "print(rc, repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')), 'importlib.metadata' in sys.modules,\n"
+        "      hasattr(loader, 'PYDANTIC_ENTRY_POINT_GROUP'))\n"
+    )
+    env = _env(tmp_path / "data")
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(files["final"][0])], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert p.returncode == 0, p.stderr
+    job = json.loads(p.stdout.splitlines()[0])
+    parts = len(lots["final"].parts.seq[lots["final"].files[0].parts])
+    assert (job["status"], job["parts"]) == ("succeeded", parts)
+    value = "__all__" if preset is None else preset
+    discovered = value == ""  # the real loader (it defines the entry-point group) and its importlib.metadata
+    assert p.stdout.splitlines()[-1] == f"0 {value!r} {discovered} {discovered}"
+
+
+def test_the_stand_in_plugin_loader_answers_as_pydantics_own() -> None:
+    """pydantic imports only ``get_plugins`` from its plugin loader, and with each value of PLUGINS_OFF its own
+    loader finds no plugins, as the stand-in answers. A pydantic release that changes either fails here."""
+    import ast
+    import os
+    from pathlib import Path
+
+    import pydantic
+
+    from stratum.coldstart import PLUGINS_OFF
+
+    names = set()
+    for f in Path(pydantic.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("_loader") and f.name != "_loader.py":
+                names |= {a.name for a in node.names}
+    assert names == {"get_plugins"}
+    for value in PLUGINS_OFF:
+        code = "from pydantic.plugin._loader import get_plugins; print(tuple(get_plugins()))"
+        env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": value}
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        assert (p.returncode, p.stdout) == (0, "()\n"), p.stderr
+    probe = (
+        "import os, sys\n"
+        "os.environ['PYDANTIC_DISABLE_PLUGINS'] = '1'\n"
+        "from stratum.coldstart import pydantic_plugins_off\n"
+        "first = pydantic_plugins_off()\n"
+        "import stratum.models\n"
+        "job = stratum.models.Job(job_id='j', workspace='w', file_name='f.stdf')\n"
+        "print(first, pydantic_plugins_off(), tuple(sys.modules['pydantic.plugin._loader'].get_plugins()),\n"
+        "      'importlib.metadata' in sys.modules, job.status)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout) == (0, "True False () False queued\n"), p.stderr
+
+
+def test_sql_builds_its_models_with_pydantic_plugins_off(lake) -> None:
+    code = (
+        "import os, sys\n"
+        "from stratum.cli import main\n"
+        "rc = main(['sql', '--format', 'csv', 'SELECT 1 AS one'])\n"
+        "loader = sys.modules['pydantic.plugin._loader']\n"
+        "print(rc, os.environ.get('PYDANTIC_DISABLE_PLUGINS'), hasattr(loader, 'PYDANTIC_ENTRY_POINT_GROUP'))\n"
+    )
+    env = _env(lake)
+    env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["one", "1", "0 __all__ False"]

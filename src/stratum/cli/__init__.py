@@ -118,7 +118,9 @@ def _run(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     for name, value in getattr(args, "environ", {}).items():
         os.environ.setdefault(name, value)  # before the command's libraries load; the user's own setting wins
-    from stratum.coldstart import loading
+    from stratum.coldstart import loading, pydantic_plugins_off
+
+    pydantic_plugins_off()
 
     # the command's libraries (stratum.runtime's pydantic models among them) load without the cyclic GC's
     # passes (stratum.coldstart), its work runs with them

@@ -52,7 +52,7 @@ TRIAL = ("PLAIN", "DELTA_BINARY_PACKED", "RLE_DICTIONARY")  # ties go to the che
 # Tables only ``finish`` writes (the reader never emits them): the finishing thread encodes them itself
 FINAL_TABLES = frozenset({"tests", "wafer_runs", "wafer_patterns", "lot_files"})
 # values the column writers take at a time (pyarrow's default 1,024): fewer statistics and page-size updates
-WRITE_BATCH = 8_192
+WRITE_BATCH = 65_536
 
 
 def stored_schema(table: str) -> pa.Schema:

@@ -6,6 +6,8 @@ of that level for the family on the calibration set."""
 from __future__ import annotations
 
 import json
+import math
+from bisect import bisect_right
 from functools import lru_cache
 from importlib import resources
 
@@ -23,8 +25,25 @@ def tables() -> dict:
     return json.loads(text)
 
 
-#: a family table's knots as arrays (np.interp would convert the JSON lists on every call), by table identity
-_KNOTS: dict[int, tuple[dict, np.ndarray, np.ndarray]] = {}
+#: a family table's knots as float lists, by table identity
+_KNOTS: dict[int, tuple[dict, list[float], list[float]]] = {}
+
+
+def _interp(x: float, xp: list[float], fp: list[float]) -> float:
+    """``np.interp(x, xp, fp)`` of one finite ``x`` (ascending ``xp``, at least two knots): numpy's own steps and
+    float operations, without its per-call conversions."""
+    j = bisect_right(xp, x) - 1  # numpy's search: xp[j] <= x < xp[j + 1]
+    if j < 0:
+        return fp[0]
+    if j >= len(xp) - 1 or xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    y = slope * (x - xp[j]) + fp[j]
+    if math.isnan(y):
+        y = slope * (x - xp[j + 1]) + fp[j + 1]
+        if math.isnan(y) and fp[j] == fp[j + 1]:
+            y = fp[j]
+    return y
 
 
 def confidence(family: str, score: float) -> float:
@@ -33,8 +52,11 @@ def confidence(family: str, score: float) -> float:
         return round(float(score), 4)
     k = _KNOTS.get(id(t))
     if k is None or k[0] is not t:
-        k = _KNOTS[id(t)] = (t, np.asarray(t["x"], dtype=np.float64), np.asarray(t["y"], dtype=np.float64))
-    return round(float(np.interp(score, k[1], k[2])), 4)
+        k = _KNOTS[id(t)] = (t, [float(v) for v in t["x"]], [float(v) for v in t["y"]])
+    x = float(score)
+    if len(k[1]) < 2 or not math.isfinite(x):
+        return round(float(np.interp(x, k[1], k[2])), 4)
+    return round(_interp(x, k[1], k[2]), 4)
 
 
 def level_confidence(family: str, level: str, value: str) -> float:

@@ -86,6 +86,13 @@ class Detection:
         return tx.class_id(self.family, self.location, self.severity, self.refinement)
 
 
+# ufunc reductions called directly: ``a.sum()`` / ``a.max()`` / ``a.min()`` of a 1-d array (or along ``axis``) are
+# these same reductions behind a Python wrapper
+_add = np.add.reduce
+_amax = np.maximum.reduce
+_amin = np.minimum.reduce
+
+
 def _nz(a: NDArray) -> NDArray[np.intp]:
     """``np.flatnonzero`` of a 1-d array, without its wrappers."""
     return a.nonzero()[0]
@@ -118,7 +125,7 @@ def _lerp_at(v: NDArray[np.float64], q: float) -> float:
         return float(v[-1])
     lo = math.floor(vi)
     g = vi - lo
-    a, b = float(v[lo]), float(v[lo + 1])
+    a, b = v.item(lo), v.item(lo + 1)
     d = b - a
     return b - d * (1 - g) if g >= 0.5 else a + d * g
 
@@ -181,10 +188,15 @@ class _Ctx:
         self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
     def sec8(self) -> NDArray[np.intp]:
-        """Each die's polar sector of eight (0 from -pi), computed once per map."""
+        """Each die's polar sector of eight (0 from -pi), computed once per layout."""
         if self._sec8 is None:
-            # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
-            self._sec8 = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
+            sec = self.g.extra.get("sec8")
+            if sec is None:
+                # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
+                sec = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
+                sec.setflags(write=False)
+                self.g.extra["sec8"] = sec
+            self._sec8 = sec
         return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
@@ -218,7 +230,8 @@ class _Ctx:
                 dens = float(self.fail_ratio)
         else:
             assert counts is not None
-            loc = tx.location_of((float(counts[0]), float(counts[1]), float(counts[2])))
+            c0, c1, c2 = counts.tolist()
+            loc = tx.location_of((c0, c1, c2))
             locs = tx.REACHABLE[family][0]
             if loc not in locs:  # e.g. an edge arc reaching inwards: the reachable third holding most of it
                 inner = [(counts[i], name) for i, name in enumerate(("center", "mid", "edge")) if name in locs]
@@ -244,7 +257,7 @@ def _codes(s: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
     if span > 4096:
         return np.unique(s, return_inverse=True)
     present = np.bincount(s - lo, minlength=span) > 0
-    return _nz(present) + lo, (np.cumsum(present) - 1)[s - lo]
+    return _nz(present) + lo, (present.cumsum() - 1)[s - lo]
 
 
 def _site(c: _Ctx) -> Detection | None:
@@ -258,14 +271,14 @@ def _site(c: _Ctx) -> Detection | None:
     ns = np.bincount(inv)
     ks = np.bincount(inv, weights=c.f[act])
     rates = ks / np.maximum(ns, 1)
-    b = int(np.argmax(rates))
-    rest_n = ns.sum() - ns[b]
-    rest = (ks.sum() - ks[b]) / max(rest_n, 1)
+    b = int(rates.argmax())
+    rest_n = _add(ns) - ns[b]
+    rest = (_add(ks) - ks[b]) / max(rest_n, 1)
     pr = max(rest, 0.01)
     z = (rates[b] - rest) / math.sqrt(pr * (1 - pr) / max(ns[b], 1))
     others = rates.copy()
     others[b] = -np.inf  # the other sites (rates >= 0)
-    second = float(others.max())
+    second = float(_amax(others))
     gap = rates[b] - second
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
         return None
@@ -276,8 +289,10 @@ def _site(c: _Ctx) -> Detection | None:
     fo = region & c.f
     nfo = int(count_nonzero(fo))
     for line, lines_on in ((c.g.iy[fo], c.g.iy[region]), (c.g.ix[fo], c.g.ix[region])) if nfo else ():
-        top2 = float(np.sort(np.bincount(line - line.min()))[::-1][:2].sum())
-        p2 = min(2.0 / len(np.unique(lines_on)), 1.0)  # the top two lines' share if the fails spread evenly
+        per_line = np.bincount(line - _amin(line))
+        per_line.sort()
+        top2 = float(_add(per_line[::-1][:2]))
+        p2 = min(2.0 / _distinct(lines_on), 1.0)  # the top two lines' share if the fails spread evenly
         z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
         if top2 >= 0.6 * nfo and z2 >= 4.0:
             return None
@@ -335,8 +350,13 @@ def _reticle(c: _Ctx) -> Detection | None:
     pm = max(mean, 0.01)
     L = _RL
     ix32, iy32 = _small(ix, c.g), _small(iy, c.g)
-    cell = _mod(iy32, L) * L + _mod(ix32, L)
-    hist = np.stack((np.bincount(cell, minlength=L * L), np.bincount(cell, weights=f, minlength=L * L)))
+    # x mod 60 is x itself on a map at most 60 dies across
+    cell = (iy32 if c.g.shape[0] <= L else _mod(iy32, L)) * L + (ix32 if c.g.shape[1] <= L else _mod(ix32, L))
+    # dies and fails per cell from one count over (cell, fail) (integer counts: the same float64 values)
+    both = np.bincount(cell * 2 + f, minlength=2 * L * L)
+    hist = np.empty((2, L * L))
+    hist[1] = both[1::2]
+    hist[0] = both[::2] + hist[1]
     # every pitch pair at once; integer counts, so exact in float64 whatever the summation order
     nk = (_FOLD @ hist.reshape(2, L, L) @ _FOLD.T).reshape(2, 400)[:, _PAIR_CELLS]  # hist is float64
     no_all, ko_all = nk[0], nk[1]
@@ -368,10 +388,10 @@ def _reticle(c: _Ctx) -> Detection | None:
     off = _mod(iy32, ky) * kx + _mod(ix32, kx)
     if z < 5:
         return None
-    top = float(rates.max())
+    top = float(_amax(rates))
     base = float(_median(rates))
     hot = rates >= max(0.5 * top, base + 0.2)
-    if hot.sum() > m / 2 or top - base < 0.22:
+    if count_nonzero(hot) > m / 2 or top - base < 0.22:
         return None
     # it must repeat over the whole wafer: every quadrant shows the hot offsets failing
     idx = _nz(act)
@@ -380,21 +400,23 @@ def _reticle(c: _Ctx) -> Detection | None:
     qn = np.bincount(quad[on], minlength=4)
     qk = np.bincount(quad[on], weights=f[on], minlength=4)
     qr = qk / np.maximum(qn, 1)
-    hot_rate = float(ko[hot].sum() / max(no[hot].sum(), 1))
-    spread = float(qr.min() / max(hot_rate, 1e-9))
+    hot_rate = float(_add(ko[hot]) / max(_add(no[hot]), 1))
+    spread = float(_amin(qr) / max(hot_rate, 1e-9))
     # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
-    if spread < 0.45 and not (float(short.max()) < 2.3 and qk.min() > 0):
+    if spread < 0.45 and not (float(_amax(short)) < 2.3 and _amin(qk) > 0):
         return None
     # ... and over many rows and columns: fails piled on one or two lines are a stripe
     fo = on & f
-    nfo = int(fo.sum())
+    nfo = int(count_nonzero(fo))
     for line, lines_on in ((iy[fo], iy[on]), (ix[fo], ix[on])):
         if not nfo:
             break
-        cnt = np.sort(np.bincount(line - line.min()))[::-1]
+        cnt = np.bincount(line - _amin(line))
+        cnt.sort()
+        cnt = cnt[::-1]
         share = float(cnt[:2].sum()) / nfo  # against 2 / (lines the hot offsets lie on) if spread evenly
-        if share >= 0.6 and share >= 4.0 / max(len(np.unique(lines_on)), 1):
+        if share >= 0.6 and share >= 4.0 / max(_distinct(lines_on), 1):
             return None
     region = np.zeros(c.n, dtype=bool)
     region[idx[on]] = True
@@ -406,12 +428,12 @@ def _reticle(c: _Ctx) -> Detection | None:
         {
             "pitch_x": kx,
             "pitch_y": ky,
-            "hot_offsets": int(hot.sum()),
+            "hot_offsets": int(count_nonzero(hot)),
             "hot_rate": hot_rate,
             "base_rate": base,
             "quadrant_spread": spread,
         },
-        f"{int(hot.sum())} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
+        f"{int(count_nonzero(hot))} of {m} positions in a {kx}x{ky}-die reticle fail {hot_rate:.0%} across the wafer "
         f"(others {base:.0%})",
     )
     if not c.dry:
@@ -430,35 +452,36 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     if h < 10:
         return out
     D = 4
-    n_row = V.sum(1)
-    k_row = F.sum(1)
+    n_row = _add(V, 1)  # bool sums: int64
+    k_row = _add(F, 1)
     rate = k_row / np.maximum(n_row, 1)
     # each line against the lines D before and D after it (none beyond the map): dies present in both
-    pad = np.zeros(D, dtype=np.int64)
-    vv = (V[:-D] & V[D:]).sum(1)
-    sides = []
-    for vv_s, ff_s in (
-        (np.concatenate((pad, vv)), np.concatenate((pad, (F[:-D] & V[D:]).sum(1)))),
-        (np.concatenate((vv, pad)), np.concatenate(((V[:-D] & F[D:]).sum(1), pad))),
-    ):
-        sides.append((ff_s / np.maximum(vv_s, 1), vv_s))
-    flank = np.maximum(sides[0][0], sides[1][0])
-    flank_ok = (sides[0][1] >= 0.25 * n_row) & (sides[1][1] >= 0.25 * n_row)
+    # [side, dies in both | fails of the flank]: side 0 the line D before, side 1 the line D after
+    vf = np.zeros((2, 2, h), dtype=np.int64)
+    vv = _add(V[:-D] & V[D:], 1)
+    vf[0, 0, D:] = vv
+    vf[1, 0, :-D] = vv
+    vf[0, 1, D:] = _add(F[:-D] & V[D:], 1)
+    vf[1, 1, :-D] = _add(V[:-D] & F[D:], 1)
+    side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
+    flank = np.maximum(side_rate[0], side_rate[1])
+    ok = vf[:, 0] >= 0.25 * n_row
+    flank_ok = ok[0] & ok[1]
     contrast = rate - flank
     seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
-    if not seed.any():
+    if not count_nonzero(seed):
         return out
     # uniform along the line: every quarter of the chord fails
-    cum = np.cumsum(V, axis=1) - 1
+    cum = V.cumsum(axis=1) - 1
     q = np.where(V, (4 * cum) // np.maximum(n_row[:, None], 1), 0)
-    rows = np.repeat(np.arange(h)[:, None], w, 1)
+    rows = np.arange(h)[:, None].repeat(w, 1)
     qn = np.bincount((rows * 4 + q)[V], minlength=4 * h).reshape(h, 4)
     qk = np.bincount((rows * 4 + q)[V], weights=F[V], minlength=4 * h).reshape(h, 4)
-    qmin = (qk / np.maximum(qn, 1)).min(1)
+    qmin = _amin(qk / np.maximum(qn, 1), 1)
     # ... or no quarter falls short of the line's rate by more than chance explains (short chords)
     rr = rate[:, None]
     short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
-    even = (short.max(1) < 2.3) & (qk.min(1) > 0)
+    even = (_amax(short, 1) < 2.3) & (_amin(qk, 1) > 0)
     seed &= (qmin >= 0.35 * rate) | even
     if not seed.any():
         return out
@@ -470,10 +493,10 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         nb[1:] |= sel[:-1]
         nb[:-1] |= sel[1:]
         new = sel | (nb & grow)
-        if np.array_equal(new, sel):
+        if not (new != sel).any():  # np.array_equal (same shape), without its wrapper
             break
         sel = new
-    if sel.sum() > 0.3 * (n_row >= 3).sum():
+    if count_nonzero(sel) > 0.3 * count_nonzero(n_row >= 3):
         return out  # a gross region, not stripes
     line = _nz(sel)
     coord = c.g.iy if axis == 1 else c.g.ix
@@ -510,7 +533,7 @@ def _radial(c: _Ctx) -> None:
     nb = min(max(na // 80, 6), 20)
     ns = 8
     ra = g.r[ia]
-    rmax = float(ra.max())
+    rmax = float(_amax(ra))
     band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
     sec = c.sec8()[ia]  # ns = 8
     cell = band * ns + sec
@@ -518,7 +541,7 @@ def _radial(c: _Ctx) -> None:
     cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
-    bn, bk = cn.sum(1), ck.sum(1)
+    bn, bk = _add(cn, 1), _add(ck, 1)
     brate = bk / np.maximum(bn, 1)
     seen = cn > 0
     bg = _quantile(cr[seen], 0.25)
@@ -531,22 +554,24 @@ def _radial(c: _Ctx) -> None:
     pb = np.minimum(np.maximum(brate, 1e-3), 1 - 1e-3)[:, None]  # np.clip
     p0 = min(max(bg, 1e-3), 1 - 1e-3)
     llr = ck * np.log(pb / p0) + (cn - ck) * np.log((1 - pb) / (1 - p0))
-    cover8 = ((llr > 0) & seen).sum(1) / np.maximum(seen.sum(1), 1)
-    outer = np.arange(nb) >= nb - 2
-    ring = (lift >= np.maximum(np.where(outer, 0.07, 0.09), bsig)) & (cover8 >= np.where(outer, 0.7, 0.8))
-    edges = np.sqrt(np.arange(nb + 1) / nb) * rmax
+    cover8 = _add((llr > 0) & seen, 1) / np.maximum(_add(seen, 1), 1)
+    lift_min, cover_min = _ring_floors(nb)
+    ring = (lift >= np.maximum(lift_min, bsig)) & (cover8 >= cover_min)
+    edges = _band_edges(nb) * rmax
     # gradient: a smooth monotone radial profile over (nearly) the whole radius
-    lo, hi = float(brate.min()), float(brate.max())
+    lo, hi = float(_amin(brate)), float(_amax(brate))
     span = hi - lo
     if span >= 0.08:
         rc = (edges[:-1] + edges[1:]) / 2
         corr = _corr(rc, brate)  # span > 0: brate is not constant
-        trans = int(((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)).sum())
-        srt = np.sort(cr, axis=1)
-        angular = float((srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span].mean())
+        trans = int(count_nonzero((brate > lo + 0.2 * span) & (brate < lo + 0.8 * span)))
+        srt = cr.copy()  # np.sort(cr, axis=1)
+        srt.sort(axis=1)
+        floor = (srt[:, 1] / np.maximum(brate, 1e-9))[brate > lo + 0.5 * span]  # not empty: span > 0
+        angular = float(_add(floor)) / len(floor)  # the mean, the same bits
         tw = trans / nb
         rising = corr > 0
-        steps = np.diff(brate) * (1.0 if rising else -1.0)
+        steps = (brate[1:] - brate[:-1]) * (1.0 if rising else -1.0)  # np.diff
         feats = {
             "radial_corr": corr,
             "transition_width": tw,
@@ -555,14 +580,14 @@ def _radial(c: _Ctx) -> None:
             "angular_floor": angular,
             "profile_span": span,
             # a step (a ring's or blob's edge) puts most of the span in one band; a gradient spreads it
-            "largest_step": float(steps.max()) / span,
+            "largest_step": float(_amax(steps)) / span,
             "monotone_share": float(_frac(steps > -0.02)),
         }
         text = (
             f"fail density {'rises' if rising else 'falls'} from {brate[0]:.0%} at the centre to "
             f"{brate[-1]:.0%} at the edge"
         )
-        rule = bool(span >= 0.2 and ring.sum() >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5)
+        rule = bool(span >= 0.2 and count_nonzero(ring) >= 1 and abs(corr) >= 0.85 and tw >= 0.3 and angular >= 0.5)
         # short of the rule (|corr| >= 0.6): a whole-wafer reading the verifier weighs against the blob or ring
         # found here
         if rule or abs(corr) >= 0.6:
@@ -581,18 +606,16 @@ def _radial(c: _Ctx) -> None:
                 return
             d.source = PROFILE
             c.profile = d
-    if not ring.any():
+    if not count_nonzero(ring):
         return
     # contiguous runs of ring bands
-    idx = _nz(ring)
-    runs = np.split(idx, _nz(np.diff(idx) > 1) + 1)
-    for run in runs:
-        b0, b1 = int(run[0]), int(run[-1])
+    for run in _runs(ring.tolist()):
+        b0, b1 = run.start, run.stop - 1
         if b0 == 0 and b1 == nb - 1:
             continue  # whole wafer: random / near-full territory
-        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        lvl = float(_add(bk[b0 : b1 + 1]) / max(_add(bn[b0 : b1 + 1]), 1))
         # no hole inside: a centre blob whose core band fell short of the coverage test
-        inner = float(bk[:b0].sum() / max(bn[:b0].sum(), 1)) if b0 else 0.0
+        inner = float(_add(bk[:b0]) / max(_add(bn[:b0]), 1)) if b0 else 0.0
         if 0 < b0 <= nb // 3 and inner >= bg + 0.7 * (lvl - bg):
             b0 = 0
         # the fading rim of the pattern belongs to it (soft edges)
@@ -602,7 +625,7 @@ def _radial(c: _Ctx) -> None:
         while b1 < nb - 1 and soft[b1 + 1] and not (b0 == 0 and b1 + 1 == nb - 1):
             b1 += 1
         r_in, r_out = float(edges[b0]), float(edges[b1 + 1])
-        lvl = float(bk[b0 : b1 + 1].sum() / max(bn[b0 : b1 + 1].sum(), 1))
+        lvl = float(_add(bk[b0 : b1 + 1]) / max(_add(bn[b0 : b1 + 1]), 1))
         if b0 == 0 and b1 < nb - 2:
             r_in = _hole(c, r_out, bg, lvl)
         # band edges are coarse on small maps: move each inner boundary to the die-level step in the fails
@@ -611,7 +634,7 @@ def _radial(c: _Ctx) -> None:
         if r_in > 0.0:
             r_in = _step(c, r_in, float(edges[max(b0, 1)] - edges[max(b0, 1) - 1]), inside_below=False)
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
-        lvl = float(_frac_in(c.f, region)) if region.any() else lvl
+        lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
         if r_in == 0.0:
             fam = "center"
@@ -622,7 +645,7 @@ def _radial(c: _Ctx) -> None:
         else:
             fam = "donut"
             text = f"ring of fails at {r_in:.2f}-{r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
-        mgn = min(float(cover8[run].mean() - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
+        mgn = min((float(_add(cover8[run])) / (run.stop - run.start) - 0.75) / 0.1, (lvl - bg - 0.07) / 0.07)
         d = c.detect(
             fam,
             region,
@@ -633,6 +656,54 @@ def _radial(c: _Ctx) -> None:
         c.explain(d.region, 1, soft=True)
 
 
+_RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+
+def _ring_floors(nb: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per radial band of ``nb``: the lift and sector coverage a ring band needs (the outer two bands less)."""
+    fl = _RING_FLOORS.get(nb)
+    if fl is None:
+        outer = np.arange(nb) >= nb - 2
+        fl = _RING_FLOORS[nb] = (np.where(outer, 0.07, 0.09), np.where(outer, 0.7, 0.8))
+        for a in fl:
+            a.setflags(write=False)
+    return fl
+
+
+_BAND_EDGES: dict[int, NDArray[np.float64]] = {}
+
+
+def _band_edges(nb: int) -> NDArray[np.float64]:
+    """The ``nb`` equal-area radial bands' edges on a unit radius: ``np.sqrt(np.arange(nb + 1) / nb)``."""
+    e = _BAND_EDGES.get(nb)
+    if e is None:
+        e = _BAND_EDGES[nb] = np.sqrt(np.arange(nb + 1) / nb)
+        e.setflags(write=False)
+    return e
+
+
+def _runs(flags: list[bool]) -> list[slice]:
+    """The maximal runs of True in ``flags``, as slices in order."""
+    out, start = [], None
+    for i, v in enumerate(flags):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            out.append(slice(start, i))
+            start = None
+    if start is not None:
+        out.append(slice(start, len(flags)))
+    return out
+
+
+def _distinct(a: NDArray[np.intp]) -> int:
+    """``len(np.unique(a))`` of non-negative integers with a small range, by counting."""
+    if not len(a):
+        return 0
+    lo = int(a.min())
+    return int(count_nonzero(np.bincount(a - lo)))
+
+
 def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     """The radius near ``r0`` (within one band ``width``, at least two dies) where a two-level step fits the
     active dies' fails best (maximum Bernoulli likelihood); the pattern lies below it when ``inside_below``.
@@ -641,14 +712,14 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     act = c.active
     rr = c.g.r
     win = act & (rr >= r0 - w) & (rr < r0 + w)
-    n = int(win.sum())
+    n = int(count_nonzero(win))
     if n < 12:
         return r0
     rw = rr[win]
-    order = np.argsort(rw, kind="stable")
+    order = rw.argsort(kind="stable")
     rs = rw[order]
     fs = c.f[win][order].astype(np.float64)
-    ck = np.cumsum(fs)
+    ck = fs.cumsum()
     k_all = float(ck[-1])
     i = np.arange(3, n - 2)  # split before index i: [0, i) below, [i, n) above; both sides >= 3 dies
     i = i[rs[i] > rs[i - 1]]  # only between distinct radii
@@ -667,7 +738,7 @@ def _step(c: _Ctx, r0: float, width: float, *, inside_below: bool) -> float:
     tot = ll(kb, nb_) + ll(ka, na_)
     hot_below = kb / nb_ > ka / na_
     tot = np.where(hot_below == inside_below, tot, -np.inf)
-    j = int(np.argmax(tot))
+    j = int(tot.argmax())
     if not np.isfinite(tot[j]):
         return r0
     return float((rs[i[j] - 1] + rs[i[j]]) / 2)
@@ -682,11 +753,11 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
     inside = rb < nbin
     hn = np.bincount(rb[inside], minlength=nbin)
     hk = np.bincount(rb[inside], weights=c.f[act][inside], minlength=nbin)
-    cn, ck = np.cumsum(hn), np.cumsum(hk)
+    cn, ck = hn.cumsum(), hk.cumsum()
     mid = bg + 0.4 * (lvl - bg)
     # the largest disk (>= 8 dies) that stays below the midpoint is the hole
     ok = (cn >= 8) & (ck / np.maximum(cn, 1) < bg + 0.3 * (lvl - bg))
-    if not ok.any():
+    if not count_nonzero(ok):
         return 0.0
     j = int(_nz(ok)[-1])
     rate_next = hk[j + 1 :] / np.maximum(hn[j + 1 :], 1)
@@ -868,9 +939,9 @@ def _cell_median_rate(c: _Ctx, act: NDArray[np.bool_]) -> float:
     """Background fail rate: the median over 32 polar cells (8 sectors x 4 equal-area bands) of their fail
     rate; a local pattern holds a minority of the cells."""
     g = c.g
-    idx = np.flatnonzero(act)
+    idx = _nz(act)
     rr = g.r[idx]
-    band = np.minimum((rr * rr / max(float(rr.max()) ** 2, 1e-12) * 4).astype(np.intp), 3)
+    band = np.minimum((rr * rr / max(float(_amax(rr)) ** 2, 1e-12) * 4).astype(np.intp), 3)
     sec = c.sec8()[idx]
     cell = band * 8 + sec
     cn = np.bincount(cell, minlength=32)
@@ -1166,18 +1237,18 @@ def _detect_all(c: _Ctx) -> None:
     ret, site = _reticle(c), _site(c)
     c.dry = False
     if ret is not None and site is not None:
-        inter = float((ret.region & site.region).sum())
-        union = float((ret.region | site.region).sum())
+        inter = float(count_nonzero(ret.region & site.region))
+        union = float(count_nonzero(ret.region | site.region))
         if inter / union >= 0.5:
             ret = None
-        elif inter >= 0.8 * float(site.region.sum()):
+        elif inter >= 0.8 * float(count_nonzero(site.region)):
             # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
             # dies fail well above what neither pattern holds
             rest = ret.region & ~site.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
             if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
                 ret = None
-        elif inter >= 0.8 * float(ret.region.sum()):
+        elif inter >= 0.8 * float(count_nonzero(ret.region)):
             # the hot offsets are part of one site: the site explains them when its other dies fail too
             rest = site.region & ~ret.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
@@ -1211,7 +1282,7 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
     else:
         V = c.raster(among)
         F = c.raster(c.f & among)
-        p = float(_frac_in(c.f, among)) if among.any() else 0.0
+        p = float(_frac_in(c.f, among)) if count_nonzero(among) else 0.0
     pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
@@ -1271,7 +1342,7 @@ def _alternatives(c: _Ctx) -> None:
             ref = None
             if alt in ("loc", "edge_loc"):
                 if octant is None:  # the means, the same bits
-                    octant = tx.octant_of(math.atan2(float(g.v[ri].sum()) / len(ri), float(g.u[ri].sum()) / len(ri)))
+                    octant = tx.octant_of(math.atan2(float(_add(g.v[ri])) / len(ri), float(_add(g.u[ri])) / len(ri)))
                 ref = octant
             elif alt == "scratch":
                 xs, ys = c.xd[ri], c.yd[ri]
@@ -1354,11 +1425,11 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         return nfm, {}
     # means as sums over counts: the same bits as .mean()
     xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(xs.sum()) / nfm, float(ys.sum()) / nfm
+    mx, my = float(_add(xs)) / nfm, float(_add(ys)) / nfm
     dx, dy = xs - mx, ys - my
-    sxx = float((dx * dx).sum()) / nfm
-    syy = float((dy * dy).sum()) / nfm
-    sxy = float((dx * dy).sum()) / nfm
+    sxx = float(_add(dx * dx)) / nfm
+    syy = float(_add(dy * dy)) / nfm
+    sxy = float(_add(dx * dy)) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
@@ -1371,7 +1442,7 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
         "c_line_frac": float(_frac(off <= 1.0)),
         "c_edge_share": float(_frac(rr > 0.85)),
-        "c_ang_spread": float(1 - math.hypot(float(np.cos(th).sum()) / nfm, float(np.sin(th).sum()) / nfm)),
+        "c_ang_spread": float(1 - math.hypot(float(_add(np.cos(th))) / nfm, float(_add(np.sin(th))) / nfm)),
     }
 
 

@@ -137,14 +137,15 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
     e = (body & ~pf[2:]).nonzero()[0] + 1
     nr = len(s)
     # run b of the next row touches run a when s[b] <= e[a] + wp + 1 and e[b] >= s[a] + wp - 1: a range of b
-    lo = np.searchsorted(e, s + (wp - 1))
-    hi = np.searchsorted(s, e + (wp + 1), side="right")
+    # array methods rather than the np.* functions: the same routines without a Python wrapper each
+    lo = e.searchsorted(s + (wp - 1))
+    hi = s.searchsorted(e + (wp + 1), side="right")
     cnt = np.maximum(hi - lo, 0)
-    ne = int(cnt.sum())
+    ne = int(np.add.reduce(cnt))
     lab = np.arange(nr)
     if ne:
-        ea = np.repeat(lab, cnt)
-        eb = np.arange(ne) + np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+        ea = lab.repeat(cnt)
+        eb = np.arange(ne) + (lo - (cnt.cumsum() - cnt)).repeat(cnt)
         if ne <= _UF_MAX_EDGES:
             parent = list(range(nr))
             for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
@@ -173,11 +174,11 @@ def components(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
                     break
                 lab = m
     is_root = lab == np.arange(nr)
-    num = np.cumsum(is_root)[lab].astype(np.int32)
-    cells = np.flatnonzero(mask)
+    num = is_root.cumsum()[lab].astype(np.int32)
+    cells = mask.ravel().nonzero()[0]  # np.flatnonzero
     # each cell's run: the run starts up to the cell (its body index row * wp + column = cell + 2 * row)
-    out.ravel()[cells] = num[np.cumsum(first)[cells + 2 * (cells // w)] - 1]
-    return out, int(np.count_nonzero(is_root))
+    out.ravel()[cells] = num[first.cumsum()[cells + 2 * (cells // w)] - 1]
+    return out, int(count_nonzero(is_root))
 
 
 def runs_longest(t: NDArray[np.float64], hit: NDArray[np.bool_], max_gap: float) -> tuple[float, float, int]:

@@ -51,7 +51,7 @@ class Geometry:
 
 def _midpoint_median(valid: NDArray[np.bool_]) -> float:
     """Median over the raster rows holding dies of (first + last column) / 2."""
-    rows = valid.any(1)
+    rows = np.logical_or.reduce(valid, 1)  # valid.any(1), without its wrapper
     # first - (cols - 1 - last): the midpoint doubled, less cols - 1 (exact integers; halved at the end)
     m = valid.argmax(1)[rows] - valid[:, ::-1].argmax(1)[rows]
     m.sort()
@@ -70,9 +70,9 @@ def geometry(dm: DieMap) -> Geometry:
     order: the geometry does not depend on where the coordinates start)."""
     x = np.asarray(dm.x, dtype=np.int64)
     y = np.asarray(dm.y, dtype=np.int64)
-    ix = (x - x.min()).astype(np.intp)
-    iy = (y - y.min()).astype(np.intp)
-    shape = (int(iy.max()) + 1, int(ix.max()) + 1)
+    ix = (x - np.minimum.reduce(x)).astype(np.intp, copy=False)  # x.min(), without its wrapper
+    iy = (y - np.minimum.reduce(y)).astype(np.intp, copy=False)
+    shape = (int(np.maximum.reduce(iy)) + 1, int(np.maximum.reduce(ix)) + 1)
     if max(shape) <= 1 << 16:  # two bytes a coordinate hash 4x faster than eight
         raw = b"16" + ix.astype(np.uint16).tobytes() + iy.astype(np.uint16).tobytes()
     else:
@@ -120,14 +120,14 @@ def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]
     valid = valid.reshape(shape)
     cx = _midpoint_median(valid)
     cy = _midpoint_median(valid.T)
-    dx = cast(NDArray[np.float64], ix - cx)  # float64: cx is a float
-    dy = cast(NDArray[np.float64], iy - cy)
+    dx = cast("NDArray[np.float64]", ix - cx)  # float64: cx is a float (a string type: nothing built per call)
+    dy = cast("NDArray[np.float64]", iy - cy)
     # half-extents in dies; the larger side of each axis (a flat shortens one side only): the largest |ix - cx|
     # is at the first or last column (0 and cols - 1), so max |dx| without a pass over the dies
     ex = max(max(shape[1] - 1 - cx, cx), 0.5)
     ey = max(max(shape[0] - 1 - cy, cy), 0.5)
     aspect = ex / ey  # physical pitch_y / pitch_x
-    big_r = math.sqrt(float((dx * dx + (dy * aspect) ** 2).max())) + 0.5  # sqrt is monotone: the max's root
+    big_r = math.sqrt(float(np.maximum.reduce(dx * dx + (dy * aspect) ** 2))) + 0.5  # sqrt is monotone: the max's root
     u = dx / big_r
     v = dy * aspect / big_r
     r = np.sqrt(u * u + v * v)

@@ -27,6 +27,8 @@ def classifier_version() -> str:
 
 
 def _num(v: float) -> float | int:
+    if type(v) is float:  # the common case first: the same value as below
+        return round(v, 4) if math.isfinite(v) else 0.0
     if isinstance(v, (int, np.integer)):
         return int(v)
     v = float(v)
@@ -37,16 +39,16 @@ def _theta_mean(g: Geometry, idx: np.ndarray) -> float | int:
     """Circular mean angle of the dies ``idx`` in degrees (sines and cosines of the layout's angles, once)."""
     sin, cos = sin_cos(g, idx)
     n = len(idx)
-    return _num(math.degrees(math.atan2(float(sin.sum()) / n, float(cos.sum()) / n)))
+    return _num(math.degrees(math.atan2(float(np.add.reduce(sin)) / n, float(np.add.reduce(cos)) / n)))
 
 
 def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
-    idx = np.flatnonzero(d.region)
+    idx = d.region.nonzero()[0]  # np.flatnonzero of the 1-d mask
     n = len(idx)
     r = g.r[idx]
     sector = None
     if d.family in ("loc", "edge_loc", "gross_region") and n:
-        ang = math.atan2(float(g.v[idx].sum()) / n, float(g.u[idx].sum()) / n)  # the means, the same bits
+        ang = math.atan2(float(np.add.reduce(g.v[idx])) / n, float(np.add.reduce(g.u[idx])) / n)  # the means' bits
         sector = tx.octant_of(ang)
     return {
         "summary": d.summary,
@@ -54,14 +56,22 @@ def _explain(d: Detection, g: Geometry, dm: DieMap) -> dict:
         "region": {
             "die_count": n,
             "fail_density": _num(d.density),
-            "r_min": _num(r.min()) if n else 0.0,
-            "r_max": _num(r.max()) if n else 0.0,
+            "r_min": _num(np.minimum.reduce(r)) if n else 0.0,  # r.min(), without its wrapper
+            "r_max": _num(np.maximum.reduce(r)) if n else 0.0,
             "theta_deg_mean": _theta_mean(g, idx) if n else 0.0,
             "octant": sector,
-            "dies": np.stack((dm.x[idx], dm.y[idx]), axis=1).astype(np.int64, copy=False).tolist(),
+            "dies": _xy(dm, idx),
         },
         "orientation_assumed": True,
     }
+
+
+def _xy(dm: DieMap, idx: np.ndarray) -> list[list[int]]:
+    """``[[x, y], ...]`` of the dies ``idx`` (``np.stack((x, y), axis=1).astype(np.int64).tolist()``)."""
+    xy = np.empty((len(idx), 2), dtype=np.int64)
+    xy[:, 0] = dm.x[idx]
+    xy[:, 1] = dm.y[idx]
+    return xy.tolist()
 
 
 #: a detection is reported only when its calibrated confidence reaches this (PatternSettings default)

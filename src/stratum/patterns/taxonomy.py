@@ -215,9 +215,11 @@ def by_id() -> MappingProxyType:
 
 def location_of(fractions: tuple[float, float, float]) -> str:
     """Location from the share of a region's dies in the inner/middle/outer third (labelling rule)."""
-    if min(fractions) >= 0.15:
+    a, b, c = fractions
+    if min(a, b, c) >= 0.15:
         return "global"
-    return ("center", "mid", "edge")[max(range(3), key=lambda i: fractions[i])]
+    # the third holding the largest share, the innermost on a tie
+    return "center" if a >= b and a >= c else "mid" if b >= c else "edge"
 
 
 def severity_of(density: float, splits: tuple[float, float] = SEVERITY_SPLITS) -> str:

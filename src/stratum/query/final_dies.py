@@ -25,7 +25,7 @@ from stratum.storage.objectstore import ObjectNotFound, ObjectStore
 
 from .views import Member, ordered_members
 
-_PARTS = ["file_num", "part_seq", "wafer_seq", "site_num", "x", "y", "hard_bin", "passed"]
+_PARTS = ["lot_id", "job_id", "file_num", "part_seq", "wafer_seq", "site_num", "x", "y", "hard_bin", "passed"]
 Dies = dict[str, dict[str, np.ndarray]]
 
 
@@ -35,7 +35,20 @@ def _read(lake: ObjectStore, key: str, columns: list[str]) -> Any:
 
     with lake.open_read(key) as f:
         src = f if f.seekable() else pa.BufferReader(f.read())
-        return pq.read_table(src, columns=columns, use_threads=False)
+        return pq.read_table(src, columns=columns, use_threads=False, read_dictionary=["lot_id", "job_id"])
+
+
+def _only(col: Any) -> tuple[bool, Any]:
+    """(True, the value) when every row of a dictionary column holds the same value (null included)."""
+    import pyarrow.compute as pc
+
+    values: set = set()
+    for ch in col.chunks:
+        idx = pc.unique(ch.indices)
+        values.update(ch.dictionary.take(idx.drop_null()).to_pylist())
+        if idx.null_count:
+            values.add(None)
+    return len(values) == 1, next(iter(values), None)
 
 
 def _np(col: Any, fill: int | bool) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +106,7 @@ def final_dies(catalog: Catalog, lake: ObjectStore, ws: str, lot_id: str, job_id
         cols = [c for m in members if (c := _member_rows(lake, ws, m)) is not None]
     except ObjectNotFound:
         return None
-    if any(c is False for c in cols):
+    if any(c is False for c in cols) or len({c["lot"] for c in cols if isinstance(c, dict)}) > 1:
         return None
     out = _finals([c for c in cols if isinstance(c, dict)], job_id, policy)
     return None if out is None else (job_id, out)
@@ -108,7 +121,10 @@ def _member_rows(lake: ObjectStore, ws: str, m: Member) -> dict | bool | None:
     if t.num_rows == 0:
         return None
     fnum, _ = _np(t.column("file_num"), -1)
-    if not bool((fnum == m.file_num).all()):
+    one_lot, lot = _only(t.column("lot_id"))
+    one_job, job = _only(t.column("job_id"))
+    # the view joins on the rows' file_num, partitions by their lot_id and picks the job's wafers by their job_id
+    if not bool((fnum == m.file_num).all()) or not one_lot or not one_job or job != m.job_id:
         return False
     wseq, wok = _np(t.column("wafer_seq"), 0)
     x, xok = _np(t.column("x"), 0)
@@ -156,6 +172,7 @@ def _member_rows(lake: ObjectStore, ws: str, m: Member) -> dict | bool | None:
     return {
         "job_id": m.job_id,
         "order": m.order,
+        "lot": lot,
         "die": f"{sublot or ''}\x00{test_code or ''}",
         "wafer": wafer,
         "x": x[idx],
@@ -173,7 +190,7 @@ def _finals(cols: list[dict], job_id: str, policy: str) -> Dies | None:
     if not cols:
         return {}
     tested = {w for c in cols if c["job_id"] == job_id for w in c["wafer"].tolist()}
-    cat = {k: np.concatenate([c[k] for c in cols]) for k in cols[0] if k not in ("job_id", "order", "die")}
+    cat = {k: np.concatenate([c[k] for c in cols]) for k in cols[0] if k not in ("job_id", "order", "die", "lot")}
     order = np.concatenate([np.full(len(c["x"]), c["order"], np.int64) for c in cols])
     dies = sorted({c["die"] for c in cols})
     die = np.concatenate([np.full(len(c["x"]), dies.index(c["die"]), np.int64) for c in cols])

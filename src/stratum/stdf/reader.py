@@ -156,6 +156,9 @@ class _Parser:
         self.default_only_outside = 0
         self.exec_counts = np.zeros(0, np.int64)  # per test index
         self._states_for: Any = None  # the markers _part_states was computed for, and its result
+        self._before_of: Any = None  # the marker positions _markers_before counted, and its running count
+        self._before: np.ndarray = np.zeros(1, np.int64)
+        self._chunk_records = 0
         self._states: Any = None
 
     # -- warnings ------------------------------------------------------------------------------
@@ -259,6 +262,7 @@ class _Parser:
         n = len(offs)
         if n == 0:
             return
+        self._chunk_records = n
         v = Views(buf, self.be)
         heads = v.head[offs]  # raw; PTR/MPR/FTR take their rows of it
         h = heads.view(HEAD[self.be])
@@ -667,8 +671,20 @@ class _Parser:
         if states is None:
             return self._assign_parts_grouped(pos, g, markers, carry)
         table, column, width = states
-        before = np.searchsorted(markers[0], pos)  # markers before each record (both in chunk order)
-        return table[before * width + column[g]]
+        return table[self._markers_before(markers[0], pos) * width + column[g]]
+
+    def _markers_before(self, mk_pos: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """For each record index of ``pos`` (ascending), how many markers (ascending record indices) come before it:
+        ``searchsorted(mk_pos, pos)`` as a running count over the chunk's records, cached per chunk (PTR, MPR and FTR
+        share it): one pass over the records instead of a binary search per test record."""
+        cum = self._before if self._before_of is mk_pos else None
+        if cum is None or len(cum) <= int(pos[-1]):
+            n = max(int(pos[-1]) + 1, self._chunk_records)
+            cum = np.zeros(n + 1, np.int64)
+            cum[mk_pos[mk_pos < n] + 1] = 1
+            np.cumsum(cum, out=cum)
+            self._before_of, self._before = mk_pos, cum
+        return cum[pos]
 
     def _part_states(self, markers, carry: dict[int, int]):
         """Per number of markers passed (0..m) and (head, site), the part open on it: a small table (markers x
@@ -854,7 +870,7 @@ class _Parser:
     def _passed(tf, pf, res, valid, lo, hi) -> np.ndarray:
         """1 pass, 0 fail, -1 unknown (stdf-semantics §4)."""
         indicated = (tf & TEST_NO_PASS_FAIL) == 0
-        flag_pass = np.where((tf & TEST_FAILED) == 0, 1, 0).astype(np.int8)
+        flag_pass = ((tf & TEST_FAILED) == 0).view(np.int8)  # 1 pass, 0 fail
         if bool(indicated.all()):  # every record says pass or fail itself: the limits are not consulted
             return flag_pass
         with np.errstate(invalid="ignore"):
@@ -1363,17 +1379,19 @@ def parse(src: Any, sink: Sink | None = None, options: ReaderOptions | None = No
     started = False
     walk_state = WalkState()
     try:
-        for block in source.blocks():
+        for parts in source.block_parts():
+            size = sum(map(len, parts))
             if not started:
-                if len(pending) + len(block) < 6:
-                    pending = bytes(pending) + bytes(block)
+                if len(pending) + size < 6:
+                    pending = bytes(pending) + b"".join(parts)
                     continue
-                p.start(bytes(pending) + bytes(block[:6]))
+                first = parts[0] if len(parts[0]) >= 6 else b"".join(parts)
+                p.start(bytes(pending) + bytes(first[:6]))
                 started = True
-            end = len(pending) + len(block)
+            end = len(pending) + size
             c0 = time.thread_time()
-            padded = b"".join((pending, block, _ZPAD))  # the one copy of the chunk
-            del block
+            padded = b"".join((pending, *parts, _ZPAD))  # the one copy of the chunk
+            del parts
             offs, stop = walk_fast(padded, end, p.be, state=walk_state)
             c1 = time.thread_time()
             p.chunk(padded, offs)

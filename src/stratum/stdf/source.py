@@ -161,16 +161,19 @@ class ByteSource:
             yield data
 
     # -- decompressors ----------------------------------------------------------------------
-    # Blocks are handed over as fresh bytearrays (the producer never touches one again): no copy.
-    def _plain(self) -> Iterator[bytearray]:
-        buf = bytearray()
+    # A block is handed over as the list of the pieces read or decompressed (the producer never touches them
+    # again): the reader joins them into its chunk, the one copy of the data.
+    def _plain(self) -> Iterator[list[bytes]]:
+        parts: list[bytes] = []
+        n = 0
         for data in self._raw_chunks():
-            buf += data
-            if len(buf) >= self.block_size:
-                yield buf
-                buf = bytearray()
-        if buf:
-            yield buf
+            parts.append(data)
+            n += len(data)
+            if n >= self.block_size:
+                yield parts
+                parts, n = [], 0
+        if parts:
+            yield parts
 
     @staticmethod
     def _pieces(dec: object, data: bytes) -> Iterator[bytes]:
@@ -186,9 +189,10 @@ class ByteSource:
             piece = dec.decompress(dec.unconsumed_tail, PIECE)  # type: ignore[attr-defined]
             yield piece
 
-    def _stream(self, make: Callable[[], object], name: str) -> Iterator[bytearray]:
+    def _stream(self, make: Callable[[], object], name: str) -> Iterator[list[bytes]]:
         dec = make()
-        out = bytearray()
+        parts: list[bytes] = []
+        n = 0  # bytes in parts
         produced = 0  # decompressed bytes so far (this runs in the producer thread)
         started = False
         limits = self.limits
@@ -196,15 +200,16 @@ class ByteSource:
             while data:
                 try:
                     for piece in self._pieces(dec, data):
-                        out += piece
+                        parts.append(piece)
+                        n += len(piece)
                         started = True
-                        limits.check(produced + len(out), self.compressed_read, name)
-                        if len(out) >= self.block_size:
-                            produced += len(out)
-                            yield out
-                            out = bytearray()
+                        limits.check(produced + n, self.compressed_read, name)
+                        if n >= self.block_size:
+                            produced += n
+                            yield parts
+                            parts, n = [], 0
                 except (*_INFLATE_ERRORS, OSError, EOFError, ValueError) as exc:  # type: ignore[misc]
-                    raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + len(out)) from exc
+                    raise CompressedStreamError(f"corrupt {name} stream: {exc}", offset=produced + n) from exc
                 if dec.eof:  # type: ignore[attr-defined]
                     data = dec.unused_data  # type: ignore[attr-defined]
                     if data.strip(b"\x00"):
@@ -214,9 +219,9 @@ class ByteSource:
                         data = b""
                 else:
                     data = b""
-        produced += len(out)
-        if out:
-            yield out
+        produced += n
+        if n:
+            yield parts
         if started and not dec.eof:  # type: ignore[attr-defined]
             raise TruncatedError(
                 f"the {name} stream ends before its end marker: the file is truncated", offset=produced
@@ -254,7 +259,7 @@ class ByteSource:
             )
         return info
 
-    def _zip(self) -> Iterator[bytes | bytearray]:
+    def _zip(self) -> Iterator[list[bytes]]:
         fh = self._fh
         if not (hasattr(fh, "seekable") and fh.seekable()):
             self._tmp = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
@@ -272,25 +277,27 @@ class ByteSource:
             limits.check(info.file_size, info.compress_size, "zip")
             produced = 0
             with zf.open(info) as member:
-                out = bytearray()
+                parts: list[bytes] = []
+                n = 0
                 while True:
                     piece = member.read(PIECE)
                     if not piece:
                         break
-                    out += piece
-                    limits.check(produced + len(out), info.compress_size, "zip")
-                    if len(out) >= self.block_size:
-                        produced += len(out)
+                    parts.append(piece)
+                    n += len(piece)
+                    limits.check(produced + n, info.compress_size, "zip")
+                    if n >= self.block_size:
+                        produced += n
                         # progress: the compressed share of what came out so far
                         self.compressed_read = info.compress_size * produced // max(info.file_size, 1)
-                        yield out
-                        out = bytearray()
-                if out:
-                    yield out
+                        yield parts
+                        parts, n = [], 0
+                if parts:
+                    yield parts
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             raise CompressedStreamError(f"corrupt zip archive: {exc}", offset=0) from exc
 
-    def _blocks(self) -> Iterator[bytes | bytearray]:
+    def _blocks(self) -> Iterator[list[bytes]]:
         if self.format == "gzip":
             return self._stream(lambda: _gzip_impl.decompressobj(wbits=31), "gzip")
         if self.format == "bzip2":
@@ -301,6 +308,12 @@ class ByteSource:
 
     def blocks(self, prefetch: int = 2) -> Iterator[bytes]:
         """Decompressed blocks, produced by a background thread ``prefetch`` blocks ahead."""
+        for parts in self.block_parts(prefetch):
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def block_parts(self, prefetch: int = 2) -> Iterator[list[bytes]]:
+        """``blocks`` as the pieces each block was read or decompressed in, not joined (the reader joins them
+        into its padded chunk, so the data is copied once)."""
         q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         stop = threading.Event()
         _END = object()
@@ -335,9 +348,9 @@ class ByteSource:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                block, self.consumed = item
-                self.decompressed += len(block)
-                yield block
+                parts, self.consumed = item
+                self.decompressed += sum(map(len, parts))
+                yield parts
         finally:
             stop.set()
             t.join(timeout=5)

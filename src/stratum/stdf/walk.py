@@ -76,7 +76,9 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
     m = min(gram, len(recent))
     while len(cands):
         window = recent[-m:]
-        idx = (cands[:, None] - (m - 1) + np.arange(m)) % p
+        idx = cands[:, None] - (m - 1) + np.arange(m)
+        if m - 1 > p:  # else every index is at least -p, which numpy's indexing wraps as ``% p`` would
+            idx %= p
         cands = cands[(tsig[idx] == window).all(axis=1)]
         if len(cands) == 1:
             return int((cands[0] + 1) % p)
@@ -84,6 +86,11 @@ def _phase(tsig: np.ndarray, recent: np.ndarray, gram: int = 16, max_gram: int =
             return -1
         m = min(2 * m, len(recent), max_gram)
     return -1
+
+
+def _rec_len(sig: np.ndarray, be: bool) -> np.ndarray:
+    """REC_LEN from signatures (the header's 4 bytes read as a big-endian number)."""
+    return sig >> 16 if be else (sig >> 24) | ((sig >> 8) & 0xFF00)
 
 
 class WalkState:
@@ -122,7 +129,8 @@ def walk_fast(
     """
     n = len(buf)
     u2 = np.ndarray(shape=(max(n - 1, 0),), dtype=">u2" if be else "<u2", buffer=buf, offset=0, strides=(1,))
-    b = np.frombuffer(buf, dtype=np.uint8)
+    # a record's signature: its 4 header bytes (REC_LEN, REC_TYP, REC_SUB) as one big-endian number, one gather
+    h4 = np.ndarray(shape=(max(n - 3, 0),), dtype=">u4", buffer=buf, offset=0, strides=(1,))
     out: list[np.ndarray] = []
     pos = 0
     tsig: np.ndarray | None = None  # template signatures; REC_LENs and offsets of the template repeated twice
@@ -138,7 +146,7 @@ def walk_fast(
         tsig, p, phase = sig, len(sig), 0
         # predict whole multiples of a short period at once (a file of empty records has period 1)
         pp = p * max(1, -(-MIN_PREDICT // p))
-        tl = np.tile(sig >> 16, pp // p)
+        tl = np.tile(_rec_len(sig, be), pp // p)
         steps = np.concatenate([tl, tl]) + 4
         rel2 = np.concatenate([[0], np.cumsum(steps)[:-1]])
         tl2 = np.concatenate([tl, tl])
@@ -184,7 +192,7 @@ def walk_fast(
         a = np.asarray(offs, dtype=np.int64)
         out.append(a)
         pos = pos_next
-        sig = (u2[a].astype(np.int64) << 16) | (b[a + 2].astype(np.int64) << 8) | b[a + 3]
+        sig = h4[a].astype(np.int64)
         if tsig is not None:
             walked += len(a)
             probes += 1
@@ -222,7 +230,7 @@ def walk_fast(
         state.history = np.zeros(0, np.int64)
         if tsig is not None and len(offs_all) >= 2 * p:
             last = offs_all[-2 * p :]
-            sig2 = (u2[last].astype(np.int64) << 16) | (b[last + 2].astype(np.int64) << 8) | b[last + 3]
+            sig2 = h4[last].astype(np.int64)
             if np.array_equal(sig2[:p], sig2[p:]):  # the last two periods repeat: a template as detection finds
                 state.tsig = sig2[p:]
                 state.history = state.tsig[-1024:]

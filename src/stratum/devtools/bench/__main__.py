@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m stratum.devtools.bench")
     sub = ap.add_subparsers(dest="what", required=True)
     cores_help = "comma-separated core lists (taskset -c) for the D-10 scaling rows, separated by ';' ('' for none)"
+    d10_help = "timed pairs (Stratum, reference) of each D-10 row, after an untimed warm-up pair"
+    big_help = "pairs of the generated --big-mb file (no warm-up pair: it is slow)"
     p = sub.add_parser("ingest")
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5, help=d10_help)
+    p.add_argument("--big-runs", type=int, default=3, help=big_help)
     p.add_argument("--big-mb", type=int, default=520)
     p.add_argument("--cores", default="0;0,1", help=cores_help)
     p = sub.add_parser("api")
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("delivery")
     p = sub.add_parser("all")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--ingest-runs", type=int, default=5, help=d10_help)
+    p.add_argument("--big-runs", type=int, default=3, help=big_help)
     p.add_argument("--big-mb", type=int, default=520)
     p.add_argument("--cores", default="0;0,1", help=cores_help)
     p.add_argument("--wafers", type=int, default=200)
@@ -68,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what in ("ingest", "all"):
-        rep = bench_ingest(args.runs, args.big_mb, tuple(c for c in args.cores.split(";") if c))
+        rep = bench_ingest(
+            args.runs if args.what == "ingest" else args.ingest_runs,
+            args.big_mb,
+            tuple(c for c in args.cores.split(";") if c),
+            big_runs=args.big_runs,
+        )
         (RESULTS / "ingest.json").write_text(json.dumps(rep, indent=2))
         print_ingest(rep)
     if args.what in ("startup", "all"):

@@ -3,10 +3,9 @@ on the machine hits both alike): ``import stratum.api.app`` against a bare ``imp
 of a fresh app (map PNG, capability, SQL, classify a 50-die-wide grid, classify a lake wafer, which also stores
 it) on the API bench lake, without and after ``Runtime.warm_up`` (what ``stratum serve`` starts on a background
 thread and the API Lambda runs in its init phase; its own duration is reported); whole CLI processes (``stratum
-sql``, ``stratum ingest`` of a 180 KB file) against ``stratum --version``; ``stratum ingest`` of D-10 against a
-Python process running stdf-convert → zstd Parquet; and the API Lambda's cold start for chart routes
-(functions/api/handler.py loaded in a fresh process, then its first invoke with an API Gateway event for a chart
-PNG).
+sql``, ``stratum ingest`` of a 180 KB file) against ``stratum --version``; and the API Lambda's cold start for chart
+routes (functions/api/handler.py loaded in a fresh process, then its first invoke with an API Gateway event for a
+chart PNG). ``stratum ingest`` of D-10 as a whole process is in the ingest benchmark (``ingest.bench_process``).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stratum.devtools.bench import CORPUS, D10, DATA
+from stratum.devtools.bench import CORPUS, DATA
+from stratum.devtools.bench.ingest import _children_cpu, stratum_cli
 
 # a server process: pandas kept out (every entry point does), the app built, the test client's event-loop
 # thread started; then the first request is timed, after the warm-up when argv[4] == "warm"
@@ -52,16 +52,6 @@ assert r.status_code == 200, r.text
 print(json.dumps({"import_s": t1 - t0, "warm_up_s": t2 - tw, "first_request_s": t3 - t2}))
 client.__exit__(None, None, None)
 app.state.runtime.close()
-"""
-
-# the reference of the whole-process ingest row: what a user of stdf-convert runs
-_STDF_CONVERT = """
-import sys
-from pathlib import Path
-import pyarrow.parquet as pq
-import stdf_convert
-for name, t in stdf_convert.tables(sys.argv[1]).items():
-    pq.write_table(t, Path(sys.argv[2]) / f"{name}.parquet", compression="zstd")
 """
 
 
@@ -244,14 +234,6 @@ def classify_grid(diameter: int) -> dict:
     return {"wafer_id": "BENCH", "grid": grid}
 
 
-def _children_cpu() -> float:
-    """User + system CPU seconds of the finished child processes so far."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def _seconds(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
@@ -269,17 +251,12 @@ def _row(what: str, ours: list[float], ref: list[float], ref_name: str) -> dict:
     return {"what": what, "s": round(a, 3), "reference": ref_name, "reference_s": round(b, 3), "ratio": round(a / b, 2)}
 
 
-def _cli() -> list[str]:
-    script = Path(sys.executable).parent / "stratum"  # the console script, as a user runs it
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stratum.cli"]
-
-
 def cli_rows(runs: int, lake: Path) -> list[dict]:
     """Whole ``stratum`` processes against ``stratum --version`` (wall medians; CPU medians of the processes):
     ``--version`` itself, ``sql`` on the bench lake (its parts cache written by the run before, and the first
     run after the cache is removed) and ``ingest`` of the 180 KB file into an empty data directory."""
     rows: list[dict] = []
-    cli = _cli()
+    cli = stratum_cli()
     env_data = ["--data-dir", str(lake / "data")]
     version, python, sql_run, sql_first, ingest = [], [], [], [], []
     cli_cpu: dict[str, list[float]] = {"sql": [], "sql_first": [], "ingest": []}  # CPU seconds of each child process
@@ -314,7 +291,7 @@ def cli_rows(runs: int, lake: Path) -> list[dict]:
     return rows
 
 
-def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, ingest_runs: int = 3) -> dict:
+def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str) -> dict:
     rows = []
     app, fastapi = [], []
     for _ in range(runs):
@@ -355,26 +332,7 @@ def bench_startup(runs: int, lake: Path, lot: str, wafer: str, sql: str, *, inge
             )
         )
     rows += cli_rows(runs, lake)
-    cli = _cli()
-    if D10.exists():
-        ours: list[float] = []
-        convert: list[float] = []
-        cpu: dict[int, list[float]] = {id(ours): [], id(convert): []}  # CPU seconds of each child process
-        for i in range(ingest_runs):
-            with tempfile.TemporaryDirectory(dir=DATA) as a, tempfile.TemporaryDirectory(dir=DATA) as b:
-                pair = [
-                    (ours, [*cli, "ingest", "--data-dir", a, str(D10)]),
-                    (convert, [sys.executable, "-c", _STDF_CONVERT, str(D10), b]),
-                ]
-                for sink, argv in pair if i % 2 == 0 else pair[::-1]:  # alternate which side runs first
-                    c0 = _children_cpu()
-                    sink.append(_seconds(argv))
-                    cpu[id(sink)].append(_children_cpu() - c0)
-        row = _row("stratum ingest D-10 95 MB .gz (process)", ours, convert, "stdf-convert → Parquet (process)")
-        row["speed_ratio"] = round(row["reference_s"] / row["s"], 2)  # > 1: stratum is faster
-        row["cpu_s"] = round(statistics.median(cpu[id(ours)]), 3)
-        row["reference_cpu_s"] = round(statistics.median(cpu[id(convert)]), 3)
-        rows.append(row)
+    # stratum ingest of D-10 as a whole process: the ingest benchmark (bench_process, paired runs)
     rows += bench_lambda_cold_start(runs, lake, lot)
     return {"runs": runs, "rows": rows}
 
