@@ -121,3 +121,24 @@ def test_zip_with_one_stdf_file_and_others_reads_the_stdf_file():
     data = _zip({"readme.txt": b"hello", "lot.stdf": FAR * 3})
     with ByteSource(data) as src:
         assert b"".join(src.blocks()) == FAR * 3
+
+
+@pytest.mark.parametrize("container", ["plain", "gzip", "bzip2", "zip"])
+def test_block_parts_are_the_blocks_unjoined(container):
+    """The reader takes each block as the pieces it was read or decompressed in (and joins them once, into its
+    chunk): joined, they are ``blocks()``, block for block, and every block but the last reaches the block size."""
+    payload = random.Random(3).randbytes(MB + 12_345) * 5  # more than one plain read (READ_SIZE)
+    data = {
+        "plain": lambda: payload,
+        "gzip": lambda: gzip.compress(payload),
+        "bzip2": lambda: bz2.compress(payload),
+        "zip": lambda: _zip({"a.stdf": payload}),
+    }[container]()
+    with ByteSource(data, block_size=MB, limits=SMALL) as src:
+        parts = list(src.block_parts())
+    with ByteSource(data, block_size=MB, limits=SMALL) as src:
+        blocks = list(src.blocks())
+        assert src.decompressed == len(payload)
+    assert [b"".join(p) for p in parts] == [bytes(b) for b in blocks]
+    assert b"".join(bytes(b) for b in blocks) == payload
+    assert all(sum(map(len, p)) >= MB for p in parts[:-1]) and len(parts) > 1

@@ -44,7 +44,7 @@ from stratum.patterns.features import (
 )
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "10"
+RULES_VERSION = "11"
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Thresholds:
     blob_z: float = 3.0
     blob_sigma: float = 2.5
     blob_lift: float = 0.06
+    blob_keep: int = 2  # clusters kept per family (the strongest by z; a noise clump can outscore the pattern)
     scratch_contrast: float = 3.0
     scratch_fill: float = 0.45
     scratch_margin: float = 0.3
@@ -990,6 +991,14 @@ def _soft_level(c: _Ctx, act: NDArray[np.bool_], bg: float) -> NDArray[np.float6
 def _blobs(c: _Ctx) -> None:
     g = c.g
     act = c.active | c.soft
+    # a line's dies (and the ring the line search took around them) stay searchable: a dense cluster the line
+    # search read a line through is still found as the cluster it is
+    lines = [d.region for d in c.dets if d.family == "scratch" and not d.source]
+    taken: NDArray[np.bool_] | None = None
+    if lines:
+        taken = np.logical_or.reduce(lines)
+        taken = taken | dilate(c.raster(taken), 1).reshape(-1)[g.flat]
+        act = act | taken
     if act.sum() < 20:
         return
     k = 3 if c.dia < 40 else 5
@@ -1017,7 +1026,7 @@ def _blobs(c: _Ctx) -> None:
         return
     dl = lab.reshape(-1)[g.flat]
     sizes = np.bincount(dl, minlength=nlab + 1)
-    found: dict[str, tuple[float, Detection]] = {}
+    found: dict[str, list[tuple[float, Detection]]] = {}
     sz = sizes.tolist()
     kf = np.bincount(dl, weights=c.f, minlength=nlab + 1)
     ke = np.bincount(dl, weights=e, minlength=nlab + 1)
@@ -1110,6 +1119,8 @@ def _blobs(c: _Ctx) -> None:
         elif depth < 0.14 and arc / max(depth, 0.03) >= 2.5 and r95 < 0.88:
             continue  # a concentric arc away from the edge: the rim of a ring, not a pattern of its own
         elif line_like and not (r95 >= 0.88 and arc / max(depth, 0.03) >= 1.8 and (depth < 0.2 or long)):
+            if taken is not None and count_nonzero(region & taken) >= 0.5 * nreg:
+                continue  # the line already found
             fam, ref = "scratch", tx.orientation_of(fdir)
             text = f"thin elongated cluster of {nreg} dies (elongation {felong:.1f})"
         elif r95 >= 0.88 and (arc / max(depth, 0.03) >= 1.8 or r05 >= 0.75):
@@ -1125,12 +1136,16 @@ def _blobs(c: _Ctx) -> None:
                 f"{feats['fail_rate']:.0%} failing"
             )
         score = _squash((z - 5) / 4 + 0.3)
-        if fam in found and found[fam][0] >= score:
+        # the blob_keep strongest of each family, for the verifier to weigh
+        kept = found.setdefault(fam, [])
+        if len(kept) == c.th.blob_keep and min(kept, key=lambda t: t[0])[0] >= score:
             continue
-        if fam in found:
-            c.dets.remove(found[fam][1])
+        if len(kept) == c.th.blob_keep:
+            worst = min(kept, key=lambda t: t[0])
+            kept.remove(worst)
+            c.dets.remove(worst[1])
         d = c.detect(fam, region, score, feats, text, ref)
-        found[fam] = (score, d)
+        kept.append((score, d))
 
 
 _RIM_WIDTHS = (2, 3, 4, 6, 8, 12, 16, 24)
