@@ -908,7 +908,19 @@ def _line_run(
     region = np.zeros(c.n, dtype=bool)
     region[sub[seg]] = True
     ang = (_ANG[a] + math.pi / 2) % math.pi
-    feats = {"length": t1 - t0, "fill": fill, "flank_fill": ffill, "angle_deg": math.degrees(ang), "min_len": min_len}
+    # the rest of the line's chord: a stripe fails along all of it, a scratch only along its run
+    chord = adist <= 0.5
+    rest = chord & ~along
+    ts = t[chord]
+    feats = {
+        "length": t1 - t0,
+        "fill": fill,
+        "flank_fill": ffill,
+        "angle_deg": math.degrees(ang),
+        "min_len": min_len,
+        "chord_rest_fill": float(_frac_in(f, rest)) if rest.any() else -1.0,
+        "run_share": (t1 - t0) / max(float(ts.max() - ts.min()), 1.0) if len(ts) else 1.0,
+    }
     return t1 - t0, region, feats, ang
 
 
