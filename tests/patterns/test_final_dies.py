@@ -23,6 +23,7 @@ from stratum.lake import layout
 from stratum.patterns.service import lake_adapters
 from stratum.patterns.store import PatternStore
 from stratum.query.final_dies import final_dies
+from tests.conftest import corpus_file
 from tests.fixtures.runtime import make_runtime
 
 WS = "default"
@@ -144,7 +145,7 @@ def test_no_pyarrow_or_no_snapshot_of_the_lot(one_file, monkeypatch) -> None:
 
 def test_a_cli_ingest_classifies_on_publish_without_the_parts_view(tmp_path) -> None:
     """A fresh ``stratum ingest`` process of a wafer-sort file stores each wafer's classification and never loads
-    the analytics service or the query engine (the DuckDB views); DuckDB itself still writes the lake objects."""
+    the analytics service, the query engine (the DuckDB views) or DuckDB: pyarrow writes the lake objects."""
     (path,) = write_lot(_spec(), tmp_path / "stdf").paths
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_")}
@@ -159,7 +160,7 @@ def test_a_cli_ingest_classifies_on_publish_without_the_parts_view(tmp_path) -> 
     assert p.returncode == 0, p.stderr
     modules = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
     assert {"stratum.query.final_dies", "stratum.patterns.classifier"} <= modules
-    assert sorted(m for m in modules if m.startswith(("stratum.analytics", "stratum.query.engine"))) == []
+    assert sorted(m for m in modules if m.startswith(("stratum.analytics", "stratum.query.engine", "duckdb"))) == []
     job = json.loads(p.stdout)
     rt = make_runtime(data)
     try:
@@ -169,3 +170,46 @@ def test_a_cli_ingest_classifies_on_publish_without_the_parts_view(tmp_path) -> 
         assert len(keys) == 2
     finally:
         rt.close()
+
+
+def test_a_corpus_ingest_writes_the_lake_objects_without_duckdb(tmp_path) -> None:
+    """A fresh ``stratum ingest`` of a real wafer-sort file (the a530's one wafer) writes the stored classification's
+    lake object with pyarrow, never importing DuckDB; ``stratum sql`` afterwards (DuckDB, the store's rows) answers
+    with the same families as that object (what Athena reads) and the store."""
+    src = corpus_file("teradyne_a530_ws_be_lot3.stdf.gz")
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_")}
+    env.update(STRATUM_BACKEND="local", STRATUM_DATA_DIR=str(data))
+
+    def cli(*argv: str, importtime: bool = False) -> subprocess.CompletedProcess:
+        x = ["-X", "importtime"] if importtime else []
+        return subprocess.run(
+            [sys.executable, *x, "-m", "stratum.cli", *argv], capture_output=True, text=True, timeout=300, env=env
+        )
+
+    p = cli("ingest", "--json", str(src), importtime=True)
+    assert p.returncode == 0, p.stderr
+    modules = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert {"stratum.lake.final_patterns", "pyarrow.parquet"} <= modules
+    assert sorted(m for m in modules if m.split(".")[0] == "duckdb") == []
+    job = json.loads(p.stdout)
+    assert (job["status"], job["lot_id"]) == ("succeeded", "GAL-LOT")
+
+    rt = make_runtime(data)
+    try:
+        stored = PatternStore(rt.meta).rows(WS)
+        (obj,) = rt.lake.list(f"workspaces/{WS}/lake/wafer_patterns_final/")
+        lake = pq.read_table(rt.lake.uri(obj.key))
+    finally:
+        rt.close()
+    assert pq.ParquetFile(rt.lake.uri(obj.key)).metadata.created_by.startswith("parquet-cpp-arrow")
+    assert sorted({(r[0], r[1], r[2]) for r in stored}) == [("GAL-LOT", "GAL-LOT-03", job["job_id"])]
+    assert lake.column("wafer_id").to_pylist() == ["GAL-LOT-03"] * len(stored)
+    families = sorted(
+        {f: lake.column("family").to_pylist().count(f) for f in lake.column("family").to_pylist()}.items()
+    )
+    assert families == sorted({f: [r[4] for r in stored].count(f) for f in {r[4] for r in stored}}.items())
+
+    q = cli("sql", "--format", "json", "SELECT family, count(*) FROM wafer_patterns GROUP BY 1 ORDER BY 1")
+    assert q.returncode == 0, q.stderr
+    assert json.loads(q.stdout)["rows"] == [[f, n] for f, n in families]
