@@ -5,7 +5,8 @@ lot-level meaning to the per-file rows:
 
 - every execution is kept; ``is_retest`` marks all but the first execution of a die and ``is_final``
   the one execution the retest policy keeps (``last``: the newest by file START_T then publish order
-  then position in the file; ``highest_bin``: the highest hard bin);
+  then position in the file; ``highest_bin``: the highest hard bin); ``stratum.query.final_dies`` applies
+  the same rule in numpy for the on-publish classification (tests compare the two): change both together;
 - a die is (sublot, test code, wafer, X, Y) for parts on a wafer and (sublot, test code, PART_ID) for
   final test, so files of different test stages never supersede each other (stdf-semantics §9);
 - bin names and pass/fail come from HBR/SBR; counts from PRRs.
