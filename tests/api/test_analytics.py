@@ -855,3 +855,23 @@ def test_capability_response_is_the_models_serialisation(seeded, params):
     body = seeded.app.state.analytics.capability("default", WS_LOT, **params)
     assert r.json() == CapabilityOut.model_validate(body).model_dump(mode="json")
     assert "x-ratelimit-limit" in {k.lower() for k in r.headers}
+
+
+def test_capability_answer_is_kept_per_snapshot_and_rendered_once(seeded):
+    """Issue 16: a repeated /capability request on the same snapshot gets the service's same (read-only) answer and
+    the same bytes, rendered once; another request shape gets its own answer."""
+    from stratum.api.routes import lots
+
+    svc = seeded.app.state.analytics
+    first = svc.capability("default", WS_LOT)
+    assert svc.capability("default", WS_LOT) is first
+    other = svc.capability("default", WS_LOT, estimator="jmp_ranges")
+    assert other is not first and other["estimator"] == "jmp_ranges"
+    r1 = seeded.get(lot_path("/capability"))
+    assert id(first) in lots._RENDERED and lots._RENDERED[id(first)][0] is first
+    r2 = seeded.get(lot_path("/capability"))
+    assert r1.status_code == r2.status_code == 200 and r2.headers["content-type"] == "application/json"
+    assert r1.content == r2.content == lots._RENDERED[id(first)][1]
+    assert r2.json()["tests"] == r1.json()["tests"] and len(r2.json()["tests"]) >= 8
+    r3 = seeded.get(lot_path("/capability"), params={"estimator": "jmp_ranges"})
+    assert r3.json()["estimator"] == "jmp_ranges" and r3.content != r1.content

@@ -510,17 +510,36 @@ class AnalyticsService:
             raise BadRequest(f"unknown estimator {estimator!r}; one of {', '.join(cap.ESTIMATORS)}")
         with self._session(ws, lot_id, snapshot_job_id) as s:
             self._check_wafer(s, lot_id, wafer_id)
-            use_tsr = source == "auto" and wafer_id is None
-            # computed once per immutable snapshot and request shape; estimator and unbias only change the formula
-            tests, (n, mean, var, used, subgroups, lsl, usl) = s.memo(
-                f"capability_inputs#{wafer_id!r}#{limits}#{test_num}#{use_tsr}",
-                lambda: self._capability_inputs(
-                    s, self._snapshot_stats(ws, s, lot_id), wafer_id, limits, test_num, use_tsr
-                ),
+            # the whole answer once per immutable snapshot and request: callers get the same object (read-only),
+            # so the API renders its JSON once too (routes.lots.capability_response)
+            return s.memo(
+                f"capability#{wafer_id!r}#{source}#{limits}#{unbias}#{estimator}#{test_num}",
+                lambda: self._capability(s, ws, lot_id, wafer_id, source, limits, unbias, estimator, test_num),
             )
-            n_t = len(tests)
-            job_id = s.resolved.snapshot_job_ids.get(lot_id)
-            shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
+
+    def _capability(
+        self,
+        s: Session,
+        ws: str,
+        lot_id: str,
+        wafer_id: str | None,
+        source: str,
+        limits: str,
+        unbias: bool,
+        estimator: str,
+        test_num: int | None,
+    ) -> dict[str, Any]:
+        use_tsr = source == "auto" and wafer_id is None
+        # computed once per immutable snapshot and request shape; estimator and unbias only change the formula
+        tests, (n, mean, var, used, subgroups, lsl, usl) = s.memo(
+            f"capability_inputs#{wafer_id!r}#{limits}#{test_num}#{use_tsr}",
+            lambda: self._capability_inputs(
+                s, self._snapshot_stats(ws, s, lot_id), wafer_id, limits, test_num, use_tsr
+            ),
+        )
+        n_t = len(tests)
+        job_id = s.resolved.snapshot_job_ids.get(lot_id)
+        shown = s.memo(f"capability_limits#{limits}#{test_num}", lambda: _shown_limits(tests))
         batch = (
             cap.compute_many(n, mean, var, lsl, usl, subgroups=subgroups, unbias=unbias, estimator=estimator)
             if n_t
