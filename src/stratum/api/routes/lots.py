@@ -314,7 +314,7 @@ _CAPABILITY_ROW_FIELDS = tuple(CapabilityRow.model_fields)
 
 
 # rendered bodies by the service's answer object (kept here so its id is not reused while cached), newest last;
-# the answers they keep alive take ~4x their JSON in memory, so the bound is 8 MB of JSON (~40 MB in all)
+# the answers they keep alive take ~2.5x their JSON in memory, so the bound is 8 MB of JSON (~30 MB in all)
 _RENDERED: OrderedDict[int, tuple[dict, bytes]] = OrderedDict()
 _RENDERED_MAX_BYTES = 8 * 2**20
 _rendered_lock = threading.Lock()
