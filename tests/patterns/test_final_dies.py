@@ -98,7 +98,7 @@ def test_hbr_rows_that_disagree_hand_over_to_the_view(one_file) -> None:
     try:
         assert final_dies(rt.catalog, rt.lake, WS, lot, job) is None
         # the adapter still answers, through the view
-        maps = lake_adapters(rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, job)
+        maps = lake_adapters(lambda: rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, job)
         assert sorted(maps) == ["W01", "W02"]
     finally:
         rt.close()
@@ -119,8 +119,8 @@ def test_two_sublots_at_one_place_hand_over_to_the_view(tmp_path) -> None:
         )
         # the second snapshot holds both sublots' dies at every place: the view's order between them is its own
         assert final_dies(rt.catalog, rt.lake, WS, lot, jobs[1].job_id) is None
-        files = lake_adapters(rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, jobs[1].job_id)
-        view = lake_adapters(rt.analytics)["lake_maps"](WS, lot, jobs[1].job_id)
+        files = lake_adapters(lambda: rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, jobs[1].job_id)
+        view = lake_adapters(lambda: rt.analytics)["lake_maps"](WS, lot, jobs[1].job_id)
         assert list(files) == list(view) == ["W01", "W02"]
         for w in view:
             assert len(files[w][0].x) == len(view[w][0].x) == 2 * len(set(zip(view[w][0].x, view[w][0].y, strict=True)))
@@ -135,7 +135,7 @@ def test_no_pyarrow_or_no_snapshot_of_the_lot(one_file, monkeypatch) -> None:
         assert final_dies(rt.catalog, rt.lake, WS, "OTHER-LOT", job) is None
         assert final_dies(rt.catalog, rt.lake, WS, lot, "job_01J00000000000000000000000") is None
         with pytest.raises(NotFound):  # the view reports it, as before
-            lake_adapters(rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, "OTHER-LOT", job)
+            lake_adapters(lambda: rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, "OTHER-LOT", job)
         assert final_dies(rt.catalog, rt.lake, WS, lot, job) is not None
         monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # a function that carries DuckDB only
         assert final_dies(rt.catalog, rt.lake, WS, lot, job) is None

@@ -29,13 +29,13 @@ def assert_same_map(got: DieMap, want: DieMap, where: str) -> None:
 
 
 def per_wafer(rt, lot: str, job: str) -> dict[str, tuple[DieMap, str]]:
-    a = lake_adapters(rt.analytics)
+    a = lake_adapters(lambda: rt.analytics)
     return {w: a["lake_map"](WS, lot, w, job) for w in a["job_wafers"](WS, lot, job)}
 
 
 def stored(rt, lot: str, job: str, *, batched: bool) -> tuple[int, list[tuple]]:
     """What ``classify_published`` hands the store, through the batched or the per-wafer adapters."""
-    a = lake_adapters(rt.analytics)
+    a = lake_adapters(lambda: rt.analytics)
     if not batched:
         del a["lake_maps"]
     calls: list[tuple] = []
@@ -60,8 +60,8 @@ def check_files_path(rt, lot: str, job: str) -> None:
 def check_job(rt, lot: str, job: str) -> dict[str, tuple[DieMap, str]]:
     want = per_wafer(rt, lot, job)
     check_files_path(rt, lot, job)
-    got = lake_adapters(rt.analytics)["lake_maps"](WS, lot, job)
-    files = lake_adapters(rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, job)
+    got = lake_adapters(lambda: rt.analytics)["lake_maps"](WS, lot, job)
+    files = lake_adapters(lambda: rt.analytics, rt.catalog, lake=rt.lake)["lake_maps"](WS, lot, job)
     assert list(got) == list(want) == list(files)
     for w, (dm, snap) in want.items():
         assert got[w][1] == snap == job == files[w][1]

@@ -8,7 +8,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -514,21 +513,14 @@ class PatternService:
         )
 
 
-def lake_adapters(analytics, catalog=None, store=None, lake=None) -> dict:
+def lake_adapters(service: Callable[[], Any], catalog=None, store=None, lake=None) -> dict:
     """``lake_map`` / ``lake_maps`` / ``lake_wafers`` / ``job_wafers`` (and ``store`` over a
-    :class:`PatternStore`) for :class:`PatternService` over the analytics service (or a function that builds it,
-    called on first use): the final view, one die per coordinate as the lot's retest policy keeps it, the map
-    GET .../wafers/{wafer_id}/map draws. With ``catalog`` and ``lake`` (the lake's object store), ``lake_maps``
-    reads the snapshot's files without DuckDB where it can (``stratum.query.final_dies``: the same maps), and
-    every stored classification is also written as a lake object (``stratum.lake.final_patterns``), the one
-    Athena's ``wafer_patterns`` reads."""
-    if hasattr(analytics, "job_final_dies"):
-        built = analytics
-
-        def service():
-            return built
-    else:
-        service = cache(analytics)
+    :class:`PatternStore`) for :class:`PatternService` over the analytics service ``service()`` returns (called
+    only when a wafer is read through it): the final view, one die per coordinate as the lot's retest policy
+    keeps it, the map GET .../wafers/{wafer_id}/map draws. With ``catalog`` and ``lake`` (the lake's object
+    store), ``lake_maps`` reads the snapshot's files without DuckDB where it can (``stratum.query.final_dies``:
+    the same maps), and every stored classification is also written as a lake object
+    (``stratum.lake.final_patterns``), the one Athena's ``wafer_patterns`` reads."""
 
     def lake_map(ws: str, lot: str, wafer: str, snap: str | None) -> tuple[DieMap, str]:
         data = service().wafer_map(ws, lot, wafer, snapshot_job_id=snap)
