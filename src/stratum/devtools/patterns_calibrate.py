@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed, use_models
+from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed, use_models
 from stratum.patterns import calibration
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import analyse
 
 
-def fit(n: int, gens: tuple[str, ...] = GENERATORS) -> dict:
+def fit(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict:
     scores: dict[str, list[tuple[float, int]]] = defaultdict(list)
     levels: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for _, smp in mixed("cal", gens, n):
@@ -66,7 +66,7 @@ def fit(n: int, gens: tuple[str, ...] = GENERATORS) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=3000)
-    ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to calibrate on, e.g. A,B")
+    ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to calibrate on, e.g. A,B")
     ap.add_argument("--out", help="folder with the verifier.json to calibrate, and to write calibration.json to")
     a = ap.parse_args(argv)
     if a.out:

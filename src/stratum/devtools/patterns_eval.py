@@ -28,6 +28,8 @@ SET_NAMES = {
     "A": "held-out seeds, profile A",
     "B": "different parameterisation, profile B",
     "C": "independent generator C",
+    "D": "independent generator D",
+    "E": "independent generator E",
 }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from stratum.devtools import patterns_global as globalmodel
-from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed
+from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed
 from stratum.patterns import verifier
 from stratum.patterns.geometry import geometry
 
@@ -27,7 +27,7 @@ ROUNDS = 50
 LR = 0.16  # fewer, larger steps than the verifier's: the model runs once per map, inside its time budget
 
 
-def collect(n: int, gens: tuple[str, ...] = GENERATORS) -> tuple[list[dict[str, float]], list[frozenset[str]]]:
+def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> tuple[list[dict[str, float]], list[frozenset[str]]]:
     xs, ys = [], []
     for _, smp in mixed("global", gens, n):
         f = np.asarray(smp.dies.fail, dtype=bool)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("-n", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=ROUNDS)
-    ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to fit on, e.g. A,B")
+    ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
     ap.add_argument("--out", help="folder to write patterns_global.json to (default: the package's)")
     a = ap.parse_args(argv)
     gens = tuple(a.gens.split(","))

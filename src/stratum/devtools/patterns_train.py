@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum.devtools.patterns_data import GENERATORS, SEED0, mixed, use_models
+from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed, use_models
 from stratum.patterns import verifier
 from stratum.patterns.classifier import candidates
 
 MIN_EXAMPLES = 40
 
 
-def collect(n: int, gens: tuple[str, ...] = GENERATORS) -> dict[str, list[tuple[dict[str, float], int]]]:
+def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict[str, list[tuple[dict[str, float], int]]]:
     rows: dict[str, list[tuple[dict[str, float], int]]] = defaultdict(list)
     for _, smp in mixed("fit", gens, n):
         dets, feats = candidates(smp.dies)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=24000)
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--lr", type=float, default=0.3, help="boosting learning rate (shrinkage per tree)")
-    ap.add_argument("--gens", default=",".join(GENERATORS), help="generators to fit on, e.g. A,B")
+    ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
     ap.add_argument("--out", help="folder to write verifier.json to (default: the package's)")
     a = ap.parse_args(argv)
     gens = tuple(a.gens.split(","))
