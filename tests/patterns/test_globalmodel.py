@@ -1,4 +1,5 @@
-"""The whole-map model: its features, the committed weights and the script that fits them."""
+"""The whole-map model: its features, the committed weights, the script that fits them and its hook into the
+candidate verifier."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from importlib import resources
 import numpy as np
 
 from stratum.devtools import patterns_data, patterns_globaltrain
-from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools.wafergen import generate
+from stratum.patterns import globalmodel
+from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap, geometry
+from stratum.patterns.service import classifier_version
 
 
 def _disk(radius: int, fail=lambda r: False) -> DieMap:
@@ -35,7 +38,7 @@ def test_features_are_deterministic_finite_and_fixed_in_shape() -> None:
         assert all(isinstance(v, float) and math.isfinite(v) for v in a.values())
         assert keys is None or sorted(a) == keys
         keys = sorted(a)
-    assert keys is not None and len(keys) == 60
+    assert keys is not None and len(keys) == 57
 
 
 def test_features_read_the_pattern_at_any_resolution() -> None:
@@ -50,14 +53,16 @@ def test_features_read_the_pattern_at_any_resolution() -> None:
 
 
 def test_committed_weights_load_and_match_the_features() -> None:
-    spec = json.loads(resources.files("stratum.devtools").joinpath(globalmodel.FILE).read_text())
+    spec = json.loads(resources.files("stratum.patterns").joinpath(globalmodel.FILE).read_text())
     m = globalmodel.models()
     assert m["version"] == spec["version"] and len(m["version"]) == 10
     assert tuple(m["families"]) == tuple(sorted(globalmodel.FAMILIES))
     assert m["stack"] is not None
     keys = sorted(_features(_disk(20)))
     assert all(t.keys == keys for t in m["families"].values())
-    assert spec["fitted_on"]["seed0"] == patterns_data.SEED0["global"]
+    gens = patterns_data.FIT_GENERATORS
+    assert spec["fitted_on"]["generators"] == list(gens)
+    assert spec["fitted_on"]["seed0"] == {g: patterns_data.SEED0["global"][g] for g in gens}
 
 
 def test_probabilities_separate_clear_maps() -> None:
@@ -96,3 +101,16 @@ def test_training_script_fits_on_a_tiny_set(tmp_path, monkeypatch) -> None:
     assert (again / globalmodel.FILE).read_bytes() == (tmp_path / globalmodel.FILE).read_bytes()
     patterns_data.use_models(tmp_path)
     assert globalmodel.models()["version"] == spec["version"]
+
+
+def test_every_candidate_reads_the_whole_map_probabilities() -> None:
+    seen = 0
+    for s in range(6):
+        dm = generate(900 + s, diameter=[30, 80][s % 2], mixed_rate=0.5).dies
+        dets, feats = candidates(dm)  # none on a near-full map
+        p = globalmodel.probs(geometry(dm), np.asarray(dm.fail, dtype=bool))
+        assert len(p) == len(globalmodel.FAMILIES) and len(feats) == len(dets)
+        assert all({k[3:]: v for k, v in x.items() if k.startswith("gm_")} == p for x in feats)
+        seen += len(dets)
+    assert seen >= 10
+    assert classifier_version().endswith(f"+glb.{globalmodel.models()['version']}")

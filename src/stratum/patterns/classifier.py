@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from stratum.patterns import globalmodel, verifier
 from stratum.patterns import taxonomy as tx
-from stratum.patterns import verifier
 from stratum.patterns.features import (
     box_sum,
     components,
@@ -42,9 +42,9 @@ from stratum.patterns.features import (
     runs_longest,
     solve,
 )
-from stratum.patterns.geometry import DieMap, Geometry, geometry
+from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, sec8
 
-RULES_VERSION = "11"
+RULES_VERSION = "12"
 
 
 @dataclass(frozen=True)
@@ -190,13 +190,7 @@ class _Ctx:
     def sec8(self) -> NDArray[np.intp]:
         """Each die's polar sector of eight (0 from -pi), computed once per layout."""
         if self._sec8 is None:
-            sec = self.g.extra.get("sec8")
-            if sec is None:
-                # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
-                sec = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
-                sec.setflags(write=False)
-                self.g.extra["sec8"] = sec
-            self._sec8 = sec
+            self._sec8 = sec8(self.g)
         return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
@@ -1159,10 +1153,8 @@ def _rim_arcs(c: _Ctx) -> None:
     if act.sum() < 60 or any(d.family in ("edge_loc", "edge_ring") for d in c.dets):
         return
     bg = max(_cell_median_rate(c, act), 0.01)
-    depth = (1.0 - g.r) * g.rx  # dies from the wafer edge
-    nb = min(max(round(2 * math.pi * g.rx / 3), 16), 96)  # np.clip, without its cost on a scalar
-    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp)
-    abin[abin == nb] = 0  # % nb of 0..nb, without numpy's slow int64 remainder
+    depth = edge_depth(g)  # dies from the wafer edge
+    nb, abin = _rim_bins(g)
     best = None
     for dmax in (1.5, 2.5, 3.5):
         rim = act & (depth < dmax)
@@ -1223,6 +1215,18 @@ def _rim_arcs(c: _Ctx) -> None:
         f"{rate:.0%} failing against {bg:.0%}",
         octant,
     )
+
+
+def _rim_bins(g: Geometry) -> tuple[int, NDArray[np.intp]]:
+    """The rim scan's angular bins (about 3 dies of arc each) and each die's bin, computed once per layout."""
+    rb = g.extra.get("rim_bins")
+    if rb is None:
+        nb = min(max(round(2 * math.pi * g.rx / 3), 16), 96)  # np.clip, without its cost on a scalar
+        abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp)
+        abin[abin == nb] = 0  # % nb of 0..nb, without numpy's slow int64 remainder
+        abin.setflags(write=False)
+        rb = g.extra["rim_bins"] = (nb, abin)
+    return rb
 
 
 def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
@@ -1291,11 +1295,14 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
         V = c.g.valid
         F = c.raster(c.f)
         p = float(c.fail_ratio)
+        pairs = c.g.extra.get("pairs")
+        if pairs is None:  # the layout's neighbour pairs, once per layout
+            pairs = c.g.extra["pairs"] = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     else:
         V = c.raster(among)
         F = c.raster(c.f & among)
         p = float(_frac_in(c.f, among)) if count_nonzero(among) else 0.0
-    pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
+        pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
@@ -1493,6 +1500,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
     # beside it reaches away
     near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
+    # the whole-map model's probability of every family on the map: the same for every candidate
+    whole = {"gm_" + fam: q for fam, q in globalmodel.probs(g, c.f).items()}
     # everything that depends only on the region (alternative readings share their detector's region)
     per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
@@ -1584,6 +1593,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         x.update(o_flags)
+        x.update(whole)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)

@@ -1,0 +1,334 @@
+"""The whole-map model: per-family presence probabilities from resolution-normalised features of the whole
+map, fitted offline (the dev tool ``patterns_globaltrain``) and stored as data in ``globalmodel.json``; the
+candidate verifier reads them as features of every candidate (``gm_<family>``).
+
+The rule detectors and the verifier look at one candidate region at a time; this model looks at the whole map
+at once, as the hand-feature WM-811K classifiers do. Fail density on a polar grid (6 equal-area radial bands x
+the classifier's 8 sectors), hot halves and quadrants, the rim (dies within 1.5 dies of the edge, per
+sector), rows and columns of cells, local density on cells of 1/32, 1/16 and 1/8 of the map (peak z, share of
+hot and cold cells, the hot cells' distance from the centre, spread and elongation), and how fails neighbour
+each other (isolated, clustered, on a line). The map is read on a G x G grid of cells (a cell is one die on a
+20-die map, 10 x 10 dies on a 300-die one) and every feature is a rate, a z or a share, so a 20-die and a
+300-die map of one pattern look alike. One boosted tree set per family (one-vs-rest, the verifier's trees and
+fitting), so a map can hold several families. Leaves are multiples of 2**-24, so a margin is an exact sum in
+any order.
+
+Cost: every die's group in every grouping (line and cell at three scales, polar cell, rim sector) is a row of
+``ids`` computed once per layout (the wafers of a lot share it), so a map's fails per group are one
+``bincount``; the rest works on a few hundred numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stratum.patterns import verifier
+from stratum.patterns.features import count_nonzero
+from stratum.patterns.geometry import Geometry, edge_depth, sec8
+
+FILE = "globalmodel.json"
+#: the families modelled: the ones whose candidates the verifier weighs against each other (near-full maps
+#: never reach it; stripes, reticle and site patterns have sharp detectors of their own)
+FAMILIES = (
+    "none",
+    "random",
+    "center",
+    "donut",
+    "edge_ring",
+    "edge_loc",
+    "loc",
+    "scratch",
+    "gross_region",
+    "radial_gradient",
+)
+QUANT = 24
+G = 32  # cells: the map is read on a G x G grid (each `size` x `size` dies; a 20-die map: one die a cell)
+NB = 6  # equal-area radial bands
+NS = 8  # sectors
+SCALES = (1, 2, 4)  # cell groupings for local density: 1/32, 1/16 and 1/8 of the map
+_LINES = ("row", "col")
+_CELL_KEYS = ("zmax", "rate_max", "hot", "cold", "hot_r", "hot_spread", "hot_elong")
+# a die's 8 neighbours as the bits of a byte (raster order: neighbour j is opposite neighbour 7 - j): how many
+# fail, and whether it is a line die (two opposite neighbours fail, at most three in all)
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+_LINE_DIE = np.array(
+    [any((b >> j) & (b >> (7 - j)) & 1 for j in range(4)) and bin(b).count("1") <= 3 for b in range(256)], dtype=bool
+)
+_BIT = (1 << np.arange(8)).astype(np.uint8)
+#: per neighbour byte: a line die, >= 3 failing neighbours, failing neighbours (a map's sums: its histogram @ this)
+_CODE_STATS = np.stack((_LINE_DIE, _POPCOUNT >= 3, _POPCOUNT), axis=1).astype(np.int64)
+_add = np.add.reduce
+_PR = NB * NS * (NS + 1)  # a die's polar cell and rim sector (NS: off the rim) as one code
+
+
+# each cell's block at the next scale: 2 x 2 blocks of the cells of the scale before
+_UP = []
+for _k in SCALES[1:]:
+    _m = G // _k
+    _c = np.arange((2 * _m) ** 2)
+    _UP.append((_c // (2 * _m) // 2) * _m + (_c % (2 * _m)) // 2)
+
+
+def _cells(grid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Every scale's cells (sums over k x k cells of the G x G grid), one scale after the other."""
+    out = [grid.ravel()]
+    for up in _UP:
+        out.append(np.bincount(up, weights=out[-1], minlength=len(up) // 4))
+    return np.concatenate(out)
+
+
+# _UP for three grids at once (rows of a (3, cells) array)
+_UP3 = [(np.arange(3)[:, None] * (len(up) // 4) + up).ravel() for up in _UP]
+
+
+def _cells3(grids: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``_cells`` of each row of ``grids`` (3 raveled G x G grids)."""
+    out = [grids]
+    for up in _UP3:
+        out.append(np.bincount(up, weights=out[-1].ravel(), minlength=len(up) // 4).reshape(3, -1))
+    return np.concatenate(out, axis=1)
+
+
+class _Layout:
+    """What the features need of a die layout alone (computed once per layout: lots share one): each die's cell
+    of the G x G grid and its polar cell and rim sector, the dies in each, the cells full enough to rate and
+    their centres, and each die's place in a raster with an empty border."""
+
+    def __init__(self, g: Geometry):
+        h, w = g.shape
+        self.size = size = max(1, math.ceil(max(h, w) / G))
+        r = g.r
+        self.cell = cell = (g.iy // size) * G + g.ix // size
+        band = np.minimum((r * r * NB).astype(np.intp), NB - 1)
+        sec = sec8(g)
+        # the rim: dies within 1.5 dies of the edge, per sector
+        rim = np.where(edge_depth(g) < 1.5, sec, NS)
+        self.pr = (band * NS + sec) * (NS + 1) + rim
+        prn = np.bincount(self.pr, minlength=_PR).astype(np.float64).reshape(NB * NS, NS + 1)
+        self.pn = _add(prn, 1).reshape(NB, NS)
+        self.bn = _add(self.pn, 1)
+        self.sn = _add(self.pn, 0)
+        self.rn = _add(prn, 0)[:NS].tolist()
+        self.rim_ok = sum(self.rn) >= 16
+        # dies per cell, and the sums of their positions
+        grids = np.empty((3, G * G))
+        grids[0] = np.bincount(cell, minlength=G * G)
+        grids[1] = np.bincount(cell, weights=g.u, minlength=G * G)
+        grids[2] = np.bincount(cell, weights=g.v, minlength=G * G)
+        grid = grids[0].reshape(G, G)
+        ln = np.concatenate((_add(grid, 1), _add(grid, 0))).reshape(2, G)  # dies per row, then column of cells
+        on = ln >= 4 * size
+        self.line_ok = min(_add(on, 1).tolist()) >= 5
+        ln1 = np.maximum(ln, 1)
+        self.line_inv = on / ln1  # a line's rate: its fails x this (0: off the lines)
+        self.line_exp = ln * on
+        self.line_sd = np.sqrt(ln1)
+        self.line_off = (on - 1.0) * 1e9  # 0 on the lines, -1e9 off them
+        # each scale's cells with at least half their area in dies, and their centres (mean die position)
+        cn, su, sv = _cells3(grids)
+        fulls, centres, at = [], [], 0
+        for k in SCALES:
+            m = (G // k) ** 2
+            full = at + (cn[at : at + m] >= 0.5 * (k * size) ** 2).nonzero()[0]
+            fulls.append(full)
+            centres.append((su[full] / cn[full], sv[full] / cn[full]))
+            at += m
+        self.centres = centres
+        self.scales_ok = all(len(fl) >= 8 for fl in fulls)
+        if self.scales_ok:
+            self.full_at = np.concatenate(fulls)
+            self.kn_all = cn[self.full_at]
+            self.sq_all = np.sqrt(self.kn_all)
+            lens = [len(fl) for fl in fulls]
+            self.starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+            self.nfull = np.array(lens, dtype=np.float64)
+            self.scale_of = np.repeat(np.arange(len(SCALES)), lens)
+            self.cu_all = np.concatenate([cu for cu, _ in centres])
+            self.cv_all = np.concatenate([cv for _, cv in centres])
+        # each die's cell in a raster with an empty border (1: a die) and its 8 neighbours' offsets there
+        self.pflat = g.flat + 2 * g.iy + (w + 3)  # (iy + 1) * (w + 2) + ix + 1
+        self.nb_off = np.array([-w - 3, -w - 2, -w - 1, -1, 1, w + 1, w + 2, w + 3])
+        self.vp = np.zeros((h + 2) * (w + 2), dtype=np.uint8)
+        self.vp[self.pflat] = 1
+
+
+def _layout(g: Geometry) -> _Layout:
+    lay = g.extra.get("globalmodel")
+    if lay is None:
+        lay = g.extra["globalmodel"] = _Layout(g)
+    return lay
+
+
+def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
+    """The whole-map features of a map (geometry ``g``, fails ``f``); every value finite."""
+    lay = _layout(g)
+    n = g.n
+    fi = f.nonzero()[0]
+    nf = len(fi)
+    p = nf / n
+    pp = min(max(p, 0.01), 0.99)
+    sd = math.sqrt(pp * (1 - pp))
+    # fails per polar cell and rim sector, and per cell of the grid
+    prk = np.bincount(lay.pr[fi], minlength=_PR).astype(np.float64).reshape(NB * NS, NS + 1)
+    grid = np.bincount(lay.cell[fi], minlength=G * G).astype(np.float64).reshape(G, G)
+    out: dict[str, float] = {"m_fail": p, "m_log_n": math.log(n)}
+    # polar grid: equal-area bands x sectors
+    ck = _add(prk, 1).reshape(NB, NS)
+    cn = lay.pn
+    brate = ck.sum(1) / np.maximum(lay.bn, 1)
+    cr = np.where(cn > 0, ck / np.maximum(cn, 1), brate[:, None])
+    cr.sort(axis=1)
+    vals = np.concatenate((brate - p, cr[:, 1] - p, cr[:, -1] - brate)).tolist()
+    for i in range(NB):
+        out[f"m_band{i}"] = vals[i]
+        out[f"m_band{i}_low2"] = vals[NB + i]  # a ring: even its second-coldest sector fails
+        out[f"m_band{i}_hot"] = vals[2 * NB + i]  # a local pattern: one hot sector
+    bl = [v + p for v in vals[:NB]]
+    span = max(bl) - min(bl)
+    out["m_band_span"] = span
+    mb = sum(bl) / NB
+    db = [b - mb for b in bl]
+    di = [i - (NB - 1) / 2 for i in range(NB)]
+    den = math.sqrt(sum(d * d for d in di) * sum(d * d for d in db))
+    out["m_band_corr"] = sum(a * b for a, b in zip(di, db, strict=True)) / den if span > 1e-9 and den > 0 else 0.0
+    steps = [b - a for a, b in zip(bl, bl[1:], strict=False)]
+    out["m_band_mono"] = abs(sum(steps)) / max(sum(abs(s) for s in steps), 1e-9)
+    # sectors over the whole wafer: one hot sector, a hot half or quadrant
+    sl = (ck.sum(0) / np.maximum(lay.sn, 1)).tolist()
+    ext = sl + sl
+    half = [sum(ext[j : j + NS // 2]) / (NS // 2) for j in range(NS)]
+    out["m_sec_max"] = max(sl) - p
+    out["m_sec_min"] = min(sl) - p
+    out["m_half"] = max(half) - min(half)
+    out["m_quad"] = max(ext[j] + ext[j + 1] for j in range(NS)) / 2 - p
+    # the rim: dies within 1.5 dies of the edge, in the 8 sectors
+    if lay.rim_ok:
+        rn, rk = lay.rn, _add(prk, 0)[:NS].tolist()
+        rr = [k / max(m, 1.0) for k, m in zip(rk, rn, strict=True)]
+        out["m_rim"] = sum(rk) / sum(rn) - p
+        out["m_rim_max"] = max(rr) - p
+        out["m_rim_cover"] = sum(v >= p + 0.2 for v in rr) / NS
+        out["m_rim_z"] = max((k - m * pp) / (math.sqrt(max(m, 1.0)) * sd) for k, m in zip(rk, rn, strict=True))
+    else:
+        out["m_rim"] = out["m_rim_max"] = out["m_rim_cover"] = out["m_rim_z"] = 0.0
+    # lines of cells: rows and columns (a stripe, a straight scratch): the best line over the map's rate
+    if lay.line_ok:
+        lk = np.concatenate((_add(grid, 1), _add(grid, 0))).reshape(2, G)
+        top = ((lk * lay.line_inv).max(1) - p).tolist()
+        zt = ((lk - lay.line_exp * pp) / (lay.line_sd * sd) + lay.line_off).max(1).tolist()
+        for i, name in enumerate(_LINES):
+            out[f"m_{name}_top"], out[f"m_{name}_z"] = top[i], zt[i]
+    else:
+        for name in _LINES:
+            out[f"m_{name}_top"] = out[f"m_{name}_z"] = 0.0
+    # die scale: each fail's failing 8-neighbours, and line dies: a fail between two failing neighbours on
+    # opposite sides, with few other failing neighbours
+    if nf:
+        P = lay.vp.copy()  # 1: a die, 2: a failing die
+        pf = lay.pflat[fi]
+        P[pf] = 2
+        nb = P[pf[:, None] + lay.nb_off]
+        code = (nb >> 1) @ _BIT  # which neighbours fail, as a byte
+        hist = np.bincount(code, minlength=256)
+        line_dies, nb3, nb_fails = (hist @ _CODE_STATS).tolist()
+        out["m_linepx"] = line_dies / nf
+        out["m_nb0"] = int(hist[0]) / nf
+        out["m_nb3"] = nb3 / nf
+        out["m_nb_excess"] = nb_fails / max(float(count_nonzero(nb)), 1.0) - p
+    else:
+        out["m_nb0"] = out["m_nb3"] = out["m_nb_excess"] = out["m_linepx"] = 0.0
+    # local density at three scales: hot cells (binomial z >= 3), their spread and shape
+    if not lay.scales_ok:
+        for k in SCALES:
+            for key in _CELL_KEYS[: 4 if k == 1 else None]:
+                out[f"m_s{k}_{key}"] = 0.0
+        return out
+    kk = _cells(grid)[lay.full_at]
+    z = (kk - lay.kn_all * pp) / (lay.sq_all * sd)
+    crate = kk / lay.kn_all
+    st = lay.starts
+    ishot = z >= 3.0
+    stats = np.stack(
+        (
+            np.maximum.reduceat(z, st),
+            np.maximum.reduceat(crate, st) - p,
+            np.add.reduceat(ishot.astype(np.float64), st) / lay.nfull,
+            np.add.reduceat((crate <= 0.5 * p).astype(np.float64), st) / lay.nfull,
+        )
+    ).T.tolist()
+    for j, k in enumerate(SCALES):
+        tag = f"m_s{k}"
+        out[f"{tag}_zmax"], out[f"{tag}_rate_max"], out[f"{tag}_hot"], out[f"{tag}_cold"] = stats[j]
+    # the hot cells of the coarser scales (all but the finest) at once: weighted by z, their mean position and
+    # covariance per scale (one bincount per sum, by scale)
+    first = int(st[1])
+    hot = ishot[first:].nonzero()[0] + first
+    seg = lay.scale_of[hot]
+    nh = np.bincount(seg, minlength=len(SCALES)).tolist()
+    wz = z[hot]
+    hu, hv = lay.cu_all[hot], lay.cv_all[hot]
+    wsum = np.bincount(seg, weights=wz, minlength=len(SCALES))
+    wsum[wsum == 0] = 1.0
+    mu = np.bincount(seg, weights=wz * hu, minlength=len(SCALES)) / wsum
+    mv = np.bincount(seg, weights=wz * hv, minlength=len(SCALES)) / wsum
+    du, dv = hu - mu[seg], hv - mv[seg]
+    cov = np.bincount(
+        np.concatenate((seg, seg + len(SCALES), seg + 2 * len(SCALES))),
+        weights=np.concatenate((wz * du * du, wz * dv * dv, wz * du * dv)),
+        minlength=3 * len(SCALES),
+    ) / np.tile(wsum, 3)
+    covs = cov.reshape(3, len(SCALES)).T.tolist()
+    mus, mvs = mu.tolist(), mv.tolist()
+    for j, k in enumerate(SCALES[1:], start=1):
+        tag = f"m_s{k}"
+        if nh[j] >= 2:
+            a, bb, c = covs[j]
+            disc = math.sqrt(max((a - bb) ** 2 / 4 + c * c, 0.0))
+            l1, l2 = (a + bb) / 2 + disc, max((a + bb) / 2 - disc, 0.0)
+            out[f"{tag}_hot_r"] = math.hypot(mus[j], mvs[j])
+            out[f"{tag}_hot_spread"] = math.sqrt(l1 + l2)
+            out[f"{tag}_hot_elong"] = math.sqrt(l1 / max(l2, 1e-4))
+        else:
+            out[f"{tag}_hot_r"] = out[f"{tag}_hot_spread"] = out[f"{tag}_hot_elong"] = 0.0
+    return out
+
+
+@lru_cache(maxsize=1)
+def models() -> dict:
+    try:
+        spec = json.loads(resources.files("stratum.patterns").joinpath(FILE).read_text())
+    except FileNotFoundError:
+        return {"version": "none", "families": {}, "stack": None}
+    return load(spec)
+
+
+def load(spec: dict) -> dict:
+    fams = {f: verifier.Trees(t) for f, t in spec["families"].items()}
+    stack = verifier.Stack(fams) if verifier.Stack.fits(fams) else None
+    return {"version": spec["version"], "families": fams, "stack": stack}
+
+
+def probs(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
+    """P(family on the map) for every family the model was fitted for (empty when none is)."""
+    m = models()
+    if not m["families"]:
+        return {}
+    x = features(g, f)
+    st = m["stack"]
+    if st is None or st.lut is None:  # pragma: no cover - families fitted with different tree shapes
+        return {fam: round(t.prob(x), 6) for fam, t in m["families"].items()}
+    # the verifier's stacked trees, on the one row every family reads: all node tests at once, leaves by table;
+    # the leaves are multiples of 2**-QUANT (fitting rounds them), so their sum is exact in any order
+    row = np.array([x[k] for k in st.keys], dtype=np.float64)
+    leaf = st.lut[np.packbits(row[st.feat] >= st.thr, axis=-1, bitorder="little")[..., 0]]
+    margins = (np.take_along_axis(st.leaf, leaf[..., None], axis=2)[..., 0].sum(1) + np.array(st.base)).tolist()
+    return {
+        fam: round(1.0 / (1.0 + math.exp(-mg)) if mg > -700 else 0.0, 6)
+        for fam, mg in zip(m["families"], margins, strict=True)
+    }
