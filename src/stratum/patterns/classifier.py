@@ -520,26 +520,23 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    ia = _nz(act)
-    na = len(ia)
+    na = int(count_nonzero(act))
     if na < 40:
         return
-    nb = min(max(na // 80, 6), 20)
     ns = 8
-    ra = g.r[ia]
-    rmax = float(_amax(ra))
-    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = c.sec8()[ia]  # ns = 8
-    cell = band * ns + sec
-    fa = c.f[ia]
-    cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
+    if na == c.n:  # every die (no periodic pattern or stripe found): the layout's cells, once per layout
+        nb, rmax, cell, cn, bn, per = _radial_cells(c)
+        fa = c.f
+    else:
+        ia = _nz(act)
+        nb, rmax, cell, cn, bn, per = _radial_cells(c, ia)
+        fa = c.f[ia]
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
-    bn, bk = _add(cn, 1), _add(ck, 1)
+    bk = _add(ck, 1)
     brate = bk / np.maximum(bn, 1)
     seen = cn > 0
     bg = _quantile(cr[seen], 0.25)
-    per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
@@ -648,6 +645,30 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1, soft=True)
+
+
+def _radial_cells(c: _Ctx, ia: NDArray[np.intp] | None = None) -> tuple:
+    """The radial scan's grid over the dies ``ia`` (every die when None: cached per layout): bands, each die's
+    cell (band x 8 sectors), dies per cell and per band, the median dies per cell."""
+    g = c.g
+    if ia is None:
+        got = g.extra.get("radial_cells")
+        if got is not None:
+            return got
+    na = g.n if ia is None else len(ia)
+    nb = min(max(na // 80, 6), 20)
+    ra = g.r if ia is None else g.r[ia]
+    rmax = float(_amax(ra))
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = c.sec8() if ia is None else c.sec8()[ia]  # 8 sectors
+    cell = band * 8 + sec
+    cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
+    out = (nb, rmax, cell, cn, _add(cn, 1), max(float(_median(cn)), 1.0))
+    if ia is None:
+        for a in (cell, cn, out[4]):
+            a.setflags(write=False)
+        g.extra["radial_cells"] = out
+    return out
 
 
 _RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}

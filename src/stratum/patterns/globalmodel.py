@@ -24,6 +24,7 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -311,7 +312,15 @@ def models() -> dict:
 def load(spec: dict) -> dict:
     fams = {f: verifier.Trees(t) for f, t in spec["families"].items()}
     stack = verifier.Stack(fams) if verifier.Stack.fits(fams) else None
-    return {"version": spec["version"], "families": fams, "stack": stack}
+    m = {"version": spec["version"], "families": fams, "stack": stack}
+    if stack is not None and stack.lut is not None:
+        _, t, nleaf = stack.leaf.shape
+        m["row"] = itemgetter(*stack.keys)  # the features in the stack's key order
+        m["leaf_at"] = (np.arange(len(fams))[:, None] * t + np.arange(t)) * nleaf  # each tree's first leaf
+        m["leaves"] = stack.leaf.ravel()
+        m["base"] = np.array(stack.base)
+        m["bits"] = _BIT[: stack.feat.shape[-1]]  # node i's test -> bit i
+    return m
 
 
 def probs(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
@@ -325,9 +334,9 @@ def probs(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
         return {fam: round(t.prob(x), 6) for fam, t in m["families"].items()}
     # the verifier's stacked trees, on the one row every family reads: all node tests at once, leaves by table;
     # the leaves are multiples of 2**-QUANT (fitting rounds them), so their sum is exact in any order
-    row = np.array([x[k] for k in st.keys], dtype=np.float64)
-    leaf = st.lut[np.packbits(row[st.feat] >= st.thr, axis=-1, bitorder="little")[..., 0]]
-    margins = (np.take_along_axis(st.leaf, leaf[..., None], axis=2)[..., 0].sum(1) + np.array(st.base)).tolist()
+    row = np.array(m["row"](x), dtype=np.float64)
+    leaf = st.lut[(row[st.feat] >= st.thr).view(np.uint8) @ m["bits"]]  # np.packbits(little) of the node tests
+    margins = (_add(m["leaves"][m["leaf_at"] + leaf], 1) + m["base"]).tolist()
     return {
         fam: round(1.0 / (1.0 + math.exp(-mg)) if mg > -700 else 0.0, 6)
         for fam, mg in zip(m["families"], margins, strict=True)
