@@ -18,7 +18,7 @@ from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools import wafergen
 from stratum.patterns import calibration, verifier
 
-GENERATORS: tuple[str, ...] = ("A", "B", "C")
+GENERATORS: tuple[str, ...] = ("A", "B", "C", "D")
 #: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts)
 FIT_GENERATORS: tuple[str, ...] = ("A", "B", "C")
 #: independent generators, each a module with ``generate(seed) -> wafergen.Sample``
