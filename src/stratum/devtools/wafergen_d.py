@@ -15,9 +15,10 @@ Patterns (one per map in 75 % of maps, every family equally likely; else a Mixed
 three of centre, donut, edge ring, edge loc, loc and scratch, never centre+donut nor ring+edge loc, one of them
 sometimes swapped for a stripe, reticle repeat or site pattern): flat or Gaussian blobs in a disc (centre), an
 annulus (donut), the outer band (edge ring), an arc of it (edge loc), Gaussian (possibly elliptical) blobs at
-(r, theta) (loc), polylines and Bezier curves 1-2 dies wide with gaps (scratch), a quadrant or half with jittered
-boundary (gross region), p(r) monotone in r (radial gradient), 1-4 bands of whole rows or columns, fixed offsets
-inside a reticle of 2-6 x 2-6 dies, one elevated probe site.
+(r, theta) (loc), polylines and Bezier curves 1-2 dies wide, at least 8 dies long, with gaps (scratch), a
+quadrant or half with jittered boundary (gross region), p(r) monotone in r (radial gradient), 1-4 bands of whole
+rows or columns (each line reaching inside r = 0.75: a short line along the rim is an edge arc to the eye),
+fixed offsets inside a reticle of 2-6 x 2-6 dies, one elevated probe site.
 
 Labels follow the labelling rules, computed here from the physical layout: normalised radius = distance from the
 true wafer centre over (outermost die centre + half the mean pitch), thirds split at sqrt(1/3) and sqrt(2/3),
@@ -30,12 +31,13 @@ principal axis of a scratch's region, side of a gross region, direction of a gra
 Faint patterns (decision): a pattern is only labelled when a test engineer would see it. A map is redrawn (same
 random stream, so still a function of the seed) when any labelled local pattern's region is not clearly above the
 fail rate outside every pattern region (density at least 2x and 8 points above it, z >= 4.5, >= 3 fails), when a
-site pattern's bad site is not as clearly above the other sites, when a gradient's inner and outer thirds differ by
-less than 12 points or 2x, when a gross region's part is not 2x and 15 points above the rest, when two local
-regions overlap by more than 25 % of the smaller, or when a label's class is not reachable in the taxonomy (e.g. a
-scratch whose region is below 20 % fails). ``none`` maps hold at most 9 % fails, ``random`` maps 12-75 %,
-``near_full`` maps at least 80 %. Redrawing rather than dropping the label keeps family frequencies as designed
-and keeps every label honest: faint maps are simply not produced.
+site pattern's bad site is not as clearly above the other sites, when a scratch covers fewer than 8 dies, when a
+gradient's inner and outer thirds differ by less than 12 points or 2x, when a gross region's part is not 2x and
+15 points above the rest, when two local regions overlap by more than 25 % of the smaller (touching is allowed,
+as in MixedWM38), or when a label's class is not reachable in the taxonomy (e.g. a scratch whose region is below
+20 % fails). ``none`` maps hold at most 9 % fails, ``random`` maps 12-75 %, ``near_full`` maps at least 80 %.
+Redrawing rather than dropping the label keeps family frequencies as designed and keeps every label honest:
+faint maps are simply not produced.
 
 Reproducible: ``numpy.random.Generator(PCG64(seed))``; the same seed (and family) gives the same map and labels.
 """
@@ -239,7 +241,7 @@ def _die_index(w: _Wafer) -> tuple[np.ndarray, int, int]:
 
 
 def _scratch(rng, w: _Wafer) -> _Comp:
-    length = rng.uniform(0.3, 1.5)
+    length = max(rng.uniform(0.3, 1.5), 8.0 / w.rdies)  # at least 8 dies: shorter reads as a blob, not a line
     p0 = np.array([rng.uniform(-0.75, 0.75), rng.uniform(-0.75, 0.75)])
     ang = rng.uniform(0, 2 * math.pi)
     if rng.random() < 0.5:  # polyline: 1-3 segments with small bends
@@ -341,12 +343,16 @@ def _stripes(rng, w: _Wafer, family: str) -> _Comp:
     coord = w.j if family == "row_stripe" else w.i
     per = w.footprint[1] if family == "row_stripe" else w.footprint[0]
     other = w.footprint[0] if family == "row_stripe" else w.footprint[1]
-    lo, hi = int(coord.min()), int(coord.max())
+    # only lines whose chord reaches inside r = 0.75: a short row along the rim reads as an edge arc, not a stripe
+    lo = int(coord.min())
+    inner = np.full(int(coord.max()) - lo + 1, np.inf)
+    np.minimum.at(inner, coord - lo, w.rn)
+    cand = np.flatnonzero(inner < 0.75) + lo
     for _ in range(20):
         lines: set[int] = set()
         for _ in range(int(rng.integers(1, 5))):
-            c = int(rng.integers(lo + 1, hi))
-            lines.update(range(c, c + int(rng.integers(1, 3))))
+            c = int(rng.choice(cand))
+            lines.update(v for v in range(c, c + int(rng.integers(1, 3))) if v in cand)
         # several lines all on one probe-site row would be a site pattern, not a stripe
         if w.site is None or per == 1 or other > 1 or len(lines) == 1 or len({v % per for v in lines}) > 1:
             break
@@ -440,7 +446,7 @@ def _visible(c: _Comp, fail: np.ndarray, outside: np.ndarray, w: _Wafer) -> bool
     else:
         rest = outside
     n = int(c.shape.sum())
-    if n < 3 or not rest.any():
+    if n < (8 if c.family == "scratch" else 3) or not rest.any():
         return False
     k = int(fail[c.shape].sum())
     p = min(max(float(fail[rest].mean()), 0.005), 0.99)
