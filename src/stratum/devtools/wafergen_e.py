@@ -28,8 +28,9 @@ local regions need z >= 4 against the fail rate outside every local region and a
 it; a bad site or reticle offset the same against the other dies; a gross region 30 points above the rest; a
 gradient 20 points between the inner and outer thirds; ``none`` realises <= 9 % fails, ``random`` >= 12 %,
 ``near_full`` >= 78 %. A label whose class the taxonomy does not list (e.g. a ``loc`` that came out
-``global``) is redrawn too. In mixtures, a local component may share at most 30 % of its region with the
-others; beyond that overlap is left as drawn (label ambiguity the classifier must live with).
+``global``) is redrawn too. In mixtures, a local component may share at most 15 % of its region with the
+others (redrawn otherwise); adjacency and smaller overlaps are left as drawn (label ambiguity the
+classifier must live with).
 
 Reproducible: ``numpy.random.Generator(PCG64(seed))``; the same seed gives the same map and labels.
 """
@@ -480,7 +481,7 @@ def _attempt(rng: Generator, w: Wafer, fams: tuple[str, ...]) -> tuple[np.ndarra
             if z < 4 or diff < 0.1:
                 return None
         elif fam not in whole:
-            if float((c.region & others).sum()) > 0.3 * float(c.region.sum()):
+            if float((c.region & others).sum()) > 0.15 * float(c.region.sum()):
                 return None
             z, diff = _z(fail, region, ~any_local)
             if z < 4 or diff < 0.1:
