@@ -31,11 +31,12 @@ principal axis of a scratch's region, side of a gross region, direction of a gra
 Faint patterns (decision): a pattern is only labelled when a test engineer would see it. A map is redrawn (same
 random stream, so still a function of the seed) when any labelled local pattern's region is not clearly above the
 fail rate outside every pattern region (density at least 2x and 8 points above it, z >= 4.5, >= 3 fails), when a
-site pattern's bad site is not as clearly above the other sites, when a scratch covers fewer than 8 dies, when a
-gradient's inner and outer thirds differ by less than 12 points or 2x, when a gross region's part is not 2x and
-15 points above the rest, when two local regions overlap by more than 25 % of the smaller (touching is allowed,
-as in MixedWM38), or when a label's class is not reachable in the taxonomy (e.g. a scratch whose region is below
-20 % fails). ``none`` maps hold at most 9 % fails, ``random`` maps 12-75 %, ``near_full`` maps at least 80 %.
+site pattern's bad site is not as clearly above the other sites, when a gradient's inner and outer thirds differ
+by less than 12 points or 2x, when a gross region's part is not 2x and 15 points above the rest, when two local
+regions overlap by more than 25 % of the smaller (touching is allowed, as in MixedWM38), or when a label's class
+is not reachable in the taxonomy (e.g. a scratch whose region is below 20 % fails). Ambiguous shapes are redrawn
+too: a scratch shorter than 8 dies (a blob) or with half its dies at r >= 0.85 (a line along the rim is an edge
+arc to the eye). ``none`` maps hold at most 9 % fails, ``random`` maps 12-75 %, ``near_full`` maps at least 80 %.
 Redrawing rather than dropping the label keeps family frequencies as designed and keeps every label honest:
 faint maps are simply not produced.
 
@@ -448,6 +449,8 @@ def _visible(c: _Comp, fail: np.ndarray, outside: np.ndarray, w: _Wafer) -> bool
     n = int(c.shape.sum())
     if n < (8 if c.family == "scratch" else 3) or not rest.any():
         return False
+    if c.family == "scratch" and np.mean(w.rn[c.shape] >= 0.85) >= 0.5:
+        return False  # a line hugging the rim is an edge arc to the eye
     k = int(fail[c.shape].sum())
     p = min(max(float(fail[rest].mean()), 0.005), 0.99)
     dens = k / n
