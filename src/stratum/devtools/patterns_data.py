@@ -19,7 +19,7 @@ from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools import wafergen
 from stratum.patterns import calibration, verifier
 
-GENERATORS: tuple[str, ...] = ("A", "B", "C", "E")
+GENERATORS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 #: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts);
 #: never "E": the held-out generator no weight is fitted or calibrated on
 FIT_GENERATORS: tuple[str, ...] = ("A", "B", "C")
