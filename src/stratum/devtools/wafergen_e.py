@@ -23,14 +23,15 @@ octant of the blob centre (``loc``) or arc centre (``edge_loc``); scratch orient
 of its region; gross_region side; radial_gradient direction.
 
 Faint and unreachable patterns are never labelled: a component is redrawn (new parameters, same map layout;
-after 25 tries a new layout) until it stands out, so E carries no "labelled but invisible" maps:
-local regions need z >= 4 against the fail rate outside every local region and a density >= 10 points above
-it; a bad site or reticle offset the same against the other dies; a gross region 30 points above the rest; a
-gradient 20 points between the inner and outer thirds; ``none`` realises <= 9 % fails, ``random`` >= 12 %,
-``near_full`` >= 78 %. A label whose class the taxonomy does not list (e.g. a ``loc`` that came out
-``global``) is redrawn too. In mixtures, a local component may share at most 15 % of its region with the
-others (redrawn otherwise); adjacency and smaller overlaps are left as drawn (label ambiguity the
-classifier must live with).
+after 25 tries a new layout) until it stands out, so E carries no "labelled but invisible" maps. A local
+region needs z >= 4 against the fail rate outside every local region, a density >= 10 points above it and
+>= 5 fails; a scratch >= 30 % of its dies failing and >= 0.45 R and 6 dies long after clipping at the edge;
+a loc blob stays inside r <= 0.93. A bad site or reticle offset needs the same against the other dies, a
+gross region 30 points above the rest, a gradient 20 points between the inner and outer thirds; ``none``
+realises <= 9 % fails, ``random`` >= 12 %, ``near_full`` >= 78 %. A label whose class the taxonomy does not
+list (e.g. a ``loc`` that came out ``global``) is redrawn too. In mixtures, a local component may share at
+most 15 % of its region with the others (redrawn otherwise); adjacency and smaller overlaps are left as
+drawn (label ambiguity the classifier must live with).
 
 Reproducible: ``numpy.random.Generator(PCG64(seed))``; the same seed gives the same map and labels.
 """
@@ -305,15 +306,18 @@ def _scratch(rng: Generator, w: Wafer) -> _Comp:
                 lit[m] |= bool(on[k])
     p = rng.uniform(0.45, 0.75) if rng.random() < 0.25 else rng.uniform(0.75, 1.0)
     q = np.where(lit, p, 0.0)
+    ref = "h"
     if region.sum() >= 3:
         pu, pv = w.u[region], w.v[region]
         cov = np.cov(np.vstack([pu - pu.mean(), pv - pv.mean()]))
         vals, vecs = np.linalg.eigh(cov)
         ax = vecs[:, int(np.argmax(vals))]
         ref = tx.orientation_of(math.atan2(ax[1], ax[0]))
+        extent = float(np.ptp(pu * ax[0] + pv * ax[1]))  # length along the principal axis (normalised)
+        # thin and long (WM-811K): at least 0.45 R and 6 dies long, after clipping at the wafer edge
+        if extent < 0.45 or extent * w.rcov < 6 * max(w.px, w.py):
+            region[:] = False
     else:
-        ref = "h"
-    if region.sum() < max(6.0, 0.5 * w.rcov):  # thin and long (WM-811K): at least half a radius of dies
         region[:] = False
     return _Comp("scratch", q, region, ref)
 
@@ -483,8 +487,11 @@ def _attempt(rng: Generator, w: Wafer, fams: tuple[str, ...]) -> tuple[np.ndarra
         elif fam not in whole:
             if float((c.region & others).sum()) > 0.15 * float(c.region.sum()):
                 return None
+            if fam == "loc" and float(w.r[region].max()) > 0.93:  # a local cluster stays off the edge
+                return None
             z, diff = _z(fail, region, ~any_local)
-            if z < 4 or diff < 0.1:
+            # visible: stands out, >= 5 fails; a scratch reads as a line only when >= 30 % of it fails
+            if z < 4 or diff < 0.1 or int(fail[region].sum()) < 5 or (fam == "scratch" and dens < 0.3):
                 return None
         sev = severity_of(dens)
         if tx.class_id(fam, loc, sev, c.ref) not in tx.by_id():
