@@ -60,6 +60,7 @@ def test_committed_weights_load_and_match_the_features() -> None:
     assert m["stack"] is not None
     keys = sorted(_features(_disk(20)))
     assert all(t.keys == keys for t in m["families"].values())
+    # fitted on exactly the FIT_GENERATORS' ranges (the held-out eval generators D and E have ranges too)
     gens = patterns_data.FIT_GENERATORS
     assert spec["fitted_on"]["generators"] == list(gens)
     assert spec["fitted_on"]["seed0"] == {g: patterns_data.SEED0["global"][g] for g in gens}

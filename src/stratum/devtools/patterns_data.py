@@ -5,7 +5,8 @@ Generators: ``A`` and ``B`` are the two parameterisations of ``wafergen``; ``C``
 (``wafergen_d``) and ``E`` (``wafergen_e``) are independent generators, each written from the taxonomy's
 generator spec and labelling rules only, without reading the others or the classifier. ``FIT_GENERATORS``
 are what the weights are fitted and calibrated on; a generator left out of them is a held-out test of how
-the classifier does on maps from an interpretation of the spec it has never seen.
+the classifier does on maps from an interpretation of the spec it has never seen. ``E`` is NEVER fitted (its
+fit/cal seed ranges stay unused): it is the honest held-out figure and must not be added to ``FIT_GENERATORS``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from stratum.devtools import wafergen
 from stratum.patterns import calibration, globalmodel, verifier
 
-GENERATORS: tuple[str, ...] = ("A", "B", "C")
-#: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts)
+GENERATORS: tuple[str, ...] = ("A", "B", "C", "D", "E")
+#: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts);
+#: never "E": the held-out generator no weight is fitted or calibrated on
 FIT_GENERATORS: tuple[str, ...] = ("A", "B", "C")
 #: independent generators, each a module with ``generate(seed) -> wafergen.Sample``
 _MODULES = {"C": "wafergen_c", "D": "wafergen_d", "E": "wafergen_e"}

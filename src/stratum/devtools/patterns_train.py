@@ -6,7 +6,12 @@ family's tree set: label 1 when its family is on the map where the candidate is 
 labelled region). ``--gens A,B --out DIR`` fits without C into
 DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C``).
 
-    python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR]
+Collecting the candidates is most of the work; ``--cache FILE.npz`` keeps them (per family: feature names,
+matrix, labels, generator of each row) and a later run with the same maps, generators and detector rules
+refits from the file. The cache knows ``RULES_VERSION`` only: delete it after changing the detectors or
+their features without bumping it.
+
+    python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR] [--cache F]
 """
 
 from __future__ import annotations
@@ -21,19 +26,48 @@ import numpy as np
 
 from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed, use_models
 from stratum.patterns import verifier
-from stratum.patterns.classifier import candidates
+from stratum.patterns.classifier import RULES_VERSION, candidates
 
 MIN_EXAMPLES = 40
+#: candidate features the verifier does not read (see docs/decisions.md): an empty tuple uses every one
+EXCLUDED: tuple[str, ...] = ()
+
+#: per family: feature names, feature matrix (a row per candidate), labels (0/1), generator of each row
+Table = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]
 
 
-def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict[str, list[tuple[dict[str, float], int]]]:
-    rows: dict[str, list[tuple[dict[str, float], int]]] = defaultdict(list)
-    for _, smp in mixed("fit", gens, n):
+def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict[str, Table]:
+    rows: dict[str, list[tuple[dict[str, float], int, str]]] = defaultdict(list)
+    for gen, smp in mixed("fit", gens, n):
         dets, feats = candidates(smp.dies)
         for d, x in zip(dets, feats, strict=True):
             hit = any(_matches(d.region, lab) for lab in smp.labels if lab.family == d.family)
-            rows[d.family].append((x, int(hit)))
-    return rows
+            rows[d.family].append((x, int(hit), gen))
+    tables = {}
+    for fam, ex in sorted(rows.items()):
+        keys = sorted({k for x, _, _ in ex for k in x})
+        X = np.array([[x.get(k, verifier.MISSING) for k in keys] for x, _, _ in ex], dtype=np.float64)
+        tables[fam] = (keys, X, np.array([y for _, y, _ in ex], dtype=np.float64), np.array([g for *_, g in ex]))
+    return tables
+
+
+def cached(path: Path, n: int, gens: tuple[str, ...]) -> dict[str, Table]:
+    """``collect(n, gens)``, from ``path`` when it holds the same maps under the same rules, else collected
+    and saved there."""
+    meta = json.dumps({"maps": n, "generators": list(gens), "rules": RULES_VERSION}, sort_keys=True)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["meta"]) == meta:
+                fams = [str(f) for f in z["families"]]
+                return {f: ([str(k) for k in z[f + "/keys"]], z[f + "/X"], z[f + "/y"], z[f + "/gen"]) for f in fams}
+    tables = collect(n, gens)
+    arrays: dict[str, np.ndarray] = {"meta": np.array(meta), "families": np.array(sorted(tables))}
+    for f, (keys, X, y, g) in tables.items():
+        arrays |= {f + "/keys": np.array(keys), f + "/X": X, f + "/y": y, f + "/gen": g}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)
+    return tables
 
 
 def _matches(region: np.ndarray, lab) -> bool:
@@ -44,19 +78,15 @@ def _matches(region: np.ndarray, lab) -> bool:
     return inter >= 0.25 * min(int(region.sum()), int(lab.region.sum())) and inter > 0
 
 
-def fit(
-    rows: dict[str, list[tuple[dict[str, float], int]]], n: int, rounds: int, gens: tuple[str, ...], lr: float = 0.3
-) -> dict:
+def fit(tables: dict[str, Table], n: int, rounds: int, gens: tuple[str, ...], lr: float = 0.3) -> dict:
     fams = {}
-    for fam in sorted(rows):
-        ex = rows[fam]
-        ys = np.array([y for _, y in ex], dtype=np.float64)
-        if len(ex) < MIN_EXAMPLES or ys.min() == ys.max():
+    for fam in sorted(tables):
+        keys, X, ys, _ = tables[fam]
+        if len(ys) < MIN_EXAMPLES or ys.min() == ys.max():
             continue
-        keys = sorted({k for x, _ in ex for k in x})
-        X = np.array([[x.get(k, verifier.MISSING) for k in keys] for x, _ in ex], dtype=np.float64)
-        fams[fam] = verifier.fit(X, ys, keys, rounds=rounds, lr=lr)
-        fams[fam]["n"] = len(ex)
+        use = [j for j, k in enumerate(keys) if k not in EXCLUDED]
+        fams[fam] = verifier.fit(X[:, use], ys, [keys[j] for j in use], rounds=rounds, lr=lr)
+        fams[fam]["n"] = len(ys)
         fams[fam]["positives"] = int(ys.sum())
     seeds = {g: SEED0["fit"][g] for g in gens}
     body = {
@@ -74,15 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.3, help="boosting learning rate (shrinkage per tree)")
     ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
     ap.add_argument("--out", help="folder to write verifier.json to (default: the package's)")
+    ap.add_argument("--cache", help=".npz file keeping the collected candidates (reused when it matches)")
     a = ap.parse_args(argv)
     gens = tuple(a.gens.split(","))
     if a.out:
         use_models(a.out)  # a calibration already there is irrelevant to fitting; keeps one code path
-    rows = collect(a.n, gens)
+    rows = cached(Path(a.cache), a.n, gens) if a.cache else collect(a.n, gens)
     out = Path(a.out) / verifier.FILE if a.out else Path(verifier.__file__).with_name(verifier.FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(fit(rows, a.n, a.rounds, gens, a.lr), separators=(",", ":"), sort_keys=True) + "\n")
-    print(f"wrote {out.name}: " + ", ".join(f"{f} {len(v)}" for f, v in sorted(rows.items())))
+    print(f"wrote {out.name}: " + ", ".join(f"{f} {len(v[2])}" for f, v in sorted(rows.items())))
     return 0
 
 
