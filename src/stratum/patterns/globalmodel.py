@@ -55,6 +55,9 @@ NS = 8  # sectors
 SCALES = (1, 2, 4)  # cell groupings for local density: 1/32, 1/16 and 1/8 of the map
 _LINES = ("row", "col")
 _CELL_KEYS = ("zmax", "rate_max", "hot", "cold", "hot_r", "hot_spread", "hot_elong")
+_BAND_KEYS = [f"m_band{i}{t}" for t in ("", "_low2", "_hot") for i in range(NB)]
+_SCALE_KEYS = [f"m_s{k}_{key}" for k in SCALES for key in _CELL_KEYS[:4]]
+_HOT_KEYS = [tuple(f"m_s{k}_{key}" for key in _CELL_KEYS[4:]) for k in SCALES[1:]]
 # a die's 8 neighbours as the bits of a byte (raster order: neighbour j is opposite neighbour 7 - j): how many
 # fail, and whether it is a line die (two opposite neighbours fail, at most three in all)
 _POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
@@ -84,16 +87,30 @@ def _cells(grid: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.concatenate(out)
 
 
-# _UP for three grids at once (rows of a (3, cells) array)
-_UP3 = [(np.arange(3)[:, None] * (len(up) // 4) + up).ravel() for up in _UP]
+@lru_cache(maxsize=32)
+def _blocks(size: int) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+    """Per cell of every scale (``_cells``' order) for cells of ``size`` dies: the dies that make it full
+    (half its area), its scale's index, and its centre's raster column and row."""
+    need, scale, px, py = [], [], [], []
+    for j, k in enumerate(SCALES):
+        m = G // k
+        cy, cx = np.divmod(np.arange(m * m), m)
+        half = (k * size - 1) / 2  # a block's centre, in dies from its first row or column
+        need.append(np.full(m * m, 0.5 * (k * size) ** 2))
+        scale.append(np.full(m * m, j))
+        px.append(cx * (k * size) + half)
+        py.append(cy * (k * size) + half)
+    return np.concatenate(need), np.concatenate(scale), np.concatenate(px), np.concatenate(py)
 
 
-def _cells3(grids: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``_cells`` of each row of ``grids`` (3 raveled G x G grids)."""
-    out = [grids]
-    for up in _UP3:
-        out.append(np.bincount(up, weights=out[-1].ravel(), minlength=len(up) // 4).reshape(3, -1))
-    return np.concatenate(out, axis=1)
+@lru_cache(maxsize=64)
+def _cell_of(h: int, w: int) -> NDArray[np.intp]:
+    """Each raster position's cell of the G x G grid (cells of ``size`` x ``size`` dies) for an h x w raster."""
+    size = max(1, math.ceil(max(h, w) / G))
+    iy, ix = np.divmod(np.arange(h * w), w)
+    out = (iy // size) * G + ix // size
+    out.setflags(write=False)
+    return out
 
 
 class _Layout:
@@ -105,7 +122,7 @@ class _Layout:
         h, w = g.shape
         self.size = size = max(1, math.ceil(max(h, w) / G))
         r = g.r
-        self.cell = cell = (g.iy // size) * G + g.ix // size
+        self.cell = cell = _cell_of(h, w)[g.flat]
         band = np.minimum((r * r * NB).astype(np.intp), NB - 1)
         sec = sec8(g)
         # the rim: dies within 1.5 dies of the edge, per sector
@@ -117,12 +134,7 @@ class _Layout:
         self.sn = _add(self.pn, 0)
         self.rn = _add(prn, 0)[:NS].tolist()
         self.rim_ok = sum(self.rn) >= 16
-        # dies per cell, and the sums of their positions
-        grids = np.empty((3, G * G))
-        grids[0] = np.bincount(cell, minlength=G * G)
-        grids[1] = np.bincount(cell, weights=g.u, minlength=G * G)
-        grids[2] = np.bincount(cell, weights=g.v, minlength=G * G)
-        grid = grids[0].reshape(G, G)
+        grid = np.bincount(cell, minlength=G * G).astype(np.float64).reshape(G, G)
         ln = np.concatenate((_add(grid, 1), _add(grid, 0))).reshape(2, G)  # dies per row, then column of cells
         on = ln >= 4 * size
         self.line_ok = min(_add(on, 1).tolist()) >= 5
@@ -131,27 +143,21 @@ class _Layout:
         self.line_exp = ln * on
         self.line_sd = np.sqrt(ln1)
         self.line_off = (on - 1.0) * 1e9  # 0 on the lines, -1e9 off them
-        # each scale's cells with at least half their area in dies, and their centres (mean die position)
-        cn, su, sv = _cells3(grids)
-        fulls, centres, at = [], [], 0
-        for k in SCALES:
-            m = (G // k) ** 2
-            full = at + (cn[at : at + m] >= 0.5 * (k * size) ** 2).nonzero()[0]
-            fulls.append(full)
-            centres.append((su[full] / cn[full], sv[full] / cn[full]))
-            at += m
-        self.centres = centres
-        self.scales_ok = all(len(fl) >= 8 for fl in fulls)
+        # each scale's cells with at least half their area in dies, and their centres (wafer radius 1)
+        cn = _cells(grid)
+        blocks = _blocks(size)
+        self.full_at = full = (cn >= blocks[0]).nonzero()[0]
+        lens = np.bincount(blocks[1][full], minlength=len(SCALES)).tolist()
+        self.scales_ok = min(lens) >= 8
         if self.scales_ok:
-            self.full_at = np.concatenate(fulls)
-            self.kn_all = cn[self.full_at]
+            self.kn_all = cn[full]
             self.sq_all = np.sqrt(self.kn_all)
-            lens = [len(fl) for fl in fulls]
             self.starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
             self.nfull = np.array(lens, dtype=np.float64)
-            self.scale_of = np.repeat(np.arange(len(SCALES)), lens)
-            self.cu_all = np.concatenate([cu for cu, _ in centres])
-            self.cv_all = np.concatenate([cv for _, cv in centres])
+            coarse = full[lens[0] :]  # the cells of every scale but the finest
+            cu = (blocks[2][coarse] - g.cx) / g.rx
+            cv = (blocks[3][coarse] - g.cy) / g.ry
+            self.moments = np.stack((np.ones(len(cu)), cu, cv, cu * cu, cv * cv, cu * cv))
         # each die's cell in a raster with an empty border (1: a die) and its 8 neighbours' offsets there
         self.pflat = g.flat + 2 * g.iy + (w + 3)  # (iy + 1) * (w + 2) + ix + 1
         self.nb_off = np.array([-w - 3, -w - 2, -w - 1, -1, 1, w + 1, w + 2, w + 3])
@@ -186,10 +192,9 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     cr = np.where(cn > 0, ck / np.maximum(cn, 1), brate[:, None])
     cr.sort(axis=1)
     vals = np.concatenate((brate - p, cr[:, 1] - p, cr[:, -1] - brate)).tolist()
-    for i in range(NB):
-        out[f"m_band{i}"] = vals[i]
-        out[f"m_band{i}_low2"] = vals[NB + i]  # a ring: even its second-coldest sector fails
-        out[f"m_band{i}_hot"] = vals[2 * NB + i]  # a local pattern: one hot sector
+    # per band: its rate, its second-coldest sector's (a ring: even that one fails), its hottest sector's (a
+    # local pattern)
+    out.update(zip(_BAND_KEYS, vals, strict=True))
     bl = [v + p for v in vals[:NB]]
     span = max(bl) - min(bl)
     out["m_band_span"] = span
@@ -235,7 +240,7 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
         pf = lay.pflat[fi]
         P[pf] = 2
         nb = P[pf[:, None] + lay.nb_off]
-        code = (nb >> 1) @ _BIT  # which neighbours fail, as a byte
+        code = np.packbits(nb > 1, axis=1, bitorder="little")[:, 0]  # which neighbours fail, as a byte
         hist = np.bincount(code, minlength=256)
         line_dies, nb3, nb_fails = (hist @ _CODE_STATS).tolist()
         out["m_linepx"] = line_dies / nf
@@ -259,44 +264,29 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
         (
             np.maximum.reduceat(z, st),
             np.maximum.reduceat(crate, st) - p,
-            np.add.reduceat(ishot.astype(np.float64), st) / lay.nfull,
-            np.add.reduceat((crate <= 0.5 * p).astype(np.float64), st) / lay.nfull,
+            np.add.reduceat(ishot.astype(np.float64), st),
+            np.add.reduceat((crate <= 0.5 * p).astype(np.float64), st),
         )
-    ).T.tolist()
-    for j, k in enumerate(SCALES):
-        tag = f"m_s{k}"
-        out[f"{tag}_zmax"], out[f"{tag}_rate_max"], out[f"{tag}_hot"], out[f"{tag}_cold"] = stats[j]
-    # the hot cells of the coarser scales (all but the finest) at once: weighted by z, their mean position and
-    # covariance per scale (one bincount per sum, by scale)
+    )
+    nh = stats[2].tolist()  # hot cells per scale
+    stats[2:] /= lay.nfull  # the hot and cold cells' shares
+    out.update(zip(_SCALE_KEYS, stats.T.ravel().tolist(), strict=True))
+    # the hot cells of the coarser scales (all but the finest), weighted by z: their mean position and covariance
+    # per scale, from the sums of weight, u, v, u^2, v^2 and u v (the last five per cell: the layout's)
     first = int(st[1])
-    hot = ishot[first:].nonzero()[0] + first
-    seg = lay.scale_of[hot]
-    nh = np.bincount(seg, minlength=len(SCALES)).tolist()
-    wz = z[hot]
-    hu, hv = lay.cu_all[hot], lay.cv_all[hot]
-    wsum = np.bincount(seg, weights=wz, minlength=len(SCALES))
-    wsum[wsum == 0] = 1.0
-    mu = np.bincount(seg, weights=wz * hu, minlength=len(SCALES)) / wsum
-    mv = np.bincount(seg, weights=wz * hv, minlength=len(SCALES)) / wsum
-    du, dv = hu - mu[seg], hv - mv[seg]
-    cov = np.bincount(
-        np.concatenate((seg, seg + len(SCALES), seg + 2 * len(SCALES))),
-        weights=np.concatenate((wz * du * du, wz * dv * dv, wz * du * dv)),
-        minlength=3 * len(SCALES),
-    ) / np.tile(wsum, 3)
-    covs = cov.reshape(3, len(SCALES)).T.tolist()
-    mus, mvs = mu.tolist(), mv.tolist()
-    for j, k in enumerate(SCALES[1:], start=1):
-        tag = f"m_s{k}"
+    m = np.add.reduceat(lay.moments * (z[first:] * ishot[first:]), st[1:] - first, axis=1).T.tolist()
+    for j, (k_r, k_spread, k_elong) in enumerate(_HOT_KEYS, start=1):
         if nh[j] >= 2:
-            a, bb, c = covs[j]
+            w, su, sv, suu, svv, suv = m[j - 1]
+            mu, mv = su / w, sv / w
+            a, bb, c = suu / w - mu * mu, svv / w - mv * mv, suv / w - mu * mv
             disc = math.sqrt(max((a - bb) ** 2 / 4 + c * c, 0.0))
-            l1, l2 = (a + bb) / 2 + disc, max((a + bb) / 2 - disc, 0.0)
-            out[f"{tag}_hot_r"] = math.hypot(mus[j], mvs[j])
-            out[f"{tag}_hot_spread"] = math.sqrt(l1 + l2)
-            out[f"{tag}_hot_elong"] = math.sqrt(l1 / max(l2, 1e-4))
+            l1, l2 = max((a + bb) / 2 + disc, 0.0), max((a + bb) / 2 - disc, 0.0)
+            out[k_r] = math.hypot(mu, mv)
+            out[k_spread] = math.sqrt(l1 + l2)
+            out[k_elong] = math.sqrt(l1 / max(l2, 1e-4))
         else:
-            out[f"{tag}_hot_r"] = out[f"{tag}_hot_spread"] = out[f"{tag}_hot_elong"] = 0.0
+            out[k_r] = out[k_spread] = out[k_elong] = 0.0
     return out
 
 
