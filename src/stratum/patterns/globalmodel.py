@@ -161,8 +161,9 @@ class _Layout:
         # each die's cell in a raster with an empty border (1: a die) and its 8 neighbours' offsets there
         self.pflat = g.flat + 2 * g.iy + (w + 3)  # (iy + 1) * (w + 2) + ix + 1
         self.nb_off = np.array([-w - 3, -w - 2, -w - 1, -1, 1, w + 1, w + 2, w + 3])
-        self.vp = np.zeros((h + 2) * (w + 2), dtype=np.uint8)
-        self.vp[self.pflat] = 1
+        vp = np.zeros((h + 2, w + 2), dtype=np.uint8)
+        vp[1:-1, 1:-1] = g.valid
+        self.vp = vp.ravel()
 
 
 def _layout(g: Geometry) -> _Layout:
