@@ -68,6 +68,7 @@ _BIT = (1 << np.arange(8)).astype(np.uint8)
 #: per neighbour byte: a line die, >= 3 failing neighbours, failing neighbours (a map's sums: its histogram @ this)
 _CODE_STATS = np.stack((_LINE_DIE, _POPCOUNT >= 3, _POPCOUNT), axis=1).astype(np.int64)
 _add = np.add.reduce
+_amax = np.maximum.reduce
 _PR = NB * NS * (NS + 1)  # a die's polar cell and rim sector (NS: off the rim) as one code
 
 
@@ -129,9 +130,10 @@ class _Layout:
         rim = np.where(edge_depth(g) < 1.5, sec, NS)
         self.pr = (band * NS + sec) * (NS + 1) + rim
         prn = np.bincount(self.pr, minlength=_PR).astype(np.float64).reshape(NB * NS, NS + 1)
-        self.pn = _add(prn, 1).reshape(NB, NS)
-        self.bn = _add(self.pn, 1)
-        self.sn = _add(self.pn, 0)
+        self.pn = pn = _add(prn, 1).reshape(NB, NS)
+        self.pn_on, self.pn1 = pn > 0, np.maximum(pn, 1)
+        self.bn1 = np.maximum(_add(pn, 1), 1)  # dies per band (at least 1)
+        self.sn1 = np.maximum(_add(pn, 0), 1)  # dies per sector (at least 1)
         self.rn = _add(prn, 0)[:NS].tolist()
         self.rim_ok = sum(self.rn) >= 16
         grid = np.bincount(cell, minlength=G * G).astype(np.float64).reshape(G, G)
@@ -188,9 +190,8 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     out: dict[str, float] = {"m_fail": p, "m_log_n": math.log(n)}
     # polar grid: equal-area bands x sectors
     ck = _add(prk, 1).reshape(NB, NS)
-    cn = lay.pn
-    brate = ck.sum(1) / np.maximum(lay.bn, 1)
-    cr = np.where(cn > 0, ck / np.maximum(cn, 1), brate[:, None])
+    brate = _add(ck, 1) / lay.bn1
+    cr = np.where(lay.pn_on, ck / lay.pn1, brate[:, None])
     cr.sort(axis=1)
     vals = np.concatenate((brate - p, cr[:, 1] - p, cr[:, -1] - brate)).tolist()
     # per band: its rate, its second-coldest sector's (a ring: even that one fails), its hottest sector's (a
@@ -207,7 +208,7 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     steps = [b - a for a, b in zip(bl, bl[1:], strict=False)]
     out["m_band_mono"] = abs(sum(steps)) / max(sum(abs(s) for s in steps), 1e-9)
     # sectors over the whole wafer: one hot sector, a hot half or quadrant
-    sl = (ck.sum(0) / np.maximum(lay.sn, 1)).tolist()
+    sl = (_add(ck, 0) / lay.sn1).tolist()
     ext = sl + sl
     half = [sum(ext[j : j + NS // 2]) / (NS // 2) for j in range(NS)]
     out["m_sec_max"] = max(sl) - p
@@ -227,8 +228,8 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
     # lines of cells: rows and columns (a stripe, a straight scratch): the best line over the map's rate
     if lay.line_ok:
         lk = np.concatenate((_add(grid, 1), _add(grid, 0))).reshape(2, G)
-        top = ((lk * lay.line_inv).max(1) - p).tolist()
-        zt = ((lk - lay.line_exp * pp) / (lay.line_sd * sd) + lay.line_off).max(1).tolist()
+        top = (_amax(lk * lay.line_inv, 1) - p).tolist()
+        zt = _amax((lk - lay.line_exp * pp) / (lay.line_sd * sd) + lay.line_off, 1).tolist()
         for i, name in enumerate(_LINES):
             out[f"m_{name}_top"], out[f"m_{name}_z"] = top[i], zt[i]
     else:
