@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ def cached(path: Path, n: int, gens: tuple[str, ...]) -> dict[str, Table]:
                 fams = [str(f) for f in z["families"]]
                 return {f: ([str(k) for k in z[f + "/keys"]], z[f + "/X"], z[f + "/y"], z[f + "/gen"]) for f in fams}
     tables = collect(n, gens)
-    arrays: dict[str, np.ndarray] = {"meta": np.array(meta), "families": np.array(sorted(tables))}
+    arrays: dict[str, Any] = {"meta": np.array(meta), "families": np.array(sorted(tables))}
     for f, (keys, X, y, g) in tables.items():
         arrays |= {f + "/keys": np.array(keys), f + "/X": X, f + "/y": y, f + "/gen": g}
     path.parent.mkdir(parents=True, exist_ok=True)

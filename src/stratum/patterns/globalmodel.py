@@ -82,7 +82,7 @@ for _k in SCALES[1:]:
 
 def _cells(grid: NDArray[np.float64]) -> NDArray[np.float64]:
     """Every scale's cells (sums over k x k cells of the G x G grid), one scale after the other."""
-    out = [grid.ravel()]
+    out: list[NDArray] = [grid.ravel()]
     for up in _UP:
         out.append(np.bincount(up, weights=out[-1], minlength=len(up) // 4))
     return np.concatenate(out)
