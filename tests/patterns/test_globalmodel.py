@@ -9,9 +9,9 @@ from importlib import resources
 
 import numpy as np
 
-from stratum.devtools import patterns_data, patterns_globaltrain
+from stratum.devtools import patterns_data, patterns_globaltrain, patterns_train
 from stratum.devtools.wafergen import generate
-from stratum.patterns import globalmodel
+from stratum.patterns import calibration, globalmodel, verifier
 from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap, geometry
 from stratum.patterns.service import classifier_version
@@ -115,3 +115,19 @@ def test_every_candidate_reads_the_whole_map_probabilities() -> None:
         seen += len(dets)
     assert seen >= 10
     assert classifier_version().endswith(f"+glb.{globalmodel.models()['version']}")
+
+
+def test_the_candidate_cache_is_collected_again_for_another_whole_map_model(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(verifier, "models", verifier.models)  # use_models replaces them: restored after
+    monkeypatch.setattr(calibration, "tables", calibration.tables)
+    args = ["-n", "12", "--rounds", "2", "--gens", "A,C", "--cache", str(tmp_path / "cands.npz")]
+    assert patterns_train.main([*args, "--out", str(tmp_path / "first")]) == 0
+    calls = []
+    real = patterns_train.collect
+    monkeypatch.setattr(patterns_train, "collect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert patterns_train.main([*args, "--out", str(tmp_path / "again")]) == 0
+    assert calls == []  # same maps, rules and whole-map model: refitted from the cache
+    other = {**globalmodel.models(), "version": "another"}
+    monkeypatch.setattr(globalmodel, "models", lambda: other)
+    assert patterns_train.main([*args, "--out", str(tmp_path / "third")]) == 0
+    assert calls == [1]
