@@ -44,7 +44,7 @@ from stratum.patterns.features import (
 )
 from stratum.patterns.geometry import DieMap, Geometry, geometry
 
-RULES_VERSION = "11"
+RULES_VERSION = "12"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
+    # when none is kept, the likeliest candidate is reported from this probability (below it the fallbacks are
+    # mostly wrong: 2026-12-05 decision, replayed with the dev tool patterns_decide)
+    fallback: float = 0.15
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
@@ -1381,32 +1383,40 @@ def candidates(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection
     return c.dets, candidate_features(c)
 
 
-def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
-    rnd = next((d for d in c.dets if d.family == "random"), None)
-    c.dets = [d for d in c.dets if d.family != "random"]
-    verified = rnd is not None and "rule_score" in rnd.features
-    if not c.dets and verified:
-        assert rnd is not None
-        top = max(c.fallback, key=lambda d: d.score) if c.fallback else None
-        if rnd.score >= c.th.accept:
-            c.dets = [rnd]
-        elif top is not None and top.score >= c.th.fallback:
-            c.dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
-        elif float(c.fail_ratio) >= c.th.random_min:
-            c.dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
+def report(kept: list[Detection], rejected: list[Detection], fail_ratio: float, th: Thresholds) -> list[Detection]:
+    """The reporting decision over verified candidates (``kept`` >= ``th.accept``, the random candidate among
+    them; ``rejected`` below it): the detections reported, one per family; ``[]`` reports no pattern. Pure, so
+    the dev tools replay other thresholds over candidates classified once."""
+    rnd = next((d for d in kept if d.family == "random"), None)
+    dets = [d for d in kept if d.family != "random"]
+    if not dets and rnd is not None and "rule_score" in rnd.features:
+        top = max(rejected, key=lambda d: d.score) if rejected else None
+        if rnd.score >= th.accept:
+            dets = [rnd]
+        elif top is not None and top.score >= th.fallback:
+            dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
+        elif fail_ratio >= th.random_min:
+            dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
     # one detection per family: the strongest
     best: dict[str, Detection] = {}
-    for d in c.dets:
+    for d in dets:
         if d.family not in best or d.score > best[d.family].score:
             best[d.family] = d
-    c.dets = [d for d in c.dets if best[d.family] is d]
+    dets = [d for d in dets if best[d.family] is d]
     grad = best.get("radial_gradient")
-    if grad is not None and grad.source == PROFILE and grad in c.dets:
-        rivals = [d for d in c.dets if d.family in RADIAL_READINGS]
+    if grad is not None and grad.source == PROFILE and grad in dets:
+        rivals = [d for d in dets if d.family in RADIAL_READINGS]
         if rivals and max(d.score for d in rivals) > grad.score:
-            c.dets.remove(grad)
+            dets.remove(grad)
         else:
-            c.dets = [d for d in c.dets if d.family not in RADIAL_READINGS]
+            dets = [d for d in dets if d.family not in RADIAL_READINGS]
+    return dets
+
+
+def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
+    rnd = next((d for d in c.dets if d.family == "random"), None)
+    verified = rnd is not None and "rule_score" in rnd.features
+    c.dets = report(c.dets, c.fallback, float(c.fail_ratio), c.th)
     if not c.dets:
         rest = float(c.fail_ratio)
         if not verified and rest >= c.th.random_min:
