@@ -21,7 +21,16 @@ import numpy as np
 from stratum.devtools.patterns_data import SEED0, sample
 from stratum.patterns import calibration
 from stratum.patterns import taxonomy as tx
-from stratum.patterns.classifier import Detection, Thresholds, _Ctx, _detect_all, _verify, analyse, report
+from stratum.patterns.classifier import (
+    Detection,
+    Thresholds,
+    _Ctx,
+    _detect_all,
+    _in_centre,
+    _verify,
+    analyse,
+    report,
+)
 from stratum.patterns.service import MIN_CONFIDENCE
 
 _EMPTY = np.zeros(0, dtype=bool)
@@ -48,6 +57,13 @@ def collect_one(smp: Any, regions: bool = False) -> dict:
     _detect_all(c)
     _verify(c)
     rec["cands"] = [_slim(d, regions) for d in c.dets]
+    # the centre-fringe test of every (loc, center) pair, by candidate index (it needs the map's geometry)
+    rec["in_centre"] = {
+        (i, j)
+        for i, lo in enumerate(c.dets)
+        for j, ce in enumerate(c.dets)
+        if lo.family == "loc" and ce.family == "center" and _in_centre(c, lo, ce)
+    }
     if regions:
         rec["fail"] = np.asarray(c.f, dtype=bool)
     got = [(d.family, d.score) for d in decide(rec, th)]
@@ -65,7 +81,13 @@ def decide(rec: dict, th: Thresholds) -> list[Detection]:
     def keep(d: Detection) -> bool:
         return "rule_score" not in d.features or d.family == "random" or d.score >= th.accept
 
-    return report([d for d in cands if keep(d)], [d for d in cands if not keep(d)], rec["fail_ratio"], th)
+    at = {id(d): i for i, d in enumerate(cands)}
+    pairs = rec.get("in_centre", set())
+
+    def in_centre(lo: Detection, ce: Detection) -> bool:
+        return (at[id(lo)], at[id(ce)]) in pairs
+
+    return report([d for d in cands if keep(d)], [d for d in cands if not keep(d)], rec["fail_ratio"], th, in_centre)
 
 
 def score(recs: list[dict], th: Thresholds, min_conf: float = MIN_CONFIDENCE) -> dict:
