@@ -534,8 +534,8 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     flank_ok = ok[0] & ok[1] & (n_row >= 6)
     flank = np.maximum(side_rate[0], side_rate[1])
     seed = (rate - flank >= 0.25) & flank_ok
-    # (a line standing out against one flank only may yet be a stripe beside another, below)
-    maybe = (rate - np.minimum(side_rate[0], side_rate[1]) >= 0.25) & flank_ok
+    # (a line failing 25 % or more beside a line failing as much may yet be a stripe beside another, below)
+    maybe = seed | ((rate >= 0.25) & (np.maximum(side_rate[0], side_rate[1]) >= 0.25) & flank_ok)
     if not count_nonzero(maybe):
         return out
     # uniform along the line: every quarter of the chord fails
@@ -562,7 +562,15 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         vf2[0, 1, D2:] = _add(F[:-D2] & V[D2:], 1)
         vf2[1, 1, :-D2] = _add(V[:-D2] & F[D2:], 1)
         far = vf2[:, 1] / np.maximum(vf2[:, 0], 1)
-        hot_side = (side_rate - far >= 0.25) & (vf2[:, 0] >= 0.25 * n_row)
+        # ... and above the lines 2 either side of it (a ring or blob crossing the lines rises smoothly)
+        nb2 = np.zeros(h)
+        nb2[2:] = rate[:-2]
+        np.maximum(nb2[:-2], rate[2:], out=nb2[:-2])
+        peak = rate - nb2 >= 0.25
+        side_peak = np.zeros((2, h), dtype=bool)
+        side_peak[0, D:] = peak[:-D]
+        side_peak[1, :-D] = peak[D:]
+        hot_side = (side_rate - far >= 0.25) & (vf2[:, 0] >= 0.25 * n_row) & side_peak
         if hot_side.any():
             flank2 = np.maximum(*np.where(hot_side, far, side_rate))
             more = (rate - flank2 >= 0.25) & flank_ok & uniform & ~seed
