@@ -324,12 +324,14 @@ def _site_matched(
     """The site failing most above the other sites' dies in the same stratum (equal-area radial band x quadrant), as
     (site index, the rate its dies would have at the other sites' rates, z, excess over the runner-up)."""
     g = c.g
-    idx = _nz(act)
-    rr = g.r[idx]
-    band = np.minimum((rr * rr * _SITE_BANDS).astype(np.intp), _SITE_BANDS - 1)
-    stratum = band * 4 + (g.u[idx] >= 0) + 2 * (g.v[idx] >= 0)
+    strata = g.extra.get("site_strata")  # each die's stratum, once per layout
+    if strata is None:
+        band = np.minimum((g.r * g.r * _SITE_BANDS).astype(np.intp), _SITE_BANDS - 1)
+        strata = band * 4 + (g.u >= 0) + 2 * (g.v >= 0)
+        strata.setflags(write=False)
+        g.extra["site_strata"] = strata
     ns_, S = len(ns), 4 * _SITE_BANDS
-    cell = inv * S + stratum
+    cell = inv * S + strata[act]
     n_ks = np.bincount(cell, minlength=ns_ * S).reshape(ns_, S).astype(np.float64)
     f_ks = np.bincount(cell, weights=c.f[act], minlength=ns_ * S).reshape(ns_, S)
     n_s, f_s = _add(n_ks, 0), _add(f_ks, 0)
@@ -356,10 +358,19 @@ def _lines_explain(c: _Ctx, region: NDArray[np.bool_], rate: float, rest: float)
     n_all, k_all = float(len(fr)), float(count_nonzero(fr))
     excess = rate - rest
     pr = min(max(rest, 0.01), 0.99)
+    p_site = k_all / max(n_all, 1.0)
     for coord in (c.g.iy[region], c.g.ix[region]):
         line = coord - _amin(coord)
         n_l = np.bincount(line)
         k_l = np.bincount(line, weights=fr)
+        # only when the fails are not spread evenly over the site's lines (chi-square 4 sd beyond its null):
+        # the top half of a sparse site's lines holds most of its fails by chance
+        lines = n_l > 0
+        e_l = n_l[lines] * p_site
+        chi = float(_add((k_l[lines] - e_l) ** 2 / np.maximum(e_l * (1 - p_site), 1e-9)))
+        df = float(count_nonzero(lines) - 1)
+        if df < 1 or chi < df + 4 * math.sqrt(2 * df):
+            continue
         order = np.argsort(-k_l, kind="stable")
         n_top = k_top = 0.0
         for m in range(min(4, int(count_nonzero(n_l)) // 2)):
@@ -534,8 +545,16 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     flank_ok = ok[0] & ok[1] & (n_row >= 6)
     flank = np.maximum(side_rate[0], side_rate[1])
     seed = (rate - flank >= 0.25) & flank_ok
-    # (a line failing 25 % or more beside a line failing as much may yet be a stripe beside another, below)
-    maybe = seed | ((rate >= 0.25) & (np.maximum(side_rate[0], side_rate[1]) >= 0.25) & flank_ok)
+    # a flank line above the lines 2 either side of it may be a stripe itself (a ring or blob crossing the lines
+    # rises smoothly): the line it flanks may yet be a stripe beside it (below)
+    nb2 = np.zeros(h)
+    nb2[2:] = rate[:-2]
+    np.maximum(nb2[:-2], rate[2:], out=nb2[:-2])
+    peak = rate - nb2 >= 0.25
+    side_peak = np.zeros((2, h), dtype=bool)
+    side_peak[0, D:] = peak[:-D]
+    side_peak[1, :-D] = peak[D:]
+    maybe = seed | ((rate >= 0.25) & flank_ok & (side_peak[0] | side_peak[1]))
     if not count_nonzero(maybe):
         return out
     # uniform along the line: every quarter of the chord fails
@@ -562,14 +581,6 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
         vf2[0, 1, D2:] = _add(F[:-D2] & V[D2:], 1)
         vf2[1, 1, :-D2] = _add(V[:-D2] & F[D2:], 1)
         far = vf2[:, 1] / np.maximum(vf2[:, 0], 1)
-        # ... and above the lines 2 either side of it (a ring or blob crossing the lines rises smoothly)
-        nb2 = np.zeros(h)
-        nb2[2:] = rate[:-2]
-        np.maximum(nb2[:-2], rate[2:], out=nb2[:-2])
-        peak = rate - nb2 >= 0.25
-        side_peak = np.zeros((2, h), dtype=bool)
-        side_peak[0, D:] = peak[:-D]
-        side_peak[1, :-D] = peak[D:]
         hot_side = (side_rate - far >= 0.25) & (vf2[:, 0] >= 0.25 * n_row) & side_peak
         if hot_side.any():
             flank2 = np.maximum(*np.where(hot_side, far, side_rate))
