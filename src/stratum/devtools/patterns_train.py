@@ -66,7 +66,7 @@ def cached(path: Path, n: int, gens: tuple[str, ...]) -> dict[str, Table]:
         arrays |= {f + "/keys": np.array(keys), f + "/X": X, f + "/y": y, f + "/gen": g}
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, allow_pickle=False, **arrays)
     return tables
 
 
