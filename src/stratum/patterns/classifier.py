@@ -745,6 +745,8 @@ def _radial(c: _Ctx) -> None:
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
+        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, band, ia):
+            continue  # no higher than the rest of the wafer (a wide "blob" on random fails): not a centre pattern
         if r_in == 0.0:
             fam = "center"
             text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
@@ -763,6 +765,30 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1, soft=True)
+
+
+def _stands_above(
+    c: _Ctx,
+    region: NDArray[np.bool_],
+    lvl: float,
+    ring: NDArray[np.bool_],
+    band: NDArray[np.intp],
+    ia: NDArray[np.intp],
+) -> bool:
+    """A centre pattern stands above the rest of the wafer: its fail rate exceeds that of the active dies outside
+    it (other ring bands left out: an edge ring is a pattern of its own) by three standard errors (pooled
+    binomial)."""
+    out = np.zeros(c.n, dtype=bool)
+    out[ia] = ~ring[band]
+    out &= ~region
+    n_in, n_out = int(count_nonzero(region)), int(count_nonzero(out))
+    if n_out < 8 or n_in < 3:
+        return True  # nothing (or too little) to compare with
+    k_out = int(count_nonzero(c.f & out))
+    p_out = k_out / n_out
+    p = (lvl * n_in + k_out) / (n_in + n_out)
+    se = math.sqrt(max(p * (1 - p), 1e-4) * (1.0 / n_in + 1.0 / n_out))
+    return lvl - p_out >= 3.0 * se
 
 
 _RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
@@ -1518,6 +1544,9 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
         if d.family not in best or d.score > best[d.family].score:
             best[d.family] = d
     c.dets = [d for d in c.dets if best[d.family] is d]
+    cen, loc = best.get("center"), best.get("loc")
+    if cen is not None and loc is not None and cen in c.dets and loc in c.dets and _in_centre(c, loc, cen):
+        c.dets.remove(loc)  # the centre blob's own fringe (an off-centre or soft blob), not a second pattern
     grad = best.get("radial_gradient")
     if grad is not None and grad.source == PROFILE and grad in c.dets:
         rivals = [d for d in c.dets if d.family in RADIAL_READINGS]
@@ -1544,6 +1573,18 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
                 f"{rest:.0%} of dies fail with no spatial structure",
             )
     return c.dets, c.g
+
+
+def _in_centre(c: _Ctx, loc: Detection, cen: Detection) -> bool:
+    """A local cluster is the centre blob's own fringe: most of its dies lie within the blob's soft extent (1.5
+    times its radius), it is comparable in size (>= 35 % of the blob's dies) and no denser (<= 1.25 times). A
+    separate cluster beside a centre blob is smaller or denser than the blob."""
+    ci = _nz(cen.region)
+    n = int(count_nonzero(loc.region))
+    if not len(ci) or not n or n < 0.35 * len(ci) or loc.density > 1.25 * cen.density:
+        return False
+    r_soft = 1.5 * float(_amax(c.g.r[ci]))
+    return int(count_nonzero(loc.region & (c.g.r < r_soft))) >= 0.5 * n
 
 
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
