@@ -24,6 +24,7 @@ maps it to a confidence.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ from stratum.patterns.features import (
 )
 from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, sec8
 
-RULES_VERSION = "12"
+RULES_VERSION = "13"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
+    # when none is kept, the likeliest candidate is reported from this probability (below it the fallbacks are
+    # mostly wrong: 2026-12-05 decision, replayed with the dev tool patterns_decide)
+    fallback: float = 0.15
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
@@ -275,7 +278,11 @@ def _site(c: _Ctx) -> Detection | None:
     second = float(_amax(others))
     gap = rates[b] - second
     if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
-        return None
+        # a ring, blob or gradient raises every site's rate where it lies: each site against the other sites
+        # in the same radial band and quadrant
+        b, rest, z, gap = _site_matched(c, act, inv, ks, ns)
+        if z < 4.5 or rates[b] - rest < 0.08 or gap < 0.5 * (rates[b] - rest) or ns[b] < 8:
+            return None
     region = np.zeros(c.n, dtype=bool)
     region[_nz(act)[inv == b]] = True
     # a bad site fails over the site's many rows and columns: fails piled on one or two lines of it are a
@@ -290,6 +297,8 @@ def _site(c: _Ctx) -> Detection | None:
         z2 = (top2 - nfo * p2) / math.sqrt(max(nfo * p2 * (1 - p2), 1e-9))
         if top2 >= 0.6 * nfo and z2 >= 4.0:
             return None
+    if nfo and _lines_explain(c, region, float(rates[b]), rest):
+        return None
     m = min((z - 4.5) / 4, (rates[b] - rest - 0.08) / 0.1, (gap / (rates[b] - rest) - 0.5) / 0.2)
     d = c.detect(
         "site_pattern",
@@ -301,6 +310,74 @@ def _site(c: _Ctx) -> Detection | None:
     if not c.dry:
         c.active &= ~d.region
     return d
+
+
+_SITE_BANDS = 8  # equal-area radial bands of the matched site comparison
+
+
+def _site_matched(
+    c: _Ctx, act: NDArray[np.bool_], inv: NDArray[np.intp], ks: NDArray, ns: NDArray
+) -> tuple[int, float, float, float]:
+    """The site failing most above the other sites' dies in the same stratum (equal-area radial band x quadrant), as
+    (site index, the rate its dies would have at the other sites' rates, z, excess over the runner-up)."""
+    g = c.g
+    strata = g.extra.get("site_strata")  # each die's stratum, once per layout
+    if strata is None:
+        band = np.minimum((g.r * g.r * _SITE_BANDS).astype(np.intp), _SITE_BANDS - 1)
+        strata = band * 4 + (g.u >= 0) + 2 * (g.v >= 0)
+        strata.setflags(write=False)
+        g.extra["site_strata"] = strata
+    ns_, S = len(ns), 4 * _SITE_BANDS
+    cell = inv * S + strata[act]
+    n_ks = np.bincount(cell, minlength=ns_ * S).reshape(ns_, S).astype(np.float64)
+    f_ks = np.bincount(cell, weights=c.f[act], minlength=ns_ * S).reshape(ns_, S)
+    n_s, f_s = _add(n_ks, 0), _add(f_ks, 0)
+    n_o = n_s - n_ks
+    r_o = (f_s - f_ks) / np.maximum(n_o, 1)
+    usable = n_o > 0
+    expect = _add(np.where(usable, n_ks * r_o, 0.0), 1)
+    n_use = np.maximum(_add(np.where(usable, n_ks, 0.0), 1), 1)
+    excess = (_add(np.where(usable, f_ks, 0.0), 1) - expect) / n_use
+    b = int(excess.argmax())
+    p_s = np.clip(f_s / np.maximum(n_s, 1), 0.01, 0.99)
+    var = _add(np.where(usable[b], p_s * (1 - p_s) * n_ks[b] * (1 + n_ks[b] / np.maximum(n_o[b], 1)), 0.0))
+    z = float(excess[b] * n_use[b] / math.sqrt(max(var, 1e-9)))
+    others = excess.copy()
+    others[b] = -np.inf
+    rate_b = float(ks[b] / max(ns[b], 1))
+    return b, rate_b - float(excess[b]), z, float(excess[b] - _amax(others))
+
+
+def _lines_explain(c: _Ctx, region: NDArray[np.bool_], rate: float, rest: float) -> bool:
+    """A few of the site's lines (at most 4, at most half of them) hold its excess fails, and its other dies
+    fail no more than the other sites: the elevated rate follows those rows or columns, not SITE_NUM."""
+    fr = c.f[region]
+    n_all, k_all = float(len(fr)), float(count_nonzero(fr))
+    excess = rate - rest
+    pr = min(max(rest, 0.01), 0.99)
+    p_site = k_all / max(n_all, 1.0)
+    for coord in (c.g.iy[region], c.g.ix[region]):
+        line = coord - _amin(coord)
+        n_l = np.bincount(line)
+        k_l = np.bincount(line, weights=fr)
+        # only when the fails are not spread evenly over the site's lines (chi-square 4 sd beyond its null):
+        # the top half of a sparse site's lines holds most of its fails by chance
+        lines = n_l > 0
+        e_l = n_l[lines] * p_site
+        chi = float(_add((k_l[lines] - e_l) ** 2 / np.maximum(e_l * (1 - p_site), 1e-9)))
+        df = float(count_nonzero(lines) - 1)
+        if df < 1 or chi < df + 4 * math.sqrt(2 * df):
+            continue
+        order = np.argsort(-k_l, kind="stable")
+        n_top = k_top = 0.0
+        for m in range(min(4, int(count_nonzero(n_l)) // 2)):
+            n_top += float(n_l[order[m]])
+            k_top += float(k_l[order[m]])
+            n_rem = n_all - n_top
+            r_rem = (k_all - k_top) / n_rem
+            if r_rem - rest <= 0.25 * excess and (r_rem - rest) / math.sqrt(pr * (1 - pr) / n_rem) < 2.0:
+                return True
+    return False
 
 
 _RL = 60  # lcm(2..6): one joint histogram of (x mod 60, y mod 60) serves every pitch pair
@@ -321,7 +398,7 @@ _PAIR_ID = np.repeat(np.arange(len(_PITCHES)), _PAIR_SIZE)
 _PAIR_W = int(_PAIR_SIZE.max())
 _PAIR_PAD = _PAIR_ID * _PAIR_W + np.arange(len(_PAIR_ID)) - np.repeat(_PAIR_START, _PAIR_SIZE)
 _PAIR_ROW = np.arange(len(_PITCHES)) * _PAIR_W
-_PAIR_MED = (_PAIR_ROW + (_PAIR_SIZE - 1) // 2, _PAIR_ROW + _PAIR_SIZE // 2)
+_PAIR_LOWMED = _PAIR_ROW + (_PAIR_SIZE - 1) // 2
 _PAIR_TOP = _PAIR_ROW + _PAIR_SIZE - 1
 
 
@@ -358,7 +435,9 @@ def _reticle(c: _Ctx) -> Detection | None:
     srt = np.full(len(_PITCHES) * _PAIR_W, np.inf)
     srt[_PAIR_PAD] = r_all
     srt.reshape(len(_PITCHES), _PAIR_W).sort(axis=1)
-    med = (srt[_PAIR_MED[0]] + srt[_PAIR_MED[1]]) / 2
+    # the lower median: a cold offset while at most half the offsets are hot (a 2x2 reticle with two hot
+    # offsets has a median halfway between hot and cold)
+    med = srt[_PAIR_LOWMED]
     top_all = srt[_PAIR_TOP]  # each pair's largest rate
     zs = ((top_all - med) / np.sqrt(pm * (1 - pm) / np.maximum(np.minimum.reduceat(no_all, _PAIR_START), 1))).tolist()
     bi = 0
@@ -383,7 +462,7 @@ def _reticle(c: _Ctx) -> Detection | None:
     if z < 5:
         return None
     top = float(_amax(rates))
-    base = float(_median(rates))
+    base = float(med[bi])
     hot = rates >= max(0.5 * top, base + 0.2)
     if count_nonzero(hot) > m / 2 or top - base < 0.22:
         return None
@@ -398,7 +477,8 @@ def _reticle(c: _Ctx) -> Detection | None:
     spread = float(_amin(qr) / max(hot_rate, 1e-9))
     # every quadrant fails at the hot offsets: at least 45 % of their rate, or short of it by chance only
     short = (hot_rate * qn - qk) / np.sqrt(np.maximum(qn * hot_rate * (1 - hot_rate), 1e-9))
-    if spread < 0.45 and not (float(_amax(short)) < 2.3 and _amin(qk) > 0):
+    np.maximum(short, 0.0, out=short)
+    if spread < 0.45 and not float(_add(short * short)) < 2.3**2:
         return None
     # ... and over many rows and columns: fails piled on one or two lines are a stripe
     fo = on & f
@@ -458,12 +538,21 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     vf[0, 1, D:] = _add(F[:-D] & V[D:], 1)
     vf[1, 1, :-D] = _add(V[:-D] & F[D:], 1)
     side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
-    flank = np.maximum(side_rate[0], side_rate[1])
     ok = vf[:, 0] >= 0.25 * n_row
-    flank_ok = ok[0] & ok[1]
-    contrast = rate - flank
-    seed = (contrast >= 0.25) & flank_ok & (n_row >= 6)
-    if not count_nonzero(seed):
+    flank_ok = ok[0] & ok[1] & (n_row >= 6)
+    flank = np.maximum(side_rate[0], side_rate[1])
+    seed = (rate - flank >= 0.25) & flank_ok
+    # a flank line above the lines 2 either side of it may be a stripe itself (a ring or blob crossing the lines
+    # rises smoothly): the line it flanks may yet be a stripe beside it (below)
+    nb2 = np.zeros(h)
+    nb2[2:] = rate[:-2]
+    np.maximum(nb2[:-2], rate[2:], out=nb2[:-2])
+    peak = rate - nb2 >= 0.25
+    side_peak = np.zeros((2, h), dtype=bool)
+    side_peak[0, D:] = peak[:-D]
+    side_peak[1, :-D] = peak[D:]
+    maybe = seed | ((rate >= 0.25) & flank_ok & (side_peak[0] | side_peak[1]))
+    if not count_nonzero(maybe):
         return out
     # uniform along the line: every quarter of the chord fails
     cum = V.cumsum(axis=1) - 1
@@ -476,9 +565,32 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     rr = rate[:, None]
     short = (qn * rr - qk) / np.sqrt(np.maximum(qn * rr * (1 - rr), 1e-9))
     even = (_amax(short, 1) < 2.3) & (_amin(qk, 1) > 0)
-    seed &= (qmin >= 0.35 * rate) | even
+    uniform = (qmin >= 0.35 * rate) | even
+    seed &= uniform
+    # a flank line that is itself a stripe (D lines further out fail far less) is no background: stripes D
+    # lines apart would each hide the other; the line 2D away stands in for it
+    D2 = 2 * D
+    if h > D2 and (maybe & ~seed).any():
+        vf2 = np.zeros((2, 2, h), dtype=np.int64)
+        vv2 = _add(V[:-D2] & V[D2:], 1)
+        vf2[0, 0, D2:] = vv2
+        vf2[1, 0, :-D2] = vv2
+        vf2[0, 1, D2:] = _add(F[:-D2] & V[D2:], 1)
+        vf2[1, 1, :-D2] = _add(V[:-D2] & F[D2:], 1)
+        far = vf2[:, 1] / np.maximum(vf2[:, 0], 1)
+        hot_side = (side_rate - far >= 0.25) & (vf2[:, 0] >= 0.25 * n_row) & side_peak
+        if hot_side.any():
+            flank2 = np.maximum(*np.where(hot_side, far, side_rate))
+            more = (rate - flank2 >= 0.25) & flank_ok & uniform & ~seed
+            if more.any():
+                seed |= more
+                flank = np.where(more, flank2, flank)
     if not seed.any():
         return out
+    # a line beside a stripe joins it unless its quarters fall short of its rate jointly by more than chance
+    # (one empty quarter of a few dies is chance at a 40 % fill)
+    np.maximum(short, 0.0, out=short)
+    even |= _add(short * short, 1) < 2.3**2
     base = float(_median(rate[n_row >= 3]))
     grow = (rate >= base + 0.2) & ((qmin >= 0.3 * rate) | even) & (n_row >= 3)
     sel = seed.copy()
@@ -497,7 +609,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     on_line = np.zeros(h, dtype=bool)
     on_line[line] = True
     region = on_line[coord] & c.active
-    best = float(contrast[seed].max())
+    best = float((rate - flank)[seed].max())
     fam = "row_stripe" if axis == 1 else "column_stripe"
     what = "rows" if axis == 1 else "columns"
     d = c.detect(
@@ -627,6 +739,8 @@ def _radial(c: _Ctx) -> None:
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
+        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, cell // ns, None if na == c.n else _nz(act)):
+            continue  # no higher than the rest of the wafer (a wide "blob" on random fails): not a centre pattern
         if r_in == 0.0:
             fam = "center"
             text = f"blob of fails at r < {r_out:.2f} R, {lvl:.0%} failing, on {cover:.0%} of sectors"
@@ -645,6 +759,33 @@ def _radial(c: _Ctx) -> None:
             text,
         )
         c.explain(d.region, 1, soft=True)
+
+
+def _stands_above(
+    c: _Ctx,
+    region: NDArray[np.bool_],
+    lvl: float,
+    ring: NDArray[np.bool_],
+    band: NDArray[np.intp],
+    ia: NDArray[np.intp] | None,
+) -> bool:
+    """A centre pattern stands above the rest of the wafer: its fail rate exceeds that of the active dies outside
+    it (other ring bands left out: an edge ring is a pattern of its own) by three standard errors (pooled
+    binomial)."""
+    if ia is None:  # every die is active: ``band`` is per die
+        out = ~ring[band]
+    else:
+        out = np.zeros(c.n, dtype=bool)
+        out[ia] = ~ring[band]
+    out &= ~region
+    n_in, n_out = int(count_nonzero(region)), int(count_nonzero(out))
+    if n_out < 8 or n_in < 3:
+        return True  # nothing (or too little) to compare with
+    k_out = int(count_nonzero(c.f & out))
+    p_out = k_out / n_out
+    p = (lvl * n_in + k_out) / (n_in + n_out)
+    se = math.sqrt(max(p * (1 - p), 1e-4) * (1.0 / n_in + 1.0 / n_out))
+    return lvl - p_out >= 3.0 * se
 
 
 def _radial_cells(c: _Ctx, ia: NDArray[np.intp] | None = None) -> tuple:
@@ -1276,21 +1417,30 @@ def _detect_all(c: _Ctx) -> None:
     if ret is not None and site is not None:
         inter = float(count_nonzero(ret.region & site.region))
         union = float(count_nonzero(ret.region | site.region))
-        if inter / union >= 0.5:
+        in_site = inter >= 0.8 * float(count_nonzero(ret.region))  # the hot offsets lie in the site
+        in_ret = inter >= 0.8 * float(count_nonzero(site.region))  # the site lies in the hot offsets
+        # one inside the other is judged by the dies only one of them holds (a reticle offset that is half of a
+        # site's dies overlaps it by half, yet the site's other half fails no more than the rest)
+        if (in_site and in_ret) or (inter / union >= 0.5 and not (in_site or in_ret)):
             ret = None
-        elif inter >= 0.8 * float(count_nonzero(site.region)):
+        elif in_ret:
             # the site lies inside the hot reticle offsets: the reticle is only the site unless its other
             # dies fail well above what neither pattern holds
             rest = ret.region & ~site.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
             if not rest.any() or _frac_in(c.f, rest) < bg + 0.5 * (site.density - bg):
                 ret = None
-        elif inter >= 0.8 * float(count_nonzero(ret.region)):
-            # the hot offsets are part of one site: the site explains them when its other dies fail too
+        elif in_site:
+            # the hot offsets are part of one site: the site explains them when its other dies fail too, clearly
+            # above the rest (on a small map the offsets a reticle search picks are the site's noisiest part)
             rest = site.region & ~ret.region
             bg = _frac_in(c.f, ~(ret.region | site.region))
-            if rest.any() and _frac_in(c.f, rest) >= bg + 0.5 * (ret.density - bg):
-                ret = None
+            n_rest = float(count_nonzero(rest))
+            if n_rest:
+                lift = float(_frac_in(c.f, rest)) - bg
+                pb = min(max(bg, 0.01), 0.99)
+                if lift >= 0.25 * (ret.density - bg) and lift / math.sqrt(pb * (1 - pb) / n_rest) >= 2.0:
+                    ret = None
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
@@ -1409,32 +1559,50 @@ def candidates(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection
     return c.dets, candidate_features(c)
 
 
-def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
-    rnd = next((d for d in c.dets if d.family == "random"), None)
-    c.dets = [d for d in c.dets if d.family != "random"]
-    verified = rnd is not None and "rule_score" in rnd.features
-    if not c.dets and verified:
-        assert rnd is not None
-        top = max(c.fallback, key=lambda d: d.score) if c.fallback else None
-        if rnd.score >= c.th.accept:
-            c.dets = [rnd]
-        elif top is not None and top.score >= c.th.fallback:
-            c.dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
-        elif float(c.fail_ratio) >= c.th.random_min:
-            c.dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
+def report(
+    kept: list[Detection],
+    rejected: list[Detection],
+    fail_ratio: float,
+    th: Thresholds,
+    in_centre: Callable[[Detection, Detection], bool],
+) -> list[Detection]:
+    """The reporting decision over verified candidates (``kept`` >= ``th.accept``, the random candidate among
+    them; ``rejected`` below it): the detections reported, one per family; ``[]`` reports no pattern.
+    ``in_centre(loc, center)``: the loc is the centre blob's own fringe. Pure, so the dev tools replay other
+    thresholds over candidates classified once."""
+    rnd = next((d for d in kept if d.family == "random"), None)
+    dets = [d for d in kept if d.family != "random"]
+    if not dets and rnd is not None and "rule_score" in rnd.features:
+        top = max(rejected, key=lambda d: d.score) if rejected else None
+        if rnd.score >= th.accept:
+            dets = [rnd]
+        elif top is not None and top.score >= th.fallback:
+            dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
+        elif fail_ratio >= th.random_min:
+            dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
     # one detection per family: the strongest
     best: dict[str, Detection] = {}
-    for d in c.dets:
+    for d in dets:
         if d.family not in best or d.score > best[d.family].score:
             best[d.family] = d
-    c.dets = [d for d in c.dets if best[d.family] is d]
+    dets = [d for d in dets if best[d.family] is d]
+    cen, loc = best.get("center"), best.get("loc")
+    if cen is not None and loc is not None and cen in dets and loc in dets and in_centre(loc, cen):
+        dets.remove(loc)  # the centre blob's own fringe (an off-centre or soft blob), not a second pattern
     grad = best.get("radial_gradient")
-    if grad is not None and grad.source == PROFILE and grad in c.dets:
-        rivals = [d for d in c.dets if d.family in RADIAL_READINGS]
+    if grad is not None and grad.source == PROFILE and grad in dets:
+        rivals = [d for d in dets if d.family in RADIAL_READINGS]
         if rivals and max(d.score for d in rivals) > grad.score:
-            c.dets.remove(grad)
+            dets.remove(grad)
         else:
-            c.dets = [d for d in c.dets if d.family not in RADIAL_READINGS]
+            dets = [d for d in dets if d.family not in RADIAL_READINGS]
+    return dets
+
+
+def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
+    rnd = next((d for d in c.dets if d.family == "random"), None)
+    verified = rnd is not None and "rule_score" in rnd.features
+    c.dets = report(c.dets, c.fallback, float(c.fail_ratio), c.th, lambda loc, cen: _in_centre(c, loc, cen))
     if not c.dets:
         rest = float(c.fail_ratio)
         if not verified and rest >= c.th.random_min:
@@ -1454,6 +1622,18 @@ def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
                 f"{rest:.0%} of dies fail with no spatial structure",
             )
     return c.dets, c.g
+
+
+def _in_centre(c: _Ctx, loc: Detection, cen: Detection) -> bool:
+    """A local cluster is the centre blob's own fringe: most of its dies lie within the blob's soft extent (1.5
+    times its radius), it is comparable in size (>= 35 % of the blob's dies) and no denser (<= 1.25 times). A
+    separate cluster beside a centre blob is smaller or denser than the blob."""
+    ci = _nz(cen.region)
+    n = int(count_nonzero(loc.region))
+    if not len(ci) or not n or n < 0.35 * len(ci) or loc.density > 1.25 * cen.density:
+        return False
+    r_soft = 1.5 * float(_amax(c.g.r[ci]))
+    return int(count_nonzero(loc.region & (c.g.r < r_soft))) >= 0.5 * n
 
 
 def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
