@@ -21,7 +21,7 @@ from stratum.patterns import calibration, globalmodel, verifier
 GENERATORS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 #: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts);
 #: never "E": the held-out generator no weight is fitted or calibrated on
-FIT_GENERATORS: tuple[str, ...] = ("A", "B", "C")
+FIT_GENERATORS: tuple[str, ...] = ("A", "B", "C", "D")
 #: independent generators, each a module with ``generate(seed) -> wafergen.Sample``
 _MODULES = {"C": "wafergen_c", "D": "wafergen_d", "E": "wafergen_e"}
 #: first seed of each (purpose, generator); every range is used for at most 1,000,000 maps

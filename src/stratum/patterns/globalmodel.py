@@ -105,6 +105,15 @@ def _blocks(size: int) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[n
 
 
 @lru_cache(maxsize=64)
+def _padded_of(h: int, w: int) -> NDArray[np.intp]:
+    """Each raster position's place in the raster with an empty border (h + 2 rows of w + 2)."""
+    iy, ix = np.divmod(np.arange(h * w), w)
+    out = (iy + 1) * (w + 2) + ix + 1
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=64)
 def _cell_of(h: int, w: int) -> NDArray[np.intp]:
     """Each raster position's cell of the G x G grid (cells of ``size`` x ``size`` dies) for an h x w raster."""
     size = max(1, math.ceil(max(h, w) / G))
@@ -161,7 +170,7 @@ class _Layout:
             cv = (blocks[3][coarse] - g.cy) / g.ry
             self.moments = np.stack((np.ones(len(cu)), cu, cv, cu * cu, cv * cv, cu * cv))
         # each die's cell in a raster with an empty border (1: a die) and its 8 neighbours' offsets there
-        self.pflat = g.flat + 2 * g.iy + (w + 3)  # (iy + 1) * (w + 2) + ix + 1
+        self.pflat = _padded_of(h, w)[g.flat]  # (iy + 1) * (w + 2) + ix + 1
         self.nb_off = np.array([-w - 3, -w - 2, -w - 1, -1, 1, w + 1, w + 2, w + 3])
         vp = np.zeros((h + 2, w + 2), dtype=np.uint8)
         vp[1:-1, 1:-1] = g.valid
