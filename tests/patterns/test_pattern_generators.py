@@ -106,3 +106,29 @@ def test_make_eval_reports_the_independent_set() -> None:
         timeout=300,
     )
     assert bad.returncode == 2 and "Z" in bad.stderr
+
+
+def test_decision_replay_equals_the_evaluation(tmp_path) -> None:
+    """The reporting-decision replay over cached candidates gives ``make eval``'s own figures."""
+    from stratum.devtools import patterns_decide
+    from stratum.patterns.classifier import Thresholds
+
+    for gen in ("A", "E"):
+        s0 = patterns_data.SEED0["test"][gen] + 500_000
+        recs = [patterns_decide.collect_one(patterns_data.sample(gen, s0 + i)) for i in range(40)]
+        got = patterns_decide.score(recs, Thresholds())
+        want = patterns_eval.evaluate(gen, 40, s0)
+        assert got["macro_f1"] == pytest.approx(want["macro_f1"], abs=1e-12)
+        assert (got["loc"], got["sev"]) == (want["loc_acc"], want["sev_acc"])
+        assert got["ece"] == pytest.approx(want["ece"], abs=1e-12)
+        assert got["none"][2] == pytest.approx(want["per"]["none"][2], abs=1e-12)
+    cache = tmp_path / "d.pkl"
+    run = [sys.executable, "-m", "stratum.devtools.patterns_decide"]
+    out = subprocess.run(
+        [*run, "collect", "--set", "D", "-n", "6", "--cache", str(cache)], capture_output=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([*run, "replay", str(cache)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[1].startswith("packaged") and any(line.startswith("fallback off") for line in lines)

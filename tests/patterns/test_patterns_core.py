@@ -12,7 +12,7 @@ from stratum.devtools.wafergen import generate
 from stratum.errors import BadRequest, PayloadTooLarge
 from stratum.patterns import calibration, examples, features
 from stratum.patterns import taxonomy as tx
-from stratum.patterns.classifier import Detection, Thresholds, _Ctx, _curve, _rim_arcs, analyse, candidates
+from stratum.patterns.classifier import Detection, Thresholds, _Ctx, _curve, _rim_arcs, analyse, candidates, report
 from stratum.patterns.features import box_sum, components
 from stratum.patterns.geometry import DieMap, geometry
 from stratum.patterns.service import (
@@ -342,7 +342,7 @@ def test_deterministic_byte_identical_output() -> None:
         a = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         b = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         assert a == b
-    assert classifier_version().startswith("stratum-patterns-12+ver.")
+    assert classifier_version().startswith("stratum-patterns-13+ver.")
 
 
 def test_origin_shift_does_not_change_the_answer() -> None:
@@ -541,3 +541,34 @@ def test_scratch_on_a_noisy_wafer_is_a_line_not_a_blob() -> None:
             if d.family == "scratch" and not d.source and "fill" in d.features
         )
     assert found == {0.03: [(25, 49)], 0.08: [(25, 50)], 0.12: [(0, 10), (0, 10), (25, 55)]}
+
+
+def _det(family: str, score: float, verified: bool = True) -> Detection:
+    feats = {"rule_score": 0.5} if verified else {}
+    return Detection(family, "global", "low", None, score, np.zeros(4, bool), 0.0, feats)
+
+
+def _never(loc: Detection, cen: Detection) -> bool:
+    return False
+
+
+def test_report_falls_back_to_a_rejected_candidate_only_from_its_threshold() -> None:
+    th = Thresholds()
+    assert th.accept == 0.5 and th.fallback == 0.15
+    rnd = _det("random", 0.2)
+    # the verifier kept nothing: the likeliest rejected candidate from 0.15, else none (clean: < 10.5 % fails)
+    assert [d.family for d in report([rnd], [_det("loc", 0.14), _det("scratch", 0.149)], 0.05, th, _never)] == []
+    got = report([rnd], [_det("loc", 0.14), _det("edge_loc", 0.15)], 0.05, th, _never)
+    assert [(d.family, d.score) for d in got] == [("edge_loc", 0.15)]
+    # nothing likely enough on a map with >= 10.5 % fails: random
+    assert [d.family for d in report([rnd], [_det("loc", 0.1)], 0.2, th, _never)] == ["random"]
+    # random at the accept threshold wins over any rejected candidate
+    assert [d.family for d in report([_det("random", 0.5)], [_det("loc", 0.4)], 0.05, th, _never)] == ["random"]
+    # a kept candidate is reported (the random reading dropped), one per family: the strongest
+    kept = [rnd, _det("loc", 0.6), _det("loc", 0.9), _det("scratch", 0.55)]
+    assert [(d.family, d.score) for d in report(kept, [_det("center", 0.45)], 0.05, th, _never)] == [
+        ("loc", 0.9),
+        ("scratch", 0.55),
+    ]
+    # an unverified random reading (no verifier weights): no fallback
+    assert report([_det("random", 0.0, verified=False)], [_det("loc", 0.4)], 0.05, th, _never) == []

@@ -15,9 +15,8 @@ import importlib
 import json
 from pathlib import Path
 
-from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools import wafergen
-from stratum.patterns import calibration, verifier
+from stratum.patterns import calibration, globalmodel, verifier
 
 GENERATORS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 #: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts);

@@ -3,10 +3,10 @@
 Three test sets, seeds disjoint from every fitting and calibration range: profile A of the dev generator,
 profile B (a deliberately different parameterisation of it) and C, an independent generator written from
 the taxonomy's generator spec and labelling rules only (``wafergen_c``). ``--models DIR`` evaluates the
-verifier/calibration files in DIR instead of the packaged ones (e.g. fitted without C: a held-out figure).
-Prints per-family precision/recall/F1, macro-F1, location and
-severity accuracy on single-pattern maps, a family confusion matrix, expected calibration error and
-maps/s (single core, 50-die-wide maps).
+whole-map model / verifier / calibration files in DIR instead of the packaged ones (e.g. fitted without C: a
+held-out figure). Prints per-family precision/recall/F1, macro-F1, location and severity accuracy on
+single-pattern maps, a family confusion matrix, expected calibration error and maps/s (single core,
+50-die-wide maps).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, default=1500, help="maps per test set")
     ap.add_argument("--speed-maps", type=int, default=300)
     ap.add_argument("--sets", default=",".join(GENERATORS), help="test sets, e.g. A,B,C")
-    ap.add_argument("--models", help="folder with verifier.json / calibration.json to use instead")
+    ap.add_argument("--models", help="folder with globalmodel.json / verifier.json / calibration.json to use instead")
     ap.add_argument("--errors", action="store_true", help="list the misclassified single-pattern maps")
     ap.add_argument(
         "--seed-offset",

@@ -1,12 +1,14 @@
-"""Fit the pattern classifier's whole-map model (``stratum/devtools/patterns_global.json``) on synthetic maps.
+"""Fit the pattern classifier's whole-map model (``stratum/patterns/globalmodel.json``) on synthetic maps.
 
-Maps drawn round-robin from several generators (default A, B and C), each from its own whole-map seed range,
+Maps drawn round-robin from several generators (default ``FIT_GENERATORS``), each from its own whole-map seed range,
 disjoint from the verifier's fitting seeds (the verifier learns from the model's probabilities on maps the
 model never saw, so it learns how far to trust them), from the calibration and from the evaluation seeds.
 One example per map, one tree set per family: label 1 when the family is on the map. Fit this before
 ``patterns_train``; ``--gens A,B --out DIR`` fits without C into DIR (then ``patterns_train --out DIR``).
 
-    python -m stratum.devtools.patterns_globaltrain [-n 6000] [--gens A,B,C] [--out DIR]
+    python -m stratum.devtools.patterns_globaltrain [-n MAPS] [--gens A,B,C] [--out DIR]
+
+``-n`` defaults to ``PER_GENERATOR`` maps per generator fitted on.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed
-from stratum.patterns import verifier
+from stratum.patterns import globalmodel, verifier
 from stratum.patterns.geometry import geometry
 
 ROUNDS = 50
+PER_GENERATOR = 3400
 LR = 0.16  # fewer, larger steps than the verifier's: the model runs once per map, inside its time budget
 
 
@@ -58,18 +60,19 @@ def fit(xs: list[dict[str, float]], ys: list[frozenset[str]], n: int, rounds: in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=6000)
+    ap.add_argument("-n", type=int, help=f"maps (default {PER_GENERATOR} per generator)")
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
-    ap.add_argument("--out", help="folder to write patterns_global.json to (default: the package's)")
+    ap.add_argument("--out", help="folder to write globalmodel.json to (default: the package's)")
     a = ap.parse_args(argv)
     gens = tuple(a.gens.split(","))
-    xs, ys = collect(a.n, gens)
+    n = a.n or PER_GENERATOR * len(gens)
+    xs, ys = collect(n, gens)
     out = Path(a.out) / globalmodel.FILE if a.out else Path(globalmodel.__file__).with_name(globalmodel.FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
-    spec = fit(xs, ys, a.n, a.rounds, gens)
+    spec = fit(xs, ys, n, a.rounds, gens)
     out.write_text(json.dumps(spec, separators=(",", ":"), sort_keys=True) + "\n")
-    print(f"wrote {out.name}: {len(spec['families'])} families from {a.n} maps")
+    print(f"wrote {out.name}: {len(spec['families'])} families from {n} maps")
     return 0
 
 

@@ -8,8 +8,8 @@ DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C`
 
 Collecting the candidates is most of the work; ``--cache FILE.npz`` keeps them (per family: feature names,
 matrix, labels, generator of each row) and a later run with the same maps, generators and detector rules
-refits from the file. The cache knows ``RULES_VERSION`` only: delete it after changing the detectors or
-their features without bumping it.
+refits from the file. The cache knows ``RULES_VERSION`` and the whole-map model's version only: delete it
+after changing the detectors or their features without bumping it.
 
     python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR] [--cache F]
 """
@@ -21,11 +21,12 @@ import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed, use_models
-from stratum.patterns import verifier
+from stratum.patterns import globalmodel, verifier
 from stratum.patterns.classifier import RULES_VERSION, candidates
 
 MIN_EXAMPLES = 40
@@ -54,14 +55,16 @@ def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict[str, Table]:
 def cached(path: Path, n: int, gens: tuple[str, ...]) -> dict[str, Table]:
     """``collect(n, gens)``, from ``path`` when it holds the same maps under the same rules, else collected
     and saved there."""
-    meta = json.dumps({"maps": n, "generators": list(gens), "rules": RULES_VERSION}, sort_keys=True)
+    # the candidates' gm_* features are the whole-map model's outputs: its version is part of the key
+    rules = f"{RULES_VERSION}+glb.{globalmodel.models()['version']}"
+    meta = json.dumps({"maps": n, "generators": list(gens), "rules": rules}, sort_keys=True)
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             if str(z["meta"]) == meta:
                 fams = [str(f) for f in z["families"]]
                 return {f: ([str(k) for k in z[f + "/keys"]], z[f + "/X"], z[f + "/y"], z[f + "/gen"]) for f in fams}
     tables = collect(n, gens)
-    arrays: dict[str, np.ndarray] = {"meta": np.array(meta), "families": np.array(sorted(tables))}
+    arrays: dict[str, Any] = {"meta": np.array(meta), "families": np.array(sorted(tables))}
     for f, (keys, X, y, g) in tables.items():
         arrays |= {f + "/keys": np.array(keys), f + "/X": X, f + "/y": y, f + "/gen": g}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,13 +24,14 @@ maps it to a confidence.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from stratum.patterns import globalmodel, verifier
 from stratum.patterns import taxonomy as tx
-from stratum.patterns import verifier
 from stratum.patterns.features import (
     box_sum,
     components,
@@ -42,9 +43,9 @@ from stratum.patterns.features import (
     runs_longest,
     solve,
 )
-from stratum.patterns.geometry import DieMap, Geometry, geometry
+from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, sec8
 
-RULES_VERSION = "12"
+RULES_VERSION = "13"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class Thresholds:
     near_full: float = 0.72
     random_min: float = 0.105
     accept: float = 0.5  # the verifier's probability at which a candidate is kept
-    fallback: float = 0.1  # when none is kept, the likeliest candidate is reported from this probability
+    # when none is kept, the likeliest candidate is reported from this probability (below it the fallbacks are
+    # mostly wrong: 2026-12-05 decision, replayed with the dev tool patterns_decide)
+    fallback: float = 0.15
     # candidate generation is generous (the verifier prunes): blobs and lines
     blob_z: float = 3.0
     blob_sigma: float = 2.5
@@ -190,13 +193,7 @@ class _Ctx:
     def sec8(self) -> NDArray[np.intp]:
         """Each die's polar sector of eight (0 from -pi), computed once per layout."""
         if self._sec8 is None:
-            sec = self.g.extra.get("sec8")
-            if sec is None:
-                # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
-                sec = ((self.g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
-                sec.setflags(write=False)
-                self.g.extra["sec8"] = sec
-            self._sec8 = sec
+            self._sec8 = sec8(self.g)
         return self._sec8
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
@@ -635,26 +632,23 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
 def _radial(c: _Ctx) -> None:
     g = c.g
     act = c.active
-    ia = _nz(act)
-    na = len(ia)
+    na = int(count_nonzero(act))
     if na < 40:
         return
-    nb = min(max(na // 80, 6), 20)
     ns = 8
-    ra = g.r[ia]
-    rmax = float(_amax(ra))
-    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
-    sec = c.sec8()[ia]  # ns = 8
-    cell = band * ns + sec
-    fa = c.f[ia]
-    cn = np.bincount(cell, minlength=nb * ns).reshape(nb, ns)
+    if na == c.n:  # every die (no periodic pattern or stripe found): the layout's cells, once per layout
+        nb, rmax, cell, cn, bn, per = _radial_cells(c)
+        fa = c.f
+    else:
+        ia = _nz(act)
+        nb, rmax, cell, cn, bn, per = _radial_cells(c, ia)
+        fa = c.f[ia]
     ck = np.bincount(cell, weights=fa, minlength=nb * ns).reshape(nb, ns)
     cr = ck / np.maximum(cn, 1)
-    bn, bk = _add(cn, 1), _add(ck, 1)
+    bk = _add(ck, 1)
     brate = bk / np.maximum(bn, 1)
     seen = cn > 0
     bg = _quantile(cr[seen], 0.25)
-    per = max(float(_median(cn)), 1.0)
     thr = bg + max(0.1, 3.0 * math.sqrt(max(bg, 0.02) * (1 - bg) / per))
     bg = max(bg, _quantile(brate, 0.3) if nb >= 8 else bg)  # bands: a wide pattern may hold half of them
     bsig = 3.0 * np.sqrt(max(bg, 0.02) * (1 - bg) / np.maximum(bn, 1))
@@ -745,7 +739,7 @@ def _radial(c: _Ctx) -> None:
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
-        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, band, ia):
+        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, cell // ns, None if na == c.n else _nz(act)):
             continue  # no higher than the rest of the wafer (a wide "blob" on random fails): not a centre pattern
         if r_in == 0.0:
             fam = "center"
@@ -773,13 +767,16 @@ def _stands_above(
     lvl: float,
     ring: NDArray[np.bool_],
     band: NDArray[np.intp],
-    ia: NDArray[np.intp],
+    ia: NDArray[np.intp] | None,
 ) -> bool:
     """A centre pattern stands above the rest of the wafer: its fail rate exceeds that of the active dies outside
     it (other ring bands left out: an edge ring is a pattern of its own) by three standard errors (pooled
     binomial)."""
-    out = np.zeros(c.n, dtype=bool)
-    out[ia] = ~ring[band]
+    if ia is None:  # every die is active: ``band`` is per die
+        out = ~ring[band]
+    else:
+        out = np.zeros(c.n, dtype=bool)
+        out[ia] = ~ring[band]
     out &= ~region
     n_in, n_out = int(count_nonzero(region)), int(count_nonzero(out))
     if n_out < 8 or n_in < 3:
@@ -789,6 +786,30 @@ def _stands_above(
     p = (lvl * n_in + k_out) / (n_in + n_out)
     se = math.sqrt(max(p * (1 - p), 1e-4) * (1.0 / n_in + 1.0 / n_out))
     return lvl - p_out >= 3.0 * se
+
+
+def _radial_cells(c: _Ctx, ia: NDArray[np.intp] | None = None) -> tuple:
+    """The radial scan's grid over the dies ``ia`` (every die when None: cached per layout): bands, each die's
+    cell (band x 8 sectors), dies per cell and per band, the median dies per cell."""
+    g = c.g
+    if ia is None:
+        got = g.extra.get("radial_cells")
+        if got is not None:
+            return got
+    na = g.n if ia is None else len(ia)
+    nb = min(max(na // 80, 6), 20)
+    ra = g.r if ia is None else g.r[ia]
+    rmax = float(_amax(ra))
+    band = np.minimum(((ra / rmax) ** 2 * nb).astype(int), nb - 1)
+    sec = c.sec8() if ia is None else c.sec8()[ia]  # 8 sectors
+    cell = band * 8 + sec
+    cn = np.bincount(cell, minlength=nb * 8).reshape(nb, 8)
+    out = (nb, rmax, cell, cn, _add(cn, 1), max(float(_median(cn)), 1.0))
+    if ia is None:
+        for a in (cell, cn, out[4]):
+            a.setflags(write=False)
+        g.extra["radial_cells"] = out
+    return out
 
 
 _RING_FLOORS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
@@ -1294,10 +1315,8 @@ def _rim_arcs(c: _Ctx) -> None:
     if act.sum() < 60 or any(d.family in ("edge_loc", "edge_ring") for d in c.dets):
         return
     bg = max(_cell_median_rate(c, act), 0.01)
-    depth = (1.0 - g.r) * g.rx  # dies from the wafer edge
-    nb = min(max(round(2 * math.pi * g.rx / 3), 16), 96)  # np.clip, without its cost on a scalar
-    abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp)
-    abin[abin == nb] = 0  # % nb of 0..nb, without numpy's slow int64 remainder
+    depth = edge_depth(g)  # dies from the wafer edge
+    nb, abin = _rim_bins(g)
     best = None
     for dmax in (1.5, 2.5, 3.5):
         rim = act & (depth < dmax)
@@ -1358,6 +1377,18 @@ def _rim_arcs(c: _Ctx) -> None:
         f"{rate:.0%} failing against {bg:.0%}",
         octant,
     )
+
+
+def _rim_bins(g: Geometry) -> tuple[int, NDArray[np.intp]]:
+    """The rim scan's angular bins (about 3 dies of arc each) and each die's bin, computed once per layout."""
+    rb = g.extra.get("rim_bins")
+    if rb is None:
+        nb = min(max(round(2 * math.pi * g.rx / 3), 16), 96)  # np.clip, without its cost on a scalar
+        abin = ((g.theta + math.pi) / (2 * math.pi) * nb).astype(np.intp)
+        abin[abin == nb] = 0  # % nb of 0..nb, without numpy's slow int64 remainder
+        abin.setflags(write=False)
+        rb = g.extra["rim_bins"] = (nb, abin)
+    return rb
 
 
 def analyse(dm: DieMap, th: Thresholds | None = None, *, verify: bool = True) -> tuple[list[Detection], Geometry]:
@@ -1435,11 +1466,14 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
         V = c.g.valid
         F = c.raster(c.f)
         p = float(c.fail_ratio)
+        pairs = c.g.extra.get("pairs")
+        if pairs is None:  # the layout's neighbour pairs, once per layout
+            pairs = c.g.extra["pairs"] = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     else:
         V = c.raster(among)
         F = c.raster(c.f & among)
         p = float(_frac_in(c.f, among)) if count_nonzero(among) else 0.0
-    pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
+        pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
@@ -1525,35 +1559,50 @@ def candidates(dm: DieMap, th: Thresholds | None = None) -> tuple[list[Detection
     return c.dets, candidate_features(c)
 
 
-def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
-    rnd = next((d for d in c.dets if d.family == "random"), None)
-    c.dets = [d for d in c.dets if d.family != "random"]
-    verified = rnd is not None and "rule_score" in rnd.features
-    if not c.dets and verified:
-        assert rnd is not None
-        top = max(c.fallback, key=lambda d: d.score) if c.fallback else None
-        if rnd.score >= c.th.accept:
-            c.dets = [rnd]
-        elif top is not None and top.score >= c.th.fallback:
-            c.dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
-        elif float(c.fail_ratio) >= c.th.random_min:
-            c.dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
+def report(
+    kept: list[Detection],
+    rejected: list[Detection],
+    fail_ratio: float,
+    th: Thresholds,
+    in_centre: Callable[[Detection, Detection], bool],
+) -> list[Detection]:
+    """The reporting decision over verified candidates (``kept`` >= ``th.accept``, the random candidate among
+    them; ``rejected`` below it): the detections reported, one per family; ``[]`` reports no pattern.
+    ``in_centre(loc, center)``: the loc is the centre blob's own fringe. Pure, so the dev tools replay other
+    thresholds over candidates classified once."""
+    rnd = next((d for d in kept if d.family == "random"), None)
+    dets = [d for d in kept if d.family != "random"]
+    if not dets and rnd is not None and "rule_score" in rnd.features:
+        top = max(rejected, key=lambda d: d.score) if rejected else None
+        if rnd.score >= th.accept:
+            dets = [rnd]
+        elif top is not None and top.score >= th.fallback:
+            dets = [top]  # the verifier kept nothing: the likeliest candidate, if likely enough
+        elif fail_ratio >= th.random_min:
+            dets = [rnd]  # `none` is a clean wafer (at most ~9 % fails): unexplained fails are random
     # one detection per family: the strongest
     best: dict[str, Detection] = {}
-    for d in c.dets:
+    for d in dets:
         if d.family not in best or d.score > best[d.family].score:
             best[d.family] = d
-    c.dets = [d for d in c.dets if best[d.family] is d]
+    dets = [d for d in dets if best[d.family] is d]
     cen, loc = best.get("center"), best.get("loc")
-    if cen is not None and loc is not None and cen in c.dets and loc in c.dets and _in_centre(c, loc, cen):
-        c.dets.remove(loc)  # the centre blob's own fringe (an off-centre or soft blob), not a second pattern
+    if cen is not None and loc is not None and cen in dets and loc in dets and in_centre(loc, cen):
+        dets.remove(loc)  # the centre blob's own fringe (an off-centre or soft blob), not a second pattern
     grad = best.get("radial_gradient")
-    if grad is not None and grad.source == PROFILE and grad in c.dets:
-        rivals = [d for d in c.dets if d.family in RADIAL_READINGS]
+    if grad is not None and grad.source == PROFILE and grad in dets:
+        rivals = [d for d in dets if d.family in RADIAL_READINGS]
         if rivals and max(d.score for d in rivals) > grad.score:
-            c.dets.remove(grad)
+            dets.remove(grad)
         else:
-            c.dets = [d for d in c.dets if d.family not in RADIAL_READINGS]
+            dets = [d for d in dets if d.family not in RADIAL_READINGS]
+    return dets
+
+
+def _finish(c: _Ctx) -> tuple[list[Detection], Geometry]:
+    rnd = next((d for d in c.dets if d.family == "random"), None)
+    verified = rnd is not None and "rule_score" in rnd.features
+    c.dets = report(c.dets, c.fallback, float(c.fail_ratio), c.th, lambda loc, cen: _in_centre(c, loc, cen))
     if not c.dets:
         rest = float(c.fail_ratio)
         if not verified and rest >= c.th.random_min:
@@ -1652,6 +1701,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
     # beside it reaches away
     near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
+    # the whole-map model's probability of every family on the map: the same for every candidate
+    whole = {"gm_" + fam: q for fam, q in globalmodel.probs(g, c.f).items()}
     # everything that depends only on the region (alternative readings share their detector's region)
     per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
@@ -1743,6 +1794,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         x.update(o_flags)
+        x.update(whole)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)

@@ -112,6 +112,27 @@ def sin_cos(g: Geometry, idx: NDArray[np.intp] | None = None) -> tuple[NDArray[n
     return sc if idx is None else (sc[0][idx], sc[1][idx])
 
 
+def sec8(g: Geometry) -> NDArray[np.intp]:
+    """Each die's polar sector of eight (0 from -pi), computed once per layout."""
+    sec = g.extra.get("sec8")
+    if sec is None:
+        # & 7 is % 8 on these ints (0..8), several times cheaper than numpy's int64 remainder
+        sec = ((g.theta + math.pi) / (2 * math.pi) * 8).astype(np.intp) & 7
+        sec.setflags(write=False)
+        g.extra["sec8"] = sec
+    return sec
+
+
+def edge_depth(g: Geometry) -> NDArray[np.float64]:
+    """Each die's distance from the wafer edge in dies (``(1 - r) * rx``), computed once per layout."""
+    d = g.extra.get("edge_depth")
+    if d is None:
+        d = (1.0 - g.r) * g.rx
+        d.setflags(write=False)
+        g.extra["edge_depth"] = d
+    return d
+
+
 def _geometry(ix: NDArray[np.intp], iy: NDArray[np.intp], shape: tuple[int, int]) -> Geometry:
     """Geometry of a layout given as raster columns and rows (each starting at 0)."""
     flat = iy * shape[1] + ix

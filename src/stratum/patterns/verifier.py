@@ -13,7 +13,6 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
-from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,8 +67,7 @@ class Stack:
     def __init__(self, fams: dict[str, Trees]):
         self.keys = sorted({k for t in fams.values() for k in t.keys})
         # a candidate's row: its features over defaults, read in key order (cheaper than a get per key)
-        self._missing = dict.fromkeys(self.keys, MISSING)
-        self._row = itemgetter(*self.keys) if len(self.keys) > 1 else lambda d: tuple(d[k] for k in self.keys)
+        self._miss = [MISSING] * len(self.keys)  # the default of each key (dict.get's second argument)
         col = {k: i for i, k in enumerate(self.keys)}
         self.index = {f: i for i, f in enumerate(fams)}
         ts = list(fams.values())
@@ -120,7 +118,8 @@ class Stack:
         out: list[float | None] = [None] * len(families)
         if not sel:
             return out
-        X = np.array([self._row({**self._missing, **feats[i]}) for i in sel], dtype=np.float64)
+        keys, miss = self.keys, self._miss
+        X = np.array([list(map(feats[i].get, keys, miss)) for i in sel], dtype=np.float64)
         X[~np.isfinite(X)] = MISSING
         fl = [self.index[families[i]] for i in sel]
         fi = np.array(fl, dtype=np.intp)
