@@ -636,6 +636,7 @@ def _radial(c: _Ctx) -> None:
     if na < 40:
         return
     ns = 8
+    ia: NDArray[np.intp] | None = None  # the active dies, when not every die
     if na == c.n:  # every die (no periodic pattern or stripe found): the layout's cells, once per layout
         nb, rmax, cell, cn, bn, per = _radial_cells(c)
         fa = c.f
@@ -739,7 +740,7 @@ def _radial(c: _Ctx) -> None:
         region = act & (g.r >= r_in) & (g.r < r_out if b1 < nb - 1 else True)
         lvl = float(_frac_in(c.f, region)) if count_nonzero(region) else lvl
         cover = float(_frac(cr[b0 : b1 + 1] >= thr))
-        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, cell // ns, None if na == c.n else _nz(act)):
+        if r_in == 0.0 and not _stands_above(c, region, lvl, ring, cell // ns, ia):
             continue  # no higher than the rest of the wafer (a wide "blob" on random fails): not a centre pattern
         if r_in == 0.0:
             fam = "center"
