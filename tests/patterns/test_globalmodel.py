@@ -1,5 +1,5 @@
-"""The whole-map model: its features, the committed weights, the script that fits them and its hook into the
-candidate verifier."""
+"""The whole-map model (a dev tool, not run by the classifier): its features, the committed weights and the
+script that fits them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from importlib import resources
 
 import numpy as np
 
-from stratum.devtools import patterns_data, patterns_globaltrain, patterns_train
+from stratum.devtools import patterns_data, patterns_globaltrain
+from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools.wafergen import generate
-from stratum.patterns import calibration, globalmodel, verifier
 from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap, geometry
 from stratum.patterns.service import classifier_version
@@ -53,7 +53,7 @@ def test_features_read_the_pattern_at_any_resolution() -> None:
 
 
 def test_committed_weights_load_and_match_the_features() -> None:
-    spec = json.loads(resources.files("stratum.patterns").joinpath(globalmodel.FILE).read_text())
+    spec = json.loads(resources.files("stratum.devtools").joinpath(globalmodel.FILE).read_text())
     m = globalmodel.models()
     assert m["version"] == spec["version"] and len(m["version"]) == 10
     assert tuple(m["families"]) == tuple(sorted(globalmodel.FAMILIES))
@@ -104,30 +104,8 @@ def test_training_script_fits_on_a_tiny_set(tmp_path, monkeypatch) -> None:
     assert globalmodel.models()["version"] == spec["version"]
 
 
-def test_every_candidate_reads_the_whole_map_probabilities() -> None:
-    seen = 0
-    for s in range(6):
-        dm = generate(900 + s, diameter=[30, 80][s % 2], mixed_rate=0.5).dies
-        dets, feats = candidates(dm)  # none on a near-full map
-        p = globalmodel.probs(geometry(dm), np.asarray(dm.fail, dtype=bool))
-        assert len(p) == len(globalmodel.FAMILIES) and len(feats) == len(dets)
-        assert all({k[3:]: v for k, v in x.items() if k.startswith("gm_")} == p for x in feats)
-        seen += len(dets)
-    assert seen >= 10
-    assert classifier_version().endswith(f"+glb.{globalmodel.models()['version']}")
-
-
-def test_the_candidate_cache_is_collected_again_for_another_whole_map_model(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(verifier, "models", verifier.models)  # use_models replaces them: restored after
-    monkeypatch.setattr(calibration, "tables", calibration.tables)
-    args = ["-n", "12", "--rounds", "2", "--gens", "A,C", "--cache", str(tmp_path / "cands.npz")]
-    assert patterns_train.main([*args, "--out", str(tmp_path / "first")]) == 0
-    calls = []
-    real = patterns_train.collect
-    monkeypatch.setattr(patterns_train, "collect", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert patterns_train.main([*args, "--out", str(tmp_path / "again")]) == 0
-    assert calls == []  # same maps, rules and whole-map model: refitted from the cache
-    other = {**globalmodel.models(), "version": "another"}
-    monkeypatch.setattr(globalmodel, "models", lambda: other)
-    assert patterns_train.main([*args, "--out", str(tmp_path / "third")]) == 0
-    assert calls == [1]
+def test_the_classifier_does_not_run_the_whole_map_model() -> None:
+    dm = generate(900, diameter=40, mixed_rate=0.5).dies
+    _, feats = candidates(dm)
+    assert feats and not any(k.startswith("gm_") for x in feats for k in x)
+    assert "+glb." not in classifier_version()

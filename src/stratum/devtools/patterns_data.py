@@ -15,8 +15,9 @@ import importlib
 import json
 from pathlib import Path
 
+from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools import wafergen
-from stratum.patterns import calibration, globalmodel, verifier
+from stratum.patterns import calibration, verifier
 
 GENERATORS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 #: the generators the verifier, calibration and whole-map model are fitted on (the default of their scripts);
@@ -47,7 +48,7 @@ def mixed(purpose: str, gens: tuple[str, ...], n: int):
 
 
 def use_models(folder: str | Path) -> None:
-    """Make this process's classifier use the whole-map model, verifier and calibration files in ``folder``
+    """Make this process use the whole-map model (dev tool), verifier and calibration files in ``folder``
     (any may be absent: then the packaged one stays), e.g. models fitted without one generator, for a
     held-out test."""
     folder = Path(folder)

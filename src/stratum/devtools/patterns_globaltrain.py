@@ -1,4 +1,4 @@
-"""Fit the pattern classifier's whole-map model (``stratum/patterns/globalmodel.json``) on synthetic maps.
+"""Fit the pattern classifier's whole-map model (``stratum/devtools/patterns_global.json``) on synthetic maps.
 
 Maps drawn round-robin from several generators (default ``FIT_GENERATORS``), each from its own whole-map seed range,
 disjoint from the verifier's fitting seeds (the verifier learns from the model's probabilities on maps the
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stratum.devtools import patterns_global as globalmodel
 from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed
-from stratum.patterns import globalmodel, verifier
+from stratum.patterns import verifier
 from stratum.patterns.geometry import geometry
 
 ROUNDS = 50
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", type=int, help=f"maps (default {PER_GENERATOR} per generator)")
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
-    ap.add_argument("--out", help="folder to write globalmodel.json to (default: the package's)")
+    ap.add_argument("--out", help="folder to write patterns_global.json to (default: the package's)")
     a = ap.parse_args(argv)
     gens = tuple(a.gens.split(","))
     n = a.n or PER_GENERATOR * len(gens)

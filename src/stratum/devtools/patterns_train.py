@@ -8,7 +8,7 @@ DIR (a leave-one-generator-out check with ``patterns_eval --models DIR --sets C`
 
 Collecting the candidates is most of the work; ``--cache FILE.npz`` keeps them (per family: feature names,
 matrix, labels, generator of each row) and a later run with the same maps, generators and detector rules
-refits from the file. The cache knows ``RULES_VERSION`` and the whole-map model's version only: delete it
+refits from the file. The cache knows ``RULES_VERSION`` only: delete it
 after changing the detectors or their features without bumping it.
 
     python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR] [--cache F]
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from stratum.devtools.patterns_data import FIT_GENERATORS, SEED0, mixed, use_models
-from stratum.patterns import globalmodel, verifier
+from stratum.patterns import verifier
 from stratum.patterns.classifier import RULES_VERSION, candidates
 
 MIN_EXAMPLES = 40
@@ -55,9 +55,7 @@ def collect(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict[str, Table]:
 def cached(path: Path, n: int, gens: tuple[str, ...]) -> dict[str, Table]:
     """``collect(n, gens)``, from ``path`` when it holds the same maps under the same rules, else collected
     and saved there."""
-    # the candidates' gm_* features are the whole-map model's outputs: its version is part of the key
-    rules = f"{RULES_VERSION}+glb.{globalmodel.models()['version']}"
-    meta = json.dumps({"maps": n, "generators": list(gens), "rules": rules}, sort_keys=True)
+    meta = json.dumps({"maps": n, "generators": list(gens), "rules": RULES_VERSION}, sort_keys=True)
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             if str(z["meta"]) == meta:

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from stratum.patterns import globalmodel, verifier
 from stratum.patterns import taxonomy as tx
+from stratum.patterns import verifier
 from stratum.patterns.features import (
     box_sum,
     components,
@@ -1707,8 +1707,6 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
     # beside it reaches away
     near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
-    # the whole-map model's probability of every family on the map: the same for every candidate
-    whole = {"gm_" + fam: q for fam, q in globalmodel.probs(g, c.f).items()}
     # everything that depends only on the region (alternative readings share their detector's region)
     per_region: dict[int, tuple] = {}
     shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
@@ -1800,7 +1798,6 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         x.update(o_flags)
-        x.update(whole)
         for key2, v in d.features.items():
             x["f_" + key2] = float(v)
         out.append(x)

@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from stratum.errors import BadRequest, NotFound, PayloadTooLarge, StratumError, Unprocessable
-from stratum.patterns import calibration, globalmodel, verifier
+from stratum.patterns import calibration, verifier
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import RULES_VERSION, Detection, Thresholds, analyse
 from stratum.patterns.geometry import DieMap, Geometry, sin_cos
@@ -22,10 +22,7 @@ from stratum.settings import PatternSettings
 
 
 def classifier_version() -> str:
-    return (
-        f"stratum-patterns-{RULES_VERSION}+ver.{verifier.models()['version']}+cal.{calibration.tables()['version']}"
-        f"+glb.{globalmodel.models()['version']}"
-    )
+    return f"stratum-patterns-{RULES_VERSION}+ver.{verifier.models()['version']}+cal.{calibration.tables()['version']}"
 
 
 def _num(v: float) -> float | int:

@@ -33,7 +33,7 @@ from stratum.patterns import verifier
 from stratum.patterns.features import count_nonzero
 from stratum.patterns.geometry import Geometry, edge_depth, sec8
 
-FILE = "globalmodel.json"
+FILE = "patterns_global.json"
 #: the families modelled: the ones whose candidates the verifier weighs against each other (near-full maps
 #: never reach it; stripes, reticle and site patterns have sharp detectors of their own)
 FAMILIES = (
@@ -304,7 +304,7 @@ def features(g: Geometry, f: NDArray[np.bool_]) -> dict[str, float]:
 @lru_cache(maxsize=1)
 def models() -> dict:
     try:
-        spec = json.loads(resources.files("stratum.patterns").joinpath(FILE).read_text())
+        spec = json.loads(resources.files("stratum.devtools").joinpath(FILE).read_text())
     except FileNotFoundError:
         return {"version": "none", "families": {}, "stack": None}
     return load(spec)
