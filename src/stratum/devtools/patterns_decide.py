@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from stratum.devtools.patterns_data import SEED0, sample
+from stratum.devtools.patterns_eval import calibration_error, prf
 from stratum.patterns import calibration
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import (
@@ -128,24 +129,13 @@ def score(recs: list[dict], th: Thresholds, min_conf: float = MIN_CONFIDENCE) ->
                 hit += 1
                 loc_ok += int((hd.location if hd else "global") == loc)
                 sev_ok += int((hd.severity if hd else "low") == sev)
-    f1 = {}
-    for f in fams:
-        p = tp[f] / (tp[f] + fp[f]) if tp[f] + fp[f] else 0.0
-        r = tp[f] / (tp[f] + fn[f]) if tp[f] + fn[f] else 0.0
-        f1[f] = (p, r, 2 * p * r / (p + r) if p + r else 0.0)
-    c = np.array(confs)
-    y = np.array(rights)
-    ece = 0.0
-    for b in range(10):
-        m = (c >= b / 10) & ((c < (b + 1) / 10) if b < 9 else (c <= 1.0))
-        if m.any():
-            ece += m.sum() / len(c) * abs(c[m].mean() - y[m].mean())
+    f1 = {f: v[:3] for f, v in prf(fams, tp, fp, fn).items()}
     return {
         "macro_f1": float(np.mean([v[2] for v in f1.values()])),
         "none": f1["none"],
         "loc": loc_ok / max(hit, 1),
         "sev": sev_ok / max(hit, 1),
-        "ece": ece,
+        "ece": calibration_error(confs, rights),
         "per": f1,
     }
 

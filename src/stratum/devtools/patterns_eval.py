@@ -79,18 +79,7 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
                 single_hit += 1
                 loc_ok += int(pred[lab.family]["location"] == lab.location)
                 sev_ok += int(pred[lab.family]["severity"] == lab.severity)
-    per = {}
-    for f in fams:
-        p = tp[f] / (tp[f] + fp[f]) if tp[f] + fp[f] else 0.0
-        r = tp[f] / (tp[f] + fn[f]) if tp[f] + fn[f] else 0.0
-        per[f] = (p, r, 2 * p * r / (p + r) if p + r else 0.0, tp[f] + fn[f])
-    c = np.array(confs)
-    y = np.array(rights)
-    ece = 0.0
-    for b in range(10):
-        m = (c >= b / 10) & ((c < (b + 1) / 10) if b < 9 else (c <= 1.0))
-        if m.any():
-            ece += m.sum() / len(c) * abs(c[m].mean() - y[m].mean())
+    per = prf(fams, tp, fp, fn)
     return {
         "per": per,
         "macro_f1": float(np.mean([v[2] for v in per.values()])),
@@ -99,11 +88,33 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
         "single_recall": single_hit / max(singles, 1),
         "exact_set": exact / n,
         "confusion": conf,
-        "ece": ece,
+        "ece": calibration_error(confs, rights),
         "n": n,
         "errors": errors,
         "faint": faint,
     }
+
+
+def prf(fams, tp: dict, fp: dict, fn: dict) -> dict[str, tuple[float, float, float, int]]:
+    """Per family: precision, recall, F1 and support (0.0 where undefined)."""
+    per = {}
+    for f in fams:
+        p = tp[f] / (tp[f] + fp[f]) if tp[f] + fp[f] else 0.0
+        r = tp[f] / (tp[f] + fn[f]) if tp[f] + fn[f] else 0.0
+        per[f] = (p, r, 2 * p * r / (p + r) if p + r else 0.0, tp[f] + fn[f])
+    return per
+
+
+def calibration_error(confs: list[float], rights: list[int]) -> float:
+    """Expected calibration error over 10 equal-width confidence bins."""
+    c = np.array(confs)
+    y = np.array(rights)
+    ece = 0.0
+    for b in range(10):
+        m = (c >= b / 10) & ((c < (b + 1) / 10) if b < 9 else (c <= 1.0))
+        if m.any():
+            ece += m.sum() / len(c) * abs(c[m].mean() - y[m].mean())
+    return float(ece)
 
 
 #: a pattern region whose fails stand less than this many standard errors above the rest of the map is faint
