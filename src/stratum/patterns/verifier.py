@@ -66,7 +66,7 @@ class Stack:
 
     def __init__(self, fams: dict[str, Trees]):
         self.keys = sorted({k for t in fams.values() for k in t.keys})
-        # a candidate's row: its features over defaults, read in key order (cheaper than a get per key)
+        # a candidate's row: each key's feature, MISSING where it has none (in key order)
         self._miss = [MISSING] * len(self.keys)  # the default of each key (dict.get's second argument)
         col = {k: i for i, k in enumerate(self.keys)}
         self.index = {f: i for i, f in enumerate(fams)}
