@@ -58,3 +58,13 @@ def test_a_cluster_in_the_centre_blobs_fringe_is_the_blob() -> None:
     assert not _in_centre(c, _det("loc", small, 0.45), cen)
     far = sw & (g.r >= 0.5) & (g.r < 0.8)
     assert not _in_centre(c, _det("loc", far, 0.45), cen)
+
+
+def test_the_centre_test_compares_with_the_dies_the_scan_counted() -> None:
+    # generator A, 2,598 dies: the radial scan counts 2,023 of them (an earlier detection took the rest), and a ring
+    # explained earlier in the scan shrinks the active dies before the centre test; reading them again there
+    # raised a shape mismatch
+    smp = sample("A", 2_001_055)
+    assert len(smp.dies.x) == 2598
+    dets, feats = candidates(smp.dies)
+    assert dets and len(feats) == len(dets)
