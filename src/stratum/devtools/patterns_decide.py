@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from stratum.devtools.patterns_data import SEED0, sample
-from stratum.devtools.patterns_eval import calibration_error, prf
+from stratum.devtools.patterns_eval import calibration_error, prf, tally
 from stratum.patterns import calibration
 from stratum.patterns import taxonomy as tx
 from stratum.patterns.classifier import (
@@ -115,13 +115,7 @@ def score(recs: list[dict], th: Thresholds, min_conf: float = MIN_CONFIDENCE) ->
             rights.append(int(d.family in truth))
         if not out:
             pred["none"] = None
-        for f in fams:
-            if f in pred and f in truth:
-                tp[f] += 1
-            elif f in pred:
-                fp[f] += 1
-            elif f in truth:
-                fn[f] += 1
+        tally(fams, pred, truth, tp, fp, fn)
         if len(rec["truth"]) == 1:
             f, loc, sev = rec["truth"][0]
             if f in pred:  # a `none` map read as none counts as location global, severity low (as in make eval)

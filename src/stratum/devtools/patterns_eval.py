@@ -61,13 +61,7 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
         for lab, z in zip(smp.labels, visibility(smp), strict=True):
             if math.isfinite(z):
                 faint[0 if z < FAINT_Z else 1][int(lab.family in pred)] += 1
-        for f in fams:
-            if f in pred and f in truth:
-                tp[f] += 1
-            elif f in pred:
-                fp[f] += 1
-            elif f in truth:
-                fn[f] += 1
+        tally(fams, pred, truth, tp, fp, fn)
         if len(smp.labels) == 1:
             lab = smp.labels[0]
             singles += 1
@@ -93,6 +87,17 @@ def evaluate(profile: str, n: int, seed0: int | None = None) -> dict:
         "errors": errors,
         "faint": faint,
     }
+
+
+def tally(fams, pred, truth, tp: dict, fp: dict, fn: dict) -> None:
+    """Count one map's reported families (``pred``) against its labelled ones (``truth``) per family."""
+    for f in fams:
+        if f in pred and f in truth:
+            tp[f] += 1
+        elif f in pred:
+            fp[f] += 1
+        elif f in truth:
+            fn[f] += 1
 
 
 def prf(fams, tp: dict, fp: dict, fn: dict) -> dict[str, tuple[float, float, float, int]]:

@@ -30,8 +30,6 @@ from stratum.patterns import verifier
 from stratum.patterns.classifier import RULES_VERSION, candidates
 
 MIN_EXAMPLES = 40
-#: candidate features the verifier does not read (see docs/decisions.md): an empty tuple uses every one
-EXCLUDED: tuple[str, ...] = ()
 
 #: per family: feature names, feature matrix (a row per candidate), labels (0/1), generator of each row
 Table = tuple[list[str], np.ndarray, np.ndarray, np.ndarray]
@@ -85,8 +83,7 @@ def fit(tables: dict[str, Table], n: int, rounds: int, gens: tuple[str, ...], lr
         keys, X, ys, _ = tables[fam]
         if len(ys) < MIN_EXAMPLES or ys.min() == ys.max():
             continue
-        use = [j for j, k in enumerate(keys) if k not in EXCLUDED]
-        fams[fam] = verifier.fit(X[:, use], ys, [keys[j] for j in use], rounds=rounds, lr=lr)
+        fams[fam] = verifier.fit(X, ys, keys, rounds=rounds, lr=lr)
         fams[fam]["n"] = len(ys)
         fams[fam]["positives"] = int(ys.sum())
     seeds = {g: SEED0["fit"][g] for g in gens}

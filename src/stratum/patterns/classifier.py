@@ -192,14 +192,11 @@ class _Ctx:
         self.xd = g.u * g.rx  # die units, pitch-corrected
         self.yd = g.v * g.rx
         self.dia = 2 * g.rx
-        self._sec8: NDArray[np.intp] | None = None
         self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
     def sec8(self) -> NDArray[np.intp]:
         """Each die's polar sector of eight (0 from -pi), computed once per layout."""
-        if self._sec8 is None:
-            self._sec8 = sec8(self.g)
-        return self._sec8
+        return sec8(self.g)
 
     def explain(self, region: NDArray[np.bool_], margin: int, soft: bool = False) -> None:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
