@@ -928,11 +928,6 @@ def _hole(c: _Ctx, r_out: float, bg: float, lvl: float) -> float:
 def _scratch(c: _Ctx) -> None:
     for _ in range(3):
         if not _one_scratch(c):
-            break
-    # a scratch across a centre blob, donut or ring: its dies inside the radial pattern were explained with it
-    # (soft); searched again with them, each die weighed against the pattern's own level there
-    for _ in range(2):
-        if not c.soft.any() or not _one_scratch(c, soft=True):
             return
 
 
@@ -940,23 +935,11 @@ _ANG = np.arange(48) * math.pi / 48
 _COS, _SIN = np.cos(_ANG), np.sin(_ANG)
 
 
-def _one_scratch(c: _Ctx, soft: bool = False) -> bool:
+def _one_scratch(c: _Ctx) -> bool:
     act = c.active
-    e: NDArray[np.float64] | None = None
-    w: NDArray[np.float64] | None = None
-    if soft:
-        act = act | c.soft
-        if count_nonzero(act) < 20 or count_nonzero(act & c.f) < 5:
-            return False
-        bg = _cell_median_rate(c, c.active) if count_nonzero(c.active) >= 20 else 0.0
-        e = _soft_level(c, act, bg)
-        # a soft die votes its excess over the pattern's level (a die at the level votes like a background die)
-        fi = _nz((c.active & c.f) | c.soft)
-        w = c.f[fi] - np.where(c.soft[fi], e[fi] - bg, 0.0)
-    else:
-        fi = _nz(act & c.f)
-        if len(fi) < 5:
-            return False
+    fi = _nz(act & c.f)
+    if len(fi) < 5:
+        return False
     off = int(math.ceil(c.g.rx)) + 6
     nbins = 2 * off + 1
     # np.outer's products; the bin offsets are small integers, so adding them before the cast is exact
@@ -967,11 +950,7 @@ def _one_scratch(c: _Ctx, soft: bool = False) -> bool:
     rho += 0.5
     np.floor(rho, out=rho)
     rho += off + np.arange(48.0) * nbins
-    if w is None:
-        H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
-    else:
-        Hw = np.bincount(rho.astype(np.intp).ravel(), np.repeat(w, 48), minlength=48 * nbins).reshape(48, nbins)
-        H = np.maximum(Hw, 0.0)
+    H = np.bincount(rho.astype(np.intp).ravel(), minlength=48 * nbins).reshape(48, nbins)
     # a line 1-2 dies wide spreads over up to 3 rho bins off the axes: 3-bin sums against 3-bin flanks 4 away
     Hp = np.zeros((48, nbins + 10), dtype=H.dtype)
     Hp[:, 5 : 5 + nbins] = H
@@ -999,9 +978,8 @@ def _one_scratch(c: _Ctx, soft: bool = False) -> bool:
         if ai is None:
             ai = _nz(act)
             xa, ya = c.xd[ai], c.yd[ai]
-            if e is None:
-                bg = _cell_median_rate(c, act)
-        res = _line_run(c, a, b - off, ai, xa, ya, bg, e)
+            bg = _cell_median_rate(c, act)
+        res = _line_run(c, a, b - off, ai, xa, ya, bg)
         if res is not None and (best is None or res[0] > best[0]):
             best = res
     if best is None:
@@ -1029,10 +1007,9 @@ def _line_run(
     xa: NDArray[np.float64],
     ya: NDArray[np.float64],
     bg: float = 0.0,
-    e: NDArray[np.float64] | None = None,
 ):
     """The scratch along Hough cell (``a``, ``rho0``) among the active dies ``ai`` (at ``xa``, ``ya``), whose
-    background fail rate is ``bg`` (or per die ``e``): (length, region, features, angle), or None."""
+    background fail rate is ``bg``: (length, region, features, angle), or None."""
     cs, sn = _COS[a], _SIN[a]
     # distances across the line in units of a die's extent across it (a diagonal die spans sqrt 2; with a
     # non-square pitch the rows of a horizontal line are pitch_y / pitch_x apart)
@@ -1062,12 +1039,7 @@ def _line_run(
     band = (adist <= 4.0) & inside
     near = f & band
     k_near, k_on = count_nonzero(near), count_nonzero(near & on)
-    if e is None:
-        e_on, e_band = bg * count_nonzero(band & on), bg * count_nonzero(band)
-    else:
-        es = e[sub]
-        e_on, e_band = float(_add(es[band & on])), float(_add(es[band]))
-    if k_near >= 3 and k_on - e_on < 0.7 * (k_near - e_band):
+    if k_near >= 3 and k_on - bg * count_nonzero(band & on) < 0.7 * (k_near - bg * count_nonzero(band)):
         return None
     mid = hit & inside
     r_mid = c.g.r[sub[mid]]
@@ -1075,13 +1047,6 @@ def _line_run(
         radial = np.abs(c.g.u[sub[mid]] * -sn + c.g.v[sub[mid]] * cs) / np.maximum(r_mid, 1e-9)
         if float(radial.sum()) / len(radial) < 0.5:  # the mean, the same bits
             return None  # runs along the edge: an edge arc, left to the blob stage
-    if e is not None:
-        ms = sub[mid]
-        ms = ms[c.soft[ms]]
-        if 2 * len(ms) >= len(r_mid):
-            radial = np.abs(c.g.u[ms] * -sn + c.g.v[ms] * cs) / np.maximum(c.g.r[ms], 1e-9)
-            if float(_add(radial)) / len(ms) < 0.5:
-                return None  # runs along a ring or a blob's rim, inside the radial pattern: its own arc
     # the dies whose footprint the line crosses; then the row beside it when that fails too (2 dies wide)
     along = (t >= t0 - 0.5) & (t <= t1 + 0.5)
     seg = (adist <= 0.5) & along
@@ -1099,10 +1064,6 @@ def _line_run(
     ffill = float(max(_frac_in(f, fl_a), _frac_in(f, fl_b)))
     if fill < c.th.scratch_fill or fill - ffill < c.th.scratch_margin:
         return None
-    # inside a radial pattern the flanks may lie outside it (a chord along a ring): the line stands above the
-    # pattern's own level there as far as a scratch stands above the background
-    if e is not None and fill - float(_add(e[sub[seg]])) / nseg + bg < c.th.scratch_fill:
-        return None
     region = np.zeros(c.n, dtype=bool)
     region[sub[seg]] = True
     ang = (_ANG[a] + math.pi / 2) % math.pi
@@ -1119,8 +1080,6 @@ def _line_run(
         "chord_rest_fill": float(_frac_in(f, rest)) if rest.any() else -1.0,
         "run_share": (t1 - t0) / max(float(ts.max() - ts.min()), 1.0) if len(ts) else 1.0,
     }
-    if e is not None:  # found with a radial pattern's dies: the share of its dies inside that pattern
-        feats["in_radial"] = float(_frac_in(c.soft[sub], seg))
     return t1 - t0, region, feats, ang
 
 
@@ -1251,39 +1210,15 @@ def _blobs(c: _Ctx) -> None:
     core_n = np.bincount(cdl, minlength=nlab + 1).tolist()
     core_k = np.bincount(cdl, weights=c.f[core_all], minlength=nlab + 1).tolist()
     core_e = np.bincount(cdl, weights=e[core_all], minlength=nlab + 1).tolist()
-    min_size = max(5, 0.004 * c.n)
-    # the smoothing fringe joins separate clusters into one component (a loc beside a centre blob, an arc and a
-    # blob on a clean wafer): a component whose core falls apart into several clusters is read as each of them
-    # too (8-connected pieces of the core, each as large as a component must be)
-    pieces: dict[int, list[NDArray[np.bool_]]] = {}
-    multi = [comp for comp in comps if core_n[comp] >= 2 * min_size]
-    if multi:
-        plab, npl = components(c.raster(core_all & np.isin(dl, multi)))
-        if npl >= 2:
-            pl = plab.reshape(-1)[g.flat]
-            psz = np.bincount(pl, minlength=npl + 1)
-            big = _nz(psz >= min_size)
-            big = big[big > 0]
-            owner = np.zeros(npl + 1, dtype=np.intp)
-            owner[pl] = dl
-            for comp in multi:
-                mine = big[owner[big] == comp].tolist()
-                if len(mine) >= 2:
-                    pieces[comp] = [pl == q for q in mine]
-    items: list[tuple[NDArray[np.bool_], int, float, float, float]] = []
     for comp in comps:
         in_core = core_n[comp] >= 3
         nreg = core_n[comp] if in_core else sz[comp]
         kk = float(core_k[comp] if in_core else kfl[comp])
         exp = float(core_e[comp] if in_core else comp_e[comp])
-        items.append(((dl == comp) & core_all if in_core else dl == comp, nreg, kk, exp, -1.0))
-        for reg in pieces.get(comp, ()):
-            k = int(count_nonzero(reg))
-            items.append((reg, k, float(count_nonzero(c.f & reg)), float(_add(e[reg])), k / core_n[comp]))
-    for region, nreg, kk, exp, share in items:
         z = (kk - exp) / math.sqrt(max(exp, 1.0))
         if z < c.th.blob_z:
             continue
+        region = (dl == comp) & core_all if in_core else dl == comp
         ri = _nz(region)
         rr, tt = g.r[ri], g.theta[ri]
         r_min, r_max = float(rr.min()), float(rr.max())
@@ -1308,8 +1243,6 @@ def _blobs(c: _Ctx) -> None:
             "r_min": r_min,
             "r_max": r_max,
         }
-        if share >= 0:  # one of several clusters the smoothing joined: its share of their dies
-            feats["piece_share"] = share
         octant = tx.octant_of(ang)
         fm = ri[c.f[ri]]
         if len(fm) >= 4:
@@ -1369,7 +1302,7 @@ def _blobs(c: _Ctx) -> None:
         if len(kept) == c.th.blob_keep:
             worst = min(kept, key=lambda t: t[0])
             kept.remove(worst)
-            del c.dets[next(i for i, o in enumerate(c.dets) if o is worst[1])]  # by identity: equal twins may exist
+            c.dets.remove(worst[1])
         d = c.detect(fam, region, score, feats, text, ref)
         kept.append((score, d))
 
