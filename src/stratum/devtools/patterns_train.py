@@ -169,8 +169,10 @@ def cached(path: Path, n: int, gens: tuple[str, ...], upweight: Upweight = ()) -
                     fam + "/info": info,
                 }
             f.parent.mkdir(parents=True, exist_ok=True)
-            with f.open("wb") as fh:
+            part = f.with_name(f.name + ".part")  # a run reading the file meanwhile sees the old or the new
+            with part.open("wb") as fh:
                 np.savez(fh, allow_pickle=False, **arrays)
+            part.replace(f)
         by_gen[g] = t
     return select(by_gen, n, gens, upweight)
 
