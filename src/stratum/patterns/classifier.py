@@ -1481,15 +1481,28 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
     return ff / max(pairs * p * p, 1e-9)
 
 
+def _join_z(c: _Ctx, jr: float) -> float:
+    """The join ratio as a z score of a clean (binomial) map's fail-fail neighbour pairs: their expectation is
+    pairs * p^2, their variance pairs * (p^2 - p^4) plus the covariance of the pairs that share a die, counted from
+    the mean degree."""
+    pairs = float(c.g.extra["pairs"])
+    p = float(c.fail_ratio)
+    deg = 2.0 * pairs / max(c.n, 1)
+    shared = c.n * deg * (deg - 1.0) / 2.0
+    var = pairs * (p * p - p**4) + 2.0 * shared * (p**3 - p**4)
+    return (jr - 1.0) * pairs * p * p / math.sqrt(var) if var > 0 else 0.0
+
+
 def _random_candidate(c: _Ctx) -> None:
     rest = float(c.fail_ratio)
     jr = _join_ratio(c)
+    jz = _join_z(c, jr)
     c.dry = True
     d = c.detect(
         "random",
         np.ones(c.n, bool),
         _squash((rest - c.th.random_min) / 0.03),
-        {"fail_ratio": rest, "join_ratio": jr},
+        {"fail_ratio": rest, "join_ratio": jr, "join_z": jz},
         f"{rest:.0%} of dies fail with no spatial structure (fail neighbours {jr:.2f}x what chance gives)",
     )
     c.dry = False
@@ -1701,6 +1714,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     for d in dets:
         scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
+    join_z = next((d.features.get("join_z", 0.0) for d in dets if d.family == "random"), 0.0)
     # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
     # beside it reaches away
     near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
@@ -1772,6 +1786,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_candidates": n_base,
             "g_has_site": has_site,
             "g_resid_join": resid_join,
+            "g_join_z": join_z,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
