@@ -543,7 +543,32 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     ok = vf[:, 0] >= 0.25 * n_row
     flank_ok = ok[0] & ok[1] & (n_row >= 6)
     flank = np.maximum(side_rate[0], side_rate[1])
-    seed = (rate - flank >= 0.25) & flank_ok
+    contrast = rate - flank >= 0.25
+    seed = contrast & flank_ok
+    # a line fewer than D lines from the rim has no flank there: the line 3 or 2 beyond it stands in (a stripe
+    # is a whole line wherever it lies; a line 1 from the rim keeps no flank, the rim's own dies read as an arc).
+    # The nearer line's chord lies within the line's (it is nearer the rim), so its own dies are the dies in both
+    stood: NDArray[np.bool_] | None = None  # [side, line]: a nearer line is that side's flank
+    near = contrast > flank_ok  # contrast without the flanks: where an absent flank counts as none
+    if count_nonzero(near):
+        for i in _nz(near).tolist():
+            s = 1 if ok[0, i] else 0  # the side without a flank; the other must have one
+            if ok[s, i] or not ok[1 - s, i] or n_row[i] < 6:
+                continue
+            for dn in (3, 2):
+                j = i + dn if s else i - dn
+                if 0 <= j < h and n_row[j] >= 0.25 * n_row[i]:
+                    if stood is None:
+                        stood = np.zeros((2, h), dtype=bool)
+                    side_rate[s, i] = rate[j]
+                    stood[s, i] = True
+                    flank[i] = max(side_rate[0, i], side_rate[1, i])
+                    # a short flank line is a noisy background: the line must stand out clearly (binomial z)
+                    r_i, n_i, r_j, n_j = float(rate[i]), float(n_row[i]), float(rate[j]), float(n_row[j])
+                    p = (r_i * n_i + r_j * n_j) / (n_i + n_j)
+                    z = (r_i - r_j) / math.sqrt(max(p * (1 - p), 1e-9) * (1 / n_i + 1 / n_j))
+                    seed[i] = flank_ok[i] = r_i - float(flank[i]) >= 0.25 and z >= 2.5
+                    break
     # a flank line above the lines 2 either side of it may be a stripe itself (a ring or blob crossing the lines
     # rises smoothly): the line it flanks may yet be a stripe beside it (below)
     nb2 = np.zeros(h)
@@ -587,6 +612,8 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
             if more.any():
                 seed |= more
                 flank = np.where(more, flank2, flank)
+    if stood is not None and (seed & (stood[0] | stood[1])).any():
+        _rim_line_check(c, axis, V, F, rate, stood, seed, D)
     if not seed.any():
         return out
     # a line beside a stripe joins it unless its quarters fall short of its rate jointly by more than chance
@@ -629,6 +656,31 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     )
     c.explain(d.region, 1)
     return None
+
+
+def _rim_line_check(
+    c: _Ctx,
+    axis: int,
+    V: NDArray[np.bool_],
+    F: NDArray[np.bool_],
+    rate: NDArray[np.float64],
+    stood: NDArray[np.bool_],
+    seed: NDArray[np.bool_],
+    D: int,
+) -> None:
+    """Unseed (in place) each seeded line near the rim whose flank there is a nearer line unless it fails at least
+    twice as often as, and 25 points above, the dies as far out from the centre elsewhere (an edge ring's rim rows
+    are no stripe)."""
+    Rr = c.raster(c.g.r)
+    if axis == 0:
+        Rr = Rr.T
+    for i in _nz(seed & (stood[0] | stood[1])).tolist():
+        far = V & (Rr >= float(_amin(Rr[i][V[i]])))
+        far[max(i - D, 0) : i + D + 1] = False
+        n_far = int(count_nonzero(far))
+        r_far = int(count_nonzero(F & far)) / n_far if n_far else 0.0
+        if float(rate[i]) - r_far < 0.25 or r_far > 0.5 * float(rate[i]):
+            seed[i] = False
 
 
 def _radial(c: _Ctx) -> None:
