@@ -551,23 +551,25 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     stood: NDArray[np.bool_] | None = None  # [side, line]: a nearer line is that side's flank
     near = contrast > flank_ok  # contrast without the flanks: where an absent flank counts as none
     if count_nonzero(near):
+        ok_l, n_l, rate_l = ok.tolist(), n_row.tolist(), rate.tolist()
         for i in _nz(near).tolist():
-            s = 1 if ok[0, i] else 0  # the side without a flank; the other must have one
-            if ok[s, i] or not ok[1 - s, i] or n_row[i] < 6:
+            s = 1 if ok_l[0][i] else 0  # the side without a flank; the other must have one
+            if ok_l[s][i] or not ok_l[1 - s][i] or n_l[i] < 6:
                 continue
             for dn in (3, 2):
                 j = i + dn if s else i - dn
-                if 0 <= j < h and n_row[j] >= 0.25 * n_row[i]:
+                if 0 <= j < h and n_l[j] >= 0.25 * n_l[i]:
                     if stood is None:
                         stood = np.zeros((2, h), dtype=bool)
-                    side_rate[s, i] = rate[j]
+                    side_rate[s, i] = rate_l[j]
                     stood[s, i] = True
-                    flank[i] = max(side_rate[0, i], side_rate[1, i])
+                    fl = max(float(side_rate[0, i]), float(side_rate[1, i]))
+                    flank[i] = fl
                     # a short flank line is a noisy background: the line must stand out clearly (binomial z)
-                    r_i, n_i, r_j, n_j = float(rate[i]), float(n_row[i]), float(rate[j]), float(n_row[j])
+                    r_i, n_i, r_j, n_j = rate_l[i], n_l[i], rate_l[j], n_l[j]
                     p = (r_i * n_i + r_j * n_j) / (n_i + n_j)
                     z = (r_i - r_j) / math.sqrt(max(p * (1 - p), 1e-9) * (1 / n_i + 1 / n_j))
-                    seed[i] = flank_ok[i] = r_i - float(flank[i]) >= 0.25 and z >= 2.5
+                    seed[i] = flank_ok[i] = r_i - fl >= 0.25 and z >= 2.5
                     break
     # a flank line above the lines 2 either side of it may be a stripe itself (a ring or blob crossing the lines
     # rises smoothly): the line it flanks may yet be a stripe beside it (below)
