@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stratum.devtools.patterns_data import sample
 from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap
 
@@ -121,3 +122,14 @@ def test_an_edge_rings_rim_rows_are_no_stripes() -> None:
     fams = _rule_families(DieMap(x, y, fail))
     assert "row_stripe" not in fams and "column_stripe" not in fams
     assert "edge_ring" in fams
+
+
+def test_two_whole_rows_a_reticle_pitch_apart_are_stripes_not_a_reticle() -> None:
+    # generator D: rows 12 apart fail ~97 %; a 2x6 reticle with the two offsets of one row residue holds both, but
+    # its other rows of that residue fail at the background rate: the rows hold its excess, so no reticle repeat
+    smp = sample("D", 21_500_148)
+    fams = _rule_families(smp.dies)
+    assert "reticle_repeat" not in fams
+    (row,) = fams["row_stripe"]
+    y = np.asarray(smp.dies.y)
+    assert sorted(set(y[row.region].tolist())) == sorted(set(y[smp.labels[0].region].tolist())) == [-443, -431]

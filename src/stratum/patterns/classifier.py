@@ -1498,6 +1498,8 @@ def _detect_all(c: _Ctx) -> None:
                 pb = min(max(bg, 0.01), 0.99)
                 if lift >= 0.25 * (ret.density - bg) and lift / math.sqrt(pb * (1 - pb) / n_rest) >= 2.0:
                     ret = None
+    if ret is not None and _lines_explain(c, ret.region, ret.features["hot_rate"], ret.features["base_rate"]):
+        ret = None  # a few whole rows or columns hold the hot offsets' excess: stripes, not a repeat across the wafer
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
