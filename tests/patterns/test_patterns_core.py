@@ -239,6 +239,23 @@ def test_dilated_at_equals_dilate_read_at_the_cells() -> None:
             assert np.array_equal(g, features.dilate(a, r)[:, iy, ix]), (i, h, w, r)
 
 
+def test_dilated_at_grows_each_bit_of_an_integer_raster_as_its_own_raster() -> None:
+    from stratum.patterns.classifier import _bits
+
+    rng = np.random.default_rng(23)
+    for nb in (1, 3, 8, 9, 40, 70):  # uint8, uint16, uint64 and Python-integer packings
+        h, w = 13, 17
+        regs = [rng.random(h * w) < 0.08 for _ in range(nb)]
+        bits = _bits(regs)
+        assert bits.dtype == (object if nb > 64 else np.dtype(f"uint{max(8, 1 << (nb - 1).bit_length())}"))
+        iy, ix = (v.ravel() for v in np.indices((h, w)))
+        got = features.dilated_at(bits.reshape(h, w), (1, 3), iy, ix)
+        want = features.dilated_at(np.array(regs).reshape(nb, h, w), (1, 3), iy, ix)
+        for g, wnt in zip(got, want, strict=True):
+            for i in range(nb):
+                assert np.array_equal((g & (1 << i)) != 0, wnt[i]), (nb, i)
+
+
 def test_site_codes_equal_np_unique() -> None:
     from stratum.patterns.classifier import _codes
 
