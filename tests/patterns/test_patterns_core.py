@@ -204,6 +204,37 @@ def test_stacked_verifier_equals_each_family_tree_walk() -> None:
     assert seen >= 100
 
 
+def test_stacked_verifier_walk_equals_each_tree_walk_at_any_depth() -> None:
+    from stratum.patterns import verifier
+
+    rng = np.random.default_rng(29)
+    keys = [f"k{i}" for i in range(12)]
+    for depth in (1, 2, 4):
+        nint, trees = 2**depth - 1, 9
+        fams = {
+            fam: verifier.Trees(
+                {
+                    "keys": [keys[j] for j in rng.permutation(12)[: 5 + i]],
+                    "base": float(rng.normal()),
+                    "depth": depth,
+                    "feat": rng.integers(0, 5 + i, (trees, nint)).tolist(),
+                    "thr": np.round(rng.normal(size=(trees, nint)), 3).tolist(),
+                    "leaf": np.round(rng.normal(size=(trees, nint + 1)), 8).tolist(),
+                }
+            )
+            for i, fam in enumerate(("a", "b", "c"))
+        }
+        st = verifier.Stack(fams)
+        assert st._fast
+        names = ["a", "c", "x", "b", "a"]  # "x": no model
+        feats = [
+            {k: (float(v) if v < 1.5 else math.inf) for k, v in zip(keys, rng.normal(size=12), strict=True) if v > -1.2}
+            for _ in names
+        ]
+        want = [fams[f].prob(x) if f in fams else None for f, x in zip(names, feats, strict=True)]
+        assert st.probs(names, feats) == want
+
+
 def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
     rng = np.random.default_rng(3)
     a = rng.random((3, 17, 23)) < 0.3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from functools import lru_cache
 from importlib import resources
 
@@ -91,30 +92,35 @@ class Stack:
             self.lut = lut
             self._bit = (1 << np.arange(nint)).astype(np.uint8)  # node i's test -> bit i (nint <= 7: one byte)
         self._limbs, self._scale = _exact_limbs(self.leaf)
-        self._fast = self.lut is not None and self._limbs is not None and _packs_bytes()
+        self._fast = self._limbs is not None
         if self._fast:
-            self._compact(fams, nint)
+            self._compact(len(fams), nint)
 
-    def _compact(self, fams: dict[str, Trees], nint: int) -> None:
-        """The arrays of ``probs``' fast path: a candidate's row holds only the columns its family's trees test
-        (padded to the longest such list), every tree has eight node tests (the eighth never passes), so a tree's
-        tests are the bytes of one uint64."""
-        used = [sorted(set(self.feat[i].ravel().tolist())) for i in range(len(fams))]
+    def _compact(self, nfam: int, nint: int) -> None:
+        """The arrays of ``probs``' fast path. A candidate's row holds only the columns its family's trees test
+        (padded to the longest such list). Nodes are numbered over all trees (family, tree, node); ``_child``
+        gives a node's left child (its right child is the next number) and, below the last level, the leaf's
+        flat index into ``self.leaf``: a walk of all trees of all candidates is ``depth`` gathers."""
+        used = [sorted(set(self.feat[i].ravel().tolist())) for i in range(nfam)]
         width = max(len(u) for u in used)
         self._cols = [[self.keys[j] for j in u] for u in used]
         self._pad = [[MISSING] * (width - len(u)) for u in used]
         self._col_miss = [[MISSING] * len(u) for u in used]  # dict.get's defaults, key by key
         f, t, _ = self.feat.shape
-        cfeat = np.zeros((f, t, 8), dtype=np.intp)
-        cthr = np.full((f, t, 8), np.inf)
+        cfeat = np.zeros((f, t, nint), dtype=np.intp)
         for i, u in enumerate(used):
             pos = np.zeros(len(self.keys), dtype=np.intp)
             pos[u] = np.arange(len(u))
-            cfeat[i, :, :nint] = pos[self.feat[i]]
-        cthr[:, :, :nint] = self.thr
-        self._cfeat, self._cthr, self._width = cfeat, cthr, width
-        nleaf = self.leaf.shape[2]
-        self._first_leaf = (np.arange(f)[:, None] * t + np.arange(t)[None, :]) * nleaf  # each tree's leaf 0
+            cfeat[i] = pos[self.feat[i]]
+        self._width = width
+        self._nfeat = cfeat.ravel()
+        self._nthr = np.ascontiguousarray(self.thr).ravel()
+        tree = np.arange(f * t)[:, None]  # flat tree number (family * t + tree)
+        k = np.arange(nint)[None, :]
+        left = 2 * k + 1
+        # internal children stay in the tree's nodes; past the last internal node, the leaf (left - nint)
+        self._child = np.where(left < nint, tree * nint + left, tree * (nint + 1) + (left - nint)).ravel()
+        self._root = (np.arange(f)[:, None] * t + np.arange(t)[None, :]) * nint  # each tree's node 0
 
     def _exact_probs(
         self, families: list[str], sel: list[int], fl: list[int], at: NDArray[np.intp], out: list[float | None]
@@ -143,14 +149,15 @@ class Stack:
             flat.extend(map(feats[i].get, cols[q], miss[q]))
             flat.extend(pad[q])
         m, width = len(sel), self._width
-        X = np.array(flat, dtype=np.float64)
+        X = np.frombuffer(array("d", flat), dtype=np.float64)  # np.array(flat)'s values, converted in C
         X[~np.isfinite(X)] = MISSING
         fi = np.array(fl, dtype=np.intp)
-        tests = X[self._cfeat[fi] + (np.arange(m) * width)[:, None, None]] >= self._cthr[fi]
-        # a tree's eight tests (bytes 0/1) as one uint64; the multiply gathers byte i's bit at bit 56 + i
-        bits = (tests.view(np.uint64)[..., 0] * _GATHER) >> _SHIFT
-        assert self.lut is not None
-        at = self._first_leaf[fi] + self.lut[bits]
+        row = (np.arange(m) * width)[:, None]  # each candidate's first column in X
+        at = self._root.take(fi, axis=0)
+        nfeat, nthr, child = self._nfeat, self._nthr, self._child
+        for _ in range(self.depth):  # node test: right when the feature >= the threshold
+            go = X.take(nfeat.take(at) + row) >= nthr.take(at)
+            at = child.take(at) + go
         assert self._limbs is not None
         sums = [limb.take(at).sum(axis=1).tolist() for limb in self._limbs]  # int64: no overflow (_exact_limbs)
         scale, base = self._scale, self.base
@@ -199,17 +206,6 @@ class Stack:
             m = self.base[fl[j]] + math.fsum(vals[j])
             out[i] = 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
         return out
-
-
-_GATHER = np.uint64(0x0102040810204080)
-_SHIFT = np.uint64(56)
-
-
-def _packs_bytes() -> bool:
-    """Whether ``(u * _GATHER) >> 56`` of eight 0/1 bytes viewed as a uint64 is the bits in byte order here
-    (this machine's byte order; checked on all 256 patterns)."""
-    pats = np.array([[(b >> i) & 1 for i in range(8)] for b in range(256)], dtype=np.uint8)
-    return bool(((pats.view(np.uint64)[:, 0] * _GATHER) >> _SHIFT).tolist() == list(range(256)))
 
 
 _LIMB_BITS = 48  # a tree set's sum of up to 2**15 limbs stays below 2**63
