@@ -43,7 +43,7 @@ from stratum.patterns.features import (
     runs_longest,
     solve,
 )
-from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, sec8
+from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, raster_mask, sec8, thirds_masks
 
 RULES_VERSION = "13"
 
@@ -189,8 +189,11 @@ class _Ctx:
         self.fallback: list[Detection] = []  # candidates the verifier rejected
         self.dry = False
         g = self.g
-        self.xd = g.u * g.rx  # die units, pitch-corrected
-        self.yd = g.v * g.rx
+        # die units, pitch-corrected: x and y, each also a row of xyd
+        self.xyd = np.empty((2, self.n))
+        self.xd, self.yd = self.xyd
+        np.multiply(g.u, g.rx, out=self.xd)
+        np.multiply(g.v, g.rx, out=self.yd)
         self.dia = 2 * g.rx
         self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
@@ -202,8 +205,8 @@ class _Ctx:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
         (``soft``: a radial pattern's, which the local detectors still search against its level)."""
         if margin:
-            grown = dilate(self.raster(region), margin)
-            region = region | grown.reshape(-1)[self.g.flat]
+            g = self.g
+            region = region | dilated_at(self.raster(region), (margin,), g.iy, g.ix)[0]  # dilate(...)[iy, ix]
         if soft:
             self.soft |= region & self.active
         else:
@@ -211,15 +214,24 @@ class _Ctx:
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
-        a = np.zeros(self.g.shape[0] * self.g.shape[1], dtype=vals.dtype)
-        a[self.g.flat] = vals
-        return a.reshape(self.g.shape)
+        g = self.g
+        a = np.zeros(g.shape[0] * g.shape[1], dtype=vals.dtype)
+        m = raster_mask(g)
+        if m is not None:
+            a[m] = vals
+        else:
+            a[g.flat] = vals
+        return a.reshape(g.shape)
 
     def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
         """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
         n = int(count_nonzero(region))
         dens = int(count_nonzero(self.f & region)) / n if n else 0.0
-        return dens, np.bincount(self.g.third[region], minlength=3) / max(n, 1) if thirds else None
+        if not thirds:
+            return dens, None
+        mid, outer = thirds_masks(self.g)
+        c1, c2 = int(count_nonzero(region & mid)), int(count_nonzero(region & outer))
+        return dens, np.array([n - c1 - c2, c1, c2]) / max(n, 1)  # np.bincount(third[region], minlength=3)'s
 
     def detect(self, family, region, score, feats, summary, refinement=None, stats=None) -> Detection:
         dens, counts = stats or self.region_stats(region, family not in tx.WHOLE_WAFER)
@@ -1644,12 +1656,13 @@ def _shape(c: _Ctx, freg: NDArray[np.bool_], nfm: int, rr: NDArray[np.float64]) 
     edge share."""
     g = c.g
     fm = freg.nonzero()[0]
-    # means as sums over counts: the same bits as .mean()
-    xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(_add(xs)) / nfm, float(_add(ys)) / nfm
-    dx, dy = xs - mx, ys - my
-    sxx = float(_add(dx * dx)) / nfm
-    syy = float(_add(dy * dy)) / nfm
+    # x and y as the rows of one array: a row's reduction is the same pairwise sum as its own array's
+    xy = c.xyd.take(fm, axis=1)
+    sx, sy = _add(xy, axis=1).tolist()
+    mx, my = sx / nfm, sy / nfm  # means as sums over counts: the same bits as .mean()
+    d = xy - np.array(((mx,), (my,)))
+    dx, dy = d
+    sxx, syy = (v / nfm for v in _add(d * d, axis=1).tolist())
     sxy = float(_add(dx * dy)) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
@@ -1699,7 +1712,12 @@ def _bits(regions: list[NDArray[np.bool_]]) -> NDArray:
     """The regions as one integer per die: bit i set when the die is in region i (up to 64 regions in a machine
     integer, more as Python integers)."""
     nb = len(regions)
-    dt = np.dtype(object) if nb > 64 else np.dtype(f"uint{max(8, 1 << (nb - 1).bit_length())}")
+    if nb <= 8:  # a bool is a 0/1 byte: its uint8 view, without a cast
+        bits = regions[0].view(np.uint8).copy()
+        for i, reg in enumerate(regions[1:], 1):
+            bits |= reg.view(np.uint8) << i
+        return bits
+    dt = np.dtype(object) if nb > 64 else np.dtype(f"uint{1 << (nb - 1).bit_length()}")
     bits = regions[0].astype(dt)
     for i, reg in enumerate(regions[1:], 1):
         bits |= reg.astype(dt) << i
@@ -1712,7 +1730,11 @@ def _near_bits(c: _Ctx, bits: NDArray, radii: tuple[int, ...]) -> list[NDArray]:
     g = c.g
     h, w = g.shape
     a = np.zeros(h * w, dtype=bits.dtype)
-    a[g.flat] = bits
+    m = raster_mask(g)
+    if m is not None:
+        a[m] = bits
+    else:
+        a[g.flat] = bits
     return dilated_at(a.reshape(h, w), radii, g.iy, g.ix)
 
 
