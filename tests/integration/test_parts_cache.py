@@ -225,6 +225,77 @@ def test_eviction_keeps_the_budget_and_the_files_in_use(tmp_path) -> None:
     assert sorted(p.name for p in d.iterdir()) == [".f8.abc.tmp", "f0.parquet", "f4.parquet"]
 
 
+def test_another_process_evicting_the_files_does_not_fail_a_running_query(lake) -> None:
+    """A reader's files evicted by another process (its budget full of other lots) between two queries of the
+    reader's session: the reader goes on reading them through its private names (before: "No files found")."""
+    data, _ = lake
+    d = data / "cache" / "sql" / "default"
+    rt = one_shot(data)
+    try:
+        with rt.engine.session("default") as s:
+            (before,) = s.rows("SELECT count(*) FROM parts")
+            assert cache_files(data) and list(d.glob("*.pin"))
+            PartsCache(data / "cache" / "sql", 0).evict("default", [])  # another process, over its budget
+            assert cache_files(data) == set()
+            assert s.rows("SELECT count(*) FROM parts") == [before]
+            assert s.rows(PARTS_FINAL) == views_rows(data, PARTS_FINAL)
+    finally:
+        rt.close()
+    assert list(d.glob("*.pin")) == []  # released with the engine: the evicted files' bytes go with them
+    again = one_shot(data)  # and a later process writes the files again
+    try:
+        assert rows(again, "SELECT count(*) FROM parts") == [before]
+    finally:
+        again.close()
+    assert len(cache_files(data)) == 2
+
+
+PARTS_FINAL = "SELECT count(*) FROM parts WHERE is_final"
+
+
+def views_rows(data: Path, sql: str) -> list[tuple]:
+    """The rows computed by the views (the cache off)."""
+    rt = one_shot(data, sql={"cli_cache_mb": 0})
+    try:
+        return rows(rt, sql)
+    finally:
+        rt.close()
+
+
+def test_a_file_evicted_between_the_check_and_the_read_leaves_the_query_on_the_views(lake, monkeypatch) -> None:
+    """The narrow race: another process removes a name after this one found it intact but before it pinned it;
+    pinning fails and the view computes the rows (the same rows), never an error."""
+    data, _ = lake
+    truth = views_rows(data, "SELECT count(*) FROM parts")
+    real_pin = PartsCache.pin
+
+    def evict_first(self, paths):
+        for p in paths:
+            p.unlink()
+        return real_pin(self, paths)
+
+    monkeypatch.setattr(PartsCache, "pin", evict_first)
+    rt = one_shot(data)
+    try:
+        assert rows(rt, "SELECT count(*) FROM parts") == truth
+    finally:
+        rt.close()
+
+
+def test_private_names_of_processes_that_died_are_removed(tmp_path) -> None:
+    cache = PartsCache(tmp_path, 1 << 20)
+    d = cache.directory("default")
+    d.mkdir()
+    f = d / "f0.parquet"
+    f.write_bytes(b"x" * 1000)
+    dead = d / ".f0.999999999.abcd.pin"  # no such pid
+    os.link(f, dead)
+    mine = d / f".f0.{os.getpid()}.abcd.pin"
+    os.link(f, mine)
+    cache.evict("default", [])
+    assert sorted(p.name for p in d.iterdir()) == sorted([mine.name, "f0.parquet"])
+
+
 def test_user_sql_cannot_reach_the_files_and_other_workspaces_cannot_either(lake) -> None:
     data, _ = lake
     rt = one_shot(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +111,14 @@ def _after_demo(rt, args) -> list[str]:
     return out
 
 
+class _Terminated(Exception):
+    """SIGTERM reached ``serve`` (after uvicorn's graceful shutdown, which re-raises the signal it caught)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -173,9 +182,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "--workspace default --scope full --name laptop"
         )
     print(f"Then: curl -H 'Authorization: Bearer <token>' http://{args.host}:{args.port}/v1/lots", flush=True)
+    # SIGTERM (a service manager's stop) ends like Ctrl-C: the watcher and the delivery worker stop, the
+    # stores close, exit 0. Python's default would end the process at once, skipping the finally below.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except _Terminated:
+        print("Stopped (SIGTERM).", flush=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         watcher.stop()
         rt.close()
     return 0

@@ -155,6 +155,8 @@ class QueryEngine:
         for path in self._spill.values():
             shutil.rmtree(path, ignore_errors=True)
         self._spill.clear()
+        if self.parts_cache is not None:
+            self.parts_cache.release()  # after the databases: no query reads the private names any more
 
     # -- databases ------------------------------------------------------------------------------
     def _config(self, ws: str) -> dict:
@@ -377,8 +379,11 @@ class QueryEngine:
             cache.evict(ws, list(paths.values()))
             if not written:
                 return None
+        pinned = cache.pin(list(paths.values()))
+        if pinned is None:
+            return None  # another process evicted a file after the check: the views compute the rows
         cache.used(list(paths.values()))
-        files = ", ".join(sql_literal(str(p)) for p in paths.values())
+        files = ", ".join(sql_literal(str(p)) for p in pinned)
         # a ``key=value`` directory above the cache would otherwise become a column (hive partitioning)
         return f"CREATE TEMP VIEW parts AS SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
 

@@ -15,8 +15,10 @@ filter wafers before the windows (``Scope.wafer_ids``) do not use the cache.
 The directory is one workspace's (its databases allow only their own); files are written to a temporary name
 and then linked to their name, never over another process's, so a reader never sees half a file nor a name's
 bytes change (a machine crash can still leave a named file empty or short: nothing is fsynced, so a file not
-framed as Parquet is written again). Past ``max_bytes`` the least recently used files go. A directory that
-cannot be written leaves the query on the views.
+framed as Parquet is written again). Past ``max_bytes`` the least recently used files go. A query reads its
+files through private names (hard links, ``pin``) that it removes when its engine closes, so another process's
+eviction of a name never takes a file from under a running query. A directory that cannot be written leaves
+the query on the views.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -61,6 +64,8 @@ class PartsCache:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self._pins: list[Path] = []
+        self._pins_lock = threading.Lock()
 
     def directory(self, ws: str) -> Path:
         return self.root / ws
@@ -135,6 +140,42 @@ class PartsCache:
         except OSError:  # a file system without hard links
             os.replace(src, target)
 
+    def pin(self, paths: Sequence[Path]) -> list[Path] | None:
+        """A private name for each file (a hard link ``.<name>.<pid>.<random>.pin``) for this process's queries to
+        read: evicting the shared name then leaves the file readable until ``release``. None when a file is gone
+        or not intact (another process evicted it after it was checked): the caller falls back to the views. On
+        a file system without hard links, the shared names (a concurrent eviction can then fail the query)."""
+        pins: list[Path] = []
+        for p in paths:
+            pin = p.parent / f".{p.stem}.{os.getpid()}.{secrets.token_hex(4)}.pin"
+            try:
+                os.link(p, pin)
+            except FileNotFoundError:
+                self._unlink(pins)
+                return None
+            except OSError:
+                self._unlink(pins)
+                return list(paths)
+            pins.append(pin)
+            if not self.intact(pin):
+                self._unlink(pins)
+                return None
+        with self._pins_lock:
+            self._pins.extend(pins)
+        return pins
+
+    def release(self) -> None:
+        """Remove this process's private names (the engine closes: no query of it reads them any more)."""
+        with self._pins_lock:
+            pins, self._pins = self._pins, []
+        self._unlink(pins)
+
+    @staticmethod
+    def _unlink(paths: Sequence[Path]) -> None:
+        for p in paths:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
     def used(self, paths: Sequence[Path]) -> None:
         """Mark files as just used (eviction removes the least recently used first)."""
         for p in paths:
@@ -143,7 +184,8 @@ class PartsCache:
 
     def evict(self, ws: str, keep: Sequence[Path]) -> None:
         """Remove the least recently used files until the directory is within ``max_bytes`` (never ``keep``),
-        and temporary files of processes that died."""
+        and temporary files and private names of processes that died. (A private name shares its file's
+        bytes: it is not counted, and the bytes go when the last name does.)"""
         files: list[tuple[float, int, Path]] = []
         now = time.time()
         try:
@@ -159,6 +201,10 @@ class PartsCache:
                 if now - st.st_mtime > _STALE_TMP_SECONDS:
                     with contextlib.suppress(OSError):
                         shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+            elif e.name.endswith(".pin"):
+                if not _alive(e.name.split(".")[-3]):
+                    with contextlib.suppress(OSError):
+                        os.unlink(e.path)
             elif e.name.endswith(".parquet"):
                 files.append((st.st_mtime, st.st_size, Path(e.path)))
         total = sum(size for _, size, _ in files)
@@ -171,3 +217,14 @@ class PartsCache:
             with contextlib.suppress(OSError):
                 p.unlink()
                 total -= size
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process that made a private name still runs (a reused pid keeps a name longer: harmless)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
