@@ -620,3 +620,24 @@ def test_report_falls_back_to_a_rejected_candidate_only_from_its_threshold() -> 
     ]
     # an unverified random reading (no verifier weights): no fallback
     assert report([_det("random", 0.0, verified=False)], [_det("loc", 0.4)], 0.05, th, _never) == []
+
+
+def test_ctx_rasters_and_thirds_equal_the_scatter_and_bincount_in_any_die_order() -> None:
+    from stratum.patterns.geometry import raster_mask
+
+    dm = generate(4242, diameter=40).dies
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(len(dm.x))
+    shuffled = DieMap(dm.x[perm], dm.y[perm], dm.fail[perm])
+    for m, order_known in ((dm, True), (shuffled, False)):
+        c = _Ctx(m, Thresholds())
+        assert (raster_mask(c.g) is not None) is order_known
+        vals = rng.random(c.n)
+        want = np.zeros(c.g.shape[0] * c.g.shape[1])
+        want[c.g.flat] = vals
+        assert np.array_equal(c.raster(vals), want.reshape(c.g.shape))
+        region = rng.random(c.n) < 0.3
+        dens, counts = c.region_stats(region)
+        assert counts is not None and counts.dtype == np.float64
+        assert counts.tolist() == (np.bincount(c.g.third[region], minlength=3) / int(region.sum())).tolist()
+        assert dens == int((c.f & region).sum()) / int(region.sum())
