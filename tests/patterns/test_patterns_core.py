@@ -641,3 +641,15 @@ def test_ctx_rasters_and_thirds_equal_the_scatter_and_bincount_in_any_die_order(
         assert counts is not None and counts.dtype == np.float64
         assert counts.tolist() == (np.bincount(c.g.third[region], minlength=3) / int(region.sum())).tolist()
         assert dens == int((c.f & region).sum()) / int(region.sum())
+
+
+def test_resid_join_equals_the_join_ratio_over_the_same_dies() -> None:
+    from stratum.patterns.classifier import _join_ratio, _resid_join
+
+    rng = np.random.default_rng(31)
+    for s in range(12):
+        c = _Ctx(generate(900 + s, mixed_rate=0.5, diameter=(20, 80)).dies, Thresholds())
+        rest = rng.random(c.n) < rng.uniform(0.2, 0.95)
+        fails = c.f & rest
+        p = float(int(fails.sum()) / int(rest.sum()))
+        assert _resid_join(c, rest, fails, p) == _join_ratio(c, rest)

@@ -40,6 +40,7 @@ from stratum.patterns.features import (
     dilated_at,
     eigh,
     eigvalsh,
+    grown_at,
     runs_longest,
     solve,
 )
@@ -1726,16 +1727,30 @@ def _bits(regions: list[NDArray[np.bool_]]) -> NDArray:
 
 def _near_bits(c: _Ctx, bits: NDArray, radii: tuple[int, ...]) -> list[NDArray]:
     """Per die, the regions packed in ``bits`` (``_bits``) within ``r`` dies (Chebyshev) of it, for each ``r`` of the
-    ascending ``radii`` (every region at once; each radius grows the previous one)."""
+    ascending ``radii`` (every region at once; each radius grows the previous one): ``dilated_at`` of their raster,
+    filled straight into its padded form (each die's padded cell once per layout and padding)."""
     g = c.g
     h, w = g.shape
-    a = np.zeros(h * w, dtype=bits.dtype)
-    m = raster_mask(g)
-    if m is not None:
-        a[m] = bits
-    else:
-        a[g.flat] = bits
-    return dilated_at(a.reshape(h, w), radii, g.iy, g.ix)
+    wp = w + radii[-1]
+    key = ("padded_at", wp)
+    at = g.extra.get(key)
+    if at is None:
+        at = g.extra[key] = g.iy * wp + g.ix
+        at.setflags(write=False)
+    p = np.zeros(h * wp, dtype=bits.dtype)
+    p[at] = bits
+    return grown_at(p, wp, radii, at)
+
+
+def _resid_join(c: _Ctx, rest: NDArray[np.bool_], fails: NDArray[np.bool_], p: float) -> float:
+    """``_join_ratio(c, rest)``, given ``fails`` (``c.f & rest``) and ``p`` (their share of ``rest``): both rasters
+    as one (0 outside, 1 in rest, 2 failing in rest), so a neighbour pair's product is nonzero when both dies are in
+    rest and 4 when both fail."""
+    P = c.raster(rest.view(np.uint8) + fails.view(np.uint8))
+    across, down = P[:, 1:] * P[:, :-1], P[1:] * P[:-1]
+    pairs = float(count_nonzero(across) + count_nonzero(down))
+    ff = float(count_nonzero(across == 4) + count_nonzero(down == 4))
+    return ff / max(pairs * p * p, 1e-9)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
@@ -1750,10 +1765,11 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     else:
         rest = np.ones(c.n, dtype=bool)
     n_rest = count_nonzero(rest)
-    resid = float(count_nonzero(f & rest) / n_rest) if n_rest else float(c.fail_ratio)  # _frac_in(f, rest)
+    f_rest = f & rest
+    resid = float(count_nonzero(f_rest) / n_rest) if n_rest else float(c.fail_ratio)  # _frac_in(f, rest)
     p0 = min(max(resid, 0.01), 0.99)
     # clustering left over once every candidate is taken out (1: the rest is spatially random)
-    resid_join = _join_ratio(c, rest) if n_rest else 1.0
+    resid_join = _resid_join(c, rest, f_rest, resid) if n_rest else 1.0
     nf = max(int(count_nonzero(f)), 1)
     scores: dict[str, list[float]] = {}  # each family's candidate scores
     for d in dets:

@@ -95,8 +95,12 @@ def dilated_at(
     wp = w + radii[-1]  # a cell moves at most radii[-1] columns: into its row's padding or the previous row's
     p = np.zeros((*lead, h, wp), dtype=a.dtype)
     p[..., :w] = a
-    cur = p.reshape(*lead, h * wp)
-    at = iy * wp + ix
+    return grown_at(p.reshape(*lead, h * wp), wp, radii, iy * wp + ix)
+
+
+def grown_at(cur: NDArray, wp: int, radii: tuple[int, ...], at: NDArray[np.intp]) -> list[NDArray]:
+    """``dilated_at``'s growth on a raster already raveled with ``wp - w >= radii[-1]`` empty columns on the right
+    of each row, read at the raveled cells ``at``."""
     out, done = [], 0
     for r in radii:
         for _ in range(r - done):

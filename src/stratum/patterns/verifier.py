@@ -120,7 +120,13 @@ class Stack:
         left = 2 * k + 1
         # internal children stay in the tree's nodes; past the last internal node, the leaf (left - nint)
         self._child = np.where(left < nint, tree * nint + left, tree * (nint + 1) + (left - nint)).ravel()
-        self._root = (np.arange(f)[:, None] * t + np.arange(t)[None, :]) * nint  # each tree's node 0
+        # each tree's node 0 as (family, tree) tables: the first level's reads are rows of them, not gathers
+        root = (np.arange(f)[:, None] * t + np.arange(t)[None, :]) * nint
+        self._root_feat, self._root_thr, self._root_child = (
+            cfeat[:, :, 0].copy(),
+            self.thr[:, :, 0].copy(),
+            self._child[root],
+        )
 
     def _exact_probs(
         self, families: list[str], sel: list[int], fl: list[int], at: NDArray[np.intp], out: list[float | None]
@@ -153,9 +159,10 @@ class Stack:
         X[~np.isfinite(X)] = MISSING
         fi = np.array(fl, dtype=np.intp)
         row = (np.arange(m) * width)[:, None]  # each candidate's first column in X
-        at = self._root.take(fi, axis=0)
+        go = X.take(self._root_feat.take(fi, axis=0) + row) >= self._root_thr.take(fi, axis=0)
+        at = self._root_child.take(fi, axis=0) + go  # node test: right when the feature >= the threshold
         nfeat, nthr, child = self._nfeat, self._nthr, self._child
-        for _ in range(self.depth):  # node test: right when the feature >= the threshold
+        for _ in range(self.depth - 1):
             go = X.take(nfeat.take(at) + row) >= nthr.take(at)
             at = child.take(at) + go
         assert self._limbs is not None
