@@ -204,6 +204,37 @@ def test_stacked_verifier_equals_each_family_tree_walk() -> None:
     assert seen >= 100
 
 
+def test_stacked_verifier_walk_equals_each_tree_walk_at_any_depth() -> None:
+    from stratum.patterns import verifier
+
+    rng = np.random.default_rng(29)
+    keys = [f"k{i}" for i in range(12)]
+    for depth in (1, 2, 4):
+        nint, trees = 2**depth - 1, 9
+        fams = {
+            fam: verifier.Trees(
+                {
+                    "keys": [keys[j] for j in rng.permutation(12)[: 5 + i]],
+                    "base": float(rng.normal()),
+                    "depth": depth,
+                    "feat": rng.integers(0, 5 + i, (trees, nint)).tolist(),
+                    "thr": np.round(rng.normal(size=(trees, nint)), 3).tolist(),
+                    "leaf": np.round(rng.normal(size=(trees, nint + 1)), 8).tolist(),
+                }
+            )
+            for i, fam in enumerate(("a", "b", "c"))
+        }
+        st = verifier.Stack(fams)
+        assert st._fast
+        names = ["a", "c", "x", "b", "a"]  # "x": no model
+        feats = [
+            {k: (float(v) if v < 1.5 else math.inf) for k, v in zip(keys, rng.normal(size=12), strict=True) if v > -1.2}
+            for _ in names
+        ]
+        want = [fams[f].prob(x) if f in fams else None for f, x in zip(names, feats, strict=True)]
+        assert st.probs(names, feats) == want
+
+
 def test_stacked_box_sums_equal_one_raster_at_a_time() -> None:
     rng = np.random.default_rng(3)
     a = rng.random((3, 17, 23)) < 0.3
@@ -237,6 +268,23 @@ def test_dilated_at_equals_dilate_read_at_the_cells() -> None:
         got = features.dilated_at(a, radii, iy, ix)
         for r, g in zip(radii, got, strict=True):
             assert np.array_equal(g, features.dilate(a, r)[:, iy, ix]), (i, h, w, r)
+
+
+def test_dilated_at_grows_each_bit_of_an_integer_raster_as_its_own_raster() -> None:
+    from stratum.patterns.classifier import _bits
+
+    rng = np.random.default_rng(23)
+    for nb in (1, 3, 8, 9, 40, 70):  # uint8, uint16, uint64 and Python-integer packings
+        h, w = 13, 17
+        regs = [rng.random(h * w) < 0.08 for _ in range(nb)]
+        bits = _bits(regs)
+        assert bits.dtype == (object if nb > 64 else np.dtype(f"uint{max(8, 1 << (nb - 1).bit_length())}"))
+        iy, ix = (v.ravel() for v in np.indices((h, w)))
+        got = features.dilated_at(bits.reshape(h, w), (1, 3), iy, ix)
+        want = features.dilated_at(np.array(regs).reshape(nb, h, w), (1, 3), iy, ix)
+        for g, wnt in zip(got, want, strict=True):
+            for i in range(nb):
+                assert np.array_equal((g & (1 << i)) != 0, wnt[i]), (nb, i)
 
 
 def test_site_codes_equal_np_unique() -> None:
@@ -572,3 +620,36 @@ def test_report_falls_back_to_a_rejected_candidate_only_from_its_threshold() -> 
     ]
     # an unverified random reading (no verifier weights): no fallback
     assert report([_det("random", 0.0, verified=False)], [_det("loc", 0.4)], 0.05, th, _never) == []
+
+
+def test_ctx_rasters_and_thirds_equal_the_scatter_and_bincount_in_any_die_order() -> None:
+    from stratum.patterns.geometry import raster_mask
+
+    dm = generate(4242, diameter=40).dies
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(len(dm.x))
+    shuffled = DieMap(dm.x[perm], dm.y[perm], dm.fail[perm])
+    for m, order_known in ((dm, True), (shuffled, False)):
+        c = _Ctx(m, Thresholds())
+        assert (raster_mask(c.g) is not None) is order_known
+        vals = rng.random(c.n)
+        want = np.zeros(c.g.shape[0] * c.g.shape[1])
+        want[c.g.flat] = vals
+        assert np.array_equal(c.raster(vals), want.reshape(c.g.shape))
+        region = rng.random(c.n) < 0.3
+        dens, counts = c.region_stats(region)
+        assert counts is not None and counts.dtype == np.float64
+        assert counts.tolist() == (np.bincount(c.g.third[region], minlength=3) / int(region.sum())).tolist()
+        assert dens == int((c.f & region).sum()) / int(region.sum())
+
+
+def test_resid_join_equals_the_join_ratio_over_the_same_dies() -> None:
+    from stratum.patterns.classifier import _join_ratio, _resid_join
+
+    rng = np.random.default_rng(31)
+    for s in range(12):
+        c = _Ctx(generate(900 + s, mixed_rate=0.5, diameter=(20, 80)).dies, Thresholds())
+        rest = rng.random(c.n) < rng.uniform(0.2, 0.95)
+        fails = c.f & rest
+        p = float(int(fails.sum()) / int(rest.sum()))
+        assert _resid_join(c, rest, fails, p) == _join_ratio(c, rest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stratum.devtools.patterns_data import sample
 from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap
 
@@ -96,3 +97,39 @@ def test_one_failing_column_of_a_site_is_a_stripe_not_a_site_pattern() -> None:
     fail2 = (rng.random(len(x)) < 0.04) | ((site == 11) & (rng.random(len(x)) < 0.5))
     (sp,) = _rule_families(DieMap(x, y, fail2, site))["site_pattern"]
     assert sp.features["site"] == 11.0
+
+
+def test_a_row_three_lines_from_the_rim_is_a_stripe_not_an_edge_arc() -> None:
+    # no row lies 4 beyond it: the row 3 beyond (at the rim) is its flank there; before, the row was no stripe and
+    # the edge arc search reported its fails as an arc along the N edge
+    x, y = _disk(25)
+    rng = np.random.default_rng(5)
+    top = int(y.max())
+    fail = (rng.random(len(x)) < 0.03) | ((y == top - 3) & (rng.random(len(x)) < 0.8))
+    fams = _rule_families(DieMap(x, y, fail))
+    (row,) = fams["row_stripe"]
+    assert sorted(set(y[row.region].tolist())) == [top - 3]
+    assert "edge_loc" not in fams
+
+
+def test_an_edge_rings_rim_rows_are_no_stripes() -> None:
+    # a ring at 0.86-0.96 R: the rows 2-3 inside the clean outermost rows cross it along most of their chord and
+    # fail far above that clean flank, but no more than the ring's other dies as far out: no stripe
+    x, y = _disk(25)
+    rng = np.random.default_rng(4)
+    r = np.hypot((x + 0.5) / 25, (y + 0.5) / 25)
+    fail = (rng.random(len(x)) < 0.03) | ((r > 0.86) & (r < 0.96) & (rng.random(len(x)) < 0.55))
+    fams = _rule_families(DieMap(x, y, fail))
+    assert "row_stripe" not in fams and "column_stripe" not in fams
+    assert "edge_ring" in fams
+
+
+def test_two_whole_rows_a_reticle_pitch_apart_are_stripes_not_a_reticle() -> None:
+    # generator D: rows 12 apart fail ~97 %; a 2x6 reticle with the two offsets of one row residue holds both, but
+    # its other rows of that residue fail at the background rate: the rows hold its excess, so no reticle repeat
+    smp = sample("D", 21_500_148)
+    fams = _rule_families(smp.dies)
+    assert "reticle_repeat" not in fams
+    (row,) = fams["row_stripe"]
+    y = np.asarray(smp.dies.y)
+    assert sorted(set(y[row.region].tolist())) == sorted(set(y[smp.labels[0].region].tolist())) == [-443, -431]

@@ -1,6 +1,6 @@
 """Same-output check and CPU timing for speed work on the pattern classifier.
 
-``hash``: classifies maps of sets A and C of the eval generators (20-300 dies across, mixed, 1-16 sites) and
+``hash``: classifies maps of every eval generator's test set (A-E) (20-300 dies across, mixed, 1-16 sites) and
 fixed 50-die-wide maps, and prints a sha256 per set of the full classify JSON (every field) and of the
 verifier's candidate features. ``--save FILE`` keeps each map's digests; ``--against FILE`` names the maps
 whose output changed. ``time``: median CPU seconds per map over repeated passes of fixed map sets.
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from stratum.devtools.patterns_data import SEED0, sample
+from stratum.devtools.patterns_data import GENERATORS, SEED0, sample
 from stratum.devtools.wafergen import generate
 from stratum.patterns.classifier import candidates
 from stratum.patterns.geometry import DieMap
@@ -27,12 +27,12 @@ W50_SEED0 = 9_000_000
 
 
 def maps(name: str, n: int) -> list[tuple[int, DieMap]]:
-    if name in ("A", "C"):
+    if name in GENERATORS:
         s0 = SEED0["test"][name]
         return [(s0 + i, sample(name, s0 + i).dies) for i in range(n)]
     if name == "W50":
         return [(W50_SEED0 + i, generate(W50_SEED0 + i, diameter=50).dies) for i in range(n)]
-    raise ValueError(f"unknown map set {name!r} (A, C or W50)")
+    raise ValueError(f"unknown map set {name!r} ({', '.join(GENERATORS)} or W50)")
 
 
 def digests(dm: DieMap) -> tuple[str, str]:
@@ -92,17 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     h = sub.add_parser("hash", help="digests of the classifier's output")
     h.add_argument("--a", type=int, default=450, help="maps of set A")
+    h.add_argument("--b", type=int, default=0, help="maps of set B")
     h.add_argument("--c", type=int, default=450, help="maps of set C")
+    h.add_argument("--d", type=int, default=0, help="maps of set D")
+    h.add_argument("--e", type=int, default=0, help="maps of set E")
     h.add_argument("--w50", type=int, default=100, help="50-die-wide maps")
     h.add_argument("--save", help="write each map's digests to this JSON file")
     h.add_argument("--against", help="compare each map's digests with this file (exit 1 on a change)")
     t = sub.add_parser("time", help="median CPU seconds per map")
-    t.add_argument("--set", default="W50", choices=("A", "C", "W50"))
+    t.add_argument("--set", default="W50", choices=(*GENERATORS, "W50"))
     t.add_argument("-n", type=int, default=200)
     t.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
     if a.cmd == "hash":
-        return run_hash({"A": a.a, "C": a.c, "W50": a.w50}, a.save, a.against)
+        sets = {"A": a.a, "B": a.b, "C": a.c, "D": a.d, "E": a.e, "W50": a.w50}
+        return run_hash({k: n for k, n in sets.items() if n}, a.save, a.against)
     run_time(a.set, a.n, a.repeats)
     return 0
 

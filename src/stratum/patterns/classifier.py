@@ -40,10 +40,11 @@ from stratum.patterns.features import (
     dilated_at,
     eigh,
     eigvalsh,
+    grown_at,
     runs_longest,
     solve,
 )
-from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, sec8
+from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, raster_mask, sec8, thirds_masks
 
 RULES_VERSION = "13"
 
@@ -189,8 +190,11 @@ class _Ctx:
         self.fallback: list[Detection] = []  # candidates the verifier rejected
         self.dry = False
         g = self.g
-        self.xd = g.u * g.rx  # die units, pitch-corrected
-        self.yd = g.v * g.rx
+        # die units, pitch-corrected: x and y, each also a row of xyd
+        self.xyd = np.empty((2, self.n))
+        self.xd, self.yd = self.xyd
+        np.multiply(g.u, g.rx, out=self.xd)
+        np.multiply(g.v, g.rx, out=self.yd)
         self.dia = 2 * g.rx
         self.profile: Detection | None = None  # a radial gradient short of its rule, for the verifier
 
@@ -202,8 +206,8 @@ class _Ctx:
         """Take a found pattern's dies, and ``margin`` dies around them, out of the later detectors
         (``soft``: a radial pattern's, which the local detectors still search against its level)."""
         if margin:
-            grown = dilate(self.raster(region), margin)
-            region = region | grown.reshape(-1)[self.g.flat]
+            g = self.g
+            region = region | dilated_at(self.raster(region), (margin,), g.iy, g.ix)[0]  # dilate(...)[iy, ix]
         if soft:
             self.soft |= region & self.active
         else:
@@ -211,15 +215,24 @@ class _Ctx:
         self.active &= ~region
 
     def raster(self, vals: NDArray) -> NDArray:
-        a = np.zeros(self.g.shape[0] * self.g.shape[1], dtype=vals.dtype)
-        a[self.g.flat] = vals
-        return a.reshape(self.g.shape)
+        g = self.g
+        a = np.zeros(g.shape[0] * g.shape[1], dtype=vals.dtype)
+        m = raster_mask(g)
+        if m is not None:
+            a[m] = vals
+        else:
+            a[g.flat] = vals
+        return a.reshape(g.shape)
 
     def region_stats(self, region: NDArray[np.bool_], thirds: bool = True) -> tuple[float, NDArray | None]:
         """A region's fail density, and the shares of its dies in the inner/middle/outer third."""
         n = int(count_nonzero(region))
         dens = int(count_nonzero(self.f & region)) / n if n else 0.0
-        return dens, np.bincount(self.g.third[region], minlength=3) / max(n, 1) if thirds else None
+        if not thirds:
+            return dens, None
+        mid, outer = thirds_masks(self.g)
+        c1, c2 = int(count_nonzero(region & mid)), int(count_nonzero(region & outer))
+        return dens, np.array([n - c1 - c2, c1, c2]) / max(n, 1)  # np.bincount(third[region], minlength=3)'s
 
     def detect(self, family, region, score, feats, summary, refinement=None, stats=None) -> Detection:
         dens, counts = stats or self.region_stats(region, family not in tx.WHOLE_WAFER)
@@ -543,7 +556,34 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     ok = vf[:, 0] >= 0.25 * n_row
     flank_ok = ok[0] & ok[1] & (n_row >= 6)
     flank = np.maximum(side_rate[0], side_rate[1])
-    seed = (rate - flank >= 0.25) & flank_ok
+    contrast = rate - flank >= 0.25
+    seed = contrast & flank_ok
+    # a line fewer than D lines from the rim has no flank there: the line 3 or 2 beyond it stands in (a stripe
+    # is a whole line wherever it lies; a line 1 from the rim keeps no flank, the rim's own dies read as an arc).
+    # The nearer line's chord lies within the line's (it is nearer the rim), so its own dies are the dies in both
+    stood: NDArray[np.bool_] | None = None  # [side, line]: a nearer line is that side's flank
+    near = contrast > flank_ok  # contrast without the flanks: where an absent flank counts as none
+    if count_nonzero(near):
+        ok_l, n_l, rate_l = ok.tolist(), n_row.tolist(), rate.tolist()
+        for i in _nz(near).tolist():
+            s = 1 if ok_l[0][i] else 0  # the side without a flank; the other must have one
+            if ok_l[s][i] or not ok_l[1 - s][i] or n_l[i] < 6:
+                continue
+            for dn in (3, 2):
+                j = i + dn if s else i - dn
+                if 0 <= j < h and n_l[j] >= 0.25 * n_l[i]:
+                    if stood is None:
+                        stood = np.zeros((2, h), dtype=bool)
+                    side_rate[s, i] = rate_l[j]
+                    stood[s, i] = True
+                    fl = max(float(side_rate[0, i]), float(side_rate[1, i]))
+                    flank[i] = fl
+                    # a short flank line is a noisy background: the line must stand out clearly (binomial z)
+                    r_i, n_i, r_j, n_j = rate_l[i], n_l[i], rate_l[j], n_l[j]
+                    p = (r_i * n_i + r_j * n_j) / (n_i + n_j)
+                    z = (r_i - r_j) / math.sqrt(max(p * (1 - p), 1e-9) * (1 / n_i + 1 / n_j))
+                    seed[i] = flank_ok[i] = r_i - fl >= 0.25 and z >= 2.5
+                    break
     # a flank line above the lines 2 either side of it may be a stripe itself (a ring or blob crossing the lines
     # rises smoothly): the line it flanks may yet be a stripe beside it (below)
     nb2 = np.zeros(h)
@@ -587,6 +627,8 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
             if more.any():
                 seed |= more
                 flank = np.where(more, flank2, flank)
+    if stood is not None and (seed & (stood[0] | stood[1])).any():
+        _rim_line_check(c, axis, V, F, rate, stood, seed, D)
     if not seed.any():
         return out
     # a line beside a stripe joins it unless its quarters fall short of its rate jointly by more than chance
@@ -629,6 +671,31 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     )
     c.explain(d.region, 1)
     return None
+
+
+def _rim_line_check(
+    c: _Ctx,
+    axis: int,
+    V: NDArray[np.bool_],
+    F: NDArray[np.bool_],
+    rate: NDArray[np.float64],
+    stood: NDArray[np.bool_],
+    seed: NDArray[np.bool_],
+    D: int,
+) -> None:
+    """Unseed (in place) each seeded line near the rim whose flank there is a nearer line unless it fails at least
+    twice as often as, and 25 points above, the dies as far out from the centre elsewhere (an edge ring's rim rows
+    are no stripe)."""
+    Rr = c.raster(c.g.r)
+    if axis == 0:
+        Rr = Rr.T
+    for i in _nz(seed & (stood[0] | stood[1])).tolist():
+        far = V & (Rr >= float(_amin(Rr[i][V[i]])))
+        far[max(i - D, 0) : i + D + 1] = False
+        n_far = int(count_nonzero(far))
+        r_far = int(count_nonzero(F & far)) / n_far if n_far else 0.0
+        if float(rate[i]) - r_far < 0.25 or r_far > 0.5 * float(rate[i]):
+            seed[i] = False
 
 
 def _radial(c: _Ctx) -> None:
@@ -1444,6 +1511,8 @@ def _detect_all(c: _Ctx) -> None:
                 pb = min(max(bg, 0.01), 0.99)
                 if lift >= 0.25 * (ret.density - bg) and lift / math.sqrt(pb * (1 - pb) / n_rest) >= 2.0:
                     ret = None
+    if ret is not None and _lines_explain(c, ret.region, ret.features["hot_rate"], ret.features["base_rate"]):
+        ret = None  # a few whole rows or columns hold the hot offsets' excess: stripes, not a repeat across the wafer
     if ret is not None:
         c.dets.append(ret)
         c.active &= ~ret.region
@@ -1481,15 +1550,28 @@ def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
     return ff / max(pairs * p * p, 1e-9)
 
 
+def _join_z(c: _Ctx, jr: float) -> float:
+    """The join ratio as a z score of a clean (binomial) map's fail-fail neighbour pairs: their expectation is
+    pairs * p^2, their variance pairs * (p^2 - p^4) plus the covariance of the pairs that share a die, counted from
+    the mean degree."""
+    pairs = float(c.g.extra["pairs"])
+    p = float(c.fail_ratio)
+    deg = 2.0 * pairs / max(c.n, 1)
+    shared = c.n * deg * (deg - 1.0) / 2.0
+    var = pairs * (p * p - p**4) + 2.0 * shared * (p**3 - p**4)
+    return (jr - 1.0) * pairs * p * p / math.sqrt(var) if var > 0 else 0.0
+
+
 def _random_candidate(c: _Ctx) -> None:
     rest = float(c.fail_ratio)
     jr = _join_ratio(c)
+    jz = _join_z(c, jr)
     c.dry = True
     d = c.detect(
         "random",
         np.ones(c.n, bool),
         _squash((rest - c.th.random_min) / 0.03),
-        {"fail_ratio": rest, "join_ratio": jr},
+        {"fail_ratio": rest, "join_ratio": jr, "join_z": jz},
         f"{rest:.0%} of dies fail with no spatial structure (fail neighbours {jr:.2f}x what chance gives)",
     )
     c.dry = False
@@ -1639,31 +1721,32 @@ def _in_centre(c: _Ctx, loc: Detection, cen: Detection) -> bool:
     return int(count_nonzero(loc.region & (c.g.r < r_soft))) >= 0.5 * n
 
 
-def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool) -> tuple[int, dict[str, float]]:
-    """Principal axes of a region's failing dies: length, thickness, elongation, line fit, edge share."""
+def _shape(c: _Ctx, freg: NDArray[np.bool_], nfm: int, rr: NDArray[np.float64]) -> dict[str, float]:
+    """Principal axes of a region's ``nfm`` (>= 3) failing dies ``freg``: length, thickness, elongation, line fit,
+    edge share."""
     g = c.g
-    fm = _nz(reg & c.f)
-    nfm = len(fm)
-    if nfm < 3 or not want:
-        return nfm, {}
-    # means as sums over counts: the same bits as .mean()
-    xs, ys = c.xd[fm], c.yd[fm]
-    mx, my = float(_add(xs)) / nfm, float(_add(ys)) / nfm
-    dx, dy = xs - mx, ys - my
-    sxx = float(_add(dx * dx)) / nfm
-    syy = float(_add(dy * dy)) / nfm
+    fm = freg.nonzero()[0]
+    # x and y as the rows of one array: a row's reduction is the same pairwise sum as its own array's
+    xy = c.xyd.take(fm, axis=1)
+    sx, sy = _add(xy, axis=1).tolist()
+    mx, my = sx / nfm, sy / nfm  # means as sums over counts: the same bits as .mean()
+    d = xy - np.array(((mx,), (my,)))
+    dx, dy = d
+    sxx, syy = (v / nfm for v in _add(d * d, axis=1).tolist())
     sxy = float(_add(dx * dy)) / nfm
     tr, det = sxx + syy, sxx * syy - sxy * sxy
     disc = math.sqrt(max(tr * tr / 4 - det, 0.0))
     l1, l2 = tr / 2 + disc, max(tr / 2 - disc, 0.0)
     ang = 0.5 * math.atan2(2 * sxy, sxx - syy)
-    off = np.abs(-dx * math.sin(ang) + dy * math.cos(ang))
+    # |-dx sin + dy cos|: dy cos - dx sin is the same sum (IEEE addition commutes, negation is exact)
+    off = dy * math.cos(ang)
+    off -= dx * math.sin(ang)
     th = g.theta[fm]
-    return nfm, {
+    return {
         "c_major": math.sqrt(l1),
         "c_minor": math.sqrt(l2),
         "c_elong": math.sqrt(l1 / max(l2, 0.05)),
-        "c_line_frac": float(_frac(off <= 1.0)),
+        "c_line_frac": float(count_nonzero(np.abs(off, out=off) <= 1.0) / nfm),  # _frac: a count over the size
         "c_edge_share": float(_frac(rr > 0.85)),
         "c_ang_spread": float(1 - math.hypot(float(_add(np.cos(th))) / nfm, float(_add(np.sin(th))) / nfm)),
     }
@@ -1671,95 +1754,165 @@ def _shape(c: _Ctx, reg: NDArray[np.bool_], rr: NDArray[np.float64], want: bool)
 
 _S_FLAGS = {src: {"s_" + f: float(src == f) for f in ALTERNATIVES} for src in ("", *ALTERNATIVES)}
 _O_KEYS = [(f, "o_" + f) for f in tx.FAMILIES]
+#: the o_* flags of each set of other families seen (a few dozen sets occur)
+_O_FLAGS: dict[frozenset[str], dict[str, float]] = {}
 
 
-def _dilated(c: _Ctx, regions: list[NDArray[np.bool_]], radii: tuple[int, ...]) -> list[NDArray[np.bool_]]:
-    """Per region (rows): the dies within ``r`` dies (Chebyshev) of one of its dies, for each ``r`` of the
-    ascending ``radii`` (all regions at once; each radius grows the previous one)."""
+class _Prefixed(dict):
+    """A detector feature's key in the verifier's rows: ``"f_" + key``, made once per key."""
+
+    def __missing__(self, key: str) -> str:
+        v = self[key] = "f_" + key
+        return v
+
+
+_F_KEYS = _Prefixed()
+
+
+def _o_flags(ofams: frozenset[str]) -> dict[str, float]:
+    flags = _O_FLAGS.get(ofams)
+    if flags is None:
+        if len(_O_FLAGS) >= 4096:
+            _O_FLAGS.clear()
+        flags = _O_FLAGS[ofams] = {key: float(f in ofams) for f, key in _O_KEYS}
+    return flags
+
+
+def _bits(regions: list[NDArray[np.bool_]]) -> NDArray:
+    """The regions as one integer per die: bit i set when the die is in region i (up to 64 regions in a machine
+    integer, more as Python integers)."""
+    nb = len(regions)
+    if nb <= 8:  # a bool is a 0/1 byte: its uint8 view, without a cast
+        bits = regions[0].view(np.uint8).copy()
+        for i, reg in enumerate(regions[1:], 1):
+            bits |= reg.view(np.uint8) << i
+        return bits
+    dt = np.dtype(object) if nb > 64 else np.dtype(f"uint{1 << (nb - 1).bit_length()}")
+    bits = regions[0].astype(dt)
+    for i, reg in enumerate(regions[1:], 1):
+        bits |= reg.astype(dt) << i
+    return bits
+
+
+def _near_bits(c: _Ctx, bits: NDArray, radii: tuple[int, ...]) -> list[NDArray]:
+    """Per die, the regions packed in ``bits`` (``_bits``) within ``r`` dies (Chebyshev) of it, for each ``r`` of the
+    ascending ``radii`` (every region at once; each radius grows the previous one): ``dilated_at`` of their raster,
+    filled straight into its padded form (each die's padded cell once per layout and padding)."""
     g = c.g
     h, w = g.shape
-    a: NDArray[np.bool_] = np.zeros((len(regions), h * w), dtype=bool)
-    for i, reg in enumerate(regions):
-        a[i][g.flat] = reg
-    return dilated_at(a.reshape(-1, h, w), radii, g.iy, g.ix)
+    wp = w + radii[-1]
+    key = ("padded_at", wp)
+    at = g.extra.get(key)
+    if at is None:
+        at = g.extra[key] = g.iy * wp + g.ix
+        at.setflags(write=False)
+    p = np.zeros(h * wp, dtype=bits.dtype)
+    p[at] = bits
+    return grown_at(p, wp, radii, at)
+
+
+def _resid_join(c: _Ctx, rest: NDArray[np.bool_], fails: NDArray[np.bool_], p: float) -> float:
+    """``_join_ratio(c, rest)``, given ``fails`` (``c.f & rest``) and ``p`` (their share of ``rest``): both rasters
+    as one (0 outside, 1 in rest, 2 failing in rest), so a neighbour pair's product is nonzero when both dies are in
+    rest and 4 when both fail."""
+    P = c.raster(rest.view(np.uint8) + fails.view(np.uint8))
+    across, down = P[:, 1:] * P[:, :-1], P[1:] * P[:-1]
+    pairs = float(count_nonzero(across) + count_nonzero(down))
+    ff = float(count_nonzero(across == 4) + count_nonzero(down == 4))
+    return ff / max(pairs * p * p, 1e-9)
 
 
 def candidate_features(c: _Ctx) -> list[dict[str, float]]:
     """Context features of every candidate, for the verifier (the detector's own features included)."""
     g = c.g
     dets = c.dets
+    f = c.f
     base = [d for d in dets if not d.source and d.family != "random"]
-    union = np.zeros(c.n, dtype=bool)
-    for d in base:
-        union |= d.region
-    resid = float(_frac_in(c.f, ~union)) if (~union).any() else float(c.fail_ratio)
+    if base:
+        bits = _bits([o.region for o in base])  # bit i: base candidate i
+        rest = bits == 0
+    else:
+        rest = np.ones(c.n, dtype=bool)
+    n_rest = count_nonzero(rest)
+    f_rest = f & rest
+    resid = float(count_nonzero(f_rest) / n_rest) if n_rest else float(c.fail_ratio)  # _frac_in(f, rest)
     p0 = min(max(resid, 0.01), 0.99)
     # clustering left over once every candidate is taken out (1: the rest is spatially random)
-    resid_join = _join_ratio(c, ~union) if (~union).any() else 1.0
-    nf = max(int(count_nonzero(c.f)), 1)
+    resid_join = _resid_join(c, rest, f_rest, resid) if n_rest else 1.0
+    nf = max(int(count_nonzero(f)), 1)
     scores: dict[str, list[float]] = {}  # each family's candidate scores
     for d in dets:
         scores.setdefault(d.family, []).append(d.score)
     log_n, fail_ratio, has_site, n_base = math.log(c.n), c.fail_ratio, float(c.dm.site is not None), float(len(base))
-    # the dies within 1, 2 and 3 dies of each candidate: a fringe of another pattern hugs it, a pattern
-    # beside it reaches away
-    near_1, near_base, near_3 = _dilated(c, [o.region for o in base], (1, 2, 3)) if base else (None, None, None)
-    # everything that depends only on the region (alternative readings share their detector's region)
-    per_region: dict[int, tuple] = {}
-    shape_cache: dict[tuple[int, bool], tuple[int, dict[str, float]]] = {}
-    out = []
+    join_z = next((d.features.get("join_z", 0.0) for d in dets if d.family == "random"), 0.0)
+    # the distinct regions (alternative readings share their detector's region), as rows
+    slot: dict[int, int] = {}
+    regs: list[NDArray[np.bool_]] = []
     for d in dets:
-        reg = d.region
-        key = id(reg)
-        rs = per_region.get(key)
-        if rs is None:
-            nreg = int(count_nonzero(reg))
-            nr = max(nreg, 1)
-            oi = [i for i, o in enumerate(base) if o.region is not reg]
-            if oi:
-                oth = [base[i] for i in oi]
-                others = np.zeros(c.n, dtype=bool)
-                for o in oth:
-                    others |= o.region
-                assert near_base is not None
-                assert near_1 is not None and near_3 is not None
-                near, n1, n3 = near_base[oi[0]], near_1[oi[0]], near_3[oi[0]]
-                for i in oi[1:]:
-                    near = near | near_base[i]
-                    n1 = n1 | near_1[i]
-                    n3 = n3 | near_3[i]
-                adj = float(_frac_in(near, reg)) if nreg else 0.0
-                adj1 = float(_frac_in(n1, reg)) if nreg else 0.0
-                far = 1.0 - float(_frac_in(n3, reg)) if nreg else 1.0
-                fails = c.f & reg
-                far_fails = float(count_nonzero(fails & ~n3)) / max(int(count_nonzero(fails)), 1)
-                ovl = float(count_nonzero(reg & others) / nr)
-            else:
-                oth = []
-                adj = ovl = adj1 = 0.0
-                far = far_fails = 1.0
-            rr = g.r[reg] if nreg else g.r[:1]
-            ofams = {o.family for o in oth}
-            rs = per_region[key] = (
+        if id(d.region) not in slot:
+            slot[id(d.region)] = len(regs)
+            regs.append(d.region)
+    R = np.array(regs)
+    FR = R & f
+    nregs = [int(count_nonzero(reg)) for reg in regs]
+    ks = [int(count_nonzero(fr)) for fr in FR]
+    # the base candidates' regions and the dies within 2, 1 and 3 dies of each (rows in that order): a fringe
+    # of another pattern hugs it, a pattern beside it reaches away; per set of "other" candidates, their union
+    near: NDArray | None = None
+    if base:
+        near_1, near_2, near_3 = _near_bits(c, bits, (1, 2, 3))
+        near = np.stack((bits, near_2, near_1, near_3))
+    unions: dict[tuple[int, ...], NDArray[np.bool_]] = {}
+    per_region: list[tuple] = []
+    for j, reg in enumerate(regs):
+        nreg, k = nregs[j], ks[j]
+        nr = max(nreg, 1)
+        oi = tuple(i for i, o in enumerate(base) if o.region is not reg)
+        if oi:
+            assert near is not None
+            un = unions.get(oi)
+            if un is None:
+                un = unions[oi] = (near & sum(1 << i for i in oi)) != 0
+            # dies of the region in: the others, their 2-, 1- and 3-die neighbourhoods
+            c_ovl, c_adj, c_adj1, c_n3 = (int(count_nonzero(a)) for a in un & reg)
+            adj = c_adj / nreg if nreg else 0.0
+            adj1 = c_adj1 / nreg if nreg else 0.0
+            far = 1.0 - c_n3 / nreg if nreg else 1.0
+            far_fails = float(k - count_nonzero(un[3] & FR[j])) / max(k, 1)
+            ovl = float(c_ovl / nr)
+            oth = [base[i] for i in oi]
+        else:
+            oth = []
+            adj = ovl = adj1 = 0.0
+            far = far_fails = 1.0
+        rr = g.r[reg] if nreg else g.r[:1]
+        per_region.append(
+            (
                 nr,
-                float(count_nonzero(c.f & reg)),
+                float(k),
                 adj,
                 ovl,
                 rr,
-                float(rr.sum()) / len(rr),  # rr.mean(), the same bits
-                float(rr.min()),
-                float(rr.max()),
+                float(_add(rr)) / len(rr),  # rr.mean(), the same bits
+                float(_amin(rr)),
+                float(_amax(rr)),
                 max([o.score for o in oth], default=0.0),
-                {key2: float(f in ofams) for f, key2 in _O_KEYS},
+                _o_flags(frozenset(o.family for o in oth)),
                 adj1,
                 far,
                 far_fails,
+                k,
             )
-        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags, adj1, far, far_fails = rs
-        skey = (key, d.family == "random")
-        if skey not in shape_cache:
-            shape_cache[skey] = _shape(c, reg, rr, d.family != "random")
-        nfm, shape = shape_cache[skey]
+        )
+    shape_cache: dict[int, dict[str, float]] = {}
+    f_keys = _F_KEYS
+    out = []
+    for d in dets:
+        j = slot[id(d.region)]
+        nr, k, adj, ovl, rr, r_mean, r_min, r_max, other_max, o_flags, adj1, far, far_fails, nfm = per_region[j]
+        shape: dict[str, float] = {}
+        if nfm >= 3 and d.family != "random":
+            shape = shape_cache.get(j) or shape_cache.setdefault(j, _shape(c, FR[j], nfm, rr))
         z = (k - nr * p0) / math.sqrt(nr * p0 * (1 - p0))
         x = {
             "g_dia": c.dia,
@@ -1772,6 +1925,7 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
             "g_candidates": n_base,
             "g_has_site": has_site,
             "g_resid_join": resid_join,
+            "g_join_z": join_z,
             "c_raw_score": d.score,
             "c_area": nr / c.n,
             "c_density": d.density,
@@ -1795,8 +1949,8 @@ def candidate_features(c: _Ctx) -> list[dict[str, float]]:
         }
         x.update(_S_FLAGS.get(d.source) or _S_FLAGS[""])
         x.update(o_flags)
-        for key2, v in d.features.items():
-            x["f_" + key2] = float(v)
+        fs = d.features
+        x.update(zip(map(f_keys.__getitem__, fs), map(float, fs.values()), strict=True))
         out.append(x)
     return out
 

@@ -89,13 +89,18 @@ def dilated_at(
     a: NDArray[np.bool_], radii: tuple[int, ...], iy: NDArray[np.intp], ix: NDArray[np.intp]
 ) -> list[NDArray[np.bool_]]:
     """``dilate(a, r)[..., iy, ix]`` for each ``r`` of the ascending ``radii``: one padded raster (as many empty
-    columns on the right as the largest radius) grown a cell at a time, read at the cells after each radius."""
+    columns on the right as the largest radius) grown a cell at a time, read at the cells after each radius.
+    An integer raster grows every bit on its own (bit i of a cell: cell in raster i), as several rasters at once."""
     *lead, h, w = a.shape
     wp = w + radii[-1]  # a cell moves at most radii[-1] columns: into its row's padding or the previous row's
-    p = np.zeros((*lead, h, wp), dtype=bool)
+    p = np.zeros((*lead, h, wp), dtype=a.dtype)
     p[..., :w] = a
-    cur = p.reshape(*lead, h * wp)
-    at = iy * wp + ix
+    return grown_at(p.reshape(*lead, h * wp), wp, radii, iy * wp + ix)
+
+
+def grown_at(cur: NDArray, wp: int, radii: tuple[int, ...], at: NDArray[np.intp]) -> list[NDArray]:
+    """``dilated_at``'s growth on a raster already raveled with ``wp - w >= radii[-1]`` empty columns on the right
+    of each row, read at the raveled cells ``at``."""
     out, done = [], 0
     for r in radii:
         for _ in range(r - done):

@@ -9,7 +9,6 @@ a die pitch), as the labelling rules define it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections import OrderedDict
@@ -77,7 +76,7 @@ def geometry(dm: DieMap) -> Geometry:
         raw = b"16" + ix.astype(np.uint16).tobytes() + iy.astype(np.uint16).tobytes()
     else:
         raw = b"64" + ix.astype(np.int64).tobytes() + iy.astype(np.int64).tobytes()
-    key = hashlib.blake2b(raw, digest_size=16).digest()
+    key = raw  # the coordinates themselves: hashed by the dict several times faster than a digest, never colliding
     with _LOCK:
         g = _CACHE.get(key)
         if g is not None:
@@ -121,6 +120,26 @@ def sec8(g: Geometry) -> NDArray[np.intp]:
         sec.setflags(write=False)
         g.extra["sec8"] = sec
     return sec
+
+
+def raster_mask(g: Geometry) -> NDArray[np.bool_] | None:
+    """The raveled ``g.valid`` when the dies are listed in raster order (``g.flat`` increasing, as most maps are),
+    else None: then ``a[mask] = vals`` fills a raveled raster as ``a[g.flat] = vals`` does, faster. Once per layout."""
+    m = g.extra.get("raster_mask", False)
+    if m is False:
+        flat = g.flat
+        m = g.extra["raster_mask"] = g.valid.reshape(-1) if bool((flat[1:] > flat[:-1]).all()) else None
+    return m
+
+
+def thirds_masks(g: Geometry) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The dies in the middle and in the outer equal-area third (``g.third`` 1 and 2), once per layout."""
+    m = g.extra.get("thirds")
+    if m is None:
+        m = g.extra["thirds"] = (g.third == 1, g.third == 2)
+        for a in m:
+            a.setflags(write=False)
+    return m
 
 
 def edge_depth(g: Geometry) -> NDArray[np.float64]:
