@@ -284,7 +284,7 @@ def test_classify_through_the_packaged_handler(lam):
     body = _json(out)
     assert body["wafer_id"] == "EVT_W01"
     assert [p["class_id"] for p in body["pattern_classes"]] == ["center/center/high"]
-    assert body["classifier_version"].startswith("stratum-patterns-13+ver.")
+    assert body["classifier_version"].startswith("stratum-patterns-14+ver.")
     denied = lam(event("post_classify.json", lam.key(("read",))))
     assert denied["statusCode"] == 403
 

@@ -390,7 +390,7 @@ def test_deterministic_byte_identical_output() -> None:
         a = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         b = json.dumps(classify_diemap(dm, wafer_id="W"), sort_keys=True)
         assert a == b
-    assert classifier_version().startswith("stratum-patterns-13+ver.")
+    assert classifier_version().startswith("stratum-patterns-14+ver.")
 
 
 def test_origin_shift_does_not_change_the_answer() -> None:

@@ -46,7 +46,7 @@ from stratum.patterns.features import (
 )
 from stratum.patterns.geometry import DieMap, Geometry, edge_depth, geometry, raster_mask, sec8, thirds_masks
 
-RULES_VERSION = "13"
+RULES_VERSION = "14"
 
 
 @dataclass(frozen=True)
