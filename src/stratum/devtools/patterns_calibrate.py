@@ -65,7 +65,7 @@ def fit(n: int, gens: tuple[str, ...] = FIT_GENERATORS) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=3000)
+    ap.add_argument("-n", type=int, default=4000, help="calibration maps, round-robin over --gens (packaged: 4000)")
     ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to calibrate on, e.g. A,B")
     ap.add_argument("--out", help="folder with the verifier.json to calibrate, and to write calibration.json to")
     a = ap.parse_args(argv)

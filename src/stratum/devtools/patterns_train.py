@@ -207,7 +207,7 @@ def fit(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=24000)
+    ap.add_argument("-n", type=int, default=64000, help="fitting maps, round-robin over --gens (packaged: 64000)")
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--lr", type=float, default=0.3, help="boosting learning rate (shrinkage per tree)")
     ap.add_argument("--gens", default=",".join(FIT_GENERATORS), help="generators to fit on, e.g. A,B")
