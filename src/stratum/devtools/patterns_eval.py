@@ -1,12 +1,12 @@
 """``make eval``: the pattern classifier on held-out synthetic maps.
 
-Three test sets, seeds disjoint from every fitting and calibration range: profile A of the dev generator,
-profile B (a deliberately different parameterisation of it) and C, an independent generator written from
-the taxonomy's generator spec and labelling rules only (``wafergen_c``). ``--models DIR`` evaluates the
-whole-map model / verifier / calibration files in DIR instead of the packaged ones (e.g. fitted without C: a
-held-out figure). Prints per-family precision/recall/F1, macro-F1, location and severity accuracy on
-single-pattern maps, a family confusion matrix, expected calibration error and maps/s (single core,
-50-die-wide maps).
+Five test sets (``patterns_data.GENERATORS``), seeds disjoint from every fitting and calibration range:
+profile A of the dev generator, profile B (a deliberately different parameterisation of it) and C, D and E,
+independent generators each written from the taxonomy's definitions only (``wafergen_c``/``_d``/``_e``; E is
+never fitted). ``--models DIR`` evaluates the whole-map model (dev tool) / verifier / calibration files in DIR
+instead of the packaged ones (e.g. fitted without C: a held-out figure). Prints per-family
+precision/recall/F1, macro-F1, location and severity accuracy on single-pattern maps, a family confusion
+matrix, expected calibration error and maps/s (single core, 50-die-wide maps).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ extended. The cache knows ``RULES_VERSION`` only: delete it after changing the d
 without bumping it. ``--upweight small:2,mix3:2`` counts the candidates of maps under 40 dies across / of
 mixtures of 3+ patterns twice (repeated rows: a sample weight).
 
-    python -m stratum.devtools.patterns_train [-n 24000] [--lr 0.3] [--gens A,B,C] [--out DIR] [--cache F]
+    python -m stratum.devtools.patterns_train [-n 64000] [--lr 0.3] [--gens A,B,C] [--out DIR] [--cache F]
         [--upweight GROUP:TIMES,...]
 """
 

@@ -544,14 +544,8 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     n_row = _add(V, 1)  # bool sums: int64
     k_row = _add(F, 1)
     rate = k_row / np.maximum(n_row, 1)
-    # each line against the lines D before and D after it (none beyond the map): dies present in both
-    # [side, dies in both | fails of the flank]: side 0 the line D before, side 1 the line D after
-    vf = np.zeros((2, 2, h), dtype=np.int64)
-    vv = _add(V[:-D] & V[D:], 1)
-    vf[0, 0, D:] = vv
-    vf[1, 0, :-D] = vv
-    vf[0, 1, D:] = _add(F[:-D] & V[D:], 1)
-    vf[1, 1, :-D] = _add(V[:-D] & F[D:], 1)
+    # each line against the lines D before and D after it
+    vf = _flank_counts(V, F, D)
     side_rate = vf[:, 1] / np.maximum(vf[:, 0], 1)
     ok = vf[:, 0] >= 0.25 * n_row
     flank_ok = ok[0] & ok[1] & (n_row >= 6)
@@ -613,12 +607,7 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     # lines apart would each hide the other; the line 2D away stands in for it
     D2 = 2 * D
     if h > D2 and (maybe & ~seed).any():
-        vf2 = np.zeros((2, 2, h), dtype=np.int64)
-        vv2 = _add(V[:-D2] & V[D2:], 1)
-        vf2[0, 0, D2:] = vv2
-        vf2[1, 0, :-D2] = vv2
-        vf2[0, 1, D2:] = _add(F[:-D2] & V[D2:], 1)
-        vf2[1, 1, :-D2] = _add(V[:-D2] & F[D2:], 1)
+        vf2 = _flank_counts(V, F, D2)
         far = vf2[:, 1] / np.maximum(vf2[:, 0], 1)
         hot_side = (side_rate - far >= 0.25) & (vf2[:, 0] >= 0.25 * n_row) & side_peak
         if hot_side.any():
@@ -671,6 +660,18 @@ def _stripes(c: _Ctx, axis: int, rasters: tuple[NDArray, NDArray] | None = None)
     )
     c.explain(d.region, 1)
     return None
+
+
+def _flank_counts(V: NDArray[np.bool_], F: NDArray[np.bool_], d: int) -> NDArray[np.int64]:
+    """Each line against the lines ``d`` before (side 0) and ``d`` after (side 1) it, none beyond the map:
+    ``[side, 0]`` the dies present in both lines, ``[side, 1]`` the flank line's fails among them."""
+    vf = np.zeros((2, 2, V.shape[0]), dtype=np.int64)
+    vv = _add(V[:-d] & V[d:], 1)
+    vf[0, 0, d:] = vv
+    vf[1, 0, :-d] = vv
+    vf[0, 1, d:] = _add(F[:-d] & V[d:], 1)
+    vf[1, 1, :-d] = _add(V[:-d] & F[d:], 1)
+    return vf
 
 
 def _rim_line_check(
@@ -1531,21 +1532,15 @@ def _detect_all(c: _Ctx) -> None:
     _random_candidate(c)
 
 
-def _join_ratio(c: _Ctx, among: NDArray[np.bool_] | None = None) -> float:
+def _join_ratio(c: _Ctx) -> float:
     """Observed / expected fail-fail pairs among 4-neighbour die pairs (1 for spatially random fails), over
-    every die or only the dies of ``among``."""
-    if among is None:
-        V = c.g.valid
-        F = c.raster(c.f)
-        p = float(c.fail_ratio)
-        pairs = c.g.extra.get("pairs")
-        if pairs is None:  # the layout's neighbour pairs, once per layout
-            pairs = c.g.extra["pairs"] = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
-    else:
-        V = c.raster(among)
-        F = c.raster(c.f & among)
-        p = float(_frac_in(c.f, among)) if count_nonzero(among) else 0.0
-        pairs = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
+    every die (``_resid_join``: over some of them)."""
+    V = c.g.valid
+    F = c.raster(c.f)
+    p = float(c.fail_ratio)
+    pairs = c.g.extra.get("pairs")
+    if pairs is None:  # the layout's neighbour pairs, once per layout
+        pairs = c.g.extra["pairs"] = float(count_nonzero(V[:, 1:] & V[:, :-1]) + count_nonzero(V[1:] & V[:-1]))
     ff = float(count_nonzero(F[:, 1:] & F[:, :-1]) + count_nonzero(F[1:] & F[:-1]))
     return ff / max(pairs * p * p, 1e-9)
 
@@ -1812,9 +1807,9 @@ def _near_bits(c: _Ctx, bits: NDArray, radii: tuple[int, ...]) -> list[NDArray]:
 
 
 def _resid_join(c: _Ctx, rest: NDArray[np.bool_], fails: NDArray[np.bool_], p: float) -> float:
-    """``_join_ratio(c, rest)``, given ``fails`` (``c.f & rest``) and ``p`` (their share of ``rest``): both rasters
-    as one (0 outside, 1 in rest, 2 failing in rest), so a neighbour pair's product is nonzero when both dies are in
-    rest and 4 when both fail."""
+    """``_join_ratio`` over the dies of ``rest``, given ``fails`` (``c.f & rest``) and ``p`` (their share of
+    ``rest``): both rasters as one (0 outside, 1 in rest, 2 failing in rest), so a neighbour pair's product is
+    nonzero when both dies are in rest and 4 when both fail."""
     P = c.raster(rest.view(np.uint8) + fails.view(np.uint8))
     across, down = P[:, 1:] * P[:, :-1], P[1:] * P[:-1]
     pairs = float(count_nonzero(across) + count_nonzero(down))
